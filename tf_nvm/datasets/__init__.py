@@ -1,0 +1,29 @@
+"""Data-set loaders of tf_nvm: UCI HAR windows and CIFAR-10.
+
+Both loaders look for local copies first (an explicit ``path``, then
+``$TF_NVM_DATA_DIR``, then the development copy in ``../shared/data``), then
+for a cache (``$TF_NVM_CACHE_DIR`` or ``~/.cache/tf_nvm``), and only then for
+network sources. Each load prints one line naming the source used (pass
+``verbose=False`` to silence it). When nothing can be found they raise
+:class:`tf_nvm.errors.DatasetNotFoundError`, whose message lists every source
+tried and how to fix it; a source whose contents are wrong raises
+:class:`tf_nvm.errors.CorruptDatasetError` naming the file and what was
+expected. Importing this module does not import TensorFlow.
+"""
+
+from tf_nvm.datasets.cifar10 import CIFAR10_CLASSES, CIFAR10_SOURCES, load_cifar10
+from tf_nvm.datasets.har import (HAR_ACTIVITIES, HAR_CHANNELS, HAR_SOURCES, HAR_TEST_SUBJECTS, HARData, load_har,
+                                 load_har_dataset)
+
+__all__ = [
+    "load_har",
+    "load_har_dataset",
+    "HARData",
+    "HAR_ACTIVITIES",
+    "HAR_CHANNELS",
+    "HAR_TEST_SUBJECTS",
+    "HAR_SOURCES",
+    "load_cifar10",
+    "CIFAR10_CLASSES",
+    "CIFAR10_SOURCES",
+]

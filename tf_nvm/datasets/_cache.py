@@ -1,0 +1,164 @@
+"""Shared helpers of the data-set loaders: where data and caches live, atomic writes.
+
+Nothing here imports TensorFlow.
+"""
+
+import os
+import secrets
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from tf_nvm.errors import CorruptDatasetError
+
+__all__ = [
+    "DATA_DIR_ENV",
+    "CACHE_DIR_ENV",
+    "default_cache_dir",
+    "resolve_cache_dir",
+    "data_dir_from_env",
+    "dev_data_dirs",
+    "atomic_savez",
+    "open_npz",
+    "say",
+]
+
+DATA_DIR_ENV = "TF_NVM_DATA_DIR"
+CACHE_DIR_ENV = "TF_NVM_CACHE_DIR"
+
+# The folder that holds the ``tf_nvm`` package (the checkout's root in development).
+_PACKAGE_PARENT = Path(__file__).resolve().parent.parent.parent
+
+
+def default_cache_dir():
+    """Returns the default cache folder: ``$TF_NVM_CACHE_DIR`` or ``~/.cache/tf_nvm``.
+
+    Returns:
+        An absolute :class:`pathlib.Path` (not created here).
+    """
+    env = os.environ.get(CACHE_DIR_ENV)
+    if env:
+        return Path(env).expanduser().resolve()
+    return (Path.home() / ".cache" / "tf_nvm").resolve()
+
+
+def resolve_cache_dir(cache_dir):
+    """Returns ``cache_dir`` as an absolute path, or :func:`default_cache_dir` when it is None."""
+    if cache_dir is None:
+        return default_cache_dir()
+    return Path(cache_dir).expanduser().resolve()
+
+
+def data_dir_from_env():
+    """Returns ``$TF_NVM_DATA_DIR`` as a Path, or None when the variable is unset or empty."""
+    env = os.environ.get(DATA_DIR_ENV)
+    return Path(env).expanduser() if env else None
+
+
+def dev_data_dirs():
+    """Returns the candidate development data folders, without duplicates.
+
+    These are ``<folder holding tf_nvm>/../shared/data`` and
+    ``<current working directory>/../shared/data`` (the shared data folder that
+    sits beside a development checkout).
+
+    Returns:
+        A list of absolute :class:`pathlib.Path` (they need not exist).
+    """
+    out = []
+    bases = [_PACKAGE_PARENT]
+    try:
+        bases.append(Path.cwd())
+    except OSError:  # the current directory was deleted
+        pass
+    for base in bases:
+        cand = (base.parent / "shared" / "data").resolve()
+        if cand not in out:
+            out.append(cand)
+    return out
+
+
+def atomic_savez(path, **arrays):
+    """Writes an uncompressed ``.npz`` atomically (temporary file in the same folder, then rename).
+
+    Readers never see a half-written file, and an interrupted write leaves no
+    file at ``path``.
+
+    Args:
+        path: destination file; its folder is created when missing.
+        **arrays: the arrays to store (no object arrays: they could not be read back
+            with ``allow_pickle=False``).
+
+    Returns:
+        ``path`` as a :class:`pathlib.Path`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for key, value in arrays.items():
+        if np.asarray(value).dtype.hasobject:
+            raise TypeError(f"atomic_savez: array {key!r} has dtype object, which npz cannot store without pickle")
+    # Not tempfile.mkstemp: its files are mode 0600, a cache file should follow the umask.
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        with open(tmp, "xb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def open_npz(path):
+    """Reads every array of an ``.npz`` with ``allow_pickle=False``.
+
+    Args:
+        path: the file.
+
+    Returns:
+        A dict ``{key: numpy array}``.
+
+    Raises:
+        CorruptDatasetError: the file is not a readable npz (truncated, not a zip, bad
+            member), or an array holds Python objects (pickles are never loaded).
+    """
+    path = Path(path)
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        raise CorruptDatasetError(
+            f"{path}: not a readable .npz file ({type(exc).__name__}: {exc}). "
+            "Fix: delete it and load again, or pass another path."
+        ) from exc
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise CorruptDatasetError(f"{path}: is a single .npy array, expected an .npz archive of named arrays")
+    out = {}
+    with npz:
+        for key in npz.files:
+            try:
+                out[key] = npz[key]
+            except ValueError as exc:
+                if "allow_pickle" in str(exc):
+                    raise CorruptDatasetError(
+                        f"{path}: key {key!r} holds an object array (a pickle); tf_nvm never loads pickles "
+                        "from .npz files. Expected plain numeric arrays."
+                    ) from exc
+                raise CorruptDatasetError(f"{path}: key {key!r} cannot be read ({exc})") from exc
+            except (zipfile.BadZipFile, EOFError, OSError) as exc:
+                raise CorruptDatasetError(
+                    f"{path}: key {key!r} cannot be read, the file looks truncated or damaged "
+                    f"({type(exc).__name__}: {exc}). Fix: delete it and load again."
+                ) from exc
+    return out
+
+
+def say(verbose, message):
+    """Prints ``message`` on one line when ``verbose`` is true."""
+    if verbose:
+        print(message, flush=True)

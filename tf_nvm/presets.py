@@ -1,0 +1,67 @@
+"""Named `NVMSpec` presets: the paper's four device settings and friends.
+
+Example:
+    >>> from tf_nvm import presets
+    >>> presets.get("paper-2bit-unipolar").code_max
+    3
+"""
+
+from tf_nvm.errors import SpecError
+from tf_nvm.spec import NVMSpec
+
+__all__ = ["get", "names", "register_preset"]
+
+_PRESETS = {}
+
+
+def register_preset(name, spec, description):
+    """Adds a named preset.
+
+    Args:
+        name: preset name (str, unique).
+        spec: the `NVMSpec`.
+        description: one line saying what the preset models.
+    """
+    if name in _PRESETS:
+        raise SpecError(f"preset {name!r} is already registered.")
+    _PRESETS[name] = (spec, description)
+
+
+def get(name):
+    """Returns the `NVMSpec` of preset ``name`` (an `NVMSpec` is returned unchanged).
+
+    Raises:
+        SpecError: unknown name (the message lists the known ones).
+    """
+    if isinstance(name, NVMSpec):
+        return name
+    try:
+        return _PRESETS[name][0]
+    except (KeyError, TypeError):
+        raise SpecError(f"unknown NVM preset {name!r}; known presets: {names()}.") from None
+
+
+def names():
+    """Returns the sorted list of preset names."""
+    return sorted(_PRESETS)
+
+
+def describe():
+    """Returns {name: description}."""
+    return {k: v[1] for k, v in sorted(_PRESETS.items())}
+
+
+# The paper's settings: 2-bit and 4-bit devices, one shared weight scale, one
+# shared activation range, 8-bit activations. A=16 leaves headroom for the
+# common mode of unipolar crossbars (domain notes: +-32 beat +-8 on HAR).
+for _bits in (2, 4):
+    register_preset(
+        f"paper-{_bits}bit-unipolar",
+        NVMSpec(weight_bits=_bits, unipolar=True, activation_range=16.0),
+        f"{_bits}-bit devices, non-negative weights only (one device per weight), shared scale/range",
+    )
+    register_preset(
+        f"paper-{_bits}bit-bipolar",
+        NVMSpec(weight_bits=_bits, unipolar=False, bipolar_mapping="differential", activation_range=16.0),
+        f"{_bits}-bit devices in differential pairs (W = G+ - G-), shared scale/range",
+    )

@@ -1,0 +1,228 @@
+"""tfmot `QuantizeConfig`s per layer role, and the registry of supported layers.
+
+Every supported Keras layer class has exactly one role:
+
+* ``crossbar``: a weight layer mapped onto crossbars (Dense, Conv1D, Conv2D,
+  DepthwiseConv2D). Kernel on the shared device grid, digital bias on its int32
+  grid, output (post-activation) on the shared activation range.
+* ``digital``: a digital step that makes new values (BatchNormalization,
+  activations, average pooling, Add/Subtract, Rescaling, ...): output on the
+  shared activation range.
+* ``probability``: Softmax, output on TFLite's fixed [0, 1) range.
+* ``passthrough``: layers whose outputs are inputs moved around (max pooling,
+  Flatten, Reshape, Dropout, Concatenate, padding): no quantizer, values stay on
+  the shared grid.
+
+`SUPPORTED_LAYERS` is the registry; `config_for(layer, spec)` builds a config.
+"""
+
+import dataclasses
+
+from tf_nvm._keras import keras, tfmot
+from tf_nvm.errors import UnsupportedLayerError
+from tf_nvm.quantizers import (NVMActivationQuantizer, NVMBiasQuantizer, NVMWeightQuantizer,
+                               ProbabilityQuantizer)
+from tf_nvm.registry import register
+from tf_nvm.spec import NVMSpec
+
+__all__ = [
+    "NVMCrossbarConfig",
+    "NVMDigitalConfig",
+    "NVMProbabilityConfig",
+    "NVMPassthroughConfig",
+    "LayerRule",
+    "SUPPORTED_LAYERS",
+    "ROLES",
+    "register_layer",
+    "rule_for",
+    "config_for",
+    "supported_layer_names",
+]
+
+_QuantizeConfig = tfmot.quantization.keras.QuantizeConfig
+ROLES = ("crossbar", "digital", "probability", "passthrough")
+
+
+class _SpecConfig(_QuantizeConfig):
+    """Base: a QuantizeConfig holding one resolved spec."""
+
+    def __init__(self, spec):
+        self.spec = spec if isinstance(spec, NVMSpec) else NVMSpec.from_dict(spec)
+
+    def get_weights_and_quantizers(self, layer):
+        return []
+
+    def get_activations_and_quantizers(self, layer):
+        return []
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        pass
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        pass
+
+    def get_output_quantizers(self, layer):
+        return []
+
+    def get_config(self):
+        return {"spec": self.spec.to_dict()}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __ne__(self, other):
+        return not self == other
+
+
+@register
+class NVMCrossbarConfig(_SpecConfig):
+    """A crossbar layer: device-code kernel, digital int32-grid bias, shared-range output.
+
+    Args:
+        spec: resolved `NVMSpec`.
+        kernel_attr: name of the layer attribute holding the kernel
+            (``"kernel"``, or ``"depthwise_kernel"`` for DepthwiseConv2D).
+    """
+
+    def __init__(self, spec, kernel_attr="kernel"):
+        super().__init__(spec)
+        self.kernel_attr = kernel_attr
+
+    def _attrs(self, layer):
+        attrs = [self.kernel_attr]
+        if getattr(layer, "use_bias", False):
+            attrs.append("bias")
+        return attrs
+
+    def get_weights_and_quantizers(self, layer):
+        quantizers = {self.kernel_attr: NVMWeightQuantizer(self.spec), "bias": NVMBiasQuantizer(self.spec)}
+        return [(getattr(layer, a), quantizers[a]) for a in self._attrs(layer)]
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        for attr, value in zip(self._attrs(layer), quantize_weights):
+            setattr(layer, attr, value)
+
+    def get_output_quantizers(self, layer):
+        return [NVMActivationQuantizer(self.spec)]
+
+    def get_config(self):
+        return {"spec": self.spec.to_dict(), "kernel_attr": self.kernel_attr}
+
+
+@register
+class NVMDigitalConfig(_SpecConfig):
+    """A digital step: output on the shared activation range."""
+
+    def get_output_quantizers(self, layer):
+        return [NVMActivationQuantizer(self.spec)]
+
+
+@register
+class NVMProbabilityConfig(_SpecConfig):
+    """A softmax: output on [0, 255/256] (TFLite's int8 softmax range)."""
+
+    def get_output_quantizers(self, layer):
+        return [ProbabilityQuantizer(self.spec)]
+
+
+@register
+class NVMPassthroughConfig(_SpecConfig):
+    """A layer that only moves values: no quantizer."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerRule:
+    """How one Keras layer class is quantized.
+
+    Attributes:
+        layer_class: the tf_keras layer class (matched exactly, not subclasses).
+        role: one of `ROLES`.
+        kernel_attr: kernel attribute for crossbar layers.
+    """
+
+    layer_class: type
+    role: str
+    kernel_attr: str = "kernel"
+
+
+SUPPORTED_LAYERS = {}
+_CONFIG_BY_ROLE = {
+    "crossbar": NVMCrossbarConfig,
+    "digital": NVMDigitalConfig,
+    "probability": NVMProbabilityConfig,
+    "passthrough": NVMPassthroughConfig,
+}
+
+
+def register_layer(layer_class, role, kernel_attr="kernel"):
+    """Adds a Keras layer class to `SUPPORTED_LAYERS`.
+
+    Args:
+        layer_class: a tf_keras layer class.
+        role: one of `ROLES`.
+        kernel_attr: kernel attribute name, for ``role="crossbar"``.
+    """
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+    SUPPORTED_LAYERS[layer_class.__name__] = LayerRule(layer_class, role, kernel_attr)
+
+
+_L = keras.layers
+for _cls in (_L.Dense, _L.Conv1D, _L.Conv2D):
+    register_layer(_cls, "crossbar")
+register_layer(_L.DepthwiseConv2D, "crossbar", kernel_attr="depthwise_kernel")
+for _cls in (_L.BatchNormalization, _L.Activation, _L.ReLU, _L.LeakyReLU, _L.AveragePooling1D,
+             _L.AveragePooling2D, _L.GlobalAveragePooling1D, _L.GlobalAveragePooling2D, _L.Add,
+             _L.Subtract, _L.Average, _L.Rescaling):
+    register_layer(_cls, "digital")
+register_layer(_L.Softmax, "probability")
+for _cls in (_L.MaxPooling1D, _L.MaxPooling2D, _L.GlobalMaxPooling1D, _L.GlobalMaxPooling2D, _L.Flatten,
+             _L.Reshape, _L.Dropout, _L.SpatialDropout1D, _L.SpatialDropout2D, _L.ZeroPadding1D,
+             _L.ZeroPadding2D, _L.Concatenate, _L.Permute, _L.Cropping1D, _L.Cropping2D):
+    register_layer(_cls, "passthrough")
+
+
+def supported_layer_names():
+    """Sorted names of the supported Keras layer classes."""
+    return sorted(SUPPORTED_LAYERS)
+
+
+def _activation_name(layer):
+    act = getattr(layer, "activation", None)
+    return getattr(act, "__name__", str(act)) if act is not None else None
+
+
+def rule_for(layer):
+    """Returns the `LayerRule` of ``layer``.
+
+    Raises:
+        UnsupportedLayerError: the class is not supported, or a crossbar layer
+            ends in a softmax (its logits would have no quantizer).
+    """
+    rule = SUPPORTED_LAYERS.get(type(layer).__name__)
+    if rule is None or type(layer) is not rule.layer_class:
+        raise UnsupportedLayerError(
+            f"layer {layer.name!r} of class {type(layer).__name__} is not supported by tf_nvm.quantize_model. "
+            f"Supported layer classes: {', '.join(supported_layer_names())}. Fix: replace it with a "
+            "supported layer, or register a rule with tf_nvm.quantize_configs.register_layer.")
+    if rule.role == "crossbar" and _activation_name(layer) == "softmax":
+        raise UnsupportedLayerError(
+            f"layer {layer.name!r} of class {type(layer).__name__} has activation='softmax', which is not "
+            "supported on a crossbar layer (its logits would leave the shared activation range unquantized). "
+            "Fix: use activation=None and a loss with from_logits=True, or add a separate "
+            "keras.layers.Softmax() layer after it.")
+    if rule.layer_class is keras.layers.Activation and _activation_name(layer) == "softmax":
+        return LayerRule(rule.layer_class, "probability")
+    return rule
+
+
+def config_for(layer, spec):
+    """Builds the QuantizeConfig for ``layer`` on the resolved ``spec``."""
+    rule = rule_for(layer)
+    if rule.role == "crossbar":
+        return NVMCrossbarConfig(spec, kernel_attr=rule.kernel_attr)
+    return _CONFIG_BY_ROLE[rule.role](spec)
