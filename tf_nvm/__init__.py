@@ -5,7 +5,7 @@ before tensorflow. See README.md.
 """
 
 from tf_nvm import _keras  # noqa: F401  (must run before anything imports tensorflow)
-from tf_nvm import layers, models, presets
+from tf_nvm import datasets, layers, models, presets
 from tf_nvm.errors import (CorruptDatasetError, DatasetNotFoundError, InvalidWeightsError, KerasModeError,
                            NotAnNVMModelError, RecipeError, SpecError, TfNvmError, UnsupportedLayerError)
 from tf_nvm.quantize import (LayerCodes, NonInhibitingCrossbarWarning, calibrate_scale, load_model,
@@ -19,6 +19,7 @@ __all__ = [
     "NVMSpec",
     "presets",
     "layers",
+    "datasets",
     "models",
     "quantize_model",
     "weight_codes",

@@ -22,7 +22,7 @@ from tensorflow_model_optimization.python.core.keras.compat import unique_object
 from tf_nvm._keras import keras, tfmot
 from tf_nvm.constraints import NVMKernelConstraint
 from tf_nvm.errors import SpecError
-from tf_nvm.quantize_configs import NVMCrossbarConfig
+from tf_nvm.quantize_configs import SUPPORTED_LAYERS, NVMCrossbarConfig
 from tf_nvm.quantizers import NVMActivationQuantizer
 from tf_nvm.registry import register
 from tf_nvm.scheme import QuantizeLayer
@@ -53,17 +53,17 @@ class _NVMCrossbarLayer(_Wrapper):
     """Base of the NVM weight layers: wraps ``keras_class`` with an `NVMCrossbarConfig`."""
 
     keras_class = None
-    kernel_attr = "kernel"
 
     def __init__(self, *args, spec=None, **kwargs):
         spec = _resolved_spec(spec, type(self).__name__)
         wrapper_kwargs = {k: kwargs.pop(k) for k in _WRAPPER_KEYS if k in kwargs}
-        kwargs.setdefault(f"{self.kernel_attr}_constraint", NVMKernelConstraint(spec))
+        rule = SUPPORTED_LAYERS[self.keras_class.__name__]
+        kwargs.setdefault(rule.constraint_arg, NVMKernelConstraint(spec))
         name = wrapper_kwargs.get("name") or _unique_object_name(
             "nvm_" + self.keras_class.__name__.lower(), zero_based=True)
         wrapper_kwargs["name"] = name
         layer = self.keras_class(*args, name=f"{name}_float", **kwargs)
-        super().__init__(layer, NVMCrossbarConfig(spec, self.kernel_attr), **wrapper_kwargs)
+        super().__init__(layer, NVMCrossbarConfig(spec, rule.kernel_attr), **wrapper_kwargs)
         self.spec = spec
 
     def get_config(self):
@@ -84,10 +84,9 @@ def _signature(keras_class):
     return inspect.Signature(params + [spec, kwargs])
 
 
-def _make(keras_class, kernel_attr="kernel"):
+def _make(keras_class):
     cls = type(f"NVM{keras_class.__name__}", (_NVMCrossbarLayer,), {
         "keras_class": keras_class,
-        "kernel_attr": kernel_attr,
         "__doc__": (f"`keras.layers.{keras_class.__name__}` on an NVM crossbar: same arguments plus ``spec``.\n\n"
                     "The kernel is snapped to device codes times the spec's shared weight scale (STE), the bias is\n"
                     "digital, and the output is fake-quantized on the shared activation range."),
@@ -100,7 +99,7 @@ def _make(keras_class, kernel_attr="kernel"):
 NVMDense = _make(keras.layers.Dense)
 NVMConv1D = _make(keras.layers.Conv1D)
 NVMConv2D = _make(keras.layers.Conv2D)
-NVMDepthwiseConv2D = _make(keras.layers.DepthwiseConv2D, kernel_attr="depthwise_kernel")
+NVMDepthwiseConv2D = _make(keras.layers.DepthwiseConv2D)
 
 
 @register

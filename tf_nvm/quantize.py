@@ -262,7 +262,7 @@ def quantize_model(model, spec, *, init="keep"):
         rule = rule_for(layer)
         config = layer.get_config()
         if rule.role == "crossbar":
-            config[f"{rule.kernel_attr}_constraint"] = constraint
+            config[rule.constraint_arg] = constraint
         clone = type(layer).from_config(config)
         return tfmot.quantization.keras.quantize_annotate_layer(clone, config_for(layer, spec))
 

@@ -142,11 +142,13 @@ class LayerRule:
         layer_class: the tf_keras layer class (matched exactly, not subclasses).
         role: one of `ROLES`.
         kernel_attr: kernel attribute for crossbar layers.
+        constraint_arg: constructor argument of the kernel constraint.
     """
 
     layer_class: type
     role: str
     kernel_attr: str = "kernel"
+    constraint_arg: str = "kernel_constraint"
 
 
 SUPPORTED_LAYERS = {}
@@ -158,23 +160,25 @@ _CONFIG_BY_ROLE = {
 }
 
 
-def register_layer(layer_class, role, kernel_attr="kernel"):
+def register_layer(layer_class, role, kernel_attr="kernel", constraint_arg="kernel_constraint"):
     """Adds a Keras layer class to `SUPPORTED_LAYERS`.
 
     Args:
         layer_class: a tf_keras layer class.
         role: one of `ROLES`.
         kernel_attr: kernel attribute name, for ``role="crossbar"``.
+        constraint_arg: constructor argument of its kernel constraint.
     """
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
-    SUPPORTED_LAYERS[layer_class.__name__] = LayerRule(layer_class, role, kernel_attr)
+    SUPPORTED_LAYERS[layer_class.__name__] = LayerRule(layer_class, role, kernel_attr, constraint_arg)
 
 
 _L = keras.layers
 for _cls in (_L.Dense, _L.Conv1D, _L.Conv2D):
     register_layer(_cls, "crossbar")
-register_layer(_L.DepthwiseConv2D, "crossbar", kernel_attr="depthwise_kernel")
+register_layer(_L.DepthwiseConv2D, "crossbar", kernel_attr="depthwise_kernel",
+               constraint_arg="depthwise_constraint")
 for _cls in (_L.BatchNormalization, _L.Activation, _L.ReLU, _L.LeakyReLU, _L.AveragePooling1D,
              _L.AveragePooling2D, _L.GlobalAveragePooling1D, _L.GlobalAveragePooling2D, _L.Add,
              _L.Subtract, _L.Average, _L.Rescaling):

@@ -1,0 +1,25 @@
+"""Quick start: quantize a float Keras model for 2-bit unipolar crossbars, fit it on HAR, read its device codes.
+
+Run: python examples/quickstart.py
+"""
+
+import numpy as np
+
+import tf_nvm  # first: puts TensorFlow in legacy-Keras (tf_keras) mode
+from tf_nvm._keras import keras
+
+(x_train, y_train), (x_test, y_test) = tf_nvm.datasets.load_har()
+mean, std = x_train.mean((0, 1)), x_train.std((0, 1))
+x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
+
+# A float model whose crossbars see signed inputs (both signs [x, -x]) so that
+# non-negative weights can still subtract.
+float_model = tf_nvm.models.build("har_signed_cnn", filters=(32,), kernel_sizes=(9,))
+model = tf_nvm.quantize_model(float_model, "paper-2bit-unipolar", init="device")
+model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+model.fit(x_train, y_train, epochs=5, batch_size=64, validation_split=0.1, verbose=2)
+print("test accuracy:", model.evaluate(x_test, y_test, verbose=0)[1])
+
+for name, layer in tf_nvm.weight_codes(model).items():
+    print(f"{name}: codes {layer.codes.shape} in [{layer.codes.min()}, {layer.codes.max()}], "
+          f"scale {layer.scale:.5f}, histogram {np.bincount(layer.codes.ravel() - layer.code_min)}")

@@ -1,0 +1,90 @@
+"""Training on real data through the public paths: the CLI, recipes, and plain fit."""
+
+import json
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+import tf_nvm
+from tf_nvm import NonInhibitingCrossbarWarning, RecipeError, recipes
+from tf_nvm.cli import main
+from tf_nvm.recipes import Recipe
+from tf_nvm.train import prepare_data, train_model
+
+
+@pytest.fixture(scope="module")
+def har_split():
+    return prepare_data(Recipe(name="t", dataset="har", architecture="har_cnn", spec="paper-2bit-bipolar"),
+                        verbose=False)
+
+
+def test_bundled_recipes_load():
+    assert {"har-2bit-unipolar", "har-2bit-bipolar", "har-4bit-bipolar", "har-4bit-unipolar"} <= set(recipes.names())
+    recipe = recipes.load("har-2bit-unipolar")
+    assert recipe.nvm_spec.weight_bits == 2 and recipe.nvm_spec.unipolar
+
+
+def test_cli_train_writes_run_folder(tmp_path, capsys):
+    recipe = {"dataset": "har", "architecture": "har_signed_cnn", "spec": "paper-2bit-unipolar",
+              "architecture_args": {"filters": [16], "kernel_sizes": [9]}, "epochs": 2, "seeds": [0]}
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(recipe))
+    out = tmp_path / "run"
+    assert main(["train", str(path), "--out", str(out), "--quiet"]) == 0
+    for name in ("model.keras", "float_model.keras", "spec.json", "metrics.json", "recipe.json",
+                 "preprocessing.json", "seed0/model.keras"):
+        assert (out / name).exists(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"test_accuracy", "float_test_accuracy", "spec"} <= set(metrics)
+    assert metrics["spec"]["weight_bits"] == 2 and metrics["spec"]["weight_scale"] > 0
+    assert metrics["test_accuracy"] > 0.6 and metrics["float_test_accuracy"] > 0.6  # 6 classes: chance ~0.17
+    assert metrics["split_sizes"]["test"] == 2996
+    assert metrics["split_sizes"]["train"] + metrics["split_sizes"]["val"] == 7415
+    model = tf_nvm.load_model(out / "model.keras")
+    assert tf_nvm.model_spec(model).to_dict() == metrics["spec"]
+    assert '"test_accuracy"' in capsys.readouterr().out
+
+
+def test_relu_cnn_trains_normally_as_2bit_bipolar(har_split):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NonInhibitingCrossbarWarning)
+        model = tf_nvm.quantize_model(tf_nvm.models.build("har_cnn"), "paper-2bit-bipolar", init="device")
+    recipe = Recipe(name="t", dataset="har", architecture="har_cnn", spec="paper-2bit-bipolar", epochs=3)
+    result = train_model(model, recipe, har_split, verbose=0)
+    assert result["test_accuracy"] > 0.8
+
+
+def test_recipe_errors(tmp_path):
+    with pytest.raises(RecipeError, match=r"recipe 'nope' not found \(looked for .*nope.json\)\. Known recipes: "
+                                          r"\[.*'har-2bit-unipolar'.*\]\. Fix: pass a recipe name"):
+        recipes.load("nope")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"dataset": "mnist", "architecture": "har_cnn", "spec": "paper-2bit-bipolar"}))
+    with pytest.raises(RecipeError, match=r"recipe 'bad': dataset must be one of \['har', 'cifar10'\], got 'mnist'\."):
+        recipes.load(str(bad))
+    bad.write_text(json.dumps({"dataset": "har", "architecture": "har_cnn", "spec": {"weight_bits": 0}}))
+    with pytest.raises(RecipeError, match=r"recipe 'bad': invalid spec: NVMSpec.weight_bits must be an integer"):
+        recipes.load(str(bad))
+    bad.write_text(json.dumps({"dataset": "har", "architecture": "har_cnn", "spec": "paper-2bit-bipolar", "lr": 1}))
+    with pytest.raises(RecipeError, match=r"has unknown field\(s\) \['lr'\]"):
+        recipes.load(str(bad))
+
+
+def test_cli_reports_errors_without_traceback(capsys):
+    assert main(["train", "no-such-recipe"]) == 2
+    assert "tf-nvm: error: recipe 'no-such-recipe' not found" in capsys.readouterr().err
+
+
+def test_small_4bit_bipolar_cnn_trains_one_epoch_on_cifar10():
+    recipe = Recipe(name="c", dataset="cifar10", architecture="cifar_cnn", spec="paper-4bit-bipolar", epochs=1,
+                    batch_size=128, architecture_args={"filters": [16, 32, 64]})
+    split = prepare_data(recipe, verbose=False)
+    assert split.x_train.shape == (45000, 32, 32, 3) and split.x_test.shape == (10000, 32, 32, 3)
+    model = tf_nvm.quantize_model(tf_nvm.models.build("cifar_cnn", filters=(16, 32, 64)), recipe.spec,
+                                  init="device")
+    result = train_model(model, recipe, split, verbose=0)
+    assert result["test_accuracy"] > 0.3  # 10 classes: chance 0.1
+    codes = tf_nvm.weight_codes(model)
+    assert all(-15 <= c.codes.min() and c.codes.max() <= 15 for c in codes.values())
