@@ -9,20 +9,19 @@ split is only evaluated, never used for selection.
 """
 
 import dataclasses
-import json
 import os
 import statistics
-import tempfile
 import time
 
 import numpy as np
 
 from tf_nvm import models
 from tf_nvm._keras import keras
+from tf_nvm.atomic import atomic_path, write_json_atomic
 from tf_nvm.quantize import model_spec, quantize_model
 from tf_nvm.recipes import Recipe
 
-__all__ = ["Split", "prepare_data", "train_model", "run_recipe", "write_json_atomic"]
+__all__ = ["Split", "prepare_data", "train_model", "run_recipe"]
 
 
 @dataclasses.dataclass
@@ -117,31 +116,9 @@ def train_model(model, recipe, split, verbose=2):
             "test_accuracy": float(test_acc), "seconds": round(seconds, 2)}
 
 
-def write_json_atomic(path, data):
-    """Writes ``data`` as JSON to ``path`` through a temporary file and a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _save_model_atomic(model, path):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=folder)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         model.save(tmp, overwrite=True)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _summary(values):

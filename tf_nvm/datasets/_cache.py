@@ -4,11 +4,12 @@ Nothing here imports TensorFlow.
 """
 
 import os
-import secrets
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from tf_nvm.atomic import atomic_path
 
 from tf_nvm.errors import CorruptDatasetError
 
@@ -98,20 +99,10 @@ def atomic_savez(path, **arrays):
     for key, value in arrays.items():
         if np.asarray(value).dtype.hasobject:
             raise TypeError(f"atomic_savez: array {key!r} has dtype object, which npz cannot store without pickle")
-    # Not tempfile.mkstemp: its files are mode 0600, a cache file should follow the umask.
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        with open(tmp, "xb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_path(path) as tmp, open(tmp, "xb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
     return path
 
 
