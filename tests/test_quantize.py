@@ -168,3 +168,19 @@ def test_keras3_mode_gives_clear_error():
     assert result.returncode != 0
     assert "KerasModeError: tf_nvm needs TensorFlow in legacy-Keras (tf_keras, Keras 2) mode" in result.stderr
     assert "Fix: `import tf_nvm` before tensorflow" in result.stderr
+
+
+def test_no_per_layer_ranges_or_scales_anywhere(seeded):
+    model = tf_nvm.quantize_model(tf_nvm.models.build("har_signed_cnn"), "paper-2bit-unipolar", init="device")
+    names = [w.name.split("/")[-1] for w in model.weights]
+    # Only the float layers' own weights and tfmot's optimizer_step counters: no min/max/scale variables.
+    assert not [n for n in names if any(k in n for k in ("_min", "_max", "min_var", "max_var", "scale"))], names
+    quantizers = set()
+    for layer in model.layers:
+        config = getattr(layer, "quantize_config", None)
+        if config is not None:
+            quantizers.add(tf_nvm.quantize.json_key(config.spec))
+        quantizer = getattr(layer, "quantizer", None)
+        if quantizer is not None:
+            quantizers.add(tf_nvm.quantize.json_key(quantizer.spec))
+    assert len(quantizers) == 1  # every quantizer of the model holds the same resolved spec
