@@ -59,7 +59,7 @@ def test_layer_needs_a_scale():
 
 def test_nvm_quantize_puts_values_on_the_shared_grid():
     spec = fixed()
-    out = NVMQuantize(spec)(np.array([[-100.0, -0.07, 0.0, 0.06, 15.9, 100.0]], np.float32)).numpy()
-    step = spec.activation_step  # 16/128 = 0.125
-    np.testing.assert_allclose(out, [[-16.0, -0.125, 0.0, 0.0, 15.875, 15.875]], atol=1e-6)
-    assert step == 0.125
+    out = NVMQuantize(spec)(np.array([[-100.0, -0.07, 0.0, 0.02, 7.95, 100.0]], np.float32)).numpy()
+    assert spec.activation_step == 0.0625  # A/128 with A = 8
+    # clipped to -A, rounded to the nearest step, zero stays zero, top level A*127/128
+    np.testing.assert_allclose(out, [[-8.0, -0.0625, 0.0, 0.0, 7.9375, 7.9375]], atol=1e-6)

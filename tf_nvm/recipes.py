@@ -35,6 +35,10 @@ class Recipe:
         learning_rate: peak Adam learning rate (cosine decay to 0).
         seeds: seeds run by default.
         validation_subjects: HAR: number of training subjects held out for validation.
+        augment_scale: standard deviation of a random per-example, per-channel gain
+            around 1 (training only; 0 disables).
+        augment_noise: standard deviation of additive Gaussian noise on the
+            standardised inputs (training only; 0 disables).
         description: one line.
     """
 
@@ -49,6 +53,8 @@ class Recipe:
     learning_rate: float = 2e-3
     seeds: tuple = (0, 1, 2)
     validation_subjects: int = 4
+    augment_scale: float = 0.0
+    augment_noise: float = 0.0
     description: Optional[str] = None
 
     def __post_init__(self):
@@ -63,6 +69,10 @@ class Recipe:
                 raise RecipeError(f"recipe {self.name!r}: {field} must be an integer >= {lo}, got {value!r}.")
         if not isinstance(self.learning_rate, (int, float)) or not self.learning_rate > 0:
             raise RecipeError(f"recipe {self.name!r}: learning_rate must be > 0, got {self.learning_rate!r}.")
+        for field in ("augment_scale", "augment_noise"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 10:
+                raise RecipeError(f"recipe {self.name!r}: {field} must be a number in [0, 10), got {value!r}.")
         try:
             self.nvm_spec  # noqa: B018  (validates)
         except SpecError as err:

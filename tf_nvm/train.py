@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from tf_nvm import models
-from tf_nvm._keras import keras
+from tf_nvm._keras import keras, tf
 from tf_nvm.atomic import atomic_path, write_json_atomic
 from tf_nvm.quantize import model_spec, quantize_model
 from tf_nvm.recipes import Recipe
@@ -87,6 +87,25 @@ def prepare_data(recipe, data_path=None, verbose=True):
                  mean, std, source)
 
 
+def _training_data(recipe, split):
+    """Shuffled batches of the training part, augmented as the recipe says.
+
+    Augmentation (training only, per example): every channel multiplied by a gain
+    drawn from N(1, augment_scale^2) and Gaussian noise of standard deviation
+    augment_noise (standardised units) added to every value.
+    """
+    data = tf.data.Dataset.from_tensor_slices((split.x_train, split.y_train))
+    data = data.shuffle(len(split.x_train), reshuffle_each_iteration=True).batch(recipe.batch_size)
+    if recipe.augment_scale or recipe.augment_noise:
+        def augment(x, y):
+            channels = tf.shape(x)[-1]
+            gain_shape = tf.concat([tf.shape(x)[:1], tf.ones([tf.rank(x) - 2], tf.int32), [channels]], 0)
+            gain = 1.0 + recipe.augment_scale * tf.random.normal(gain_shape)
+            return x * gain + recipe.augment_noise * tf.random.normal(tf.shape(x)), y
+        data = data.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    return data.prefetch(tf.data.AUTOTUNE)
+
+
 def train_model(model, recipe, split, verbose=2):
     """Compiles and fits ``model`` with the recipe's schedule; keeps the best validation epoch.
 
@@ -107,7 +126,7 @@ def train_model(model, recipe, split, verbose=2):
     keep_best = keras.callbacks.EarlyStopping("val_accuracy", mode="max", patience=recipe.epochs + 1,
                                               restore_best_weights=True)
     start = time.perf_counter()
-    history = model.fit(split.x_train, split.y_train, batch_size=recipe.batch_size, epochs=recipe.epochs,
+    history = model.fit(_training_data(recipe, split), epochs=recipe.epochs,
                         validation_data=(split.x_val, split.y_val), callbacks=[keep_best], verbose=verbose)
     seconds = time.perf_counter() - start
     val = history.history["val_accuracy"]
