@@ -6,8 +6,9 @@ before tensorflow. See README.md.
 
 from tf_nvm import _keras  # noqa: F401  (must run before anything imports tensorflow)
 from tf_nvm import datasets, layers, models, presets
-from tf_nvm.errors import (CorruptDatasetError, DatasetNotFoundError, InvalidWeightsError, KerasModeError,
-                           NotAnNVMModelError, RecipeError, SpecError, TfNvmError, UnsupportedLayerError)
+from tf_nvm.errors import (CorruptDatasetError, DatasetNotFoundError, ExportError, InvalidWeightsError,
+                           KerasModeError, MappingError, NotAnNVMModelError, RecipeError, SpecError, TfNvmError,
+                           UnsupportedLayerError)
 from tf_nvm.quantize import (LayerCodes, NonInhibitingCrossbarWarning, calibrate_scale, load_model,
                              model_spec, nvm_layers, quantize_model, weight_codes)
 from tf_nvm.registry import custom_objects
@@ -39,4 +40,6 @@ __all__ = [
     "DatasetNotFoundError",
     "CorruptDatasetError",
     "RecipeError",
+    "MappingError",
+    "ExportError",
 ]

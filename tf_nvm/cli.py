@@ -5,6 +5,11 @@ Sub-commands:
                    its seeds) and write a run folder with metrics.json.
     presets        list the NVMSpec presets.
     recipes        list the bundled recipes.
+    export RUN_OR_MODEL --tflite OUT.tflite --mapping OUT_PREFIX
+                   write the int8 TFLite model and/or the crossbar mapping of a
+                   trained NVM model (a run folder or a .keras file).
+    inspect MAPPING
+                   print a crossbar mapping as a table per layer.
 """
 
 import argparse
@@ -50,6 +55,89 @@ def _recipes(args):
     return 0
 
 
+def _load_run_or_model(path):
+    """(model, preprocessing dict or None, dataset name or None) of a run folder or a .keras file."""
+    from tf_nvm.errors import ExportError  # noqa: PLC0415
+    from tf_nvm.quantize import load_model, model_spec  # noqa: PLC0415
+    from tf_nvm.spec import NVMSpec  # noqa: PLC0415
+
+    if os.path.isdir(path):
+        model_path = os.path.join(path, "model.keras")
+        if not os.path.isfile(model_path):
+            raise ExportError(f"run folder {path!r} has no model.keras. Fix: pass a folder written by "
+                              "`tf-nvm train` (model.keras, spec.json, preprocessing.json) or a .keras file.")
+        model = load_model(model_path, compile=False)
+        preprocessing = dataset = None
+        prep_path = os.path.join(path, "preprocessing.json")
+        if os.path.isfile(prep_path):
+            with open(prep_path) as handle:
+                preprocessing = json.load(handle)
+            for key in ("input_mean", "input_std"):
+                if key not in preprocessing:
+                    raise ExportError(f"{prep_path}: field {key!r} is missing. Fix: re-run `tf-nvm train`.")
+        spec_path = os.path.join(path, "spec.json")
+        if os.path.isfile(spec_path):
+            with open(spec_path) as handle:
+                saved = NVMSpec.from_dict(json.load(handle))
+            if saved != model_spec(model):
+                raise ExportError(f"{spec_path} does not match the spec of {model_path}. Fix: re-run "
+                                  "`tf-nvm train`; the run folder mixes files of different runs.")
+        recipe_path = os.path.join(path, "recipe.json")
+        if os.path.isfile(recipe_path):
+            with open(recipe_path) as handle:
+                dataset = json.load(handle).get("dataset")
+        return model, preprocessing, dataset
+    if os.path.isfile(path) and path.endswith(".keras"):
+        return load_model(path, compile=False), None, None
+    raise ExportError(f"{path!r} is neither a run folder nor a .keras file. Fix: pass the folder written by "
+                      "`tf-nvm train` or the model's .keras file.")
+
+
+def _export(args):
+    import numpy as np  # noqa: PLC0415
+
+    from tf_nvm.errors import ExportError  # noqa: PLC0415
+    from tf_nvm.mapping import format_table, paths  # noqa: PLC0415
+
+    if not args.tflite and not args.mapping:
+        raise ExportError("tf-nvm export: nothing to write. Fix: give --tflite OUT.tflite and/or --mapping PREFIX.")
+    import tflite_export  # noqa: PLC0415
+
+    model, preprocessing, dataset = _load_run_or_model(args.run_or_model)
+    representative = None
+    if preprocessing is not None and dataset in (None, "har"):
+        from tf_nvm import datasets  # noqa: PLC0415
+
+        (x_train, _), _ = datasets.load_har(path=args.data, verbose=False)
+        mean = np.asarray(preprocessing["input_mean"], np.float32)
+        std = np.asarray(preprocessing["input_std"], np.float32)
+        representative = ((x_train[:256] - mean) / std).astype(np.float32)
+        print("[tf-nvm] representative data: 256 HAR training windows standardised with preprocessing.json")
+    if args.tflite:
+        summary = tflite_export.export_tflite(model, args.tflite, representative, container=args.container,
+                                              measure_arena=not args.no_arena)
+        print(summary)
+        if args.json:
+            print(json.dumps(summary.to_dict(), indent=2))
+    if args.mapping:
+        mapping = tflite_export.export_crossbar(model, args.mapping, preprocessing=preprocessing)
+        json_path, npz_path = paths(args.mapping)
+        print(f"crossbar mapping: {json_path} + {npz_path}")
+        print(format_table(mapping))
+    return 0
+
+
+def _inspect(args):
+    from tf_nvm.mapping import format_table, layer_table, load  # noqa: PLC0415
+
+    mapping = load(args.mapping)
+    if args.json:
+        print(json.dumps({"summary": mapping.summary(), "layers": layer_table(mapping)}, indent=2))
+    else:
+        print(format_table(mapping))
+    return 0
+
+
 def build_parser():
     """The argparse parser of ``tf-nvm``."""
     parser = argparse.ArgumentParser(prog="tf-nvm", description="Train DNNs for analog NVM crossbars.")
@@ -64,6 +152,23 @@ def build_parser():
     train.set_defaults(func=_train)
     sub.add_parser("presets", help="list NVMSpec presets").set_defaults(func=_presets)
     sub.add_parser("recipes", help="list bundled recipes").set_defaults(func=_recipes)
+    export = sub.add_parser("export", help="write the int8 .tflite and/or the crossbar mapping of a trained model")
+    export.add_argument("run_or_model", metavar="RUN_OR_MODEL",
+                        help="run folder written by `tf-nvm train` (model.keras, spec.json, preprocessing.json) "
+                             "or a .keras file")
+    export.add_argument("--tflite", metavar="OUT.tflite", help="write the full-integer TFLite model here")
+    export.add_argument("--mapping", metavar="OUT_PREFIX", help="write OUT_PREFIX.json + OUT_PREFIX.npz")
+    export.add_argument("--container", choices=["int8", "int4"], default="int8",
+                        help="TFLite weight container (int8: bit-exact in LiteRT; int4: half the weight flash, "
+                             "1-LSB rounding differences, codes must fit -7..7)")
+    export.add_argument("--no-arena", action="store_true", help="do not measure the TFLite Micro arena")
+    export.add_argument("--data", help="explicit HAR data source for the representative windows")
+    export.add_argument("--json", action="store_true", help="also print the TFLite summary as JSON")
+    export.set_defaults(func=_export)
+    inspect = sub.add_parser("inspect", help="print a crossbar mapping as a table per layer")
+    inspect.add_argument("mapping", metavar="MAPPING", help="mapping prefix or its .json file")
+    inspect.add_argument("--json", action="store_true", help="print the table as JSON")
+    inspect.set_defaults(func=_inspect)
     return parser
 
 

@@ -15,6 +15,8 @@ __all__ = [
     "DatasetNotFoundError",
     "CorruptDatasetError",
     "RecipeError",
+    "MappingError",
+    "ExportError",
 ]
 
 
@@ -52,3 +54,11 @@ class CorruptDatasetError(TfNvmError, ValueError):
 
 class RecipeError(TfNvmError, ValueError):
     """A training recipe (JSON configuration) is missing or has invalid fields."""
+
+
+class MappingError(TfNvmError, ValueError):
+    """A crossbar mapping file (or in-memory mapping) is malformed, inconsistent or from a newer schema."""
+
+
+class ExportError(TfNvmError, ValueError):
+    """A model cannot be exported to TFLite or to a crossbar mapping as asked (the message says why and the fix)."""

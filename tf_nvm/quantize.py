@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 from tf_nvm._keras import keras, quantize_scope, tfmot
+from tf_nvm.digital import EXACT_LAYERS, NVMBatchNormalization
 from tf_nvm.constraints import NVMKernelConstraint
 from tf_nvm.errors import InvalidWeightsError, NotAnNVMModelError, UnsupportedLayerError
 from tf_nvm.presets import get as get_preset
@@ -114,7 +115,7 @@ def _activation_name(layer):
     return getattr(act, "__name__", str(act))
 
 
-def _output_nonnegative(layer, inputs_nonneg, spec):
+def _output_nonnegative(layer, inputs_nonneg):
     """Sign propagation: is ``layer``'s output surely >= 0 (True) or possibly signed (False)?"""
     rule = rule_for(layer)
     if rule.role == "crossbar" or isinstance(layer, keras.layers.Activation):
@@ -143,7 +144,7 @@ def _warn_non_inhibiting(graph, spec):
                 "e.g. a BatchNormalization before it, or both signs of its input "
                 "(Concatenate()([x, Rescaling(-1.0)(x)])), or use a bipolar spec.",
                 NonInhibitingCrossbarWarning, stacklevel=3)
-        nonneg[layer.name] = _output_nonnegative(layer, inputs_nonneg, spec)
+        nonneg[layer.name] = _output_nonnegative(layer, inputs_nonneg)
 
 
 def _check_weights_finite(model):
@@ -210,8 +211,13 @@ def quantize_model(model, spec, *, init="keep"):
     Every crossbar layer (Dense, Conv1D, Conv2D, DepthwiseConv2D) gets its kernel
     on the device grid ``code * s`` with ONE scale ``s`` for the whole model and
     codes in the spec's range (0..2^b-1 when unipolar); biases stay digital.
-    Every activation, the model input included, is fake-quantized on the ONE
-    shared range ``[-A, A*127/128]``. The input model is not modified.
+    Every activation, the model input included, is quantized on the ONE
+    shared range ``[-A, A*127/128]`` (ties to even). Every BatchNormalization
+    becomes an `NVMBatchNormalization` (same weights; its inference affine is
+    snapped to per-channel int8/int32 constants so that TFLite computes it
+    bit-exactly) and every GlobalAveragePooling1D/2D its `tf_nvm.digital`
+    counterpart (``sum * float32(1/n)``, as the runtime computes it). The input
+    model is not modified.
 
     Args:
         model: a built tf_keras Sequential or Functional model.
@@ -263,7 +269,15 @@ def quantize_model(model, spec, *, init="keep"):
         config = layer.get_config()
         if rule.role == "crossbar":
             config[rule.constraint_arg] = constraint
-        clone = type(layer).from_config(config)
+        exact = next((new for old, new in EXACT_LAYERS.items() if isinstance(layer, old)), None)
+        if exact is NVMBatchNormalization:
+            # The digital BatchNorm runs as a snapped per-channel affine at inference, bit-exact in
+            # TFLite (a plain BatchNormalization converts to MUL + ADD with extra roundings).
+            clone = exact.from_config(dict(config, spec=spec.to_dict()))
+        elif exact is not None:  # global average pooling: sum * float32(1/n), as the runtime computes it
+            clone = exact.from_config(config)
+        else:
+            clone = type(layer).from_config(config)
         return tfmot.quantization.keras.quantize_annotate_layer(clone, config_for(layer, spec))
 
     with quantize_scope(custom_objects()):

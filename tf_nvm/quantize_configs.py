@@ -7,7 +7,9 @@ Every supported Keras layer class has exactly one role:
   grid, output (post-activation) on the shared activation range.
 * ``digital``: a digital step that makes new values (BatchNormalization,
   activations, average pooling, Add/Subtract, Rescaling, ...): output on the
-  shared activation range.
+  shared activation range (rounded half to even, like LiteRT's kernels).
+  `quantize_model` turns every BatchNormalization and global average pooling
+  into its `tf_nvm.digital` counterpart (exact in TFLite).
 * ``probability``: Softmax, output on TFLite's fixed [0, 1) range.
 * ``passthrough``: layers whose outputs are inputs moved around (max pooling,
   Flatten, Reshape, Dropout, Concatenate, padding): no quantizer, values stay on
@@ -19,9 +21,10 @@ Every supported Keras layer class has exactly one role:
 import dataclasses
 
 from tf_nvm._keras import keras, tfmot
+from tf_nvm.digital import NVMBatchNormalization, NVMGlobalAveragePooling1D, NVMGlobalAveragePooling2D
 from tf_nvm.errors import UnsupportedLayerError
-from tf_nvm.quantizers import (NVMActivationQuantizer, NVMBiasQuantizer, NVMWeightQuantizer,
-                               ProbabilityQuantizer)
+from tf_nvm.quantizers import (NVMActivationQuantizer, NVMBiasQuantizer, NVMCrossbarOutputQuantizer,
+                               NVMWeightQuantizer, ProbabilityQuantizer)
 from tf_nvm.registry import register
 from tf_nvm.spec import NVMSpec
 
@@ -107,6 +110,10 @@ class NVMCrossbarConfig(_SpecConfig):
             setattr(layer, attr, value)
 
     def get_output_quantizers(self, layer):
+        # Linear/ReLU outputs are requantized from the exact integer accumulator, as the runtime does
+        # (bit-exact in LiteRT); other activations keep the plain grid rounding.
+        if _activation_name(layer) in (None, "linear", "relu"):
+            return [NVMCrossbarOutputQuantizer(self.spec)]
         return [NVMActivationQuantizer(self.spec)]
 
     def get_config(self):
@@ -183,6 +190,8 @@ for _cls in (_L.BatchNormalization, _L.Activation, _L.ReLU, _L.LeakyReLU, _L.Ave
              _L.AveragePooling2D, _L.GlobalAveragePooling1D, _L.GlobalAveragePooling2D, _L.Add,
              _L.Subtract, _L.Average, _L.Rescaling):
     register_layer(_cls, "digital")
+for _cls in (NVMBatchNormalization, NVMGlobalAveragePooling1D, NVMGlobalAveragePooling2D):
+    register_layer(_cls, "digital")  # what quantize_model puts in place of the Keras layers (tf_nvm.digital)
 register_layer(_L.Softmax, "probability")
 for _cls in (_L.MaxPooling1D, _L.MaxPooling2D, _L.GlobalMaxPooling1D, _L.GlobalMaxPooling2D, _L.Flatten,
              _L.Reshape, _L.Dropout, _L.SpatialDropout1D, _L.SpatialDropout2D, _L.ZeroPadding1D,

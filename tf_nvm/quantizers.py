@@ -15,9 +15,24 @@ non-negative codes included (a [0, max] fake-quant range converts to a zero
 point every runtime rejects; see docs in stack notes). The latent float ``w``
 is kept inside ``[(code_min-1/2) s, (code_max+1/2) s]`` by `NVMKernelConstraint`.
 
-Activations: ``fake_quant(x, min=-A, max=A*127/128, bits=8)``: 256 levels of
-step A/128 with zero exactly at code 0, identical in Keras and TFLite.
+Activations: 256 levels of step A/128 on ``[-A, A*127/128]`` with zero exactly
+at code 0::
+
+    x_c   = clip(x, -A, A*127/128)                        # gradient 0 outside, like fake_quant
+    x_q   = x_c + stop_gradient(round_half_even(x_c / (A/128)) * (A/128) - x_c)
+
+Ties (a value exactly halfway between two levels) are rounded to the even
+level, as LiteRT's default (XNNPACK) int8 kernels do; TensorFlow's
+``fake_quant_with_min_max_vars`` rounds them up instead. Ties are frequent
+after a mean over an even count (global average pooling), so the Keras model
+must round like the runtime to be bit-exact. Inside `converter_graph()` (used by `tflite_export` while the
+TFLite converter traces the model) the quantizer emits the plain
+``fake_quant_with_min_max_vars(x, -A, A*127/128, num_bits=8)`` op instead, from
+which the converter reads scale A/128 and zero point 0; the runtime then does
+its own (half-to-even) rounding.
 """
+
+import contextlib
 
 from tf_nvm._keras import tf, tfmot
 from tf_nvm.registry import register
@@ -27,11 +42,71 @@ __all__ = [
     "NVMWeightQuantizer",
     "NVMBiasQuantizer",
     "NVMActivationQuantizer",
+    "NVMCrossbarOutputQuantizer",
     "ProbabilityQuantizer",
     "snap_to_codes",
+    "converter_graph",
+    "in_converter_graph",
+    "round_to_activation_grid",
+    "WEIGHT_CONTAINERS",
 ]
 
 _Quantizer = tfmot.quantization.keras.quantizers.Quantizer
+_CONVERTER_GRAPH = []
+WEIGHT_CONTAINERS = {"int8": 127, "int4": 7}
+
+
+@contextlib.contextmanager
+def converter_graph(weight_container="int8"):
+    """Context in which tf_nvm quantizers and digital layers emit the TFLite converter's graph.
+
+    Inside it, activation quantizers emit only ``fake_quant_with_min_max_vars``
+    (the converter reads the shared range from it), `NVMBatchNormalization`
+    emits a per-channel 1x1 depthwise convolution, and kernels are wrapped in a
+    fake-quant over ``[-L s, L s]`` with ``L = 127`` (8 bits, INT8 container)
+    or ``L = 7`` (4 bits: the converter stores an INT4 tensor, two codes per
+    byte; codes must lie in -7..7). Values are unchanged up to the rounding of
+    exact ties (see the module docstring). Used by
+    ``tflite_export.export_tflite``; not needed by users.
+
+    Args:
+        weight_container: ``"int8"`` or ``"int4"``.
+
+    Yields:
+        None.
+    """
+    if weight_container not in WEIGHT_CONTAINERS:
+        raise ValueError(f"weight_container must be one of {sorted(WEIGHT_CONTAINERS)}, got {weight_container!r}")
+    _CONVERTER_GRAPH.append(weight_container)
+    try:
+        yield
+    finally:
+        _CONVERTER_GRAPH.pop()
+
+
+def in_converter_graph():
+    """True inside `converter_graph()`."""
+    return bool(_CONVERTER_GRAPH)
+
+
+def _weight_limit():
+    return WEIGHT_CONTAINERS[_CONVERTER_GRAPH[-1]] if _CONVERTER_GRAPH else 127
+
+
+def round_to_activation_grid(inputs, spec):
+    """Clips to ``[-A, A*127/128]`` and rounds to the grid step A/128, ties to even (STE).
+
+    Args:
+        inputs: float tensor (model units).
+        spec: `NVMSpec`.
+
+    Returns:
+        float tensor on the shared activation grid; the gradient is the identity
+        inside the range and 0 outside it (as for ``fake_quant_with_min_max_vars``).
+    """
+    step = spec.activation_step
+    clipped = tf.clip_by_value(inputs, spec.activation_min, spec.activation_max)
+    return clipped + tf.stop_gradient(tf.round(clipped / step) * step - clipped)
 
 
 def snap_to_codes(weights, spec):
@@ -81,8 +156,10 @@ class NVMWeightQuantizer(_SpecQuantizer):
         s = self.spec.weight_scale
         snapped = snap_to_codes(inputs, self.spec) * s
         ste = inputs + tf.stop_gradient(snapped - inputs)
+        limit = _weight_limit()
         return tf.quantization.fake_quant_with_min_max_vars(
-            ste, min=tf.constant(-127.0 * s), max=tf.constant(127.0 * s), num_bits=8, narrow_range=True)
+            ste, min=tf.constant(-limit * s), max=tf.constant(limit * s), num_bits=8 if limit == 127 else 4,
+            narrow_range=True)
 
 
 @register
@@ -96,12 +173,51 @@ class NVMBiasQuantizer(_SpecQuantizer):
 
 @register
 class NVMActivationQuantizer(_SpecQuantizer):
-    """Fake-quantizes activations on the shared 8-bit grid [-A, A*127/128]."""
+    """Quantizes activations on the shared 8-bit grid [-A, A*127/128], ties to even.
+
+    Emits ``fake_quant_with_min_max_vars`` inside `converter_graph()`.
+    """
 
     def __call__(self, inputs, training, weights, **kwargs):
-        return tf.quantization.fake_quant_with_min_max_vars(
-            inputs, min=tf.constant(self.spec.activation_min), max=tf.constant(self.spec.activation_max),
-            num_bits=8, narrow_range=False)
+        if in_converter_graph():
+            return tf.quantization.fake_quant_with_min_max_vars(
+                inputs, min=tf.constant(self.spec.activation_min), max=tf.constant(self.spec.activation_max),
+                num_bits=8, narrow_range=False)
+        return round_to_activation_grid(inputs, self.spec)
+
+
+@register
+class NVMCrossbarOutputQuantizer(_SpecQuantizer):
+    """Output of a crossbar layer (linear or ReLU) computed as the int8 runtime computes it.
+
+    The runtime accumulates the exact int32 sum ``acc = sum q * code + bias_int32``
+    and requantizes it with one float32 product ``v = float32(acc) * s`` (grid
+    units, LiteRT's default kernels), then rounds half to even. Keras computes
+    ``y = act(conv(x, codes * s) + bias)`` in float32, whose accumulation order
+    rounds differently: rarely (about 1e-5 of the outputs) ``y / step`` falls on
+    the other side of a rounding boundary than ``v``. This quantizer recovers the
+    integer ``acc = round(y / (step * s))`` (exact: the float error of ``y`` is
+    far below half a code step for every output inside the grid's range) and
+    returns ``round_half_even(float32(acc) * s) * step``, clipped to the grid,
+    with the gradient of ``clip(y)`` (straight-through). Inside
+    `converter_graph()` it emits the plain fake-quant, like
+    `NVMActivationQuantizer`.
+    """
+
+    def __call__(self, inputs, training, weights, **kwargs):
+        spec = self.spec
+        if in_converter_graph():
+            return tf.quantization.fake_quant_with_min_max_vars(
+                inputs, min=tf.constant(spec.activation_min), max=tf.constant(spec.activation_max),
+                num_bits=8, narrow_range=False)
+        step = tf.constant(spec.activation_step, tf.float32)
+        scale = tf.constant(spec.weight_scale, tf.float32)
+        clipped = tf.clip_by_value(inputs, spec.activation_min, spec.activation_max)
+        # Far outside the grid the result clips anyway; bound acc so that it stays an exact float32 integer.
+        limit = tf.constant(2.0 ** 23, tf.float32)
+        acc = tf.clip_by_value(tf.round(tf.stop_gradient(inputs) / (step * scale)), -limit, limit)
+        codes = tf.clip_by_value(tf.round(acc * scale), -128.0, 127.0)
+        return codes * step + (clipped - tf.stop_gradient(clipped))
 
 
 @register

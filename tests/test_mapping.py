@@ -1,0 +1,378 @@
+"""The crossbar mapping format: device levels, tiling, save/load round trip, validation, fuzzing, atomicity."""
+
+import json
+import os
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tf_nvm
+from tf_nvm import MappingError, presets
+from tf_nvm import mapping as M
+from tf_nvm._keras import keras
+from tflite_export import build_mapping, export_crossbar
+
+L = keras.layers
+
+
+# ----------------------------------------------------------------- fixtures
+def _small_model(preset, seed=0):
+    """A tiny conv + dense NVM model (random weights; the format does not care about accuracy)."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((16, 3), name="window")
+    x = L.Concatenate(name="pm")([inputs, L.Rescaling(-1.0, name="neg")(inputs)])
+    x = L.Conv1D(5, 3, padding="same", name="conv")(x)
+    x = L.BatchNormalization(name="bn")(x)
+    x = L.ReLU(name="relu")(x)
+    x = L.MaxPooling1D(2, name="pool")(x)
+    x = L.Flatten(name="flat")(x)
+    outputs = L.Dense(4, name="out")(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return tf_nvm.quantize_model(keras.Model(inputs, outputs), preset, init="device")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return _small_model("paper-2bit-bipolar")
+
+
+@pytest.fixture(scope="module")
+def mapping(model):
+    return build_mapping(model, preprocessing={"input_mean": [0.1, 0.2, 0.3], "input_std": [1.0, 2.0, 3.0]})
+
+
+@pytest.fixture
+def saved(mapping, tmp_path):
+    json_path, npz_path = M.save(mapping, tmp_path / "m")
+    return json_path, npz_path
+
+
+# ------------------------------------------------------- device level mapping
+@pytest.mark.parametrize("spec, codes, levels", [
+    # 2-bit unipolar: level = code, one device.
+    (presets.get("paper-2bit-unipolar"), [0, 1, 3], [[0], [1], [3]]),
+    # 2-bit differential: codes -3..3; G+ = max(code, 0), G- = max(-code, 0).
+    (presets.get("paper-2bit-bipolar"), [-3, 0, 2], [[0, 3], [0, 0], [2, 0]]),
+    # 2-bit offset: codes -2..1; level = code - code_min = code + 2 (reference column at level 2).
+    (presets.get("paper-2bit-bipolar").replace(bipolar_mapping="offset"), [-2, 0, 1], [[0], [2], [3]]),
+])
+def test_levels_realise_codes_for_each_mapping(spec, codes, levels):
+    got = M.levels_from_codes(np.array(codes), spec)
+    assert got.dtype == np.uint8 and got.tolist() == levels
+    assert M.codes_from_levels(got, spec).tolist() == codes
+
+
+def test_conductance_table_spans_g_min_to_g_max():
+    spec = presets.get("paper-2bit-unipolar")  # 4 levels over 1..25 uS: step 8 uS
+    assert M.conductance_table(spec).tolist() == [1.0, 9.0, 17.0, 25.0]
+
+
+def test_tiles_cover_the_matrix_once_row_major():
+    # 300 x 70 weights, 128 x 64 crossbars, differential (2 device columns per output):
+    # 32 outputs per tile -> 3 column tiles; ceil(300/128) = 3 row tiles -> 9 tiles.
+    spec = presets.get("paper-2bit-bipolar").replace(rows=128, cols=64)
+    tiles = M.plan_tiles(300, 70, spec)
+    assert len(tiles) == 9
+    covered = np.zeros((300, 70), int)
+    for t in tiles:
+        covered[t.row_start:t.row_stop, t.col_start:t.col_stop] += 1
+    assert (covered == 1).all()
+    last = tiles[-1]
+    assert (last.row_start, last.row_stop, last.col_start, last.col_stop) == (256, 300, 64, 70)
+    assert last.device_cols == 12 and last.col_utilisation == 12 / 64 and last.row_utilisation == 44 / 128
+    # offset mapping: one reference column per tile -> 63 outputs per 64-column tile
+    assert M.outputs_per_tile(spec.replace(bipolar_mapping="offset")) == 63
+
+
+def test_crossbar_too_narrow_is_refused():
+    spec = presets.get("paper-2bit-bipolar").replace(cols=1)
+    with pytest.raises(MappingError, match=r"spec.cols=1 is too small for one output with the differential "
+                                           r"mapping \(2 device column\(s\) per weight \+ 0 reference column\)"):
+        M.plan_tiles(4, 4, spec)
+
+
+# ------------------------------------------------------------------ round trip
+def test_save_load_round_trip_is_identical(mapping, saved):
+    json_path, npz_path = saved
+    assert os.path.basename(json_path) == "m.json" and os.path.basename(npz_path) == "m.npz"
+    again = M.load(json_path)
+    assert again.spec == mapping.spec and again.input == mapping.input and again.outputs == mapping.outputs
+    assert [layer.name for layer in again.layers] == [layer.name for layer in mapping.layers]
+    for a, b in zip(again.layers, mapping.layers):
+        assert type(a) is type(b)
+        for field in ("op", "inputs", "output", "output_shape"):
+            assert getattr(a, field) == getattr(b, field)
+        if a.kind == "crossbar":
+            np.testing.assert_array_equal(a.codes, b.codes)
+            np.testing.assert_array_equal(a.levels, b.levels)
+            np.testing.assert_array_equal(a.bias_int32, b.bias_int32)
+            assert a.tiles == b.tiles and a.pads == b.pads
+        else:
+            assert a.params == b.params and a.requantize == b.requantize
+            assert sorted(a.arrays) == sorted(b.arrays)
+            for key in a.arrays:
+                np.testing.assert_array_equal(a.arrays[key], b.arrays[key])
+    assert M.load(str(json_path)[:-5]).summary() == mapping.summary()  # by prefix too
+
+
+def test_mapping_content(mapping, model):
+    spec = tf_nvm.model_spec(model)
+    conv = mapping.layer("quant_conv")
+    # conv: kernel 3, 6 input channels ([x, -x] of 3) -> 18 rows, 5 columns; 'same' pads 1 + 1
+    assert (conv.op, conv.rows, conv.cols, conv.pads, conv.kernel_size) == ("conv1d", 18, 5, ((1, 1),), (3,))
+    codes = tf_nvm.weight_codes(model)["quant_conv"].codes
+    np.testing.assert_array_equal(conv.codes, codes.reshape(18, 5))
+    assert conv.levels.shape == (18, 5, 2)  # differential pair
+    bn = mapping.layer("quant_bn")
+    assert bn.op == "batch_norm" and bn.requantize and sorted(bn.arrays) == ["multiplier", "offset", "scale"]
+    assert [layer.op for layer in mapping.layers] == ["rescale", "concatenate", "conv1d", "batch_norm", "relu",
+                                                      "max_pool", "flatten", "dense"]
+    assert mapping.input.name == "window" and mapping.input.scale == spec.activation_step
+    assert mapping.outputs == ("quant_out",)
+    assert mapping.metadata["signed_elements"]["negating_rescale"] == ["quant_neg"]
+
+
+def test_spec_may_change_hardware_fields_only(model):
+    spec = tf_nvm.model_spec(model)
+    small = build_mapping(model, spec=spec.replace(rows=8, cols=4))
+    assert len(small.layer("quant_conv").tiles) == 3 * 3  # ceil(18/8) row tiles x ceil(5/2) column tiles
+    with pytest.raises(tf_nvm.ExportError, match=r"spec differs from the model's trained spec in weight_bits "
+                                                 r"\(given 4, model 2\).*Only the hardware fields"):
+        build_mapping(model, spec=spec.replace(weight_bits=4))
+
+
+# ------------------------------------------------------------ pinned errors
+def _edit(json_path, change):
+    with open(json_path) as handle:
+        doc = json.load(handle)
+    change(doc)
+    with open(json_path, "w") as handle:
+        json.dump(doc, handle)
+
+
+def test_newer_schema_version_is_refused_saying_so(saved):
+    json_path, _ = saved
+    _edit(json_path, lambda d: d.update(schema_version=M.SCHEMA_VERSION + 1))
+    with pytest.raises(MappingError, match=r"m\.json: schema_version 2 is newer than this tf_nvm reads \(1\.\.1\): "
+                                           r"the mapping was written by a newer tf_nvm release\. Fix: upgrade tf_nvm"):
+        M.load(json_path)
+
+
+def test_error_types_subclass_builtins():
+    assert issubclass(MappingError, ValueError) and issubclass(MappingError, tf_nvm.TfNvmError)
+    assert issubclass(tf_nvm.ExportError, ValueError)
+
+
+def test_missing_file_names_it(tmp_path):
+    with pytest.raises(MappingError, match=r"cannot read mapping file .*nothing\.json: .*Fix: pass the PREFIX"):
+        M.load(tmp_path / "nothing")
+
+
+def test_codes_outside_device_range_are_refused(mapping, tmp_path):
+    conv = mapping.layer("quant_conv")
+    bad_codes = conv.codes.copy()
+    bad_codes[0, 0] = 9
+    layers = tuple(layer if layer.name != "quant_conv" else
+                   M.CrossbarLayer(**{**{f: getattr(conv, f) for f in conv.__dataclass_fields__},
+                                      "codes": bad_codes}) for layer in mapping.layers)
+    with pytest.raises(MappingError, match=r"layers\[2\] \(.quant_conv.\)\.codes: values -?\d+\.\.9 leave the device "
+                                           r"code range -3\.\.3 of the spec"):
+        M.Mapping(mapping.spec, mapping.input, layers, mapping.outputs, mapping.metadata)
+
+
+def test_levels_that_do_not_realise_codes_are_refused(saved):
+    json_path, npz_path = saved
+    with np.load(npz_path) as npz:
+        arrays = dict(npz)
+    arrays["quant_conv/levels"] = arrays["quant_conv/levels"].copy()
+    arrays["quant_conv/levels"][0, 0] = [3, 3]  # code = 0 would need (0, 0)
+    np.savez(npz_path, **arrays)
+    # the npz no longer matches its recorded hash first
+    with pytest.raises(MappingError, match=r"field arrays_file\.sha256: .*m\.npz does not match the recorded "
+                                           r"SHA-256"):
+        M.load(json_path)
+    import hashlib
+    digest = hashlib.sha256(open(npz_path, "rb").read()).hexdigest()
+    _edit(json_path, lambda d: d["arrays_file"].update(sha256=digest))
+    with pytest.raises(MappingError, match=r"'quant_conv'\)\.levels: device levels do not realise the codes with "
+                                           r"the spec's mapping \(differential\)"):
+        M.load(json_path)
+
+
+def test_wrong_tiling_is_refused(saved):
+    json_path, _ = saved
+    _edit(json_path, lambda d: d["layers"][2]["tiling"]["tiles"][0].update(row_stop=10))
+    with pytest.raises(MappingError, match=r"'quant_conv'\)\.tiling\.tiles\[0\]: tile .* does not match the tiling "
+                                           r".*tiles must cover every weight exactly once"):
+        M.load(json_path)
+
+
+def test_dangling_tensor_reference_is_refused(saved):
+    json_path, _ = saved
+    _edit(json_path, lambda d: d["layers"][3].update(inputs=["nowhere"]))
+    with pytest.raises(MappingError, match=r"layers\[3\] \('quant_bn'\)\.inputs: tensor 'nowhere' is not produced by "
+                                           r"the input or an earlier layer"):
+        M.load(json_path)
+
+
+def test_wrong_types_and_format_are_refused(saved):
+    json_path, _ = saved
+    _edit(json_path, lambda d: d["layers"][2]["geometry"].update(rows="18"))
+    with pytest.raises(MappingError, match=r"field layers\[2\] \('quant_conv'\)\.geometry\.rows: expected int, got "
+                                           r"'18'\. Fix: re-export the mapping"):
+        M.load(json_path)
+    _edit(json_path, lambda d: d.update(format="something else"))
+    with pytest.raises(MappingError, match=r"field format: value 'something else' is not "
+                                           r"'tf_nvm\.crossbar-mapping'\. Fix: pass a crossbar mapping file"):
+        M.load(json_path)
+
+
+def test_truncated_json_is_refused(saved):
+    json_path, _ = saved
+    text = open(json_path).read()
+    open(json_path, "w").write(text[: len(text) // 2])
+    with pytest.raises(MappingError, match=r"m\.json: not valid JSON .*Fix: re-export the mapping; the file is "
+                                           r"truncated"):
+        M.load(json_path)
+
+
+# ----------------------------------------------------------------- fuzzing
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-2 ** 40, 2 ** 40) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3),
+    max_leaves=6)
+
+
+def _paths(node, prefix=()):
+    yield prefix
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _paths(value, prefix + (key,))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _paths(value, prefix + (i,))
+
+
+@pytest.fixture(scope="module")
+def pristine(mapping, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pristine")
+    json_path, npz_path = M.save(mapping, folder / "m")
+    return open(json_path, "rb").read(), open(npz_path, "rb").read()
+
+
+def _load_or_mapping_error(folder, json_bytes, npz_bytes):
+    (folder / "m.json").write_bytes(json_bytes)
+    (folder / "m.npz").write_bytes(npz_bytes)
+    try:
+        result = M.load(folder / "m")
+    except MappingError:
+        return "error"
+    assert isinstance(result, M.Mapping)
+    return "valid"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_fuzz_mutated_json_loads_or_raises_mapping_error(pristine, tmp_path_factory, data):
+    json_bytes, npz_bytes = pristine
+    doc = json.loads(json_bytes)
+    mode = data.draw(st.sampled_from(["replace", "delete", "truncate", "bytes"]))
+    if mode in ("replace", "delete"):
+        paths = [p for p in _paths(doc) if p]
+        path = data.draw(st.sampled_from(paths))
+        parent = doc
+        for key in path[:-1]:
+            parent = parent[key]
+        if mode == "delete":
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = data.draw(_JSON_VALUES)
+        json_bytes = json.dumps(doc).encode()
+    elif mode == "truncate":
+        json_bytes = json_bytes[: data.draw(st.integers(0, len(json_bytes) - 1))]
+    else:
+        position = data.draw(st.integers(0, len(json_bytes) - 1))
+        json_bytes = json_bytes[:position] + bytes([data.draw(st.integers(0, 255))]) + json_bytes[position + 1:]
+    _load_or_mapping_error(tmp_path_factory.mktemp("fuzz"), json_bytes, npz_bytes)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_fuzz_mutated_npz_loads_or_raises_mapping_error(pristine, tmp_path_factory, data):
+    json_bytes, npz_bytes = pristine
+    if data.draw(st.booleans()):
+        npz_bytes = npz_bytes[: data.draw(st.integers(0, len(npz_bytes) - 1))]
+    else:
+        position = data.draw(st.integers(0, len(npz_bytes) - 1))
+        npz_bytes = npz_bytes[:position] + bytes([(npz_bytes[position] + 1) % 256]) + npz_bytes[position + 1:]
+    assert _load_or_mapping_error(tmp_path_factory.mktemp("fuzz"), json_bytes, npz_bytes) == "error"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_fuzz_rehashed_npz_with_wrong_arrays_raises_mapping_error(pristine, tmp_path_factory, data):
+    """The npz is replaced by a consistent-hash archive with mutated arrays: validation, not the hash, must catch it."""
+    import hashlib
+    import io
+    json_bytes, npz_bytes = pristine
+    with np.load(io.BytesIO(npz_bytes)) as npz:
+        arrays = dict(npz)
+    key = data.draw(st.sampled_from(sorted(arrays)))
+    action = data.draw(st.sampled_from(["drop", "dtype", "shape", "value"]))
+    if action == "drop":
+        del arrays[key]
+    elif action == "dtype":
+        arrays[key] = arrays[key].astype(np.float64)
+    elif action == "shape":
+        arrays[key] = arrays[key].reshape(-1)[:-1] if arrays[key].size > 1 else np.zeros((2, 2), arrays[key].dtype)
+    else:
+        flat = arrays[key].reshape(-1).copy()
+        value = data.draw(st.sampled_from([-128, 127, 77, -5, 200]))
+        flat[data.draw(st.integers(0, flat.size - 1))] = np.array(value).astype(np.int64).astype(flat.dtype)
+        arrays[key] = flat.reshape(arrays[key].shape)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    npz_bytes = buffer.getvalue()
+    doc = json.loads(json_bytes)
+    doc["arrays_file"]["sha256"] = hashlib.sha256(npz_bytes).hexdigest()
+    _load_or_mapping_error(tmp_path_factory.mktemp("fuzz"), json.dumps(doc).encode(), npz_bytes)
+
+
+# ---------------------------------------------------------------- atomicity
+def test_failed_save_leaves_no_file_under_final_names(mapping, tmp_path, monkeypatch):
+    def boom():
+        raise OSError("disk full (injected)")
+
+    monkeypatch.setattr(M, "_before_rename_hook", boom)
+    with pytest.raises(OSError, match="injected"):
+        M.save(mapping, tmp_path / "m")
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_failed_json_rename_removes_the_new_npz(mapping, tmp_path, monkeypatch):
+    real = os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith(".json"):
+            raise OSError("rename failed (injected)")
+        return real(src, dst)
+
+    monkeypatch.setattr(M.os, "replace", replace)
+    with pytest.raises(OSError, match="injected"):
+        M.save(mapping, tmp_path / "m")
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_failed_export_crossbar_leaves_nothing(model, tmp_path, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("npz writer crashed (injected)")
+
+    monkeypatch.setattr(M.np, "savez_compressed", boom)
+    with pytest.raises(RuntimeError, match="injected"):
+        export_crossbar(model, tmp_path / "m")
+    assert os.listdir(tmp_path) == []

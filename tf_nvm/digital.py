@@ -1,0 +1,227 @@
+"""Digital-periphery layers whose inference is bit-exact in TFLite.
+
+`tf_nvm.quantize_model` swaps BatchNormalization for `NVMBatchNormalization`
+and GlobalAveragePooling1D/2D for `NVMGlobalAveragePooling1D`/`2D`: same
+arguments, same weights, same training behaviour; at inference they compute
+what LiteRT's default (XNNPACK) int8 kernels compute, so that the exported
+``.tflite`` reproduces the Keras model exactly.
+
+Global average pooling: the runtime sums the int8 codes exactly and multiplies
+the sum by ``float32(1/n)`` (one float32 product), then rounds half to even;
+``reduce_mean`` divides instead, which rounds differently when ``sum/n`` is
+exactly halfway between two levels (n = 14, 26, 30, ...: up to 2 % of the
+outputs). The NVM layers compute ``reduce_sum(x) * float32(1/n)``.
+
+BatchNormalization:
+
+A BatchNormalization kept as a digital step after the ADC computes, at
+inference, one affine per channel ``y = inv_c * x + off_c`` with
+``inv_c = gamma_c / sqrt(var_c + eps)`` and ``off_c = beta_c - mean_c * inv_c``.
+Converted as it is, TFLite turns it into MUL + ADD with int8 per-tensor constants
+and an intermediate tensor with its own calibrated scale: two roundings that the
+Keras model does not make (stack notes: 91.4 % vs 91.8 %).
+
+This layer instead computes, at inference, exactly what an int8 runtime computes
+for a 1x1 depthwise convolution with per-channel int8 weights::
+
+    u_c = |inv_c| / 127 rounded up to 17 significant bits, lowest bit set
+          (larger if needed so that |k_c| <= 2^22)          # per-channel scale
+    m_c = round(inv_c / u_c)          # int8 weight, |m_c| <= 127
+    k_c = round(off_c / (u_c * step)) # int32 bias, |k_c| <= 2^22   (step = A/128)
+    acc = q * m_c + k_c               # exact integer, q the int8 input code
+    v   = float32(acc) * u_c          # one float32 rounding, in grid units
+    y   = v * step                    # then rounded to the grid, ties to even
+
+For TFLite (inside `tf_nvm.quantizers.converter_graph`) the layer emits that
+depthwise convolution: weights ``m_c * u_c`` in a per-channel fake-quant over
+``[-127 u_c, 127 u_c]`` (stored: int8 ``m_c``, scale ``u_c``, zero point 0; both
+exact because ``127 u_c`` fits a float32 mantissa) and bias ``k_c u_c step``
+(stored: int32 ``k_c``). LiteRT's default (XNNPACK) kernels compute
+``float32(acc) * u_c`` and round to nearest even: the same numbers. Because
+``u_c`` has an odd 17-bit mantissa, ``acc * u_c`` never lies exactly halfway
+between two grid levels (for |acc| < 2^21), so the rounding mode of ties does
+not matter and TFLite Micro's fixed-point requantization differs only by its
+double rounding (at most 1 LSB, unbiased).
+
+Usually ``m_c = +-127`` and ``m_c u_c`` equals ``inv_c`` within a relative
+2^-15 (a coarser ``u_c`` only when a huge offset forces it); ``off_c`` is
+rounded to ``u_c * step``. Training (batch statistics) is the plain Keras
+BatchNormalization.
+"""
+
+import numpy as np
+
+from tf_nvm._keras import keras, tf
+from tf_nvm.errors import UnsupportedLayerError
+from tf_nvm.quantizers import in_converter_graph
+from tf_nvm.registry import register
+from tf_nvm.spec import NVMSpec
+
+__all__ = ["NVMBatchNormalization", "NVMGlobalAveragePooling1D", "NVMGlobalAveragePooling2D", "MULTIPLIER_MAX",
+           "OFFSET_MAX", "SCALE_BITS", "EXACT_LAYERS"]
+
+MULTIPLIER_MAX = 127
+"""Largest |m_c|: the per-channel multiplier is an int8 weight with zero point 0."""
+
+OFFSET_MAX = 2 ** 22
+"""Largest |k_c|: keeps ``q * m_c + k_c`` exact in float32 (24-bit mantissa) and the bias exact in TFLite."""
+
+SCALE_BITS = 17
+"""Significant bits of the per-channel scale u_c (so that 127 u_c is exact in float32)."""
+
+_DROP = 24 - SCALE_BITS  # low mantissa bits of a float32 cleared in u_c
+
+
+def _snap_scale(magnitude):
+    """The smallest float32 >= magnitude with a 17-bit mantissa whose lowest bit is set (exact bit operations)."""
+    bits = tf.bitcast(tf.cast(magnitude, tf.float32), tf.int32)
+    step = 1 << _DROP
+    bits = tf.bitwise.left_shift(tf.bitwise.right_shift(bits + (step - 1), _DROP), _DROP)  # round up
+    bits = tf.bitwise.bitwise_or(bits, step)  # odd 17-bit mantissa: acc * u is never a tie
+    return tf.bitcast(bits, tf.float32)
+
+
+@register
+class NVMBatchNormalization(keras.layers.BatchNormalization):
+    """`keras.layers.BatchNormalization` whose inference affine is exact in TFLite.
+
+    Same arguments as `keras.layers.BatchNormalization` plus ``spec``. Training
+    (``training=True``) is unchanged; inference applies the snapped affine of the
+    module docstring. `tf_nvm.quantize_model` swaps every BatchNormalization for
+    this layer.
+
+    Args:
+        *args: BatchNormalization arguments.
+        spec: `NVMSpec` (or its dict); its activation range gives the grid step of
+            the offset.
+        **kwargs: BatchNormalization keyword arguments (``axis`` must be the
+            last axis).
+    """
+
+    def __init__(self, *args, spec=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if spec is None:
+            raise UnsupportedLayerError(
+                f"NVMBatchNormalization {self.name!r} needs spec=NVMSpec(...) (its activation range sets the "
+                "offset grid). Fix: let tf_nvm.quantize_model create it, or pass spec=.")
+        self.spec = spec if isinstance(spec, NVMSpec) else NVMSpec.from_dict(spec)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        rank = len(input_shape)
+        if list(self.axis) != [rank - 1]:
+            raise UnsupportedLayerError(
+                f"BatchNormalization {self.name!r} normalises axis {list(self.axis)} of a rank-{rank} input; "
+                "tf_nvm maps a digital BatchNorm only over the last (channel) axis. Fix: use axis=-1.")
+
+    def get_config(self):
+        config = super().get_config()
+        config["spec"] = self.spec.to_dict()
+        return config
+
+    # ------------------------------------------------------------- inference
+    def _float_affine(self):
+        inv = tf.math.rsqrt(self.moving_variance + self.epsilon)
+        if self.scale:
+            inv = inv * self.gamma
+        off = -self.moving_mean * inv
+        if self.center:
+            off = off + self.beta
+        return tf.cast(inv, tf.float32), tf.cast(off, tf.float32)
+
+    def _snapped(self):
+        """(m, u, k, inv, off) tensors of the inference affine (see module docstring)."""
+        inv, off = self._float_affine()
+        step = tf.constant(self.spec.activation_step, tf.float32)
+        magnitude = tf.maximum(tf.maximum(tf.abs(inv) / MULTIPLIER_MAX, tf.abs(off) / (step * OFFSET_MAX)),
+                               tf.constant(2.0 ** -100, tf.float32))
+        unit = _snap_scale(magnitude)
+        m = tf.clip_by_value(tf.round(inv / unit), -MULTIPLIER_MAX, MULTIPLIER_MAX)
+        k = tf.clip_by_value(tf.round(off / (unit * step)), -OFFSET_MAX, OFFSET_MAX)
+        return m, unit, k, inv, off
+
+    def digital_affine(self):
+        """The inference affine as integers and one float32 scale per channel, evaluated now.
+
+        Returns:
+            dict of numpy arrays, one value per channel: ``multiplier`` (int32
+            m_c, |m_c| <= 127), ``offset`` (int32 k_c, |k_c| <= 2^22),
+            ``scale`` (float32 u_c > 0), with, for an input code q,
+            ``y_code = round_half_even(float32(q * m_c + k_c) * u_c)``; and
+            ``float_scale`` / ``float_offset`` (float32 inv_c, off_c before
+            snapping, model units).
+        """
+        with tf.init_scope():
+            m, u, k, inv, off = self._snapped()
+            return {"multiplier": m.numpy().astype(np.int32), "offset": k.numpy().astype(np.int32),
+                    "scale": u.numpy().astype(np.float32), "float_scale": inv.numpy(),
+                    "float_offset": off.numpy()}
+
+    def _inference(self, inputs):
+        inputs = tf.cast(inputs, tf.float32)
+        if in_converter_graph():
+            return self._depthwise(inputs)
+        m, unit, k, inv, off = self._snapped()
+        step = tf.constant(self.spec.activation_step, tf.float32)
+        acc = tf.stop_gradient(tf.round(inputs / step)) * m + k  # exact integers in float32
+        exact = acc * unit * step
+        linear = inputs * inv + off
+        return exact + (linear - tf.stop_gradient(linear))  # forward value: exactly `exact`
+
+    def _depthwise(self, inputs):
+        """The converter's graph: a 1x1 depthwise conv with per-channel int8 weights."""
+        affine = self.digital_affine()
+        channels = affine["multiplier"].shape[0]
+        unit = affine["scale"]
+        weights = tf.constant((affine["multiplier"] * unit).astype(np.float32).reshape(1, 1, 1, channels))
+        weights = tf.quantization.fake_quant_with_min_max_vars_per_channel(
+            weights, min=tf.constant((-MULTIPLIER_MAX * unit).astype(np.float32)),
+            max=tf.constant((MULTIPLIER_MAX * unit).astype(np.float32)), num_bits=8, narrow_range=True)
+        weights = tf.reshape(weights, (1, 1, channels, 1))
+        bias = tf.constant((affine["offset"].astype(np.float32) * unit * np.float32(self.spec.activation_step))
+                           .astype(np.float32))
+        inner = list(inputs.shape[1:-1])
+        length = int(np.prod(inner)) if inner else 1
+        x = tf.reshape(inputs, (-1, 1, length, channels))
+        y = tf.nn.bias_add(tf.nn.depthwise_conv2d(x, weights, (1, 1, 1, 1), "VALID"), bias)
+        return tf.reshape(y, [-1] + inner + [channels])
+
+    def call(self, inputs, training=None, mask=None):
+        training = self._get_training_value(training)
+        train = super().call  # bound here: zero-argument super() does not work inside the lambdas
+
+        return tf.__internal__.smart_cond.smart_cond(
+            training, lambda: train(inputs, training=True, mask=mask), lambda: self._inference(inputs))
+
+
+class _ExactMean:
+    """Mixin: global average pooling as ``sum * float32(1/n)``, the runtime's arithmetic."""
+
+    def call(self, inputs, mask=None):
+        if in_converter_graph() or mask is not None:
+            return super().call(inputs, mask=mask) if mask is not None else super().call(inputs)
+        rank = len(inputs.shape)
+        spatial = list(range(1, rank - 1)) if self.data_format == "channels_last" else list(range(2, rank))
+        count = int(np.prod([inputs.shape[a] for a in spatial]))
+        inverse = np.float32(1.0) / np.float32(count)
+        total = tf.reduce_sum(tf.cast(inputs, tf.float32), axis=spatial, keepdims=self.keepdims)
+        return total * inverse
+
+
+@register
+class NVMGlobalAveragePooling1D(_ExactMean, keras.layers.GlobalAveragePooling1D):
+    """`keras.layers.GlobalAveragePooling1D` computed as ``sum * float32(1/n)`` (bit-exact in TFLite)."""
+
+
+@register
+class NVMGlobalAveragePooling2D(_ExactMean, keras.layers.GlobalAveragePooling2D):
+    """`keras.layers.GlobalAveragePooling2D` computed as ``sum * float32(1/n)`` (bit-exact in TFLite)."""
+
+
+EXACT_LAYERS = {
+    keras.layers.BatchNormalization: NVMBatchNormalization,
+    keras.layers.GlobalAveragePooling1D: NVMGlobalAveragePooling1D,
+    keras.layers.GlobalAveragePooling2D: NVMGlobalAveragePooling2D,
+}
+"""Keras layer class -> the tf_nvm layer `quantize_model` puts in its place (same config and weights)."""
+

@@ -1,0 +1,42 @@
+"""tflite_export: deploy a trained tf_nvm model to a microcontroller and to crossbars.
+
+Two artefacts from one trained NVM model:
+
+* `export_tflite`: a full-integer ``.tflite`` (int8 activations, int8 in/out)
+  whose NVM weight tensors hold exactly the device codes on the one shared
+  scale (zero point 0); bit-exact with the Keras model in LiteRT's default
+  kernels (INT8 container). Checked with `compare` (LiteRT and TFLite Micro)
+  and `check_nvm_weights`; the TFLite Micro arena is measured with
+  `measure_arena` in a child process.
+* `export_crossbar`: the versioned crossbar mapping file
+  (``PREFIX.json`` + ``PREFIX.npz``, format in ``docs/mapping_schema.md``,
+  read back with `tf_nvm.mapping.load`).
+
+Importing this package imports tf_nvm (and TensorFlow, in legacy-Keras mode).
+"""
+
+import tf_nvm  # noqa: F401  (legacy-Keras mode before TensorFlow loads)
+from tflite_export.crossbar import HARDWARE_FIELDS, build_mapping, export_crossbar
+from tflite_export.flatbuffer import TFLiteGraph, read_tflite
+from tflite_export.tflite import CONTAINERS, TFLiteExport, export_tflite
+from tflite_export.verify import (RuntimeComparison, WeightCheck, check_nvm_weights, compare, measure_arena,
+                                  quantize_input, run_litert, run_tflm)
+
+__all__ = [
+    "export_tflite",
+    "TFLiteExport",
+    "CONTAINERS",
+    "export_crossbar",
+    "build_mapping",
+    "HARDWARE_FIELDS",
+    "compare",
+    "RuntimeComparison",
+    "check_nvm_weights",
+    "WeightCheck",
+    "measure_arena",
+    "run_litert",
+    "run_tflm",
+    "quantize_input",
+    "read_tflite",
+    "TFLiteGraph",
+]

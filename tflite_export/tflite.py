@@ -1,0 +1,201 @@
+"""`export_tflite`: a full-integer TFLite model whose weights are the device codes.
+
+The Keras NVM model is converted while `tf_nvm.quantizers.converter_graph` is
+active, so the converter sees exactly one fake-quant per activation (scale
+A/128, zero point 0), each NVM kernel as ``codes * s`` inside a symmetric
+narrow-range fake-quant (stored: scale ``s``, zero point 0, the codes), and
+each digital BatchNorm as a per-channel 1x1 depthwise convolution with int8
+weights and int32 bias (see `tf_nvm.digital`).
+
+Weight containers:
+
+* ``"int8"`` (default): codes stored as int8. LiteRT's default (XNNPACK)
+  kernels compute every op with one rounding, ties to even, like the Keras
+  model: the int8 outputs are bit-identical.
+* ``"int4"``: codes stored as INT4 (two per byte, about half the weight flash),
+  allowed when every code fits -7..7 (2-bit presets, 3-bit unipolar). XNNPACK
+  does not take INT4 convolutions, so LiteRT runs its builtin kernels, which
+  requantize with two roundings (a 31-bit fixed-point multiply, then a rounding
+  shift, ties away from zero): outputs can differ by 1 LSB per layer, and the
+  differences can add up at the logits. TFLite Micro rounds the same way for
+  both containers (and unpacks INT4 weights into arena scratch memory).
+"""
+
+import dataclasses
+import warnings
+
+import numpy as np
+
+from tf_nvm.atomic import write_bytes_atomic
+from tf_nvm.errors import ExportError
+
+__all__ = ["TFLiteExport", "export_tflite", "CONTAINERS"]
+
+CONTAINERS = ("int8", "int4")
+
+
+@dataclasses.dataclass(frozen=True)
+class TFLiteExport:
+    """What `export_tflite` wrote.
+
+    Attributes:
+        path: the .tflite file.
+        container: ``"int8"`` or ``"int4"`` weight container.
+        model_bytes: flatbuffer size in bytes (flash).
+        weight_bytes: bytes of the NVM weight tensors inside it.
+        ops: builtin op names in execution order.
+        op_counts: {op name: count}.
+        arena_bytes: TFLite Micro arena in bytes (RAM), or None when not measured.
+        input_scale: scale of the int8 input (A/128), zero point 0.
+        output_scale: scale of the int8 output.
+        weight_scale: the one scale of every NVM weight tensor.
+        nvm_weight_tensors: number of NVM weight tensors checked.
+    """
+
+    path: str
+    container: str
+    model_bytes: int
+    weight_bytes: int
+    ops: tuple
+    op_counts: dict
+    arena_bytes: object
+    input_scale: float
+    output_scale: float
+    weight_scale: float
+    nvm_weight_tensors: int
+
+    def to_dict(self):
+        """JSON-ready dict of every field."""
+        return dataclasses.asdict(self)
+
+    def __str__(self):
+        arena = "not measured" if self.arena_bytes is None else f"{self.arena_bytes} bytes"
+        ops = ", ".join(f"{name} x{count}" for name, count in self.op_counts.items())
+        return (f"TFLite model {self.path}: {self.model_bytes} bytes flash ({self.container} weights, "
+                f"{self.weight_bytes} bytes in {self.nvm_weight_tensors} NVM tensors, scale "
+                f"{self.weight_scale!r}, zero point 0); TFLite Micro arena {arena}; {len(self.ops)} ops: {ops}")
+
+
+def _warn_plain_batchnorm(model):
+    from tf_nvm._keras import keras  # noqa: PLC0415
+    from tf_nvm.digital import NVMBatchNormalization  # noqa: PLC0415
+
+    plain = [layer.name for layer in model.layers
+             if isinstance(getattr(layer, "layer", None), keras.layers.BatchNormalization)
+             and not isinstance(layer.layer, NVMBatchNormalization)]
+    if plain:
+        warnings.warn(
+            f"layers {plain} are plain BatchNormalization layers (a model quantized by an older tf_nvm): TFLite "
+            "computes them as MUL + ADD with extra roundings, so the export is not bit-exact with Keras. Fix: "
+            "quantize the float model again with this tf_nvm (BatchNorm becomes NVMBatchNormalization) and "
+            "retrain or copy the weights.", UserWarning, stacklevel=3)
+
+
+def _representative(model, data, count=64):
+    shape = tuple(model.inputs[0].shape[1:])
+    if data is None:
+        import tf_nvm  # noqa: PLC0415
+
+        step = tf_nvm.model_spec(model).activation_step
+        rng = np.random.default_rng(0)
+        data = (rng.integers(-128, 128, (count,) + shape) * step).astype(np.float32)
+    if callable(data):
+        return data
+    data = np.asarray(data, np.float32)
+    if data.shape[1:] != shape:
+        raise ExportError(f"representative_data has shape {list(data.shape)}; the model expects examples of shape "
+                          f"{list(shape)} (examples first). Fix: pass standardised model inputs, e.g. x_train[:256].")
+
+    def generator():
+        for i in range(min(len(data), 256)):
+            yield [data[i:i + 1]]
+
+    return generator
+
+
+def _convert(model, representative, container):
+    from tf_nvm._keras import tf  # noqa: PLC0415
+    from tf_nvm.quantizers import converter_graph  # noqa: PLC0415
+
+    with converter_graph(weight_container=container):
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+        try:
+            return converter.convert()
+        except Exception as err:  # the converter raises many internal types (ConverterError, RuntimeError, ...)
+            raise ExportError(f"the TFLite converter failed on model {model.name!r}: {str(err)[-1500:]}. "
+                              "Fix: check that every layer is supported by tf_nvm (see "
+                              "tf_nvm.quantize_configs.supported_layer_names()).") from err
+
+
+def export_tflite(model, path, representative_data=None, *, container="int8", measure_arena=True,
+                  verbose=False):
+    """Writes a full-integer TFLite model of a trained NVM model and checks its weights.
+
+    int8 activations everywhere, int8 input and output (scale A/128, zero
+    point 0). Every NVM weight tensor stores exactly the device codes of
+    `tf_nvm.weight_codes` with the one shared scale and zero point 0
+    (non-negative codes included); this is checked on the flatbuffer before the
+    file is written. The file appears atomically (temporary file + rename).
+
+    Args:
+        model: trained Keras NVM model (from `tf_nvm.quantize_model`).
+        path: destination ``.tflite`` file.
+        representative_data: standardised model inputs (array, examples first)
+            or a representative-dataset generator function. Every tensor range
+            is fixed by the NVM quantizers, so it only feeds the converter's
+            calibration pass; default: random inputs on the shared grid.
+        container: ``"int8"`` (default, bit-exact in LiteRT) or ``"int4"``
+            (half the weight flash; 1-LSB rounding differences, see the module
+            docstring).
+        measure_arena: measure the TFLite Micro arena in a child process.
+        verbose: print the summary.
+
+    Returns:
+        `TFLiteExport` (model bytes, op list, arena bytes, ...).
+
+    Raises:
+        NotAnNVMModelError: ``model`` has no NVM crossbar layer.
+        ExportError: unknown container; INT4 asked for codes outside -7..7; the
+            converter failed; or the flatbuffer's NVM weights are not the
+            device codes on the shared scale (a converter change).
+    """
+    import tf_nvm  # noqa: PLC0415
+    from tflite_export import verify  # noqa: PLC0415
+    from tflite_export.flatbuffer import read_tflite  # noqa: PLC0415
+
+    if container not in CONTAINERS:
+        raise ExportError(f"container must be one of {list(CONTAINERS)}, got {container!r}. Fix: use 'int8' "
+                          "(default, bit-exact in LiteRT) or 'int4' (smaller, 1-LSB differences).")
+    spec = tf_nvm.model_spec(model)
+    _warn_plain_batchnorm(model)
+    if container == "int4" and (spec.code_min < -7 or spec.code_max > 7):
+        raise ExportError(
+            f"container='int4' stores codes in -7..7 (symmetric narrow 4-bit range with zero point 0), but this "
+            f"model's codes span {spec.code_min}..{spec.code_max} ({spec.weight_bits}-bit, "
+            f"{'unipolar' if spec.unipolar else spec.bipolar_mapping}). Fix: use container='int8'.")
+    content = _convert(model, _representative(model, representative_data), container)
+    graph = read_tflite(content)
+    checks = verify.check_nvm_weights(model, content)
+    bad = [c for c in checks if not (c.allowed and c.matches_keras and len(c.scales) == 1 and c.zero_points == (0,)
+                                     and np.isclose(c.scales[0], spec.weight_scale, rtol=1e-6))]
+    if bad:
+        raise ExportError(f"the converter did not store the device codes on the shared scale for layer(s) "
+                          f"{[c.layer for c in bad]}: {bad[0]}. Fix: report this with the TensorFlow version; "
+                          "the model was not written.")
+    write_bytes_atomic(path, content)
+    weight_bytes = sum(t.buffer_bytes for name in (c.layer for c in checks) for _, t in graph.layer_weights(name))
+    (in_scale, _), (out_scale, _) = verify.io_quantization(content)
+    summary = TFLiteExport(
+        path=str(path), container=container, model_bytes=len(content), weight_bytes=int(weight_bytes),
+        ops=tuple(graph.op_names()), op_counts=graph.op_counts(),
+        arena_bytes=verify.measure_arena(content) if measure_arena else None, input_scale=float(in_scale),
+        output_scale=float(out_scale), weight_scale=float(checks[0].scales[0]), nvm_weight_tensors=len(checks))
+    if verbose:
+        print(summary)
+    return summary
+

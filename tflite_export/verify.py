@@ -1,0 +1,357 @@
+"""Run an exported ``.tflite`` in LiteRT and TFLite Micro and compare it with the Keras NVM model.
+
+Inputs are compared on the int8 grid: a float input ``x`` (model units, i.e.
+standardised) becomes ``q = clip(round_half_even(x / scale), -128, 127)``; the
+runtimes get ``q`` and the Keras model gets ``q * scale`` (on the grid, so its
+own input quantizer changes nothing). Keras outputs are put on the output grid
+the same way, so all comparisons are between int8 codes (1 LSB = one grid step).
+
+The TFLite Micro arena is measured in a child process (``print_allocations``
+prints from C to file descriptor 1, and an arena that is far too small
+crashes the process), never by trial in the caller's process.
+"""
+
+import dataclasses
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+from tf_nvm.errors import ExportError
+
+__all__ = [
+    "RuntimeComparison",
+    "WeightCheck",
+    "quantize_input",
+    "keras_int8_outputs",
+    "run_litert",
+    "run_tflm",
+    "measure_arena",
+    "compare",
+    "check_nvm_weights",
+    "io_quantization",
+]
+
+LITERT_RESOLVERS = ("default", "builtin", "reference")
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeComparison:
+    """int8 outputs of one runtime against the Keras NVM model's.
+
+    Attributes:
+        runtime: ``"litert"``, ``"litert-builtin"``, ``"litert-reference"`` or ``"tflm"``.
+        examples: inputs compared.
+        outputs: int8 output values compared (examples x outputs per example).
+        differing: output values that differ (count).
+        max_abs_lsb: largest |difference| in LSB (grid steps).
+        within_1_lsb: fraction of output values within 1 LSB (0..1).
+        argmax_agreement: fraction of examples with the same arg-max (0..1).
+        histogram: {difference in LSB: count}.
+    """
+
+    runtime: str
+    examples: int
+    outputs: int
+    differing: int
+    max_abs_lsb: int
+    within_1_lsb: float
+    argmax_agreement: float
+    histogram: dict
+
+    @property
+    def exact(self):
+        """True when no output differs."""
+        return self.differing == 0
+
+    def __str__(self):
+        return (f"{self.runtime}: {self.differing}/{self.outputs} outputs differ (max {self.max_abs_lsb} LSB, "
+                f"{100 * self.within_1_lsb:.3f} % within 1 LSB), argmax agreement "
+                f"{100 * self.argmax_agreement:.2f} % on {self.examples} examples")
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightCheck:
+    """How one NVM layer's weight tensor is stored in the flatbuffer.
+
+    Attributes:
+        layer: Keras layer name.
+        tensor: flatbuffer tensor name.
+        dtype: ``"INT8"`` or ``"INT4"``.
+        scales: stored scale(s).
+        zero_points: stored zero point(s).
+        codes: sorted distinct stored values.
+        allowed: True when every value lies in the spec's code range.
+        matches_keras: True when the stored values equal `tf_nvm.weight_codes`
+            (in TFLite's layout).
+    """
+
+    layer: str
+    tensor: str
+    dtype: str
+    scales: tuple
+    zero_points: tuple
+    codes: tuple
+    allowed: bool
+    matches_keras: bool
+
+
+def io_quantization(content):
+    """((input scale, input zero point), (output scale, output zero point)) of a .tflite model."""
+    from tflite_export.flatbuffer import read_tflite  # noqa: PLC0415
+
+    graph = read_tflite(content)
+    inp, out = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
+    return (inp.scales[0], inp.zero_points[0]), (out.scales[0], out.zero_points[0])
+
+
+def quantize_input(x, scale, zero_point=0):
+    """Float inputs -> int8 codes, ties to even (the NVM input quantizer's rounding).
+
+    Args:
+        x: float array (model units).
+        scale: input scale (A/128).
+        zero_point: input zero point (0).
+
+    Returns:
+        int8 array.
+    """
+    q = np.rint(np.asarray(x, np.float32) / np.float32(scale)) + zero_point
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+def keras_int8_outputs(model, x_q, input_quant, output_quant, batch_size=512):
+    """The Keras model's outputs on the int8 output grid, for int8 inputs ``x_q``.
+
+    Args:
+        model: the Keras NVM model.
+        x_q: int8 inputs.
+        input_quant: (scale, zero point) of the TFLite input.
+        output_quant: (scale, zero point) of the TFLite output.
+        batch_size: Keras predict batch size.
+
+    Returns:
+        int8 array of outputs.
+    """
+    scale, zp = input_quant
+    x = ((x_q.astype(np.float32) - zp) * np.float32(scale)).astype(np.float32)
+    y = model.predict(x, verbose=0, batch_size=batch_size)
+    out_scale, out_zp = output_quant
+    return np.clip(np.rint(y / np.float32(out_scale)) + out_zp, -128, 127).astype(np.int8)
+
+
+def _model_bytes(content):
+    if isinstance(content, (bytes, bytearray)):
+        return bytes(content)
+    with open(content, "rb") as handle:
+        return handle.read()
+
+
+def run_litert(content, x_q, resolver="default"):
+    """Runs the model in LiteRT (``ai_edge_litert``), one example per invoke.
+
+    Args:
+        content: .tflite bytes or path.
+        x_q: int8 inputs (examples first).
+        resolver: ``"default"`` (XNNPACK delegate, the path deployments use),
+            ``"builtin"`` (optimized builtin kernels, no delegate) or
+            ``"reference"`` (reference kernels, like TFLite Micro).
+
+    Returns:
+        int8 outputs, examples first.
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: PLC0415
+
+    kinds = {"default": OpResolverType.AUTO, "builtin": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+             "reference": OpResolverType.BUILTIN_REF}
+    if resolver not in kinds:
+        raise ValueError(f"resolver must be one of {list(kinds)}, got {resolver!r}")
+    interpreter = Interpreter(model_content=_model_bytes(content), experimental_op_resolver_type=kinds[resolver])
+    interpreter.allocate_tensors()
+    inp = interpreter.get_input_details()[0]["index"]
+    out = interpreter.get_output_details()[0]["index"]
+    results = []
+    for i in range(len(x_q)):
+        interpreter.set_tensor(inp, x_q[i:i + 1])
+        interpreter.invoke()
+        results.append(interpreter.get_tensor(out)[0].copy())
+    return np.stack(results)
+
+
+def run_tflm(content, x_q, arena_size=None):
+    """Runs the model in TFLite Micro (``tflite_micro.runtime``), one example per invoke.
+
+    Args:
+        content: .tflite bytes or path.
+        x_q: int8 inputs (examples first).
+        arena_size: arena bytes; default: `measure_arena` (child process) plus 1 KiB.
+
+    Returns:
+        int8 outputs, examples first.
+    """
+    from tflite_micro import runtime  # noqa: PLC0415
+
+    data = _model_bytes(content)
+    if arena_size is None:
+        arena_size = measure_arena(data) + 1024
+    interpreter = runtime.Interpreter.from_bytes(data, arena_size=int(arena_size))
+    results = []
+    for i in range(len(x_q)):
+        interpreter.set_input(x_q[i:i + 1], 0)
+        interpreter.invoke()
+        results.append(np.array(interpreter.get_output(0))[0].copy())
+    return np.stack(results)
+
+
+_CHILD = r"""
+import sys
+import numpy as np
+from tflite_micro import runtime
+data = open(sys.argv[1], "rb").read()
+interpreter = runtime.Interpreter.from_bytes(data, arena_size=int(sys.argv[2]))
+details = interpreter.get_input_details(0)
+interpreter.set_input(np.zeros(details["shape"], details["dtype"]), 0)
+interpreter.invoke()
+sys.stdout.flush()
+interpreter.print_allocations()
+"""
+_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
+
+
+def measure_arena(content, start=1 << 20, limit=1 << 30, timeout=300):
+    """The TFLite Micro arena the model needs, in bytes, measured in a child process.
+
+    The child loads the model with a generous arena, runs one inference and
+    calls ``print_allocations()``, whose "Arena allocation total N bytes" line
+    (printed from C to the child's file descriptors, captured by the pipes of
+    `subprocess.run`) is parsed here. If the
+    child fails (arena too small: RuntimeError, or a crash) the arena is
+    quadrupled, up to ``limit``.
+
+    Args:
+        content: .tflite bytes or path.
+        start: first arena size tried, bytes.
+        limit: largest arena size tried, bytes.
+        timeout: seconds per child.
+
+    Returns:
+        int, bytes (head + tail of the arena as allocated by TFLite Micro).
+
+    Raises:
+        ExportError: the model did not run even with ``limit`` bytes (the last
+            child's output is quoted).
+    """
+    data = _model_bytes(content)
+    fd, tmp = tempfile.mkstemp(suffix=".tflite")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        size = start
+        while True:
+            result = subprocess.run([sys.executable, "-c", _CHILD, tmp, str(size)], capture_output=True,
+                                    text=True, timeout=timeout, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+                                    check=False)
+            match = _TOTAL.search(result.stdout) or _TOTAL.search(result.stderr)
+            if result.returncode == 0 and match:
+                return int(match.group(1))
+            if size >= limit:
+                tail = (result.stdout + result.stderr)[-800:]
+                raise ExportError(
+                    f"TFLite Micro could not run the model with an arena of {size} bytes (child exit status "
+                    f"{result.returncode}): {tail!r}. Fix: check the op list for ops TFLite Micro lacks.")
+            size *= 4
+    finally:
+        os.unlink(tmp)
+
+
+def _compare(name, got, want):
+    got = np.asarray(got, np.int32).reshape(len(got), -1)
+    want = np.asarray(want, np.int32).reshape(len(want), -1)
+    diff = got - want
+    values, counts = np.unique(diff, return_counts=True)
+    return RuntimeComparison(
+        runtime=name, examples=len(got), outputs=int(diff.size), differing=int(np.count_nonzero(diff)),
+        max_abs_lsb=int(np.abs(diff).max()) if diff.size else 0,
+        within_1_lsb=float(np.mean(np.abs(diff) <= 1)) if diff.size else 1.0,
+        argmax_agreement=float(np.mean(got.argmax(1) == want.argmax(1))) if diff.size else 1.0,
+        histogram={int(v): int(c) for v, c in zip(values, counts)})
+
+
+def compare(model, content, x, runtimes=("litert", "tflm"), arena_size=None):
+    """Runs ``content`` in each runtime on ``x`` and compares with the Keras model's int8 outputs.
+
+    Args:
+        model: the Keras NVM model that was exported.
+        content: .tflite bytes or path.
+        x: float inputs in model units (standardised), examples first.
+        runtimes: any of ``"litert"`` (default resolver), ``"litert-builtin"``,
+            ``"litert-reference"``, ``"tflm"``.
+        arena_size: TFLite Micro arena (default: measured).
+
+    Returns:
+        dict {runtime: `RuntimeComparison`}.
+    """
+    data = _model_bytes(content)
+    input_quant, output_quant = io_quantization(data)
+    x_q = quantize_input(x, *input_quant)
+    want = keras_int8_outputs(model, x_q, input_quant, output_quant)
+    out = {}
+    for name in runtimes:
+        if name == "tflm":
+            got = run_tflm(data, x_q, arena_size)
+        elif name.startswith("litert"):
+            got = run_litert(data, x_q, {"litert": "default", "litert-builtin": "builtin",
+                                         "litert-reference": "reference"}[name])
+        else:
+            raise ValueError(f"unknown runtime {name!r}; allowed: litert, litert-builtin, litert-reference, tflm")
+        out[name] = _compare(name, got, want)
+    return out
+
+
+def _tflite_layout(codes, op):
+    """Keras kernel codes -> the layout TFLite stores for ``op``."""
+    if op == "FULLY_CONNECTED":
+        return codes.reshape(-1, codes.shape[-1]).T
+    if codes.ndim == 3:  # Conv1D [k, cin, f] -> CONV_2D [f, 1, k, cin]
+        return codes.transpose(2, 0, 1)[:, None]
+    if op == "DEPTHWISE_CONV_2D":  # [kh, kw, cin, m] -> [1, kh, kw, cin*m]
+        return codes.reshape(1, codes.shape[0], codes.shape[1], -1)
+    return codes.transpose(3, 0, 1, 2)  # Conv2D [kh, kw, cin, f] -> [f, kh, kw, cin]
+
+
+def check_nvm_weights(model, content):
+    """How every NVM layer's kernel is stored in the flatbuffer.
+
+    Args:
+        model: the exported Keras NVM model.
+        content: .tflite bytes or path.
+
+    Returns:
+        list of `WeightCheck`, one per NVM crossbar layer.
+
+    Raises:
+        ExportError: an NVM layer has no (or more than one) weight tensor.
+    """
+    import tf_nvm  # noqa: PLC0415
+    from tflite_export.flatbuffer import read_tflite  # noqa: PLC0415
+
+    graph = read_tflite(_model_bytes(content))
+    spec = tf_nvm.model_spec(model)
+    checks = []
+    for name, layer_codes in tf_nvm.weight_codes(model).items():
+        found = graph.layer_weights(name)
+        if len(found) != 1:
+            raise ExportError(f"NVM layer {name!r}: expected one weight tensor named '*/{name}/*' in the .tflite, "
+                              f"found {len(found)}: {[t.name for _, t in found]}.")
+        op, tensor = found[0]
+        values = tensor.values
+        expected = _tflite_layout(layer_codes.codes, op.op)
+        matches = values is not None and values.shape == expected.shape and np.array_equal(values, expected)
+        distinct = tuple(int(v) for v in np.unique(values)) if values is not None else ()
+        allowed = bool(distinct) and min(distinct) >= spec.code_min and max(distinct) <= spec.code_max
+        checks.append(WeightCheck(name, tensor.name, tensor.dtype, tensor.scales, tensor.zero_points, distinct,
+                                  allowed, bool(matches)))
+    return checks
