@@ -5,7 +5,7 @@ scale and zero point 0 for every NVM weight tensor; LiteRT reproduces the Keras
 NVM model's int8 outputs exactly on the whole HAR test set; TFLite Micro within
 1 LSB with arg-max agreement >= 99.5 %; INT4 differences, arena and model bytes
 reported. The full-size numbers (the recipe architecture) come from
-examples/export_acceptance.py.
+benchmarks/export_acceptance.py.
 """
 
 import os
@@ -98,14 +98,16 @@ def test_tflite_micro_argmax_agreement(exported, preset):
     assert tflm.within_1_lsb >= 0.95, str(tflm)
 
 
-@pytest.mark.xfail(strict=False, reason="TFLite Micro's reference kernels requantize with two roundings "
-                                        "(31-bit multiply, then a rounding shift); each op is within 1 LSB of "
-                                        "LiteRT/Keras (test_tflite_micro_each_op_within_1_lsb) but the "
-                                        "differences add up over the network: 2-4 LSB at the logits measured")
 @pytest.mark.parametrize("preset", PAPER)
-def test_tflite_micro_end_to_end_within_1_lsb(exported, preset):
+def test_tflite_micro_end_to_end_error_is_bounded(exported, preset):
+    """TFLite Micro vs Keras (= LiteRT) at the logits: NOT within 1 LSB everywhere (open gap of issue #3).
+
+    TFLite Micro's reference kernels requantize with two roundings (31-bit multiply, then a rounding
+    shift); each op is within 1 LSB (test below) but the differences add up over the network: 2-3 LSB
+    measured at the logits. This pins the measured bound so that a regression shows.
+    """
     tflm = exported[preset][3]["tflm"]
-    assert tflm.max_abs_lsb <= 1, str(tflm)
+    assert tflm.max_abs_lsb <= 4, str(tflm)
 
 
 @pytest.mark.parametrize("layer", ["conv", "dense", "batch_norm"])

@@ -5,8 +5,8 @@ before tensorflow. See README.md.
 """
 
 from tf_nvm import _keras  # noqa: F401  (must run before anything imports tensorflow)
-from tf_nvm import datasets, layers, models, presets
-from tf_nvm.errors import (CorruptDatasetError, DatasetNotFoundError, ExportError, InvalidWeightsError,
+from tf_nvm import datasets, errors, layers, models, presets
+from tf_nvm.errors import (CorruptDatasetError, DatasetNotFoundError, ExportError, InvalidWeightsError,  # noqa: F401
                            KerasModeError, MappingError, NotAnNVMModelError, RecipeError, SpecError, TfNvmError,
                            UnsupportedLayerError)
 from tf_nvm.quantize import (LayerCodes, NonInhibitingCrossbarWarning, calibrate_scale, load_model,
@@ -31,15 +31,5 @@ __all__ = [
     "custom_objects",
     "LayerCodes",
     "NonInhibitingCrossbarWarning",
-    "TfNvmError",
-    "KerasModeError",
-    "SpecError",
-    "UnsupportedLayerError",
-    "InvalidWeightsError",
-    "NotAnNVMModelError",
-    "DatasetNotFoundError",
-    "CorruptDatasetError",
-    "RecipeError",
-    "MappingError",
-    "ExportError",
+    *errors.__all__,
 ]

@@ -2,13 +2,13 @@
 
 from tf_nvm._keras import keras, tf
 from tf_nvm.registry import register
-from tf_nvm.spec import NVMSpec
+from tf_nvm.spec import SpecConfigured
 
 __all__ = ["NVMKernelConstraint"]
 
 
 @register
-class NVMKernelConstraint(keras.constraints.Constraint):
+class NVMKernelConstraint(SpecConfigured, keras.constraints.Constraint):
     """Clips the latent float kernel to ``[(code_min - 1/2) s, (code_max + 1/2) s]``.
 
     Applied by the optimizer after every step, so the straight-through estimator
@@ -20,12 +20,6 @@ class NVMKernelConstraint(keras.constraints.Constraint):
         spec: a resolved `NVMSpec` (or its dict).
     """
 
-    def __init__(self, spec):
-        self.spec = spec if isinstance(spec, NVMSpec) else NVMSpec.from_dict(spec)
-
     def __call__(self, w):
         s = self.spec.weight_scale
         return tf.clip_by_value(w, (self.spec.code_min - 0.5) * s, (self.spec.code_max + 0.5) * s)
-
-    def get_config(self):
-        return {"spec": self.spec.to_dict()}

@@ -26,7 +26,7 @@ from tf_nvm.errors import UnsupportedLayerError
 from tf_nvm.quantizers import (NVMActivationQuantizer, NVMBiasQuantizer, NVMCrossbarOutputQuantizer,
                                NVMWeightQuantizer, ProbabilityQuantizer)
 from tf_nvm.registry import register
-from tf_nvm.spec import NVMSpec
+from tf_nvm.spec import SpecConfigured
 
 __all__ = [
     "NVMCrossbarConfig",
@@ -46,11 +46,8 @@ _QuantizeConfig = tfmot.quantization.keras.QuantizeConfig
 ROLES = ("crossbar", "digital", "probability", "passthrough")
 
 
-class _SpecConfig(_QuantizeConfig):
+class _SpecConfig(SpecConfigured, _QuantizeConfig):
     """Base: a QuantizeConfig holding one resolved spec."""
-
-    def __init__(self, spec):
-        self.spec = spec if isinstance(spec, NVMSpec) else NVMSpec.from_dict(spec)
 
     def get_weights_and_quantizers(self, layer):
         return []
@@ -66,19 +63,6 @@ class _SpecConfig(_QuantizeConfig):
 
     def get_output_quantizers(self, layer):
         return []
-
-    def get_config(self):
-        return {"spec": self.spec.to_dict()}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __ne__(self, other):
-        return not self == other
 
 
 @register

@@ -36,7 +36,7 @@ import contextlib
 
 from tf_nvm._keras import tf, tfmot
 from tf_nvm.registry import register
-from tf_nvm.spec import NVMSpec
+from tf_nvm.spec import SpecConfigured
 
 __all__ = [
     "NVMWeightQuantizer",
@@ -122,30 +122,11 @@ def snap_to_codes(weights, spec):
     return tf.clip_by_value(tf.round(weights / spec.weight_scale), spec.code_min, spec.code_max)
 
 
-class _SpecQuantizer(_Quantizer):
-    """Base: a quantizer configured by one resolved `NVMSpec` and nothing else."""
-
-    def __init__(self, spec):
-        self.spec = spec if isinstance(spec, NVMSpec) else NVMSpec.from_dict(spec)
+class _SpecQuantizer(SpecConfigured, _Quantizer):
+    """Base: a quantizer configured by one resolved `NVMSpec` and nothing else (no variables)."""
 
     def build(self, tensor_shape, name, layer):
         return {}
-
-    def get_config(self):
-        return {"spec": self.spec.to_dict()}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __ne__(self, other):
-        return not self == other
-
-    def __hash__(self):
-        return hash((type(self).__name__, tuple(sorted(self.spec.to_dict().items()))))
 
 
 @register

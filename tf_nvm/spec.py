@@ -33,6 +33,7 @@ __all__ = [
     "INPUT_ENCODINGS",
     "BATCHNORM_MODES",
     "WEIGHT_SCALE_MODES",
+    "SpecConfigured",
 ]
 
 SCHEMA_VERSION = 1
@@ -83,7 +84,9 @@ class NVMSpec:
             None until calibration when mode is ``"calibrated"``.
         input_encoding: how the first crossbar's signed inputs are applied:
             ``"signed-dac"`` (bipolar read voltages, the DAC drives +-V) or
-            ``"dual-rail"`` (x split over two rows as max(x,0) and max(-x,0)).
+            ``"dual-rail"`` (non-negative read voltages only: max(x,0) and max(-x,0)
+            applied in two read phases of the same rows, the two conversions
+            subtracted digitally).
         batchnorm: ``"digital"``: BatchNormalization stays a per-channel affine
             step in the digital periphery after the ADC (it cannot be folded into
             unipolar codes when gamma < 0).
@@ -230,6 +233,34 @@ class NVMSpec:
             raise SpecError(
                 f"NVMSpec.from_dict got unknown field(s) {unknown}; allowed: {sorted(names)}.")
         return cls(**data)
+
+
+class SpecConfigured:
+    """Mixin for quantizers, QuantizeConfigs and constraints configured by one `NVMSpec`.
+
+    Holds ``self.spec`` (an `NVMSpec` or its dict is accepted); ``get_config``
+    returns ``{"spec": spec dict}`` plus whatever a subclass adds, ``from_config``
+    is ``cls(**config)``, and two objects are equal when type and config are.
+    """
+
+    def __init__(self, spec):
+        self.spec = spec if isinstance(spec, NVMSpec) else NVMSpec.from_dict(spec)
+
+    def get_config(self):
+        return {"spec": self.spec.to_dict()}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __hash__(self):
+        return hash((type(self).__name__, repr(sorted(self.get_config().items()))))
 
 
 def _check_int(name, value, lo, hi, why):

@@ -10,7 +10,7 @@ where the codes fit) and the crossbar mapping, then compare on all test windows:
 * the numpy mapping evaluator (tests/mapping_reference.py) vs Keras,
 * model bytes, NVM weight bytes, TFLite Micro arena bytes, op list.
 
-Run: PYTHONPATH=.:tests python examples/export_acceptance.py [--epochs 5] [--filters 64 64] [--out DIR]
+Run: PYTHONPATH=tests python3 benchmarks/export_acceptance.py [--epochs 5] [--filters 64 64] [--out DIR]
 Prints one block per preset and writes DIR/acceptance.json.
 """
 
