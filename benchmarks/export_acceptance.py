@@ -11,7 +11,9 @@ where the codes fit) and the crossbar mapping, then compare on all test windows:
 * model bytes, NVM weight bytes, TFLite Micro arena bytes, op list.
 
 Run: PYTHONPATH=tests python3 benchmarks/export_acceptance.py [--epochs 5] [--filters 64 64] [--out DIR]
-Prints one block per preset and writes DIR/acceptance.json.
+or, on models trained by `tf-nvm train` (no training here):
+     PYTHONPATH=tests python3 benchmarks/export_acceptance.py --runs runs/har-2bit-unipolar ... [--out DIR]
+Prints one block per model and writes DIR/acceptance.json.
 """
 
 import argparse
@@ -24,8 +26,63 @@ import numpy as np
 import tf_nvm  # first: legacy-Keras mode
 import tflite_export
 from tf_nvm._keras import keras
+from tf_nvm.atomic import write_json_atomic
 
 PRESETS = ["paper-2bit-unipolar", "paper-2bit-bipolar", "paper-4bit-unipolar", "paper-4bit-bipolar"]
+
+
+def check_model(model, name, x_train, x_test, y_test, mean, std, out, start):
+    """Exports ``model`` (INT8, INT4 where codes fit, mapping) and compares every artefact on ``x_test``."""
+    from mapping_reference import evaluate  # noqa: PLC0415  (tests/ on PYTHONPATH)
+
+    keras_acc = float(model.evaluate(x_test, y_test, verbose=0, batch_size=512)[1])
+    row = {"keras_test_accuracy": keras_acc, "train_seconds": round(time.perf_counter() - start, 1)}
+    path = os.path.join(out, f"{name}.tflite")
+    summary = tflite_export.export_tflite(model, path, x_train[:256])
+    row["int8"] = {"model_bytes": summary.model_bytes, "weight_bytes": summary.weight_bytes,
+                   "arena_bytes": summary.arena_bytes, "ops": summary.op_counts}
+    results = tflite_export.compare(model, path, x_test, ("litert", "tflm"), summary.arena_bytes + 1024)
+    for runtime, result in results.items():
+        row["int8"][runtime] = {"differing": result.differing, "outputs": result.outputs,
+                             "max_abs_lsb": result.max_abs_lsb, "within_1_lsb": result.within_1_lsb,
+                             "argmax_agreement": result.argmax_agreement, "histogram": result.histogram}
+    spec = tf_nvm.model_spec(model)
+    if spec.code_min >= -7 and spec.code_max <= 7:
+        path4 = os.path.join(out, f"{name}.int4.tflite")
+        summary4 = tflite_export.export_tflite(model, path4, x_train[:256], container="int4")
+        row["int4"] = {"model_bytes": summary4.model_bytes, "weight_bytes": summary4.weight_bytes,
+                       "arena_bytes": summary4.arena_bytes}
+        for runtime, result in tflite_export.compare(model, path4, x_test, ("litert", "tflm"),
+                                                     summary4.arena_bytes + 1024).items():
+            row["int4"][runtime] = {"differing": result.differing, "outputs": result.outputs,
+                                 "max_abs_lsb": result.max_abs_lsb, "within_1_lsb": result.within_1_lsb,
+                                 "argmax_agreement": result.argmax_agreement}
+    else:
+        row["int4"] = f"not available: codes {spec.code_min}..{spec.code_max} do not fit -7..7"
+    mapping = tflite_export.export_crossbar(model, os.path.join(out, f"{name}.mapping"),
+                                            preprocessing={"input_mean": mean, "input_std": std})
+    got = evaluate(os.path.join(out, f"{name}.mapping"), x_test)
+    want = np.rint(model.predict(x_test, verbose=0, batch_size=512) / spec.activation_step)
+    diff = got[mapping.outputs[0]] - want
+    row["mapping"] = {"differing": int(np.count_nonzero(diff)), "outputs": int(diff.size),
+                      "max_abs_lsb": int(np.abs(diff).max()), **mapping.summary()}
+    row["seconds"] = round(time.perf_counter() - start, 1)
+    return row
+    print(f"== {name}: Keras test accuracy {keras_acc:.4f}")
+    print(f"   int8: {summary.model_bytes} B model, {summary.weight_bytes} B NVM weights, arena "
+          f"{summary.arena_bytes} B")
+    for result in results.values():
+        print(f"   {result}")
+    if isinstance(row["int4"], dict):
+        print(f"   int4: {row['int4']['model_bytes']} B model, arena {row['int4']['arena_bytes']} B; litert "
+              f"{row['int4']['litert']['differing']}/{row['int4']['litert']['outputs']} differ (max "
+              f"{row['int4']['litert']['max_abs_lsb']}), tflm {row['int4']['tflm']['differing']} differ (max "
+              f"{row['int4']['tflm']['max_abs_lsb']}), argmax litert "
+              f"{100 * row['int4']['litert']['argmax_agreement']:.2f} %")
+    else:
+        print(f"   int4: {row['int4']}")
+    print(f"   mapping (numpy): {row['mapping']['differing']}/{row['mapping']['outputs']} differ; "
+          f"{mapping.summary()}")
 
 
 def main(argv=None):
@@ -36,16 +93,27 @@ def main(argv=None):
     parser.add_argument("--presets", nargs="+", default=PRESETS)
     parser.add_argument("--out", default="runs/export_acceptance")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--runs", nargs="+", help="run folders of `tf-nvm train` to check instead of training")
     args = parser.parse_args(argv)
-    from mapping_reference import evaluate  # noqa: PLC0415  (tests/ on PYTHONPATH)
-
     os.makedirs(args.out, exist_ok=True)
-    (x_train, y_train), (x_test, y_test) = tf_nvm.datasets.load_har(verbose=True)
+    (raw_train, y_train), (raw_test, y_test) = tf_nvm.datasets.load_har(verbose=True)
+    x_train, x_test = raw_train, raw_test
     mean, std = x_train.mean((0, 1)), x_train.std((0, 1)) + 1e-8
     x_train = ((x_train - mean) / std).astype(np.float32)
     x_test = ((x_test - mean) / std).astype(np.float32)
     report = {}
-    for preset in args.presets:
+    if args.runs:
+        for run in args.runs:
+            model = tf_nvm.load_model(os.path.join(run, "model.keras"))
+            with open(os.path.join(run, "preprocessing.json"), encoding="utf-8") as handle:
+                prep = json.load(handle)
+            r_mean, r_std = np.asarray(prep["input_mean"]), np.asarray(prep["input_std"])
+            xr_train = ((raw_train - r_mean) / r_std).astype(np.float32)
+            xr_test = ((raw_test - r_mean) / r_std).astype(np.float32)
+            name = os.path.basename(os.path.normpath(run))
+            report[name] = check_model(model, name, xr_train, xr_test, y_test, r_mean, r_std, args.out,
+                                       time.perf_counter())
+    for preset in [] if args.runs else args.presets:
         start = time.perf_counter()
         keras.utils.set_random_seed(args.seed)
         float_model = tf_nvm.models.build("har_signed_cnn", filters=tuple(args.filters),
@@ -54,56 +122,8 @@ def main(argv=None):
         model.compile(keras.optimizers.Adam(2e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=["accuracy"])
         model.fit(x_train, y_train, epochs=args.epochs, batch_size=64, verbose=0)
-        keras_acc = float(model.evaluate(x_test, y_test, verbose=0, batch_size=512)[1])
-        row = {"keras_test_accuracy": keras_acc, "train_seconds": round(time.perf_counter() - start, 1)}
-        path = os.path.join(args.out, f"{preset}.tflite")
-        summary = tflite_export.export_tflite(model, path, x_train[:256])
-        row["int8"] = {"model_bytes": summary.model_bytes, "weight_bytes": summary.weight_bytes,
-                       "arena_bytes": summary.arena_bytes, "ops": summary.op_counts}
-        results = tflite_export.compare(model, path, x_test, ("litert", "tflm"), summary.arena_bytes + 1024)
-        for name, result in results.items():
-            row["int8"][name] = {"differing": result.differing, "outputs": result.outputs,
-                                 "max_abs_lsb": result.max_abs_lsb, "within_1_lsb": result.within_1_lsb,
-                                 "argmax_agreement": result.argmax_agreement, "histogram": result.histogram}
-        spec = tf_nvm.model_spec(model)
-        if spec.code_min >= -7 and spec.code_max <= 7:
-            path4 = os.path.join(args.out, f"{preset}.int4.tflite")
-            summary4 = tflite_export.export_tflite(model, path4, x_train[:256], container="int4")
-            row["int4"] = {"model_bytes": summary4.model_bytes, "weight_bytes": summary4.weight_bytes,
-                           "arena_bytes": summary4.arena_bytes}
-            for name, result in tflite_export.compare(model, path4, x_test, ("litert", "tflm"),
-                                                      summary4.arena_bytes + 1024).items():
-                row["int4"][name] = {"differing": result.differing, "outputs": result.outputs,
-                                     "max_abs_lsb": result.max_abs_lsb, "within_1_lsb": result.within_1_lsb,
-                                     "argmax_agreement": result.argmax_agreement}
-        else:
-            row["int4"] = f"not available: codes {spec.code_min}..{spec.code_max} do not fit -7..7"
-        mapping = tflite_export.export_crossbar(model, os.path.join(args.out, f"{preset}.mapping"),
-                                                preprocessing={"input_mean": mean, "input_std": std})
-        got = evaluate(os.path.join(args.out, f"{preset}.mapping"), x_test)
-        want = np.rint(model.predict(x_test, verbose=0, batch_size=512) / spec.activation_step)
-        diff = got[mapping.outputs[0]] - want
-        row["mapping"] = {"differing": int(np.count_nonzero(diff)), "outputs": int(diff.size),
-                          "max_abs_lsb": int(np.abs(diff).max()), **mapping.summary()}
-        row["seconds"] = round(time.perf_counter() - start, 1)
-        report[preset] = row
-        print(f"== {preset}: Keras test accuracy {keras_acc:.4f}")
-        print(f"   int8: {summary.model_bytes} B model, {summary.weight_bytes} B NVM weights, arena "
-              f"{summary.arena_bytes} B")
-        for result in results.values():
-            print(f"   {result}")
-        if isinstance(row["int4"], dict):
-            print(f"   int4: {row['int4']['model_bytes']} B model, arena {row['int4']['arena_bytes']} B; litert "
-                  f"{row['int4']['litert']['differing']}/{row['int4']['litert']['outputs']} differ (max "
-                  f"{row['int4']['litert']['max_abs_lsb']}), tflm {row['int4']['tflm']['differing']} differ (max "
-                  f"{row['int4']['tflm']['max_abs_lsb']}), argmax litert "
-                  f"{100 * row['int4']['litert']['argmax_agreement']:.2f} %")
-        else:
-            print(f"   int4: {row['int4']}")
-        print(f"   mapping (numpy): {row['mapping']['differing']}/{row['mapping']['outputs']} differ; "
-              f"{mapping.summary()}")
-    with open(os.path.join(args.out, "acceptance.json"), "w") as handle:
-        json.dump(report, handle, indent=2)
+        report[preset] = check_model(model, preset, x_train, x_test, y_test, mean, std, args.out, start)
+    write_json_atomic(os.path.join(args.out, "acceptance.json"), report)
     print(f"written {os.path.join(args.out, 'acceptance.json')}")
     return report
 

@@ -21,8 +21,9 @@ def main(folders):
                      f"A={spec['activation_range']:g}, s={spec['weight_scale']:.4g}")
         seeds = ", ".join(f"{r['nvm']['test_accuracy']:.4f}/{r['float']['test_accuracy']:.4f} "
                           f"(ep {r['nvm']['best_epoch']})" for r in m["seeds"])
-        print(f"| {m['recipe']} | {spec_text} | {100 * nvm['mean']:.2f} % ({100 * nvm['min']:.2f}..{100 * nvm['max']:.2f},"
-              f" {100 * nvm['std']:.2f}) | {100 * flt['mean']:.2f} % ({100 * flt['min']:.2f}..{100 * flt['max']:.2f}) "
+        print(f"| {m['recipe']} | {spec_text} | {100 * nvm['mean']:.2f} % "
+              f"({100 * nvm['min']:.2f}..{100 * nvm['max']:.2f}, {100 * nvm['std']:.2f}) | "
+              f"{100 * flt['mean']:.2f} % ({100 * flt['min']:.2f}..{100 * flt['max']:.2f}) "
               f"| {len(m['seeds'])} | {seeds} |")
 
 

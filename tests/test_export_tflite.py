@@ -70,7 +70,7 @@ def test_flatbuffer_weights_are_device_codes_on_one_shared_scale(exported, prese
     graph = read_tflite(path)
     codes = tf_nvm.weight_codes(model)
     scales = set()
-    for name, layer_codes in codes.items():
+    for name in codes:
         (op, tensor), = graph.layer_weights(name)
         assert tensor.dtype == "INT8" and tensor.zero_points == (0,) and len(tensor.scales) == 1
         scales.add(tensor.scales[0])

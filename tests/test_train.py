@@ -1,10 +1,8 @@
 """Training on real data through the public paths: the CLI, recipes, and plain fit."""
 
 import json
-import os
 import warnings
 
-import numpy as np
 import pytest
 
 import tf_nvm

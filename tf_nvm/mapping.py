@@ -1135,8 +1135,11 @@ def format_table(mapping):
              f"{'col util':>8s} {'DACs':>6s} {'ADCs':>6s} {'reads':>6s}"
     lines += [header, "-" * len(header)]
     table = layer_table(mapping)
+
+    def util(value):
+        return "" if value is None else f"{100 * value:7.1f}%"
+
     for row in table:
-        util = (lambda v: "" if v is None else f"{100 * v:7.1f}%")
         lines.append(f"{row['name'][:24]:24s} {row['op'][:20]:20s} {row['shape'][:12]:>12s} "
                      f"{row['tiles'] or '':>5} {row['devices'] or '':>8} {util(row['row_util']):>8s} "
                      f"{util(row['col_util']):>8s} {row['dacs'] or '':>6} {row['adcs'] or '':>6} "

@@ -19,7 +19,6 @@ from tf_nvm import models
 from tf_nvm._keras import keras, tf
 from tf_nvm.atomic import atomic_path, write_json_atomic
 from tf_nvm.quantize import model_spec, quantize_model
-from tf_nvm.recipes import Recipe
 
 __all__ = ["Split", "prepare_data", "train_model", "run_recipe"]
 
