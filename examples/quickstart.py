@@ -6,7 +6,7 @@ Run: python examples/quickstart.py
 import numpy as np
 
 import tf_nvm  # first: puts TensorFlow in legacy-Keras (tf_keras) mode
-from tf_nvm._keras import keras
+import tf_keras as keras          # Keras 2, the Keras tfmot works with
 
 (x_train, y_train), (x_test, y_test) = tf_nvm.datasets.load_har()
 mean, std = x_train.mean((0, 1)), x_train.std((0, 1))
