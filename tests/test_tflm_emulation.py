@@ -192,3 +192,20 @@ def test_emulation_keeps_the_straight_through_gradients(rng):
         assert np.isfinite(b).all() and np.abs(b).sum() > 0
         assert np.dot(a.ravel(), b.ravel()) / (np.linalg.norm(a) * np.linalg.norm(b)) > 0.9
     assert np.abs(outputs["litert"] - outputs["tflm"]).max() <= 3 * tf_nvm.model_spec(model).activation_step
+
+
+def test_emulation_survives_save_and_load(rng, tmp_path):
+    """The Dense flag (not saved: set by the config on build) and the GAP spec come back with the model."""
+    keras.utils.set_random_seed(2)
+    model = tf_nvm.quantize_model(tf_nvm.models.build("har_signed_cnn", filters=(4, 4), kernel_sizes=(3, 3),
+                                                      input_shape=(16, 3)), "paper-2bit-unipolar", init="device")
+    model.save(tmp_path / "m.keras")
+    loaded = tf_nvm.load_model(tmp_path / "m.keras")
+    flags = {layer.name: layer._output_quantizers[0].fully_connected for layer in loaded.layers
+             if layer.name in ("quant_conv0", "quant_conv1", "quant_logits")}
+    assert flags == {"quant_conv0": False, "quant_conv1": False, "quant_logits": True}
+    assert loaded.get_layer("quant_gap").layer.spec == tf_nvm.model_spec(model)
+    x = tf.constant(rng.normal(0, 2, (64, 16, 3)).astype(np.float32))
+    for mode in ("litert", "tflm", "litert-reference"):
+        with tf_nvm.emulate_runtime(mode):
+            np.testing.assert_array_equal(model(x, training=False).numpy(), loaded(x, training=False).numpy())
