@@ -99,8 +99,8 @@ def emulate_runtime(runtime="litert"):
     Read when layers are called or traced: use a fresh ``tf.function`` or an
     eager call inside the context (``model.predict`` reuses a function traced
     earlier; ``model.make_predict_function(force=True)`` retraces it). Training
-    is unaffected (the forward values change, the straight-through gradients do
-    not).
+    inside the context works: the straight-through gradients are those of the
+    default mode, evaluated at the emulated forward values.
 
     Args:
         runtime: one of `RUNTIMES`.
@@ -118,7 +118,7 @@ def emulate_runtime(runtime="litert"):
 
 
 def emulated_runtime():
-    """The runtime emulated now: ``"litert"`` (default) or ``"tflm"`` (inside `emulate_runtime("tflm")`)."""
+    """The runtime emulated now: ``"litert"`` (default) or the innermost `emulate_runtime` argument."""
     return _RUNTIME[-1] if _RUNTIME else "litert"
 
 
