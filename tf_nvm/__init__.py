@@ -9,6 +9,7 @@ from tf_nvm import datasets, errors, layers, models, presets
 from tf_nvm.errors import (CorruptDatasetError, DatasetNotFoundError, ExportError, InvalidWeightsError,  # noqa: F401
                            KerasModeError, MappingError, NotAnNVMModelError, RecipeError, SpecError, TfNvmError,
                            UnsupportedLayerError)
+from tf_nvm.quantizers import emulate_runtime
 from tf_nvm.quantize import (LayerCodes, NonInhibitingCrossbarWarning, calibrate_scale, load_model,
                              model_spec, nvm_layers, quantize_model, weight_codes)
 from tf_nvm.registry import custom_objects
@@ -31,5 +32,6 @@ __all__ = [
     "custom_objects",
     "LayerCodes",
     "NonInhibitingCrossbarWarning",
+    "emulate_runtime",
     *errors.__all__,
 ]

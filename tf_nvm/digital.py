@@ -10,7 +10,19 @@ Global average pooling: the runtime sums the int8 codes exactly and multiplies
 the sum by ``float32(1/n)`` (one float32 product), then rounds half to even;
 ``reduce_mean`` divides instead, which rounds differently when ``sum/n`` is
 exactly halfway between two levels (n = 14, 26, 30, ...: up to 2 % of the
-outputs). The NVM layers compute ``reduce_sum(x) * float32(1/n)``.
+outputs). The NVM layers compute ``reduce_sum(x) * float32(1/n)``. In
+`tf_nvm.quantizers.emulate_runtime` ``("tflm")`` they compute TFLite Micro's int8
+MEAN instead (``reference_ops::QuantizedMeanOrSum``; input and output scale
+equal, zero points 0)::
+
+    M0, shift = QuantizeMultiplier(1.0)           # (2^30, 1)
+    extra     = min(floor(log2(n)), 32, 31 + shift)
+    mean_code = MultiplyByQuantizedMultiplier(sum(q), (M0 * 2^extra) // n, shift - extra)
+
+which needs the grid step (``spec``, set by `tf_nvm.quantize_model`). Measured
+exact against TFLite Micro for GlobalAveragePooling1D (MEAN over one axis,
+``keepdims=False``); TFLite Micro takes another integer path for a 4-D mean over
+axes 1 and 2 with ``keepdims=True``, which is not emulated.
 
 BatchNormalization:
 
@@ -43,6 +55,17 @@ between two grid levels (for |acc| < 2^21), so the rounding mode of ties does
 not matter and TFLite Micro's fixed-point requantization differs only by its
 double rounding (at most 1 LSB, unbiased).
 
+In `tf_nvm.quantizers.emulate_runtime` ``("tflm")`` the layer computes what
+TFLite Micro's reference DEPTHWISE_CONV_2D computes instead: the per-channel
+factor is ``input_scale * u_c / output_scale = u_c`` exactly, whose
+``QuantizeMultiplier`` needs no rounding (``u_c`` is a normal float32:
+``M0_c = (2^23 + mantissa_c) * 2^7``, ``shift_c = exponent_c - 126``), and::
+
+    y_code = clip(MultiplyByQuantizedMultiplier(acc, M0_c, shift_c), -128, 127)
+
+(`tf_nvm.fixed_point`: a rounding doubling high multiply, ties up, then a
+rounding right shift, ties away from zero).
+
 Usually ``m_c = +-127`` and ``m_c u_c`` equals ``inv_c`` within a relative
 2^-15 (a coarser ``u_c`` only when a huge offset forces it); ``off_c`` is
 rounded to ``u_c * step``. Training (batch statistics) is the plain Keras
@@ -53,7 +76,12 @@ import numpy as np
 
 from tf_nvm._keras import keras, tf
 from tf_nvm.errors import UnsupportedLayerError
-from tf_nvm.quantizers import in_converter_graph
+from tf_nvm.fixed_point import (
+    float32_multiplier_parts,
+    mean_multiplier,
+    multiply_by_quantized_multiplier,
+)
+from tf_nvm.quantizers import emulated_runtime, in_converter_graph
 from tf_nvm.registry import register
 from tf_nvm.spec import NVMSpec
 
@@ -164,7 +192,12 @@ class NVMBatchNormalization(keras.layers.BatchNormalization):
         m, unit, k, inv, off = self._snapped()
         step = tf.constant(self.spec.activation_step, tf.float32)
         acc = tf.stop_gradient(tf.round(inputs / step)) * m + k  # exact integers in float32
-        exact = acc * unit * step
+        if emulated_runtime() != "litert":
+            fixed, shift = float32_multiplier_parts(unit)
+            codes = tf.clip_by_value(multiply_by_quantized_multiplier(acc, fixed, shift), -128, 127)
+            exact = tf.cast(codes, tf.float32) * step
+        else:
+            exact = acc * unit * step
         linear = inputs * inv + off
         return exact + (linear - tf.stop_gradient(linear))  # forward value: exactly `exact`
 
@@ -195,7 +228,23 @@ class NVMBatchNormalization(keras.layers.BatchNormalization):
 
 
 class _ExactMean:
-    """Mixin: global average pooling as ``sum * float32(1/n)``, the runtime's arithmetic."""
+    """Mixin: global average pooling as ``sum * float32(1/n)``, the runtime's arithmetic.
+
+    Args:
+        *args: the Keras pooling layer's arguments.
+        spec: `NVMSpec` (or its dict), or None; needed only by `emulate_runtime("tflm")`.
+        **kwargs: the Keras pooling layer's keyword arguments.
+    """
+
+    def __init__(self, *args, spec=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.spec = spec if spec is None or isinstance(spec, NVMSpec) else NVMSpec.from_dict(spec)
+
+    def get_config(self):
+        config = super().get_config()
+        if self.spec is not None:
+            config["spec"] = self.spec.to_dict()
+        return config
 
     def call(self, inputs, mask=None):
         if in_converter_graph() or mask is not None:
@@ -203,8 +252,21 @@ class _ExactMean:
         rank = len(inputs.shape)
         spatial = list(range(1, rank - 1)) if self.data_format == "channels_last" else list(range(2, rank))
         count = int(np.prod([inputs.shape[a] for a in spatial]))
-        inverse = np.float32(1.0) / np.float32(count)
         total = tf.reduce_sum(tf.cast(inputs, tf.float32), axis=spatial, keepdims=self.keepdims)
+        if emulated_runtime() != "litert":
+            if self.spec is None:
+                raise UnsupportedLayerError(
+                    f"{type(self).__name__} {self.name!r} has no spec, so emulate_runtime('tflm') cannot put its "
+                    "inputs on the integer grid. Fix: quantize the float model again with this tf_nvm "
+                    "(quantize_model passes spec=) and copy the weights.")
+            step = np.float32(self.spec.activation_step)
+            fixed, shift = mean_multiplier(count)
+            # The inputs lie on the grid (outputs of a quantizer): the sum of codes is an exact integer.
+            codes = multiply_by_quantized_multiplier(tf.round(tf.stop_gradient(total) / step), fixed, shift)
+            mean = total * (np.float32(1.0) / np.float32(count))
+            exact = tf.cast(tf.clip_by_value(codes, -128, 127), tf.float32) * step
+            return exact + (mean - tf.stop_gradient(mean))  # forward value `exact`, gradient of the mean
+        inverse = np.float32(1.0) / np.float32(count)
         return total * inverse
 
 

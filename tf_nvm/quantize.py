@@ -275,7 +275,7 @@ def quantize_model(model, spec, *, init="keep"):
             # TFLite (a plain BatchNormalization converts to MUL + ADD with extra roundings).
             clone = exact.from_config(dict(config, spec=spec.to_dict()))
         elif exact is not None:  # global average pooling: sum * float32(1/n), as the runtime computes it
-            clone = exact.from_config(config)
+            clone = exact.from_config(dict(config, spec=spec.to_dict()))  # spec: grid step for emulate_runtime
         else:
             clone = type(layer).from_config(config)
         return tfmot.quantization.keras.quantize_annotate_layer(clone, config_for(layer, spec))

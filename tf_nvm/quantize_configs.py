@@ -97,7 +97,10 @@ class NVMCrossbarConfig(_SpecConfig):
         # Linear/ReLU outputs are requantized from the exact integer accumulator, as the runtime does
         # (bit-exact in LiteRT); other activations keep the plain grid rounding.
         if _activation_name(layer) in (None, "linear", "relu"):
-            return [NVMCrossbarOutputQuantizer(self.spec)]
+            quantizer = NVMCrossbarOutputQuantizer(self.spec)
+            # LiteRT's reference FULLY_CONNECTED rounds differently (tf_nvm.quantizers.emulate_runtime).
+            quantizer.fully_connected = isinstance(layer, keras.layers.Dense)
+            return [quantizer]
         return [NVMActivationQuantizer(self.spec)]
 
     def get_config(self):

@@ -30,11 +30,29 @@ TFLite converter traces the model) the quantizer emits the plain
 ``fake_quant_with_min_max_vars(x, -A, A*127/128, num_bits=8)`` op instead, from
 which the converter reads scale A/128 and zero point 0; the runtime then does
 its own (half-to-even) rounding.
+
+TFLite Micro emulation: inside `emulate_runtime("tflm")` the requantizing ops
+compute what TFLite Micro's reference kernels compute (gemmlowp-style fixed
+point with two roundings, `tf_nvm.fixed_point`) instead of LiteRT's default
+one rounding: a crossbar output is ``MultiplyByQuantizedMultiplier(acc, M0,
+shift)`` with ``(M0, shift) = QuantizeMultiplier(float64(float32(s)))`` (the
+converter stores the weight scale in float32; input and output scale are both
+A/128, so ``input_scale * weight_scale / output_scale`` is exactly that float32
+``s`` in float64), the digital BatchNorm and the global average pooling
+likewise (see `tf_nvm.digital`). The mode is read when a layer is called (or
+traced): models already traced by ``model.predict`` keep the mode of that trace.
 """
 
 import contextlib
 
+import numpy as np
+
 from tf_nvm._keras import tf, tfmot
+from tf_nvm.fixed_point import (
+    multiply_by_quantized_multiplier,
+    multiply_by_quantized_multiplier_single_rounding,
+    quantize_multiplier,
+)
 from tf_nvm.registry import register
 from tf_nvm.spec import SpecConfigured
 
@@ -49,11 +67,59 @@ __all__ = [
     "in_converter_graph",
     "round_to_activation_grid",
     "WEIGHT_CONTAINERS",
+    "RUNTIMES",
+    "emulate_runtime",
+    "emulated_runtime",
 ]
 
 _Quantizer = tfmot.quantization.keras.quantizers.Quantizer
 _CONVERTER_GRAPH = []
+_RUNTIME = []
 WEIGHT_CONTAINERS = {"int8": 127, "int4": 7}
+RUNTIMES = ("litert", "tflm", "litert-reference")
+
+
+@contextlib.contextmanager
+def emulate_runtime(runtime="litert"):
+    """Context in which the Keras NVM model computes what ``runtime``'s int8 kernels compute.
+
+    * ``"litert"`` (the default outside any context): LiteRT's default (XNNPACK)
+      kernels, one rounding ``round_half_even(float32(acc) * M)``.
+    * ``"tflm"``: TFLite Micro's reference kernels, two roundings:
+      ``RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc * 2^left, M0), right)``
+      with ``(M0, shift) = QuantizeMultiplier(M)``
+      (`tf_nvm.fixed_point`), for crossbar outputs (FULLY_CONNECTED, CONV_2D,
+      DEPTHWISE_CONV_2D), the digital BatchNorm (per-channel DEPTHWISE_CONV_2D)
+      and global average pooling (MEAN). Rescaling(-1) (MUL by -1) and
+      Concatenate (same scale: a copy) are exact in every runtime.
+    * ``"litert-reference"``: LiteRT's reference resolver: as ``"tflm"``,
+      except that its FULLY_CONNECTED rounds once (``(acc * M0 + 2^(30 -
+      shift)) >> (31 - shift)``, measured; `tf_nvm.fixed_point`).
+
+    Read when layers are called or traced: use a fresh ``tf.function`` or an
+    eager call inside the context (``model.predict`` reuses a function traced
+    earlier; ``model.make_predict_function(force=True)`` retraces it). Training
+    inside the context works: the straight-through gradients are those of the
+    default mode, evaluated at the emulated forward values.
+
+    Args:
+        runtime: one of `RUNTIMES`.
+
+    Yields:
+        None.
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {list(RUNTIMES)}, got {runtime!r}")
+    _RUNTIME.append(runtime)
+    try:
+        yield
+    finally:
+        _RUNTIME.pop()
+
+
+def emulated_runtime():
+    """The runtime emulated now: ``"litert"`` (default) or the innermost `emulate_runtime` argument."""
+    return _RUNTIME[-1] if _RUNTIME else "litert"
 
 
 @contextlib.contextmanager
@@ -182,8 +248,15 @@ class NVMCrossbarOutputQuantizer(_SpecQuantizer):
     returns ``round_half_even(float32(acc) * s) * step``, clipped to the grid,
     with the gradient of ``clip(y)`` (straight-through). Inside
     `converter_graph()` it emits the plain fake-quant, like
-    `NVMActivationQuantizer`.
+    `NVMActivationQuantizer`. Inside `emulate_runtime` ``("tflm")`` it returns
+    ``clip(MultiplyByQuantizedMultiplier(acc, M0, shift), -128, 127) * step``
+    instead (`tf_nvm.fixed_point`; single rounding for a Dense layer under
+    ``"litert-reference"``: `NVMCrossbarConfig` sets `fully_connected` on the
+    quantizer of a Dense layer, which converts to FULLY_CONNECTED).
     """
+
+    fully_connected = False
+    """True when the layer converts to FULLY_CONNECTED (a Dense layer); set by `NVMCrossbarConfig`, not saved."""
 
     def __call__(self, inputs, training, weights, **kwargs):
         spec = self.spec
@@ -197,7 +270,17 @@ class NVMCrossbarOutputQuantizer(_SpecQuantizer):
         # Far outside the grid the result clips anyway; bound acc so that it stays an exact float32 integer.
         limit = tf.constant(2.0 ** 23, tf.float32)
         acc = tf.clip_by_value(tf.round(tf.stop_gradient(inputs) / (step * scale)), -limit, limit)
-        codes = tf.clip_by_value(tf.round(acc * scale), -128.0, 127.0)
+        runtime = emulated_runtime()
+        if runtime != "litert":
+            # float32(A/128) * float32(s) / float32(A/128) in float64 is exactly float32(s).
+            fixed, shift = quantize_multiplier(float(np.float32(spec.weight_scale)))
+            if runtime == "litert-reference" and self.fully_connected:
+                requantized = multiply_by_quantized_multiplier_single_rounding(acc, fixed, shift)
+            else:
+                requantized = multiply_by_quantized_multiplier(acc, fixed, shift)
+            codes = tf.cast(tf.clip_by_value(requantized, -128, 127), tf.float32)
+        else:
+            codes = tf.clip_by_value(tf.round(acc * scale), -128.0, 127.0)
         return codes * step + (clipped - tf.stop_gradient(clipped))
 
 

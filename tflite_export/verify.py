@@ -9,6 +9,14 @@ the same way, so all comparisons are between int8 codes (1 LSB = one grid step).
 The TFLite Micro arena is measured in a child process (``print_allocations``
 prints from C to file descriptor 1, and an arena that is far too small
 crashes the process), never by trial in the caller's process.
+
+Which Keras arithmetic each runtime is compared with (`compare`): LiteRT's
+default (XNNPACK) and builtin resolvers against the default Keras NVM model
+(one rounding, ties to even; bit-exact with XNNPACK); TFLite Micro and LiteRT's
+reference resolver against the same model inside
+`tf_nvm.quantizers.emulate_runtime` ``("tflm")`` / ``("litert-reference")``
+(gemmlowp-style two-rounding requantization, the reference kernels' integer
+maths; the reference resolver's FULLY_CONNECTED rounds once).
 """
 
 import dataclasses
@@ -33,9 +41,13 @@ __all__ = [
     "compare",
     "check_nvm_weights",
     "io_quantization",
+    "KERAS_EMULATION",
 ]
 
 LITERT_RESOLVERS = ("default", "builtin", "reference")
+KERAS_EMULATION = {"litert": "litert", "litert-builtin": "litert", "litert-reference": "litert-reference",
+                   "tflm": "tflm"}
+"""Runtime name -> the `tf_nvm.quantizers.emulate_runtime` mode its Keras reference outputs are computed in."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,7 +135,7 @@ def quantize_input(x, scale, zero_point=0):
     return np.clip(q, -128, 127).astype(np.int8)
 
 
-def keras_int8_outputs(model, x_q, input_quant, output_quant, batch_size=512):
+def keras_int8_outputs(model, x_q, input_quant, output_quant, batch_size=512, emulate="litert"):
     """The Keras model's outputs on the int8 output grid, for int8 inputs ``x_q``.
 
     Args:
@@ -132,13 +144,26 @@ def keras_int8_outputs(model, x_q, input_quant, output_quant, batch_size=512):
         input_quant: (scale, zero point) of the TFLite input.
         output_quant: (scale, zero point) of the TFLite output.
         batch_size: Keras predict batch size.
+        emulate: `tf_nvm.quantizers.emulate_runtime` mode: ``"litert"``
+            (``model.predict``), ``"tflm"`` or ``"litert-reference"`` (a fresh
+            ``tf.function`` traced inside the context, so that no earlier trace
+            is reused).
 
     Returns:
         int8 array of outputs.
     """
+    from tf_nvm._keras import tf  # noqa: PLC0415
+    from tf_nvm.quantizers import emulate_runtime  # noqa: PLC0415
+
     scale, zp = input_quant
     x = ((x_q.astype(np.float32) - zp) * np.float32(scale)).astype(np.float32)
-    y = model.predict(x, verbose=0, batch_size=batch_size)
+    if emulate == "litert":
+        y = model.predict(x, verbose=0, batch_size=batch_size)
+    else:
+        with emulate_runtime(emulate):
+            forward = tf.function(lambda batch: model(batch, training=False))
+            y = np.concatenate([forward(tf.constant(x[i:i + batch_size])).numpy()
+                                for i in range(0, len(x), batch_size)])
     out_scale, out_zp = output_quant
     return np.clip(np.rint(y / np.float32(out_scale)) + out_zp, -128, 127).astype(np.int8)
 
@@ -280,7 +305,7 @@ def _compare(name, got, want):
         histogram={int(v): int(c) for v, c in zip(values, counts)})
 
 
-def compare(model, content, x, runtimes=("litert", "tflm"), arena_size=None):
+def compare(model, content, x, runtimes=("litert", "tflm"), arena_size=None, emulate="auto"):
     """Runs ``content`` in each runtime on ``x`` and compares with the Keras model's int8 outputs.
 
     Args:
@@ -290,16 +315,31 @@ def compare(model, content, x, runtimes=("litert", "tflm"), arena_size=None):
         runtimes: any of ``"litert"`` (default resolver), ``"litert-builtin"``,
             ``"litert-reference"``, ``"tflm"``.
         arena_size: TFLite Micro arena (default: measured).
+        emulate: ``"auto"`` (default): compare each runtime with the Keras model
+            in the `tf_nvm.quantizers.emulate_runtime` mode of `KERAS_EMULATION`
+            (``"tflm"`` for TFLite Micro, ``"litert-reference"`` for the reference
+            resolver); or one mode of `tf_nvm.quantizers.RUNTIMES` for every runtime.
 
     Returns:
         dict {runtime: `RuntimeComparison`}.
     """
+    from tf_nvm.quantizers import RUNTIMES  # noqa: PLC0415
+
+    if emulate != "auto" and emulate not in RUNTIMES:
+        raise ValueError(f"emulate must be 'auto' or one of {list(RUNTIMES)}, got {emulate!r}")
+    unknown = [name for name in runtimes if name not in KERAS_EMULATION]
+    if unknown:
+        raise ValueError(f"unknown runtime {unknown[0]!r}; allowed: litert, litert-builtin, litert-reference, tflm")
     data = _model_bytes(content)
     input_quant, output_quant = io_quantization(data)
     x_q = quantize_input(x, *input_quant)
-    want = keras_int8_outputs(model, x_q, input_quant, output_quant)
+    wanted = {}
     out = {}
     for name in runtimes:
+        mode = KERAS_EMULATION[name] if emulate == "auto" else emulate
+        if mode not in wanted:
+            wanted[mode] = keras_int8_outputs(model, x_q, input_quant, output_quant, emulate=mode)
+        want = wanted[mode]
         if name == "tflm":
             got = run_tflm(data, x_q, arena_size)
         elif name.startswith("litert"):
