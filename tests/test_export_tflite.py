@@ -99,20 +99,20 @@ def test_tflite_micro_argmax_agreement(exported, preset):
 
 
 @pytest.mark.parametrize("preset", PAPER)
-def test_tflite_micro_end_to_end_error_is_bounded(exported, preset):
-    """TFLite Micro vs Keras (= LiteRT) at the logits: NOT within 1 LSB everywhere (open gap of issue #3).
+def test_tflite_micro_end_to_end_exact_against_tflm_emulation(exported, preset):
+    """TFLite Micro vs the Keras model in ``emulate_runtime("tflm")`` (compare's default for "tflm").
 
-    TFLite Micro's reference kernels requantize with two roundings (31-bit multiply, then a rounding
-    shift); each op is within 1 LSB (test below) but the differences add up over the network: 2-3 LSB
-    measured at the logits. This pins the measured bound so that a regression shows.
+    TFLite Micro's reference kernels requantize with two roundings; the emulation mode computes the
+    same integers, so every output agrees (against the default LiteRT mode: 2-3 LSB at the logits,
+    see tests/test_tflm_emulation.py).
     """
     tflm = exported[preset][3]["tflm"]
-    assert tflm.max_abs_lsb <= 4, str(tflm)
+    assert tflm.differing == 0 and tflm.argmax_agreement == 1.0, str(tflm)
 
 
 @pytest.mark.parametrize("layer", ["conv", "dense", "batch_norm"])
-def test_tflite_micro_each_op_within_1_lsb(layer, tmp_path, rng):
-    """One NVM op alone: TFLite Micro differs from Keras (= LiteRT) by at most one rounding step."""
+def test_tflite_micro_each_op_exact(layer, tmp_path, rng):
+    """One NVM op alone: LiteRT equals Keras (default mode), TFLite Micro equals Keras in tflm emulation."""
     spec = tf_nvm.presets.get("paper-4bit-bipolar")
     L = keras.layers
     shape = (8,) if layer == "batch_norm" else (32, 8)
@@ -141,7 +141,7 @@ def test_tflite_micro_each_op_within_1_lsb(layer, tmp_path, rng):
     results = compare(model, tmp_path / "m.tflite", x, runtimes=("litert", "tflm"), arena_size=1 << 20)
     print(f"\n{layer}: {results['litert']}\n  {results['tflm']}")
     assert results["litert"].differing == 0, str(results["litert"])
-    assert results["tflm"].max_abs_lsb <= 1, str(results["tflm"])
+    assert results["tflm"].differing == 0, str(results["tflm"])  # against emulate_runtime("tflm")
 
 
 def test_int4_container_halves_weights_and_reports_differences(exported, har, tmp_path):

@@ -383,4 +383,16 @@ def load_model(path, compile=True):
         the tf_keras model.
     """
     with quantize_scope(custom_objects()):
-        return keras.models.load_model(path, custom_objects=custom_objects(), compile=compile)
+        model = keras.models.load_model(path, custom_objects=custom_objects(), compile=compile)
+    _fill_missing_specs(model)
+    return model
+
+
+def _fill_missing_specs(model):
+    """Gives digital layers saved without a spec (models from tf_nvm < 0.1 tflm emulation) the model's one spec."""
+    missing = [getattr(layer, "layer", layer) for layer in model.layers
+               if getattr(getattr(layer, "layer", layer), "spec", False) is None]
+    if missing and nvm_layers(model):
+        spec = model_spec(model)
+        for layer in missing:
+            layer.spec = spec
