@@ -610,6 +610,7 @@ def test_cifar10_shared_folder_full_load_then_cache(capsys, monkeypatch, no_netw
     assert y_train.dtype == np.int32 and y_test.dtype == np.int32
     assert y_train.shape == (50000,) and y_test.shape == (10000,)
     assert np.bincount(y_train).tolist() == [5000] * 10
+    assert np.bincount(y_train[-5000:], minlength=10).min() > 400  # a tail split holds every class
     assert np.bincount(y_test).tolist() == [1000] * 10
     assert 40 < x_train.mean() < 200  # real pictures, not zeros
 
@@ -632,15 +633,20 @@ def test_cifar10_small_folder_labels_and_cache_key(tmp_path, capsys):
     b = _make_cifar_folder(tmp_path / "b")
     (x_train, y_train), (x_test, y_test) = load_cifar10("folder", path=a)
     assert x_train.shape == (20, 32, 32, 3) and x_test.shape == (10, 32, 32, 3)
-    np.testing.assert_array_equal(y_train, np.repeat(np.arange(10), 2))
+    assert np.bincount(y_train).tolist() == [2] * 10
+    assert not np.array_equal(y_train, np.sort(y_train))  # shuffled, not sorted by class
     # colour encodes (label * 20, image index * 50, 100); JPEG at quality 100 keeps it within a few levels
-    assert np.abs(x_train[:, 16, 16].astype(int) - [[lab * 20, i * 50, 100] for lab in range(10)
-                                                     for i in range(2)]).max() <= 3
+    pixel = x_train[:, 16, 16].astype(int)
+    assert np.abs(pixel[:, 0] - y_train * 20).max() <= 3
+    assert sorted(zip(y_train.tolist(), (pixel[:, 1] / 50).round().astype(int).tolist())) == [
+        (lab, i) for lab in range(10) for i in range(2)]
     load_cifar10(path=b)
     cache_files = sorted((tmp_path / "cache" / "cifar10").glob("*.npz"))
     assert len(cache_files) == 2  # same counts, another folder: another cache file
     out = capsys.readouterr().out.splitlines()
     assert all("decoded now" in line for line in out)
+    again, _ = load_cifar10("folder", path=a)
+    np.testing.assert_array_equal(again[1], y_train)  # the order is fixed (cached or not)
     # one more image changes the key too
     shutil.copy(a / "train" / "cat" / "0000.jpg", a / "train" / "cat" / "0002.jpg")
     (x_train, y_train), _ = load_cifar10(path=a)

@@ -83,6 +83,6 @@ def test_small_4bit_bipolar_cnn_trains_one_epoch_on_cifar10():
     model = tf_nvm.quantize_model(tf_nvm.models.build("cifar_cnn", filters=(16, 32, 64)), recipe.spec,
                                   init="device")
     result = train_model(model, recipe, split, verbose=0)
-    assert result["test_accuracy"] > 0.3  # 10 classes: chance 0.1
+    assert result["test_accuracy"] > 0.35, result  # 10 classes: chance 0.1; measured 0.4-0.5 after one epoch
     codes = tf_nvm.weight_codes(model)
     assert all(-15 <= c.codes.min() and c.codes.max() <= 15 for c in codes.values())

@@ -34,7 +34,8 @@ _FIX = (
     f"set {DATA_DIR_ENV} to a folder holding cifar10/, or connect to the internet "
     "(keras.datasets.cifar10.load_data() downloads the original release)."
 )
-_CACHE_FORMAT = 1
+_ORDER_SEED = 20191030  # fixed: the same folder always gives the same order
+_CACHE_FORMAT = 2  # 2: examples in a fixed shuffled order (1: sorted by class)
 
 
 def _list_folder(root):
@@ -139,12 +140,18 @@ def _decode_images(files, where):
 
 
 def _decode_folder(root, listing):
+    """Decodes both splits, each in a fixed shuffled order (`_ORDER_SEED`), not sorted by class.
+
+    A class-sorted array would make the last examples one class: Keras's
+    ``validation_split`` (and any tail split) would then validate on trucks only.
+    """
     out = {}
-    for split in _SPLITS:
+    for index, split in enumerate(_SPLITS):
         files = [f for fs, _ in listing[split] for f in fs]
         labels = np.concatenate([np.full(len(fs), lab, np.int32) for fs, lab in listing[split]])
-        out[f"x_{split}"] = _decode_images(files, str(root / split))
-        out[f"y_{split}"] = labels
+        order = np.random.default_rng(_ORDER_SEED + index).permutation(len(files))
+        out[f"x_{split}"] = _decode_images([files[i] for i in order], str(root / split))
+        out[f"y_{split}"] = labels[order]
     return out
 
 
@@ -222,8 +229,9 @@ def load_cifar10(source="auto", *, path=None, cache_dir=None, verbose=True):
     Returns:
         ``((x_train, y_train), (x_test, y_test))``: ``x`` uint8 (N, 32, 32, 3) RGB
         (50,000 train and 10,000 test images for the full set), ``y`` int32 (N,)
-        labels 0..9 in Keras order (:data:`CIFAR10_CLASSES`). Folder images are sorted
-        by class, then file name.
+        labels 0..9 in Keras order (:data:`CIFAR10_CLASSES`). Folder images come in a
+        fixed pseudo-random order (a seeded permutation of class, then file name), so
+        that a tail split such as Keras's ``validation_split`` holds every class.
 
     Raises:
         DatasetNotFoundError: no source could be found; the message lists every
