@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 
 from tf_nvm._keras import keras, quantize_scope, tfmot
-from tf_nvm.digital import EXACT_LAYERS, NVMBatchNormalization
+from tf_nvm.digital import EXACT_LAYERS
 from tf_nvm.constraints import NVMKernelConstraint
 from tf_nvm.errors import InvalidWeightsError, NotAnNVMModelError, UnsupportedLayerError
 from tf_nvm.presets import get as get_preset
@@ -269,15 +269,10 @@ def quantize_model(model, spec, *, init="keep"):
         config = layer.get_config()
         if rule.role == "crossbar":
             config[rule.constraint_arg] = constraint
-        exact = next((new for old, new in EXACT_LAYERS.items() if isinstance(layer, old)), None)
-        if exact is NVMBatchNormalization:
-            # The digital BatchNorm runs as a snapped per-channel affine at inference, bit-exact in
-            # TFLite (a plain BatchNormalization converts to MUL + ADD with extra roundings).
-            clone = exact.from_config(dict(config, spec=spec.to_dict()))
-        elif exact is not None:  # global average pooling: sum * float32(1/n), as the runtime computes it
-            clone = exact.from_config(dict(config, spec=spec.to_dict()))  # spec: grid step for emulate_runtime
-        else:
-            clone = type(layer).from_config(config)
+        # BatchNormalization and global average pooling become their runtime-exact tf_nvm.digital
+        # counterparts (same weights; the spec gives them the activation grid).
+        exact = EXACT_LAYERS.get(type(layer))
+        clone = exact.from_config(dict(config, spec=spec.to_dict())) if exact else type(layer).from_config(config)
         return tfmot.quantization.keras.quantize_annotate_layer(clone, config_for(layer, spec))
 
     with quantize_scope(custom_objects()):
