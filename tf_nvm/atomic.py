@@ -10,7 +10,13 @@ import os
 import secrets
 from pathlib import Path
 
-__all__ = ["atomic_path", "write_json_atomic", "write_bytes_atomic"]
+__all__ = ["atomic_path", "write_json_atomic", "write_bytes_atomic", "write_files_atomic"]
+
+
+def _temporary(path):
+    """A fresh temporary name in ``path``'s folder (created), keeping its suffix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.parent / f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{path.suffix}"
 
 
 @contextlib.contextmanager
@@ -28,8 +34,7 @@ def atomic_path(path):
         pathlib.Path of the temporary file to write.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{path.suffix}"
+    tmp = _temporary(path)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -39,12 +44,49 @@ def atomic_path(path):
         raise
 
 
+def write_files_atomic(files, before_rename=None):
+    """Writes several files so that none appears under its final name unless all were written.
+
+    Every file is first written (and fsynced) to a temporary name; only then are
+    they renamed, in the order given. If a rename fails, the files already renamed
+    by this call are removed, so a set whose last member points at the others
+    (e.g. a JSON naming an npz by its hash) is never left half-replaced.
+
+    Args:
+        files: sequence of (path, bytes), in rename order.
+        before_rename: optional callable run after all temporary files are
+            written and before the first rename (tests inject failures there).
+    """
+    targets = [(Path(path), data) for path, data in files]
+    temporaries = []
+    try:
+        for path, data in targets:
+            temporaries.append(_temporary(path))
+            with open(temporaries[-1], "xb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        if before_rename is not None:
+            before_rename()
+        renamed = []
+        try:
+            for (path, _), tmp in zip(targets, temporaries):
+                os.replace(tmp, path)
+                renamed.append(path)
+        except BaseException:
+            for path in renamed:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+            raise
+    finally:
+        for tmp in temporaries:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
 def write_bytes_atomic(path, data):
     """Writes ``data`` (bytes) to ``path`` atomically and fsyncs it."""
-    with atomic_path(path) as tmp, open(tmp, "xb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    write_files_atomic([(path, data)])
 
 
 def write_json_atomic(path, data):

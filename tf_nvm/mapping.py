@@ -30,19 +30,18 @@ Integer conventions (all exact):
   (one float32 product, then rounding half to even).
 """
 
-import contextlib
 import dataclasses
 import hashlib
 import io
 import json
 import math
 import os
-import secrets
 import zipfile
 from typing import Optional
 
 import numpy as np
 
+from tf_nvm.atomic import write_files_atomic
 from tf_nvm.errors import MappingError, SpecError
 from tf_nvm.spec import NVMSpec
 
@@ -561,29 +560,8 @@ def save(mapping, path):
     data = buffer.getvalue()
     doc["arrays_file"]["sha256"] = hashlib.sha256(data).hexdigest()
     text = (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode("utf-8")
-    folder = os.path.dirname(os.path.abspath(json_path))
-    os.makedirs(folder, exist_ok=True)
-    token = f"{os.getpid()}.{secrets.token_hex(4)}"
-    tmp_npz = os.path.join(folder, f".{os.path.basename(npz_path)}.{token}.tmp")
-    tmp_json = os.path.join(folder, f".{os.path.basename(json_path)}.{token}.tmp")
-    try:
-        for tmp, payload in ((tmp_npz, data), (tmp_json, text)):
-            with open(tmp, "xb") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-        _before_rename_hook()
-        os.replace(tmp_npz, npz_path)
-        try:
-            os.replace(tmp_json, json_path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(npz_path)
-            raise
-    finally:
-        for tmp in (tmp_npz, tmp_json):
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+    # npz first, JSON last: the JSON names the npz by its hash.
+    write_files_atomic([(npz_path, data), (json_path, text)], before_rename=_before_rename_hook)
     return json_path, npz_path
 
 
