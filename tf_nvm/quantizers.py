@@ -80,6 +80,16 @@ RUNTIMES = ("litert", "tflm", "litert-reference")
 
 
 @contextlib.contextmanager
+def _pushed(stack, value):
+    """Pushes ``value`` on a module-level mode stack for the duration of the block (nesting-safe)."""
+    stack.append(value)
+    try:
+        yield
+    finally:
+        stack.pop()
+
+
+@contextlib.contextmanager
 def emulate_runtime(runtime="litert"):
     """Context in which the Keras NVM model computes what ``runtime``'s int8 kernels compute.
 
@@ -110,11 +120,8 @@ def emulate_runtime(runtime="litert"):
     """
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {list(RUNTIMES)}, got {runtime!r}")
-    _RUNTIME.append(runtime)
-    try:
+    with _pushed(_RUNTIME, runtime):
         yield
-    finally:
-        _RUNTIME.pop()
 
 
 def emulated_runtime():
@@ -143,11 +150,8 @@ def converter_graph(weight_container="int8"):
     """
     if weight_container not in WEIGHT_CONTAINERS:
         raise ValueError(f"weight_container must be one of {sorted(WEIGHT_CONTAINERS)}, got {weight_container!r}")
-    _CONVERTER_GRAPH.append(weight_container)
-    try:
+    with _pushed(_CONVERTER_GRAPH, weight_container):
         yield
-    finally:
-        _CONVERTER_GRAPH.pop()
 
 
 def in_converter_graph():
