@@ -23,7 +23,6 @@ closes), and skips the INT4 container and the mapping.
 """
 
 import argparse
-import json
 import os
 import time
 
@@ -33,6 +32,7 @@ import tf_nvm  # first: legacy-Keras mode
 import tflite_export
 from tf_nvm._keras import keras
 from tf_nvm.atomic import write_json_atomic
+from tf_nvm.train import load_run, standardise
 
 PRESETS = ["paper-2bit-unipolar", "paper-2bit-bipolar", "paper-4bit-unipolar", "paper-4bit-bipolar"]
 
@@ -47,7 +47,8 @@ def check_model(model, name, x_train, x_test, y_test, mean, std, out, start, tfl
     """Exports ``model`` (INT8, INT4 where codes fit, mapping) and compares every artefact on ``x_test``."""
     from mapping_reference import evaluate  # noqa: PLC0415  (tests/ on PYTHONPATH)
 
-    keras_acc = float(model.evaluate(x_test, y_test, verbose=0, batch_size=512)[1])
+    logits = model.predict(x_test, verbose=0, batch_size=512)
+    keras_acc = float(np.mean(np.argmax(logits, axis=1) == y_test))
     row = {"keras_test_accuracy": keras_acc, "train_seconds": round(time.perf_counter() - start, 1)}
     path = os.path.join(out, f"{name}.tflite")
     summary = tflite_export.export_tflite(model, path, x_train[:256])
@@ -136,12 +137,9 @@ def main(argv=None):
     report = {}
     if args.runs:
         for run in args.runs:
-            model = tf_nvm.load_model(os.path.join(run, "model.keras"))
-            with open(os.path.join(run, "preprocessing.json"), encoding="utf-8") as handle:
-                prep = json.load(handle)
+            model, prep, _ = load_run(run)
             r_mean, r_std = np.asarray(prep["input_mean"]), np.asarray(prep["input_std"])
-            xr_train = ((raw_train - r_mean) / r_std).astype(np.float32)
-            xr_test = ((raw_test - r_mean) / r_std).astype(np.float32)
+            xr_train, xr_test = standardise(raw_train, prep), standardise(raw_test, prep)
             name = os.path.basename(os.path.normpath(run))
             report[name] = check_model(model, name, xr_train, xr_test, y_test, r_mean, r_std, args.out,
                                        time.perf_counter(), args.tflm_exact)

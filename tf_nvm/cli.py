@@ -55,63 +55,22 @@ def _recipes(args):
     return 0
 
 
-def _load_run_or_model(path):
-    """(model, preprocessing dict or None, dataset name or None) of a run folder or a .keras file."""
-    from tf_nvm.errors import ExportError  # noqa: PLC0415
-    from tf_nvm.quantize import load_model, model_spec  # noqa: PLC0415
-    from tf_nvm.spec import NVMSpec  # noqa: PLC0415
-
-    if os.path.isdir(path):
-        model_path = os.path.join(path, "model.keras")
-        if not os.path.isfile(model_path):
-            raise ExportError(f"run folder {path!r} has no model.keras. Fix: pass a folder written by "
-                              "`tf-nvm train` (model.keras, spec.json, preprocessing.json) or a .keras file.")
-        model = load_model(model_path, compile=False)
-        preprocessing = dataset = None
-        prep_path = os.path.join(path, "preprocessing.json")
-        if os.path.isfile(prep_path):
-            with open(prep_path) as handle:
-                preprocessing = json.load(handle)
-            for key in ("input_mean", "input_std"):
-                if key not in preprocessing:
-                    raise ExportError(f"{prep_path}: field {key!r} is missing. Fix: re-run `tf-nvm train`.")
-        spec_path = os.path.join(path, "spec.json")
-        if os.path.isfile(spec_path):
-            with open(spec_path) as handle:
-                saved = NVMSpec.from_dict(json.load(handle))
-            if saved != model_spec(model):
-                raise ExportError(f"{spec_path} does not match the spec of {model_path}. Fix: re-run "
-                                  "`tf-nvm train`; the run folder mixes files of different runs.")
-        recipe_path = os.path.join(path, "recipe.json")
-        if os.path.isfile(recipe_path):
-            with open(recipe_path) as handle:
-                dataset = json.load(handle).get("dataset")
-        return model, preprocessing, dataset
-    if os.path.isfile(path) and path.endswith(".keras"):
-        return load_model(path, compile=False), None, None
-    raise ExportError(f"{path!r} is neither a run folder nor a .keras file. Fix: pass the folder written by "
-                      "`tf-nvm train` or the model's .keras file.")
-
-
 def _export(args):
-    import numpy as np  # noqa: PLC0415
-
     from tf_nvm.errors import ExportError  # noqa: PLC0415
     from tf_nvm.mapping import format_table, paths  # noqa: PLC0415
+    from tf_nvm.train import load_run, standardise  # noqa: PLC0415
 
     if not args.tflite and not args.mapping:
         raise ExportError("tf-nvm export: nothing to write. Fix: give --tflite OUT.tflite and/or --mapping PREFIX.")
     import tflite_export  # noqa: PLC0415
 
-    model, preprocessing, dataset = _load_run_or_model(args.run_or_model)
+    model, preprocessing, dataset = load_run(args.run_or_model)
     representative = None
     if preprocessing is not None and dataset in (None, "har"):
         from tf_nvm import datasets  # noqa: PLC0415
 
         (x_train, _), _ = datasets.load_har(path=args.data, verbose=False)
-        mean = np.asarray(preprocessing["input_mean"], np.float32)
-        std = np.asarray(preprocessing["input_std"], np.float32)
-        representative = ((x_train[:256] - mean) / std).astype(np.float32)
+        representative = standardise(x_train[:256], preprocessing)
         print("[tf-nvm] representative data: 256 HAR training windows standardised with preprocessing.json")
     if args.tflite:
         summary = tflite_export.export_tflite(model, args.tflite, representative, container=args.container,

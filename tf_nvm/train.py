@@ -9,6 +9,7 @@ split is only evaluated, never used for selection.
 """
 
 import dataclasses
+import json
 import os
 import statistics
 import time
@@ -18,9 +19,11 @@ import numpy as np
 from tf_nvm import models
 from tf_nvm._keras import keras, tf
 from tf_nvm.atomic import atomic_path, write_json_atomic
-from tf_nvm.quantize import model_spec, quantize_model
+from tf_nvm.errors import ExportError
+from tf_nvm.quantize import load_model, model_spec, quantize_model
+from tf_nvm.spec import NVMSpec
 
-__all__ = ["Split", "prepare_data", "train_model", "run_recipe"]
+__all__ = ["Split", "prepare_data", "train_model", "run_recipe", "load_run", "standardise"]
 
 
 @dataclasses.dataclass
@@ -218,3 +221,66 @@ def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2):
     }
     write_json_atomic(os.path.join(out_dir, "metrics.json"), metrics)
     return metrics
+
+
+def load_run(path):
+    """Reads a run folder written by `run_recipe` (or a bare ``.keras`` file).
+
+    Checks that ``spec.json`` matches the model and that ``preprocessing.json``
+    has ``input_mean``/``input_std``.
+
+    Args:
+        path: run folder or ``.keras`` file.
+
+    Returns:
+        (model, preprocessing dict or None, dataset name or None).
+
+    Raises:
+        ExportError: not a run folder or .keras file, or inconsistent run files.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        model_path = os.path.join(path, "model.keras")
+        if not os.path.isfile(model_path):
+            raise ExportError(f"run folder {path!r} has no model.keras. Fix: pass a folder written by "
+                              "`tf-nvm train` (model.keras, spec.json, preprocessing.json) or a .keras file.")
+        model = load_model(model_path, compile=False)
+        preprocessing = dataset = None
+        prep_path = os.path.join(path, "preprocessing.json")
+        if os.path.isfile(prep_path):
+            with open(prep_path, encoding="utf-8") as handle:
+                preprocessing = json.load(handle)
+            for key in ("input_mean", "input_std"):
+                if key not in preprocessing:
+                    raise ExportError(f"{prep_path}: field {key!r} is missing. Fix: re-run `tf-nvm train`.")
+        spec_path = os.path.join(path, "spec.json")
+        if os.path.isfile(spec_path):
+            with open(spec_path, encoding="utf-8") as handle:
+                saved = NVMSpec.from_dict(json.load(handle))
+            if saved != model_spec(model):
+                raise ExportError(f"{spec_path} does not match the spec of {model_path}. Fix: re-run "
+                                  "`tf-nvm train`; the run folder mixes files of different runs.")
+        recipe_path = os.path.join(path, "recipe.json")
+        if os.path.isfile(recipe_path):
+            with open(recipe_path, encoding="utf-8") as handle:
+                dataset = json.load(handle).get("dataset")
+        return model, preprocessing, dataset
+    if os.path.isfile(path) and path.endswith(".keras"):
+        return load_model(path, compile=False), None, None
+    raise ExportError(f"{path!r} is neither a run folder nor a .keras file. Fix: pass the folder written by "
+                      "`tf-nvm train` or the model's .keras file.")
+
+
+def standardise(x, preprocessing):
+    """Raw inputs -> model inputs with a run's ``preprocessing.json``: ``(x - input_mean) / input_std``.
+
+    Args:
+        x: raw inputs (float array, channels last).
+        preprocessing: dict with ``input_mean`` and ``input_std`` (one value per channel).
+
+    Returns:
+        float32 array.
+    """
+    mean = np.asarray(preprocessing["input_mean"], np.float32)
+    std = np.asarray(preprocessing["input_std"], np.float32)
+    return ((np.asarray(x, np.float32) - mean) / std).astype(np.float32)
