@@ -121,7 +121,7 @@ def io_quantization(content):
 
 
 def quantize_input(x, scale, zero_point=0):
-    """Float inputs -> int8 codes, ties to even (the NVM input quantizer's rounding).
+    """Float values -> int8 codes, ties to even (the NVM quantizers' rounding); inputs and outputs alike.
 
     Args:
         x: float array (model units).
@@ -164,8 +164,7 @@ def keras_int8_outputs(model, x_q, input_quant, output_quant, batch_size=512, em
             forward = tf.function(lambda batch: model(batch, training=False))
             y = np.concatenate([forward(tf.constant(x[i:i + batch_size])).numpy()
                                 for i in range(0, len(x), batch_size)])
-    out_scale, out_zp = output_quant
-    return np.clip(np.rint(y / np.float32(out_scale)) + out_zp, -128, 127).astype(np.int8)
+    return quantize_input(y, *output_quant)  # the same int8 rounding as the runtime's output tensor
 
 
 def _model_bytes(content):
