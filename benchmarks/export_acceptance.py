@@ -17,7 +17,7 @@ Prints one block per model and writes DIR/acceptance.json.
 
 --tflm-exact: also compares LiteRT's reference resolver, each of TFLite Micro and
 the reference resolver against the Keras model in its emulation mode
-(tf_nvm.quantizers.emulate_runtime: "tflm" / "litert-reference", the default of
+(tf_nvm.modes.emulate_runtime: "tflm" / "litert-reference", the default of
 tflite_export.compare) AND in the default mode (the 1-2 LSB gap the emulation
 closes), and skips the INT4 container and the mapping.
 """

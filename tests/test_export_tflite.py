@@ -129,7 +129,7 @@ def test_tflite_micro_each_op_exact(layer, tmp_path, rng):
         warnings.simplefilter("ignore")
         model = tf_nvm.quantize_model(keras.Model(inputs, x), spec, init="device" if layer != "batch_norm" else "keep")
     if layer == "batch_norm":
-        kernel, _ = tf_nvm.quantize.crossbar_variables(model.get_layer("quant_identity"))
+        kernel, _ = tf_nvm.nvm_model.crossbar_variables(model.get_layer("quant_identity"))
         kernel.assign(np.eye(8, dtype=np.float32))
         bn = model.get_layer("quant_bn").layer
         bn.moving_variance.assign(rng.uniform(0.05, 4.0, 8))

@@ -50,11 +50,12 @@ def test_user_built_model_trains_saves_and_loads(tmp_path, rng, seeded):
 
 
 def test_layer_needs_a_scale():
-    with pytest.raises(SpecError, match=r"NVMDense: spec.weight_scale is None; an NVM layer built directly needs "
+    with pytest.raises(SpecError, match=r"NVMDense: spec.weight_scale is None; this needs "
                                         r"the model's one shared weight scale\. Fix: pass spec.replace\("):
         NVMDense(4, spec=presets.get("paper-2bit-unipolar"))
-    with pytest.raises(SpecError, match=r"NVMConv1D: spec must be an NVMSpec \(or its dict\), got str\."):
-        NVMConv1D(4, 3, spec="paper-2bit-unipolar")
+    with pytest.raises(SpecError, match=r"NVMConv1D: spec must be an NVMSpec, a preset name or a spec dict, "
+                                        r"got int\. Fix:"):
+        NVMConv1D(4, 3, spec=3)
 
 
 def test_nvm_quantize_puts_values_on_the_shared_grid():

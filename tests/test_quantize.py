@@ -10,7 +10,7 @@ import tf_nvm
 from tf_nvm import (InvalidWeightsError, NonInhibitingCrossbarWarning, NotAnNVMModelError, UnsupportedLayerError,
                     presets)
 from tf_nvm._keras import keras
-from tf_nvm.registry import custom_objects
+from tf_nvm.serialization import custom_objects
 
 from nvm_reference import forward
 
@@ -72,7 +72,7 @@ def test_unipolar_codes_stay_non_negative_throughout_training(rng, seeded):
     model.fit(x, rng.integers(0, 5, 512), epochs=2, batch_size=32, verbose=0, callbacks=[check])
     assert seen and min(seen) == 0
     fc1 = model.get_layer("quant_fc1")
-    kernel, _ = tf_nvm.quantize.crossbar_variables(fc1)
+    kernel, _ = tf_nvm.nvm_model.crossbar_variables(fc1)
     assert kernel.numpy().min() >= -0.5 * tf_nvm.model_spec(model).weight_scale - 1e-7  # latent clamped
 
 
@@ -179,8 +179,8 @@ def test_no_per_layer_ranges_or_scales_anywhere(seeded):
     for layer in model.layers:
         config = getattr(layer, "quantize_config", None)
         if config is not None:
-            quantizers.add(tf_nvm.quantize.json_key(config.spec))
+            quantizers.add(config.spec)
         quantizer = getattr(layer, "quantizer", None)
         if quantizer is not None:
-            quantizers.add(tf_nvm.quantize.json_key(quantizer.spec))
+            quantizers.add(quantizer.spec)
     assert len(quantizers) == 1  # every quantizer of the model holds the same resolved spec

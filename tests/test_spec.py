@@ -2,6 +2,7 @@ import dataclasses
 
 import pytest
 
+import tf_nvm
 from tf_nvm import NVMSpec, SpecError, presets
 from tf_nvm.spec import SCHEMA_VERSION
 
@@ -72,5 +73,8 @@ def test_from_dict_refuses_newer_schema_and_unknown_fields():
 
 
 def test_unknown_preset_lists_known():
-    with pytest.raises(SpecError, match=r"unknown NVM preset 'paper-3bit'; known presets: \['paper-2bit-bipolar'"):
+    with pytest.raises(tf_nvm.UnknownNameError, match=r"unknown NVM preset 'paper-3bit'; known: paper-2bit-bipolar, "
+                                                      r"paper-2bit-unipolar, .*Fix: run `tf-nvm presets`"):
         presets.get("paper-3bit")
+    with pytest.raises(KeyError):  # a failed lookup is a KeyError (and a ValueError) too
+        tf_nvm.resolve_spec("paper-3bit")

@@ -1,4 +1,4 @@
-"""`tf_nvm.quantizers.emulate_runtime("tflm")`: the Keras NVM model reproduces TFLite Micro's int8 outputs.
+"""`tf_nvm.modes.emulate_runtime("tflm")`: the Keras NVM model reproduces TFLite Micro's int8 outputs.
 
 TFLite Micro's reference kernels requantize with two roundings (`tf_nvm.fixed_point`); in the default mode
 the Keras model rounds once like LiteRT's default (XNNPACK) kernels instead, 1 LSB off TFLite Micro per op and
@@ -19,7 +19,7 @@ from tf_nvm.fixed_point import (
     multiply_by_quantized_multiplier,
     quantize_multiplier,
 )
-from tf_nvm.quantizers import emulate_runtime, emulated_runtime
+from tf_nvm.modes import emulate_runtime, emulated_runtime
 from tflite_export import compare, export_tflite
 
 L = keras.layers
@@ -79,7 +79,8 @@ def test_context_manager_nests_and_rejects_unknown_names():
             assert emulated_runtime() == "litert"
         assert emulated_runtime() == "tflm"
     assert emulated_runtime() == "litert"
-    with pytest.raises(ValueError, match=r"must be one of \['litert', 'tflm', 'litert-reference'\], got 'tflite'"), \
+    with pytest.raises(tf_nvm.ModeError, match=r"emulate_runtime: value 'tflite' is not allowed; allowed: "
+                                               r"\['litert', 'tflm', 'litert-reference'\]. Fix:"), \
             emulate_runtime("tflite"):
         pass
 
@@ -107,7 +108,7 @@ def _op_model(layer, rng):
         model = tf_nvm.quantize_model(keras.Model(inputs, x), spec,
                                       init="keep" if layer in ("batch_norm", "gap") else "device")
     if layer in ("batch_norm", "gap"):
-        kernel, _ = tf_nvm.quantize.crossbar_variables(model.get_layer("quant_identity"))
+        kernel, _ = tf_nvm.nvm_model.crossbar_variables(model.get_layer("quant_identity"))
         eye = np.eye(8, dtype=np.float32)
         kernel.assign(eye if layer == "batch_norm" else np.stack([np.zeros_like(eye), eye, np.zeros_like(eye)]))
     if layer == "batch_norm":

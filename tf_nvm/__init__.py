@@ -1,37 +1,72 @@
 """tf_nvm: train Keras networks for analog NVM crossbars.
 
-Importing tf_nvm puts TensorFlow in legacy-Keras (tf_keras) mode; import it
-before tensorflow. See README.md.
+Importing tf_nvm is cheap: it does not import TensorFlow. It sets
+``TF_USE_LEGACY_KERAS=1`` (tfmot needs tf_keras, Keras 2), so import it before
+tensorflow. The Keras-side names (`quantize_model`, `weight_codes`,
+`load_model`, `layers`, `models`, ...) load TensorFlow on first use. The
+numpy-only parts (`NVMSpec`, `presets`, `mapping`, `datasets`, errors) never
+do. See README.md.
 """
 
-from tf_nvm import _keras  # noqa: F401  (must run before anything imports tensorflow)
-from tf_nvm import datasets, errors, layers, models, presets
-from tf_nvm.errors import (CorruptDatasetError, DatasetNotFoundError, ExportError, InvalidWeightsError,  # noqa: F401
-                           KerasModeError, MappingError, NotAnNVMModelError, RecipeError, SpecError, TfNvmError,
-                           UnsupportedLayerError)
-from tf_nvm.quantizers import emulate_runtime
-from tf_nvm.quantize import (LayerCodes, NonInhibitingCrossbarWarning, calibrate_scale, load_model,
-                             model_spec, nvm_layers, quantize_model, weight_codes)
-from tf_nvm.registry import custom_objects
-from tf_nvm.spec import NVMSpec
+import importlib
+import os
+import sys
 
-__version__ = "0.1.0"
+_TF_IMPORTED_BEFORE = "tensorflow" in sys.modules
+"""Whether TensorFlow was already imported when tf_nvm was (for `KerasModeError`'s message)."""
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+from tf_nvm import errors, presets  # noqa: E402
+from tf_nvm.errors import (CorruptDatasetError, CostModelError, DatasetNotFoundError, ExportError,  # noqa: E402,F401
+                           InvalidWeightsError, KerasModeError, MappingError, ModeError, NonInhibitingCrossbarWarning,
+                           NotAnNVMModelError, PipelineError, RecipeError, RunFolderError, SearchError,
+                           SimulatorError, SpecError, TfNvmError, TfNvmWarning, UnknownNameError,
+                           UnsupportedLayerError)
+from tf_nvm.spec import NVMSpec, resolve_spec  # noqa: E402
+
+if _TF_IMPORTED_BEFORE:
+    from tf_nvm import _keras  # noqa: E402,F401  (TensorFlow is loaded already: check its Keras mode now)
+
+__version__ = "0.2.0"
+
+_LAZY = {
+    # name: (module, attribute or None for the module itself)
+    "datasets": ("tf_nvm.datasets", None),
+    "mapping": ("tf_nvm.mapping", None),
+    "layers": ("tf_nvm.layers", None),
+    "models": ("tf_nvm.models", None),
+    "quantize_model": ("tf_nvm.quantize", "quantize_model"),
+    "calibrate_scale": ("tf_nvm.quantize", "calibrate_scale"),
+    "weight_codes": ("tf_nvm.nvm_model", "weight_codes"),
+    "load_model": ("tf_nvm.nvm_model", "load_model"),
+    "model_spec": ("tf_nvm.nvm_model", "model_spec"),
+    "nvm_layers": ("tf_nvm.nvm_model", "nvm_layers"),
+    "LayerCodes": ("tf_nvm.nvm_model", "LayerCodes"),
+    "custom_objects": ("tf_nvm.serialization", "custom_objects"),
+    "emulate_runtime": ("tf_nvm.modes", "emulate_runtime"),
+}
+
+
+def __getattr__(name):
+    """Loads the Keras-side names (and heavy submodules) on first use (PEP 562)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'tf_nvm' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "NVMSpec",
+    "resolve_spec",
     "presets",
-    "layers",
-    "datasets",
-    "models",
-    "quantize_model",
-    "weight_codes",
-    "load_model",
-    "model_spec",
-    "nvm_layers",
-    "calibrate_scale",
-    "custom_objects",
-    "LayerCodes",
-    "NonInhibitingCrossbarWarning",
-    "emulate_runtime",
+    "errors",
+    *_LAZY,
     *errors.__all__,
 ]

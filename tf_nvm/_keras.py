@@ -14,7 +14,9 @@ from tf_nvm.errors import KerasModeError
 
 __all__ = ["keras", "tf", "tfmot", "quantize_scope"]
 
-_TF_ALREADY_IMPORTED = "tensorflow" in sys.modules
+import tf_nvm  # noqa: E402  (sets TF_USE_LEGACY_KERAS; records whether TensorFlow came first)
+
+_TF_ALREADY_IMPORTED = tf_nvm._TF_IMPORTED_BEFORE or "tensorflow" in sys.modules  # pylint: disable=protected-access
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import tensorflow as tf  # noqa: E402

@@ -1,7 +1,7 @@
 """Kernel constraint that keeps latent weights inside the device code range."""
 
 from tf_nvm._keras import keras, tf
-from tf_nvm.registry import register
+from tf_nvm.serialization import register
 from tf_nvm.spec import SpecConfigured
 
 __all__ = ["NVMKernelConstraint"]

@@ -11,7 +11,7 @@ the sum by ``float32(1/n)`` (one float32 product), then rounds half to even;
 ``reduce_mean`` divides instead, which rounds differently when ``sum/n`` is
 exactly halfway between two levels (n = 14, 26, 30, ...: up to 2 % of the
 outputs). The NVM layers compute ``reduce_sum(x) * float32(1/n)``. In
-`tf_nvm.quantizers.emulate_runtime` ``("tflm")`` they compute TFLite Micro's int8
+`tf_nvm.modes.emulate_runtime` ``("tflm")`` they compute TFLite Micro's int8
 MEAN instead (``reference_ops::QuantizedMeanOrSum``; input and output scale
 equal, zero points 0)::
 
@@ -44,7 +44,7 @@ for a 1x1 depthwise convolution with per-channel int8 weights::
     v   = float32(acc) * u_c          # one float32 rounding, in grid units
     y   = v * step                    # then rounded to the grid, ties to even
 
-For TFLite (inside `tf_nvm.quantizers.converter_graph`) the layer emits that
+For TFLite (inside `tf_nvm.modes.converter_graph`) the layer emits that
 depthwise convolution: weights ``m_c * u_c`` in a per-channel fake-quant over
 ``[-127 u_c, 127 u_c]`` (stored: int8 ``m_c``, scale ``u_c``, zero point 0; both
 exact because ``127 u_c`` fits a float32 mantissa) and bias ``k_c u_c step``
@@ -55,7 +55,7 @@ between two grid levels (for |acc| < 2^21), so the rounding mode of ties does
 not matter and TFLite Micro's fixed-point requantization differs only by its
 double rounding (at most 1 LSB, unbiased).
 
-In `tf_nvm.quantizers.emulate_runtime` ``("tflm")`` the layer computes what
+In `tf_nvm.modes.emulate_runtime` ``("tflm")`` the layer computes what
 TFLite Micro's reference DEPTHWISE_CONV_2D computes instead: the per-channel
 factor is ``input_scale * u_c / output_scale = u_c`` exactly, whose
 ``QuantizeMultiplier`` needs no rounding (``u_c`` is a normal float32:
@@ -81,9 +81,9 @@ from tf_nvm.fixed_point import (
     mean_multiplier,
     multiply_by_quantized_multiplier,
 )
-from tf_nvm.quantizers import emulated_runtime, in_converter_graph
-from tf_nvm.registry import register
-from tf_nvm.spec import NVMSpec
+from tf_nvm.modes import emulated_runtime, in_converter_graph
+from tf_nvm.serialization import register
+from tf_nvm.spec import resolve_spec
 
 __all__ = ["NVMBatchNormalization", "NVMGlobalAveragePooling1D", "NVMGlobalAveragePooling2D", "MULTIPLIER_MAX",
            "OFFSET_MAX", "SCALE_BITS", "EXACT_LAYERS"]
@@ -132,7 +132,7 @@ class NVMBatchNormalization(keras.layers.BatchNormalization):
             raise UnsupportedLayerError(
                 f"NVMBatchNormalization {self.name!r} needs spec=NVMSpec(...) (its activation range sets the "
                 "offset grid). Fix: let tf_nvm.quantize_model create it, or pass spec=.")
-        self.spec = spec if isinstance(spec, NVMSpec) else NVMSpec.from_dict(spec)
+        self.spec = resolve_spec(spec, owner=f"NVMBatchNormalization {self.name!r}")
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -238,7 +238,7 @@ class _ExactMean:
 
     def __init__(self, *args, spec=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.spec = spec if spec is None or isinstance(spec, NVMSpec) else NVMSpec.from_dict(spec)
+        self.spec = None if spec is None else resolve_spec(spec, owner=type(self).__name__)
 
     def get_config(self):
         config = super().get_config()

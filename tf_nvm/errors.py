@@ -1,22 +1,34 @@
-"""Exception types of tf_nvm.
+"""Exception and warning types of tf_nvm.
 
 Every error subclasses :class:`TfNvmError` and the builtin exception that fits
 it, so callers may catch either. Messages name the argument (or layer, or
-file), the value received, what is allowed, and the fix.
+file), the value received, what is allowed, and the fix. Every raise in the
+product is one of these classes; warnings are defined here too.
+
+This module imports nothing (foundation layer).
 """
 
 __all__ = [
     "TfNvmError",
     "KerasModeError",
     "SpecError",
+    "UnknownNameError",
     "UnsupportedLayerError",
     "InvalidWeightsError",
     "NotAnNVMModelError",
+    "ModeError",
     "DatasetNotFoundError",
     "CorruptDatasetError",
     "RecipeError",
+    "RunFolderError",
     "MappingError",
     "ExportError",
+    "SimulatorError",
+    "CostModelError",
+    "SearchError",
+    "PipelineError",
+    "TfNvmWarning",
+    "NonInhibitingCrossbarWarning",
 ]
 
 
@@ -32,6 +44,17 @@ class SpecError(TfNvmError, ValueError):
     """An `NVMSpec` field (or a serialised spec) holds a value that is not allowed."""
 
 
+class UnknownNameError(TfNvmError, KeyError, ValueError):
+    """A name looked up in a registry (preset, architecture, layer rule, digital op, data set, ...) is unknown.
+
+    The message lists the known names. Subclasses `KeyError` (a failed lookup)
+    and `ValueError` (a bad argument value); ``str()`` is the plain message.
+    """
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
+
+
 class UnsupportedLayerError(TfNvmError, TypeError):
     """A model handed to `quantize_model` holds a layer tf_nvm cannot map to a crossbar."""
 
@@ -42,6 +65,10 @@ class InvalidWeightsError(TfNvmError, ValueError):
 
 class NotAnNVMModelError(TfNvmError, ValueError):
     """A function that needs an NVM model (from `quantize_model`) got another model."""
+
+
+class ModeError(TfNvmError, ValueError):
+    """A mode context (`emulate_runtime`, `converter_graph`, ...) got a value it does not know."""
 
 
 class DatasetNotFoundError(TfNvmError, FileNotFoundError):
@@ -56,9 +83,37 @@ class RecipeError(TfNvmError, ValueError):
     """A training recipe (JSON configuration) is missing or has invalid fields."""
 
 
+class RunFolderError(TfNvmError, ValueError):
+    """A run folder (written by `tf-nvm train`) is missing, incomplete, inconsistent or from a newer format."""
+
+
 class MappingError(TfNvmError, ValueError):
     """A crossbar mapping file (or in-memory mapping) is malformed, inconsistent or from a newer schema."""
 
 
 class ExportError(TfNvmError, ValueError):
     """A model cannot be exported to TFLite or to a crossbar mapping as asked (the message says why and the fix)."""
+
+
+class SimulatorError(TfNvmError, ValueError):
+    """The analog simulator got an invalid configuration, noise model or input data."""
+
+
+class CostModelError(TfNvmError, ValueError):
+    """The hardware cost model got an invalid technology description, mapping or TFLite file."""
+
+
+class SearchError(TfNvmError, ValueError):
+    """An architecture search got an invalid configuration, hypermodel or budget."""
+
+
+class PipelineError(TfNvmError, ValueError):
+    """An end-to-end experiment (``tf-nvm run``) got an invalid recipe or output folder."""
+
+
+class TfNvmWarning(UserWarning):
+    """Base class of tf_nvm's warnings."""
+
+
+class NonInhibitingCrossbarWarning(TfNvmWarning):
+    """A unipolar crossbar receives only non-negative inputs and so cannot inhibit."""

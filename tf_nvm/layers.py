@@ -21,12 +21,11 @@ from tensorflow_model_optimization.python.core.keras.compat import unique_object
 
 from tf_nvm._keras import keras, tfmot
 from tf_nvm.constraints import NVMKernelConstraint
-from tf_nvm.errors import SpecError
-from tf_nvm.quantize_configs import SUPPORTED_LAYERS, NVMCrossbarConfig
+from tf_nvm.quantize_configs import LAYER_RULES, NVMCrossbarConfig
 from tf_nvm.quantizers import NVMActivationQuantizer
-from tf_nvm.registry import register
+from tf_nvm.serialization import register
 from tf_nvm.scheme import QuantizeLayer
-from tf_nvm.spec import NVMSpec
+from tf_nvm.spec import resolve_spec
 
 __all__ = ["NVMDense", "NVMConv1D", "NVMConv2D", "NVMDepthwiseConv2D", "NVMQuantize"]
 
@@ -35,29 +34,15 @@ _QuantizeLayer = QuantizeLayer
 _WRAPPER_KEYS = ("name", "trainable", "dtype")
 
 
-def _resolved_spec(spec, owner):
-    if isinstance(spec, dict):
-        spec = NVMSpec.from_dict(spec)
-    if not isinstance(spec, NVMSpec):
-        raise SpecError(f"{owner}: spec must be an NVMSpec (or its dict), got {type(spec).__name__}. "
-                        "Fix: pass spec=tf_nvm.presets.get(...).replace(weight_scale_mode='fixed', weight_scale=s).")
-    if spec.weight_scale is None:
-        raise SpecError(
-            f"{owner}: spec.weight_scale is None; an NVM layer built directly needs the model's one shared "
-            "weight scale. Fix: pass spec.replace(weight_scale_mode='fixed', weight_scale=<float > 0>), or "
-            "build a float model and let tf_nvm.quantize_model calibrate the scale.")
-    return spec
-
-
 class _NVMCrossbarLayer(_Wrapper):
     """Base of the NVM weight layers: wraps ``keras_class`` with an `NVMCrossbarConfig`."""
 
     keras_class = None
 
     def __init__(self, *args, spec=None, **kwargs):
-        spec = _resolved_spec(spec, type(self).__name__)
+        spec = resolve_spec(spec, owner=type(self).__name__, need_scale=True)
         wrapper_kwargs = {k: kwargs.pop(k) for k in _WRAPPER_KEYS if k in kwargs}
-        rule = SUPPORTED_LAYERS[self.keras_class.__name__]
+        rule = LAYER_RULES.get(self.keras_class.__name__)
         kwargs.setdefault(rule.constraint_arg, NVMKernelConstraint(spec))
         name = wrapper_kwargs.get("name") or _unique_object_name(
             "nvm_" + self.keras_class.__name__.lower(), zero_based=True)
@@ -113,7 +98,7 @@ class NVMQuantize(_QuantizeLayer):
 
     def __init__(self, spec, **kwargs):
         kwargs.pop("quantizer", None)
-        self.spec = spec if isinstance(spec, NVMSpec) else NVMSpec.from_dict(spec)
+        self.spec = resolve_spec(spec, owner=type(self).__name__)
         super().__init__(NVMActivationQuantizer(self.spec), **kwargs)
 
     def get_config(self):

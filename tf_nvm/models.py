@@ -1,31 +1,31 @@
 """Float model builders (architectures) by name, used by recipes and the CLI.
 
 Each builder returns a float tf_keras model; `quantize_model` makes it an NVM
-model. Builders are registered in `ARCHITECTURES`.
+model. Builders are registered in `ARCHITECTURES` (a `tf_nvm.registry.Registry`).
 """
 
 from tf_nvm._keras import keras
+from tf_nvm.registry import Registry
 
 __all__ = ["ARCHITECTURES", "register_architecture", "build", "har_signed_cnn", "har_cnn", "cifar_cnn"]
 
-ARCHITECTURES = {}
+ARCHITECTURES = Registry("architecture", fix="use a registered architecture or register a builder with "
+                                             "tf_nvm.models.register_architecture")
+"""Architecture name -> builder (keyword arguments -> float tf_keras model)."""
 
 
 def register_architecture(fn):
     """Decorator: registers a model builder under its function name."""
-    ARCHITECTURES[fn.__name__] = fn
-    return fn
+    return ARCHITECTURES.register(fn)
 
 
 def build(name, **kwargs):
     """Builds architecture ``name`` with keyword arguments ``kwargs``.
 
     Raises:
-        KeyError: unknown name (the message lists the known ones).
+        UnknownNameError: unknown name (the message lists the known ones).
     """
-    if name not in ARCHITECTURES:
-        raise KeyError(f"unknown architecture {name!r}; known: {sorted(ARCHITECTURES)}")
-    return ARCHITECTURES[name](**kwargs)
+    return ARCHITECTURES.get(name)(**kwargs)
 
 
 def _both_signs(x, name):

@@ -1,17 +1,20 @@
 """Named `NVMSpec` presets: the paper's four device settings and friends.
 
+`PRESETS` is a `tf_nvm.registry.Registry`; `get`, `names` and `describe` read it.
+
 Example:
     >>> from tf_nvm import presets
     >>> presets.get("paper-2bit-unipolar").code_max
     3
 """
 
-from tf_nvm.errors import SpecError
+from tf_nvm.registry import Registry
 from tf_nvm.spec import NVMSpec
 
-__all__ = ["get", "names", "register_preset"]
+__all__ = ["PRESETS", "get", "names", "describe", "register_preset"]
 
-_PRESETS = {}
+PRESETS = Registry("NVM preset", fix="run `tf-nvm presets` for the list, or pass an NVMSpec")
+"""Preset name -> `NVMSpec`."""
 
 
 def register_preset(name, spec, description):
@@ -21,34 +24,32 @@ def register_preset(name, spec, description):
         name: preset name (str, unique).
         spec: the `NVMSpec`.
         description: one line saying what the preset models.
+
+    Raises:
+        UnknownNameError: the name is taken.
     """
-    if name in _PRESETS:
-        raise SpecError(f"preset {name!r} is already registered.")
-    _PRESETS[name] = (spec, description)
+    PRESETS.register(name, spec, description=description)
 
 
 def get(name):
     """Returns the `NVMSpec` of preset ``name`` (an `NVMSpec` is returned unchanged).
 
     Raises:
-        SpecError: unknown name (the message lists the known ones).
+        UnknownNameError: unknown name (the message lists the known ones).
     """
     if isinstance(name, NVMSpec):
         return name
-    try:
-        return _PRESETS[name][0]
-    except (KeyError, TypeError):
-        raise SpecError(f"unknown NVM preset {name!r}; known presets: {names()}.") from None
+    return PRESETS.get(name)
 
 
 def names():
     """Returns the sorted list of preset names."""
-    return sorted(_PRESETS)
+    return PRESETS.names()
 
 
 def describe():
     """Returns {name: description}."""
-    return {k: v[1] for k, v in sorted(_PRESETS.items())}
+    return PRESETS.describe()
 
 
 # The paper's settings: 2-bit and 4-bit devices, one shared weight scale, one

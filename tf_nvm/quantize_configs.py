@@ -15,7 +15,8 @@ Every supported Keras layer class has exactly one role:
   Flatten, Reshape, Dropout, Concatenate, padding): no quantizer, values stay on
   the shared grid.
 
-`SUPPORTED_LAYERS` is the registry; `config_for(layer, spec)` builds a config.
+`LAYER_RULES` is the registry (a `tf_nvm.registry.Registry` keyed by class
+name); `config_for(layer, spec)` builds a config.
 """
 
 import dataclasses
@@ -23,9 +24,11 @@ import dataclasses
 from tf_nvm._keras import keras, tfmot
 from tf_nvm.digital import NVMBatchNormalization, NVMGlobalAveragePooling1D, NVMGlobalAveragePooling2D
 from tf_nvm.errors import UnsupportedLayerError
+from tf_nvm.graph import activation_name
 from tf_nvm.quantizers import (NVMActivationQuantizer, NVMBiasQuantizer, NVMCrossbarOutputQuantizer,
                                NVMWeightQuantizer, ProbabilityQuantizer)
-from tf_nvm.registry import register
+from tf_nvm.registry import Registry
+from tf_nvm.serialization import register
 from tf_nvm.spec import SpecConfigured
 
 __all__ = [
@@ -34,7 +37,7 @@ __all__ = [
     "NVMProbabilityConfig",
     "NVMPassthroughConfig",
     "LayerRule",
-    "SUPPORTED_LAYERS",
+    "LAYER_RULES",
     "ROLES",
     "register_layer",
     "rule_for",
@@ -96,11 +99,9 @@ class NVMCrossbarConfig(_SpecConfig):
     def get_output_quantizers(self, layer):
         # Linear/ReLU outputs are requantized from the exact integer accumulator, as the runtime does
         # (bit-exact in LiteRT); other activations keep the plain grid rounding.
-        if _activation_name(layer) in (None, "linear", "relu"):
-            quantizer = NVMCrossbarOutputQuantizer(self.spec)
-            # LiteRT's reference FULLY_CONNECTED rounds differently (tf_nvm.quantizers.emulate_runtime).
-            quantizer.fully_connected = isinstance(layer, keras.layers.Dense)
-            return [quantizer]
+        if activation_name(layer) in (None, "linear", "relu"):
+            # LiteRT's reference FULLY_CONNECTED rounds differently (tf_nvm.modes.emulate_runtime).
+            return [NVMCrossbarOutputQuantizer(self.spec, fully_connected=isinstance(layer, keras.layers.Dense))]
         return [NVMActivationQuantizer(self.spec)]
 
     def get_config(self):
@@ -145,7 +146,9 @@ class LayerRule:
     constraint_arg: str = "kernel_constraint"
 
 
-SUPPORTED_LAYERS = {}
+LAYER_RULES = Registry("layer rule", error=UnsupportedLayerError,
+                       fix="register a rule with tf_nvm.quantize_configs.register_layer")
+"""Keras layer class name -> `LayerRule`."""
 _CONFIG_BY_ROLE = {
     "crossbar": NVMCrossbarConfig,
     "digital": NVMDigitalConfig,
@@ -155,17 +158,22 @@ _CONFIG_BY_ROLE = {
 
 
 def register_layer(layer_class, role, kernel_attr="kernel", constraint_arg="kernel_constraint"):
-    """Adds a Keras layer class to `SUPPORTED_LAYERS`.
+    """Adds a Keras layer class to `LAYER_RULES`.
 
     Args:
         layer_class: a tf_keras layer class.
         role: one of `ROLES`.
         kernel_attr: kernel attribute name, for ``role="crossbar"``.
         constraint_arg: constructor argument of its kernel constraint.
+
+    Raises:
+        UnsupportedLayerError: unknown role, or the class is registered already.
     """
     if role not in ROLES:
-        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
-    SUPPORTED_LAYERS[layer_class.__name__] = LayerRule(layer_class, role, kernel_attr, constraint_arg)
+        raise UnsupportedLayerError(f"register_layer: role must be one of {list(ROLES)}, got {role!r}. "
+                                    "Fix: pass one of them.")
+    LAYER_RULES.register(layer_class.__name__, LayerRule(layer_class, role, kernel_attr, constraint_arg),
+                         description=role)
 
 
 _L = keras.layers
@@ -188,12 +196,7 @@ for _cls in (_L.MaxPooling1D, _L.MaxPooling2D, _L.GlobalMaxPooling1D, _L.GlobalM
 
 def supported_layer_names():
     """Sorted names of the supported Keras layer classes."""
-    return sorted(SUPPORTED_LAYERS)
-
-
-def _activation_name(layer):
-    act = getattr(layer, "activation", None)
-    return getattr(act, "__name__", str(act)) if act is not None else None
+    return LAYER_RULES.names()
 
 
 def rule_for(layer):
@@ -203,19 +206,20 @@ def rule_for(layer):
         UnsupportedLayerError: the class is not supported, or a crossbar layer
             ends in a softmax (its logits would have no quantizer).
     """
-    rule = SUPPORTED_LAYERS.get(type(layer).__name__)
+    name = type(layer).__name__
+    rule = LAYER_RULES.get(name) if name in LAYER_RULES else None
     if rule is None or type(layer) is not rule.layer_class:
         raise UnsupportedLayerError(
             f"layer {layer.name!r} of class {type(layer).__name__} is not supported by tf_nvm.quantize_model. "
             f"Supported layer classes: {', '.join(supported_layer_names())}. Fix: replace it with a "
             "supported layer, or register a rule with tf_nvm.quantize_configs.register_layer.")
-    if rule.role == "crossbar" and _activation_name(layer) == "softmax":
+    if rule.role == "crossbar" and activation_name(layer) == "softmax":
         raise UnsupportedLayerError(
             f"layer {layer.name!r} of class {type(layer).__name__} has activation='softmax', which is not "
             "supported on a crossbar layer (its logits would leave the shared activation range unquantized). "
             "Fix: use activation=None and a loss with from_logits=True, or add a separate "
             "keras.layers.Softmax() layer after it.")
-    if rule.layer_class is keras.layers.Activation and _activation_name(layer) == "softmax":
+    if rule.layer_class is keras.layers.Activation and activation_name(layer) == "softmax":
         return LayerRule(rule.layer_class, "probability")
     return rule
 

@@ -43,8 +43,6 @@ likewise (see `tf_nvm.digital`). The mode is read when a layer is called (or
 traced): models already traced by ``model.predict`` keep the mode of that trace.
 """
 
-import contextlib
-
 import numpy as np
 
 from tf_nvm._keras import tf, tfmot
@@ -53,7 +51,8 @@ from tf_nvm.fixed_point import (
     multiply_by_quantized_multiplier_single_rounding,
     quantize_multiplier,
 )
-from tf_nvm.registry import register
+from tf_nvm.modes import converter_weight_limit, emulated_runtime, in_converter_graph
+from tf_nvm.serialization import register
 from tf_nvm.spec import SpecConfigured
 
 __all__ = [
@@ -63,104 +62,10 @@ __all__ = [
     "NVMCrossbarOutputQuantizer",
     "ProbabilityQuantizer",
     "snap_to_codes",
-    "converter_graph",
-    "in_converter_graph",
     "round_to_activation_grid",
-    "WEIGHT_CONTAINERS",
-    "RUNTIMES",
-    "emulate_runtime",
-    "emulated_runtime",
 ]
 
 _Quantizer = tfmot.quantization.keras.quantizers.Quantizer
-_CONVERTER_GRAPH = []
-_RUNTIME = []
-WEIGHT_CONTAINERS = {"int8": 127, "int4": 7}
-RUNTIMES = ("litert", "tflm", "litert-reference")
-
-
-@contextlib.contextmanager
-def _pushed(stack, value):
-    """Pushes ``value`` on a module-level mode stack for the duration of the block (nesting-safe)."""
-    stack.append(value)
-    try:
-        yield
-    finally:
-        stack.pop()
-
-
-@contextlib.contextmanager
-def emulate_runtime(runtime="litert"):
-    """Context in which the Keras NVM model computes what ``runtime``'s int8 kernels compute.
-
-    * ``"litert"`` (the default outside any context): LiteRT's default (XNNPACK)
-      kernels, one rounding ``round_half_even(float32(acc) * M)``.
-    * ``"tflm"``: TFLite Micro's reference kernels, two roundings:
-      ``RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc * 2^left, M0), right)``
-      with ``(M0, shift) = QuantizeMultiplier(M)``
-      (`tf_nvm.fixed_point`), for crossbar outputs (FULLY_CONNECTED, CONV_2D,
-      DEPTHWISE_CONV_2D), the digital BatchNorm (per-channel DEPTHWISE_CONV_2D)
-      and global average pooling (MEAN). Rescaling(-1) (MUL by -1) and
-      Concatenate (same scale: a copy) are exact in every runtime.
-    * ``"litert-reference"``: LiteRT's reference resolver: as ``"tflm"``,
-      except that its FULLY_CONNECTED rounds once (``(acc * M0 + 2^(30 -
-      shift)) >> (31 - shift)``, measured; `tf_nvm.fixed_point`).
-
-    Read when layers are called or traced: use a fresh ``tf.function`` or an
-    eager call inside the context (``model.predict`` reuses a function traced
-    earlier; ``model.make_predict_function(force=True)`` retraces it). Training
-    inside the context works: the straight-through gradients are those of the
-    default mode, evaluated at the emulated forward values.
-
-    Args:
-        runtime: one of `RUNTIMES`.
-
-    Yields:
-        None.
-    """
-    if runtime not in RUNTIMES:
-        raise ValueError(f"runtime must be one of {list(RUNTIMES)}, got {runtime!r}")
-    with _pushed(_RUNTIME, runtime):
-        yield
-
-
-def emulated_runtime():
-    """The runtime emulated now: ``"litert"`` (default) or the innermost `emulate_runtime` argument."""
-    return _RUNTIME[-1] if _RUNTIME else "litert"
-
-
-@contextlib.contextmanager
-def converter_graph(weight_container="int8"):
-    """Context in which tf_nvm quantizers and digital layers emit the TFLite converter's graph.
-
-    Inside it, activation quantizers emit only ``fake_quant_with_min_max_vars``
-    (the converter reads the shared range from it), `NVMBatchNormalization`
-    emits a per-channel 1x1 depthwise convolution, and kernels are wrapped in a
-    fake-quant over ``[-L s, L s]`` with ``L = 127`` (8 bits, INT8 container)
-    or ``L = 7`` (4 bits: the converter stores an INT4 tensor, two codes per
-    byte; codes must lie in -7..7). Values are unchanged up to the rounding of
-    exact ties (see the module docstring). Used by
-    ``tflite_export.export_tflite``; not needed by users.
-
-    Args:
-        weight_container: ``"int8"`` or ``"int4"``.
-
-    Yields:
-        None.
-    """
-    if weight_container not in WEIGHT_CONTAINERS:
-        raise ValueError(f"weight_container must be one of {sorted(WEIGHT_CONTAINERS)}, got {weight_container!r}")
-    with _pushed(_CONVERTER_GRAPH, weight_container):
-        yield
-
-
-def in_converter_graph():
-    """True inside `converter_graph()`."""
-    return bool(_CONVERTER_GRAPH)
-
-
-def _weight_limit():
-    return WEIGHT_CONTAINERS[_CONVERTER_GRAPH[-1]] if _CONVERTER_GRAPH else 127
 
 
 def round_to_activation_grid(inputs, spec):
@@ -207,7 +112,7 @@ class NVMWeightQuantizer(_SpecQuantizer):
         s = self.spec.weight_scale
         snapped = snap_to_codes(inputs, self.spec) * s
         ste = inputs + tf.stop_gradient(snapped - inputs)
-        limit = _weight_limit()
+        limit = converter_weight_limit()
         return tf.quantization.fake_quant_with_min_max_vars(
             ste, min=tf.constant(-limit * s), max=tf.constant(limit * s), num_bits=8 if limit == 127 else 4,
             narrow_range=True)
@@ -252,15 +157,23 @@ class NVMCrossbarOutputQuantizer(_SpecQuantizer):
     returns ``round_half_even(float32(acc) * s) * step``, clipped to the grid,
     with the gradient of ``clip(y)`` (straight-through). Inside
     `converter_graph()` it emits the plain fake-quant, like
-    `NVMActivationQuantizer`. Inside `emulate_runtime` ``("tflm")`` it returns
+    `NVMActivationQuantizer`. Inside `tf_nvm.modes.emulate_runtime` ``("tflm")`` it returns
     ``clip(MultiplyByQuantizedMultiplier(acc, M0, shift), -128, 127) * step``
     instead (`tf_nvm.fixed_point`; single rounding for a Dense layer under
-    ``"litert-reference"``: `NVMCrossbarConfig` sets `fully_connected` on the
-    quantizer of a Dense layer, which converts to FULLY_CONNECTED).
+    ``"litert-reference"``, whose FULLY_CONNECTED rounds once).
+
+    Args:
+        spec: resolved `NVMSpec` (or its dict).
+        fully_connected: True when the layer converts to FULLY_CONNECTED (a
+            Dense layer; `NVMCrossbarConfig` passes it).
     """
 
-    fully_connected = False
-    """True when the layer converts to FULLY_CONNECTED (a Dense layer); set by `NVMCrossbarConfig`, not saved."""
+    def __init__(self, spec, fully_connected=False):
+        super().__init__(spec)
+        self.fully_connected = bool(fully_connected)
+
+    def get_config(self):
+        return {**super().get_config(), "fully_connected": self.fully_connected}
 
     def __call__(self, inputs, training, weights, **kwargs):
         spec = self.spec

@@ -1,38 +1,112 @@
-"""One registry for every Keras-serialisable object of tf_nvm.
+"""One generic registry: named entries with a description, looked up with a clear error.
 
-Decorate a layer, quantizer, QuantizeConfig, constraint or initializer with
-:func:`register`; it is then registered with Keras under the package name
-``tf_nvm`` and listed by :func:`custom_objects`, which `load_model` and the
-quantize scope use. No list of custom objects is kept by hand anywhere.
+Presets, architectures, layer rules, digital ops, data sets (and, later, noise
+presets, technology descriptions and hypermodels) are each one `Registry`.
+A new entry is one `register` call (or decorator); tests are generated over
+``names()``.
+
+Example:
+    >>> ARCHITECTURES = Registry("architecture")
+    >>> @ARCHITECTURES.register
+    ... def tiny(): ...
+    >>> ARCHITECTURES.names()
+    ['tiny']
+
+This module imports nothing from TensorFlow (foundation layer).
 """
 
-from tf_nvm._keras import keras
+from tf_nvm.errors import TfNvmError, UnknownNameError
 
-__all__ = ["register", "custom_objects", "PACKAGE"]
-
-PACKAGE = "tf_nvm"
-_OBJECTS = {}
+__all__ = ["Registry"]
 
 
-def register(cls):
-    """Class decorator: registers ``cls`` with Keras and with :func:`custom_objects`.
+class Registry:
+    """Named entries of one kind, in registration order.
 
     Args:
-        cls: a class with ``get_config``/``from_config``.
-
-    Returns:
-        ``cls`` itself.
+        kind: what an entry is, for messages (``"preset"``, ``"architecture"``, ...).
+        error: the `TfNvmError` subclass raised for an unknown name (default
+            `UnknownNameError`); it must accept one message argument.
+        fix: what the message of an unknown name suggests (default: "use one
+            of the known names").
     """
-    keras.utils.register_keras_serializable(package=PACKAGE)(cls)
-    _OBJECTS[cls.__name__] = cls
-    _OBJECTS[f"{PACKAGE}>{cls.__name__}"] = cls
-    return cls
 
+    def __init__(self, kind, error=UnknownNameError, fix=None):
+        if not (isinstance(error, type) and issubclass(error, TfNvmError)):
+            raise TypeError(f"Registry error must be a TfNvmError subclass, got {error!r}")
+        self.kind = kind
+        self.error = error
+        self.fix = fix
+        self._entries = {}
+        self._descriptions = {}
 
-def custom_objects():
-    """Returns a new dict of every registered object, keyed by plain and packaged name.
+    def register(self, name_or_value=None, value=None, *, description=None, replace=False):
+        """Adds an entry; also usable as a decorator (``@reg.register`` or ``@reg.register("name")``).
 
-    Returns:
-        dict mapping names (``"NVMDense"`` and ``"tf_nvm>NVMDense"``) to classes.
-    """
-    return dict(_OBJECTS)
+        Args:
+            name_or_value: the entry's name (str), or, used as a bare decorator,
+                the value itself (registered under its ``__name__``).
+            value: the entry (when ``name_or_value`` is a name).
+            description: one line (default: the first line of the value's docstring).
+            replace: allow replacing an existing entry of that name.
+
+        Returns:
+            the value (so the decorator leaves it unchanged).
+
+        Raises:
+            the registry's error: the name is taken (and ``replace`` is False) or not a string.
+        """
+        if name_or_value is not None and not isinstance(name_or_value, str):
+            return self.register(name_or_value.__name__, name_or_value, description=description, replace=replace)
+        name = name_or_value
+        if value is None:
+            def decorator(obj):
+                return self.register(name or obj.__name__, obj, description=description, replace=replace)
+            return decorator
+        if not isinstance(name, str) or not name:
+            raise self.error(f"{self.kind} name must be a non-empty string, got {name!r}.")
+        if name in self._entries and not replace:
+            raise self.error(f"{self.kind} {name!r} is already registered. Fix: choose another name, or pass "
+                             "replace=True to replace it.")
+        self._entries[name] = value
+        doc = (getattr(value, "__doc__", None) or "").strip().splitlines()
+        self._descriptions[name] = description if description is not None else (doc[0] if doc else "")
+        return value
+
+    def get(self, name):
+        """The entry called ``name``.
+
+        Raises:
+            the registry's error (`UnknownNameError` by default): unknown name;
+                the message lists the known names.
+        """
+        try:
+            return self._entries[name]
+        except (KeyError, TypeError):
+            fix = self.fix or f"use one of the known {self.kind} names"
+            raise self.error(f"unknown {self.kind} {name!r}; known: {', '.join(self.names()) or '(none)'}. "
+                             f"Fix: {fix}.") from None
+
+    def names(self):
+        """Entry names, sorted (list of str)."""
+        return sorted(self._entries)
+
+    def describe(self):
+        """{name: one-line description}, sorted by name."""
+        return {name: self._descriptions[name] for name in self.names()}
+
+    def items(self):
+        """(name, entry) pairs, sorted by name."""
+        return [(name, self._entries[name]) for name in self.names()]
+
+    def __contains__(self, name):
+        return isinstance(name, str) and name in self._entries
+
+    def __iter__(self):
+        return iter(self.names())
+
+    def __len__(self):
+        return len(self._entries)
+
+    def __repr__(self):
+        return f"Registry({self.kind!r}, {self.names()})"

@@ -17,7 +17,7 @@ from tf_nvm._keras import tfmot
 from tf_nvm.errors import UnsupportedLayerError
 from tf_nvm.quantize_configs import config_for
 from tf_nvm.quantizers import NVMActivationQuantizer
-from tf_nvm.registry import custom_objects
+from tf_nvm.serialization import custom_objects
 
 __all__ = ["NVMQuantizeScheme", "QuantizeLayer"]
 

@@ -34,6 +34,7 @@ __all__ = [
     "BATCHNORM_MODES",
     "WEIGHT_SCALE_MODES",
     "SpecConfigured",
+    "resolve_spec",
 ]
 
 SCHEMA_VERSION = 1
@@ -159,23 +160,44 @@ class NVMSpec:
     @property
     def code_min(self):
         """Lowest integer device code (int)."""
-        if self.unipolar:
+        kind = self.mapping_kind
+        if kind == "unipolar":
             return 0
-        if self.bipolar_mapping == "differential":
-            return -(2 ** self.weight_bits - 1)
+        if kind == "differential":
+            return -self.top_level
         return -(2 ** (self.weight_bits - 1))
 
     @property
     def code_max(self):
         """Highest integer device code (int)."""
-        if self.unipolar or self.bipolar_mapping == "differential":
-            return 2 ** self.weight_bits - 1
-        return 2 ** (self.weight_bits - 1) - 1
+        if self.mapping_kind == "offset":
+            return 2 ** (self.weight_bits - 1) - 1
+        return self.top_level
+
+    @property
+    def mapping_kind(self):
+        """How a weight is realised: ``"unipolar"``, ``"differential"`` or ``"offset"`` (str)."""
+        return "unipolar" if self.unipolar else self.bipolar_mapping
 
     @property
     def devices_per_weight(self):
         """Devices that store one weight (1 unipolar/offset, 2 differential)."""
-        return 2 if (not self.unipolar and self.bipolar_mapping == "differential") else 1
+        return 2 if self.mapping_kind == "differential" else 1
+
+    @property
+    def level_count(self):
+        """Conductance levels of one device, 2^weight_bits (int)."""
+        return 2 ** self.weight_bits
+
+    @property
+    def top_level(self):
+        """Index of the highest conductance level (G_max), 2^weight_bits - 1 (int)."""
+        return self.level_count - 1
+
+    @property
+    def reference_level(self):
+        """Level of the reference column (offset mapping: ``-code_min``, i.e. mid-range), else None."""
+        return -self.code_min if self.mapping_kind == "offset" else None
 
     @property
     def activation_step(self):
@@ -221,6 +243,8 @@ class NVMSpec:
         """
         if not isinstance(data, dict):
             raise SpecError(f"NVMSpec.from_dict expects a dict, got {type(data).__name__}.")
+        if not all(isinstance(key, str) for key in data):
+            raise SpecError(f"NVMSpec.from_dict expects string keys, got {sorted(map(repr, data))}.")
         data = dict(data)
         version = data.pop("schema_version", SCHEMA_VERSION)
         if not isinstance(version, int) or version < 1 or version > SCHEMA_VERSION:
@@ -235,6 +259,40 @@ class NVMSpec:
         return cls(**data)
 
 
+def resolve_spec(spec, *, owner="spec", need_scale=False):
+    """The one spec resolver: an `NVMSpec`, a preset name or a spec dict -> `NVMSpec`.
+
+    Args:
+        spec: `NVMSpec` (returned unchanged), a preset name (see
+            `tf_nvm.presets.names()`) or a dict from `NVMSpec.to_dict`.
+        owner: who asks (named in messages, e.g. ``"NVMDense"``).
+        need_scale: require the shared weight scale to be set.
+
+    Returns:
+        `NVMSpec`.
+
+    Raises:
+        SpecError: wrong type, invalid dict, or no weight scale when ``need_scale``.
+        UnknownNameError: unknown preset name (the message lists the known ones).
+    """
+    if isinstance(spec, str):
+        from tf_nvm import presets  # noqa: PLC0415  (presets imports this module)
+
+        spec = presets.get(spec)
+    elif isinstance(spec, dict):
+        spec = NVMSpec.from_dict(spec)
+    elif not isinstance(spec, NVMSpec):
+        raise SpecError(
+            f"{owner}: spec must be an NVMSpec, a preset name or a spec dict, got {type(spec).__name__}. "
+            "Fix: pass e.g. spec='paper-2bit-unipolar' or tf_nvm.presets.get(...).")
+    if need_scale and spec.weight_scale is None:
+        raise SpecError(
+            f"{owner}: spec.weight_scale is None; this needs the model's one shared weight scale. Fix: pass "
+            "spec.replace(weight_scale_mode='fixed', weight_scale=<float > 0>), or build a float model and let "
+            "tf_nvm.quantize_model calibrate the scale.")
+    return spec
+
+
 class SpecConfigured:
     """Mixin for quantizers, QuantizeConfigs and constraints configured by one `NVMSpec`.
 
@@ -244,7 +302,7 @@ class SpecConfigured:
     """
 
     def __init__(self, spec):
-        self.spec = spec if isinstance(spec, NVMSpec) else NVMSpec.from_dict(spec)
+        self.spec = resolve_spec(spec, owner=type(self).__name__)
 
     def get_config(self):
         return {"spec": self.spec.to_dict()}

@@ -20,7 +20,8 @@ from tf_nvm import models
 from tf_nvm._keras import keras, tf
 from tf_nvm.atomic import atomic_path, write_json_atomic
 from tf_nvm.errors import ExportError
-from tf_nvm.quantize import load_model, model_spec, quantize_model
+from tf_nvm.nvm_model import load_model, model_spec
+from tf_nvm.quantize import quantize_model
 from tf_nvm.spec import NVMSpec
 
 __all__ = ["Split", "prepare_data", "train_model", "run_recipe", "load_run", "standardise"]

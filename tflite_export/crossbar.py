@@ -15,6 +15,7 @@ import datetime
 
 import numpy as np
 
+import tf_nvm
 from tf_nvm import mapping as nvm_mapping
 from tf_nvm.errors import ExportError
 
@@ -31,9 +32,7 @@ trained codes and must equal the model's.
 def _resolve_spec(model_spec, spec):
     if spec is None:
         return model_spec
-    from tf_nvm.quantize import _as_spec  # noqa: PLC0415
-
-    spec = _as_spec(spec)
+    spec = tf_nvm.resolve_spec(spec, owner="export_crossbar")
     if spec.weight_scale is None:
         spec = spec.with_weight_scale(model_spec.weight_scale)
     fixed = [f.name for f in dataclasses.fields(model_spec)

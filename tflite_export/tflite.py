@@ -1,6 +1,6 @@
 """`export_tflite`: a full-integer TFLite model whose weights are the device codes.
 
-The Keras NVM model is converted while `tf_nvm.quantizers.converter_graph` is
+The Keras NVM model is converted while `tf_nvm.modes.converter_graph` is
 active, so the converter sees exactly one fake-quant per activation (scale
 A/128, zero point 0), each NVM kernel as ``codes * s`` inside a symmetric
 narrow-range fake-quant (stored: scale ``s``, zero point 0, the codes), and
@@ -115,7 +115,7 @@ def _representative(model, data, count=64):
 
 def _convert(model, representative, container):
     from tf_nvm._keras import tf  # noqa: PLC0415
-    from tf_nvm.quantizers import converter_graph  # noqa: PLC0415
+    from tf_nvm.modes import converter_graph  # noqa: PLC0415
 
     with converter_graph(weight_container=container):
         converter = tf.lite.TFLiteConverter.from_keras_model(model)

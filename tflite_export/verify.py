@@ -14,7 +14,7 @@ Which Keras arithmetic each runtime is compared with (`compare`): LiteRT's
 default (XNNPACK) and builtin resolvers against the default Keras NVM model
 (one rounding, ties to even; bit-exact with XNNPACK); TFLite Micro and LiteRT's
 reference resolver against the same model inside
-`tf_nvm.quantizers.emulate_runtime` ``("tflm")`` / ``("litert-reference")``
+`tf_nvm.modes.emulate_runtime` ``("tflm")`` / ``("litert-reference")``
 (gemmlowp-style two-rounding requantization, the reference kernels' integer
 maths; the reference resolver's FULLY_CONNECTED rounds once).
 """
@@ -47,7 +47,7 @@ __all__ = [
 LITERT_RESOLVERS = ("default", "builtin", "reference")
 KERAS_EMULATION = {"litert": "litert", "litert-builtin": "litert", "litert-reference": "litert-reference",
                    "tflm": "tflm"}
-"""Runtime name -> the `tf_nvm.quantizers.emulate_runtime` mode its Keras reference outputs are computed in."""
+"""Runtime name -> the `tf_nvm.modes.emulate_runtime` mode its Keras reference outputs are computed in."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,7 +144,7 @@ def keras_int8_outputs(model, x_q, input_quant, output_quant, batch_size=512, em
         input_quant: (scale, zero point) of the TFLite input.
         output_quant: (scale, zero point) of the TFLite output.
         batch_size: Keras predict batch size.
-        emulate: `tf_nvm.quantizers.emulate_runtime` mode: ``"litert"``
+        emulate: `tf_nvm.modes.emulate_runtime` mode: ``"litert"``
             (``model.predict``), ``"tflm"`` or ``"litert-reference"`` (a fresh
             ``tf.function`` traced inside the context, so that no earlier trace
             is reused).
@@ -153,7 +153,7 @@ def keras_int8_outputs(model, x_q, input_quant, output_quant, batch_size=512, em
         int8 array of outputs.
     """
     from tf_nvm._keras import tf  # noqa: PLC0415
-    from tf_nvm.quantizers import emulate_runtime  # noqa: PLC0415
+    from tf_nvm.modes import emulate_runtime  # noqa: PLC0415
 
     scale, zp = input_quant
     x = ((x_q.astype(np.float32) - zp) * np.float32(scale)).astype(np.float32)
@@ -315,14 +315,14 @@ def compare(model, content, x, runtimes=("litert", "tflm"), arena_size=None, emu
             ``"litert-reference"``, ``"tflm"``.
         arena_size: TFLite Micro arena (default: measured).
         emulate: ``"auto"`` (default): compare each runtime with the Keras model
-            in the `tf_nvm.quantizers.emulate_runtime` mode of `KERAS_EMULATION`
+            in the `tf_nvm.modes.emulate_runtime` mode of `KERAS_EMULATION`
             (``"tflm"`` for TFLite Micro, ``"litert-reference"`` for the reference
-            resolver); or one mode of `tf_nvm.quantizers.RUNTIMES` for every runtime.
+            resolver); or one mode of `tf_nvm.modes.RUNTIMES` for every runtime.
 
     Returns:
         dict {runtime: `RuntimeComparison`}.
     """
-    from tf_nvm.quantizers import RUNTIMES  # noqa: PLC0415
+    from tf_nvm.modes import RUNTIMES  # noqa: PLC0415
 
     if emulate != "auto" and emulate not in RUNTIMES:
         raise ValueError(f"emulate must be 'auto' or one of {list(RUNTIMES)}, got {emulate!r}")

@@ -1,0 +1,43 @@
+"""Keras serialisation of tf_nvm objects: one decorator, no hand-kept list.
+
+Decorate a layer, quantizer, QuantizeConfig, constraint or initializer with
+:func:`register`; it is then registered with Keras under the package name
+``tf_nvm`` and listed by :func:`custom_objects`, which `load_model` and the
+quantize scope use.
+"""
+
+from tf_nvm._keras import keras
+
+__all__ = ["register", "custom_objects", "registered_classes", "PACKAGE"]
+
+PACKAGE = "tf_nvm"
+_OBJECTS = {}
+
+
+def register(cls):
+    """Class decorator: registers ``cls`` with Keras and with :func:`custom_objects`.
+
+    Args:
+        cls: a class with ``get_config``/``from_config``.
+
+    Returns:
+        ``cls`` itself.
+    """
+    keras.utils.register_keras_serializable(package=PACKAGE)(cls)
+    _OBJECTS[cls.__name__] = cls
+    _OBJECTS[f"{PACKAGE}>{cls.__name__}"] = cls
+    return cls
+
+
+def custom_objects():
+    """Returns a new dict of every registered object, keyed by plain and packaged name.
+
+    Returns:
+        dict mapping names (``"NVMDense"`` and ``"tf_nvm>NVMDense"``) to classes.
+    """
+    return dict(_OBJECTS)
+
+
+def registered_classes():
+    """The registered classes, one entry each, sorted by name (for tests generated over them)."""
+    return [_OBJECTS[name] for name in sorted(_OBJECTS) if ">" not in name]
