@@ -137,23 +137,15 @@ def test_each_op_is_exact_in_tflite_micro_and_litert(layer, tmp_path, rng):
 E2E_PRESETS = ["paper-2bit-unipolar", "paper-4bit-bipolar"]
 
 
-@pytest.fixture(scope="module")
-def har():
-    """Standardised HAR windows (train statistics per channel)."""
-    (x_train, y_train), (x_test, _) = tf_nvm.datasets.load_har(verbose=False)
-    mean, std = x_train.mean((0, 1)), x_train.std((0, 1)) + 1e-8
-    return ((x_train - mean) / std).astype(np.float32), y_train, ((x_test - mean) / std).astype(np.float32)
-
-
 @pytest.mark.parametrize("preset", E2E_PRESETS)
-def test_har_model_reproduces_tflite_micro_exactly(preset, har, tmp_path):
+def test_har_model_reproduces_tflite_micro_exactly(preset, har_standardised, tmp_path):
     """har_signed_cnn (24, 24), 2 epochs: every runtime matches the Keras model in its emulation mode.
 
     Keras in the default mode stays bit-exact with LiteRT's default kernels; in `emulate_runtime("tflm")`
     it equals TFLite Micro, in ``"litert-reference"`` LiteRT's reference resolver (0 differing outputs), where
     the default mode is 1-2 LSB off both.
     """
-    x_train, y_train, x_test = har
+    x_train, y_train, x_test, _, _ = har_standardised
     keras.utils.set_random_seed(0)
     model = tf_nvm.quantize_model(tf_nvm.models.build("har_signed_cnn", filters=(24, 24), kernel_sizes=(9, 5)),
                                   preset, init="device")
@@ -196,7 +188,7 @@ def test_emulation_keeps_the_straight_through_gradients(rng):
 
 
 def test_emulation_survives_save_and_load(rng, tmp_path):
-    """The Dense flag (not saved: set by the config on build) and the GAP spec come back with the model."""
+    """The Dense flag (passed by the config when the wrapper builds) and the GAP spec come back with the model."""
     keras.utils.set_random_seed(2)
     model = tf_nvm.quantize_model(tf_nvm.models.build("har_signed_cnn", filters=(4, 4), kernel_sizes=(3, 3),
                                                       input_shape=(16, 3)), "paper-2bit-unipolar", init="device")

@@ -12,7 +12,22 @@ import sys
 
 from tf_nvm.errors import KerasModeError
 
-__all__ = ["keras", "tf", "tfmot", "quantize_scope"]
+__all__ = [
+    "keras",
+    "tf",
+    "tfmot",
+    "quantize_scope",
+    "QuantizeLayer",
+    "QuantizeWrapper",
+    "model_transformer",
+    "transforms",
+    "serialize_layer",
+    "unique_object_name",
+    "wrapper_weight_variables",
+    "wrapper_output_quantizers",
+    "is_functional",
+    "smart_cond",
+]
 
 import tf_nvm  # noqa: E402  (sets TF_USE_LEGACY_KERAS; records whether TensorFlow came first)
 
@@ -39,4 +54,34 @@ _check_legacy_mode()
 import tf_keras as keras  # noqa: E402
 import tensorflow_model_optimization as tfmot  # noqa: E402
 
+# Every touch of a tfmot or Keras internal lives below this line (nowhere else in tf_nvm).
+from tensorflow_model_optimization.python.core.keras.compat import unique_object_name  # noqa: E402
+from tensorflow_model_optimization.python.core.quantization.keras import quantize_layer as _quantize_layer  # noqa: E402
+from tensorflow_model_optimization.python.core.quantization.keras import utils as _tfmot_utils  # noqa: E402
+from tensorflow_model_optimization.python.core.quantization.keras.graph_transformations import (  # noqa: E402
+    model_transformer, transforms)
+
 quantize_scope = tfmot.quantization.keras.quantize_scope
+QuantizeLayer = _quantize_layer.QuantizeLayer
+QuantizeWrapper = tfmot.quantization.keras.QuantizeWrapper
+smart_cond = tf.__internal__.smart_cond.smart_cond
+
+
+def serialize_layer(layer):
+    """tfmot's legacy-format layer config (what its graph transforms expect)."""
+    return _tfmot_utils.serialize_layer(layer, use_legacy_format=True)
+
+
+def wrapper_weight_variables(wrapper):
+    """The float variables a tfmot QuantizeWrapper quantizes, in config order (kernel, then bias)."""
+    return [weight for weight, _, _ in wrapper._weight_vars]  # pylint: disable=protected-access
+
+
+def wrapper_output_quantizers(wrapper):
+    """The output quantizers of a built tfmot QuantizeWrapper (empty list when none)."""
+    return list(getattr(wrapper, "_output_quantizers", None) or [])
+
+
+def is_functional(model):
+    """True for a tf_keras Functional (graph-network) model, Sequential included."""
+    return isinstance(model, keras.Sequential) or bool(getattr(model, "_is_graph_network", False))

@@ -74,7 +74,7 @@ BatchNormalization.
 
 import numpy as np
 
-from tf_nvm._keras import keras, tf
+from tf_nvm._keras import keras, smart_cond, tf
 from tf_nvm.errors import UnsupportedLayerError
 from tf_nvm.fixed_point import (
     float32_multiplier_parts,
@@ -223,7 +223,7 @@ class NVMBatchNormalization(keras.layers.BatchNormalization):
         training = self._get_training_value(training)
         train = super().call  # bound here: zero-argument super() does not work inside the lambdas
 
-        return tf.__internal__.smart_cond.smart_cond(
+        return smart_cond(
             training, lambda: train(inputs, training=True, mask=mask), lambda: self._inference(inputs))
 
 

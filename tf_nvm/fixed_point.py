@@ -52,6 +52,7 @@ import math
 import numpy as np
 
 from tf_nvm._keras import tf
+from tf_nvm.errors import SpecError
 
 __all__ = ["quantize_multiplier", "mean_multiplier", "multiply_by_quantized_multiplier",
            "multiply_by_quantized_multiplier_single_rounding",
@@ -71,7 +72,8 @@ def quantize_multiplier(real_multiplier):
     """
     real_multiplier = float(real_multiplier)
     if real_multiplier < 0:
-        raise ValueError(f"real_multiplier must be >= 0, got {real_multiplier!r}")
+        raise SpecError(f"quantize_multiplier: real_multiplier must be >= 0, got {real_multiplier!r}. Fix: pass a "
+                        "non-negative scale ratio.")
     if real_multiplier == 0.0:
         return 0, 0
     frac, shift = math.frexp(real_multiplier)

@@ -17,14 +17,11 @@ Example:
 
 import inspect
 
-from tensorflow_model_optimization.python.core.keras.compat import unique_object_name as _unique_object_name
-
-from tf_nvm._keras import keras, tfmot
+from tf_nvm._keras import QuantizeLayer, keras, tfmot, unique_object_name
 from tf_nvm.constraints import NVMKernelConstraint
 from tf_nvm.quantize_configs import LAYER_RULES, NVMCrossbarConfig
 from tf_nvm.quantizers import NVMActivationQuantizer
 from tf_nvm.serialization import register
-from tf_nvm.scheme import QuantizeLayer
 from tf_nvm.spec import resolve_spec
 
 __all__ = ["NVMDense", "NVMConv1D", "NVMConv2D", "NVMDepthwiseConv2D", "NVMQuantize"]
@@ -44,7 +41,7 @@ class _NVMCrossbarLayer(_Wrapper):
         wrapper_kwargs = {k: kwargs.pop(k) for k in _WRAPPER_KEYS if k in kwargs}
         rule = LAYER_RULES.get(self.keras_class.__name__)
         kwargs.setdefault(rule.constraint_arg, NVMKernelConstraint(spec))
-        name = wrapper_kwargs.get("name") or _unique_object_name(
+        name = wrapper_kwargs.get("name") or unique_object_name(
             "nvm_" + self.keras_class.__name__.lower(), zero_based=True)
         wrapper_kwargs["name"] = name
         layer = self.keras_class(*args, name=f"{name}_float", **kwargs)

@@ -10,14 +10,12 @@ import dataclasses
 
 import numpy as np
 
-from tf_nvm._keras import keras, quantize_scope, tfmot
+from tf_nvm._keras import QuantizeWrapper, keras, quantize_scope, wrapper_weight_variables
 from tf_nvm.errors import NotAnNVMModelError
 from tf_nvm.quantize_configs import NVMCrossbarConfig
 from tf_nvm.serialization import custom_objects
 
 __all__ = ["LayerCodes", "weight_codes", "model_spec", "nvm_layers", "crossbar_variables", "load_model"]
-
-_QuantizeWrapper = tfmot.quantization.keras.QuantizeWrapper
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,14 +55,14 @@ def crossbar_variables(layer):
     The wrapper replaces ``layer.layer.kernel`` by its quantized tensor while it
     runs, so the variables are taken from the wrapper's quantized-weight list.
     """
-    variables = [weight for weight, _, _ in layer._weight_vars]  # pylint: disable=protected-access
+    variables = wrapper_weight_variables(layer)
     return variables[0], (variables[1] if len(variables) > 1 else None)
 
 
 def nvm_layers(model):
     """The crossbar layers of an NVM model, in model order (tfmot wrappers)."""
     return [layer for layer in model.layers
-            if isinstance(layer, _QuantizeWrapper) and isinstance(layer.quantize_config, NVMCrossbarConfig)]
+            if isinstance(layer, QuantizeWrapper) and isinstance(layer.quantize_config, NVMCrossbarConfig)]
 
 
 def model_spec(model):

@@ -12,21 +12,20 @@ import warnings
 
 import numpy as np
 
-from tf_nvm._keras import keras, quantize_scope, tfmot
+from tf_nvm._keras import QuantizeLayer, QuantizeWrapper, is_functional, keras, quantize_scope, tfmot
 from tf_nvm.constraints import NVMKernelConstraint
 from tf_nvm.digital import EXACT_LAYERS
 from tf_nvm.errors import InvalidWeightsError, NonInhibitingCrossbarWarning, SpecError, UnsupportedLayerError
 from tf_nvm.graph import layer_graph, non_inhibiting_layers
 from tf_nvm.nvm_model import crossbar_variables, nvm_layers
 from tf_nvm.quantize_configs import config_for, rule_for
-from tf_nvm.scheme import NVMQuantizeScheme, QuantizeLayer
+from tf_nvm.scheme import NVMQuantizeScheme
 from tf_nvm.serialization import custom_objects
 from tf_nvm.spec import resolve_spec
 
 __all__ = ["quantize_model", "calibrate_scale", "INITS"]
 
 INITS = ("keep", "device")
-_QuantizeWrapper = tfmot.quantization.keras.QuantizeWrapper
 
 
 # --------------------------------------------------------------------- helpers
@@ -139,8 +138,7 @@ def quantize_model(model, spec, *, init="keep"):
     if init not in INITS:
         raise SpecError(f"quantize_model: init must be one of {list(INITS)}, got {init!r}. Fix: pass "
                         "init='keep' (snap trained float weights) or init='device' (spread codes, for training).")
-    if not isinstance(model, keras.Model) or not (isinstance(model, keras.Sequential)
-                                                   or getattr(model, "_is_graph_network", False)):
+    if not isinstance(model, keras.Model) or not is_functional(model):
         raise UnsupportedLayerError(
             f"quantize_model expects a tf_keras Sequential or Functional model, got {type(model).__name__}. "
             "Fix: build the model with tf_keras (import tf_nvm first) as Sequential or Functional; "
@@ -153,7 +151,7 @@ def quantize_model(model, spec, *, init="keep"):
     nodes = layer_graph(model)
     for node in nodes:
         layer = node.layer
-        if isinstance(layer, (_QuantizeWrapper, QuantizeLayer)):
+        if isinstance(layer, (QuantizeWrapper, QuantizeLayer)):
             raise UnsupportedLayerError(
                 f"layer {layer.name!r} of class {type(layer).__name__} is already quantized. Fix: pass the "
                 "float model to quantize_model, not an NVM model.")

@@ -15,7 +15,7 @@ Example:
 This module imports nothing from TensorFlow (foundation layer).
 """
 
-from tf_nvm.errors import TfNvmError, UnknownNameError
+from tf_nvm.errors import UnknownNameError
 
 __all__ = ["Registry"]
 
@@ -32,8 +32,6 @@ class Registry:
     """
 
     def __init__(self, kind, error=UnknownNameError, fix=None):
-        if not (isinstance(error, type) and issubclass(error, TfNvmError)):
-            raise TypeError(f"Registry error must be a TfNvmError subclass, got {error!r}")
         self.kind = kind
         self.error = error
         self.fix = fix

@@ -8,12 +8,7 @@ explicitly) and its layout transform only adds one input quantizer on the
 shared activation range after each model input.
 """
 
-from tensorflow_model_optimization.python.core.quantization.keras import quantize_layer
-from tensorflow_model_optimization.python.core.quantization.keras import utils as _tfmot_utils
-from tensorflow_model_optimization.python.core.quantization.keras.graph_transformations import (
-    model_transformer, transforms)
-
-from tf_nvm._keras import tfmot
+from tf_nvm._keras import QuantizeLayer, model_transformer, serialize_layer, tfmot, transforms
 from tf_nvm.errors import UnsupportedLayerError
 from tf_nvm.quantize_configs import config_for
 from tf_nvm.quantizers import NVMActivationQuantizer
@@ -21,7 +16,6 @@ from tf_nvm.serialization import custom_objects
 
 __all__ = ["NVMQuantizeScheme", "QuantizeLayer"]
 
-QuantizeLayer = quantize_layer.QuantizeLayer
 
 
 class _InputQuantize(transforms.Transform):
@@ -35,7 +29,7 @@ class _InputQuantize(transforms.Transform):
 
     def replacement(self, match_layer):
         layer = QuantizeLayer(NVMActivationQuantizer(self.spec))
-        config = _tfmot_utils.serialize_layer(layer, use_legacy_format=True)
+        config = serialize_layer(layer)
         config["name"] = layer.name
         return transforms.LayerNode(config, input_layers=[match_layer])
 

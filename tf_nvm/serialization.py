@@ -6,12 +6,23 @@ Decorate a layer, quantizer, QuantizeConfig, constraint or initializer with
 quantize scope use.
 """
 
+import importlib
+
 from tf_nvm._keras import keras
 
 __all__ = ["register", "custom_objects", "registered_classes", "PACKAGE"]
 
 PACKAGE = "tf_nvm"
 _OBJECTS = {}
+_DEFINING_MODULES = ("tf_nvm.quantizers", "tf_nvm.quantize_configs", "tf_nvm.constraints", "tf_nvm.digital",
+                     "tf_nvm.layers")
+"""The modules whose classes are registered here: imported before the registry is read, so that
+`custom_objects` (and `tf_nvm.load_model`) know every class even in a process that imported none of them."""
+
+
+def _import_all():
+    for name in _DEFINING_MODULES:
+        importlib.import_module(name)
 
 
 def register(cls):
@@ -35,9 +46,11 @@ def custom_objects():
     Returns:
         dict mapping names (``"NVMDense"`` and ``"tf_nvm>NVMDense"``) to classes.
     """
+    _import_all()
     return dict(_OBJECTS)
 
 
 def registered_classes():
     """The registered classes, one entry each, sorted by name (for tests generated over them)."""
+    _import_all()
     return [_OBJECTS[name] for name in sorted(_OBJECTS) if ">" not in name]

@@ -98,7 +98,8 @@ def atomic_savez(path, **arrays):
     path.parent.mkdir(parents=True, exist_ok=True)
     for key, value in arrays.items():
         if np.asarray(value).dtype.hasobject:
-            raise TypeError(f"atomic_savez: array {key!r} has dtype object, which npz cannot store without pickle")
+            raise CorruptDatasetError(f"atomic_savez: array {key!r} has dtype object, which npz cannot store without "
+                                      "pickle. Fix: convert it to a numeric or string dtype.")
     with atomic_path(path) as tmp, open(tmp, "xb") as f:
         np.savez(f, **arrays)
         f.flush()

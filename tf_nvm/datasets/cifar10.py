@@ -17,7 +17,7 @@ import numpy as np
 
 from tf_nvm.datasets._cache import (DATA_DIR_ENV, atomic_savez, data_dir_from_env, dev_data_dirs, open_npz,
                                     resolve_cache_dir, say)
-from tf_nvm.errors import CorruptDatasetError, DatasetNotFoundError
+from tf_nvm.errors import CorruptDatasetError, DatasetNotFoundError, UnknownNameError
 
 __all__ = ["CIFAR10_CLASSES", "CIFAR10_SOURCES", "load_cifar10"]
 
@@ -238,12 +238,12 @@ def load_cifar10(source="auto", *, path=None, cache_dir=None, verbose=True):
             source tried, why it failed, and how to fix it.
         CorruptDatasetError: a folder exists but a split or class folder is missing, a
             class has no images, or an image is not a 32x32 JPEG (the message names it).
-        ValueError: ``source`` is not one of :data:`CIFAR10_SOURCES`.
+        UnknownNameError: ``source`` is not one of :data:`CIFAR10_SOURCES` (a ValueError).
     """
     if source not in CIFAR10_SOURCES:
-        raise ValueError(
-            f"load_cifar10: source={source!r} is not allowed; expected one of {', '.join(CIFAR10_SOURCES)}"
-        )
+        raise UnknownNameError(
+            f"load_cifar10: source={source!r} is not allowed; expected one of {', '.join(CIFAR10_SOURCES)}. "
+            "Fix: pass one of them (default 'auto').")
     cache = resolve_cache_dir(cache_dir) / "cifar10"
     tried = []
 

@@ -41,7 +41,7 @@ import numpy as np
 from tf_nvm.datasets import _hapt, _uci_har
 from tf_nvm.datasets._cache import (DATA_DIR_ENV, atomic_savez, data_dir_from_env, dev_data_dirs, open_npz,
                                     resolve_cache_dir, say)
-from tf_nvm.errors import CorruptDatasetError, DatasetNotFoundError
+from tf_nvm.errors import CorruptDatasetError, DatasetNotFoundError, UnknownNameError
 
 __all__ = [
     "HAR_ACTIVITIES",
@@ -287,10 +287,11 @@ def load_har_dataset(source="auto", *, path=None, cache_dir=None, verbose=True):
         CorruptDatasetError: a source exists but its contents are wrong (the message
             names the file, the key and what was expected). Corrupt cache files are
             not an error: they are rebuilt.
-        ValueError: ``source`` is not one of :data:`HAR_SOURCES`.
+        UnknownNameError: ``source`` is not one of :data:`HAR_SOURCES` (a ValueError).
     """
     if source not in HAR_SOURCES:
-        raise ValueError(f"load_har: source={source!r} is not allowed; expected one of {', '.join(HAR_SOURCES)}")
+        raise UnknownNameError(f"load_har: source={source!r} is not allowed; expected one of "
+                               f"{', '.join(HAR_SOURCES)}. Fix: pass one of them (default 'auto').")
     cache = resolve_cache_dir(cache_dir) / "har"
     tried = []
 
