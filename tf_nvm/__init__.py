@@ -17,11 +17,11 @@ _TF_IMPORTED_BEFORE = "tensorflow" in sys.modules
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from tf_nvm import errors, presets  # noqa: E402
-from tf_nvm.errors import (CorruptDatasetError, CostModelError, DatasetNotFoundError, ExportError,  # noqa: E402,F401
-                           InvalidWeightsError, KerasModeError, MappingError, ModeError, NonInhibitingCrossbarWarning,
-                           NotAnNVMModelError, PipelineError, RecipeError, RunFolderError, SearchError,
-                           SimulatorError, SpecError, TfNvmError, TfNvmWarning, UnknownNameError,
-                           UnsupportedLayerError)
+from tf_nvm.errors import (  # noqa: E402,F401  (every error and warning, as tf_nvm.<Name>)
+    CorruptDatasetError, CostModelError, DatasetNotFoundError, ExportError, InvalidWeightsError, KerasModeError,
+    MappingError, ModeError, ModelFileError, NonInhibitingCrossbarWarning, NotAnNVMModelError, PipelineError,
+    RecipeError, RunFolderError, SearchError, SimulatorError, SpecError, TfNvmError, TfNvmWarning, UnknownNameError,
+    UnsupportedLayerError)
 from tf_nvm.spec import NVMSpec, resolve_spec  # noqa: E402
 
 if _TF_IMPORTED_BEFORE:

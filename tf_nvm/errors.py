@@ -16,6 +16,7 @@ __all__ = [
     "UnsupportedLayerError",
     "InvalidWeightsError",
     "NotAnNVMModelError",
+    "ModelFileError",
     "ModeError",
     "DatasetNotFoundError",
     "CorruptDatasetError",
@@ -65,6 +66,10 @@ class InvalidWeightsError(TfNvmError, ValueError):
 
 class NotAnNVMModelError(TfNvmError, ValueError):
     """A function that needs an NVM model (from `quantize_model`) got another model."""
+
+
+class ModelFileError(TfNvmError, ValueError):
+    """A model file is not a ``.keras`` zip, is damaged or too large, or would run code while it loads."""
 
 
 class ModeError(TfNvmError, ValueError):

@@ -7,15 +7,25 @@ stores it on.
 """
 
 import dataclasses
+import os
+import stat
+import zipfile
 
 import numpy as np
 
 from tf_nvm._keras import QuantizeWrapper, keras, quantize_scope, wrapper_weight_variables
-from tf_nvm.errors import NotAnNVMModelError
+from tf_nvm.errors import ModelFileError, NotAnNVMModelError
 from tf_nvm.quantize_configs import NVMCrossbarConfig
 from tf_nvm.serialization import custom_objects
 
-__all__ = ["LayerCodes", "weight_codes", "model_spec", "nvm_layers", "crossbar_variables", "load_model"]
+__all__ = ["LayerCodes", "weight_codes", "model_spec", "nvm_layers", "crossbar_variables", "load_model",
+           "check_keras_file", "MAX_CONFIG_BYTES", "MAX_MODEL_BYTES"]
+
+MAX_CONFIG_BYTES = 64 * 1024 * 1024
+"""Largest uncompressed ``config.json`` (and ``metadata.json``) accepted in a ``.keras`` zip, bytes."""
+
+MAX_MODEL_BYTES = 4 * 1024 ** 3
+"""Largest total uncompressed size of a ``.keras`` zip's members accepted, bytes (4 GiB)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,16 +124,88 @@ def weight_codes(model):
     return out
 
 
-def load_model(path, compile=True):
-    """Loads a saved NVM model (``.keras`` or SavedModel folder) with no extra arguments.
+def check_keras_file(path):
+    """Checks that ``path`` is a regular ``.keras`` zip of sane size, without loading it.
+
+    A file named ``*.keras`` that is really HDF5 would take tf_keras's legacy
+    loader, where ``safe_mode`` does not apply and a ``Lambda`` layer's code runs
+    while the model loads; FIFOs and devices would hang or never end.
 
     Args:
-        path: file or folder written by ``model.save``.
+        path: the file.
+
+    Raises:
+        ModelFileError: not a regular file, not named ``.keras``, not a zip, no
+            ``config.json``, or members larger than `MAX_CONFIG_BYTES` /
+            `MAX_MODEL_BYTES` uncompressed.
+    """
+    path = os.fspath(path)
+    fix = ("Fix: pass a model saved with model.save('NAME.keras') by tf_nvm/tf_keras, or call "
+           "tf_nvm.load_model(path, trusted=True) for a file you trust (SavedModel folders, .h5).")
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError) as err:
+        raise ModelFileError(f"model file {path!r} cannot be read: {err}. {fix}") from None
+    if not stat.S_ISREG(mode):
+        raise ModelFileError(f"model file {path!r} is not a regular file (a folder, FIFO or device). {fix}")
+    if not path.endswith(".keras"):
+        raise ModelFileError(f"model file {path!r} does not end in '.keras'; tf_nvm loads only .keras zips "
+                             f"(with Keras safe_mode). {fix}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = {info.filename: info for info in archive.infolist()}
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise ModelFileError(f"model file {path!r} is not a .keras zip ({err}); an HDF5 or other file renamed to "
+                             f".keras is refused, since its legacy loader can run code. {fix}") from None
+    if "config.json" not in members:
+        raise ModelFileError(f"model file {path!r} is a zip without config.json, not a .keras model. {fix}")
+    for name in ("config.json", "metadata.json"):
+        if name in members and members[name].file_size > MAX_CONFIG_BYTES:
+            raise ModelFileError(f"model file {path!r}: {name} declares {members[name].file_size} bytes, more than "
+                                 f"the {MAX_CONFIG_BYTES}-byte limit. {fix}")
+    total = sum(info.file_size for info in members.values())
+    if total > MAX_MODEL_BYTES:
+        raise ModelFileError(f"model file {path!r} declares {total} uncompressed bytes, more than the "
+                             f"{MAX_MODEL_BYTES}-byte limit of a tf_nvm model. {fix}")
+
+
+def load_model(path, compile=True, *, trusted=False):
+    """Loads a saved NVM model with no extra arguments, safely.
+
+    By default only a ``.keras`` zip is accepted (`check_keras_file`) and it is
+    loaded with Keras ``safe_mode=True``: a ``Lambda`` layer or any other
+    serialised Python code is refused, never run.
+
+    Args:
+        path: ``.keras`` file written by ``model.save``.
         compile: restore the optimizer/loss as saved.
+        trusted: opt-in for files you trust: also accept SavedModel folders and
+            ``.h5`` files and load with ``safe_mode=False`` (code inside the file
+            may run). Default False.
 
     Returns:
         the tf_keras model.
+
+    Raises:
+        ModelFileError: not a ``.keras`` zip, damaged, too large, or holding
+            code that ``safe_mode`` refuses (the message says which and the fix).
     """
-    with quantize_scope(custom_objects()):
-        model = keras.models.load_model(path, custom_objects=custom_objects(), compile=compile)
-    return model
+    path = os.fspath(path)
+    if not trusted:
+        check_keras_file(path)
+    try:
+        with quantize_scope(custom_objects()):
+            return keras.models.load_model(path, custom_objects=custom_objects(), compile=compile,
+                                           safe_mode=not trusted)
+    except ModelFileError:
+        raise
+    except Exception as err:  # Keras raises ValueError/TypeError/KeyError/OSError for damaged or unsafe files
+        text = str(err)
+        if "safe_mode" in text or "Lambda" in text:
+            raise ModelFileError(
+                f"model file {path!r} holds serialised Python code (e.g. a Lambda layer), which tf_nvm refuses to "
+                f"run while loading (Keras safe_mode): {text[:300]}. Fix: rebuild the model without Lambda layers, "
+                "or call tf_nvm.load_model(path, trusted=True) only for a file you trust.") from None
+        raise ModelFileError(f"model file {path!r} could not be loaded: {type(err).__name__}: {text[:300]}. "
+                             "Fix: re-save the model with model.save('NAME.keras'), or re-run `tf-nvm train`.") \
+            from None
