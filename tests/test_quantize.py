@@ -184,3 +184,24 @@ def test_no_per_layer_ranges_or_scales_anywhere(seeded):
         if quantizer is not None:
             quantizers.add(quantizer.spec)
     assert len(quantizers) == 1  # every quantizer of the model holds the same resolved spec
+
+
+def test_unknown_time_axis_is_a_named_error():
+    model = tf_nvm.models.build("har_signed_cnn", input_shape=(None, 9), filters=(4,), kernel_sizes=(3,))
+    with pytest.raises(UnsupportedLayerError, match=r"quantize_model: model 'har_signed_cnn' input 'window.*' has "
+                                                    r"shape \(None, None, 9\), with an unknown \(None\) axis besides "
+                                                    r"the batch axis;.*Fix: build the model with a fixed input shape"):
+        tf_nvm.quantize_model(model, "paper-2bit-unipolar")
+
+
+def test_a_huge_layer_that_zeroes_the_others_warns(seeded):
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(4, name="huge")(inputs)
+    outputs = keras.layers.Dense(2, name="normal")(hidden)
+    model = keras.Model(inputs, outputs)
+    model.get_layer("huge").kernel.assign(np.full((4, 4), 3e38, np.float32))
+    with pytest.warns(tf_nvm.ZeroCodesWarning, match=r"layer 'quant_normal': every device code is 0 under the shared "
+                                                     r"weight scale .*Fix: use init='device'") as record:
+        nvm = tf_nvm.quantize_model(model, "paper-4bit-bipolar", init="keep")
+    assert [str(r.message).split("'")[1] for r in record if r.category is tf_nvm.ZeroCodesWarning] == ["quant_normal"]
+    assert not tf_nvm.weight_codes(nvm)["quant_normal"].codes.any()

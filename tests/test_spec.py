@@ -43,9 +43,13 @@ def test_spec_is_frozen():
     ({"weight_bits": 9}, r"NVMSpec.weight_bits must be an integer in 1..7 .*got 9\."),
     ({"weight_bits": 8}, r"NVMSpec.weight_bits must be an integer in 1..7 .*got 8\."),
     ({"weight_bits": 2.0}, r"NVMSpec.weight_bits must be an integer in 1..7 .*got 2.0\."),
-    ({"activation_range": -1.0}, r"NVMSpec.activation_range must be a finite number > 0, got -1.0\. "
-                                 r"Fix: pass activation_range=<float > 0>\."),
-    ({"activation_range": float("nan")}, r"NVMSpec.activation_range must be a finite number > 0, got nan\."),
+    ({"activation_range": -1.0}, r"NVMSpec.activation_range must be a finite number > 0 within float32 range, "
+                                 r"got -1.0\. Fix: pass activation_range=<float > 0>\."),
+    ({"activation_range": float("nan")}, r"NVMSpec.activation_range must be a finite number > 0 within float32 "
+                                         r"range, got nan\."),
+    ({"activation_range": 10 ** 400}, r"NVMSpec.activation_range must be a finite number > 0 within float32 "
+                                      r"range, got 1000000000000000000000000000000000000000\."),
+    ({"g_min_us": 1e39}, r"NVMSpec.g_min_us must be a finite number > 0 within float32 range, got 1e\+39\."),
     ({"rows": 0}, r"NVMSpec.rows must be an integer in 1..1048576 \(crossbar rows per tile\), got 0\."),
     ({"cols": -4}, r"NVMSpec.cols must be an integer in 1..1048576 \(crossbar columns per tile\), got -4\."),
     ({"activation_bits": 4}, r"NVMSpec.activation_bits must be 8, got 4: TFLite keeps activations int8\."),
@@ -53,7 +57,7 @@ def test_spec_is_frozen():
     ({"unipolar": 1}, r"NVMSpec.unipolar must be True or False, got 1\."),
     ({"bipolar_mapping": "pair"}, r"NVMSpec.bipolar_mapping must be one of \['differential', 'offset'\], "
                                   r"got 'pair'\."),
-    ({"weight_scale": -0.1}, r"NVMSpec.weight_scale must be a finite number > 0, got -0.1\."),
+    ({"weight_scale": -0.1}, r"NVMSpec.weight_scale must be a finite number > 0 within float32 range, got -0.1\."),
     ({"weight_scale_mode": "fixed"}, r"NVMSpec.weight_scale is None but weight_scale_mode='fixed' needs a value\."),
     ({"g_min_us": 30.0}, r"NVMSpec.g_max_us \(25.0\) must be greater than g_min_us \(30.0\)\."),
 ])
@@ -61,6 +65,11 @@ def test_invalid_fields_raise_named_error(kwargs, message):
     with pytest.raises(SpecError, match=message) as info:
         NVMSpec(**kwargs)
     assert isinstance(info.value, ValueError)
+
+
+def test_from_dict_refuses_non_string_keys():
+    with pytest.raises(SpecError, match=r"NVMSpec.from_dict expects string keys \(field names\), got \[1\]\. Fix:"):
+        NVMSpec.from_dict({1: 2, "rows": 4})
 
 
 def test_from_dict_refuses_newer_schema_and_unknown_fields():

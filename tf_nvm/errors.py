@@ -30,6 +30,7 @@ __all__ = [
     "PipelineError",
     "TfNvmWarning",
     "NonInhibitingCrossbarWarning",
+    "ZeroCodesWarning",
 ]
 
 
@@ -122,3 +123,7 @@ class TfNvmWarning(UserWarning):
 
 class NonInhibitingCrossbarWarning(TfNvmWarning):
     """A unipolar crossbar receives only non-negative inputs and so cannot inhibit."""
+
+
+class ZeroCodesWarning(TfNvmWarning):
+    """Every device code of a crossbar layer is 0 under the shared weight scale (the layer outputs only its bias)."""

@@ -15,7 +15,8 @@ import numpy as np
 from tf_nvm._keras import QuantizeLayer, QuantizeWrapper, is_functional, keras, quantize_scope, tfmot
 from tf_nvm.constraints import NVMKernelConstraint
 from tf_nvm.digital import EXACT_LAYERS
-from tf_nvm.errors import InvalidWeightsError, NonInhibitingCrossbarWarning, SpecError, UnsupportedLayerError
+from tf_nvm.errors import (InvalidWeightsError, NonInhibitingCrossbarWarning, SpecError, UnsupportedLayerError,
+                           ZeroCodesWarning)
 from tf_nvm.graph import layer_graph, non_inhibiting_layers
 from tf_nvm.nvm_model import crossbar_variables, nvm_layers
 from tf_nvm.quantize_configs import config_for, rule_for
@@ -147,6 +148,12 @@ def quantize_model(model, spec, *, init="keep"):
         raise UnsupportedLayerError(
             f"quantize_model: model {model.name!r} is not built. Fix: give it a keras.Input or call "
             "model.build(input_shape).")
+    for tensor in model.inputs:
+        if any(dim is None for dim in tuple(tensor.shape)[1:]):
+            raise UnsupportedLayerError(
+                f"quantize_model: model {model.name!r} input {tensor.name!r} has shape {tuple(tensor.shape)}, with "
+                "an unknown (None) axis besides the batch axis; crossbar tiles, the mapping and the int8 export need "
+                "every size fixed. Fix: build the model with a fixed input shape, e.g. keras.Input((128, 9)).")
     model = _to_functional(model)
     nodes = layer_graph(model)
     for node in nodes:
@@ -183,7 +190,22 @@ def quantize_model(model, spec, *, init="keep"):
         nvm = keras.Model.from_config(applied.get_config(), custom_objects=custom_objects())
     nvm.set_weights(applied.get_weights())
     _init_kernels(nvm, spec, init)
+    _warn_zero_layers(nvm, spec)
     return nvm
+
+
+def _warn_zero_layers(nvm, spec):
+    """Warns about each crossbar layer whose device codes are all zero under the one shared scale."""
+    for layer in nvm_layers(nvm):
+        kernel, _ = crossbar_variables(layer)
+        peak = float(np.max(np.abs(kernel.numpy()))) if kernel.shape.num_elements() else 0.0
+        if peak < 0.5 * spec.weight_scale:
+            warnings.warn(
+                f"layer {layer.name!r}: every device code is 0 under the shared weight scale {spec.weight_scale:.4g} "
+                f"(its largest weight is {peak:.4g}, less than half a code step): the layer outputs only its bias. "
+                "The shared scale is set by the other layers' weights (geometric mean of their peaks). Fix: use "
+                "init='device', retrain the float model with weight decay so that layers have comparable "
+                "weight ranges, or pass a spec with a fixed weight_scale.", ZeroCodesWarning, stacklevel=3)
 
 
 def _init_kernels(nvm, spec, init):

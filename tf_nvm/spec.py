@@ -43,6 +43,7 @@ INPUT_ENCODINGS = ("signed-dac", "dual-rail")
 BATCHNORM_MODES = ("digital",)
 WEIGHT_SCALE_MODES = ("calibrated", "fixed")
 _MAX_WEIGHT_BITS = 7
+_FLOAT32_MAX = 3.4028234663852886e38
 _ACTIVATION_BITS = (8,)
 
 
@@ -244,7 +245,9 @@ class NVMSpec:
         if not isinstance(data, dict):
             raise SpecError(f"NVMSpec.from_dict expects a dict, got {type(data).__name__}.")
         if not all(isinstance(key, str) for key in data):
-            raise SpecError(f"NVMSpec.from_dict expects string keys, got {sorted(map(repr, data))}.")
+            bad = [key for key in data if not isinstance(key, str)]
+            raise SpecError(f"NVMSpec.from_dict expects string keys (field names), got {bad[:5]!r}. Fix: pass the "
+                            "dict written by NVMSpec.to_dict().")
         data = dict(data)
         version = data.pop("schema_version", SCHEMA_VERSION)
         if not isinstance(version, int) or version < 1 or version > SCHEMA_VERSION:
@@ -341,6 +344,7 @@ def _check_choice(name, value, choices):
 
 def _check_positive(name, value):
     if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or not math.isfinite(value) or value <= 0):
+            or not -_FLOAT32_MAX < value < _FLOAT32_MAX or not math.isfinite(value) or value <= 0):
         raise SpecError(
-            f"NVMSpec.{name} must be a finite number > 0, got {value!r}. Fix: pass {name}=<float > 0>.")
+            f"NVMSpec.{name} must be a finite number > 0 within float32 range, got {str(value)[:40]}. "
+            f"Fix: pass {name}=<float > 0>.")
