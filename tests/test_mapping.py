@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 import tf_nvm
 from tf_nvm import MappingError, presets
 from tf_nvm import mapping as M
+from tf_nvm.mapping import io as mapping_io
 from tf_nvm._keras import keras
 from tflite_export import build_mapping, export_crossbar
 
@@ -348,7 +349,7 @@ def test_failed_save_leaves_no_file_under_final_names(mapping, tmp_path, monkeyp
     def boom():
         raise OSError("disk full (injected)")
 
-    monkeypatch.setattr(M, "_before_rename_hook", boom)
+    monkeypatch.setattr(mapping_io, "_before_rename_hook", boom)
     with pytest.raises(OSError, match="injected"):
         M.save(mapping, tmp_path / "m")
     assert sorted(os.listdir(tmp_path)) == []
@@ -362,7 +363,7 @@ def test_failed_json_rename_removes_the_new_npz(mapping, tmp_path, monkeypatch):
             raise OSError("rename failed (injected)")
         return real(src, dst)
 
-    monkeypatch.setattr(M.os, "replace", replace)
+    monkeypatch.setattr(mapping_io.os, "replace", replace)
     with pytest.raises(OSError, match="injected"):
         M.save(mapping, tmp_path / "m")
     assert sorted(os.listdir(tmp_path)) == []
@@ -372,7 +373,7 @@ def test_failed_export_crossbar_leaves_nothing(model, tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("npz writer crashed (injected)")
 
-    monkeypatch.setattr(M.np, "savez_compressed", boom)
+    monkeypatch.setattr(mapping_io.np, "savez_compressed", boom)
     with pytest.raises(RuntimeError, match="injected"):
         export_crossbar(model, tmp_path / "m")
     assert os.listdir(tmp_path) == []
