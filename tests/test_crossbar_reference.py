@@ -164,3 +164,16 @@ def test_conv2d_depthwise_and_2d_digital_ops_agree_with_keras(tmp_path):
     model, mapping, x = _exported(layers, "paper-2bit-bipolar", tmp_path, shape=(8, 9, 2))
     assert [layer.op for layer in mapping.crossbar_layers] == ["conv2d", "depthwise_conv2d", "conv2d"]
     np.testing.assert_array_equal(evaluate(mapping, x).values(), model.predict(x, verbose=0, batch_size=512))
+
+
+@pytest.mark.parametrize("layer, message", [
+    (lambda: L.LeakyReLU(name="op"), r"layer 'quant_op' \(LeakyReLU\): this layer class is not mapped\. The crossbar "
+                                     r"mapping supports the digital ops \['add', .*'zero_pad'\] and the crossbar ops "
+                                     r"\['dense', 'conv1d', 'conv2d', 'depthwise_conv2d'\]\. Fix: replace the layer"),
+    (lambda: L.Softmax(axis=0, name="op"), r"layer 'quant_op' \(Softmax\): an operation along the batch axis is not "
+                                           r"mapped\. .*Fix: replace the layer"),
+])
+def test_unmapped_layers_are_export_errors_naming_the_op_table(layer, message, tmp_path):
+    with pytest.raises(tf_nvm.ExportError, match=message):
+        _exported(lambda x: layer()(_conv("a")(x)), "paper-2bit-bipolar", tmp_path)
+    assert not list(tmp_path.iterdir())

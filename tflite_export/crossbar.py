@@ -163,7 +163,7 @@ def _activation(inner, in_shapes, out_shape, fail):
 
 
 def _example_axis(axis, rank, fail):
-    """A Keras axis (batch axis counted) -> an axis of one example (negative axes unchanged)."""
+    """A Keras axis (batch axis counted) -> an axis of one example of ``rank`` axes (negative axes unchanged)."""
     if axis >= 0:
         if axis == 0:
             fail("an operation along the batch axis is not mapped")
@@ -201,8 +201,7 @@ def _max_pool(inner, in_shapes, out_shape, fail):
 
 
 def _concatenate(inner, in_shapes, out_shape, fail):
-    rank = len(out_shape) + 1
-    return "concatenate", {"axis": _example_axis(int(inner.axis) % rank, rank, fail)}, {}
+    return "concatenate", {"axis": _example_axis(int(inner.axis) % (len(out_shape) + 1), len(out_shape), fail)}, {}
 
 
 def _zero_pad(inner, in_shapes, out_shape, fail):
