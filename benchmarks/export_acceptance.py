@@ -7,12 +7,12 @@ where the codes fit) and the crossbar mapping, then compare on all test windows:
 * LiteRT (default resolver) vs the Keras NVM model's int8 outputs (must be 0 differences),
 * TFLite Micro vs Keras (max LSB, fraction within 1 LSB, argmax agreement),
 * INT4 container in LiteRT and TFLite Micro,
-* the numpy mapping evaluator (tests/mapping_reference.py) vs Keras,
+* the exact numpy mapping evaluator (tf_nvm.mapping.reference) vs Keras,
 * model bytes, NVM weight bytes, TFLite Micro arena bytes, op list.
 
-Run: PYTHONPATH=tests python3 benchmarks/export_acceptance.py [--epochs 5] [--filters 64 64] [--out DIR]
+Run: python3 benchmarks/export_acceptance.py [--epochs 5] [--filters 64 64] [--out DIR]
 or, on models trained by `tf-nvm train` (no training here):
-     PYTHONPATH=tests python3 benchmarks/export_acceptance.py --runs runs/har-2bit-unipolar ... [--out DIR]
+     python3 benchmarks/export_acceptance.py --runs runs/har-2bit-unipolar ... [--out DIR]
 Prints one block per model and writes DIR/acceptance.json.
 
 --tflm-exact: also compares LiteRT's reference resolver, each of TFLite Micro and
@@ -32,6 +32,7 @@ import tf_nvm  # first: legacy-Keras mode
 import tflite_export
 from tf_nvm._keras import keras
 from tf_nvm.atomic import write_json_atomic
+from tf_nvm.mapping.reference import evaluate
 from tf_nvm.train import load_run, standardise
 
 PRESETS = ["paper-2bit-unipolar", "paper-2bit-bipolar", "paper-4bit-unipolar", "paper-4bit-bipolar"]
@@ -45,8 +46,6 @@ def _row(result):
 
 def check_model(model, name, x_train, x_test, y_test, mean, std, out, start, tflm_exact=False):
     """Exports ``model`` (INT8, INT4 where codes fit, mapping) and compares every artefact on ``x_test``."""
-    from mapping_reference import evaluate  # noqa: PLC0415  (tests/ on PYTHONPATH)
-
     logits = model.predict(x_test, verbose=0, batch_size=512)
     keras_acc = float(np.mean(np.argmax(logits, axis=1) == y_test))
     row = {"keras_test_accuracy": keras_acc, "train_seconds": round(time.perf_counter() - start, 1)}
@@ -87,7 +86,7 @@ def check_model(model, name, x_train, x_test, y_test, mean, std, out, start, tfl
                                                 preprocessing={"input_mean": mean, "input_std": std})
         got = evaluate(os.path.join(out, f"{name}.mapping"), x_test)
         want = np.rint(model.predict(x_test, verbose=0, batch_size=512) / spec.activation_step)
-        diff = got[mapping.outputs[0]] - want
+        diff = got.codes[mapping.outputs[0]] - want
         row["mapping"] = {"differing": int(np.count_nonzero(diff)), "outputs": int(diff.size),
                           "max_abs_lsb": int(np.abs(diff).max()), **mapping.summary()}
     row["seconds"] = round(time.perf_counter() - start, 1)

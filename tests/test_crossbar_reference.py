@@ -1,12 +1,14 @@
 """The mapping file alone reproduces the Keras NVM model.
 
-A plain-numpy evaluator (tests/mapping_reference.py) reads only the exported
-mapping (JSON + npz) and runs HAR test windows through crossbar tiles (column
-sums of input codes times device levels, pair / reference subtraction,
-digital partial sums) and the digital periphery; its outputs must equal the
-Keras NVM model's, for a conv model and an MLP, unipolar and bipolar, and for
-other hardware placements of the same trained network (small tiles, offset
-mapping, dual-rail inputs).
+The exact numpy evaluator (`tf_nvm.mapping.reference.evaluate`) reads only the
+exported mapping (JSON + npz) and runs HAR test windows through crossbar tiles
+(column sums of input codes times device levels, pair / reference
+subtraction, digital partial sums) and the digital periphery; its outputs must
+equal the Keras NVM model's, for a conv model and an MLP, unipolar and
+bipolar, and for other hardware placements of the same trained network (small
+tiles, offset mapping, dual-rail inputs). Generated over the digital-op table:
+the reference function of every op agrees with the Keras layer it is exported
+from.
 """
 
 import warnings
@@ -16,9 +18,9 @@ import pytest
 
 import tf_nvm
 from tf_nvm._keras import keras
+from tf_nvm.mapping import DIGITAL_OPS
+from tf_nvm.mapping.reference import evaluate
 from tflite_export import export_crossbar
-
-from mapping_reference import evaluate
 
 L = keras.layers
 
@@ -61,7 +63,7 @@ def _trained(builder, preset, har):
 def _check(model, har, prefix, spec=None):
     x_test = har[2]
     mapping = export_crossbar(model, prefix, spec=spec)
-    got = evaluate(prefix, x_test)["__float__"]  # reads only PREFIX.json + PREFIX.npz
+    got = evaluate(prefix, x_test).values()  # reads only PREFIX.json + PREFIX.npz
     want = model.predict(x_test, verbose=0, batch_size=512)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
     return mapping
@@ -98,3 +100,80 @@ def test_offset_mapping(har, tmp_path):
     layer = mapping.layer("quant_conv1")
     assert layer.reference_level == 2 and layer.levels.max() <= 3
     assert layer.tiles[0].device_cols == layer.cols + 1  # one reference column per tile
+
+
+# ------------------------------------------------------------ op by op, against Keras
+def _conv(name, filters=4):
+    return L.Conv1D(filters, 3, padding="same", name=name)
+
+
+_OP_MODELS = {
+    # op: Keras layers after the input (a crossbar first: an NVM model needs one)
+    "add": lambda x: L.Add(name="op")([_conv("a")(x), _conv("b")(x)]),
+    "batch_norm": lambda x: L.BatchNormalization(name="op")(_conv("a")(x)),
+    "concatenate": lambda x: L.Concatenate(axis=1, name="op")([_conv("a")(x), _conv("b")(x)]),
+    "flatten": lambda x: L.Flatten(name="op")(_conv("a")(x)),
+    "global_average_pool": lambda x: L.GlobalAveragePooling1D(name="op")(_conv("a")(x)),
+    "global_max_pool": lambda x: L.GlobalMaxPooling1D(name="op")(_conv("a")(x)),
+    "identity": lambda x: L.Activation("linear", name="op")(L.Dropout(0.3, name="drop")(_conv("a")(x))),
+    "max_pool": lambda x: L.MaxPooling1D(3, strides=2, padding="same", name="op")(_conv("a")(x)),
+    "relu": lambda x: L.ReLU(name="op")(_conv("a")(x)),
+    "rescale": lambda x: L.Rescaling(-0.75, offset=0.3, name="op")(_conv("a")(x)),
+    "reshape": lambda x: L.Reshape((4, 7), name="op")(_conv("a")(x)),
+    "softmax": lambda x: L.Softmax(axis=1, name="op")(_conv("a")(x)),
+    "zero_pad": lambda x: L.ZeroPadding1D((2, 1), name="op")(_conv("a")(x)),
+}
+NOT_EXPORTABLE = ()
+"""Digital ops no Keras layer is exported to (none today)."""
+
+
+def test_every_digital_op_is_checked_against_keras():
+    assert sorted(set(_OP_MODELS) | set(NOT_EXPORTABLE)) == DIGITAL_OPS.names()
+
+
+def _exported(outputs_of, preset, tmp_path, shape=(7, 3)):
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input(shape, name="x")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = tf_nvm.quantize_model(keras.Model(inputs, outputs_of(inputs)), preset, init="device")
+    mapping = export_crossbar(model, tmp_path / "m")
+    x = np.random.default_rng(4).normal(0, 2, (400,) + shape).astype(np.float32)
+    return model, mapping, x
+
+
+@pytest.mark.parametrize("op", sorted(_OP_MODELS))
+def test_reference_function_of_each_op_agrees_with_keras(op, tmp_path):
+    model, mapping, x = _exported(_OP_MODELS[op], "paper-4bit-bipolar", tmp_path)
+    assert mapping.layer("quant_op").op == op
+    got = evaluate(tmp_path / "m", x)
+    np.testing.assert_array_equal(got.values(), model.predict(x, verbose=0, batch_size=512))
+
+
+def test_conv2d_depthwise_and_2d_digital_ops_agree_with_keras(tmp_path):
+    def layers(x):
+        x = L.Conv2D(4, 3, padding="same", name="c2")(x)
+        x = L.BatchNormalization(name="bn")(x)
+        x = L.Activation("relu", name="act")(x)
+        x = L.DepthwiseConv2D(3, depth_multiplier=2, strides=(1, 2), padding="same", name="dw")(x)
+        x = L.MaxPooling2D(2, padding="same", name="mp")(x)
+        x = L.ZeroPadding2D(((1, 0), (0, 1)), name="zp")(x)
+        x = L.Conv2D(3, 2, dilation_rate=2, name="c3")(x)
+        return L.GlobalMaxPooling2D(name="gmp")(x)
+
+    model, mapping, x = _exported(layers, "paper-2bit-bipolar", tmp_path, shape=(8, 9, 2))
+    assert [layer.op for layer in mapping.crossbar_layers] == ["conv2d", "depthwise_conv2d", "conv2d"]
+    np.testing.assert_array_equal(evaluate(mapping, x).values(), model.predict(x, verbose=0, batch_size=512))
+
+
+@pytest.mark.parametrize("layer, message", [
+    (lambda: L.LeakyReLU(name="op"), r"layer 'quant_op' \(LeakyReLU\): this layer class is not mapped\. The crossbar "
+                                     r"mapping supports the digital ops \['add', .*'zero_pad'\] and the crossbar ops "
+                                     r"\['dense', 'conv1d', 'conv2d', 'depthwise_conv2d'\]\. Fix: replace the layer"),
+    (lambda: L.Softmax(axis=0, name="op"), r"layer 'quant_op' \(Softmax\): an operation along the batch axis is not "
+                                           r"mapped\. .*Fix: replace the layer"),
+])
+def test_unmapped_layers_are_export_errors_naming_the_op_table(layer, message, tmp_path):
+    with pytest.raises(tf_nvm.ExportError, match=message):
+        _exported(lambda x: layer()(_conv("a")(x)), "paper-2bit-bipolar", tmp_path)
+    assert not list(tmp_path.iterdir())

@@ -291,7 +291,7 @@ def test_cli_export_errors_are_named(tmp_path, capsys):
 @pytest.mark.parametrize("preset", ["paper-4bit-bipolar", "paper-2bit-unipolar"])
 def test_litert_bit_exact_on_a_tie_prone_random_network(preset, tmp_path):
     """Random BatchNorm statistics and a mean over 30 positions (sum/30 often halfway between two levels)."""
-    from mapping_reference import evaluate
+    from tf_nvm.mapping.reference import evaluate
     from tflite_export import export_crossbar
 
     L = keras.layers
@@ -316,7 +316,7 @@ def test_litert_bit_exact_on_a_tie_prone_random_network(preset, tmp_path):
     litert = compare(model, tmp_path / "m.tflite", data, runtimes=("litert",))["litert"]
     assert litert.differing == 0, str(litert)
     export_crossbar(model, tmp_path / "m")
-    np.testing.assert_array_equal(evaluate(tmp_path / "m", data)["__float__"], model.predict(data, verbose=0))
+    np.testing.assert_array_equal(evaluate(tmp_path / "m", data).values(), model.predict(data, verbose=0))
 
 
 def test_batchnorm_constants_are_exact_in_float32(rng):
@@ -344,3 +344,24 @@ def test_batchnorm_constants_are_exact_in_float32(rng):
     got = layer(x, training=False).numpy() / spec.activation_step
     want = (x / spec.activation_step * m + k).astype(np.float32) * u  # the runtime's arithmetic
     np.testing.assert_array_equal(got, want)
+
+
+def test_bad_runtime_arguments_are_export_errors():
+    from tflite_export import run_litert
+
+    x = np.zeros((1, 4), np.float32)
+    with pytest.raises(ExportError, match=r"run_litert: resolver must be one of \['default', 'builtin', 'reference'\], "
+                                          r"got 'fast'\. Fix: pass one of those names\."):
+        run_litert(b"", x, resolver="fast")
+    with pytest.raises(ExportError, match=r"compare: emulate must be 'auto' or one of .*, got 'gpu'\. Fix: pass one "
+                                          r"of those modes\."):
+        compare(None, b"", x, emulate="gpu")
+    with pytest.raises(ExportError, match=r"compare: unknown runtime 'onnx'; allowed: \['litert', 'litert-builtin', "
+                                          r"'litert-reference', 'tflm'\]\. Fix: pass runtimes from that list\."):
+        compare(None, b"", x, runtimes=("litert", "onnx"))
+
+
+def test_quantize_input_rounds_half_to_even_on_the_grid():
+    from tflite_export import quantize_input
+
+    assert quantize_input(np.array([0.25, 0.75, -0.25, 100.0, -100.0]), 0.5).tolist() == [0, 2, -0, 127, -128]

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 import tf_nvm
 from tf_nvm import MappingError, presets
 from tf_nvm import mapping as M
+from tf_nvm.mapping import io as mapping_io
 from tf_nvm._keras import keras
 from tflite_export import build_mapping, export_crossbar
 
@@ -348,7 +349,7 @@ def test_failed_save_leaves_no_file_under_final_names(mapping, tmp_path, monkeyp
     def boom():
         raise OSError("disk full (injected)")
 
-    monkeypatch.setattr(M, "_before_rename_hook", boom)
+    monkeypatch.setattr(mapping_io, "_before_rename_hook", boom)
     with pytest.raises(OSError, match="injected"):
         M.save(mapping, tmp_path / "m")
     assert sorted(os.listdir(tmp_path)) == []
@@ -362,7 +363,7 @@ def test_failed_json_rename_removes_the_new_npz(mapping, tmp_path, monkeypatch):
             raise OSError("rename failed (injected)")
         return real(src, dst)
 
-    monkeypatch.setattr(M.os, "replace", replace)
+    monkeypatch.setattr(mapping_io.os, "replace", replace)
     with pytest.raises(OSError, match="injected"):
         M.save(mapping, tmp_path / "m")
     assert sorted(os.listdir(tmp_path)) == []
@@ -372,7 +373,177 @@ def test_failed_export_crossbar_leaves_nothing(model, tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("npz writer crashed (injected)")
 
-    monkeypatch.setattr(M.np, "savez_compressed", boom)
+    monkeypatch.setattr(mapping_io.np, "savez_compressed", boom)
     with pytest.raises(RuntimeError, match="injected"):
         export_crossbar(model, tmp_path / "m")
     assert os.listdir(tmp_path) == []
+
+
+def test_unknown_layer_name_is_a_mapping_error(mapping):
+    with pytest.raises(MappingError, match=r"mapping has no layer 'nope'; layers: \['quant_neg', .*\]\. Fix: pass one "
+                                           r"of those names\."):
+        mapping.layer("nope")
+
+
+# ------------------------------------------------- the digital-op table, op by op
+_SPEC = presets.get("paper-2bit-bipolar").with_weight_scale(0.1)
+_BN_ARRAYS = {"multiplier": np.array([3, -5, 127], np.int32), "offset": np.array([10, -7, 0], np.int32),
+              "scale": np.array([0.5, 0.25, 0.125], np.float32)}
+# op: (input shape, number of inputs, params, arrays, output shape, requantize) of a valid entry
+_VALID = {
+    "add": ((4, 3), 2, {}, {}, (4, 3), True),
+    "batch_norm": ((4, 3), 1, {"channels": 3}, _BN_ARRAYS, (4, 3), True),
+    "concatenate": ((4, 3), 2, {"axis": 1}, {}, (4, 6), False),
+    "flatten": ((4, 3), 1, {}, {}, (12,), False),
+    "global_average_pool": ((4, 3), 1, {"axes": [0], "count": 4}, {}, (3,), True),
+    "global_max_pool": ((4, 3), 1, {"axes": [0]}, {}, (3,), False),
+    "identity": ((4, 3), 1, {}, {}, (4, 3), False),
+    "max_pool": ((5, 3), 1, {"pool_size": [2], "strides": [2], "padding": "valid"}, {}, (2, 3), False),
+    "relu": ((4, 3), 1, {}, {}, (4, 3), True),
+    "rescale": ((4, 3), 1, {"scale": -1.0, "offset": 0.25}, {}, (4, 3), True),
+    "reshape": ((4, 3), 1, {}, {}, (2, 6), False),
+    "softmax": ((4, 3), 1, {"axis": -1}, {}, (4, 3), False),
+    "zero_pad": ((4, 3), 1, {"pads": [[1, 2]]}, {}, (7, 3), False),
+}
+# op: (changed fields of the valid entry, pinned message) of an entry whose shapes contradict its params
+_CONTRADICTING = {
+    "add": ({"output_shape": (5, 3)}, r"\.output_shape: value \[5, 3\] is not the shape \[4, 3\] op 'add' gives for "
+                                      r"input\(s\) \[\[4, 3\], \[4, 3\]\] and params \{\}"),
+    "batch_norm": ({"params": {"channels": 4}}, r"\.params\.channels: value 4 is not the input's 3 channels"),
+    "concatenate": ({"params": {"axis": 2}}, r"\.params\.axis: value 2 is not valid for rank-2 tensors "
+                                             r"\[\[4, 3\], \[4, 3\]\]"),
+    "flatten": ({"output_shape": (4, 3)}, r"\.output_shape: value \[4, 3\] is not the shape \[12\] op 'flatten'"),
+    "global_average_pool": ({"params": {"axes": [0], "count": 5}}, r"\.params\.count: value 5 is not the 4 values "
+                                                                   r"averaged"),
+    "global_max_pool": ({"params": {"axes": [1]}}, r"\.params\.axes: value \[1\] must be distinct spatial axes \(not "
+                                                   r"the last, channel axis\) of input \[4, 3\]"),
+    "identity": ({"output_shape": (3, 4)}, r"\.output_shape: value \[3, 4\] is not the shape \[4, 3\] op 'identity'"),
+    "max_pool": ({"params": {"pool_size": [6], "strides": [1], "padding": "valid"}},
+                 r"\.params\.pool_size: value \[6\] is larger than the input \[5, 3\] \('valid'\)"),
+    "relu": ({"output_shape": (4, 4)}, r"\.output_shape: value \[4, 4\] is not the shape \[4, 3\] op 'relu'"),
+    "rescale": ({"output_shape": (12,)}, r"\.output_shape: value \[12\] is not the shape \[4, 3\] op 'rescale'"),
+    "reshape": ({"output_shape": (5, 3)}, r"\.output_shape: \[5, 3\] does not hold the 12 input values"),
+    "softmax": ({"params": {"axis": 2}}, r"\.params\.axis: value 2 is not valid for rank-2 tensors \[\[4, 3\]\]"),
+    "zero_pad": ({"params": {"pads": [[1, 2], [0, 0]]}}, r"\.params\.pads: needs one \[before, after\] pair per "
+                                                         r"spatial axis of \[4, 3\], got 2"),
+}
+
+
+def _op_mapping(name, **changes):
+    in_shape, n_inputs, params, arrays, out_shape, requantize = _VALID[name]
+    fields = {"name": "step", "op": name, "inputs": ("x",) * n_inputs, "output": "step", "output_shape": out_shape,
+              "params": params, "arrays": arrays, "requantize": requantize, **changes}
+    inp = M.InputEncoding("x", in_shape, "signed-dac", _SPEC.activation_step)
+    return M.Mapping(_SPEC, inp, (M.DigitalLayer(**fields),), ("step",))
+
+
+def test_every_digital_op_has_test_entries():
+    assert sorted(_VALID) == M.DIGITAL_OPS.names() == sorted(_CONTRADICTING)
+
+
+@pytest.mark.parametrize("op", M.DIGITAL_OPS.names())
+def test_a_valid_entry_of_each_op_saves_loads_and_evaluates(op, tmp_path):
+    from tf_nvm.mapping.reference import evaluate
+
+    mapping = _op_mapping(op)
+    M.save(mapping, tmp_path / op)
+    again = M.load(tmp_path / op)
+    step = again.layer("step")
+    assert (step.op, step.params, step.output_shape) == (op, _VALID[op][2], _VALID[op][4])
+    x = np.random.default_rng(0).normal(0, 2, (5,) + _VALID[op][0])
+    result = evaluate(again, x)
+    assert result.codes["step"].shape == (5,) + _VALID[op][4] and result.codes["step"].dtype == np.int64
+    assert result.steps["step"] == (1 / 256 if op == "softmax" else _SPEC.activation_step)
+
+
+@pytest.mark.parametrize("op", M.DIGITAL_OPS.names())
+def test_an_entry_whose_shapes_contradict_its_params_is_refused(op):
+    changes, message = _CONTRADICTING[op]
+    with pytest.raises(MappingError, match=r"^layers\[0\] \('step'\)" + message + r".*\. Fix: re-export the mapping"):
+        _op_mapping(op, **changes)
+
+
+def test_huge_dimensions_do_not_overflow_the_shape_rules():
+    big = 2 ** 31 - 1  # prod of three of these overflows int64; shape rules use Python ints
+    inp = M.InputEncoding("x", (big, big, big), "signed-dac", _SPEC.activation_step)
+    layer = M.DigitalLayer("flat", "flatten", ("x",), "flat", (1,))
+    with pytest.raises(MappingError, match=rf"value \[1\] is not the shape \[{big ** 3}\] op 'flatten'"):
+        M.Mapping(_SPEC, inp, (layer,), ("flat",))
+
+
+def test_requantize_flag_must_fit_the_op():
+    with pytest.raises(MappingError, match=r"\('step'\)\.requantize: value false is not allowed for op 'batch_norm', "
+                                           r"whose result is always requantized\. Fix"):
+        _op_mapping("batch_norm", requantize=False)
+    with pytest.raises(MappingError, match=r"requantize: value true is not allowed for op 'max_pool', whose result "
+                                           r"is never requantized"):
+        _op_mapping("max_pool", requantize=True)
+
+
+def test_unknown_digital_op_is_refused_listing_the_table():
+    with pytest.raises(MappingError, match=r"\.op: value 'gelu' is not a digital op; allowed: \['add', 'batch_norm', "):
+        _op_mapping("relu", op="gelu")
+
+
+# ------------------------------------------------------------- the reference evaluator
+def test_evaluator_refuses_inputs_of_the_wrong_shape(mapping):
+    from tf_nvm.mapping.reference import evaluate
+
+    with pytest.raises(MappingError, match=r"evaluate: inputs have shape \[2, 16, 4\]; the mapping expects \[N, 16, "
+                                           r"3\]\. Fix: pass a batch"):
+        evaluate(mapping, np.zeros((2, 16, 4)))
+
+
+def test_evaluator_refuses_a_value_op_after_softmax():
+    from tf_nvm.mapping.reference import evaluate
+
+    inp = M.InputEncoding("x", (4, 3), "signed-dac", _SPEC.activation_step)
+    layers = (M.DigitalLayer("sm", "softmax", ("x",), "sm", (4, 3), {"axis": -1}),
+              M.DigitalLayer("flat", "flatten", ("sm",), "flat", (12,)),
+              M.DigitalLayer("neg", "rescale", ("flat",), "neg", (12,), {"scale": -1.0, "offset": 0.0}, {}, True))
+    mapping = M.Mapping(_SPEC, inp, layers, ("neg",))
+    with pytest.raises(MappingError, match=r"layer 'neg' \(op 'rescale'\) reads tensors \['flat'\] on grid steps "
+                                           r"\[0\.00390625\]; it needs inputs on the shared grid \(step 0\.0625\)\. "
+                                           r"Fix: apply softmax only as the last step"):
+        evaluate(mapping, np.zeros((1, 4, 3)))
+    outputs = evaluate(M.Mapping(_SPEC, inp, layers[:2], ("flat",)), np.zeros((1, 4, 3)))
+    assert outputs.codes["flat"].tolist() == [[85, 85, 85] * 4]  # 1/3 -> 85/256, moved by flatten
+    with pytest.raises(MappingError, match=r"MappingOutputs\.values: 'sm' is not an output; outputs: \['flat'\]"):
+        outputs.values("sm")
+
+
+_BLOCK_TF = r"""
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "tf_keras", "tensorflow_model_optimization"):
+            raise ImportError(f"blocked: {name}")
+sys.meta_path.insert(0, Block())
+import numpy as np
+import tf_nvm.mapping
+from tf_nvm.mapping.reference import evaluate
+mapping = tf_nvm.mapping.load(sys.argv[1])
+result = evaluate(sys.argv[1], np.load(sys.argv[2], allow_pickle=False))
+np.savez(sys.argv[3], **result.codes)
+assert not any(m.split(".")[0] in ("tensorflow", "tf_keras", "tensorflow_model_optimization") for m in sys.modules)
+print("ok", len(mapping.layers))
+"""
+
+
+def test_mapping_and_evaluator_run_without_tensorflow(mapping, tmp_path):
+    import subprocess
+    import sys
+
+    from tf_nvm.mapping.reference import evaluate
+
+    M.save(mapping, tmp_path / "m")
+    x = np.random.default_rng(0).normal(size=(20, 16, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(M.__file__))))
+    env = dict(os.environ, PYTHONPATH=root)
+    done = subprocess.run([sys.executable, "-c", _BLOCK_TF, str(tmp_path / "m"), str(tmp_path / "x.npy"),
+                           str(tmp_path / "out.npz")], capture_output=True, text=True, env=env, timeout=120,
+                          check=False)
+    assert done.returncode == 0 and done.stdout.strip() == f"ok {len(mapping.layers)}", done.stderr[-2000:]
+    with np.load(tmp_path / "out.npz", allow_pickle=False) as child:
+        np.testing.assert_array_equal(child["quant_out"], evaluate(mapping, x).codes["quant_out"])

@@ -10,9 +10,9 @@ import tf_nvm
 from tf_nvm import (InvalidWeightsError, NonInhibitingCrossbarWarning, NotAnNVMModelError, UnsupportedLayerError,
                     presets)
 from tf_nvm._keras import keras
+from tf_nvm.mapping.reference import evaluate
 from tf_nvm.serialization import custom_objects
-
-from nvm_reference import forward
+from tflite_export import build_mapping
 
 L = keras.layers
 PAPER = ["paper-2bit-unipolar", "paper-2bit-bipolar", "paper-4bit-unipolar", "paper-4bit-bipolar"]
@@ -52,11 +52,14 @@ def test_codes_in_range_one_scale_and_numpy_forward_matches(preset, builder, sha
         assert c.codes.dtype == np.int32
         assert c.codes.min() >= spec.code_min and c.codes.max() <= spec.code_max
         assert len(np.unique(c.codes)) > 1  # the grid is used, not collapsed to one code
-    expected = forward(model, codes, tf_nvm.model_spec(model), x)
+    mapping = build_mapping(model)  # crossbar codes straight from weight_codes
+    for layer in mapping.crossbar_layers:
+        np.testing.assert_array_equal(layer.codes, codes[layer.name].codes.reshape(layer.rows, layer.cols))
+    expected = evaluate(mapping, x).values()  # the exact integer forward pass of those codes
     got = model.predict(x, verbose=0)
     step = spec.activation_step
-    # Same grid: values agree to float precision except where float32 vs float64 sums
-    # straddle a rounding boundary (at most one activation step, rarely).
+    # Same grid: values agree to float precision except where a float32 sum straddles a
+    # rounding boundary (at most one activation step, rarely).
     assert np.max(np.abs(got - expected)) <= step + 1e-6
     assert np.mean(np.isclose(got, expected, atol=1e-4)) > 0.99
 

@@ -12,12 +12,20 @@ reproduces the Keras model's int8 outputs.
 
 import dataclasses
 import datetime
+import math
 
 import numpy as np
 
 import tf_nvm
 from tf_nvm import mapping as nvm_mapping
+from tf_nvm._keras import keras, tfmot
+from tf_nvm.digital import NVMBatchNormalization
 from tf_nvm.errors import ExportError
+from tf_nvm.graph import activation_name, layer_graph
+from tf_nvm.mapping.device import adc_full_scale
+from tf_nvm.mapping.ops import DIGITAL_OPS
+from tf_nvm.mapping.tiling import same_pads
+from tf_nvm.scheme import QuantizeLayer
 
 __all__ = ["export_crossbar", "build_mapping", "HARDWARE_FIELDS"]
 
@@ -47,167 +55,207 @@ def _resolve_spec(model_spec, spec):
     return spec
 
 
-def _inbound(model):
-    """{layer name: [inbound layer names]} from the functional config."""
-    out = {}
-    for entry in model.get_config()["layers"]:
-        names = []
-        nodes = entry.get("inbound_nodes", [])
-        if len(nodes) > 1:
-            raise ExportError(f"layer {entry['name']!r} is called {len(nodes)} times (shared layer); a crossbar "
-                              "mapping needs each layer once. Fix: use separate layers.")
-        for node in nodes:
-            for inbound in (node if isinstance(node, list) else node.get("args", [])):
-                if isinstance(inbound, (list, tuple)) and inbound and isinstance(inbound[0], str):
-                    names.append(inbound[0])
-        out[entry["name"]] = names
-    return out
+def _fail(name, inner, why):
+    raise ExportError(f"layer {name!r} ({type(inner).__name__}): {why}. The crossbar mapping supports the digital "
+                      f"ops {DIGITAL_OPS.names()} and the crossbar ops {list(nvm_mapping.CROSSBAR_OPS)}. Fix: "
+                      "replace the layer by a supported one.")
 
 
-def _activation_name(layer):
-    act = getattr(layer, "activation", None)
-    return getattr(act, "__name__", str(act)) if act is not None else "linear"
+# ---------------------------------------------------------------- crossbar adapters
+# Keras class -> function(inner, kernel codes, input shape) -> (op, kernel size, strides, dilation, padding,
+# pads, [rows, cols] code matrix).
+def _dense(inner, kernel, in_shape):
+    return "dense", (), (), (), "valid", (), kernel
 
 
-def _same_pads(size, kernel, stride, dilation):
-    span = (kernel - 1) * dilation + 1
-    out = -(-size // stride)
-    total = max((out - 1) * stride + span - size, 0)
-    return (total // 2, total - total // 2)
+def _conv_geometry(inner, in_shape):
+    name = inner.name
+    if getattr(inner, "data_format", "channels_last") != "channels_last":
+        raise ExportError(f"layer {name!r} uses data_format={inner.data_format!r}; the mapping needs "
+                          "channels_last. Fix: build the model channels_last.")
+    if getattr(inner, "groups", 1) != 1:
+        raise ExportError(f"layer {name!r} has groups={inner.groups}; grouped convolutions are not mapped. "
+                          "Fix: use groups=1.")
+    if inner.padding not in ("valid", "same"):
+        raise ExportError(f"layer {name!r} has padding={inner.padding!r}; the mapping supports 'valid' and "
+                          "'same'. Fix: pad explicitly with ZeroPadding1D.")
+    ksize = tuple(int(k) for k in inner.kernel_size)
+    strides = tuple(int(s) for s in inner.strides)
+    dilation = tuple(int(d) for d in inner.dilation_rate)
+    pads = tuple(same_pads(in_shape[a], ksize[a], strides[a], dilation[a]) if inner.padding == "same" else (0, 0)
+                 for a in range(len(ksize)))
+    return ksize, strides, dilation, inner.padding, pads
+
+
+def _conv(inner, kernel, in_shape):
+    op = "conv1d" if isinstance(inner, keras.layers.Conv1D) else "conv2d"
+    return (op, *_conv_geometry(inner, in_shape), kernel.reshape(-1, kernel.shape[-1]))
+
+
+def _depthwise_conv(inner, kernel, in_shape):
+    kh, kw, cin, mult = kernel.shape
+    matrix = np.zeros((kh * kw * cin, cin * mult), np.int32)  # block-diagonal: one block per input channel
+    for c in range(cin):
+        matrix[np.arange(kh * kw) * cin + c, c * mult:(c + 1) * mult] = kernel[:, :, c, :].reshape(kh * kw, mult)
+    return ("depthwise_conv2d", *_conv_geometry(inner, in_shape), matrix)
+
+
+CROSSBAR_ADAPTERS = {
+    keras.layers.Dense: _dense,
+    keras.layers.Conv1D: _conv,
+    keras.layers.Conv2D: _conv,
+    keras.layers.DepthwiseConv2D: _depthwise_conv,
+}
+"""Keras crossbar layer class -> adapter (found through the class's MRO, most specific first)."""
+
+
+def _adapter(table, inner):
+    return next((table[cls] for cls in type(inner).__mro__ if cls in table), None)
 
 
 def _crossbar(wrapper, inputs, in_shape, out_shape, codes, spec, rails):
-    from tf_nvm._keras import keras  # noqa: PLC0415
-
     inner = wrapper.layer
     name = wrapper.name
-    activation = _activation_name(inner)
+    activation = activation_name(inner) or "linear"
     if activation not in nvm_mapping.ACTIVATIONS:
         raise ExportError(f"crossbar layer {name!r} has activation {activation!r}; the mapping supports "
                           f"{list(nvm_mapping.ACTIVATIONS)}. Fix: use activation=None and a separate ReLU layer.")
-    kernel = codes.codes
-    if isinstance(inner, keras.layers.Dense):
-        op, ksize, strides, dilation, padding, pads = "dense", (), (), (), "valid", ()
-        matrix = kernel
-    else:
-        if getattr(inner, "data_format", "channels_last") != "channels_last":
-            raise ExportError(f"layer {name!r} uses data_format={inner.data_format!r}; the mapping needs "
-                              "channels_last. Fix: build the model channels_last.")
-        if getattr(inner, "groups", 1) != 1:
-            raise ExportError(f"layer {name!r} has groups={inner.groups}; grouped convolutions are not mapped. "
-                              "Fix: use groups=1.")
-        if inner.padding not in ("valid", "same"):
-            raise ExportError(f"layer {name!r} has padding={inner.padding!r}; the mapping supports 'valid' and "
-                              "'same'. Fix: pad explicitly with ZeroPadding1D.")
-        ksize = tuple(int(k) for k in inner.kernel_size)
-        strides = tuple(int(s) for s in inner.strides)
-        dilation = tuple(int(d) for d in inner.dilation_rate)
-        padding = inner.padding
-        pads = tuple(_same_pads(in_shape[a], ksize[a], strides[a], dilation[a]) if padding == "same" else (0, 0)
-                     for a in range(len(ksize)))
-        if isinstance(inner, keras.layers.DepthwiseConv2D):
-            op = "depthwise_conv2d"
-            kh, kw, cin, mult = kernel.shape
-            matrix = np.zeros((kh * kw * cin, cin * mult), np.int32)
-            for c in range(cin):
-                rows = np.arange(kh * kw) * cin + c
-                matrix[rows, c * mult:(c + 1) * mult] = kernel[:, :, c, :].reshape(kh * kw, mult)
-        else:
-            op = "conv1d" if isinstance(inner, keras.layers.Conv1D) else "conv2d"
-            matrix = kernel.reshape(-1, kernel.shape[-1])
+    adapter = _adapter(CROSSBAR_ADAPTERS, inner)
+    if adapter is None:
+        _fail(name, inner, "this crossbar layer class is not mapped")
+    op, ksize, strides, dilation, padding, pads, matrix = adapter(inner, codes.codes, in_shape)
     rows, cols = matrix.shape
-    bias = bias_int = None
-    if codes.bias is not None:
-        step = np.float64(spec.activation_step) * np.float64(spec.weight_scale)
-        bias_int = np.rint(codes.bias.astype(np.float64) / step).astype(np.int32)
-        bias = codes.bias.astype(np.float32)
-    level_top = 2 ** spec.weight_bits - 1
     return nvm_mapping.CrossbarLayer(
         name=name, op=op, inputs=tuple(inputs), output=name, output_shape=tuple(out_shape),
         input_shape=tuple(in_shape), kernel_size=ksize, strides=strides, dilation=dilation, padding=padding,
         pads=pads, in_channels=int(in_shape[-1]), filters=int(cols), rows=int(rows), cols=int(cols),
         codes=matrix.astype(np.int8), levels=nvm_mapping.levels_from_codes(matrix, spec),
-        reference_level=(-spec.code_min if (not spec.unipolar and spec.bipolar_mapping == "offset") else None),
-        bias=bias, bias_int32=bias_int, activation=activation, tiles=nvm_mapping.plan_tiles(rows, cols, spec),
-        input_rails=rails, adc_full_scale=128 * max(1, level_top) * min(rows, spec.rows))
+        reference_level=spec.reference_level,
+        bias=None if codes.bias is None else codes.bias.astype(np.float32), bias_int32=codes.bias_int32,
+        activation=activation, tiles=nvm_mapping.plan_tiles(rows, cols, spec), input_rails=rails,
+        adc_full_scale=adc_full_scale(rows, spec))
 
 
-def _digital(layer, inner, in_shapes, out_shape):
-    """(op, params, arrays, requantize) of a non-crossbar layer."""
-    from tf_nvm._keras import keras  # noqa: PLC0415
-    from tf_nvm.digital import NVMBatchNormalization  # noqa: PLC0415
+# ----------------------------------------------------------------- digital adapters
+# Keras class -> function(inner, input shapes, output shape, fail) -> (op name, params, arrays); `fail(why)`
+# raises the ExportError of an unsupported option. Op names are entries of tf_nvm.mapping.ops.DIGITAL_OPS.
+def _batch_norm(inner, in_shapes, out_shape, fail):
+    if not isinstance(inner, NVMBatchNormalization):
+        fail("a plain BatchNormalization is not exact on the integer grid; quantize_model turns it into "
+             "NVMBatchNormalization (re-quantize the float model with this tf_nvm)")
+    affine = inner.digital_affine()
+    return "batch_norm", {"channels": int(in_shapes[0][-1])}, {key: affine[key] for key in
+                                                              ("multiplier", "offset", "scale")}
 
-    L = keras.layers
-    name = layer.name
-    requant = bool(getattr(layer, "_output_quantizers", None))
 
-    def unsupported(why):
-        raise ExportError(f"layer {name!r} ({type(inner).__name__}): {why}. The crossbar mapping supports "
-                          f"the digital ops {list(nvm_mapping.DIGITAL_OPS)}. Fix: replace the layer by a "
-                          "supported one.")
+def _relu(inner, in_shapes, out_shape, fail):
+    if inner.max_value is not None or float(inner.negative_slope) != 0 or float(inner.threshold) != 0:
+        fail("only a plain ReLU (no max_value, negative_slope or threshold) is mapped")
+    return "relu", {}, {}
 
-    if isinstance(inner, NVMBatchNormalization):
-        affine = inner.digital_affine()
-        return "batch_norm", {"channels": int(in_shapes[0][-1])}, {
-            "multiplier": affine["multiplier"], "offset": affine["offset"], "scale": affine["scale"]}, True
-    if isinstance(inner, L.BatchNormalization):
-        unsupported("a plain BatchNormalization is not exact on the integer grid; quantize_model turns it into "
-                    "NVMBatchNormalization (re-quantize the float model with this tf_nvm)")
-    if isinstance(inner, L.ReLU):
-        if inner.max_value is not None or float(inner.negative_slope) != 0 or float(inner.threshold) != 0:
-            unsupported("only a plain ReLU (no max_value, negative_slope or threshold) is mapped")
-        return "relu", {}, {}, requant
-    if isinstance(inner, L.Activation):
-        act = _activation_name(inner)
-        if act == "relu":
-            return "relu", {}, {}, requant
-        if act == "linear":
-            return "identity", {}, {}, requant
-        if act == "softmax":
-            return "softmax", {"axis": -1}, {}, False
-        unsupported(f"activation {act!r} is not mapped (relu, linear, softmax are)")
-    if isinstance(inner, L.Softmax):
-        return "softmax", {"axis": int(inner.axis) if np.ndim(inner.axis) == 0 else -1}, {}, False
-    if isinstance(inner, L.Rescaling):
-        scale, offset = np.asarray(inner.scale, np.float64), np.asarray(inner.offset, np.float64)
-        if scale.size != 1 or offset.size != 1:
-            unsupported("only scalar scale/offset are mapped")
-        return "rescale", {"scale": float(scale), "offset": float(offset)}, {}, requant
-    if isinstance(inner, (L.GlobalAveragePooling1D, L.GlobalAveragePooling2D)):
-        if getattr(inner, "keepdims", False) or inner.data_format != "channels_last":
-            unsupported("only channels_last without keepdims is mapped")
-        axes = [0] if isinstance(inner, L.GlobalAveragePooling1D) else [0, 1]
-        count = int(np.prod([in_shapes[0][a] for a in axes]))
-        return "global_average_pool", {"axes": axes, "count": count}, {}, requant
-    if isinstance(inner, (L.GlobalMaxPooling1D, L.GlobalMaxPooling2D)):
-        if getattr(inner, "keepdims", False) or inner.data_format != "channels_last":
-            unsupported("only channels_last without keepdims is mapped")
-        return "global_max_pool", {"axes": [0] if isinstance(inner, L.GlobalMaxPooling1D) else [0, 1]}, {}, False
-    if isinstance(inner, (L.MaxPooling1D, L.MaxPooling2D)):
-        if inner.data_format != "channels_last":
-            unsupported("only channels_last is mapped")
-        pool = [int(p) for p in np.atleast_1d(inner.pool_size)]
-        strides = [int(s) for s in np.atleast_1d(inner.strides)]
-        return "max_pool", {"pool_size": pool, "strides": strides, "padding": inner.padding}, {}, False
-    if isinstance(inner, L.Flatten):
-        return "flatten", {}, {}, False
-    if isinstance(inner, L.Reshape):
-        return "reshape", {}, {}, False
-    if isinstance(inner, (L.Dropout, L.SpatialDropout1D, L.SpatialDropout2D)):
-        return "identity", {}, {}, False
-    if isinstance(inner, L.Concatenate):
-        rank = len(out_shape) + 1
-        axis = int(inner.axis) % rank - 1
-        if axis < 0:
-            unsupported("concatenation along the batch axis is not mapped")
-        return "concatenate", {"axis": axis}, {}, False
-    if isinstance(inner, L.Add):
-        return "add", {}, {}, requant
-    if isinstance(inner, (L.ZeroPadding1D, L.ZeroPadding2D)):
-        padding = inner.padding
-        pads = [list(padding)] if isinstance(inner, L.ZeroPadding1D) else [list(p) for p in padding]
-        return "zero_pad", {"pads": [[int(a), int(b)] for a, b in pads]}, {}, False
-    unsupported("this layer class is not mapped")
+
+def _activation(inner, in_shapes, out_shape, fail):
+    ops = {"relu": ("relu", {}), "linear": ("identity", {}), "softmax": ("softmax", {"axis": -1})}
+    act = activation_name(inner)
+    if act not in ops:
+        fail(f"activation {act!r} is not mapped (relu, linear, softmax are)")
+    return (*ops[act], {})
+
+
+def _example_axis(axis, rank, fail):
+    """A Keras axis (batch axis counted) -> an axis of one example of ``rank`` axes (negative axes unchanged)."""
+    if axis >= 0:
+        if axis == 0:
+            fail("an operation along the batch axis is not mapped")
+        return axis - 1
+    return axis if axis >= -rank else fail(f"axis {axis} is out of range")
+
+
+def _softmax(inner, in_shapes, out_shape, fail):
+    axis = _example_axis(int(inner.axis), len(out_shape), fail) if np.ndim(inner.axis) == 0 else -1
+    return "softmax", {"axis": axis}, {}
+
+
+def _rescale(inner, in_shapes, out_shape, fail):
+    scale, offset = np.asarray(inner.scale, np.float64), np.asarray(inner.offset, np.float64)
+    if scale.size != 1 or offset.size != 1:
+        fail("only scalar scale/offset are mapped")
+    return "rescale", {"scale": float(scale), "offset": float(offset)}, {}
+
+
+def _global_pool(inner, in_shapes, out_shape, fail):
+    if getattr(inner, "keepdims", False) or inner.data_format != "channels_last":
+        fail("only channels_last without keepdims is mapped")
+    axes = list(range(len(in_shapes[0]) - 1))
+    if isinstance(inner, (keras.layers.GlobalMaxPooling1D, keras.layers.GlobalMaxPooling2D)):
+        return "global_max_pool", {"axes": axes}, {}
+    return "global_average_pool", {"axes": axes, "count": math.prod(in_shapes[0][a] for a in axes)}, {}
+
+
+def _max_pool(inner, in_shapes, out_shape, fail):
+    if inner.data_format != "channels_last":
+        fail("only channels_last is mapped")
+    pool = [int(p) for p in np.atleast_1d(inner.pool_size)]
+    strides = [int(s) for s in np.atleast_1d(inner.strides)]
+    return "max_pool", {"pool_size": pool, "strides": strides, "padding": inner.padding}, {}
+
+
+def _concatenate(inner, in_shapes, out_shape, fail):
+    return "concatenate", {"axis": _example_axis(int(inner.axis) % (len(out_shape) + 1), len(out_shape), fail)}, {}
+
+
+def _zero_pad(inner, in_shapes, out_shape, fail):
+    padding = inner.padding
+    pads = [list(padding)] if isinstance(inner, keras.layers.ZeroPadding1D) else [list(p) for p in padding]
+    return "zero_pad", {"pads": [[int(a), int(b)] for a, b in pads]}, {}
+
+
+def _fixed(op):
+    return lambda inner, in_shapes, out_shape, fail: (op, {}, {})
+
+
+_L = keras.layers
+DIGITAL_ADAPTERS = {
+    _L.BatchNormalization: _batch_norm,
+    _L.ReLU: _relu,
+    _L.Activation: _activation,
+    _L.Softmax: _softmax,
+    _L.Rescaling: _rescale,
+    _L.GlobalAveragePooling1D: _global_pool,
+    _L.GlobalAveragePooling2D: _global_pool,
+    _L.GlobalMaxPooling1D: _global_pool,
+    _L.GlobalMaxPooling2D: _global_pool,
+    _L.MaxPooling1D: _max_pool,
+    _L.MaxPooling2D: _max_pool,
+    _L.Flatten: _fixed("flatten"),
+    _L.Reshape: _fixed("reshape"),
+    _L.Dropout: _fixed("identity"),
+    _L.SpatialDropout1D: _fixed("identity"),
+    _L.SpatialDropout2D: _fixed("identity"),
+    _L.Concatenate: _concatenate,
+    _L.Add: _fixed("add"),
+    _L.ZeroPadding1D: _zero_pad,
+    _L.ZeroPadding2D: _zero_pad,
+}
+"""Keras layer class -> digital adapter (found through the class's MRO, most specific first)."""
+
+
+def _requantize(op, wrapper):
+    """The layer's ``requantize`` flag: fixed by the op's table entry, else whether the layer has an output quantizer."""
+    rule = DIGITAL_OPS.get(op).requantize
+    if rule == "either":
+        return bool(getattr(wrapper, "_output_quantizers", None))
+    return rule == "always"
+
+
+def _digital(layer, in_shapes, out_shape):
+    """(op, params, arrays, requantize) of a non-crossbar layer (a tfmot wrapper)."""
+    inner = layer.layer
+    adapter = _adapter(DIGITAL_ADAPTERS, inner)
+    if adapter is None:
+        _fail(layer.name, inner, "this layer class is not mapped")
+    op, params, arrays = adapter(inner, in_shapes, out_shape, lambda why: _fail(layer.name, inner, why))
+    return op, params, arrays, _requantize(op, layer)
 
 
 def build_mapping(model, spec=None, preprocessing=None, metadata=None):
@@ -233,18 +281,17 @@ def build_mapping(model, spec=None, preprocessing=None, metadata=None):
             option (the message names the layer and the fix), or a spec that
             changes trained fields.
     """
-    import tf_nvm  # noqa: PLC0415
-    from tf_nvm._keras import keras, tfmot  # noqa: PLC0415
-    from tf_nvm.scheme import QuantizeLayer  # noqa: PLC0415
-
     model_spec = tf_nvm.model_spec(model)
     spec = _resolve_spec(model_spec, spec)
     if len(model.inputs) != 1:
         raise ExportError(f"model {model.name!r} has {len(model.inputs)} inputs; the mapping supports one. Fix: "
                           "concatenate the inputs inside the model.")
     codes = tf_nvm.weight_codes(model)
-    inbound = _inbound(model)
-    wrapper_cls = tfmot.quantization.keras.QuantizeWrapper
+    nodes = layer_graph(model, include_inputs=True)
+    for node in nodes:
+        if node.calls > 1:
+            raise ExportError(f"layer {node.name!r} is called {node.calls} times (shared layer); a crossbar "
+                              "mapping needs each layer once. Fix: use separate layers.")
 
     alias = {}
     shapes = {}
@@ -252,8 +299,9 @@ def build_mapping(model, spec=None, preprocessing=None, metadata=None):
     input_name = None
     layers = []
     signed = {"digital_bias": [], "batch_norm": [], "negating_rescale": []}
-    for layer in model.layers:
-        names = [alias.get(n, n) for n in inbound.get(layer.name, [])]
+    for node in nodes:
+        layer = node.layer
+        names = [alias.get(n, n) for n in node.inputs]
         if isinstance(layer, keras.layers.InputLayer):
             input_name = layer.name
             shapes[layer.name] = tuple(int(d) for d in layer.output_shape[0][1:]) if isinstance(
@@ -261,18 +309,17 @@ def build_mapping(model, spec=None, preprocessing=None, metadata=None):
             from_input[layer.name] = True
             continue
         out_shape = tuple(int(d) for d in layer.output_shape[1:])
+        in_shapes = [shapes[n] for n in names]
         if isinstance(layer, QuantizeLayer):
             if names == [input_name]:
                 alias[layer.name] = input_name  # the input quantizer: part of the input encoding
                 continue
-            op, params, arrays, requant, inner = "identity", {}, {}, True, layer
-        elif isinstance(layer, wrapper_cls):
-            inner = layer.layer
-        else:
+            op, params, arrays, requant = "identity", {}, {}, True  # an inner quantizer: requantizes
+        elif not isinstance(layer, tfmot.quantization.keras.QuantizeWrapper):
             raise ExportError(f"layer {layer.name!r} ({type(layer).__name__}) is not an NVM layer (no tfmot "
                               "wrapper). Fix: export the model returned by tf_nvm.quantize_model.")
-        in_shapes = [shapes[n] for n in names]
-        rails = 1
+        elif layer.name not in codes:
+            op, params, arrays, requant = _digital(layer, in_shapes, out_shape)
         if layer.name in codes:
             rails = 2 if spec.input_encoding == "dual-rail" and all(from_input.get(n) for n in names) else 1
             entry = _crossbar(layer, names, in_shapes[0], out_shape, codes[layer.name], spec, rails)
@@ -280,8 +327,6 @@ def build_mapping(model, spec=None, preprocessing=None, metadata=None):
                 signed["digital_bias"].append(layer.name)
             from_input[layer.name] = False
         else:
-            if isinstance(layer, wrapper_cls):
-                op, params, arrays, requant = _digital(layer, inner, in_shapes, out_shape)
             entry = nvm_mapping.DigitalLayer(layer.name, op, tuple(names), layer.name, out_shape, params, arrays,
                                              requant)
             if op == "batch_norm":

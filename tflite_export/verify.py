@@ -29,6 +29,7 @@ import tempfile
 import numpy as np
 
 from tf_nvm.errors import ExportError
+from tf_nvm.grid import to_int8
 
 __all__ = [
     "RuntimeComparison",
@@ -121,7 +122,7 @@ def io_quantization(content):
 
 
 def quantize_input(x, scale, zero_point=0):
-    """Float values -> int8 codes, ties to even (the NVM quantizers' rounding); inputs and outputs alike.
+    """Float values -> int8 codes, ties to even (`tf_nvm.grid.to_int8`, the NVM quantizers' rounding).
 
     Args:
         x: float array (model units).
@@ -131,8 +132,7 @@ def quantize_input(x, scale, zero_point=0):
     Returns:
         int8 array.
     """
-    q = np.rint(np.asarray(x, np.float32) / np.float32(scale)) + zero_point
-    return np.clip(q, -128, 127).astype(np.int8)
+    return to_int8(x, scale, zero_point)
 
 
 def keras_int8_outputs(model, x_q, input_quant, output_quant, batch_size=512, emulate="litert"):
@@ -192,7 +192,8 @@ def run_litert(content, x_q, resolver="default"):
     kinds = {"default": OpResolverType.AUTO, "builtin": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
              "reference": OpResolverType.BUILTIN_REF}
     if resolver not in kinds:
-        raise ValueError(f"resolver must be one of {list(kinds)}, got {resolver!r}")
+        raise ExportError(f"run_litert: resolver must be one of {list(kinds)}, got {resolver!r}. Fix: pass one of "
+                          "those names.")
     interpreter = Interpreter(model_content=_model_bytes(content), experimental_op_resolver_type=kinds[resolver])
     interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]["index"]
@@ -325,10 +326,12 @@ def compare(model, content, x, runtimes=("litert", "tflm"), arena_size=None, emu
     from tf_nvm.modes import RUNTIMES  # noqa: PLC0415
 
     if emulate != "auto" and emulate not in RUNTIMES:
-        raise ValueError(f"emulate must be 'auto' or one of {list(RUNTIMES)}, got {emulate!r}")
+        raise ExportError(f"compare: emulate must be 'auto' or one of {list(RUNTIMES)}, got {emulate!r}. Fix: pass "
+                          "one of those modes.")
     unknown = [name for name in runtimes if name not in KERAS_EMULATION]
     if unknown:
-        raise ValueError(f"unknown runtime {unknown[0]!r}; allowed: litert, litert-builtin, litert-reference, tflm")
+        raise ExportError(f"compare: unknown runtime {unknown[0]!r}; allowed: {list(KERAS_EMULATION)}. Fix: pass "
+                          "runtimes from that list.")
     data = _model_bytes(content)
     input_quant, output_quant = io_quantization(data)
     x_q = quantize_input(x, *input_quant)
@@ -341,11 +344,9 @@ def compare(model, content, x, runtimes=("litert", "tflm"), arena_size=None, emu
         want = wanted[mode]
         if name == "tflm":
             got = run_tflm(data, x_q, arena_size)
-        elif name.startswith("litert"):
+        else:
             got = run_litert(data, x_q, {"litert": "default", "litert-builtin": "builtin",
                                          "litert-reference": "reference"}[name])
-        else:
-            raise ValueError(f"unknown runtime {name!r}; allowed: litert, litert-builtin, litert-reference, tflm")
         out[name] = _compare(name, got, want)
     return out
 
@@ -384,7 +385,8 @@ def check_nvm_weights(model, content):
         found = graph.layer_weights(name)
         if len(found) != 1:
             raise ExportError(f"NVM layer {name!r}: expected one weight tensor named '*/{name}/*' in the .tflite, "
-                              f"found {len(found)}: {[t.name for _, t in found]}.")
+                              f"found {len(found)}: {[t.name for _, t in found]}. Fix: pass the .tflite exported "
+                              "from this model with tflite_export.export_tflite.")
         op, tensor = found[0]
         values = tensor.values
         expected = _tflite_layout(layer_codes.codes, op.op)

@@ -1,0 +1,165 @@
+"""The exact numpy evaluator of a crossbar mapping: the executable semantics of the format.
+
+`evaluate` reads only the mapping (a `Mapping`, or the files through
+`tf_nvm.mapping.load`) and computes what the crossbars and the digital
+periphery compute, in integers: int8 input codes on the DAC rows; per tile and
+per device column the column sums ``sum q * level`` (the G_min offset already
+removed); the pair / reference-column subtraction; dual-rail phases; the
+digital sum of row tiles; then bias, one float32 product with the weight
+scale, activation and re-quantisation; and every digital step with the
+reference function of its entry in `tf_nvm.mapping.ops.DIGITAL_OPS`.
+
+It is the oracle of the simulator: its outputs equal the Keras NVM model's
+(``model.predict``) and LiteRT's on the int8 grid. Imports no TensorFlow.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from tf_nvm.errors import MappingError
+from tf_nvm.grid import rint_clip
+from tf_nvm.mapping.io import load
+from tf_nvm.mapping.ops import DIGITAL_OPS
+from tf_nvm.mapping.types import Mapping
+
+__all__ = ["MappingOutputs", "evaluate", "crossbar_forward", "im2col"]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class MappingOutputs:
+    """What `evaluate` returns: the codes of every network output and their grid steps.
+
+    Attributes:
+        codes: ``{output tensor name: int64 codes}``, examples first, in the
+            order of ``Mapping.outputs``.
+        steps: ``{output tensor name: grid step}`` (model units per code: the
+            shared step A/128, or 1/256 for softmax probabilities).
+    """
+
+    codes: dict
+    steps: dict
+
+    @property
+    def names(self):
+        """Output tensor names, in the mapping's order (tuple of str)."""
+        return tuple(self.codes)
+
+    def values(self, name=None):
+        """Float values ``codes * step`` (float64, model units) of output ``name`` (default: the first).
+
+        Raises:
+            MappingError: ``name`` is not an output.
+        """
+        name = self.names[0] if name is None else name
+        if name not in self.codes:
+            raise MappingError(f"MappingOutputs.values: {name!r} is not an output; outputs: {list(self.names)}. "
+                               "Fix: pass one of those names, or None for the first.")
+        return self.codes[name] * self.steps[name]
+
+
+def im2col(q, layer):
+    """Input codes ``[N, *spatial, C]`` -> patches ``[N, *out_spatial, rows]`` of a convolution layer.
+
+    Rows are ordered kernel position major (C order), channel fastest; the
+    layer's explicit ``pads`` are applied with code 0.
+    """
+    x = np.pad(q, [(0, 0)] + [tuple(p) for p in layer.pads] + [(0, 0)])
+    out_spatial = tuple(layer.output_shape[:-1])
+    cols = []
+    for offsets in np.ndindex(*layer.kernel_size):
+        cols.append(x[(slice(None),) + tuple(slice(o * d, o * d + s * (n - 1) + 1, s) for o, d, s, n in
+                                             zip(offsets, layer.dilation, layer.strides, out_spatial))])
+    patches = np.concatenate(cols, axis=-1)
+    return patches.reshape((x.shape[0],) + out_spatial + (layer.rows,))
+
+
+def crossbar_forward(q, layer, spec):
+    """Exact output codes of a crossbar layer.
+
+    Args:
+        q: int64 input codes ``[N, *input_shape]``.
+        layer: `CrossbarLayer`.
+        spec: the mapping's `NVMSpec`.
+
+    Returns:
+        int64 codes ``[N, *output_shape]`` on the shared grid.
+    """
+    patches = q if layer.op == "dense" else im2col(q, layer)
+    flat = patches.reshape(-1, layer.rows).astype(np.int64)
+    acc = np.zeros((flat.shape[0], layer.cols), np.int64)
+    rails = [flat] if layer.input_rails == 1 else [np.maximum(flat, 0), np.maximum(-flat, 0)]
+    for tile in layer.tiles:
+        levels = layer.levels[tile.row_start:tile.row_stop, tile.col_start:tile.col_stop].astype(np.int64)
+        part = np.zeros((flat.shape[0], tile.col_stop - tile.col_start), np.int64)
+        for sign, rail in zip((1, -1), rails):
+            x = rail[:, tile.row_start:tile.row_stop]
+            columns = [x @ levels[..., d] for d in range(levels.shape[-1])]  # one ADC result per device column
+            if len(columns) == 2:  # differential pair: G+ - G-
+                column_sum = columns[0] - columns[1]
+            elif layer.reference_level is not None:  # offset mapping: subtract the reference column
+                column_sum = columns[0] - x.sum(axis=1, keepdims=True) * layer.reference_level
+            else:
+                column_sum = columns[0]
+            part += sign * column_sum
+        acc[:, tile.col_start:tile.col_stop] += part  # digital partial-sum accumulation
+    if layer.bias_int32 is not None:
+        acc = acc + layer.bias_int32.astype(np.int64)
+    v = acc.astype(np.float32) * np.float32(spec.weight_scale)  # one float32 product, as the runtimes
+    if layer.activation == "relu":
+        v = np.maximum(v, 0)
+    return rint_clip(v).reshape((q.shape[0],) + tuple(layer.output_shape))
+
+
+def _input_step(layer, moves_codes, steps, shared):
+    """The one grid step of a layer's inputs; MappingError if the layer cannot read them.
+
+    A layer that moves codes reads any one grid; every other layer (crossbars
+    included) needs the shared grid A/128.
+    """
+    found = {steps[name] for name in layer.inputs}
+    if len(found) > 1 or (not moves_codes and found != {shared}):
+        needed = "inputs on one grid" if moves_codes else f"inputs on the shared grid (step {shared!r})"
+        raise MappingError(
+            f"layer {layer.name!r} (op {layer.op!r}) reads tensors {list(layer.inputs)} on grid steps "
+            f"{sorted(found)}; it needs {needed}. Fix: apply softmax only as the last step of the network.")
+    return found.pop()
+
+
+def evaluate(path_or_mapping, x):
+    """Runs the mapping on standardised model inputs ``x``.
+
+    Args:
+        path_or_mapping: a `Mapping`, or a mapping prefix / ``.json`` file (loaded with `load`).
+        x: float model inputs (model units, standardised), ``[N, *mapping.input.shape]``.
+
+    Returns:
+        `MappingOutputs`: int64 codes of every output tensor and their grid steps.
+
+    Raises:
+        MappingError: an unreadable or invalid mapping, inputs of the wrong
+            shape, or an op reading a tensor on another grid than it needs.
+    """
+    mapping = path_or_mapping if isinstance(path_or_mapping, Mapping) else load(path_or_mapping)
+    x = np.asarray(x)
+    expected = tuple(mapping.input.shape)
+    if x.ndim != len(expected) + 1 or x.shape[1:] != expected:
+        raise MappingError(f"evaluate: inputs have shape {list(x.shape)}; the mapping expects [N, "
+                           f"{', '.join(map(str, expected))}]. Fix: pass a batch of standardised examples.")
+    spec = mapping.spec
+    shared = spec.activation_step
+    tensors = {mapping.input.name: mapping.input.quantize(x).astype(np.int64)}
+    steps = {mapping.input.name: shared}
+    for layer in mapping.layers:
+        inputs = [tensors[name] for name in layer.inputs]
+        if layer.kind == "crossbar":
+            _input_step(layer, False, steps, shared)
+            tensors[layer.output] = crossbar_forward(inputs[0], layer, spec)
+            steps[layer.output] = shared
+        else:
+            op = DIGITAL_OPS.get(layer.op)
+            step = _input_step(layer, op.moves_codes, steps, shared)
+            tensors[layer.output] = op.reference(inputs, layer, spec)
+            steps[layer.output] = op.output_step if op.output_step is not None else step
+    return MappingOutputs({name: tensors[name] for name in mapping.outputs},
+                          {name: steps[name] for name in mapping.outputs})

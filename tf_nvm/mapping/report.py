@@ -1,0 +1,75 @@
+"""Human-readable views of a mapping: one row per layer (`layer_table`) and a plain-text table (`format_table`).
+
+Numpy only (mapping-format layer).
+"""
+
+import math
+
+import numpy as np
+
+from tf_nvm.mapping.types import CrossbarLayer
+
+__all__ = ["layer_table", "format_table"]
+
+
+def layer_table(mapping):
+    """One row per layer, for ``tf-nvm inspect`` and reports.
+
+    Args:
+        mapping: a `Mapping`.
+
+    Returns:
+        list of dicts: ``name``, ``kind``, ``op``, ``shape`` (``"rows x cols"``
+        for crossbars, the output shape otherwise), ``tiles``, ``devices``,
+        ``row_util`` / ``col_util`` (mean over tiles, 0..1, None for digital),
+        ``dacs`` (row drivers over all tiles), ``adcs`` (device columns
+        digitised over all tiles), ``reads`` (crossbar reads per inference:
+        output positions x input rails).
+    """
+    rows = []
+    for layer in mapping.layers:
+        if isinstance(layer, CrossbarLayer):
+            positions = math.prod(layer.output_shape[:-1])
+            rows.append({"name": layer.name, "kind": "crossbar", "op": layer.op,
+                         "shape": f"{layer.rows} x {layer.cols}", "tiles": len(layer.tiles),
+                         "devices": layer.devices,
+                         "row_util": float(np.mean([t.row_utilisation for t in layer.tiles])),
+                         "col_util": float(np.mean([t.col_utilisation for t in layer.tiles])),
+                         "dacs": sum(t.rows_used for t in layer.tiles),
+                         "adcs": sum(t.device_cols for t in layer.tiles),
+                         "reads": positions * layer.input_rails})
+        else:
+            rows.append({"name": layer.name, "kind": "digital", "op": layer.op,
+                         "shape": "x".join(str(d) for d in layer.output_shape), "tiles": 0, "devices": 0,
+                         "row_util": None, "col_util": None, "dacs": 0, "adcs": 0, "reads": 0})
+    return rows
+
+
+def _util(value):
+    return "" if value is None else f"{100 * value:7.1f}%"
+
+
+def format_table(mapping):
+    """A plain-text table of `layer_table` with a header (spec) and totals."""
+    spec = mapping.spec
+    lines = [f"mapping: {spec.weight_bits}-bit {spec.mapping_kind} devices ({spec.devices_per_weight} per weight), "
+             f"{spec.rows}x{spec.cols} crossbars, weight scale {spec.weight_scale:.6g}, activation range "
+             f"{spec.activation_range:g} (step {spec.activation_step:g}), DAC {spec.dac_bits} bit, ADC "
+             f"{spec.adc_bits} bit, G {spec.g_min_us:g}..{spec.g_max_us:g} uS",
+             f"input: {mapping.input.name} {list(mapping.input.shape)}, {mapping.input.encoding}"
+             + (", standardised (mean/std known)" if mapping.input.mean is not None else "")]
+    header = f"{'layer':24s} {'op':20s} {'shape':>12s} {'tiles':>5s} {'devices':>8s} {'row util':>8s} " \
+             f"{'col util':>8s} {'DACs':>6s} {'ADCs':>6s} {'reads':>6s}"
+    lines += [header, "-" * len(header)]
+    table = layer_table(mapping)
+    for row in table:
+        lines.append(f"{row['name'][:24]:24s} {row['op'][:20]:20s} {row['shape'][:12]:>12s} "
+                     f"{row['tiles'] or '':>5} {row['devices'] or '':>8} {_util(row['row_util']):>8s} "
+                     f"{_util(row['col_util']):>8s} {row['dacs'] or '':>6} {row['adcs'] or '':>6} "
+                     f"{row['reads'] or '':>6}")
+    total = mapping.summary()
+    lines.append("-" * len(header))
+    lines.append(f"total: {total['crossbar_layers']} crossbar layers on {total['tiles']} tiles, "
+                 f"{total['devices']} devices, {sum(r['dacs'] for r in table)} row DACs, "
+                 f"{total['adc_columns']} ADC columns, {total['digital_steps']} digital steps")
+    return "\n".join(lines)

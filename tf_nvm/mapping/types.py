@@ -1,0 +1,286 @@
+"""The mapping's data types: tiles, the input encoding, crossbar and digital layers, the whole mapping.
+
+Every type is a frozen dataclass; a `Mapping` validates itself on construction
+(`tf_nvm.mapping.validate`), so an in-memory mapping is as trustworthy as one
+read with `tf_nvm.mapping.load`.
+
+Numpy only (mapping-format layer).
+"""
+
+import dataclasses
+from typing import Optional
+
+import numpy as np
+
+from tf_nvm.errors import MappingError
+from tf_nvm.grid import to_int8
+from tf_nvm.preprocessing import Standardisation
+from tf_nvm.spec import NVMSpec
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "FORMAT",
+    "CROSSBAR_OPS",
+    "ACTIVATIONS",
+    "ROUNDING",
+    "MAX_DIM",
+    "Tile",
+    "InputEncoding",
+    "CrossbarLayer",
+    "DigitalLayer",
+    "Mapping",
+]
+
+SCHEMA_VERSION = 1
+"""Version of the file format written; readers refuse a higher one."""
+FORMAT = "tf_nvm.crossbar-mapping"
+"""The JSON's ``format`` field."""
+CROSSBAR_OPS = ("dense", "conv1d", "conv2d", "depthwise_conv2d")
+"""Ops of crossbar layers (the digital ops are the table `tf_nvm.mapping.ops.DIGITAL_OPS`)."""
+ACTIVATIONS = ("linear", "relu")
+"""Activations a crossbar layer applies digitally after its bias."""
+ROUNDING = "half_to_even"
+"""Rounding to the activation grid."""
+MAX_DIM = 2 ** 31 - 1
+"""Largest dimension, size or padding a mapping may hold (int32 range)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Tile:
+    """One physical crossbar holding a block of one layer's weight matrix.
+
+    Attributes:
+        index: tile number within the layer (row-major over row/column tiles).
+        row_tile: index of the block of weight rows.
+        col_tile: index of the block of weight columns (outputs).
+        row_start: first weight row (im2col row) held, inclusive.
+        row_stop: last weight row held, exclusive.
+        col_start: first output column held, inclusive.
+        col_stop: last output column held, exclusive.
+        device_cols: physical columns used: outputs x devices per weight, plus
+            one reference column for the offset mapping.
+        row_utilisation: used rows / ``spec.rows`` (0..1].
+        col_utilisation: ``device_cols`` / ``spec.cols`` (0..1].
+    """
+
+    index: int
+    row_tile: int
+    col_tile: int
+    row_start: int
+    row_stop: int
+    col_start: int
+    col_stop: int
+    device_cols: int
+    row_utilisation: float
+    col_utilisation: float
+
+    @property
+    def rows_used(self):
+        """Physical rows used (int)."""
+        return self.row_stop - self.row_start
+
+    @property
+    def devices(self):
+        """Devices programmed in this tile, reference column included (int)."""
+        return self.rows_used * self.device_cols
+
+
+@dataclasses.dataclass(frozen=True)
+class InputEncoding:
+    """How the model input reaches the first crossbar.
+
+    Attributes:
+        name: tensor name of the model input.
+        shape: shape of one example (no batch axis).
+        encoding: ``spec.input_encoding``: ``"signed-dac"`` (the DAC drives
+            +-V) or ``"dual-rail"`` (max(x,0) and max(-x,0) in two read phases
+            of the same rows, the two digitised results subtracted).
+        scale: grid step A/128 of the int8 input codes (model units per code).
+        zero_point: always 0.
+        mean: per-channel mean subtracted from raw data (raw units) or None.
+        std: per-channel standard deviation dividing it (raw units) or None.
+    """
+
+    name: str
+    shape: tuple
+    encoding: str
+    scale: float
+    zero_point: int = 0
+    mean: Optional[tuple] = None
+    std: Optional[tuple] = None
+
+    def quantize(self, x):
+        """Model input(s) ``x`` (standardised, model units) -> int8 codes, ties to even (`tf_nvm.grid.to_int8`).
+
+        Args:
+            x: float array (..., *shape).
+
+        Returns:
+            int8 array of the same shape.
+        """
+        return to_int8(x, self.scale)
+
+    def standardise(self, raw):
+        """Raw data -> model input, ``(raw - mean) / std`` in float32 (identity when unknown).
+
+        Args:
+            raw: float array, channels last (raw units).
+
+        Returns:
+            float32 array of ``raw``'s shape (model units).
+        """
+        if self.mean is None:
+            return np.asarray(raw, np.float32)
+        return Standardisation(np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)).apply(raw)
+
+
+@dataclasses.dataclass(frozen=True)
+class CrossbarLayer:
+    """A weight layer on crossbars (im2col-unrolled for convolutions).
+
+    Attributes:
+        name: layer name in the Keras NVM model.
+        op: one of `CROSSBAR_OPS`.
+        inputs: input tensor names (one).
+        output: output tensor name (the layer name).
+        output_shape: shape of one output example.
+        input_shape: shape of one input example.
+        kernel_size: spatial kernel size (``()`` for dense).
+        strides: spatial strides (``()`` for dense).
+        dilation: spatial dilation (``()`` for dense).
+        padding: ``"valid"`` or ``"same"`` (``"valid"`` for dense).
+        pads: explicit zero padding ``((before, after), ...)`` per spatial axis.
+        in_channels: input channels (dense: input features).
+        filters: output channels (= ``cols``).
+        rows: weight-matrix rows, ``prod(kernel_size) * in_channels`` (row
+            order: kernel positions in C order, channel fastest).
+        cols: weight-matrix columns (outputs).
+        codes: int8 ``[rows, cols]`` device codes, weight = code * s.
+        levels: uint8 ``[rows, cols, devices_per_weight]`` conductance level
+            index of every device (level 0 = G_min, top level = G_max).
+        reference_level: level of the reference column (offset mapping) or None.
+        bias: float32 ``[cols]`` digital bias (model units) or None.
+        bias_int32: int32 ``[cols]`` the bias in units of ``step * s`` or None.
+        activation: ``"linear"`` or ``"relu"``, applied digitally after the bias.
+        tiles: the `Tile` list, row-major.
+        input_rails: 2 when the layer reads the model input with dual-rail
+            encoding (two read phases), else 1.
+        adc_full_scale: largest |partial sum| one tile column can produce, in
+            MAC units (`tf_nvm.mapping.device.adc_full_scale`).
+    """
+
+    name: str
+    op: str
+    inputs: tuple
+    output: str
+    output_shape: tuple
+    input_shape: tuple
+    kernel_size: tuple
+    strides: tuple
+    dilation: tuple
+    padding: str
+    pads: tuple
+    in_channels: int
+    filters: int
+    rows: int
+    cols: int
+    codes: np.ndarray
+    levels: np.ndarray
+    reference_level: Optional[int]
+    bias: Optional[np.ndarray]
+    bias_int32: Optional[np.ndarray]
+    activation: str
+    tiles: tuple
+    input_rails: int = 1
+    adc_full_scale: int = 0
+
+    kind = "crossbar"
+
+    @property
+    def devices(self):
+        """Devices programmed for this layer over all tiles (int)."""
+        return sum(tile.devices for tile in self.tiles)
+
+
+@dataclasses.dataclass(frozen=True)
+class DigitalLayer:
+    """A digital step in the periphery (after the ADCs, or between crossbars).
+
+    Attributes:
+        name: layer name in the Keras NVM model.
+        op: a name in the digital-op table `tf_nvm.mapping.ops.DIGITAL_OPS`
+            (its entry defines the ``params``, ``arrays``, shape rule and
+            computation).
+        inputs: input tensor names.
+        output: output tensor name (the layer name).
+        output_shape: shape of one output example.
+        params: JSON-ready parameters of the op.
+        arrays: numpy arrays of the op (``batch_norm``: ``multiplier``,
+            ``offset``, ``scale``).
+        requantize: True when the result is rounded to the shared grid (ties
+            to even) and clipped to -128..127; False when it only moves codes.
+    """
+
+    name: str
+    op: str
+    inputs: tuple
+    output: str
+    output_shape: tuple
+    params: dict = dataclasses.field(default_factory=dict)
+    arrays: dict = dataclasses.field(default_factory=dict)
+    requantize: bool = False
+
+    kind = "digital"
+
+
+@dataclasses.dataclass(frozen=True)
+class Mapping:
+    """A whole network on crossbars.
+
+    Attributes:
+        spec: the resolved `NVMSpec` (shared weight scale set).
+        input: the `InputEncoding`.
+        layers: `CrossbarLayer` / `DigitalLayer` objects in execution order.
+        outputs: output tensor names of the network.
+        metadata: free JSON-ready information (model name, exporter version).
+
+    Raises:
+        MappingError: on construction, any inconsistency (see
+            `tf_nvm.mapping.validate.validate_mapping`).
+    """
+
+    spec: NVMSpec
+    input: InputEncoding
+    layers: tuple
+    outputs: tuple
+    metadata: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        from tf_nvm.mapping.validate import validate_mapping  # noqa: PLC0415  (validate imports these types)
+
+        validate_mapping(self)
+
+    @property
+    def crossbar_layers(self):
+        """The `CrossbarLayer` objects, in execution order."""
+        return [layer for layer in self.layers if isinstance(layer, CrossbarLayer)]
+
+    def layer(self, name):
+        """The layer called ``name``.
+
+        Raises:
+            MappingError: no such layer (the message lists the layers).
+        """
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise MappingError(f"mapping has no layer {name!r}; layers: {[layer.name for layer in self.layers]}. "
+                           "Fix: pass one of those names.")
+
+    def summary(self):
+        """Totals: crossbar layers, tiles, devices, ADC columns (dict of ints)."""
+        tiles = [tile for layer in self.crossbar_layers for tile in layer.tiles]
+        return {"crossbar_layers": len(self.crossbar_layers), "tiles": len(tiles),
+                "devices": int(sum(tile.devices for tile in tiles)),
+                "adc_columns": int(sum(tile.device_cols for tile in tiles)),
+                "digital_steps": len(self.layers) - len(self.crossbar_layers)}
