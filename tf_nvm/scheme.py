@@ -14,7 +14,7 @@ from tf_nvm.quantize_configs import config_for
 from tf_nvm.quantizers import NVMActivationQuantizer
 from tf_nvm.serialization import custom_objects
 
-__all__ = ["NVMQuantizeScheme", "QuantizeLayer"]
+__all__ = ["NVMQuantizeScheme"]
 
 
 

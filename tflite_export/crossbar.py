@@ -18,14 +18,13 @@ import numpy as np
 
 import tf_nvm
 from tf_nvm import mapping as nvm_mapping
-from tf_nvm._keras import keras, tfmot
+from tf_nvm._keras import QuantizeLayer, QuantizeWrapper, keras, wrapper_output_quantizers
 from tf_nvm.digital import NVMBatchNormalization
 from tf_nvm.errors import ExportError
 from tf_nvm.graph import activation_name, layer_graph
 from tf_nvm.mapping.device import adc_full_scale
 from tf_nvm.mapping.ops import DIGITAL_OPS
 from tf_nvm.mapping.tiling import same_pads
-from tf_nvm.scheme import QuantizeLayer
 
 __all__ = ["export_crossbar", "build_mapping", "HARDWARE_FIELDS"]
 
@@ -244,7 +243,7 @@ def _requantize(op, wrapper):
     """The layer's ``requantize`` flag: fixed by the op's table entry, else whether the layer has an output quantizer."""
     rule = DIGITAL_OPS.get(op).requantize
     if rule == "either":
-        return bool(getattr(wrapper, "_output_quantizers", None))
+        return bool(wrapper_output_quantizers(wrapper))
     return rule == "always"
 
 
@@ -315,7 +314,7 @@ def build_mapping(model, spec=None, preprocessing=None, metadata=None):
                 alias[layer.name] = input_name  # the input quantizer: part of the input encoding
                 continue
             op, params, arrays, requant = "identity", {}, {}, True  # an inner quantizer: requantizes
-        elif not isinstance(layer, tfmot.quantization.keras.QuantizeWrapper):
+        elif not isinstance(layer, QuantizeWrapper):
             raise ExportError(f"layer {layer.name!r} ({type(layer).__name__}) is not an NVM layer (no tfmot "
                               "wrapper). Fix: export the model returned by tf_nvm.quantize_model.")
         elif layer.name not in codes:
