@@ -9,9 +9,9 @@ import pytest
 import tf_nvm
 from tf_nvm import NonInhibitingCrossbarWarning, RecipeError, recipes, runs
 from tf_nvm.cli import main
-from tf_nvm.recipes import Recipe
 from tf_nvm.data import SPLITS, prepare_data
 from tf_nvm.datasets import DATASETS
+from tf_nvm.recipes import Recipe
 from tf_nvm.train import train_model
 
 

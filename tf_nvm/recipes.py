@@ -3,7 +3,7 @@
 A recipe is found by name (``har-2bit-unipolar``) among the bundled recipes,
 or by the path of a ``.json`` file. The bundled recipes are the ``recipes/``
 folder of the repository; a built package carries them as package data in
-``tf_nvm/_recipes/`` (setup.cfg maps ``recipes/`` there), so an installed
+``tf_nvm/_recipes/`` (setup.py maps ``recipes/`` there), so an installed
 wheel finds them too.
 
 Importing this module does not import TensorFlow: the architecture name is
@@ -85,11 +85,11 @@ class Recipe:
     description: Optional[str] = None
 
     def __post_init__(self):
-        for field, kind in (("name", str), ("architecture", str), ("architecture_args", dict), ("init", str)):
+        for field, kind, what in (("name", str, "a string"), ("architecture", str, "a string"),
+                                  ("architecture_args", dict, "a JSON object"), ("init", str, "a string")):
             value = getattr(self, field)
             if not isinstance(value, kind):
-                raise RecipeError(f"recipe {self.name!r}: {field} must be a {'string' if kind is str else 'JSON object'}"
-                                  f", got {value!r}. {_FIX}")
+                raise RecipeError(f"recipe {self.name!r}: {field} must be {what}, got {value!r}. {_FIX}")
         if not isinstance(self.seeds, (list, tuple)) or not self.seeds or not all(
                 isinstance(s, int) and not isinstance(s, bool) for s in self.seeds):
             raise RecipeError(f"recipe {self.name!r}: seeds must be a non-empty list of integers, got "
@@ -196,4 +196,5 @@ def from_dict(data, where="recipe"):
 
 
 def _reject_constant(name):
-    raise ValueError(f"{name} is not a JSON number")
+    """``json.load`` hook: NaN and Infinity are not JSON (Python's json module would accept them)."""
+    raise RecipeError(f"{name} is not a JSON number")  # wrapped by load, which adds the file and the fix

@@ -251,7 +251,8 @@ def _read_json(folder, name, fix=_RETRAIN):
 
 
 def _reject_constant(name):
-    raise ValueError(f"{name} is not a JSON number")
+    """``json.load`` hook: NaN and Infinity are not JSON (Python's json module would accept them)."""
+    raise RunFolderError(f"{name} is not a JSON number")  # wrapped by _read_json, which adds the file and the fix
 
 
 # -------------------------------------------------------------- step markers
@@ -278,13 +279,15 @@ def mark_done(folder, step, info=None):
     """
     where = _marker(folder, step)
     info = {} if info is None else info
-    try:
-        if not isinstance(info, dict):
-            raise TypeError(f"a {type(info).__name__}")
-        json.dumps(info, allow_nan=False)
-    except (TypeError, ValueError) as err:
-        raise RunFolderError(f"mark_done({step!r}): info must be a JSON-ready dict without NaN, got {err}. "
-                             "Fix: pass plain dicts, lists, str, int and finite floats.") from err
+    problem = None if isinstance(info, dict) else f"a {type(info).__name__}"
+    if problem is None:
+        try:
+            json.dumps(info, allow_nan=False)
+        except (TypeError, ValueError) as err:
+            problem = str(err)
+    if problem is not None:
+        raise RunFolderError(f"mark_done({step!r}): info must be a JSON-ready dict without NaN, got {problem}. "
+                             "Fix: pass plain dicts, lists, str, int and finite floats.")
     write_json_atomic(where, {"step": step, "info": info, "tf_nvm_version": tf_nvm.__version__})
 
 
