@@ -3,9 +3,10 @@
 Run: ``python benchmarks/summarize_runs.py runs/har-2bit-unipolar runs/har-2bit-bipolar ...``
 """
 
-import json
-import os
 import sys
+
+from tf_nvm.errors import RunFolderError
+from tf_nvm.runs import read_run
 
 
 def main(folders):
@@ -13,8 +14,10 @@ def main(folders):
           "| per-seed NVM / float (val-selected epoch) |")
     print("| --- | --- | --- | --- | --- | --- |")
     for folder in folders:
-        with open(os.path.join(folder, "metrics.json"), encoding="utf-8") as handle:
-            m = json.load(handle)
+        m = read_run(folder, load_model=False).metrics
+        if m is None:
+            raise RunFolderError(f"run folder {folder!r} has no metrics.json. Fix: pass folders of finished "
+                                 "`tf-nvm train` runs.")
         nvm, flt = m["test_accuracy_summary"], m["float_test_accuracy_summary"]
         spec = m["spec"]
         spec_text = (f"{spec['weight_bits']}-bit {'unipolar' if spec['unipolar'] else spec['bipolar_mapping']}, "

@@ -6,7 +6,7 @@ with the same optimizer and batch size on real HAR windows. Each repeat times
 so machine drift hits both; the ratio uses the medians over repeats.
 
 Run: ``python benchmarks/train_step.py [--preset paper-2bit-unipolar] [--repeats 7]``
-Target (issue #2): NVM/float <= 1.5.
+Target: NVM/float <= 1.5.
 """
 
 import argparse
@@ -15,10 +15,11 @@ import time
 
 import numpy as np
 
-import tf_nvm
-from tf_nvm._keras import keras, tf
+import tf_nvm  # first: puts TensorFlow in legacy-Keras (tf_keras) mode
+import tensorflow as tf
+import tf_keras as keras
+from tf_nvm.data import prepare_data
 from tf_nvm.recipes import load as load_recipe
-from tf_nvm.train import prepare_data
 
 
 def _time_steps(model, dataset, steps):

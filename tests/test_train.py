@@ -3,13 +3,16 @@
 import json
 import warnings
 
+import numpy as np
 import pytest
 
 import tf_nvm
-from tf_nvm import NonInhibitingCrossbarWarning, RecipeError, recipes
+from tf_nvm import NonInhibitingCrossbarWarning, RecipeError, recipes, runs
 from tf_nvm.cli import main
+from tf_nvm.data import SPLITS, prepare_data
+from tf_nvm.datasets import DATASETS
 from tf_nvm.recipes import Recipe
-from tf_nvm.train import prepare_data, train_model
+from tf_nvm.train import train_model
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +27,7 @@ def test_bundled_recipes_load():
     assert recipe.nvm_spec.weight_bits == 2 and recipe.nvm_spec.unipolar
 
 
-def test_cli_train_writes_run_folder(tmp_path, capsys):
+def test_cli_train_writes_run_folder(tmp_path, capsys, har_split):
     recipe = {"dataset": "har", "architecture": "har_signed_cnn", "spec": "paper-2bit-unipolar",
               "architecture_args": {"filters": [16], "kernel_sizes": [9]}, "epochs": 2, "seeds": [0]}
     path = tmp_path / "tiny.json"
@@ -43,6 +46,18 @@ def test_cli_train_writes_run_folder(tmp_path, capsys):
     model = tf_nvm.load_model(out / "model.keras")
     assert tf_nvm.model_spec(model).to_dict() == metrics["spec"]
     assert '"test_accuracy"' in capsys.readouterr().out
+    assert json.loads((out / "run.json").read_text()) == {"format": "tf_nvm.run", "schema_version": 2,
+                                                          "tf_nvm_version": tf_nvm.__version__}
+    assert set(json.loads((out / "preprocessing.json").read_text())) == {"input_mean", "input_std", "formula",
+                                                                         "data_source"}
+    run = runs.read_run(out)
+    assert run.schema_version == 2 and run.tf_nvm_version == tf_nvm.__version__
+    assert run.spec.to_dict() == metrics["spec"] and run.metrics == metrics and run.dataset == "har"
+    assert run.recipe["architecture_args"] == {"filters": [16], "kernel_sizes": [9]}
+    assert run.float_model_path == str(out / "float_model.keras") and (out / "seed0" / "float_model.keras").exists()
+    assert run.preprocessing == har_split.standardisation  # same training part, same standardisation
+    assert run.data_source == har_split.source
+    assert runs.is_done(out, "train") and runs.step_info(out, "train") == {"seeds": [0], "selected_seed": 0}
 
 
 def test_relu_cnn_trains_normally_as_2bit_bipolar(har_split):
@@ -60,14 +75,62 @@ def test_recipe_errors(tmp_path):
         recipes.load("nope")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"dataset": "mnist", "architecture": "har_cnn", "spec": "paper-2bit-bipolar"}))
-    with pytest.raises(RecipeError, match=r"recipe 'bad': dataset must be one of \['har', 'cifar10'\], got 'mnist'\."):
+    with pytest.raises(RecipeError, match=r"recipe 'bad': dataset must be one of \['cifar10', 'har'\], got 'mnist'\. "
+                                          r"Fix: correct the recipe file"):
         recipes.load(str(bad))
     bad.write_text(json.dumps({"dataset": "har", "architecture": "har_cnn", "spec": {"weight_bits": 0}}))
     with pytest.raises(RecipeError, match=r"recipe 'bad': invalid spec: NVMSpec.weight_bits must be an integer"):
         recipes.load(str(bad))
     bad.write_text(json.dumps({"dataset": "har", "architecture": "har_cnn", "spec": "paper-2bit-bipolar", "lr": 1}))
-    with pytest.raises(RecipeError, match=r"has unknown field\(s\) \['lr'\]"):
+    with pytest.raises(RecipeError, match=r"has unknown field\(s\) \['lr'\]; allowed: .* Fix: correct"):
         recipes.load(str(bad))
+    bad.write_text(json.dumps({"dataset": "har", "architecture": "har_cnn", "spec": "paper-9bit"}))
+    with pytest.raises(RecipeError, match=r"recipe 'bad': invalid spec: unknown NVM preset 'paper-9bit'"):
+        recipes.load(str(bad))
+    bad.write_text(json.dumps({"dataset": "har", "spec": "paper-2bit-bipolar"}))
+    with pytest.raises(RecipeError, match=r"lacks required field\(s\) \['architecture'\]\. Fix: correct"):
+        recipes.load(str(bad))
+    bad.write_text(json.dumps({"dataset": "har", "architecture": "har_cnn", "spec": "paper-2bit-bipolar",
+                               "seeds": [0, "1"]}))
+    with pytest.raises(RecipeError, match=r"seeds must be a non-empty list of integers, got \(0, '1'\)\. Fix"):
+        recipes.load(str(bad))
+    bad.write_text('{"dataset": "har", "architecture": "har_cnn", "spec": "paper-2bit-bipolar", "epochs": NaN}')
+    with pytest.raises(RecipeError, match=r"bad.json is not valid JSON: NaN is not a JSON number.*Fix: correct"):
+        recipes.load(str(bad))
+
+
+def test_unknown_architecture_is_refused_before_any_data_is_loaded(tmp_path, capsys):
+    path = tmp_path / "arch.json"
+    path.write_text(json.dumps({"dataset": "har", "architecture": "resnet", "spec": "paper-2bit-bipolar"}))
+    recipe = recipes.load(str(path))  # the recipe itself is valid without TensorFlow
+    with pytest.raises(RecipeError, match=r"recipe 'arch': architecture must be one of \['cifar_cnn', 'har_cnn', "
+                                          r"'har_signed_cnn'\], got 'resnet'\. Fix: correct the recipe file"):
+        recipe.check_architecture()
+    assert main(["train", str(path), "--out", str(tmp_path / "run"), "--data", str(tmp_path / "no-data")]) == 2
+    assert "architecture must be one of" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_every_registered_data_set_has_a_split():
+    assert SPLITS.names() == DATASETS.names() == ["cifar10", "har"]
+
+
+def test_har_split_is_standardised_exactly_as_before(har_split):
+    """Standardisation.fit on the training part, bit-identical to the former (x - mean) / (std + 1e-8) in float32."""
+    data = DATASETS.get("har")(verbose=False)
+    subjects = np.unique(data.subject_train)
+    val = np.isin(data.subject_train, subjects[np.linspace(0, len(subjects) - 1, 4).round().astype(int)])
+    x_tr = data.x_train[~val]
+    assert x_tr.dtype == np.float32
+    mean = x_tr.mean((0, 1))
+    std = x_tr.std((0, 1)) + 1e-8
+    assert mean.dtype == std.dtype == np.float32
+    np.testing.assert_array_equal(har_split.standardisation.mean, mean)
+    np.testing.assert_array_equal(har_split.standardisation.std, std)
+    np.testing.assert_array_equal(har_split.x_train, ((x_tr - mean) / std).astype(np.float32))
+    np.testing.assert_array_equal(har_split.x_val, ((data.x_train[val] - mean) / std).astype(np.float32))
+    np.testing.assert_array_equal(har_split.x_test, ((data.x_test - mean) / std).astype(np.float32))
+    assert har_split.y_train.dtype == np.int32 and len(har_split.x_val) + len(har_split.x_train) == 7415
 
 
 def test_cli_reports_errors_without_traceback(capsys):

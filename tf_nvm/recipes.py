@@ -1,22 +1,49 @@
 """Recipes: JSON training configurations (data set, architecture, spec, schedule).
 
-The ``recipes/`` folder of the source tree holds the named recipes; a recipe
-is found by name (``har-2bit-unipolar``) or by path to a ``.json`` file.
+A recipe is found by name (``har-2bit-unipolar``) among the bundled recipes,
+or by the path of a ``.json`` file. The bundled recipes are the ``recipes/``
+folder of the repository; a built package carries them as package data in
+``tf_nvm/_recipes/`` (setup.py maps ``recipes/`` there), so an installed
+wheel finds them too.
+
+Importing this module does not import TensorFlow: the architecture name is
+checked when the recipe is trained (`Recipe.check_architecture`).
 """
 
 import dataclasses
+import importlib.resources
 import json
 import os
+from pathlib import Path
 from typing import Optional, Union
 
-from tf_nvm import models, presets
-from tf_nvm.errors import RecipeError, SpecError
-from tf_nvm.spec import NVMSpec
+from tf_nvm.datasets import DATASETS
+from tf_nvm.errors import RecipeError, SpecError, UnknownNameError
+from tf_nvm.spec import resolve_spec
 
-__all__ = ["Recipe", "load", "names", "RECIPES_DIR", "DATASETS"]
+__all__ = ["Recipe", "load", "from_dict", "names", "recipes_dir"]
 
-RECIPES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "recipes")
-DATASETS = ("har", "cifar10")
+_FIX = "Fix: correct the recipe file, or start from a bundled one (`tf-nvm recipes`)."
+
+
+def recipes_dir():
+    """The folder of the bundled recipes (`pathlib.Path`).
+
+    An installed package carries them in ``tf_nvm/_recipes/``; a source
+    checkout (also an editable install) reads the repository's ``recipes/``.
+
+    Raises:
+        RecipeError: neither folder exists (a broken installation).
+    """
+    packaged = Path(str(importlib.resources.files("tf_nvm") / "_recipes"))
+    if packaged.is_dir():
+        return packaged
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "setup.cfg").is_file() and (checkout / "recipes").is_dir():
+        return checkout / "recipes"
+    raise RecipeError(f"no bundled recipes: neither {packaged} (installed package) nor {checkout / 'recipes'} "
+                      "(source checkout) is a folder. Fix: reinstall tf-nvm (pip install --force-reinstall "
+                      "tf-nvm), or pass the path of a .json recipe file.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,30 +85,51 @@ class Recipe:
     description: Optional[str] = None
 
     def __post_init__(self):
+        for field, kind, what in (("name", str, "a string"), ("architecture", str, "a string"),
+                                  ("architecture_args", dict, "a JSON object"), ("init", str, "a string")):
+            value = getattr(self, field)
+            if not isinstance(value, kind):
+                raise RecipeError(f"recipe {self.name!r}: {field} must be {what}, got {value!r}. {_FIX}")
+        if not isinstance(self.seeds, (list, tuple)) or not self.seeds or not all(
+                isinstance(s, int) and not isinstance(s, bool) for s in self.seeds):
+            raise RecipeError(f"recipe {self.name!r}: seeds must be a non-empty list of integers, got "
+                              f"{self.seeds!r}. {_FIX}")
         if self.dataset not in DATASETS:
-            raise RecipeError(f"recipe {self.name!r}: dataset must be one of {list(DATASETS)}, got {self.dataset!r}.")
-        if self.architecture not in models.ARCHITECTURES:
-            raise RecipeError(f"recipe {self.name!r}: architecture must be one of "
-                              f"{sorted(models.ARCHITECTURES)}, got {self.architecture!r}.")
+            raise RecipeError(f"recipe {self.name!r}: dataset must be one of {DATASETS.names()}, got "
+                              f"{self.dataset!r}. {_FIX}")
         for field, lo in (("epochs", 1), ("batch_size", 1), ("validation_subjects", 1)):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-                raise RecipeError(f"recipe {self.name!r}: {field} must be an integer >= {lo}, got {value!r}.")
-        if not isinstance(self.learning_rate, (int, float)) or not self.learning_rate > 0:
-            raise RecipeError(f"recipe {self.name!r}: learning_rate must be > 0, got {self.learning_rate!r}.")
+                raise RecipeError(f"recipe {self.name!r}: {field} must be an integer >= {lo}, got {value!r}. {_FIX}")
+        if isinstance(self.learning_rate, bool) or not isinstance(self.learning_rate, (int, float)) \
+                or not self.learning_rate > 0:
+            raise RecipeError(f"recipe {self.name!r}: learning_rate must be a number > 0, got "
+                              f"{self.learning_rate!r}. {_FIX}")
         for field in ("augment_scale", "augment_noise"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 10:
-                raise RecipeError(f"recipe {self.name!r}: {field} must be a number in [0, 10), got {value!r}.")
+                raise RecipeError(f"recipe {self.name!r}: {field} must be a number in [0, 10), got {value!r}. {_FIX}")
         try:
             self.nvm_spec  # noqa: B018  (validates)
-        except SpecError as err:
+        except (SpecError, UnknownNameError) as err:
             raise RecipeError(f"recipe {self.name!r}: invalid spec: {err}") from err
+
+    def check_architecture(self):
+        """Checks that ``architecture`` is registered in `tf_nvm.models.ARCHITECTURES` (imports TensorFlow).
+
+        Raises:
+            RecipeError: unknown architecture (the message lists the known ones).
+        """
+        from tf_nvm import models  # noqa: PLC0415  (the builders need Keras; recipes stay TensorFlow-free)
+
+        if self.architecture not in models.ARCHITECTURES:
+            raise RecipeError(f"recipe {self.name!r}: architecture must be one of {models.ARCHITECTURES.names()}, "
+                              f"got {self.architecture!r}. {_FIX}")
 
     @property
     def nvm_spec(self):
         """The recipe's `NVMSpec`."""
-        return presets.get(self.spec) if isinstance(self.spec, str) else NVMSpec.from_dict(self.spec)
+        return resolve_spec(self.spec, owner=f"recipe {self.name!r}")
 
     @property
     def spec_name(self):
@@ -100,37 +148,53 @@ class Recipe:
 
 
 def names():
-    """Names of the recipes in `RECIPES_DIR`."""
-    if not os.path.isdir(RECIPES_DIR):
-        return []
-    return sorted(f[:-5] for f in os.listdir(RECIPES_DIR) if f.endswith(".json"))
+    """Names of the bundled recipes (sorted)."""
+    return sorted(path.stem for path in recipes_dir().glob("*.json"))
 
 
 def load(name_or_path):
-    """Loads a recipe by name (in `RECIPES_DIR`) or from a JSON file path.
+    """Loads a bundled recipe by name, or a recipe from a ``.json`` file path.
 
     Raises:
         RecipeError: not found, not JSON, unknown or invalid fields.
     """
-    path = name_or_path if name_or_path.endswith(".json") else os.path.join(RECIPES_DIR, name_or_path + ".json")
+    name_or_path = os.fspath(name_or_path)
+    path = name_or_path if name_or_path.endswith(".json") else str(recipes_dir() / (name_or_path + ".json"))
     if not os.path.isfile(path):
         raise RecipeError(f"recipe {name_or_path!r} not found (looked for {path}). Known recipes: {names()}. "
                           "Fix: pass a recipe name or the path of a .json recipe file.")
     try:
         with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
+            data = json.load(handle, parse_constant=_reject_constant)
     except (OSError, ValueError) as err:
-        raise RecipeError(f"recipe file {path} is not valid JSON: {err}") from err
+        raise RecipeError(f"recipe file {path} is not valid JSON: {err}. {_FIX}") from err
     if not isinstance(data, dict):
-        raise RecipeError(f"recipe file {path} must hold a JSON object, got {type(data).__name__}.")
+        raise RecipeError(f"recipe file {path} must hold a JSON object, got {type(data).__name__}. {_FIX}")
     data.setdefault("name", os.path.basename(path)[:-5])
+    return from_dict(data, where=f"recipe file {path}")
+
+
+def from_dict(data, where="recipe"):
+    """A `Recipe` from its dict (`Recipe.to_dict`, or a recipe file's contents with ``name``).
+
+    Raises:
+        RecipeError: unknown or invalid fields.
+    """
     fields = {f.name for f in dataclasses.fields(Recipe)}
     unknown = sorted(set(data) - fields)
     if unknown:
-        raise RecipeError(f"recipe file {path} has unknown field(s) {unknown}; allowed: {sorted(fields)}.")
-    if "seeds" in data:
+        raise RecipeError(f"{where} has unknown field(s) {unknown}; allowed: {sorted(fields)}. {_FIX}")
+    missing = sorted(f.name for f in dataclasses.fields(Recipe)
+                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                     and f.name not in data)
+    if missing:
+        raise RecipeError(f"{where} lacks required field(s) {missing}. {_FIX}")
+    data = dict(data)
+    if isinstance(data.get("seeds"), list):
         data["seeds"] = tuple(data["seeds"])
-    try:
-        return Recipe(**data)
-    except TypeError as err:
-        raise RecipeError(f"recipe file {path}: {err}") from err
+    return Recipe(**data)
+
+
+def _reject_constant(name):
+    """``json.load`` hook: NaN and Infinity are not JSON (Python's json module would accept them)."""
+    raise RecipeError(f"{name} is not a JSON number")  # wrapped by load, which adds the file and the fix

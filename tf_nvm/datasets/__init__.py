@@ -9,13 +9,17 @@ network sources. Each load prints one line naming the source used (pass
 tried and how to fix it; a source whose contents are wrong raises
 :class:`tf_nvm.errors.CorruptDatasetError` naming the file and what was
 expected. Importing this module does not import TensorFlow.
+
+`DATASETS` names the loaders a recipe's ``dataset`` field may name.
 """
 
 from tf_nvm.datasets.cifar10 import CIFAR10_CLASSES, CIFAR10_SOURCES, load_cifar10
 from tf_nvm.datasets.har import (HAR_ACTIVITIES, HAR_CHANNELS, HAR_SOURCES, HAR_TEST_SUBJECTS, HARData, load_har,
                                  load_har_dataset)
+from tf_nvm.registry import Registry
 
 __all__ = [
+    "DATASETS",
     "load_har",
     "load_har_dataset",
     "HARData",
@@ -27,3 +31,10 @@ __all__ = [
     "CIFAR10_CLASSES",
     "CIFAR10_SOURCES",
 ]
+
+DATASETS = Registry("data set", fix="use a registered data set, or register a loader with "
+                                    "tf_nvm.datasets.DATASETS.register(name, loader)")
+"""Data-set name -> loader (keyword arguments ``path`` and ``verbose``)."""
+DATASETS.register("har", load_har_dataset,
+                  description="UCI HAR windows (N, 128, 9), 6 activities, with the volunteer of each training window")
+DATASETS.register("cifar10", load_cifar10, description="CIFAR-10 images (N, 32, 32, 3) uint8, 10 classes")

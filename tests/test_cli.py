@@ -1,0 +1,71 @@
+"""The command line as the application layer: one module per sub-command, light sub-commands without TensorFlow."""
+
+import os
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+import tf_nvm
+from tf_nvm import cli
+from tf_nvm._keras import keras
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_every_subcommand_module_registers_its_parser(capsys):
+    assert cli.SUBCOMMANDS == ("train", "presets", "recipes", "export", "inspect")
+    modules = {name[:-3] for name in os.listdir(os.path.dirname(cli.__file__))
+               if name.endswith(".py") and not name.startswith("_")}
+    assert modules == set(cli.SUBCOMMANDS)  # no sub-command module left out of the parser
+    parser = cli.build_parser()
+    for name in cli.SUBCOMMANDS:
+        args = parser.parse_args([name] + {"train": ["r"], "export": ["run"], "inspect": ["m"]}.get(name, []))
+        assert args.command == name and args.func.__module__ == f"tf_nvm.cli.{name}"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    assert "{train,presets,recipes,export,inspect}" in capsys.readouterr().out
+
+
+def _light(argv):
+    """Runs ``tf-nvm argv`` in a fresh interpreter; (exit status, stdout, stderr, heavy modules loaded)."""
+    code = ("import sys\nfrom tf_nvm.cli import main\nstatus = main(sys.argv[1:])\n"
+            "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'tf_keras', 'tflite_export'})\n"
+            "print('HEAVY', heavy)\nsys.exit(status)\n")
+    result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": ROOT}, timeout=300)
+    out, _, heavy = result.stdout.rpartition("HEAVY ")
+    return result.returncode, out, result.stderr, heavy.strip()
+
+
+@pytest.mark.parametrize("command, expected", [
+    ("recipes", "har-2bit-unipolar        HAR (UCI-HAR-style windows), paper setting: 2bit-unipolar devices"),
+    ("presets", "paper-2bit-unipolar      2-bit devices, non-negative weights only (one device per weight)"),
+])
+def test_listing_commands_do_not_import_tensorflow(command, expected):
+    status, out, err, heavy = _light([command])
+    assert status == 0, err
+    assert expected in out and heavy == "[]"
+
+
+def test_inspect_does_not_import_tensorflow(tmp_path):
+    from tflite_export import export_crossbar
+
+    keras.utils.set_random_seed(0)
+    float_model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4), keras.layers.Dense(3)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", tf_nvm.NonInhibitingCrossbarWarning)
+        model = tf_nvm.quantize_model(float_model, "paper-2bit-bipolar", init="device")
+    export_crossbar(model, tmp_path / "m")
+    status, out, err, heavy = _light(["inspect", str(tmp_path / "m")])
+    assert status == 0, err
+    assert "total: 2 crossbar layers on " in out and heavy == "[]"
+    status, out, err, heavy = _light(["inspect", str(tmp_path / "missing")])
+    assert status == 2 and "tf-nvm: error: cannot read mapping file" in err and heavy == "[]"
+
+
+def test_python_dash_m_runs_the_cli():
+    result = subprocess.run([sys.executable, "-m", "tf_nvm.cli", "recipes"], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": ROOT}, timeout=300)
+    assert result.returncode == 0 and "har-4bit-bipolar" in result.stdout

@@ -1,0 +1,51 @@
+"""The built wheel carries the bundled recipes: `tf-nvm recipes` works from a fresh install."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECIPES = sorted(name[:-5] for name in os.listdir(os.path.join(ROOT, "recipes")) if name.endswith(".json"))
+
+
+def _run(args, cwd, env=None):
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{args}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_wheel_installs_with_its_recipes(tmp_path):
+    # Build from a copy, so no build/ or .egg-info of an earlier build leaks into the wheel or the checkout.
+    source = shutil.copytree(ROOT, tmp_path / "src", ignore=shutil.ignore_patterns(
+        ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".benchmarks", "runs"))
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+          str(tmp_path / "dist"), str(source)], cwd=tmp_path)
+    (wheel,) = (tmp_path / "dist").glob("tf_nvm-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        packaged = sorted(name for name in archive.namelist() if name.startswith("tf_nvm/_recipes/"))
+    assert packaged == [f"tf_nvm/_recipes/{name}.json" for name in RECIPES]
+
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], cwd=tmp_path)
+    python, tf_nvm_command = venv / "bin" / "python", venv / "bin" / "tf-nvm"
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", "--no-index", str(wheel)],
+         cwd=tmp_path, env=env)
+
+    listing = _run([str(tf_nvm_command), "recipes"], cwd=tmp_path, env=env)
+    assert [line.split()[0] for line in listing.splitlines()] == RECIPES
+    probe = ("import json, sys, tf_nvm, tf_nvm.recipes as r\n"
+             "recipe = r.load('har-2bit-unipolar')\n"
+             "print(json.dumps({'file': tf_nvm.__file__, 'dir': str(r.recipes_dir()), 'spec': recipe.spec, "
+             "'tf': 'tensorflow' in sys.modules}))\n")
+    found = json.loads(_run([str(python), "-c", probe], cwd=tmp_path, env=env))
+    assert found["file"].startswith(str(venv)), found  # the wheel, not the checkout or an editable install
+    assert found["dir"].startswith(str(venv)) and found["dir"].endswith(os.path.join("tf_nvm", "_recipes"))
+    assert found["spec"] == "paper-2bit-unipolar" and found["tf"] is False

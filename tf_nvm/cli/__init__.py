@@ -1,0 +1,49 @@
+"""The ``tf-nvm`` command line: the application layer.
+
+One module per sub-command (`SUBCOMMANDS`, in ``tf-nvm --help`` order); each
+has ``add_parser(subparsers)``, which adds its parser and sets ``func`` to the
+function that runs it (args -> exit status). Only this layer imports
+``tflite_export``. Listing recipes or presets and inspecting a mapping do not
+import TensorFlow; the sub-commands that need it import it when they run.
+
+Sub-commands:
+    train RECIPE   train the float baseline and the NVM model of a recipe (over
+                   its seeds) and write a run folder with metrics.json.
+    presets        list the NVMSpec presets.
+    recipes        list the bundled recipes.
+    export RUN_OR_MODEL --tflite OUT.tflite --mapping OUT_PREFIX
+                   write the int8 TFLite model and/or the crossbar mapping of a
+                   trained NVM model (a run folder or a .keras file).
+    inspect MAPPING
+                   print a crossbar mapping as a table per layer.
+"""
+
+import argparse
+import importlib
+import sys
+
+from tf_nvm.errors import TfNvmError
+
+__all__ = ["main", "build_parser", "SUBCOMMANDS"]
+
+SUBCOMMANDS = ("train", "presets", "recipes", "export", "inspect")
+"""Sub-command modules of `tf_nvm.cli`, in help order; a new sub-command is one module and one name here."""
+
+
+def build_parser():
+    """The argparse parser of ``tf-nvm``."""
+    parser = argparse.ArgumentParser(prog="tf-nvm", description="Train DNNs for analog NVM crossbars.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"{__name__}.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of ``tf-nvm``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except TfNvmError as err:
+        print(f"tf-nvm: error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,26 @@
+"""``tf-nvm inspect MAPPING``: print a crossbar mapping as a table per layer (does not import TensorFlow)."""
+
+import json
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers):
+    """Adds the ``inspect`` parser."""
+    parser = subparsers.add_parser("inspect", help="print a crossbar mapping as a table per layer")
+    parser.add_argument("mapping", metavar="MAPPING", help="mapping prefix or its .json file")
+    parser.add_argument("--json", action="store_true", help="print the table as JSON")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args):
+    """Prints the mapping's table (or JSON); returns 0."""
+    from tf_nvm.mapping import format_table, layer_table, load  # noqa: PLC0415
+
+    mapping = load(args.mapping)
+    if args.json:
+        print(json.dumps({"summary": mapping.summary(), "layers": layer_table(mapping)}, indent=2))
+    else:
+        print(format_table(mapping))
+    return 0

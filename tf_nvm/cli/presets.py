@@ -1,0 +1,19 @@
+"""``tf-nvm presets``: list the NVMSpec presets (does not import TensorFlow)."""
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers):
+    """Adds the ``presets`` parser."""
+    parser = subparsers.add_parser("presets", help="list NVMSpec presets")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args):
+    """Prints one line per preset; returns 0."""
+    from tf_nvm import presets  # noqa: PLC0415
+
+    for name, description in presets.describe().items():
+        print(f"{name:24s} {description}")
+    return 0

@@ -1,0 +1,36 @@
+"""``tf-nvm train RECIPE``: train a recipe's float baseline and NVM model over its seeds; write a run folder."""
+
+import json
+import os
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers):
+    """Adds the ``train`` parser."""
+    parser = subparsers.add_parser("train", help="train a recipe's float baseline and NVM model")
+    parser.add_argument("recipe", help="recipe name (see `tf-nvm recipes`) or path to a recipe .json")
+    parser.add_argument("--out", help="run folder (default runs/<recipe>)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the recipe's)")
+    parser.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    parser.add_argument("--data", help="explicit data source (file or folder) for the data-set loader")
+    parser.add_argument("--quiet", action="store_true", help="no Keras progress output")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args):
+    """Trains and prints the accuracy summary and the run folder; returns 0."""
+    from tf_nvm import recipes  # noqa: PLC0415
+    from tf_nvm.train import run_recipe  # noqa: PLC0415  (imports TensorFlow)
+
+    recipe = recipes.load(args.recipe)
+    if args.epochs is not None:
+        recipe = recipe.replace(epochs=args.epochs)
+    out = args.out or os.path.join("runs", recipe.name)
+    metrics = run_recipe(recipe, out, seeds=args.seeds, data_path=args.data, verbose=0 if args.quiet else 2)
+    summary = {k: metrics[k] for k in ("recipe", "test_accuracy", "float_test_accuracy",
+                                       "test_accuracy_summary", "float_test_accuracy_summary")}
+    print(json.dumps(summary, indent=2))
+    print(f"[tf-nvm] run folder: {os.path.abspath(out)}")
+    return 0

@@ -1,0 +1,312 @@
+"""Run folders: what `tf-nvm train` writes and later steps (export, simulate, cost) read.
+
+Layout of a run folder (``schema_version`` 2)::
+
+    run.json            manifest: {"format": "tf_nvm.run", "schema_version": 2, "tf_nvm_version": ...}
+    recipe.json         the recipe (`Recipe.to_dict`)
+    preprocessing.json  input standardisation (`Standardisation.to_dict`) and ``data_source``
+    model.keras         the NVM model of the seed with the best validation accuracy
+    float_model.keras   its float baseline
+    seed<N>/            model.keras and float_model.keras of seed N
+    spec.json           the resolved `NVMSpec` of model.keras
+    metrics.json        accuracies (see `tf_nvm.train.run_recipe`)
+    steps/<step>.json   step markers: a step that finished (`mark_done`), so a pipeline can reuse it
+
+A folder without ``run.json`` (written before the manifest existed) is read as
+version 1: the same files without manifest and step markers. Every file is
+written atomically (`tf_nvm.atomic`). Importing this module does not import
+TensorFlow; `read_run` loads the models with it.
+"""
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+from typing import Optional
+
+import tf_nvm
+from tf_nvm.atomic import atomic_path, write_json_atomic
+from tf_nvm.errors import RunFolderError, SpecError
+from tf_nvm.preprocessing import Standardisation
+from tf_nvm.spec import NVMSpec
+
+__all__ = ["FORMAT", "SCHEMA_VERSION", "RunFolder", "create_run", "save_model", "write_seed", "write_result",
+           "read_run", "mark_done", "is_done", "step_info"]
+
+FORMAT = "tf_nvm.run"
+"""The ``format`` field of ``run.json``."""
+SCHEMA_VERSION = 2
+"""The run-folder version this module writes; it reads 1 (no ``run.json``) to this."""
+
+MANIFEST = "run.json"
+MODEL = "model.keras"
+FLOAT_MODEL = "float_model.keras"
+SPEC = "spec.json"
+RECIPE = "recipe.json"
+PREPROCESSING = "preprocessing.json"
+METRICS = "metrics.json"
+STEPS = "steps"
+
+_RETRAIN = "Fix: re-run `tf-nvm train`; the run folder was edited, truncated or mixes files of different runs."
+_STEP_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunFolder:
+    """A run folder (or a bare ``.keras`` file) as read by `read_run`.
+
+    Attributes:
+        path: the folder, or the ``.keras`` file.
+        model_path: the NVM model file.
+        model: the NVM tf_keras model (None when read with ``load_model=False``).
+        float_model_path: the float baseline's file (None: not in the folder).
+        spec: the model's `NVMSpec` (None: a bare ``.keras`` file read without loading it,
+            or a folder without ``spec.json`` read without loading the model).
+        preprocessing: input `Standardisation` (None: no ``preprocessing.json``).
+        data_source: where the training data came from (None: unknown).
+        dataset: the recipe's data-set name (None: no ``recipe.json`` or no such field).
+        recipe: contents of ``recipe.json`` (None: absent).
+        metrics: contents of ``metrics.json`` (None: absent).
+        schema_version: 1 (no manifest) .. `SCHEMA_VERSION`; None for a bare ``.keras`` file.
+        tf_nvm_version: tf_nvm version that wrote the folder (None: unknown).
+    """
+
+    path: str
+    model_path: str
+    model: object = None
+    float_model_path: Optional[str] = None
+    spec: Optional[NVMSpec] = None
+    preprocessing: Optional[Standardisation] = None
+    data_source: Optional[str] = None
+    dataset: Optional[str] = None
+    recipe: Optional[dict] = None
+    metrics: Optional[dict] = None
+    schema_version: Optional[int] = None
+    tf_nvm_version: Optional[str] = None
+
+
+# ------------------------------------------------------------------- writing
+def create_run(folder, recipe, standardisation, data_source):
+    """Starts a run folder: manifest, ``recipe.json``, ``preprocessing.json``; clears old step markers.
+
+    Files of an earlier run in ``folder`` are replaced as the new run writes them;
+    its step markers are removed at once, so no later step reuses results of
+    the earlier run.
+
+    Args:
+        folder: run folder (created).
+        recipe: `Recipe`.
+        standardisation: `Standardisation` of the model inputs.
+        data_source: where the data came from (str).
+    """
+    os.makedirs(folder, exist_ok=True)
+    shutil.rmtree(os.path.join(folder, STEPS), ignore_errors=True)
+    write_json_atomic(os.path.join(folder, MANIFEST), {"format": FORMAT, "schema_version": SCHEMA_VERSION,
+                                                       "tf_nvm_version": tf_nvm.__version__})
+    write_json_atomic(os.path.join(folder, RECIPE), recipe.to_dict())
+    write_json_atomic(os.path.join(folder, PREPROCESSING), {**standardisation.to_dict(), "data_source": data_source})
+
+
+def save_model(model, path):
+    """Saves a Keras model to ``path`` (``.keras``) atomically."""
+    with atomic_path(path) as tmp:
+        model.save(tmp, overwrite=True)
+
+
+def write_seed(folder, seed, model, float_model):
+    """Writes ``seed<N>/model.keras`` and ``seed<N>/float_model.keras``."""
+    seed_dir = os.path.join(folder, f"seed{seed}")
+    save_model(float_model, os.path.join(seed_dir, FLOAT_MODEL))
+    save_model(model, os.path.join(seed_dir, MODEL))
+
+
+def write_result(folder, model, float_model, spec, metrics):
+    """Writes the selected ``model.keras``, ``float_model.keras``, ``spec.json`` and ``metrics.json``."""
+    save_model(model, os.path.join(folder, MODEL))
+    save_model(float_model, os.path.join(folder, FLOAT_MODEL))
+    write_json_atomic(os.path.join(folder, SPEC), spec.to_dict())
+    write_json_atomic(os.path.join(folder, METRICS), metrics)
+
+
+# ------------------------------------------------------------------- reading
+def read_run(path, load_model=True):
+    """Reads a run folder written by `tf-nvm train` (any version up to `SCHEMA_VERSION`) or a ``.keras`` file.
+
+    Checks the manifest (format and version), that ``preprocessing.json`` holds
+    finite ``input_mean``/``input_std`` of equal length, and (when the model is
+    loaded) that ``spec.json`` matches the model.
+
+    Args:
+        path: run folder or ``.keras`` file.
+        load_model: load ``model.keras`` (imports TensorFlow); False reads only the JSON files.
+
+    Returns:
+        `RunFolder`.
+
+    Raises:
+        RunFolderError: not a folder or ``.keras`` file, no ``model.keras``, a JSON file
+            that is not a JSON object (NaN and Infinity included), invalid preprocessing,
+            a spec that does not match the model, or a newer or foreign manifest.
+    """
+    path = os.fspath(path)
+    if os.path.isfile(path) and path.endswith(".keras"):
+        model = _load_model(path) if load_model else None
+        return RunFolder(path=path, model_path=path, model=model, spec=_model_spec(model))
+    if not os.path.isdir(path):
+        what = "is a file without the .keras suffix" if os.path.exists(path) else "does not exist"
+        raise RunFolderError(f"{path!r} {what}; a run is a folder written by `tf-nvm train` or a .keras model "
+                             "file. Fix: pass the folder written by `tf-nvm train` or the model's .keras file.")
+    schema_version, version = _read_manifest(path)
+    model_path = os.path.join(path, MODEL)
+    if not os.path.isfile(model_path):
+        raise RunFolderError(f"run folder {path!r} (holding {sorted(os.listdir(path))[:12]}) has no model.keras. "
+                             "Fix: pass a folder written by `tf-nvm train` (model.keras, spec.json, "
+                             "preprocessing.json) or a .keras file; a training that did not finish leaves no "
+                             "model.keras.")
+    preprocessing = data_source = None
+    prep = _read_json(path, PREPROCESSING)
+    if prep is not None:
+        preprocessing = Standardisation.from_dict(prep, where=os.path.join(path, PREPROCESSING),
+                                                  error=RunFolderError)
+        data_source = prep.get("data_source")
+    spec = None
+    saved = _read_json(path, SPEC)
+    if saved is not None:
+        try:
+            spec = NVMSpec.from_dict(saved)
+        except SpecError as err:
+            raise RunFolderError(f"{os.path.join(path, SPEC)}: {err} {_RETRAIN}") from err
+    model = _load_model(model_path) if load_model else None
+    if model is not None:
+        actual = _model_spec(model)
+        if spec is not None and spec != actual:
+            raise RunFolderError(f"{os.path.join(path, SPEC)} does not match the spec of {model_path} "
+                                 f"({_spec_difference(spec, actual)}); spec.json must be the spec of model.keras. "
+                                 f"{_RETRAIN}")
+        spec = actual
+    recipe = _read_json(path, RECIPE)
+    float_model_path = os.path.join(path, FLOAT_MODEL)
+    return RunFolder(path=path, model_path=model_path, model=model,
+                     float_model_path=float_model_path if os.path.isfile(float_model_path) else None,
+                     spec=spec, preprocessing=preprocessing, data_source=data_source,
+                     dataset=None if recipe is None else recipe.get("dataset"), recipe=recipe,
+                     metrics=_read_json(path, METRICS), schema_version=schema_version, tf_nvm_version=version)
+
+
+def _load_model(model_path):
+    from tf_nvm.nvm_model import load_model  # noqa: PLC0415  (imports TensorFlow; reading JSON does not)
+
+    return load_model(model_path, compile=False)
+
+
+def _model_spec(model):
+    if model is None:
+        return None
+    from tf_nvm.nvm_model import model_spec  # noqa: PLC0415
+
+    return model_spec(model)
+
+
+def _spec_difference(saved, actual):
+    saved, actual = saved.to_dict(), actual.to_dict()
+    return "; ".join(f"{key}: {saved.get(key)!r} in spec.json, {actual.get(key)!r} in the model"
+                     for key in sorted(set(saved) | set(actual)) if saved.get(key) != actual.get(key))
+
+
+def _read_manifest(folder):
+    """(schema_version, tf_nvm_version) of a run folder; (1, None) without ``run.json``."""
+    manifest = _read_json(folder, MANIFEST)
+    if manifest is None:
+        return 1, None
+    where = os.path.join(folder, MANIFEST)
+    if manifest.get("format") != FORMAT:
+        raise RunFolderError(f"{where}: format {manifest.get('format')!r} is not a tf_nvm run folder (allowed: "
+                             f"{FORMAT!r}). Fix: pass a folder written by `tf-nvm train`.")
+    version = manifest.get("schema_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise RunFolderError(f"{where}: schema_version must be an integer >= 1, got {version!r}. {_RETRAIN}")
+    if version > SCHEMA_VERSION:
+        raise RunFolderError(f"{where}: schema_version {version} (written by tf_nvm "
+                             f"{manifest.get('tf_nvm_version')}) is newer than this tf_nvm {tf_nvm.__version__} "
+                             f"reads (1..{SCHEMA_VERSION}). Fix: upgrade tf-nvm (pip install -U tf-nvm), or re-run "
+                             "`tf-nvm train` with this version.")
+    return version, manifest.get("tf_nvm_version")
+
+
+def _read_json(folder, name, fix=_RETRAIN):
+    """The JSON object in ``folder/name``, or None when the file is absent."""
+    where = os.path.join(folder, name)
+    if not os.path.isfile(where):
+        return None
+    try:
+        with open(where, encoding="utf-8") as handle:
+            data = json.load(handle, parse_constant=_reject_constant)
+    except (OSError, ValueError) as err:
+        raise RunFolderError(f"{where} is not valid JSON ({err}); a run file is a JSON object without NaN or "
+                             f"Infinity. {fix}") from err
+    if not isinstance(data, dict):
+        raise RunFolderError(f"{where} holds a JSON {type(data).__name__}; a run file is a JSON object. {fix}")
+    return data
+
+
+def _reject_constant(name):
+    """``json.load`` hook: NaN and Infinity are not JSON (Python's json module would accept them)."""
+    raise RunFolderError(f"{name} is not a JSON number")  # wrapped by _read_json, which adds the file and the fix
+
+
+# -------------------------------------------------------------- step markers
+def _marker(folder, step):
+    if not isinstance(step, str) or not _STEP_NAME.fullmatch(step):
+        raise RunFolderError(f"step name must be lower-case letters, digits, '-' or '_' (starting with a letter, at "
+                             f"most 64), got {step!r}. Fix: name steps like 'train', 'export', 'simulate'.")
+    if not os.path.isdir(folder):
+        raise RunFolderError(f"run folder {os.fspath(folder)!r} does not exist. Fix: run `tf-nvm train` first, "
+                             "or pass the folder it wrote.")
+    return os.path.join(folder, STEPS, f"{step}.json")
+
+
+def mark_done(folder, step, info=None):
+    """Records that ``step`` finished in run folder ``folder`` (``steps/<step>.json``, written atomically).
+
+    Args:
+        folder: run folder.
+        step: step name (``"train"``, ``"export"``, ...).
+        info: JSON-ready dict saved with the marker (e.g. the files the step wrote).
+
+    Raises:
+        RunFolderError: invalid step name, missing folder, or ``info`` not a JSON-ready dict.
+    """
+    where = _marker(folder, step)
+    info = {} if info is None else info
+    problem = None if isinstance(info, dict) else f"a {type(info).__name__}"
+    if problem is None:
+        try:
+            json.dumps(info, allow_nan=False)
+        except (TypeError, ValueError) as err:
+            problem = str(err)
+    if problem is not None:
+        raise RunFolderError(f"mark_done({step!r}): info must be a JSON-ready dict without NaN, got {problem}. "
+                             "Fix: pass plain dicts, lists, str, int and finite floats.")
+    write_json_atomic(where, {"step": step, "info": info, "tf_nvm_version": tf_nvm.__version__})
+
+
+def step_info(folder, step):
+    """The ``info`` dict ``step`` was marked done with, or None when it is not marked done.
+
+    Raises:
+        RunFolderError: invalid step name, missing folder, or an unreadable marker.
+    """
+    where = _marker(folder, step)
+    marker = _read_json(os.path.dirname(where), os.path.basename(where), fix=f"Fix: delete {where} to redo the step.")
+    if marker is None:
+        return None
+    if marker.get("step") != step or not isinstance(marker.get("info"), dict):
+        raise RunFolderError(f"{where}: a step marker holds {{'step': {step!r}, 'info': {{...}}}}, got "
+                             f"{str(marker)[:80]}. Fix: delete {where} to redo the step.")
+    return marker["info"]
+
+
+def is_done(folder, step):
+    """Whether ``step`` was marked done in run folder ``folder`` (see `mark_done`)."""
+    return step_info(folder, step) is not None
