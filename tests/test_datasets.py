@@ -425,10 +425,14 @@ def test_restricted_unpickler_refuses_reconstructor_of_other_classes():
 
 
 class _Frame:
-    """A pandas-1.0-style DataFrame to pickle: only what HAPT.pkl.gz holds."""
+    """A pandas-1.0-style DataFrame to pickle: only what HAPT.pkl.gz holds.
 
-    def __init__(self, cols):
+    ``rows`` overrides the length its RangeIndex declares (hostile-file tests).
+    """
+
+    def __init__(self, cols, rows=None):
         self.cols = cols
+        self.rows = len(cols["label"]) if rows is None else rows
 
 
 class _DF:
@@ -481,7 +485,7 @@ class _Pandas10Pickler(pickle._Pickler):
             return _NewIndex, (obj.cls, obj.state)
         if isinstance(obj, _Frame):
             names = list(obj.cols)
-            n = len(obj.cols["label"])
+            n = obj.rows
             floats = np.stack([obj.cols[c] for c in names[:6]]).astype(np.float64)
             ints = np.stack([obj.cols[c] for c in names[6:]]).astype(np.int64)
             axes = [_Index({"data": np.array(names, dtype=object), "name": None}, _Idx),
