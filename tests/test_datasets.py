@@ -271,7 +271,8 @@ def test_atomic_savez_leaves_no_temp_files(tmp_path):
     file = _cache.atomic_savez(tmp_path / "sub" / "a.npz", a=np.arange(3))
     assert [p.name for p in file.parent.iterdir()] == ["a.npz"]
     np.testing.assert_array_equal(np.load(file)["a"], np.arange(3))
-    with pytest.raises(CorruptDatasetError, match="array 'b' has dtype object, which npz cannot store without pickle. Fix:"):
+    with pytest.raises(CorruptDatasetError,
+                       match="array 'b' has dtype object, which npz cannot store without pickle. Fix:"):
         _cache.atomic_savez(tmp_path / "sub" / "b.npz", b=np.array([None], dtype=object))
     assert [p.name for p in file.parent.iterdir()] == ["a.npz"]
 

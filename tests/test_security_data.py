@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_datasets import _Frame, _har_arrays, _hapt_recording, _make_uci_tree, _write_hapt_pickle, _write_npz, _zip_folder
+from test_datasets import (_Frame, _har_arrays, _hapt_recording, _make_uci_tree, _write_hapt_pickle, _write_npz,
+                           _zip_folder)
 from tf_nvm import safe_io
 from tf_nvm.datasets import _hapt, har, load_har, load_har_dataset
 from tf_nvm.errors import CorruptDatasetError, DatasetNotFoundError
@@ -189,6 +190,7 @@ def test_scan_pickle_bounds_opcodes_memo_strings_and_protocol(tmp_path):
     for payload, fragment in cases:
         with pytest.raises(CorruptDatasetError, match="Fix:") as info:
             _hapt.scan_pickle(payload, "<bomb>")
+        assert str(info.value).startswith("<bomb>: ") and str(info.value).count("<bomb>") == 1, str(info.value)
         assert fragment in str(info.value), (payload[:20], str(info.value))
     # the real structure stays allowed: nesting of a few levels, memo use, every opcode of protocol 2
     _hapt.scan_pickle(pickle.dumps({1: [((1, 2), [3], {"a": (4,)})] * 3}, protocol=2))

