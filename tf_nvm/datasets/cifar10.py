@@ -46,6 +46,9 @@ _FIX = (
     f"set {DATA_DIR_ENV} to a folder holding cifar10/, or connect to the internet "
     "(keras.datasets.cifar10.load_data() downloads the original release)."
 )
+_FIX_FOLDER = ("Fix: give the folder the layout <root>/{train,test}/<class>/*.jpg of 32x32 RGB JPEGs, "
+               "or pass another path.")
+_FIX_ARRAYS = "Fix: delete that file (a cache is rebuilt) or the Keras download, and load again."
 _ORDER_SEED = 20191030  # fixed: the same folder always gives the same order
 _CACHE_FORMAT = 2  # 2: examples in a fixed shuffled order (1: sorted by class)
 
@@ -65,13 +68,13 @@ def _list_folder(root):
         if not split_dir.is_dir():
             raise CorruptDatasetError(
                 f"{root}: missing folder '{split}/'; expected {root}/{{train,test}}/<class>/*.jpg "
-                f"with classes {', '.join(CIFAR10_CLASSES)}"
+                f"with classes {', '.join(CIFAR10_CLASSES)}. {_FIX_FOLDER}"
             )
         missing = [c for c in CIFAR10_CLASSES if not (split_dir / c).is_dir()]
         if missing:
             raise CorruptDatasetError(
                 f"{split_dir}: missing class folder(s) {', '.join(missing)}; expected one folder per class: "
-                f"{', '.join(CIFAR10_CLASSES)}"
+                f"{', '.join(CIFAR10_CLASSES)}. {_FIX_FOLDER}"
             )
         per_class = []
         for label, cls in enumerate(CIFAR10_CLASSES):
@@ -86,7 +89,8 @@ def _list_folder(root):
             files = sorted(e.path for e in entries)
             if not files:
                 raise CorruptDatasetError(
-                    f"{split_dir / cls}: no images (*.jpg, *.jpeg); expected the {split} images of class {cls!r}"
+                    f"{split_dir / cls}: no images (*.jpg, *.jpeg); expected the {split} images of class {cls!r}. "
+                    f"{_FIX_FOLDER}"
                 )
             per_class.append((files, label))
         listing[split] = per_class
@@ -143,8 +147,9 @@ def _decode_images(files, where):
     except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as exc:
         bad, why = _find_undecodable(files)
         if bad is None:
-            raise CorruptDatasetError(f"{where}: cannot decode the images ({exc})") from exc
-        raise CorruptDatasetError(f"{bad}: not a readable JPEG image ({why}); expected a 32x32 RGB JPEG") from exc
+            raise CorruptDatasetError(f"{where}: cannot decode the images ({exc}). {_FIX_FOLDER}") from exc
+        raise CorruptDatasetError(
+            f"{bad}: not a readable JPEG image ({why}); expected a 32x32 RGB JPEG. {_FIX_FOLDER}") from exc
     x = np.concatenate(images) if images else np.zeros((0, _SIZE, _SIZE, 3), np.uint8)
     sizes = np.concatenate(shapes) if shapes else np.zeros((0, 2), np.int32)
     wrong = np.flatnonzero(np.any(sizes != _SIZE, axis=1))
@@ -152,7 +157,7 @@ def _decode_images(files, where):
         i = int(wrong[0])
         raise CorruptDatasetError(
             f"{files[i]}: image is {int(sizes[i, 0])}x{int(sizes[i, 1])} pixels; expected 32x32 "
-            f"({wrong.size} image(s) of the wrong size under {where})"
+            f"({wrong.size} image(s) of the wrong size under {where}). {_FIX_FOLDER}"
         )
     return x
 
@@ -179,16 +184,19 @@ def _validate(arrays, where):
     for split in _SPLITS:
         for key in (f"x_{split}", f"y_{split}"):
             if key not in arrays:
-                raise CorruptDatasetError(f"{where}: key {key!r} is missing; expected x_train, y_train, x_test, y_test")
+                raise CorruptDatasetError(
+                    f"{where}: key {key!r} is missing; expected x_train, y_train, x_test, y_test. {_FIX_ARRAYS}")
         x, y = arrays[f"x_{split}"], np.asarray(arrays[f"y_{split}"]).reshape(-1)
         if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (_SIZE, _SIZE, 3):
             raise CorruptDatasetError(
-                f"{where}: key 'x_{split}' is {x.dtype} {x.shape}; expected uint8 (N, 32, 32, 3)"
+                f"{where}: key 'x_{split}' is {x.dtype} {x.shape}; expected uint8 (N, 32, 32, 3). {_FIX_ARRAYS}"
             )
         if y.dtype.kind not in "iu" or y.shape != (x.shape[0],):
-            raise CorruptDatasetError(f"{where}: key 'y_{split}' is {y.dtype} {y.shape}; expected int ({x.shape[0]},)")
+            raise CorruptDatasetError(
+                f"{where}: key 'y_{split}' is {y.dtype} {y.shape}; expected int ({x.shape[0]},). {_FIX_ARRAYS}")
         if y.size and (y.min() < 0 or y.max() > 9):
-            raise CorruptDatasetError(f"{where}: key 'y_{split}' holds labels {y.min()}..{y.max()}; expected 0..9")
+            raise CorruptDatasetError(
+                f"{where}: key 'y_{split}' holds labels {y.min()}..{y.max()}; expected 0..9. {_FIX_ARRAYS}")
         out[f"x_{split}"], out[f"y_{split}"] = x, y.astype(np.int32)
     return out
 
