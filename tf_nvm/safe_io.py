@@ -182,10 +182,15 @@ def read_bytes(path, *, max_bytes=MAX_READ_BYTES, error=CorruptDatasetError, fix
 
     Returns:
         The contents as bytes.
+
+    Raises:
+        error: not a regular file, larger than ``max_bytes``, or a read failed.
     """
     with open_regular(path, max_bytes=max_bytes, error=error, fix=fix) as f:
         try:
             return _read_bounded(f, max_bytes, str(path), error, fix)
+        except error:
+            raise
         except OSError as exc:
             raise error(f"{path}: cannot be read ({type(exc).__name__}: {exc}). {fix}") from exc
 
@@ -216,6 +221,8 @@ def read_maybe_gzip(path, *, max_bytes=MAX_READ_BYTES, error=CorruptDatasetError
                 return _read_bounded(f, max_bytes, str(path), error, fix)
             with gzip.GzipFile(fileobj=f, mode="rb") as gz:
                 return _read_bounded(gz, max_bytes, f"{path} (decompressed)", error, fix)
+        except error:
+            raise
         except (OSError, EOFError, zlib.error) as exc:
             raise error(f"{path}: not a readable gzip file ({type(exc).__name__}: {exc}). {fix}") from exc
 
