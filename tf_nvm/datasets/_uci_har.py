@@ -11,17 +11,22 @@ windows are read::
 
 Each signal file has one window of 128 whitespace-separated numbers per line
 (acceleration in g, angular velocity in rad/s). Nothing here imports TensorFlow.
+
+Files are treated as hostile: only regular files are read, each text member or
+file is at most :data:`HAR_MAX_TEXT_BYTES` (checked on the size the zip declares,
+before decompressing), an inner zip at most :data:`HAR_MAX_INNER_ZIP_BYTES`, and
+values are range-checked before every cast.
 """
 
-import io
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from tf_nvm import safe_io
 from tf_nvm.errors import CorruptDatasetError
 
-__all__ = ["UCI_HAR_URL", "UCI_SIGNALS", "read_uci_har", "find_uci_root_in_zip"]
+__all__ = ["UCI_HAR_URL", "UCI_SIGNALS", "HAR_MAX_TEXT_BYTES", "HAR_MAX_INNER_ZIP_BYTES", "read_uci_har",
+           "find_uci_root_in_zip"]
 
 UCI_HAR_URL = "https://archive.ics.uci.edu/static/public/240/human+activity+recognition+using+smartphones.zip"
 
@@ -29,6 +34,13 @@ UCI_HAR_URL = "https://archive.ics.uci.edu/static/public/240/human+activity+reco
 UCI_SIGNALS = tuple(f"{kind}_{axis}" for kind in ("total_acc", "body_acc", "body_gyro") for axis in "xyz")
 _WINDOW = 128
 _PROBE = "train/Inertial Signals/total_acc_x_train.txt"
+HAR_MAX_TEXT_BYTES = 64 * safe_io.MIB
+"""Largest text file or zip member [bytes] read (the release's largest is about 15 MB: 7352 lines x 128 values)."""
+HAR_MAX_INNER_ZIP_BYTES = 256 * safe_io.MIB
+"""Largest inner ``UCI HAR Dataset.zip`` [bytes] read into memory (the release's is about 59 MB)."""
+_FIX = "Fix: download the official UCI HAR zip again, or pass another path."
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_INT32_MAX = int(np.iinfo(np.int32).max)
 
 
 def _expected_members(split):
@@ -52,15 +64,18 @@ def find_uci_root_in_zip(zf):
 
 
 def _parse_matrix(text, where, ncols):
-    """Parses a whitespace-separated numeric table with ``ncols`` values per line."""
+    """Parses a whitespace-separated numeric table with ``ncols`` finite float32-range values per line."""
     if not text.strip():
-        raise CorruptDatasetError(f"{where}: the file is empty; expected lines of {ncols} numbers")
+        raise CorruptDatasetError(f"{where}: the file is empty; expected lines of {ncols} numbers. {_FIX}")
     try:
-        arr = np.loadtxt(io.StringIO(text), dtype=np.float64, ndmin=2)
+        arr = np.loadtxt(text.split("\n"), dtype=np.float64, ndmin=2)
     except ValueError as exc:
-        raise CorruptDatasetError(f"{where}: not a table of {ncols} numbers per line ({exc})") from exc
+        raise CorruptDatasetError(f"{where}: not a table of {ncols} numbers per line ({exc}). {_FIX}") from exc
     if arr.shape[1] != ncols:
-        raise CorruptDatasetError(f"{where}: lines have {arr.shape[1]} values; expected {ncols}")
+        raise CorruptDatasetError(f"{where}: lines have {arr.shape[1]} values; expected {ncols}. {_FIX}")
+    if not np.isfinite(arr).all() or np.abs(arr).max() > _FLOAT32_MAX:
+        raise CorruptDatasetError(f"{where}: holds NaN, infinite or values beyond the float32 range "
+                                  f"(|x| <= {_FLOAT32_MAX:.3g}); expected finite numbers. {_FIX}")
     return arr
 
 
@@ -75,7 +90,7 @@ def _read_split(read, split, where):
         if arr.shape[0] != n:
             raise CorruptDatasetError(
                 f"{where}: {split}/Inertial Signals/{sig}_{split}.txt has {arr.shape[0]} windows; "
-                f"expected {n} like total_acc_x_{split}.txt"
+                f"expected {n} like total_acc_x_{split}.txt. {_FIX}"
             )
     x = np.stack(signals, axis=-1).astype(np.float32)  # (n, 128, 9)
     cols = {}
@@ -83,16 +98,22 @@ def _read_split(read, split, where):
         name = f"{split}/{key}_{split}.txt"
         arr = _parse_matrix(read(name), f"{where}: {name}", ncols=1)[:, 0]
         if arr.shape[0] != n:
-            raise CorruptDatasetError(f"{where}: {name} has {arr.shape[0]} lines; expected {n} (one per window)")
+            raise CorruptDatasetError(
+                f"{where}: {name} has {arr.shape[0]} lines; expected {n} (one per window). {_FIX}")
         if not np.all(arr == np.round(arr)):
-            raise CorruptDatasetError(f"{where}: {name} holds non-integer values")
-        cols[key] = arr.astype(np.int32)
-    y = cols["y"]
-    if n and (y.min() < 1 or y.max() > 6):
+            raise CorruptDatasetError(f"{where}: {name} holds non-integer values; expected integers. {_FIX}")
+        cols[key] = arr
+    y, subject = cols["y"], cols["subject"]
+    if n and (y.min() < 1 or y.max() > 6):  # checked on float64, before the cast
         raise CorruptDatasetError(
-            f"{where}: {split}/y_{split}.txt holds labels {int(y.min())}..{int(y.max())}; expected 1..6"
+            f"{where}: {split}/y_{split}.txt holds labels {int(y.min())}..{int(y.max())}; expected 1..6. {_FIX}"
         )
-    return x, (y - 1).astype(np.int32), cols["subject"]
+    if n and (subject.min() < 0 or subject.max() > _INT32_MAX):
+        raise CorruptDatasetError(
+            f"{where}: {split}/subject_{split}.txt holds volunteer ids {int(subject.min())}..{int(subject.max())}; "
+            f"expected 0..{_INT32_MAX}. {_FIX}"
+        )
+    return x, (y.astype(np.int32) - 1).astype(np.int32), subject.astype(np.int32)
 
 
 def _read_from_zip(zf, where, depth=0):
@@ -100,25 +121,24 @@ def _read_from_zip(zf, where, depth=0):
     if root is None:
         inner = [n for n in zf.namelist() if n.lower().endswith(".zip") and "__MACOSX" not in n]
         if inner and depth == 0:
-            with zf.open(inner[0]) as f:
-                data = f.read()
-            try:
-                with zipfile.ZipFile(io.BytesIO(data)) as zin:
-                    return _read_from_zip(zin, f"{where} -> {inner[0]}", depth + 1)
-            except zipfile.BadZipFile as exc:
-                raise CorruptDatasetError(f"{where}: inner zip {inner[0]!r} is damaged ({exc})") from exc
+            data = safe_io.read_zip_member(zf, inner[0], max_bytes=HAR_MAX_INNER_ZIP_BYTES, where=where, fix=_FIX)
+            name = f"{where} -> {inner[0]}"
+            with safe_io.open_zip(data, where=name, fix=_FIX) as zin:
+                return _read_from_zip(zin, name, depth + 1)
         raise CorruptDatasetError(
             f"{where}: not the UCI HAR release: no member '.../{_PROBE}' "
-            f"(nor an inner 'UCI HAR Dataset.zip' holding one)"
+            f"(nor an inner 'UCI HAR Dataset.zip' holding one). {_FIX}"
         )
     names = set(zf.namelist())
     for split in ("train", "test"):
         missing = [m for m in _expected_members(split) if root + m not in names]
         if missing:
-            raise CorruptDatasetError(f"{where}: missing member {root + missing[0]!r} of the UCI HAR layout")
+            raise CorruptDatasetError(
+                f"{where}: missing member {root + missing[0]!r} of the UCI HAR layout. {_FIX}")
 
     def read(name):
-        return zf.read(root + name).decode("ascii", errors="replace")
+        data = safe_io.read_zip_member(zf, root + name, max_bytes=HAR_MAX_TEXT_BYTES, where=where, fix=_FIX)
+        return data.decode("ascii", errors="replace")
 
     return {split: _read_split(read, split, where) for split in ("train", "test")}
 
@@ -133,25 +153,23 @@ def _read_from_folder(folder):
             return _read_from_zip_path(inner)
         raise CorruptDatasetError(
             f"{folder}: not the extracted UCI HAR release: no '{_PROBE}' in it or in its "
-            "'UCI HAR Dataset' subfolder"
+            f"'UCI HAR Dataset' subfolder. {_FIX}"
         )
     for split in ("train", "test"):
-        missing = [m for m in _expected_members(split) if not (root / m).is_file()]
+        missing = [m for m in _expected_members(split) if not (root / m).exists()]
         if missing:
-            raise CorruptDatasetError(f"{root}: missing file {missing[0]!r} of the UCI HAR layout")
+            raise CorruptDatasetError(f"{root}: missing file {missing[0]!r} of the UCI HAR layout. {_FIX}")
 
-    def read(name):
-        return (root / name).read_text(encoding="ascii", errors="replace")
+    def read(name):  # a FIFO or device in the folder is refused, not read
+        data = safe_io.read_bytes(root / name, max_bytes=HAR_MAX_TEXT_BYTES, fix=_FIX)
+        return data.decode("ascii", errors="replace")
 
     return {split: _read_split(read, split, str(root)) for split in ("train", "test")}
 
 
 def _read_from_zip_path(path):
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return _read_from_zip(zf, str(path))
-    except zipfile.BadZipFile as exc:
-        raise CorruptDatasetError(f"{path}: not a readable zip file ({exc})") from exc
+    with safe_io.open_zip(path, fix=_FIX) as zf:
+        return _read_from_zip(zf, str(path))
 
 
 def read_uci_har(path):
@@ -168,7 +186,8 @@ def read_uci_har(path):
         has 7352 / 2947 windows.
 
     Raises:
-        CorruptDatasetError: the file or folder is not in the UCI HAR layout.
+        CorruptDatasetError: the file or folder is not in the UCI HAR layout, is not
+            a regular file, or a member is larger than :data:`HAR_MAX_TEXT_BYTES`.
     """
     path = Path(path)
     parts = _read_from_folder(path) if path.is_dir() else _read_from_zip_path(path)

@@ -6,6 +6,12 @@
 parallel ``tf.data`` pipeline and caches the decoded arrays as an ``.npz``;
 without such a folder it falls back to ``keras.datasets.cifar10.load_data()``
 (which downloads the original release).
+
+Files are treated as hostile: images larger than :data:`CIFAR10_MAX_IMAGE_BYTES`
+are refused, a JPEG's declared size is read from its header before it is
+decoded (only 32x32 images are decoded), and a cache is read with
+:func:`tf_nvm.safe_io.load_npz` (four arrays, at most
+:data:`CIFAR10_MAX_CACHE_BYTES` together; a bad cache is rebuilt).
 """
 
 import hashlib
@@ -15,16 +21,22 @@ from pathlib import Path
 
 import numpy as np
 
-from tf_nvm.datasets._cache import (DATA_DIR_ENV, atomic_savez, data_dir_from_env, dev_data_dirs, open_npz,
-                                    resolve_cache_dir, say)
+from tf_nvm import safe_io
+from tf_nvm.datasets._cache import (DATA_DIR_ENV, atomic_savez, data_dir_from_env, dev_data_dirs, resolve_cache_dir,
+                                    say)
 from tf_nvm.errors import CorruptDatasetError, DatasetNotFoundError, UnknownNameError
 
-__all__ = ["CIFAR10_CLASSES", "CIFAR10_SOURCES", "load_cifar10"]
+__all__ = ["CIFAR10_CLASSES", "CIFAR10_SOURCES", "CIFAR10_MAX_IMAGE_BYTES", "CIFAR10_MAX_CACHE_BYTES", "load_cifar10"]
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 """Class names in Keras order; label ``k`` is ``CIFAR10_CLASSES[k]``."""
 
 CIFAR10_SOURCES = ("auto", "folder", "keras")
+
+CIFAR10_MAX_IMAGE_BYTES = 1 * safe_io.MIB
+"""Largest image file [bytes] read (a 32x32 JPEG is about 1-3 kB)."""
+CIFAR10_MAX_CACHE_BYTES = 320 * safe_io.MIB
+"""Most bytes [bytes] the arrays of a decoded cache may declare (the full set: 184 MB)."""
 
 _SIZE = 32
 _SPLITS = ("train", "test")
@@ -34,6 +46,9 @@ _FIX = (
     f"set {DATA_DIR_ENV} to a folder holding cifar10/, or connect to the internet "
     "(keras.datasets.cifar10.load_data() downloads the original release)."
 )
+_FIX_FOLDER = ("Fix: give the folder the layout <root>/{train,test}/<class>/*.jpg of 32x32 RGB JPEGs, "
+               "or pass another path.")
+_FIX_ARRAYS = "Fix: delete that file (a cache is rebuilt) or the Keras download, and load again."
 _ORDER_SEED = 20191030  # fixed: the same folder always gives the same order
 _CACHE_FORMAT = 2  # 2: examples in a fixed shuffled order (1: sorted by class)
 
@@ -53,22 +68,29 @@ def _list_folder(root):
         if not split_dir.is_dir():
             raise CorruptDatasetError(
                 f"{root}: missing folder '{split}/'; expected {root}/{{train,test}}/<class>/*.jpg "
-                f"with classes {', '.join(CIFAR10_CLASSES)}"
+                f"with classes {', '.join(CIFAR10_CLASSES)}. {_FIX_FOLDER}"
             )
         missing = [c for c in CIFAR10_CLASSES if not (split_dir / c).is_dir()]
         if missing:
             raise CorruptDatasetError(
                 f"{split_dir}: missing class folder(s) {', '.join(missing)}; expected one folder per class: "
-                f"{', '.join(CIFAR10_CLASSES)}"
+                f"{', '.join(CIFAR10_CLASSES)}. {_FIX_FOLDER}"
             )
         per_class = []
         for label, cls in enumerate(CIFAR10_CLASSES):
             with os.scandir(split_dir / cls) as it:
-                files = sorted(e.path for e in it
-                               if e.name.lower().endswith(_EXTENSIONS) and not e.name.startswith(".") and e.is_file())
+                entries = [e for e in it
+                           if e.name.lower().endswith(_EXTENSIONS) and not e.name.startswith(".") and e.is_file()]
+            for e in entries:
+                if e.stat().st_size > CIFAR10_MAX_IMAGE_BYTES:
+                    raise CorruptDatasetError(
+                        f"{e.path}: is {e.stat().st_size:,} bytes; a 32x32 JPEG is at most "
+                        f"{CIFAR10_MAX_IMAGE_BYTES:,} bytes here. Fix: remove or replace that file.")
+            files = sorted(e.path for e in entries)
             if not files:
                 raise CorruptDatasetError(
-                    f"{split_dir / cls}: no images (*.jpg, *.jpeg); expected the {split} images of class {cls!r}"
+                    f"{split_dir / cls}: no images (*.jpg, *.jpeg); expected the {split} images of class {cls!r}. "
+                    f"{_FIX_FOLDER}"
                 )
             per_class.append((files, label))
         listing[split] = per_class
@@ -107,10 +129,10 @@ def _decode_images(files, where):
     from tf_nvm._keras import tf
 
     def load(p):
-        img = tf.io.decode_jpeg(tf.io.read_file(p), channels=3)
-        shape = tf.shape(img)
+        data = tf.io.read_file(p)
+        shape = tf.image.extract_jpeg_shape(data)  # from the header: a huge declared image is never decoded
         ok = tf.logical_and(tf.equal(shape[0], _SIZE), tf.equal(shape[1], _SIZE))
-        img = tf.cond(ok, lambda: img, lambda: tf.zeros([_SIZE, _SIZE, 3], tf.uint8))
+        img = tf.cond(ok, lambda: tf.io.decode_jpeg(data, channels=3), lambda: tf.zeros([_SIZE, _SIZE, 3], tf.uint8))
         return tf.ensure_shape(img, [_SIZE, _SIZE, 3]), shape[:2]
 
     ds = (tf.data.Dataset.from_tensor_slices(np.asarray(files))
@@ -125,8 +147,9 @@ def _decode_images(files, where):
     except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as exc:
         bad, why = _find_undecodable(files)
         if bad is None:
-            raise CorruptDatasetError(f"{where}: cannot decode the images ({exc})") from exc
-        raise CorruptDatasetError(f"{bad}: not a readable JPEG image ({why}); expected a 32x32 RGB JPEG") from exc
+            raise CorruptDatasetError(f"{where}: cannot decode the images ({exc}). {_FIX_FOLDER}") from exc
+        raise CorruptDatasetError(
+            f"{bad}: not a readable JPEG image ({why}); expected a 32x32 RGB JPEG. {_FIX_FOLDER}") from exc
     x = np.concatenate(images) if images else np.zeros((0, _SIZE, _SIZE, 3), np.uint8)
     sizes = np.concatenate(shapes) if shapes else np.zeros((0, 2), np.int32)
     wrong = np.flatnonzero(np.any(sizes != _SIZE, axis=1))
@@ -134,7 +157,7 @@ def _decode_images(files, where):
         i = int(wrong[0])
         raise CorruptDatasetError(
             f"{files[i]}: image is {int(sizes[i, 0])}x{int(sizes[i, 1])} pixels; expected 32x32 "
-            f"({wrong.size} image(s) of the wrong size under {where})"
+            f"({wrong.size} image(s) of the wrong size under {where}). {_FIX_FOLDER}"
         )
     return x
 
@@ -161,16 +184,19 @@ def _validate(arrays, where):
     for split in _SPLITS:
         for key in (f"x_{split}", f"y_{split}"):
             if key not in arrays:
-                raise CorruptDatasetError(f"{where}: key {key!r} is missing; expected x_train, y_train, x_test, y_test")
+                raise CorruptDatasetError(
+                    f"{where}: key {key!r} is missing; expected x_train, y_train, x_test, y_test. {_FIX_ARRAYS}")
         x, y = arrays[f"x_{split}"], np.asarray(arrays[f"y_{split}"]).reshape(-1)
         if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (_SIZE, _SIZE, 3):
             raise CorruptDatasetError(
-                f"{where}: key 'x_{split}' is {x.dtype} {x.shape}; expected uint8 (N, 32, 32, 3)"
+                f"{where}: key 'x_{split}' is {x.dtype} {x.shape}; expected uint8 (N, 32, 32, 3). {_FIX_ARRAYS}"
             )
         if y.dtype.kind not in "iu" or y.shape != (x.shape[0],):
-            raise CorruptDatasetError(f"{where}: key 'y_{split}' is {y.dtype} {y.shape}; expected int ({x.shape[0]},)")
+            raise CorruptDatasetError(
+                f"{where}: key 'y_{split}' is {y.dtype} {y.shape}; expected int ({x.shape[0]},). {_FIX_ARRAYS}")
         if y.size and (y.min() < 0 or y.max() > 9):
-            raise CorruptDatasetError(f"{where}: key 'y_{split}' holds labels {y.min()}..{y.max()}; expected 0..9")
+            raise CorruptDatasetError(
+                f"{where}: key 'y_{split}' holds labels {y.min()}..{y.max()}; expected 0..9. {_FIX_ARRAYS}")
         out[f"x_{split}"], out[f"y_{split}"] = x, y.astype(np.int32)
     return out
 
@@ -181,7 +207,8 @@ def _load_folder(root, cache):
     file, key = _cache_file(cache, root, listing)
     if file.is_file():
         try:
-            arrays = _validate(open_npz(file), str(file))
+            keys = ("x_train", "y_train", "x_test", "y_test")
+            arrays = _validate(safe_io.load_npz(file, keys, max_bytes=CIFAR10_MAX_CACHE_BYTES, kinds="iu"), str(file))
         except CorruptDatasetError:
             arrays = None  # a damaged cache is rebuilt below
         counts = {s: sum(key["counts"][s]) for s in _SPLITS}
@@ -212,15 +239,15 @@ def load_cifar10(source="auto", *, path=None, cache_dir=None, verbose=True):
             folder only) or ``"keras"`` (``keras.datasets.cifar10.load_data()`` only,
             which downloads the original binary release on first use).
         path: optional folder in the layout ``<path>/{train,test}/<class>/*.jpg`` with
-            the class folders of :data:`CIFAR10_CLASSES`. With ``"auto"`` a missing
-            ``path`` is noted and the other sources are tried.
+            the class folders of :data:`CIFAR10_CLASSES`. When given, only ``path`` is
+            read; a missing ``path`` raises :class:`DatasetNotFoundError` naming it.
         cache_dir: folder for decoded caches (created when needed); default
             ``$TF_NVM_CACHE_DIR`` or ``~/.cache/tf_nvm``. A folder's decoded arrays go
             to ``<cache_dir>/cifar10/cifar10_folder_<key>.npz``, keyed on the folder's
             absolute path and per-class file counts (about 184 MB for the full set).
         verbose: print one line naming the source and the path used.
 
-    ``"auto"`` tries, in order: ``path``; ``$TF_NVM_DATA_DIR/cifar10``;
+    ``"auto"`` without ``path`` tries, in order: ``$TF_NVM_DATA_DIR/cifar10``;
     ``../shared/data/cifar10`` beside the folder holding ``tf_nvm`` and beside the
     current directory; ``keras.datasets.cifar10.load_data()``. Decoding the
     60,000 JPEG files once takes about 10 s on 2 cores (more when the files are
@@ -234,10 +261,11 @@ def load_cifar10(source="auto", *, path=None, cache_dir=None, verbose=True):
         that a tail split such as Keras's ``validation_split`` holds every class.
 
     Raises:
-        DatasetNotFoundError: no source could be found; the message lists every
-            source tried, why it failed, and how to fix it.
+        DatasetNotFoundError: ``path`` does not exist, or no source could be found;
+            the message lists every source tried, why it failed, and how to fix it.
         CorruptDatasetError: a folder exists but a split or class folder is missing, a
-            class has no images, or an image is not a 32x32 JPEG (the message names it).
+            class has no images, or an image is not a 32x32 JPEG or larger than
+            :data:`CIFAR10_MAX_IMAGE_BYTES` (the message names it).
         UnknownNameError: ``source`` is not one of :data:`CIFAR10_SOURCES` (a ValueError).
     """
     if source not in CIFAR10_SOURCES:
@@ -253,9 +281,9 @@ def load_cifar10(source="auto", *, path=None, cache_dir=None, verbose=True):
 
     if source in ("auto", "folder"):
         candidates = []  # (label, folder or None, reason when None)
-        if path is not None:
+        if path is not None:  # when given, the only source (never silently replaced by another one)
             candidates.append(("path", Path(path).expanduser(), None))
-        if path is None or source == "auto":
+        else:
             env = data_dir_from_env()
             if env is None:
                 candidates.append((f"${DATA_DIR_ENV}/cifar10", None, f"{DATA_DIR_ENV} is not set"))
@@ -272,7 +300,7 @@ def load_cifar10(source="auto", *, path=None, cache_dir=None, verbose=True):
             else:
                 tried.append(f"{label} {folder}: {'not a folder' if folder.exists() else 'does not exist'}")
 
-    if source in ("auto", "keras"):
+    if source == "keras" or (source == "auto" and path is None):
         try:
             arrays = _load_keras()
         except CorruptDatasetError:

