@@ -33,7 +33,8 @@ import tflite_export
 from tf_nvm._keras import keras
 from tf_nvm.atomic import write_json_atomic
 from tf_nvm.mapping.reference import evaluate
-from tf_nvm.train import load_run, standardise
+from tf_nvm.preprocessing import Standardisation
+from tf_nvm.runs import read_run
 
 PRESETS = ["paper-2bit-unipolar", "paper-2bit-bipolar", "paper-4bit-unipolar", "paper-4bit-bipolar"]
 
@@ -44,7 +45,7 @@ def _row(result):
             "histogram": result.histogram}
 
 
-def check_model(model, name, x_train, x_test, y_test, mean, std, out, start, tflm_exact=False):
+def check_model(model, name, x_train, x_test, y_test, standardisation, out, start, tflm_exact=False):
     """Exports ``model`` (INT8, INT4 where codes fit, mapping) and compares every artefact on ``x_test``."""
     logits = model.predict(x_test, verbose=0, batch_size=512)
     keras_acc = float(np.mean(np.argmax(logits, axis=1) == y_test))
@@ -83,7 +84,7 @@ def check_model(model, name, x_train, x_test, y_test, mean, std, out, start, tfl
         row["mapping"] = "skipped (--tflm-exact)"
     else:
         mapping = tflite_export.export_crossbar(model, os.path.join(out, f"{name}.mapping"),
-                                                preprocessing={"input_mean": mean, "input_std": std})
+                                                preprocessing=standardisation)
         got = evaluate(os.path.join(out, f"{name}.mapping"), x_test)
         want = np.rint(model.predict(x_test, verbose=0, batch_size=512) / spec.activation_step)
         diff = got.codes[mapping.outputs[0]] - want
@@ -129,18 +130,16 @@ def main(argv=None):
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     (raw_train, y_train), (raw_test, y_test) = tf_nvm.datasets.load_har(verbose=True)
-    x_train, x_test = raw_train, raw_test
-    mean, std = x_train.mean((0, 1)), x_train.std((0, 1)) + 1e-8
-    x_train = ((x_train - mean) / std).astype(np.float32)
-    x_test = ((x_test - mean) / std).astype(np.float32)
+    standardisation = Standardisation.fit(raw_train)
+    x_train, x_test = standardisation.apply(raw_train), standardisation.apply(raw_test)
     report = {}
     if args.runs:
         for run in args.runs:
-            model, prep, _ = load_run(run)
-            r_mean, r_std = np.asarray(prep["input_mean"]), np.asarray(prep["input_std"])
-            xr_train, xr_test = standardise(raw_train, prep), standardise(raw_test, prep)
+            run_folder = read_run(run)
+            model, prep = run_folder.model, run_folder.preprocessing
+            xr_train, xr_test = prep.apply(raw_train), prep.apply(raw_test)
             name = os.path.basename(os.path.normpath(run))
-            report[name] = check_model(model, name, xr_train, xr_test, y_test, r_mean, r_std, args.out,
+            report[name] = check_model(model, name, xr_train, xr_test, y_test, prep, args.out,
                                        time.perf_counter(), args.tflm_exact)
     for preset in [] if args.runs else args.presets:
         start = time.perf_counter()
@@ -151,7 +150,7 @@ def main(argv=None):
         model.compile(keras.optimizers.Adam(2e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=["accuracy"])
         model.fit(x_train, y_train, epochs=args.epochs, batch_size=64, verbose=0)
-        report[preset] = check_model(model, preset, x_train, x_test, y_test, mean, std, args.out, start,
+        report[preset] = check_model(model, preset, x_train, x_test, y_test, standardisation, args.out, start,
                                      args.tflm_exact)
     write_json_atomic(os.path.join(args.out, "acceptance.json"), report)
     print(f"written {os.path.join(args.out, 'acceptance.json')}")

@@ -99,16 +99,26 @@ def test_recipe_errors(tmp_path):
         recipes.load(str(bad))
 
 
-def test_unknown_architecture_is_refused_before_any_data_is_loaded(tmp_path, capsys):
+def test_unknown_architecture_or_arguments_are_refused_when_the_recipe_loads(tmp_path, capsys):
     path = tmp_path / "arch.json"
     path.write_text(json.dumps({"dataset": "har", "architecture": "resnet", "spec": "paper-2bit-bipolar"}))
-    recipe = recipes.load(str(path))  # the recipe itself is valid without TensorFlow
     with pytest.raises(RecipeError, match=r"recipe 'arch': architecture must be one of \['cifar_cnn', 'har_cnn', "
                                           r"'har_signed_cnn'\], got 'resnet'\. Fix: correct the recipe file"):
-        recipe.check_architecture()
+        recipes.load(str(path))
     assert main(["train", str(path), "--out", str(tmp_path / "run"), "--data", str(tmp_path / "no-data")]) == 2
     assert "architecture must be one of" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+    path.write_text(json.dumps({"dataset": "har", "architecture": "har_cnn", "spec": "paper-2bit-bipolar",
+                                "architecture_args": {"filterz": [4]}}))
+    with pytest.raises(RecipeError, match=r"recipe 'arch': architecture_args \['filterz'\] do not fit har_cnn "
+                                          r"\(got an unexpected keyword argument 'filterz'\); it takes "
+                                          r"\['input_shape', 'num_classes', 'filters'\]\. Fix"):
+        recipes.load(str(path))
+    for rate in (float("inf"), 1e308, True):
+        with pytest.raises(RecipeError, match=r"learning_rate must be a number in \(0, 10\], got .* \(larger steps "
+                                              r"diverge to NaN weights\)"):
+            recipes.Recipe(name="r", dataset="har", architecture="har_cnn", spec="paper-2bit-bipolar",
+                           learning_rate=rate)
 
 
 def test_every_registered_data_set_has_a_split():

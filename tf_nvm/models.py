@@ -2,9 +2,10 @@
 
 Each builder returns a float tf_keras model; `quantize_model` makes it an NVM
 model. Builders are registered in `ARCHITECTURES` (a `tf_nvm.registry.Registry`).
+Importing this module does not import TensorFlow (each builder does), so
+recipes can check architecture names without it.
 """
 
-from tf_nvm._keras import keras
 from tf_nvm.registry import Registry
 
 __all__ = ["ARCHITECTURES", "register_architecture", "build", "har_signed_cnn", "har_cnn", "cifar_cnn"]
@@ -28,9 +29,15 @@ def build(name, **kwargs):
     return ARCHITECTURES.get(name)(**kwargs)
 
 
+def _keras():
+    from tf_nvm._keras import keras  # noqa: PLC0415  (TensorFlow only when a model is built)
+
+    return keras
+
+
 def _both_signs(x, name):
     """[x, -x] along channels: a unipolar crossbar fed both signs can subtract."""
-    L = keras.layers
+    L = _keras().layers
     return L.Concatenate(name=f"{name}_pm")([x, L.Rescaling(-1.0, name=f"{name}_neg")(x)])
 
 
@@ -53,6 +60,7 @@ def har_signed_cnn(input_shape=(128, 9), num_classes=6, filters=(64, 64), kernel
         sign_split: feed both signs of each crossbar input (doubles its rows).
         dropout: dropout rate before the head.
     """
+    keras = _keras()
     L = keras.layers
     inputs = keras.Input(input_shape, name="window")
     x = inputs
@@ -76,6 +84,7 @@ def har_signed_cnn(input_shape=(128, 9), num_classes=6, filters=(64, 64), kernel
 @register_architecture
 def har_cnn(input_shape=(128, 9), num_classes=6, filters=(32, 64, 64)):
     """A generic ReLU 1-D CNN (3 conv + 2 dense): a poor unipolar network (no inhibition)."""
+    keras = _keras()
     L = keras.layers
     inputs = keras.Input(input_shape, name="window")
     x = inputs
@@ -91,6 +100,7 @@ def har_cnn(input_shape=(128, 9), num_classes=6, filters=(32, 64, 64)):
 @register_architecture
 def cifar_cnn(input_shape=(32, 32, 3), num_classes=10, filters=(32, 64, 128), sign_split=False):
     """A small CIFAR-10 CNN: per block Conv2D -> BatchNorm -> ReLU -> MaxPool."""
+    keras = _keras()
     L = keras.layers
     inputs = keras.Input(input_shape, name="image")
     x = inputs

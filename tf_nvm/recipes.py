@@ -6,17 +6,19 @@ folder of the repository; a built package carries them as package data in
 ``tf_nvm/_recipes/`` (setup.py maps ``recipes/`` there), so an installed
 wheel finds them too.
 
-Importing this module does not import TensorFlow: the architecture name is
-checked when the recipe is trained (`Recipe.check_architecture`).
+Importing this module does not import TensorFlow; a recipe's architecture and
+its arguments are checked when the recipe is built (`Recipe.check_architecture`).
 """
 
 import dataclasses
+import inspect
 import importlib.resources
 import json
 import os
 from pathlib import Path
 from typing import Optional, Union
 
+from tf_nvm import models
 from tf_nvm.datasets import DATASETS
 from tf_nvm.errors import RecipeError, SpecError, UnknownNameError
 from tf_nvm.spec import resolve_spec
@@ -102,9 +104,9 @@ class Recipe:
             if isinstance(value, bool) or not isinstance(value, int) or value < lo:
                 raise RecipeError(f"recipe {self.name!r}: {field} must be an integer >= {lo}, got {value!r}. {_FIX}")
         if isinstance(self.learning_rate, bool) or not isinstance(self.learning_rate, (int, float)) \
-                or not self.learning_rate > 0:
-            raise RecipeError(f"recipe {self.name!r}: learning_rate must be a number > 0, got "
-                              f"{self.learning_rate!r}. {_FIX}")
+                or not 0 < self.learning_rate <= 10:
+            raise RecipeError(f"recipe {self.name!r}: learning_rate must be a number in (0, 10], got "
+                              f"{self.learning_rate!r} (larger steps diverge to NaN weights). {_FIX}")
         for field in ("augment_scale", "augment_noise"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 10:
@@ -113,18 +115,28 @@ class Recipe:
             self.nvm_spec  # noqa: B018  (validates)
         except (SpecError, UnknownNameError) as err:
             raise RecipeError(f"recipe {self.name!r}: invalid spec: {err}") from err
+        self.check_architecture()
 
     def check_architecture(self):
-        """Checks that ``architecture`` is registered in `tf_nvm.models.ARCHITECTURES` (imports TensorFlow).
+        """Checks ``architecture`` and ``architecture_args`` against `tf_nvm.models.ARCHITECTURES` (no TensorFlow).
 
         Raises:
-            RecipeError: unknown architecture (the message lists the known ones).
+            RecipeError: unknown architecture (the message lists the known ones), or
+                arguments its builder does not take.
         """
-        from tf_nvm import models  # noqa: PLC0415  (the builders need Keras; recipes stay TensorFlow-free)
-
         if self.architecture not in models.ARCHITECTURES:
             raise RecipeError(f"recipe {self.name!r}: architecture must be one of {models.ARCHITECTURES.names()}, "
                               f"got {self.architecture!r}. {_FIX}")
+        builder = models.ARCHITECTURES.get(self.architecture)
+        if not isinstance(self.architecture_args, dict):
+            raise RecipeError(f"recipe {self.name!r}: architecture_args must be an object, got "
+                              f"{type(self.architecture_args).__name__}. {_FIX}")
+        try:
+            inspect.signature(builder).bind(**self.architecture_args)
+        except TypeError as err:
+            accepted = [p for p in inspect.signature(builder).parameters]
+            raise RecipeError(f"recipe {self.name!r}: architecture_args {sorted(self.architecture_args)} do not fit "
+                              f"{self.architecture} ({err}); it takes {accepted}. {_FIX}") from None
 
     @property
     def nvm_spec(self):

@@ -98,7 +98,6 @@ def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2):
     Raises:
         RecipeError: the recipe's architecture is not registered.
     """
-    recipe.check_architecture()
     seeds = list(recipe.seeds if seeds is None else seeds)
     split = prepare_data(recipe, data_path, verbose=bool(verbose))
     runs.create_run(out_dir, recipe, split.standardisation, split.source)

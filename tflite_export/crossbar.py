@@ -25,6 +25,7 @@ from tf_nvm.graph import activation_name, layer_graph
 from tf_nvm.mapping.device import adc_full_scale
 from tf_nvm.mapping.ops import DIGITAL_OPS
 from tf_nvm.mapping.tiling import same_pads
+from tf_nvm.preprocessing import Standardisation
 
 __all__ = ["export_crossbar", "build_mapping", "HARDWARE_FIELDS"]
 
@@ -266,7 +267,8 @@ def build_mapping(model, spec=None, preprocessing=None, metadata=None):
         spec: None (the model's spec) or a spec differing only in
             `HARDWARE_FIELDS` (crossbar size, converters, conductances, input
             encoding).
-        preprocessing: optional ``{"input_mean": [...], "input_std": [...]}``
+        preprocessing: optional `tf_nvm.preprocessing.Standardisation`, or its dict
+            ``{"input_mean": [...], "input_std": [...]}``
             (raw units, per input channel), e.g. a run folder's
             ``preprocessing.json``.
         metadata: optional extra JSON-ready metadata.
@@ -337,8 +339,11 @@ def build_mapping(model, spec=None, preprocessing=None, metadata=None):
         shapes[layer.name] = out_shape
     mean = std = None
     if preprocessing is not None:
-        mean = tuple(float(v) for v in np.ravel(preprocessing["input_mean"]))
-        std = tuple(float(v) for v in np.ravel(preprocessing["input_std"]))
+        if not isinstance(preprocessing, Standardisation):
+            preprocessing = Standardisation.from_dict(preprocessing, where="export_crossbar: preprocessing",
+                                                      error=ExportError)
+        mean = tuple(float(v) for v in preprocessing.mean)
+        std = tuple(float(v) for v in preprocessing.std)
     inp = nvm_mapping.InputEncoding(input_name, shapes[input_name], spec.input_encoding,
                                     float(spec.activation_step), 0, mean, std)
     outputs = tuple(alias.get(n, n) for n in model.output_names)
@@ -373,7 +378,7 @@ def export_crossbar(model, path, spec=None, preprocessing=None, metadata=None):
         model: trained Keras NVM model.
         path: output prefix (``.json``/``.npz`` suffixes are stripped).
         spec: None (the model's spec) or a spec changing only `HARDWARE_FIELDS`.
-        preprocessing: optional ``{"input_mean", "input_std"}`` of the raw inputs.
+        preprocessing: optional `Standardisation` (or ``{"input_mean", "input_std"}``) of the raw inputs.
         metadata: optional extra JSON-ready metadata.
 
     Returns:

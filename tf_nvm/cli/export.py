@@ -58,8 +58,7 @@ def run(args):
         if args.json:
             print(json.dumps(summary.to_dict(), indent=2))
     if args.mapping:
-        preprocessing = None if run_folder.preprocessing is None else run_folder.preprocessing.to_dict()
-        mapping = tflite_export.export_crossbar(run_folder.model, args.mapping, preprocessing=preprocessing)
+        mapping = tflite_export.export_crossbar(run_folder.model, args.mapping, preprocessing=run_folder.preprocessing)
         json_path, npz_path = paths(args.mapping)
         print(f"crossbar mapping: {json_path} + {npz_path}")
         print(format_table(mapping))
