@@ -159,3 +159,51 @@ def test_small_4bit_bipolar_cnn_trains_one_epoch_on_cifar10():
     assert result["test_accuracy"] > 0.35, result  # 10 classes: chance 0.1; measured 0.4-0.5 after one epoch
     codes = tf_nvm.weight_codes(model)
     assert all(-15 <= c.codes.min() and c.codes.max() <= 15 for c in codes.values())
+
+
+@pytest.mark.parametrize("name", ["../../x", "/abs/path", ".hidden", "a/b", ""])
+def test_recipe_names_cannot_leave_the_runs_folder(name):
+    with pytest.raises(RecipeError, match=r"recipe name .* must be 1-64 letters, digits, '\.', '_' or '-' starting "
+                                          r"with a letter or digit \(it names the run folder runs/<name>\)\. Fix"):
+        recipes.Recipe(name=name, dataset="har", architecture="har_cnn", spec="paper-2bit-bipolar")
+
+
+def test_seeds_and_init_are_checked_when_the_recipe_loads():
+    for seeds in ([-1], [2 ** 32], [], (5.0,)):
+        with pytest.raises(RecipeError, match=r"seeds must be a non-empty list of integers in 0\.\.2\^32-1"):
+            recipes.Recipe(name="r", dataset="har", architecture="har_cnn", spec="paper-2bit-bipolar", seeds=seeds)
+    with pytest.raises(RecipeError, match=r"init must be one of \['keep', 'device'\], got 'bogus'\. Fix"):
+        recipes.Recipe(name="r", dataset="har", architecture="har_cnn", spec="paper-2bit-bipolar", init="bogus")
+
+
+def test_an_earlier_run_is_never_overwritten_silently(tmp_path):
+    from tf_nvm import runs  # noqa: PLC0415
+    from tf_nvm.errors import RunFolderError  # noqa: PLC0415
+
+    run = tmp_path / "run"
+    (run / "seed7").mkdir(parents=True)
+    (run / "metrics.json").write_text("{}")
+    with pytest.raises(RunFolderError, match=r"already holds a run\. Fix: pass --overwrite \(the earlier run, its "
+                                             r"seed folders included, is removed first\) or another --out\."):
+        runs.prepare_folder(run)
+    runs.prepare_folder(run, overwrite=True)
+    assert not run.exists()  # the stale seed7/ went with it
+    other = tmp_path / "home"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(RunFolderError, match=r"is not empty and holds no run .* tf_nvm never writes into or "
+                                             r"removes it\. Fix: pass an empty or new --out\."):
+        runs.prepare_folder(other, overwrite=True)
+    assert (other / "notes.txt").read_text() == "mine"
+    runs.prepare_folder(tmp_path / "new")  # a missing folder is fine
+
+
+def test_diverging_training_is_a_named_error_and_writes_nothing(har_split):
+    import dataclasses  # noqa: PLC0415
+
+    poisoned = dataclasses.replace(har_split, x_train=np.full_like(har_split.x_train[:256], np.nan),
+                                   y_train=har_split.y_train[:256])
+    recipe = Recipe(name="t", dataset="har", architecture="har_cnn", spec="paper-2bit-bipolar", epochs=2)
+    with pytest.raises(tf_nvm.InvalidWeightsError, match=r"training of model 'har_cnn' diverged: loss nan after 1 "
+                                                         r"epoch\(s\).*Fix: lower the recipe's learning_rate"):
+        train_model(tf_nvm.models.build("har_cnn", filters=(4, 4, 4)), recipe, poisoned, verbose=0)

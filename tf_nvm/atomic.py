@@ -10,7 +10,7 @@ import os
 import secrets
 from pathlib import Path
 
-__all__ = ["atomic_path", "write_json_atomic", "write_bytes_atomic", "write_files_atomic"]
+__all__ = ["atomic_path", "write_json_atomic", "write_bytes_atomic", "write_files_atomic", "check_writable"]
 
 
 def _temporary(path):
@@ -92,3 +92,36 @@ def write_bytes_atomic(path, data):
 def write_json_atomic(path, data):
     """Writes ``data`` as indented, key-sorted JSON to ``path`` atomically."""
     write_bytes_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+
+
+def check_writable(path, error, what="output file"):
+    """Checks, before any long computation, that ``path`` can be written as a file.
+
+    Creates the folder if needed and a temporary file in it (removed at once),
+    so a later atomic write will not fail for a missing permission, a read-only
+    or virtual file system (``/proc``) or a path that names a folder.
+
+    Args:
+        path: the file to be written.
+        error: the tf_nvm error class raised.
+        what: what the file is, for the message.
+
+    Raises:
+        ``error``: a NUL character in the path, the path is a folder, or the folder
+            cannot hold a new file (the message quotes the OS error).
+    """
+    text = os.fspath(path)
+    if "\x00" in str(text):
+        raise error(f"{what} {text!r} contains a NUL character. Fix: pass a valid file name.")
+    path = Path(text)
+    if path.is_dir():
+        raise error(f"{what} {text!r} is a folder. Fix: pass a file name inside it, e.g. {str(path / 'model')!r}.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = _temporary(path)
+        with open(probe, "xb"):
+            pass
+        os.unlink(probe)
+    except OSError as err:
+        raise error(f"{what} {text!r} cannot be written: {err.strerror or err} ({type(err).__name__}). Fix: pass a "
+                    "path in a writable folder.") from None

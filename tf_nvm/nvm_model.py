@@ -14,12 +14,12 @@ import zipfile
 import numpy as np
 
 from tf_nvm._keras import QuantizeWrapper, keras, quantize_scope, wrapper_weight_variables
-from tf_nvm.errors import ModelFileError, NotAnNVMModelError
+from tf_nvm.errors import InvalidWeightsError, ModelFileError, NotAnNVMModelError
 from tf_nvm.quantize_configs import NVMCrossbarConfig
 from tf_nvm.serialization import custom_objects
 
 __all__ = ["LayerCodes", "weight_codes", "model_spec", "nvm_layers", "crossbar_variables", "load_model",
-           "check_keras_file", "MAX_CONFIG_BYTES", "MAX_MODEL_BYTES"]
+           "check_keras_file", "check_finite_weights", "MAX_CONFIG_BYTES", "MAX_MODEL_BYTES"]
 
 MAX_CONFIG_BYTES = 64 * 1024 * 1024
 """Largest uncompressed ``config.json`` (and ``metadata.json``) accepted in a ``.keras`` zip, bytes."""
@@ -92,6 +92,22 @@ def model_spec(model):
             f"model {model.name!r} mixes {len(specs)} different NVM specs across its crossbar layers; "
             "one model must use one spec (one weight scale, one activation range).")
     return layers[0].quantize_config.spec
+
+
+def check_finite_weights(model):
+    """Raises `InvalidWeightsError` naming the first weight that holds NaN or infinite values.
+
+    An export of such a model would store NaN scales and biases that every
+    runtime computes garbage with (and comparisons would agree with garbage).
+    """
+    for weight in model.weights:
+        value = weight.numpy()
+        if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+            bad = int(value.size - np.count_nonzero(np.isfinite(value)))
+            raise InvalidWeightsError(
+                f"model {model.name!r}: weight {weight.name!r} holds {bad} NaN/infinite value(s) of {value.size}; "
+                "nothing was exported. Fix: retrain with a lower learning rate (the training diverged), or check "
+                "the inputs for NaN.")
 
 
 def weight_codes(model):

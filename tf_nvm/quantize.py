@@ -22,11 +22,10 @@ from tf_nvm.nvm_model import crossbar_variables, nvm_layers
 from tf_nvm.quantize_configs import config_for, rule_for
 from tf_nvm.scheme import NVMQuantizeScheme
 from tf_nvm.serialization import custom_objects
-from tf_nvm.spec import resolve_spec
+from tf_nvm.spec import INITS, resolve_spec
 
 __all__ = ["quantize_model", "calibrate_scale", "INITS"]
 
-INITS = ("keep", "device")
 
 
 # --------------------------------------------------------------------- helpers

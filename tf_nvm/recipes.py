@@ -11,19 +11,23 @@ its arguments are checked when the recipe is built (`Recipe.check_architecture`)
 """
 
 import dataclasses
-import inspect
 import importlib.resources
+import inspect
 import json
 import os
+import re
 from pathlib import Path
 from typing import Optional, Union
 
 from tf_nvm import models
 from tf_nvm.datasets import DATASETS
 from tf_nvm.errors import RecipeError, SpecError, UnknownNameError
-from tf_nvm.spec import resolve_spec
+from tf_nvm.spec import INITS, resolve_spec
 
 __all__ = ["Recipe", "load", "from_dict", "names", "recipes_dir"]
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+"""A recipe name: it names the run folder, so no path separators and no leading dot."""
 
 _FIX = "Fix: correct the recipe file, or start from a bundled one (`tf-nvm recipes`)."
 
@@ -92,10 +96,16 @@ class Recipe:
             value = getattr(self, field)
             if not isinstance(value, kind):
                 raise RecipeError(f"recipe {self.name!r}: {field} must be {what}, got {value!r}. {_FIX}")
+        if not _NAME.fullmatch(self.name):
+            raise RecipeError(f"recipe name {self.name!r} must be 1-64 letters, digits, '.', '_' or '-' starting "
+                              "with a letter or digit (it names the run folder runs/<name>). Fix: rename the recipe "
+                              "file or its \"name\" field.")
         if not isinstance(self.seeds, (list, tuple)) or not self.seeds or not all(
-                isinstance(s, int) and not isinstance(s, bool) for s in self.seeds):
-            raise RecipeError(f"recipe {self.name!r}: seeds must be a non-empty list of integers, got "
+                isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2 ** 32 for s in self.seeds):
+            raise RecipeError(f"recipe {self.name!r}: seeds must be a non-empty list of integers in 0..2^32-1, got "
                               f"{self.seeds!r}. {_FIX}")
+        if self.init not in INITS:
+            raise RecipeError(f"recipe {self.name!r}: init must be one of {list(INITS)}, got {self.init!r}. {_FIX}")
         if self.dataset not in DATASETS:
             raise RecipeError(f"recipe {self.name!r}: dataset must be one of {DATASETS.names()}, got "
                               f"{self.dataset!r}. {_FIX}")

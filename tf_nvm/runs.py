@@ -31,7 +31,7 @@ from tf_nvm.errors import RunFolderError, SpecError
 from tf_nvm.preprocessing import Standardisation
 from tf_nvm.spec import NVMSpec
 
-__all__ = ["FORMAT", "SCHEMA_VERSION", "RunFolder", "create_run", "save_model", "write_seed", "write_result",
+__all__ = ["FORMAT", "SCHEMA_VERSION", "RunFolder", "prepare_folder", "create_run", "save_model", "write_seed", "write_result",
            "read_run", "mark_done", "is_done", "step_info"]
 
 FORMAT = "tf_nvm.run"
@@ -87,6 +87,34 @@ class RunFolder:
 
 
 # ------------------------------------------------------------------- writing
+def prepare_folder(folder, overwrite=False):
+    """Makes sure a new run may be written to ``folder``; with ``overwrite``, removes the earlier run there.
+
+    An empty or missing folder is fine. A folder holding an earlier run (its
+    ``run.json``, ``metrics.json`` or ``recipe.json``) is refused unless
+    ``overwrite`` is True, in which case the whole earlier run (stale
+    ``seedN/`` folders included) is removed. A non-empty folder that is not a
+    run folder is never removed.
+
+    Raises:
+        RunFolderError: the folder holds an earlier run and ``overwrite`` is False, or it is
+            not a run folder, or it is a file.
+    """
+    folder = os.fspath(folder)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise RunFolderError(f"run folder {folder!r} is a file, not a folder. Fix: pass another --out.")
+    if not os.path.isdir(folder) or not os.listdir(folder):
+        return
+    is_run = any(os.path.isfile(os.path.join(folder, name)) for name in (MANIFEST, METRICS, RECIPE))
+    if not is_run:
+        raise RunFolderError(f"output folder {folder!r} is not empty and holds no run (no {MANIFEST}, {METRICS} or "
+                             f"{RECIPE}); tf_nvm never writes into or removes it. Fix: pass an empty or new --out.")
+    if not overwrite:
+        raise RunFolderError(f"run folder {folder!r} already holds a run. Fix: pass --overwrite (the earlier run, "
+                             "its seed folders included, is removed first) or another --out.")
+    shutil.rmtree(folder)
+
+
 def create_run(folder, recipe, standardisation, data_source):
     """Starts a run folder: manifest, ``recipe.json``, ``preprocessing.json``; clears old step markers.
 

@@ -391,7 +391,7 @@ def _read_member_array(zf, info, key, budget, where, error, fix, kinds):
 
 
 def load_npz(path, keys, *, max_bytes=MAX_NPZ_BYTES, kinds="biufcSU", error=CorruptDatasetError,
-             fix="Fix: delete it and load again, or pass another path."):
+             fix="Fix: delete it and load again, or pass another path.", where=None):
     """Reads the named arrays of an ``.npz`` archive, never unpickling and with a bounded size.
 
     Only the members ``<key>.npy`` for ``keys`` are opened. For each, before any
@@ -403,12 +403,13 @@ def load_npz(path, keys, *, max_bytes=MAX_NPZ_BYTES, kinds="biufcSU", error=Corr
     return it (same dtype, byte order, memory order and values).
 
     Args:
-        path: the ``.npz`` file (must be a regular file).
+        path: the ``.npz`` file (must be a regular file), or its bytes already read.
         keys: the array names to read, in order.
         max_bytes: most bytes [bytes] all the arrays read may declare together.
         kinds: allowed ``dtype.kind`` letters.
         error: the tf_nvm error class raised.
         fix: the ``Fix: ...`` sentence ending every message.
+        where: the name used in messages (default: the path).
 
     Returns:
         A dict ``{key: numpy array}`` with every key of ``keys``.
@@ -417,7 +418,7 @@ def load_npz(path, keys, *, max_bytes=MAX_NPZ_BYTES, kinds="biufcSU", error=Corr
         error: not a regular file, not a readable zip archive, a key missing, a
             member too large, of a refused dtype, inconsistent or damaged.
     """
-    where = str(path)
+    where = where or str(path)
     out = {}
     with open_zip(path, where=where, kind=".npz", error=error, fix=fix) as zf:
         names = zf.namelist()

@@ -35,6 +35,7 @@ __all__ = [
     "WEIGHT_SCALE_MODES",
     "SpecConfigured",
     "resolve_spec",
+    "INITS",
 ]
 
 SCHEMA_VERSION = 1
@@ -42,6 +43,8 @@ BIPOLAR_MAPPINGS = ("differential", "offset")
 INPUT_ENCODINGS = ("signed-dac", "dual-rail")
 BATCHNORM_MODES = ("digital",)
 WEIGHT_SCALE_MODES = ("calibrated", "fixed")
+INITS = ("keep", "device")
+"""How `quantize_model` starts the kernels on the device grid: snap trained weights, or spread the codes."""
 _MAX_WEIGHT_BITS = 7
 _FLOAT32_MAX = 3.4028234663852886e38
 _ACTIVATION_BITS = (8,)

@@ -16,6 +16,7 @@ import numpy as np
 from tf_nvm import models, runs
 from tf_nvm._keras import keras, tf
 from tf_nvm.data import prepare_data
+from tf_nvm.errors import InvalidWeightsError
 from tf_nvm.nvm_model import model_spec
 from tf_nvm.quantize import quantize_model
 
@@ -60,10 +61,17 @@ def train_model(model, recipe, split, verbose=2):
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     keep_best = keras.callbacks.EarlyStopping("val_accuracy", mode="max", patience=recipe.epochs + 1,
                                               restore_best_weights=True)
+    callbacks = [keep_best, keras.callbacks.TerminateOnNaN()]
     start = time.perf_counter()
     history = model.fit(_training_data(recipe, split), epochs=recipe.epochs,
-                        validation_data=(split.x_val, split.y_val), callbacks=[keep_best], verbose=verbose)
+                        validation_data=(split.x_val, split.y_val), callbacks=callbacks, verbose=verbose)
     seconds = time.perf_counter() - start
+    bad = [w.name for w in model.weights if w.dtype.is_floating and not np.all(np.isfinite(w.numpy()))]
+    if bad or not np.all(np.isfinite(history.history["loss"])):
+        raise InvalidWeightsError(
+            f"training of model {model.name!r} diverged: loss {history.history['loss'][-1]!r} after "
+            f"{len(history.history['loss'])} epoch(s), non-finite weights {bad[:4]}. Nothing was written. Fix: "
+            f"lower the recipe's learning_rate (now {recipe.learning_rate!r}) or check the inputs for NaN.")
     val = history.history["val_accuracy"]
     _, test_acc = model.evaluate(split.x_test, split.y_test, verbose=0, batch_size=512)
     return {"val_accuracy": float(max(val)), "best_epoch": int(np.argmax(val)) + 1,
@@ -75,7 +83,7 @@ def _summary(values):
             "min": min(values), "max": max(values)}
 
 
-def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2):
+def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite=False):
     """Trains the recipe's float baseline and NVM model for each seed; writes a run folder.
 
     The folder (layout in `tf_nvm.runs`) holds ``model.keras`` (the NVM model of
@@ -87,19 +95,23 @@ def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2):
 
     Args:
         recipe: `Recipe`.
-        out_dir: run folder (created; existing files are replaced, old step markers removed).
+        out_dir: run folder (created; one holding an earlier run is refused unless ``overwrite``).
         seeds: seeds to run (default: the recipe's).
         data_path: explicit data source for the loader.
         verbose: Keras ``fit`` verbosity.
+        overwrite: replace an earlier run in ``out_dir`` (removed before training starts).
 
     Returns:
         the metrics dict written to ``metrics.json``.
 
     Raises:
-        RecipeError: the recipe's architecture is not registered.
+        RunFolderError: ``out_dir`` holds an earlier run (and not ``overwrite``) or other files.
+        InvalidWeightsError: training diverged (NaN or infinite weights).
     """
     seeds = list(recipe.seeds if seeds is None else seeds)
+    runs.prepare_folder(out_dir, overwrite=False)  # refuse before the data loads; removed below only if asked
     split = prepare_data(recipe, data_path, verbose=bool(verbose))
+    runs.prepare_folder(out_dir, overwrite=overwrite)
     runs.create_run(out_dir, recipe, split.standardisation, split.source)
     per_seed = []
     best = None

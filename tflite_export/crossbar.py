@@ -20,7 +20,9 @@ import tf_nvm
 from tf_nvm import mapping as nvm_mapping
 from tf_nvm._keras import QuantizeLayer, QuantizeWrapper, keras, wrapper_output_quantizers
 from tf_nvm.digital import NVMBatchNormalization
+from tf_nvm.atomic import check_writable
 from tf_nvm.errors import ExportError
+from tf_nvm.nvm_model import check_finite_weights
 from tf_nvm.graph import activation_name, layer_graph
 from tf_nvm.mapping.device import adc_full_scale
 from tf_nvm.mapping.ops import DIGITAL_OPS
@@ -287,6 +289,7 @@ def build_mapping(model, spec=None, preprocessing=None, metadata=None):
     if len(model.inputs) != 1:
         raise ExportError(f"model {model.name!r} has {len(model.inputs)} inputs; the mapping supports one. Fix: "
                           "concatenate the inputs inside the model.")
+    check_finite_weights(model)
     codes = tf_nvm.weight_codes(model)
     nodes = layer_graph(model, include_inputs=True)
     for node in nodes:
@@ -388,6 +391,7 @@ def export_crossbar(model, path, spec=None, preprocessing=None, metadata=None):
         NotAnNVMModelError: not an NVM model.
         ExportError: see `build_mapping`.
     """
+    check_writable(nvm_mapping.io.json_path_of(path), ExportError, "mapping output file")
     result = build_mapping(model, spec, preprocessing, metadata)
     nvm_mapping.save(result, path)
     return result

@@ -26,8 +26,9 @@ import warnings
 
 import numpy as np
 
-from tf_nvm.atomic import write_bytes_atomic
+from tf_nvm.atomic import check_writable, write_bytes_atomic
 from tf_nvm.errors import ExportError
+from tf_nvm.nvm_model import check_finite_weights
 
 __all__ = ["TFLiteExport", "export_tflite", "CONTAINERS"]
 
@@ -172,6 +173,10 @@ def export_tflite(model, path, representative_data=None, *, container="int8", me
         raise ExportError(f"container must be one of {list(CONTAINERS)}, got {container!r}. Fix: use 'int8' "
                           "(default, bit-exact in LiteRT) or 'int4' (smaller, 1-LSB differences).")
     spec = tf_nvm.model_spec(model)
+    check_writable(path, ExportError, "TFLite output file")
+    if measure_arena:
+        verify.require_tflm()
+    check_finite_weights(model)
     _warn_plain_batchnorm(model)
     if container == "int4" and (spec.code_min < -7 or spec.code_max > 7):
         raise ExportError(
@@ -187,13 +192,14 @@ def export_tflite(model, path, representative_data=None, *, container="int8", me
         raise ExportError(f"the converter did not store the device codes on the shared scale for layer(s) "
                           f"{[c.layer for c in bad]}: {bad[0]}. Fix: report this with the TensorFlow version; "
                           "the model was not written.")
+    arena = verify.measure_arena(content) if measure_arena else None  # before writing: a failure leaves no file
     write_bytes_atomic(path, content)
     weight_bytes = sum(t.buffer_bytes for name in (c.layer for c in checks) for _, t in graph.layer_weights(name))
     (in_scale, _), (out_scale, _) = verify.io_quantization(content)
     summary = TFLiteExport(
         path=str(path), container=container, model_bytes=len(content), weight_bytes=int(weight_bytes),
         ops=tuple(graph.op_names()), op_counts=graph.op_counts(),
-        arena_bytes=verify.measure_arena(content) if measure_arena else None, input_scale=float(in_scale),
+        arena_bytes=arena, input_scale=float(in_scale),
         output_scale=float(out_scale), weight_scale=float(checks[0].scales[0]), nvm_weight_tensors=len(checks))
     if verbose:
         print(summary)

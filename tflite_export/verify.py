@@ -20,6 +20,7 @@ maths; the reference resolver's FULLY_CONNECTED rounds once).
 """
 
 import dataclasses
+import importlib
 import os
 import re
 import subprocess
@@ -43,6 +44,8 @@ __all__ = [
     "check_nvm_weights",
     "io_quantization",
     "KERAS_EMULATION",
+    "require_tflm",
+    "require_litert",
 ]
 
 LITERT_RESOLVERS = ("default", "builtin", "reference")
@@ -187,6 +190,7 @@ def run_litert(content, x_q, resolver="default"):
     Returns:
         int8 outputs, examples first.
     """
+    require_litert()
     from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: PLC0415
 
     kinds = {"default": OpResolverType.AUTO, "builtin": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
@@ -217,6 +221,7 @@ def run_tflm(content, x_q, arena_size=None):
     Returns:
         int8 outputs, examples first.
     """
+    require_tflm()
     from tflite_micro import runtime  # noqa: PLC0415
 
     data = _model_bytes(content)
@@ -244,6 +249,25 @@ sys.stdout.flush()
 interpreter.print_allocations()
 """
 _TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
+
+
+def _require(module, what, flag):
+    try:
+        importlib.import_module(module)
+    except ImportError as err:
+        raise ExportError(f"{what} is not installed ({err}). Fix: install the export extra, "
+                          f"python3 -m pip install 'tf-nvm[export]', or {flag}.") from None
+
+
+def require_tflm():
+    """Raises `ExportError` with the install command when TFLite Micro (``tflite_micro``) is missing."""
+    _require("tflite_micro", "TFLite Micro (the Python package tflite-micro)",
+             "skip the arena measurement (measure_arena=False, tf-nvm export --no-arena)")
+
+
+def require_litert():
+    """Raises `ExportError` with the install command when LiteRT (``ai_edge_litert``) is missing."""
+    _require("ai_edge_litert", "LiteRT (the Python package ai-edge-litert)", "compare without it")
 
 
 def measure_arena(content, start=1 << 20, limit=1 << 30, timeout=300):

@@ -1,6 +1,7 @@
 """``tf-nvm export RUN_OR_MODEL``: write the int8 TFLite model and/or the crossbar mapping of a trained model."""
 
 import json
+import sys
 
 from tf_nvm.errors import ExportError
 
@@ -18,7 +19,8 @@ def add_parser(subparsers):
                         help="run folder written by `tf-nvm train` (model.keras, spec.json, preprocessing.json) "
                              "or a .keras file")
     parser.add_argument("--tflite", metavar="OUT.tflite", help="write the full-integer TFLite model here")
-    parser.add_argument("--mapping", metavar="OUT_PREFIX", help="write OUT_PREFIX.json + OUT_PREFIX.npz")
+    parser.add_argument("--mapping", metavar="OUT_PREFIX",
+                        help="write OUT_PREFIX.json and its arrays OUT_PREFIX.<hash>.npz")
     parser.add_argument("--container", choices=["int8", "int4"], default="int8",
                         help="TFLite weight container (int8: bit-exact in LiteRT; int4: half the weight flash, "
                              "1-LSB rounding differences, codes must fit -7..7)")
@@ -43,6 +45,10 @@ def run(args):
     from tf_nvm.runs import read_run  # noqa: PLC0415
 
     run_folder = read_run(args.run_or_model)
+    if run_folder.preprocessing is None:
+        print(f"[tf-nvm] warning: {args.run_or_model} has no preprocessing.json (a bare .keras model): the "
+              "exports expect inputs that are already standardised, and the mapping records no input "
+              "standardisation. Pass the run folder written by `tf-nvm train` to keep it.", file=sys.stderr)
     representative = None
     if run_folder.preprocessing is not None and run_folder.dataset in (None, "har"):
         from tf_nvm import datasets  # noqa: PLC0415

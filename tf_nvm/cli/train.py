@@ -15,6 +15,8 @@ def add_parser(subparsers):
     parser.add_argument("--epochs", type=int, help="override the recipe's epochs")
     parser.add_argument("--data", help="explicit data source (file or folder) for the data-set loader")
     parser.add_argument("--quiet", action="store_true", help="no Keras progress output")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier run in the run folder (removed first, seed folders included)")
     parser.set_defaults(func=run)
     return parser
 
@@ -28,7 +30,8 @@ def run(args):
     if args.epochs is not None:
         recipe = recipe.replace(epochs=args.epochs)
     out = args.out or os.path.join("runs", recipe.name)
-    metrics = run_recipe(recipe, out, seeds=args.seeds, data_path=args.data, verbose=0 if args.quiet else 2)
+    metrics = run_recipe(recipe, out, seeds=args.seeds, data_path=args.data, verbose=0 if args.quiet else 2,
+                         overwrite=args.overwrite)
     summary = {k: metrics[k] for k in ("recipe", "test_accuracy", "float_test_accuracy",
                                        "test_accuracy_summary", "float_test_accuracy_summary")}
     print(json.dumps(summary, indent=2))

@@ -15,10 +15,12 @@ import io
 import json
 import math
 import os
-import zipfile
+import contextlib
+import secrets
 
 import numpy as np
 
+from tf_nvm import safe_io
 from tf_nvm.atomic import write_files_atomic
 from tf_nvm.errors import MappingError, SpecError
 from tf_nvm.mapping.device import conductance_table, g_min_removal
@@ -28,20 +30,27 @@ from tf_nvm.mapping.types import (FORMAT, MAX_DIM, ROUNDING, SCHEMA_VERSION, Cro
 from tf_nvm.mapping.validate import REEXPORT, short
 from tf_nvm.spec import NVMSpec
 
-__all__ = ["paths", "save", "load", "MAX_JSON_BYTES"]
+__all__ = ["paths", "json_path_of", "save", "load", "MAX_JSON_BYTES", "MAX_NPZ_BYTES", "MAX_ARRAY_BYTES"]
 
 MAX_JSON_BYTES = 64 * 1024 * 1024
+"""Largest mapping JSON read, bytes (64 MiB)."""
+MAX_NPZ_BYTES = 1024 ** 3
+"""Largest npz file read, bytes (1 GiB, compressed)."""
+MAX_ARRAY_BYTES = 2 * 1024 ** 3
+"""Most bytes all arrays of one mapping may declare together (2 GiB, uncompressed); checked before decompressing."""
 """Largest mapping JSON `load` reads, bytes."""
 
 
-def paths(path):
-    """(json path, npz path) of a mapping given its prefix or either file name."""
+def json_path_of(path):
+    """The ``PREFIX.json`` of a mapping given its prefix or its ``.json`` file name."""
     path = os.fspath(path)
-    for suffix in (".json", ".npz"):
-        if path.endswith(suffix):
-            path = path.removesuffix(suffix)
-            break
-    return path + ".json", path + ".npz"
+    return path if path.endswith(".json") else path + ".json"
+
+
+def paths(path):
+    """(json path, npz path) of a saved mapping: the npz is the one its JSON names (None when unreadable)."""
+    json_path = json_path_of(path)
+    return json_path, _referenced_npz(json_path)
 
 
 # ------------------------------------------------------------------------ writing
@@ -159,38 +168,70 @@ def _to_json(mapping, npz_name, digest):
 
 
 def save(mapping, path):
-    """Writes ``mapping`` to ``PREFIX.json`` and ``PREFIX.npz``, atomically.
+    """Writes ``mapping`` to ``PREFIX.json`` and ``PREFIX.<hash>.npz`` with one commit point.
 
-    Both files are written (and fsynced) to temporary names in the destination
-    folder, then the npz and the JSON are renamed, in that order; on any failure
-    before or during the renames no file is left under either new final name
-    (the npz is removed again if the JSON rename fails). The JSON is the entry
-    point: it names the npz and its SHA-256, so a reader never accepts a
-    half-replaced pair.
+    The arrays go to a new file named by their SHA-256 and a random token
+    (``PREFIX.<sha256[:16]>-<token>.npz``), written and fsynced under a
+    temporary name and renamed; then the JSON, which names that file and its
+    SHA-256, is renamed over ``PREFIX.json``: that rename is the commit point.
+    A reader therefore always sees a JSON whose npz exists: the previous export
+    until the commit, the new one after it. A kill or failure before the commit
+    leaves the previous export loadable (and at most an unreferenced npz); after
+    the commit, the npz the previous JSON named is removed. Concurrent exports
+    to one prefix each commit a complete pair (the last rename wins).
 
     Args:
         mapping: a `Mapping`.
-        path: prefix, or a path ending in ``.json`` / ``.npz``.
+        path: prefix, or a path ending in ``.json``.
 
     Returns:
         (json path, npz path) as strings.
 
     Raises:
-        MappingError: ``mapping`` is not a `Mapping`.
+        MappingError: ``mapping`` is not a `Mapping`, or the files cannot be written (the message names them).
     """
     if not isinstance(mapping, Mapping):
         raise MappingError(f"save expects a tf_nvm.mapping.Mapping, got {type(mapping).__name__}. Fix: pass the "
                            "Mapping returned by tflite_export.build_mapping or tf_nvm.mapping.load.")
-    json_path, npz_path = paths(path)
+    json_path = json_path_of(path)
     buffer = io.BytesIO()
-    doc, arrays = _to_json(mapping, os.path.basename(npz_path), "")
+    doc, arrays = _to_json(mapping, "", "")
     np.savez_compressed(buffer, **arrays)
     data = buffer.getvalue()
-    doc["arrays_file"]["sha256"] = hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256(data).hexdigest()
+    prefix = json_path[:-len(".json")]
+    npz_path = f"{prefix}.{digest[:16]}-{secrets.token_hex(4)}.npz"
+    doc["arrays_file"] = {"name": os.path.basename(npz_path), "sha256": digest}
     text = (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode("utf-8")
-    # npz first, JSON last: the JSON names the npz by its hash.
-    write_files_atomic([(npz_path, data), (json_path, text)], before_rename=_before_rename_hook)
+    previous = _referenced_npz(json_path)
+    try:
+        write_files_atomic([(npz_path, data)])
+        write_files_atomic([(json_path, text)], before_rename=_before_rename_hook)  # the commit point
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.unlink(npz_path)
+        raise MappingError(f"cannot write the mapping {json_path}: {err}. Fix: pass a prefix in a writable "
+                           "folder.") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(npz_path)
+        raise
+    if previous and previous != npz_path:
+        with contextlib.suppress(OSError):
+            os.unlink(previous)
     return json_path, npz_path
+
+
+def _referenced_npz(json_path):
+    """The npz file an existing mapping JSON names (None when there is no readable one)."""
+    try:
+        doc = json.loads(safe_io.read_bytes(json_path, max_bytes=MAX_JSON_BYTES, error=MappingError))
+        name = doc["arrays_file"]["name"]
+    except (MappingError, ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(name, str) or os.path.basename(name) != name or not name.endswith(".npz"):
+        return None
+    return os.path.join(os.path.dirname(json_path), name)
 
 
 def _before_rename_hook():
@@ -202,7 +243,7 @@ def load(path):
     """Reads and validates a mapping.
 
     Args:
-        path: prefix, or the ``.json`` (or ``.npz``) file of the pair.
+        path: prefix, or the ``.json`` file of the mapping.
 
     Returns:
         the `Mapping`.
@@ -215,23 +256,33 @@ def load(path):
             references, shapes vs op params). The message names the file, the
             field, the value, what is allowed and the fix.
     """
-    json_path, _ = paths(path)
+    json_path = json_path_of(path)
+    for _ in range(_RELOADS):
+        doc = _read_document(json_path)
+        try:
+            return _Reader(json_path).mapping(doc)
+        except _ArraysReplaced:
+            continue  # a newer export committed (and removed these arrays) while we read: read the new one
+    raise MappingError(f"{json_path}: the mapping was replaced {_RELOADS} times while it was being read. Fix: load "
+                       "it again when no export is writing to that prefix.")
+
+
+_RELOADS = 5
+"""How often `load` starts over when a concurrent export replaces the mapping while it is read."""
+
+
+class _ArraysReplaced(Exception):
+    """The npz a JSON named is gone and the JSON on disk now names another one (internal to `load`)."""
+
+
+def _read_document(json_path):
+    text = safe_io.read_bytes(json_path, max_bytes=MAX_JSON_BYTES, error=MappingError,
+                              fix="Fix: pass the PREFIX or PREFIX.json written by tflite_export.export_crossbar.")
     try:
-        size = os.path.getsize(json_path)
-        if size > MAX_JSON_BYTES:
-            raise MappingError(f"{json_path}: {size} bytes is larger than the {MAX_JSON_BYTES}-byte limit of a "
-                               "mapping JSON. Fix: pass the mapping's .json file.")
-        with open(json_path, "rb") as handle:
-            text = handle.read()
-    except OSError as err:
-        raise MappingError(f"cannot read mapping file {json_path}: {err}. Fix: pass the PREFIX or PREFIX.json "
-                           "written by tflite_export.export_crossbar.") from None
-    try:
-        doc = json.loads(text.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        return json.loads(text.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError, MappingError) as err:
         raise MappingError(f"{json_path}: not valid JSON ({err}). Fix: re-export the mapping; the file is "
                            "truncated or was edited by hand.") from None
-    return _Reader(json_path).mapping(doc)
 
 
 def _reject_constant(name):
@@ -327,17 +378,21 @@ class _Reader:
             self.fail("arrays_file.name", f"value {name!r} must be a file name ending in .npz, beside the JSON")
         npz_path = os.path.join(os.path.dirname(self.json_path), name)
         try:
-            with open(npz_path, "rb") as handle:
-                data = handle.read()
-        except OSError as err:
-            self.fail("arrays_file.name", f"cannot read {npz_path}: {err}", "keep PREFIX.npz beside PREFIX.json")
+            data = safe_io.read_bytes(npz_path, max_bytes=MAX_NPZ_BYTES, error=MappingError,
+                                      fix="Fix: keep the .npz the JSON names beside it, or re-export both files "
+                                          "together.")
+        except MappingError:
+            if not os.path.lexists(npz_path) and _referenced_npz(self.json_path) not in (None, npz_path):
+                raise _ArraysReplaced(npz_path) from None
+            raise
         if hashlib.sha256(data).hexdigest() != digest:
             self.fail("arrays_file.sha256", f"{npz_path} does not match the recorded SHA-256 {digest[:16]}...",
                       "the .npz was modified or belongs to another export; re-export both files together")
+        self.npz_path, self.npz_data, self.budget = npz_path, data, MAX_ARRAY_BYTES
         try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-                self.arrays = {key: npz[key] for key in npz.files}
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, TypeError) as err:
+            with safe_io.open_zip(data, where=npz_path, kind=".npz", error=MappingError) as archive:
+                self.arrays = {name[:-4] for name in archive.namelist() if name.endswith(".npy")}
+        except MappingError as err:
             self.fail("arrays_file.name", f"{npz_path} is not a readable npz ({err})")
 
     def array(self, ref, field, dtype, shape=None):
@@ -345,7 +400,10 @@ class _Reader:
         key = self.get(ref, "array", "str", f"{field}.array")
         if key not in self.arrays:
             self.fail(f"{field}.array", f"array {key!r} is not in the npz file")
-        value = self.arrays[key]
+        # Only referenced members are decompressed, each checked against the remaining budget first.
+        value = safe_io.load_npz(self.npz_data, [key], max_bytes=self.budget, kinds="iuf", error=MappingError,
+                                 fix=f"Fix: {REEXPORT}.", where=self.npz_path)[key]
+        self.budget -= value.nbytes
         if value.dtype != np.dtype(dtype):
             self.fail(field, f"array {key!r} has dtype {value.dtype}, expected {np.dtype(dtype)}")
         if shape is not None and tuple(value.shape) != tuple(shape):

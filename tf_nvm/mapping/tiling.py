@@ -9,7 +9,7 @@ from tf_nvm.errors import MappingError
 from tf_nvm.mapping.device import reference_columns
 from tf_nvm.mapping.types import Tile
 
-__all__ = ["outputs_per_tile", "plan_tiles", "same_pads", "window_output_size"]
+__all__ = ["outputs_per_tile", "plan_tiles", "tile_count", "MAX_TILES", "same_pads", "window_output_size"]
 
 
 def outputs_per_tile(spec):
@@ -28,6 +28,15 @@ def outputs_per_tile(spec):
     return count
 
 
+MAX_TILES = 1 << 16
+"""Most crossbars one layer may use (65,536): bounds what a small mapping file can make a reader build."""
+
+
+def tile_count(rows, cols, spec):
+    """Crossbars a ``rows x cols`` weight matrix needs: ``ceil(rows / spec.rows) * ceil(cols / outputs per tile)``."""
+    return -(-rows // spec.rows) * -(-cols // outputs_per_tile(spec))
+
+
 def plan_tiles(rows, cols, spec):
     """Splits a ``rows x cols`` weight matrix onto ``spec.rows x spec.cols`` crossbars.
 
@@ -38,7 +47,14 @@ def plan_tiles(rows, cols, spec):
 
     Returns:
         tuple of `Tile`, row-major: ``ceil(rows/spec.rows) * ceil(cols/outputs_per_tile)``.
+
+    Raises:
+        MappingError: more than `MAX_TILES` crossbars.
     """
+    count = tile_count(rows, cols, spec)
+    if count > MAX_TILES:
+        raise MappingError(f"a {rows} x {cols} weight matrix needs {count} crossbars of {spec.rows} x {spec.cols}, "
+                           f"more than the {MAX_TILES} a layer may use. Fix: use larger crossbars (spec.rows/cols).")
     per_tile = outputs_per_tile(spec)
     reference = reference_columns(spec)
     tiles = []

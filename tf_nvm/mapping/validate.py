@@ -17,7 +17,7 @@ import numpy as np
 from tf_nvm.errors import MappingError
 from tf_nvm.mapping.device import adc_full_scale, levels_from_codes
 from tf_nvm.mapping.ops import DIGITAL_OPS, OpShapeError, param_ok
-from tf_nvm.mapping.tiling import plan_tiles, window_output_size
+from tf_nvm.mapping.tiling import MAX_TILES, plan_tiles, tile_count, window_output_size
 from tf_nvm.mapping.types import (ACTIVATIONS, CROSSBAR_OPS, MAX_DIM, CrossbarLayer, DigitalLayer, InputEncoding,
                                   Tile)
 from tf_nvm.spec import NVMSpec
@@ -176,10 +176,12 @@ def _validate_crossbar(layer, spec, where, shapes):
         if not np.allclose(np.asarray(layer.bias_int32, np.float64) * step, np.asarray(layer.bias, np.float64),
                            rtol=1e-5, atol=step * 1e-3):
             fail(f"{where}.bias_int32", "bias_int32 * activation_step * weight_scale does not equal bias")
-    expected = plan_tiles(layer.rows, layer.cols, spec)
-    if len(layer.tiles) != len(expected):
+    count = tile_count(layer.rows, layer.cols, spec)
+    if count > MAX_TILES or len(layer.tiles) != count:  # counted before any Tile is built
         fail(f"{where}.tiling.tiles", f"{len(layer.tiles)} tile(s) listed, the spec's {spec.rows}x{spec.cols} "
-                                      f"crossbars need {len(expected)} for a {layer.rows}x{layer.cols} matrix")
+                                      f"crossbars need {count} for a {layer.rows}x{layer.cols} matrix (at most "
+                                      f"{MAX_TILES} per layer)")
+    expected = plan_tiles(layer.rows, layer.cols, spec)
     for got, want in zip(layer.tiles, expected):
         if not isinstance(got, Tile) or dataclasses.astuple(got)[:8] != dataclasses.astuple(want)[:8] or not (
                 np.isclose(got.row_utilisation, want.row_utilisation)
