@@ -1,7 +1,13 @@
 """A small 4-bit bipolar CNN trained for one epoch on CIFAR-10 (full training set).
 
+Needs the CIFAR-10 images: a folder ``$TF_NVM_DATA_DIR/cifar10/{train,test}/<class>/*.jpg``, the
+development copy in ``../shared/data/cifar10``, the cache, or internet access for
+``keras.datasets.cifar10`` (downloaded once, about 170 MB).
+
 Run: python examples/cifar10_one_epoch.py
 """
+
+import sys
 
 import tf_nvm
 from tf_nvm.recipes import Recipe
@@ -10,6 +16,9 @@ from tf_nvm.train import train_model
 
 recipe = Recipe(name="cifar10-4bit-bipolar-1epoch", dataset="cifar10", architecture="cifar_cnn",
                 spec="paper-4bit-bipolar", epochs=1, batch_size=128)
-split = prepare_data(recipe)
+try:
+    split = prepare_data(recipe)
+except tf_nvm.DatasetNotFoundError as err:
+    sys.exit(f"examples/cifar10_one_epoch.py needs the CIFAR-10 images (see the docstring):\n{err}")
 model = tf_nvm.quantize_model(tf_nvm.models.build("cifar_cnn"), recipe.spec, init="device")
 print(train_model(model, recipe, split, verbose=2))

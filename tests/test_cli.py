@@ -62,7 +62,28 @@ def test_inspect_does_not_import_tensorflow(tmp_path):
     assert status == 0, err
     assert "total: 2 crossbar layers on " in out and heavy == "[]"
     status, out, err, heavy = _light(["inspect", str(tmp_path / "missing")])
-    assert status == 2 and "tf-nvm: error: cannot read mapping file" in err and heavy == "[]"
+    assert status == 2 and "tf-nvm: error: " in err and "missing.json: cannot be read" in err and heavy == "[]"
+
+
+def test_no_tensorflow_start_up_noise_unless_verbose(tmp_path):
+    """A command that loads TensorFlow prints only tf_nvm's own lines on stderr; --verbose shows TensorFlow's."""
+    keras.utils.set_random_seed(0)
+    float_model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4), keras.layers.Dense(3)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", tf_nvm.NonInhibitingCrossbarWarning)
+        model = tf_nvm.quantize_model(float_model, "paper-2bit-bipolar", init="device")
+    model.save(tmp_path / "m.keras")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = ROOT
+    argv = ["export", str(tmp_path / "m.keras"), "--mapping", str(tmp_path / "xbar")]
+    quiet = subprocess.run([sys.executable, "-m", "tf_nvm.cli", *argv], capture_output=True, text=True, env=env,
+                           timeout=300)
+    assert quiet.returncode == 0, quiet.stderr
+    lines = [line for line in quiet.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("[tf-nvm] warning: ") and "has no preprocessing.json" in lines[0]
+    loud = subprocess.run([sys.executable, "-m", "tf_nvm.cli", "--verbose", *argv], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert loud.returncode == 0 and len([line for line in loud.stderr.splitlines() if line.strip()]) > 1
 
 
 def test_python_dash_m_runs_the_cli():

@@ -27,12 +27,9 @@ EPOCHS = 2
 
 
 @pytest.fixture(scope="module")
-def har():
-    """Standardised HAR windows (train statistics per channel), via tf_nvm.datasets.load_har."""
-    (x_train, y_train), (x_test, y_test) = tf_nvm.datasets.load_har(verbose=False)
-    mean, std = x_train.mean((0, 1)), x_train.std((0, 1)) + 1e-8
-    return (((x_train - mean) / std).astype(np.float32), y_train, ((x_test - mean) / std).astype(np.float32),
-            y_test)
+def har(har_standardised):
+    """(x_train, y_train, x_test, y_test): real HAR windows standardised with the training statistics."""
+    return har_standardised[:4]
 
 
 def _train(preset, har, seed=0):
@@ -284,7 +281,7 @@ def test_cli_export_errors_are_named(tmp_path, capsys):
     assert main(["export", str(tmp_path), "--mapping", str(tmp_path / "m")]) == 2
     assert "has no model.keras. Fix: pass a folder written by `tf-nvm train`" in capsys.readouterr().err
     assert main(["inspect", str(tmp_path / "missing")]) == 2
-    assert "cannot read mapping file" in capsys.readouterr().err
+    assert "missing.json: cannot be read (FileNotFoundError" in capsys.readouterr().err
 
 
 # ------------------------------------------------- exactness of the digital layers
@@ -365,3 +362,72 @@ def test_quantize_input_rounds_half_to_even_on_the_grid():
     from tflite_export import quantize_input
 
     assert quantize_input(np.array([0.25, 0.75, -0.25, 100.0, -100.0]), 0.5).tolist() == [0, 2, -0, 127, -128]
+
+
+@pytest.mark.parametrize("target, message", [
+    ("folder", r"TFLite output file '.*out' is a folder\. Fix: pass a file name inside it"),
+    ("nul", r"TFLite output file '.*a\\x00b\.tflite' contains a NUL character\. Fix: pass a valid file name\."),
+    ("proc", r"TFLite output file '/proc/tf_nvm\.tflite' cannot be written: .*Fix: pass a path in a writable "
+             r"folder\."),
+    ("read_only", r"TFLite output file '.*ro/m\.tflite' cannot be written: Permission denied.*Fix: pass a path"),
+])
+def test_unwritable_outputs_fail_before_conversion(exported, tmp_path, monkeypatch, target, message):
+    import tflite_export.tflite as tflite_module  # noqa: PLC0415
+
+    def never(*args, **kwargs):
+        raise AssertionError("the converter ran although the output cannot be written")
+
+    monkeypatch.setattr(tflite_module, "_convert", never)
+    model = exported["paper-2bit-bipolar"][0]
+    path = {"folder": tmp_path / "out", "nul": str(tmp_path / "a\x00b.tflite"), "proc": "/proc/tf_nvm.tflite",
+            "read_only": tmp_path / "ro" / "m.tflite"}[target]
+    if target == "folder":
+        path.mkdir()
+    if target == "read_only":
+        (tmp_path / "ro").mkdir()
+        os.chmod(tmp_path / "ro", 0o555)
+        if os.access(tmp_path / "ro", os.W_OK) and os.geteuid() == 0:
+            # root ignores directory permissions: a read-only bind is not available here, so use a file as parent
+            os.chmod(tmp_path / "ro", 0o755)
+            os.rmdir(tmp_path / "ro")
+            (tmp_path / "ro").write_text("a file, not a folder")
+            message = r"TFLite output file '.*ro/m\.tflite' cannot be written: .*Fix: pass a path in a writable folder"
+    with pytest.raises(ExportError, match=message):
+        export_tflite(model, path, measure_arena=False)
+
+
+def test_unknown_time_axis_is_an_export_error(tmp_path):
+    from tf_nvm.layers import NVMDense, NVMQuantize  # noqa: PLC0415
+
+    spec = tf_nvm.presets.get("paper-4bit-bipolar").replace(weight_scale_mode="fixed", weight_scale=0.05)
+    model = keras.Sequential([keras.Input((None, 4)), NVMQuantize(spec), NVMDense(3, spec=spec)])
+    message = r"input .* has shape \(None, None, 4\): an unknown \(None\) axis besides the batch axis cannot be exported"
+    with pytest.raises(ExportError, match=message):
+        export_tflite(model, tmp_path / "m.tflite", measure_arena=False)
+    from tflite_export import export_crossbar  # noqa: PLC0415
+    with pytest.raises(ExportError, match=message):
+        export_crossbar(model, tmp_path / "m")
+
+
+def test_nan_weights_are_refused_and_nothing_is_written(exported, tmp_path):
+    model = exported["paper-4bit-bipolar"][0]
+    kernel = tf_nvm.nvm_model.crossbar_variables(tf_nvm.nvm_layers(model)[0])[0]
+    saved = kernel.numpy()
+    try:
+        kernel.assign(np.full_like(saved, np.nan))
+        with pytest.raises(tf_nvm.InvalidWeightsError, match=r"holds \d+ NaN/infinite value\(s\) of \d+; nothing was "
+                                                             r"exported\. Fix: retrain with a lower learning rate"):
+            export_tflite(model, tmp_path / "m.tflite", measure_arena=False)
+        assert not (tmp_path / "m.tflite").exists()
+    finally:
+        kernel.assign(saved)
+
+
+def test_missing_tflite_micro_is_named_before_anything_is_written(exported, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tflite_micro", None)  # as after `pip install tf-nvm` without the export extra
+    with pytest.raises(ExportError, match=r"TFLite Micro \(the Python package tflite-micro\) is not installed .*Fix: "
+                                          r"install the export extra, python3 -m pip install 'tf-nvm\[export\]', or "
+                                          r"skip the arena measurement \(measure_arena=False, tf-nvm export "
+                                          r"--no-arena\)\."):
+        export_tflite(exported["paper-2bit-bipolar"][0], tmp_path / "m.tflite")
+    assert os.listdir(tmp_path) == []

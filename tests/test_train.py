@@ -1,6 +1,7 @@
 """Training on real data through the public paths: the CLI, recipes, and plain fit."""
 
 import json
+import pathlib
 import warnings
 
 import numpy as np
@@ -92,7 +93,8 @@ def test_recipe_errors(tmp_path):
         recipes.load(str(bad))
     bad.write_text(json.dumps({"dataset": "har", "architecture": "har_cnn", "spec": "paper-2bit-bipolar",
                                "seeds": [0, "1"]}))
-    with pytest.raises(RecipeError, match=r"seeds must be a non-empty list of integers, got \(0, '1'\)\. Fix"):
+    with pytest.raises(RecipeError, match=r"seeds must be a non-empty list of integers in 0\.\.2\^32-1, got "
+                                          r"\(0, '1'\)\. Fix"):
         recipes.load(str(bad))
     bad.write_text('{"dataset": "har", "architecture": "har_cnn", "spec": "paper-2bit-bipolar", "epochs": NaN}')
     with pytest.raises(RecipeError, match=r"bad.json is not valid JSON: NaN is not a JSON number.*Fix: correct"):
@@ -148,15 +150,45 @@ def test_cli_reports_errors_without_traceback(capsys):
     assert "tf-nvm: error: recipe 'no-such-recipe' not found" in capsys.readouterr().err
 
 
-def test_small_4bit_bipolar_cnn_trains_one_epoch_on_cifar10():
-    recipe = Recipe(name="c", dataset="cifar10", architecture="cifar_cnn", spec="paper-4bit-bipolar", epochs=1,
-                    batch_size=128, architecture_args={"filters": [16, 32, 64]})
-    split = prepare_data(recipe, verbose=False)
-    assert split.x_train.shape == (45000, 32, 32, 3) and split.x_test.shape == (10000, 32, 32, 3)
+SHARED_CIFAR = pathlib.Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "cifar10"
+
+
+def _synthetic_cifar_folder(root, per_class=200, test_per_class=40):
+    """A learnable stand-in for CIFAR-10 in its folder layout: one colour and stripe pattern per class, noise."""
+    from tf_nvm._keras import tf  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", per_class), ("test", test_per_class)):
+        for label, name in enumerate(tf_nvm.datasets.CIFAR10_CLASSES):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            base = np.zeros((32, 32, 3), np.float32)
+            base[..., label % 3] = 60 + 18 * label
+            base[:, (label * 3) % 32::8, (label + 1) % 3] = 200
+            for i in range(count):
+                image = np.clip(base + rng.normal(0, 25, base.shape), 0, 255).astype(np.uint8)
+                (folder / f"{i:04d}.jpg").write_bytes(tf.io.encode_jpeg(image, quality=95).numpy())
+    return root
+
+
+def test_small_4bit_bipolar_cnn_trains_on_cifar10(tmp_path):
+    """Real CIFAR-10 when the development copy is there (one epoch, 45,000 images); else a generated image folder
+    in the same layout, so that the pipeline (folder loader, split, NVM training) is checked without a download."""
+    real = SHARED_CIFAR.is_dir()
+    source = None if real else _synthetic_cifar_folder(tmp_path / "cifar10")
+    recipe = Recipe(name="c", dataset="cifar10", architecture="cifar_cnn", spec="paper-4bit-bipolar",
+                    epochs=1 if real else 4, batch_size=128 if real else 32,
+                    architecture_args={"filters": [16, 32, 64]})
+    split = prepare_data(recipe, data_path=source, verbose=False)
+    if real:
+        assert split.x_train.shape == (45000, 32, 32, 3) and split.x_test.shape == (10000, 32, 32, 3)
+    else:
+        assert split.x_train.shape == (1800, 32, 32, 3) and split.x_test.shape == (400, 32, 32, 3)
     model = tf_nvm.quantize_model(tf_nvm.models.build("cifar_cnn", filters=(16, 32, 64)), recipe.spec,
                                   init="device")
     result = train_model(model, recipe, split, verbose=0)
-    assert result["test_accuracy"] > 0.35, result  # 10 classes: chance 0.1; measured 0.4-0.5 after one epoch
+    # 10 classes: chance 0.1; real data measured 0.4-0.5 after one epoch; the generated classes are easier.
+    assert result["test_accuracy"] > (0.35 if real else 0.5), (real, result)
     codes = tf_nvm.weight_codes(model)
     assert all(-15 <= c.codes.min() and c.codes.max() <= 15 for c in codes.values())
 

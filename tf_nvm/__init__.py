@@ -16,7 +16,7 @@ _TF_IMPORTED_BEFORE = "tensorflow" in sys.modules
 """Whether TensorFlow was already imported when tf_nvm was (for `KerasModeError`'s message)."""
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from tf_nvm import errors, presets  # noqa: E402
+from tf_nvm import errors, preprocessing, presets  # noqa: E402
 from tf_nvm.errors import (  # noqa: E402,F401  (every error and warning, as tf_nvm.<Name>)
     CorruptDatasetError, CostModelError, DatasetNotFoundError, ExportError, InvalidWeightsError, KerasModeError,
     MappingError, ModeError, ModelFileError, NonInhibitingCrossbarWarning, NotAnNVMModelError, PipelineError,
@@ -66,6 +66,7 @@ __all__ = [
     "NVMSpec",
     "resolve_spec",
     "presets",
+    "preprocessing",
     "errors",
     *_LAZY,
     *errors.__all__,

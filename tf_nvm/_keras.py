@@ -7,6 +7,7 @@ first imported. Importing this module sets it and checks that it took effect.
 Every other module imports ``keras``, ``tf`` and ``tfmot`` from here.
 """
 
+import contextlib
 import os
 import sys
 
@@ -27,6 +28,7 @@ __all__ = [
     "wrapper_output_quantizers",
     "is_functional",
     "smart_cond",
+    "QUIET_ENV",
 ]
 
 import tf_nvm  # noqa: E402  (sets TF_USE_LEGACY_KERAS; records whether TensorFlow came first)
@@ -34,7 +36,34 @@ import tf_nvm  # noqa: E402  (sets TF_USE_LEGACY_KERAS; records whether TensorFl
 _TF_ALREADY_IMPORTED = tf_nvm._TF_IMPORTED_BEFORE or "tensorflow" in sys.modules  # pylint: disable=protected-access
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-import tensorflow as tf  # noqa: E402
+QUIET_ENV = "TF_NVM_QUIET_TENSORFLOW"
+"""Set to ``1`` (the ``tf-nvm`` command does, unless ``--verbose``) to silence TensorFlow's start-up output."""
+
+
+@contextlib.contextmanager
+def _start_up_output_silenced(active):
+    """Sends file descriptor 2 to /dev/null while TensorFlow starts (its C++ and absl lines bypass Python)."""
+    if not active:
+        yield
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+_QUIET = os.environ.get(QUIET_ENV) == "1"
+with _start_up_output_silenced(_QUIET):
+    import tensorflow as tf  # noqa: E402
+    tf.config.list_physical_devices()  # device discovery (and its CUDA messages on CPU machines) happens here
+if _QUIET:
+    tf.get_logger().setLevel("ERROR")
 
 
 def _check_legacy_mode():

@@ -1,8 +1,8 @@
 """Data preparation: a recipe's data set loaded, split for model selection, and standardised.
 
 The training part is split into a training and a validation part (validation
-subjects held out of the training subjects for HAR, the last 5000 training
-images for CIFAR-10); the test part is only evaluated, never used for
+subjects held out of the training subjects for HAR, the last 10 % of the
+training images for CIFAR-10: 5000 of 50,000); the test part is only evaluated, never used for
 selection. Inputs are standardised with the `Standardisation` fitted on the
 training part (what remains after the validation part is removed).
 
@@ -20,8 +20,8 @@ from tf_nvm.registry import Registry
 
 __all__ = ["Split", "prepare_data", "SPLITS"]
 
-CIFAR10_VALIDATION_IMAGES = 5000
-"""CIFAR-10: the last this many training images are the validation part."""
+CIFAR10_VALIDATION_FRACTION = 0.1
+"""CIFAR-10: the last this fraction of the training images is the validation part (5000 of 50,000)."""
 
 
 @dataclasses.dataclass
@@ -64,10 +64,10 @@ def _split_har(data, recipe):
 
 @SPLITS.register("cifar10")
 def _split_cifar10(data, recipe):
-    """CIFAR-10: pixels scaled to [0, 1]; the last 5000 training images are the validation part."""
+    """CIFAR-10: pixels scaled to [0, 1]; the last 10 % of the training images are the validation part."""
     (x, y), (x_te, y_te) = data
     x, x_te = x.astype(np.float32) / 255.0, x_te.astype(np.float32) / 255.0
-    n_val = CIFAR10_VALIDATION_IMAGES
+    n_val = max(1, int(round(len(x) * CIFAR10_VALIDATION_FRACTION)))
     return x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:], x_te, y_te, "cifar10"
 
 

@@ -14,12 +14,12 @@ import zipfile
 import numpy as np
 
 from tf_nvm._keras import QuantizeWrapper, keras, quantize_scope, wrapper_weight_variables
-from tf_nvm.errors import InvalidWeightsError, ModelFileError, NotAnNVMModelError
+from tf_nvm.errors import ExportError, InvalidWeightsError, ModelFileError, NotAnNVMModelError
 from tf_nvm.quantize_configs import NVMCrossbarConfig
 from tf_nvm.serialization import custom_objects
 
 __all__ = ["LayerCodes", "weight_codes", "model_spec", "nvm_layers", "crossbar_variables", "load_model",
-           "check_keras_file", "check_finite_weights", "MAX_CONFIG_BYTES", "MAX_MODEL_BYTES"]
+           "check_keras_file", "check_finite_weights", "check_fixed_input_shape", "MAX_CONFIG_BYTES", "MAX_MODEL_BYTES"]
 
 MAX_CONFIG_BYTES = 64 * 1024 * 1024
 """Largest uncompressed ``config.json`` (and ``metadata.json``) accepted in a ``.keras`` zip, bytes."""
@@ -108,6 +108,17 @@ def check_finite_weights(model):
                 f"model {model.name!r}: weight {weight.name!r} holds {bad} NaN/infinite value(s) of {value.size}; "
                 "nothing was exported. Fix: retrain with a lower learning rate (the training diverged), or check "
                 "the inputs for NaN.")
+
+
+def check_fixed_input_shape(model):
+    """Raises `ExportError` when an input of ``model`` has an unknown (None) size besides the batch axis."""
+    for tensor in model.inputs:
+        if any(dim is None for dim in tuple(tensor.shape)[1:]):
+            raise ExportError(
+                f"model {model.name!r} input {tensor.name!r} has shape {tuple(tensor.shape)}: an unknown (None) axis "
+                "besides the batch axis cannot be exported (crossbar tiles, the mapping and the int8 model need "
+                "every size). Fix: rebuild the model with a fixed input shape, e.g. keras.Input((128, 9)), and copy "
+                "the weights.")
 
 
 def weight_codes(model):

@@ -22,7 +22,7 @@ from tf_nvm._keras import QuantizeLayer, QuantizeWrapper, keras, wrapper_output_
 from tf_nvm.digital import NVMBatchNormalization
 from tf_nvm.atomic import check_writable
 from tf_nvm.errors import ExportError
-from tf_nvm.nvm_model import check_finite_weights
+from tf_nvm.nvm_model import check_finite_weights, check_fixed_input_shape
 from tf_nvm.graph import activation_name, layer_graph
 from tf_nvm.mapping.device import adc_full_scale
 from tf_nvm.mapping.ops import DIGITAL_OPS
@@ -290,6 +290,7 @@ def build_mapping(model, spec=None, preprocessing=None, metadata=None):
         raise ExportError(f"model {model.name!r} has {len(model.inputs)} inputs; the mapping supports one. Fix: "
                           "concatenate the inputs inside the model.")
     check_finite_weights(model)
+    check_fixed_input_shape(model)
     codes = tf_nvm.weight_codes(model)
     nodes = layer_graph(model, include_inputs=True)
     for node in nodes:

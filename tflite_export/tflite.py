@@ -28,7 +28,7 @@ import numpy as np
 
 from tf_nvm.atomic import check_writable, write_bytes_atomic
 from tf_nvm.errors import ExportError
-from tf_nvm.nvm_model import check_finite_weights
+from tf_nvm.nvm_model import check_finite_weights, check_fixed_input_shape
 
 __all__ = ["TFLiteExport", "export_tflite", "CONTAINERS"]
 
@@ -173,6 +173,7 @@ def export_tflite(model, path, representative_data=None, *, container="int8", me
         raise ExportError(f"container must be one of {list(CONTAINERS)}, got {container!r}. Fix: use 'int8' "
                           "(default, bit-exact in LiteRT) or 'int4' (smaller, 1-LSB differences).")
     spec = tf_nvm.model_spec(model)
+    check_fixed_input_shape(model)
     check_writable(path, ExportError, "TFLite output file")
     if measure_arena:
         verify.require_tflm()

@@ -20,9 +20,12 @@ Sub-commands:
 
 import argparse
 import importlib
+import os
 import sys
 
 from tf_nvm.errors import TfNvmError
+
+QUIET_ENV = "TF_NVM_QUIET_TENSORFLOW"  # the same name as tf_nvm._keras.QUIET_ENV (that module imports TensorFlow)
 
 __all__ = ["main", "build_parser", "SUBCOMMANDS"]
 
@@ -33,6 +36,7 @@ SUBCOMMANDS = ("train", "presets", "recipes", "export", "inspect")
 def build_parser():
     """The argparse parser of ``tf-nvm``."""
     parser = argparse.ArgumentParser(prog="tf-nvm", description="Train DNNs for analog NVM crossbars.")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up and log output")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in SUBCOMMANDS:
         importlib.import_module(f"{__name__}.{name}").add_parser(sub)
@@ -42,6 +46,8 @@ def build_parser():
 def main(argv=None):
     """Entry point of ``tf-nvm``; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if not args.verbose:
+        os.environ.setdefault(QUIET_ENV, "1")  # read when TensorFlow is first imported (tf_nvm._keras)
     try:
         return args.func(args)
     except TfNvmError as err:

@@ -50,7 +50,7 @@ def run(args):
               "exports expect inputs that are already standardised, and the mapping records no input "
               "standardisation. Pass the run folder written by `tf-nvm train` to keep it.", file=sys.stderr)
     representative = None
-    if run_folder.preprocessing is not None and run_folder.dataset in (None, "har"):
+    if args.tflite and run_folder.preprocessing is not None and run_folder.dataset in (None, "har"):
         from tf_nvm import datasets  # noqa: PLC0415
 
         (x_train, _), _ = datasets.load_har(path=args.data, verbose=False)
