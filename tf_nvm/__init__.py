@@ -33,6 +33,8 @@ _LAZY = {
     # name: (module, attribute or None for the module itself)
     "datasets": ("tf_nvm.datasets", None),
     "mapping": ("tf_nvm.mapping", None),
+    "noise": ("tf_nvm.noise", None),
+    "simulator": ("tf_nvm.simulator", None),
     "layers": ("tf_nvm.layers", None),
     "models": ("tf_nvm.models", None),
     "quantize_model": ("tf_nvm.quantize", "quantize_model"),

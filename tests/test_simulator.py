@@ -1,0 +1,253 @@
+"""The analog simulator: exact when ideal, seeded and batch-independent, noise sources of the configured size."""
+
+import math
+
+import numpy as np
+import pytest
+
+import tf_nvm
+from tf_nvm import SimulatorError, noise
+from tf_nvm._keras import tf
+from tf_nvm.mapping import DIGITAL_OPS, reference
+from tf_nvm.simulator import ADCConfig, DACConfig, DeviceConfig, SimulationConfig, Simulator
+from tf_nvm.simulator.digital import KERNELS
+
+from test_crossbar_reference import _OP_MODELS, _exported, har_conv, har_mlp  # noqa: E402  (tests/ on sys.path)
+from test_mapping import _small_model  # noqa: E402
+from tflite_export import build_mapping
+
+
+def _ideal_equals_reference(mapping, x, **config):
+    sim = Simulator(mapping, SimulationConfig(**config))
+    got = sim.run(sim.program(0), x)
+    want = reference.evaluate(mapping, x)
+    for name in mapping.outputs:
+        np.testing.assert_array_equal(got.codes[name], want.codes[name], err_msg=name)
+    return got
+
+
+# ------------------------------------------------------------------ exact when everything is off
+def test_every_digital_op_has_a_kernel():
+    assert sorted(KERNELS) == DIGITAL_OPS.names()
+
+
+@pytest.mark.parametrize("op", sorted(_OP_MODELS))
+def test_ideal_simulation_equals_the_exact_evaluator_for_every_digital_op(op, tmp_path):
+    _, mapping, x = _exported(_OP_MODELS[op], "paper-4bit-bipolar", tmp_path)
+    _ideal_equals_reference(mapping, x, batch_size=64)
+
+
+@pytest.mark.parametrize("preset", ["paper-2bit-unipolar", "paper-2bit-bipolar", "paper-4bit-unipolar",
+                                    "paper-4bit-bipolar"])
+def test_ideal_simulation_equals_the_exact_evaluator_on_conv_and_mlp(preset, rng):
+    for builder in (har_conv, har_mlp):
+        import warnings  # noqa: PLC0415
+
+        tf_nvm._keras.keras.utils.set_random_seed(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = tf_nvm.quantize_model(builder(), preset, init="device")
+        x = rng.normal(0, 1.5, (300, 128, 9)).astype(np.float32)
+        _ideal_equals_reference(build_mapping(model), x, batch_size=128)
+
+
+def test_conv2d_depthwise_offset_tiling_and_dual_rail_are_exact(tmp_path, rng):
+    L = tf_nvm._keras.keras.layers
+
+    def layers(x):
+        x = L.Conv2D(6, 3, padding="same", name="c2")(x)
+        x = L.BatchNormalization(name="bn")(x)
+        x = L.DepthwiseConv2D(3, depth_multiplier=2, strides=(1, 2), padding="same", name="dw")(x)
+        x = L.MaxPooling2D(2, padding="same", name="mp")(x)
+        x = L.Conv2D(5, 2, dilation_rate=2, name="c3")(x)
+        return L.Dense(4, name="fc")(L.Flatten(name="fl")(x))
+
+    model, _, x = _exported(layers, "paper-4bit-bipolar", tmp_path, shape=(8, 9, 2))
+    _ideal_equals_reference(build_mapping(model), x)
+    small = tf_nvm.model_spec(model).replace(rows=8, cols=6, input_encoding="dual-rail")  # many tiles, two phases
+    mapping = build_mapping(model, spec=small)
+    assert max(len(layer.tiles) for layer in mapping.crossbar_layers) > 4
+    _ideal_equals_reference(mapping, x, batch_size=33)
+    offset = _small_model("paper-2bit-bipolar")  # a differential model; the offset mapping needs its own codes
+    spec = tf_nvm.model_spec(offset)
+    assert spec.bipolar_mapping == "differential"
+    offset_model = tf_nvm.quantize_model(
+        tf_nvm.models.build("har_signed_cnn", input_shape=(16, 3), filters=(4,), kernel_sizes=(3,)),
+        spec.replace(bipolar_mapping="offset", weight_scale=None), init="device")
+    _ideal_equals_reference(build_mapping(offset_model), rng.normal(0, 2, (200, 16, 3)).astype(np.float32))
+
+
+# ------------------------------------------------------------------ seeds and batching
+@pytest.fixture(scope="module")
+def small_mapping():
+    return build_mapping(_small_model("paper-2bit-bipolar"))
+
+
+def _noisy(seed=0, batch_size=64, **device):
+    device = {"noise": "pcm-like", "t_inference": 3600.0, "stuck_at_gmin_rate": 0.01, **device}
+    return SimulationConfig(device=DeviceConfig(**device), adc=ADCConfig(mode="shared", bits=10), seed=seed,
+                            batch_size=batch_size)
+
+
+def test_same_seed_gives_identical_results_across_runs_and_batch_sizes(small_mapping, rng):
+    x = rng.normal(0, 2, (301, 16, 3)).astype(np.float32)
+    runs = []
+    for batch_size in (64, 64, 7, 301):
+        sim = Simulator(small_mapping, _noisy(batch_size=batch_size))
+        runs.append(sim.run(sim.program(3), x).codes[small_mapping.outputs[0]])
+    for other in runs[1:]:
+        np.testing.assert_array_equal(runs[0], other)
+    sim = Simulator(small_mapping, _noisy(seed=1))
+    assert np.count_nonzero(sim.run(sim.program(3), x).codes[small_mapping.outputs[0]] - runs[0]) > 0
+    assert np.count_nonzero(sim.run(sim.program(4), x).codes[small_mapping.outputs[0]] - runs[0]) > 0
+    # an example's read noise depends on its position in the data set, not on its neighbours
+    sim = Simulator(small_mapping, _noisy(batch_size=64))
+    tail = sim.run(sim.program(3), x[100:], offset=100).codes[small_mapping.outputs[0]]
+    np.testing.assert_array_equal(tail, runs[0][100:])
+
+
+# ------------------------------------------------------------------ each noise source, by its size
+def test_gaussian_programming_spread_matches_sigma():
+    target = tf.fill([200_000], 10.0)
+    programmed = noise.GaussianNoise(prog_sigma_us=0.7).program(target, tf.constant([1, 2]))
+    assert abs(float(tf.math.reduce_std(programmed)) - 0.7) < 0.01
+    assert abs(float(tf.reduce_mean(programmed)) - 10.0) < 0.01
+
+
+def test_pcm_programming_spread_follows_the_published_polynomial():
+    model = noise.PCMLikeNoise()
+    for g in (1.0, 9.0, 25.0):
+        relative = g / 25.0
+        sigma = 0.26348 + 1.9650 * relative - 1.1731 * relative ** 2  # Joshi et al. 2020 / aihwkit, g_max 25 uS
+        programmed = model.program(tf.fill([200_000], g), tf.constant([3, g.__hash__() % 1000]))
+        measured = float(tf.math.reduce_std(programmed))
+        assert abs(measured - sigma) / sigma < 0.03, (g, measured, sigma)
+
+
+def test_pcm_drift_follows_a_power_law_with_the_published_exponents():
+    model = noise.PCMLikeNoise()
+    g = tf.fill([100_000], 12.5)
+    nu = model.drift_coefficients(g, tf.constant([5, 6]))
+    relative = 12.5 / 25.0
+    mean_nu = min(max(-0.0155 * math.log(relative) + 0.0244, 0.049), 0.1)
+    assert abs(float(tf.reduce_mean(nu)) - mean_nu) < 0.003
+    for t in (3600.0, 86400.0):
+        drifted = model.drift(g, g, nu, t, tf.constant([0, 0]))
+        expected = g * tf.pow((t + 20.0) / 20.0, -nu)  # g(t) = g(t0) ((t + t0) / t0)^-nu, t0 = 20 s
+        np.testing.assert_allclose(drifted.numpy(), expected.numpy(), rtol=1e-6)
+        ratio = float(tf.reduce_mean(drifted)) / 12.5
+        assert abs(math.log(ratio) / math.log((t + 20.0) / 20.0) + mean_nu) < 0.004
+
+
+def test_read_noise_of_a_column_sum_has_the_configured_size(small_mapping):
+    sim = Simulator(small_mapping, SimulationConfig(device=DeviceConfig(noise=noise.GaussianNoise(read_sigma_us=2.0),
+                                                                        drift_compensation=False)))
+    chip = sim.program(0)
+    layer = small_mapping.crossbar_layers[-1]  # dense
+    step_us = (small_mapping.spec.g_max_us - small_mapping.spec.g_min_us) / small_mapping.spec.top_level
+    sigma_levels = chip.layers[layer.name].read_sigma.numpy()
+    assert np.allclose(sigma_levels[sigma_levels > 0], 2.0 / step_us)
+    x = np.full((4000, layer.rows), 3.0, np.float32)  # input codes 3 on every row
+    patches = tf.constant(x)
+    weights = chip.layers[layer.name]
+    layout = sim.layouts[layer.name]
+    blocks = tf.reshape(tf.pad(patches, [(0, 0), (0, layout.row_tiles * layout.tile_rows - layer.rows)]),
+                        [-1, layout.row_tiles, layout.tile_rows])
+    spread = tf.sqrt(tf.einsum("mrt,rtc->mrc", blocks * blocks, weights.read_sigma ** 2))
+    draws = spread * sim._read_normals(sim_keys(sim, 0, layer), tf.constant(0, tf.int64), 4000, 1, layout)
+    expected = 3.0 * math.sqrt(layer.rows) * 2.0 / step_us  # sqrt(sum_i x_i^2 sigma^2), rows all in one tile
+    measured = float(tf.math.reduce_std(draws[:, 0, 0]))
+    assert abs(measured - expected) / expected < 0.05, (measured, expected)
+
+
+def sim_keys(sim, chip, layer):
+    from tf_nvm.simulator.devices import stream_key  # noqa: PLC0415
+
+    return stream_key(sim.config.seed, chip, sim.layouts[layer.name].index, 10)
+
+
+@pytest.fixture(scope="module")
+def mlp_mapping():
+    import warnings  # noqa: PLC0415
+
+    tf_nvm._keras.keras.utils.set_random_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return build_mapping(tf_nvm.quantize_model(har_mlp(), "paper-2bit-bipolar", init="device"))
+
+
+def test_stuck_at_faults_hit_the_configured_fraction(mlp_mapping):
+    small_mapping = mlp_mapping  # 2 x 2304 x 32 + 2 x 64 x 6 devices
+    rates = (0.05, 0.02)
+    sim = Simulator(small_mapping, SimulationConfig(device=DeviceConfig(stuck_at_gmin_rate=rates[0],
+                                                                        stuck_at_gmax_rate=rates[1])))
+    chip = sim.program(0)
+    top = small_mapping.spec.top_level
+    low = high = not_low = not_high = 0
+    for name, layout in sim.layouts.items():
+        used = layout.used > 0
+        weights, levels = chip.layers[name].weights.numpy()[used], layout.levels[used]
+        not_low += np.count_nonzero(levels > 0)  # a device stuck at G_min is visible only if it should not be there
+        low += np.count_nonzero((np.abs(weights) < 1e-4) & (levels > 0))
+        not_high += np.count_nonzero(levels < top)
+        high += np.count_nonzero((np.abs(weights - top) < 1e-4) & (levels < top))
+    assert not_low > 20000 and not_high > 20000
+    # binomial standard errors are below 0.01 here: 4 sigma bounds
+    assert abs(low / not_low - rates[0]) < 4 * math.sqrt(rates[0] * (1 - rates[0]) / not_low), low / not_low
+    assert abs(high / not_high - rates[1]) < 4 * math.sqrt(rates[1] * (1 - rates[1]) / not_high), high / not_high
+
+
+# ------------------------------------------------------------------ converters
+def test_shared_adc_is_one_design_for_every_layer_and_per_layer_is_not(small_mapping, rng):
+    x = rng.normal(0, 2, (200, 16, 3)).astype(np.float32)
+    shared = Simulator(small_mapping, SimulationConfig(adc=ADCConfig(mode="shared", bits=8)))
+    designs = shared.adc_designs()
+    assert len(designs) == len(small_mapping.crossbar_layers) and len(set(designs.values())) == 1
+    design = next(iter(designs.values()))
+    spec = small_mapping.spec
+    assert design.full_scale == 128 * spec.top_level * spec.rows and design.bits == 8  # never saturates
+    narrow = Simulator(small_mapping, SimulationConfig(adc=ADCConfig(mode="shared", shared_output_ranges=2.0)))
+    assert len(set(narrow.adc_designs().values())) == 1
+    assert next(iter(narrow.adc_designs().values())).full_scale == pytest.approx(2 * 128.0 / spec.weight_scale)
+    per_layer = Simulator(small_mapping, SimulationConfig(adc=ADCConfig(mode="per-layer", bits=8)), calibration=x)
+    assert len(set(per_layer.adc_designs().values())) == len(small_mapping.crossbar_layers)
+    exact = reference.evaluate(small_mapping, x).codes[small_mapping.outputs[0]]
+    coarse = Simulator(small_mapping, SimulationConfig(adc=ADCConfig(mode="shared", bits=3)))
+    assert np.count_nonzero(coarse.run(coarse.program(0), x).codes[small_mapping.outputs[0]] - exact) > 0
+    fine = Simulator(small_mapping, SimulationConfig(adc=ADCConfig(mode="shared", bits=16)))
+    assert np.abs(fine.run(fine.program(0), x).codes[small_mapping.outputs[0]] - exact).max() <= 1
+
+
+def test_dac_bits_drop_the_low_input_bits(small_mapping, rng):
+    x = rng.normal(0, 2, (50, 16, 3)).astype(np.float32)
+    exact = reference.evaluate(small_mapping, x).codes[small_mapping.outputs[0]]
+    sim = Simulator(small_mapping, SimulationConfig(dac=DACConfig(bits=3)))
+    assert np.count_nonzero(sim.run(sim.program(0), x).codes[small_mapping.outputs[0]] - exact) > 0
+
+
+# ------------------------------------------------------------------ bad input
+def test_bad_inputs_and_settings_are_named_errors(small_mapping, tmp_path):
+    sim = Simulator(small_mapping)
+    chip = sim.program(0)
+    with pytest.raises(SimulatorError, match=r"inputs have shape \[4, 16\]; the mapping expects \[N, 16, 3\]\. Fix"):
+        sim.run(chip, np.zeros((4, 16), np.float32))
+    with pytest.raises(SimulatorError, match=r"inputs must be a float array, got dtype <U1\. Fix"):
+        sim.run(chip, np.full((4, 16, 3), "a"))
+    bad = np.zeros((4, 16, 3), np.float32)
+    bad[1, 2, 0] = np.nan
+    with pytest.raises(SimulatorError, match=r"inputs hold 1 NaN or infinite value\(s\)\. Fix"):
+        sim.run(chip, bad)
+    with pytest.raises(SimulatorError, match=r"unknown noise preset 'pcm'; known: ideal, pcm-like, reram-like\. Fix"):
+        DeviceConfig(noise="pcm")
+    with pytest.raises(SimulatorError, match=r"GaussianNoise\.prog_sigma_us must be a finite number >= 0, got -0\.1"):
+        noise.GaussianNoise(prog_sigma_us=-0.1)
+    with pytest.raises(SimulatorError, match=r"DeviceConfig\.stuck_at_gmax_rate must be a finite number >= 0 and "
+                                             r"<= 1, got 1\.5\. Fix"):
+        DeviceConfig(stuck_at_gmax_rate=1.5)
+    with pytest.raises(SimulatorError, match=r"unknown simulation setting 'adc\.bitz'; known: adc\.bits, "):
+        SimulationConfig().replace_path("adc.bitz", 4)
+    with pytest.raises(SimulatorError, match=r"ADCConfig\(mode='per-layer'\) calibrates each layer's ADC range on "
+                                             r"data, but calibration=None\. Fix"):
+        Simulator(small_mapping, SimulationConfig(adc=ADCConfig(mode="per-layer")))
+    with pytest.raises(tf_nvm.MappingError, match=r"cannot be read"):
+        Simulator(tmp_path / "missing")

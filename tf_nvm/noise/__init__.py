@@ -1,0 +1,69 @@
+"""Device noise models over conductances, one per file, and named presets.
+
+Every model follows one contract (`NoiseModel`: program, drift coefficients,
+drift, per-read sigma; conductances in µS, times in seconds) and draws its
+randomness from explicit stateless seeds. `PRESETS` names ready-made devices:
+
+* ``ideal``: no noise (`GaussianNoise` with zero sigmas).
+* ``pcm-like``: aihwkit's ``PCMLikeNoiseModel`` constants (Nandakumar et al.,
+  ICECS 2019; Joshi et al., Nat. Commun. 11, 2473, 2020), g_max = 25 µS.
+* ``reram-like``: aihwkit's ``ReRamWan2022NoiseModel`` fit of Wan et al.,
+  Nature 608, 504 (2022), rescaled to g_max = 25 µS, with 1 % per-read noise
+  (aihwkit's suggestion for the short-term read noise the paper does not give).
+
+Example:
+    >>> from tf_nvm import noise
+    >>> noise.get("pcm-like").prog_noise_scale
+    1.0
+"""
+
+from tf_nvm.errors import SimulatorError
+from tf_nvm.noise.base import RANDOM_ALG, NoiseModel
+from tf_nvm.noise.gaussian import GaussianNoise
+from tf_nvm.noise.lognormal import LognormalNoise
+from tf_nvm.noise.pcm import PCMLikeNoise
+from tf_nvm.noise.reram import ReRAMNoise
+from tf_nvm.registry import Registry
+
+__all__ = ["NoiseModel", "GaussianNoise", "LognormalNoise", "PCMLikeNoise", "ReRAMNoise", "PRESETS", "MODELS",
+           "get", "from_dict", "RANDOM_ALG"]
+
+MODELS = Registry("noise model", error=SimulatorError, fix="use one of the noise model names")
+"""Noise model name -> class (for `from_dict`)."""
+for _cls in (GaussianNoise, LognormalNoise, PCMLikeNoise, ReRAMNoise):
+    MODELS.register(_cls.name, _cls)
+
+PRESETS = Registry("noise preset", error=SimulatorError, fix="run `tf-nvm simulate --help` for the presets")
+"""Preset name -> `NoiseModel` instance."""
+PRESETS.register("ideal", GaussianNoise(), description="no device noise")
+PRESETS.register("pcm-like", PCMLikeNoise(), description="PCM: aihwkit PCMLikeNoiseModel constants (Joshi 2020)")
+PRESETS.register("reram-like", ReRAMNoise(g_max_us=25.0, read_sigma_relative=0.01),
+                 description="ReRAM: Wan et al. Nature 2022 spread (aihwkit fit), 1 % read noise")
+
+
+def get(name_or_model):
+    """A `NoiseModel` from a preset name (a model is returned unchanged).
+
+    Raises:
+        SimulatorError: unknown preset (the message lists the known ones).
+    """
+    if isinstance(name_or_model, NoiseModel):
+        return name_or_model
+    return PRESETS.get(name_or_model)
+
+
+def from_dict(data):
+    """Builds a model from `NoiseModel.to_dict` output.
+
+    Raises:
+        SimulatorError: not a dict, unknown model name or fields.
+    """
+    if not isinstance(data, dict) or "name" not in data:
+        raise SimulatorError(f"noise model: expected a dict with 'name', got {str(data)[:80]}. Fix: pass "
+                             "NoiseModel.to_dict() output or a preset name.")
+    fields = dict(data)
+    cls = MODELS.get(fields.pop("name"))
+    try:
+        return cls(**fields)
+    except TypeError as err:
+        raise SimulatorError(f"noise model {cls.name!r}: {err}. Fix: use the fields of {cls.__name__}.") from None

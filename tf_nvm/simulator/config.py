@@ -1,0 +1,211 @@
+"""The simulator's own configuration: nested, frozen dataclasses with units (aihwkit style).
+
+`NVMSpec` is the trained contract and stays as it is; everything about *how*
+a mapped network is simulated (converters, devices, time, seeds) lives here.
+Names follow aihwkit where one applies (``t_inference``, ``prog_noise_scale``
+on the noise models, ``drift_compensation``).
+
+Example:
+    >>> config = SimulationConfig(device=DeviceConfig(noise="pcm-like", t_inference=3600.0),
+    ...                           adc=ADCConfig(mode="shared", bits=10))
+    >>> config.replace_path("device.t_inference", 86400.0).device.t_inference
+    86400.0
+"""
+
+import dataclasses
+import math
+from typing import Optional, Union
+
+from tf_nvm.errors import SimulatorError
+
+__all__ = ["DACConfig", "ADCConfig", "DeviceConfig", "SimulationConfig", "ADC_MODES", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+ADC_MODES = ("exact", "shared", "per-layer")
+"""ADC range modes: ``exact`` (ideal, no quantisation or saturation), ``shared`` (ONE ADC design for every tile of
+every layer, range from the shared weight scale and activation grid), ``per-layer`` (each layer's range calibrated
+on its own: the full-custom periphery the paper avoids)."""
+
+
+def _number(owner, name, value, low=None, high=None, integer=False, allow_none=False, strict_low=False):
+    if value is None and allow_none:
+        return
+    kind = "an integer" if integer else "a finite number"
+    ok = (isinstance(value, int) if integer else isinstance(value, (int, float))) and not isinstance(value, bool)
+    ok = ok and math.isfinite(value) if ok else ok
+    if ok and low is not None:
+        ok = value > low if strict_low else value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        bounds = []
+        if low is not None:
+            bounds.append(f"{'>' if strict_low else '>='} {low}")
+        if high is not None:
+            bounds.append(f"<= {high}")
+        allowed = f"{kind}{' ' + ' and '.join(bounds) if bounds else ''}{' or None' if allow_none else ''}"
+        raise SimulatorError(f"{owner}.{name} must be {allowed}, got {value!r}. Fix: pass {name}=<{allowed}>.")
+
+
+@dataclasses.dataclass(frozen=True)
+class DACConfig:
+    """Row input converters.
+
+    Attributes:
+        bits: DAC resolution in bits (1..8); None uses the mapping's ``spec.dac_bits``.
+            Inputs are int8 codes on the shared grid; a b-bit DAC keeps the
+            top b bits: ``q_dac = clip(round(q / 2^(8-b)), -2^(b-1), 2^(b-1)-1) * 2^(8-b)``.
+    """
+
+    bits: Optional[int] = None
+
+    def __post_init__(self):
+        _number("DACConfig", "bits", self.bits, 1, 8, integer=True, allow_none=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class ADCConfig:
+    """Column output converters (one conversion per device column, per tile, per read).
+
+    Attributes:
+        mode: one of `ADC_MODES`.
+        bits: ADC resolution in bits (1..16); None uses the mapping's ``spec.adc_bits``.
+        shared_output_ranges: ``shared`` mode: None (default) gives the full range
+            ``FS = 128 * top_level * spec.rows`` MAC units (level x input code): the
+            largest |column sum| any tile can produce, so the one ADC never
+            saturates. A number k gives ``FS = k * 128 / s`` (s the shared weight
+            scale): k output ranges of the shared activation grid, finer steps,
+            saturating larger column sums. Either way the same design serves every
+            tile of every layer.
+        calibration_percentile: ``per-layer`` mode: each layer's full scale is
+            this percentile (0 < p <= 100) of |partial sums| of its device
+            columns on the calibration data.
+    """
+
+    mode: str = "exact"
+    bits: Optional[int] = None
+    shared_output_ranges: Optional[float] = None
+    calibration_percentile: float = 100.0
+
+    def __post_init__(self):
+        if self.mode not in ADC_MODES:
+            raise SimulatorError(f"ADCConfig.mode must be one of {list(ADC_MODES)}, got {self.mode!r}. "
+                                 "Fix: pass mode='exact', 'shared' or 'per-layer'.")
+        _number("ADCConfig", "bits", self.bits, 1, 16, integer=True, allow_none=True)
+        _number("ADCConfig", "shared_output_ranges", self.shared_output_ranges, 0, 1e6, strict_low=True,
+                allow_none=True)
+        _number("ADCConfig", "calibration_percentile", self.calibration_percentile, 0, 100, strict_low=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceConfig:
+    """The devices of a programmed chip.
+
+    Attributes:
+        noise: a noise preset name (``tf_nvm.noise.PRESETS``) or a `tf_nvm.noise.NoiseModel`.
+        stuck_at_gmin_rate: fraction of devices stuck at G_min (0..1), drawn per chip.
+        stuck_at_gmax_rate: fraction of devices stuck at G_max (0..1), drawn per chip.
+        t_inference: seconds since the end of programming (drift, accumulated noise), >= 0.
+        drift_compensation: rescale every layer's output by one global factor measured
+            on a reference read (aihwkit's ``GlobalDriftCompensation``), one per chip.
+        read_noise: draw the per-read noise of the noise model (False: programmed and
+            drifted conductances only).
+    """
+
+    noise: Union[str, object] = "ideal"
+    stuck_at_gmin_rate: float = 0.0
+    stuck_at_gmax_rate: float = 0.0
+    t_inference: float = 0.0
+    drift_compensation: bool = True
+    read_noise: bool = True
+
+    def __post_init__(self):
+        from tf_nvm import noise as noise_models  # noqa: PLC0415  (noise imports TensorFlow)
+
+        noise_models.get(self.noise)  # unknown preset -> SimulatorError listing the known ones
+        _number("DeviceConfig", "stuck_at_gmin_rate", self.stuck_at_gmin_rate, 0, 1)
+        _number("DeviceConfig", "stuck_at_gmax_rate", self.stuck_at_gmax_rate, 0, 1)
+        if self.stuck_at_gmin_rate + self.stuck_at_gmax_rate > 1:
+            raise SimulatorError(f"DeviceConfig: stuck_at_gmin_rate + stuck_at_gmax_rate = "
+                                 f"{self.stuck_at_gmin_rate + self.stuck_at_gmax_rate} exceeds 1. Fix: lower them.")
+        _number("DeviceConfig", "t_inference", self.t_inference, 0, 1e12)
+        for name in ("drift_compensation", "read_noise"):
+            if not isinstance(getattr(self, name), bool):
+                raise SimulatorError(f"DeviceConfig.{name} must be True or False, got {getattr(self, name)!r}.")
+
+    @property
+    def noise_model(self):
+        """The resolved `tf_nvm.noise.NoiseModel`."""
+        from tf_nvm import noise as noise_models  # noqa: PLC0415
+
+        return noise_models.get(self.noise)
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulationConfig:
+    """Everything the simulator needs besides the mapping.
+
+    Attributes:
+        dac: `DACConfig`.
+        adc: `ADCConfig`.
+        device: `DeviceConfig`.
+        seed: base seed (int >= 0); chip k of a run uses streams derived from (seed, k).
+        batch_size: examples per simulated batch (memory does not grow with the data set).
+        jit_compile: compile the forward pass with XLA.
+    """
+
+    dac: DACConfig = DACConfig()
+    adc: ADCConfig = ADCConfig()
+    device: DeviceConfig = DeviceConfig()
+    seed: int = 0
+    batch_size: int = 256
+    jit_compile: bool = False
+
+    def __post_init__(self):
+        for name, cls in (("dac", DACConfig), ("adc", ADCConfig), ("device", DeviceConfig)):
+            if not isinstance(getattr(self, name), cls):
+                raise SimulatorError(f"SimulationConfig.{name} must be a {cls.__name__}, got "
+                                     f"{type(getattr(self, name)).__name__}. Fix: pass {name}={cls.__name__}(...).")
+        _number("SimulationConfig", "seed", self.seed, 0, 2 ** 31 - 1, integer=True)
+        _number("SimulationConfig", "batch_size", self.batch_size, 1, 1 << 20, integer=True)
+        if not isinstance(self.jit_compile, bool):
+            raise SimulatorError(f"SimulationConfig.jit_compile must be True or False, got {self.jit_compile!r}.")
+
+    def replace_path(self, path, value):
+        """A copy with one field set by its dotted path (``"adc.bits"``, ``"device.t_inference"``, ``"seed"``).
+
+        Raises:
+            SimulatorError: unknown path (the message lists the known ones) or an invalid value.
+        """
+        parts = path.split(".")
+        known = self.paths()
+        if path not in known:
+            raise SimulatorError(f"unknown simulation setting {path!r}; known: {', '.join(known)}. "
+                                 "Fix: use one of them, e.g. --set adc.bits=6.")
+        if len(parts) == 1:
+            return dataclasses.replace(self, **{path: value})
+        section = getattr(self, parts[0])
+        return dataclasses.replace(self, **{parts[0]: dataclasses.replace(section, **{parts[1]: value})})
+
+    @classmethod
+    def paths(cls):
+        """Every settable dotted path (sorted)."""
+        out = []
+        for field in dataclasses.fields(cls):
+            if field.name in ("dac", "adc", "device"):
+                out += [f"{field.name}.{f.name}" for f in dataclasses.fields(field.default)]
+            else:
+                out.append(field.name)
+        return sorted(out)
+
+    def to_dict(self):
+        """JSON-ready dict with ``schema_version`` (the noise model as its dict)."""
+        out = {"schema_version": SCHEMA_VERSION}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if dataclasses.is_dataclass(value):
+                value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+                if "noise" in value and not isinstance(value["noise"], str):
+                    value["noise"] = value["noise"].to_dict()
+            out[field.name] = value
+        return out

@@ -1,0 +1,163 @@
+"""A crossbar layer's devices as arrays, and programming them into one chip.
+
+`LayerDevices` lays a `CrossbarLayer` out for the simulator: per row tile
+``r`` a block of ``T`` rows (``T = spec.rows``; the last block zero-padded)
+and ``Cdev`` device columns: for each device of a weight (1 unipolar/offset,
+2 differential: G+ then G-) one column per output, then (offset mapping) one
+reference column per column tile, all of whose devices sit at the reference
+level. Tiles are only the unit of the ADC and the reference columns here;
+row tiles are digitised separately and added digitally, as on the chip.
+
+`program_chip` turns target levels into one chip's conductances
+(programming noise, stuck-at faults, drift to ``t_inference``, global drift
+compensation) and returns them in *level units*: ``(g - g_min) / dG`` with
+``dG = (g_max - g_min) / top_level``, i.e. what a column sum ``sum q * L``
+computes after the G_min offset is removed from the raw column current
+(digitally, from the known input sum, as the mapping states), together with
+the per-read noise sigma in the same units. They are computed as
+``level + (g - g_target) / dG`` so that ideal devices give the target levels
+exactly.
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+
+from tf_nvm._keras import tf
+
+__all__ = ["LayerDevices", "ChipLayer", "program_chip", "stream_seed", "stream_key"]
+
+
+def stream_seed(*parts):
+    """A stateless seed (int32 [2]) derived from integers (seed, chip, layer, purpose)."""
+    state = np.random.SeedSequence([int(p) for p in parts]).generate_state(2, dtype=np.uint32)
+    return tf.constant((state & 0x7FFFFFFF).astype(np.int32))
+
+
+def stream_key(*parts):
+    """A Philox key (uint64 [1]) derived from integers, for counter-based noise."""
+    state = np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)
+    return tf.constant(state, tf.uint64)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerDevices:
+    """Static device layout of one crossbar layer.
+
+    Attributes:
+        name: layer name.
+        index: position among the mapping's crossbar layers.
+        row_tiles: R, blocks of rows digitised separately.
+        tile_rows: T, rows per block (padded).
+        cols: outputs of the layer.
+        devices: device columns per output (1 or 2).
+        ref_columns: reference columns (offset mapping: one per column tile; else 0).
+        col_tile_of_output: int array [cols], the column tile of each output.
+        levels: float32 [R, T, Cdev] target levels (padding rows at level 0, never driven).
+        used: float32 [R, T, Cdev] 1 for a real device, 0 for padding.
+    """
+
+    name: str
+    index: int
+    row_tiles: int
+    tile_rows: int
+    cols: int
+    devices: int
+    ref_columns: int
+    col_tile_of_output: np.ndarray
+    levels: np.ndarray
+    used: np.ndarray
+
+    @property
+    def device_columns(self):
+        """Cdev: device columns per row tile (int)."""
+        return self.cols * self.devices + self.ref_columns
+
+    @classmethod
+    def from_layer(cls, layer, spec, index):
+        """Lays out a `tf_nvm.mapping.CrossbarLayer` (its tiles give the row and column blocks)."""
+        rows, cols, devices = layer.levels.shape
+        row_tiles = 1 + max(t.row_tile for t in layer.tiles)
+        col_tiles = 1 + max(t.col_tile for t in layer.tiles)
+        tile_rows = min(spec.rows, rows)
+        ref = col_tiles if spec.reference_level is not None else 0
+        levels = np.zeros((row_tiles * tile_rows, cols * devices + ref), np.float32)
+        used = np.zeros_like(levels)
+        for d in range(devices):
+            levels[:rows, d * cols:(d + 1) * cols] = layer.levels[..., d]
+            used[:rows, d * cols:(d + 1) * cols] = 1.0
+        col_tile_of_output = np.zeros(cols, np.int32)
+        for tile in layer.tiles:
+            col_tile_of_output[tile.col_start:tile.col_stop] = tile.col_tile
+        if ref:
+            levels[:rows, cols * devices:] = spec.reference_level
+            used[:rows, cols * devices:] = 1.0
+        shape = (row_tiles, tile_rows, levels.shape[1])
+        return cls(layer.name, index, row_tiles, tile_rows, cols, devices, ref, col_tile_of_output,
+                   levels.reshape(shape), used.reshape(shape))
+
+
+@dataclasses.dataclass(frozen=True)
+class ChipLayer:
+    """One layer of one programmed chip (tensors in level units).
+
+    Attributes:
+        weights: float32 [R, T, Cdev] effective levels ``(g - g_min) / dG``.
+        read_sigma: float32 [R, T, Cdev] per-read noise sigma in level units, or None.
+    """
+
+    weights: object
+    read_sigma: object
+
+
+def program_chip(layouts, spec, device_config, seed, chip):
+    """Programs every crossbar layer of one chip.
+
+    Args:
+        layouts: list of `LayerDevices`.
+        spec: the mapping's `NVMSpec` (conductance window, levels).
+        device_config: `tf_nvm.simulator.config.DeviceConfig`.
+        seed: base seed of the run.
+        chip: chip index (int >= 0).
+
+    Returns:
+        (list of `ChipLayer`, drift-compensation factor as a Python float).
+    """
+    model = device_config.noise_model
+    g_min, g_max = float(spec.g_min_us), float(spec.g_max_us)
+    step = (g_max - g_min) / max(1, spec.top_level)
+    t = float(device_config.t_inference)
+    drifted, programmed, targets = [], [], []
+    for layout in layouts:
+        target = g_min + tf.constant(layout.levels) * step
+        g_prog = model.program(target, stream_seed(seed, chip, layout.index, 1))
+        nu = model.drift_coefficients(target, stream_seed(seed, chip, layout.index, 2))
+        g_t = model.drift(g_prog, target, nu, t, stream_seed(seed, chip, layout.index, 3))
+        low, high = device_config.stuck_at_gmin_rate, device_config.stuck_at_gmax_rate
+        if low or high:
+            u = tf.random.stateless_uniform(target.shape, stream_seed(seed, chip, layout.index, 4), alg="philox")
+            stuck_low, stuck_high = u < low, (u >= low) & (u < low + high)
+            g_prog = tf.where(stuck_low, g_min, tf.where(stuck_high, g_max, g_prog))
+            g_t = tf.where(stuck_low, g_min, tf.where(stuck_high, g_max, g_t))
+        used = tf.constant(layout.used)
+        programmed.append(g_prog * used)
+        drifted.append(g_t * used)
+        targets.append(target * used)
+    alpha = 1.0
+    if device_config.drift_compensation:
+        # aihwkit's global drift compensation: the summed current of a reference read (all inputs 1) right after
+        # programming over the same read at t_inference; one digital factor for the whole chip.
+        before = float(sum(tf.reduce_sum(g) for g in programmed))
+        after = float(sum(tf.reduce_sum(g) for g in drifted))
+        alpha = before / after if after > 0 else 1.0
+    out = []
+    for layout, g_t, target in zip(layouts, drifted, targets):
+        # levels + deviation / dG: exactly the target levels when every device is ideal (no float rounding).
+        weights = tf.constant(layout.levels) + (alpha * g_t - target) / step
+        sigma = None
+        if device_config.read_noise:
+            sigma_g = model.read_sigma(g_t, t) * alpha * tf.constant(layout.used) / step
+            sigma = sigma_g if float(tf.reduce_max(sigma_g)) > 0 else None
+        out.append(ChipLayer(weights, sigma))
+    return out, (alpha if math.isfinite(alpha) else 1.0)

@@ -1,0 +1,127 @@
+"""The digital periphery in TensorFlow: one kernel per op of the mapping's digital-op table.
+
+`KERNELS` maps every name of `tf_nvm.mapping.ops.DIGITAL_OPS` to a function
+``(inputs, layer, spec) -> tensor`` on float32 tensors that hold integer codes
+(batch axis first). Each kernel computes exactly what the op's numpy reference
+computes (`tf_nvm.mapping.ops`), so an ideal simulation equals the exact
+evaluator bit for bit; tests check every op against its reference.
+"""
+
+import numpy as np
+
+from tf_nvm._keras import tf
+from tf_nvm.errors import SimulatorError
+from tf_nvm.mapping.ops import DIGITAL_OPS
+from tf_nvm.mapping.tiling import same_pads
+
+__all__ = ["KERNELS", "rint_clip", "run_digital"]
+
+
+def rint_clip(values):
+    """Round half to even and clip to the int8 code range (float32 in, float32 integer codes out)."""
+    return tf.clip_by_value(tf.round(values), -128.0, 127.0)
+
+
+def _example_axis(axis):
+    return axis + 1 if axis >= 0 else axis
+
+
+def _batch_norm(inputs, layer, spec):
+    arrays = layer.arrays
+    acc = inputs[0] * arrays["multiplier"].astype(np.float32) + arrays["offset"].astype(np.float32)  # exact: < 2^24
+    return rint_clip(acc * arrays["scale"].astype(np.float32))
+
+
+def _relu(inputs, layer, spec):
+    return tf.maximum(inputs[0], 0.0)
+
+
+def _identity(inputs, layer, spec):
+    return inputs[0]
+
+
+def _rescale(inputs, layer, spec):
+    # The reference multiplies int64 codes by a Python float: float64 arithmetic.
+    value = tf.cast(inputs[0], tf.float64) * layer.params["scale"] + layer.params["offset"] / spec.activation_step
+    return tf.cast(tf.clip_by_value(tf.round(value), -128.0, 127.0), tf.float32)
+
+
+def _global_average_pool(inputs, layer, spec):
+    axes = [1 + a for a in layer.params["axes"]]
+    inverse = np.float32(1.0) / np.float32(layer.params["count"])
+    return rint_clip(tf.reduce_sum(inputs[0], axis=axes) * inverse)  # exact sum (< 2^24), one float32 product
+
+
+def _global_max_pool(inputs, layer, spec):
+    return tf.reduce_max(inputs[0], axis=[1 + a for a in layer.params["axes"]])
+
+
+def _max_pool(inputs, layer, spec):
+    q, pool, strides = inputs[0], layer.params["pool_size"], layer.params["strides"]
+    shape = q.shape
+    if layer.params["padding"] == "same":
+        pads = [same_pads(shape[1 + a], p, s) for a, (p, s) in enumerate(zip(pool, strides))]
+        q = tf.pad(q, [(0, 0)] + pads + [(0, 0)], constant_values=-float(1 << 30))
+    out_spatial = layer.output_shape[:-1]
+    result = None
+    for offsets in np.ndindex(*pool):
+        window = q[(slice(None),) + tuple(slice(o, o + s * (n - 1) + 1, s)
+                                          for o, s, n in zip(offsets, strides, out_spatial))]
+        result = window if result is None else tf.maximum(result, window)
+    return result
+
+
+def _reshape(inputs, layer, spec):
+    return tf.reshape(inputs[0], [-1] + list(layer.output_shape))
+
+
+def _concatenate(inputs, layer, spec):
+    return tf.concat(inputs, axis=_example_axis(layer.params["axis"]))
+
+
+def _add(inputs, layer, spec):
+    return rint_clip(tf.add_n(inputs))
+
+
+def _zero_pad(inputs, layer, spec):
+    return tf.pad(inputs[0], [(0, 0)] + [tuple(p) for p in layer.params["pads"]] + [(0, 0)])
+
+
+def _softmax(inputs, layer, spec):
+    axis = _example_axis(layer.params["axis"])
+    x = inputs[0] * np.float32(spec.activation_step)
+    e = tf.exp(x - tf.reduce_max(x, axis=axis, keepdims=True))
+    p = e / tf.reduce_sum(e, axis=axis, keepdims=True)
+    return tf.clip_by_value(tf.floor(p * 256.0 + 0.5), 0.0, 255.0)
+
+
+KERNELS = {
+    "batch_norm": _batch_norm,
+    "relu": _relu,
+    "identity": _identity,
+    "rescale": _rescale,
+    "global_average_pool": _global_average_pool,
+    "global_max_pool": _global_max_pool,
+    "max_pool": _max_pool,
+    "flatten": _reshape,
+    "reshape": _reshape,
+    "concatenate": _concatenate,
+    "add": _add,
+    "zero_pad": _zero_pad,
+    "softmax": _softmax,
+}
+"""Digital op name (`DIGITAL_OPS`) -> TensorFlow kernel."""
+
+
+def run_digital(inputs, layer, spec):
+    """Runs one digital layer of a mapping.
+
+    Raises:
+        SimulatorError: the op has no TensorFlow kernel (a table entry added without one).
+    """
+    kernel = KERNELS.get(layer.op)
+    if kernel is None:
+        raise SimulatorError(f"digital op {layer.op!r} of layer {layer.name!r} has no simulator kernel; ops with "
+                             f"kernels: {sorted(KERNELS)}; table: {DIGITAL_OPS.names()}. Fix: add a kernel to "
+                             "tf_nvm.simulator.digital.KERNELS.")
+    return kernel(inputs, layer, spec)

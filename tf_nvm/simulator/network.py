@@ -1,0 +1,328 @@
+"""The analog simulator: a mapping file run as one TensorFlow program per programmed chip.
+
+`Simulator(mapping, config)` reads a `tf_nvm.mapping.Mapping` (or its files)
+and a `SimulationConfig`. `program(chip)` draws one chip's devices (once);
+`run(chip, x)` streams standardised inputs through it in batches: per
+crossbar layer the im2col patches, the DAC, per row tile the column sums of
+every device column (one batched matmul), the per-read noise, the ADC, the
+pair / reference subtraction, the digital sum of row tiles, bias, the shared
+weight scale, activation and re-quantisation; then every digital step with
+the kernel of its op (`tf_nvm.simulator.digital`). With every source off and
+``exact`` converters the outputs equal the exact evaluator
+(`tf_nvm.mapping.reference`) bit for bit.
+
+Per-read noise is Gaussian per device; its effect on a column sum is drawn
+exactly in distribution as ``sqrt(sum_i x_i^2 sigma_ij^2) * N(0, 1)`` per
+output, from a counter-based Philox stream indexed by the example's position
+in the data set, so results do not depend on how the data are batched.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from tf_nvm._keras import tf
+from tf_nvm.errors import SimulatorError
+from tf_nvm.mapping import Mapping, load
+from tf_nvm.mapping.device import adc_full_scale
+from tf_nvm.mapping.ops import DIGITAL_OPS
+from tf_nvm.simulator.config import SimulationConfig
+from tf_nvm.simulator.devices import ChipLayer, LayerDevices, program_chip, stream_key
+from tf_nvm.simulator.digital import rint_clip, run_digital
+
+__all__ = ["Simulator", "Chip", "SimulationOutputs", "ADCDesign"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ADCDesign:
+    """One ADC design: signed, ``bits`` bits over ``[-full_scale, full_scale]`` MAC units (level x input code).
+
+    Attributes:
+        bits: resolution.
+        full_scale: largest |column sum| converted without saturation (MAC units), or None (ideal ADC).
+    """
+
+    bits: int
+    full_scale: float = None
+
+    @property
+    def step(self):
+        """MAC units per ADC code (None for an ideal ADC)."""
+        return None if self.full_scale is None else 2.0 * self.full_scale / 2 ** self.bits
+
+    def convert(self, values):
+        """Quantises column sums (float32 tensor, MAC units) to the ADC grid with saturation."""
+        if self.full_scale is None:
+            return values
+        step = np.float32(self.step)
+        top = 2 ** (self.bits - 1)
+        return tf.clip_by_value(tf.round(values / step), -top, top - 1) * step
+
+
+@dataclasses.dataclass(frozen=True)
+class Chip:
+    """One programmed chip.
+
+    Attributes:
+        index: chip number (its random streams derive from (seed, index)).
+        layers: ``{layer name: tf_nvm.simulator.devices.ChipLayer}``.
+        drift_compensation: the global digital factor applied (1.0 without drift).
+    """
+
+    index: int
+    layers: dict
+    drift_compensation: float
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SimulationOutputs:
+    """Codes of every network output of one chip, and their grid steps (like `MappingOutputs`).
+
+    Attributes:
+        codes: ``{output name: int64 codes}``, examples first.
+        steps: ``{output name: grid step}`` (model units per code).
+    """
+
+    codes: dict
+    steps: dict
+
+    def values(self, name=None):
+        """Float values ``codes * step`` of output ``name`` (default: the first)."""
+        name = next(iter(self.codes)) if name is None else name
+        if name not in self.codes:
+            raise SimulatorError(f"SimulationOutputs.values: {name!r} is not an output; outputs: "
+                                 f"{list(self.codes)}. Fix: pass one of those names.")
+        return self.codes[name] * self.steps[name]
+
+
+def _dac(q, bits):
+    if bits >= 8:
+        return q
+    shift = float(2 ** (8 - bits))
+    top = 2 ** (bits - 1)
+    return tf.clip_by_value(tf.round(q / shift), -top, top - 1) * shift
+
+
+def _im2col(x, layer):
+    """[N, *spatial, C] codes -> [N, *out_spatial, rows] patches (kernel position major, channel fastest)."""
+    x = tf.pad(x, [(0, 0)] + [tuple(p) for p in layer.pads] + [(0, 0)])
+    out_spatial = tuple(layer.output_shape[:-1])
+    cols = []
+    for offsets in np.ndindex(*layer.kernel_size):
+        cols.append(x[(slice(None),) + tuple(slice(o * d, o * d + s * (n - 1) + 1, s) for o, d, s, n in
+                                             zip(offsets, layer.dilation, layer.strides, out_spatial))])
+    return tf.concat(cols, axis=-1)
+
+
+class Simulator:
+    """Runs a crossbar mapping on simulated chips.
+
+    Args:
+        mapping: a `tf_nvm.mapping.Mapping` or its prefix / ``.json`` path.
+        config: `SimulationConfig` (default: ideal devices, exact converters).
+        calibration: standardised inputs used to set the ``per-layer`` ADC ranges
+            (required in that mode; e.g. 256 training examples).
+
+    Raises:
+        SimulatorError: an invalid config, or ``per-layer`` ADCs without calibration data.
+        MappingError: a mapping that does not load or validate.
+    """
+
+    def __init__(self, mapping, config=None, calibration=None):
+        self.mapping = mapping if isinstance(mapping, Mapping) else load(mapping)
+        self.config = SimulationConfig() if config is None else config
+        if not isinstance(self.config, SimulationConfig):
+            raise SimulatorError(f"Simulator: config must be a SimulationConfig, got {type(self.config).__name__}. "
+                                 "Fix: pass tf_nvm.simulator.SimulationConfig(...).")
+        self.spec = spec = self.mapping.spec
+        crossbars = self.mapping.crossbar_layers
+        self.layouts = {layer.name: LayerDevices.from_layer(layer, spec, i) for i, layer in enumerate(crossbars)}
+        self.dac_bits = self.config.dac.bits or spec.dac_bits
+        self.adc_bits = self.config.adc.bits or spec.adc_bits
+        self.adc = self._adc_designs(calibration)
+        self._forward = None
+
+    # ------------------------------------------------------------------ converters
+    def _adc_designs(self, calibration):
+        mode = self.config.adc.mode
+        names = list(self.layouts)
+        if mode == "exact":
+            return {name: ADCDesign(self.adc_bits, None) for name in names}
+        if mode == "shared":
+            ranges = self.config.adc.shared_output_ranges
+            if ranges is None:
+                full_scale = adc_full_scale(self.spec.rows, self.spec)  # the largest sum any tile can produce
+            else:
+                full_scale = ranges * 128.0 / self.spec.weight_scale
+            design = ADCDesign(self.adc_bits, float(full_scale))
+            return {name: design for name in names}
+        if calibration is None:
+            raise SimulatorError("Simulator: ADCConfig(mode='per-layer') calibrates each layer's ADC range on data, "
+                                 "but calibration=None. Fix: pass calibration=<standardised inputs, e.g. 256 "
+                                 "training examples>.")
+        ideal = Simulator(self.mapping, SimulationConfig(seed=self.config.seed, batch_size=self.config.batch_size))
+        peaks = ideal.column_sum_peaks(calibration, self.config.adc.calibration_percentile)
+        return {name: ADCDesign(self.adc_bits, max(peaks[name], 1.0)) for name in names}
+
+    def adc_designs(self):
+        """``{layer name: ADCDesign}``; in ``shared`` mode every layer holds the same design."""
+        return dict(self.adc)
+
+    # ------------------------------------------------------------------ chips
+    def program(self, chip=0):
+        """Draws the devices of chip ``chip`` (programming noise, faults, drift, compensation).
+
+        Args:
+            chip: chip index, int >= 0.
+
+        Returns:
+            `Chip`.
+        """
+        if isinstance(chip, bool) or not isinstance(chip, (int, np.integer)) or chip < 0:
+            raise SimulatorError(f"Simulator.program: chip must be an integer >= 0, got {chip!r}.")
+        layers, alpha = program_chip(list(self.layouts.values()), self.spec, self.config.device,
+                                     self.config.seed, int(chip))
+        return Chip(int(chip), dict(zip(self.layouts, layers)), alpha)
+
+    # ------------------------------------------------------------------ forward
+    def _crossbar(self, x, layer, chip_layer, offset, keys):
+        layout = self.layouts[layer.name]
+        patches = x if layer.op == "dense" else _im2col(x, layer)
+        batch = tf.shape(x)[0]
+        positions = int(np.prod(layer.output_shape[:-1])) if layer.op != "dense" else \
+            int(np.prod(layer.input_shape[:-1]))
+        flat = tf.reshape(patches, [-1, layer.rows])
+        flat = _dac(flat, self.dac_bits)
+        rails = [flat] if layer.input_rails == 1 else [tf.maximum(flat, 0.0), tf.maximum(-flat, 0.0)]
+        pad = layout.row_tiles * layout.tile_rows - layer.rows
+        adc = self.adc[layer.name]
+        cols, devices = layout.cols, layout.devices
+        acc = 0.0
+        for phase, (sign, rail) in enumerate(zip((1.0, -1.0), rails)):
+            blocks = tf.reshape(tf.pad(rail, [(0, 0), (0, pad)]), [-1, layout.row_tiles, layout.tile_rows])
+            sums = tf.einsum("mrt,rtc->mrc", blocks, chip_layer.weights)  # one conversion per device column
+            if chip_layer.read_sigma is not None:
+                spread = tf.sqrt(tf.einsum("mrt,rtc->mrc", blocks * blocks, chip_layer.read_sigma ** 2))
+                sums = sums + spread * self._read_normals(keys[phase], offset, batch, positions, layout)
+            sums = adc.convert(sums)
+            column = sums[..., :cols]
+            if devices == 2:
+                column = column - sums[..., cols:2 * cols]
+            if layout.ref_columns:
+                column = column - tf.gather(sums[..., cols * devices:], layout.col_tile_of_output, axis=2)
+            acc = acc + sign * tf.reduce_sum(column, axis=1)  # digital partial-sum accumulation
+        if layer.bias_int32 is not None:
+            acc = acc + layer.bias_int32.astype(np.float32)
+        value = acc * np.float32(self.spec.weight_scale)
+        if layer.activation == "relu":
+            value = tf.maximum(value, 0.0)
+        return tf.reshape(rint_clip(value), [-1] + list(layer.output_shape))
+
+    @staticmethod
+    def _read_normals(key, offset, batch, positions, layout):
+        """N(0, 1) per (example, position, row tile, device column), indexed by the example's global position."""
+        per_example = positions * layout.row_tiles * layout.device_columns
+        padded = -(-per_example // 4) * 4  # Philox yields 4 normals per counter step
+        counter = tf.stack([tf.cast(offset, tf.uint64) * (padded // 4), tf.constant(0, tf.uint64)])
+        normals = tf.raw_ops.StatelessRandomNormalV2(shape=tf.stack([batch * padded]), key=key, counter=counter,
+                                                     alg=1)
+        normals = tf.reshape(normals, [batch, padded])[:, :per_example]
+        return tf.reshape(normals, [-1, layout.row_tiles, layout.device_columns])
+
+    def _network(self, x, weights, sigmas, keys, offset):
+        spec = self.spec
+        tensors = {self.mapping.input.name: tf.clip_by_value(tf.round(x / np.float32(spec.activation_step)),
+                                                             -128.0, 127.0)}
+        for layer in self.mapping.layers:
+            inputs = [tensors[name] for name in layer.inputs]
+            if layer.kind == "crossbar":
+                chip_layer = ChipLayer(weights[layer.name], sigmas.get(layer.name))
+                tensors[layer.output] = self._crossbar(inputs[0], layer, chip_layer, offset, keys[layer.name])
+            else:
+                tensors[layer.output] = run_digital(inputs, layer, spec)
+        return [tensors[name] for name in self.mapping.outputs]
+
+    def run(self, chip, x, offset=0):
+        """Output codes of ``chip`` on standardised inputs ``x``, in batches of ``config.batch_size``.
+
+        Args:
+            chip: a `Chip` from `program`.
+            x: float inputs (model units, standardised), ``[N, *mapping.input.shape]``.
+            offset: index of ``x[0]`` in the whole data set (keeps read noise independent of batching).
+
+        Returns:
+            `SimulationOutputs`.
+
+        Raises:
+            SimulatorError: inputs of the wrong shape or dtype, or NaN / infinite values.
+        """
+        x = self._check_inputs(x)
+        weights = {name: layer.weights for name, layer in chip.layers.items()}
+        sigmas = {name: layer.read_sigma for name, layer in chip.layers.items() if layer.read_sigma is not None}
+        keys = {name: [stream_key(self.config.seed, chip.index, layout.index, 10 + phase) for phase in (0, 1)]
+                for name, layout in self.layouts.items()}
+        if self._forward is None:  # one trace per input shape and set of noisy layers, reused by every chip
+            self._forward = tf.function(self._network, jit_compile=self.config.jit_compile, reduce_retracing=True)
+        outputs = {name: [] for name in self.mapping.outputs}
+        size = self.config.batch_size
+        for start in range(0, len(x), size):
+            results = self._forward(tf.constant(x[start:start + size]), weights, sigmas, keys,
+                                    tf.constant(offset + start, tf.int64))
+            for name, value in zip(self.mapping.outputs, results):
+                outputs[name].append(value.numpy().astype(np.int64))
+        codes = {name: np.concatenate(parts) if parts else np.zeros((0,), np.int64)
+                 for name, parts in outputs.items()}
+        return SimulationOutputs(codes, self._output_steps())
+
+    def _output_steps(self):
+        steps = {self.mapping.input.name: self.spec.activation_step}
+        for layer in self.mapping.layers:
+            step = steps[layer.inputs[0]]
+            if layer.kind == "digital" and DIGITAL_OPS.get(layer.op).output_step is not None:
+                step = DIGITAL_OPS.get(layer.op).output_step
+            elif layer.kind == "crossbar" or not DIGITAL_OPS.get(layer.op).moves_codes:
+                step = self.spec.activation_step
+            steps[layer.output] = step
+        return {name: steps[name] for name in self.mapping.outputs}
+
+    def _check_inputs(self, x):
+        expected = tuple(self.mapping.input.shape)
+        array = np.asarray(x)
+        if array.dtype.kind not in "fiu" or array.dtype == np.bool_:
+            raise SimulatorError(f"Simulator: inputs must be a float array, got dtype {array.dtype}. Fix: pass "
+                                 "standardised float32 model inputs.")
+        if array.ndim != len(expected) + 1 or tuple(array.shape[1:]) != expected:
+            raise SimulatorError(f"Simulator: inputs have shape {list(array.shape)}; the mapping expects [N, "
+                                 f"{', '.join(map(str, expected))}]. Fix: pass a batch of standardised examples "
+                                 "(x_model = (x_raw - mean) / std).")
+        array = array.astype(np.float32)
+        if not np.all(np.isfinite(array)):
+            bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+            raise SimulatorError(f"Simulator: inputs hold {bad} NaN or infinite value(s). Fix: clean the data "
+                                 "(the DAC has no code for NaN).")
+        return array
+
+    def column_sum_peaks(self, x, percentile=100.0):
+        """Per crossbar layer, the ``percentile`` of |device-column partial sums| on ``x`` (ideal chip, MAC units)."""
+        x = self._check_inputs(x)
+        chip = self.program(0)
+        peaks = {name: [] for name in self.layouts}
+        spec = self.spec
+        tensors = {self.mapping.input.name: tf.clip_by_value(tf.round(x / np.float32(spec.activation_step)),
+                                                             -128.0, 127.0)}
+        for layer in self.mapping.layers:
+            inputs = [tensors[name] for name in layer.inputs]
+            if layer.kind == "crossbar":
+                layout = self.layouts[layer.name]
+                patches = inputs[0] if layer.op == "dense" else _im2col(inputs[0], layer)
+                flat = _dac(tf.reshape(patches, [-1, layer.rows]), self.dac_bits)
+                pad = layout.row_tiles * layout.tile_rows - layer.rows
+                rails = [flat] if layer.input_rails == 1 else [tf.maximum(flat, 0.0), tf.maximum(-flat, 0.0)]
+                for rail in rails:
+                    blocks = tf.reshape(tf.pad(rail, [(0, 0), (0, pad)]), [-1, layout.row_tiles, layout.tile_rows])
+                    sums = tf.einsum("mrt,rtc->mrc", blocks, chip.layers[layer.name].weights)
+                    peaks[layer.name].append(np.abs(sums.numpy()).ravel())
+                tensors[layer.output] = self._crossbar(inputs[0], layer, chip.layers[layer.name], 0, None)
+            else:
+                tensors[layer.output] = run_digital(inputs, layer, spec)
+        return {name: float(np.percentile(np.concatenate(values), percentile)) for name, values in peaks.items()}
