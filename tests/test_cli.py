@@ -25,7 +25,7 @@ def test_every_subcommand_module_registers_its_parser(capsys):
         assert args.command == name and args.func.__module__ == f"tf_nvm.cli.{name}"
     with pytest.raises(SystemExit):
         parser.parse_args(["--help"])
-    assert "{train,presets,recipes,export,inspect}" in capsys.readouterr().out
+    assert "{train,presets,recipes,export,inspect,simulate}" in capsys.readouterr().out
 
 
 def _light(argv):

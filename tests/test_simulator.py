@@ -251,3 +251,51 @@ def test_bad_inputs_and_settings_are_named_errors(small_mapping, tmp_path):
         Simulator(small_mapping, SimulationConfig(adc=ADCConfig(mode="per-layer")))
     with pytest.raises(tf_nvm.MappingError, match=r"cannot be read"):
         Simulator(tmp_path / "missing")
+
+
+# ------------------------------------------------------------------ Monte Carlo, sweeps, CLI
+def test_monte_carlo_and_sweep_tables_and_plot(small_mapping, rng, tmp_path):
+    from tf_nvm.simulator import monte_carlo, sweep, write_sweep  # noqa: PLC0415
+
+    x = rng.normal(0, 2, (120, 16, 3)).astype(np.float32)
+    y = reference.evaluate(small_mapping, x).values().argmax(axis=-1)  # labels = the ideal network's answers
+    ideal = monte_carlo(small_mapping, x, y, chips=2)
+    assert ideal.accuracies == (1.0, 1.0) and ideal.agreement == (1.0, 1.0) and ideal.ideal_accuracy == 1.0
+    noisy = monte_carlo(small_mapping, x, y, _noisy(), chips=4)
+    assert len(set(noisy.accuracies)) > 1 and noisy.min <= noisy.mean <= max(noisy.accuracies)
+    table = sweep(small_mapping, x, y, "device.stuck_at_gmin_rate", [0.0, 0.3], chips=2)
+    assert list(table["device.stuck_at_gmin_rate"]) == [0.0, 0.3]
+    assert table["accuracy_mean"][0] == 1.0 and table["accuracy_mean"][1] < 1.0
+    files = write_sweep(table, "device.stuck_at_gmin_rate", tmp_path, "test")
+    assert open(files["png"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert open(files["markdown"]).readline().startswith("| device.stuck_at_gmin_rate | chips | accuracy_mean |")
+    with pytest.raises(SimulatorError, match=r"monte_carlo: labels must be 120 integers \(one per example\)"):
+        monte_carlo(small_mapping, x, y[:5], chips=1)
+    with pytest.raises(SimulatorError, match=r"monte_carlo: chips must be an integer in 1\.\.100000, got 0"):
+        monte_carlo(small_mapping, x, y, chips=0)
+
+
+def test_cli_simulate_writes_results_atomically(tmp_path, capsys):
+    import json  # noqa: PLC0415
+    import warnings  # noqa: PLC0415
+
+    from tf_nvm.cli import main  # noqa: PLC0415
+    from tflite_export import export_crossbar  # noqa: PLC0415
+
+    tf_nvm._keras.keras.utils.set_random_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = tf_nvm.quantize_model(tf_nvm.models.build("har_signed_cnn", filters=(4,), kernel_sizes=(5,)),
+                                      "paper-2bit-unipolar", init="device")
+    (x_train, _), _ = tf_nvm.datasets.load_har(verbose=False)
+    export_crossbar(model, tmp_path / "m", preprocessing=tf_nvm.preprocessing.Standardisation.fit(x_train))
+    out = tmp_path / "sim"
+    assert main(["simulate", str(tmp_path / "m"), "--chips", "2", "--preset", "pcm-like", "--examples", "200",
+                 "--set", "adc.mode=shared", "--set", "adc.bits=12", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["examples"] == 200 and len(results["chips"]) == 2 and results["config"]["adc"]["bits"] == 12
+    assert (out / "chips.csv").exists() and (out / "chips.md").exists()
+    assert "chip 2/2: accuracy" in capsys.readouterr().out
+    assert main(["simulate", str(tmp_path / "m"), "--set", "adc.bitz=3", "--out", str(tmp_path / "bad")]) == 2
+    assert "unknown simulation setting 'adc.bitz'" in capsys.readouterr().err
+    assert not (tmp_path / "bad" / "results.json").exists()

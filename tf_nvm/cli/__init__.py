@@ -16,6 +16,8 @@ Sub-commands:
                    trained NVM model (a run folder or a .keras file).
     inspect MAPPING
                    print a crossbar mapping as a table per layer.
+    simulate RUN_OR_MAPPING --out DIR
+                   Monte Carlo chips of the analog simulator on a test set.
 """
 
 import argparse
@@ -29,7 +31,7 @@ QUIET_ENV = "TF_NVM_QUIET_TENSORFLOW"  # the same name as tf_nvm._keras.QUIET_EN
 
 __all__ = ["main", "build_parser", "SUBCOMMANDS"]
 
-SUBCOMMANDS = ("train", "presets", "recipes", "export", "inspect")
+SUBCOMMANDS = ("train", "presets", "recipes", "export", "inspect", "simulate")
 """Sub-command modules of `tf_nvm.cli`, in help order; a new sub-command is one module and one name here."""
 
 

@@ -4,12 +4,15 @@
   simulate, apart from the trained `NVMSpec`.
 * `Simulator`: builds the network from a mapping; `program(chip)` draws a
   chip's devices, `run(chip, x)` returns its output codes.
+* `monte_carlo` (N chips x a data set) and `sweep` (one setting over values),
+  written as CSV, Markdown and PNG by `write_sweep`.
 
 Device noise models and presets live in `tf_nvm.noise`.
 """
 
 from tf_nvm.simulator.config import ADC_MODES, ADCConfig, DACConfig, DeviceConfig, SimulationConfig
+from tf_nvm.simulator.montecarlo import MonteCarloResult, monte_carlo, sweep, sweep_values, write_sweep
 from tf_nvm.simulator.network import ADCDesign, Chip, SimulationOutputs, Simulator
 
 __all__ = ["SimulationConfig", "DACConfig", "ADCConfig", "DeviceConfig", "ADC_MODES", "Simulator", "Chip",
-           "SimulationOutputs", "ADCDesign"]
+           "SimulationOutputs", "ADCDesign", "MonteCarloResult", "monte_carlo", "sweep", "sweep_values", "write_sweep"]

@@ -1,0 +1,50 @@
+"""Result tables as users read them: pandas DataFrames written as CSV and Markdown (atomically).
+
+Markdown is rendered here (no extra dependency): numbers with a fixed number
+of decimals, one row per line, a header separator.
+"""
+
+import numbers
+
+from tf_nvm.atomic import write_bytes_atomic
+
+__all__ = ["to_markdown", "write_table"]
+
+
+def _cell(value, decimals):
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        return f"{float(value):.{decimals}f}"
+    return str(value).replace("|", "\\|")
+
+
+def to_markdown(table, decimals=4):
+    """A Markdown table of a DataFrame (index left out).
+
+    Args:
+        table: pandas DataFrame.
+        decimals: decimals of float cells.
+
+    Returns:
+        str, ending in a newline.
+    """
+    header = [str(c) for c in table.columns]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    for row in table.itertuples(index=False):
+        lines.append("| " + " | ".join(_cell(v, decimals) for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table(table, prefix, decimals=4):
+    """Writes ``PREFIX.csv`` and ``PREFIX.md``.
+
+    Returns:
+        (csv path, markdown path).
+    """
+    csv_path, md_path = f"{prefix}.csv", f"{prefix}.md"
+    write_bytes_atomic(csv_path, table.to_csv(index=False).encode("utf-8"))
+    write_bytes_atomic(md_path, to_markdown(table, decimals).encode("utf-8"))
+    return csv_path, md_path
