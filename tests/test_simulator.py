@@ -299,3 +299,46 @@ def test_cli_simulate_writes_results_atomically(tmp_path, capsys):
     assert main(["simulate", str(tmp_path / "m"), "--set", "adc.bitz=3", "--out", str(tmp_path / "bad")]) == 2
     assert "unknown simulation setting 'adc.bitz'" in capsys.readouterr().err
     assert not (tmp_path / "bad" / "results.json").exists()
+
+
+# ------------------------------------------------------------------ noise-aware training
+def test_noise_aware_training_perturbs_training_only(rng):
+    import warnings  # noqa: PLC0415
+
+    from tf_nvm.modes import ModeError, perturbed_training  # noqa: PLC0415
+    from tf_nvm.noise.training import DeviceNoiseTraining, NoiseAwareTraining  # noqa: PLC0415
+
+    keras = tf_nvm._keras.keras
+    keras.utils.set_random_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = tf_nvm.quantize_model(tf_nvm.models.build("har_signed_cnn", filters=(6,), kernel_sizes=(5,),
+                                                          input_shape=(32, 9)), "paper-4bit-bipolar", init="device")
+    x = rng.normal(size=(128, 32, 9)).astype(np.float32)
+    y = rng.integers(0, 6, 128)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    callback = NoiseAwareTraining("pcm-like", t_inference=3600.0)
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[callback])
+    assert model.train_function is None  # the next fit traces a clean training function
+    codes = {name: c.codes.copy() for name, c in tf_nvm.weight_codes(model).items()}
+    clean = model(x[:8], training=False).numpy()
+    with perturbed_training(callback.perturbation):
+        np.testing.assert_array_equal(model(x[:8], training=False).numpy(), clean)  # inference unchanged
+        # (training=True calls also update the BatchNorm statistics: compare them with each other only)
+        first, second = model(x[:8], training=True).numpy(), model(x[:8], training=True).numpy()
+        assert np.abs(first - second).max() > 0  # a new programmed chip every training step
+    assert all(np.array_equal(codes[name], c.codes) for name, c in tf_nvm.weight_codes(model).items())
+    # the size of the perturbation follows the noise model: no noise, no change
+    ideal = DeviceNoiseTraining("ideal")
+    values = tf.constant(np.arange(-15, 16, dtype=np.float32))
+    np.testing.assert_array_equal(ideal.perturb(values, tf_nvm.model_spec(model)).numpy(), values.numpy())
+    unipolar = tf_nvm.model_spec(model).replace(unipolar=True)  # one device at 12.2 uS: no clipping at 0 uS
+    noisy = DeviceNoiseTraining(noise.GaussianNoise(prog_sigma_us=0.8)).perturb(tf.fill([50_000], 7.0), unipolar)
+    step_us = 24.0 / 15  # (g_max - g_min) / top level of a 4-bit device, uS
+    expected = 0.8 / step_us  # sigma 0.8 uS in level units
+    assert abs(float(tf.math.reduce_std(noisy)) - expected) / expected < 0.03
+    with pytest.raises(ModeError, match=r"perturbed_training: value 'pcm-like' is not a WeightPerturbation"):
+        with perturbed_training("pcm-like"):
+            pass
+    with pytest.raises(SimulatorError, match=r"DeviceNoiseTraining: t_inference must be a number >= 0 \(seconds\)"):
+        DeviceNoiseTraining("pcm-like", t_inference=-1)

@@ -28,6 +28,9 @@ __all__ = [
     "converter_graph",
     "in_converter_graph",
     "converter_weight_limit",
+    "WeightPerturbation",
+    "perturbed_training",
+    "training_perturbation",
 ]
 
 _STATE = threading.local()
@@ -40,12 +43,14 @@ class ModeStack:
         name: the mode's name (the context function's name, for messages).
         allowed: the values it takes (a tuple or the keys of a dict).
         default: the value outside any context.
+        kind: instead of ``allowed``, the type every value must have (an object mode).
     """
 
-    def __init__(self, name, allowed, default):
+    def __init__(self, name, allowed, default, kind=None):
         self.name = name
         self.allowed = tuple(allowed)
         self.default = default
+        self.kind = kind
 
     def _stack(self):
         stacks = _STATE.__dict__.setdefault("stacks", {})
@@ -67,7 +72,10 @@ class ModeStack:
         Raises:
             ModeError: ``value`` is not allowed (the message lists what is).
         """
-        if value not in self.allowed:
+        if self.kind is not None and not isinstance(value, self.kind):
+            raise ModeError(f"{self.name}: value {value!r} is not a {self.kind.__name__}. Fix: pass one, e.g. "
+                            f"{self.kind.__name__}(...).")
+        if self.kind is None and value not in self.allowed:
             raise ModeError(f"{self.name}: value {value!r} is not allowed; allowed: {list(self.allowed)}. "
                             f"Fix: pass one of them, e.g. {self.name}({self.allowed[0]!r}).")
         stack = self._stack()
@@ -160,3 +168,36 @@ def converter_weight_limit():
     """Largest weight code of the current container: 127 outside `converter_graph`, 7 inside ``("int4")``."""
     container = _CONVERTER.current()
     return WEIGHT_CONTAINERS[container] if container else 127
+
+
+class WeightPerturbation:
+    """Base of objects that perturb device codes during training (noise-aware training).
+
+    A subclass implements ``perturb(codes, spec)``: float device codes (a
+    TensorFlow tensor of integer values) -> the codes a programmed device would
+    realise, as floats. `tf_nvm.noise.training.DeviceNoiseTraining` is one.
+    """
+
+    def perturb(self, codes, spec):  # pragma: no cover (abstract)
+        raise NotImplementedError
+
+
+_PERTURBATION = ModeStack("perturbed_training", (), None, kind=WeightPerturbation)
+
+
+def perturbed_training(perturbation):
+    """Context in which NVM weight quantizers add ``perturbation`` to the device codes when ``training`` is True.
+
+    Inference (``training=False``), `tf_nvm.weight_codes` and both exports are
+    unchanged. Read when the training function is traced (the
+    `tf_nvm.noise.training.NoiseAwareTraining` callback retraces it).
+
+    Raises:
+        ModeError: ``perturbation`` is not a `WeightPerturbation`.
+    """
+    return _PERTURBATION.push(perturbation)
+
+
+def training_perturbation():
+    """The `WeightPerturbation` active in this thread, or None."""
+    return _PERTURBATION.current()

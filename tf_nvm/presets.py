@@ -37,9 +37,7 @@ def get(name):
     Raises:
         UnknownNameError: unknown name (the message lists the known ones).
     """
-    if isinstance(name, NVMSpec):
-        return name
-    return PRESETS.get(name)
+    return PRESETS.resolve(name, NVMSpec)
 
 
 def names():

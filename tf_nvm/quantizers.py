@@ -45,13 +45,13 @@ traced): models already traced by ``model.predict`` keep the mode of that trace.
 
 import numpy as np
 
-from tf_nvm._keras import tf, tfmot
+from tf_nvm._keras import smart_cond, tf, tfmot
 from tf_nvm.fixed_point import (
     multiply_by_quantized_multiplier,
     multiply_by_quantized_multiplier_single_rounding,
     quantize_multiplier,
 )
-from tf_nvm.modes import converter_weight_limit, emulated_runtime, in_converter_graph
+from tf_nvm.modes import converter_weight_limit, emulated_runtime, in_converter_graph, training_perturbation
 from tf_nvm.serialization import register
 from tf_nvm.spec import SpecConfigured
 
@@ -109,13 +109,26 @@ class NVMWeightQuantizer(_SpecQuantizer):
     """Snaps a kernel to ``code * s`` with device codes in the spec's code range."""
 
     def __call__(self, inputs, training, weights, **kwargs):
+        codes = snap_to_codes(inputs, self.spec)
+        perturbation = training_perturbation()
+        if perturbation is not None and training is not False:
+            # Noise-aware training: the training branch sees perturbed (off-grid) codes with the same STE; the
+            # inference branch is the usual one, bit for bit.
+            return smart_cond(training, lambda: self._perturbed(inputs, codes, perturbation),
+                              lambda: self._snapped(inputs, codes))
+        return self._snapped(inputs, codes)
+
+    def _snapped(self, inputs, codes):
         s = self.spec.weight_scale
-        snapped = snap_to_codes(inputs, self.spec) * s
-        ste = inputs + tf.stop_gradient(snapped - inputs)
+        ste = inputs + tf.stop_gradient(codes * s - inputs)
         limit = converter_weight_limit()
         return tf.quantization.fake_quant_with_min_max_vars(
             ste, min=tf.constant(-limit * s), max=tf.constant(limit * s), num_bits=8 if limit == 127 else 4,
             narrow_range=True)
+
+    def _perturbed(self, inputs, codes, perturbation):
+        noisy = tf.stop_gradient(perturbation.perturb(codes, self.spec)) * self.spec.weight_scale
+        return inputs + tf.stop_gradient(noisy - inputs)
 
 
 @register

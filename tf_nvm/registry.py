@@ -85,6 +85,14 @@ class Registry:
             raise self.error(f"unknown {self.kind} {name!r}; known: {', '.join(self.names()) or '(none)'}. "
                              f"Fix: {fix}.") from None
 
+    def resolve(self, value, kind):
+        """``value`` itself when it is an instance of ``kind``, else the entry called ``value``.
+
+        Raises:
+            the registry's error: ``value`` is neither a ``kind`` nor a known name.
+        """
+        return value if isinstance(value, kind) else self.get(value)
+
     def names(self):
         """Entry names, sorted (list of str)."""
         return sorted(self._entries)

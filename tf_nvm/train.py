@@ -42,7 +42,7 @@ def _training_data(recipe, split):
     return data.prefetch(tf.data.AUTOTUNE)
 
 
-def train_model(model, recipe, split, verbose=2):
+def train_model(model, recipe, split, verbose=2, callbacks=()):
     """Compiles and fits ``model`` with the recipe's schedule; keeps the best validation epoch.
 
     Args:
@@ -50,6 +50,7 @@ def train_model(model, recipe, split, verbose=2):
         recipe: `Recipe` (epochs, batch_size, learning_rate).
         split: `Split`.
         verbose: Keras ``fit`` verbosity (2: one line per epoch).
+        callbacks: extra Keras callbacks (e.g. `tf_nvm.noise.training.NoiseAwareTraining`).
 
     Returns:
         dict with ``val_accuracy`` (best), ``best_epoch`` (1-based), ``test_accuracy``,
@@ -61,7 +62,7 @@ def train_model(model, recipe, split, verbose=2):
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     keep_best = keras.callbacks.EarlyStopping("val_accuracy", mode="max", patience=recipe.epochs + 1,
                                               restore_best_weights=True)
-    callbacks = [keep_best, keras.callbacks.TerminateOnNaN()]
+    callbacks = [keep_best, keras.callbacks.TerminateOnNaN(), *callbacks]
     start = time.perf_counter()
     history = model.fit(_training_data(recipe, split), epochs=recipe.epochs,
                         validation_data=(split.x_val, split.y_val), callbacks=callbacks, verbose=verbose)

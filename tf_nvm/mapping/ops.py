@@ -41,6 +41,7 @@ __all__ = [
     "PROBABILITY_STEP",
     "register_op",
     "param_ok",
+    "max_pool_windows",
 ]
 
 PARAM_KINDS = ("int", "number", "str", "int_list", "axis_list", "pairs")
@@ -281,18 +282,31 @@ def _global_max_pool(inputs, layer, spec):
     return inputs[0].max(axis=tuple(1 + a for a in layer.params["axes"]))
 
 
-def _max_pool(inputs, layer, spec):
-    q, pool, strides = inputs[0], layer.params["pool_size"], layer.params["strides"]
-    if layer.params["padding"] == "same":
+def max_pool_windows(q, params, output_shape, pad=np.pad, maximum=np.maximum):
+    """Max over each pooling window (Keras semantics), for any array library with ``pad`` and ``maximum``.
+
+    Args:
+        q: codes ``[N, *spatial, C]`` (numpy, or a TensorFlow tensor with ``pad=tf.pad, maximum=tf.maximum``).
+        params: the ``max_pool`` params (``pool_size``, ``strides``, ``padding``).
+        output_shape: the layer's output shape (one example).
+        pad: ``pad(array, pads, constant_values=...)``.
+        maximum: elementwise maximum of two arrays.
+    """
+    pool, strides = params["pool_size"], params["strides"]
+    if params["padding"] == "same":
         pads = [same_pads(q.shape[1 + a], p, s) for a, (p, s) in enumerate(zip(pool, strides))]
-        q = np.pad(q, [(0, 0)] + pads + [(0, 0)], constant_values=-(1 << 30))  # never the maximum
-    out_spatial = layer.output_shape[:-1]
+        q = pad(q, [(0, 0)] + pads + [(0, 0)], constant_values=-(1 << 30))  # never the maximum
+    out_spatial = output_shape[:-1]
     result = None
     for offsets in np.ndindex(*pool):
         window = q[(slice(None),) + tuple(slice(o, o + s * (n - 1) + 1, s)
                                           for o, s, n in zip(offsets, strides, out_spatial))]
-        result = window if result is None else np.maximum(result, window)
+        result = window if result is None else maximum(result, window)
     return result
+
+
+def _max_pool(inputs, layer, spec):
+    return max_pool_windows(inputs[0], layer.params, layer.output_shape)
 
 
 def _reshape(inputs, layer, spec):

@@ -58,20 +58,20 @@ class MappingOutputs:
         return self.codes[name] * self.steps[name]
 
 
-def im2col(q, layer):
+def im2col(q, layer, pad=np.pad, concat=np.concatenate):
     """Input codes ``[N, *spatial, C]`` -> patches ``[N, *out_spatial, rows]`` of a convolution layer.
 
     Rows are ordered kernel position major (C order), channel fastest; the
-    layer's explicit ``pads`` are applied with code 0.
+    layer's explicit ``pads`` are applied with code 0. ``pad`` and ``concat``
+    are numpy's by default (the simulator passes TensorFlow's).
     """
-    x = np.pad(q, [(0, 0)] + [tuple(p) for p in layer.pads] + [(0, 0)])
+    x = pad(q, [(0, 0)] + [tuple(p) for p in layer.pads] + [(0, 0)])
     out_spatial = tuple(layer.output_shape[:-1])
     cols = []
     for offsets in np.ndindex(*layer.kernel_size):
         cols.append(x[(slice(None),) + tuple(slice(o * d, o * d + s * (n - 1) + 1, s) for o, d, s, n in
                                              zip(offsets, layer.dilation, layer.strides, out_spatial))])
-    patches = np.concatenate(cols, axis=-1)
-    return patches.reshape((x.shape[0],) + out_spatial + (layer.rows,))
+    return concat(cols, axis=-1)  # [N, *out_spatial, prod(kernel) * C] = [N, *out_spatial, rows]
 
 
 def crossbar_forward(q, layer, spec):

@@ -47,9 +47,7 @@ def get(name_or_model):
     Raises:
         SimulatorError: unknown preset (the message lists the known ones).
     """
-    if isinstance(name_or_model, NoiseModel):
-        return name_or_model
-    return PRESETS.get(name_or_model)
+    return PRESETS.resolve(name_or_model, NoiseModel)
 
 
 def from_dict(data):

@@ -11,8 +11,7 @@ import numpy as np
 
 from tf_nvm._keras import tf
 from tf_nvm.errors import SimulatorError
-from tf_nvm.mapping.ops import DIGITAL_OPS
-from tf_nvm.mapping.tiling import same_pads
+from tf_nvm.mapping.ops import DIGITAL_OPS, max_pool_windows
 
 __all__ = ["KERNELS", "rint_clip", "run_digital"]
 
@@ -57,18 +56,7 @@ def _global_max_pool(inputs, layer, spec):
 
 
 def _max_pool(inputs, layer, spec):
-    q, pool, strides = inputs[0], layer.params["pool_size"], layer.params["strides"]
-    shape = q.shape
-    if layer.params["padding"] == "same":
-        pads = [same_pads(shape[1 + a], p, s) for a, (p, s) in enumerate(zip(pool, strides))]
-        q = tf.pad(q, [(0, 0)] + pads + [(0, 0)], constant_values=-float(1 << 30))
-    out_spatial = layer.output_shape[:-1]
-    result = None
-    for offsets in np.ndindex(*pool):
-        window = q[(slice(None),) + tuple(slice(o, o + s * (n - 1) + 1, s)
-                                          for o, s, n in zip(offsets, strides, out_spatial))]
-        result = window if result is None else tf.maximum(result, window)
-    return result
+    return max_pool_windows(inputs[0], layer.params, layer.output_shape, pad=tf.pad, maximum=tf.maximum)
 
 
 def _reshape(inputs, layer, spec):

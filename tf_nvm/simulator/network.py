@@ -25,6 +25,7 @@ from tf_nvm._keras import tf
 from tf_nvm.errors import SimulatorError
 from tf_nvm.mapping import Mapping, load
 from tf_nvm.mapping.device import adc_full_scale
+from tf_nvm.mapping.reference import im2col
 from tf_nvm.mapping.ops import DIGITAL_OPS
 from tf_nvm.simulator.config import SimulationConfig
 from tf_nvm.simulator.devices import ChipLayer, LayerDevices, program_chip, stream_key
@@ -103,17 +104,6 @@ def _dac(q, bits):
     return tf.clip_by_value(tf.round(q / shift), -top, top - 1) * shift
 
 
-def _im2col(x, layer):
-    """[N, *spatial, C] codes -> [N, *out_spatial, rows] patches (kernel position major, channel fastest)."""
-    x = tf.pad(x, [(0, 0)] + [tuple(p) for p in layer.pads] + [(0, 0)])
-    out_spatial = tuple(layer.output_shape[:-1])
-    cols = []
-    for offsets in np.ndindex(*layer.kernel_size):
-        cols.append(x[(slice(None),) + tuple(slice(o * d, o * d + s * (n - 1) + 1, s) for o, d, s, n in
-                                             zip(offsets, layer.dilation, layer.strides, out_spatial))])
-    return tf.concat(cols, axis=-1)
-
-
 class Simulator:
     """Runs a crossbar mapping on simulated chips.
 
@@ -185,9 +175,9 @@ class Simulator:
         return Chip(int(chip), dict(zip(self.layouts, layers)), alpha)
 
     # ------------------------------------------------------------------ forward
-    def _crossbar(self, x, layer, chip_layer, offset, keys):
+    def _crossbar(self, x, layer, chip_layer, offset, keys, record=None):
         layout = self.layouts[layer.name]
-        patches = x if layer.op == "dense" else _im2col(x, layer)
+        patches = x if layer.op == "dense" else im2col(x, layer, pad=tf.pad, concat=tf.concat)
         batch = tf.shape(x)[0]
         positions = int(np.prod(layer.output_shape[:-1])) if layer.op != "dense" else \
             int(np.prod(layer.input_shape[:-1]))
@@ -204,6 +194,8 @@ class Simulator:
             if chip_layer.read_sigma is not None:
                 spread = tf.sqrt(tf.einsum("mrt,rtc->mrc", blocks * blocks, chip_layer.read_sigma ** 2))
                 sums = sums + spread * self._read_normals(keys[phase], offset, batch, positions, layout)
+            if record is not None:
+                record.setdefault(layer.name, []).append(sums)
             sums = adc.convert(sums)
             column = sums[..., :cols]
             if devices == 2:
@@ -229,7 +221,7 @@ class Simulator:
         normals = tf.reshape(normals, [batch, padded])[:, :per_example]
         return tf.reshape(normals, [-1, layout.row_tiles, layout.device_columns])
 
-    def _network(self, x, weights, sigmas, keys, offset):
+    def _network(self, x, weights, sigmas, keys, offset, record=None):
         spec = self.spec
         tensors = {self.mapping.input.name: tf.clip_by_value(tf.round(x / np.float32(spec.activation_step)),
                                                              -128.0, 127.0)}
@@ -237,7 +229,8 @@ class Simulator:
             inputs = [tensors[name] for name in layer.inputs]
             if layer.kind == "crossbar":
                 chip_layer = ChipLayer(weights[layer.name], sigmas.get(layer.name))
-                tensors[layer.output] = self._crossbar(inputs[0], layer, chip_layer, offset, keys[layer.name])
+                tensors[layer.output] = self._crossbar(inputs[0], layer, chip_layer, offset, keys[layer.name],
+                                                       record)
             else:
                 tensors[layer.output] = run_digital(inputs, layer, spec)
         return [tensors[name] for name in self.mapping.outputs]
@@ -306,23 +299,8 @@ class Simulator:
         """Per crossbar layer, the ``percentile`` of |device-column partial sums| on ``x`` (ideal chip, MAC units)."""
         x = self._check_inputs(x)
         chip = self.program(0)
-        peaks = {name: [] for name in self.layouts}
-        spec = self.spec
-        tensors = {self.mapping.input.name: tf.clip_by_value(tf.round(x / np.float32(spec.activation_step)),
-                                                             -128.0, 127.0)}
-        for layer in self.mapping.layers:
-            inputs = [tensors[name] for name in layer.inputs]
-            if layer.kind == "crossbar":
-                layout = self.layouts[layer.name]
-                patches = inputs[0] if layer.op == "dense" else _im2col(inputs[0], layer)
-                flat = _dac(tf.reshape(patches, [-1, layer.rows]), self.dac_bits)
-                pad = layout.row_tiles * layout.tile_rows - layer.rows
-                rails = [flat] if layer.input_rails == 1 else [tf.maximum(flat, 0.0), tf.maximum(-flat, 0.0)]
-                for rail in rails:
-                    blocks = tf.reshape(tf.pad(rail, [(0, 0), (0, pad)]), [-1, layout.row_tiles, layout.tile_rows])
-                    sums = tf.einsum("mrt,rtc->mrc", blocks, chip.layers[layer.name].weights)
-                    peaks[layer.name].append(np.abs(sums.numpy()).ravel())
-                tensors[layer.output] = self._crossbar(inputs[0], layer, chip.layers[layer.name], 0, None)
-            else:
-                tensors[layer.output] = run_digital(inputs, layer, spec)
-        return {name: float(np.percentile(np.concatenate(values), percentile)) for name, values in peaks.items()}
+        record = {}
+        weights = {name: layer.weights for name, layer in chip.layers.items()}
+        self._network(tf.constant(x), weights, {}, dict.fromkeys(self.layouts), 0, record)  # eager, one pass
+        return {name: float(np.percentile(np.abs(np.concatenate([s.numpy().ravel() for s in sums])), percentile))
+                for name, sums in record.items()}
