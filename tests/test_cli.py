@@ -15,13 +15,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_every_subcommand_module_registers_its_parser(capsys):
-    assert cli.SUBCOMMANDS == ("train", "presets", "recipes", "export", "inspect")
+    assert cli.SUBCOMMANDS == ("train", "presets", "recipes", "export", "inspect", "simulate")
     modules = {name[:-3] for name in os.listdir(os.path.dirname(cli.__file__))
                if name.endswith(".py") and not name.startswith("_")}
     assert modules == set(cli.SUBCOMMANDS)  # no sub-command module left out of the parser
     parser = cli.build_parser()
     for name in cli.SUBCOMMANDS:
-        args = parser.parse_args([name] + {"train": ["r"], "export": ["run"], "inspect": ["m"]}.get(name, []))
+        extra = {"train": ["r"], "export": ["run"], "inspect": ["m"], "simulate": ["m", "--out", "o"]}
+        args = parser.parse_args([name] + extra.get(name, []))
         assert args.command == name and args.func.__module__ == f"tf_nvm.cli.{name}"
     with pytest.raises(SystemExit):
         parser.parse_args(["--help"])

@@ -36,8 +36,8 @@ def test_config_round_trip_keeps_every_argument(nvm_cls, keras_cls):
 def test_user_built_model_trains_saves_and_loads(tmp_path, rng, seeded):
     spec = fixed("paper-4bit-bipolar", 0.02)
     model = keras.Sequential([keras.Input((16, 16, 1)), NVMQuantize(spec),
-                              NVMConv2D(4, 3, activation="relu", spec=spec), L.MaxPooling2D(2), L.Flatten(),
-                              NVMDense(3, spec=spec)])
+                              NVMConv2D(4, 3, activation="relu", spec=spec, name="nvm_conv2d"), L.MaxPooling2D(2),
+                              L.Flatten(), NVMDense(3, spec=spec, name="nvm_dense")])
     x = rng.normal(size=(128, 16, 16, 1)).astype(np.float32)
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x, rng.integers(0, 3, 128), epochs=1, verbose=0)
