@@ -219,6 +219,8 @@ def test_an_earlier_run_is_never_overwritten_silently(tmp_path):
     with pytest.raises(RunFolderError, match=r"already holds a run\. Fix: pass --overwrite \(the earlier run, its "
                                              r"seed folders included, is removed first\) or another --out\."):
         runs.prepare_folder(run)
+    runs.prepare_folder(run, overwrite=True, remove=False)  # the check before the data loads removes nothing
+    assert (run / "seed7").is_dir()
     runs.prepare_folder(run, overwrite=True)
     assert not run.exists()  # the stale seed7/ went with it
     other = tmp_path / "home"
@@ -240,3 +242,25 @@ def test_diverging_training_is_a_named_error_and_writes_nothing(har_split):
     with pytest.raises(tf_nvm.InvalidWeightsError, match=r"training of model 'har_cnn' diverged: loss nan after 1 "
                                                          r"epoch\(s\).*Fix: lower the recipe's learning_rate"):
         train_model(tf_nvm.models.build("har_cnn", filters=(4, 4, 4)), recipe, poisoned, verbose=0)
+
+
+def test_run_recipe_checks_the_folder_before_loading_data_and_honours_overwrite(tmp_path, monkeypatch):
+    import tf_nvm.train as train_module  # noqa: PLC0415
+    from tf_nvm.errors import RunFolderError  # noqa: PLC0415
+
+    class DataLoaded(Exception):
+        pass
+
+    def loading(*args, **kwargs):
+        raise DataLoaded
+
+    monkeypatch.setattr(train_module, "prepare_data", loading)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text("{}")
+    recipe = Recipe(name="t", dataset="har", architecture="har_cnn", spec="paper-2bit-bipolar")
+    with pytest.raises(RunFolderError, match=r"already holds a run\. Fix: pass --overwrite"):
+        train_module.run_recipe(recipe, run, verbose=0)  # refused before any data is loaded
+    with pytest.raises(DataLoaded):
+        train_module.run_recipe(recipe, run, verbose=0, overwrite=True)  # allowed on to the data
+    assert (run / "metrics.json").exists()  # nothing removed before the data loaded

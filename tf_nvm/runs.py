@@ -87,7 +87,7 @@ class RunFolder:
 
 
 # ------------------------------------------------------------------- writing
-def prepare_folder(folder, overwrite=False):
+def prepare_folder(folder, overwrite=False, remove=True):
     """Makes sure a new run may be written to ``folder``; with ``overwrite``, removes the earlier run there.
 
     An empty or missing folder is fine. A folder holding an earlier run (its
@@ -112,7 +112,8 @@ def prepare_folder(folder, overwrite=False):
     if not overwrite:
         raise RunFolderError(f"run folder {folder!r} already holds a run. Fix: pass --overwrite (the earlier run, "
                              "its seed folders included, is removed first) or another --out.")
-    shutil.rmtree(folder)
+    if remove:
+        shutil.rmtree(folder)
 
 
 def create_run(folder, recipe, standardisation, data_source):

@@ -17,7 +17,7 @@ from tf_nvm import models, runs
 from tf_nvm._keras import keras, tf
 from tf_nvm.data import prepare_data
 from tf_nvm.errors import InvalidWeightsError
-from tf_nvm.nvm_model import model_spec
+from tf_nvm.nvm_model import model_spec, nonfinite_weights
 from tf_nvm.quantize import quantize_model
 
 __all__ = ["train_model", "run_recipe"]
@@ -67,7 +67,7 @@ def train_model(model, recipe, split, verbose=2, callbacks=()):
     history = model.fit(_training_data(recipe, split), epochs=recipe.epochs,
                         validation_data=(split.x_val, split.y_val), callbacks=callbacks, verbose=verbose)
     seconds = time.perf_counter() - start
-    bad = [w.name for w in model.weights if w.dtype.is_floating and not np.all(np.isfinite(w.numpy()))]
+    bad = [weight for _, weight, _, _ in nonfinite_weights(model)]
     if bad or not np.all(np.isfinite(history.history["loss"])):
         raise InvalidWeightsError(
             f"training of model {model.name!r} diverged: loss {history.history['loss'][-1]!r} after "
@@ -110,7 +110,7 @@ def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite
         InvalidWeightsError: training diverged (NaN or infinite weights).
     """
     seeds = list(recipe.seeds if seeds is None else seeds)
-    runs.prepare_folder(out_dir, overwrite=False)  # refuse before the data loads; removed below only if asked
+    runs.prepare_folder(out_dir, overwrite, remove=False)  # refuse before the data loads; removed below if asked
     split = prepare_data(recipe, data_path, verbose=bool(verbose))
     runs.prepare_folder(out_dir, overwrite=overwrite)
     runs.create_run(out_dir, recipe, split.standardisation, split.source)
