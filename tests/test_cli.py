@@ -74,7 +74,7 @@ def test_no_tensorflow_start_up_noise_unless_verbose(tmp_path):
         warnings.simplefilter("ignore", tf_nvm.NonInhibitingCrossbarWarning)
         model = tf_nvm.quantize_model(float_model, "paper-2bit-bipolar", init="device")
     model.save(tmp_path / "m.keras")
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_NVM_QUIET_TENSORFLOW")}
     env["PYTHONPATH"] = ROOT
     argv = ["export", str(tmp_path / "m.keras"), "--mapping", str(tmp_path / "xbar")]
     quiet = subprocess.run([sys.executable, "-m", "tf_nvm.cli", *argv], capture_output=True, text=True, env=env,

@@ -48,7 +48,9 @@ def build_parser():
 def main(argv=None):
     """Entry point of ``tf-nvm``; returns the exit status."""
     args = build_parser().parse_args(argv)
-    if not args.verbose:
+    if args.verbose:
+        os.environ.pop(QUIET_ENV, None)  # also when an earlier quiet command in this process set it
+    else:
         os.environ.setdefault(QUIET_ENV, "1")  # read when TensorFlow is first imported (tf_nvm._keras)
     try:
         return args.func(args)
