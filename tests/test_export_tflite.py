@@ -402,10 +402,10 @@ def test_unknown_time_axis_is_an_export_error(tmp_path):
     spec = tf_nvm.presets.get("paper-4bit-bipolar").replace(weight_scale_mode="fixed", weight_scale=0.05)
     model = keras.Sequential([keras.Input((None, 4)), NVMQuantize(spec), NVMDense(3, spec=spec)])
     message = r"input .* has shape \(None, None, 4\): an unknown \(None\) axis besides the batch axis cannot be exported"
-    with pytest.raises(ExportError, match=message):
+    with pytest.raises(ExportError, match=r"^export_tflite: model .*" + message):
         export_tflite(model, tmp_path / "m.tflite", measure_arena=False)
     from tflite_export import export_crossbar  # noqa: PLC0415
-    with pytest.raises(ExportError, match=message):
+    with pytest.raises(ExportError, match=r"^export_crossbar: model .*" + message):
         export_crossbar(model, tmp_path / "m")
 
 

@@ -192,8 +192,9 @@ def test_no_per_layer_ranges_or_scales_anywhere(seeded):
 def test_unknown_time_axis_is_a_named_error():
     model = tf_nvm.models.build("har_signed_cnn", input_shape=(None, 9), filters=(4,), kernel_sizes=(3,))
     with pytest.raises(UnsupportedLayerError, match=r"quantize_model: model 'har_signed_cnn' input 'window.*' has "
-                                                    r"shape \(None, None, 9\), with an unknown \(None\) axis besides "
-                                                    r"the batch axis;.*Fix: build the model with a fixed input shape"):
+                                                    r"shape \(None, None, 9\): an unknown \(None\) axis besides the "
+                                                    r"batch axis cannot be quantized .*Fix: build the model with a "
+                                                    r"fixed input shape"):
         tf_nvm.quantize_model(model, "paper-2bit-unipolar")
 
 

@@ -19,7 +19,8 @@ from tf_nvm.quantize_configs import NVMCrossbarConfig
 from tf_nvm.serialization import custom_objects
 
 __all__ = ["LayerCodes", "weight_codes", "model_spec", "nvm_layers", "crossbar_variables", "load_model",
-           "check_keras_file", "check_finite_weights", "check_fixed_input_shape", "MAX_CONFIG_BYTES", "MAX_MODEL_BYTES"]
+           "check_keras_file", "nonfinite_weights", "check_finite_weights", "check_fixed_input_shape",
+           "MAX_CONFIG_BYTES", "MAX_MODEL_BYTES"]
 
 MAX_CONFIG_BYTES = 64 * 1024 * 1024
 """Largest uncompressed ``config.json`` (and ``metadata.json``) accepted in a ``.keras`` zip, bytes."""
@@ -94,31 +95,50 @@ def model_spec(model):
     return layers[0].quantize_config.spec
 
 
+def nonfinite_weights(model):
+    """The weights of ``model`` that hold NaN or infinite values, in layer order.
+
+    Returns:
+        list of ``(layer name, weight name, non-finite count, size)``.
+    """
+    found = []
+    for layer in model.layers:
+        for weight in layer.weights:
+            value = weight.numpy()
+            if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+                found.append((layer.name, weight.name, int(value.size - np.count_nonzero(np.isfinite(value))),
+                              int(value.size)))
+    return found
+
+
 def check_finite_weights(model):
     """Raises `InvalidWeightsError` naming the first weight that holds NaN or infinite values.
 
     An export of such a model would store NaN scales and biases that every
     runtime computes garbage with (and comparisons would agree with garbage).
     """
-    for weight in model.weights:
-        value = weight.numpy()
-        if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
-            bad = int(value.size - np.count_nonzero(np.isfinite(value)))
-            raise InvalidWeightsError(
-                f"model {model.name!r}: weight {weight.name!r} holds {bad} NaN/infinite value(s) of {value.size}; "
-                "nothing was exported. Fix: retrain with a lower learning rate (the training diverged), or check "
-                "the inputs for NaN.")
+    for _, weight, bad, size in nonfinite_weights(model)[:1]:
+        raise InvalidWeightsError(
+            f"model {model.name!r}: weight {weight!r} holds {bad} NaN/infinite value(s) of {size}; nothing was "
+            "exported. Fix: retrain with a lower learning rate (the training diverged), or check the inputs for NaN.")
 
 
-def check_fixed_input_shape(model):
-    """Raises `ExportError` when an input of ``model`` has an unknown (None) size besides the batch axis."""
+def check_fixed_input_shape(model, error=ExportError, owner="export", action="exported"):
+    """Raises ``error`` when an input of ``model`` has an unknown (None) size besides the batch axis.
+
+    Args:
+        model: a tf_keras model.
+        error: the tf_nvm error class raised.
+        owner: who asks (the message starts with it).
+        action: what cannot be done (``"exported"``, ``"quantized"``).
+    """
     for tensor in model.inputs:
         if any(dim is None for dim in tuple(tensor.shape)[1:]):
-            raise ExportError(
-                f"model {model.name!r} input {tensor.name!r} has shape {tuple(tensor.shape)}: an unknown (None) axis "
-                "besides the batch axis cannot be exported (crossbar tiles, the mapping and the int8 model need "
-                "every size). Fix: rebuild the model with a fixed input shape, e.g. keras.Input((128, 9)), and copy "
-                "the weights.")
+            raise error(
+                f"{owner}: model {model.name!r} input {tensor.name!r} has shape {tuple(tensor.shape)}: an unknown "
+                f"(None) axis besides the batch axis cannot be {action} (crossbar tiles, the mapping and the int8 "
+                "model need every size). Fix: build the model with a fixed input shape, e.g. keras.Input((128, 9)) "
+                "(a trained model: rebuild it so and copy the weights).")
 
 
 def weight_codes(model):

@@ -18,7 +18,7 @@ from tf_nvm.digital import EXACT_LAYERS
 from tf_nvm.errors import (InvalidWeightsError, NonInhibitingCrossbarWarning, SpecError, UnsupportedLayerError,
                            ZeroCodesWarning)
 from tf_nvm.graph import layer_graph, non_inhibiting_layers
-from tf_nvm.nvm_model import crossbar_variables, nvm_layers
+from tf_nvm.nvm_model import check_fixed_input_shape, crossbar_variables, nonfinite_weights, nvm_layers
 from tf_nvm.quantize_configs import config_for, rule_for
 from tf_nvm.scheme import NVMQuantizeScheme
 from tf_nvm.serialization import custom_objects
@@ -51,15 +51,11 @@ def _warn_non_inhibiting(nodes, spec):
 
 
 def _check_weights_finite(model):
-    for layer in model.layers:
-        for weight in layer.weights:
-            value = weight.numpy()
-            if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
-                bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
-                raise InvalidWeightsError(
-                    f"layer {layer.name!r} weight {weight.name!r} holds {bad} NaN/infinite value(s) of "
-                    f"{np.size(value)}; quantize_model needs finite weights. Fix: retrain or re-initialise "
-                    "the float model (check the learning rate and the inputs for NaN) before quantizing.")
+    for layer, weight, bad, size in nonfinite_weights(model)[:1]:
+        raise InvalidWeightsError(
+            f"layer {layer!r} weight {weight!r} holds {bad} NaN/infinite value(s) of {size}; quantize_model needs "
+            "finite weights. Fix: retrain or re-initialise the float model (check the learning rate and the inputs "
+            "for NaN) before quantizing.")
 
 
 def calibrate_scale(model, spec):
@@ -147,12 +143,7 @@ def quantize_model(model, spec, *, init="keep"):
         raise UnsupportedLayerError(
             f"quantize_model: model {model.name!r} is not built. Fix: give it a keras.Input or call "
             "model.build(input_shape).")
-    for tensor in model.inputs:
-        if any(dim is None for dim in tuple(tensor.shape)[1:]):
-            raise UnsupportedLayerError(
-                f"quantize_model: model {model.name!r} input {tensor.name!r} has shape {tuple(tensor.shape)}, with "
-                "an unknown (None) axis besides the batch axis; crossbar tiles, the mapping and the int8 export need "
-                "every size fixed. Fix: build the model with a fixed input shape, e.g. keras.Input((128, 9)).")
+    check_fixed_input_shape(model, UnsupportedLayerError, "quantize_model", "quantized")
     model = _to_functional(model)
     nodes = layer_graph(model)
     for node in nodes:

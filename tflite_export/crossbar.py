@@ -290,7 +290,7 @@ def build_mapping(model, spec=None, preprocessing=None, metadata=None):
         raise ExportError(f"model {model.name!r} has {len(model.inputs)} inputs; the mapping supports one. Fix: "
                           "concatenate the inputs inside the model.")
     check_finite_weights(model)
-    check_fixed_input_shape(model)
+    check_fixed_input_shape(model, owner="export_crossbar")
     codes = tf_nvm.weight_codes(model)
     nodes = layer_graph(model, include_inputs=True)
     for node in nodes:

@@ -173,7 +173,7 @@ def export_tflite(model, path, representative_data=None, *, container="int8", me
         raise ExportError(f"container must be one of {list(CONTAINERS)}, got {container!r}. Fix: use 'int8' "
                           "(default, bit-exact in LiteRT) or 'int4' (smaller, 1-LSB differences).")
     spec = tf_nvm.model_spec(model)
-    check_fixed_input_shape(model)
+    check_fixed_input_shape(model, owner="export_tflite")
     check_writable(path, ExportError, "TFLite output file")
     if measure_arena:
         verify.require_tflm()
