@@ -61,9 +61,9 @@ def _start_up_output_silenced(active):
 _QUIET = os.environ.get(QUIET_ENV) == "1"
 with _start_up_output_silenced(_QUIET):
     import tensorflow as tf  # noqa: E402
-    tf.config.list_physical_devices()  # device discovery (and its CUDA messages on CPU machines) happens here
-if _QUIET:
-    tf.get_logger().setLevel("ERROR")
+    if _QUIET:
+        tf.config.list_physical_devices()  # discover devices now, while silenced (CUDA messages on CPU machines)
+        tf.get_logger().setLevel("ERROR")
 
 
 def _check_legacy_mode():
