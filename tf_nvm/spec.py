@@ -199,6 +199,11 @@ class NVMSpec:
         return self.level_count - 1
 
     @property
+    def level_step_us(self):
+        """Conductance between two adjacent device levels, ``(g_max - g_min) / top level`` (µS)."""
+        return (self.g_max_us - self.g_min_us) / max(1, self.top_level)
+
+    @property
     def reference_level(self):
         """Level of the reference column (offset mapping: ``-code_min``, i.e. mid-range), else None."""
         return -self.code_min if self.mapping_kind == "offset" else None

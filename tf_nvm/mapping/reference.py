@@ -23,7 +23,7 @@ from tf_nvm.mapping.io import load
 from tf_nvm.mapping.ops import DIGITAL_OPS
 from tf_nvm.mapping.types import Mapping
 
-__all__ = ["MappingOutputs", "evaluate", "crossbar_forward", "im2col"]
+__all__ = ["MappingOutputs", "evaluate", "grid_steps", "crossbar_forward", "im2col"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -126,6 +126,29 @@ def _input_step(layer, moves_codes, steps, shared):
     return found.pop()
 
 
+def grid_steps(mapping):
+    """The grid step of every tensor of a mapping (model units per code), checking that each layer can read its inputs.
+
+    Returns:
+        ``{tensor name: step}``: the shared step A/128, or an op's own output step (softmax: 1/256).
+
+    Raises:
+        MappingError: a layer reads tensors on different grids, or a value-computing layer (a crossbar too) reads
+            a tensor that is not on the shared grid.
+    """
+    shared = mapping.spec.activation_step
+    steps = {mapping.input.name: shared}
+    for layer in mapping.layers:
+        if layer.kind == "crossbar":
+            _input_step(layer, False, steps, shared)
+            steps[layer.output] = shared
+        else:
+            op = DIGITAL_OPS.get(layer.op)
+            step = _input_step(layer, op.moves_codes, steps, shared)
+            steps[layer.output] = op.output_step if op.output_step is not None else step
+    return steps
+
+
 def evaluate(path_or_mapping, x):
     """Runs the mapping on standardised model inputs ``x``.
 
@@ -147,19 +170,13 @@ def evaluate(path_or_mapping, x):
         raise MappingError(f"evaluate: inputs have shape {list(x.shape)}; the mapping expects [N, "
                            f"{', '.join(map(str, expected))}]. Fix: pass a batch of standardised examples.")
     spec = mapping.spec
-    shared = spec.activation_step
+    steps = grid_steps(mapping)
     tensors = {mapping.input.name: mapping.input.quantize(x).astype(np.int64)}
-    steps = {mapping.input.name: shared}
     for layer in mapping.layers:
         inputs = [tensors[name] for name in layer.inputs]
         if layer.kind == "crossbar":
-            _input_step(layer, False, steps, shared)
             tensors[layer.output] = crossbar_forward(inputs[0], layer, spec)
-            steps[layer.output] = shared
         else:
-            op = DIGITAL_OPS.get(layer.op)
-            step = _input_step(layer, op.moves_codes, steps, shared)
-            tensors[layer.output] = op.reference(inputs, layer, spec)
-            steps[layer.output] = op.output_step if op.output_step is not None else step
+            tensors[layer.output] = DIGITAL_OPS.get(layer.op).reference(inputs, layer, spec)
     return MappingOutputs({name: tensors[name] for name in mapping.outputs},
                           {name: steps[name] for name in mapping.outputs})

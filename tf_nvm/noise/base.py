@@ -96,6 +96,21 @@ class NoiseModel(abc.ABC):
         """Standard deviation of the per-read noise of each device, µS (zero by default)."""
         return tf.zeros_like(g_drifted)
 
+    def realise(self, g_target, t_inference, seeds):
+        """Programs ``g_target`` and drifts it to ``t_inference``: the pipeline every user of a model runs.
+
+        Args:
+            g_target: target conductances, µS.
+            t_inference: seconds since the end of programming.
+            seeds: three stateless seeds (programming, drift exponents, drift).
+
+        Returns:
+            (programmed conductances, conductances at ``t_inference``), µS.
+        """
+        programmed = self.program(g_target, seeds[0])
+        nu = self.drift_coefficients(g_target, seeds[1])
+        return programmed, self.drift(programmed, g_target, nu, t_inference, seeds[2])
+
     def to_dict(self):
         """JSON-ready parameters with the model's ``name``."""
         return {"name": self.name, **dataclasses.asdict(self)}

@@ -43,12 +43,10 @@ class DeviceNoiseTraining(WeightPerturbation):
 
     def _levels(self, levels, spec):
         """Target levels -> the levels one programmed, drifted, compensated device realises."""
-        step = (spec.g_max_us - spec.g_min_us) / max(1, spec.top_level)
+        step = spec.level_step_us
         target = spec.g_min_us + levels * step
         seed = tf.random.uniform([2], maxval=2 ** 31 - 1, dtype=tf.int32)  # a new chip every step
-        programmed = self.model.program(target, seed)
-        nu = self.model.drift_coefficients(target, seed + 1)
-        drifted = self.model.drift(programmed, target, nu, self.t_inference, seed + 2)
+        programmed, drifted = self.model.realise(target, self.t_inference, [seed, seed + 1, seed + 2])
         alpha = tf.reduce_sum(programmed) / tf.maximum(tf.reduce_sum(drifted), 1e-12)  # global drift compensation
         return levels + self.scale * (alpha * drifted - target) / step
 

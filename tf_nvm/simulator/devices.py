@@ -126,14 +126,13 @@ def program_chip(layouts, spec, device_config, seed, chip):
     """
     model = device_config.noise_model
     g_min, g_max = float(spec.g_min_us), float(spec.g_max_us)
-    step = (g_max - g_min) / max(1, spec.top_level)
+    step = spec.level_step_us
     t = float(device_config.t_inference)
     drifted, programmed, targets = [], [], []
     for layout in layouts:
         target = g_min + tf.constant(layout.levels) * step
-        g_prog = model.program(target, stream_seed(seed, chip, layout.index, 1))
-        nu = model.drift_coefficients(target, stream_seed(seed, chip, layout.index, 2))
-        g_t = model.drift(g_prog, target, nu, t, stream_seed(seed, chip, layout.index, 3))
+        seeds = [stream_seed(seed, chip, layout.index, purpose) for purpose in (1, 2, 3)]
+        g_prog, g_t = model.realise(target, t, seeds)
         low, high = device_config.stuck_at_gmin_rate, device_config.stuck_at_gmax_rate
         if low or high:
             u = tf.random.stateless_uniform(target.shape, stream_seed(seed, chip, layout.index, 4), alg="philox")

@@ -12,18 +12,18 @@ a PNG plot with error bars.
 
 import dataclasses
 import os
-import sys
 import time
 
 import numpy as np
 
 from tf_nvm.atomic import atomic_path
 from tf_nvm.errors import SimulatorError
+from tf_nvm.mapping import Mapping, load
 from tf_nvm.simulator.config import SimulationConfig
 from tf_nvm.simulator.network import Simulator
 from tf_nvm.tables import write_table
 
-__all__ = ["MonteCarloResult", "monte_carlo", "sweep", "write_sweep", "sweep_values"]
+__all__ = ["MonteCarloResult", "monte_carlo", "ideal_predictions", "sweep", "write_sweep", "sweep_values"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,10 +77,16 @@ def _labels(y, count):
 
 def _progress(text, verbose):
     if verbose:
-        print(text, file=sys.stderr if verbose == "stderr" else sys.stdout, flush=True)
+        print(text, flush=True)
 
 
-def monte_carlo(mapping, x, y, config=None, chips=25, calibration=None, verbose=False):
+def ideal_predictions(mapping, x, batch_size=256):
+    """Arg-max predictions of the ideal network (every source off, exact converters) on ``x``."""
+    sim = Simulator(mapping, SimulationConfig(batch_size=batch_size))
+    return sim.run(sim.program(0), x).values().argmax(axis=-1)
+
+
+def monte_carlo(mapping, x, y, config=None, chips=25, calibration=None, verbose=False, ideal=None):
     """Runs ``chips`` programmed chips on (x, y).
 
     Args:
@@ -91,6 +97,7 @@ def monte_carlo(mapping, x, y, config=None, chips=25, calibration=None, verbose=
         chips: number of chips (int >= 1).
         calibration: inputs for ``per-layer`` ADC ranges.
         verbose: print one progress line per chip.
+        ideal: the ideal network's predictions on ``x`` if already known (`ideal_predictions`).
 
     Returns:
         `MonteCarloResult`.
@@ -103,8 +110,8 @@ def monte_carlo(mapping, x, y, config=None, chips=25, calibration=None, verbose=
     config = SimulationConfig() if config is None else config
     sim = Simulator(mapping, config, calibration=calibration)
     labels = _labels(y, len(x))
-    ideal_sim = Simulator(sim.mapping, SimulationConfig(batch_size=config.batch_size))
-    ideal = ideal_sim.run(ideal_sim.program(0), x).values().argmax(axis=-1)
+    if ideal is None:
+        ideal = ideal_predictions(sim.mapping, x, config.batch_size)
     accuracies, agreement = [], []
     start = time.perf_counter()
     for chip in range(chips):
@@ -152,10 +159,12 @@ def sweep(mapping, x, y, path, values, config=None, chips=25, calibration=None, 
     import pandas as pd  # noqa: PLC0415
 
     config = SimulationConfig() if config is None else config
+    mapping = mapping if isinstance(mapping, Mapping) else load(mapping)
+    ideal = ideal_predictions(mapping, x, config.batch_size)  # the same for every value
     rows = []
     for value in values:
         _progress(f"[tf-nvm] {path} = {value!r}", verbose)
-        result = monte_carlo(mapping, x, y, config.replace_path(path, value), chips, calibration, verbose)
+        result = monte_carlo(mapping, x, y, config.replace_path(path, value), chips, calibration, verbose, ideal)
         rows.append({path: value, **result.row()})
     return pd.DataFrame(rows)
 

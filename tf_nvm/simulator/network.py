@@ -25,8 +25,7 @@ from tf_nvm._keras import tf
 from tf_nvm.errors import SimulatorError
 from tf_nvm.mapping import Mapping, load
 from tf_nvm.mapping.device import adc_full_scale
-from tf_nvm.mapping.reference import im2col
-from tf_nvm.mapping.ops import DIGITAL_OPS
+from tf_nvm.mapping.reference import grid_steps, im2col
 from tf_nvm.simulator.config import SimulationConfig
 from tf_nvm.simulator.devices import ChipLayer, LayerDevices, program_chip, stream_key
 from tf_nvm.simulator.digital import rint_clip, run_digital
@@ -55,9 +54,7 @@ class ADCDesign:
         """Quantises column sums (float32 tensor, MAC units) to the ADC grid with saturation."""
         if self.full_scale is None:
             return values
-        step = np.float32(self.step)
-        top = 2 ** (self.bits - 1)
-        return tf.clip_by_value(tf.round(values / step), -top, top - 1) * step
+        return _signed_converter(values, np.float32(self.step), self.bits)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,12 +93,15 @@ class SimulationOutputs:
         return self.codes[name] * self.steps[name]
 
 
-def _dac(q, bits):
-    if bits >= 8:
-        return q
-    shift = float(2 ** (8 - bits))
+def _signed_converter(values, step, bits):
+    """A signed ``bits``-bit converter of step ``step``: ``clip(round(v / step), -2^(b-1), 2^(b-1)-1) * step``."""
     top = 2 ** (bits - 1)
-    return tf.clip_by_value(tf.round(q / shift), -top, top - 1) * shift
+    return tf.clip_by_value(tf.round(values / step), -top, top - 1) * step
+
+
+def _dac(q, bits):
+    """Input codes through a ``bits``-bit DAC: the top bits of the int8 code (identity at 8 bits)."""
+    return q if bits >= 8 else _signed_converter(q, float(2 ** (8 - bits)), bits)
 
 
 class Simulator:
@@ -125,6 +125,7 @@ class Simulator:
             raise SimulatorError(f"Simulator: config must be a SimulationConfig, got {type(self.config).__name__}. "
                                  "Fix: pass tf_nvm.simulator.SimulationConfig(...).")
         self.spec = spec = self.mapping.spec
+        self.steps = grid_steps(self.mapping)  # every tensor's grid step (refuses a mapping no chip could run)
         crossbars = self.mapping.crossbar_layers
         self.layouts = {layer.name: LayerDevices.from_layer(layer, spec, i) for i, layer in enumerate(crossbars)}
         self.dac_bits = self.config.dac.bits or spec.dac_bits
@@ -236,8 +237,7 @@ class Simulator:
 
     def _network(self, x, weights, sigmas, keys, offset, record=None):
         spec = self.spec
-        tensors = {self.mapping.input.name: tf.clip_by_value(tf.round(x / np.float32(spec.activation_step)),
-                                                             -128.0, 127.0)}
+        tensors = {self.mapping.input.name: rint_clip(x / np.float32(spec.activation_step))}
         for layer in self.mapping.layers:
             inputs = [tensors[name] for name in layer.inputs]
             if layer.kind == "crossbar":
@@ -278,18 +278,7 @@ class Simulator:
                 outputs[name].append(value.numpy().astype(np.int64))
         codes = {name: np.concatenate(parts) if parts else np.zeros((0,), np.int64)
                  for name, parts in outputs.items()}
-        return SimulationOutputs(codes, self._output_steps())
-
-    def _output_steps(self):
-        steps = {self.mapping.input.name: self.spec.activation_step}
-        for layer in self.mapping.layers:
-            step = steps[layer.inputs[0]]
-            if layer.kind == "digital" and DIGITAL_OPS.get(layer.op).output_step is not None:
-                step = DIGITAL_OPS.get(layer.op).output_step
-            elif layer.kind == "crossbar" or not DIGITAL_OPS.get(layer.op).moves_codes:
-                step = self.spec.activation_step
-            steps[layer.output] = step
-        return {name: steps[name] for name in self.mapping.outputs}
+        return SimulationOutputs(codes, {name: self.steps[name] for name in self.mapping.outputs})
 
     def _check_inputs(self, x):
         expected = tuple(self.mapping.input.shape)
