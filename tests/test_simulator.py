@@ -18,11 +18,14 @@ from tflite_export import build_mapping
 
 
 def _ideal_equals_reference(mapping, x, **config):
-    sim = Simulator(mapping, SimulationConfig(**config))
-    got = sim.run(sim.program(0), x)
+    """Both analog paths of an ideal chip (fused matmul / convolution, and per row tile) against the evaluator."""
     want = reference.evaluate(mapping, x)
-    for name in mapping.outputs:
-        np.testing.assert_array_equal(got.codes[name], want.codes[name], err_msg=name)
+    for fuse in (True, False):
+        sim = Simulator(mapping, SimulationConfig(**config))
+        sim._fuse = fuse
+        got = sim.run(sim.program(0), x)
+        for name in mapping.outputs:
+            np.testing.assert_array_equal(got.codes[name], want.codes[name], err_msg=f"{name}, fused={fuse}")
     return got
 
 
@@ -158,6 +161,32 @@ def test_read_noise_of_a_column_sum_has_the_configured_size(small_mapping):
     expected = 3.0 * math.sqrt(layer.rows) * 2.0 / step_us  # sqrt(sum_i x_i^2 sigma^2), rows all in one tile
     measured = float(tf.math.reduce_std(draws[:, 0, 0]))
     assert abs(measured - expected) / expected < 0.05, (measured, expected)
+
+
+def test_per_chip_read_noise_is_frozen_into_the_conductances_with_the_configured_size(mlp_mapping):
+    small_mapping = mlp_mapping  # 2 x 2304 x 32 + 2 x 64 x 6 devices: the spread is measured within 1 %
+    model = noise.GaussianNoise(read_sigma_us=2.0)
+    step_us = (small_mapping.spec.g_max_us - small_mapping.spec.g_min_us) / small_mapping.spec.top_level
+    sims = {mode: Simulator(small_mapping, SimulationConfig(device=DeviceConfig(noise=model, read_noise=mode,
+                                                                                drift_compensation=False)))
+            for mode in ("per-chip", "off")}
+    chips = {mode: sim.program(2) for mode, sim in sims.items()}
+    deviations = []
+    for name, layout in sims["off"].layouts.items():
+        assert chips["per-chip"].layers[name].read_sigma is None  # nothing left to draw per read
+        used = layout.used > 0
+        frozen, plain = (chips[mode].layers[name].weights.numpy()[used] for mode in ("per-chip", "off"))
+        deviations.append(frozen - plain)
+    deviations = np.concatenate(deviations)
+    assert deviations.size > 100_000
+    assert abs(deviations.std() * step_us - 2.0) / 2.0 < 0.02, deviations.std() * step_us
+    again = sims["per-chip"].program(2)  # the same chip again: the same frozen draw
+    for name in again.layers:
+        np.testing.assert_array_equal(again.layers[name].weights.numpy(),
+                                      chips["per-chip"].layers[name].weights.numpy())
+    with pytest.raises(SimulatorError, match=r"DeviceConfig.read_noise must be one of \['per-read', 'per-chip', "
+                                             r"'off'\], got True. Fix: pass read_noise='per-read'"):
+        DeviceConfig(read_noise=True)
 
 
 def sim_keys(sim, chip, layer):

@@ -10,9 +10,9 @@
 Device noise models and presets live in `tf_nvm.noise`.
 """
 
-from tf_nvm.simulator.config import ADC_MODES, ADCConfig, DACConfig, DeviceConfig, SimulationConfig
+from tf_nvm.simulator.config import ADC_MODES, READ_NOISE_MODES, ADCConfig, DACConfig, DeviceConfig, SimulationConfig
 from tf_nvm.simulator.montecarlo import MonteCarloResult, monte_carlo, sweep, sweep_values, write_sweep
 from tf_nvm.simulator.network import ADCDesign, Chip, SimulationOutputs, Simulator
 
-__all__ = ["SimulationConfig", "DACConfig", "ADCConfig", "DeviceConfig", "ADC_MODES", "Simulator", "Chip",
-           "SimulationOutputs", "ADCDesign", "MonteCarloResult", "monte_carlo", "sweep", "sweep_values", "write_sweep"]
+__all__ = ["SimulationConfig", "DACConfig", "ADCConfig", "DeviceConfig", "ADC_MODES", "READ_NOISE_MODES", "Simulator",
+           "Chip", "SimulationOutputs", "ADCDesign", "MonteCarloResult", "monte_carlo", "sweep", "sweep_values", "write_sweep"]

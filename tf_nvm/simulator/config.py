@@ -18,13 +18,16 @@ from typing import Optional, Union
 
 from tf_nvm.errors import SimulatorError
 
-__all__ = ["DACConfig", "ADCConfig", "DeviceConfig", "SimulationConfig", "ADC_MODES", "SCHEMA_VERSION"]
+__all__ = ["DACConfig", "ADCConfig", "DeviceConfig", "SimulationConfig", "ADC_MODES", "READ_NOISE_MODES",
+           "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 1
 ADC_MODES = ("exact", "shared", "per-layer")
 """ADC range modes: ``exact`` (ideal, no quantisation or saturation), ``shared`` (ONE ADC design for every tile of
 every layer, range from the shared weight scale and activation grid), ``per-layer`` (each layer's range calibrated
 on its own: the full-custom periphery the paper avoids)."""
+READ_NOISE_MODES = ("per-read", "per-chip", "off")
+"""How read noise is drawn: fresh at every read, once per chip at t_inference (aihwkit), or not at all."""
 
 
 def _number(owner, name, value, low=None, high=None, integer=False, allow_none=False, strict_low=False):
@@ -108,8 +111,13 @@ class DeviceConfig:
         t_inference: seconds since the end of programming (drift, accumulated noise), >= 0.
         drift_compensation: rescale every layer's output by one global factor measured
             on a reference read (aihwkit's ``GlobalDriftCompensation``), one per chip.
-        read_noise: draw the per-read noise of the noise model (False: programmed and
-            drifted conductances only).
+        read_noise: how the noise model's read noise (`NoiseModel.read_sigma`) is drawn,
+            one of `READ_NOISE_MODES`: ``"per-read"`` (default) a fresh draw at every
+            read, i.e. per example, per output position and per row tile, exact in
+            distribution; ``"per-chip"`` drawn once per chip at ``t_inference`` and
+            frozen into its conductances, as aihwkit's ``PCMLikeNoiseModel`` does
+            (1/f noise is dominated by low frequencies; much faster to simulate);
+            ``"off"``: programmed and drifted conductances only.
     """
 
     noise: Union[str, object] = "ideal"
@@ -117,7 +125,7 @@ class DeviceConfig:
     stuck_at_gmax_rate: float = 0.0
     t_inference: float = 0.0
     drift_compensation: bool = True
-    read_noise: bool = True
+    read_noise: str = "per-read"
 
     def __post_init__(self):
         from tf_nvm import noise as noise_models  # noqa: PLC0415  (noise imports TensorFlow)
@@ -129,9 +137,12 @@ class DeviceConfig:
             raise SimulatorError(f"DeviceConfig: stuck_at_gmin_rate + stuck_at_gmax_rate = "
                                  f"{self.stuck_at_gmin_rate + self.stuck_at_gmax_rate} exceeds 1. Fix: lower them.")
         _number("DeviceConfig", "t_inference", self.t_inference, 0, 1e12)
-        for name in ("drift_compensation", "read_noise"):
-            if not isinstance(getattr(self, name), bool):
-                raise SimulatorError(f"DeviceConfig.{name} must be True or False, got {getattr(self, name)!r}.")
+        if not isinstance(self.drift_compensation, bool):
+            raise SimulatorError(f"DeviceConfig.drift_compensation must be True or False, got "
+                                 f"{self.drift_compensation!r}.")
+        if self.read_noise not in READ_NOISE_MODES:
+            raise SimulatorError(f"DeviceConfig.read_noise must be one of {list(READ_NOISE_MODES)}, got "
+                                 f"{self.read_noise!r}. Fix: pass read_noise='per-read', 'per-chip' or 'off'.")
 
     @property
     def noise_model(self):

@@ -104,7 +104,7 @@ class ChipLayer:
 
     Attributes:
         weights: float32 [R, T, Cdev] effective levels ``(g - g_min) / dG``.
-        read_sigma: float32 [R, T, Cdev] per-read noise sigma in level units, or None.
+        read_sigma: float32 [R, T, Cdev] per-read noise sigma in level units, or None (no per-read noise).
     """
 
     weights: object
@@ -155,8 +155,12 @@ def program_chip(layouts, spec, device_config, seed, chip):
         # levels + deviation / dG: exactly the target levels when every device is ideal (no float rounding).
         weights = tf.constant(layout.levels) + (alpha * g_t - target) / step
         sigma = None
-        if device_config.read_noise:
+        if device_config.read_noise != "off":
             sigma_g = model.read_sigma(g_t, t) * alpha * tf.constant(layout.used) / step
             sigma = sigma_g if float(tf.reduce_max(sigma_g)) > 0 else None
+        if sigma is not None and device_config.read_noise == "per-chip":
+            # aihwkit's convention: the read noise accumulated up to t_inference, drawn once and frozen.
+            noise = tf.random.stateless_normal(sigma.shape, stream_seed(seed, chip, layout.index, 5), alg="philox")
+            weights, sigma = weights + sigma * noise, None
         out.append(ChipLayer(weights, sigma))
     return out, (alpha if math.isfinite(alpha) else 1.0)

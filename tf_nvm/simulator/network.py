@@ -25,7 +25,8 @@ from tf_nvm._keras import tf
 from tf_nvm.errors import SimulatorError
 from tf_nvm.mapping import Mapping, load
 from tf_nvm.mapping.device import adc_full_scale
-from tf_nvm.mapping.reference import grid_steps, im2col
+from tf_nvm.mapping.reference import grid_steps
+from tf_nvm.simulator.analog import fused_sums, tile_plan, tile_sums
 from tf_nvm.simulator.config import SimulationConfig
 from tf_nvm.simulator.devices import ChipLayer, LayerDevices, program_chip, stream_key
 from tf_nvm.simulator.digital import rint_clip, run_digital
@@ -128,6 +129,8 @@ class Simulator:
         self.steps = grid_steps(self.mapping)  # every tensor's grid step (refuses a mapping no chip could run)
         crossbars = self.mapping.crossbar_layers
         self.layouts = {layer.name: LayerDevices.from_layer(layer, spec, i) for i, layer in enumerate(crossbars)}
+        self.plans = {layer.name: tile_plan(layer, self.layouts[layer.name].tile_rows) for layer in crossbars}
+        self._fuse = True  # tests switch the fused linear path off to check the per-tile path on ideal chips
         self.dac_bits = self.config.dac.bits or spec.dac_bits
         self.adc_bits = self.config.adc.bits or spec.adc_bits
         self.adc = self._adc_designs(calibration)
@@ -177,46 +180,42 @@ class Simulator:
 
     # ------------------------------------------------------------------ forward
     def _crossbar(self, x, layer, chip_layer, offset, keys, record=None):
-        layout = self.layouts[layer.name]
-        patches = x if layer.op == "dense" else im2col(x, layer, pad=tf.pad, concat=tf.concat)
-        batch = tf.shape(x)[0]
-        positions = int(np.prod(layer.output_shape[:-1])) if layer.op != "dense" else \
-            int(np.prod(layer.input_shape[:-1]))
-        flat = tf.reshape(patches, [-1, layer.rows])
-        flat = _dac(flat, self.dac_bits)
-        rails = [flat] if layer.input_rails == 1 else [tf.maximum(flat, 0.0), tf.maximum(-flat, 0.0)]
-        pad = layout.row_tiles * layout.tile_rows - layer.rows
-        adc = self.adc[layer.name]
+        layout, plan, adc = self.layouts[layer.name], self.plans[layer.name], self.adc[layer.name]
+        q = _dac(x, self.dac_bits)  # elementwise, so before the patches: padding code 0 stays 0
+        rails = [q] if layer.input_rails == 1 else [tf.maximum(q, 0.0), tf.maximum(-q, 0.0)]
         cols, devices = layout.cols, layout.devices
         acc = 0.0
-        if adc.full_scale is None and chip_layer.read_sigma is None and record is None:
-            # Ideal converters and no read noise: every step is linear, so the per-tile sums and their digital
-            # accumulation equal one matmul over all rows (the same exact integers in float32).
+        if adc.full_scale is None and chip_layer.read_sigma is None and record is None and self._fuse:
+            # Exact converters and no per-read noise: every step after the column sums is linear, so the pair
+            # subtraction, the reference column and the digital sum of row tiles fold into one weight matrix and
+            # one matmul / convolution (the same exact integers in float32 for ideal devices).
             matrix = tf.reshape(chip_layer.weights, [layout.row_tiles * layout.tile_rows, -1])[:layer.rows]
-            for sign, rail in zip((1.0, -1.0), rails):
-                total = tf.matmul(rail, matrix)
-                column = total[:, :cols]
-                if devices == 2:
-                    column = column - total[:, cols:2 * cols]
-                if layout.ref_columns:
-                    column = column - tf.gather(total[:, cols * devices:], layout.col_tile_of_output, axis=1)
-                acc = acc + sign * column
-            rails = []
-        for phase, (sign, rail) in enumerate(zip((1.0, -1.0), rails)):
-            blocks = tf.reshape(tf.pad(rail, [(0, 0), (0, pad)]), [-1, layout.row_tiles, layout.tile_rows])
-            sums = tf.einsum("mrt,rtc->mrc", blocks, chip_layer.weights)  # one conversion per device column
-            if chip_layer.read_sigma is not None:
-                spread = tf.sqrt(tf.einsum("mrt,rtc->mrc", blocks * blocks, chip_layer.read_sigma ** 2))
-                sums = sums + spread * self._read_normals(keys[phase], offset, batch, positions, layout)
-            if record is not None:
-                record.setdefault(layer.name, []).append(sums)
-            sums = adc.convert(sums)
-            column = sums[..., :cols]
+            effective = matrix[:, :cols]
             if devices == 2:
-                column = column - sums[..., cols:2 * cols]
+                effective = effective - matrix[:, cols:2 * cols]
             if layout.ref_columns:
-                column = column - tf.gather(sums[..., cols * devices:], layout.col_tile_of_output, axis=2)
-            acc = acc + sign * tf.reduce_sum(column, axis=1)  # digital partial-sum accumulation
+                effective = effective - tf.gather(matrix[:, cols * devices:], layout.col_tile_of_output, axis=1)
+            for sign, rail in zip((1.0, -1.0), rails):
+                acc = acc + sign * fused_sums(rail, layer, plan, effective)
+            rails = []
+        positions = int(np.prod(layer.output_shape[:-1] if layer.op != "dense" else layer.input_shape[:-1]))
+        for phase, (sign, rail) in enumerate(zip((1.0, -1.0), rails)):
+            tiles = tile_sums(rail, layer, plan, chip_layer.weights, layout.row_tiles, layout.tile_rows)
+            if chip_layer.read_sigma is not None:
+                spreads = tile_sums(rail * rail, layer, plan, chip_layer.read_sigma ** 2, layout.row_tiles,
+                                    layout.tile_rows)
+                normals = self._read_normals(keys[phase], offset, tf.shape(x)[0], positions, layout)
+                tiles = [sums + tf.sqrt(spread) * normals[:, r] for r, (sums, spread) in enumerate(zip(tiles, spreads))]
+            if record is not None:
+                record.setdefault(layer.name, []).extend(tiles)
+            for sums in tiles:  # per row tile: one conversion per device column, then digital accumulation
+                sums = adc.convert(sums)
+                column = sums[:, :cols]
+                if devices == 2:
+                    column = column - sums[:, cols:2 * cols]
+                if layout.ref_columns:
+                    column = column - tf.gather(sums[:, cols * devices:], layout.col_tile_of_output, axis=1)
+                acc = acc + sign * column
         if layer.bias_int32 is not None:
             acc = acc + layer.bias_int32.astype(np.float32)
         value = acc * np.float32(self.spec.weight_scale)
