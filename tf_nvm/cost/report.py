@@ -69,11 +69,11 @@ def plot_components(results, metric, path, title):
               for label, result in results.items()}
     figure, axis = plt.subplots(figsize=(max(5.0, 1.8 * len(labels) + 3), 4.5))
     bottom = [0.0] * len(labels)
-    for component in ORDER:
+    for index, component in enumerate(ORDER):
         values = [float(totals[label].get(component, 0.0)) for label in labels]
         if not any(values):
             continue
-        axis.bar(labels, values, bottom=bottom, label=component)
+        axis.bar(labels, values, bottom=bottom, label=component, color=plt.cm.tab20(index % 20))
         bottom = [b + v for b, v in zip(bottom, values)]
     axis.set_title(title)
     axis.set_xlabel("scenario")
