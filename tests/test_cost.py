@@ -333,3 +333,18 @@ def test_cost_command_writes_tables_and_plots(tmp_path, capsys):
                                                                      "per-layer periphery (unipolar)"]
     assert not [name for name in os.listdir(out) if name.startswith(".")]  # no temporary files left
     assert math.isclose(results["shared_vs_per_layer"][0]["adc_designs"], 1)
+
+
+def test_cost_of_a_mapping_file_does_not_import_tensorflow(tmp_path):
+    import subprocess
+    import sys
+
+    M.save(_mapping(_spec(), 4, 2), tmp_path / "m")
+    code = ("import sys\nfrom tf_nvm.cli import main\nstatus = main(sys.argv[1:])\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'tf_keras', 'tflite_export'}))\n"
+            "sys.exit(status)\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code, "cost", str(tmp_path / "m"), "--out", str(tmp_path / "o")],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": root}, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
