@@ -18,6 +18,9 @@ Sub-commands:
                    print a crossbar mapping as a table per layer.
     simulate RUN_OR_MAPPING --out DIR
                    Monte Carlo chips of the analog simulator on a test set.
+    cost RUN_OR_MAPPING --out DIR [--tflite MODEL]
+                   area, energy and latency of the crossbar mapping (unipolar
+                   vs bipolar, shared vs per-layer periphery) beside the MCU.
 """
 
 import argparse
@@ -31,7 +34,7 @@ QUIET_ENV = "TF_NVM_QUIET_TENSORFLOW"  # the same name as tf_nvm._keras.QUIET_EN
 
 __all__ = ["main", "build_parser", "SUBCOMMANDS"]
 
-SUBCOMMANDS = ("train", "presets", "recipes", "export", "inspect", "simulate")
+SUBCOMMANDS = ("train", "presets", "recipes", "export", "inspect", "simulate", "cost")
 """Sub-command modules of `tf_nvm.cli`, in help order; a new sub-command is one module and one name here."""
 
 

@@ -1,0 +1,144 @@
+"""Microcontroller baseline: the same network as int8 TFLite on a Cortex-M core.
+
+From a parsed ``.tflite`` graph (`tflite_export.read_tflite` returns one; this
+module only reads its ``operators``, ``tensors`` and ``size_bytes``, so it
+imports neither TensorFlow nor ``tflite_export``): per operator the MACs
+(convolution: output values x kernel height x width x input channels;
+depthwise: output values x kernel size; fully connected: output values x
+inputs) and the output values; flash = the model bytes; RAM = the TFLite Micro
+arena (measured by ``tf-nvm cost`` / ``tflite_export.measure_arena`` and passed
+in). Cycles = MACs / ``macs_per_cycle`` + other output values x
+``cycles_per_value``; latency = cycles / clock; energy = cycles x
+``current_ua_per_mhz`` x ``supply_v`` (the datasheet's run current scales with
+the clock, so the energy per cycle does not depend on it).
+
+Every core constant is an ASSUMPTION until checked against the sources named in
+``docs/cost_model.md`` (no datasheet or CMSIS-NN benchmark text could be read
+while this was written); override them with `McuCore` or ``tf-nvm cost --set
+mcu.<core>.<key>=value``.
+
+Numpy/pandas only (cost-model layer).
+"""
+
+import dataclasses
+import math
+
+import pandas as pd
+
+from tf_nvm.errors import CostModelError
+from tf_nvm.registry import Registry
+
+__all__ = ["McuCore", "MCU_CORES", "check_tflite_bytes", "op_table", "mcu_cost", "MCU_COLUMNS"]
+
+TFLITE_IDENTIFIER = b"TFL3"
+
+
+@dataclasses.dataclass(frozen=True)
+class McuCore:
+    """A Cortex-M core as the baseline runs on it.
+
+    Attributes:
+        name: core / device label.
+        clock_mhz: CPU clock, MHz.
+        macs_per_cycle: sustained int8 MACs per cycle of CMSIS-NN convolution and
+            fully-connected kernels.
+        cycles_per_value: cycles per output value of other ops (requantisation,
+            pooling, elementwise).
+        current_ua_per_mhz: run-mode supply current per MHz, uA/MHz.
+        supply_v: supply voltage, V.
+    """
+
+    name: str
+    clock_mhz: float
+    macs_per_cycle: float
+    cycles_per_value: float
+    current_ua_per_mhz: float
+    supply_v: float
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name == "name":
+                continue
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
+                    or value <= 0:
+                raise CostModelError(f"mcu core {self.name!r}.{field.name}: value {value!r} is not allowed; allowed: "
+                                     "a finite number > 0. Fix: pass a positive value.")
+
+    @property
+    def energy_per_cycle_nj(self):
+        """Energy of one cycle, nJ: ``current_ua_per_mhz * 1e-6 A/MHz / 1e6 Hz/MHz * supply_v`` in J, x 1e9."""
+        return self.current_ua_per_mhz * 1e-12 * self.supply_v * 1e9
+
+
+MCU_CORES = Registry("MCU core", error=CostModelError)
+"""Named cores of the baseline (all constants ASSUMPTIONS, see docs/cost_model.md)."""
+MCU_CORES.register("cortex-m4f", McuCore("cortex-m4f (STM32L4-class, 80 MHz)", 80.0, 0.4, 4.0, 100.0, 3.0),
+                   description="Cortex-M4F at 80 MHz, STM32L4-class run current (assumptions)")
+MCU_CORES.register("cortex-m7", McuCore("cortex-m7 (STM32F7-class, 216 MHz)", 216.0, 0.58, 2.0, 450.0, 3.3),
+                   description="Cortex-M7 at 216 MHz, STM32F7-class run current (assumptions)")
+
+MCU_COLUMNS = ["index", "op", "output_values", "macs"]
+
+
+def check_tflite_bytes(content, what="--tflite"):
+    """Raises `CostModelError` unless ``content`` (bytes) carries the TFLite flatbuffer identifier ``TFL3``."""
+    if not isinstance(content, (bytes, bytearray)) or len(content) < 8 or bytes(content[4:8]) != TFLITE_IDENTIFIER:
+        head = bytes(content[4:8]) if isinstance(content, (bytes, bytearray)) else type(content).__name__
+        raise CostModelError(f"{what}: not a TFLite flatbuffer (identifier {head!r}, expected {TFLITE_IDENTIFIER!r}). "
+                             "Fix: pass the .tflite file written by tf-nvm export --tflite.")
+    return content
+
+
+def _size(shape):
+    return math.prod(int(d) for d in shape) if shape else 1
+
+
+def op_table(graph):
+    """DataFrame, one row per operator: ``index``, ``op``, ``output_values``, ``macs``.
+
+    Args:
+        graph: a parsed TFLite graph (``operators`` with ``op``/``inputs``/``outputs``,
+            ``tensors`` with ``shape``).
+    """
+    rows = []
+    for op in graph.operators:
+        out = graph.tensors[op.outputs[0]] if op.outputs else None
+        values = _size(out.shape) if out is not None else 0
+        macs = 0
+        if op.op in ("CONV_2D", "FULLY_CONNECTED", "DEPTHWISE_CONV_2D") and len(op.inputs) > 1:
+            weights = graph.tensors[op.inputs[1]].shape
+            if op.op == "CONV_2D":       # weights [out, kh, kw, in]
+                macs = values * _size(weights[1:])
+            elif op.op == "DEPTHWISE_CONV_2D":  # weights [1, kh, kw, out]
+                macs = values * _size(weights[1:3])
+            else:                        # weights [out, in]
+                macs = values * int(weights[-1])
+        rows.append({"index": op.index, "op": op.op, "output_values": values, "macs": macs})
+    return pd.DataFrame(rows, columns=MCU_COLUMNS)
+
+
+def mcu_cost(graph, core, arena_bytes=None):
+    """Per-operator and total cost of the model on ``core``.
+
+    Args:
+        graph: a parsed TFLite graph (see `op_table`) with ``size_bytes``.
+        core: `McuCore` or a name in `MCU_CORES`.
+        arena_bytes: the TFLite Micro arena (RAM), bytes, or None when not measured.
+
+    Returns:
+        (DataFrame per operator with ``cycles``, ``latency_us``, ``energy_nj``;
+        dict of totals: ``core``, ``flash_bytes``, ``ram_bytes``, ``macs``, ``cycles``,
+        ``latency_us``, ``energy_nj``).
+    """
+    core = MCU_CORES.resolve(core, McuCore)
+    table = op_table(graph)
+    other = table["output_values"].where(table["macs"] == 0, 0)
+    table["cycles"] = table["macs"] / core.macs_per_cycle + other * core.cycles_per_value
+    table["latency_us"] = table["cycles"] / core.clock_mhz
+    table["energy_nj"] = table["cycles"] * core.energy_per_cycle_nj
+    totals = {"core": core.name, "flash_bytes": int(graph.size_bytes),
+              "ram_bytes": None if arena_bytes is None else int(arena_bytes), "macs": int(table["macs"].sum()),
+              "cycles": float(table["cycles"].sum()), "latency_us": float(table["latency_us"].sum()),
+              "energy_nj": float(table["energy_nj"].sum())}
+    return table, totals
