@@ -308,6 +308,10 @@ def test_mcu_macs_cycles_and_energy_by_hand():
     assert totals == {"core": "test", "flash_bytes": 5000, "ram_bytes": 2048, "macs": 3200, "cycles": 6656.0,
                       "latency_us": pytest.approx(66.56), "energy_nj": pytest.approx(1996.8)}
     assert set(MCU_CORES.names()) == {"cortex-m4f", "cortex-m7"}
+    # sourced defaults (docs/cost_model.md, MCU baseline): MLPerf Tiny v0.5 reference, TFLM + CMSIS-NN, STM32L4R5
+    m4 = MCU_CORES.get("cortex-m4f")
+    assert (m4.clock_mhz, m4.macs_per_cycle, m4.current_ua_per_mhz, m4.supply_v) == (80.0, 0.148, 192.0, 1.8)
+    assert m4.energy_per_cycle_nj == pytest.approx(0.3456)
     with pytest.raises(CostModelError, match=r"mcu core 'x'\.clock_mhz: value 0 is not allowed"):
         dataclasses.replace(core, name="x", clock_mhz=0)
 

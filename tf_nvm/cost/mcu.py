@@ -12,10 +12,16 @@ in). Cycles = MACs / ``macs_per_cycle`` + other output values x
 ``current_ua_per_mhz`` x ``supply_v`` (the datasheet's run current scales with
 the clock, so the energy per cycle does not depend on it).
 
-Every core constant is an ASSUMPTION until checked against the sources named in
-``docs/cost_model.md`` (no datasheet or CMSIS-NN benchmark text could be read
-while this was written); override them with `McuCore` or ``tf-nvm cost --set
-mcu.<core>.<key>=value``.
+Sources (``docs/cost_model.md``, "MCU baseline", gives the derivations and a check
+against MLPerf Tiny): the ``cortex-m4f`` ``macs_per_cycle``, run current and supply
+come from the MLPerf Tiny v0.5 reference submission (TFLite Micro v2.3.1 with
+CMSIS-NN on a Nucleo-L4R5ZI, Cortex-M4F at 120 MHz, 1.8 V; repository
+mlcommons/tiny_results_v0.5, ``closed/reference``): 0.148 MAC/cycle is the
+image-classification ResNet's 12.50 M MACs (counted by `op_table` on the
+published ``.tflite``) over its measured 704 ms x 120 MHz; 192 uA/MHz is its
+measured 41.5 mW / 1.8 V / 120 MHz. ``cycles_per_value`` and every ``cortex-m7``
+constant except the clock are still ASSUMPTIONS. Override any of them with
+`McuCore` or ``tf-nvm cost --set mcu.<core>.<key>=value``.
 
 Numpy/pandas only (cost-model layer).
 """
@@ -72,11 +78,16 @@ class McuCore:
 
 
 MCU_CORES = Registry("MCU core", error=CostModelError)
-"""Named cores of the baseline (all constants ASSUMPTIONS, see docs/cost_model.md)."""
-MCU_CORES.register("cortex-m4f", McuCore("cortex-m4f (STM32L4-class, 80 MHz)", 80.0, 0.4, 4.0, 100.0, 3.0),
-                   description="Cortex-M4F at 80 MHz, STM32L4-class run current (assumptions)")
+"""Named cores of the baseline (sources and remaining ASSUMPTIONS: docs/cost_model.md, "MCU baseline")."""
+# macs_per_cycle, current_ua_per_mhz, supply_v: MLPerf Tiny v0.5 reference (TFLM v2.3.1 + CMSIS-NN,
+# Nucleo-L4R5ZI, 120 MHz, 1.8 V), image classification; cycles_per_value: assumption.
+MCU_CORES.register("cortex-m4f", McuCore("cortex-m4f (STM32L4-class, 80 MHz)", 80.0, 0.148, 4.0, 192.0, 1.8),
+                   description="Cortex-M4F at 80 MHz; MAC rate and energy per cycle from the MLPerf Tiny v0.5 "
+                               "reference run (TFLM + CMSIS-NN, STM32L4R5); cycles_per_value assumed")
+# clock: the STM32F746 at 216 MHz of the MLPerf Tiny DISCO-F746NG systems (Plumerai, Bosch);
+# macs_per_cycle, cycles_per_value, current_ua_per_mhz, supply_v: assumptions.
 MCU_CORES.register("cortex-m7", McuCore("cortex-m7 (STM32F7-class, 216 MHz)", 216.0, 0.58, 2.0, 450.0, 3.3),
-                   description="Cortex-M7 at 216 MHz, STM32F7-class run current (assumptions)")
+                   description="Cortex-M7 at 216 MHz, STM32F7-class (MAC rate and run current assumed)")
 
 MCU_COLUMNS = ["index", "op", "output_values", "macs"]
 
