@@ -189,6 +189,34 @@ def test_per_chip_read_noise_is_frozen_into_the_conductances_with_the_configured
         DeviceConfig(read_noise=True)
 
 
+def test_ir_drop_follows_aihwkits_first_order_formula(small_mapping, rng):
+    ratio = 2000.0  # a short, resistive wire: a drop of several percent
+    sim = Simulator(small_mapping, SimulationConfig(device=DeviceConfig(ir_drop=1.0, ir_drop_g_ratio=ratio)))
+    chip = sim.program(0)
+    layer = small_mapping.crossbar_layers[-1]  # dense
+    layout, spec = sim.layouts[layer.name], small_mapping.spec
+    q = rng.integers(-128, 128, (50,) + tuple(layer.input_shape)).astype(np.float32)
+    record = {}
+    sim._crossbar(tf.constant(q), layer, chip.layers[layer.name], 0, [None, None], record)
+    got = np.stack([t.numpy() for t in record[layer.name]], axis=1)  # [M, R, Cdev]
+    # by hand, per tile r and device column: w = g / g_max, x = q / 128, n rows per tile (aihwkit applyIrDrop)
+    n, dg = layout.tile_rows, spec.level_step_us
+    x = np.pad(q.reshape(-1, layer.rows), [(0, 0), (0, layout.row_tiles * n - layer.rows)])
+    x = x.reshape(-1, layout.row_tiles, n)
+    g = (spec.g_min_us + layout.levels * dg) * layout.used  # [R, n, Cdev] uS
+    ideal = np.einsum("mrt,rtc->mrc", x, layout.levels)
+    a = n / ratio * np.einsum("mrt,rtc->mrc", np.abs(x) / 128, g / spec.g_max_us)
+    c = a * (a * (0.05 * a - 0.2) + 0.5)
+    f = 1 - (1 - np.arange(n) / n) ** 2
+    loss = c * np.einsum("mrt,rtc->mrc", x / 128 * f, g / spec.g_max_us) * 128 * spec.g_max_us / dg
+    np.testing.assert_allclose(got, ideal - loss, rtol=1e-4, atol=1e-2)
+    assert np.abs(loss).max() > 0.02 * np.abs(ideal).max()  # the effect is visible at this wire conductance
+    off = Simulator(small_mapping, SimulationConfig(device=DeviceConfig(ir_drop=0.0)))
+    record = {}
+    off._crossbar(tf.constant(q), layer, off.program(0).layers[layer.name], 0, [None, None], record)
+    np.testing.assert_array_equal(np.stack([t.numpy() for t in record[layer.name]], axis=1), ideal)
+
+
 def sim_keys(sim, chip, layer):
     from tf_nvm.simulator.devices import stream_key  # noqa: PLC0415
 

@@ -118,6 +118,12 @@ class DeviceConfig:
             frozen into its conductances, as aihwkit's ``PCMLikeNoiseModel`` does
             (1/f noise is dominated by low frequencies; much faster to simulate);
             ``"off"``: programmed and drifted conductances only.
+        ir_drop: scale of the first-order IR drop along each device column
+            (aihwkit's ``IOParameters.ir_drop``, the same formula; 0 = off). Depends on the
+            inputs, so a layer with IR drop is simulated per row tile.
+        ir_drop_g_ratio: wire conductance between neighbouring cells over the device
+            g_max (aihwkit's ``ir_drop_g_ratio``); None: ``1 / (0.35 ohm x spec.g_max)``,
+            aihwkit's 0.35 ohm wire segment with this mapping's g_max.
     """
 
     noise: Union[str, object] = "ideal"
@@ -126,6 +132,8 @@ class DeviceConfig:
     t_inference: float = 0.0
     drift_compensation: bool = True
     read_noise: str = "per-read"
+    ir_drop: float = 0.0
+    ir_drop_g_ratio: Optional[float] = None
 
     def __post_init__(self):
         from tf_nvm import noise as noise_models  # noqa: PLC0415  (noise imports TensorFlow)
@@ -137,6 +145,8 @@ class DeviceConfig:
             raise SimulatorError(f"DeviceConfig: stuck_at_gmin_rate + stuck_at_gmax_rate = "
                                  f"{self.stuck_at_gmin_rate + self.stuck_at_gmax_rate} exceeds 1. Fix: lower them.")
         _number("DeviceConfig", "t_inference", self.t_inference, 0, 1e12)
+        _number("DeviceConfig", "ir_drop", self.ir_drop, 0, 1e6)
+        _number("DeviceConfig", "ir_drop_g_ratio", self.ir_drop_g_ratio, 0, 1e15, strict_low=True, allow_none=True)
         if not isinstance(self.drift_compensation, bool):
             raise SimulatorError(f"DeviceConfig.drift_compensation must be True or False, got "
                                  f"{self.drift_compensation!r}.")
@@ -162,7 +172,10 @@ class SimulationConfig:
         device: `DeviceConfig`.
         seed: base seed (int >= 0); chip k of a run uses streams derived from (seed, k).
         batch_size: examples per simulated batch (memory does not grow with the data set).
-        jit_compile: compile the forward pass with XLA.
+        jit_compile: compile the whole forward pass with XLA. Default False: only the
+            per-tile ADC and digital accumulation is XLA-compiled (one fused pass), since
+            TensorFlow's own convolutions measured faster than XLA's on CPU
+            (`benchmarks/simulator_throughput.py --no-jit`/default; `docs/simulator.md`).
     """
 
     dac: DACConfig = DACConfig()

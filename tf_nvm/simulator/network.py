@@ -33,6 +33,9 @@ from tf_nvm.simulator.digital import rint_clip, run_digital
 
 __all__ = ["Simulator", "Chip", "SimulationOutputs", "ADCDesign"]
 
+_AIHWKIT_WIRE_OHM = 0.35
+"""aihwkit's wire resistance between neighbouring cells (ohm), behind its default ``ir_drop_g_ratio``."""
+
 
 @dataclasses.dataclass(frozen=True)
 class ADCDesign:
@@ -130,7 +133,11 @@ class Simulator:
         crossbars = self.mapping.crossbar_layers
         self.layouts = {layer.name: LayerDevices.from_layer(layer, spec, i) for i, layer in enumerate(crossbars)}
         self.plans = {layer.name: tile_plan(layer, self.layouts[layer.name].tile_rows) for layer in crossbars}
+        self._digitisers = {}
         self._fuse = True  # tests switch the fused linear path off to check the per-tile path on ideal chips
+        device = self.config.device
+        self.ir_drop = float(device.ir_drop)
+        self.ir_drop_g_ratio = device.ir_drop_g_ratio or 1.0 / (_AIHWKIT_WIRE_OHM * spec.g_max_us * 1e-6)
         self.dac_bits = self.config.dac.bits or spec.dac_bits
         self.adc_bits = self.config.adc.bits or spec.adc_bits
         self.adc = self._adc_designs(calibration)
@@ -185,7 +192,8 @@ class Simulator:
         rails = [q] if layer.input_rails == 1 else [tf.maximum(q, 0.0), tf.maximum(-q, 0.0)]
         cols, devices = layout.cols, layout.devices
         acc = 0.0
-        if adc.full_scale is None and chip_layer.read_sigma is None and record is None and self._fuse:
+        linear = adc.full_scale is None and chip_layer.read_sigma is None and not self.ir_drop
+        if linear and record is None and self._fuse:
             # Exact converters and no per-read noise: every step after the column sums is linear, so the pair
             # subtraction, the reference column and the digital sum of row tiles fold into one weight matrix and
             # one matmul / convolution (the same exact integers in float32 for ideal devices).
@@ -201,6 +209,8 @@ class Simulator:
         positions = int(np.prod(layer.output_shape[:-1] if layer.op != "dense" else layer.input_shape[:-1]))
         for phase, (sign, rail) in enumerate(zip((1.0, -1.0), rails)):
             tiles = tile_sums(rail, layer, plan, chip_layer.weights, layout.row_tiles, layout.tile_rows)
+            if self.ir_drop:
+                tiles = self._apply_ir_drop(tiles, rail, layer, plan, layout, chip_layer.weights)
             if chip_layer.read_sigma is not None:
                 spreads = tile_sums(rail * rail, layer, plan, chip_layer.read_sigma ** 2, layout.row_tiles,
                                     layout.tile_rows)
@@ -208,20 +218,62 @@ class Simulator:
                 tiles = [sums + tf.sqrt(spread) * normals[:, r] for r, (sums, spread) in enumerate(zip(tiles, spreads))]
             if record is not None:
                 record.setdefault(layer.name, []).extend(tiles)
-            for sums in tiles:  # per row tile: one conversion per device column, then digital accumulation
-                sums = adc.convert(sums)
-                column = sums[:, :cols]
-                if devices == 2:
-                    column = column - sums[:, cols:2 * cols]
-                if layout.ref_columns:
-                    column = column - tf.gather(sums[:, cols * devices:], layout.col_tile_of_output, axis=1)
-                acc = acc + sign * column
+            acc = acc + sign * self._digitise(layer.name)(tiles)
         if layer.bias_int32 is not None:
             acc = acc + layer.bias_int32.astype(np.float32)
         value = acc * np.float32(self.spec.weight_scale)
         if layer.activation == "relu":
             value = tf.maximum(value, 0.0)
         return tf.reshape(rint_clip(value), [-1] + list(layer.output_shape))
+
+    def _digitise(self, name):
+        """``tiles -> sum over row tiles of (ADC(G+ column) - ADC(G- column) - reference)``: one elementwise pass.
+
+        Compiled with XLA on its own (one fused loop over the tile sums) when the forward pass itself is not.
+        """
+        if name not in self._digitisers:
+            layout, adc = self.layouts[name], self.adc[name]
+            cols, devices = layout.cols, layout.devices
+
+            def digitise(tiles):
+                acc = 0.0
+                for sums in tiles:  # per row tile: one conversion per device column, then digital accumulation
+                    sums = adc.convert(sums)
+                    column = sums[:, :cols]
+                    if devices == 2:
+                        column = column - sums[:, cols:2 * cols]
+                    if layout.ref_columns:
+                        column = column - tf.gather(sums[:, cols * devices:], layout.col_tile_of_output, axis=1)
+                    acc = acc + column
+                return acc
+            # measured (benchmarks/simulator_throughput.py): XLA fuses these elementwise steps into one pass, while
+            # TensorFlow's own convolutions beat XLA's; so without jit_compile only this part is compiled
+            self._digitisers[name] = digitise if self.config.jit_compile else tf.function(digitise, jit_compile=True)
+        return self._digitisers[name]
+
+    def _apply_ir_drop(self, tiles, rail, layer, plan, layout, weights):
+        """aihwkit's first-order IR drop (``rpu_forward_backward_pass.cpp``, ``applyIrDrop``) per tile and column.
+
+        With normalised weights ``w = g / g_max`` and inputs ``x = q / 128`` over the ``n``
+        rows of a tile: ``a = n / g_ratio * sum_j |w_j| |x_j|``, ``c = a (a (0.05 a - 0.2) + 0.5)``,
+        and the column output loses ``ir_drop * c * sum_j w_j x_j (1 - (1 - j/n)^2)``; in MAC
+        units (level x code) that loss is ``ir_drop * c * sum_j q_j (g_j / dG) f_j``.
+        """
+        spec = self.spec
+        n = layout.tile_rows
+        dg = spec.level_step_us
+        used = tf.constant(layout.used)
+        g_levels = (weights + spec.g_min_us / dg) * used  # g / dG, zero on padding rows
+        f = (1.0 - (1.0 - np.arange(n, dtype=np.float32) / n) ** 2).reshape(1, n, 1)
+        currents = tile_sums(tf.abs(rail), layer, plan, g_levels * np.float32(dg / spec.g_max_us / 128.0),
+                             layout.row_tiles, n)
+        weighted = tile_sums(rail, layer, plan, g_levels * f, layout.row_tiles, n)
+        out = []
+        for sums, current, drop in zip(tiles, currents, weighted):
+            a = np.float32(n / self.ir_drop_g_ratio) * current
+            c = a * (a * (0.05 * a - 0.2) + 0.5)
+            out.append(sums - np.float32(self.ir_drop) * c * drop)
+        return out
 
     @staticmethod
     def _read_normals(key, offset, batch, positions, layout):
@@ -289,8 +341,8 @@ class Simulator:
             raise SimulatorError(f"Simulator: inputs have shape {list(array.shape)}; the mapping expects [N, "
                                  f"{', '.join(map(str, expected))}]. Fix: pass a batch of standardised examples "
                                  "(x_model = (x_raw - mean) / std).")
-        array = array.astype(np.float32)
-        if not np.all(np.isfinite(array)):
+        array = np.asarray(array, np.float32)  # no copy when already float32
+        if array.size and not (np.isfinite(array.min()) and np.isfinite(array.max())):  # NaN or inf reach min / max
             bad = int(array.size - np.count_nonzero(np.isfinite(array)))
             raise SimulatorError(f"Simulator: inputs hold {bad} NaN or infinite value(s). Fix: clean the data "
                                  "(the DAC has no code for NaN).")
