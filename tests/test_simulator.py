@@ -356,6 +356,12 @@ def test_cli_simulate_writes_results_atomically(tmp_path, capsys):
     assert main(["simulate", str(tmp_path / "m"), "--set", "adc.bitz=3", "--out", str(tmp_path / "bad")]) == 2
     assert "unknown simulation setting 'adc.bitz'" in capsys.readouterr().err
     assert not (tmp_path / "bad" / "results.json").exists()
+    # one command compares the paper's ADC choices (per-layer ranges calibrated on training windows)
+    assert main(["simulate", str(tmp_path / "m"), "--chips", "1", "--examples", "100", "--set", "adc.bits=6",
+                 "--sweep", "adc.mode=exact,shared,per-layer", "--out", str(tmp_path / "modes")]) == 0
+    rows = json.loads((tmp_path / "modes" / "results.json").read_text())["rows"]
+    assert [row["adc.mode"] for row in rows] == ["exact", "shared", "per-layer"]
+    assert rows[0]["agreement_with_ideal_mean"] == 1.0 and all(0 <= row["accuracy_mean"] <= 1 for row in rows) and (tmp_path / "modes" / "sweep.png").exists()
 
 
 # ------------------------------------------------------------------ noise-aware training

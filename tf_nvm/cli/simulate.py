@@ -39,7 +39,7 @@ def _setting(text):
 
 
 def _inputs(args):
-    """(mapping, standardised test inputs, labels, data-set name)."""
+    """(mapping, standardised test inputs, labels, data-set name, 256 standardised training inputs)."""
     import numpy as np  # noqa: PLC0415
 
     from tf_nvm import datasets, mapping as mapping_io  # noqa: PLC0415
@@ -59,11 +59,14 @@ def _inputs(args):
                              "cannot be fed to it. Fix: pass the run folder written by `tf-nvm train`, or a mapping "
                              "exported from it.")
     loader = datasets.load_cifar10 if dataset == "cifar10" else datasets.load_har
-    (_, _), (x_test, y_test) = loader(path=args.data_path, verbose=False)
+    (x_train, _), (x_test, y_test) = loader(path=args.data_path, verbose=False)
     if args.examples:
         x_test, y_test = x_test[:args.examples], y_test[:args.examples]
-    x = mapping.input.standardise(x_test.astype(np.float32) / (255.0 if dataset == "cifar10" else 1.0))
-    return mapping, x, np.asarray(y_test).astype(np.int64), dataset
+    scale = 255.0 if dataset == "cifar10" else 1.0
+    x = mapping.input.standardise(x_test.astype(np.float32) / scale)
+    # per-layer ADC ranges are calibrated on training windows, never on the test set they are scored on
+    calibration = mapping.input.standardise(x_train[:256].astype(np.float32) / scale)
+    return mapping, x, np.asarray(y_test).astype(np.int64), dataset, calibration
 
 
 def run(args):
@@ -80,8 +83,7 @@ def run(args):
             raise SimulatorError(f"tf-nvm simulate: --set {text!r} holds {len(values)} values. Fix: use --sweep "
                                  "for several values.")
         config = config.replace_path(key, values[0])
-    mapping, x, y, dataset = _inputs(args)
-    calibration = x[:256] if config.adc.mode == "per-layer" else None
+    mapping, x, y, dataset, calibration = _inputs(args)
     print(f"[tf-nvm] simulating {args.source} on {len(x)} {dataset} test examples, {args.chips} chip(s), "
           f"noise {args.preset}", flush=True)
     results = {"source": os.path.abspath(args.source), "dataset": dataset, "examples": len(x),
