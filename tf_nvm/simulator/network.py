@@ -18,6 +18,7 @@ in the data set, so results do not depend on how the data are batched.
 """
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -319,7 +320,10 @@ class Simulator:
         keys = {name: [stream_key(self.config.seed, chip.index, layout.index, 10 + phase) for phase in (0, 1)]
                 for name, layout in self.layouts.items()}
         if self._forward is None:  # one trace per input shape and set of noisy layers, reused by every chip
-            self._forward = tf.function(self._network, jit_compile=self.config.jit_compile, reduce_retracing=True)
+            # a partial, not the bound method: TensorFlow's retracing warning counts traces per function code, so
+            # every Simulator of a sweep would add to one count and warn although each traces once per shape
+            self._forward = tf.function(functools.partial(Simulator._network, self),
+                                        jit_compile=self.config.jit_compile, reduce_retracing=True)
         outputs = {name: [] for name in self.mapping.outputs}
         size = self.config.batch_size
         for start in range(0, len(x), size):
