@@ -361,7 +361,8 @@ def test_cli_simulate_writes_results_atomically(tmp_path, capsys):
                  "--sweep", "adc.mode=exact,shared,per-layer", "--out", str(tmp_path / "modes")]) == 0
     rows = json.loads((tmp_path / "modes" / "results.json").read_text())["rows"]
     assert [row["adc.mode"] for row in rows] == ["exact", "shared", "per-layer"]
-    assert rows[0]["agreement_with_ideal_mean"] == 1.0 and all(0 <= row["accuracy_mean"] <= 1 for row in rows) and (tmp_path / "modes" / "sweep.png").exists()
+    assert rows[0]["agreement_with_ideal_mean"] == 1.0 and all(0 <= row["accuracy_mean"] <= 1 for row in rows)
+    assert (tmp_path / "modes" / "sweep.png").exists()
 
 
 # ------------------------------------------------------------------ noise-aware training

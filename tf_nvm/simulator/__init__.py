@@ -15,4 +15,5 @@ from tf_nvm.simulator.montecarlo import MonteCarloResult, monte_carlo, sweep, sw
 from tf_nvm.simulator.network import ADCDesign, Chip, SimulationOutputs, Simulator
 
 __all__ = ["SimulationConfig", "DACConfig", "ADCConfig", "DeviceConfig", "ADC_MODES", "READ_NOISE_MODES", "Simulator",
-           "Chip", "SimulationOutputs", "ADCDesign", "MonteCarloResult", "monte_carlo", "sweep", "sweep_values", "write_sweep"]
+           "Chip", "SimulationOutputs", "ADCDesign", "MonteCarloResult", "monte_carlo", "sweep", "sweep_values",
+           "write_sweep"]
