@@ -26,6 +26,14 @@ __all__ = ["add_parser", "run"]
 _MAX_TFLITE_BYTES = 256 << 20
 
 
+def _si(value, unit):
+    """``value`` (in ``unit``) with an SI prefix, 4 significant digits: ``_si(9.38e-3, "J") -> "9.378 mJ"``."""
+    for factor, prefix in ((1.0, ""), (1e-3, "m"), (1e-6, "u"), (1e-9, "n"), (1e-12, "p")):
+        if abs(value) >= factor:
+            return f"{value / factor:.4g} {prefix}{unit}"
+    return f"{value / 1e-12:.4g} p{unit}"
+
+
 def add_parser(subparsers):
     """Adds the ``cost`` parser."""
     parser = subparsers.add_parser("cost", help="hardware cost (area, energy, latency) of the crossbar mapping and "
@@ -169,8 +177,8 @@ def run(args):
               "shared_vs_per_layer": json.loads(shared.to_json(orient="records"))}
     xbar = results[f"as mapped ({kind})"]
     print(f"[tf-nvm] {name}: crossbar ({kind}, {tech.name}, {tech.array_sizing} arrays): "
-          f"{xbar.area_um2 * 1e-6:.4f} mm^2, {xbar.energy_pj * 1e-3:.1f} nJ and {xbar.latency_ns * 1e-3:.1f} us per "
-          "inference")
+          f"{xbar.area_um2 * 1e-6:.4f} mm^2, {_si(xbar.energy_pj * 1e-12, 'J')} and "
+          f"{_si(xbar.latency_ns * 1e-9, 's')} per inference")
     print(f"[tf-nvm] unipolar vs {comparison['bipolar_mapping']}: crossbar periphery area -"
           f"{100 * comparison['area_reduction']:.1f} % (paper: -{100 * comparison['paper_area_reduction']:.0f} %), "
           f"power -{100 * comparison['power_reduction']:.1f} % (paper: up to -"
@@ -198,8 +206,9 @@ def run(args):
                                                             f"{name}: crossbar vs microcontroller per inference")
         report["crossbar_vs_mcu"] = json.loads(versus.to_json(orient="records"))
         for row in rows[1:]:
-            print(f"[tf-nvm] {row['platform']}: {row['energy_nj']:.1f} nJ, {row['latency_us']:.1f} us per inference, "
-                  f"flash {row['flash_bytes']} B, RAM {row['ram_bytes']} B")
+            print(f"[tf-nvm] {row['platform']}: {_si(row['energy_nj'] * 1e-9, 'J')}, "
+                  f"{_si(row['latency_us'] * 1e-6, 's')} per inference, flash {row['flash_bytes']} B, "
+                  f"RAM {row['ram_bytes']} B")
     report["files"] = files
     write_json_atomic(os.path.join(out, "results.json"), report)
     print(f"[tf-nvm] results: {os.path.abspath(os.path.join(out, 'results.json'))}")
