@@ -147,7 +147,8 @@ def main(argv=None):
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     table = pd.DataFrame(rows)
     os.makedirs(args.out, exist_ok=True)
-    files = write_table(table, os.path.join(args.out, "simulator_throughput" + ("_jit" if args.jit else "")))
+    name = "simulator_throughput" + ("_jit" if args.jit else "")
+    files = write_table(table, os.path.join(args.out, name), decimals=2)
     print(f"\n{table.to_string(index=False)}\n\npeak RSS of this process: {peak:.0f} MiB (XLA: {jit}); wrote "
           f"{', '.join(map(str, files))}")
     return table
