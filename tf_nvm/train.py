@@ -20,11 +20,14 @@ from tf_nvm.errors import InvalidWeightsError
 from tf_nvm.nvm_model import model_spec, nonfinite_weights
 from tf_nvm.quantize import quantize_model
 
-__all__ = ["train_model", "run_recipe"]
+__all__ = ["train_model", "run_recipe", "training_data"]
 
 
-def _training_data(recipe, split):
+def training_data(recipe, split):
     """Shuffled batches of the training part, augmented as the recipe says.
+
+    ``recipe`` is a `Recipe` or anything with ``batch_size``, ``augment_scale`` and
+    ``augment_noise`` (e.g. `tf_nvm.nas.Training`).
 
     Augmentation (training only, per example): every channel multiplied by a gain
     drawn from N(1, augment_scale^2) and Gaussian noise of standard deviation
@@ -64,7 +67,7 @@ def train_model(model, recipe, split, verbose=2, callbacks=()):
                                               restore_best_weights=True)
     callbacks = [keep_best, keras.callbacks.TerminateOnNaN(), *callbacks]
     start = time.perf_counter()
-    history = model.fit(_training_data(recipe, split), epochs=recipe.epochs,
+    history = model.fit(training_data(recipe, split), epochs=recipe.epochs,
                         validation_data=(split.x_val, split.y_val), callbacks=callbacks, verbose=verbose)
     seconds = time.perf_counter() - start
     bad = [weight for _, weight, _, _ in nonfinite_weights(model)]
