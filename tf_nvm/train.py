@@ -87,7 +87,7 @@ def _summary(values):
             "min": min(values), "max": max(values)}
 
 
-def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite=False):
+def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite=False, split=None):
     """Trains the recipe's float baseline and NVM model for each seed; writes a run folder.
 
     The folder (layout in `tf_nvm.runs`) holds ``model.keras`` (the NVM model of
@@ -104,6 +104,7 @@ def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite
         data_path: explicit data source for the loader.
         verbose: Keras ``fit`` verbosity.
         overwrite: replace an earlier run in ``out_dir`` (removed before training starts).
+        split: a prepared `tf_nvm.data.Split` to use instead of loading the recipe's data set.
 
     Returns:
         the metrics dict written to ``metrics.json``.
@@ -114,7 +115,8 @@ def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite
     """
     seeds = list(recipe.seeds if seeds is None else seeds)
     runs.prepare_folder(out_dir, overwrite, remove=False)  # refuse before the data loads; removed below if asked
-    split = prepare_data(recipe, data_path, verbose=bool(verbose))
+    if split is None:
+        split = prepare_data(recipe, data_path, verbose=bool(verbose))
     runs.prepare_folder(out_dir, overwrite=overwrite)
     runs.create_run(out_dir, recipe, split.standardisation, split.source)
     per_seed = []

@@ -164,10 +164,10 @@ def run_search(config, out, *, resume=False, overwrite=False, export_best=False,
     elapsed = time.perf_counter() - start
     if role == "worker":
         return {"role": "worker", "seconds": elapsed}
-    return _finish(config, out, tuner, elapsed, export_best, data_path, verbose)
+    return _finish(config, out, tuner, elapsed, export_best, data_path, verbose, split)
 
 
-def _finish(config, out, tuner, elapsed, export_best, data_path, verbose):
+def _finish(config, out, tuner, elapsed, export_best, data_path, verbose, split):
     table = trials_table(tuner)
     best = _best_trial(tuner)
     write_table(table, os.path.join(out, "trials"))
@@ -197,7 +197,7 @@ def _finish(config, out, tuner, elapsed, export_best, data_path, verbose):
         from tf_nvm.train import run_recipe  # noqa: PLC0415
 
         metrics = run_recipe(recipe, os.path.join(out, "best"), data_path=data_path, verbose=2 if verbose else 0,
-                             overwrite=True)
+                             overwrite=True, split=split)
         summary["retrained"] = {k: metrics[k] for k in ("test_accuracy", "float_test_accuracy",
                                                         "test_accuracy_summary", "float_test_accuracy_summary")}
     write_json_atomic(os.path.join(out, "summary.json"), summary)
