@@ -118,6 +118,7 @@ class NVMTunerMixin:
         self.budget = budget or Budget()
         self.init = init
         self.max_seconds = max_seconds
+        self.seed = seed  # workers' oracle proxies expose no seed
         self.verbose = verbose
         self.stopped_by_time = False
         self._deadline = None
@@ -149,7 +150,7 @@ class NVMTunerMixin:
             raise FailedTrialError(f"cannot be quantized: {_reason(err)}") from err
 
     def _trial_seed(self, trial_id):
-        return (int(self.oracle.seed or 0) + zlib.crc32(str(trial_id).encode())) % (2 ** 31)
+        return (int(self.seed or 0) + zlib.crc32(str(trial_id).encode())) % (2 ** 31)
 
     def _checkpoint(self, trial_id):
         return os.path.join(self.get_trial_dir(trial_id), CHECKPOINT)
@@ -275,7 +276,8 @@ class NVMTunerMixin:
                 raise
             last = str(err).strip().splitlines()[-1] if str(err).strip() else ""
             raise SearchError(
-                f"{self.oracle.max_consecutive_failed_trials} candidates in a row failed; the last: {last}. Fix: "
+                f"{getattr(self.oracle, 'max_consecutive_failed_trials', 'too many')} candidates in a row failed; "
+                f"the last: {last}. Fix: "
                 f"loosen the budget (now {self.budget.to_dict()}), narrow the space to candidates that fit, or "
                 "raise max_consecutive_failed_trials.") from None
 
