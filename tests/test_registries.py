@@ -135,7 +135,8 @@ def test_every_architecture_quantizes_under_every_paper_preset(architecture, pap
     import warnings  # noqa: PLC0415
 
     keras.utils.set_random_seed(0)
-    kwargs = {"filters": (4, 4)} if architecture != "har_cnn" else {"filters": (4, 4, 4)}
+    kwargs = {"har_cnn": {"filters": (4, 4, 4)}, "har_search_mlp": {"units": (4,)}}.get(architecture,
+                                                                                     {"filters": (4, 4)})
     float_model = tf_nvm.models.build(architecture, **kwargs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", tf_nvm.NonInhibitingCrossbarWarning)

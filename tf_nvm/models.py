@@ -8,7 +8,8 @@ recipes can check architecture names without it.
 
 from tf_nvm.registry import Registry
 
-__all__ = ["ARCHITECTURES", "register_architecture", "build", "har_signed_cnn", "har_cnn", "cifar_cnn"]
+__all__ = ["ARCHITECTURES", "register_architecture", "build", "har_signed_cnn", "har_cnn", "cifar_cnn",
+           "har_search_cnn", "har_search_mlp", "SIGN_SOURCES", "POOLINGS"]
 
 ARCHITECTURES = Registry("architecture", fix="use a registered architecture or register a builder with "
                                              "tf_nvm.models.register_architecture")
@@ -117,3 +118,123 @@ def cifar_cnn(input_shape=(32, 32, 3), num_classes=10, filters=(32, 64, 128), si
         x = _both_signs(x, "head")
     outputs = L.Dense(num_classes, name="logits")(x)
     return keras.Model(inputs, outputs, name="cifar_cnn")
+
+
+SIGN_SOURCES = ("split", "bn")
+"""Where a unipolar crossbar's inhibition comes from: ``"split"`` feeds it ``[x, -x]`` (twice the rows);
+``"bn"`` feeds it the centred output of a digital BatchNorm only (half the rows; the BatchNorm's signed
+gamma flips whole channels)."""
+POOLINGS = ("max", "avg")
+"""Pooling after each convolution block: ``"max"`` (pass-through) or ``"avg"`` (digital)."""
+
+
+def _check_choice(name, value, allowed):
+    from tf_nvm.errors import RecipeError  # noqa: PLC0415
+
+    if value not in allowed:
+        raise RecipeError(f"architecture argument {name} must be one of {list(allowed)}, got {value!r}. "
+                          f"Fix: pass one of {list(allowed)}.")
+
+
+def _signed(x, signs, name):
+    """The input of a crossbar: both signs (``"split"``) or ``x`` itself (``"bn"``: already centred)."""
+    return _both_signs(x, name) if signs == "split" else x
+
+
+@register_architecture
+def har_search_cnn(input_shape=(128, 9), num_classes=6, filters=(64, 64), kernel_sizes=(9, 5), pool=2,
+                   pooling="max", signs="split", input_pool=1, head_units=0, dropout=0.0):
+    """The 1-D CNN family searched by `tf_nvm.nas` (``har_signed_cnn`` is one member).
+
+    Input encoding: an optional digital average pooling over time (``input_pool``
+    samples per step) before the first crossbar. Per block: signs (``signs``) ->
+    Conv1D -> BatchNorm (digital) -> ReLU -> pooling (``pool`` > 1) -> BatchNorm
+    (digital, centres the next crossbar's input). Head: GlobalAveragePooling ->
+    dropout -> optional hidden Dense(``head_units``) block -> signs -> Dense logits.
+    With ``signs="split"``, ``pool=2``, ``pooling="max"``, ``input_pool=1`` and
+    ``head_units=0`` this is ``har_signed_cnn``.
+
+    Args:
+        input_shape: (timesteps, channels) of one window.
+        num_classes: number of logits.
+        filters: output channels per conv block (its length is the depth).
+        kernel_sizes: kernel length (samples) per conv block, as many as ``filters``.
+        pool: pooling size (samples) after each block; 1: none.
+        pooling: ``"max"`` or ``"avg"`` (`POOLINGS`).
+        signs: ``"split"`` or ``"bn"`` (`SIGN_SOURCES`).
+        input_pool: samples averaged per time step before the first crossbar (1: none).
+        head_units: units of a hidden Dense block before the logits (0: none).
+        dropout: dropout rate before the head.
+    """
+    from tf_nvm.errors import RecipeError  # noqa: PLC0415
+
+    _check_choice("signs", signs, SIGN_SOURCES)
+    _check_choice("pooling", pooling, POOLINGS)
+    if len(filters) != len(kernel_sizes) or not filters:
+        raise RecipeError(f"architecture arguments filters {list(filters)} and kernel_sizes {list(kernel_sizes)} "
+                          "must be non-empty and of equal length (one entry per conv block). Fix: give one kernel "
+                          "size per block.")
+    keras = _keras()
+    L = keras.layers
+    inputs = keras.Input(input_shape, name="window")
+    x = inputs
+    if input_pool > 1:
+        x = L.AveragePooling1D(input_pool, name="input_pool")(x)
+    pool_layer = L.MaxPooling1D if pooling == "max" else L.AveragePooling1D
+    for i, (f, k) in enumerate(zip(filters, kernel_sizes)):
+        x = _signed(x, signs, f"block{i}")
+        x = L.Conv1D(int(f), int(k), padding="same", name=f"conv{i}")(x)
+        x = L.BatchNormalization(name=f"bn{i}a")(x)
+        x = L.ReLU(name=f"relu{i}")(x)
+        if pool > 1 and x.shape[1] >= pool:
+            x = pool_layer(pool, name=f"pool{i}")(x)
+        x = L.BatchNormalization(name=f"bn{i}b")(x)
+    x = L.GlobalAveragePooling1D(name="gap")(x)
+    x = _head(x, L, signs, head_units, dropout)
+    return keras.Model(inputs, L.Dense(num_classes, name="logits")(x), name="har_search_cnn")
+
+
+def _head(x, L, signs, head_units, dropout):
+    if dropout:
+        x = L.Dropout(dropout, name="dropout")(x)
+    if head_units:
+        x = _signed(x, signs, "hidden")
+        x = L.Dense(int(head_units), name="hidden")(x)
+        x = L.BatchNormalization(name="hidden_bn_a")(x)
+        x = L.ReLU(name="hidden_relu")(x)
+        x = L.BatchNormalization(name="hidden_bn_b")(x)
+    return _signed(x, signs, "head")
+
+
+@register_architecture
+def har_search_mlp(input_shape=(128, 9), num_classes=6, units=(64,), signs="split", input_pool=4, dropout=0.0):
+    """The MLP family searched by `tf_nvm.nas`: a crossbar sees the whole (time-pooled) window.
+
+    Input encoding: digital average pooling over time (``input_pool`` samples per
+    step), then Flatten. Per hidden layer: signs (``signs``) -> Dense -> BatchNorm
+    (digital) -> ReLU -> BatchNorm (digital). Head: dropout -> signs -> Dense logits.
+
+    Args:
+        input_shape: (timesteps, channels) of one window.
+        num_classes: number of logits.
+        units: units per hidden layer (its length is the depth; may be empty).
+        signs: ``"split"`` or ``"bn"`` (`SIGN_SOURCES`).
+        input_pool: samples averaged per time step before flattening (1: none).
+        dropout: dropout rate before the head.
+    """
+    _check_choice("signs", signs, SIGN_SOURCES)
+    keras = _keras()
+    L = keras.layers
+    inputs = keras.Input(input_shape, name="window")
+    x = inputs
+    if input_pool > 1:
+        x = L.AveragePooling1D(input_pool, name="input_pool")(x)
+    x = L.Flatten(name="flatten")(x)
+    for i, u in enumerate(units):
+        x = _signed(x, signs, f"layer{i}")
+        x = L.Dense(int(u), name=f"dense{i}")(x)
+        x = L.BatchNormalization(name=f"bn{i}a")(x)
+        x = L.ReLU(name=f"relu{i}")(x)
+        x = L.BatchNormalization(name=f"bn{i}b")(x)
+    x = _head(x, L, signs, 0, dropout)
+    return keras.Model(inputs, L.Dense(num_classes, name="logits")(x), name="har_search_mlp")

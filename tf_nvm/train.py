@@ -20,11 +20,14 @@ from tf_nvm.errors import InvalidWeightsError
 from tf_nvm.nvm_model import model_spec, nonfinite_weights
 from tf_nvm.quantize import quantize_model
 
-__all__ = ["train_model", "run_recipe"]
+__all__ = ["train_model", "run_recipe", "training_data"]
 
 
-def _training_data(recipe, split):
+def training_data(recipe, split):
     """Shuffled batches of the training part, augmented as the recipe says.
+
+    ``recipe`` is a `Recipe` or anything with ``batch_size``, ``augment_scale`` and
+    ``augment_noise`` (e.g. `tf_nvm.nas.Training`).
 
     Augmentation (training only, per example): every channel multiplied by a gain
     drawn from N(1, augment_scale^2) and Gaussian noise of standard deviation
@@ -64,7 +67,7 @@ def train_model(model, recipe, split, verbose=2, callbacks=()):
                                               restore_best_weights=True)
     callbacks = [keep_best, keras.callbacks.TerminateOnNaN(), *callbacks]
     start = time.perf_counter()
-    history = model.fit(_training_data(recipe, split), epochs=recipe.epochs,
+    history = model.fit(training_data(recipe, split), epochs=recipe.epochs,
                         validation_data=(split.x_val, split.y_val), callbacks=callbacks, verbose=verbose)
     seconds = time.perf_counter() - start
     bad = [weight for _, weight, _, _ in nonfinite_weights(model)]
@@ -84,7 +87,7 @@ def _summary(values):
             "min": min(values), "max": max(values)}
 
 
-def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite=False):
+def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite=False, split=None):
     """Trains the recipe's float baseline and NVM model for each seed; writes a run folder.
 
     The folder (layout in `tf_nvm.runs`) holds ``model.keras`` (the NVM model of
@@ -101,6 +104,7 @@ def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite
         data_path: explicit data source for the loader.
         verbose: Keras ``fit`` verbosity.
         overwrite: replace an earlier run in ``out_dir`` (removed before training starts).
+        split: a prepared `tf_nvm.data.Split` to use instead of loading the recipe's data set.
 
     Returns:
         the metrics dict written to ``metrics.json``.
@@ -111,7 +115,8 @@ def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite
     """
     seeds = list(recipe.seeds if seeds is None else seeds)
     runs.prepare_folder(out_dir, overwrite, remove=False)  # refuse before the data loads; removed below if asked
-    split = prepare_data(recipe, data_path, verbose=bool(verbose))
+    if split is None:
+        split = prepare_data(recipe, data_path, verbose=bool(verbose))
     runs.prepare_folder(out_dir, overwrite=overwrite)
     runs.create_run(out_dir, recipe, split.standardisation, split.source)
     per_seed = []

@@ -21,6 +21,9 @@ Sub-commands:
     cost RUN_OR_MAPPING --out DIR [--tflite MODEL]
                    area, energy and latency of the crossbar mapping (unipolar
                    vs bipolar, shared vs per-layer periphery) beside the MCU.
+    search CONFIG --out DIR [--resume|--overwrite] [--export-best]
+                   keras-tuner architecture search (tf_nvm.nas): trials table,
+                   Pareto front, the best candidate retrained as a run folder.
 """
 
 import argparse
@@ -34,7 +37,7 @@ QUIET_ENV = "TF_NVM_QUIET_TENSORFLOW"  # the same name as tf_nvm._keras.QUIET_EN
 
 __all__ = ["main", "build_parser", "SUBCOMMANDS"]
 
-SUBCOMMANDS = ("train", "presets", "recipes", "export", "inspect", "simulate", "cost")
+SUBCOMMANDS = ("train", "presets", "recipes", "export", "inspect", "simulate", "cost", "search")
 """Sub-command modules of `tf_nvm.cli`, in help order; a new sub-command is one module and one name here."""
 
 

@@ -1,0 +1,248 @@
+"""Architecture search (tf_nvm.nas): tuners driving tf_keras NVM models, hardware counts, failed trials,
+resume after SIGKILL, outputs, and pinned errors. Synthetic data, tiny models, 1 epoch."""
+
+import inspect
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import tf_nvm
+from tf_nvm import nas
+from tf_nvm._keras import keras
+from tf_nvm.data import Split
+from tf_nvm.errors import SearchError
+from tf_nvm.nas import config as search_config
+from tf_nvm.nas.search import run_search
+from tf_nvm.preprocessing import Standardisation
+from tf_nvm.runs import read_run
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_SPACE = {"depth": [1], "filters": [4, 8], "kernel_size": [3], "pool": [2], "input_pool": [1], "head_units": [0],
+              "dropout": [0.0]}
+
+
+def synthetic_split(n=240, t=16, c=3, k=3, seed=0):
+    """A learnable 3-class problem on (16, 3) windows: 160 training, 40 validation, 40 test examples."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    x = rng.normal(size=(n, t, c)).astype(np.float32)
+    x[:, :, 0] += (y[:, None] - 1) * 1.5
+    st = Standardisation.fit(x[:160])
+    x = st.apply(x)
+    y = y.astype(np.int32)
+    return Split(x[:160], y[:160], x[160:200], y[160:200], x[200:], y[200:], st, "synthetic")
+
+
+SYNTHETIC = inspect.getsource(synthetic_split)  # the resume script below uses the same data
+
+
+def _config(**changes):
+    data = {"name": "tiny", "hypermodel": "har_cnn", "space": TINY_SPACE,
+            "training": {"epochs": 1, "batch_size": 32}, "tuner": {"kind": "random", "max_trials": 2, "seed": 0},
+            "retrain": {"epochs": 1, "seeds": [0]}}
+    data.update(changes)
+    return search_config.from_dict(data)
+
+
+def _hypermodel(space=None):
+    return nas.make_hypermodel("har_cnn", space or TINY_SPACE, input_shape=(16, 3), num_classes=3)
+
+
+# ------------------------------------------------------------------ hardware counts
+def test_hardware_counts_equal_the_mapping_and_the_hand_made_model():
+    from tflite_export import build_mapping
+
+    keras.utils.set_random_seed(0)
+    model = tf_nvm.quantize_model(tf_nvm.models.build("har_signed_cnn"), "paper-2bit-unipolar", init="device")
+    counts = nas.hardware_counts(model)
+    assert (counts.weights, counts.tiles) == (52096, 8)  # the hand-made model: 52,096 weights on 8 tiles
+    summary = build_mapping(model).summary()
+    assert (counts.tiles, counts.devices, counts.adc_columns) == (summary["tiles"], summary["devices"],
+                                                                  summary["adc_columns"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", tf_nvm.NonInhibitingCrossbarWarning)
+        small = tf_nvm.quantize_model(tf_nvm.models.build("har_search_cnn", filters=(8, 8), kernel_sizes=(3, 3),
+                                                          signs="bn", head_units=16), "paper-2bit-bipolar")
+    summary = build_mapping(small).summary()
+    counts = nas.hardware_counts(small)
+    assert (counts.tiles, counts.devices, counts.adc_columns) == (summary["tiles"], summary["devices"],
+                                                                  summary["adc_columns"])
+
+
+def test_budget_and_score_formula():
+    counts = nas.HardwareCounts(crossbar_layers=3, weights=1000, tiles=4, devices=1000, adc_columns=100)
+    assert nas.Budget(max_tiles=3).violation(counts) == "tiles 4 > max_tiles 3"
+    assert nas.Budget(max_tiles=4).violation(counts) is None
+    objective = nas.SearchObjective.from_dict({"metric": "score",
+                                               "penalties": {"tiles": {"weight": 0.02, "reference": 8}}})
+    assert objective.score(0.95, counts) == pytest.approx(0.95 - 0.02 * 4 / 8)
+    assert nas.DIRECTIONS["tiles"] == "min" and objective.keras_tuner_objective().direction == "max"
+
+
+# ------------------------------------------------------------------ the three tuners
+@pytest.mark.parametrize("kind, arguments", [("random", {"max_trials": 2}), ("bayesian", {"max_trials": 2}),
+                                             ("hyperband", {"max_epochs": 2, "factor": 2})])
+def test_each_tuner_drives_nvm_models_and_reloads_the_best(tmp_path, kind, arguments):
+    split = synthetic_split()
+    make = lambda: nas.TUNERS.get(kind)(_hypermodel(), spec="paper-2bit-unipolar",  # noqa: E731
+                                        training=nas.Training(epochs=1, batch_size=32), directory=tmp_path,
+                                        project_name="p", verbose=False, **arguments)
+    tuner = make()
+    tuner.search(split)
+    trials = list(tuner.oracle.trials.values())
+    assert trials and all(t.status == "COMPLETED" for t in trials)
+    if kind == "hyperband":  # tuner/epochs honoured; a second-round trial warm-started from its first round
+        assert {t.metrics.get_last_value("epochs") for t in trials} == {1.0, 2.0}
+        assert any(t.hyperparameters.values.get("tuner/trial_id") for t in trials)
+    best = tuner.get_best_models(1)[0]
+    assert tf_nvm.model_spec(best).unipolar and tf_nvm.nvm_layers(best)
+    reopened = make()  # overwrite=False: the project is reloaded, not searched again
+    assert len(reopened.oracle.trials) == len(trials)
+    again = reopened.get_best_models(1)[0]
+    np.testing.assert_array_equal(best.predict(split.x_val, verbose=0), again.predict(split.x_val, verbose=0))
+
+
+# ------------------------------------------------------------------ failed trials and errors
+def test_unquantizable_candidate_is_a_failed_trial_with_its_reason(tmp_path):
+    def build(hp):
+        units = hp.Choice("units", [4])
+        inputs = keras.Input((16, 3))
+        return keras.Model(inputs, keras.layers.Dense(3)(keras.layers.LSTM(units)(inputs)))
+
+    tuner = nas.NVMRandomSearch(build, spec="paper-2bit-bipolar", training=nas.Training(epochs=1), max_trials=1,
+                                directory=tmp_path, project_name="p", verbose=False)
+    tuner.search(synthetic_split())
+    (trial,) = tuner.oracle.trials.values()
+    assert trial.status == "FAILED"
+    assert "FailedTrialError: cannot be quantized: UnsupportedLayerError: " in trial.message
+    assert "LSTM" in trial.message
+
+
+def test_keras3_hypermodel_is_refused_when_the_tuner_is_created(tmp_path):
+    import keras as keras3
+
+    def build(hp):
+        hp.Choice("units", [4])
+        return keras3.Sequential([keras3.Input((16, 3)), keras3.layers.Flatten(), keras3.layers.Dense(3)])
+
+    with pytest.raises(SearchError, match=r"hypermodel 'build': build\(hp\) returned a Keras 3 model, not a tf_keras "
+                                          r"\(Keras 2\) model; .* Fix: build it with `import tf_keras as keras`"):
+        nas.NVMRandomSearch(build, spec="paper-2bit-unipolar", max_trials=1, directory=tmp_path, project_name="p")
+
+
+def test_a_budget_no_candidate_meets_fails_every_trial_then_names_the_reason(tmp_path):
+    config = _config(budget={"max_tiles": 1})
+    with pytest.raises(SearchError, match=r"search 'tiny': no candidate completed \(\{'FAILED': 2\}\); reasons: "
+                                          r"\['over the hardware budget: tiles 2 > max_tiles 1'\]\. Fix: loosen the "
+                                          r"budget \{'max_tiles': 1, 'max_devices': None, 'max_weights': None\}"):
+        run_search(config, tmp_path / "s", split=synthetic_split(), verbose=False)
+    table = pd.read_csv(tmp_path / "s" / "trials.csv")
+    assert list(table["status"]) == ["FAILED", "FAILED"] and list(table["tiles"]) == [2, 2]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"colour": 1}, r"search config has unknown field\(s\) \['colour'\]; allowed: \["),
+    ({"hypermodel": "resnet"}, r"search 'tiny': hypermodel must be one of \['cifar_cnn', 'har_cnn', 'har_mlp'\], "
+                               r"got 'resnet'"),
+    ({"space": {"width": [1]}}, r"space of hypermodel 'har_search_cnn': unknown name\(s\) \['width'\]; allowed: "),
+    ({"space": {"filters": []}}, r"space.filters must be a non-empty list of numbers, strings or booleans of one "
+                                 r"type, got \[\]\. Fix: e\.g\. \"filters\": \[32, 16, 24, 48, 64\]"),
+    ({"tuner": {"kind": "grid"}}, r"tuner.kind must be one of \['bayesian', 'hyperband', 'random'\], got 'grid'"),
+    ({"tuner": {"kind": "random", "max_epochs": 3}}, r"tuner 'random' takes no argument\(s\) \['max_epochs'\]"),
+    ({"objective": {"metric": "score"}}, r"objective: metric \"score\" needs at least one penalty"),
+    ({"objective": {"metric": "score", "penalties": {"area": {"weight": 1, "reference": 1}}}},
+     r"objective.penalties: count 'area' is unknown; allowed: \['tiles', 'devices', 'weights', 'adc_columns', "
+     r"'crossbar_layers'\]"),
+    ({"budget": {"max_tiles": 0}}, r"budget.max_tiles must be an integer >= 1 or null \(no limit\), got 0"),
+    ({"training": {"epochs": 0}}, r"training.epochs must be an integer >= 1, got 0"),
+    ({"spec": "paper-3bit"}, r"search 'tiny': recipe 'tiny': invalid spec: unknown NVM preset 'paper-3bit'; "
+                             r"known: paper-2bit-bipolar"),
+])
+def test_invalid_search_configs_are_named(change, message):
+    with pytest.raises(SearchError, match=message):
+        _config(**change)
+
+
+def test_bundled_configs_load():
+    assert "har-2bit-unipolar-search" in search_config.names()
+    config = search_config.load("har-2bit-unipolar-search")
+    assert config.max_minutes and config.tuner["max_trials"] and config.budget.max_tiles == 8
+
+
+def test_an_existing_search_needs_resume_or_overwrite(tmp_path):
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "search.json").write_text(json.dumps(_config().to_dict()))
+    with pytest.raises(SearchError, match=r"already holds a search\. Fix: pass --resume to continue it"):
+        run_search(_config(), out, verbose=False)
+    with pytest.raises(SearchError, match=r"resume: the config differs from the one the search in .* started with "
+                                          r"\(fields \['budget'\]\); only \['max_minutes', 'tuner.max_trials'\] may"):
+        run_search(_config(budget={"max_tiles": 3}), out, resume=True, verbose=False)
+    with pytest.raises(SearchError, match=r"resume: .* holds no search \(search.json missing\), nothing to resume"):
+        run_search(_config(), tmp_path / "empty", resume=True, verbose=False)
+    with pytest.raises(SearchError, match=r"resume and overwrite were both given"):
+        run_search(_config(), out, resume=True, overwrite=True, verbose=False)
+
+
+# ------------------------------------------------------------------ resume after SIGKILL
+SCRIPT = '''
+import json, sys
+import numpy as np
+import tf_nvm
+from tf_nvm.data import Split
+from tf_nvm.preprocessing import Standardisation
+from tf_nvm.runs import read_run
+from tf_nvm.nas import config as search_config, tuners
+from tf_nvm.nas.search import run_search
+''' + SYNTHETIC + '''
+original = tuners.NVMTunerMixin.run_trial
+def logged(self, trial, *args, **kwargs):
+    with open(sys.argv[2], "a") as log:
+        log.write(trial.trial_id + "\\n")
+    return original(self, trial, *args, **kwargs)
+tuners.NVMTunerMixin.run_trial = logged
+config = search_config.from_dict(json.loads(sys.argv[3]))
+run_search(config, sys.argv[1], resume=sys.argv[4] == "resume", export_best=sys.argv[4] == "resume",
+           split=synthetic_split(), verbose=False)
+'''
+
+
+def test_a_search_killed_mid_trial_resumes_keeping_every_completed_trial(tmp_path):
+    out, log = tmp_path / "s", tmp_path / "runs.log"
+    config = _config(tuner={"kind": "random", "max_trials": 4, "seed": 0, "max_consecutive_failed_trials": 4},
+                     space={**TINY_SPACE, "filters": [4, 6, 8, 10, 12]}).to_dict()
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    argv = [sys.executable, "-c", SCRIPT, str(out), str(log), json.dumps(config)]
+    child = subprocess.Popen(argv + ["new"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    running = out / "tuner" / "trial_2" / "trial.json"
+    deadline = time.time() + 240
+    while not running.exists() and child.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert running.exists() and child.poll() is None, "trial 2 never started"
+    child.send_signal(signal.SIGKILL)  # in trial 2: it started (trial.json RUNNING) and has not ended
+    child.wait()
+    before = {i: json.loads((out / "tuner" / f"trial_{i}" / "trial.json").read_text()) for i in (0, 1)}
+    assert [b["status"] for b in before.values()] == ["COMPLETED", "COMPLETED"]
+    assert json.loads(running.read_text())["status"] == "RUNNING"
+    done = subprocess.run(argv + ["resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = log.read_text().split()
+    assert runs[:3] == ["0", "1", "2"] and sorted(runs[3:]) == ["2", "3"]  # 0 and 1 never ran again
+    for i in (0, 1):  # the completed trials are kept unchanged
+        assert json.loads((out / "tuner" / f"trial_{i}" / "trial.json").read_text()) == before[i]
+    table = pd.read_csv(out / "trials.csv")
+    assert list(table["trial"]) == [0, 1, 2, 3] and set(table["status"]) == {"COMPLETED"}
+    assert (out / "trials.md").read_text().startswith("| trial | status | depth | filters_0 |")
+    assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    run = read_run(out / "best")  # the retrained best: a run folder tf-nvm export accepts
+    assert run.recipe["architecture"] == "har_search_cnn" and run.metrics["test_accuracy"] > 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["trials"] == 4 and summary["best"]["tiles"] >= 2

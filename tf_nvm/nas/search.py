@@ -1,0 +1,204 @@
+"""`run_search`: one architecture search from a `SearchConfig` into an output folder.
+
+Output folder (``DIR``)::
+
+    search.json          the config (a resumed search must match it, see RESUMABLE_CHANGES)
+    tuner/               the keras-tuner project: oracle.json, tuner0.json, trial_<id>/ (trial.json,
+                         checkpoint*, nvm_trial.json)
+    trials.csv, .md      every trial: hyperparameters, val accuracy, score, tiles, devices, ..., status, reason
+    pareto.png           validation accuracy vs tiles, Pareto front and the best trial marked
+    best_recipe.json     the best candidate as a recipe (``tf-nvm train DIR/best_recipe.json`` retrains it)
+    best/                with export_best: the run folder of the retrained best candidate (as ``tf-nvm train``)
+    summary.json         counts of trials by status, the best trial, elapsed time, retrained accuracies
+
+Resume: a folder holding a search (``search.json``) is continued only with
+``resume=True`` (keras-tuner reloads its project: completed trials are kept, the
+trial that was running is run again), restarted only with ``overwrite=True``
+(the folder's search files are removed first); neither raises `SearchError`.
+
+Distributed (keras-tuner's own chief/worker mode): with ``KERASTUNER_ORACLE_IP``,
+``KERASTUNER_ORACLE_PORT`` and ``KERASTUNER_TUNER_ID`` set, the process whose id
+contains ``chief`` serves the oracle over gRPC and, once every trial has ended,
+writes the table, the plot and the best candidate; the others (workers) run
+trials. All use the same config and ``DIR`` (on one machine or a shared file system).
+"""
+
+import json
+import os
+import shutil
+import time
+
+from tf_nvm.atomic import write_json_atomic
+from tf_nvm.errors import SearchError
+from tf_nvm.nas import config as config_module
+from tf_nvm.nas.hypermodels import make_hypermodel
+from tf_nvm.nas.report import plot_pareto, trials_table
+from tf_nvm.nas.tuners import TUNERS
+from tf_nvm.tables import write_table
+
+__all__ = ["run_search", "distributed_role", "SEARCH_FILE", "PROJECT"]
+
+SEARCH_FILE = "search.json"
+PROJECT = "tuner"
+_OUTPUTS = (SEARCH_FILE, PROJECT, "trials.csv", "trials.md", "pareto.png", "best_recipe.json", "best",
+            "summary.json")
+
+
+def distributed_role():
+    """``"single"``, ``"chief"`` or ``"worker"``, from keras-tuner's environment variables.
+
+    Raises:
+        SearchError: ``KERASTUNER_ORACLE_IP`` is set without ``KERASTUNER_ORACLE_PORT`` or ``KERASTUNER_TUNER_ID``.
+    """
+    if "KERASTUNER_ORACLE_IP" not in os.environ:
+        return "single"
+    missing = [name for name in ("KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID") if not os.environ.get(name)]
+    if missing:
+        raise SearchError(f"KERASTUNER_ORACLE_IP is set but {missing} not; distributed search needs all three. "
+                          "Fix: set KERASTUNER_TUNER_ID=chief (or tuner0, tuner1, ...) and KERASTUNER_ORACLE_PORT "
+                          "on every process, or unset KERASTUNER_ORACLE_IP.")
+    return "chief" if "chief" in os.environ["KERASTUNER_TUNER_ID"] else "worker"
+
+
+def _comparable(data):
+    data = json.loads(json.dumps(data))
+    data.pop("max_minutes", None)
+    data.get("tuner", {}).pop("max_trials", None)
+    return data
+
+
+def _prepare_folder(config, out, resume, overwrite):
+    """Checks and prepares ``out`` for a new or resumed search (single process or chief)."""
+    if resume and overwrite:
+        raise SearchError("resume and overwrite were both given; they exclude each other. Fix: pass --resume to "
+                          "continue the search in the folder, or --overwrite to start it again.")
+    saved_path = os.path.join(out, SEARCH_FILE)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise SearchError(f"output folder {out!r} is a file. Fix: pass another --out.")
+    holds_search = os.path.isfile(saved_path)
+    if resume:
+        if not holds_search:
+            raise SearchError(f"resume: {out!r} holds no search ({SEARCH_FILE} missing), nothing to resume. Fix: "
+                              "drop --resume to start a new search there, or pass the folder of the interrupted "
+                              "search.")
+        with open(saved_path, encoding="utf-8") as handle:
+            saved = json.load(handle)
+        if _comparable(saved) != _comparable(config.to_dict()):
+            changed = sorted(k for k in set(saved) | set(config.to_dict())
+                             if _comparable(saved).get(k) != _comparable(config.to_dict()).get(k))
+            raise SearchError(f"resume: the config differs from the one the search in {out!r} started with "
+                              f"(fields {changed}); only {list(config_module.RESUMABLE_CHANGES)} may change. Fix: "
+                              "resume with the same config, or pass --overwrite to start again.")
+    elif holds_search:
+        if not overwrite:
+            raise SearchError(f"output folder {out!r} already holds a search. Fix: pass --resume to continue it "
+                              "(completed trials are kept), --overwrite to delete it and start again, or another "
+                              "--out.")
+        for name in _OUTPUTS:
+            path = os.path.join(out, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.unlink(path)
+    elif os.path.isdir(out) and os.listdir(out):
+        raise SearchError(f"output folder {out!r} is not empty and holds no search ({SEARCH_FILE}); tf_nvm never "
+                          "writes into or removes it. Fix: pass an empty or new --out.")
+    write_json_atomic(saved_path, config.to_dict())
+
+
+def _best_trial(tuner):
+    best = tuner.oracle.get_best_trials(1)
+    if best and best[0].status == "COMPLETED":
+        return best[0]
+    return None
+
+
+def run_search(config, out, *, resume=False, overwrite=False, export_best=False, split=None, data_path=None,
+               verbose=True):
+    """Runs (or resumes) a search and writes its outputs into ``out`` (layout in the module docstring).
+
+    Args:
+        config: `SearchConfig`, a bundled config name or a ``.json`` path.
+        out: output folder.
+        resume: continue the search already in ``out``.
+        overwrite: delete the search already in ``out`` and start again.
+        export_best: retrain the best candidate over ``config.retrain`` seeds into ``out/best``.
+        split: a `tf_nvm.data.Split` to search on (default: the config's data set, split and
+            standardised as ``tf-nvm train`` does).
+        data_path: explicit data source for the data-set loader.
+        verbose: progress lines.
+
+    Returns:
+        the summary dict (also ``summary.json``); a worker returns ``{"role": "worker", ...}``.
+
+    Raises:
+        SearchError: invalid config, folder already holding a search (neither resume nor
+            overwrite), a resumed config that differs, every candidate failed.
+    """
+    if not isinstance(config, config_module.SearchConfig):
+        config = config_module.load(config)
+    out = os.fspath(out)
+    role = distributed_role()
+    if role != "worker":
+        _prepare_folder(config, out, resume, overwrite)
+    recipe = config.base_recipe()
+    if split is None:
+        from tf_nvm.data import prepare_data  # noqa: PLC0415
+
+        split = prepare_data(recipe, data_path, verbose=verbose)
+    num_classes = int(max(split.y_train.max(), split.y_val.max())) + 1
+    hypermodel = make_hypermodel(config.hypermodel, config.space, input_shape=split.x_train.shape[1:],
+                                 num_classes=num_classes)
+    tuner_args = dict(config.tuner)
+    kind = tuner_args.pop("kind")
+    tuner = TUNERS.get(kind)(hypermodel, spec=config.spec, training=config.training, objective=config.objective,
+                             budget=config.budget, init=config.init, seed=tuner_args.pop("seed", 0),
+                             max_seconds=None if config.max_minutes is None else 60.0 * config.max_minutes,
+                             verbose=verbose, directory=out, project_name=PROJECT, overwrite=False, **tuner_args)
+    if verbose:
+        done = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
+        print(f"[tf-nvm] search {config.name} ({role}): {kind} over {config.hypermodel}, "
+              f"{len(tuner.oracle.trials)} trial(s) so far ({done} completed), output {out}", flush=True)
+    start = time.perf_counter()
+    tuner.search(split)
+    elapsed = time.perf_counter() - start
+    if role == "worker":
+        return {"role": "worker", "seconds": elapsed}
+    return _finish(config, out, tuner, elapsed, export_best, data_path, verbose, split)
+
+
+def _finish(config, out, tuner, elapsed, export_best, data_path, verbose, split):
+    table = trials_table(tuner)
+    best = _best_trial(tuner)
+    write_table(table, os.path.join(out, "trials"))
+    plot_pareto(table, os.path.join(out, "pareto.png"), best=None if best is None else best.trial_id,
+                title=f"{config.name}: NVM validation accuracy vs crossbar tiles")
+    statuses = table["status"].value_counts().to_dict() if not table.empty else {}
+    summary = {"name": config.name, "trials": int(len(table)), "by_status": {k: int(v) for k, v in statuses.items()},
+               "search_seconds": round(elapsed, 1), "stopped_by_time": tuner.stopped_by_time,
+               "objective": config.objective.to_dict(), "budget": config.budget.to_dict()}
+    if best is None:
+        reasons = sorted(set(r for r in table.get("reason", []) if r))[:5] if not table.empty else []
+        write_json_atomic(os.path.join(out, "summary.json"), {**summary, "best": None})
+        raise SearchError(f"search {config.name!r}: no candidate completed ({summary['by_status']}); reasons: "
+                          f"{reasons}. Fix: loosen the budget {config.budget.to_dict()}, narrow the space to "
+                          f"smaller models, or check the reasons in {os.path.join(out, 'trials.md')}.")
+    hypermodel = tuner.hypermodel
+    arguments = {**hypermodel.fixed_arguments(), **hypermodel.arguments(best.hyperparameters)}
+    recipe = config.base_recipe(arguments, name=f"{config.name}-best")
+    write_json_atomic(os.path.join(out, "best_recipe.json"), recipe.to_dict())
+    row = table[table["trial"] == best.trial_id].iloc[0]
+    summary["best"] = {"trial": best.trial_id, "architecture": recipe.architecture, "architecture_args": arguments,
+                       "val_accuracy": float(row["val_accuracy"]), "score": float(row["score"]),
+                       **{k: int(row[k]) for k in ("tiles", "devices", "weights")}}
+    if verbose:
+        print(f"[tf-nvm] best trial {best.trial_id}: {json.dumps(summary['best'])}", flush=True)
+    if export_best:
+        from tf_nvm.train import run_recipe  # noqa: PLC0415
+
+        metrics = run_recipe(recipe, os.path.join(out, "best"), data_path=data_path, verbose=2 if verbose else 0,
+                             overwrite=True, split=split)
+        summary["retrained"] = {k: metrics[k] for k in ("test_accuracy", "float_test_accuracy",
+                                                        "test_accuracy_summary", "float_test_accuracy_summary")}
+    write_json_atomic(os.path.join(out, "summary.json"), summary)
+    return summary

@@ -1,0 +1,320 @@
+"""keras-tuner tuners that drive tf_keras NVM models: RandomSearch, BayesianOptimization, Hyperband.
+
+keras-tuner 1.4 imports Keras 3 and refuses tf_keras models in its own
+``run_trial``. `NVMTunerMixin` overrides the two methods that touch the model
+(``run_trial`` and ``load_model``), so the oracles, resuming
+(``overwrite=False``), ``get_best_models()`` and keras-tuner's own chief/worker
+distribution work unchanged. Per trial:
+
+1. the hypermodel builds a float tf_keras model and `quantize_model` makes it an
+   NVM model with the search's spec; a candidate that cannot be quantized raises
+   keras-tuner's ``FailedTrialError`` with the reason (a failed trial, never a crash);
+2. its hardware counts (`tf_nvm.nas.hardware`) are checked against the `Budget`;
+   a candidate over budget is a failed trial before any training;
+3. it is trained on the training part of the split (Adam, cosine decay over the
+   trial's epochs, the recipe's augmentation) and its best-validation epoch is kept
+   (the validation part is held-out subjects for HAR, as ``tf-nvm train``); for
+   Hyperband, ``tuner/epochs`` and ``tuner/initial_epoch`` are honoured and the
+   weights of ``tuner/trial_id`` are loaded first;
+4. its weights are saved in the trial folder (``checkpoint``), its counts and time
+   in ``nvm_trial.json``, and the metrics (``val_accuracy``, ``score``, every
+   hardware count, ``seconds``, ``epochs``) go to the oracle.
+"""
+
+import dataclasses
+import json
+import os
+import time
+import warnings
+import zlib
+
+import keras_tuner
+from keras_tuner.errors import FailedTrialError
+
+from tf_nvm._keras import keras
+from tf_nvm.atomic import write_json_atomic
+from tf_nvm.errors import (InvalidWeightsError, NonInhibitingCrossbarWarning, SearchError, TfNvmError,
+                           ZeroCodesWarning)
+from tf_nvm.nas.hardware import Budget, hardware_counts
+from tf_nvm.nas.hypermodels import checked_hypermodel
+from tf_nvm.nas.objectives import SearchObjective
+from tf_nvm.nvm_model import model_spec
+from tf_nvm.registry import Registry
+from tf_nvm.spec import resolve_spec
+
+__all__ = ["Training", "NVMTunerMixin", "NVMRandomSearch", "NVMBayesianOptimization", "NVMHyperband", "TUNERS",
+           "TRIAL_FILE", "CHECKPOINT"]
+
+TRIAL_FILE = "nvm_trial.json"
+"""Per trial folder: hardware counts, reason of a failure, seconds (written atomically)."""
+CHECKPOINT = "checkpoint"
+"""Per trial folder: the trained weights (TensorFlow checkpoint prefix)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Training:
+    """How each trial trains (the duck type of a recipe's schedule, see `tf_nvm.train`).
+
+    Attributes:
+        epochs: epochs per trial (Hyperband: its own ``tuner/epochs`` instead).
+        batch_size: examples per step.
+        learning_rate: peak Adam learning rate (cosine decay to 0 over the trial's epochs).
+        augment_scale: standard deviation of a per-example, per-channel gain around 1 (0: off).
+        augment_noise: standard deviation of additive Gaussian noise on standardised inputs (0: off).
+    """
+
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    augment_scale: float = 0.0
+    augment_noise: float = 0.0
+
+    def __post_init__(self):
+        for field, lo in (("epochs", 1), ("batch_size", 1)):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+                raise SearchError(f"training.{field} must be an integer >= {lo}, got {value!r}. Fix: e.g. "
+                                  f"\"{field}\": {10 if field == 'epochs' else 64}.")
+        if isinstance(self.learning_rate, bool) or not isinstance(self.learning_rate, (int, float)) \
+                or not 0 < self.learning_rate <= 10:
+            raise SearchError(f"training.learning_rate must be a number in (0, 10], got {self.learning_rate!r}. "
+                              "Fix: e.g. 0.002.")
+
+
+class _OutOfTime(Exception):
+    """Raised before a new trial is created once the search's time budget is spent."""
+
+
+def _reason(err):
+    return f"{type(err).__name__}: {err}"
+
+
+class NVMTunerMixin:
+    """Mixin before a keras-tuner tuner class: its trials are tf_nvm NVM models.
+
+    Args:
+        hypermodel: `ArchitectureHyperModel`, any ``keras_tuner.HyperModel`` or
+            function ``build(hp)`` returning a float tf_keras model.
+        spec: the NVM spec (`NVMSpec`, preset name or dict) every candidate is quantized with.
+        training: `Training` (default: ``Training()``).
+        objective: `SearchObjective` (default: validation accuracy).
+        budget: `Budget` (default: no limit).
+        init: `quantize_model` init (``"device"`` or ``"keep"``).
+        seed: seed of the oracle and of each trial's initialisation (trial seed: seed + crc32(trial_id)).
+        max_seconds: wall-clock budget of one `search` call (s); no new trial starts after it (None: none).
+        verbose: print one progress line per trial.
+        **kwargs: the tuner's own arguments (``max_trials``, ``directory``,
+            ``project_name``, ``overwrite``, ``max_consecutive_failed_trials``, ...).
+
+    Call ``search(split)`` with a `tf_nvm.data.Split` (only its training and
+    validation parts are used).
+    """
+
+    def __init__(self, hypermodel, *, spec, training=None, objective=None, budget=None, init="device", seed=0,
+                 max_seconds=None, verbose=True, **kwargs):
+        self.spec = resolve_spec(spec, owner="search")
+        self.training = training or Training()
+        self.search_objective = objective or SearchObjective()
+        self.budget = budget or Budget()
+        self.init = init
+        self.max_seconds = max_seconds
+        self.seed = seed  # workers' oracle proxies expose no seed
+        self.verbose = verbose
+        self.stopped_by_time = False
+        self._deadline = None
+        self._started = None
+        super().__init__(hypermodel=checked_hypermodel(hypermodel),
+                         objective=self.search_objective.keras_tuner_objective(), seed=seed, **kwargs)
+
+    # ------------------------------------------------------------- building
+    def build_nvm_model(self, hp, spec=None):
+        """The quantized (untrained) NVM model of ``hp``.
+
+        Args:
+            hp: the trial's hyperparameters.
+            spec: the spec to quantize with (default: the search's; its weight scale, when
+                not fixed, is calibrated on the freshly built float model).
+
+        Raises:
+            FailedTrialError: the hypermodel's model cannot be quantized (the reason in the message).
+        """
+        from tf_nvm.quantize import quantize_model  # noqa: PLC0415
+
+        try:
+            float_model = self.hypermodel.build(hp)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NonInhibitingCrossbarWarning)
+                warnings.simplefilter("ignore", ZeroCodesWarning)
+                return quantize_model(float_model, self.spec if spec is None else spec, init=self.init)
+        except TfNvmError as err:
+            raise FailedTrialError(f"cannot be quantized: {_reason(err)}") from err
+
+    def _trial_seed(self, trial_id):
+        return (int(self.seed or 0) + zlib.crc32(str(trial_id).encode())) % (2 ** 31)
+
+    def _checkpoint(self, trial_id):
+        return os.path.join(self.get_trial_dir(trial_id), CHECKPOINT)
+
+    def _record(self, trial_id, **info):
+        write_json_atomic(os.path.join(self.get_trial_dir(trial_id), TRIAL_FILE), info)
+
+    def trained_spec(self, trial_id):
+        """The spec (weight scale included) trial ``trial_id`` was trained with, from its ``nvm_trial.json``.
+
+        The weight scale is a constant of the quantized graph, not a checkpointed
+        variable, so rebuilding a trained trial needs it.
+
+        Raises:
+            SearchError: the trial folder has no record of a trained model.
+        """
+        from tf_nvm.spec import NVMSpec  # noqa: PLC0415
+
+        path = os.path.join(self.get_trial_dir(trial_id), TRIAL_FILE)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return NVMSpec.from_dict(json.load(handle)["spec"])
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise SearchError(f"trial {trial_id}: {path} holds no trained spec ({type(err).__name__}: {err}). "
+                              "Fix: load only completed trials of this search folder (on the machine that ran "
+                              "them), or rerun the search with --overwrite.") from None
+
+    # ------------------------------------------------------------- the two overrides
+    def run_trial(self, trial, split, **_):
+        """Builds, quantizes, checks, trains and scores one candidate; returns its metrics dict.
+
+        Raises:
+            FailedTrialError: not quantizable, over budget, or training diverged.
+        """
+        from tf_nvm.train import training_data  # noqa: PLC0415
+
+        hp = trial.hyperparameters
+        start = time.perf_counter()
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(self._trial_seed(trial.trial_id))
+        try:
+            model = self.build_nvm_model(hp)
+        except FailedTrialError as err:
+            self._record(trial.trial_id, status="FAILED", reason=str(err), counts=None,
+                         seconds=round(time.perf_counter() - start, 2))
+            raise
+        counts = hardware_counts(model)
+        over = self.budget.violation(counts)
+        if over:
+            reason = f"over the hardware budget: {over}"
+            self._record(trial.trial_id, status="FAILED", reason=reason, counts=counts.to_dict(),
+                         seconds=round(time.perf_counter() - start, 2))
+            raise FailedTrialError(reason)
+        values = hp.values
+        epochs = int(values.get("tuner/epochs", self.training.epochs))
+        initial_epoch = int(values.get("tuner/initial_epoch", 0))
+        if values.get("tuner/trial_id"):  # Hyperband: continue the earlier trial's model (same weight scale)
+            previous = values["tuner/trial_id"]
+            model = self.build_nvm_model(hp, self.trained_spec(previous))
+            model.load_weights(self._checkpoint(previous)).expect_partial()
+        steps = max(1, epochs - initial_epoch) * -(-len(split.x_train) // self.training.batch_size)
+        model.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(self.training.learning_rate,
+                                                                                   steps)),
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        keep_best = keras.callbacks.EarlyStopping("val_accuracy", mode="max", patience=epochs + 1,
+                                                  restore_best_weights=True)
+        history = model.fit(training_data(self.training, split), epochs=epochs, initial_epoch=initial_epoch,
+                            validation_data=(split.x_val, split.y_val), verbose=0,
+                            callbacks=[keep_best, keras.callbacks.TerminateOnNaN()])
+        losses = history.history.get("loss", [])
+        if not losses or any(loss != loss or abs(loss) == float("inf") for loss in losses):
+            reason = (f"training diverged (loss {losses[-1] if losses else None!r}): "
+                      f"{_reason(InvalidWeightsError('non-finite loss'))}; lower training.learning_rate")
+            self._record(trial.trial_id, status="FAILED", reason=reason, counts=counts.to_dict(),
+                         seconds=round(time.perf_counter() - start, 2))
+            raise FailedTrialError(reason)
+        val = max(float(v) for v in history.history["val_accuracy"])
+        model.save_weights(self._checkpoint(trial.trial_id))
+        seconds = time.perf_counter() - start
+        metrics = {"val_accuracy": val, "score": self.search_objective.score(val, counts),
+                   **{k: float(v) for k, v in counts.to_dict().items()}, "seconds": float(seconds),
+                   "epochs": float(epochs)}
+        self._record(trial.trial_id, status="COMPLETED", reason=None, counts=counts.to_dict(),
+                     spec=model_spec(model).to_dict(),
+                     seconds=round(seconds, 2), val_accuracy=val, epochs=epochs, initial_epoch=initial_epoch)
+        return metrics
+
+    def load_model(self, trial):
+        """The trained NVM model of ``trial``: rebuilt from its hyperparameters, its checkpoint loaded."""
+        model = self.build_nvm_model(trial.hyperparameters, self.trained_spec(trial.trial_id))
+        model.load_weights(self._checkpoint(trial.trial_id)).expect_partial()
+        return model
+
+    def save_model(self, trial_id, model, step=0):
+        """Saves ``model``'s weights as the checkpoint of ``trial_id`` (and its spec, for `load_model`)."""
+        model.save_weights(self._checkpoint(trial_id))
+        self._record(trial_id, status="SAVED", reason=None, counts=hardware_counts(model).to_dict(),
+                     spec=model_spec(model).to_dict(), seconds=None)
+
+    # ------------------------------------------------------------- search loop
+    def search(self, split, **kwargs):
+        """Runs trials until the oracle stops (max trials, Hyperband's brackets) or ``max_seconds`` is spent.
+
+        Args:
+            split: `tf_nvm.data.Split`.
+
+        Raises:
+            SearchError: more consecutive failed trials than ``max_consecutive_failed_trials``
+                (the message gives the last reason).
+        """
+        self._started = time.monotonic()
+        self._deadline = None if self.max_seconds is None else self._started + float(self.max_seconds)
+        self.stopped_by_time = False
+        try:
+            super().search(split, **kwargs)
+        except _OutOfTime:
+            self.stopped_by_time = True
+            if self.verbose:
+                print(f"[tf-nvm] search: time budget of {self.max_seconds:.0f} s spent; no new trial started",
+                      flush=True)
+        except RuntimeError as err:
+            if "consecutive failures" not in str(err):
+                raise
+            last = str(err).strip().splitlines()[-1] if str(err).strip() else ""
+            raise SearchError(
+                f"{getattr(self.oracle, 'max_consecutive_failed_trials', 'too many')} candidates in a row failed; "
+                f"the last: {last}. Fix: "
+                f"loosen the budget (now {self.budget.to_dict()}), narrow the space to candidates that fit, or "
+                "raise max_consecutive_failed_trials.") from None
+
+    def pre_create_trial(self):
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            raise _OutOfTime()
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        if not self.verbose:
+            return
+        metrics = {name: trial.metrics.get_last_value(name) for name in ("val_accuracy", "tiles", "devices",
+                                                                         "seconds")
+                   if trial.metrics.exists(name)}
+        done = ", ".join(f"{k} {v:.4f}" if k == "val_accuracy" else f"{k} {v:.0f}" for k, v in metrics.items())
+        message = (trial.message or "").strip().splitlines()
+        reason = "" if metrics or not message else f" ({message[-1][:200]})"
+        elapsed = (time.monotonic() - self._started) / 60 if self._started else 0.0
+        print(f"[tf-nvm] trial {trial.trial_id}: {trial.status} {done}{reason}; {elapsed:.1f} min elapsed",
+              flush=True)
+
+
+TUNERS = Registry("tuner", error=SearchError, fix="use one of the registered tuners")
+"""Tuner kind (a search config's ``tuner.kind``) -> NVM tuner class."""
+
+
+@TUNERS.register("random")
+class NVMRandomSearch(NVMTunerMixin, keras_tuner.RandomSearch):
+    """keras-tuner's RandomSearch over NVM models (``max_trials``)."""
+
+
+@TUNERS.register("bayesian")
+class NVMBayesianOptimization(NVMTunerMixin, keras_tuner.BayesianOptimization):
+    """keras-tuner's BayesianOptimization (Gaussian process) over NVM models (``max_trials``,
+    ``num_initial_points``)."""
+
+
+@TUNERS.register("hyperband")
+class NVMHyperband(NVMTunerMixin, keras_tuner.Hyperband):
+    """keras-tuner's Hyperband over NVM models (``max_epochs``, ``factor``, ``hyperband_iterations``)."""
