@@ -1,9 +1,10 @@
 """Build script. Metadata, dependencies and the entry point are in setup.cfg.
 
-Here: the packages (found, so a new subpackage needs no edit), and the
-repository's ``recipes/`` folder shipped as package data ``tf_nvm/_recipes/*.json``,
-where `tf_nvm.recipes.recipes_dir` finds it in an installed package, and ``searches/``
-(architecture-search configs) as ``tf_nvm/_searches/*.json`` (`tf_nvm.nas.config.searches_dir`).
+Here: the packages (found, so a new subpackage needs no edit); the repository's ``recipes/``
+folder shipped as package data ``tf_nvm/_recipes/*.json`` (with the experiment recipes of
+`tf-nvm run` in ``experiments/*.json``), where `tf_nvm.recipes.recipes_dir` finds it in an
+installed package; and ``searches/`` (architecture-search configs) as ``tf_nvm/_searches/*.json``
+(`tf_nvm.nas.config.searches_dir`).
 """
 
 from setuptools import find_packages, setup
@@ -12,5 +13,5 @@ setup(
     packages=find_packages(include=["tf_nvm", "tf_nvm.*", "tflite_export", "tflite_export.*"])
     + ["tf_nvm._recipes", "tf_nvm._searches"],
     package_dir={"tf_nvm._recipes": "recipes", "tf_nvm._searches": "searches"},
-    package_data={"tf_nvm._recipes": ["*.json"], "tf_nvm._searches": ["*.json"]},
+    package_data={"tf_nvm._recipes": ["*.json", "experiments/*.json"], "tf_nvm._searches": ["*.json"]},
 )

@@ -15,19 +15,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_every_subcommand_module_registers_its_parser(capsys):
-    assert cli.SUBCOMMANDS == ("train", "presets", "recipes", "export", "inspect", "simulate", "cost", "search")
+    assert cli.SUBCOMMANDS == ("run", "train", "presets", "recipes", "export", "inspect", "simulate", "cost",
+                               "search")
     modules = {name[:-3] for name in os.listdir(os.path.dirname(cli.__file__))
                if name.endswith(".py") and not name.startswith("_")}
     assert modules == set(cli.SUBCOMMANDS)  # no sub-command module left out of the parser
     parser = cli.build_parser()
     for name in cli.SUBCOMMANDS:
-        extra = {"train": ["r"], "export": ["run"], "inspect": ["m"], "simulate": ["m", "--out", "o"],
+        extra = {"run": ["e"], "train": ["r"], "export": ["run"], "inspect": ["m"], "simulate": ["m", "--out", "o"],
                  "cost": ["m", "--out", "o"], "search": ["c"]}
         args = parser.parse_args([name] + extra.get(name, []))
         assert args.command == name and args.func.__module__ == f"tf_nvm.cli.{name}"
     with pytest.raises(SystemExit):
         parser.parse_args(["--help"])
-    assert "{train,presets,recipes,export,inspect,simulate,cost,search}" in capsys.readouterr().out
+    assert "{run,train,presets,recipes,export,inspect,simulate,cost,search}" in capsys.readouterr().out
 
 
 def _light(argv):

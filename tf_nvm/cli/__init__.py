@@ -7,6 +7,9 @@ function that runs it (args -> exit status). Only this layer imports
 import TensorFlow; the sub-commands that need it import it when they run.
 
 Sub-commands:
+    run EXPERIMENT [--quick] [--out DIR]
+                   the paper end to end: train, export, simulate and cost
+                   every variant, then a report folder (resumable).
     train RECIPE   train the float baseline and the NVM model of a recipe (over
                    its seeds) and write a run folder with metrics.json.
     presets        list the NVMSpec presets.
@@ -37,7 +40,7 @@ QUIET_ENV = "TF_NVM_QUIET_TENSORFLOW"  # the same name as tf_nvm._keras.QUIET_EN
 
 __all__ = ["main", "build_parser", "SUBCOMMANDS"]
 
-SUBCOMMANDS = ("train", "presets", "recipes", "export", "inspect", "simulate", "cost", "search")
+SUBCOMMANDS = ("run", "train", "presets", "recipes", "export", "inspect", "simulate", "cost", "search")
 """Sub-command modules of `tf_nvm.cli`, in help order; a new sub-command is one module and one name here."""
 
 

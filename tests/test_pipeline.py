@@ -1,0 +1,93 @@
+"""`tf-nvm run`: experiment recipes checked field by field, one tiny experiment end to end, resumed and reused."""
+
+import json
+import os
+
+import pytest
+
+from tf_nvm import PipelineError, pipeline
+from tf_nvm.pipeline import experiment as experiments
+
+
+def _recipe(**changes):
+    data = {"name": "tiny", "description": "one variant, one epoch", "dataset": "har",
+            "variants": ["har-2bit-unipolar"], "seeds": [0], "epochs": 1,
+            "simulation": {"preset": "pcm-like", "t_inference": 3600.0, "chips": 2, "read_noise": "per-chip",
+                           "examples": 300, "sweep_t_inference": [3600.0, 86400.0]},
+            "cost": {"technology": "isaac-32nm", "array_sizing": "fit"},
+            "quick": {"epochs": 1}, "paper": {"2-bit unipolar accuracy": 0.9291}}
+    data.update(changes)
+    return data
+
+
+def test_bundled_experiment_loads_and_quick_mode_applies():
+    assert "paper-har" in pipeline.names()
+    paper = pipeline.load("paper-har")
+    assert paper.variants == ("har-4bit-bipolar", "har-2bit-bipolar", "har-2bit-unipolar")
+    quick = paper.quick_version()
+    assert quick.seeds == (0,) and quick.epochs == 3 and quick.simulation.chips == 3
+    assert paper.training_recipe("har-2bit-unipolar").seeds == (0, 1, 2)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"colour": "red"}, r"unknown field\(s\) \['colour'\]; allowed: \["),
+    ({"epochs": -1}, r"epochs must be an integer >= 1 or null, got -1"),
+    ({"epochs": "3"}, r"epochs must be an integer >= 1 or null, got '3'"),
+    ({"seeds": []}, r"seeds must be a non-empty list of integers >= 0, got \[\]"),
+    ({"variants": ["har-9bit"]}, r"variants must be training recipes among \["),
+    ({"dataset": "mnist"}, r"dataset must be 'har'"),
+    ({"simulation": {"chips": 0}}, r"simulation.chips must be an integer >= 1, got 0"),
+    ({"simulation": {"preset": "dram"}}, r"simulation.preset must be one of \["),
+    ({"simulation": {"speed": 1}}, r"simulation has unknown field\(s\) \['speed'\]"),
+    ({"cost": {"array_sizing": "huge"}}, r"cost.array_sizing must be 'fixed' or 'fit', got 'huge'"),
+    ({"quick": {"epochs": 0}}, r"quick.epochs must be an integer >= 1, got 0"),
+])
+def test_invalid_experiment_recipes_are_named_errors(changes, message):
+    with pytest.raises(PipelineError, match=message):
+        experiments.from_dict(_recipe(**changes), where="experiment recipe x.json")
+
+
+def test_unknown_experiment_and_bad_json_are_named(tmp_path):
+    with pytest.raises(PipelineError, match=r"experiment recipe 'paper-mnist' not found .* Known: \['paper-har'"):
+        pipeline.load("paper-mnist")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{ not json")
+    with pytest.raises(PipelineError, match=r"bad.json is not valid JSON"):
+        pipeline.load(str(bad))
+
+
+def test_a_tiny_experiment_end_to_end_then_reused_and_resumed(tmp_path, capsys):
+    from tf_nvm.cli import main  # noqa: PLC0415
+
+    recipe = tmp_path / "tiny.json"
+    recipe.write_text(json.dumps(_recipe()))
+    out = tmp_path / "out"
+    assert main(["run", str(recipe), "--out", str(out)]) == 0
+    report = out / "report"
+    for name in ("report.md", "accuracy.csv", "accuracy.md", "paper.csv", "cost.csv", "crossbar_vs_mcu.csv",
+                 "accuracy.png", "accuracy_vs_time.png", "levels.png", "crossbar_vs_mcu.png", "periphery_area.png",
+                 "periphery_energy.png"):
+        assert (report / name).is_file() and (report / name).stat().st_size > 0, name
+    first = json.loads((report / "report.json").read_text())
+    row = first["tables"]["accuracy"][0]
+    assert row["LiteRT differing outputs"] == 0 and row["TFLite Micro differing outputs"] == 0
+    assert row["simulator vs evaluator differing"] == 0 and row["chips"] == 2
+    assert 0.0 <= row["crossbar pcm-like (mean)"] <= 1.0
+    capsys.readouterr()
+    # a rerun reuses every step; an interrupted run (here: the cost marker and the report gone) redoes only the rest
+    assert main(["run", str(recipe), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.count("done earlier, reused") == 4
+    os.remove(out / "variants" / "har-2bit-unipolar" / "steps" / "cost.json")
+    assert main(["run", str(recipe), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text.count("done earlier, reused") == 3 and "cost finished" in text
+    assert json.loads((report / "report.json").read_text()) == first  # every non-timing field equal
+    # the same folder with another experiment, or other settings, is refused
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(_recipe(name="other")))
+    assert main(["run", str(other), "--out", str(out)]) == 2
+    assert "holds a run of experiment 'tiny', not 'other'" in capsys.readouterr().err
+    assert main(["run", str(recipe), "--out", str(out), "--quick"]) == 2
+    assert "with other settings" in capsys.readouterr().err
+    assert main(["run", str(recipe), "--out", str(out), "--force", "fit"]) == 2
+    assert "--force must be one of ['train', 'export', 'simulate', 'cost'], got 'fit'" in capsys.readouterr().err

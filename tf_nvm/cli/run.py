@@ -1,0 +1,31 @@
+"""``tf-nvm run EXPERIMENT``: the paper end to end: train, export, simulate, cost, report (resumable)."""
+
+import os
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers):
+    """Adds the ``run`` parser."""
+    parser = subparsers.add_parser("run", help="train, export, simulate and cost every variant; write a report")
+    parser.add_argument("experiment", help="experiment recipe name (e.g. paper-har) or path to its .json")
+    parser.add_argument("--out", help="output folder (default runs/<experiment>[-quick])")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run with the recipe's quick settings (fewer seeds, epochs and chips)")
+    parser.add_argument("--force", metavar="STEP", help="redo STEP (train, export, simulate, cost) and every later one")
+    parser.add_argument("--data", help="explicit data source (file or folder) for the data-set loader")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args):
+    """Runs the experiment and prints the report folder; returns 0."""
+    from tf_nvm import pipeline  # noqa: PLC0415
+
+    experiment = pipeline.load(args.experiment)
+    out = args.out or os.path.join("runs", experiment.name + ("-quick" if args.quick else ""))
+    folder = pipeline.run_experiment(experiment, out, quick=args.quick, force=args.force, data_path=args.data,
+                                     verbose=not args.quiet)
+    print(f"[tf-nvm] report: {os.path.abspath(os.path.join(folder, 'report.md'))}")
+    return 0

@@ -1,0 +1,256 @@
+"""Experiment recipes: what `tf-nvm run` trains, exports, simulates, costs and reports.
+
+An experiment recipe is a JSON file (bundled ones in ``recipes/experiments/``,
+listed by `names`) with these fields:
+
+* ``description`` (str), ``dataset`` (``"har"``);
+* ``variants``: training recipes (`tf_nvm.recipes`) run one after the other; each
+  trains its float baseline and its NVM model over the seeds;
+* ``seeds``: training seeds (non-empty list of ints >= 0);
+* ``epochs``: None (each training recipe's own) or an int >= 1;
+* ``simulation``: ``preset`` (a device preset of `tf_nvm.noise.PRESETS`),
+  ``t_inference`` (s, >= 0), ``chips`` (>= 1), ``read_noise`` (a
+  `tf_nvm.simulator.READ_NOISE_MODES` mode), ``examples`` (None: the whole test set),
+  ``sweep_t_inference`` (seconds of the accuracy-vs-time plot);
+* ``cost``: ``technology`` (a `tf_nvm.cost.TECHNOLOGIES` name), ``array_sizing``
+  (``"fixed"`` or ``"fit"``);
+* ``quick``: overrides used by ``--quick`` (any of ``seeds``, ``epochs``,
+  ``chips``, ``examples``);
+* ``paper``: the paper's published numbers shown beside the measured ones
+  (``{label: value}``, accuracies in 0..1).
+
+Unknown keys, wrong types and out-of-range values raise `PipelineError`
+naming the field, the value and what is allowed.
+"""
+
+import dataclasses
+import json
+import math
+import os
+from typing import Optional
+
+from tf_nvm.errors import PipelineError
+
+__all__ = ["Experiment", "Simulation", "Cost", "load", "names", "experiments_dir", "from_dict"]
+
+_FIX = "Fix: correct the experiment recipe, or start from a bundled one (`tf-nvm run --list`)."
+
+
+def _fail(where, field, value, allowed):
+    raise PipelineError(f"{where}: {field} must be {allowed}, got {value!r}. {_FIX}")
+
+
+def _int(where, field, value, low, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        _fail(where, field, value, f"an integer >= {low}" + (" or null" if allow_none else ""))
+    return value
+
+
+def _number(where, field, value, low):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < low:
+        _fail(where, field, value, f"a finite number >= {low}")
+    return float(value)
+
+
+def _known(where, data, cls):
+    if not isinstance(data, dict):
+        _fail(where, cls.__name__.lower(), data, "a JSON object")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise PipelineError(f"{where} has unknown field(s) {unknown}; allowed: {sorted(fields)}. {_FIX}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Simulation:
+    """Device conditions of the simulation step.
+
+    Attributes:
+        preset: realistic device preset (`tf_nvm.noise.PRESETS`), simulated beside ``ideal``.
+        t_inference: seconds after programming (drift).
+        chips: programmed chips per variant under the preset.
+        read_noise: `tf_nvm.simulator.READ_NOISE_MODES` mode.
+        examples: test examples simulated (None: all).
+        sweep_t_inference: inference times (s) of the accuracy-vs-drift-time plot, ``chips`` chips each.
+    """
+
+    preset: str = "pcm-like"
+    t_inference: float = 3600.0
+    chips: int = 25
+    read_noise: str = "per-chip"
+    examples: Optional[int] = None
+    sweep_t_inference: tuple = (1.0, 3600.0, 86400.0, 2592000.0)
+
+    def check(self, where):
+        from tf_nvm import noise  # noqa: PLC0415  (TensorFlow)
+        from tf_nvm.simulator import READ_NOISE_MODES  # noqa: PLC0415
+
+        if self.preset not in noise.PRESETS.names():
+            _fail(where, "simulation.preset", self.preset, f"one of {noise.PRESETS.names()}")
+        _number(where, "simulation.t_inference", self.t_inference, 0)
+        _int(where, "simulation.chips", self.chips, 1)
+        if self.read_noise not in READ_NOISE_MODES:
+            _fail(where, "simulation.read_noise", self.read_noise, f"one of {list(READ_NOISE_MODES)}")
+        _int(where, "simulation.examples", self.examples, 1, allow_none=True)
+        if not isinstance(self.sweep_t_inference, (list, tuple)):
+            _fail(where, "simulation.sweep_t_inference", self.sweep_t_inference, "a list of seconds >= 0")
+        for value in self.sweep_t_inference:
+            _number(where, "simulation.sweep_t_inference[]", value, 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cost:
+    """Settings of the cost step.
+
+    Attributes:
+        technology: a `tf_nvm.cost.TECHNOLOGIES` name.
+        array_sizing: ``"fixed"`` (full macros) or ``"fit"`` (arrays sized per tile).
+    """
+
+    technology: str = "isaac-32nm"
+    array_sizing: str = "fit"
+
+    def check(self, where):
+        from tf_nvm.cost import TECHNOLOGIES  # noqa: PLC0415
+
+        if self.technology not in TECHNOLOGIES.names():
+            _fail(where, "cost.technology", self.technology, f"one of {TECHNOLOGIES.names()}")
+        if self.array_sizing not in ("fixed", "fit"):
+            _fail(where, "cost.array_sizing", self.array_sizing, "'fixed' or 'fit'")
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """One end-to-end experiment (see the module docstring for the fields)."""
+
+    name: str
+    description: str
+    dataset: str
+    variants: tuple
+    seeds: tuple = (0, 1, 2)
+    epochs: Optional[int] = None
+    simulation: Simulation = Simulation()
+    cost: Cost = Cost()
+    quick: dict = dataclasses.field(default_factory=dict)
+    paper: dict = dataclasses.field(default_factory=dict)
+
+    def quick_version(self):
+        """The experiment with its ``quick`` overrides applied (``tf-nvm run --quick``)."""
+        q = self.quick
+        simulation = dataclasses.replace(self.simulation, chips=q.get("chips", self.simulation.chips),
+                                         examples=q.get("examples", self.simulation.examples))
+        return dataclasses.replace(self, seeds=tuple(q.get("seeds", self.seeds)), epochs=q.get("epochs", self.epochs),
+                                   simulation=simulation)
+
+    def training_recipe(self, name):
+        """The `tf_nvm.recipes.Recipe` of variant ``name`` with this experiment's seeds and epochs."""
+        from tf_nvm import recipes  # noqa: PLC0415
+
+        recipe = recipes.load(name)
+        changes = {"seeds": tuple(self.seeds)}
+        if self.epochs is not None:
+            changes["epochs"] = self.epochs
+        return dataclasses.replace(recipe, **changes)
+
+    def to_dict(self):
+        """JSON-ready dict (what ``experiment.json`` in the output folder holds)."""
+        out = dataclasses.asdict(self)
+        out["variants"], out["seeds"] = list(self.variants), list(self.seeds)
+        return out
+
+
+def experiments_dir():
+    """Folder of the bundled experiment recipes (``experiments/`` beside the training recipes)."""
+    from tf_nvm.recipes import recipes_dir  # noqa: PLC0415
+
+    return recipes_dir() / "experiments"
+
+
+def names():
+    """Names of the bundled experiment recipes (sorted)."""
+    folder = experiments_dir()
+    return sorted(path.stem for path in folder.glob("*.json")) if folder.is_dir() else []
+
+
+def load(name_or_path):
+    """An `Experiment` from a bundled name or a ``.json`` path.
+
+    Raises:
+        PipelineError: not found, not JSON, unknown or invalid fields.
+    """
+    name_or_path = os.fspath(name_or_path)
+    path = name_or_path if name_or_path.endswith(".json") else str(experiments_dir() / (name_or_path + ".json"))
+    if not os.path.isfile(path):
+        raise PipelineError(f"experiment recipe {name_or_path!r} not found (looked for {path}). Known: {names()}. "
+                            "Fix: pass one of those names or the path of a .json experiment recipe.")
+    if os.path.getsize(path) > 1 << 20:
+        raise PipelineError(f"experiment recipe {path} is {os.path.getsize(path)} bytes; a recipe is a small JSON "
+                            f"file (at most 1 MiB). {_FIX}")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle, parse_constant=_reject_constant)
+    except (OSError, ValueError) as err:
+        raise PipelineError(f"experiment recipe {path} is not valid JSON: {err}. {_FIX}") from err
+    if isinstance(data, dict):
+        data.setdefault("name", os.path.basename(path)[:-5])
+    return from_dict(data, where=f"experiment recipe {path}")
+
+
+def from_dict(data, where="experiment recipe"):
+    """An `Experiment` from its dict, every field checked.
+
+    Raises:
+        PipelineError: unknown or invalid fields.
+    """
+    from tf_nvm import recipes  # noqa: PLC0415
+
+    _known(where, data, Experiment)
+    missing = sorted(f.name for f in dataclasses.fields(Experiment) if f.default is dataclasses.MISSING
+                     and f.default_factory is dataclasses.MISSING and f.name not in data)
+    if missing:
+        raise PipelineError(f"{where} lacks required field(s) {missing}. {_FIX}")
+    data = dict(data)
+    for field in ("name", "description", "dataset"):
+        if not isinstance(data[field], str) or not data[field]:
+            _fail(where, field, data[field], "a non-empty string")
+    if data["dataset"] != "har":
+        _fail(where, "dataset", data["dataset"], "'har' (CIFAR-10 experiments come with the CIFAR-10 recipe)")
+    variants = data["variants"]
+    if not isinstance(variants, list) or not variants or not all(isinstance(v, str) for v in variants):
+        _fail(where, "variants", variants, "a non-empty list of training recipe names")
+    unknown = [v for v in variants if v not in recipes.names()]
+    if unknown:
+        _fail(where, "variants", unknown, f"training recipes among {recipes.names()}")
+    if len(set(variants)) != len(variants):
+        _fail(where, "variants", variants, "distinct names")
+    seeds = data.get("seeds", [0, 1, 2])
+    if not isinstance(seeds, list) or not seeds:
+        _fail(where, "seeds", seeds, "a non-empty list of integers >= 0")
+    for seed in seeds:
+        _int(where, "seeds[]", seed, 0)
+    _int(where, "epochs", data.get("epochs"), 1, allow_none=True)
+    for field, cls in (("simulation", Simulation), ("cost", Cost)):
+        section = data.get(field, {})
+        _known(f"{where} {field}", section, cls)
+        data[field] = cls(**section)
+        data[field].check(where)
+    quick = data.get("quick", {})
+    if not isinstance(quick, dict) or set(quick) - {"seeds", "epochs", "chips", "examples"}:
+        _fail(where, "quick", quick, "an object with any of 'seeds', 'epochs', 'chips', 'examples'")
+    for seed in quick.get("seeds", [0]):
+        _int(where, "quick.seeds[]", seed, 0)
+    for field in ("epochs", "chips", "examples"):
+        if field in quick:
+            _int(where, f"quick.{field}", quick[field], 1)
+    paper = data.get("paper", {})
+    if not isinstance(paper, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                              for v in paper.values()):
+        _fail(where, "paper", paper, "an object of {label: number}")
+    data["variants"], data["seeds"] = tuple(variants), tuple(seeds)
+    return Experiment(**data)
+
+
+def _reject_constant(name):
+    raise PipelineError(f"{name} is not a JSON number")

@@ -1,0 +1,260 @@
+"""The steps of `tf-nvm run`: train -> export -> simulate -> cost, per variant, each resumable.
+
+Output folder ``OUT``:
+
+* ``experiment.json``: the experiment as run (a rerun with another recipe or
+  other settings into the same folder is refused);
+* ``variants/<training recipe>/``: a `tf-nvm train` run folder (float baseline
+  and NVM model over the seeds) with ``export/`` (``model.tflite``, the crossbar
+  mapping), ``simulate/`` (per-chip accuracies) and ``cost/`` (tables); every
+  finished step leaves a marker (`tf_nvm.runs.mark_done`) holding its numbers;
+* ``report/``: written by `tf_nvm.pipeline.report` from the markers.
+
+A rerun reuses every step whose marker exists and says so; an interrupted run
+continues at the first unfinished step (a half-trained variant is trained again
+from its start). ``force`` redoes one step and every step after it.
+"""
+
+import dataclasses
+import json
+import os
+import time
+
+import numpy as np
+
+from tf_nvm import runs
+from tf_nvm.atomic import write_json_atomic
+from tf_nvm.errors import PipelineError
+
+__all__ = ["STEPS", "run_experiment", "variant_folder", "prepare_output"]
+
+STEPS = ("train", "export", "simulate", "cost")
+"""Per-variant steps in order (the report follows them)."""
+
+REPRESENTATIVE = 500
+"""Training windows given to the TFLite converter for calibration."""
+
+
+def variant_folder(out, name):
+    """The run folder of variant ``name`` inside the output folder ``out``."""
+    return os.path.join(out, "variants", name)
+
+
+def prepare_output(out, experiment, quick):
+    """Creates ``out`` or checks that it holds this experiment with these settings; writes ``experiment.json``.
+
+    Raises:
+        PipelineError: ``out`` holds another experiment, the same one with other settings, or unrelated files.
+    """
+    record = json.loads(json.dumps({"experiment": experiment.to_dict(), "quick": bool(quick)}))  # as on disk
+    path = os.path.join(out, "experiment.json")
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as handle:
+            try:
+                found = json.load(handle)
+            except ValueError as err:
+                raise PipelineError(f"{path} is not valid JSON ({err}). Fix: delete {out} to start over, or pass "
+                                    "another --out.") from err
+        if not isinstance(found, dict) or found.get("experiment", {}).get("name") != experiment.name:
+            other = found.get("experiment", {}).get("name") if isinstance(found, dict) else None
+            raise PipelineError(f"output folder {out} holds a run of experiment {other!r}, not "
+                                f"{experiment.name!r}. Fix: pass another --out, or delete {out}.")
+        if found != record:
+            raise PipelineError(f"output folder {out} holds a run of {experiment.name!r} with other settings "
+                                f"(quick={found.get('quick')}, or a changed recipe). Fix: rerun with the same "
+                                "settings to continue it, pass another --out, or delete the folder.")
+        return
+    if os.path.isdir(out) and os.listdir(out):
+        raise PipelineError(f"output folder {out} is not empty and holds no experiment.json: it is not a "
+                            "`tf-nvm run` folder. Fix: pass a new or empty --out.")
+    os.makedirs(out, exist_ok=True)
+    write_json_atomic(path, record)
+
+
+def _say(verbose, text):
+    if verbose:
+        print(f"[tf-nvm] {text}", flush=True)
+
+
+class _Data:
+    """The experiment's data split, loaded once and shared by every variant (same data set and split)."""
+
+    def __init__(self, data_path, verbose):
+        self.data_path, self.verbose, self._split = data_path, verbose, None
+
+    def get(self, recipe):
+        if self._split is None:
+            from tf_nvm.data import prepare_data  # noqa: PLC0415
+
+            self._split = prepare_data(recipe, self.data_path, verbose=self.verbose)
+        return self._split
+
+
+def _train(experiment, name, folder, data, verbose):
+    from tf_nvm.train import run_recipe  # noqa: PLC0415
+
+    recipe = experiment.training_recipe(name)
+    metrics = run_recipe(recipe, folder, data_path=data.data_path, verbose=2 if verbose else 0, overwrite=True)
+    return {"recipe": recipe.to_dict(), "test_accuracy": metrics["test_accuracy_summary"],
+            "float_test_accuracy": metrics["float_test_accuracy_summary"],
+            "per_seed": [{"seed": row["seed"], "nvm": row["nvm"]["test_accuracy"],
+                          "float": row["float"]["test_accuracy"]} for row in metrics["seeds"]],
+            "selected_seed": metrics["selected_seed"]}
+
+
+def _export(experiment, name, folder, data, verbose):
+    import tflite_export  # noqa: PLC0415  (application layer)
+    from tflite_export.verify import compare  # noqa: PLC0415
+
+    run = runs.read_run(folder)
+    split = data.get(experiment.training_recipe(name))
+    out = os.path.join(folder, "export")
+    os.makedirs(out, exist_ok=True)
+    tflite = tflite_export.export_tflite(run.model, os.path.join(out, "model.tflite"),
+                                         split.x_train[:REPRESENTATIVE], measure_arena=True)
+    x = split.x_test[:experiment.simulation.examples] if experiment.simulation.examples else split.x_test
+    _say(verbose, f"{name}: TFLite model {tflite.model_bytes} bytes, arena {tflite.arena_bytes} bytes; comparing "
+                  f"LiteRT and TFLite Micro with the Keras model on {len(x)} test examples")
+    checks = compare(run.model, tflite.path, x, runtimes=("litert", "tflm"), arena_size=tflite.arena_bytes)
+    mapping = tflite_export.export_crossbar(run.model, os.path.join(out, "mapping"),
+                                            preprocessing=run.preprocessing)
+    return {"tflite": tflite.to_dict(), "mapping_prefix": os.path.join(out, "mapping"),
+            "mapping": mapping.summary(), "runtimes": {key: dataclasses.asdict(value) for key, value in
+                                                       checks.items()}}
+
+
+def _simulate(experiment, name, folder, data, verbose):
+    from tf_nvm import mapping as mapping_io  # noqa: PLC0415
+    from tf_nvm.mapping import reference  # noqa: PLC0415
+    from tf_nvm.simulator import DeviceConfig, SimulationConfig, Simulator, monte_carlo  # noqa: PLC0415
+    from tf_nvm.tables import write_table  # noqa: PLC0415
+
+    import pandas as pd  # noqa: PLC0415
+
+    sim_cfg = experiment.simulation
+    mapping = mapping_io.load(os.path.join(folder, "export", "mapping"))
+    split = data.get(experiment.training_recipe(name))
+    x, y = split.x_test, np.asarray(split.y_test)
+    if sim_cfg.examples:
+        x, y = x[:sim_cfg.examples], y[:sim_cfg.examples]
+    ideal_sim = Simulator(mapping, SimulationConfig(batch_size=512))
+    ideal = ideal_sim.run(ideal_sim.program(0), x)
+    want = reference.evaluate(mapping, x)
+    differing = int(sum(np.count_nonzero(ideal.codes[k] != want.codes[k]) for k in mapping.outputs))
+    outputs = int(sum(want.codes[k].size for k in mapping.outputs))
+    config = SimulationConfig(device=DeviceConfig(noise=sim_cfg.preset, t_inference=sim_cfg.t_inference,
+                                                  read_noise=sim_cfg.read_noise), batch_size=512)
+    _say(verbose, f"{name}: {sim_cfg.chips} {sim_cfg.preset} chips at t = {sim_cfg.t_inference:g} s on {len(x)} "
+                  "test examples")
+    result = monte_carlo(mapping, x, y, config, sim_cfg.chips, verbose=verbose)
+    sweep = []
+    for seconds in sim_cfg.sweep_t_inference:
+        point = monte_carlo(mapping, x, y, dataclasses.replace(config, device=dataclasses.replace(
+            config.device, t_inference=float(seconds))), sim_cfg.chips, ideal=ideal.values().argmax(axis=-1))
+        sweep.append({"t_inference": float(seconds), "mean": point.mean, "std": point.std, "min": point.min})
+        _say(verbose, f"{name}: {sim_cfg.preset} at t = {seconds:g} s: {100 * point.mean:.2f} % +- "
+                      f"{100 * point.std:.2f}")
+    out = os.path.join(folder, "simulate")
+    os.makedirs(out, exist_ok=True)
+    write_table(pd.DataFrame({"chip": range(len(result.accuracies)), "accuracy": result.accuracies,
+                              "agreement_with_ideal": result.agreement}), os.path.join(out, "chips"))
+    return {"examples": len(x), "ideal_vs_evaluator_differing": differing, "ideal_vs_evaluator_outputs": outputs,
+            "ideal_accuracy": result.ideal_accuracy, "preset": sim_cfg.preset, "t_inference": sim_cfg.t_inference,
+            "read_noise": sim_cfg.read_noise, "chips": list(map(float, result.accuracies)),
+            "summary": {key: value for key, value in result.row().items() if key != "seconds"}, "sweep": sweep,
+            "levels": _level_histograms(mapping)}
+
+
+def _level_histograms(mapping):
+    """Per crossbar layer, how many devices sit at each conductance level (the report plots them)."""
+    top = mapping.spec.top_level
+    return {layer.name: np.bincount(layer.levels.ravel().astype(np.int64), minlength=top + 1).tolist()
+            for layer in mapping.crossbar_layers}
+
+
+def _cost(experiment, name, folder, data, verbose):
+    from tf_nvm import mapping as mapping_io  # noqa: PLC0415
+    from tf_nvm.cost import (MCU_CORES, compare_mappings, get_technology, mcu_cost,  # noqa: PLC0415
+                             network_cost, shared_vs_per_layer)
+    from tflite_export.flatbuffer import read_tflite  # noqa: PLC0415
+
+    mapping = mapping_io.load(os.path.join(folder, "export", "mapping"))
+    tech = dataclasses.replace(get_technology(experiment.cost.technology), array_sizing=experiment.cost.array_sizing)
+    as_mapped = network_cost(mapping, tech)
+    components = as_mapped.by_component()
+    export = runs.step_info(folder, "export")
+    with open(export["tflite"]["path"], "rb") as handle:
+        graph = read_tflite(handle.read())
+    mcu = {}
+    for core_name, core in MCU_CORES.items():
+        _, totals = mcu_cost(graph, core, export["tflite"]["arena_bytes"])
+        mcu[core_name] = {key: (value.item() if hasattr(value, "item") else value) for key, value in totals.items()}
+    shared = shared_vs_per_layer(mapping, tech)
+    return {"technology": tech.name, "array_sizing": tech.array_sizing, "summary": _plain(as_mapped.summary()),
+            "by_component": json.loads(components.to_json(orient="records")),
+            "unipolar_vs_bipolar": _plain(compare_mappings(mapping, tech)),
+            "shared_vs_per_layer": json.loads(shared.to_json(orient="records")), "mcu": mcu}
+
+
+def _jsonable(value):
+    """``value`` with numpy scalars and arrays turned into Python numbers and lists (for the step markers)."""
+    def default(obj):
+        if isinstance(obj, np.generic):
+            return obj.item()
+        if isinstance(obj, np.ndarray):
+            return obj.tolist()
+        raise TypeError(f"{type(obj).__name__} is not JSON-ready")
+    return json.loads(json.dumps(value, default=default))
+
+
+def _plain(values):
+    return {key: (value.item() if hasattr(value, "item") else value) for key, value in values.items()}
+
+
+_STEP_FUNCTIONS = {"train": _train, "export": _export, "simulate": _simulate, "cost": _cost}
+
+
+def run_experiment(experiment, out, quick=False, force=None, data_path=None, verbose=True):
+    """Runs every step of every variant (reusing finished ones), then writes the report.
+
+    Args:
+        experiment: `tf_nvm.pipeline.experiment.Experiment` (before ``--quick`` is applied).
+        out: output folder.
+        quick: use the experiment's ``quick`` overrides (smoke run).
+        force: a step name of `STEPS` to redo (with every later step), or None.
+        data_path: explicit data source for the loader.
+        verbose: progress lines.
+
+    Returns:
+        path of the report folder.
+
+    Raises:
+        PipelineError: invalid ``force``, or an output folder holding another run.
+    """
+    from tf_nvm.pipeline import report  # noqa: PLC0415
+
+    if force is not None and force not in STEPS:
+        raise PipelineError(f"tf-nvm run: --force must be one of {list(STEPS)}, got {force!r}. Fix: pass one of "
+                            "those step names.")
+    chosen = experiment.quick_version() if quick else experiment
+    prepare_output(out, experiment, quick)
+    data = _Data(data_path, verbose)
+    timings = {}
+    for name in chosen.variants:
+        folder = variant_folder(out, name)
+        if force is not None and os.path.isdir(folder):
+            for step in STEPS[STEPS.index(force):]:
+                marker = os.path.join(folder, runs.STEPS, f"{step}.json")
+                if os.path.isfile(marker):
+                    os.remove(marker)
+        for step in STEPS:
+            if os.path.isdir(folder) and runs.is_done(folder, step):
+                _say(verbose, f"{name}: {step} done earlier, reused")
+                continue
+            _say(verbose, f"{name}: {step} ...")
+            start = time.perf_counter()
+            info = _STEP_FUNCTIONS[step](chosen, name, folder, data, verbose)
+            timings[f"{name}/{step}"] = time.perf_counter() - start
+            runs.mark_done(folder, step, _jsonable(info))
+            _say(verbose, f"{name}: {step} finished in {timings[f'{name}/{step}']:.0f} s")
+    return report.write_report(chosen, out, quick, timings)
