@@ -301,6 +301,9 @@ def test_bad_inputs_and_settings_are_named_errors(small_mapping, tmp_path):
     with pytest.raises(SimulatorError, match=r"DeviceConfig\.stuck_at_gmax_rate must be a finite number >= 0 and "
                                              r"<= 1, got 1\.5\. Fix"):
         DeviceConfig(stuck_at_gmax_rate=1.5)
+    with pytest.raises(SimulatorError, match=r"DeviceConfig\.ir_drop must be a finite number >= 0 and <= 1000000\.0, "
+                                             r"got -1\. Fix: pass ir_drop="):
+        DeviceConfig(ir_drop=-1)
     with pytest.raises(SimulatorError, match=r"unknown simulation setting 'adc\.bitz'; known: adc\.bits, "):
         SimulationConfig().replace_path("adc.bitz", 4)
     with pytest.raises(SimulatorError, match=r"ADCConfig\(mode='per-layer'\) calibrates each layer's ADC range on "
