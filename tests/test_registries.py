@@ -47,7 +47,7 @@ def test_registry_register_get_names_describe():
 def test_unknown_name_is_a_key_error_and_a_value_error():
     with pytest.raises(KeyError):
         tf_nvm.models.build("no_such_net")
-    with pytest.raises(ValueError, match=r"unknown architecture 'no_such_net'; known: cifar_cnn, har_cnn, "
+    with pytest.raises(ValueError, match=r"unknown architecture 'no_such_net'; known: cifar_cnn, cifar_vgg, har_cnn, "
                                          r"har_signed_cnn\. Fix: use a registered architecture"):
         tf_nvm.models.build("no_such_net")
 
