@@ -19,7 +19,7 @@ from tf_nvm.errors import (InvalidWeightsError, NonInhibitingCrossbarWarning, Sp
                            ZeroCodesWarning)
 from tf_nvm.graph import layer_graph, non_inhibiting_layers
 from tf_nvm.nvm_model import check_fixed_input_shape, crossbar_variables, nonfinite_weights, nvm_layers
-from tf_nvm.quantize_configs import config_for, rule_for
+from tf_nvm.quantize_configs import config_for, grid_input_layers, rule_for
 from tf_nvm.scheme import NVMQuantizeScheme
 from tf_nvm.serialization import custom_objects
 from tf_nvm.spec import INITS, resolve_spec
@@ -159,6 +159,7 @@ def quantize_model(model, spec, *, init="keep"):
     _warn_non_inhibiting(nodes, spec)
 
     constraint = NVMKernelConstraint(spec)
+    grid_input = grid_input_layers(layer_graph(model, include_inputs=True))
 
     def annotate(layer):
         rule = rule_for(layer)
@@ -169,7 +170,8 @@ def quantize_model(model, spec, *, init="keep"):
         # counterparts (same weights; the spec gives them the activation grid).
         exact = EXACT_LAYERS.get(type(layer))
         clone = exact.from_config(dict(config, spec=spec.to_dict())) if exact else type(layer).from_config(config)
-        return tfmot.quantization.keras.quantize_annotate_layer(clone, config_for(layer, spec))
+        return tfmot.quantization.keras.quantize_annotate_layer(
+            clone, config_for(layer, spec, grid_input=layer.name in grid_input))
 
     with quantize_scope(custom_objects()):
         annotated = keras.models.clone_model(model, clone_function=annotate)
