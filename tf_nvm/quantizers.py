@@ -97,6 +97,12 @@ def _power_of_two(value):
     return value > 0 and mantissa == 0.5 and float(np.float32(value)) == float(value)
 
 
+def _exact_fake_quant_range(low, high):
+    """True when ``fake_quant`` (8 bits) nudges ``[low, high]`` to itself: ``-128 u, 127 u``, ``u`` a power of two."""
+    unit = (high - low) / 255.0
+    return _power_of_two(unit) and low == -128.0 * unit and high == 127.0 * unit
+
+
 _MAGIC = 1.5 * 2.0 ** 23
 """Adding it to a float32 x with |x| <= 2^22 rounds x to an integer (ties to even): ulp(x + 1.5 * 2^23) = 1."""
 
@@ -126,14 +132,21 @@ def _with_clip_gradient(inputs, low, high, forward):
     """``forward(inputs)`` whose gradient is that of ``tf.clip_by_value(inputs, low, high)``.
 
     The straight-through estimator without computing the clipped tensor and the ``x + stop_gradient(q - x)``
-    sum in the forward pass, and with one select instead of the two (and two zero tensors) of the
-    ``Minimum``/``Maximum`` gradients: ``where(low <= x <= high, upstream, 0)``, bit for bit the same
-    (NaN inputs pass no gradient in both).
+    sum in the forward pass. The gradient ``upstream * [low <= x <= high]`` is one fused op,
+    ``fake_quant_with_min_max_args_gradient``, when its nudged 8-bit range is exactly ``[low, high]``
+    (``low = -128 u``, ``high = 127 u`` with ``u`` a power of two: the shared grid of the presets),
+    else ``where(low <= x <= high, upstream, 0)``. Both are the numbers of the ``Minimum``/``Maximum``
+    gradients they replace (NaN inputs pass none); the fused op multiplies by 0 where the old one
+    selected +0, so a zero there may be -0.0, which no later sum, weight update or forward value can see.
     """
+    fused = _exact_fake_quant_range(low, high)
 
     @tf.custom_gradient
     def straight_through(x):
         def gradient(upstream):
+            if fused:
+                return tf.quantization.fake_quant_with_min_max_args_gradient(upstream, x, min=low, max=high,
+                                                                            num_bits=8)
             return tf.where(tf.logical_and(x >= low, x <= high), upstream, tf.constant(0.0, upstream.dtype))
 
         return forward(x), gradient
