@@ -142,9 +142,14 @@ def _xplane_events(logdir):
                         yield op, kind, event.duration_ps / 1e6
 
 
+_STRAIGHT_THROUGH_OPS = ("FakeQuantWithMinMaxArgsGradient", "SelectV2", "LessEqual", "GreaterEqual", "LogicalAnd")
+
+
 def _layer_of(op_name, model_name):
     """The layer an op belongs to (forward or gradient), else its first scope (optimizer, loss...)."""
     parts = op_name.split("/")
+    if len(parts) == 1 and parts[0].split("_")[0] in _STRAIGHT_THROUGH_OPS:
+        return "(straight-through gradients)"  # tf.custom_gradient functions are not named after their layer
     if parts[0] == "gradient_tape":
         parts = parts[1:]
     if len(parts) > 1 and parts[0] == model_name:
