@@ -8,8 +8,10 @@ head) on SYNTHETIC random images and labels: this is a speed benchmark, the valu
 
 For each network x preset x batch size, the float model and its NVM model (`quantize_model`, same
 optimizer, same loss) are built in one process and timed with ``train_on_batch`` after warm-up,
-alternating float and NVM (the order swaps every repeat) so that machine drift hits both. The table
-gives the median ms/step over the repeats and the ratio of the medians. ``--profile`` adds a
+interleaving float and NVM steps (the order swaps every repeat) so that machine drift and other
+processes' load hit both. The table gives the median wall ms/step over all timed steps, the ratio
+of the medians (the target), and the ratio of the median process CPU times (all threads; less
+sensitive to other processes on a shared machine). ``--profile`` adds a
 tf.profiler trace of a few steps of float and NVM for chosen networks, summed per TensorFlow op type
 (``ms/step``, all threads: ops that run in parallel both count) and per layer, with the NVM - float
 difference: where the NVM step's extra time goes.
@@ -103,23 +105,34 @@ def _models(architecture, arguments, preset):
 
 
 def _time_steps(model, batches, steps):
-    start = time.perf_counter()
     for i in range(steps):
         model.train_on_batch(*batches[i % len(batches)])
-    return (time.perf_counter() - start) / steps
 
 
 def time_pair(models, batches, repeats, steps, warmup=3):
-    """Median seconds per step of each model, float and NVM alternating."""
+    """Per-step wall and CPU seconds of each model, float and NVM interleaved step by step.
+
+    The machine may be shared: interleaving single steps (the order swapping every repeat) makes load
+    from other processes hit both models alike, and the process CPU time (all threads) is less
+    sensitive to it than the wall time.
+
+    Returns:
+        {name: (median wall seconds, median CPU seconds, list of wall seconds)}.
+    """
     for model in models.values():
         _time_steps(model, batches, warmup)  # trace and warm up
-    times = {name: [] for name in models}
+    wall = {name: [] for name in models}
+    cpu = {name: [] for name in models}
     order = list(models)
     for _ in range(repeats):
-        for name in order:
-            times[name].append(_time_steps(models[name], batches, steps))
+        for i in range(steps):
+            for name in order:
+                start, start_cpu = time.perf_counter(), time.process_time()
+                models[name].train_on_batch(*batches[i % len(batches)])
+                wall[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - start_cpu)
         order.reverse()
-    return {name: statistics.median(values) for name, values in times.items()}, times
+    return {name: (statistics.median(wall[name]), statistics.median(cpu[name]), wall[name]) for name in models}
 
 
 def _xplane_events(logdir):
@@ -190,8 +203,8 @@ def main():
                         help=f"comma-separated, of {', '.join(NETWORKS)}")
     parser.add_argument("--presets", default="paper-2bit-unipolar,paper-4bit-bipolar")
     parser.add_argument("--batches", default="64,128")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=8, help="training steps per timed repeat")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=8, help="interleaved training steps per repeat")
     parser.add_argument("--profile", default="", help="comma-separated networks to profile (largest batch, "
                                                       "last preset)")
     parser.add_argument("--profile-steps", type=int, default=5)
@@ -206,23 +219,23 @@ def main():
             parser.error(f"unknown network {name!r}; known: {', '.join(NETWORKS)}")
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
 
-    print(f"{os.cpu_count()} CPUs, TensorFlow {tf.__version__}; {args.repeats} repeats x {args.steps} steps, "
-          "float and NVM alternating; synthetic data for the VGG networks")
+    print(f"{os.cpu_count()} CPUs, TensorFlow {tf.__version__}; medians of {args.repeats} repeats x {args.steps} "
+          "steps, float and NVM interleaved step by step; synthetic data for the VGG networks")
     rows = []
     for network in networks:
         architecture, arguments, x, y, source = _network(network)
         for preset in presets:
             models = _models(architecture, arguments, preset)
             for batch in batch_sizes:
-                medians, times = time_pair(models, _batches(x, y, batch), args.repeats, args.steps)
-                ratio = medians["nvm"] / medians["float"]
+                result = time_pair(models, _batches(x, y, batch), args.repeats, args.steps)
+                (float_wall, float_cpu, _), (nvm_wall, nvm_cpu, _) = result["float"], result["nvm"]
+                ratio = nvm_wall / float_wall
                 rows.append({"network": network, "preset": preset, "batch": batch, "data": source,
-                             "float_ms": medians["float"] * 1e3, "nvm_ms": medians["nvm"] * 1e3,
-                             "nvm_over_float": ratio, "target_met": bool(ratio <= TARGET)})
-                print(f"{network:9s} {preset:20s} batch {batch:4d}: float {medians['float'] * 1e3:7.1f} ms  "
-                      f"NVM {medians['nvm'] * 1e3:7.1f} ms  ratio {ratio:.3f}  "
-                      f"[float {', '.join(f'{t * 1e3:.0f}' for t in times['float'])}; "
-                      f"NVM {', '.join(f'{t * 1e3:.0f}' for t in times['nvm'])}]", flush=True)
+                             "float_ms": float_wall * 1e3, "nvm_ms": nvm_wall * 1e3, "nvm_over_float": ratio,
+                             "cpu_nvm_over_float": nvm_cpu / float_cpu, "target_met": bool(ratio <= TARGET)})
+                print(f"{network:9s} {preset:20s} batch {batch:4d}: float {float_wall * 1e3:7.1f} ms  "
+                      f"NVM {nvm_wall * 1e3:7.1f} ms  ratio {ratio:.3f}  (CPU time ratio {nvm_cpu / float_cpu:.3f})",
+                      flush=True)
             keras.backend.clear_session()
     table = pd.DataFrame(rows)
     if len(table):
