@@ -108,8 +108,11 @@ def quantize_model(model, spec, *, init="keep"):
     becomes an `NVMBatchNormalization` (same weights; its inference affine is
     snapped to per-channel int8/int32 constants so that TFLite computes it
     bit-exactly) and every GlobalAveragePooling1D/2D its `tf_nvm.digital`
-    counterpart (``sum * float32(1/n)``, as the runtime computes it). The input
-    model is not modified.
+    counterpart (``sum * float32(1/n)``, as the runtime computes it). A ReLU
+    whose inputs all lie on the grid (`tf_nvm.quantize_configs.grid_input_layers`)
+    keeps them there: its quantizer is the identity outside the converter's graph
+    (`NVMOnGridConfig`, same values, cheaper training). The input model is not
+    modified.
 
     Args:
         model: a built tf_keras Sequential or Functional model.

@@ -31,6 +31,13 @@ TFLite converter traces the model) the quantizer emits the plain
 which the converter reads scale A/128 and zero point 0; the runtime then does
 its own (half-to-even) rounding.
 
+Training cost: in the default mode (and for float32 tensors) the activation and crossbar-output
+quantizers compute the same float32 values with fewer elementwise ops (integer rounding by a
+magic-number add and an int32 subtraction, `_grid_codes`) and take the straight-through gradient
+``upstream * [-A <= x <= A*127/128]`` as one op (`_with_clip_gradient`) instead of the ``Minimum`` /
+``Maximum`` gradients; `tests/test_train_speed_equivalence.py` pins them bit for bit against the
+formulas above and against stored training runs.
+
 TFLite Micro emulation: inside `emulate_runtime("tflm")` the requantizing ops
 compute what TFLite Micro's reference kernels compute (gemmlowp-style fixed
 point with two roundings, `tf_nvm.fixed_point`) instead of LiteRT's default
