@@ -47,8 +47,9 @@ def test_registry_register_get_names_describe():
 def test_unknown_name_is_a_key_error_and_a_value_error():
     with pytest.raises(KeyError):
         tf_nvm.models.build("no_such_net")
-    with pytest.raises(ValueError, match=r"unknown architecture 'no_such_net'; known: cifar_cnn, har_cnn, "
-                                         r"har_signed_cnn\. Fix: use a registered architecture"):
+    with pytest.raises(ValueError, match=r"unknown architecture 'no_such_net'; known: cifar_cnn, cifar_vgg, har_cnn, "
+                                         r"har_search_cnn, har_search_mlp, har_signed_cnn\. Fix: use a registered "
+                                         r"architecture"):
         tf_nvm.models.build("no_such_net")
 
 

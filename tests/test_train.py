@@ -105,8 +105,9 @@ def test_recipe_errors(tmp_path):
 def test_unknown_architecture_or_arguments_are_refused_when_the_recipe_loads(tmp_path, capsys):
     path = tmp_path / "arch.json"
     path.write_text(json.dumps({"dataset": "har", "architecture": "resnet", "spec": "paper-2bit-bipolar"}))
-    with pytest.raises(RecipeError, match=r"recipe 'arch': architecture must be one of \['cifar_cnn', 'har_cnn', "
-                                          r"'har_signed_cnn'\], got 'resnet'\. Fix: correct the recipe file"):
+    with pytest.raises(RecipeError, match=r"recipe 'arch': architecture must be one of \['cifar_cnn', 'cifar_vgg', "
+                                          r"'har_cnn', 'har_search_cnn', 'har_search_mlp', 'har_signed_cnn'\], got "
+                                          r"'resnet'\. Fix: correct the recipe file"):
         recipes.load(str(path))
     assert main(["train", str(path), "--out", str(tmp_path / "run"), "--data", str(tmp_path / "no-data")]) == 2
     assert "architecture must be one of" in capsys.readouterr().err

@@ -8,7 +8,7 @@ recipes can check architecture names without it.
 
 from tf_nvm.registry import Registry
 
-__all__ = ["ARCHITECTURES", "register_architecture", "build", "har_signed_cnn", "har_cnn", "cifar_cnn",
+__all__ = ["ARCHITECTURES", "register_architecture", "build", "har_signed_cnn", "har_cnn", "cifar_cnn", "cifar_vgg",
            "har_search_cnn", "har_search_mlp", "SIGN_SOURCES", "POOLINGS"]
 
 ARCHITECTURES = Registry("architecture", fix="use a registered architecture or register a builder with "
@@ -238,3 +238,36 @@ def har_search_mlp(input_shape=(128, 9), num_classes=6, units=(64,), signs="spli
         x = L.BatchNormalization(name=f"bn{i}b")(x)
     x = _head(x, L, signs, 0, dropout)
     return keras.Model(inputs, L.Dense(num_classes, name="logits")(x), name="har_search_mlp")
+
+
+@register_architecture
+def cifar_vgg(input_shape=(32, 32, 3), num_classes=10, filters=(32, 64, 128), convs_per_block=2, batch_norm=True):
+    """A VGG-style CIFAR-10 CNN: per block ``convs_per_block`` 3x3 convolutions, then a 2x2 max-pool.
+
+    Each convolution is followed by BatchNorm and ReLU (``batch_norm=True``) or carries its own
+    ReLU (``batch_norm=False``). Head: GlobalAveragePooling -> Dense logits.
+
+    Args:
+        input_shape: (height, width, channels) of one image.
+        num_classes: number of logits.
+        filters: output channels of the convolutions of each block.
+        convs_per_block: 3x3 convolutions per block.
+        batch_norm: a BatchNormalization after every convolution.
+    """
+    keras = _keras()
+    L = keras.layers
+    inputs = keras.Input(input_shape, name="image")
+    x = inputs
+    for i, f in enumerate(filters):
+        for j in range(convs_per_block):
+            name = f"conv{i}_{j}"
+            if batch_norm:
+                x = L.Conv2D(f, 3, padding="same", name=name)(x)
+                x = L.BatchNormalization(name=f"bn{i}_{j}")(x)
+                x = L.ReLU(name=f"relu{i}_{j}")(x)
+            else:
+                x = L.Conv2D(f, 3, padding="same", activation="relu", name=name)(x)
+        x = L.MaxPooling2D(2, name=f"pool{i}")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    outputs = L.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name="cifar_vgg")

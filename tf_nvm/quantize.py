@@ -19,7 +19,7 @@ from tf_nvm.errors import (InvalidWeightsError, NonInhibitingCrossbarWarning, Sp
                            ZeroCodesWarning)
 from tf_nvm.graph import layer_graph, non_inhibiting_layers
 from tf_nvm.nvm_model import check_fixed_input_shape, crossbar_variables, nonfinite_weights, nvm_layers
-from tf_nvm.quantize_configs import config_for, rule_for
+from tf_nvm.quantize_configs import config_for, grid_input_layers, rule_for
 from tf_nvm.scheme import NVMQuantizeScheme
 from tf_nvm.serialization import custom_objects
 from tf_nvm.spec import INITS, resolve_spec
@@ -108,8 +108,11 @@ def quantize_model(model, spec, *, init="keep"):
     becomes an `NVMBatchNormalization` (same weights; its inference affine is
     snapped to per-channel int8/int32 constants so that TFLite computes it
     bit-exactly) and every GlobalAveragePooling1D/2D its `tf_nvm.digital`
-    counterpart (``sum * float32(1/n)``, as the runtime computes it). The input
-    model is not modified.
+    counterpart (``sum * float32(1/n)``, as the runtime computes it). A ReLU
+    whose inputs all lie on the grid (`tf_nvm.quantize_configs.grid_input_layers`)
+    keeps them there: its quantizer is the identity outside the converter's graph
+    (`NVMOnGridConfig`, same values, cheaper training). The input model is not
+    modified.
 
     Args:
         model: a built tf_keras Sequential or Functional model.
@@ -159,6 +162,7 @@ def quantize_model(model, spec, *, init="keep"):
     _warn_non_inhibiting(nodes, spec)
 
     constraint = NVMKernelConstraint(spec)
+    grid_input = grid_input_layers(layer_graph(model, include_inputs=True))
 
     def annotate(layer):
         rule = rule_for(layer)
@@ -169,7 +173,8 @@ def quantize_model(model, spec, *, init="keep"):
         # counterparts (same weights; the spec gives them the activation grid).
         exact = EXACT_LAYERS.get(type(layer))
         clone = exact.from_config(dict(config, spec=spec.to_dict())) if exact else type(layer).from_config(config)
-        return tfmot.quantization.keras.quantize_annotate_layer(clone, config_for(layer, spec))
+        return tfmot.quantization.keras.quantize_annotate_layer(
+            clone, config_for(layer, spec, grid_input=layer.name in grid_input))
 
     with quantize_scope(custom_objects()):
         annotated = keras.models.clone_model(model, clone_function=annotate)

@@ -10,6 +10,10 @@ Every supported Keras layer class has exactly one role:
   shared activation range (rounded half to even, like LiteRT's kernels).
   `quantize_model` turns every BatchNormalization and global average pooling
   into its `tf_nvm.digital` counterpart (exact in TFLite).
+  A ReLU (or ``Activation("relu")``) whose inputs are all on the shared grid
+  gets `NVMOnGridConfig` instead: its output is on the grid already, so its
+  quantizer is the identity outside the converter's graph (`grid_input_layers`
+  finds those layers; `quantize_model` passes the result to `config_for`).
 * ``probability``: Softmax, output on TFLite's fixed [0, 1) range.
 * ``passthrough``: layers whose outputs are inputs moved around (max pooling,
   Flatten, Reshape, Dropout, Concatenate, padding): no quantizer, values stay on
@@ -26,7 +30,7 @@ from tf_nvm.digital import NVMBatchNormalization, NVMGlobalAveragePooling1D, NVM
 from tf_nvm.errors import UnsupportedLayerError
 from tf_nvm.graph import activation_name
 from tf_nvm.quantizers import (NVMActivationQuantizer, NVMBiasQuantizer, NVMCrossbarOutputQuantizer,
-                               NVMWeightQuantizer, ProbabilityQuantizer)
+                               NVMOnGridQuantizer, NVMWeightQuantizer, ProbabilityQuantizer)
 from tf_nvm.registry import Registry
 from tf_nvm.serialization import register
 from tf_nvm.spec import SpecConfigured
@@ -34,6 +38,7 @@ from tf_nvm.spec import SpecConfigured
 __all__ = [
     "NVMCrossbarConfig",
     "NVMDigitalConfig",
+    "NVMOnGridConfig",
     "NVMProbabilityConfig",
     "NVMPassthroughConfig",
     "LayerRule",
@@ -42,6 +47,7 @@ __all__ = [
     "register_layer",
     "rule_for",
     "config_for",
+    "grid_input_layers",
     "supported_layer_names",
 ]
 
@@ -114,6 +120,14 @@ class NVMDigitalConfig(_SpecConfig):
 
     def get_output_quantizers(self, layer):
         return [NVMActivationQuantizer(self.spec)]
+
+
+@register
+class NVMOnGridConfig(NVMDigitalConfig):
+    """A digital step that maps on-grid inputs to on-grid outputs (ReLU): `NVMOnGridQuantizer` output."""
+
+    def get_output_quantizers(self, layer):
+        return [NVMOnGridQuantizer(self.spec)]
 
 
 @register
@@ -224,9 +238,59 @@ def rule_for(layer):
     return rule
 
 
-def config_for(layer, spec):
-    """Builds the QuantizeConfig for ``layer`` on the resolved ``spec``."""
+def config_for(layer, spec, grid_input=False):
+    """Builds the QuantizeConfig for ``layer`` on the resolved ``spec``.
+
+    Args:
+        layer: a supported Keras layer.
+        spec: resolved `NVMSpec`.
+        grid_input: True when every input of ``layer`` surely lies on the shared grid (see
+            `grid_input_layers`): a grid-preserving layer (ReLU) then gets `NVMOnGridConfig`.
+    """
     rule = rule_for(layer)
     if rule.role == "crossbar":
         return NVMCrossbarConfig(spec, kernel_attr=rule.kernel_attr)
+    if grid_input and _maps_grid_to_grid(layer):
+        return NVMOnGridConfig(spec)
     return _CONFIG_BY_ROLE[rule.role](spec)
+
+
+def _maps_grid_to_grid(layer):
+    """A plain ReLU (no slope, threshold or cap) or ``Activation("relu")``: grid values in, grid values out."""
+    if type(layer) is keras.layers.ReLU:
+        return not layer.negative_slope and not layer.threshold and layer.max_value is None
+    return type(layer) is keras.layers.Activation and activation_name(layer) == "relu"
+
+
+_SCALING_PASSTHROUGH = (keras.layers.Dropout, keras.layers.SpatialDropout1D, keras.layers.SpatialDropout2D)
+"""Passthrough layers that move values off the grid while training (dropout scales by 1 / (1 - rate))."""
+
+
+def grid_input_layers(nodes):
+    """Names of the layers every input of which surely lies on the shared activation grid, in training too.
+
+    On the grid: the model inputs (the scheme quantizes them), every output of a crossbar or digital
+    layer (each has a grid quantizer; `NVMOnGridConfig` layers by induction), and the outputs of
+    passthrough layers all of whose inputs are on it, except dropout. Off it: softmax outputs.
+
+    Args:
+        nodes: `tf_nvm.graph.layer_graph` output with ``include_inputs=True`` (of a supported float model).
+
+    Returns:
+        set of layer names.
+    """
+    on_grid, found = {}, set()
+    for node in nodes:
+        layer = node.layer
+        inputs = bool(node.inputs) and all(on_grid.get(name, False) for name in node.inputs)
+        if inputs:
+            found.add(node.name)
+        if isinstance(layer, keras.layers.InputLayer):
+            on_grid[node.name] = True
+            continue
+        role = rule_for(layer).role
+        if role == "passthrough":
+            on_grid[node.name] = inputs and not isinstance(layer, _SCALING_PASSTHROUGH)
+        else:
+            on_grid[node.name] = role in ("crossbar", "digital")
+    return found

@@ -31,6 +31,13 @@ TFLite converter traces the model) the quantizer emits the plain
 which the converter reads scale A/128 and zero point 0; the runtime then does
 its own (half-to-even) rounding.
 
+Training cost: in the default mode (and for float32 tensors) the activation and crossbar-output
+quantizers compute the same float32 values with fewer elementwise ops (integer rounding by a
+magic-number add and an int32 subtraction, `_grid_codes`) and take the straight-through gradient
+``upstream * [-A <= x <= A*127/128]`` as one op (`_with_clip_gradient`) instead of the ``Minimum`` /
+``Maximum`` gradients; `tests/test_train_speed_equivalence.py` pins them bit for bit against the
+formulas above and against stored training runs.
+
 TFLite Micro emulation: inside `emulate_runtime("tflm")` the requantizing ops
 compute what TFLite Micro's reference kernels compute (gemmlowp-style fixed
 point with two roundings, `tf_nvm.fixed_point`) instead of LiteRT's default
@@ -42,6 +49,8 @@ A/128, so ``input_scale * weight_scale / output_scale`` is exactly that float32
 likewise (see `tf_nvm.digital`). The mode is read when a layer is called (or
 traced): models already traced by ``model.predict`` keep the mode of that trace.
 """
+
+import math
 
 import numpy as np
 
@@ -60,6 +69,7 @@ __all__ = [
     "NVMBiasQuantizer",
     "NVMActivationQuantizer",
     "NVMCrossbarOutputQuantizer",
+    "NVMOnGridQuantizer",
     "ProbabilityQuantizer",
     "snap_to_codes",
     "round_to_activation_grid",
@@ -80,8 +90,75 @@ def round_to_activation_grid(inputs, spec):
         inside the range and 0 outside it (as for ``fake_quant_with_min_max_vars``).
     """
     step = spec.activation_step
+    if inputs.dtype == tf.float32 and _power_of_two(step):
+        # Same values and gradient, fewer ops (see `_grid_codes`): steps of a training step are cheaper.
+        low, high = spec.activation_min, spec.activation_max
+        return _with_clip_gradient(
+            inputs, low, high, lambda x: tf.cast(_grid_codes(tf.clip_by_value(x, low, high), step), tf.float32) * step)
     clipped = tf.clip_by_value(inputs, spec.activation_min, spec.activation_max)
     return clipped + tf.stop_gradient(tf.round(clipped / step) * step - clipped)
+
+
+def _power_of_two(value):
+    mantissa, _ = math.frexp(float(value))
+    return value > 0 and mantissa == 0.5 and float(np.float32(value)) == float(value)
+
+
+def _exact_fake_quant_range(low, high):
+    """True when ``fake_quant`` (8 bits) nudges ``[low, high]`` to itself: ``-128 u, 127 u``, ``u`` a power of two."""
+    unit = (high - low) / 255.0
+    return _power_of_two(unit) and low == -128.0 * unit and high == 127.0 * unit
+
+
+_MAGIC = 1.5 * 2.0 ** 23
+"""Adding it to a float32 x with |x| <= 2^22 rounds x to an integer (ties to even): ulp(x + 1.5 * 2^23) = 1."""
+
+
+def _grid_codes(values, unit):
+    """int32 ``round_half_even(values / unit)`` for float32 ``|values| <= 2^22 unit``, ``unit`` a power of two.
+
+    One float add and one integer subtraction instead of divide, round, multiply: ``values + 1.5 * 2^23 * unit``
+    lies in one binade whose float32 spacing is ``unit``, so the addition rounds ``values`` to a multiple of
+    ``unit`` (ties to even, like ``tf.round``) and the integer difference of the two bit patterns is the code.
+    (The float form ``(x + M) - M`` would be folded to ``x`` by Grappler's constant push-down; the integer
+    subtraction is not.) A code of 0 comes back as +0.0 after the cast, as the straight-through sum
+    ``x + (q - x)`` always gave.
+
+    Args:
+        values: float32 tensor inside the bound.
+        unit: Python float, a power of two.
+
+    Returns:
+        int32 tensor.
+    """
+    magic = np.float32(_MAGIC * unit)
+    return tf.bitcast(values + magic, tf.int32) - int(magic.view(np.int32))
+
+
+def _with_clip_gradient(inputs, low, high, forward):
+    """``forward(inputs)`` whose gradient is that of ``tf.clip_by_value(inputs, low, high)``.
+
+    The straight-through estimator without computing the clipped tensor and the ``x + stop_gradient(q - x)``
+    sum in the forward pass. The gradient ``upstream * [low <= x <= high]`` is one fused op,
+    ``fake_quant_with_min_max_args_gradient``, when its nudged 8-bit range is exactly ``[low, high]``
+    (``low = -128 u``, ``high = 127 u`` with ``u`` a power of two: the shared grid of the presets),
+    else ``where(low <= x <= high, upstream, 0)``. Both are the numbers of the ``Minimum``/``Maximum``
+    gradients they replace (NaN inputs pass none); the fused op multiplies by 0 where the old one
+    selected +0, so a zero there may be -0.0, which no later sum, weight update or forward value can see.
+    """
+    fused = _exact_fake_quant_range(low, high)
+
+    @tf.custom_gradient
+    def straight_through(x):
+        def gradient(upstream):
+            if fused:
+                return tf.quantization.fake_quant_with_min_max_args_gradient(upstream, x, min=low, max=high,
+                                                                            num_bits=8)
+            return tf.where(tf.logical_and(x >= low, x <= high), upstream, tf.constant(0.0, upstream.dtype))
+
+        return forward(x), gradient
+
+    return straight_through(inputs)
 
 
 def snap_to_codes(weights, spec):
@@ -156,6 +233,23 @@ class NVMActivationQuantizer(_SpecQuantizer):
 
 
 @register
+class NVMOnGridQuantizer(_SpecQuantizer):
+    """Output of a layer that maps values on the shared grid to values on it (a ReLU of on-grid inputs).
+
+    ``round_to_activation_grid`` of such an output changes no value and, the output being inside the
+    range, passes the whole gradient: this quantizer returns its input (no op in the training step).
+    `tf_nvm.quantize_model` gives it only to layers whose inputs it proved to lie on the grid
+    (`tf_nvm.quantize_configs.NVMOnGridConfig`). Inside `converter_graph()` it emits the same
+    ``fake_quant_with_min_max_vars`` as `NVMActivationQuantizer`, so the TFLite export is unchanged.
+    """
+
+    def __call__(self, inputs, training, weights, **kwargs):
+        if in_converter_graph():
+            return NVMActivationQuantizer(self.spec)(inputs, training, weights, **kwargs)
+        return inputs
+
+
+@register
 class NVMCrossbarOutputQuantizer(_SpecQuantizer):
     """Output of a crossbar layer (linear or ReLU) computed as the int8 runtime computes it.
 
@@ -194,13 +288,15 @@ class NVMCrossbarOutputQuantizer(_SpecQuantizer):
             return tf.quantization.fake_quant_with_min_max_vars(
                 inputs, min=tf.constant(spec.activation_min), max=tf.constant(spec.activation_max),
                 num_bits=8, narrow_range=False)
+        runtime = emulated_runtime()
+        if runtime == "litert" and inputs.dtype == tf.float32:
+            return _with_clip_gradient(inputs, spec.activation_min, spec.activation_max, self._litert_codes)
         step = tf.constant(spec.activation_step, tf.float32)
         scale = tf.constant(spec.weight_scale, tf.float32)
         clipped = tf.clip_by_value(inputs, spec.activation_min, spec.activation_max)
         # Far outside the grid the result clips anyway; bound acc so that it stays an exact float32 integer.
         limit = tf.constant(2.0 ** 23, tf.float32)
         acc = tf.clip_by_value(tf.round(tf.stop_gradient(inputs) / (step * scale)), -limit, limit)
-        runtime = emulated_runtime()
         if runtime != "litert":
             # float32(A/128) * float32(s) / float32(A/128) in float64 is exactly float32(s).
             fixed, shift = quantize_multiplier(float(np.float32(spec.weight_scale)))
@@ -212,6 +308,25 @@ class NVMCrossbarOutputQuantizer(_SpecQuantizer):
         else:
             codes = tf.clip_by_value(tf.round(acc * scale), -128.0, 127.0)
         return codes * step + (clipped - tf.stop_gradient(clipped))
+
+    def _litert_codes(self, inputs):
+        """The forward value of the default (LiteRT) mode in fewer ops: the same float32 numbers.
+
+        ``acc`` as above; bounding it to +-2^23 is skipped when ``2^23 s >= 128`` (every bounded value
+        already saturates the code range, and float32 products are monotone). ``round`` and ``clip`` to
+        the integer bounds -128..127 commute, so the product ``acc * s`` is clipped first and rounded
+        with `_grid_codes` (ties to even, as ``tf.round``); the int32 code times the step is the old
+        ``codes * step`` and +0.0 for code 0, as before.
+        """
+        spec = self.spec
+        step = tf.constant(spec.activation_step, tf.float32)
+        scale = tf.constant(spec.weight_scale, tf.float32)
+        acc = tf.round(inputs / (step * scale))
+        limit = 2.0 ** 23
+        if float(np.float32(spec.weight_scale)) * limit < 128.0:
+            acc = tf.clip_by_value(acc, -limit, limit)
+        codes = _grid_codes(tf.clip_by_value(acc * scale, -128.0, 127.0), 1.0)
+        return tf.cast(codes, tf.float32) * step
 
 
 @register
