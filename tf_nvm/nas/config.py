@@ -31,7 +31,7 @@ from tf_nvm.recipes import Recipe
 __all__ = ["SearchConfig", "load", "from_dict", "names", "searches_dir", "RESUMABLE_CHANGES"]
 
 _FIX = "Fix: correct the search config, or start from a bundled one (tf_nvm.nas.config.names())."
-RESUMABLE_CHANGES = ("max_minutes", "tuner.max_trials")
+RESUMABLE_CHANGES = ("max_minutes", "tuner.max_trials", "tuner.max_consecutive_failed_trials")
 """Config fields a ``--resume`` may change (to extend a search); any other change needs ``--overwrite``."""
 
 

@@ -61,9 +61,15 @@ def distributed_role():
 
 
 def _comparable(data):
+    """The config without the fields a resume may change (`RESUMABLE_CHANGES`)."""
     data = json.loads(json.dumps(data))
-    data.pop("max_minutes", None)
-    data.get("tuner", {}).pop("max_trials", None)
+    for path in config_module.RESUMABLE_CHANGES:
+        *parents, leaf = path.split(".")
+        section = data
+        for part in parents:
+            section = section.get(part, {}) if isinstance(section, dict) else {}
+        if isinstance(section, dict):
+            section.pop(leaf, None)
     return data
 
 
