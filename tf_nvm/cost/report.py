@@ -3,15 +3,13 @@
 Numpy/pandas/matplotlib only (cost-model layer).
 """
 
-import io
-
 import pandas as pd
 
-from tf_nvm.atomic import write_bytes_atomic
 from tf_nvm.cost.crossbar import ORDER
+from tf_nvm.plots import pyplot, write_png
 from tf_nvm.tables import write_table
 
-__all__ = ["component_table", "plot_components", "plot_crossbar_vs_mcu", "write_png", "write_table"]
+__all__ = ["component_table", "plot_components", "plot_crossbar_vs_mcu", "write_table"]
 
 _UNITS = {"area_um2": ("area", "mm$^2$", 1e-6), "energy_pj": ("energy per inference", "nJ", 1e-3)}
 
@@ -33,26 +31,6 @@ def component_table(results):
     return table
 
 
-def write_png(figure, path):
-    """Saves a matplotlib figure as PNG atomically and closes it; returns the path."""
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    plt.close(figure)
-    write_bytes_atomic(path, buffer.getvalue())
-    return str(path)
-
-
-def _pyplot():
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    return plt
-
-
 def plot_components(results, metric, path, title):
     """Stacked bars, one bar per scenario, one segment per component.
 
@@ -62,7 +40,7 @@ def plot_components(results, metric, path, title):
         path: PNG file.
         title: plot title.
     """
-    plt = _pyplot()
+    plt = pyplot()
     name, unit, factor = _UNITS[metric]
     labels = list(results)
     totals = {label: result.by_component().set_index("component")[metric] * factor
@@ -89,7 +67,7 @@ def plot_crossbar_vs_mcu(table, path, title):
     Args:
         table: DataFrame with ``platform``, ``energy_nj``, ``latency_us``.
     """
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
     for axis, column, label in ((axes[0], "energy_nj", "energy per inference (nJ)"),
                                 (axes[1], "latency_us", "latency per inference (us)")):

@@ -6,7 +6,6 @@ import os
 import numpy as np
 import pandas as pd
 
-from tf_nvm.atomic import atomic_path
 from tf_nvm.nas.hardware import COUNTS
 from tf_nvm.nas.tuners import TRIAL_FILE
 
@@ -84,11 +83,9 @@ def plot_pareto(table, path, title="Architecture search: validation accuracy vs 
         title: plot title.
         best: trial id to mark (None: none).
     """
-    import matplotlib  # noqa: PLC0415
+    from tf_nvm.plots import pyplot, write_png  # noqa: PLC0415
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
+    plt = pyplot()
     done = table[(table["status"] == "COMPLETED") & table["val_accuracy"].notna()]
     front = done[done["pareto"]].sort_values("tiles")
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
@@ -107,7 +104,5 @@ def plot_pareto(table, path, title="Architecture search: validation accuracy vs 
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    write_png(fig, path)
     return path

@@ -16,6 +16,7 @@ import pandas as pd
 
 from tf_nvm import runs
 from tf_nvm.atomic import write_bytes_atomic
+from tf_nvm.plots import pyplot, write_png
 from tf_nvm.tables import to_markdown, write_table
 
 __all__ = ["write_report", "TARGETS"]
@@ -23,25 +24,6 @@ __all__ = ["write_report", "TARGETS"]
 TARGETS = {"float": 0.95, "har-4bit-bipolar": 0.945, "har-2bit-unipolar": 0.935}
 """Accuracy targets of the HAR experiment (test accuracy, mean over seeds); the paper: float 95 %, 2-bit
 unipolar 92.91 %."""
-
-
-def _pyplot():
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    return plt
-
-
-def _save(figure, path):
-    import io  # noqa: PLC0415
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    _pyplot().close(figure)
-    write_bytes_atomic(path, buffer.getvalue())
-    return path
 
 
 def _pct(value):
@@ -150,7 +132,7 @@ def _paper_table(experiment, found):
 
 
 def _plot_accuracy(found, path, preset):
-    plt = _pyplot()
+    plt = pyplot()
     names = list(found)
     series = {
         "float (seeds)": [(v["metrics"]["float_test_accuracy_summary"]["mean"],
@@ -173,11 +155,11 @@ def _plot_accuracy(found, path, preset):
     axis.set_xlabel("variant (training recipe)")
     axis.set_ylabel("test accuracy (%)")
     axis.legend(fontsize="small", loc="lower right")
-    return _save(figure, path)
+    return write_png(figure, path)
 
 
 def _plot_sweep(found, path, preset):
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(6.5, 4.5))
     for name, v in found.items():
         sweep = v["simulate"]["sweep"]
@@ -189,11 +171,11 @@ def _plot_sweep(found, path, preset):
     axis.set_xlabel("t_inference (s, log scale)")
     axis.set_ylabel("test accuracy (%), mean ± std over chips")
     axis.legend(fontsize="small")
-    return _save(figure, path)
+    return write_png(figure, path)
 
 
 def _plot_levels(found, path):
-    plt = _pyplot()
+    plt = pyplot()
     layers = [(name, layer, counts) for name, v in found.items() for layer, counts in v["simulate"]["levels"].items()]
     cols = 3
     rows = -(-len(layers) // cols)
@@ -207,11 +189,11 @@ def _plot_levels(found, path):
         axis.set_ylabel("devices")
     figure.suptitle("Conductance-level histograms per crossbar layer")
     figure.tight_layout()
-    return _save(figure, path)
+    return write_png(figure, path)
 
 
 def _plot_mcu(table, path):
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     labels = [f"{v}\n{p}" for v, p in zip(table["variant"], table["platform"])]
     for axis, column, unit, scale in ((axes[0], "energy per inference nJ", "J", 1e-9),
@@ -222,7 +204,7 @@ def _plot_mcu(table, path):
         axis.set_ylabel(f"{column.split(' ')[0]} per inference ({unit}, log scale)")
         axis.set_xlabel("variant and platform")
         axis.set_title(f"Crossbar vs microcontroller: {column.split(' ')[0]} per inference")
-    return _save(figure, path)
+    return write_png(figure, path)
 
 
 def _plot_periphery(experiment, found, folder):

@@ -16,7 +16,6 @@ import time
 
 import numpy as np
 
-from tf_nvm.atomic import atomic_path
 from tf_nvm.errors import SimulatorError
 from tf_nvm.mapping import Mapping, load
 from tf_nvm.simulator.config import SimulationConfig
@@ -175,11 +174,9 @@ def write_sweep(table, path, out_dir, title):
     Returns:
         dict of the three paths.
     """
-    import matplotlib  # noqa: PLC0415
+    from tf_nvm.plots import pyplot, write_png  # noqa: PLC0415
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
+    plt = pyplot()
     os.makedirs(out_dir, exist_ok=True)
     csv_path, md_path = write_table(table, os.path.join(out_dir, "sweep"))
     files = {"csv": csv_path, "markdown": md_path, "png": os.path.join(out_dir, "sweep.png")}
@@ -196,7 +193,5 @@ def write_sweep(table, path, out_dir, title):
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    with atomic_path(files["png"]) as tmp:
-        figure.savefig(tmp, dpi=120, format="png")
-    plt.close(figure)
+    write_png(figure, files["png"])
     return files
