@@ -246,3 +246,30 @@ def test_a_search_killed_mid_trial_resumes_keeping_every_completed_trial(tmp_pat
     assert run.recipe["architecture"] == "har_search_cnn" and run.metrics["test_accuracy"] > 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["trials"] == 4 and summary["best"]["tiles"] >= 2
+
+
+def test_bayesian_oracle_learns_from_failed_trials(tmp_path):
+    import keras_tuner  # noqa: PLC0415
+
+    from tf_nvm.nas.tuners import FailureAwareBayesianOracle, NVMBayesianOptimization  # noqa: PLC0415
+
+    space = keras_tuner.HyperParameters()
+    space.Choice("filters", [16, 32, 64, 96])
+    space.Choice("kernel", [3, 5, 7])
+    oracle = FailureAwareBayesianOracle(objective=keras_tuner.Objective("score", "max"), max_trials=10,
+                                        num_initial_points=2, seed=0, hyperparameters=space,
+                                        max_consecutive_failed_trials=100)
+    oracle._set_project_dir(str(tmp_path), "p")
+    for status, score in (("COMPLETED", 0.9), ("COMPLETED", 0.8), ("FAILED", None), ("FAILED", None)):
+        trial = oracle.create_trial("tuner0")
+        if score is not None:
+            oracle.update_trial(trial.trial_id, {"score": score})
+        trial.status = status
+        oracle.end_trial(trial)
+    x, y = oracle._vectorize_trials()
+    # keras-tuner's own oracle fits the two completed trials only; the failed ones enter with a score worse than
+    # the worst completed one (the oracle minimises -score): -0.8 + spread 0.1
+    assert x.shape == (4, 2)
+    np.testing.assert_allclose(y, [-0.9, -0.8, -0.7, -0.7])
+    assert [trial.status for trial in oracle.trials.values()].count("FAILED") == 2  # still recorded as failed
+    assert issubclass(NVMBayesianOptimization, keras_tuner.Tuner)

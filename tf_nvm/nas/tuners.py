@@ -29,6 +29,7 @@ import warnings
 import zlib
 
 import keras_tuner
+import numpy as np
 from keras_tuner.errors import FailedTrialError
 
 from tf_nvm._keras import keras
@@ -43,7 +44,7 @@ from tf_nvm.registry import Registry
 from tf_nvm.spec import resolve_spec
 
 __all__ = ["Training", "NVMTunerMixin", "NVMRandomSearch", "NVMBayesianOptimization", "NVMHyperband", "TUNERS",
-           "TRIAL_FILE", "CHECKPOINT"]
+           "FailureAwareBayesianOracle", "TRIAL_FILE", "CHECKPOINT"]
 
 TRIAL_FILE = "nvm_trial.json"
 """Per trial folder: hardware counts, reason of a failure, seconds (written atomically)."""
@@ -309,10 +310,53 @@ class NVMRandomSearch(NVMTunerMixin, keras_tuner.RandomSearch):
     """keras-tuner's RandomSearch over NVM models (``max_trials``)."""
 
 
+class FailureAwareBayesianOracle(keras_tuner.oracles.BayesianOptimizationOracle):
+    """keras-tuner's Gaussian-process oracle that also learns from failed trials.
+
+    keras-tuner's oracle leaves FAILED trials out of the Gaussian process, so it
+    learns nothing from a candidate over the hardware budget (or one that cannot
+    be quantized) and keeps proposing its neighbours: on HAR it proposed 20
+    over-budget candidates in a row. Here each failed trial enters the fit with a
+    score worse than every completed one (the worst score plus the spread of the
+    scores, at least 1e-3), so the acquisition moves away from regions that fail.
+    The trials themselves stay FAILED with their reasons.
+    """
+
+    def _vectorize_trials(self):
+        x, y = super()._vectorize_trials()
+        failed = [trial for trial in self.trials.values() if trial.status in ("FAILED", "INVALID")]
+        if not failed or len(y) == 0:
+            return x, y
+        worst = float(np.max(y))  # the oracle minimises (scores of "max" objectives are negated)
+        penalty = worst + max(float(np.ptp(y)), 1e-3)
+        extra = np.array([self._trial_vector(trial) for trial in failed])
+        return np.concatenate([x, extra]), np.concatenate([y, np.full(len(failed), penalty)])
+
+    def _trial_vector(self, trial):
+        """A trial's hyperparameters embedded in [0, 1] as keras-tuner's oracle does (defaults where inactive)."""
+        values = trial.hyperparameters
+        return [hp.value_to_prob(values.values[hp.name] if values.is_active(hp) and hp.name in values.values
+                                 else hp.default) for hp in self._nonfixed_space()]
+
+
+class _FailureAwareBayesianOptimization(keras_tuner.Tuner):
+    """`keras_tuner.BayesianOptimization` with `FailureAwareBayesianOracle` (the same arguments)."""
+
+    def __init__(self, hypermodel=None, objective=None, max_trials=10, num_initial_points=None, alpha=1e-4,
+                 beta=2.6, seed=None, hyperparameters=None, tune_new_entries=True, allow_new_entries=True,
+                 max_retries_per_trial=0, max_consecutive_failed_trials=3, **kwargs):
+        oracle = FailureAwareBayesianOracle(
+            objective=objective, max_trials=max_trials, num_initial_points=num_initial_points, alpha=alpha,
+            beta=beta, seed=seed, hyperparameters=hyperparameters, tune_new_entries=tune_new_entries,
+            allow_new_entries=allow_new_entries, max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials)
+        super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+
+
 @TUNERS.register("bayesian")
-class NVMBayesianOptimization(NVMTunerMixin, keras_tuner.BayesianOptimization):
-    """keras-tuner's BayesianOptimization (Gaussian process) over NVM models (``max_trials``,
-    ``num_initial_points``)."""
+class NVMBayesianOptimization(NVMTunerMixin, _FailureAwareBayesianOptimization):
+    """Bayesian optimisation (Gaussian process) over NVM models (``max_trials``, ``num_initial_points``), with
+    `FailureAwareBayesianOracle`: failed candidates (over budget, not quantizable) steer the search away."""
 
 
 @TUNERS.register("hyperband")
