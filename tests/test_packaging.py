@@ -10,6 +10,8 @@ import zipfile
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXPERIMENTS = sorted(name[:-5] for name in os.listdir(os.path.join(ROOT, "recipes", "experiments")))
+SEARCHES = sorted(name[:-5] for name in os.listdir(os.path.join(ROOT, "searches")))
 RECIPES = sorted(name[:-5] for name in os.listdir(os.path.join(ROOT, "recipes")) if name.endswith(".json"))
 
 
@@ -29,7 +31,10 @@ def test_wheel_installs_with_its_recipes(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("tf_nvm-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         packaged = sorted(name for name in archive.namelist() if name.startswith("tf_nvm/_recipes/"))
-    assert packaged == [f"tf_nvm/_recipes/{name}.json" for name in RECIPES]
+        searches = sorted(name for name in archive.namelist() if name.startswith("tf_nvm/_searches/"))
+    assert packaged == sorted([f"tf_nvm/_recipes/{name}.json" for name in RECIPES]
+                              + [f"tf_nvm/_recipes/experiments/{name}.json" for name in EXPERIMENTS])
+    assert searches == [f"tf_nvm/_searches/{name}.json" for name in SEARCHES]
 
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], cwd=tmp_path)
@@ -43,9 +48,12 @@ def test_wheel_installs_with_its_recipes(tmp_path):
     assert [line.split()[0] for line in listing.splitlines()] == RECIPES
     probe = ("import json, sys, tf_nvm, tf_nvm.recipes as r\n"
              "recipe = r.load('har-2bit-unipolar')\n"
+             "light = 'tensorflow' not in sys.modules\n"
+             "import tf_nvm.pipeline.experiment as e, tf_nvm.nas.config as c\n"
              "print(json.dumps({'file': tf_nvm.__file__, 'dir': str(r.recipes_dir()), 'spec': recipe.spec, "
-             "'tf': 'tensorflow' in sys.modules}))\n")
+             "'tf': not light, 'experiments': e.names(), 'searches': c.names()}))\n")
     found = json.loads(_run([str(python), "-c", probe], cwd=tmp_path, env=env))
     assert found["file"].startswith(str(venv)), found  # the wheel, not the checkout or an editable install
     assert found["dir"].startswith(str(venv)) and found["dir"].endswith(os.path.join("tf_nvm", "_recipes"))
     assert found["spec"] == "paper-2bit-unipolar" and found["tf"] is False
+    assert found["experiments"] == EXPERIMENTS and found["searches"] == SEARCHES
