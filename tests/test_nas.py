@@ -184,7 +184,8 @@ def test_an_existing_search_needs_resume_or_overwrite(tmp_path):
     with pytest.raises(SearchError, match=r"already holds a search\. Fix: pass --resume to continue it"):
         run_search(_config(), out, verbose=False)
     with pytest.raises(SearchError, match=r"resume: the config differs from the one the search in .* started with "
-                                          r"\(fields \['budget'\]\); only \['max_minutes', 'tuner.max_trials'\] may"):
+                                          r"\(fields \['budget'\]\); only \['max_minutes', 'tuner.max_trials', "
+                                          r"'tuner.max_consecutive_failed_trials'\] may"):
         run_search(_config(budget={"max_tiles": 3}), out, resume=True, verbose=False)
     with pytest.raises(SearchError, match=r"resume: .* holds no search \(search.json missing\), nothing to resume"):
         run_search(_config(), tmp_path / "empty", resume=True, verbose=False)
