@@ -229,8 +229,9 @@ def test_presets_are_valid_and_round_trip(tmp_path):
 def test_unknown_technology_key_is_refused_listing_the_keys(tmp_path):
     path = tmp_path / "t.json"
     path.write_text(json.dumps({"adc_bitz": 8}))
-    with pytest.raises(CostModelError, match=r"technology file '.*t\.json': unknown key\(s\) \['adc_bitz'\]; known keys: "
-                                             r"\['name', 'array_sizing', 'node_nm', .*\]\. Fix: use one of the known keys"):
+    with pytest.raises(CostModelError, match=r"technology file '.*t\.json': unknown key\(s\) \['adc_bitz'\]; "
+                                             r"known keys: \['name', 'array_sizing', 'node_nm', .*\]\. Fix: use one "
+                                             r"of the known keys"):
         load_technology(path)
     with pytest.raises(CostModelError, match=r"^--set: unknown key\(s\) \['nodes_nm'\]"):
         apply_settings(Technology(), ["nodes_nm=16"])
@@ -247,7 +248,8 @@ def test_unknown_technology_key_is_refused_listing_the_keys(tmp_path):
     ("digital_lanes", True, r"an integer in 1\.\.1048576"),
 ])
 def test_invalid_technology_values_are_refused_naming_key_value_and_range(key, value, allowed):
-    with pytest.raises(CostModelError, match=rf"^technology\.{key}: value .* is not allowed; allowed: {allowed}\. Fix: "):
+    with pytest.raises(CostModelError,
+                       match=rf"^technology\.{key}: value .* is not allowed; allowed: {allowed}\. Fix: "):
         Technology(**{key: value})
 
 

@@ -41,8 +41,8 @@ from tf_nvm.errors import CostModelError
 from tf_nvm.mapping.types import CrossbarLayer
 from tf_nvm.registry import Registry
 
-__all__ = ["COMPONENTS", "CROSSBAR_PERIPHERY", "ORDER", "Component", "CostResult", "network_cost", "layer_components", "crossbar_cycles",
-           "cycle_ns", "NETWORK"]
+__all__ = ["COMPONENTS", "CROSSBAR_PERIPHERY", "ORDER", "Component", "CostResult", "network_cost", "layer_components",
+           "crossbar_cycles", "cycle_ns", "NETWORK"]
 
 NETWORK = "(network)"
 """Layer label of network-wide components (buffer, digital lanes)."""

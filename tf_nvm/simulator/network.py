@@ -195,7 +195,7 @@ class Simulator:
         acc = 0.0
         linear = adc.full_scale is None and chip_layer.read_sigma is None and not self.ir_drop
         if linear and record is None and self._fuse:
-            # Exact converters and no per-read noise: every step after the column sums is linear, so the pair
+            # Exact converters, no per-read noise, no IR drop: every step after the column sums is linear, so the pair
             # subtraction, the reference column and the digital sum of row tiles fold into one weight matrix and
             # one matmul / convolution (the same exact integers in float32 for ideal devices).
             matrix = tf.reshape(chip_layer.weights, [layout.row_tiles * layout.tile_rows, -1])[:layer.rows]
