@@ -136,6 +136,13 @@ def _check_choice(name, value, allowed):
                           f"Fix: pass one of {list(allowed)}.")
 
 
+def _window_input(keras, input_shape, input_pool):
+    """(``Input`` of one window, its optional digital average pooling over ``input_pool`` samples per step)."""
+    inputs = keras.Input(input_shape, name="window")
+    pooled = keras.layers.AveragePooling1D(input_pool, name="input_pool")(inputs) if input_pool > 1 else inputs
+    return inputs, pooled
+
+
 def _signed(x, signs, name):
     """The input of a crossbar: both signs (``"split"``) or ``x`` itself (``"bn"``: already centred)."""
     return _both_signs(x, name) if signs == "split" else x
@@ -176,10 +183,7 @@ def har_search_cnn(input_shape=(128, 9), num_classes=6, filters=(64, 64), kernel
                           "size per block.")
     keras = _keras()
     L = keras.layers
-    inputs = keras.Input(input_shape, name="window")
-    x = inputs
-    if input_pool > 1:
-        x = L.AveragePooling1D(input_pool, name="input_pool")(x)
+    inputs, x = _window_input(keras, input_shape, input_pool)
     pool_layer = L.MaxPooling1D if pooling == "max" else L.AveragePooling1D
     for i, (f, k) in enumerate(zip(filters, kernel_sizes)):
         x = _signed(x, signs, f"block{i}")
@@ -225,10 +229,7 @@ def har_search_mlp(input_shape=(128, 9), num_classes=6, units=(64,), signs="spli
     _check_choice("signs", signs, SIGN_SOURCES)
     keras = _keras()
     L = keras.layers
-    inputs = keras.Input(input_shape, name="window")
-    x = inputs
-    if input_pool > 1:
-        x = L.AveragePooling1D(input_pool, name="input_pool")(x)
+    inputs, x = _window_input(keras, input_shape, input_pool)
     x = L.Flatten(name="flatten")(x)
     for i, u in enumerate(units):
         x = _signed(x, signs, f"layer{i}")

@@ -24,7 +24,7 @@ from tf_nvm.datasets import DATASETS
 from tf_nvm.errors import RecipeError, SpecError, UnknownNameError
 from tf_nvm.spec import INITS, resolve_spec
 
-__all__ = ["Recipe", "load", "from_dict", "names", "recipes_dir"]
+__all__ = ["Recipe", "load", "from_dict", "names", "recipes_dir", "read_json_config"]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 """A recipe name: it names the run folder, so no path separators and no leading dot."""
@@ -180,20 +180,51 @@ def load(name_or_path):
     Raises:
         RecipeError: not found, not JSON, unknown or invalid fields.
     """
+    data, path = read_json_config(
+        name_or_path, recipes_dir(), label="recipe file", error=RecipeError, fix=_FIX,
+        not_found=lambda path: (f"recipe {os.fspath(name_or_path)!r} not found (looked for {path}). Known recipes: "
+                                f"{names()}. Fix: pass a recipe name or the path of a .json recipe file."))
+    if not isinstance(data, dict):
+        raise RecipeError(f"recipe file {path} must hold a JSON object, got {type(data).__name__}. {_FIX}")
+    return from_dict(data, where=f"recipe file {path}")
+
+
+def read_json_config(name_or_path, folder, *, label, error, fix, not_found, max_bytes=None):
+    """A bundled JSON config (``folder/NAME.json``) or a ``.json`` path, parsed; ``name`` defaults to the file stem.
+
+    One loader for training recipes, experiment recipes (`tf_nvm.pipeline.experiment`) and search
+    configs (`tf_nvm.nas.config`). NaN and Infinity are refused (they are not JSON).
+
+    Args:
+        name_or_path: a bundled name or a path ending in ``.json``.
+        folder: `pathlib.Path` of the bundled files.
+        label: how messages name the file (e.g. ``"recipe file"``).
+        error: exception class to raise.
+        fix: the "Fix: ..." sentence of the messages.
+        not_found: ``path -> message`` when the file does not exist.
+        max_bytes: largest file accepted, bytes (None: no bound).
+
+    Returns:
+        (parsed JSON, the path read).
+
+    Raises:
+        ``error``: not found, too large, or not valid JSON.
+    """
     name_or_path = os.fspath(name_or_path)
-    path = name_or_path if name_or_path.endswith(".json") else str(recipes_dir() / (name_or_path + ".json"))
+    path = name_or_path if name_or_path.endswith(".json") else str(folder / (name_or_path + ".json"))
     if not os.path.isfile(path):
-        raise RecipeError(f"recipe {name_or_path!r} not found (looked for {path}). Known recipes: {names()}. "
-                          "Fix: pass a recipe name or the path of a .json recipe file.")
+        raise error(not_found(path))
+    if max_bytes is not None and os.path.getsize(path) > max_bytes:
+        raise error(f"{label} {path} is {os.path.getsize(path)} bytes; at most {max_bytes} are read (a config is a "
+                    f"small JSON file). {fix}")
     try:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle, parse_constant=_reject_constant)
     except (OSError, ValueError) as err:
-        raise RecipeError(f"recipe file {path} is not valid JSON: {err}. {_FIX}") from err
-    if not isinstance(data, dict):
-        raise RecipeError(f"recipe file {path} must hold a JSON object, got {type(data).__name__}. {_FIX}")
-    data.setdefault("name", os.path.basename(path)[:-5])
-    return from_dict(data, where=f"recipe file {path}")
+        raise error(f"{label} {path} is not valid JSON: {err}. {fix}") from err
+    if isinstance(data, dict):
+        data.setdefault("name", os.path.basename(path)[:-5])
+    return data, path
 
 
 def from_dict(data, where="recipe"):
@@ -219,4 +250,4 @@ def from_dict(data, where="recipe"):
 
 def _reject_constant(name):
     """``json.load`` hook: NaN and Infinity are not JSON (Python's json module would accept them)."""
-    raise RecipeError(f"{name} is not a JSON number")  # wrapped by load, which adds the file and the fix
+    raise ValueError(f"{name} is not a JSON number")  # wrapped by read_json_config, which adds the file and the fix

@@ -26,7 +26,7 @@ from tf_nvm.nas.hardware import Budget
 from tf_nvm.nas.hypermodels import HYPERMODELS
 from tf_nvm.nas.objectives import SearchObjective
 from tf_nvm.nas.tuners import TUNERS, Training
-from tf_nvm.recipes import Recipe
+from tf_nvm.recipes import Recipe, read_json_config
 
 __all__ = ["SearchConfig", "load", "from_dict", "names", "searches_dir", "RESUMABLE_CHANGES"]
 
@@ -192,20 +192,8 @@ def load(name_or_path):
     Raises:
         SearchError: not found, not JSON, unknown or invalid fields.
     """
-    name_or_path = os.fspath(name_or_path)
-    path = name_or_path if name_or_path.endswith(".json") else str(searches_dir() / (name_or_path + ".json"))
-    if not os.path.isfile(path):
-        raise SearchError(f"search config {name_or_path!r} not found (looked for {path}). Bundled: {names()}. "
-                          "Fix: pass a bundled name or the path of a .json search config.")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle, parse_constant=_reject_constant)
-    except (OSError, ValueError) as err:
-        raise SearchError(f"search config {path} is not valid JSON: {err}. {_FIX}") from err
-    if isinstance(data, dict):
-        data.setdefault("name", os.path.basename(path)[:-5])
+    data, path = read_json_config(
+        name_or_path, searches_dir(), label="search config", error=SearchError, fix=_FIX,
+        not_found=lambda path: (f"search config {os.fspath(name_or_path)!r} not found (looked for {path}). "
+                                f"Bundled: {names()}. Fix: pass a bundled name or the path of a .json search config."))
     return from_dict(data, where=f"search config {path}")
-
-
-def _reject_constant(name):
-    raise ValueError(f"{name} is not a JSON number")

@@ -24,7 +24,6 @@ naming the field, the value and what is allowed.
 """
 
 import dataclasses
-import json
 import math
 import os
 from typing import Optional
@@ -112,6 +111,12 @@ class Cost:
     technology: str = "isaac-32nm"
     array_sizing: str = "fit"
 
+    def resolve(self):
+        """The `tf_nvm.cost.Technology` these settings describe."""
+        from tf_nvm.cost import get_technology  # noqa: PLC0415
+
+        return dataclasses.replace(get_technology(self.technology), array_sizing=self.array_sizing)
+
     def check(self, where):
         from tf_nvm.cost import TECHNOLOGIES  # noqa: PLC0415
 
@@ -178,23 +183,15 @@ def load(name_or_path):
     """An `Experiment` from a bundled name or a ``.json`` path.
 
     Raises:
-        PipelineError: not found, not JSON, unknown or invalid fields.
+        PipelineError: not found, larger than 1 MiB, not JSON, unknown or invalid fields.
     """
-    name_or_path = os.fspath(name_or_path)
-    path = name_or_path if name_or_path.endswith(".json") else str(experiments_dir() / (name_or_path + ".json"))
-    if not os.path.isfile(path):
-        raise PipelineError(f"experiment recipe {name_or_path!r} not found (looked for {path}). Known: {names()}. "
-                            "Fix: pass one of those names or the path of a .json experiment recipe.")
-    if os.path.getsize(path) > 1 << 20:
-        raise PipelineError(f"experiment recipe {path} is {os.path.getsize(path)} bytes; a recipe is a small JSON "
-                            f"file (at most 1 MiB). {_FIX}")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle, parse_constant=_reject_constant)
-    except (OSError, ValueError) as err:
-        raise PipelineError(f"experiment recipe {path} is not valid JSON: {err}. {_FIX}") from err
-    if isinstance(data, dict):
-        data.setdefault("name", os.path.basename(path)[:-5])
+    from tf_nvm.recipes import read_json_config  # noqa: PLC0415
+
+    data, path = read_json_config(
+        name_or_path, experiments_dir(), label="experiment recipe", error=PipelineError, fix=_FIX, max_bytes=1 << 20,
+        not_found=lambda path: (f"experiment recipe {os.fspath(name_or_path)!r} not found (looked for {path}). "
+                                f"Known: {names()}. Fix: pass one of those names or the path of a .json experiment "
+                                "recipe."))
     return from_dict(data, where=f"experiment recipe {path}")
 
 
@@ -250,7 +247,3 @@ def from_dict(data, where="experiment recipe"):
         _fail(where, "paper", paper, "an object of {label: number}")
     data["variants"], data["seeds"] = tuple(variants), tuple(seeds)
     return Experiment(**data)
-
-
-def _reject_constant(name):
-    raise PipelineError(f"{name} is not a JSON number")

@@ -210,14 +210,12 @@ def _plot_mcu(table, path):
 def _plot_periphery(experiment, found, folder):
     """Stacked area and energy by component, unipolar vs differential, from one variant's mapping (no TF)."""
     from tf_nvm import mapping as mapping_io  # noqa: PLC0415
-    from tf_nvm.cost import get_technology, network_cost  # noqa: PLC0415
+    from tf_nvm.cost import network_cost  # noqa: PLC0415
     from tf_nvm.cost.report import plot_components  # noqa: PLC0415
-
-    import dataclasses  # noqa: PLC0415
 
     name = next((n for n in found if "unipolar" in n), next(iter(found)))
     mapping = mapping_io.load(found[name]["export"]["mapping_prefix"])
-    tech = dataclasses.replace(get_technology(experiment.cost.technology), array_sizing=experiment.cost.array_sizing)
+    tech = experiment.cost.resolve()
     results = {kind: network_cost(mapping, tech, kind=kind, scenario=kind) for kind in ("unipolar", "differential")}
     results["per-layer periphery"] = network_cost(mapping, tech, per_layer_periphery=True,
                                                   scenario="per-layer periphery")

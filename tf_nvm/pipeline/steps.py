@@ -174,12 +174,11 @@ def _level_histograms(mapping):
 
 def _cost(experiment, name, folder, data, verbose):
     from tf_nvm import mapping as mapping_io  # noqa: PLC0415
-    from tf_nvm.cost import (MCU_CORES, compare_mappings, get_technology, mcu_cost,  # noqa: PLC0415
-                             network_cost, shared_vs_per_layer)
+    from tf_nvm.cost import MCU_CORES, compare_mappings, mcu_cost, network_cost, shared_vs_per_layer  # noqa: PLC0415
     from tflite_export.flatbuffer import read_tflite  # noqa: PLC0415
 
     mapping = mapping_io.load(os.path.join(folder, "export", "mapping"))
-    tech = dataclasses.replace(get_technology(experiment.cost.technology), array_sizing=experiment.cost.array_sizing)
+    tech = experiment.cost.resolve()
     as_mapped = network_cost(mapping, tech)
     components = as_mapped.by_component()
     export = runs.step_info(folder, "export")
@@ -188,16 +187,17 @@ def _cost(experiment, name, folder, data, verbose):
     mcu = {}
     for core_name, core in MCU_CORES.items():
         _, totals = mcu_cost(graph, core, export["tflite"]["arena_bytes"])
-        mcu[core_name] = {key: (value.item() if hasattr(value, "item") else value) for key, value in totals.items()}
+        mcu[core_name] = totals
     shared = shared_vs_per_layer(mapping, tech)
-    return {"technology": tech.name, "array_sizing": tech.array_sizing, "summary": _plain(as_mapped.summary()),
+    return {"technology": tech.name, "array_sizing": tech.array_sizing, "summary": as_mapped.summary(),
             "by_component": json.loads(components.to_json(orient="records")),
-            "unipolar_vs_bipolar": _plain(compare_mappings(mapping, tech)),
+            "unipolar_vs_bipolar": compare_mappings(mapping, tech),
             "shared_vs_per_layer": json.loads(shared.to_json(orient="records")), "mcu": mcu}
 
 
 def _jsonable(value):
-    """``value`` with numpy scalars and arrays turned into Python numbers and lists (for the step markers)."""
+    """``value`` with numpy scalars and arrays turned into Python numbers and lists (every step marker goes
+    through it, so the steps may return numpy values)."""
     def default(obj):
         if isinstance(obj, np.generic):
             return obj.item()
@@ -205,10 +205,6 @@ def _jsonable(value):
             return obj.tolist()
         raise TypeError(f"{type(obj).__name__} is not JSON-ready")
     return json.loads(json.dumps(value, default=default))
-
-
-def _plain(values):
-    return {key: (value.item() if hasattr(value, "item") else value) for key, value in values.items()}
 
 
 _STEP_FUNCTIONS = {"train": _train, "export": _export, "simulate": _simulate, "cost": _cost}
