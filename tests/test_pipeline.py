@@ -2,6 +2,9 @@
 
 import json
 import os
+import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -23,7 +26,7 @@ def _recipe(**changes):
 def test_bundled_experiment_loads_and_quick_mode_applies():
     assert "paper-har" in pipeline.names()
     paper = pipeline.load("paper-har")
-    assert paper.variants == ("har-4bit-bipolar", "har-2bit-bipolar", "har-2bit-unipolar")
+    assert paper.variants == ("har-4bit-bipolar", "har-2bit-bipolar", "har-2bit-unipolar", "har-2bit-unipolar-searched")
     quick = paper.quick_version()
     assert quick.seeds == (0,) and quick.epochs == 3 and quick.simulation.chips == 3
     assert paper.training_recipe("har-2bit-unipolar").seeds == (0, 1, 2)
@@ -41,6 +44,10 @@ def test_bundled_experiment_loads_and_quick_mode_applies():
     ({"simulation": {"speed": 1}}, r"simulation has unknown field\(s\) \['speed'\]"),
     ({"cost": {"array_sizing": "huge"}}, r"cost.array_sizing must be 'fixed' or 'fit', got 'huge'"),
     ({"quick": {"epochs": 0}}, r"quick.epochs must be an integer >= 1, got 0"),
+    ({"targets": {"8bit": 0.9}}, r"targets must be labelled 'float' or '<b>-bit unipolar' / '<b>-bit bipolar', "
+                                 r"got '8bit'"),
+    ({"targets": {"float": 1.5}}, r"targets\['float'\] must be an accuracy in 0..1, got 1.5"),
+    ({"notes": {"float": 3}}, r"notes must be an object of \{'float' or '<b>-bit unipolar\|bipolar': text\}"),
 ])
 def test_invalid_experiment_recipes_are_named_errors(changes, message):
     with pytest.raises(PipelineError, match=message):
@@ -60,11 +67,11 @@ def test_a_tiny_experiment_end_to_end_then_reused_and_resumed(tmp_path, capsys):
     from tf_nvm.cli import main  # noqa: PLC0415
 
     recipe = tmp_path / "tiny.json"
-    recipe.write_text(json.dumps(_recipe()))
+    recipe.write_text(json.dumps(_recipe(seeds=[0, 1])))
     out = tmp_path / "out"
     assert main(["run", str(recipe), "--out", str(out)]) == 0
     report = out / "report"
-    for name in ("report.md", "accuracy.csv", "accuracy.md", "paper.csv", "cost.csv", "crossbar_vs_mcu.csv",
+    for name in ("report.md", "report.html", "accuracy.csv", "accuracy.md", "paper.csv", "cost.csv", "crossbar_vs_mcu.csv",
                  "accuracy.png", "accuracy_vs_time.png", "levels.png", "crossbar_vs_mcu.png", "periphery_area.png",
                  "periphery_energy.png"):
         assert (report / name).is_file() and (report / name).stat().st_size > 0, name
@@ -82,6 +89,17 @@ def test_a_tiny_experiment_end_to_end_then_reused_and_resumed(tmp_path, capsys):
     text = capsys.readouterr().out
     assert text.count("done earlier, reused") == 3 and "cost finished" in text
     assert json.loads((report / "report.json").read_text()) == first  # every non-timing field equal
+    # report-only fields (targets, notes, paper, description) may change: nothing is redone, the report is rebuilt
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps(_recipe(seeds=[0, 1], targets={"2-bit unipolar": 0.999},
+                                          notes={"2-bit unipolar": "A note for the test."})))
+    assert main(["run", str(changed), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.count("done earlier, reused") == 4
+    text = (report / "report.md").read_text()
+    assert "- har-2bit-unipolar: " in text and "against the target 99.90 %" in text and "A note for the test." in text
+    assert main(["run", str(recipe), "--out", str(out)]) == 0  # back to the first report fields
+    capsys.readouterr()
+    assert json.loads((report / "report.json").read_text()) == first
     # the same folder with another experiment, or other settings, is refused
     other = tmp_path / "other.json"
     other.write_text(json.dumps(_recipe(name="other")))
@@ -91,3 +109,24 @@ def test_a_tiny_experiment_end_to_end_then_reused_and_resumed(tmp_path, capsys):
     assert "with other settings" in capsys.readouterr().err
     assert main(["run", str(recipe), "--out", str(out), "--force", "fit"]) == 2
     assert "--force must be one of ['train', 'export', 'simulate', 'cost'], got 'fit'" in capsys.readouterr().err
+    # killed (SIGKILL) while training seed 1: the rerun reuses seed 0, trains seed 1, and its report equals `first`
+    killed = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "tf_nvm.cli", "run", str(recipe), "--out", str(killed)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if "seed 1: float baseline" in line:
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=120)
+    process.stdout.close()
+    assert process.returncode == -signal.SIGKILL, "".join(seen)[-3000:]
+    folder = killed / "variants" / "har-2bit-unipolar"
+    assert (folder / "seed0" / "result.json").is_file() and not (folder / "seed1" / "result.json").exists()
+    assert not (folder / "steps" / "train.json").exists() and not (killed / "report").exists()
+    assert main(["run", str(recipe), "--out", str(killed)]) == 0
+    text = capsys.readouterr().out
+    assert "har-2bit-unipolar seed 0: trained earlier, reused" in text and "seed 0: float baseline" not in text
+    assert "har-2bit-unipolar seed 1: float baseline" in text
+    assert json.loads((killed / "report" / "report.json").read_text()) == first  # every non-timing field equal

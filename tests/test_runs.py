@@ -178,3 +178,30 @@ def test_step_marker_errors(run, tmp_path):
     (run / "steps" / "train.json").write_text('{"step": "tr')
     with pytest.raises(RunFolderError, match=r"train.json is not valid JSON .*Fix: delete .*train.json to redo"):
         runs.is_done(run, "train")
+
+
+def test_resuming_reuses_finished_seeds_and_refuses_other_runs(run, models, tmp_path):
+    """`run_recipe(resume=True)` reads finished seeds back; another recipe or other data is a named error."""
+    assert runs.check_resumable(tmp_path / "missing", RECIPE, STANDARDISATION, "test data") is False
+    assert runs.check_resumable(run, RECIPE, STANDARDISATION, "test data") is True
+    assert runs.read_seed(run, 0) is None  # written without a result: not finished
+    row = {"seed": 0, "nvm": {"val_accuracy": 0.5, "test_accuracy": 0.25}}
+    runs.write_seed(run, 0, *models, result=row)
+    result, model, float_model = runs.read_seed(run, 0)
+    x = np.random.default_rng(1).normal(size=(3, 4, 3)).astype(np.float32)
+    assert result == row
+    np.testing.assert_array_equal(model.predict(x, verbose=0), models[0].predict(x, verbose=0))
+    np.testing.assert_array_equal(float_model.predict(x, verbose=0), models[1].predict(x, verbose=0))
+    other = Recipe(name="tiny", dataset="har", architecture="har_cnn", spec="paper-2bit-unipolar", seeds=(0,))
+    with pytest.raises(RunFolderError, match=r"cannot resume in .*: it holds a run of another recipe \(fields "
+                                             r"differing: \['spec'\]\)\. Fix: pass --overwrite to start .* over"):
+        runs.check_resumable(run, other, STANDARDISATION, "test data")
+    with pytest.raises(RunFolderError, match=r"its run was prepared from other data \('test data', now 'other'\)"):
+        runs.check_resumable(run, RECIPE, STANDARDISATION, "other")
+    (run / "seed0" / "result.json").write_text('{"seed": 1}')
+    with pytest.raises(RunFolderError, match=r"result.json must hold the result of seed 0, got \{'seed': 1\}\. "
+                                             r"Fix: delete .*seed0 to train seed 0 again"):
+        runs.read_seed(run, 0)
+    os.remove(run / "recipe.json")
+    with pytest.raises(RunFolderError, match=r"it holds no recipe.json / preprocessing.json of an earlier run"):
+        runs.check_resumable(run, RECIPE, STANDARDISATION, "test data")

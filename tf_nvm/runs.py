@@ -7,7 +7,7 @@ Layout of a run folder (``schema_version`` 2)::
     preprocessing.json  input standardisation (`Standardisation.to_dict`) and ``data_source``
     model.keras         the NVM model of the seed with the best validation accuracy
     float_model.keras   its float baseline
-    seed<N>/            model.keras and float_model.keras of seed N
+    seed<N>/            model.keras, float_model.keras and result.json (its numbers, written last) of seed N
     spec.json           the resolved `NVMSpec` of model.keras
     metrics.json        accuracies (see `tf_nvm.train.run_recipe`)
     steps/<step>.json   step markers: a step that finished (`mark_done`), so a pipeline can reuse it
@@ -31,8 +31,8 @@ from tf_nvm.errors import RunFolderError, SpecError
 from tf_nvm.preprocessing import Standardisation
 from tf_nvm.spec import NVMSpec
 
-__all__ = ["FORMAT", "SCHEMA_VERSION", "RunFolder", "prepare_folder", "create_run", "save_model", "write_seed", "write_result",
-           "read_run", "mark_done", "is_done", "step_info"]
+__all__ = ["FORMAT", "SCHEMA_VERSION", "RunFolder", "prepare_folder", "check_resumable", "create_run", "save_model",
+           "write_seed", "read_seed", "write_result", "read_run", "mark_done", "is_done", "step_info"]
 
 FORMAT = "tf_nvm.run"
 """The ``format`` field of ``run.json``."""
@@ -46,6 +46,7 @@ SPEC = "spec.json"
 RECIPE = "recipe.json"
 PREPROCESSING = "preprocessing.json"
 METRICS = "metrics.json"
+SEED_RESULT = "result.json"
 STEPS = "steps"
 
 _RETRAIN = "Fix: re-run `tf-nvm train`; the run folder was edited, truncated or mixes files of different runs."
@@ -143,11 +144,65 @@ def save_model(model, path):
         model.save(tmp, overwrite=True)
 
 
-def write_seed(folder, seed, model, float_model):
-    """Writes ``seed<N>/model.keras`` and ``seed<N>/float_model.keras``."""
+def write_seed(folder, seed, model, float_model, result=None):
+    """Writes ``seed<N>/model.keras``, ``seed<N>/float_model.keras`` and then ``seed<N>/result.json``.
+
+    ``result.json`` (the seed's numbers) is written last, so its presence means
+    that both models of the seed are complete: `read_seed` reuses only such seeds.
+    """
     seed_dir = os.path.join(folder, f"seed{seed}")
     save_model(float_model, os.path.join(seed_dir, FLOAT_MODEL))
     save_model(model, os.path.join(seed_dir, MODEL))
+    if result is not None:
+        write_json_atomic(os.path.join(seed_dir, SEED_RESULT), result)
+
+
+def read_seed(folder, seed):
+    """A finished seed of an interrupted run: ``(result, model, float_model)``, or None when unfinished.
+
+    Raises:
+        RunFolderError: ``seed<N>/result.json`` is unreadable or is not a dict with the seed's number.
+    """
+    seed_dir = os.path.join(folder, f"seed{seed}")
+    fix = f"Fix: delete {seed_dir} to train seed {seed} again."
+    result = _read_json(seed_dir, SEED_RESULT, fix=fix) if os.path.isdir(seed_dir) else None
+    if result is None:
+        return None
+    if not isinstance(result, dict) or result.get("seed") != seed:
+        raise RunFolderError(f"{os.path.join(seed_dir, SEED_RESULT)} must hold the result of seed {seed}, got "
+                             f"{str(result)[:80]}. {fix}")
+    return result, _load_model(os.path.join(seed_dir, MODEL)), _load_model(os.path.join(seed_dir, FLOAT_MODEL))
+
+
+def check_resumable(folder, recipe, standardisation, data_source):
+    """Whether ``folder`` holds an interrupted (or finished) run of exactly this recipe on this data.
+
+    Returns:
+        False when ``folder`` is missing or empty (nothing to resume); True when it holds a run of ``recipe``
+        (same ``recipe.json``) prepared from the same data (same ``preprocessing.json``).
+
+    Raises:
+        RunFolderError: ``folder`` holds something else (another recipe, other data, not a run folder).
+    """
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder) or not os.listdir(folder):
+        return False
+    fix = f"Fix: pass --overwrite to start {folder} over, or another --out."
+    saved_recipe = _read_json(folder, RECIPE, fix=fix)
+    saved_pre = _read_json(folder, PREPROCESSING, fix=fix)
+    if saved_recipe is None or saved_pre is None:
+        raise RunFolderError(f"cannot resume in {folder!r}: it holds no {RECIPE} / {PREPROCESSING} of an earlier "
+                             f"run. {fix}")
+    mine = json.loads(json.dumps(recipe.to_dict()))  # as on disk
+    if saved_recipe != mine:
+        diff = sorted(k for k in set(saved_recipe) | set(mine) if saved_recipe.get(k) != mine.get(k))
+        raise RunFolderError(f"cannot resume in {folder!r}: it holds a run of another recipe (fields differing: "
+                             f"{diff}). {fix}")
+    wanted = json.loads(json.dumps({**standardisation.to_dict(), "data_source": data_source}))
+    if saved_pre != wanted:
+        raise RunFolderError(f"cannot resume in {folder!r}: its run was prepared from other data "
+                             f"({saved_pre.get('data_source')!r}, now {data_source!r}). {fix}")
+    return True
 
 
 def write_result(folder, model, float_model, spec, metrics):

@@ -16,7 +16,7 @@ import numpy as np
 from tf_nvm import models, runs
 from tf_nvm._keras import keras, tf
 from tf_nvm.data import prepare_data
-from tf_nvm.errors import InvalidWeightsError
+from tf_nvm.errors import InvalidWeightsError, RunFolderError
 from tf_nvm.nvm_model import model_spec, nonfinite_weights
 from tf_nvm.quantize import quantize_model
 
@@ -41,7 +41,8 @@ def training_data(recipe, split):
             gain_shape = tf.concat([tf.shape(x)[:1], tf.ones([tf.rank(x) - 2], tf.int32), [channels]], 0)
             gain = 1.0 + recipe.augment_scale * tf.random.normal(gain_shape)
             return x * gain + recipe.augment_noise * tf.random.normal(tf.shape(x)), y
-        data = data.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+        # sequential: parallel calls would race for the random kernel's state and make training irreproducible
+        data = data.map(augment)
     return data.prefetch(tf.data.AUTOTUNE)
 
 
@@ -87,7 +88,7 @@ def _summary(values):
             "min": min(values), "max": max(values)}
 
 
-def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite=False, split=None):
+def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite=False, split=None, resume=False):
     """Trains the recipe's float baseline and NVM model for each seed; writes a run folder.
 
     The folder (layout in `tf_nvm.runs`) holds ``model.keras`` (the NVM model of
@@ -105,23 +106,46 @@ def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite
         verbose: Keras ``fit`` verbosity.
         overwrite: replace an earlier run in ``out_dir`` (removed before training starts).
         split: a prepared `tf_nvm.data.Split` to use instead of loading the recipe's data set.
+        resume: continue an interrupted run of the same recipe and data in ``out_dir``: every seed whose
+            ``seed<N>/result.json`` exists is reused (its models loaded, not trained again); the others
+            are trained. An empty or missing ``out_dir`` starts a new run; with ``overwrite`` too, a folder
+            that cannot be resumed (another recipe, other data, no run) is started over instead of refused.
 
     Returns:
         the metrics dict written to ``metrics.json``.
 
     Raises:
-        RunFolderError: ``out_dir`` holds an earlier run (and not ``overwrite``) or other files.
+        RunFolderError: ``out_dir`` holds an earlier run (and neither ``overwrite`` nor ``resume``) or other
+            files, or (``resume``) a run of another recipe or other data.
         InvalidWeightsError: training diverged (NaN or infinite weights).
     """
     seeds = list(recipe.seeds if seeds is None else seeds)
-    runs.prepare_folder(out_dir, overwrite, remove=False)  # refuse before the data loads; removed below if asked
+    if not resume:
+        runs.prepare_folder(out_dir, overwrite, remove=False)  # refuse before the data loads; removed below if asked
     if split is None:
         split = prepare_data(recipe, data_path, verbose=bool(verbose))
-    runs.prepare_folder(out_dir, overwrite=overwrite)
+    try:
+        resuming = resume and runs.check_resumable(out_dir, recipe, split.standardisation, split.source)
+    except RunFolderError:
+        if not overwrite:
+            raise
+        resuming = False  # resume where possible, else start over
+    if not resuming:
+        runs.prepare_folder(out_dir, overwrite=overwrite)
     runs.create_run(out_dir, recipe, split.standardisation, split.source)
     per_seed = []
     best = None
     for seed in seeds:
+        earlier = runs.read_seed(out_dir, seed) if resuming else None
+        if earlier is not None:
+            row, nvm_model, float_model = earlier
+            per_seed.append(row)
+            if verbose:
+                print(f"[tf-nvm] {recipe.name} seed {seed}: trained earlier, reused (NVM test "
+                      f"{row['nvm']['test_accuracy']:.4f})", flush=True)
+            if best is None or row["nvm"]["val_accuracy"] > best[0]:
+                best = (row["nvm"]["val_accuracy"], seed, nvm_model, float_model)
+            continue
         keras.utils.set_random_seed(seed)
         float_model = models.build(recipe.architecture, **recipe.architecture_args)
         if verbose:
@@ -133,8 +157,8 @@ def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite
         if verbose:
             print(f"[tf-nvm] {recipe.name} seed {seed}: NVM model ({recipe.spec_name})", flush=True)
         nvm_result = train_model(nvm_model, recipe, split, verbose)
-        runs.write_seed(out_dir, seed, nvm_model, float_model)
         row = {"seed": seed, "nvm": nvm_result, "float": float_result}
+        runs.write_seed(out_dir, seed, nvm_model, float_model, result=row)
         per_seed.append(row)
         if verbose:
             print(f"[tf-nvm] seed {seed}: NVM test {nvm_result['test_accuracy']:.4f} "

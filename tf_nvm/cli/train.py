@@ -17,6 +17,9 @@ def add_parser(subparsers):
     parser.add_argument("--quiet", action="store_true", help="no Keras progress output")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier run in the run folder (removed first, seed folders included)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run of the same recipe in the run folder: finished seeds "
+                             "are reused, the others trained")
     parser.set_defaults(func=run)
     return parser
 
@@ -31,7 +34,7 @@ def run(args):
         recipe = recipe.replace(epochs=args.epochs)
     out = args.out or os.path.join("runs", recipe.name)
     metrics = run_recipe(recipe, out, seeds=args.seeds, data_path=args.data, verbose=0 if args.quiet else 2,
-                         overwrite=args.overwrite)
+                         overwrite=args.overwrite, resume=args.resume)
     summary = {k: metrics[k] for k in ("recipe", "test_accuracy", "float_test_accuracy",
                                        "test_accuracy_summary", "float_test_accuracy_summary")}
     print(json.dumps(summary, indent=2))

@@ -17,7 +17,17 @@ listed by `names`) with these fields:
 * ``quick``: overrides used by ``--quick`` (any of ``seeds``, ``epochs``,
   ``chips``, ``examples``);
 * ``paper``: the paper's published numbers shown beside the measured ones
-  (``{label: value}``, accuracies in 0..1).
+  (``{label: value}``, accuracies in 0..1); an NVM variant is matched by the label
+  ``"<b>-bit <unipolar|bipolar> accuracy"``, the float baselines by ``"float accuracy"``;
+* ``targets``: the accuracies this experiment should reach (``{label: value}`` in
+  0..1, labels ``"float"`` or ``"<b>-bit <unipolar|bipolar>"``; test accuracy, mean
+  over seeds); the report says met or missed by how much and why;
+* ``notes``: ``{label: text}`` explanations printed under the measured-vs-paper
+  table (labels as in ``targets``).
+
+``description``, ``paper``, ``targets`` and ``notes`` only shape the report: they
+may change between invocations on one output folder (the report is rebuilt, no
+step is redone); every other field is fixed for an output folder.
 
 Unknown keys, wrong types and out-of-range values raise `PipelineError`
 naming the field, the value and what is allowed.
@@ -26,11 +36,23 @@ naming the field, the value and what is allowed.
 import dataclasses
 import math
 import os
+import re
 from typing import Optional
 
 from tf_nvm.errors import PipelineError
 
-__all__ = ["Experiment", "Simulation", "Cost", "load", "names", "experiments_dir", "from_dict"]
+__all__ = ["Experiment", "Simulation", "Cost", "load", "names", "experiments_dir", "from_dict", "REPORT_FIELDS",
+           "variant_kind"]
+
+REPORT_FIELDS = ("description", "paper", "targets", "notes")
+"""Fields that only shape the report (they may change on an existing output folder)."""
+
+_LABEL = re.compile(r"float|[1-8]-bit (unipolar|bipolar)")
+
+
+def variant_kind(spec):
+    """The label of an NVM spec dict (``metrics.json``'s ``spec``) in ``targets`` / ``notes``: ``"2-bit unipolar"``."""
+    return f"{spec['weight_bits']}-bit {'unipolar' if spec['unipolar'] else 'bipolar'}"
 
 _FIX = "Fix: correct the experiment recipe, or start from a bundled one (`tf-nvm run --list`)."
 
@@ -140,6 +162,8 @@ class Experiment:
     cost: Cost = Cost()
     quick: dict = dataclasses.field(default_factory=dict)
     paper: dict = dataclasses.field(default_factory=dict)
+    targets: dict = dataclasses.field(default_factory=dict)
+    notes: dict = dataclasses.field(default_factory=dict)
 
     def quick_version(self):
         """The experiment with its ``quick`` overrides applied (``tf-nvm run --quick``)."""
@@ -245,5 +269,16 @@ def from_dict(data, where="experiment recipe"):
     if not isinstance(paper, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                               for v in paper.values()):
         _fail(where, "paper", paper, "an object of {label: number}")
+    targets = data.get("targets", {})
+    if not isinstance(targets, dict):
+        _fail(where, "targets", targets, "an object of {label: accuracy in 0..1}")
+    for label, value in targets.items():
+        if not _LABEL.fullmatch(label):
+            _fail(where, "targets", label, "labelled 'float' or '<b>-bit unipolar' / '<b>-bit bipolar'")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            _fail(where, f"targets[{label!r}]", value, "an accuracy in 0..1")
+    notes = data.get("notes", {})
+    if not isinstance(notes, dict) or not all(_LABEL.fullmatch(k) and isinstance(v, str) for k, v in notes.items()):
+        _fail(where, "notes", notes, "an object of {'float' or '<b>-bit unipolar|bipolar': text}")
     data["variants"], data["seeds"] = tuple(variants), tuple(seeds)
     return Experiment(**data)

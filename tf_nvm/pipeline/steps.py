@@ -11,8 +11,10 @@ Output folder ``OUT``:
 * ``report/``: written by `tf_nvm.pipeline.report` from the markers.
 
 A rerun reuses every step whose marker exists and says so; an interrupted run
-continues at the first unfinished step (a half-trained variant is trained again
-from its start). ``force`` redoes one step and every step after it.
+continues at the first unfinished step; inside an interrupted training step the
+seeds already trained are reused (`tf_nvm.train.run_recipe` with ``resume``) and
+only the others are trained. ``force`` redoes one step and every step after it
+(``force="train"`` trains every seed again).
 """
 
 import dataclasses
@@ -43,11 +45,21 @@ def variant_folder(out, name):
 def prepare_output(out, experiment, quick):
     """Creates ``out`` or checks that it holds this experiment with these settings; writes ``experiment.json``.
 
+    Fields that only shape the report (`tf_nvm.pipeline.experiment.REPORT_FIELDS`) may differ from the
+    recorded run: ``experiment.json`` is then updated and the report rebuilt with them.
+
     Raises:
         PipelineError: ``out`` holds another experiment, the same one with other settings, or unrelated files.
     """
+    from tf_nvm.pipeline.experiment import REPORT_FIELDS  # noqa: PLC0415
+
     record = json.loads(json.dumps({"experiment": experiment.to_dict(), "quick": bool(quick)}))  # as on disk
     path = os.path.join(out, "experiment.json")
+
+    def settings(data):
+        return {**data, "experiment": {k: v for k, v in data.get("experiment", {}).items()
+                                       if k not in REPORT_FIELDS}}
+
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as handle:
             try:
@@ -59,10 +71,12 @@ def prepare_output(out, experiment, quick):
             other = found.get("experiment", {}).get("name") if isinstance(found, dict) else None
             raise PipelineError(f"output folder {out} holds a run of experiment {other!r}, not "
                                 f"{experiment.name!r}. Fix: pass another --out, or delete {out}.")
-        if found != record:
+        if settings(found) != settings(record):
             raise PipelineError(f"output folder {out} holds a run of {experiment.name!r} with other settings "
                                 f"(quick={found.get('quick')}, or a changed recipe). Fix: rerun with the same "
                                 "settings to continue it, pass another --out, or delete the folder.")
+        if found != record:
+            write_json_atomic(path, record)  # only report fields changed
         return
     if os.path.isdir(out) and os.listdir(out):
         raise PipelineError(f"output folder {out} is not empty and holds no experiment.json: it is not a "
@@ -90,11 +104,12 @@ class _Data:
         return self._split
 
 
-def _train(experiment, name, folder, data, verbose):
+def _train(experiment, name, folder, data, verbose, retrain=False):
     from tf_nvm.train import run_recipe  # noqa: PLC0415
 
     recipe = experiment.training_recipe(name)
-    metrics = run_recipe(recipe, folder, data_path=data.data_path, verbose=2 if verbose else 0, overwrite=True)
+    metrics = run_recipe(recipe, folder, data_path=data.data_path, verbose=2 if verbose else 0,
+                         overwrite=True, resume=not retrain)
     return {"recipe": recipe.to_dict(), "test_accuracy": metrics["test_accuracy_summary"],
             "float_test_accuracy": metrics["float_test_accuracy_summary"],
             "per_seed": [{"seed": row["seed"], "nvm": row["nvm"]["test_accuracy"],
@@ -182,7 +197,7 @@ def _cost(experiment, name, folder, data, verbose):
     as_mapped = network_cost(mapping, tech)
     components = as_mapped.by_component()
     export = runs.step_info(folder, "export")
-    with open(export["tflite"]["path"], "rb") as handle:
+    with open(os.path.join(folder, "export", "model.tflite"), "rb") as handle:  # the folder may have moved
         graph = read_tflite(handle.read())
     mcu = {}
     for core_name, core in MCU_CORES.items():
@@ -249,7 +264,8 @@ def run_experiment(experiment, out, quick=False, force=None, data_path=None, ver
                 continue
             _say(verbose, f"{name}: {step} ...")
             start = time.perf_counter()
-            info = _STEP_FUNCTIONS[step](chosen, name, folder, data, verbose)
+            options = {"retrain": force == "train"} if step == "train" else {}
+            info = _STEP_FUNCTIONS[step](chosen, name, folder, data, verbose, **options)
             timings[f"{name}/{step}"] = time.perf_counter() - start
             runs.mark_done(folder, step, _jsonable(info))
             _say(verbose, f"{name}: {step} finished in {timings[f'{name}/{step}']:.0f} s")
