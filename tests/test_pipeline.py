@@ -71,7 +71,8 @@ def test_a_tiny_experiment_end_to_end_then_reused_and_resumed(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["run", str(recipe), "--out", str(out)]) == 0
     report = out / "report"
-    for name in ("report.md", "report.html", "accuracy.csv", "accuracy.md", "paper.csv", "cost.csv", "crossbar_vs_mcu.csv",
+    for name in ("report.md", "report.html", "accuracy.csv", "accuracy.md", "paper.csv", "cost.csv",
+                 "crossbar_vs_mcu.csv",
                  "accuracy.png", "accuracy_vs_time.png", "levels.png", "crossbar_vs_mcu.png", "periphery_area.png",
                  "periphery_energy.png"):
         assert (report / name).is_file() and (report / name).stat().st_size > 0, name
