@@ -1,10 +1,14 @@
 """Result tables as users read them: pandas DataFrames written as CSV and Markdown (atomically).
 
 Markdown is rendered here (no extra dependency): numbers with a fixed number
-of decimals, one row per line, a header separator.
+of decimals, missing values (None, NaN, pandas NA) as empty cells, one row per
+line, a header separator.
 """
 
+import math
 import numbers
+
+import pandas as pd
 
 from tf_nvm.atomic import write_bytes_atomic
 
@@ -12,7 +16,9 @@ __all__ = ["to_markdown", "write_table"]
 
 
 def _cell(value, decimals):
-    if isinstance(value, bool) or value is None:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, bool):
         return str(value)
     if isinstance(value, numbers.Integral):
         return str(int(value))

@@ -41,12 +41,15 @@ def trials_table(tuner):
     Returns:
         pandas DataFrame.
     """
-    rows = []
+    rows, integers, others = [], set(), set()
     for trial_id in sorted(tuner.oracle.trials):
         trial = tuner.oracle.trials[trial_id]
         record = _record(tuner.project_dir, trial_id)
         row = {"trial": trial_id, "status": trial.status}
-        row.update({k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")})
+        values = {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
+        for key, value in values.items():
+            (integers if isinstance(value, int) and not isinstance(value, bool) else others).add(key)
+        row.update(values)
         for name in ("val_accuracy", "score", *COUNTS, "epochs", "seconds"):
             value = trial.metrics.get_last_value(name) if trial.metrics.exists(name) else None
             if value is None and record:
@@ -57,7 +60,8 @@ def trials_table(tuner):
     table = pd.DataFrame(rows)
     if not table.empty:
         table["pareto"] = pareto_front(table)
-        for name in (*COUNTS, "epochs"):
+        # integer columns stay integers where some trials lack them (inactive layers, failed trials): pandas NA
+        for name in (*COUNTS, "epochs", *sorted(integers - others)):
             table[name] = table[name].astype("Int64") if table[name].notna().any() else table[name]
     return table
 
