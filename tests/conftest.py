@@ -49,3 +49,21 @@ def har_standardised():
     (x_train, y_train), (x_test, y_test) = tf_nvm.datasets.load_har(verbose=False)
     standardisation = Standardisation.fit(x_train)
     return (standardisation.apply(x_train), y_train, standardisation.apply(x_test), y_test, standardisation)
+
+
+def synthetic_cifar_folder(root, per_class=200, test_per_class=40):
+    """A learnable stand-in for CIFAR-10 in its folder layout: one colour and stripe pattern per class, noise."""
+    from tf_nvm._keras import tf  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", per_class), ("test", test_per_class)):
+        for label, name in enumerate(tf_nvm.datasets.CIFAR10_CLASSES):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            base = np.zeros((32, 32, 3), np.float32)
+            base[..., label % 3] = 60 + 18 * label
+            base[:, (label * 3) % 32::8, (label + 1) % 3] = 200
+            for i in range(count):
+                image = np.clip(base + rng.normal(0, 25, base.shape), 0, 255).astype(np.uint8)
+                (folder / f"{i:04d}.jpg").write_bytes(tf.io.encode_jpeg(image, quality=95).numpy())
+    return root

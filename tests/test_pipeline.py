@@ -38,14 +38,18 @@ def test_bundled_experiment_loads_and_quick_mode_applies():
     ({"epochs": "3"}, r"epochs must be an integer >= 1 or null, got '3'"),
     ({"seeds": []}, r"seeds must be a non-empty list of integers >= 0, got \[\]"),
     ({"variants": ["har-9bit"]}, r"variants must be training recipes among \["),
-    ({"dataset": "mnist"}, r"dataset must be 'har'"),
+    ({"dataset": "mnist"}, r"dataset must be one of \['har', 'cifar10'\], got 'mnist'"),
+    ({"dataset": "cifar10"}, r"variants must be training recipes of dataset 'cifar10' \(one data set per "
+                             r"experiment\), got \['har-2bit-unipolar'\]"),
     ({"simulation": {"chips": 0}}, r"simulation.chips must be an integer >= 1, got 0"),
     ({"simulation": {"preset": "dram"}}, r"simulation.preset must be one of \["),
     ({"simulation": {"speed": 1}}, r"simulation has unknown field\(s\) \['speed'\]"),
     ({"cost": {"array_sizing": "huge"}}, r"cost.array_sizing must be 'fixed' or 'fit', got 'huge'"),
     ({"quick": {"epochs": 0}}, r"quick.epochs must be an integer >= 1, got 0"),
-    ({"targets": {"8bit": 0.9}}, r"targets must be labelled 'float' or '<b>-bit unipolar' / '<b>-bit bipolar', "
-                                 r"got '8bit'"),
+    ({"targets": {"8bit": 0.9}}, r"targets must be labelled 'float', '<b>-bit unipolar\|bipolar' or '<b>-bit "
+                                 r"unipolar\|bipolar vs float', got '8bit'"),
+    ({"targets": {"4-bit bipolar vs float": 0.01}}, r"targets\['4-bit bipolar vs float'\] must be a difference to "
+                                                    r"the float baseline in -1..0, got 0.01"),
     ({"targets": {"float": 1.5}}, r"targets\['float'\] must be an accuracy in 0..1, got 1.5"),
     ({"notes": {"float": 3}}, r"notes must be an object of \{'float' or '<b>-bit unipolar\|bipolar': text\}"),
 ])
@@ -92,12 +96,14 @@ def test_a_tiny_experiment_end_to_end_then_reused_and_resumed(tmp_path, capsys):
     assert json.loads((report / "report.json").read_text()) == first  # every non-timing field equal
     # report-only fields (targets, notes, paper, description) may change: nothing is redone, the report is rebuilt
     changed = tmp_path / "changed.json"
-    changed.write_text(json.dumps(_recipe(seeds=[0, 1], targets={"2-bit unipolar": 0.999},
+    changed.write_text(json.dumps(_recipe(seeds=[0, 1], targets={"2-bit unipolar": 0.999,
+                                                                 "2-bit unipolar vs float": -0.0},
                                           notes={"2-bit unipolar": "A note for the test."})))
     assert main(["run", str(changed), "--out", str(out)]) == 0
     assert capsys.readouterr().out.count("done earlier, reused") == 4
     text = (report / "report.md").read_text()
     assert "- har-2bit-unipolar: " in text and "against the target 99.90 %" in text and "A note for the test." in text
+    assert "| har-2bit-unipolar (2-bit unipolar) minus its float baseline |" in text
     assert main(["run", str(recipe), "--out", str(out)]) == 0  # back to the first report fields
     capsys.readouterr()
     assert json.loads((report / "report.json").read_text()) == first
@@ -131,3 +137,26 @@ def test_a_tiny_experiment_end_to_end_then_reused_and_resumed(tmp_path, capsys):
     assert "har-2bit-unipolar seed 0: trained earlier, reused" in text and "seed 0: float baseline" not in text
     assert "har-2bit-unipolar seed 1: float baseline" in text
     assert json.loads((killed / "report" / "report.json").read_text()) == first  # every non-timing field equal
+
+
+def test_a_tiny_cifar10_experiment_end_to_end(tmp_path):
+    """CIFAR-10 through `tf-nvm run` (a bundled unipolar VGG recipe, one epoch) on a generated image folder in the
+    CIFAR-10 layout, so the test needs no download and stays well under a minute."""
+    from conftest import synthetic_cifar_folder  # noqa: PLC0415
+    from tf_nvm.cli import main  # noqa: PLC0415
+
+    images = synthetic_cifar_folder(tmp_path / "cifar10", per_class=20, test_per_class=10)
+    recipe = tmp_path / "tiny-cifar.json"
+    recipe.write_text(json.dumps(_recipe(name="tiny-cifar", dataset="cifar10", variants=["cifar10-2bit-unipolar"],
+                                         simulation={"chips": 2, "examples": 100, "sweep_t_inference": [3600.0]},
+                                         targets={"float": 0.85, "2-bit unipolar vs float": -0.02}, paper={})))
+    out = tmp_path / "out"
+    assert main(["run", str(recipe), "--out", str(out), "--data", str(images), "--quiet"]) == 0
+    report = json.loads((out / "report" / "report.json").read_text())
+    row = report["tables"]["accuracy"][0]
+    assert row["variant"] == "cifar10-2bit-unipolar" and row["chips"] == 2
+    assert row["LiteRT differing outputs"] == 0 and row["TFLite Micro differing outputs"] == 0
+    assert row["simulator vs evaluator differing"] == 0
+    quantities = [r["quantity"] for r in report["tables"]["paper"]]
+    assert "cifar10-2bit-unipolar (2-bit unipolar) minus its float baseline" in quantities
+    assert (out / "report" / "levels.png").read_bytes()[:4] == b"\x89PNG"

@@ -15,6 +15,8 @@ from tf_nvm.datasets import DATASETS
 from tf_nvm.recipes import Recipe
 from tf_nvm.train import train_model
 
+from conftest import synthetic_cifar_folder as _synthetic_cifar_folder
+
 
 @pytest.fixture(scope="module")
 def har_split():
@@ -155,24 +157,6 @@ def test_cli_reports_errors_without_traceback(capsys):
 SHARED_CIFAR = pathlib.Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "cifar10"
 
 
-def _synthetic_cifar_folder(root, per_class=200, test_per_class=40):
-    """A learnable stand-in for CIFAR-10 in its folder layout: one colour and stripe pattern per class, noise."""
-    from tf_nvm._keras import tf  # noqa: PLC0415
-
-    rng = np.random.default_rng(0)
-    for split, count in (("train", per_class), ("test", test_per_class)):
-        for label, name in enumerate(tf_nvm.datasets.CIFAR10_CLASSES):
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            base = np.zeros((32, 32, 3), np.float32)
-            base[..., label % 3] = 60 + 18 * label
-            base[:, (label * 3) % 32::8, (label + 1) % 3] = 200
-            for i in range(count):
-                image = np.clip(base + rng.normal(0, 25, base.shape), 0, 255).astype(np.uint8)
-                (folder / f"{i:04d}.jpg").write_bytes(tf.io.encode_jpeg(image, quality=95).numpy())
-    return root
-
-
 def test_small_4bit_bipolar_cnn_trains_on_cifar10(tmp_path):
     """Real CIFAR-10 when the development copy is there (one epoch, 45,000 images); else a generated image folder
     in the same layout, so that the pipeline (folder loader, split, NVM training) is checked without a download."""
@@ -265,3 +249,56 @@ def test_run_recipe_checks_the_folder_before_loading_data_and_honours_overwrite(
     with pytest.raises(DataLoaded):
         train_module.run_recipe(recipe, run, verbose=0, overwrite=True)  # allowed on to the data
     assert (run / "metrics.json").exists()  # nothing removed before the data loaded
+
+
+def test_variants_differing_only_in_the_spec_share_one_float_baseline(tmp_path, har_split, capsys):
+    from tf_nvm.data import Split  # noqa: PLC0415
+    from tf_nvm.train import float_key, run_recipe  # noqa: PLC0415
+
+    small = Split(har_split.x_train[:256], har_split.y_train[:256], har_split.x_val[:128], har_split.y_val[:128],
+                  har_split.x_test[:128], har_split.y_test[:128], har_split.standardisation, har_split.source)
+    common = dict(dataset="har", architecture="har_signed_cnn", epochs=1, seeds=(0,),
+                  architecture_args={"filters": [8], "kernel_sizes": [5]})
+    four = Recipe(name="four", spec="paper-4bit-bipolar", **common)
+    two = Recipe(name="two", spec="paper-2bit-unipolar", **common)
+    other = Recipe(name="other", spec="paper-2bit-unipolar", **{**common, "epochs": 2})
+    assert float_key(four, small) == float_key(two, small) != float_key(other, small)
+    floats = tmp_path / "floats"
+    first = run_recipe(four, tmp_path / "four", split=small, verbose=1, shared_floats=floats)
+    capsys.readouterr()
+    second = run_recipe(two, tmp_path / "two", split=small, verbose=1, shared_floats=floats)
+    assert "two seed 0: float baseline (har_signed_cnn) shared with an earlier variant, reused" in \
+        capsys.readouterr().out
+    assert second["seeds"][0]["float"] == first["seeds"][0]["float"]
+    x = small.x_test[:16]
+    a = runs.read_run(tmp_path / "four").float_model_path
+    b = runs.read_run(tmp_path / "two").float_model_path
+    np.testing.assert_array_equal(tf_nvm.load_model(a).predict(x, verbose=0), tf_nvm.load_model(b).predict(x, verbose=0))
+
+
+def test_image_augmentation_is_reproducible_and_checked(tmp_path):
+    from tf_nvm._keras import keras  # noqa: PLC0415
+    from tf_nvm.data import Split  # noqa: PLC0415
+    from tf_nvm.train import training_data  # noqa: PLC0415
+
+    recipe = Recipe(name="c", dataset="cifar10", architecture="cifar_vgg", spec="paper-4bit-bipolar", batch_size=4,
+                    augment_crop=2, augment_flip=True)
+    x = np.arange(8 * 6 * 6, dtype=np.float32).reshape(8, 6, 6, 1) + 1
+    split = Split(x, np.arange(8), x, np.arange(8), x, np.arange(8), None, "test")
+
+    def two_epochs():
+        keras.utils.set_random_seed(0)
+        data = training_data(recipe, split)
+        return [np.concatenate([batch[0].numpy() for batch in data]) for _ in range(2)]
+
+    first, again = two_epochs(), two_epochs()
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))  # same seed, same augmented images
+    assert not np.array_equal(first[0], first[1])  # a new draw each epoch
+    assert first[0].shape == x.shape and (first[0] == 0).any()  # cropped from the zero-padded image
+    for changes, message in (({"augment_crop": 17}, r"augment_crop must be an integer in 0..16 \(pixels\), got 17"),
+                             ({"augment_flip": 1}, r"augment_flip must be true or false, got 1"),
+                             ({"dataset": "har", "architecture": "har_cnn"},
+                              r"augment_crop and augment_flip apply to images \(dataset 'cifar10'\), not to dataset "
+                              r"'har'")):
+        with pytest.raises(RecipeError, match=message):
+            recipe.replace(**changes)

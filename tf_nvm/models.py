@@ -242,11 +242,17 @@ def har_search_mlp(input_shape=(128, 9), num_classes=6, units=(64,), signs="spli
 
 
 @register_architecture
-def cifar_vgg(input_shape=(32, 32, 3), num_classes=10, filters=(32, 64, 128), convs_per_block=2, batch_norm=True):
+def cifar_vgg(input_shape=(32, 32, 3), num_classes=10, filters=(32, 64, 128), convs_per_block=2, batch_norm=True,
+              signs=None, dropout=0.0):
     """A VGG-style CIFAR-10 CNN: per block ``convs_per_block`` 3x3 convolutions, then a 2x2 max-pool.
 
     Each convolution is followed by BatchNorm and ReLU (``batch_norm=True``) or carries its own
-    ReLU (``batch_norm=False``). Head: GlobalAveragePooling -> Dense logits.
+    ReLU (``batch_norm=False``). Head: GlobalAveragePooling -> dropout -> Dense logits.
+
+    For unipolar crossbars (``signs``), every crossbar after the first gets signed inputs: ``"split"``
+    feeds it ``[x, -x]`` (twice the rows), ``"bn"`` a digital BatchNorm of the previous ReLU (or
+    pooling) output (`SIGN_SOURCES`); the first convolution reads the standardised (signed) image,
+    split into both signs with ``"split"``.
 
     Args:
         input_shape: (height, width, channels) of one image.
@@ -254,14 +260,25 @@ def cifar_vgg(input_shape=(32, 32, 3), num_classes=10, filters=(32, 64, 128), co
         filters: output channels of the convolutions of each block.
         convs_per_block: 3x3 convolutions per block.
         batch_norm: a BatchNormalization after every convolution.
+        signs: None (bipolar weights), ``"split"`` or ``"bn"``.
+        dropout: dropout rate before the logits (training only).
     """
+    if signs is not None:
+        _check_choice("signs", signs, SIGN_SOURCES)
     keras = _keras()
     L = keras.layers
+
+    def crossbar_input(x, name, first=False):
+        if signs == "bn" and not first:
+            return L.BatchNormalization(name=f"{name}_centre")(x)
+        return _signed(x, signs, name)
+
     inputs = keras.Input(input_shape, name="image")
     x = inputs
     for i, f in enumerate(filters):
         for j in range(convs_per_block):
             name = f"conv{i}_{j}"
+            x = crossbar_input(x, name, first=(i == 0 and j == 0))
             if batch_norm:
                 x = L.Conv2D(f, 3, padding="same", name=name)(x)
                 x = L.BatchNormalization(name=f"bn{i}_{j}")(x)
@@ -270,5 +287,7 @@ def cifar_vgg(input_shape=(32, 32, 3), num_classes=10, filters=(32, 64, 128), co
                 x = L.Conv2D(f, 3, padding="same", activation="relu", name=name)(x)
         x = L.MaxPooling2D(2, name=f"pool{i}")(x)
     x = L.GlobalAveragePooling2D(name="gap")(x)
-    outputs = L.Dense(num_classes, name="logits")(x)
+    if dropout:
+        x = L.Dropout(dropout, name="dropout")(x)
+    outputs = L.Dense(num_classes, name="logits")(crossbar_input(x, "logits"))
     return keras.Model(inputs, outputs, name="cifar_vgg")

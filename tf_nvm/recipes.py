@@ -72,6 +72,9 @@ class Recipe:
             around 1 (training only; 0 disables).
         augment_noise: standard deviation of additive Gaussian noise on the
             standardised inputs (training only; 0 disables).
+        augment_crop: images: random crops of the image padded by this many pixels
+            on each side (training only; 0 disables; 4 is the usual CIFAR-10 setting).
+        augment_flip: images: random horizontal flips (training only).
         description: one line.
     """
 
@@ -88,6 +91,8 @@ class Recipe:
     validation_subjects: int = 4
     augment_scale: float = 0.0
     augment_noise: float = 0.0
+    augment_crop: int = 0
+    augment_flip: bool = False
     description: Optional[str] = None
 
     def __post_init__(self):
@@ -121,6 +126,17 @@ class Recipe:
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 10:
                 raise RecipeError(f"recipe {self.name!r}: {field} must be a number in [0, 10), got {value!r}. {_FIX}")
+        if isinstance(self.augment_crop, bool) or not isinstance(self.augment_crop, int) \
+                or not 0 <= self.augment_crop <= 16:
+            raise RecipeError(f"recipe {self.name!r}: augment_crop must be an integer in 0..16 (pixels), got "
+                              f"{self.augment_crop!r}. {_FIX}")
+        if not isinstance(self.augment_flip, bool):
+            raise RecipeError(f"recipe {self.name!r}: augment_flip must be true or false, got "
+                              f"{self.augment_flip!r}. {_FIX}")
+        if (self.augment_crop or self.augment_flip) and self.dataset != "cifar10":
+            raise RecipeError(f"recipe {self.name!r}: augment_crop and augment_flip apply to images (dataset "
+                              f"'cifar10'), not to dataset {self.dataset!r}. Fix: remove them, or use "
+                              "augment_scale / augment_noise for sensor windows.")
         try:
             self.nvm_spec  # noqa: B018  (validates)
         except (SpecError, UnknownNameError) as err:

@@ -32,7 +32,7 @@ from tf_nvm.preprocessing import Standardisation
 from tf_nvm.spec import NVMSpec
 
 __all__ = ["FORMAT", "SCHEMA_VERSION", "RunFolder", "prepare_folder", "check_resumable", "create_run", "save_model",
-           "write_seed", "read_seed", "write_result", "read_run", "mark_done", "is_done", "step_info"]
+           "write_seed", "read_seed", "write_shared_float", "read_shared_float", "write_result", "read_run", "mark_done", "is_done", "step_info"]
 
 FORMAT = "tf_nvm.run"
 """The ``format`` field of ``run.json``."""
@@ -172,6 +172,26 @@ def read_seed(folder, seed):
         raise RunFolderError(f"{os.path.join(seed_dir, SEED_RESULT)} must hold the result of seed {seed}, got "
                              f"{str(result)[:80]}. {fix}")
     return result, _load_model(os.path.join(seed_dir, MODEL)), _load_model(os.path.join(seed_dir, FLOAT_MODEL))
+
+
+def write_shared_float(folder, model, result):
+    """Writes a float baseline that several run folders share (``folder/float_model.keras``, then
+    ``folder/result.json``); see `tf_nvm.train.run_recipe`'s ``shared_floats``."""
+    save_model(model, os.path.join(folder, FLOAT_MODEL))
+    write_json_atomic(os.path.join(folder, SEED_RESULT), result)
+
+
+def read_shared_float(folder):
+    """A shared float baseline written by `write_shared_float`: ``(result, model)``, or None when unfinished.
+
+    Raises:
+        RunFolderError: ``result.json`` is unreadable.
+    """
+    result = _read_json(folder, SEED_RESULT, fix=f"Fix: delete {folder} to train it again.") \
+        if os.path.isdir(folder) else None
+    if result is None:
+        return None
+    return result, _load_model(os.path.join(folder, FLOAT_MODEL))
 
 
 def check_resumable(folder, recipe, standardisation, data_source):

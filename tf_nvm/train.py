@@ -8,6 +8,9 @@ test part is only evaluated, never used for selection. The results go to a run
 folder (`tf_nvm.runs`).
 """
 
+import hashlib
+import json
+import os
 import statistics
 import time
 
@@ -20,21 +23,39 @@ from tf_nvm.errors import InvalidWeightsError, RunFolderError
 from tf_nvm.nvm_model import model_spec, nonfinite_weights
 from tf_nvm.quantize import quantize_model
 
-__all__ = ["train_model", "run_recipe", "training_data"]
+__all__ = ["train_model", "run_recipe", "training_data", "float_key", "FLOAT_KEY_IGNORES"]
 
 
 def training_data(recipe, split):
     """Shuffled batches of the training part, augmented as the recipe says.
 
     ``recipe`` is a `Recipe` or anything with ``batch_size``, ``augment_scale`` and
-    ``augment_noise`` (e.g. `tf_nvm.nas.Training`).
+    ``augment_noise`` (e.g. `tf_nvm.nas.Training`); ``augment_crop`` and
+    ``augment_flip`` are read when present.
 
-    Augmentation (training only, per example): every channel multiplied by a gain
-    drawn from N(1, augment_scale^2) and Gaussian noise of standard deviation
-    augment_noise (standardised units) added to every value.
+    Augmentation (training only, per example): images are flipped left-right
+    (``augment_flip``) and cropped back to their size after zero padding by
+    ``augment_crop`` pixels per side, with stateless random ops seeded from a
+    random stream of the global seed (reproducible in parallel); every channel is
+    multiplied by a gain drawn from N(1, augment_scale^2) and Gaussian noise of
+    standard deviation augment_noise (standardised units) is added to every value.
     """
     data = tf.data.Dataset.from_tensor_slices((split.x_train, split.y_train))
-    data = data.shuffle(len(split.x_train), reshuffle_each_iteration=True).batch(recipe.batch_size)
+    data = data.shuffle(len(split.x_train), reshuffle_each_iteration=True)
+    crop, flip = getattr(recipe, "augment_crop", 0), getattr(recipe, "augment_flip", False)
+    if crop or flip:
+        seeds = tf.data.Dataset.random(rerandomize_each_iteration=True).batch(2)
+
+        def image_augment(example, seed):
+            x, y = example
+            if flip:
+                x = tf.image.stateless_random_flip_left_right(x, seed)
+            if crop:
+                padded = tf.pad(x, [[crop, crop], [crop, crop], [0, 0]])
+                x = tf.image.stateless_random_crop(padded, tf.shape(x), seed + tf.constant([0, 1], tf.int64))
+            return x, y
+        data = tf.data.Dataset.zip((data, seeds)).map(image_augment, num_parallel_calls=tf.data.AUTOTUNE)
+    data = data.batch(recipe.batch_size)
     if recipe.augment_scale or recipe.augment_noise:
         def augment(x, y):
             channels = tf.shape(x)[-1]
@@ -88,7 +109,41 @@ def _summary(values):
             "min": min(values), "max": max(values)}
 
 
-def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite=False, split=None, resume=False):
+FLOAT_KEY_IGNORES = ("name", "description", "spec", "init", "seeds")
+"""Recipe fields that do not change the float baseline (`run_recipe`'s ``shared_floats``)."""
+
+
+def float_key(recipe, split):
+    """Identifies a float baseline: the recipe fields that shape it and the data's standardisation (hex str)."""
+    fields = {k: v for k, v in recipe.to_dict().items() if k not in FLOAT_KEY_IGNORES}
+    fields["data"] = {**split.standardisation.to_dict(), "source": split.source}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+
+def _float_baseline(recipe, split, seed, verbose, shared_floats):
+    """(float model, result) of one seed: trained, or read from ``shared_floats`` when an earlier recipe
+    with the same float-relevant fields trained it."""
+    folder = None
+    if shared_floats is not None:
+        folder = os.path.join(shared_floats, float_key(recipe, split), f"seed{seed}")
+        found = runs.read_shared_float(folder)
+        if found is not None:
+            if verbose:
+                print(f"[tf-nvm] {recipe.name} seed {seed}: float baseline ({recipe.architecture}) shared with an "
+                      f"earlier variant, reused ({folder})", flush=True)
+            return found[1], found[0]
+    keras.utils.set_random_seed(seed)
+    model = models.build(recipe.architecture, **recipe.architecture_args)
+    if verbose:
+        print(f"[tf-nvm] {recipe.name} seed {seed}: float baseline ({recipe.architecture})", flush=True)
+    result = train_model(model, recipe, split, verbose)
+    if folder is not None:
+        runs.write_shared_float(folder, model, result)
+    return model, result
+
+
+def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite=False, split=None, resume=False,
+               shared_floats=None):
     """Trains the recipe's float baseline and NVM model for each seed; writes a run folder.
 
     The folder (layout in `tf_nvm.runs`) holds ``model.keras`` (the NVM model of
@@ -110,6 +165,9 @@ def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite
             ``seed<N>/result.json`` exists is reused (its models loaded, not trained again); the others
             are trained. An empty or missing ``out_dir`` starts a new run; with ``overwrite`` too, a folder
             that cannot be resumed (another recipe, other data, no run) is started over instead of refused.
+        shared_floats: a folder where float baselines are kept by `float_key` and seed, so recipes that
+            differ only in the NVM spec (e.g. 4-bit and 2-bit of one architecture) train each float
+            baseline once (`tf-nvm run` passes ``OUT/floats``); None: every recipe trains its own.
 
     Returns:
         the metrics dict written to ``metrics.json``.
@@ -146,11 +204,7 @@ def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite
             if best is None or row["nvm"]["val_accuracy"] > best[0]:
                 best = (row["nvm"]["val_accuracy"], seed, nvm_model, float_model)
             continue
-        keras.utils.set_random_seed(seed)
-        float_model = models.build(recipe.architecture, **recipe.architecture_args)
-        if verbose:
-            print(f"[tf-nvm] {recipe.name} seed {seed}: float baseline ({recipe.architecture})", flush=True)
-        float_result = train_model(float_model, recipe, split, verbose)
+        float_model, float_result = _float_baseline(recipe, split, seed, verbose, shared_floats)
         keras.utils.set_random_seed(seed)
         nvm_model = quantize_model(models.build(recipe.architecture, **recipe.architecture_args),
                                    recipe.spec, init=recipe.init)

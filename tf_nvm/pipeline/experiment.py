@@ -3,7 +3,7 @@
 An experiment recipe is a JSON file (bundled ones in ``recipes/experiments/``,
 listed by `names`) with these fields:
 
-* ``description`` (str), ``dataset`` (``"har"``);
+* ``description`` (str), ``dataset`` (``"har"`` or ``"cifar10"``; every variant's training recipe uses it);
 * ``variants``: training recipes (`tf_nvm.recipes`) run one after the other; each
   trains its float baseline and its NVM model over the seeds;
 * ``seeds``: training seeds (non-empty list of ints >= 0);
@@ -19,9 +19,11 @@ listed by `names`) with these fields:
 * ``paper``: the paper's published numbers shown beside the measured ones
   (``{label: value}``, accuracies in 0..1); an NVM variant is matched by the label
   ``"<b>-bit <unipolar|bipolar> accuracy"``, the float baselines by ``"float accuracy"``;
-* ``targets``: the accuracies this experiment should reach (``{label: value}`` in
-  0..1, labels ``"float"`` or ``"<b>-bit <unipolar|bipolar>"``; test accuracy, mean
-  over seeds); the report says met or missed by how much and why;
+* ``targets``: the accuracies this experiment should reach (``{label: value}``;
+  test accuracy, mean over seeds): ``"float"`` or ``"<b>-bit <unipolar|bipolar>"``
+  with an accuracy in 0..1, or ``"<b>-bit <unipolar|bipolar> vs float"`` with the
+  least difference to the variant's own float baseline in -1..0 (``-0.02``: at most
+  2 points below it); the report says met or missed by how much and why;
 * ``notes``: ``{label: text}`` explanations printed under the measured-vs-paper
   table (labels as in ``targets``).
 
@@ -44,10 +46,12 @@ from tf_nvm.errors import PipelineError
 __all__ = ["Experiment", "Simulation", "Cost", "load", "names", "experiments_dir", "from_dict", "REPORT_FIELDS",
            "variant_kind"]
 
+DATASETS = ("har", "cifar10")
+"""Data sets an experiment may run on."""
 REPORT_FIELDS = ("description", "paper", "targets", "notes")
 """Fields that only shape the report (they may change on an existing output folder)."""
 
-_LABEL = re.compile(r"float|[1-8]-bit (unipolar|bipolar)")
+_LABEL = re.compile(r"float|[1-8]-bit (unipolar|bipolar)( vs float)?")
 
 
 def variant_kind(spec):
@@ -236,14 +240,18 @@ def from_dict(data, where="experiment recipe"):
     for field in ("name", "description", "dataset"):
         if not isinstance(data[field], str) or not data[field]:
             _fail(where, field, data[field], "a non-empty string")
-    if data["dataset"] != "har":
-        _fail(where, "dataset", data["dataset"], "'har' (CIFAR-10 experiments come with the CIFAR-10 recipe)")
+    if data["dataset"] not in DATASETS:
+        _fail(where, "dataset", data["dataset"], f"one of {list(DATASETS)}")
     variants = data["variants"]
     if not isinstance(variants, list) or not variants or not all(isinstance(v, str) for v in variants):
         _fail(where, "variants", variants, "a non-empty list of training recipe names")
     unknown = [v for v in variants if v not in recipes.names()]
     if unknown:
         _fail(where, "variants", unknown, f"training recipes among {recipes.names()}")
+    other = [v for v in variants if recipes.load(v).dataset != data["dataset"]]
+    if other:
+        _fail(where, "variants", other, f"training recipes of dataset {data['dataset']!r} (one data set per "
+                                          "experiment)")
     if len(set(variants)) != len(variants):
         _fail(where, "variants", variants, "distinct names")
     seeds = data.get("seeds", [0, 1, 2])
@@ -274,9 +282,13 @@ def from_dict(data, where="experiment recipe"):
         _fail(where, "targets", targets, "an object of {label: accuracy in 0..1}")
     for label, value in targets.items():
         if not _LABEL.fullmatch(label):
-            _fail(where, "targets", label, "labelled 'float' or '<b>-bit unipolar' / '<b>-bit bipolar'")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-            _fail(where, f"targets[{label!r}]", value, "an accuracy in 0..1")
+            _fail(where, "targets", label, "labelled 'float', '<b>-bit unipolar|bipolar' or '<b>-bit "
+                                           "unipolar|bipolar vs float'")
+        relative = label.endswith(" vs float")
+        low, high = (-1, 0) if relative else (0, 1)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            _fail(where, f"targets[{label!r}]", value, "a difference to the float baseline in -1..0" if relative
+                  else "an accuracy in 0..1")
     notes = data.get("notes", {})
     if not isinstance(notes, dict) or not all(_LABEL.fullmatch(k) and isinstance(v, str) for k, v in notes.items()):
         _fail(where, "notes", notes, "an object of {'float' or '<b>-bit unipolar|bipolar': text}")

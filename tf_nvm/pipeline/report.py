@@ -123,8 +123,12 @@ def _paper_table(experiment, found):
                  "paper": experiment.paper.get("float accuracy"), "target": experiment.targets.get("float")})
     for name, v in found.items():
         kind = variant_kind(v["metrics"]["spec"])
-        rows.append({"quantity": f"{name} ({kind}) test accuracy", "measured": v["metrics"]["test_accuracy"],
+        nvm, flt = v["metrics"]["test_accuracy"], v["metrics"]["float_test_accuracy"]
+        rows.append({"quantity": f"{name} ({kind}) test accuracy", "measured": nvm,
                      "paper": experiment.paper.get(f"{kind} accuracy"), "target": experiment.targets.get(kind)})
+        if f"{kind} vs float" in experiment.targets:
+            rows.append({"quantity": f"{name} ({kind}) minus its float baseline", "measured": nvm - flt,
+                         "paper": None, "target": experiment.targets[f"{kind} vs float"]})
     uni = next((v for v in found.values() if v["metrics"]["spec"]["unipolar"]), None)
     if uni is not None:
         comparison = uni["cost"]["unipolar_vs_bipolar"]
@@ -150,6 +154,11 @@ def _explanations(experiment, found):
     for name, v in found.items():
         kind = variant_kind(v["metrics"]["spec"])
         nvm, flt = v["metrics"]["test_accuracy"], v["metrics"]["float_test_accuracy"]
+        allowed = targets.get(f"{kind} vs float")
+        if allowed is not None and nvm - flt < allowed:
+            lines.append(f"- {name}: {_pct(nvm)}, {100 * (flt - nvm):.2f} pts below its float baseline "
+                         f"{_pct(flt)} (allowed: {-100 * allowed:.2f}; missed by "
+                         f"{100 * (allowed - (nvm - flt)):.2f} pts). {notes.get(f'{kind} vs float', '')}".rstrip())
         if kind not in targets or nvm >= targets[kind]:
             continue
         target = targets[kind]

@@ -8,6 +8,8 @@ Output folder ``OUT``:
   and NVM model over the seeds) with ``export/`` (``model.tflite``, the crossbar
   mapping), ``simulate/`` (per-chip accuracies) and ``cost/`` (tables); every
   finished step leaves a marker (`tf_nvm.runs.mark_done`) holding its numbers;
+* ``floats/<key>/seed<N>/``: float baselines shared by variants that differ only in the NVM spec
+  (`tf_nvm.train.float_key`), each trained once;
 * ``report/``: written by `tf_nvm.pipeline.report` from the markers.
 
 A rerun reuses every step whose marker exists and says so; an interrupted run
@@ -20,6 +22,7 @@ only the others are trained. ``force`` redoes one step and every step after it
 import dataclasses
 import json
 import os
+import shutil
 import time
 
 import numpy as np
@@ -104,12 +107,12 @@ class _Data:
         return self._split
 
 
-def _train(experiment, name, folder, data, verbose, retrain=False):
+def _train(experiment, name, folder, data, verbose, retrain=False, shared_floats=None):
     from tf_nvm.train import run_recipe  # noqa: PLC0415
 
     recipe = experiment.training_recipe(name)
     metrics = run_recipe(recipe, folder, data_path=data.data_path, verbose=2 if verbose else 0,
-                         overwrite=True, resume=not retrain)
+                         overwrite=True, resume=not retrain, shared_floats=shared_floats)
     return {"recipe": recipe.to_dict(), "test_accuracy": metrics["test_accuracy_summary"],
             "float_test_accuracy": metrics["float_test_accuracy_summary"],
             "per_seed": [{"seed": row["seed"], "nvm": row["nvm"]["test_accuracy"],
@@ -250,6 +253,9 @@ def run_experiment(experiment, out, quick=False, force=None, data_path=None, ver
     chosen = experiment.quick_version() if quick else experiment
     prepare_output(out, experiment, quick)
     data = _Data(data_path, verbose)
+    floats = os.path.join(out, "floats")
+    if force == "train":
+        shutil.rmtree(floats, ignore_errors=True)
     timings = {}
     for name in chosen.variants:
         folder = variant_folder(out, name)
@@ -264,7 +270,7 @@ def run_experiment(experiment, out, quick=False, force=None, data_path=None, ver
                 continue
             _say(verbose, f"{name}: {step} ...")
             start = time.perf_counter()
-            options = {"retrain": force == "train"} if step == "train" else {}
+            options = {"retrain": force == "train", "shared_floats": floats} if step == "train" else {}
             info = _STEP_FUNCTIONS[step](chosen, name, folder, data, verbose, **options)
             timings[f"{name}/{step}"] = time.perf_counter() - start
             runs.mark_done(folder, step, _jsonable(info))
