@@ -273,7 +273,8 @@ def test_variants_differing_only_in_the_spec_share_one_float_baseline(tmp_path, 
     x = small.x_test[:16]
     a = runs.read_run(tmp_path / "four").float_model_path
     b = runs.read_run(tmp_path / "two").float_model_path
-    np.testing.assert_array_equal(tf_nvm.load_model(a).predict(x, verbose=0), tf_nvm.load_model(b).predict(x, verbose=0))
+    np.testing.assert_array_equal(tf_nvm.load_model(a).predict(x, verbose=0),
+                                  tf_nvm.load_model(b).predict(x, verbose=0))
 
 
 def test_image_augmentation_is_reproducible_and_checked(tmp_path):

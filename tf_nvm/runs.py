@@ -32,7 +32,8 @@ from tf_nvm.preprocessing import Standardisation
 from tf_nvm.spec import NVMSpec
 
 __all__ = ["FORMAT", "SCHEMA_VERSION", "RunFolder", "prepare_folder", "check_resumable", "create_run", "save_model",
-           "write_seed", "read_seed", "write_shared_float", "read_shared_float", "write_result", "read_run", "mark_done", "is_done", "step_info"]
+           "write_seed", "read_seed", "write_shared_float", "read_shared_float", "write_result", "read_run",
+           "mark_done", "is_done", "step_info"]
 
 FORMAT = "tf_nvm.run"
 """The ``format`` field of ``run.json``."""
