@@ -126,6 +126,20 @@ def test_unquantizable_candidate_is_a_failed_trial_with_its_reason(tmp_path):
     assert "LSTM" in trial.message
 
 
+def test_a_candidate_the_crossbar_exporter_refuses_is_a_failed_trial_with_its_reason(tmp_path):
+    """`tf-nvm search` passes the exporter's dry run: average pooling (not mapped yet) fails, max pooling runs."""
+    from tflite_export.crossbar import build_mapping  # noqa: PLC0415
+
+    config = _config(space={**TINY_SPACE, "filters": [4], "pooling": ["avg", "max"]},
+                     tuner={"kind": "random", "max_trials": 2, "seed": 0, "max_consecutive_failed_trials": 4})
+    run_search(config, tmp_path / "s", split=synthetic_split(), verbose=False, candidate_check=build_mapping)
+    table = pd.read_csv(tmp_path / "s" / "trials.csv").set_index("pooling")
+    assert table.loc["max", "status"] == "COMPLETED"
+    assert table.loc["avg", "status"] == "FAILED"
+    assert table.loc["avg", "reason"].startswith("cannot be exported: ExportError: layer 'quant_pool0' "
+                                                 "(AveragePooling1D): this layer class is not mapped.")
+
+
 def test_keras3_hypermodel_is_refused_when_the_tuner_is_created(tmp_path):
     import keras as keras3
 

@@ -107,6 +107,16 @@ def test_a_tiny_experiment_end_to_end_then_reused_and_resumed(tmp_path, capsys):
     assert main(["run", str(recipe), "--out", str(out)]) == 0  # back to the first report fields
     capsys.readouterr()
     assert json.loads((report / "report.json").read_text()) == first
+    # a variant's training recipe changed after it trained: refused, naming the variant; once its folder is
+    # deleted, the changed recipe is accepted (only that variant would train again)
+    record = json.loads((out / "experiment.json").read_text())
+    record["recipes"]["har-2bit-unipolar"]["learning_rate"] = 0.5
+    (out / "experiment.json").write_text(json.dumps(record))
+    assert main(["run", str(recipe), "--out", str(out)]) == 2
+    assert "variant(s) ['har-2bit-unipolar'] were trained with another version of their training recipe. Fix: " \
+           "delete " in capsys.readouterr().err
+    record["recipes"]["har-2bit-unipolar"]["learning_rate"] = 0.002
+    (out / "experiment.json").write_text(json.dumps(record))
     # the same folder with another experiment, or other settings, is refused
     other = tmp_path / "other.json"
     other.write_text(json.dumps(_recipe(name="other")))

@@ -41,8 +41,11 @@ def run(args):
     if args.max_minutes is not None:
         config = search_config.from_dict({**config.to_dict(), "max_minutes": args.max_minutes})
     out = args.out or os.path.join("runs", f"search-{config.name}")
+    from tflite_export.crossbar import build_mapping  # noqa: PLC0415  (application layer)
+
+    # every candidate must map onto crossbars (a dry run of the exporter), else it is a failed trial with the reason
     summary = run_search(config, out, resume=args.resume, overwrite=args.overwrite, export_best=args.export_best,
-                         data_path=args.data, verbose=not args.quiet)
+                         data_path=args.data, verbose=not args.quiet, candidate_check=build_mapping)
     print(json.dumps(summary, indent=2))
     print(f"[tf-nvm] search folder: {os.path.abspath(out)}")
     return 0

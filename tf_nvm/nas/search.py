@@ -120,7 +120,7 @@ def _best_trial(tuner):
 
 
 def run_search(config, out, *, resume=False, overwrite=False, export_best=False, split=None, data_path=None,
-               verbose=True):
+               verbose=True, candidate_check=None):
     """Runs (or resumes) a search and writes its outputs into ``out`` (layout in the module docstring).
 
     Args:
@@ -133,6 +133,9 @@ def run_search(config, out, *, resume=False, overwrite=False, export_best=False,
             standardised as ``tf-nvm train`` does).
         data_path: explicit data source for the data-set loader.
         verbose: progress lines.
+        candidate_check: ``check(nvm_model)`` run on every candidate before it trains; an exception fails
+            the trial with its reason (see `NVMTunerMixin`; `tf-nvm search` passes the crossbar exporter's
+            dry run).
 
     Returns:
         the summary dict (also ``summary.json``); a worker returns ``{"role": "worker", ...}``.
@@ -160,7 +163,8 @@ def run_search(config, out, *, resume=False, overwrite=False, export_best=False,
     tuner = TUNERS.get(kind)(hypermodel, spec=config.spec, training=config.training, objective=config.objective,
                              budget=config.budget, init=config.init, seed=tuner_args.pop("seed", 0),
                              max_seconds=None if config.max_minutes is None else 60.0 * config.max_minutes,
-                             verbose=verbose, directory=out, project_name=PROJECT, overwrite=False, **tuner_args)
+                             candidate_check=candidate_check, verbose=verbose, directory=out, project_name=PROJECT,
+                             overwrite=False, **tuner_args)
     if verbose:
         done = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
         print(f"[tf-nvm] search {config.name} ({role}): {kind} over {config.hypermodel}, "

@@ -103,6 +103,10 @@ class NVMTunerMixin:
         init: `quantize_model` init (``"device"`` or ``"keep"``).
         seed: seed of the oracle and of each trial's initialisation (trial seed: seed + crc32(trial_id)).
         max_seconds: wall-clock budget of one `search` call (s); no new trial starts after it (None: none).
+        candidate_check: optional ``check(nvm_model)`` run on every quantized candidate before it trains;
+            any exception it raises fails the trial with that reason (`tf-nvm search` passes a dry run of the
+            crossbar exporter, ``tflite_export.crossbar.build_mapping``, so that every completed candidate can
+            be exported).
         verbose: print one progress line per trial.
         **kwargs: the tuner's own arguments (``max_trials``, ``directory``,
             ``project_name``, ``overwrite``, ``max_consecutive_failed_trials``, ...).
@@ -112,8 +116,9 @@ class NVMTunerMixin:
     """
 
     def __init__(self, hypermodel, *, spec, training=None, objective=None, budget=None, init="device", seed=0,
-                 max_seconds=None, verbose=True, **kwargs):
+                 max_seconds=None, candidate_check=None, verbose=True, **kwargs):
         self.spec = resolve_spec(spec, owner="search")
+        self.candidate_check = candidate_check
         self.training = training or Training()
         self.search_objective = objective or SearchObjective()
         self.budget = budget or Budget()
@@ -198,6 +203,14 @@ class NVMTunerMixin:
             self._record(trial.trial_id, status="FAILED", reason=str(err), counts=None,
                          seconds=round(time.perf_counter() - start, 2))
             raise
+        if self.candidate_check is not None:
+            try:
+                self.candidate_check(model)
+            except Exception as err:  # noqa: BLE001  (any refusal is this trial's failure, with its reason)
+                reason = f"cannot be exported: {_reason(err)}"
+                self._record(trial.trial_id, status="FAILED", reason=reason, counts=None,
+                             seconds=round(time.perf_counter() - start, 2))
+                raise FailedTrialError(reason) from err
         counts = hardware_counts(model)
         over = self.budget.violation(counts)
         if over:

@@ -48,20 +48,25 @@ def variant_folder(out, name):
 def prepare_output(out, experiment, quick):
     """Creates ``out`` or checks that it holds this experiment with these settings; writes ``experiment.json``.
 
+    ``experiment.json`` records the experiment, ``quick`` and every variant's training recipe as run.
     Fields that only shape the report (`tf_nvm.pipeline.experiment.REPORT_FIELDS`) may differ from the
-    recorded run: ``experiment.json`` is then updated and the report rebuilt with them.
+    record (the report is rebuilt with them), and so may the training recipe of a variant that has not
+    finished training (e.g. whose folder was deleted to retrain it); the record is then updated.
 
     Raises:
-        PipelineError: ``out`` holds another experiment, the same one with other settings, or unrelated files.
+        PipelineError: ``out`` holds another experiment, the same one with other settings, a variant
+            trained with a training recipe that has changed since, or unrelated files.
     """
     from tf_nvm.pipeline.experiment import REPORT_FIELDS  # noqa: PLC0415
 
-    record = json.loads(json.dumps({"experiment": experiment.to_dict(), "quick": bool(quick)}))  # as on disk
+    chosen = experiment.quick_version() if quick else experiment
+    recipes = {name: chosen.training_recipe(name).to_dict() for name in chosen.variants}
+    record = json.loads(json.dumps({"experiment": experiment.to_dict(), "quick": bool(quick), "recipes": recipes}))
     path = os.path.join(out, "experiment.json")
 
     def settings(data):
-        return {**data, "experiment": {k: v for k, v in data.get("experiment", {}).items()
-                                       if k not in REPORT_FIELDS}}
+        return {"quick": data.get("quick"), "experiment": {k: v for k, v in data.get("experiment", {}).items()
+                                                           if k not in REPORT_FIELDS}}
 
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as handle:
@@ -78,8 +83,17 @@ def prepare_output(out, experiment, quick):
             raise PipelineError(f"output folder {out} holds a run of {experiment.name!r} with other settings "
                                 f"(quick={found.get('quick')}, or a changed recipe). Fix: rerun with the same "
                                 "settings to continue it, pass another --out, or delete the folder.")
+        before = found.get("recipes", {})  # absent in folders written before tf_nvm recorded them
+        changed = sorted(name for name in recipes if name in before and before[name] != recipes[name]
+                         and runs.is_done(variant_folder(out, name), "train")
+                         if os.path.isdir(variant_folder(out, name)))
+        if changed:
+            raise PipelineError(f"output folder {out}: variant(s) {changed} were trained with another version of "
+                                "their training recipe. Fix: delete "
+                                f"{', '.join(variant_folder(out, name) for name in changed)} to retrain only them, "
+                                "rerun with --force train to retrain every variant, or pass another --out.")
         if found != record:
-            write_json_atomic(path, record)  # only report fields changed
+            write_json_atomic(path, record)  # report fields, or recipes of variants still to train, changed
         return
     if os.path.isdir(out) and os.listdir(out):
         raise PipelineError(f"output folder {out} is not empty and holds no experiment.json: it is not a "
