@@ -4,7 +4,7 @@ embedded), CSV + Markdown tables and PNG plots, from the step markers.
 Everything is computed from what the steps recorded (``metrics.json`` and the
 step markers of each variant), so a report rebuilt after an interrupted and
 resumed run equals the one of an uninterrupted run in every field but the
-timings, which are kept in a section of their own.
+timings (the wall time per step, in report.md only).
 """
 
 import base64
@@ -170,6 +170,18 @@ def _explanations(experiment, found):
     return lines
 
 
+def _step_times(found):
+    """Wall time of every step of every variant, as its marker recorded it (blank: not recorded)."""
+    from tf_nvm.pipeline.steps import STEPS  # noqa: PLC0415
+
+    rows = []
+    for name, v in found.items():
+        seconds = {step: (runs.step_info(v["folder"], step) or {}).get("seconds") for step in STEPS}
+        total = sum(t for t in seconds.values() if t is not None)
+        rows.append({"variant": name, **seconds, "total": total})
+    return pd.DataFrame(rows)
+
+
 def _plot_accuracy(found, path, preset):
     plt = pyplot()
     names = list(found)
@@ -193,7 +205,7 @@ def _plot_accuracy(found, path, preset):
     axis.set_title("Test accuracy per variant (error bars: std over seeds or chips)")
     axis.set_xlabel("variant (training recipe)")
     axis.set_ylabel("test accuracy (%)")
-    axis.legend(fontsize="small", loc="lower right")
+    axis.legend(fontsize="small", loc="upper center", ncol=len(series))  # above the bars, below 100 %
     return write_png(figure, path)
 
 
@@ -364,9 +376,11 @@ def write_report(experiment, out, quick, timings):
         "![area](periphery_area.png)", "", "![energy](periphery_energy.png)", "",
         "## Crossbar vs microcontroller (per inference)", "", to_markdown(tables["crossbar_vs_mcu"], 4), "",
         "![crossbar vs mcu](crossbar_vs_mcu.png)", "", "## Conductance levels", "", "![levels](levels.png)", "",
-        "## Timings of this invocation (steps reused from an earlier invocation are not listed)", "",
+        "## Wall time per step (s, from the step markers, whichever invocation ran the step)", "",
+        to_markdown(_step_times(found), 0), "",
+        "This invocation ran: " + (", ".join(f"{key} ({seconds:.0f} s)" for key, seconds in timings.items())
+                                   or "nothing (every step was reused)") + ".",
     ]
-    lines += [f"- {key}: {seconds:.0f} s" for key, seconds in timings.items()] or ["- every step was reused"]
     lines += ["", f"Host: {platform.node()}, {os.cpu_count()} CPU(s), {platform.platform()}."]
     write_bytes_atomic(os.path.join(folder, "report.md"), ("\n".join(lines) + "\n").encode("utf-8"))
     write_bytes_atomic(os.path.join(folder, "report.html"),

@@ -287,6 +287,6 @@ def run_experiment(experiment, out, quick=False, force=None, data_path=None, ver
             options = {"retrain": force == "train", "shared_floats": floats} if step == "train" else {}
             info = _STEP_FUNCTIONS[step](chosen, name, folder, data, verbose, **options)
             timings[f"{name}/{step}"] = time.perf_counter() - start
-            runs.mark_done(folder, step, _jsonable(info))
+            runs.mark_done(folder, step, {**_jsonable(info), "seconds": round(timings[f"{name}/{step}"], 1)})
             _say(verbose, f"{name}: {step} finished in {timings[f'{name}/{step}']:.0f} s")
     return report.write_report(chosen, out, quick, timings)
