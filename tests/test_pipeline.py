@@ -17,7 +17,7 @@ def _recipe(**changes):
             "variants": ["har-2bit-unipolar"], "seeds": [0], "epochs": 1,
             "simulation": {"preset": "pcm-like", "t_inference": 3600.0, "chips": 2, "read_noise": "per-chip",
                            "examples": 300, "sweep_t_inference": [3600.0, 86400.0]},
-            "cost": {"technology": "isaac-32nm", "array_sizing": "fit"},
+            "cost": {"technology": "isaac-32nm", "array_sizing": "fit"}, "export_examples": 300,
             "quick": {"epochs": 1}, "paper": {"2-bit unipolar accuracy": 0.9291}}
     data.update(changes)
     return data
@@ -46,6 +46,7 @@ def test_bundled_experiment_loads_and_quick_mode_applies():
     ({"simulation": {"speed": 1}}, r"simulation has unknown field\(s\) \['speed'\]"),
     ({"cost": {"array_sizing": "huge"}}, r"cost.array_sizing must be 'fixed' or 'fit', got 'huge'"),
     ({"quick": {"epochs": 0}}, r"quick.epochs must be an integer >= 1, got 0"),
+    ({"export_examples": 0}, r"export_examples must be an integer >= 1 or null, got 0"),
     ({"targets": {"8bit": 0.9}}, r"targets must be labelled 'float', '<b>-bit unipolar\|bipolar' or '<b>-bit "
                                  r"unipolar\|bipolar vs float', got '8bit'"),
     ({"targets": {"4-bit bipolar vs float": 0.01}}, r"targets\['4-bit bipolar vs float'\] must be a difference to "
@@ -160,6 +161,7 @@ def test_a_tiny_cifar10_experiment_end_to_end(tmp_path):
     recipe = tmp_path / "tiny-cifar.json"
     recipe.write_text(json.dumps(_recipe(name="tiny-cifar", dataset="cifar10", variants=["cifar10-2bit-unipolar"],
                                          simulation={"chips": 2, "examples": 100, "sweep_t_inference": [3600.0]},
+                                         export_examples=100,
                                          targets={"float": 0.85, "2-bit unipolar vs float": -0.02}, paper={})))
     out = tmp_path / "out"
     assert main(["run", str(recipe), "--out", str(out), "--data", str(images), "--quiet"]) == 0

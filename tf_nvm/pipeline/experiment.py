@@ -14,8 +14,10 @@ listed by `names`) with these fields:
   ``sweep_t_inference`` (seconds of the accuracy-vs-time plot);
 * ``cost``: ``technology`` (a `tf_nvm.cost.TECHNOLOGIES` name), ``array_sizing``
   (``"fixed"`` or ``"fit"``);
+* ``export_examples``: test examples the export step runs through LiteRT and TFLite
+  Micro to compare them with the Keras model (None: the whole test set);
 * ``quick``: overrides used by ``--quick`` (any of ``seeds``, ``epochs``,
-  ``chips``, ``examples``);
+  ``chips``, ``examples`` (simulated), ``export_examples``);
 * ``paper``: the paper's published numbers shown beside the measured ones
   (``{label: value}``, accuracies in 0..1); an NVM variant is matched by the label
   ``"<b>-bit <unipolar|bipolar> accuracy"``, the float baselines by ``"float accuracy"``;
@@ -164,6 +166,7 @@ class Experiment:
     epochs: Optional[int] = None
     simulation: Simulation = Simulation()
     cost: Cost = Cost()
+    export_examples: Optional[int] = None
     quick: dict = dataclasses.field(default_factory=dict)
     paper: dict = dataclasses.field(default_factory=dict)
     targets: dict = dataclasses.field(default_factory=dict)
@@ -175,7 +178,8 @@ class Experiment:
         simulation = dataclasses.replace(self.simulation, chips=q.get("chips", self.simulation.chips),
                                          examples=q.get("examples", self.simulation.examples))
         return dataclasses.replace(self, seeds=tuple(q.get("seeds", self.seeds)), epochs=q.get("epochs", self.epochs),
-                                   simulation=simulation)
+                                   simulation=simulation,
+                                   export_examples=q.get("export_examples", self.export_examples))
 
     def training_recipe(self, name):
         """The `tf_nvm.recipes.Recipe` of variant ``name`` with this experiment's seeds and epochs."""
@@ -266,11 +270,13 @@ def from_dict(data, where="experiment recipe"):
         data[field] = cls(**section)
         data[field].check(where)
     quick = data.get("quick", {})
-    if not isinstance(quick, dict) or set(quick) - {"seeds", "epochs", "chips", "examples"}:
-        _fail(where, "quick", quick, "an object with any of 'seeds', 'epochs', 'chips', 'examples'")
+    _int(where, "export_examples", data.get("export_examples"), 1, allow_none=True)
+    if not isinstance(quick, dict) or set(quick) - {"seeds", "epochs", "chips", "examples", "export_examples"}:
+        _fail(where, "quick", quick, "an object with any of 'seeds', 'epochs', 'chips', 'examples', "
+                                     "'export_examples'")
     for seed in quick.get("seeds", [0]):
         _int(where, "quick.seeds[]", seed, 0)
-    for field in ("epochs", "chips", "examples"):
+    for field in ("epochs", "chips", "examples", "export_examples"):
         if field in quick:
             _int(where, f"quick.{field}", quick[field], 1)
     paper = data.get("paper", {})

@@ -361,6 +361,8 @@ def write_report(experiment, out, quick, timings):
         f"- simulation: ideal chip, and {sim.chips} {sim.preset} chips at t_inference = {sim.t_inference:g} s "
         f"(read noise {sim.read_noise}, global drift compensation), on "
         f"{next(iter(found.values()))['simulate']['examples']} test examples",
+        f"- export: TFLite int8 and the crossbar mapping; LiteRT and TFLite Micro compared with the Keras model on "
+        f"{experiment.export_examples or 'all'} test examples",
         f"- cost: technology {experiment.cost.technology}, arrays {experiment.cost.array_sizing}",
         f"- software: {', '.join(f'{k} {v}' for k, v in _versions().items())}",
         "", "## Measured beside the paper", "", to_markdown(tables["paper"], 4), "",

@@ -144,7 +144,7 @@ def _export(experiment, name, folder, data, verbose):
     os.makedirs(out, exist_ok=True)
     tflite = tflite_export.export_tflite(run.model, os.path.join(out, "model.tflite"),
                                          split.x_train[:REPRESENTATIVE], measure_arena=True)
-    x = split.x_test[:experiment.simulation.examples] if experiment.simulation.examples else split.x_test
+    x = split.x_test[:experiment.export_examples] if experiment.export_examples else split.x_test
     _say(verbose, f"{name}: TFLite model {tflite.model_bytes} bytes, arena {tflite.arena_bytes} bytes; comparing "
                   f"LiteRT and TFLite Micro with the Keras model on {len(x)} test examples")
     checks = compare(run.model, tflite.path, x, runtimes=("litert", "tflm"), arena_size=tflite.arena_bytes)
