@@ -367,7 +367,8 @@ def write_report(experiment, out, quick, timings):
         f"- software: {', '.join(f'{k} {v}' for k, v in _versions().items())}",
         "", "## Measured beside the paper", "", to_markdown(tables["paper"], 4), "",
         "Targets (test accuracy, mean over seeds): "
-        + (", ".join(f"{label} >= {_pct(value)}" for label, value in experiment.targets.items()) or "none")
+        + (", ".join(f"{label} >= {100 * value:+.2f} pts" if label.endswith(" vs float") else
+                     f"{label} >= {_pct(value)}" for label, value in experiment.targets.items()) or "none")
         + ". The paper's periphery figures compare its own circuit designs; ours come from the cited component "
         "model of docs/cost_model.md (power agrees under its assumptions; area depends on how arrays are sized, "
         "see there).", "",
