@@ -117,6 +117,10 @@ def test_a_tiny_experiment_end_to_end_then_reused_and_resumed(tmp_path, capsys):
     assert main(["run", str(recipe), "--out", str(out)]) == 2
     assert "variant(s) ['har-2bit-unipolar'] were trained with another version of their training recipe. Fix: " \
            "delete " in capsys.readouterr().err
+    from tf_nvm.pipeline.steps import prepare_output  # noqa: PLC0415
+
+    prepare_output(str(out), experiments.load(str(recipe)), False, retrain=True)  # --force train accepts it
+    assert json.loads((out / "experiment.json").read_text())["recipes"]["har-2bit-unipolar"]["learning_rate"] == 0.002
     record["recipes"]["har-2bit-unipolar"]["learning_rate"] = 0.002
     (out / "experiment.json").write_text(json.dumps(record))
     # the same folder with another experiment, or other settings, is refused

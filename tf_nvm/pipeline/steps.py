@@ -45,13 +45,14 @@ def variant_folder(out, name):
     return os.path.join(out, "variants", name)
 
 
-def prepare_output(out, experiment, quick):
+def prepare_output(out, experiment, quick, retrain=False):
     """Creates ``out`` or checks that it holds this experiment with these settings; writes ``experiment.json``.
 
     ``experiment.json`` records the experiment, ``quick`` and every variant's training recipe as run.
     Fields that only shape the report (`tf_nvm.pipeline.experiment.REPORT_FIELDS`) may differ from the
     record (the report is rebuilt with them), and so may the training recipe of a variant that has not
-    finished training (e.g. whose folder was deleted to retrain it); the record is then updated.
+    finished training (e.g. whose folder was deleted to retrain it), or any training recipe when
+    ``retrain`` (``--force train``: every variant trains again); the record is then updated.
 
     Raises:
         PipelineError: ``out`` holds another experiment, the same one with other settings, a variant
@@ -84,9 +85,9 @@ def prepare_output(out, experiment, quick):
                                 f"(quick={found.get('quick')}, or a changed recipe). Fix: rerun with the same "
                                 "settings to continue it, pass another --out, or delete the folder.")
         before = found.get("recipes", {})  # absent in folders written before tf_nvm recorded them
-        changed = sorted(name for name in recipes if name in before and before[name] != recipes[name]
-                         and runs.is_done(variant_folder(out, name), "train")
-                         if os.path.isdir(variant_folder(out, name)))
+        changed = [] if retrain else sorted(
+            name for name in recipes if name in before and before[name] != recipes[name]
+            and os.path.isdir(variant_folder(out, name)) and runs.is_done(variant_folder(out, name), "train"))
         if changed:
             raise PipelineError(f"output folder {out}: variant(s) {changed} were trained with another version of "
                                 "their training recipe. Fix: delete "
@@ -265,7 +266,7 @@ def run_experiment(experiment, out, quick=False, force=None, data_path=None, ver
         raise PipelineError(f"tf-nvm run: --force must be one of {list(STEPS)}, got {force!r}. Fix: pass one of "
                             "those step names.")
     chosen = experiment.quick_version() if quick else experiment
-    prepare_output(out, experiment, quick)
+    prepare_output(out, experiment, quick, retrain=force == "train")
     data = _Data(data_path, verbose)
     floats = os.path.join(out, "floats")
     if force == "train":
