@@ -142,6 +142,28 @@ def _float_baseline(recipe, split, seed, verbose, shared_floats):
     return model, result
 
 
+def _train_seed(recipe, split, seed, verbose, shared_floats, out_dir):
+    """Trains (or shares) the float baseline and trains the NVM model of one seed; writes ``seed<N>/``.
+
+    Returns:
+        (result row, NVM model, float model).
+    """
+    float_model, float_result = _float_baseline(recipe, split, seed, verbose, shared_floats)
+    keras.utils.set_random_seed(seed)
+    nvm_model = quantize_model(models.build(recipe.architecture, **recipe.architecture_args),
+                               recipe.spec, init=recipe.init)
+    if verbose:
+        print(f"[tf-nvm] {recipe.name} seed {seed}: NVM model ({recipe.spec_name})", flush=True)
+    nvm_result = train_model(nvm_model, recipe, split, verbose)
+    row = {"seed": seed, "nvm": nvm_result, "float": float_result}
+    runs.write_seed(out_dir, seed, nvm_model, float_model, result=row)
+    if verbose:
+        print(f"[tf-nvm] seed {seed}: NVM test {nvm_result['test_accuracy']:.4f} "
+              f"(val {nvm_result['val_accuracy']:.4f}), float test {float_result['test_accuracy']:.4f}",
+              flush=True)
+    return row, nvm_model, float_model
+
+
 def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite=False, split=None, resume=False,
                shared_floats=None):
     """Trains the recipe's float baseline and NVM model for each seed; writes a run folder.
@@ -195,31 +217,16 @@ def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite
     best = None
     for seed in seeds:
         earlier = runs.read_seed(out_dir, seed) if resuming else None
-        if earlier is not None:
+        if earlier is None:
+            row, nvm_model, float_model = _train_seed(recipe, split, seed, verbose, shared_floats, out_dir)
+        else:
             row, nvm_model, float_model = earlier
-            per_seed.append(row)
             if verbose:
                 print(f"[tf-nvm] {recipe.name} seed {seed}: trained earlier, reused (NVM test "
                       f"{row['nvm']['test_accuracy']:.4f})", flush=True)
-            if best is None or row["nvm"]["val_accuracy"] > best[0]:
-                best = (row["nvm"]["val_accuracy"], seed, nvm_model, float_model)
-            continue
-        float_model, float_result = _float_baseline(recipe, split, seed, verbose, shared_floats)
-        keras.utils.set_random_seed(seed)
-        nvm_model = quantize_model(models.build(recipe.architecture, **recipe.architecture_args),
-                                   recipe.spec, init=recipe.init)
-        if verbose:
-            print(f"[tf-nvm] {recipe.name} seed {seed}: NVM model ({recipe.spec_name})", flush=True)
-        nvm_result = train_model(nvm_model, recipe, split, verbose)
-        row = {"seed": seed, "nvm": nvm_result, "float": float_result}
-        runs.write_seed(out_dir, seed, nvm_model, float_model, result=row)
         per_seed.append(row)
-        if verbose:
-            print(f"[tf-nvm] seed {seed}: NVM test {nvm_result['test_accuracy']:.4f} "
-                  f"(val {nvm_result['val_accuracy']:.4f}), float test {float_result['test_accuracy']:.4f}",
-                  flush=True)
-        if best is None or nvm_result["val_accuracy"] > best[0]:
-            best = (nvm_result["val_accuracy"], seed, nvm_model, float_model)
+        if best is None or row["nvm"]["val_accuracy"] > best[0]:
+            best = (row["nvm"]["val_accuracy"], seed, nvm_model, float_model)
     spec = model_spec(best[2])
     nvm_acc = [r["nvm"]["test_accuracy"] for r in per_seed]
     float_acc = [r["float"]["test_accuracy"] for r in per_seed]

@@ -197,27 +197,25 @@ class NVMTunerMixin:
         start = time.perf_counter()
         keras.backend.clear_session()
         keras.utils.set_random_seed(self._trial_seed(trial.trial_id))
+        def failed(reason, counts=None):
+            """Records the trial as failed (reason, counts, seconds so far); the error to raise."""
+            self._record(trial.trial_id, status="FAILED", reason=reason, counts=counts,
+                         seconds=round(time.perf_counter() - start, 2))
+            return FailedTrialError(reason)
+
         try:
             model = self.build_nvm_model(hp)
         except FailedTrialError as err:
-            self._record(trial.trial_id, status="FAILED", reason=str(err), counts=None,
-                         seconds=round(time.perf_counter() - start, 2))
-            raise
+            raise failed(str(err)) from err
         if self.candidate_check is not None:
             try:
                 self.candidate_check(model)
             except Exception as err:  # noqa: BLE001  (any refusal is this trial's failure, with its reason)
-                reason = f"cannot be exported: {_reason(err)}"
-                self._record(trial.trial_id, status="FAILED", reason=reason, counts=None,
-                             seconds=round(time.perf_counter() - start, 2))
-                raise FailedTrialError(reason) from err
+                raise failed(f"cannot be exported: {_reason(err)}") from err
         counts = hardware_counts(model)
         over = self.budget.violation(counts)
         if over:
-            reason = f"over the hardware budget: {over}"
-            self._record(trial.trial_id, status="FAILED", reason=reason, counts=counts.to_dict(),
-                         seconds=round(time.perf_counter() - start, 2))
-            raise FailedTrialError(reason)
+            raise failed(f"over the hardware budget: {over}", counts.to_dict())
         values = hp.values
         epochs = int(values.get("tuner/epochs", self.training.epochs))
         initial_epoch = int(values.get("tuner/initial_epoch", 0))
@@ -236,11 +234,9 @@ class NVMTunerMixin:
                             callbacks=[keep_best, keras.callbacks.TerminateOnNaN()])
         losses = history.history.get("loss", [])
         if not losses or any(loss != loss or abs(loss) == float("inf") for loss in losses):
-            reason = (f"training diverged (loss {losses[-1] if losses else None!r}): "
-                      f"{_reason(InvalidWeightsError('non-finite loss'))}; lower training.learning_rate")
-            self._record(trial.trial_id, status="FAILED", reason=reason, counts=counts.to_dict(),
-                         seconds=round(time.perf_counter() - start, 2))
-            raise FailedTrialError(reason)
+            raise failed(f"training diverged (loss {losses[-1] if losses else None!r}): "
+                         f"{_reason(InvalidWeightsError('non-finite loss'))}; lower training.learning_rate",
+                         counts.to_dict())
         val = max(float(v) for v in history.history["val_accuracy"])
         model.save_weights(self._checkpoint(trial.trial_id))
         seconds = time.perf_counter() - start

@@ -115,15 +115,20 @@ def _verdict(measured, target):
     return "met" if measured >= target else f"missed by {100 * (target - measured):.2f} pts"
 
 
+def _accuracies(found):
+    """(mean of the variants' float baselines, [(variant, kind label, NVM accuracy, its float accuracy)]),
+    test accuracies as means over seeds."""
+    variants = [(name, variant_kind(v["metrics"]["spec"]), v["metrics"]["test_accuracy"],
+                 v["metrics"]["float_test_accuracy"]) for name, v in found.items()]
+    return float(np.mean([flt for *_, flt in variants])), variants
+
+
 def _paper_table(experiment, found):
     """Measured beside the paper's numbers and the experiment's targets, with a verdict."""
-    rows = []
-    floats = [v["metrics"]["float_test_accuracy"] for v in found.values()]
-    rows.append({"quantity": "float test accuracy (mean over variants' baselines)", "measured": float(np.mean(floats)),
-                 "paper": experiment.paper.get("float accuracy"), "target": experiment.targets.get("float")})
-    for name, v in found.items():
-        kind = variant_kind(v["metrics"]["spec"])
-        nvm, flt = v["metrics"]["test_accuracy"], v["metrics"]["float_test_accuracy"]
+    float_mean, variants = _accuracies(found)
+    rows = [{"quantity": "float test accuracy (mean over variants' baselines)", "measured": float_mean,
+             "paper": experiment.paper.get("float accuracy"), "target": experiment.targets.get("float")}]
+    for name, kind, nvm, flt in variants:
         rows.append({"quantity": f"{name} ({kind}) test accuracy", "measured": nvm,
                      "paper": experiment.paper.get(f"{kind} accuracy"), "target": experiment.targets.get(kind)})
         if f"{kind} vs float" in experiment.targets:
@@ -147,13 +152,11 @@ def _explanations(experiment, found):
     the experiment's ``notes`` for that label."""
     lines = []
     targets, notes = experiment.targets, experiment.notes
-    float_mean = float(np.mean([v["metrics"]["float_test_accuracy"] for v in found.values()]))
+    float_mean, variants = _accuracies(found)
     if "float" in targets and float_mean < targets["float"]:
         lines.append(f"- float: {_pct(float_mean)} against the target {_pct(targets['float'])} (missed by "
                      f"{100 * (targets['float'] - float_mean):.2f} pts). {notes.get('float', '')}".rstrip())
-    for name, v in found.items():
-        kind = variant_kind(v["metrics"]["spec"])
-        nvm, flt = v["metrics"]["test_accuracy"], v["metrics"]["float_test_accuracy"]
+    for name, kind, nvm, flt in variants:
         allowed = targets.get(f"{kind} vs float")
         if allowed is not None and nvm - flt < allowed:
             lines.append(f"- {name}: {_pct(nvm)}, {100 * (flt - nvm):.2f} pts below its float baseline "

@@ -266,10 +266,11 @@ def run_experiment(experiment, out, quick=False, force=None, data_path=None, ver
         raise PipelineError(f"tf-nvm run: --force must be one of {list(STEPS)}, got {force!r}. Fix: pass one of "
                             "those step names.")
     chosen = experiment.quick_version() if quick else experiment
-    prepare_output(out, experiment, quick, retrain=force == "train")
+    retrain = force == "train"
+    prepare_output(out, experiment, quick, retrain=retrain)
     data = _Data(data_path, verbose)
     floats = os.path.join(out, "floats")
-    if force == "train":
+    if retrain:
         shutil.rmtree(floats, ignore_errors=True)
     timings = {}
     for name in chosen.variants:
@@ -285,7 +286,7 @@ def run_experiment(experiment, out, quick=False, force=None, data_path=None, ver
                 continue
             _say(verbose, f"{name}: {step} ...")
             start = time.perf_counter()
-            options = {"retrain": force == "train", "shared_floats": floats} if step == "train" else {}
+            options = {"retrain": retrain, "shared_floats": floats} if step == "train" else {}
             info = _STEP_FUNCTIONS[step](chosen, name, folder, data, verbose, **options)
             timings[f"{name}/{step}"] = time.perf_counter() - start
             runs.mark_done(folder, step, {**_jsonable(info), "seconds": round(timings[f"{name}/{step}"], 1)})
