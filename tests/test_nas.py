@@ -179,6 +179,10 @@ def test_a_budget_no_candidate_meets_fails_every_trial_then_names_the_reason(tmp
     ({"training": {"epochs": 0}}, r"training.epochs must be an integer >= 1, got 0"),
     ({"spec": "paper-3bit"}, r"search 'tiny': recipe 'tiny': invalid spec: unknown NVM preset 'paper-3bit'; "
                              r"known: paper-2bit-bipolar"),
+    ({"retrain": {"epochs": 1, "seeds": [0], "finalists": 0}},
+     r"search 'tiny': retrain.finalists must be an integer >= 1 \(trials retrained to choose the best\), got 0"),
+    ({"retrain": {"epochs": 1, "top": 2}}, r"retrain must be \{\"epochs\": int, \"seeds\": \[int, \.\.\.\], "
+                                           r"\"finalists\": int\}, got \{'epochs': 1, 'top': 2\}"),
 ])
 def test_invalid_search_configs_are_named(change, message):
     with pytest.raises(SearchError, match=message):
@@ -186,9 +190,13 @@ def test_invalid_search_configs_are_named(change, message):
 
 
 def test_bundled_configs_load():
-    assert "har-2bit-unipolar-search" in search_config.names()
-    config = search_config.load("har-2bit-unipolar-search")
-    assert config.max_minutes and config.tuner["max_trials"] and config.budget.max_tiles == 8
+    assert {"har-2bit-unipolar-search", "har-2bit-unipolar-search-half"} <= set(search_config.names())
+    for name in search_config.names():
+        config = search_config.load(name)
+        assert config.max_minutes and config.tuner["max_trials"], name
+    assert search_config.load("har-2bit-unipolar-search").budget.max_tiles == 8
+    half = search_config.load("har-2bit-unipolar-search-half")
+    assert half.budget.max_tiles == 4 and half.objective.metric == "val_accuracy"
 
 
 def test_an_existing_search_needs_resume_or_overwrite(tmp_path):
@@ -199,12 +207,38 @@ def test_an_existing_search_needs_resume_or_overwrite(tmp_path):
         run_search(_config(), out, verbose=False)
     with pytest.raises(SearchError, match=r"resume: the config differs from the one the search in .* started with "
                                           r"\(fields \['budget'\]\); only \['max_minutes', 'tuner.max_trials', "
-                                          r"'tuner.max_consecutive_failed_trials'\] may"):
+                                          r"'tuner.max_consecutive_failed_trials', 'retrain'\] may"):
         run_search(_config(budget={"max_tiles": 3}), out, resume=True, verbose=False)
     with pytest.raises(SearchError, match=r"resume: .* holds no search \(search.json missing\), nothing to resume"):
         run_search(_config(), tmp_path / "empty", resume=True, verbose=False)
     with pytest.raises(SearchError, match=r"resume and overwrite were both given"):
         run_search(_config(), out, resume=True, overwrite=True, verbose=False)
+
+
+def test_finalists_are_retrained_and_the_best_mean_validation_accuracy_is_chosen(tmp_path):
+    config = _config(tuner={"kind": "random", "max_trials": 3, "seed": 0},
+                     retrain={"epochs": 1, "seeds": [0, 1], "finalists": 2})
+    out = tmp_path / "s"
+    summary = run_search(config, out, export_best=True, split=synthetic_split(), verbose=False)
+    finalists = summary["finalists"]
+    assert len(finalists) == 2 and [f["chosen"] for f in finalists].count(True) == 1
+    chosen = max(finalists, key=lambda f: f["retrained_val_accuracy"])
+    assert chosen["chosen"] and summary["best"]["trial"] == chosen["trial"]
+    assert "2 best trials, each retrained" in summary["selection"]
+    for finalist in finalists:  # each retrained into its own run folder, over both seeds
+        run = json.loads((out / "finalists" / f"trial_{finalist['trial']}" / "metrics.json").read_text())
+        seeds = [row["seed"] for row in run["seeds"]]
+        val = np.mean([row["nvm"]["val_accuracy"] for row in run["seeds"]])
+        assert seeds == [0, 1] and val == pytest.approx(finalist["retrained_val_accuracy"])
+    best = json.loads((out / "best" / "metrics.json").read_text())
+    assert best["test_accuracy"] == pytest.approx(chosen["retrained_test_accuracy"])
+    recipe = json.loads((out / "best_recipe.json").read_text())
+    assert recipe["architecture_args"] == chosen["architecture_args"]
+    assert not (out / "best.partial").exists()
+    # retraining differently is a change a resume accepts (the trials are kept)
+    resumed = run_search(_config(tuner={"kind": "random", "max_trials": 3, "seed": 0},
+                                 retrain={"epochs": 1, "seeds": [0]}), out, resume=True, verbose=False)
+    assert resumed["trials"] == 3 and "finalists" not in resumed
 
 
 # ------------------------------------------------------------------ resume after SIGKILL

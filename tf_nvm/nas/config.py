@@ -31,8 +31,9 @@ from tf_nvm.recipes import Recipe, read_json_config
 __all__ = ["SearchConfig", "load", "from_dict", "names", "searches_dir", "RESUMABLE_CHANGES"]
 
 _FIX = "Fix: correct the search config, or start from a bundled one (tf_nvm.nas.config.names())."
-RESUMABLE_CHANGES = ("max_minutes", "tuner.max_trials", "tuner.max_consecutive_failed_trials")
-"""Config fields a ``--resume`` may change (to extend a search); any other change needs ``--overwrite``."""
+RESUMABLE_CHANGES = ("max_minutes", "tuner.max_trials", "tuner.max_consecutive_failed_trials", "retrain")
+"""Config fields a ``--resume`` may change (to extend a search, or retrain its best differently); any other
+change needs ``--overwrite``."""
 
 
 def searches_dir():
@@ -76,8 +77,12 @@ class SearchConfig:
         budget: `Budget` (hardware limits; a candidate over them is a failed trial).
         max_minutes: wall-clock budget of the trials of one run of the search (min; None:
             only the tuner's limits); no new trial starts after it.
-        retrain: {"epochs": int, "seeds": [int, ...]}: how ``--export-best`` retrains the best
-            candidate (float baseline and NVM model per seed, validation-selected epochs).
+        retrain: {"epochs": int, "seeds": [int, ...], "finalists": int}: how ``--export-best``
+            retrains the best candidate (float baseline and NVM model per seed, validation-selected
+            epochs). With ``finalists`` = N > 1 (default 1) the N best trials are each retrained and
+            the one with the best mean *validation* accuracy over the seeds is the best (the test set
+            never selects): one short trial's validation accuracy, the maximum over many trials, is
+            optimistic (the winner's curse), a mean over full retrainings much less so.
         description: one line.
     """
 
@@ -115,9 +120,13 @@ class SearchConfig:
             raise SearchError(f"search {self.name!r}: max_minutes must be a number > 0 or null, got "
                               f"{self.max_minutes!r}. {_FIX}")
         retrain = self.retrain
-        if not isinstance(retrain, dict) or set(retrain) - {"epochs", "seeds"}:
-            raise SearchError(f"search {self.name!r}: retrain must be {{\"epochs\": int, \"seeds\": [int, ...]}}, "
-                              f"got {retrain!r}. {_FIX}")
+        if not isinstance(retrain, dict) or set(retrain) - {"epochs", "seeds", "finalists"}:
+            raise SearchError(f"search {self.name!r}: retrain must be {{\"epochs\": int, \"seeds\": [int, ...], "
+                              f"\"finalists\": int}}, got {retrain!r}. {_FIX}")
+        finalists = retrain.get("finalists", 1)
+        if isinstance(finalists, bool) or not isinstance(finalists, int) or finalists < 1:
+            raise SearchError(f"search {self.name!r}: retrain.finalists must be an integer >= 1 (trials retrained "
+                              f"to choose the best), got {finalists!r}. {_FIX}")
         try:
             self.base_recipe()
         except RecipeError as err:

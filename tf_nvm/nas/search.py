@@ -9,6 +9,8 @@ Output folder (``DIR``)::
     pareto.png           validation accuracy vs tiles, Pareto front and the best trial marked
     best_recipe.json     the best candidate as a recipe (``tf-nvm train DIR/best_recipe.json`` retrains it)
     best/                with export_best: the run folder of the retrained best candidate (as ``tf-nvm train``)
+    finalists/           with export_best and retrain.finalists > 1: trial_<id>/, the run folder of every retrained
+                         finalist; the one with the best mean validation accuracy is copied to best/
     summary.json         counts of trials by status, the best trial, elapsed time, retrained accuracies
 
 Resume: a folder holding a search (``search.json``) is continued only with
@@ -40,8 +42,9 @@ __all__ = ["run_search", "distributed_role", "SEARCH_FILE", "PROJECT"]
 
 SEARCH_FILE = "search.json"
 PROJECT = "tuner"
+FINALISTS = "finalists"
 _OUTPUTS = (SEARCH_FILE, PROJECT, "trials.csv", "trials.md", "pareto.png", "best_recipe.json", "best",
-            "summary.json")
+            FINALISTS, "summary.json")
 
 
 def distributed_role():
@@ -112,11 +115,50 @@ def _prepare_folder(config, out, resume, overwrite):
     write_json_atomic(saved_path, config.to_dict())
 
 
-def _best_trial(tuner):
-    best = tuner.oracle.get_best_trials(1)
-    if best and best[0].status == "COMPLETED":
-        return best[0]
-    return None
+def _best_trials(tuner, count):
+    """The ``count`` best completed trials, best first (the oracle's objective)."""
+    return [t for t in tuner.oracle.get_best_trials(count) if t.status == "COMPLETED"]
+
+
+def _retrain_finalists(config, out, finalists, recipe_of, described, data_path, verbose, split):
+    """Retrains every finalist over ``config.retrain`` seeds into ``out/finalists/trial_<id>`` (a killed
+    retraining resumes per seed) and copies the one with the best mean NVM validation accuracy to ``out/best``.
+
+    Returns:
+        (chosen trial, its `run_recipe` metrics, one dict per finalist for the summary).
+    """
+    import statistics  # noqa: PLC0415
+
+    from tf_nvm.train import run_recipe  # noqa: PLC0415
+
+    rows, results = [], []
+    for rank, trial in enumerate(finalists, 1):
+        arguments, recipe = recipe_of(trial)
+        if verbose:
+            print(f"[tf-nvm] finalist {rank}/{len(finalists)}: trial {trial.trial_id}, retrained over seeds "
+                  f"{list(recipe.seeds)}", flush=True)
+        folder = os.path.join(out, FINALISTS, f"trial_{trial.trial_id}")
+        metrics = run_recipe(recipe, folder, data_path=data_path, verbose=2 if verbose else 0, overwrite=True,
+                             split=split, resume=True)
+        val = statistics.fmean(row["nvm"]["val_accuracy"] for row in metrics["seeds"])
+        rows.append({**described(trial, arguments, recipe), "retrained_val_accuracy": val,
+                     "retrained_test_accuracy": metrics["test_accuracy"],
+                     "retrained_float_test_accuracy": metrics["float_test_accuracy"]})
+        results.append((val, -rank, trial, metrics, folder))
+    _, _, trial, metrics, folder = max(results, key=lambda r: r[:2])
+    best_dir = os.path.join(out, "best")
+    staging = best_dir + ".partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(folder, staging)
+    shutil.rmtree(best_dir, ignore_errors=True)
+    os.replace(staging, best_dir)
+    for row in rows:
+        row["chosen"] = row["trial"] == trial.trial_id
+    if verbose:
+        print("[tf-nvm] finalists by mean validation accuracy over seeds: "
+              + ", ".join(f"trial {r['trial']} {r['retrained_val_accuracy']:.4f}" for r in rows)
+              + f"; chosen: trial {trial.trial_id}", flush=True)
+    return trial, metrics, rows
 
 
 def run_search(config, out, *, resume=False, overwrite=False, export_best=False, split=None, data_path=None,
@@ -179,35 +221,55 @@ def run_search(config, out, *, resume=False, overwrite=False, export_best=False,
 
 def _finish(config, out, tuner, elapsed, export_best, data_path, verbose, split):
     table = trials_table(tuner)
-    best = _best_trial(tuner)
+    best = next(iter(_best_trials(tuner, 1)), None)
     write_table(table, os.path.join(out, "trials"))
-    plot_pareto(table, os.path.join(out, "pareto.png"), best=None if best is None else best.trial_id,
-                title=f"{config.name}: NVM validation accuracy vs crossbar tiles")
+
+    def plot(best_id):
+        plot_pareto(table, os.path.join(out, "pareto.png"), best=best_id,
+                    title=f"{config.name}: NVM validation accuracy vs crossbar tiles")
     statuses = table["status"].value_counts().to_dict() if not table.empty else {}
     summary = {"name": config.name, "trials": int(len(table)), "by_status": {k: int(v) for k, v in statuses.items()},
                "search_seconds": round(elapsed, 1), "stopped_by_time": tuner.stopped_by_time,
                "objective": config.objective.to_dict(), "budget": config.budget.to_dict()}
     if best is None:
+        plot(None)
         reasons = sorted(set(r for r in table.get("reason", []) if r))[:5] if not table.empty else []
         write_json_atomic(os.path.join(out, "summary.json"), {**summary, "best": None})
         raise SearchError(f"search {config.name!r}: no candidate completed ({summary['by_status']}); reasons: "
                           f"{reasons}. Fix: loosen the budget {config.budget.to_dict()}, narrow the space to "
                           f"smaller models, or check the reasons in {os.path.join(out, 'trials.md')}.")
     hypermodel = tuner.hypermodel
-    arguments = {**hypermodel.fixed_arguments(), **hypermodel.arguments(best.hyperparameters)}
-    recipe = config.base_recipe(arguments, name=f"{config.name}-best")
+
+    def recipe_of(trial):
+        arguments = {**hypermodel.fixed_arguments(), **hypermodel.arguments(trial.hyperparameters)}
+        return arguments, config.base_recipe(arguments, name=f"{config.name}-best")
+
+    def described(trial, arguments, recipe):
+        row = table[table["trial"] == trial.trial_id].iloc[0]
+        return {"trial": trial.trial_id, "architecture": recipe.architecture, "architecture_args": arguments,
+                "val_accuracy": float(row["val_accuracy"]), "score": float(row["score"]),
+                **{k: int(row[k]) for k in ("tiles", "devices", "weights")}}
+
+    finalists = _best_trials(tuner, config.retrain.get("finalists", 1)) if export_best else [best]
+    if len(finalists) > 1:
+        best, metrics, finalist_rows = _retrain_finalists(config, out, finalists, recipe_of, described, data_path,
+                                                          verbose, split)
+        summary["finalists"] = finalist_rows
+    summary["selection"] = (f"the best mean NVM validation accuracy over seeds {list(config.base_recipe().seeds)} of the "
+                            f"{len(finalists)} best trials, each retrained" if len(finalists) > 1
+                            else f"the search objective ({config.objective.metric})")
+    arguments, recipe = recipe_of(best)
     write_json_atomic(os.path.join(out, "best_recipe.json"), recipe.to_dict())
-    row = table[table["trial"] == best.trial_id].iloc[0]
-    summary["best"] = {"trial": best.trial_id, "architecture": recipe.architecture, "architecture_args": arguments,
-                       "val_accuracy": float(row["val_accuracy"]), "score": float(row["score"]),
-                       **{k: int(row[k]) for k in ("tiles", "devices", "weights")}}
+    summary["best"] = described(best, arguments, recipe)
+    plot(best.trial_id)
     if verbose:
         print(f"[tf-nvm] best trial {best.trial_id}: {json.dumps(summary['best'])}", flush=True)
     if export_best:
-        from tf_nvm.train import run_recipe  # noqa: PLC0415
+        if len(finalists) == 1:
+            from tf_nvm.train import run_recipe  # noqa: PLC0415
 
-        metrics = run_recipe(recipe, os.path.join(out, "best"), data_path=data_path, verbose=2 if verbose else 0,
-                             overwrite=True, split=split)
+            metrics = run_recipe(recipe, os.path.join(out, "best"), data_path=data_path,
+                                 verbose=2 if verbose else 0, overwrite=True, split=split)
         summary["retrained"] = {k: metrics[k] for k in ("test_accuracy", "float_test_accuracy",
                                                         "test_accuracy_summary", "float_test_accuracy_summary")}
     write_json_atomic(os.path.join(out, "summary.json"), summary)
