@@ -207,7 +207,7 @@ def test_an_existing_search_needs_resume_or_overwrite(tmp_path):
         run_search(_config(), out, verbose=False)
     with pytest.raises(SearchError, match=r"resume: the config differs from the one the search in .* started with "
                                           r"\(fields \['budget'\]\); only \['max_minutes', 'tuner.max_trials', "
-                                          r"'tuner.max_consecutive_failed_trials', 'retrain'\] may"):
+                                          r"'tuner.max_consecutive_failed_trials', 'retrain', 'description'\] may"):
         run_search(_config(budget={"max_tiles": 3}), out, resume=True, verbose=False)
     with pytest.raises(SearchError, match=r"resume: .* holds no search \(search.json missing\), nothing to resume"):
         run_search(_config(), tmp_path / "empty", resume=True, verbose=False)
@@ -236,7 +236,7 @@ def test_finalists_are_retrained_and_the_best_mean_validation_accuracy_is_chosen
     assert recipe["architecture_args"] == chosen["architecture_args"]
     assert not (out / "best.partial").exists()
     # retraining differently is a change a resume accepts (the trials are kept)
-    resumed = run_search(_config(tuner={"kind": "random", "max_trials": 3, "seed": 0},
+    resumed = run_search(_config(tuner={"kind": "random", "max_trials": 3, "seed": 0}, description="reworded",
                                  retrain={"epochs": 1, "seeds": [0]}), out, resume=True, verbose=False)
     assert resumed["trials"] == 3 and "finalists" not in resumed
 

@@ -31,9 +31,10 @@ from tf_nvm.recipes import Recipe, read_json_config
 __all__ = ["SearchConfig", "load", "from_dict", "names", "searches_dir", "RESUMABLE_CHANGES"]
 
 _FIX = "Fix: correct the search config, or start from a bundled one (tf_nvm.nas.config.names())."
-RESUMABLE_CHANGES = ("max_minutes", "tuner.max_trials", "tuner.max_consecutive_failed_trials", "retrain")
-"""Config fields a ``--resume`` may change (to extend a search, or retrain its best differently); any other
-change needs ``--overwrite``."""
+RESUMABLE_CHANGES = ("max_minutes", "tuner.max_trials", "tuner.max_consecutive_failed_trials", "retrain",
+                     "description")
+"""Config fields a ``--resume`` may change (to extend a search, retrain its best differently or reword it); any
+other change needs ``--overwrite``."""
 
 
 def searches_dir():
