@@ -106,6 +106,9 @@ def test_a_tiny_experiment_end_to_end_then_reused_and_resumed(tmp_path, capsys):
     text = (report / "report.md").read_text()
     assert "- har-2bit-unipolar: " in text and "against the target 99.90 %" in text and "A note for the test." in text
     assert "| har-2bit-unipolar (2-bit unipolar) minus its float baseline |" in text
+    times = text[text.index("Training time per model"):]
+    row = next(line for line in times.splitlines() if line.startswith("| har-2bit-unipolar |"))
+    assert all(float(cell) >= 0 for cell in row.strip("| ").split(" | ")[1:]), row  # recorded: no blank cell
     assert main(["run", str(recipe), "--out", str(out)]) == 0  # back to the first report fields
     capsys.readouterr()
     assert json.loads((report / "report.json").read_text()) == first

@@ -185,6 +185,20 @@ def _step_times(found):
     return pd.DataFrame(rows)
 
 
+def _model_times(found):
+    """Training wall time of each model (float baseline and NVM model, mean and max over seeds), in minutes."""
+    rows = []
+    for name, v in found.items():
+        row = {"variant": name}
+        for kind in ("float", "nvm"):
+            seconds = [seed[kind]["seconds"] for seed in v["metrics"]["seeds"] if "seconds" in seed[kind]]
+            label = "float" if kind == "float" else "NVM"
+            row[f"{label} min (mean)"] = float(np.mean(seconds)) / 60 if seconds else None
+            row[f"{label} min (max)"] = float(np.max(seconds)) / 60 if seconds else None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def _plot_accuracy(found, path, preset):
     plt = pyplot()
     names = list(found)
@@ -385,7 +399,9 @@ def write_report(experiment, out, quick, timings):
         "## Wall time per step (s, from the step markers, whichever invocation ran the step)", "",
         to_markdown(_step_times(found), 0), "",
         "This invocation ran: " + (", ".join(f"{key} ({seconds:.0f} s)" for key, seconds in timings.items())
-                                   or "nothing (every step was reused)") + ".",
+                                   or "nothing (every step was reused)") + ".", "",
+        "Training time per model (minutes, mean and max over seeds; a float baseline shared by variants of one "
+        "architecture was trained once and is listed with each):", "", to_markdown(_model_times(found), 1),
     ]
     lines += ["", f"Host: {platform.node()}, {os.cpu_count()} CPU(s), {platform.platform()}."]
     write_bytes_atomic(os.path.join(folder, "report.md"), ("\n".join(lines) + "\n").encode("utf-8"))
