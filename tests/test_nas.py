@@ -324,3 +324,51 @@ def test_bayesian_oracle_learns_from_failed_trials(tmp_path):
     np.testing.assert_allclose(y, [-0.9, -0.8, -0.7, -0.7])
     assert [trial.status for trial in oracle.trials.values()].count("FAILED") == 2  # still recorded as failed
     assert issubclass(NVMBayesianOptimization, keras_tuner.Tuner)
+
+
+def test_bayesian_oracle_never_proposes_an_architecture_twice(tmp_path):
+    # keras-tuner's own oracle returns the acquisition optimum unchecked: on this 12-point space with a single
+    # optimum it proposed (64, 5) 2 to 5 times in 10 trials (4 runs of 4); each repeat wastes a trial
+    import keras_tuner  # noqa: PLC0415
+
+    from tf_nvm.nas.tuners import FailureAwareBayesianOracle  # noqa: PLC0415
+
+    space = keras_tuner.HyperParameters()
+    space.Choice("filters", [16, 32, 64, 96])
+    space.Choice("kernel", [3, 5, 7])
+    oracle = FailureAwareBayesianOracle(objective=keras_tuner.Objective("score", "max"), max_trials=10,
+                                        num_initial_points=3, seed=0, hyperparameters=space,
+                                        max_consecutive_failed_trials=100)
+    oracle._set_project_dir(str(tmp_path), "p")
+    proposed = []
+    for _ in range(10):
+        trial = oracle.create_trial("tuner0")
+        if trial.status == "STOPPED":
+            break
+        values = trial.hyperparameters.values
+        proposed.append((values["filters"], values["kernel"]))
+        oracle.update_trial(trial.trial_id, {"score": 1 - abs(values["filters"] - 64) / 100
+                                             - abs(values["kernel"] - 5) / 10})
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    assert len(proposed) >= 8 and len(set(proposed)) == len(proposed), proposed
+
+
+def test_finalists_are_distinct_architectures():
+    import types  # noqa: PLC0415
+
+    import keras_tuner  # noqa: PLC0415
+
+    from tf_nvm.nas.search import _best_trials  # noqa: PLC0415
+
+    def trial(trial_id, filters, status="COMPLETED"):
+        hp = keras_tuner.HyperParameters()
+        hp.Choice("filters", [16, 32, 64], default=filters)
+        hp.values["tuner/trial_id"] = trial_id  # bookkeeping values do not make an architecture distinct
+        return keras_tuner.engine.trial.Trial(hp, trial_id=trial_id, status=status)
+
+    ranked = [trial("a", 32), trial("b", 32), trial("c", 64, "FAILED"), trial("d", 16), trial("e", 64)]
+    oracle = types.SimpleNamespace(trials=dict.fromkeys("abcde"), get_best_trials=lambda n: ranked[:n])
+    tuner = types.SimpleNamespace(oracle=oracle)
+    assert [t.trial_id for t in _best_trials(tuner, 3)] == ["a", "d", "e"]
+    assert [t.trial_id for t in _best_trials(tuner, 1)] == ["a"]

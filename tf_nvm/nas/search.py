@@ -116,8 +116,16 @@ def _prepare_folder(config, out, resume, overwrite):
 
 
 def _best_trials(tuner, count):
-    """The ``count`` best completed trials, best first (the oracle's objective)."""
-    return [t for t in tuner.oracle.get_best_trials(count) if t.status == "COMPLETED"]
+    """The ``count`` best completed trials of distinct architectures, best first (the oracle's objective; of
+    trials with the same hyperparameters, the better one)."""
+    chosen, seen = [], set()
+    for trial in tuner.oracle.get_best_trials(len(tuner.oracle.trials)):
+        values = {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
+        key = json.dumps(values, sort_keys=True)
+        if trial.status == "COMPLETED" and key not in seen:
+            seen.add(key)
+            chosen.append(trial)
+    return chosen[:count]
 
 
 def _retrain_finalists(config, out, finalists, recipe_of, described, data_path, verbose, split):

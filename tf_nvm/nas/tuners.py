@@ -331,6 +331,18 @@ class FailureAwareBayesianOracle(keras_tuner.oracles.BayesianOptimizationOracle)
     The trials themselves stay FAILED with their reasons.
     """
 
+    def populate_space(self, trial_id):
+        """The Gaussian process's proposal, or random values when it proposes hyperparameters already tried.
+
+        keras-tuner's oracle returns the acquisition optimum without checking it against the trials so far
+        (its random phase does check), so on a discrete space it proposes the same architecture again and
+        again (on HAR, 3 of 4 consecutive trials). A repeat is replaced by untried random values.
+        """
+        proposal = super().populate_space(trial_id)
+        if proposal.get("values") is not None and self._duplicate(proposal["values"]):
+            return self._random_populate_space()
+        return proposal
+
     def _vectorize_trials(self):
         x, y = super()._vectorize_trials()
         failed = [trial for trial in self.trials.values() if trial.status in ("FAILED", "INVALID")]
