@@ -179,6 +179,12 @@ def test_a_budget_no_candidate_meets_fails_every_trial_then_names_the_reason(tmp
     ({"training": {"epochs": 0}}, r"training.epochs must be an integer >= 1, got 0"),
     ({"spec": "paper-3bit"}, r"search 'tiny': recipe 'tiny': invalid spec: unknown NVM preset 'paper-3bit'; "
                              r"known: paper-2bit-bipolar"),
+    ({"training": {"folds": 0}}, r"training.folds must be an integer >= 1, got 0"),
+    ({"training": {"folds": 3}, "tuner": {"kind": "hyperband", "max_epochs": 2}},
+     r"search 'tiny': training.folds > 1 \(cross-validated trials\) does not combine with the hyperband tuner"),
+    ({"training": {"folds": 3}, "dataset": "cifar10", "hypermodel": "cifar_cnn", "space": {}},
+     r"search 'tiny': training.folds > 1 folds the training subjects, which only har records; got dataset "
+     r"'cifar10'\. Fix: use folds 1\."),
     ({"retrain": {"epochs": 1, "seeds": [0], "finalists": 0}},
      r"search 'tiny': retrain.finalists must be an integer >= 1 \(trials retrained to choose the best\), got 0"),
     ({"retrain": {"epochs": 1, "top": 2}}, r"retrain must be \{\"epochs\": int, \"seeds\": \[int, \.\.\.\], "
@@ -372,3 +378,33 @@ def test_finalists_are_distinct_architectures():
     tuner = types.SimpleNamespace(oracle=oracle)
     assert [t.trial_id for t in _best_trials(tuner, 3)] == ["a", "d", "e"]
     assert [t.trial_id for t in _best_trials(tuner, 1)] == ["a"]
+
+
+def test_cross_validated_trials_score_the_mean_of_their_folds(tmp_path):
+    config = _config(training={"epochs": 1, "batch_size": 32, "folds": 2})
+    folds = [synthetic_split(seed=0), synthetic_split(seed=1)]
+    out = tmp_path / "s"
+    summary = run_search(config, out, split=folds[0], fold_splits=folds, verbose=False)
+    assert summary["by_status"] == {"COMPLETED": 2}
+    for trial in ("0", "1"):
+        record = json.loads((out / "tuner" / f"trial_{trial}" / "nvm_trial.json").read_text())
+        assert len(record["fold_val_accuracies"]) == 2
+        assert record["val_accuracy"] == pytest.approx(np.mean(record["fold_val_accuracies"]))
+    with pytest.raises(SearchError, match=r"training.folds is 2 but 1 fold split\(s\) were given"):
+        run_search(config, tmp_path / "t", split=folds[0], fold_splits=folds[:1], verbose=False)
+
+
+def test_subject_folds_validate_every_training_subject_once():
+    from tf_nvm.data import subject_folds  # noqa: PLC0415
+    from tf_nvm.errors import RecipeError  # noqa: PLC0415
+    from tf_nvm import recipes  # noqa: PLC0415
+
+    recipe = recipes.load("har-2bit-unipolar")
+    (x_train, _), (x_test, _) = tf_nvm.datasets.load_har(verbose=False)
+    folds = subject_folds(recipe, 3, verbose=False)
+    assert len(folds) == 3 and sum(len(f.x_val) for f in folds) == len(x_train)
+    for fold in folds:
+        assert len(fold.x_train) + len(fold.x_val) == len(x_train) and len(fold.x_test) == len(x_test)
+        np.testing.assert_allclose(fold.x_train.reshape(-1, x_train.shape[-1]).mean(axis=0), 0, atol=1e-3)
+    with pytest.raises(RecipeError, match=r"folds must be an integer from 2 to the 21 training subjects, got 1"):
+        subject_folds(recipe, 1, verbose=False)

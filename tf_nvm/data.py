@@ -18,7 +18,7 @@ from tf_nvm.errors import RecipeError
 from tf_nvm.preprocessing import Standardisation
 from tf_nvm.registry import Registry
 
-__all__ = ["Split", "prepare_data", "SPLITS"]
+__all__ = ["Split", "prepare_data", "subject_folds", "SPLITS"]
 
 CIFAR10_VALIDATION_FRACTION = 0.1
 """CIFAR-10: the last this fraction of the training images is the validation part (5000 of 50,000)."""
@@ -92,3 +92,42 @@ def prepare_data(recipe, data_path=None, verbose=True):
     x_tr, x_val, x_te = (standardisation.apply(x) for x in (x_tr, x_val, x_te))
     return Split(x_tr, y_tr.astype(np.int32), x_val, y_val.astype(np.int32), x_te, y_te.astype(np.int32),
                  standardisation, source)
+
+
+def subject_folds(recipe, folds, data_path=None, verbose=True):
+    """Cross-validation folds by subject: the training subjects dealt into ``folds`` groups by id (the i-th
+    smallest id into group i mod ``folds``); fold g validates on group g and trains on the others.
+
+    Each fold is standardised on its own training part; the test part is the data set's (never used to
+    select). For a cross-validated architecture search (`tf_nvm.nas.Training.folds`).
+
+    Args:
+        recipe: `Recipe` (its data set must record subjects: HAR).
+        folds: number of folds, 2 .. number of training subjects.
+        data_path: optional explicit source (file or folder) for the loader.
+        verbose: print which source was used.
+
+    Returns:
+        list of ``folds`` `Split` objects.
+
+    Raises:
+        RecipeError: a data set without subjects, or ``folds`` out of range.
+    """
+    data = DATASETS.get(recipe.dataset)(path=data_path, verbose=verbose)
+    subject_train = getattr(data, "subject_train", None)
+    if subject_train is None:
+        raise RecipeError(f"folds by subject need a data set that records subjects (har); {recipe.dataset!r} "
+                          "does not. Fix: use folds 1 for it.")
+    subjects = np.unique(subject_train)
+    if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= len(subjects):
+        raise RecipeError(f"folds must be an integer from 2 to the {len(subjects)} training subjects, got "
+                          f"{folds!r}. Fix: e.g. 3.")
+    out = []
+    for group in range(folds):
+        is_val = np.isin(subject_train, subjects[group::folds])
+        standardisation = Standardisation.fit(data.x_train[~is_val])
+        out.append(Split(standardisation.apply(data.x_train[~is_val]), data.y_train[~is_val].astype(np.int32),
+                         standardisation.apply(data.x_train[is_val]), data.y_train[is_val].astype(np.int32),
+                         standardisation.apply(data.x_test), data.y_test.astype(np.int32), standardisation,
+                         f"{data.source}: {data.path} (subject fold {group + 1} of {folds})"))
+    return out

@@ -120,6 +120,13 @@ class SearchConfig:
                 self.max_minutes, (int, float)) or not self.max_minutes > 0):
             raise SearchError(f"search {self.name!r}: max_minutes must be a number > 0 or null, got "
                               f"{self.max_minutes!r}. {_FIX}")
+        if self.training.folds > 1 and self.tuner.get("kind") == "hyperband":
+            raise SearchError(f"search {self.name!r}: training.folds > 1 (cross-validated trials) does not combine "
+                              f"with the hyperband tuner, whose trials continue earlier ones; got folds "
+                              f"{self.training.folds}. Fix: use the bayesian or random tuner, or folds 1.")
+        if self.training.folds > 1 and self.dataset != "har":
+            raise SearchError(f"search {self.name!r}: training.folds > 1 folds the training subjects, which only "
+                              f"har records; got dataset {self.dataset!r}. Fix: use folds 1.")
         retrain = self.retrain
         if not isinstance(retrain, dict) or set(retrain) - {"epochs", "seeds", "finalists"}:
             raise SearchError(f"search {self.name!r}: retrain must be {{\"epochs\": int, \"seeds\": [int, ...], "

@@ -170,7 +170,7 @@ def _retrain_finalists(config, out, finalists, recipe_of, described, data_path, 
 
 
 def run_search(config, out, *, resume=False, overwrite=False, export_best=False, split=None, data_path=None,
-               verbose=True, candidate_check=None):
+               verbose=True, candidate_check=None, fold_splits=None):
     """Runs (or resumes) a search and writes its outputs into ``out`` (layout in the module docstring).
 
     Args:
@@ -186,6 +186,8 @@ def run_search(config, out, *, resume=False, overwrite=False, export_best=False,
         candidate_check: ``check(nvm_model)`` run on every candidate before it trains; an exception fails
             the trial with its reason (see `NVMTunerMixin`; `tf-nvm search` passes the crossbar exporter's
             dry run).
+        fold_splits: with ``config.training.folds`` > 1, the folds' `Split` objects to cross-validate
+            each trial on (default: `tf_nvm.data.subject_folds` of the config's data set).
 
     Returns:
         the summary dict (also ``summary.json``); a worker returns ``{"role": "worker", ...}``.
@@ -219,8 +221,17 @@ def run_search(config, out, *, resume=False, overwrite=False, export_best=False,
         done = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
         print(f"[tf-nvm] search {config.name} ({role}): {kind} over {config.hypermodel}, "
               f"{len(tuner.oracle.trials)} trial(s) so far ({done} completed), output {out}", flush=True)
+    folds = config.training.folds
+    if folds > 1:
+        from tf_nvm.data import subject_folds  # noqa: PLC0415
+
+        if fold_splits is None:
+            fold_splits = subject_folds(recipe, folds, data_path, verbose=verbose)
+        if len(fold_splits) != folds:
+            raise SearchError(f"search {config.name!r}: training.folds is {folds} but {len(fold_splits)} fold "
+                              "split(s) were given. Fix: pass as many fold splits as folds.")
     start = time.perf_counter()
-    tuner.search(split)
+    tuner.search(fold_splits if folds > 1 else split)
     elapsed = time.perf_counter() - start
     if role == "worker":
         return {"role": "worker", "seconds": elapsed}
