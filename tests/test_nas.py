@@ -305,18 +305,28 @@ def test_a_search_killed_mid_trial_resumes_keeping_every_completed_trial(tmp_pat
     assert summary["trials"] == 4 and summary["best"]["tiles"] >= 2
 
 
-def test_bayesian_oracle_learns_from_failed_trials(tmp_path):
+def _oracle(tmp_path, num_initial_points):
+    """A `FailureAwareBayesianOracle` over 4 x 3 architectures (filters, kernel), maximising ``score``."""
     import keras_tuner  # noqa: PLC0415
 
-    from tf_nvm.nas.tuners import FailureAwareBayesianOracle, NVMBayesianOptimization  # noqa: PLC0415
+    from tf_nvm.nas.tuners import FailureAwareBayesianOracle  # noqa: PLC0415
 
     space = keras_tuner.HyperParameters()
     space.Choice("filters", [16, 32, 64, 96])
     space.Choice("kernel", [3, 5, 7])
     oracle = FailureAwareBayesianOracle(objective=keras_tuner.Objective("score", "max"), max_trials=10,
-                                        num_initial_points=2, seed=0, hyperparameters=space,
+                                        num_initial_points=num_initial_points, seed=0, hyperparameters=space,
                                         max_consecutive_failed_trials=100)
     oracle._set_project_dir(str(tmp_path), "p")
+    return oracle
+
+
+def test_bayesian_oracle_learns_from_failed_trials(tmp_path):
+    import keras_tuner  # noqa: PLC0415
+
+    from tf_nvm.nas.tuners import NVMBayesianOptimization  # noqa: PLC0415
+
+    oracle = _oracle(tmp_path, 2)
     for status, score in (("COMPLETED", 0.9), ("COMPLETED", 0.8), ("FAILED", None), ("FAILED", None)):
         trial = oracle.create_trial("tuner0")
         if score is not None:
@@ -335,17 +345,7 @@ def test_bayesian_oracle_learns_from_failed_trials(tmp_path):
 def test_bayesian_oracle_never_proposes_an_architecture_twice(tmp_path):
     # keras-tuner's own oracle returns the acquisition optimum unchecked: on this 12-point space with a single
     # optimum it proposed (64, 5) 2 to 5 times in 10 trials (4 runs of 4); each repeat wastes a trial
-    import keras_tuner  # noqa: PLC0415
-
-    from tf_nvm.nas.tuners import FailureAwareBayesianOracle  # noqa: PLC0415
-
-    space = keras_tuner.HyperParameters()
-    space.Choice("filters", [16, 32, 64, 96])
-    space.Choice("kernel", [3, 5, 7])
-    oracle = FailureAwareBayesianOracle(objective=keras_tuner.Objective("score", "max"), max_trials=10,
-                                        num_initial_points=3, seed=0, hyperparameters=space,
-                                        max_consecutive_failed_trials=100)
-    oracle._set_project_dir(str(tmp_path), "p")
+    oracle = _oracle(tmp_path, 3)
     proposed = []
     for _ in range(10):
         trial = oracle.create_trial("tuner0")
