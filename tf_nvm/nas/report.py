@@ -104,6 +104,7 @@ def plot_pareto(table, path, title="Architecture search: validation accuracy vs 
                    label=f"best by objective (trial {best})", zorder=3)
     ax.set_title(title)
     ax.set_xlabel("crossbar tiles (count)")
+    ax.xaxis.get_major_locator().set_params(integer=True)  # tiles are whole crossbars
     ax.set_ylabel("NVM validation accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
