@@ -34,7 +34,7 @@ def test_wheel_installs_with_its_recipes(tmp_path):
         searches = sorted(name for name in archive.namelist() if name.startswith("tf_nvm/_searches/"))
     assert packaged == sorted([f"tf_nvm/_recipes/{name}.json" for name in RECIPES]
                               + [f"tf_nvm/_recipes/experiments/{name}.json" for name in EXPERIMENTS])
-    assert searches == [f"tf_nvm/_searches/{name}.json" for name in SEARCHES]
+    assert searches == sorted(f"tf_nvm/_searches/{name}.json" for name in SEARCHES)
 
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], cwd=tmp_path)
