@@ -86,8 +86,11 @@ def prepare_data(recipe, data_path=None, verbose=True):
         RecipeError: the recipe's data set has no registered split.
     """
     split = SPLITS.get(recipe.dataset)
-    x_tr, y_tr, x_val, y_val, x_te, y_te, source = split(
-        DATASETS.get(recipe.dataset)(path=data_path, verbose=verbose), recipe)
+    return _standardised(*split(DATASETS.get(recipe.dataset)(path=data_path, verbose=verbose), recipe))
+
+
+def _standardised(x_tr, y_tr, x_val, y_val, x_te, y_te, source):
+    """The `Split` of raw parts, standardised with the statistics of the training part."""
     standardisation = Standardisation.fit(x_tr)
     x_tr, x_val, x_te = (standardisation.apply(x) for x in (x_tr, x_val, x_te))
     return Split(x_tr, y_tr.astype(np.int32), x_val, y_val.astype(np.int32), x_te, y_te.astype(np.int32),
@@ -125,9 +128,7 @@ def subject_folds(recipe, folds, data_path=None, verbose=True):
     out = []
     for group in range(folds):
         is_val = np.isin(subject_train, subjects[group::folds])
-        standardisation = Standardisation.fit(data.x_train[~is_val])
-        out.append(Split(standardisation.apply(data.x_train[~is_val]), data.y_train[~is_val].astype(np.int32),
-                         standardisation.apply(data.x_train[is_val]), data.y_train[is_val].astype(np.int32),
-                         standardisation.apply(data.x_test), data.y_test.astype(np.int32), standardisation,
-                         f"{data.source}: {data.path} (subject fold {group + 1} of {folds})"))
+        out.append(_standardised(data.x_train[~is_val], data.y_train[~is_val], data.x_train[is_val],
+                                 data.y_train[is_val], data.x_test, data.y_test,
+                                 f"{data.source}: {data.path} (subject fold {group + 1} of {folds})"))
     return out

@@ -274,10 +274,10 @@ def _finish(config, out, tuner, elapsed, export_best, data_path, verbose, split)
         best, metrics, finalist_rows = _retrain_finalists(config, out, finalists, recipe_of, described, data_path,
                                                           verbose, split)
         summary["finalists"] = finalist_rows
-    summary["selection"] = (f"the best mean NVM validation accuracy over seeds {list(config.base_recipe().seeds)} of the "
+    arguments, recipe = recipe_of(best)
+    summary["selection"] = (f"the best mean NVM validation accuracy over seeds {list(recipe.seeds)} of the "
                             f"{len(finalists)} best trials, each retrained" if len(finalists) > 1
                             else f"the search objective ({config.objective.metric})")
-    arguments, recipe = recipe_of(best)
     write_json_atomic(os.path.join(out, "best_recipe.json"), recipe.to_dict())
     summary["best"] = described(best, arguments, recipe)
     plot(best.trial_id)

@@ -190,9 +190,8 @@ def _model_times(found):
     rows = []
     for name, v in found.items():
         row = {"variant": name}
-        for kind in ("float", "nvm"):
+        for kind, label in (("float", "float"), ("nvm", "NVM")):
             seconds = [seed[kind]["seconds"] for seed in v["metrics"]["seeds"] if "seconds" in seed[kind]]
-            label = "float" if kind == "float" else "NVM"
             row[f"{label} min (mean)"] = float(np.mean(seconds)) / 60 if seconds else None
             row[f"{label} min (max)"] = float(np.max(seconds)) / 60 if seconds else None
         rows.append(row)
