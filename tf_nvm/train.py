@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from tf_nvm import models, runs
+from tf_nvm import progress as epoch_progress
 from tf_nvm._keras import keras, tf
 from tf_nvm.data import prepare_data
 from tf_nvm.errors import InvalidWeightsError, RunFolderError
@@ -67,7 +68,7 @@ def training_data(recipe, split):
     return data.prefetch(tf.data.AUTOTUNE)
 
 
-def train_model(model, recipe, split, verbose=2, callbacks=()):
+def train_model(model, recipe, split, verbose=2, callbacks=(), progress=None):
     """Compiles and fits ``model`` with the recipe's schedule; keeps the best validation epoch.
 
     Args:
@@ -76,32 +77,46 @@ def train_model(model, recipe, split, verbose=2, callbacks=()):
         split: `Split`.
         verbose: Keras ``fit`` verbosity (2: one line per epoch).
         callbacks: extra Keras callbacks (e.g. `tf_nvm.noise.training.NoiseAwareTraining`).
+        progress: ``(folder, identity)``: keep every finished epoch in ``folder`` and resume from it
+            (`tf_nvm.progress.EpochProgress`); the caller removes the folder once the model is written.
+            None: the training lives in memory only.
 
     Returns:
         dict with ``val_accuracy`` (best), ``best_epoch`` (1-based), ``test_accuracy``,
-        ``seconds`` (wall-clock training time).
+        ``seconds`` (wall-clock training time; over the resumes, without the epochs lost to a kill)
+        and ``resumed_after`` (epochs restored from ``progress``; present only when > 0).
     """
     steps = recipe.epochs * int(np.ceil(len(split.x_train) / recipe.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, steps)
     model.compile(keras.optimizers.Adam(schedule),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    keep_best = keras.callbacks.EarlyStopping("val_accuracy", mode="max", patience=recipe.epochs + 1,
-                                              restore_best_weights=True)
+    done = 0
+    if progress is None:
+        keep_best = keras.callbacks.EarlyStopping("val_accuracy", mode="max", patience=recipe.epochs + 1,
+                                                  restore_best_weights=True)
+    else:
+        keep_best = epoch_progress.EpochProgress(*progress, monitor="val_accuracy", verbose=bool(verbose))
+        done = keep_best.restore(model)
     callbacks = [keep_best, keras.callbacks.TerminateOnNaN(), *callbacks]
     start = time.perf_counter()
-    history = model.fit(training_data(recipe, split), epochs=recipe.epochs,
-                        validation_data=(split.x_val, split.y_val), callbacks=callbacks, verbose=verbose)
+    history = model.fit(training_data(recipe, split), epochs=recipe.epochs, initial_epoch=done,
+                        validation_data=(split.x_val, split.y_val), callbacks=callbacks, verbose=verbose).history
     seconds = time.perf_counter() - start
+    if progress is not None:
+        history, seconds = keep_best.history, keep_best.seconds
     bad = [weight for _, weight, _, _ in nonfinite_weights(model)]
-    if bad or not np.all(np.isfinite(history.history["loss"])):
+    if bad or not np.all(np.isfinite(history["loss"])):
         raise InvalidWeightsError(
-            f"training of model {model.name!r} diverged: loss {history.history['loss'][-1]!r} after "
-            f"{len(history.history['loss'])} epoch(s), non-finite weights {bad[:4]}. Nothing was written. Fix: "
+            f"training of model {model.name!r} diverged: loss {history['loss'][-1]!r} after "
+            f"{len(history['loss'])} epoch(s), non-finite weights {bad[:4]}. Nothing was written. Fix: "
             f"lower the recipe's learning_rate (now {recipe.learning_rate!r}) or check the inputs for NaN.")
-    val = history.history["val_accuracy"]
+    val = history["val_accuracy"]
     _, test_acc = model.evaluate(split.x_test, split.y_test, verbose=0, batch_size=512)
-    return {"val_accuracy": float(max(val)), "best_epoch": int(np.argmax(val)) + 1,
-            "test_accuracy": float(test_acc), "seconds": round(seconds, 2)}
+    result = {"val_accuracy": float(max(val)), "best_epoch": int(np.argmax(val)) + 1,
+              "test_accuracy": float(test_acc), "seconds": round(seconds, 2)}
+    if done:
+        result["resumed_after"] = done
+    return result
 
 
 def _summary(values):
@@ -115,15 +130,27 @@ FLOAT_KEY_IGNORES = ("name", "description", "spec", "init", "seeds")
 
 def float_key(recipe, split):
     """Identifies a float baseline: the recipe fields that shape it and the data's standardisation (hex str)."""
-    fields = {k: v for k, v in recipe.to_dict().items() if k not in FLOAT_KEY_IGNORES}
+    return _training_key(recipe, split, FLOAT_KEY_IGNORES)
+
+
+def _training_key(recipe, split, ignores):
+    fields = {k: v for k, v in recipe.to_dict().items() if k not in ignores}
     fields["data"] = {**split.standardisation.to_dict(), "source": split.source}
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
-def _float_baseline(recipe, split, seed, verbose, shared_floats):
+def _progress(folder, recipe, split, seed, kind):
+    """``train_model``'s ``progress`` for the ``kind`` ("float" or "nvm") model of one seed."""
+    ignores = FLOAT_KEY_IGNORES if kind == "float" else ("name", "description", "seeds")
+    return folder, {"kind": kind, "seed": seed, "training": _training_key(recipe, split, ignores)}
+
+
+def _float_baseline(recipe, split, seed, verbose, shared_floats, out_dir):
     """(float model, result) of one seed: trained, or read from ``shared_floats`` when an earlier recipe
-    with the same float-relevant fields trained it."""
+    with the same float-relevant fields trained it. Its epochs are kept in ``<shared folder>/progress``
+    (or ``out_dir/seed<N>/progress-float``) until the model is written."""
     folder = None
+    progress = os.path.join(out_dir, f"seed{seed}", "progress-float")
     if shared_floats is not None:
         folder = os.path.join(shared_floats, float_key(recipe, split), f"seed{seed}")
         found = runs.read_shared_float(folder)
@@ -132,13 +159,15 @@ def _float_baseline(recipe, split, seed, verbose, shared_floats):
                 print(f"[tf-nvm] {recipe.name} seed {seed}: float baseline ({recipe.architecture}) shared with an "
                       f"earlier variant, reused ({folder})", flush=True)
             return found[1], found[0]
+        progress = os.path.join(folder, "progress")
     keras.utils.set_random_seed(seed)
     model = models.build(recipe.architecture, **recipe.architecture_args)
     if verbose:
         print(f"[tf-nvm] {recipe.name} seed {seed}: float baseline ({recipe.architecture})", flush=True)
-    result = train_model(model, recipe, split, verbose)
+    result = train_model(model, recipe, split, verbose, progress=_progress(progress, recipe, split, seed, "float"))
     if folder is not None:
         runs.write_shared_float(folder, model, result)
+        epoch_progress.remove(progress)
     return model, result
 
 
@@ -148,15 +177,18 @@ def _train_seed(recipe, split, seed, verbose, shared_floats, out_dir):
     Returns:
         (result row, NVM model, float model).
     """
-    float_model, float_result = _float_baseline(recipe, split, seed, verbose, shared_floats)
+    float_model, float_result = _float_baseline(recipe, split, seed, verbose, shared_floats, out_dir)
     keras.utils.set_random_seed(seed)
     nvm_model = quantize_model(models.build(recipe.architecture, **recipe.architecture_args),
                                recipe.spec, init=recipe.init)
     if verbose:
         print(f"[tf-nvm] {recipe.name} seed {seed}: NVM model ({recipe.spec_name})", flush=True)
-    nvm_result = train_model(nvm_model, recipe, split, verbose)
+    progress = os.path.join(out_dir, f"seed{seed}", "progress-nvm")
+    nvm_result = train_model(nvm_model, recipe, split, verbose, progress=_progress(progress, recipe, split, seed, "nvm"))
     row = {"seed": seed, "nvm": nvm_result, "float": float_result}
     runs.write_seed(out_dir, seed, nvm_model, float_model, result=row)
+    for kind in ("nvm", "float"):
+        epoch_progress.remove(os.path.join(out_dir, f"seed{seed}", f"progress-{kind}"))
     if verbose:
         print(f"[tf-nvm] seed {seed}: NVM test {nvm_result['test_accuracy']:.4f} "
               f"(val {nvm_result['val_accuracy']:.4f}), float test {float_result['test_accuracy']:.4f}",
