@@ -7,7 +7,8 @@ Layout of a run folder (``schema_version`` 2)::
     preprocessing.json  input standardisation (`Standardisation.to_dict`) and ``data_source``
     model.keras         the NVM model of the seed with the best validation accuracy
     float_model.keras   its float baseline
-    seed<N>/            model.keras, float_model.keras and result.json (its numbers, written last) of seed N
+    seed<N>/            model.keras, float_model.keras and result.json (its numbers, written last) of seed N;
+                        while seed N trains, progress-float/ and progress-nvm/ (`tf_nvm.progress`)
     spec.json           the resolved `NVMSpec` of model.keras
     metrics.json        accuracies (see `tf_nvm.train.run_recipe`)
     steps/<step>.json   step markers: a step that finished (`mark_done`), so a pipeline can reuse it

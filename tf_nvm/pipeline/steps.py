@@ -15,7 +15,8 @@ Output folder ``OUT``:
 A rerun reuses every step whose marker exists and says so; an interrupted run
 continues at the first unfinished step; inside an interrupted training step the
 seeds already trained are reused (`tf_nvm.train.run_recipe` with ``resume``) and
-only the others are trained. ``force`` redoes one step and every step after it
+only the others are trained, the interrupted model from its last finished epoch
+(`tf_nvm.progress`). ``force`` redoes one step and every step after it
 (``force="train"`` trains every seed again).
 """
 
