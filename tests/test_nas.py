@@ -185,10 +185,13 @@ def test_a_budget_no_candidate_meets_fails_every_trial_then_names_the_reason(tmp
     ({"training": {"folds": 3}, "dataset": "cifar10", "hypermodel": "cifar_cnn", "space": {}},
      r"search 'tiny': training.folds > 1 folds the training subjects, which only har records; got dataset "
      r"'cifar10'\. Fix: use folds 1\."),
+    ({"retrain": {"epochs": 1, "seeds": [0], "max_tiles": 0}},
+     r"search 'tiny': retrain.max_tiles must be an integer >= 1 \(only trials on at most that many tiles are "
+     r"retrained\) or absent, got 0"),
     ({"retrain": {"epochs": 1, "seeds": [0], "finalists": 0}},
      r"search 'tiny': retrain.finalists must be an integer >= 1 \(trials retrained to choose the best\), got 0"),
     ({"retrain": {"epochs": 1, "top": 2}}, r"retrain must be \{\"epochs\": int, \"seeds\": \[int, \.\.\.\], "
-                                           r"\"finalists\": int\}, got \{'epochs': 1, 'top': 2\}"),
+                                           r"\"finalists\": int, \"max_tiles\": int\}, got \{'epochs': 1, 'top': 2\}"),
 ])
 def test_invalid_search_configs_are_named(change, message):
     with pytest.raises(SearchError, match=message):
@@ -245,6 +248,28 @@ def test_finalists_are_retrained_and_the_best_mean_validation_accuracy_is_chosen
     resumed = run_search(_config(tuner={"kind": "random", "max_trials": 3, "seed": 0}, description="reworded",
                                  retrain={"epochs": 1, "seeds": [0]}), out, resume=True, verbose=False)
     assert resumed["trials"] == 3 and "finalists" not in resumed
+
+
+def test_retrain_max_tiles_retrains_the_best_trial_within_the_tiles(tmp_path):
+    space = {**TINY_SPACE, "filters": [4, 128]}  # 128 filters: a head of 8 x 128 rows needs several tiles
+    out = tmp_path / "s"
+    run_search(_config(space=space), out, split=synthetic_split(), verbose=False)
+    table = pd.read_csv(out / "trials.csv", dtype={"trial": str})
+    tiles = dict(zip(table["trial"], table["tiles"]))
+    assert len(set(tiles.values())) == 2, tiles
+    fewest = min(tiles.values())
+    smallest = next(t for t, n in tiles.items() if n == fewest)
+    chosen = run_search(_config(space=space, retrain={"epochs": 1, "seeds": [0], "max_tiles": int(fewest)}), out,
+                        resume=True, export_best=True, split=synthetic_split(), verbose=False)
+    assert chosen["best"]["trial"] == smallest and chosen["best"]["tiles"] == fewest
+    assert chosen["selection"] == ("the search objective (val_accuracy), among the trials on at most "
+                                   f"{fewest} tiles (retrain.max_tiles)")
+    assert json.loads((out / "best_recipe.json").read_text())["architecture_args"]["filters"] == [4]
+    assert (out / "best" / "metrics.json").exists()
+    with pytest.raises(SearchError, match=rf"search 'tiny': no completed trial fits retrain.max_tiles 1 \(completed "
+                                          rf"trials use {fewest} tiles or more\)\. Fix: raise retrain.max_tiles"):
+        run_search(_config(space=space, retrain={"epochs": 1, "seeds": [0], "max_tiles": 1}), out, resume=True,
+                   split=synthetic_split(), verbose=False)
 
 
 # ------------------------------------------------------------------ resume after SIGKILL

@@ -78,12 +78,15 @@ class SearchConfig:
         budget: `Budget` (hardware limits; a candidate over them is a failed trial).
         max_minutes: wall-clock budget of the trials of one run of the search (min; None:
             only the tuner's limits); no new trial starts after it.
-        retrain: {"epochs": int, "seeds": [int, ...], "finalists": int}: how ``--export-best``
-            retrains the best candidate (float baseline and NVM model per seed, validation-selected
-            epochs). With ``finalists`` = N > 1 (default 1) the N best trials are each retrained and
-            the one with the best mean *validation* accuracy over the seeds is the best (the test set
-            never selects): one short trial's validation accuracy, the maximum over many trials, is
-            optimistic (the winner's curse), a mean over full retrainings much less so.
+        retrain: {"epochs": int, "seeds": [int, ...], "finalists": int, "max_tiles": int}: how
+            ``--export-best`` retrains the best candidate (float baseline and NVM model per seed,
+            validation-selected epochs). With ``finalists`` = N > 1 (default 1) the N best trials are
+            each retrained and the one with the best mean *validation* accuracy over the seeds is the
+            best (the test set never selects): one short trial's validation accuracy, the maximum over
+            many trials, is optimistic (the winner's curse), a mean over full retrainings much less so.
+            With ``max_tiles`` (default: none) only trials on at most that many tiles are candidates
+            for the best: the search explores a larger budget (its Pareto front shows what more tiles
+            buy) and the best point of the front within ``max_tiles`` is retrained.
         description: one line.
     """
 
@@ -128,9 +131,13 @@ class SearchConfig:
             raise SearchError(f"search {self.name!r}: training.folds > 1 folds the training subjects, which only "
                               f"har records; got dataset {self.dataset!r}. Fix: use folds 1.")
         retrain = self.retrain
-        if not isinstance(retrain, dict) or set(retrain) - {"epochs", "seeds", "finalists"}:
+        if not isinstance(retrain, dict) or set(retrain) - {"epochs", "seeds", "finalists", "max_tiles"}:
             raise SearchError(f"search {self.name!r}: retrain must be {{\"epochs\": int, \"seeds\": [int, ...], "
-                              f"\"finalists\": int}}, got {retrain!r}. {_FIX}")
+                              f"\"finalists\": int, \"max_tiles\": int}}, got {retrain!r}. {_FIX}")
+        max_tiles = retrain.get("max_tiles")
+        if max_tiles is not None and (isinstance(max_tiles, bool) or not isinstance(max_tiles, int) or max_tiles < 1):
+            raise SearchError(f"search {self.name!r}: retrain.max_tiles must be an integer >= 1 (only trials on at "
+                              f"most that many tiles are retrained) or absent, got {max_tiles!r}. {_FIX}")
         finalists = retrain.get("finalists", 1)
         if isinstance(finalists, bool) or not isinstance(finalists, int) or finalists < 1:
             raise SearchError(f"search {self.name!r}: retrain.finalists must be an integer >= 1 (trials retrained "

@@ -101,7 +101,7 @@ def plot_pareto(table, path, title="Architecture search: validation accuracy vs 
     if best is not None and (done["trial"] == best).any():
         row = done[done["trial"] == best].iloc[0]
         ax.scatter([float(row["tiles"])], [100 * float(row["val_accuracy"])], marker="*", s=220, c="C0",
-                   label=f"best by objective (trial {best})", zorder=3)
+                   label=f"best (trial {best})", zorder=3)
     ax.set_title(title)
     ax.set_xlabel("crossbar tiles (count)")
     ax.xaxis.get_major_locator().set_params(integer=True)  # tiles are whole crossbars

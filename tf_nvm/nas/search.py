@@ -115,13 +115,16 @@ def _prepare_folder(config, out, resume, overwrite):
     write_json_atomic(saved_path, config.to_dict())
 
 
-def _best_trials(tuner, count):
+def _best_trials(tuner, count, tiles=None, max_tiles=None):
     """The ``count`` best completed trials of distinct architectures, best first (the oracle's objective; of
-    trials with the same hyperparameters, the better one)."""
+    trials with the same hyperparameters, the better one); with ``max_tiles``, only trials whose ``tiles``
+    ({trial id: tiles}) are at most that."""
     chosen, seen = [], set()
     for trial in tuner.oracle.get_best_trials(len(tuner.oracle.trials)):
         values = {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
         key = json.dumps(values, sort_keys=True)
+        if max_tiles is not None and not tiles.get(trial.trial_id, max_tiles + 1) <= max_tiles:
+            continue
         if trial.status == "COMPLETED" and key not in seen:
             seen.add(key)
             chosen.append(trial)
@@ -240,7 +243,12 @@ def run_search(config, out, *, resume=False, overwrite=False, export_best=False,
 
 def _finish(config, out, tuner, elapsed, export_best, data_path, verbose, split):
     table = trials_table(tuner)
-    best = next(iter(_best_trials(tuner, 1)), None)
+    max_tiles = config.retrain.get("max_tiles")
+    tiles = {} if table.empty else {t: int(n) for t, n in zip(table["trial"], table["tiles"]) if n == n}
+
+    def best_trials(count):
+        return _best_trials(tuner, count, tiles, max_tiles)
+    best = next(iter(best_trials(1)), None)
     write_table(table, os.path.join(out, "trials"))
 
     def plot(best_id):
@@ -254,6 +262,10 @@ def _finish(config, out, tuner, elapsed, export_best, data_path, verbose, split)
         plot(None)
         reasons = sorted(set(r for r in table.get("reason", []) if r))[:5] if not table.empty else []
         write_json_atomic(os.path.join(out, "summary.json"), {**summary, "best": None})
+        if max_tiles is not None and (table["status"] == "COMPLETED").any():
+            raise SearchError(f"search {config.name!r}: no completed trial fits retrain.max_tiles {max_tiles} "
+                              f"(completed trials use {min(tiles.values())} tiles or more). Fix: raise "
+                              f"retrain.max_tiles, remove it, or search longer (--resume).")
         raise SearchError(f"search {config.name!r}: no candidate completed ({summary['by_status']}); reasons: "
                           f"{reasons}. Fix: loosen the budget {config.budget.to_dict()}, narrow the space to "
                           f"smaller models, or check the reasons in {os.path.join(out, 'trials.md')}.")
@@ -269,7 +281,7 @@ def _finish(config, out, tuner, elapsed, export_best, data_path, verbose, split)
                 "val_accuracy": float(row["val_accuracy"]), "score": float(row["score"]),
                 **{k: int(row[k]) for k in ("tiles", "devices", "weights")}}
 
-    finalists = _best_trials(tuner, config.retrain.get("finalists", 1)) if export_best else [best]
+    finalists = best_trials(config.retrain.get("finalists", 1)) if export_best else [best]
     if len(finalists) > 1:
         best, metrics, finalist_rows = _retrain_finalists(config, out, finalists, recipe_of, described, data_path,
                                                           verbose, split)
@@ -278,6 +290,8 @@ def _finish(config, out, tuner, elapsed, export_best, data_path, verbose, split)
     summary["selection"] = (f"the best mean NVM validation accuracy over seeds {list(recipe.seeds)} of the "
                             f"{len(finalists)} best trials, each retrained" if len(finalists) > 1
                             else f"the search objective ({config.objective.metric})")
+    if max_tiles is not None:
+        summary["selection"] += f", among the trials on at most {max_tiles} tiles (retrain.max_tiles)"
     write_json_atomic(os.path.join(out, "best_recipe.json"), recipe.to_dict())
     summary["best"] = described(best, arguments, recipe)
     plot(best.trial_id)
