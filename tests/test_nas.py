@@ -206,6 +206,8 @@ def test_bundled_configs_load():
     assert search_config.load("har-2bit-unipolar-search").budget.max_tiles == 8
     half = search_config.load("har-2bit-unipolar-search-half")
     assert half.budget.max_tiles == 4 and half.objective.metric == "val_accuracy"
+    cv = search_config.load("har-2bit-unipolar-search-cv")
+    assert (cv.budget.max_tiles, cv.retrain["max_tiles"], cv.training.folds) == (8, 4, 3)
 
 
 def test_an_existing_search_needs_resume_or_overwrite(tmp_path):
