@@ -133,6 +133,23 @@ def test_a_tiny_experiment_end_to_end_then_reused_and_resumed(tmp_path, capsys):
     assert "holds a run of experiment 'tiny', not 'other'" in capsys.readouterr().err
     assert main(["run", str(recipe), "--out", str(out), "--quick"]) == 2
     assert "with other settings" in capsys.readouterr().err
+    # a folder recorded before a field existed continues: the field takes its default (here cost.array_sizing
+    # "fit", as recorded) ...
+    record = json.loads((out / "experiment.json").read_text())
+    del record["experiment"]["cost"]["array_sizing"]
+    (out / "experiment.json").write_text(json.dumps(record))
+    assert main(["run", str(recipe), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.count("done earlier, reused") == 4
+    # ... but not when the experiment now sets it to something else (export_examples is 300, its default None)
+    record = json.loads((out / "experiment.json").read_text())
+    del record["experiment"]["export_examples"]
+    (out / "experiment.json").write_text(json.dumps(record))
+    assert main(["run", str(recipe), "--out", str(out)]) == 2
+    assert "with other settings" in capsys.readouterr().err
+    record["experiment"]["export_examples"] = 300
+    (out / "experiment.json").write_text(json.dumps(record))
+    assert main(["run", str(recipe), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.count("done earlier, reused") == 4
     assert main(["run", str(recipe), "--out", str(out), "--force", "fit"]) == 2
     assert "--force must be one of ['train', 'export', 'simulate', 'cost'], got 'fit'" in capsys.readouterr().err
     # killed (SIGKILL) while training seed 1: the rerun reuses seed 0, trains seed 1, and its report equals `first`

@@ -59,7 +59,7 @@ def prepare_output(out, experiment, quick, retrain=False):
         PipelineError: ``out`` holds another experiment, the same one with other settings, a variant
             trained with a training recipe that has changed since, or unrelated files.
     """
-    from tf_nvm.pipeline.experiment import REPORT_FIELDS  # noqa: PLC0415
+    from tf_nvm.pipeline.experiment import REPORT_FIELDS, from_dict  # noqa: PLC0415
 
     chosen = experiment.quick_version() if quick else experiment
     recipes = {name: chosen.training_recipe(name).to_dict() for name in chosen.variants}
@@ -67,8 +67,12 @@ def prepare_output(out, experiment, quick, retrain=False):
     path = os.path.join(out, "experiment.json")
 
     def settings(data):
-        return {"quick": data.get("quick"), "experiment": {k: v for k, v in data.get("experiment", {}).items()
-                                                           if k not in REPORT_FIELDS}}
+        fields = data.get("experiment", {})
+        try:  # a record written before a field existed: the field takes its default, as when the experiment loads
+            fields = json.loads(json.dumps(from_dict(fields, where=path).to_dict()))
+        except (PipelineError, TypeError, AttributeError):
+            pass  # compared as recorded (and refused below)
+        return {"quick": data.get("quick"), "experiment": {k: v for k, v in fields.items() if k not in REPORT_FIELDS}}
 
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as handle:
