@@ -78,6 +78,11 @@ def test_a_killed_training_resumes_at_its_last_finished_epoch(tmp_path, small):
     assert result["best_epoch"] == int(np.argmax(history)) + 1
     _, val = model.evaluate(small.x_val, small.y_val, verbose=0)
     assert val == pytest.approx(result["val_accuracy"])  # the best epoch over both parts, not the last one
+    # killed after the last epoch, before the model was written: nothing left to train, the same model
+    again = train_model(_nvm_model(), RECIPE, small, verbose=0, progress=(folder, identity))
+    assert again["resumed_after"] == 3
+    assert {k: again[k] for k in ("val_accuracy", "best_epoch", "test_accuracy")} == \
+        {k: result[k] for k in ("val_accuracy", "best_epoch", "test_accuracy")}
 
 
 def test_progress_of_another_training_is_started_over_and_a_broken_one_is_a_named_error(tmp_path, small, capsys):
