@@ -253,7 +253,8 @@ def test_finalists_are_retrained_and_the_best_mean_validation_accuracy_is_chosen
 
 
 def test_retrain_max_tiles_retrains_the_best_trial_within_the_tiles(tmp_path):
-    space = {**TINY_SPACE, "filters": [4, 128]}  # 128 filters: a head of 8 x 128 rows needs several tiles
+    # [x, -x] signs: the logits layer reads 2 x filters rows, 256 (2 tiles of 128 rows) with 128 filters, 8 with 4
+    space = {**TINY_SPACE, "filters": [4, 128], "signs": ["split"]}
     out = tmp_path / "s"
     run_search(_config(space=space), out, split=synthetic_split(), verbose=False)
     table = pd.read_csv(out / "trials.csv", dtype={"trial": str})

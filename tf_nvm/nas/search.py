@@ -244,7 +244,8 @@ def run_search(config, out, *, resume=False, overwrite=False, export_best=False,
 def _finish(config, out, tuner, elapsed, export_best, data_path, verbose, split):
     table = trials_table(tuner)
     max_tiles = config.retrain.get("max_tiles")
-    tiles = {} if table.empty else {t: int(n) for t, n in zip(table["trial"], table["tiles"]) if n == n}
+    counted = table if table.empty else table.dropna(subset=["tiles"])  # a trial that failed before counting: NA
+    tiles = {} if counted.empty else dict(zip(counted["trial"], counted["tiles"].astype(int)))
 
     def best_trials(count):
         return _best_trials(tuner, count, tiles, max_tiles)
