@@ -67,12 +67,15 @@ def prepare_output(out, experiment, quick, retrain=False):
     path = os.path.join(out, "experiment.json")
 
     def settings(data):
-        fields = data.get("experiment", {})
-        try:  # a record written before a field existed: the field takes its default, as when the experiment loads
-            fields = json.loads(json.dumps(from_dict(fields, where=path).to_dict()))
+        return {"quick": data.get("quick"), "experiment": {k: v for k, v in data.get("experiment", {}).items()
+                                                           if k not in REPORT_FIELDS}}
+
+    def with_defaults(recorded):
+        """The recorded experiment read as the experiment loads: a field added since takes its default."""
+        try:
+            return json.loads(json.dumps(from_dict(recorded, where=path).to_dict()))
         except (PipelineError, TypeError, AttributeError):
-            pass  # compared as recorded (and refused below)
-        return {"quick": data.get("quick"), "experiment": {k: v for k, v in fields.items() if k not in REPORT_FIELDS}}
+            return recorded  # compared as recorded (and refused below)
 
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as handle:
@@ -85,7 +88,7 @@ def prepare_output(out, experiment, quick, retrain=False):
             other = found.get("experiment", {}).get("name") if isinstance(found, dict) else None
             raise PipelineError(f"output folder {out} holds a run of experiment {other!r}, not "
                                 f"{experiment.name!r}. Fix: pass another --out, or delete {out}.")
-        if settings(found) != settings(record):
+        if settings({**found, "experiment": with_defaults(found.get("experiment", {}))}) != settings(record):
             raise PipelineError(f"output folder {out} holds a run of {experiment.name!r} with other settings "
                                 f"(quick={found.get('quick')}, or a changed recipe). Fix: rerun with the same "
                                 "settings to continue it, pass another --out, or delete the folder.")
