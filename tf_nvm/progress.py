@@ -24,6 +24,7 @@ import io
 import json
 import os
 import shutil
+import time
 
 import numpy as np
 
@@ -131,7 +132,7 @@ class EpochProgress(keras.callbacks.Callback):
 
     # ------------------------------------------------------------- training
     def on_train_begin(self, logs=None):
-        self._started = tf.timestamp().numpy()
+        self._started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -162,8 +163,7 @@ class EpochProgress(keras.callbacks.Callback):
     @property
     def seconds(self):
         """Seconds trained, over the resumes (the epochs lost to a kill are not counted)."""
-        now = tf.timestamp().numpy()
-        return self.seconds_before + (now - self._started if self._started is not None else 0.0)
+        return self.seconds_before + (time.perf_counter() - self._started if self._started is not None else 0.0)
 
     def _remove_stale(self, done):
         keep = {f"epoch-{done}", f"best-{self.best_epoch}"}

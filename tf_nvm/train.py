@@ -139,6 +139,11 @@ def _training_key(recipe, split, ignores):
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
+def _seed_progress(out_dir, seed, kind):
+    """The progress folder of the ``kind`` ("float" or "nvm") model of one seed in run folder ``out_dir``."""
+    return os.path.join(out_dir, f"seed{seed}", f"progress-{kind}")
+
+
 def _progress(folder, recipe, split, seed, kind):
     """``train_model``'s ``progress`` for the ``kind`` ("float" or "nvm") model of one seed."""
     ignores = FLOAT_KEY_IGNORES if kind == "float" else ("name", "description", "seeds")
@@ -150,7 +155,7 @@ def _float_baseline(recipe, split, seed, verbose, shared_floats, out_dir):
     with the same float-relevant fields trained it. Its epochs are kept in ``<shared folder>/progress``
     (or ``out_dir/seed<N>/progress-float``) until the model is written."""
     folder = None
-    progress = os.path.join(out_dir, f"seed{seed}", "progress-float")
+    progress = _seed_progress(out_dir, seed, "float")
     if shared_floats is not None:
         folder = os.path.join(shared_floats, float_key(recipe, split), f"seed{seed}")
         found = runs.read_shared_float(folder)
@@ -183,12 +188,12 @@ def _train_seed(recipe, split, seed, verbose, shared_floats, out_dir):
                                recipe.spec, init=recipe.init)
     if verbose:
         print(f"[tf-nvm] {recipe.name} seed {seed}: NVM model ({recipe.spec_name})", flush=True)
-    progress = os.path.join(out_dir, f"seed{seed}", "progress-nvm")
-    nvm_result = train_model(nvm_model, recipe, split, verbose, progress=_progress(progress, recipe, split, seed, "nvm"))
+    progress = _progress(_seed_progress(out_dir, seed, "nvm"), recipe, split, seed, "nvm")
+    nvm_result = train_model(nvm_model, recipe, split, verbose, progress=progress)
     row = {"seed": seed, "nvm": nvm_result, "float": float_result}
     runs.write_seed(out_dir, seed, nvm_model, float_model, result=row)
     for kind in ("nvm", "float"):
-        epoch_progress.remove(os.path.join(out_dir, f"seed{seed}", f"progress-{kind}"))
+        epoch_progress.remove(_seed_progress(out_dir, seed, kind))
     if verbose:
         print(f"[tf-nvm] seed {seed}: NVM test {nvm_result['test_accuracy']:.4f} "
               f"(val {nvm_result['val_accuracy']:.4f}), float test {float_result['test_accuracy']:.4f}",
