@@ -20,7 +20,7 @@ FOUNDATION = {"tf_nvm.errors", "tf_nvm.registry", "tf_nvm.atomic", "tf_nvm.spec"
               "tf_nvm.preprocessing", "tf_nvm.modes", "tf_nvm.plots", "tf_nvm.tables"}
 KERAS_SIDE = {f"tf_nvm.{name}" for name in ("_keras", "quantizers", "quantize_configs", "scheme", "layers", "digital",
                                             "graph", "nvm_model", "quantize", "constraints", "serialization",
-                                            "models", "train", "fixed_point")}
+                                            "models", "train", "fixed_point", "sign_split")}
 TENSORFLOW = {"tensorflow", "tf_keras", "tensorflow_model_optimization", "keras"}
 
 

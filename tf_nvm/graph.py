@@ -12,7 +12,8 @@ import numpy as np
 
 from tf_nvm._keras import keras
 
-__all__ = ["LayerNode", "layer_graph", "activation_name", "NONNEGATIVE_ACTIVATIONS", "non_inhibiting_layers"]
+__all__ = ["LayerNode", "layer_graph", "activation_name", "NONNEGATIVE_ACTIVATIONS", "nonnegative_outputs",
+           "non_inhibiting_layers"]
 
 NONNEGATIVE_ACTIVATIONS = frozenset({"relu", "relu6", "sigmoid", "softmax", "exponential", "hard_sigmoid",
                                      "softplus"})
@@ -102,6 +103,26 @@ def _output_nonnegative(layer, inputs_nonneg, is_crossbar):
     return inputs_nonneg  # pooling, reshaping, concatenation, addition, averaging
 
 
+def nonnegative_outputs(nodes, is_crossbar, unwrap=None):
+    """Sign analysis: which layers' outputs are surely >= 0.
+
+    Args:
+        nodes: `layer_graph` output.
+        is_crossbar: callable, layer -> True for crossbar layers (called with the unwrapped layer).
+        unwrap: optional callable, layer -> the layer whose class and arguments decide its sign (e.g. the
+            Keras layer inside a tfmot ``QuantizeWrapper``); None: the layer itself.
+
+    Returns:
+        dict layer name -> True when its output is surely >= 0 (a model input counts as signed).
+    """
+    nonneg = {}
+    for node in nodes:
+        inputs_nonneg = bool(node.inputs) and all(nonneg.get(name, False) for name in node.inputs)
+        layer = unwrap(node.layer) if unwrap else node.layer
+        nonneg[node.name] = _output_nonnegative(layer, inputs_nonneg, is_crossbar)
+    return nonneg
+
+
 def non_inhibiting_layers(nodes, is_crossbar):
     """The crossbar layers whose inputs are all surely non-negative.
 
@@ -115,11 +136,6 @@ def non_inhibiting_layers(nodes, is_crossbar):
     Returns:
         list of layers, in model order.
     """
-    nonneg = {}
-    found = []
-    for node in nodes:
-        inputs_nonneg = bool(node.inputs) and all(nonneg.get(name, False) for name in node.inputs)
-        if is_crossbar(node.layer) and inputs_nonneg:
-            found.append(node.layer)
-        nonneg[node.name] = _output_nonnegative(node.layer, inputs_nonneg, is_crossbar)
-    return found
+    nonneg = nonnegative_outputs(nodes, is_crossbar)
+    return [node.layer for node in nodes
+            if is_crossbar(node.layer) and node.inputs and all(nonneg.get(name, False) for name in node.inputs)]

@@ -23,6 +23,7 @@ from tf_nvm.data import prepare_data
 from tf_nvm.errors import InvalidWeightsError, RunFolderError
 from tf_nvm.nvm_model import model_spec, nonfinite_weights
 from tf_nvm.quantize import quantize_model
+from tf_nvm.sign_split import fuse_sign_split
 
 __all__ = ["train_model", "run_recipe", "training_data", "float_key", "FLOAT_KEY_IGNORES"]
 
@@ -71,6 +72,9 @@ def training_data(recipe, split):
 def train_model(model, recipe, split, verbose=2, callbacks=(), progress=None):
     """Compiles and fits ``model`` with the recipe's schedule; keeps the best validation epoch.
 
+    Convolutions that read both signs ``[t, -t]`` of a non-negative ``t`` train in the fused form
+    ``conv(t, W+ - W-)`` (`tf_nvm.sign_split.fuse_sign_split`: same outputs, half the multiply-adds).
+
     Args:
         model: float or NVM tf_keras model with logits outputs.
         recipe: `Recipe` (epochs, batch_size, learning_rate).
@@ -86,6 +90,7 @@ def train_model(model, recipe, split, verbose=2, callbacks=(), progress=None):
         ``seconds`` (wall-clock training time; over the resumes, without the epochs lost to a kill)
         and ``resumed_after`` (epochs restored from ``progress``; present only when > 0).
     """
+    fuse_sign_split(model)
     steps = recipe.epochs * int(np.ceil(len(split.x_train) / recipe.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, steps)
     model.compile(keras.optimizers.Adam(schedule),

@@ -41,6 +41,7 @@ from tf_nvm.nas.hypermodels import checked_hypermodel
 from tf_nvm.nas.objectives import SearchObjective
 from tf_nvm.nvm_model import model_spec
 from tf_nvm.registry import Registry
+from tf_nvm.sign_split import fuse_sign_split
 from tf_nvm.spec import resolve_spec
 
 __all__ = ["Training", "NVMTunerMixin", "NVMRandomSearch", "NVMBayesianOptimization", "NVMHyperband", "TUNERS",
@@ -236,6 +237,7 @@ class NVMTunerMixin:
                 previous = values["tuner/trial_id"]
                 model = self.build_nvm_model(hp, self.trained_spec(previous))
                 model.load_weights(self._checkpoint(previous)).expect_partial()
+            fuse_sign_split(model)  # [t, -t] convolutions of a non-negative t: half the multiply-adds
             steps = max(1, epochs - initial_epoch) * -(-len(fold_split.x_train) // self.training.batch_size)
             model.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
                 self.training.learning_rate, steps)),

@@ -1,0 +1,128 @@
+"""Crossbars fed both signs of a non-negative tensor, ``[t, -t]``, trained with half the multiply-adds.
+
+A unipolar crossbar subtracts by reading both signs of its input: ``Concatenate()([t,
+Rescaling(-1.0)(t)])`` (the architectures' ``signs="split"``). With kernel rows ``[W+; W-]``
+(all >= 0 on a unipolar device) its output is::
+
+    conv([t, -t], [W+; W-]) = conv(t, W+) + conv(-t, W-) = conv(t, W+ - W-)
+
+The right-hand side gives the same output, and the same gradients for ``t``, ``W+`` and ``W-``
+(``W-`` receives minus the gradient of ``W+``), with half the multiply-adds in the forward pass and in
+both backward convolutions. `fuse_sign_split` makes a model's convolutions compute it that way; it
+changes speed, not the network:
+
+* Only where the identity is exact: the crossbar's one input is a Concatenate along the channels of
+  ``t`` and ``Rescaling(scale=-1, offset=0)(t)`` with ``t`` surely >= 0 (the sign analysis of
+  `tf_nvm.graph`: a ReLU output, its max pooling, ...). In an NVM model ``t`` then lies on the shared
+  grid inside ``[0, A*127/128]``, so ``-t`` is on the grid without clipping at ``-A``; the crossbar output
+  quantizer recovers the exact integer accumulator from the float sum, so the layer outputs the same
+  numbers (`tests/test_sign_split.py` pins it, LiteRT and TFLite Micro emulation). In a float model the
+  two forms differ by float rounding only. A ``[t, -t]`` of a signed ``t`` (e.g. a BatchNorm output,
+  which may sit at ``-A`` where ``-t`` clips) is left as it is.
+* Conv1D and Conv2D layers (channels last, one group), float or wrapped by `tf_nvm.quantize_model`,
+  each called once. Dense layers are left as they are (the heads here are small).
+* The weights, the config and every saved file are unchanged: the kernel keeps its ``2C`` input rows
+  (one device per row on the crossbar). Inside `tf_nvm.modes.converter_graph()` the layer computes the
+  plain form, so the TFLite export and the crossbar mapping see ``[t, -t]`` and ``2C`` rows.
+
+`tf_nvm.train.train_model` fuses every model it trains. Measured on 2 cores by
+``benchmarks/sign_split.py``.
+"""
+
+from tf_nvm._keras import QuantizeWrapper, keras
+from tf_nvm.graph import layer_graph, nonnegative_outputs
+from tf_nvm.modes import in_converter_graph
+
+__all__ = ["sign_split_layers", "fuse_sign_split"]
+
+_FUSED = "_tf_nvm_sign_split_channels"
+"""Attribute set on a fused convolution: the channels ``C`` of ``t`` (its kernel has ``2C`` input rows)."""
+
+
+def _inner(layer):
+    """The Keras layer inside a tfmot QuantizeWrapper, else the layer itself."""
+    return layer.layer if isinstance(layer, QuantizeWrapper) else layer
+
+
+def _is_conv(layer):
+    L = keras.layers
+    return (type(layer) in (L.Conv1D, L.Conv2D) and layer.groups == 1 and layer.data_format == "channels_last")
+
+
+def _is_crossbar(layer):
+    L = keras.layers
+    return isinstance(layer, (L.Dense, L.Conv1D, L.Conv2D, L.DepthwiseConv2D))
+
+
+def _is_negation(layer):
+    return (isinstance(layer, keras.layers.Rescaling) and float(layer.scale) == -1.0
+            and float(layer.offset) == 0.0)
+
+
+def _is_channel_concat(layer, rank):
+    return isinstance(layer, keras.layers.Concatenate) and layer.axis in (-1, rank - 1)
+
+
+def sign_split_layers(model):
+    """The convolutions of ``model`` that read ``[t, -t]`` of a non-negative ``t`` (see the module doc).
+
+    Args:
+        model: a tf_keras Sequential or Functional model, float or NVM.
+
+    Returns:
+        dict layer name -> channels ``C`` of ``t``, in model order.
+    """
+    nodes = layer_graph(model)
+    by_name = {node.name: node for node in nodes}
+    nonneg = nonnegative_outputs(nodes, _is_crossbar, unwrap=_inner)
+    found = {}
+    for node in nodes:
+        conv = _inner(node.layer)
+        if not _is_conv(conv) or node.calls != 1 or len(node.inputs) != 1:
+            continue
+        concat = by_name.get(node.inputs[0])
+        if (concat is None or concat.calls != 1 or len(concat.inputs) != 2
+                or not _is_channel_concat(_inner(concat.layer), conv.rank + 2)):
+            continue
+        source, negated = concat.inputs
+        negation = by_name.get(negated)
+        if (negation is None or negation.calls != 1 or negation.inputs != (source,)
+                or not _is_negation(_inner(negation.layer)) or not nonneg.get(source, False)):
+            continue
+        rows = int(conv.kernel.shape[-2])
+        if rows % 2 == 0:
+            found[node.name] = rows // 2
+    return found
+
+
+def _fused_convolution(conv, channels):
+    """``conv.convolution_op`` computing ``conv(t, W+ - W-)`` from ``[t, -t]`` and ``[W+; W-]``."""
+    plain = type(conv).convolution_op.__get__(conv)
+
+    def convolution_op(inputs, kernel):
+        if in_converter_graph():
+            return plain(inputs, kernel)
+        return plain(inputs[..., :channels], kernel[..., :channels, :] - kernel[..., channels:, :])
+
+    return convolution_op
+
+
+def fuse_sign_split(model):
+    """Makes the ``[t, -t]`` convolutions of ``model`` compute ``conv(t, W+ - W-)`` (module doc).
+
+    Idempotent; changes no weight and no config. Call it before the model's first ``fit``,
+    ``predict`` or ``evaluate`` (Keras keeps the functions it traced).
+
+    Args:
+        model: a tf_keras Sequential or Functional model, float or NVM.
+
+    Returns:
+        dict layer name -> channels ``C`` of the fused layers (`sign_split_layers`).
+    """
+    fused = sign_split_layers(model)
+    for name, channels in fused.items():
+        conv = _inner(model.get_layer(name))
+        if getattr(conv, _FUSED, None) != channels:
+            conv.convolution_op = _fused_convolution(conv, channels)
+            object.__setattr__(conv, _FUSED, channels)
+    return fused
