@@ -8,7 +8,7 @@ import pytest
 import tf_nvm
 from tf_nvm._keras import keras, tf
 from tf_nvm.modes import emulate_runtime
-from tf_nvm.sign_split import fuse_sign_split, sign_split_layers
+from tf_nvm.sign_split import SignSplit, fuse_sign_split, sign_split_layers
 from tflite_export import export_tflite
 
 L = keras.layers
@@ -41,8 +41,11 @@ def _images(count=32):
 def test_only_convolutions_reading_both_signs_of_a_non_negative_tensor_are_found():
     float_model = _vgg()
     # conv0_0 reads [x, -x] of the signed image (x may sit at -A, where -x clips): not fused.
-    assert sign_split_layers(float_model) == {"conv0_1": 8, "conv1_0": 8, "conv1_1": 16}
-    assert sign_split_layers(_nvm(float_model)) == {"quant_conv0_1": 8, "quant_conv1_0": 8, "quant_conv1_1": 16}
+    assert {k: v.channels for k, v in sign_split_layers(float_model).items()} == {"conv0_1": 8, "conv1_0": 8,
+                                                                                   "conv1_1": 16}
+    assert sign_split_layers(_nvm(float_model)) == {
+        "quant_conv0_1": SignSplit("quant_conv0_1_pm", 8), "quant_conv1_0": SignSplit("quant_conv1_0_pm", 8),
+        "quant_conv1_1": SignSplit("quant_conv1_1_pm", 16)}
     assert sign_split_layers(_vgg(signs=None)) == {}
     assert sign_split_layers(_vgg(signs="bn")) == {}
     assert sign_split_layers(tf_nvm.models.build("har_signed_cnn")) == {}  # [x, -x] of BatchNorm outputs
@@ -51,14 +54,16 @@ def test_only_convolutions_reading_both_signs_of_a_non_negative_tensor_are_found
     relu = L.ReLU()(L.Conv2D(4, 3, padding="same")(inputs))
     linear = L.Conv2D(4, 3, padding="same")(inputs)
     outputs = [
-        L.Conv2D(3, 3, name="fused")(L.Concatenate()([relu, L.Rescaling(-1.0)(relu)])),
+        L.Conv2D(3, 3, name="fused")(L.Concatenate(name="pm")([relu, L.Rescaling(-1.0)(relu)])),
         L.Conv2D(3, 3, name="signed_source")(L.Concatenate()([linear, L.Rescaling(-1.0)(linear)])),
         L.Conv2D(3, 3, name="not_a_negation")(L.Concatenate()([relu, L.Rescaling(-2.0)(relu)])),
         L.Conv2D(3, 3, name="other_tensor")(L.Concatenate()([relu, L.Rescaling(-1.0)(L.ReLU()(linear))])),
         L.Conv2D(3, 3, name="swapped")(L.Concatenate()([L.Rescaling(-1.0)(relu), relu])),
         L.Conv2D(4, 3, name="grouped", groups=2)(L.Concatenate()([relu, L.Rescaling(-1.0)(relu)])),
     ]
-    assert sign_split_layers(keras.Model(inputs, outputs)) == {"fused": 4}
+    both = L.Concatenate(name="read_twice")([relu, L.Rescaling(-1.0)(relu)])  # the [t, -t] tensor is needed
+    outputs += [L.Conv2D(3, 3, name="first_reader")(both), L.Conv2D(3, 3, name="second_reader")(both)]
+    assert sign_split_layers(keras.Model(inputs, outputs)) == {"fused": SignSplit("pm", 4)}
 
 
 def test_a_fused_nvm_model_computes_the_same_numbers_and_gradients():
@@ -69,6 +74,13 @@ def test_a_fused_nvm_model_computes_the_same_numbers_and_gradients():
         np.testing.assert_array_equal(model(x, training=training).numpy(), plain(x, training=training).numpy())
     with emulate_runtime("tflm"):
         np.testing.assert_array_equal(model(x, training=False).numpy(), plain(x, training=False).numpy())
+
+    def concatenations(m):
+        graph = tf.function(m).get_concrete_function(tf.TensorSpec((None,) + SHAPE)).graph
+        return sum(op.type == "ConcatV2" and op.outputs[0].shape.rank == 4 for op in graph.get_operations())
+
+    # [t, -t] is never built for the fused layers; conv0_0 reads both signs of the signed image, as before.
+    assert (concatenations(model), concatenations(plain)) == (1, 4)
 
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     gradients = []

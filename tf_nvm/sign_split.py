@@ -8,8 +8,9 @@ Rescaling(-1.0)(t)])`` (the architectures' ``signs="split"``). With kernel rows 
 
 The right-hand side gives the same output, and the same gradients for ``t``, ``W+`` and ``W-``
 (``W-`` receives minus the gradient of ``W+``), with half the multiply-adds in the forward pass and in
-both backward convolutions. `fuse_sign_split` makes a model's convolutions compute it that way; it
-changes speed, not the network:
+both backward convolutions, and without building ``-t`` and the ``2C``-channel tensor: the
+Concatenate passes ``t`` on (the Rescaling's output is left unused). `fuse_sign_split` makes a model
+compute it that way; it changes speed, not the network:
 
 * Only where the identity is exact: the crossbar's one input is a Concatenate along the channels of
   ``t`` and ``Rescaling(scale=-1, offset=0)(t)`` with ``t`` surely >= 0 (the sign analysis of
@@ -20,7 +21,8 @@ changes speed, not the network:
   two forms differ by float rounding only. A ``[t, -t]`` of a signed ``t`` (e.g. a BatchNorm output,
   which may sit at ``-A`` where ``-t`` clips) is left as it is.
 * Conv1D and Conv2D layers (channels last, one group), float or wrapped by `tf_nvm.quantize_model`,
-  each called once. Dense layers are left as they are (the heads here are small).
+  each called once and the only consumer of its Concatenate. Dense layers are left as they are (the
+  heads here are small).
 * The weights, the config and every saved file are unchanged: the kernel keeps its ``2C`` input rows
   (one device per row on the crossbar). Inside `tf_nvm.modes.converter_graph()` the layer computes the
   plain form, so the TFLite export and the crossbar mapping see ``[t, -t]`` and ``2C`` rows.
@@ -29,14 +31,30 @@ changes speed, not the network:
 ``benchmarks/sign_split.py``.
 """
 
+import collections
+import dataclasses
+
 from tf_nvm._keras import QuantizeWrapper, keras
 from tf_nvm.graph import layer_graph, nonnegative_outputs
 from tf_nvm.modes import in_converter_graph
 
-__all__ = ["sign_split_layers", "fuse_sign_split"]
+__all__ = ["SignSplit", "sign_split_layers", "fuse_sign_split"]
 
 _FUSED = "_tf_nvm_sign_split_channels"
 """Attribute set on a fused convolution: the channels ``C`` of ``t`` (its kernel has ``2C`` input rows)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SignSplit:
+    """A convolution reading ``[t, -t]``.
+
+    Attributes:
+        concatenate: name of the Concatenate layer that builds ``[t, -t]`` (its only consumer is the convolution).
+        channels: channels ``C`` of ``t`` (the kernel has ``2C`` input rows).
+    """
+
+    concatenate: str
+    channels: int
 
 
 def _inner(layer):
@@ -70,10 +88,11 @@ def sign_split_layers(model):
         model: a tf_keras Sequential or Functional model, float or NVM.
 
     Returns:
-        dict layer name -> channels ``C`` of ``t``, in model order.
+        dict layer name -> `SignSplit`, in model order.
     """
     nodes = layer_graph(model)
     by_name = {node.name: node for node in nodes}
+    consumers = collections.Counter(name for node in nodes for name in node.inputs)
     nonneg = nonnegative_outputs(nodes, _is_crossbar, unwrap=_inner)
     found = {}
     for node in nodes:
@@ -81,7 +100,7 @@ def sign_split_layers(model):
         if not _is_conv(conv) or node.calls != 1 or len(node.inputs) != 1:
             continue
         concat = by_name.get(node.inputs[0])
-        if (concat is None or concat.calls != 1 or len(concat.inputs) != 2
+        if (concat is None or concat.calls != 1 or consumers[concat.name] != 1 or len(concat.inputs) != 2
                 or not _is_channel_concat(_inner(concat.layer), conv.rank + 2)):
             continue
         source, negated = concat.inputs
@@ -91,38 +110,54 @@ def sign_split_layers(model):
             continue
         rows = int(conv.kernel.shape[-2])
         if rows % 2 == 0:
-            found[node.name] = rows // 2
+            found[node.name] = SignSplit(concat.name, rows // 2)
     return found
 
 
+def _first_input(plain_call):
+    """A Concatenate's ``call`` returning ``t`` of ``[t, -t]`` (the plain concatenation in the converter graph)."""
+
+    def call(inputs):
+        return plain_call(inputs) if in_converter_graph() else inputs[0]
+
+    return call
+
+
 def _fused_convolution(conv, channels):
-    """``conv.convolution_op`` computing ``conv(t, W+ - W-)`` from ``[t, -t]`` and ``[W+; W-]``."""
+    """``conv.convolution_op`` computing ``conv(t, W+ - W-)`` from ``t`` (or ``[t, -t]``) and ``[W+; W-]``."""
     plain = type(conv).convolution_op.__get__(conv)
 
     def convolution_op(inputs, kernel):
         if in_converter_graph():
             return plain(inputs, kernel)
-        return plain(inputs[..., :channels], kernel[..., :channels, :] - kernel[..., channels:, :])
+        if inputs.shape[-1] != channels:
+            inputs = inputs[..., :channels]
+        return plain(inputs, kernel[..., :channels, :] - kernel[..., channels:, :])
 
     return convolution_op
 
 
 def fuse_sign_split(model):
-    """Makes the ``[t, -t]`` convolutions of ``model`` compute ``conv(t, W+ - W-)`` (module doc).
+    """Makes the ``[t, -t]`` convolutions of ``model`` compute ``conv(t, W+ - W-)`` from ``t`` (module doc).
 
-    Idempotent; changes no weight and no config. Call it before the model's first ``fit``,
-    ``predict`` or ``evaluate`` (Keras keeps the functions it traced).
+    Each such convolution's Concatenate passes ``t`` on (the ``-t`` half is never built) and the
+    convolution uses the difference of its kernel's two halves. Idempotent; changes no weight and no
+    config. Call it before the model's first ``fit``, ``predict`` or ``evaluate`` (Keras keeps the
+    functions it traced).
 
     Args:
         model: a tf_keras Sequential or Functional model, float or NVM.
 
     Returns:
-        dict layer name -> channels ``C`` of the fused layers (`sign_split_layers`).
+        dict layer name -> `SignSplit` of the fused convolutions (`sign_split_layers`).
     """
     fused = sign_split_layers(model)
-    for name, channels in fused.items():
-        conv = _inner(model.get_layer(name))
-        if getattr(conv, _FUSED, None) != channels:
-            conv.convolution_op = _fused_convolution(conv, channels)
-            object.__setattr__(conv, _FUSED, channels)
+    for name, split in fused.items():
+        conv, concat = _inner(model.get_layer(name)), _inner(model.get_layer(split.concatenate))
+        if getattr(conv, _FUSED, None) == split.channels:
+            continue
+        concat.call = _first_input(concat.call)
+        conv.input_spec = None  # it now receives C channels; its kernel keeps its 2C input rows
+        conv.convolution_op = _fused_convolution(conv, split.channels)
+        object.__setattr__(conv, _FUSED, split.channels)
     return fused
