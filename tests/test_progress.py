@@ -62,6 +62,7 @@ def test_a_killed_training_resumes_at_its_last_finished_epoch(tmp_path, small):
         train_model(_nvm_model(), RECIPE, small, verbose=0, callbacks=[killer], progress=(folder, identity))
     state = json.loads((folder / epoch_progress.STATE).read_text())
     assert state["epochs_done"] == 2 and len(state["history"]["val_accuracy"]) == 2
+    assert len(state["epoch_seconds"]) == 2 and min(state["epoch_seconds"]) > 0
     assert sorted(p.name.split(".")[0] for p in folder.iterdir() if p.name != "state.json") == \
         ["best-%d" % state["best_epoch"], "epoch-2", "epoch-2"]  # .index and .data of epoch 2, one best
 
@@ -74,13 +75,14 @@ def test_a_killed_training_resumes_at_its_last_finished_epoch(tmp_path, small):
         np.testing.assert_array_equal(restored, kept)
     history = json.loads((folder / epoch_progress.STATE).read_text())["history"]["val_accuracy"]
     assert result["resumed_after"] == 2 and len(history) == 3
+    assert len(result["epoch_seconds"]) == 3 and result["epoch_seconds"][:2] == state["epoch_seconds"]
     assert result["val_accuracy"] == pytest.approx(max(history))
     assert result["best_epoch"] == int(np.argmax(history)) + 1
     _, val = model.evaluate(small.x_val, small.y_val, verbose=0)
     assert val == pytest.approx(result["val_accuracy"])  # the best epoch over both parts, not the last one
     # killed after the last epoch, before the model was written: nothing left to train, the same model
     again = train_model(_nvm_model(), RECIPE, small, verbose=0, progress=(folder, identity))
-    assert again["resumed_after"] == 3
+    assert again["resumed_after"] == 3 and again["epoch_seconds"] == result["epoch_seconds"]
     assert {k: again[k] for k in ("val_accuracy", "best_epoch", "test_accuracy")} == \
         {k: result[k] for k in ("val_accuracy", "best_epoch", "test_accuracy")}
 

@@ -71,6 +71,7 @@ def test_relu_cnn_trains_normally_as_2bit_bipolar(har_split):
     recipe = Recipe(name="t", dataset="har", architecture="har_cnn", spec="paper-2bit-bipolar", epochs=3)
     result = train_model(model, recipe, har_split, verbose=0)
     assert result["test_accuracy"] > 0.8
+    assert len(result["epoch_seconds"]) == 3 and sum(result["epoch_seconds"]) <= result["seconds"]
 
 
 def test_recipe_errors(tmp_path):

@@ -7,7 +7,8 @@ Keras callback that, after every epoch, writes into its own folder:
     epoch-<N>.index / .data-*   weights and optimizer state (a `tf.train.Checkpoint`) after epoch N
     best-<E>.npz                weights of the best epoch so far (by ``monitor``)
     state.json                  what the training is (``identity``), epochs done, the per-epoch history,
-                                the best epoch and its value, seconds trained; written last, atomically
+                                the best epoch and its value, seconds trained (in all and per epoch);
+                                written last, atomically
 
 so a folder always describes one consistent epoch. `train_model` restores it
 before ``fit`` (``initial_epoch`` = epochs done; the cosine schedule continues
@@ -32,14 +33,34 @@ from tf_nvm._keras import keras, tf
 from tf_nvm.atomic import write_bytes_atomic, write_json_atomic
 from tf_nvm.errors import RunFolderError
 
-__all__ = ["EpochProgress", "remove", "STATE"]
+__all__ = ["EpochTimes", "EpochProgress", "remove", "STATE"]
 
 STATE = "state.json"
 """The file naming the last finished epoch; the others in the folder are only read through it."""
 _FORMAT = "tf_nvm.epoch_progress"
 
 
-class EpochProgress(keras.callbacks.Callback):
+class EpochTimes(keras.callbacks.Callback):
+    """Records the wall time of every epoch (seconds, validation included) in ``epoch_seconds``.
+
+    Their median tells what a model costs per epoch even when the training was paused or shared the
+    cores for a while (the total ``seconds`` of a training counts those too).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.epoch_seconds = []
+        self._epoch_started = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._epoch_started is not None:
+            self.epoch_seconds.append(round(time.perf_counter() - self._epoch_started, 2))
+
+
+class EpochProgress(EpochTimes):
     """Keeps a training resumable epoch by epoch and keeps the weights of its best epoch.
 
     Replaces ``EarlyStopping(monitor, restore_best_weights=True)`` without stopping:
@@ -58,6 +79,8 @@ class EpochProgress(keras.callbacks.Callback):
         best_epoch: 1-based epoch with the best ``monitor`` value (0: none yet).
         best_value: that value (None: none yet).
         seconds_before: seconds trained before the resume (0.0 for a fresh training).
+        epoch_seconds: wall time of each epoch (restored ones first; folders written before tf_nvm
+            recorded them restore none).
     """
 
     def __init__(self, directory, identity, monitor="val_accuracy", verbose=True):
@@ -95,6 +118,7 @@ class EpochProgress(keras.callbacks.Callback):
             history = {str(k): [float(v) for v in values] for k, values in state["history"].items()}
             best_epoch, best_value = int(state["best_epoch"]), state["best_value"]
             seconds = float(state["seconds"])
+            epoch_seconds = [float(v) for v in state.get("epoch_seconds", [])][:epochs]
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
             raise RunFolderError(f"training progress {state_path!r} is unreadable ({err}). {fix}") from err
         if state.get("format") != _FORMAT or state.get("identity") != self.identity:
@@ -120,7 +144,7 @@ class EpochProgress(keras.callbacks.Callback):
                                  f"{len(best_weights)} arrays that do not fit model {model.name!r}'s "
                                  f"{len(model.weights)} weights. {fix}")
         self.history, self.best_epoch, self.best_value = history, best_epoch, float(best_value)
-        self.seconds_before, self._best_weights = seconds, best_weights
+        self.seconds_before, self._best_weights, self.epoch_seconds = seconds, best_weights, epoch_seconds
         if self.verbose:
             print(f"[tf-nvm] resumed after epoch {epochs} (best so far: epoch {best_epoch}, {self.monitor} "
                   f"{self.best_value:.4f}; {seconds:.0f} s trained before) from {self.directory}", flush=True)
@@ -135,6 +159,7 @@ class EpochProgress(keras.callbacks.Callback):
         self._started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
         logs = logs or {}
         if self.monitor not in logs:
             raise RunFolderError(f"EpochProgress monitors {self.monitor!r}, which the training does not log "
@@ -153,7 +178,8 @@ class EpochProgress(keras.callbacks.Callback):
         self._checkpoint(self.model).write(os.path.join(self.directory, f"epoch-{done}"))
         write_json_atomic(os.path.join(self.directory, STATE), {
             "format": _FORMAT, "identity": self.identity, "epochs_done": done, "history": self.history,
-            "best_epoch": self.best_epoch, "best_value": self.best_value, "seconds": self.seconds})
+            "best_epoch": self.best_epoch, "best_value": self.best_value, "seconds": self.seconds,
+            "epoch_seconds": self.epoch_seconds})
         self._remove_stale(done)
 
     def on_train_end(self, logs=None):

@@ -87,8 +87,10 @@ def train_model(model, recipe, split, verbose=2, callbacks=(), progress=None):
 
     Returns:
         dict with ``val_accuracy`` (best), ``best_epoch`` (1-based), ``test_accuracy``,
-        ``seconds`` (wall-clock training time; over the resumes, without the epochs lost to a kill)
-        and ``resumed_after`` (epochs restored from ``progress``; present only when > 0).
+        ``seconds`` (wall-clock training time; over the resumes, without the epochs lost to a kill),
+        ``epoch_seconds`` (wall time of each epoch, validation included; after a resume of a progress
+        folder written before tf_nvm recorded them, only the epochs since) and ``resumed_after`` (epochs
+        restored from ``progress``; present only when > 0).
     """
     fuse_sign_split(model)
     steps = recipe.epochs * int(np.ceil(len(split.x_train) / recipe.batch_size))
@@ -99,10 +101,13 @@ def train_model(model, recipe, split, verbose=2, callbacks=(), progress=None):
     if progress is None:
         keep_best = keras.callbacks.EarlyStopping("val_accuracy", mode="max", patience=recipe.epochs + 1,
                                                   restore_best_weights=True)
+        timer = epoch_progress.EpochTimes()
     else:
-        keep_best = epoch_progress.EpochProgress(*progress, monitor="val_accuracy", verbose=bool(verbose))
+        keep_best = timer = epoch_progress.EpochProgress(*progress, monitor="val_accuracy", verbose=bool(verbose))
         done = keep_best.restore(model)
     callbacks = [keep_best, keras.callbacks.TerminateOnNaN(), *callbacks]
+    if timer is not keep_best:
+        callbacks.append(timer)
     start = time.perf_counter()
     history = model.fit(training_data(recipe, split), epochs=recipe.epochs, initial_epoch=done,
                         validation_data=(split.x_val, split.y_val), callbacks=callbacks, verbose=verbose).history
@@ -118,7 +123,7 @@ def train_model(model, recipe, split, verbose=2, callbacks=(), progress=None):
     val = history["val_accuracy"]
     _, test_acc = model.evaluate(split.x_test, split.y_test, verbose=0, batch_size=512)
     result = {"val_accuracy": float(max(val)), "best_epoch": int(np.argmax(val)) + 1,
-              "test_accuracy": float(test_acc), "seconds": round(seconds, 2)}
+              "test_accuracy": float(test_acc), "seconds": round(seconds, 2), "epoch_seconds": timer.epoch_seconds}
     if done:
         result["resumed_after"] = done
     return result

@@ -186,14 +186,21 @@ def _step_times(found):
 
 
 def _model_times(found):
-    """Training wall time of each model (float baseline and NVM model, mean and max over seeds), in minutes."""
+    """Training wall time of each model in minutes (mean and max over seeds) and its median epoch in seconds.
+
+    The total of a training counts the time it was paused or shared the cores; the median epoch (over
+    every recorded epoch of every seed) does not, so it tells what one model costs.
+    """
     rows = []
     for name, v in found.items():
         row = {"variant": name}
         for kind, label in (("float", "float"), ("nvm", "NVM")):
-            seconds = [seed[kind]["seconds"] for seed in v["metrics"]["seeds"] if "seconds" in seed[kind]]
+            seeds = [seed[kind] for seed in v["metrics"]["seeds"]]
+            seconds = [seed["seconds"] for seed in seeds if "seconds" in seed]
+            epochs = [t for seed in seeds for t in seed.get("epoch_seconds", [])]
             row[f"{label} min (mean)"] = float(np.mean(seconds)) / 60 if seconds else None
             row[f"{label} min (max)"] = float(np.max(seconds)) / 60 if seconds else None
+            row[f"{label} s/epoch (median)"] = float(np.median(epochs)) if epochs else None
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -400,7 +407,8 @@ def write_report(experiment, out, quick, timings):
         "This invocation ran: " + (", ".join(f"{key} ({seconds:.0f} s)" for key, seconds in timings.items())
                                    or "nothing (every step was reused)") + ".", "",
         "Training time per model (minutes, mean and max over seeds; a float baseline shared by variants of one "
-        "architecture was trained once and is listed with each):", "", to_markdown(_model_times(found), 1),
+        "architecture was trained once and is listed with each; the median epoch, over every recorded epoch, "
+        "is not inflated by pauses or other work on the machine):", "", to_markdown(_model_times(found), 1),
     ]
     lines += ["", f"Host: {platform.node()}, {os.cpu_count()} CPU(s), {platform.platform()}."]
     write_bytes_atomic(os.path.join(folder, "report.md"), ("\n".join(lines) + "\n").encode("utf-8"))
