@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -109,6 +110,8 @@ def test_a_tiny_experiment_end_to_end_then_reused_and_resumed(tmp_path, capsys):
     times = text[text.index("Training time per model"):]
     row = next(line for line in times.splitlines() if line.startswith("| har-2bit-unipolar |"))
     assert all(float(cell) >= 0 for cell in row.strip("| ").split(" | ")[1:]), row  # recorded: no blank cell
+    assert re.search(r"Whole recipe: \d+\.\d h recorded \(\d+\.\d h with every training at its median epoch\)",
+                     text)
     assert main(["run", str(recipe), "--out", str(out)]) == 0  # back to the first report fields
     capsys.readouterr()
     assert json.loads((report / "report.json").read_text()) == first
@@ -197,3 +200,23 @@ def test_a_tiny_cifar10_experiment_end_to_end(tmp_path):
     quantities = [r["quantity"] for r in report["tables"]["paper"]]
     assert "cifar10-2bit-unipolar (2-bit unipolar) minus its float baseline" in quantities
     assert (out / "report" / "levels.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_whole_recipe_time_counts_a_shared_float_baseline_once(tmp_path):
+    from tf_nvm.pipeline.report import _recipe_hours  # noqa: PLC0415
+
+    base = {"architecture": "cifar_vgg", "epochs": 4, "seeds": [0]}
+    recipes = {"a": {**base, "name": "a", "spec": "paper-4bit-bipolar"},
+               "b": {**base, "name": "b", "spec": "paper-2bit-bipolar"},  # shares a's float baseline
+               "c": {**base, "name": "c", "spec": "paper-2bit-unipolar", "architecture_args": {"signs": "split"}}}
+    (tmp_path / "experiment.json").write_text(json.dumps({"recipes": recipes}))
+    found = {}
+    for name in recipes:
+        (tmp_path / name).mkdir()
+        float_result = {"seconds": 1000.0, "epoch_seconds": [100.0, 90.0, 500.0, 110.0]}  # paused in epoch 3
+        found[name] = {"folder": str(tmp_path / name),
+                       "metrics": {"seeds": [{"seed": 0, "float": float_result, "nvm": {"seconds": 720.0}}]}}
+    recorded, median = _recipe_hours(None, str(tmp_path), found)
+    # floats: a (shared with b) and c; NVM models: a, b, c (no epoch times recorded: their seconds)
+    assert recorded == pytest.approx((2 * 1000 + 3 * 720) / 3600)
+    assert median == pytest.approx((2 * 4 * 105 + 3 * 720) / 3600)

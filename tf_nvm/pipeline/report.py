@@ -205,6 +205,42 @@ def _model_times(found):
     return pd.DataFrame(rows)
 
 
+def _recipe_hours(experiment, out, found):
+    """(recorded, at the median epoch) hours of the whole recipe: every training and every other step.
+
+    A float baseline shared by variants (their training recipes differ only in fields that do not change
+    it, `tf_nvm.train.FLOAT_KEY_IGNORES`) counts once. "At the median epoch" replaces each training's
+    recorded seconds by its median epoch times its epochs (the recorded seconds when it recorded none).
+    """
+    from tf_nvm.pipeline.steps import STEPS  # noqa: PLC0415
+    from tf_nvm.train import FLOAT_KEY_IGNORES  # noqa: PLC0415
+
+    with open(os.path.join(out, "experiment.json"), encoding="utf-8") as handle:
+        recipes = json.load(handle).get("recipes", {})
+
+    def seconds(result, epochs):
+        times = result.get("epoch_seconds") or []
+        median = float(np.median(times)) * epochs if times and epochs else result.get("seconds", 0.0)
+        return result.get("seconds", 0.0), median
+
+    recorded = median = 0.0
+    floats_seen = set()
+    for name, v in found.items():
+        recipe = recipes.get(name, {})
+        epochs = recipe.get("epochs")
+        group = json.dumps({k: x for k, x in recipe.items() if k not in FLOAT_KEY_IGNORES}, sort_keys=True)
+        for seed in v["metrics"]["seeds"]:
+            kinds = ["nvm"] + ([] if (group, seed["seed"]) in floats_seen else ["float"])
+            floats_seen.add((group, seed["seed"]))
+            for kind in kinds:
+                r, m = seconds(seed[kind], epochs)
+                recorded, median = recorded + r, median + m
+        steps = sum((runs.step_info(v["folder"], step) or {}).get("seconds") or 0.0 for step in STEPS
+                    if step != "train")
+        recorded, median = recorded + steps, median + steps
+    return recorded / 3600, median / 3600
+
+
 def _plot_accuracy(found, path, preset):
     plt = pyplot()
     names = list(found)
@@ -408,7 +444,10 @@ def write_report(experiment, out, quick, timings):
                                    or "nothing (every step was reused)") + ".", "",
         "Training time per model (minutes, mean and max over seeds; a float baseline shared by variants of one "
         "architecture was trained once and is listed with each; the median epoch, over every recorded epoch, "
-        "is not inflated by pauses or other work on the machine):", "", to_markdown(_model_times(found), 1),
+        "is not inflated by pauses or other work on the machine):", "", to_markdown(_model_times(found), 1), "",
+        "Whole recipe: {:.1f} h recorded ({:.1f} h with every training at its median epoch), every training "
+        "and every other step of every variant, each shared float baseline once.".format(
+            *_recipe_hours(experiment, out, found)),
     ]
     lines += ["", f"Host: {platform.node()}, {os.cpu_count()} CPU(s), {platform.platform()}."]
     write_bytes_atomic(os.path.join(folder, "report.md"), ("\n".join(lines) + "\n").encode("utf-8"))
