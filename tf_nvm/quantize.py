@@ -19,7 +19,7 @@ from tf_nvm.errors import (InvalidWeightsError, NonInhibitingCrossbarWarning, Sp
                            ZeroCodesWarning)
 from tf_nvm.graph import layer_graph, non_inhibiting_layers
 from tf_nvm.nvm_model import check_fixed_input_shape, crossbar_variables, nonfinite_weights, nvm_layers
-from tf_nvm.quantize_configs import config_for, grid_input_layers, rule_for
+from tf_nvm.quantize_configs import config_for, grid_input_layers, is_crossbar, rule_for
 from tf_nvm.scheme import NVMQuantizeScheme
 from tf_nvm.serialization import custom_objects
 from tf_nvm.spec import INITS, resolve_spec
@@ -29,18 +29,11 @@ __all__ = ["quantize_model", "calibrate_scale", "INITS"]
 
 
 # --------------------------------------------------------------------- helpers
-def _is_crossbar(layer):
-    try:
-        return rule_for(layer).role == "crossbar"
-    except UnsupportedLayerError:
-        return False
-
-
 def _warn_non_inhibiting(nodes, spec):
     """Warns about each unipolar crossbar whose inputs are all non-negative."""
     if not spec.unipolar:
         return
-    for layer in non_inhibiting_layers(nodes, _is_crossbar):
+    for layer in non_inhibiting_layers(nodes, is_crossbar):
         warnings.warn(
             f"layer {layer.name!r} ({type(layer).__name__}) is a unipolar crossbar (non-negative weights) "
             "whose inputs are all non-negative: its output can only grow with every input, so it cannot "
@@ -76,7 +69,7 @@ def calibrate_scale(model, spec):
     top = max(abs(spec.code_min), spec.code_max)
     logs = []
     for layer in model.layers:
-        if _is_crossbar(layer):
+        if is_crossbar(layer):
             kernel = getattr(layer, rule_for(layer).kernel_attr).numpy()
             peak = float(np.max(np.abs(kernel)))
             if peak > 0:

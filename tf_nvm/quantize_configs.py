@@ -46,6 +46,7 @@ __all__ = [
     "ROLES",
     "register_layer",
     "rule_for",
+    "is_crossbar",
     "config_for",
     "grid_input_layers",
     "supported_layer_names",
@@ -236,6 +237,14 @@ def rule_for(layer):
     if rule.layer_class is keras.layers.Activation and activation_name(layer) == "softmax":
         return LayerRule(rule.layer_class, "probability")
     return rule
+
+
+def is_crossbar(layer):
+    """True when ``layer`` is a supported crossbar layer (`rule_for` gives it the ``crossbar`` role)."""
+    try:
+        return rule_for(layer).role == "crossbar"
+    except UnsupportedLayerError:
+        return False
 
 
 def config_for(layer, spec, grid_input=False):

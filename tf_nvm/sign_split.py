@@ -37,6 +37,7 @@ import dataclasses
 from tf_nvm._keras import QuantizeWrapper, keras
 from tf_nvm.graph import layer_graph, nonnegative_outputs
 from tf_nvm.modes import in_converter_graph
+from tf_nvm.quantize_configs import is_crossbar
 
 __all__ = ["SignSplit", "sign_split_layers", "fuse_sign_split"]
 
@@ -67,11 +68,6 @@ def _is_conv(layer):
     return (type(layer) in (L.Conv1D, L.Conv2D) and layer.groups == 1 and layer.data_format == "channels_last")
 
 
-def _is_crossbar(layer):
-    L = keras.layers
-    return isinstance(layer, (L.Dense, L.Conv1D, L.Conv2D, L.DepthwiseConv2D))
-
-
 def _is_negation(layer):
     return (isinstance(layer, keras.layers.Rescaling) and float(layer.scale) == -1.0
             and float(layer.offset) == 0.0)
@@ -93,7 +89,7 @@ def sign_split_layers(model):
     nodes = layer_graph(model)
     by_name = {node.name: node for node in nodes}
     consumers = collections.Counter(name for node in nodes for name in node.inputs)
-    nonneg = nonnegative_outputs(nodes, _is_crossbar, unwrap=_inner)
+    nonneg = nonnegative_outputs(nodes, is_crossbar, unwrap=_inner)
     found = {}
     for node in nodes:
         conv = _inner(node.layer)
