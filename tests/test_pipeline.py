@@ -216,7 +216,7 @@ def test_whole_recipe_time_counts_a_shared_float_baseline_once(tmp_path):
         float_result = {"seconds": 1000.0, "epoch_seconds": [100.0, 90.0, 500.0, 110.0]}  # paused in epoch 3
         found[name] = {"folder": str(tmp_path / name),
                        "metrics": {"seeds": [{"seed": 0, "float": float_result, "nvm": {"seconds": 720.0}}]}}
-    recorded, median = _recipe_hours(None, str(tmp_path), found)
+    recorded, median = _recipe_hours(str(tmp_path), found)
     # floats: a (shared with b) and c; NVM models: a, b, c (no epoch times recorded: their seconds)
     assert recorded == pytest.approx((2 * 1000 + 3 * 720) / 3600)
     assert median == pytest.approx((2 * 4 * 105 + 3 * 720) / 3600)

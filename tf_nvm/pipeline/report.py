@@ -205,7 +205,7 @@ def _model_times(found):
     return pd.DataFrame(rows)
 
 
-def _recipe_hours(experiment, out, found):
+def _recipe_hours(out, found):
     """(recorded, at the median epoch) hours of the whole recipe: every training and every other step.
 
     A float baseline shared by variants (their training recipes differ only in fields that do not change
@@ -447,7 +447,7 @@ def write_report(experiment, out, quick, timings):
         "is not inflated by pauses or other work on the machine):", "", to_markdown(_model_times(found), 1), "",
         "Whole recipe: {:.1f} h recorded ({:.1f} h with every training at its median epoch), every training "
         "and every other step of every variant, each shared float baseline once.".format(
-            *_recipe_hours(experiment, out, found)),
+            *_recipe_hours(out, found)),
     ]
     lines += ["", f"Host: {platform.node()}, {os.cpu_count()} CPU(s), {platform.platform()}."]
     write_bytes_atomic(os.path.join(folder, "report.md"), ("\n".join(lines) + "\n").encode("utf-8"))
