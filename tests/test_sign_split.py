@@ -38,6 +38,12 @@ def _images(count=32):
     return (np.random.default_rng(0).standard_normal((count,) + SHAPE) * 2.0).astype(np.float32)
 
 
+def _concatenations(model):
+    """Rank-4 ConcatV2 ops in the traced forward graph of ``model``."""
+    graph = tf.function(model).get_concrete_function(tf.TensorSpec((None,) + SHAPE)).graph
+    return sum(op.type == "ConcatV2" and op.outputs[0].shape.rank == 4 for op in graph.get_operations())
+
+
 def test_only_convolutions_reading_both_signs_of_a_non_negative_tensor_are_found():
     float_model = _vgg()
     # conv0_0 reads [x, -x] of the signed image (x may sit at -A, where -x clips): not fused.
@@ -75,12 +81,8 @@ def test_a_fused_nvm_model_computes_the_same_numbers_and_gradients():
     with emulate_runtime("tflm"):
         np.testing.assert_array_equal(model(x, training=False).numpy(), plain(x, training=False).numpy())
 
-    def concatenations(m):
-        graph = tf.function(m).get_concrete_function(tf.TensorSpec((None,) + SHAPE)).graph
-        return sum(op.type == "ConcatV2" and op.outputs[0].shape.rank == 4 for op in graph.get_operations())
-
     # [t, -t] is never built for the fused layers; conv0_0 reads both signs of the signed image, as before.
-    assert (concatenations(model), concatenations(plain)) == (1, 4)
+    assert (_concatenations(model), _concatenations(plain)) == (1, 4)
 
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     gradients = []
@@ -104,6 +106,7 @@ def test_a_fused_float_model_differs_by_float_rounding_only():
     x = _images()
     np.testing.assert_allclose(model(x, training=True).numpy(), plain(x, training=True).numpy(), rtol=1e-5,
                                atol=1e-5)
+    assert (_concatenations(model), _concatenations(plain)) == (1, 4)
 
 
 def test_fusing_changes_no_weight_config_or_export(tmp_path):

@@ -104,9 +104,7 @@ def sign_split_layers(model):
         if (negation is None or negation.calls != 1 or negation.inputs != (source,)
                 or not _is_negation(_inner(negation.layer)) or not nonneg.get(source, False)):
             continue
-        rows = int(conv.kernel.shape[-2])
-        if rows % 2 == 0:
-            found[node.name] = SignSplit(concat.name, rows // 2)
+        found[node.name] = SignSplit(concat.name, int(conv.kernel.shape[-2]) // 2)  # [t, -t]: 2C rows
     return found
 
 
@@ -120,14 +118,13 @@ def _first_input(plain_call):
 
 
 def _fused_convolution(conv, channels):
-    """``conv.convolution_op`` computing ``conv(t, W+ - W-)`` from ``t`` (or ``[t, -t]``) and ``[W+; W-]``."""
+    """``conv.convolution_op`` computing ``conv(t, W+ - W-)`` from ``t`` (its Concatenate passes ``t`` on) and
+    ``[W+; W-]``; the plain ``conv([t, -t], [W+; W-])`` in the converter graph."""
     plain = type(conv).convolution_op.__get__(conv)
 
     def convolution_op(inputs, kernel):
         if in_converter_graph():
             return plain(inputs, kernel)
-        if inputs.shape[-1] != channels:
-            inputs = inputs[..., :channels]
         return plain(inputs, kernel[..., :channels, :] - kernel[..., channels:, :])
 
     return convolution_op
