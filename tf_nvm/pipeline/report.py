@@ -189,7 +189,8 @@ def _model_times(found):
     """Training wall time of each model in minutes (mean and max over seeds) and its median epoch in seconds.
 
     The total of a training counts the time it was paused or shared the cores; the median epoch (over
-    every recorded epoch of every seed) does not, so it tells what one model costs.
+    every recorded epoch of every seed) is not moved by a few such epochs, so it tells what one model costs
+    unless most of its epochs shared the machine.
     """
     rows = []
     for name, v in found.items():
@@ -444,7 +445,7 @@ def write_report(experiment, out, quick, timings):
                                    or "nothing (every step was reused)") + ".", "",
         "Training time per model (minutes, mean and max over seeds; a float baseline shared by variants of one "
         "architecture was trained once and is listed with each; the median epoch, over every recorded epoch, "
-        "is not inflated by pauses or other work on the machine):", "", to_markdown(_model_times(found), 1), "",
+        "is not moved by a few epochs paused or sharing the machine, but is by many):", "", to_markdown(_model_times(found), 1), "",
         "Whole recipe: {:.1f} h recorded ({:.1f} h with every training at its median epoch), every training "
         "and every other step of every variant, each shared float baseline once.".format(
             *_recipe_hours(out, found)),
