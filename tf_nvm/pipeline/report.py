@@ -445,7 +445,8 @@ def write_report(experiment, out, quick, timings):
                                    or "nothing (every step was reused)") + ".", "",
         "Training time per model (minutes, mean and max over seeds; a float baseline shared by variants of one "
         "architecture was trained once and is listed with each; the median epoch, over every recorded epoch, "
-        "is not moved by a few epochs paused or sharing the machine, but is by many):", "", to_markdown(_model_times(found), 1), "",
+        "is not moved by a few epochs paused or sharing the machine, but is by many):", "",
+        to_markdown(_model_times(found), 1), "",
         "Whole recipe: {:.1f} h recorded ({:.1f} h with every training at its median epoch), every training "
         "and every other step of every variant, each shared float baseline once.".format(
             *_recipe_hours(out, found)),
