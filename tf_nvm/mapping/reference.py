@@ -11,6 +11,9 @@ reference function of its entry in `tf_nvm.mapping.ops.DIGITAL_OPS`.
 
 It is the oracle of the simulator: its outputs equal the Keras NVM model's
 (``model.predict``) and LiteRT's on the int8 grid. Imports no TensorFlow.
+Examples are evaluated in batches whose int64 im2col patches stay within
+`PATCH_BUDGET_BYTES` per crossbar layer (`examples_per_batch`), so memory does
+not grow with the number of examples.
 """
 
 import dataclasses
@@ -23,7 +26,15 @@ from tf_nvm.mapping.io import load
 from tf_nvm.mapping.ops import DIGITAL_OPS
 from tf_nvm.mapping.types import Mapping
 
-__all__ = ["MappingOutputs", "evaluate", "grid_steps", "crossbar_forward", "im2col"]
+__all__ = ["MappingOutputs", "evaluate", "grid_steps", "crossbar_forward", "im2col", "examples_per_batch",
+           "PATCH_BUDGET_BYTES"]
+
+PATCH_BUDGET_BYTES = 256 * 2 ** 20
+"""Bytes of int64 patches (examples x output positions x rows x 8) one crossbar layer may hold in `evaluate`.
+
+Unbatched, 2,000 CIFAR-10 images through a unipolar 3x3 convolution of 64 input channels at 32x32 (576 rows)
+need 9.4 GB of patches: the full ``paper-cifar10`` run was killed for lack of memory (24 GiB) there.
+"""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -86,14 +97,14 @@ def crossbar_forward(q, layer, spec):
         int64 codes ``[N, *output_shape]`` on the shared grid.
     """
     patches = q if layer.op == "dense" else im2col(q, layer)
-    flat = patches.reshape(-1, layer.rows).astype(np.int64)
+    flat = patches.reshape(-1, layer.rows).astype(np.int64, copy=False)
     acc = np.zeros((flat.shape[0], layer.cols), np.int64)
-    rails = [flat] if layer.input_rails == 1 else [np.maximum(flat, 0), np.maximum(-flat, 0)]
     for tile in layer.tiles:
         levels = layer.levels[tile.row_start:tile.row_stop, tile.col_start:tile.col_stop].astype(np.int64)
         part = np.zeros((flat.shape[0], tile.col_stop - tile.col_start), np.int64)
-        for sign, rail in zip((1, -1), rails):
-            x = rail[:, tile.row_start:tile.row_stop]
+        rows = flat[:, tile.row_start:tile.row_stop]
+        rails = [rows] if layer.input_rails == 1 else [np.maximum(rows, 0), np.maximum(-rows, 0)]
+        for sign, x in zip((1, -1), rails):
             columns = [x @ levels[..., d] for d in range(levels.shape[-1])]  # one ADC result per device column
             if len(columns) == 2:  # differential pair: G+ - G-
                 column_sum = columns[0] - columns[1]
@@ -149,19 +160,21 @@ def grid_steps(mapping):
     return steps
 
 
-def evaluate(path_or_mapping, x):
-    """Runs the mapping on standardised model inputs ``x``.
+def evaluate(path_or_mapping, x, batch_size=None):
+    """Runs the mapping on standardised model inputs ``x``, ``batch_size`` examples at a time.
 
     Args:
         path_or_mapping: a `Mapping`, or a mapping prefix / ``.json`` file (loaded with `load`).
         x: float model inputs (model units, standardised), ``[N, *mapping.input.shape]``.
+        batch_size: examples per batch (the results do not depend on it), or None: `examples_per_batch`,
+            which keeps every crossbar layer's patches within `PATCH_BUDGET_BYTES`.
 
     Returns:
         `MappingOutputs`: int64 codes of every output tensor and their grid steps.
 
     Raises:
         MappingError: an unreadable or invalid mapping, inputs of the wrong
-            shape, or an op reading a tensor on another grid than it needs.
+            shape, a bad ``batch_size``, or an op reading a tensor on another grid than it needs.
     """
     mapping = path_or_mapping if isinstance(path_or_mapping, Mapping) else load(path_or_mapping)
     x = np.asarray(x)
@@ -169,8 +182,20 @@ def evaluate(path_or_mapping, x):
     if x.ndim != len(expected) + 1 or x.shape[1:] != expected:
         raise MappingError(f"evaluate: inputs have shape {list(x.shape)}; the mapping expects [N, "
                            f"{', '.join(map(str, expected))}]. Fix: pass a batch of standardised examples.")
-    spec = mapping.spec
+    if batch_size is None:
+        batch_size = examples_per_batch(mapping)
+    elif isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise MappingError(f"evaluate: batch_size must be an integer >= 1 or None, got {batch_size!r}. Fix: pass "
+                           "e.g. 64, or None to bound the memory automatically.")
     steps = grid_steps(mapping)
+    parts = [_evaluate_batch(mapping, x[start:start + batch_size]) for start in range(0, len(x), batch_size) or [0]]
+    codes = {name: np.concatenate([part[name] for part in parts]) for name in mapping.outputs}
+    return MappingOutputs(codes, {name: steps[name] for name in mapping.outputs})
+
+
+def _evaluate_batch(mapping, x):
+    """Output codes ``{output name: int64 [len(x), ...]}`` of one batch of standardised inputs."""
+    spec = mapping.spec
     tensors = {mapping.input.name: mapping.input.quantize(x).astype(np.int64)}
     for layer in mapping.layers:
         inputs = [tensors[name] for name in layer.inputs]
@@ -178,5 +203,21 @@ def evaluate(path_or_mapping, x):
             tensors[layer.output] = crossbar_forward(inputs[0], layer, spec)
         else:
             tensors[layer.output] = DIGITAL_OPS.get(layer.op).reference(inputs, layer, spec)
-    return MappingOutputs({name: tensors[name] for name in mapping.outputs},
-                          {name: steps[name] for name in mapping.outputs})
+    return {name: tensors[name] for name in mapping.outputs}
+
+
+def examples_per_batch(mapping, budget=None):
+    """The most examples whose int64 patches fit ``budget`` bytes in every crossbar layer (at least 1).
+
+    Args:
+        mapping: a `Mapping`.
+        budget: bytes of patches allowed per crossbar layer (default `PATCH_BUDGET_BYTES`).
+
+    Returns:
+        int >= 1.
+    """
+    per_example = 1
+    for layer in mapping.crossbar_layers:
+        positions = int(np.prod(layer.input_shape[:-1] if layer.op == "dense" else layer.output_shape[:-1]))
+        per_example = max(per_example, positions * layer.rows * 8)
+    return max(1, int(PATCH_BUDGET_BYTES if budget is None else budget) // per_example)

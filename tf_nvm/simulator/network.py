@@ -353,11 +353,18 @@ class Simulator:
         return array
 
     def column_sum_peaks(self, x, percentile=100.0):
-        """Per crossbar layer, the ``percentile`` of |device-column partial sums| on ``x`` (ideal chip, MAC units)."""
+        """Per crossbar layer, the ``percentile`` of |device-column partial sums| on ``x`` (ideal chip, MAC units).
+
+        Runs eagerly in batches of ``config.batch_size`` examples, keeping only the magnitudes (float32).
+        """
         x = self._check_inputs(x)
         chip = self.program(0)
-        record = {}
         weights = {name: layer.weights for name, layer in chip.layers.items()}
-        self._network(tf.constant(x), weights, {}, dict.fromkeys(self.layouts), 0, record)  # eager, one pass
-        return {name: float(np.percentile(np.abs(np.concatenate([s.numpy().ravel() for s in sums])), percentile))
-                for name, sums in record.items()}
+        magnitudes = {}
+        for start in range(0, len(x), self.config.batch_size):
+            record = {}
+            self._network(tf.constant(x[start:start + self.config.batch_size]), weights, {},
+                          dict.fromkeys(self.layouts), start, record)
+            for name, sums in record.items():
+                magnitudes.setdefault(name, []).extend(np.abs(s.numpy()).ravel() for s in sums)
+        return {name: float(np.percentile(np.concatenate(parts), percentile)) for name, parts in magnitudes.items()}
