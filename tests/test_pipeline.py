@@ -220,3 +220,32 @@ def test_whole_recipe_time_counts_a_shared_float_baseline_once(tmp_path):
     # floats: a (shared with b) and c; NVM models: a, b, c (no epoch times recorded: their seconds)
     assert recorded == pytest.approx((2 * 1000 + 3 * 720) / 3600)
     assert median == pytest.approx((2 * 4 * 105 + 3 * 720) / 3600)
+
+
+def test_float_target_is_checked_once_per_distinct_float_baseline(tmp_path):
+    """Variants sharing a float baseline give one row; another architecture gives its own (no mean hides it)."""
+    import types  # noqa: PLC0415
+
+    from tf_nvm.pipeline.report import _explanations, _paper_table  # noqa: PLC0415
+
+    base = {"architecture": "cifar_vgg", "epochs": 4, "seeds": [0]}
+    variants = {"a": ({**base, "name": "a", "spec": "paper-4bit-bipolar"}, 4, False, 0.84),
+                "b": ({**base, "name": "b", "spec": "paper-2bit-bipolar"}, 2, False, 0.84),  # shares a's float
+                "c": ({**base, "name": "c", "spec": "paper-4bit-unipolar", "architecture_args": {"signs": "split"}},
+                      4, True, 0.86)}
+    found = {}
+    for name, (recipe, bits, unipolar, float_accuracy) in variants.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "recipe.json").write_text(json.dumps(recipe))
+        found[name] = {"folder": str(tmp_path / name), "cost": {"unipolar_vs_bipolar": {
+            "area_reduction": 0.5, "paper_area_reduction": 0.67, "power_reduction": 0.4, "paper_power_reduction": 0.4}},
+            "metrics": {"spec": {"weight_bits": bits, "unipolar": unipolar}, "test_accuracy": float_accuracy - 0.01,
+                        "float_test_accuracy": float_accuracy}}
+    experiment = types.SimpleNamespace(paper={}, targets={"float": 0.85}, notes={"float": "Why."})
+    table = _paper_table(experiment, found)
+    rows = table[table["quantity"].str.startswith("float test accuracy")]
+    assert list(rows["quantity"]) == ["float test accuracy (cifar_vgg network of a, b)",
+                                      "float test accuracy (cifar_vgg network of c)"]
+    assert list(rows["verdict"]) == ["missed by 1.00 pts", "met"]
+    assert _explanations(experiment, found) == [
+        "- float, against the target 85.00 %: cifar_vgg network of a, b: 84.00 % (missed by 1.00 pts). Why."]
