@@ -209,14 +209,13 @@ def test_whole_recipe_time_counts_a_shared_float_baseline_once(tmp_path):
     recipes = {"a": {**base, "name": "a", "spec": "paper-4bit-bipolar"},
                "b": {**base, "name": "b", "spec": "paper-2bit-bipolar"},  # shares a's float baseline
                "c": {**base, "name": "c", "spec": "paper-2bit-unipolar", "architecture_args": {"signs": "split"}}}
-    (tmp_path / "experiment.json").write_text(json.dumps({"recipes": recipes}))
     found = {}
-    for name in recipes:
+    for name, recipe in recipes.items():
         (tmp_path / name).mkdir()
         float_result = {"seconds": 1000.0, "epoch_seconds": [100.0, 90.0, 500.0, 110.0]}  # paused in epoch 3
-        found[name] = {"folder": str(tmp_path / name),
+        found[name] = {"folder": str(tmp_path / name), "recipe": recipe,
                        "metrics": {"seeds": [{"seed": 0, "float": float_result, "nvm": {"seconds": 720.0}}]}}
-    recorded, median = _recipe_hours(str(tmp_path), found)
+    recorded, median = _recipe_hours(found)
     # floats: a (shared with b) and c; NVM models: a, b, c (no epoch times recorded: their seconds)
     assert recorded == pytest.approx((2 * 1000 + 3 * 720) / 3600)
     assert median == pytest.approx((2 * 4 * 105 + 3 * 720) / 3600)
@@ -235,9 +234,7 @@ def test_float_target_is_checked_once_per_distinct_float_baseline(tmp_path):
                       4, True, 0.86)}
     found = {}
     for name, (recipe, bits, unipolar, float_accuracy) in variants.items():
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "recipe.json").write_text(json.dumps(recipe))
-        found[name] = {"folder": str(tmp_path / name), "cost": {"unipolar_vs_bipolar": {
+        found[name] = {"folder": str(tmp_path / name), "recipe": recipe, "cost": {"unipolar_vs_bipolar": {
             "area_reduction": 0.5, "paper_area_reduction": 0.67, "power_reduction": 0.4, "paper_power_reduction": 0.4}},
             "metrics": {"spec": {"weight_bits": bits, "unipolar": unipolar}, "test_accuracy": float_accuracy - 0.01,
                         "float_test_accuracy": float_accuracy}}

@@ -32,15 +32,17 @@ def _pct(value):
 
 
 def _collect(experiment, out):
-    """Per variant: metrics.json and the markers of every step."""
+    """Per variant: its training recipe as run (``experiment.json``), metrics.json and every step's marker."""
     from tf_nvm.pipeline.steps import STEPS, variant_folder  # noqa: PLC0415
 
+    with open(os.path.join(out, "experiment.json"), encoding="utf-8") as handle:
+        recipes = json.load(handle).get("recipes", {})  # absent in folders written before tf_nvm recorded them
     found = {}
     for name in experiment.variants:
         folder = variant_folder(out, name)
         with open(os.path.join(folder, "metrics.json"), encoding="utf-8") as handle:
             metrics = json.load(handle)
-        found[name] = {"folder": folder, "metrics": metrics,
+        found[name] = {"folder": folder, "recipe": recipes.get(name, {}), "metrics": metrics,
                        **{step: runs.step_info(folder, step) for step in STEPS if step != "train"}}
     return found
 
@@ -115,11 +117,14 @@ def _verdict(measured, target):
     return "met" if measured >= target else f"missed by {100 * (target - measured):.2f} pts"
 
 
-def _float_group(recipe):
-    """What identifies a float baseline among training recipes (dicts): the fields that shape it, as a string."""
+def _float_group(name, v):
+    """What identifies the float baseline of variant ``name`` (``found`` entry ``v``) among the variants: the
+    fields of its training recipe that shape that baseline, as a string (its name when no recipe was recorded)."""
     from tf_nvm.train import FLOAT_KEY_IGNORES  # noqa: PLC0415
 
-    return json.dumps({k: x for k, x in recipe.items() if k not in FLOAT_KEY_IGNORES}, sort_keys=True)
+    if not v["recipe"]:
+        return name
+    return json.dumps({k: x for k, x in v["recipe"].items() if k not in FLOAT_KEY_IGNORES}, sort_keys=True)
 
 
 def _float_baselines(found):
@@ -127,13 +132,8 @@ def _float_baselines(found):
     architecture and the variants that share it."""
     groups = {}
     for name, v in found.items():
-        path = os.path.join(v["folder"], "recipe.json")
-        recipe = {}
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as handle:
-                recipe = json.load(handle)
-        group = groups.setdefault(_float_group(recipe) if recipe else name,
-                                  {"architecture": recipe.get("architecture", "float"), "names": [],
+        group = groups.setdefault(_float_group(name, v),
+                                  {"architecture": v["recipe"].get("architecture", "float"), "names": [],
                                    "accuracy": v["metrics"]["float_test_accuracy"]})
         group["names"].append(name)
     return [(f"{g['architecture']} network of {', '.join(g['names'])}", g["accuracy"]) for g in groups.values()]
@@ -229,7 +229,7 @@ def _model_times(found):
     return pd.DataFrame(rows)
 
 
-def _recipe_hours(out, found):
+def _recipe_hours(found):
     """(recorded, at the median epoch) hours of the whole recipe: every training and every other step.
 
     A float baseline shared by variants (their training recipes differ only in fields that do not change
@@ -237,9 +237,6 @@ def _recipe_hours(out, found):
     recorded seconds by its median epoch times its epochs (the recorded seconds when it recorded none).
     """
     from tf_nvm.pipeline.steps import STEPS  # noqa: PLC0415
-
-    with open(os.path.join(out, "experiment.json"), encoding="utf-8") as handle:
-        recipes = json.load(handle).get("recipes", {})
 
     def seconds(result, epochs):
         times = result.get("epoch_seconds") or []
@@ -249,9 +246,8 @@ def _recipe_hours(out, found):
     recorded = median = 0.0
     floats_seen = set()
     for name, v in found.items():
-        recipe = recipes.get(name, {})
-        epochs = recipe.get("epochs")
-        group = _float_group(recipe)
+        epochs = v["recipe"].get("epochs")
+        group = _float_group(name, v)
         for seed in v["metrics"]["seeds"]:
             kinds = ["nvm"] + ([] if (group, seed["seed"]) in floats_seen else ["float"])
             floats_seen.add((group, seed["seed"]))
@@ -471,7 +467,7 @@ def write_report(experiment, out, quick, timings):
         to_markdown(_model_times(found), 1), "",
         "Whole recipe: {:.1f} h recorded ({:.1f} h with every training at its median epoch), every training "
         "and every other step of every variant, each shared float baseline once.".format(
-            *_recipe_hours(out, found)),
+            *_recipe_hours(found)),
     ]
     lines += ["", f"Host: {platform.node()}, {os.cpu_count()} CPU(s), {platform.platform()}."]
     write_bytes_atomic(os.path.join(folder, "report.md"), ("\n".join(lines) + "\n").encode("utf-8"))
