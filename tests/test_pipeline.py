@@ -237,7 +237,8 @@ def test_float_target_is_checked_once_per_distinct_float_baseline(tmp_path):
         found[name] = {"folder": str(tmp_path / name), "recipe": recipe, "cost": {"unipolar_vs_bipolar": {
             "area_reduction": 0.5, "paper_area_reduction": 0.67, "power_reduction": 0.4, "paper_power_reduction": 0.4}},
             "metrics": {"spec": {"weight_bits": bits, "unipolar": unipolar}, "test_accuracy": float_accuracy - 0.01,
-                        "float_test_accuracy": float_accuracy}}
+                        "float_test_accuracy": float_accuracy,
+                        "seeds": [{"seed": 0, "float": {"test_accuracy": float_accuracy}}]}}
     experiment = types.SimpleNamespace(paper={}, targets={"float": 0.85}, notes={"float": "Why."})
     table = _paper_table(experiment, found)
     rows = table[table["quantity"].str.startswith("float test accuracy")]
@@ -246,3 +247,10 @@ def test_float_target_is_checked_once_per_distinct_float_baseline(tmp_path):
     assert list(rows["verdict"]) == ["missed by 1.00 pts", "met"]
     assert _explanations(experiment, found) == [
         "- float, against the target 85.00 %: cifar_vgg network of a, b: 84.00 % (missed by 1.00 pts). Why."]
+    # a run folder from before variants shared float baselines: same recipe fields, one float trained per variant
+    found["b"]["metrics"]["float_test_accuracy"] = 0.845
+    found["b"]["metrics"]["seeds"][0]["float"]["test_accuracy"] = 0.845
+    rows = _paper_table(experiment, found)
+    assert [q for q in rows["quantity"] if q.startswith("float test accuracy")] == [
+        "float test accuracy (cifar_vgg network of a)", "float test accuracy (cifar_vgg network of b)",
+        "float test accuracy (cifar_vgg network of c)"]

@@ -118,13 +118,17 @@ def _verdict(measured, target):
 
 
 def _float_group(name, v):
-    """What identifies the float baseline of variant ``name`` (``found`` entry ``v``) among the variants: the
-    fields of its training recipe that shape that baseline, as a string (its name when no recipe was recorded)."""
+    """What identifies the float baseline of variant ``name`` (``found`` entry ``v``) among the variants, as a
+    string: the fields of its training recipe that shape that baseline and its measured test accuracy per seed
+    (variants sharing a baseline report the same; run folders written before variants shared their float
+    baselines trained one per variant, and those differ). Its name when no recipe was recorded."""
     from tf_nvm.train import FLOAT_KEY_IGNORES  # noqa: PLC0415
 
     if not v["recipe"]:
         return name
-    return json.dumps({k: x for k, x in v["recipe"].items() if k not in FLOAT_KEY_IGNORES}, sort_keys=True)
+    fields = {k: x for k, x in v["recipe"].items() if k not in FLOAT_KEY_IGNORES}
+    measured = [(seed["seed"], seed["float"].get("test_accuracy")) for seed in v["metrics"].get("seeds", [])]
+    return json.dumps([fields, measured], sort_keys=True)
 
 
 def _float_baselines(found):
