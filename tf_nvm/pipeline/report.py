@@ -236,8 +236,9 @@ def _model_times(found):
 def _recipe_hours(found):
     """(recorded, at the median epoch) hours of the whole recipe: every training and every other step.
 
-    A float baseline shared by variants (their training recipes differ only in fields that do not change
-    it, `tf_nvm.train.FLOAT_KEY_IGNORES`) counts once. "At the median epoch" replaces each training's
+    A float baseline shared by variants (one `_float_group`: their training recipes differ only in fields
+    that do not change it, `tf_nvm.train.FLOAT_KEY_IGNORES`, and they measured the same float accuracy per
+    seed) counts once. "At the median epoch" replaces each training's
     recorded seconds by its median epoch times its epochs (the recorded seconds when it recorded none).
     """
     from tf_nvm.pipeline.steps import STEPS  # noqa: PLC0415
