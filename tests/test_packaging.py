@@ -21,6 +21,23 @@ def _run(args, cwd, env=None):
     return result.stdout
 
 
+def _see_our_packages(python, env, cwd):
+    """Lets the child venv import this interpreter's dependencies (TensorFlow, ...), after its own packages.
+
+    `venv --system-site-packages` is not enough: run from inside a virtualenv, the child sees the BASE
+    interpreter's site-packages, not this virtualenv's (where a user's TensorFlow is). A ``.pth`` file in
+    the child's site-packages lists the folders this process imports packages from; plain path lines add
+    them after the child's own site-packages (so the installed wheel wins) and run none of their ``.pth``
+    files (so no editable-install finder of the checkout comes along).
+    """
+    purelib = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                   cwd=cwd, env=env).strip()
+    ours = [path for path in sys.path if os.path.basename(path) in ("site-packages", "dist-packages")
+            and os.path.isdir(path)]
+    with open(os.path.join(purelib, "_tf_nvm_test_parent.pth"), "w", encoding="utf-8") as handle:
+        handle.write("\n".join(ours) + "\n")
+
+
 @pytest.mark.slow
 def test_wheel_installs_with_its_recipes(tmp_path):
     # Build from a copy, so no build/ or .egg-info of an earlier build leaks into the wheel or the checkout.
@@ -37,10 +54,11 @@ def test_wheel_installs_with_its_recipes(tmp_path):
     assert searches == sorted(f"tf_nvm/_searches/{name}.json" for name in SEARCHES)
 
     venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], cwd=tmp_path)
+    _run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
     python, tf_nvm_command = venv / "bin" / "python", venv / "bin" / "tf-nvm"
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    _see_our_packages(python, env, tmp_path)
     _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", "--no-index", str(wheel)],
          cwd=tmp_path, env=env)
 
