@@ -1,0 +1,117 @@
+"""The four MLPerf Tiny reference networks end to end, in the paper's presets: one table of what each costs.
+
+For each network (`tf_nvm.models`: ``resnet8``, ``ds_cnn``, ``fc_autoencoder``, ``mobilenet_v1``) and each
+preset (``paper-2bit-unipolar`` with ``sign_split="auto"``, ``paper-4bit-bipolar``):
+
+1. ``quantize_model``, then ``model.fit`` for ``--epochs`` epochs on generated data of the network's input
+   shape (standard-normal inputs, random labels; the autoencoder reconstructs its inputs): this measures
+   that every step runs and is exact, not accuracy;
+2. TFLite export (INT8 container), compared with the Keras model in LiteRT and TFLite Micro on ``--examples``
+   inputs (differing int8 outputs; each runtime against the Keras model in that runtime's rounding);
+3. crossbar export, the ideal simulated chip against the exact evaluator (differing output codes);
+4. ``--chips`` PCM-like chips at 1 h (accuracy, or the output MSE for the autoencoder);
+5. cost: crossbar area / energy / latency per inference beside the Cortex-M4F baseline of the TFLite model.
+
+Run: python3 benchmarks/reference_networks.py [--epochs 2] [--examples 200] [--chips 5] [--out DIR]
+Writes DIR/reference_networks.csv and .md (one row per network and preset) and prints the table.
+"""
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+import tf_nvm  # first: legacy-Keras mode
+import tflite_export
+from tf_nvm._keras import keras
+from tf_nvm.cost import mcu_cost, network_cost
+from tf_nvm.mapping import reference
+from tf_nvm.simulator import DeviceConfig, SimulationConfig, Simulator, monte_carlo
+from tf_nvm.tables import write_table
+from tflite_export.flatbuffer import read_tflite
+
+NETWORKS = {  # name -> (builder keyword arguments, task)
+    "resnet8": ({}, "classification"),
+    "ds_cnn": ({}, "classification"),
+    "fc_autoencoder": ({}, "regression"),
+    "mobilenet_v1": ({}, "classification"),
+}
+PRESETS = {"paper-2bit-unipolar": {"sign_split": "auto"}, "paper-4bit-bipolar": {}}
+
+
+def _data(model, task, count, rng):
+    shape = tuple(model.input_shape[1:])
+    x = rng.standard_normal((count,) + shape).astype(np.float32)
+    if task == "regression":
+        return x, x
+    return x, rng.integers(0, model.output_shape[-1], size=count)
+
+
+def run_one(name, preset, args, out):
+    """One network in one preset: returns the table row (a dict)."""
+    kwargs, task = NETWORKS[name]
+    rng = np.random.default_rng(0)
+    float_model = tf_nvm.models.build(name, **kwargs)
+    start = time.perf_counter()
+    model = tf_nvm.quantize_model(float_model, preset, init="device", **PRESETS[preset])
+    x_train, y_train = _data(model, task, args.train_examples, rng)
+    x_test, y_test = _data(model, task, args.examples, rng)
+    if task == "regression":
+        model.compile("adam", "mse")
+    else:
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.fit(x_train, y_train, epochs=args.epochs, batch_size=64, verbose=0)
+    row = {"network": name, "preset": preset, "weights": int(sum(np.prod(w.shape) for w in float_model.weights
+                                                                if len(w.shape) > 1)),
+           "train_s": round(time.perf_counter() - start, 1)}
+    prefix = os.path.join(out, f"{name}-{preset}")
+    summary = tflite_export.export_tflite(model, prefix + ".tflite", x_train[:256])
+    row.update(tflite_bytes=summary.model_bytes, tflm_arena_bytes=summary.arena_bytes)
+    checks = tflite_export.compare(model, summary.path, x_test, ("litert", "tflm"), summary.arena_bytes + 1024)
+    for runtime, result in checks.items():
+        row[f"{runtime}_differing"] = f"{result.differing}/{result.outputs}"
+    mapping = tflite_export.export_crossbar(model, prefix + ".mapping")
+    row.update(tiles=mapping.summary()["tiles"], devices=mapping.summary()["devices"])
+    ideal_sim = Simulator(mapping, SimulationConfig(batch_size=256))
+    ideal = ideal_sim.run(ideal_sim.program(0), x_test)
+    want = reference.evaluate(mapping, x_test)
+    row["ideal_vs_evaluator_differing"] = int(sum(np.count_nonzero(ideal.codes[k] != want.codes[k])
+                                                  for k in mapping.outputs))
+    config = SimulationConfig(device=DeviceConfig(noise="pcm-like", t_inference=3600.0), batch_size=256)
+    chips = monte_carlo(mapping, x_test, y_test, config, args.chips)
+    row["pcm_1h"] = f"{chips.mean:.4g} +- {chips.std:.2g}"
+    cost = network_cost(mapping).summary()
+    row.update(area_mm2=cost["total_area_mm2"], energy_nj=cost["total_energy_nj"], latency_us=cost["latency_us"])
+    with open(summary.path, "rb") as handle:
+        _, mcu = mcu_cost(read_tflite(handle.read()), "cortex-m4f", summary.arena_bytes)
+    row.update(mcu_energy_nj=mcu["energy_nj"], mcu_latency_us=mcu["latency_us"], macs=mcu["macs"])
+    row["total_s"] = round(time.perf_counter() - start, 1)
+    return row
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--train-examples", type=int, default=512)
+    parser.add_argument("--examples", type=int, default=200)
+    parser.add_argument("--chips", type=int, default=5)
+    parser.add_argument("--networks", nargs="+", default=list(NETWORKS))
+    parser.add_argument("--presets", nargs="+", default=list(PRESETS))
+    parser.add_argument("--out", default="reference-networks")
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    import pandas as pd
+
+    rows = []
+    for name in args.networks:
+        for preset in args.presets:
+            rows.append(run_one(name, preset, args, args.out))
+            print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    write_table(table, os.path.join(args.out, "reference_networks"))
+    print(table.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
