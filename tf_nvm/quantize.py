@@ -17,12 +17,12 @@ from tf_nvm.constraints import NVMKernelConstraint
 from tf_nvm.digital import EXACT_LAYERS
 from tf_nvm.errors import (InputRangeWarning, InvalidWeightsError, NonInhibitingCrossbarWarning, SpecError,
                            UnsupportedLayerError, ZeroCodesWarning)
-from tf_nvm.graph import activation_name, layer_graph, non_inhibiting_layers
+from tf_nvm.graph import activation_name, layer_graph
 from tf_nvm.nvm_model import check_fixed_input_shape, crossbar_variables, nonfinite_weights, nvm_layers
 from tf_nvm.quantize_configs import config_for, grid_input_layers, is_crossbar, rule_for
 from tf_nvm.scheme import NVMQuantizeScheme
 from tf_nvm.serialization import custom_objects
-from tf_nvm.sign_split import can_feed_both_signs, feed_both_signs
+from tf_nvm.sign_split import blind_crossbars, can_feed_both_signs, feed_both_signs
 from tf_nvm.spec import INITS, resolve_spec
 
 __all__ = ["quantize_model", "calibrate_scale", "check_input_range", "INITS", "SIGN_SPLITS", "CLIPPED_WARN_FRACTION"]
@@ -215,7 +215,7 @@ def quantize_model(model, spec, *, init="keep", sign_split=None, calibration_dat
         spec = spec.with_weight_scale(calibrate_scale(model, spec))
     if calibration_data is not None:
         check_input_range(calibration_data, spec)
-    blind = non_inhibiting_layers(nodes, is_crossbar) if spec.unipolar else []
+    blind = blind_crossbars(model) if spec.unipolar else []
     split = [layer for layer in blind if sign_split == "auto" and can_feed_both_signs(layer)]
     _warn_non_inhibiting([layer for layer in blind if layer not in split])
     model = feed_both_signs(model, split=[layer.name for layer in split],

@@ -47,11 +47,12 @@ import numpy as np
 
 from tf_nvm._keras import QuantizeWrapper, keras
 from tf_nvm.errors import UnsupportedLayerError
-from tf_nvm.graph import activation_name, layer_graph, nonnegative_outputs
+from tf_nvm.graph import activation_name, layer_graph, non_inhibiting_layers, nonnegative_outputs
 from tf_nvm.modes import in_converter_graph
 from tf_nvm.quantize_configs import is_crossbar
 
-__all__ = ["SignSplit", "sign_split_layers", "fuse_sign_split", "can_feed_both_signs", "feed_both_signs"]
+__all__ = ["SignSplit", "sign_split_layers", "fuse_sign_split", "can_feed_both_signs", "feed_both_signs",
+           "both_signs_depthwise", "blind_crossbars"]
 
 _FUSED = "_tf_nvm_sign_split_channels"
 """Attribute set on a fused convolution: the channels ``C`` of ``t`` (its kernel has ``2C`` input rows)."""
@@ -118,6 +119,56 @@ def sign_split_layers(model):
             continue
         found[node.name] = SignSplit(concat.name, int(conv.kernel.shape[-2]) // 2)  # [t, -t]: 2C rows
     return found
+
+
+def both_signs_depthwise(nodes, unwrap=None):
+    """The DepthwiseConv2D layers that read ``x`` and are summed with a twin reading ``-x`` (`feed_both_signs`).
+
+    Such a layer reads only non-negative inputs by itself, but the ``Add`` of ``dw(x, W+)`` and
+    ``dw(-x, W-)`` can inhibit: the pair is one depthwise crossbar fed both signs.
+
+    Args:
+        nodes: `tf_nvm.graph.layer_graph` output.
+        unwrap: optional callable, layer -> the layer whose class decides (e.g. `_inner` for NVM models).
+
+    Returns:
+        set of the names of the layers ``dw`` (reading ``x``) and their twins (reading ``-x``).
+    """
+    unwrap = unwrap or (lambda layer: layer)
+    by_name = {node.name: node for node in nodes}
+    depthwise = keras.layers.DepthwiseConv2D
+
+    def kind(name, cls):
+        node = by_name.get(name)
+        return node if node is not None and type(unwrap(node.layer)) is cls and len(node.inputs) == 1 else None
+
+    found = set()
+    for node in nodes:
+        if type(unwrap(node.layer)) is not keras.layers.Add or len(node.inputs) != 2:
+            continue
+        positive, negative = kind(node.inputs[0], depthwise), kind(node.inputs[1], depthwise)
+        negation = kind(negative.inputs[0], keras.layers.Rescaling) if negative else None
+        if (positive and negation and _is_negation(unwrap(negation.layer))
+                and negation.inputs[0] == positive.inputs[0]):
+            found |= {positive.name, negative.name}
+    return found
+
+
+def blind_crossbars(model):
+    """The crossbars of ``model`` whose inputs are all non-negative and that no twin gives both signs.
+
+    `tf_nvm.graph.non_inhibiting_layers` without the depthwise pairs of `both_signs_depthwise`: under a
+    unipolar spec, these crossbars cannot inhibit.
+
+    Args:
+        model: a float tf_keras Sequential or Functional model.
+
+    Returns:
+        list of layers, in model order.
+    """
+    nodes = layer_graph(model)
+    paired = both_signs_depthwise(nodes)
+    return [layer for layer in non_inhibiting_layers(nodes, is_crossbar) if layer.name not in paired]
 
 
 def _first_input(plain_call):
