@@ -130,3 +130,21 @@ def test_inputs_beyond_the_activation_range_warn_with_the_fraction_and_the_fix()
     with warnings.catch_warnings():
         warnings.simplefilter("error", InputRangeWarning)
         tf_nvm.quantize_model(model, "paper-4bit-bipolar", calibration_data=standardised)
+
+
+def test_train_model_warns_at_the_start_of_fit_when_training_inputs_are_clipped():
+    from tf_nvm.data import Split  # noqa: PLC0415
+    from tf_nvm.recipes import Recipe  # noqa: PLC0415
+    from tf_nvm.train import train_model  # noqa: PLC0415
+
+    model = tf_nvm.quantize_model(keras.Sequential([keras.Input((4,)), L.Dense(3, name="fc")]), "paper-4bit-bipolar")
+    x = np.full((32, 4), 9.0, np.float32)  # every value above the range's top 7.9375
+    x[:, 0] = 0.0  # a quarter inside it
+    y = np.arange(32) % 3
+    split = Split(x, y, x[:8], y[:8], x[:8], y[:8], None, "test")
+    recipe = Recipe(name="t", dataset="har", architecture="har_cnn", spec="paper-4bit-bipolar", epochs=1,
+                    batch_size=32)
+    with pytest.warns(InputRangeWarning, match=r"^train_model: 75\.0 % of the input values \(96 of 128\) lie "
+                                               r"outside the shared activation range \[-8, 7\.9375\].*Fix: "
+                                               r"standardise the inputs"):
+        train_model(model, recipe, split, verbose=0)
