@@ -18,6 +18,7 @@ Run (reads the development copy of CIFAR-10 through an explicit path)::
 
 import argparse
 import json
+import re
 import time
 import warnings
 
@@ -49,13 +50,19 @@ def build(variant, seed=0):
     return _quantize(tf_nvm.models.build("resnet8"))
 
 
+def _name(layer):
+    """The layer name, without the model-wide counter Keras appends to the input quantizer's name."""
+    return re.sub(r"^quantize_layer(_\d+)?$", "quantize_layer", layer.name)
+
+
 def same_network(x):
     auto, hand = build("auto"), build("hand")
-    signature = lambda m: sorted((l.name, type(l).__name__, tuple(tuple(w.shape) for w in l.weights))  # noqa: E731
+    signature = lambda m: sorted((_name(l), type(l).__name__, tuple(tuple(w.shape) for w in l.weights))  # noqa: E731
                                  for l in m.layers)
     same_layers = signature(auto) == signature(hand)
+    by_name = {_name(layer): layer for layer in auto.layers}
     for layer in hand.layers:
-        auto.get_layer(layer.name).set_weights(layer.get_weights())
+        by_name[_name(layer)].set_weights(layer.get_weights())
     identical = bool(np.array_equal(auto.predict(x, verbose=0), hand.predict(x, verbose=0)))
     return {"layers": len(auto.layers), "parameters": auto.count_params(), "same_layers": same_layers,
             "identical_outputs_with_copied_weights": identical}

@@ -29,7 +29,10 @@ SMALL = {  # small inputs, widths and (DS-CNN, autoencoder) depths keep the test
     "fc_autoencoder": {"input_dim": 24, "units": 8, "bottleneck": 4, "depth": 1},
     "mobilenet_v1": {"input_shape": (32, 32, 3), "alpha": 0.125},  # all 13 blocks: the slow one
 }
-FIT_CASES = [pytest.param(name, marks=pytest.mark.slow) if name == "mobilenet_v1" else name for name in sorted(SMALL)]
+QUICK_MOBILENET = {"input_shape": (16, 16, 3), "alpha": 0.125, "blocks": 3}  # stride 2, 1, 2: depthwise pairs
+FIT_CASES = [pytest.param(name, SMALL[name], id=name) for name in ("resnet8", "ds_cnn", "fc_autoencoder")] + [
+    pytest.param("mobilenet_v1", QUICK_MOBILENET, id="mobilenet_v1-3-blocks"),
+    pytest.param("mobilenet_v1", SMALL["mobilenet_v1"], id="mobilenet_v1-13-blocks", marks=pytest.mark.slow)]
 
 
 @pytest.mark.parametrize("name, kwargs, count", PUBLISHED)
@@ -53,9 +56,9 @@ def test_sign_split_builders_leave_no_crossbar_blind_and_plain_ones_list_them(na
 
 
 @pytest.mark.parametrize("preset", ["paper-2bit-unipolar", "paper-4bit-bipolar"])
-@pytest.mark.parametrize("name", FIT_CASES)
-def test_reference_network_quantizes_and_fits_in_both_paper_presets(name, preset, seeded):
-    model = tf_nvm.models.build(name, sign_split=preset.endswith("unipolar"), **SMALL[name])
+@pytest.mark.parametrize("name, kwargs", FIT_CASES)
+def test_reference_network_quantizes_and_fits_in_both_paper_presets(name, kwargs, preset, seeded):
+    model = tf_nvm.models.build(name, sign_split=preset.endswith("unipolar"), **kwargs)
     with warnings.catch_warnings():
         warnings.simplefilter("error", NonInhibitingCrossbarWarning)
         nvm = tf_nvm.quantize_model(model, preset, init="device")
@@ -83,3 +86,17 @@ def test_reference_networks_are_usable_by_recipes():
     recipe.check_architecture()
     for name in ("ds_cnn", "fc_autoencoder", "mobilenet_v1"):
         assert name in tf_nvm.models.ARCHITECTURES
+
+
+def test_the_search_builds_resnet8_candidates():
+    import keras_tuner  # noqa: PLC0415
+
+    from tf_nvm.nas import make_hypermodel  # noqa: PLC0415
+
+    hypermodel = make_hypermodel("resnet8", space={"filters": [4, 2]}, input_shape=(8, 8, 3), num_classes=10)
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    assert hp.values == {"filters": 4, "sign_split": True}
+    assert hypermodel.arguments(hp) == {"filters": 4, "sign_split": True}
+    assert model.name == "resnet8" and model.get_layer("stack1_conv1_pm") is not None
+    assert model.output_shape == (None, 10)

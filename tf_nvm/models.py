@@ -468,7 +468,7 @@ _MOBILENET_BLOCKS = ((1, 2), (2, 2), (1, 1), (2, 2), (1, 1), (2, 2), (1, 1), (1,
 
 
 @register_architecture
-def mobilenet_v1(input_shape=(96, 96, 3), num_classes=2, alpha=0.25, sign_split=False, softmax=False):
+def mobilenet_v1(input_shape=(96, 96, 3), num_classes=2, alpha=0.25, blocks=13, sign_split=False, softmax=False):
     """MobileNetV1, the MLPerf Tiny visual wake words reference (``mobilenet_v1``, alpha 0.25, 96x96).
 
     Published: ``benchmark/training/visual_wake_words/vww_model.py`` in mlcommons/tiny (after Silicon Labs'
@@ -479,7 +479,8 @@ def mobilenet_v1(input_shape=(96, 96, 3), num_classes=2, alpha=0.25, sign_split=
     at the published size (alpha 0.25, 96x96x3, 2 classes).
 
     Differences from the published builder, and why: no L2 kernel regulariser (see `resnet8`); the head's
-    softmax is a separate Softmax layer with ``softmax=True`` (else logits); ``sign_split=True`` feeds every
+    softmax is a separate Softmax layer with ``softmax=True`` (else logits); ``blocks`` < 13 truncates the
+    network (for quick tests; the published one is 13); ``sign_split=True`` feeds every
     crossbar after the stem both signs of its ReLU input, the depthwise layers as two DepthwiseConv2D and a
     digital Add (see `_depthwise`). The AveragePooling2D is kept as published.
 
@@ -487,6 +488,8 @@ def mobilenet_v1(input_shape=(96, 96, 3), num_classes=2, alpha=0.25, sign_split=
         input_shape: (height, width, 3); the published 96x96x3 (32x32 works: the map ends at 1x1).
         num_classes: number of classes (published: 2, person / no person).
         alpha: width multiplier (published: 0.25, 8 stem filters).
+        blocks: the first ``blocks`` of the 13 depthwise separable blocks (published: 13; fewer for quick
+            tests).
         sign_split: feed every crossbar that reads a non-negative tensor both signs.
         softmax: end in a separate Softmax layer instead of the logits.
     """
@@ -497,7 +500,7 @@ def mobilenet_v1(input_shape=(96, 96, 3), num_classes=2, alpha=0.25, sign_split=
     x = L.Conv2D(filters, 3, strides=2, padding="same", name="conv0")(inputs)
     x = L.BatchNormalization(name="bn0")(x)
     x = L.Activation("relu", name="relu0")(x)
-    for i, (stride, multiple) in enumerate(_MOBILENET_BLOCKS, start=1):
+    for i, (stride, multiple) in enumerate(_MOBILENET_BLOCKS[:blocks], start=1):
         x = _depthwise(x, sign_split, f"dw{i}", kernel_size=3, strides=stride, padding="same")
         x = L.BatchNormalization(name=f"dw{i}_bn")(x)
         x = L.Activation("relu", name=f"dw{i}_relu")(x)
