@@ -4,7 +4,8 @@ Checks, then measures:
 
 1. The same network: ``quantize_model(resnet8(), sign_split="auto")`` and
    ``quantize_model(resnet8(sign_split=True))`` have the same layers (name, class, weight shapes); with the
-   hand model's weights copied into the auto model (by layer name), both give identical outputs.
+   hand model's spec (its shared weight scale) and weights copied into the auto model (by layer name), both
+   give identical outputs.
 2. Training (real CIFAR-10, ``--train`` images from the training set, 1,000 further ones for validation,
    the 10,000 test images): ``--epochs`` epochs of `tf_nvm.train.train_model` (Adam, cosine schedule,
    batch 128, learning rate 0.002, init="device", seed 0) for each of: ``auto`` (sign_split="auto"),
@@ -35,19 +36,20 @@ from tf_nvm.train import train_model
 PRESET = "paper-2bit-unipolar"
 
 
-def _quantize(model, **kwargs):
+def _quantize(model, spec=PRESET, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", tf_nvm.NonInhibitingCrossbarWarning)
-        return tf_nvm.quantize_model(model, PRESET, init="device", **kwargs)
+        return tf_nvm.quantize_model(model, spec, init="device", **kwargs)
 
 
-def build(variant, seed=0):
+def build(variant, seed=0, spec=PRESET):
+    """The NVM ResNet-8 of ``variant`` (its shared scale calibrated on its own float start unless ``spec`` fixes it)."""
     keras.utils.set_random_seed(seed)
     if variant == "auto":
-        return _quantize(tf_nvm.models.build("resnet8"), sign_split="auto")
+        return _quantize(tf_nvm.models.build("resnet8"), spec, sign_split="auto")
     if variant == "hand":
-        return _quantize(tf_nvm.models.build("resnet8", sign_split=True))
-    return _quantize(tf_nvm.models.build("resnet8"))
+        return _quantize(tf_nvm.models.build("resnet8", sign_split=True), spec)
+    return _quantize(tf_nvm.models.build("resnet8"), spec)
 
 
 def _name(layer):
@@ -56,7 +58,8 @@ def _name(layer):
 
 
 def same_network(x):
-    auto, hand = build("auto"), build("hand")
+    hand = build("hand")
+    auto = build("auto", spec=tf_nvm.model_spec(hand))  # one shared weight scale for both (copied weights)
     signature = lambda m: sorted((_name(l), type(l).__name__, tuple(tuple(w.shape) for w in l.weights))  # noqa: E731
                                  for l in m.layers)
     same_layers = signature(auto) == signature(hand)
