@@ -15,6 +15,10 @@ Checks, then measures:
 Run (reads the development copy of CIFAR-10 through an explicit path)::
 
     PYTHONPATH=. python3 benchmarks/unipolar_sign_split.py --data /work/shared/data/cifar10 --train 10000 --epochs 1
+
+Measured (Dec 2026, 2 shared cores, seed 0, one run each): same layers (49, 155,642 parameters) and identical
+outputs with copied weights. Test accuracy after 1 epoch: auto 23.4 %, hand 21.5 %, none 10.4 %; after 5
+epochs: auto 43.8 %, hand 40.8 %, none 12.9 % (auto and hand differ only in their random start).
 """
 
 import argparse
