@@ -164,7 +164,7 @@ def test_a_budget_no_candidate_meets_fails_every_trial_then_names_the_reason(tmp
 
 @pytest.mark.parametrize("change, message", [
     ({"colour": 1}, r"search config has unknown field\(s\) \['colour'\]; allowed: \["),
-    ({"hypermodel": "resnet"}, r"search 'tiny': hypermodel must be one of \['cifar_cnn', 'har_cnn', 'har_mlp'\], "
+    ({"hypermodel": "resnet"}, r"search 'tiny': hypermodel must be one of \['cifar_cnn', 'har_cnn', 'har_mlp', 'resnet8'\], "
                                r"got 'resnet'"),
     ({"space": {"width": [1]}}, r"space of hypermodel 'har_search_cnn': unknown name\(s\) \['width'\]; allowed: "),
     ({"space": {"filters": []}}, r"space.filters must be a non-empty list of numbers, strings or booleans of one "

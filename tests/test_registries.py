@@ -47,9 +47,9 @@ def test_registry_register_get_names_describe():
 def test_unknown_name_is_a_key_error_and_a_value_error():
     with pytest.raises(KeyError):
         tf_nvm.models.build("no_such_net")
-    with pytest.raises(ValueError, match=r"unknown architecture 'no_such_net'; known: cifar_cnn, cifar_vgg, har_cnn, "
-                                         r"har_search_cnn, har_search_mlp, har_signed_cnn\. Fix: use a registered "
-                                         r"architecture"):
+    with pytest.raises(ValueError, match=r"unknown architecture 'no_such_net'; known: cifar_cnn, cifar_vgg, ds_cnn, "
+                                         r"fc_autoencoder, har_cnn, har_search_cnn, har_search_mlp, har_signed_cnn, "
+                                         r"mobilenet_v1, resnet8\. Fix: use a registered architecture"):
         tf_nvm.models.build("no_such_net")
 
 
@@ -136,8 +136,12 @@ def test_every_architecture_quantizes_under_every_paper_preset(architecture, pap
     import warnings  # noqa: PLC0415
 
     keras.utils.set_random_seed(0)
-    kwargs = {"har_cnn": {"filters": (4, 4, 4)}, "har_search_mlp": {"units": (4,)}}.get(architecture,
-                                                                                     {"filters": (4, 4)})
+    kwargs = {"har_cnn": {"filters": (4, 4, 4)}, "har_search_mlp": {"units": (4,)},
+              "resnet8": {"input_shape": (8, 8, 3), "filters": 2},
+              "ds_cnn": {"input_shape": (10, 6, 1), "filters": 4, "blocks": 1},
+              "fc_autoencoder": {"input_dim": 12, "units": 4, "bottleneck": 2, "depth": 1},
+              "mobilenet_v1": {"input_shape": (16, 16, 3), "alpha": 0.125, "blocks": 2}}.get(architecture,
+                                                                                              {"filters": (4, 4)})
     float_model = tf_nvm.models.build(architecture, **kwargs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", tf_nvm.NonInhibitingCrossbarWarning)

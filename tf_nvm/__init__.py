@@ -18,7 +18,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from tf_nvm import errors, preprocessing, presets  # noqa: E402
 from tf_nvm.errors import (  # noqa: E402,F401  (every error and warning, as tf_nvm.<Name>)
-    CorruptDatasetError, CostModelError, DatasetNotFoundError, ExportError, InvalidWeightsError, KerasModeError,
+    CorruptDatasetError, CostModelError, DatasetNotFoundError, ExportError, InputRangeWarning, InvalidWeightsError,
+    KerasModeError,
     MappingError, ModeError, ModelFileError, NonInhibitingCrossbarWarning, NotAnNVMModelError, PipelineError,
     RecipeError, RunFolderError, SearchError, SimulatorError, SpecError, TfNvmError, TfNvmWarning, UnknownNameError,
     UnsupportedLayerError, ZeroCodesWarning)

@@ -31,6 +31,7 @@ __all__ = [
     "TfNvmWarning",
     "NonInhibitingCrossbarWarning",
     "ZeroCodesWarning",
+    "InputRangeWarning",
 ]
 
 
@@ -127,3 +128,7 @@ class NonInhibitingCrossbarWarning(TfNvmWarning):
 
 class ZeroCodesWarning(TfNvmWarning):
     """Every device code of a crossbar layer is 0 under the shared weight scale (the layer outputs only its bias)."""
+
+
+class InputRangeWarning(TfNvmWarning):
+    """Model inputs lie outside the one shared activation range (they are clipped to it)."""

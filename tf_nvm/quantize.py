@@ -15,32 +15,74 @@ import numpy as np
 from tf_nvm._keras import QuantizeLayer, QuantizeWrapper, is_functional, keras, quantize_scope, tfmot
 from tf_nvm.constraints import NVMKernelConstraint
 from tf_nvm.digital import EXACT_LAYERS
-from tf_nvm.errors import (InvalidWeightsError, NonInhibitingCrossbarWarning, SpecError, UnsupportedLayerError,
-                           ZeroCodesWarning)
-from tf_nvm.graph import layer_graph, non_inhibiting_layers
+from tf_nvm.errors import (InputRangeWarning, InvalidWeightsError, NonInhibitingCrossbarWarning, SpecError,
+                           UnsupportedLayerError, ZeroCodesWarning)
+from tf_nvm.graph import activation_name, layer_graph
 from tf_nvm.nvm_model import check_fixed_input_shape, crossbar_variables, nonfinite_weights, nvm_layers
 from tf_nvm.quantize_configs import config_for, grid_input_layers, is_crossbar, rule_for
 from tf_nvm.scheme import NVMQuantizeScheme
 from tf_nvm.serialization import custom_objects
+from tf_nvm.sign_split import blind_crossbars, can_feed_both_signs, feed_both_signs
 from tf_nvm.spec import INITS, resolve_spec
 
-__all__ = ["quantize_model", "calibrate_scale", "INITS"]
+__all__ = ["quantize_model", "calibrate_scale", "check_input_range", "INITS", "SIGN_SPLITS", "CLIPPED_WARN_FRACTION"]
 
+SIGN_SPLITS = (None, "auto")
+"""Values of ``quantize_model(sign_split=...)``: None (off: one warning lists the non-inhibiting crossbars) or
+``"auto"`` (under a unipolar spec, feed each of them both signs ``[x, -x]``)."""
+
+CLIPPED_WARN_FRACTION = 1e-3
+"""`check_input_range` warns when more than this fraction of the input values lie outside the shared range."""
 
 
 # --------------------------------------------------------------------- helpers
-def _warn_non_inhibiting(nodes, spec):
-    """Warns about each unipolar crossbar whose inputs are all non-negative."""
-    if not spec.unipolar:
+def _warn_non_inhibiting(layers):
+    """One warning listing the unipolar crossbars whose inputs are all non-negative (``layers``), if any."""
+    if not layers:
         return
-    for layer in non_inhibiting_layers(nodes, is_crossbar):
+    listed = ", ".join(f"{layer.name!r} ({type(layer).__name__})" for layer in layers)
+    auto = all(can_feed_both_signs(layer) for layer in layers)
+    warnings.warn(
+        f"quantize_model: {len(layers)} unipolar crossbar layer(s) (non-negative weights) read only non-negative "
+        f"inputs: {listed}. Their outputs can only grow with every input, so they cannot inhibit and the "
+        "network trains badly even in float. Fix: "
+        + ("pass sign_split='auto' to feed each of them both signs [x, -x] (twice the rows), or " if auto else "")
+        + "give them signed, centred inputs (e.g. a BatchNormalization before each), or both signs of their "
+        "input (Concatenate()([x, Rescaling(-1.0)(x)])), or use a bipolar spec.",
+        NonInhibitingCrossbarWarning, stacklevel=3)
+
+
+def check_input_range(x, spec, owner="quantize_model"):
+    """Warns when model inputs lie outside the one shared activation range (they are clipped to it).
+
+    The model input is quantized on the shared range ``[-A, A*127/128]`` like every activation: a value
+    beyond it is clipped without error (raw MFCC-scale or 0..255 pixel inputs lose most of their values).
+    Warns (`InputRangeWarning`) when more than `CLIPPED_WARN_FRACTION` of the values are clipped.
+
+    Args:
+        x: float array (or list of arrays, one per model input) of model inputs, e.g. a sample of x_train.
+        spec: resolved `NVMSpec` (its activation range).
+        owner: the function named in the message.
+
+    Returns:
+        float, the fraction of the values of ``x`` outside the range (0 for empty ``x``).
+    """
+    arrays = [np.asarray(a, dtype=np.float64) for a in (x if isinstance(x, (list, tuple)) else [x])]
+    total = sum(a.size for a in arrays)
+    if not total:
+        return 0.0
+    low, high = spec.activation_min, spec.activation_max
+    clipped = sum(int(np.count_nonzero((a < low) | (a > high))) for a in arrays)
+    fraction = clipped / total
+    if fraction > CLIPPED_WARN_FRACTION:
+        smallest, largest = min(float(a.min()) for a in arrays), max(float(a.max()) for a in arrays)
         warnings.warn(
-            f"layer {layer.name!r} ({type(layer).__name__}) is a unipolar crossbar (non-negative weights) "
-            "whose inputs are all non-negative: its output can only grow with every input, so it cannot "
-            "inhibit and the network trains badly even in float. Fix: give it signed, centred inputs, "
-            "e.g. a BatchNormalization before it, or both signs of its input "
-            "(Concatenate()([x, Rescaling(-1.0)(x)])), or use a bipolar spec.",
-            NonInhibitingCrossbarWarning, stacklevel=3)
+            f"{owner}: {100 * fraction:.1f} % of the input values ({clipped} of {total}) lie outside the shared "
+            f"activation range [{low:g}, {high:g}] and are clipped to it (the inputs span [{smallest:.4g}, "
+            f"{largest:.4g}]). Fix: standardise the inputs (tf_nvm.preprocessing.Standardisation.fit(x_train)"
+            ".apply(x), mean 0 and std 1 per channel), or use a spec with a larger activation_range.",
+            InputRangeWarning, stacklevel=3)
+    return fraction
 
 
 def _check_weights_finite(model):
@@ -90,7 +132,7 @@ def _to_functional(model):
 
 
 # ---------------------------------------------------------------- public API
-def quantize_model(model, spec, *, init="keep"):
+def quantize_model(model, spec, *, init="keep", sign_split=None, calibration_data=None):
     """Returns an NVM copy of a float tf_keras model, ready for ``compile``/``fit``.
 
     Every crossbar layer (Dense, Conv1D, Conv2D, DepthwiseConv2D) gets its kernel
@@ -104,8 +146,17 @@ def quantize_model(model, spec, *, init="keep"):
     counterpart (``sum * float32(1/n)``, as the runtime computes it). A ReLU
     whose inputs all lie on the grid (`tf_nvm.quantize_configs.grid_input_layers`)
     keeps them there: its quantizer is the identity outside the converter's graph
-    (`NVMOnGridConfig`, same values, cheaper training). The input model is not
-    modified.
+    (`NVMOnGridConfig`, same values, cheaper training). A crossbar layer with
+    ``activation="softmax"`` (the usual ``Dense`` head) becomes a linear crossbar
+    followed by a separate ``Softmax`` layer ``{name}_softmax``. The input model
+    is not modified.
+
+    Under a unipolar spec, a crossbar whose inputs are all non-negative (a ReLU
+    output, its pooling, ...) cannot inhibit: with ``sign_split="auto"`` each such
+    crossbar reads both signs ``[x, -x]`` (`tf_nvm.sign_split.feed_both_signs`:
+    twice the kernel rows for Dense/Conv, two depthwise layers and a digital Add
+    for DepthwiseConv2D; the float function is unchanged before the grid snap);
+    without it, one `NonInhibitingCrossbarWarning` lists them.
 
     Args:
         model: a built tf_keras Sequential or Functional model.
@@ -115,6 +166,11 @@ def quantize_model(model, spec, *, init="keep"):
             largest weight reaches the top code (unipolar: magnitudes, i.e.
             codes spread from 0 to the top with mean near mid-range): a better
             start for training from scratch on a coarse grid.
+        sign_split: None or ``"auto"`` (`SIGN_SPLITS`, see above; no effect
+            under a bipolar spec).
+        calibration_data: optional sample of model inputs (float, model units,
+            e.g. ``x_train[:1000]``): `check_input_range` warns when more than
+            0.1 % of its values lie outside the shared activation range.
 
     Returns:
         a new tf_keras Functional model whose NVM layers are tfmot
@@ -122,7 +178,8 @@ def quantize_model(model, spec, *, init="keep"):
 
     Raises:
         UnsupportedLayerError: a layer class tf_nvm cannot map (the message
-            lists the supported ones), or a crossbar layer with a softmax.
+            lists the supported ones); a shared layer (called more than once) in
+            a model that needs a sign split or a softmax split.
         InvalidWeightsError: NaN or infinite weights.
         SpecError: invalid spec values.
     """
@@ -130,6 +187,10 @@ def quantize_model(model, spec, *, init="keep"):
     if init not in INITS:
         raise SpecError(f"quantize_model: init must be one of {list(INITS)}, got {init!r}. Fix: pass "
                         "init='keep' (snap trained float weights) or init='device' (spread codes, for training).")
+    if sign_split not in SIGN_SPLITS:
+        raise SpecError(f"quantize_model: sign_split must be one of {list(SIGN_SPLITS)}, got {sign_split!r}. Fix: "
+                        "pass sign_split='auto' (feed unipolar crossbars that read only non-negative inputs "
+                        "[x, -x]) or None (off).")
     if not isinstance(model, keras.Model) or not is_functional(model):
         raise UnsupportedLayerError(
             f"quantize_model expects a tf_keras Sequential or Functional model, got {type(model).__name__}. "
@@ -152,7 +213,14 @@ def quantize_model(model, spec, *, init="keep"):
     _check_weights_finite(model)
     if spec.weight_scale is None:
         spec = spec.with_weight_scale(calibrate_scale(model, spec))
-    _warn_non_inhibiting(nodes, spec)
+    if calibration_data is not None:
+        check_input_range(calibration_data, spec)
+    blind = blind_crossbars(model) if spec.unipolar else []
+    split = [layer for layer in blind if sign_split == "auto" and can_feed_both_signs(layer)]
+    _warn_non_inhibiting([layer for layer in blind if layer not in split])
+    model = feed_both_signs(model, split=[layer.name for layer in split],
+                            separate_softmax=[node.name for node in nodes
+                                              if is_crossbar(node.layer) and activation_name(node.layer) == "softmax"])
 
     constraint = NVMKernelConstraint(spec)
     grid_input = grid_input_layers(layer_graph(model, include_inputs=True))

@@ -217,9 +217,11 @@ def supported_layer_names():
 def rule_for(layer):
     """Returns the `LayerRule` of ``layer``.
 
+    A crossbar layer with ``activation="softmax"`` is a crossbar: `tf_nvm.quantize_model` makes it a
+    linear crossbar followed by a separate Softmax layer.
+
     Raises:
-        UnsupportedLayerError: the class is not supported, or a crossbar layer
-            ends in a softmax (its logits would have no quantizer).
+        UnsupportedLayerError: the class is not supported.
     """
     name = type(layer).__name__
     rule = LAYER_RULES.get(name) if name in LAYER_RULES else None
@@ -228,12 +230,6 @@ def rule_for(layer):
             f"layer {layer.name!r} of class {type(layer).__name__} is not supported by tf_nvm.quantize_model. "
             f"Supported layer classes: {', '.join(supported_layer_names())}. Fix: replace it with a "
             "supported layer, or register a rule with tf_nvm.quantize_configs.register_layer.")
-    if rule.role == "crossbar" and activation_name(layer) == "softmax":
-        raise UnsupportedLayerError(
-            f"layer {layer.name!r} of class {type(layer).__name__} has activation='softmax', which is not "
-            "supported on a crossbar layer (its logits would leave the shared activation range unquantized). "
-            "Fix: use activation=None and a loss with from_logits=True, or add a separate "
-            "keras.layers.Softmax() layer after it.")
     if rule.layer_class is keras.layers.Activation and activation_name(layer) == "softmax":
         return LayerRule(rule.layer_class, "probability")
     return rule

@@ -29,17 +29,30 @@ compute it that way; it changes speed, not the network:
 
 `tf_nvm.train.train_model` fuses every model it trains. Measured on 2 cores by
 ``benchmarks/sign_split.py``.
+
+`feed_both_signs` builds that form from a model that lacks it (``quantize_model(..., sign_split="auto")``):
+every listed crossbar gets ``[x, -x]``, with the float kernel split into ``[max(W, 0); max(-W, 0)]`` so that
+the float model computes the same function. A DepthwiseConv2D cannot read a ``[x, -x]`` concatenation
+(its two halves would land in different output channels, and Keras has no layer that sums the halves of an
+axis), so it becomes two DepthwiseConv2D, ``name`` on ``x`` (with the bias) and ``{name}_neg`` on
+``Rescaling(-1)(x)`` (no bias), and a digital ``Add`` (``{name}_sum``): per channel the same crossbar
+column sum ``dw(x, W+) + dw(-x, W-)``, each half requantized on the shared range before the exact digital
+sum (one rounding more than a single column).
 """
 
 import collections
 import dataclasses
 
+import numpy as np
+
 from tf_nvm._keras import QuantizeWrapper, keras
-from tf_nvm.graph import layer_graph, nonnegative_outputs
+from tf_nvm.errors import UnsupportedLayerError
+from tf_nvm.graph import activation_name, layer_graph, non_inhibiting_layers, nonnegative_outputs
 from tf_nvm.modes import in_converter_graph
 from tf_nvm.quantize_configs import is_crossbar
 
-__all__ = ["SignSplit", "sign_split_layers", "fuse_sign_split"]
+__all__ = ["SignSplit", "sign_split_layers", "fuse_sign_split", "can_feed_both_signs", "feed_both_signs",
+           "both_signs_depthwise", "blind_crossbars"]
 
 _FUSED = "_tf_nvm_sign_split_channels"
 """Attribute set on a fused convolution: the channels ``C`` of ``t`` (its kernel has ``2C`` input rows)."""
@@ -108,6 +121,56 @@ def sign_split_layers(model):
     return found
 
 
+def both_signs_depthwise(nodes, unwrap=None):
+    """The DepthwiseConv2D layers that read ``x`` and are summed with a twin reading ``-x`` (`feed_both_signs`).
+
+    Such a layer reads only non-negative inputs by itself, but the ``Add`` of ``dw(x, W+)`` and
+    ``dw(-x, W-)`` can inhibit: the pair is one depthwise crossbar fed both signs.
+
+    Args:
+        nodes: `tf_nvm.graph.layer_graph` output.
+        unwrap: optional callable, layer -> the layer whose class decides (e.g. `_inner` for NVM models).
+
+    Returns:
+        set of the names of the layers ``dw`` (reading ``x``) and their twins (reading ``-x``).
+    """
+    unwrap = unwrap or (lambda layer: layer)
+    by_name = {node.name: node for node in nodes}
+    depthwise = keras.layers.DepthwiseConv2D
+
+    def kind(name, cls):
+        node = by_name.get(name)
+        return node if node is not None and type(unwrap(node.layer)) is cls and len(node.inputs) == 1 else None
+
+    found = set()
+    for node in nodes:
+        if type(unwrap(node.layer)) is not keras.layers.Add or len(node.inputs) != 2:
+            continue
+        positive, negative = kind(node.inputs[0], depthwise), kind(node.inputs[1], depthwise)
+        negation = kind(negative.inputs[0], keras.layers.Rescaling) if negative else None
+        if (positive and negation and _is_negation(unwrap(negation.layer))
+                and negation.inputs[0] == positive.inputs[0]):
+            found |= {positive.name, negative.name}
+    return found
+
+
+def blind_crossbars(model):
+    """The crossbars of ``model`` whose inputs are all non-negative and that no twin gives both signs.
+
+    `tf_nvm.graph.non_inhibiting_layers` without the depthwise pairs of `both_signs_depthwise`: under a
+    unipolar spec, these crossbars cannot inhibit.
+
+    Args:
+        model: a float tf_keras Sequential or Functional model.
+
+    Returns:
+        list of layers, in model order.
+    """
+    nodes = layer_graph(model)
+    paired = both_signs_depthwise(nodes)
+    return [layer for layer in non_inhibiting_layers(nodes, is_crossbar) if layer.name not in paired]
+
+
 def _first_input(plain_call):
     """A Concatenate's ``call`` returning ``t`` of ``[t, -t]`` (the plain concatenation in the converter graph)."""
 
@@ -154,3 +217,130 @@ def fuse_sign_split(model):
         conv.convolution_op = _fused_convolution(conv, split.channels)
         object.__setattr__(conv, _FUSED, split.channels)
     return fused
+
+
+# ------------------------------------------------------------------ building [x, -x]
+def can_feed_both_signs(layer):
+    """True when `feed_both_signs` can give ``layer`` both signs of its input.
+
+    Dense, Conv1D and Conv2D (one group, channels last) read a ``[x, -x]`` concatenation with twice the kernel
+    rows; DepthwiseConv2D (channels last) becomes two depthwise layers and an ``Add`` (module doc).
+    """
+    L = keras.layers
+    if type(layer) is L.Dense:
+        return True
+    if type(layer) is L.DepthwiseConv2D:
+        return layer.data_format == "channels_last"
+    return _is_conv(layer)
+
+
+def _unique(taken):
+    def fresh(name):
+        candidate, i = name, 1
+        while candidate in taken:
+            candidate, i = f"{name}_{i}", i + 1
+        taken.add(candidate)
+        return candidate
+
+    return fresh
+
+
+def _input_tensor(layer):
+    config = layer.get_config()
+    return keras.Input(batch_shape=config["batch_input_shape"], dtype=config.get("dtype"), name=config["name"],
+                       sparse=config.get("sparse", False), ragged=config.get("ragged", False))
+
+
+def feed_both_signs(model, split=(), separate_softmax=()):
+    """A float copy of ``model`` in which the crossbars ``split`` read both signs of their input.
+
+    The copy computes the same function in float (up to float rounding): a Dense or convolution in
+    ``split`` reads ``Concatenate(name=f"{name}_pm")([x, Rescaling(-1.0, name=f"{name}_neg")(x)])`` with the
+    kernel ``[max(W, 0); max(-W, 0)]`` (twice the rows); a DepthwiseConv2D ``name`` keeps ``max(W, 0)`` and
+    its bias, and gains ``{name}_neg`` (kernel ``max(-W, 0)``, no bias) on ``Rescaling(-1.0,
+    name=f"{name}_neg_input")(x)`` and ``Add(name=f"{name}_sum")``, followed by its activation, if any, as an
+    ``Activation`` layer ``{name}_activation`` (module doc). The names are those of the sign-split builders
+    of `tf_nvm.models`. A crossbar in ``separate_softmax`` (``activation="softmax"``) becomes linear and is
+    followed by ``Softmax(name=f"{name}_softmax")``. Every other layer is a copy (config and weights).
+
+    Args:
+        model: a built tf_keras Functional model (float), every layer called once.
+        split: names of the crossbar layers to feed ``[x, -x]`` (each passes `can_feed_both_signs`).
+        separate_softmax: names of the crossbar layers whose softmax becomes a separate layer.
+
+    Returns:
+        a new tf_keras Functional model (``model`` itself when both sets are empty).
+
+    Raises:
+        UnsupportedLayerError: a layer of ``model`` is called more than once (a shared layer), or a layer in
+            ``split`` that `can_feed_both_signs` refuses.
+    """
+    split, separate_softmax = set(split), set(separate_softmax)
+    if not split and not separate_softmax:
+        return model
+    nodes = layer_graph(model, include_inputs=True)
+    shared = [node.name for node in nodes if node.calls > 1]
+    if shared:
+        raise UnsupportedLayerError(
+            f"layers {shared} of model {model.name!r} are called more than once (shared layers); tf_nvm can feed "
+            "both signs to crossbars, or move a softmax out of a crossbar, only in models whose layers are each "
+            "called once. Fix: give each call its own layer, or build the [x, -x] inputs yourself "
+            "(Concatenate()([x, Rescaling(-1.0)(x)])) and quantize without sign_split.")
+    fresh = _unique({node.name for node in nodes})
+    L = keras.layers
+    tensors, weights = {}, []
+    for node in nodes:
+        layer = node.layer
+        if isinstance(layer, L.InputLayer):
+            tensors[node.name] = _input_tensor(layer)
+            continue
+        inputs = [tensors[name] for name in node.inputs]
+        x = inputs[0] if len(inputs) == 1 else inputs
+        config = layer.get_config()
+        softmax = node.name in separate_softmax
+        if softmax:
+            config["activation"] = "linear"
+        if node.name not in split:
+            clone = type(layer).from_config(config)
+            out = clone(x)
+            weights.append((clone, layer.get_weights()))
+        elif not can_feed_both_signs(layer):
+            raise UnsupportedLayerError(
+                f"layer {layer.name!r} of class {type(layer).__name__} cannot be fed both signs [x, -x] by tf_nvm "
+                "(it does Dense, Conv1D/Conv2D with one group and DepthwiseConv2D, channels last). Fix: build "
+                "its [x, -x] input yourself, or use a bipolar spec.")
+        elif type(layer) is L.DepthwiseConv2D:
+            out = _both_signs_depthwise(layer, config, x, fresh, weights)
+        else:
+            negated = L.Rescaling(-1.0, name=fresh(f"{node.name}_neg"))(x)
+            both = L.Concatenate(name=fresh(f"{node.name}_pm"))([x, negated])
+            clone = type(layer).from_config(config)
+            out = clone(both)
+            kernel, *rest = layer.get_weights()
+            weights.append((clone, [np.concatenate([np.maximum(kernel, 0), np.maximum(-kernel, 0)], axis=-2),
+                                    *rest]))
+        if softmax:
+            out = L.Softmax(name=fresh(f"{node.name}_softmax"))(out)
+        tensors[node.name] = out
+    outputs = [tensors[tensor._keras_history.layer.name] for tensor in model.outputs]
+    rebuilt = keras.Model([tensors[name] for name in model.input_names], outputs, name=model.name)
+    for clone, values in weights:
+        clone.set_weights(values)
+    return rebuilt
+
+
+def _both_signs_depthwise(layer, config, x, fresh, weights):
+    """``dw(x, max(W, 0)) + dw(-x, max(-W, 0))`` (+ bias, then the activation) for a DepthwiseConv2D."""
+    L = keras.layers
+    activation = activation_name(layer)
+    linear = dict(config, activation="linear")
+    positive = type(layer).from_config(linear)
+    negative = type(layer).from_config(dict(linear, name=fresh(f"{layer.name}_neg"), use_bias=False,
+                                            bias_constraint=None, bias_regularizer=None))
+    negated = L.Rescaling(-1.0, name=fresh(f"{layer.name}_neg_input"))(x)
+    out = L.Add(name=fresh(f"{layer.name}_sum"))([positive(x), negative(negated)])
+    kernel, *rest = layer.get_weights()
+    weights.extend([(positive, [np.maximum(kernel, 0), *rest]), (negative, [np.maximum(-kernel, 0)])])
+    if activation not in ("linear", None):
+        out = L.Activation(activation, name=fresh(f"{layer.name}_activation"))(out)
+    return out

@@ -21,8 +21,8 @@ from tf_nvm import progress as epoch_progress
 from tf_nvm._keras import keras, tf
 from tf_nvm.data import prepare_data
 from tf_nvm.errors import InvalidWeightsError, RunFolderError
-from tf_nvm.nvm_model import model_spec, nonfinite_weights
-from tf_nvm.quantize import quantize_model
+from tf_nvm.nvm_model import model_spec, nonfinite_weights, nvm_layers
+from tf_nvm.quantize import check_input_range, quantize_model
 from tf_nvm.sign_split import fuse_sign_split
 
 __all__ = ["train_model", "run_recipe", "training_data", "float_key", "FLOAT_KEY_IGNORES"]
@@ -74,6 +74,8 @@ def train_model(model, recipe, split, verbose=2, callbacks=(), progress=None):
 
     Convolutions that read both signs ``[t, -t]`` of a non-negative ``t`` train in the fused form
     ``conv(t, W+ - W-)`` (`tf_nvm.sign_split.fuse_sign_split`: same outputs, half the multiply-adds).
+    For an NVM model, `tf_nvm.quantize.check_input_range` warns (`InputRangeWarning`) when more than
+    0.1 % of the training inputs lie outside the shared activation range (they are clipped).
 
     Args:
         model: float or NVM tf_keras model with logits outputs.
@@ -93,6 +95,8 @@ def train_model(model, recipe, split, verbose=2, callbacks=(), progress=None):
         restored from ``progress``; present only when > 0).
     """
     fuse_sign_split(model)
+    if nvm_layers(model):  # an NVM model clips its inputs to the shared activation range: say so when it matters
+        check_input_range(split.x_train, model_spec(model), owner="train_model")
     steps = recipe.epochs * int(np.ceil(len(split.x_train) / recipe.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, steps)
     model.compile(keras.optimizers.Adam(schedule),

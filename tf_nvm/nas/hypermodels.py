@@ -21,7 +21,7 @@ from tf_nvm.errors import SearchError
 from tf_nvm.registry import Registry
 
 __all__ = ["HYPERMODELS", "ArchitectureHyperModel", "HarCNNHyperModel", "HarMLPHyperModel", "CifarCNNHyperModel",
-           "CheckedHyperModel", "checked_hypermodel", "make_hypermodel"]
+           "ResNet8HyperModel", "CheckedHyperModel", "checked_hypermodel", "make_hypermodel"]
 
 HYPERMODELS = Registry("hypermodel", error=SearchError,
                        fix="use a registered hypermodel, or register a tf_nvm.nas.ArchitectureHyperModel subclass "
@@ -154,6 +154,22 @@ class CifarCNNHyperModel(ArchitectureHyperModel):
     def arguments(self, hp):
         _, blocks = _blocks(self, hp, "depth", ("filters",))
         return {"filters": blocks["filters"], "sign_split": self.choice(hp, "sign_split")}
+
+
+@HYPERMODELS.register("resnet8")
+class ResNet8HyperModel(ArchitectureHyperModel):
+    """ResNet-8, the MLPerf Tiny image classification reference (`tf_nvm.models.resnet8`): width of the first
+    stack and the sign split.
+
+    It ends in the published AveragePooling2D: where the crossbar exporter does not map average pooling,
+    `tf-nvm search` fails its candidates ("cannot be exported"), as for `HarCNNHyperModel`'s ``"avg"``.
+    """
+
+    architecture = "resnet8"
+    SPACE = {"filters": (16, 8, 26), "sign_split": (True, False)}
+
+    def arguments(self, hp):
+        return {name: self.choice(hp, name) for name in ("filters", "sign_split")}
 
 
 def make_hypermodel(name, space=None, input_shape=None, num_classes=None):
