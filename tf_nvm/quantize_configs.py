@@ -26,7 +26,8 @@ name); `config_for(layer, spec)` builds a config.
 import dataclasses
 
 from tf_nvm._keras import keras, tfmot
-from tf_nvm.digital import NVMBatchNormalization, NVMGlobalAveragePooling1D, NVMGlobalAveragePooling2D
+from tf_nvm.digital import (NVMAveragePooling1D, NVMAveragePooling2D, NVMBatchNormalization, NVMGlobalAveragePooling1D,
+                            NVMGlobalAveragePooling2D)
 from tf_nvm.errors import UnsupportedLayerError
 from tf_nvm.graph import activation_name
 from tf_nvm.quantizers import (NVMActivationQuantizer, NVMBiasQuantizer, NVMCrossbarOutputQuantizer,
@@ -200,7 +201,8 @@ for _cls in (_L.BatchNormalization, _L.Activation, _L.ReLU, _L.LeakyReLU, _L.Ave
              _L.AveragePooling2D, _L.GlobalAveragePooling1D, _L.GlobalAveragePooling2D, _L.Add,
              _L.Subtract, _L.Average, _L.Rescaling):
     register_layer(_cls, "digital")
-for _cls in (NVMBatchNormalization, NVMGlobalAveragePooling1D, NVMGlobalAveragePooling2D):
+for _cls in (NVMBatchNormalization, NVMGlobalAveragePooling1D, NVMGlobalAveragePooling2D, NVMAveragePooling1D,
+             NVMAveragePooling2D):
     register_layer(_cls, "digital")  # what quantize_model puts in place of the Keras layers (tf_nvm.digital)
 register_layer(_L.Softmax, "probability")
 for _cls in (_L.MaxPooling1D, _L.MaxPooling2D, _L.GlobalMaxPooling1D, _L.GlobalMaxPooling2D, _L.Flatten,
