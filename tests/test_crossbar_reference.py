@@ -109,6 +109,7 @@ def _conv(name, filters=4):
 _OP_MODELS = {
     # op: Keras layers after the input (a crossbar first: an NVM model needs one)
     "add": lambda x: L.Add(name="op")([_conv("a")(x), _conv("b")(x)]),
+    "average_pool": lambda x: L.AveragePooling1D(4, strides=3, padding="same", name="op")(_conv("a")(x)),
     "batch_norm": lambda x: L.BatchNormalization(name="op")(_conv("a")(x)),
     "concatenate": lambda x: L.Concatenate(axis=1, name="op")([_conv("a")(x), _conv("b")(x)]),
     "flatten": lambda x: L.Flatten(name="op")(_conv("a")(x)),

@@ -19,7 +19,7 @@ import numpy as np
 import tf_nvm
 from tf_nvm import mapping as nvm_mapping
 from tf_nvm._keras import QuantizeLayer, QuantizeWrapper, keras, wrapper_output_quantizers
-from tf_nvm.digital import NVMBatchNormalization
+from tf_nvm.digital import NVMAveragePooling1D, NVMAveragePooling2D, NVMBatchNormalization
 from tf_nvm.atomic import check_writable
 from tf_nvm.errors import ExportError
 from tf_nvm.nvm_model import check_finite_weights, check_fixed_input_shape
@@ -194,12 +194,16 @@ def _global_pool(inner, in_shapes, out_shape, fail):
     return "global_average_pool", {"axes": axes, "count": math.prod(in_shapes[0][a] for a in axes)}, {}
 
 
-def _max_pool(inner, in_shapes, out_shape, fail):
+def _pool(inner, in_shapes, out_shape, fail):
     if inner.data_format != "channels_last":
         fail("only channels_last is mapped")
+    op = "max_pool" if isinstance(inner, (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D)) else "average_pool"
+    if op == "average_pool" and not isinstance(inner, (NVMAveragePooling1D, NVMAveragePooling2D)):
+        fail("a plain AveragePooling is not exact on the integer grid; quantize_model turns it into "
+             "NVMAveragePooling1D/2D (re-quantize the float model with this tf_nvm)")
     pool = [int(p) for p in np.atleast_1d(inner.pool_size)]
     strides = [int(s) for s in np.atleast_1d(inner.strides)]
-    return "max_pool", {"pool_size": pool, "strides": strides, "padding": inner.padding}, {}
+    return op, {"pool_size": pool, "strides": strides, "padding": inner.padding}, {}
 
 
 def _concatenate(inner, in_shapes, out_shape, fail):
@@ -227,8 +231,10 @@ DIGITAL_ADAPTERS = {
     _L.GlobalAveragePooling2D: _global_pool,
     _L.GlobalMaxPooling1D: _global_pool,
     _L.GlobalMaxPooling2D: _global_pool,
-    _L.MaxPooling1D: _max_pool,
-    _L.MaxPooling2D: _max_pool,
+    _L.MaxPooling1D: _pool,
+    _L.MaxPooling2D: _pool,
+    _L.AveragePooling1D: _pool,
+    _L.AveragePooling2D: _pool,
     _L.Flatten: _fixed("flatten"),
     _L.Reshape: _fixed("reshape"),
     _L.Dropout: _fixed("identity"),

@@ -93,8 +93,15 @@ def _max_pool(in_shapes, out_shape, params):
     return OpWork(0, 0, (window - 1) * n_out, _size(in_shapes[0]), n_out)
 
 
+def _average_pool(in_shapes, out_shape, params):
+    window = math.prod(params["pool_size"])
+    n_out = _size(out_shape)
+    return OpWork((window - 1) * n_out, n_out, n_out, _size(in_shapes[0]), n_out)
+
+
 for _name, _work, _text in [
     ("add", _add, "one add per extra input and one clip per element"),
+    ("average_pool", _average_pool, "window-1 adds, one divide (counted as a multiply) and one clip per output"),
     ("batch_norm", _elementwise(adds=1, multiplies=2, compares=1), "q*m+k, *u, clip"),
     ("concatenate", _moves, "address arithmetic only"),
     ("flatten", _moves, "address arithmetic only"),

@@ -42,6 +42,7 @@ __all__ = [
     "register_op",
     "param_ok",
     "max_pool_windows",
+    "window_sums",
 ]
 
 PARAM_KINDS = ("int", "number", "str", "int_list", "axis_list", "pairs")
@@ -186,7 +187,7 @@ def _batch_norm_shape(in_shapes, params, declared):
     return in_shapes[0]
 
 
-def _max_pool_shape(in_shapes, params, declared):
+def _pool_shape(in_shapes, params, declared):
     shape, pool, strides, padding = in_shapes[0], params["pool_size"], params["strides"], params["padding"]
     if padding not in ("valid", "same") or len(pool) != len(strides) or len(pool) != len(shape) - 1:
         raise OpShapeError("params", f"pool_size/strides/padding {pool}/{strides}/{padding!r} do not fit input "
@@ -309,6 +310,38 @@ def _max_pool(inputs, layer, spec):
     return max_pool_windows(inputs[0], layer.params, layer.output_shape)
 
 
+def window_sums(q, params, output_shape):
+    """Sum of the codes in each pooling window and the number of valid codes in it (padding counts in neither).
+
+    Args:
+        q: int64 codes ``[N, *spatial, C]``.
+        params: the pooling params (``pool_size``, ``strides``, ``padding``).
+        output_shape: the layer's output shape (one example).
+
+    Returns:
+        (sums ``[N, *out_spatial, C]`` int64, counts ``[*out_spatial, 1]`` int64).
+    """
+    pool, strides = params["pool_size"], params["strides"]
+    valid = np.ones(q.shape[1:-1] + (1,), np.int64)
+    if params["padding"] == "same":
+        pads = [same_pads(q.shape[1 + a], p, s) for a, (p, s) in enumerate(zip(pool, strides))]
+        q = np.pad(q, [(0, 0)] + pads + [(0, 0)])
+        valid = np.pad(valid, pads + [(0, 0)])
+    out_spatial = output_shape[:-1]
+    sums, counts = 0, 0
+    for offsets in np.ndindex(*pool):
+        window = tuple(slice(o, o + s * (n - 1) + 1, s) for o, s, n in zip(offsets, strides, out_spatial))
+        sums = sums + q[(slice(None),) + window]
+        counts = counts + valid[window]
+    return sums, counts
+
+
+def _average_pool(inputs, layer, spec):
+    sums, counts = window_sums(inputs[0], layer.params, layer.output_shape)
+    # TFLite's int8 AVERAGE_POOL_2D: (acc +- n // 2) / n with C division (truncation): half away from zero.
+    return np.sign(sums) * ((np.abs(sums) + counts // 2) // counts)
+
+
 def _reshape(inputs, layer, spec):
     return inputs[0].reshape((inputs[0].shape[0],) + tuple(layer.output_shape))  # C order
 
@@ -350,7 +383,10 @@ for _op in (
     DigitalOp("global_max_pool", "max over axes", {"axes": "axis_list"}, {},
               lambda in_shapes, params, declared: _reduced(in_shapes, params), _global_max_pool),
     DigitalOp("max_pool", "max over each window (Keras semantics)",
-              {"pool_size": "int_list", "strides": "int_list", "padding": "str"}, {}, _max_pool_shape, _max_pool),
+              {"pool_size": "int_list", "strides": "int_list", "padding": "str"}, {}, _pool_shape, _max_pool),
+    DigitalOp("average_pool", "window sum / valid count, rounded half away from zero (TFLite's int8 AVERAGE_POOL_2D)",
+              {"pool_size": "int_list", "strides": "int_list", "padding": "str"}, {}, _pool_shape, _average_pool,
+              requantize="either", moves_codes=False),
     DigitalOp("flatten", "C-order reshape to one axis", {}, {}, _flatten_shape, _reshape),
     DigitalOp("reshape", "C-order reshape to output_shape", {}, {}, _reshape_shape, _reshape),
     DigitalOp("concatenate", "concatenation of the inputs along axis", {"axis": "int"}, {}, _concatenate_shape,
