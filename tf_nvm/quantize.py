@@ -14,7 +14,6 @@ import numpy as np
 
 from tf_nvm._keras import QuantizeLayer, QuantizeWrapper, is_functional, keras, quantize_scope, tfmot
 from tf_nvm.constraints import NVMKernelConstraint
-from tf_nvm.digital import EXACT_LAYERS
 from tf_nvm.errors import (InvalidWeightsError, NonInhibitingCrossbarWarning, SpecError, UnsupportedLayerError,
                            ZeroCodesWarning)
 from tf_nvm.graph import layer_graph, non_inhibiting_layers
@@ -164,7 +163,7 @@ def quantize_model(model, spec, *, init="keep"):
             config[rule.constraint_arg] = constraint
         # BatchNormalization and global average pooling become their runtime-exact tf_nvm.digital
         # counterparts (same weights; the spec gives them the activation grid).
-        exact = EXACT_LAYERS.get(type(layer))
+        exact = rule.replace_with
         clone = exact.from_config(dict(config, spec=spec.to_dict())) if exact else type(layer).from_config(config)
         return tfmot.quantization.keras.quantize_annotate_layer(
             clone, config_for(layer, spec, grid_input=layer.name in grid_input))

@@ -28,6 +28,7 @@ from tf_nvm.mapping.device import adc_full_scale
 from tf_nvm.mapping.ops import DIGITAL_OPS
 from tf_nvm.mapping.tiling import same_pads
 from tf_nvm.preprocessing import Standardisation
+from tf_nvm.quantize_configs import LAYER_RULES
 
 __all__ = ["export_crossbar", "build_mapping", "HARDWARE_FIELDS"]
 
@@ -216,6 +217,16 @@ def _zero_pad(inner, in_shapes, out_shape, fail):
     return "zero_pad", {"pads": [[int(a), int(b)] for a, b in pads]}, {}
 
 
+def _crop(inner, in_shapes, out_shape, fail):
+    cropping = inner.cropping
+    crops = [list(cropping)] if isinstance(inner, keras.layers.Cropping1D) else [list(c) for c in cropping]
+    return "crop", {"crops": [[int(a), int(b)] for a, b in crops]}, {}
+
+
+def _transpose(inner, in_shapes, out_shape, fail):
+    return "transpose", {"perm": [int(d) - 1 for d in inner.dims]}, {}
+
+
 def _fixed(op):
     return lambda inner, in_shapes, out_shape, fail: (op, {}, {})
 
@@ -242,10 +253,15 @@ DIGITAL_ADAPTERS = {
     _L.SpatialDropout2D: _fixed("identity"),
     _L.Concatenate: _concatenate,
     _L.Add: _fixed("add"),
+    _L.Subtract: _fixed("subtract"),
+    _L.Permute: _transpose,
+    _L.Cropping1D: _crop,
+    _L.Cropping2D: _crop,
     _L.ZeroPadding1D: _zero_pad,
     _L.ZeroPadding2D: _zero_pad,
 }
-"""Keras layer class -> digital adapter (found through the class's MRO, most specific first)."""
+"""Keras layer class -> digital adapter (found through the class's MRO, most specific first). A user's own class
+registered with ``tf_nvm.quantize_configs.register_layer(..., adapter=...)`` uses its table entry's adapter."""
 
 
 def _requantize(op, wrapper):
@@ -259,7 +275,8 @@ def _requantize(op, wrapper):
 def _digital(layer, in_shapes, out_shape):
     """(op, params, arrays, requantize) of a non-crossbar layer (a tfmot wrapper)."""
     inner = layer.layer
-    adapter = _adapter(DIGITAL_ADAPTERS, inner)
+    rule = LAYER_RULES.get(type(inner).__name__) if type(inner).__name__ in LAYER_RULES else None
+    adapter = rule.adapter if rule is not None and rule.adapter is not None else _adapter(DIGITAL_ADAPTERS, inner)
     if adapter is None:
         _fail(layer.name, inner, "this layer class is not mapped")
     op, params, arrays = adapter(inner, in_shapes, out_shape, lambda why: _fail(layer.name, inner, why))

@@ -244,6 +244,27 @@ def _add_shape(in_shapes, params, declared):
     return in_shapes[0]
 
 
+def _subtract_shape(in_shapes, params, declared):
+    if len(set(in_shapes)) != 1:
+        raise OpShapeError("inputs", f"shapes {[list(s) for s in in_shapes]} must be equal")
+    return in_shapes[0]
+
+
+def _transpose_shape(in_shapes, params, declared):
+    shape, perm = in_shapes[0], params["perm"]
+    if sorted(perm) != list(range(len(shape))):
+        raise OpShapeError("params.perm", f"value {perm} is not a permutation of the axes of input {list(shape)}")
+    return tuple(shape[a] for a in perm)
+
+
+def _crop_shape(in_shapes, params, declared):
+    shape, crops = in_shapes[0], params["crops"]
+    if len(crops) != len(shape) - 1 or any(a + b >= d for d, (a, b) in zip(shape, crops)):
+        raise OpShapeError("params.crops", f"value {crops} needs one [before, after] pair per spatial axis of "
+                                           f"{list(shape)}, leaving at least one value on each")
+    return tuple(d - a - b for d, (a, b) in zip(shape, crops)) + shape[-1:]
+
+
 def _softmax_shape(in_shapes, params, declared):
     _axis(params["axis"], len(in_shapes[0]), "params.axis", in_shapes)
     return in_shapes[0]
@@ -354,6 +375,19 @@ def _add(inputs, layer, spec):
     return rint_clip(sum(inputs))
 
 
+def _subtract(inputs, layer, spec):
+    return rint_clip(inputs[0] - inputs[1])
+
+
+def _transpose(inputs, layer, spec):
+    return np.transpose(inputs[0], (0,) + tuple(1 + a for a in layer.params["perm"]))
+
+
+def _crop(inputs, layer, spec):
+    q = inputs[0]
+    return q[(slice(None),) + tuple(slice(a, q.shape[1 + i] - b) for i, (a, b) in enumerate(layer.params["crops"]))]
+
+
 def _zero_pad(inputs, layer, spec):
     return np.pad(inputs[0], [(0, 0)] + [tuple(p) for p in layer.params["pads"]] + [(0, 0)])
 
@@ -396,5 +430,10 @@ for _op in (
     DigitalOp("softmax", "softmax of q * step, on the probability grid 1/256", {"axis": "int"}, {},
               _softmax_shape, _softmax, moves_codes=False, output_step=PROBABILITY_STEP),
     DigitalOp("zero_pad", "pad with code 0", {"pads": "pairs"}, {}, _zero_pad_shape, _zero_pad),
+    DigitalOp("subtract", "first input minus second, clip", {}, {}, _subtract_shape, _subtract, inputs=2,
+              requantize="either", moves_codes=False),
+    DigitalOp("transpose", "permutation of the axes of one example (perm[i]: input axis of output axis i)",
+              {"perm": "axis_list"}, {}, _transpose_shape, _transpose),
+    DigitalOp("crop", "drop [before, after] values per spatial axis", {"crops": "pairs"}, {}, _crop_shape, _crop),
 ):
     register_op(_op)

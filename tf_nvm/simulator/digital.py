@@ -92,6 +92,19 @@ def _add(inputs, layer, spec):
     return rint_clip(tf.add_n(inputs))
 
 
+def _subtract(inputs, layer, spec):
+    return rint_clip(inputs[0] - inputs[1])
+
+
+def _transpose(inputs, layer, spec):
+    return tf.transpose(inputs[0], [0] + [1 + a for a in layer.params["perm"]])
+
+
+def _crop(inputs, layer, spec):
+    q = inputs[0]
+    return q[(slice(None),) + tuple(slice(a, q.shape[1 + i] - b) for i, (a, b) in enumerate(layer.params["crops"]))]
+
+
 def _zero_pad(inputs, layer, spec):
     return tf.pad(inputs[0], [(0, 0)] + [tuple(p) for p in layer.params["pads"]] + [(0, 0)])
 
@@ -118,6 +131,9 @@ KERNELS = {
     "concatenate": _concatenate,
     "add": _add,
     "zero_pad": _zero_pad,
+    "subtract": _subtract,
+    "transpose": _transpose,
+    "crop": _crop,
     "softmax": _softmax,
 }
 """Digital op name (`DIGITAL_OPS`) -> TensorFlow kernel."""
