@@ -58,7 +58,8 @@ CASES = {
     "GlobalAveragePooling2D": (IMG, lambda x: L.GlobalAveragePooling2D(name="op")(_c2()(x))),
     "Add": (SEQ, lambda x: L.Add(name="op")([_c1("a")(x), _c1("b")(x)])),
     "Subtract": (SEQ, lambda x: L.Subtract(name="op")([_c1("a")(x), _c1("b")(x)])),
-    "Rescaling": (SEQ, lambda x: L.Rescaling(-0.75, offset=0.3, name="op")(_c1()(x))),
+    "Rescaling-negate": (SEQ, lambda x: L.Rescaling(-1.0, name="op")(_c1()(x))),
+    "Rescaling-offset": (SEQ, lambda x: L.Rescaling(1.0, offset=0.3, name="op")(_c1()(x))),
     "Softmax": (SEQ, lambda x: L.Softmax(name="op")(_c1()(x))),
     "MaxPooling1D": (SEQ, lambda x: L.MaxPooling1D(3, strides=2, padding="same", name="op")(_c1()(x))),
     "MaxPooling2D": (IMG, lambda x: L.MaxPooling2D(2, name="op")(_c2()(x))),
@@ -157,6 +158,8 @@ def test_layer_class_end_to_end(case, tmp_path):
                                                r"threshold \(only a plain ReLU is mapped\).* Fix: change that option"),
     (lambda: L.Activation("tanh", name="op"), r"layer 'op' of class Activation has activation 'tanh' \(relu, linear "
                                               r"and softmax are mapped\)"),
+    (lambda: L.Rescaling(0.5, name="op"), r"layer 'op' of class Rescaling has scale=0\.5, offset=0 \(exact in "
+                                          r"TFLite only with a non-zero integer scale"),
     (lambda: L.Conv1D(2, 3, padding="causal", name="op"), r"layer 'op' of class Conv1D has padding='causal'"),
     (lambda: L.Conv1D(2, 3, activation="tanh", name="op"), r"layer 'op' of class Conv1D has activation='tanh' on a "
                                                            r"crossbar layer"),

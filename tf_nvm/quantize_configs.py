@@ -285,6 +285,12 @@ def _axis_options(layer):
 def _rescaling_options(layer):
     if np.size(layer.scale) != 1 or np.size(layer.offset) != 1:
         return "a non-scalar scale or offset (scalars are mapped)"
+    scale, offset = float(np.ravel(layer.scale)[0]), float(np.ravel(layer.offset)[0])
+    # Measured against LiteRT and TFLite Micro: a fractional scale rounds differently there (0.5: ties; -0.75:
+    # TFLite Micro's fixed point), and a scale with an offset goes through an intermediate tensor of its own.
+    if scale != round(scale) or scale == 0 or (offset != 0 and scale != 1):
+        return (f"scale={scale:g}, offset={offset:g} (exact in TFLite only with a non-zero integer scale and no "
+                "offset, or scale 1 with any offset; put other factors into the next crossbar's weights)")
     return None
 
 
