@@ -38,7 +38,7 @@ from tf_nvm.mapping.types import ACTIVATIONS, CROSSBAR_OPS
 from tf_nvm.quantizers import (NVMActivationQuantizer, NVMBiasQuantizer, NVMCrossbarOutputQuantizer,
                                NVMOnGridQuantizer, NVMWeightQuantizer, ProbabilityQuantizer)
 from tf_nvm.registry import Registry
-from tf_nvm.serialization import register
+from tf_nvm.serialization import add_custom_object, register
 from tf_nvm.spec import SpecConfigured
 
 __all__ = [
@@ -242,6 +242,8 @@ def register_layer(layer_class, role, kernel_attr="kernel", constraint_arg="kern
             "tf_nvm.mapping.ops.DIGITAL_OPS (with a simulator kernel and a cost entry) first.")
     rule = LayerRule(layer_class, role, kernel_attr, constraint_arg, tuple(ops), replace_with, check, adapter)
     LAYER_RULES.register(layer_class.__name__, rule, description=role)
+    if not layer_class.__module__.startswith(("tf_keras", "tf_nvm.")):
+        add_custom_object(layer_class)  # a user's class: quantize_model clones it, load_model reads it back
     return rule
 
 
