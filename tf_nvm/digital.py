@@ -1,7 +1,8 @@
 """Digital-periphery layers whose inference is bit-exact in TFLite.
 
-`tf_nvm.quantize_model` swaps BatchNormalization for `NVMBatchNormalization`
-and GlobalAveragePooling1D/2D for `NVMGlobalAveragePooling1D`/`2D`: same
+`tf_nvm.quantize_model` swaps BatchNormalization for `NVMBatchNormalization`,
+GlobalAveragePooling1D/2D for `NVMGlobalAveragePooling1D`/`2D` and
+AveragePooling1D/2D for `NVMAveragePooling1D`/`2D` (`average_pool_codes`): same
 arguments, same weights, same training behaviour; at inference they compute
 what LiteRT's default (XNNPACK) int8 kernels compute, so that the exported
 ``.tflite`` reproduces the Keras model exactly.

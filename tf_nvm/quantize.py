@@ -99,8 +99,10 @@ def quantize_model(model, spec, *, init="keep"):
     shared range ``[-A, A*127/128]`` (ties to even). Every BatchNormalization
     becomes an `NVMBatchNormalization` (same weights; its inference affine is
     snapped to per-channel int8/int32 constants so that TFLite computes it
-    bit-exactly) and every GlobalAveragePooling1D/2D its `tf_nvm.digital`
-    counterpart (``sum * float32(1/n)``, as the runtime computes it). A ReLU
+    bit-exactly), every GlobalAveragePooling1D/2D its `tf_nvm.digital`
+    counterpart (``sum * float32(1/n)``, as the runtime computes it) and every
+    AveragePooling1D/2D `NVMAveragePooling1D/2D` (TFLite's int8 rounding): the
+    ``replace_with`` of its `tf_nvm.quantize_configs.LAYER_RULES` entry. A ReLU
     whose inputs all lie on the grid (`tf_nvm.quantize_configs.grid_input_layers`)
     keeps them there: its quantizer is the identity outside the converter's graph
     (`NVMOnGridConfig`, same values, cheaper training). The input model is not
@@ -121,7 +123,9 @@ def quantize_model(model, spec, *, init="keep"):
 
     Raises:
         UnsupportedLayerError: a layer class tf_nvm cannot map (the message
-            lists the supported ones), or a crossbar layer with a softmax.
+            lists the supported ones or says what the class would need), an
+            option the mapping cannot hold exactly (the entry's ``check``), or a
+            crossbar layer with a softmax.
         InvalidWeightsError: NaN or infinite weights.
         SpecError: invalid spec values.
     """
