@@ -168,7 +168,7 @@ def test_layer_class_end_to_end(case, tmp_path):
     (lambda: L.Conv1D(2, 3, padding="causal", name="op"), r"layer 'op' of class Conv1D has padding='causal'"),
     (lambda: L.Conv1D(2, 3, activation="tanh", name="op"), r"layer 'op' of class Conv1D has activation='tanh' on a "
                                                            r"crossbar layer"),
-])
+], ids=["LeakyReLU", "ReLU-max_value", "Activation-tanh", "Rescaling-0.5", "Conv1D-causal", "Conv1D-tanh"])
 def test_unmappable_classes_and_options_are_refused_by_quantize_model(layer, message):
     inputs = keras.Input(SEQ)
     model = keras.Model(inputs, layer()(_c1()(inputs)))
