@@ -214,3 +214,48 @@ def test_register_layer_needs_known_ops():
     with pytest.raises(UnsupportedLayerError, match=r"register_layer\(ClippedRelu\): ops must name the mapping ops "
                                                     r"the layer becomes, got \('gelu',\); allowed: \['add', .* Fix: "):
         register_layer(ClippedRelu, "digital", ops=("gelu",))
+
+
+# ---------------------------------------------------------------- average pooling's rounding
+def test_average_pool_rounding_is_half_away_from_zero_in_keras_numpy_and_simulator():
+    """The three implementations agree on every code, 'same' edges (fewer valid values) and ties of both signs."""
+    from tf_nvm.digital import average_pool_codes  # noqa: PLC0415
+    from tf_nvm.mapping import DigitalLayer  # noqa: PLC0415
+    from tf_nvm.mapping.ops import DIGITAL_OPS as OPS  # noqa: PLC0415
+    from tf_nvm.simulator.digital import run_digital  # noqa: PLC0415
+
+    q = np.random.default_rng(0).integers(-128, 128, (64, 7, 9, 3))
+    params = {"pool_size": [2, 3], "strides": [2, 2], "padding": "same"}
+    layer = DigitalLayer("p", "average_pool", ("x",), "p", (4, 5, 3), params, {}, True)
+    want = OPS.get("average_pool").reference([q], layer, None)
+    keras_codes = average_pool_codes(tf.constant(q, tf.float32), (2, 3), (2, 2), "same").numpy()
+    sim = run_digital([tf.constant(q, tf.float32)], layer, None).numpy()
+    np.testing.assert_array_equal(keras_codes, want)
+    np.testing.assert_array_equal(sim, want)
+    # Hand-checked values: [[-3, -2]] over a 1x2 window: -2.5 -> -3; [[3, 2]]: 2.5 -> 3; 'same' edge of width 1.
+    small = np.array([-3, -2, 3, 2, 5], np.float32).reshape(1, 1, 5, 1)
+    got = average_pool_codes(tf.constant(small), (1, 2), (1, 2), "same").numpy().ravel()
+    assert got.tolist() == [-3.0, 3.0, 5.0]
+
+
+def test_average_pool_ties_of_both_signs_are_exact_in_litert_and_tflite_micro(tmp_path):
+    """An identity crossbar (codes = I, weight scale 1) feeds 2x2 windows whose sums hit every residue mod 4."""
+    spec = tf_nvm.presets.get(PRESET).replace(weight_scale_mode="fixed", weight_scale=1.0)
+    inputs = keras.Input((6, 6, 1))
+    x = L.AveragePooling2D(2, padding="same", name="op")(L.Conv2D(1, 1, use_bias=False, name="identity")(inputs))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = tf_nvm.quantize_model(keras.Model(inputs, x), spec)
+    kernel, _ = tf_nvm.nvm_model.crossbar_variables(model.get_layer("quant_identity"))
+    kernel.assign(np.ones((1, 1, 1, 1), np.float32))
+    step = spec.activation_step
+    codes = np.random.default_rng(1).integers(-100, 100, (500, 6, 6, 1))
+    sums = codes.reshape(500, 3, 2, 3, 2).sum(axis=(2, 4))
+    assert np.any((sums % 4 == 2) & (sums < 0)) and np.any((sums % 4 == 2) & (sums > 0))  # ties of both signs
+    x = (codes * step).astype(np.float32)
+    export_tflite(model, tmp_path / "m.tflite", x[:32], measure_arena=False)
+    results = compare(model, tmp_path / "m.tflite", x, runtimes=("litert", "tflm"), arena_size=1 << 20)
+    assert results["litert"].differing == 0 and results["tflm"].differing == 0, str(results)
+    keras_codes = np.rint(model.predict(x, verbose=0) / step).ravel()
+    expected = np.sign(sums) * ((np.abs(sums) + 2) // 4)
+    np.testing.assert_array_equal(keras_codes, expected.ravel())
