@@ -176,7 +176,7 @@ def test_conv2d_depthwise_and_2d_digital_ops_agree_with_keras(tmp_path):
                                            r"mapped\).* Fix: change that option"),
 ])
 def test_unmapped_layers_are_refused_before_training(layer, message, tmp_path):
-    """What the mapping cannot hold is refused by quantize_model (tf_nvm.quantize_configs.LAYER_RULES), not at export."""
+    """What the mapping cannot hold is refused by quantize_model (the layer table), not at export."""
     with pytest.raises(tf_nvm.UnsupportedLayerError, match=message):
         _exported(lambda x: layer()(_conv("a")(x)), "paper-2bit-bipolar", tmp_path)
     assert not list(tmp_path.iterdir())

@@ -108,7 +108,7 @@ def test_every_digital_op_has_a_kernel_a_cost_and_a_layer_that_becomes_it(op):
 
 
 def _end_to_end(name, shape, build, tmp_path, preset=PRESET):
-    """Quantize, fit 2 steps, TFLite (LiteRT, TFLite Micro), mapping, evaluator, ideal chip, cost. Returns the mapping."""
+    """Quantize, fit 2 steps, TFLite (LiteRT, TFLite Micro), crossbar mapping, evaluator, ideal chip, cost."""
     keras.utils.set_random_seed(3)
     inputs = keras.Input(shape, name="x")
     with warnings.catch_warnings():

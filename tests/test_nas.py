@@ -127,7 +127,7 @@ def test_unquantizable_candidate_is_a_failed_trial_with_its_reason(tmp_path):
 
 
 def test_average_and_max_pooling_candidates_pass_the_exporters_dry_run(tmp_path):
-    """`tf-nvm search` passes the exporter's dry run: average pooling (exact since the layer table) and max pooling run."""
+    """`tf-nvm search` passes the exporter's dry run: average pooling (exact now) and max pooling both run."""
     from tflite_export.crossbar import build_mapping  # noqa: PLC0415
 
     config = _config(space={**TINY_SPACE, "filters": [4], "pooling": ["avg", "max"]},
