@@ -412,11 +412,15 @@ _VALID = {
     "global_max_pool": ((4, 3), 1, {"axes": [0]}, {}, (3,), False),
     "identity": ((4, 3), 1, {}, {}, (4, 3), False),
     "max_pool": ((5, 3), 1, {"pool_size": [2], "strides": [2], "padding": "valid"}, {}, (2, 3), False),
+    "average_pool": ((5, 3), 1, {"pool_size": [2], "strides": [2], "padding": "same"}, {}, (3, 3), True),
     "relu": ((4, 3), 1, {}, {}, (4, 3), True),
     "rescale": ((4, 3), 1, {"scale": -1.0, "offset": 0.25}, {}, (4, 3), True),
     "reshape": ((4, 3), 1, {}, {}, (2, 6), False),
     "softmax": ((4, 3), 1, {"axis": -1}, {}, (4, 3), False),
     "zero_pad": ((4, 3), 1, {"pads": [[1, 2]]}, {}, (7, 3), False),
+    "subtract": ((4, 3), 2, {}, {}, (4, 3), True),
+    "transpose": ((4, 3), 1, {"perm": [1, 0]}, {}, (3, 4), False),
+    "crop": ((4, 3), 1, {"crops": [[1, 2]]}, {}, (1, 3), False),
 }
 # op: (changed fields of the valid entry, pinned message) of an entry whose shapes contradict its params
 _CONTRADICTING = {
@@ -433,6 +437,13 @@ _CONTRADICTING = {
     "identity": ({"output_shape": (3, 4)}, r"\.output_shape: value \[3, 4\] is not the shape \[4, 3\] op 'identity'"),
     "max_pool": ({"params": {"pool_size": [6], "strides": [1], "padding": "valid"}},
                  r"\.params\.pool_size: value \[6\] is larger than the input \[5, 3\] \('valid'\)"),
+    "average_pool": ({"params": {"pool_size": [6], "strides": [1], "padding": "valid"}},
+                     r"\.params\.pool_size: value \[6\] is larger than the input \[5, 3\] \('valid'\)"),
+    "subtract": ({"output_shape": (4, 4)}, r"\.output_shape: value \[4, 4\] is not the shape \[4, 3\] op 'subtract'"),
+    "transpose": ({"params": {"perm": [0, 0]}}, r"\.params\.perm: value \[0, 0\] is not a permutation of the axes of "
+                                               r"input \[4, 3\]"),
+    "crop": ({"params": {"crops": [[2, 2]]}}, r"\.params\.crops: value \[\[2, 2\]\] needs one \[before, after\] pair "
+                                             r"per spatial axis of \[4, 3\], leaving at least one value on each"),
     "relu": ({"output_shape": (4, 4)}, r"\.output_shape: value \[4, 4\] is not the shape \[4, 3\] op 'relu'"),
     "rescale": ({"output_shape": (12,)}, r"\.output_shape: value \[12\] is not the shape \[4, 3\] op 'rescale'"),
     "reshape": ({"output_shape": (5, 3)}, r"\.output_shape: \[5, 3\] does not hold the 12 input values"),
@@ -494,7 +505,8 @@ def test_requantize_flag_must_fit_the_op():
 
 
 def test_unknown_digital_op_is_refused_listing_the_table():
-    with pytest.raises(MappingError, match=r"\.op: value 'gelu' is not a digital op; allowed: \['add', 'batch_norm', "):
+    with pytest.raises(MappingError, match=r"\.op: value 'gelu' is not a digital op; allowed: \['add', 'average_pool', "
+                                           r"'batch_norm', "):
         _op_mapping("relu", op="gelu")
 
 

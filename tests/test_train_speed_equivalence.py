@@ -184,13 +184,13 @@ def test_only_relus_of_on_grid_inputs_skip_their_quantizer():
     a = L.ReLU(name="relu_after_conv")(x)
     b = L.ReLU(name="relu_after_dropout")(L.Dropout(0.5)(a))
     c = L.Activation("relu", name="relu_activation")(L.MaxPooling2D(2)(L.BatchNormalization()(b)))
-    d = L.ReLU(max_value=6.0, name="relu_capped")(c)
+    d = L.ReLU(name="relu_after_rescale")(L.Rescaling(1.0, offset=0.3)(c))  # digital output: on the grid
     e = L.ReLU(name="relu_after_softmax")(L.Softmax()(L.Flatten()(d)))
     f = L.ReLU(name="relu_of_input")(L.Flatten()(inputs))
     outputs = L.Dense(3)(L.Concatenate()([e, f]))
     assert _relu_configs(keras.Model(inputs, outputs)) == {
         "relu_after_conv": "NVMOnGridConfig", "relu_after_dropout": "NVMDigitalConfig",
-        "relu_activation": "NVMOnGridConfig", "relu_capped": "NVMDigitalConfig",
+        "relu_activation": "NVMOnGridConfig", "relu_after_rescale": "NVMOnGridConfig",
         "relu_after_softmax": "NVMDigitalConfig", "relu_of_input": "NVMOnGridConfig"}
 
 

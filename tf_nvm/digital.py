@@ -1,7 +1,8 @@
 """Digital-periphery layers whose inference is bit-exact in TFLite.
 
-`tf_nvm.quantize_model` swaps BatchNormalization for `NVMBatchNormalization`
-and GlobalAveragePooling1D/2D for `NVMGlobalAveragePooling1D`/`2D`: same
+`tf_nvm.quantize_model` swaps BatchNormalization for `NVMBatchNormalization`,
+GlobalAveragePooling1D/2D for `NVMGlobalAveragePooling1D`/`2D` and
+AveragePooling1D/2D for `NVMAveragePooling1D`/`2D` (`average_pool_codes`): same
 arguments, same weights, same training behaviour; at inference they compute
 what LiteRT's default (XNNPACK) int8 kernels compute, so that the exported
 ``.tflite`` reproduces the Keras model exactly.
@@ -85,7 +86,8 @@ from tf_nvm.modes import emulated_runtime, in_converter_graph
 from tf_nvm.serialization import register
 from tf_nvm.spec import resolve_spec
 
-__all__ = ["NVMBatchNormalization", "NVMGlobalAveragePooling1D", "NVMGlobalAveragePooling2D", "MULTIPLIER_MAX",
+__all__ = ["NVMBatchNormalization", "NVMGlobalAveragePooling1D", "NVMGlobalAveragePooling2D", "NVMAveragePooling1D",
+           "NVMAveragePooling2D", "average_pool_codes", "MULTIPLIER_MAX",
            "OFFSET_MAX", "SCALE_BITS", "EXACT_LAYERS"]
 
 MULTIPLIER_MAX = 127
@@ -280,7 +282,100 @@ class NVMGlobalAveragePooling2D(_ExactMean, keras.layers.GlobalAveragePooling2D)
     """`keras.layers.GlobalAveragePooling2D` computed as ``sum * float32(1/n)`` (bit-exact in TFLite)."""
 
 
+def average_pool_codes(codes, pool_size, strides, padding):
+    """TFLite's int8 AVERAGE_POOL_2D on integer codes: window sum, then divide rounding half away from zero.
+
+    LiteRT's builtin kernel and TFLite Micro's reference kernel (input and output
+    on one scale, zero point 0) compute, per output position::
+
+        acc  = sum of the codes in the window (only the valid ones with 'same' padding)
+        n    = number of those codes
+        code = (acc + (n // 2 if acc > 0 else -(n // 2))) / n     # C division: truncates toward 0
+
+    i.e. ``sign(acc) * floor((|acc| + n // 2) / n)``: the mean rounded half away
+    from zero. With 'same' padding the padded positions count neither in the sum nor
+    in ``n`` (Keras's semantics too).
+
+    Args:
+        codes: float32 tensor of integer codes ``[N, *spatial, C]`` (1 or 2 spatial axes).
+        pool_size: window size per spatial axis (tuple of ints).
+        strides: stride per spatial axis.
+        padding: ``"valid"`` or ``"same"``.
+
+    Returns:
+        float32 tensor of integer codes ``[N, *out_spatial, C]``.
+    """
+    one_d = len(pool_size) == 1
+    if one_d:
+        codes, pool_size, strides = tf.expand_dims(codes, 1), (1,) + tuple(pool_size), (1,) + tuple(strides)
+    channels = int(codes.shape[-1])
+    window = tf.ones(tuple(pool_size) + (channels, 1), tf.float32)
+    stride4 = (1,) + tuple(strides) + (1,)
+    # Sums of at most a few thousand int8 codes: exact in float32.
+    total = tf.nn.depthwise_conv2d(codes, window, stride4, padding.upper())
+    ones = tf.ones((1,) + tuple(codes.shape[1:3]) + (1,), tf.float32)
+    count = tf.nn.depthwise_conv2d(ones, tf.ones(tuple(pool_size) + (1, 1), tf.float32), stride4, padding.upper())
+    # Integer division: a float32 division may be compiled into a product with 1/n (grappler), which misrounds.
+    total, count = tf.cast(total, tf.int32), tf.cast(count, tf.int32)
+    result = tf.cast(tf.sign(total) * tf.math.floordiv(tf.abs(total) + count // 2, count), tf.float32)
+    return result[:, 0] if one_d else result
+
+
+class _ExactAveragePool:
+    """Mixin: average pooling as TFLite's int8 AVERAGE_POOL_2D computes it (`average_pool_codes`).
+
+    The forward value is the runtime's (LiteRT and TFLite Micro agree: both round the
+    window mean half away from zero), the gradient that of the plain average. Needs
+    the grid step (``spec``, set by `tf_nvm.quantize_model`).
+
+    Args:
+        *args: the Keras pooling layer's arguments.
+        spec: `NVMSpec` (or its dict).
+        **kwargs: the Keras pooling layer's keyword arguments.
+    """
+
+    def __init__(self, *args, spec=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if spec is None:
+            raise UnsupportedLayerError(
+                f"{type(self).__name__} {self.name!r} needs spec=NVMSpec(...) (its activation range gives the "
+                "integer grid). Fix: let tf_nvm.quantize_model create it, or pass spec=.")
+        self.spec = resolve_spec(spec, owner=type(self).__name__)
+        if self.data_format != "channels_last":
+            raise UnsupportedLayerError(
+                f"{type(self).__name__} {self.name!r} has data_format={self.data_format!r}; tf_nvm maps average "
+                "pooling only channels_last. Fix: build the model with data_format='channels_last'.")
+
+    def get_config(self):
+        config = super().get_config()
+        config["spec"] = self.spec.to_dict()
+        return config
+
+    def call(self, inputs):
+        mean = super().call(inputs)
+        if in_converter_graph():
+            return mean
+        step = np.float32(self.spec.activation_step)
+        codes = tf.round(tf.stop_gradient(tf.cast(inputs, tf.float32)) / step)  # the inputs lie on the grid
+        pool = tuple(int(p) for p in np.atleast_1d(self.pool_size))
+        strides = tuple(int(s) for s in np.atleast_1d(self.strides))
+        exact = average_pool_codes(codes, pool, strides, self.padding) * step
+        return exact + (mean - tf.stop_gradient(mean))  # forward value `exact`, gradient of the mean
+
+
+@register
+class NVMAveragePooling1D(_ExactAveragePool, keras.layers.AveragePooling1D):
+    """`keras.layers.AveragePooling1D` with TFLite's int8 rounding (bit-exact in LiteRT and TFLite Micro)."""
+
+
+@register
+class NVMAveragePooling2D(_ExactAveragePool, keras.layers.AveragePooling2D):
+    """`keras.layers.AveragePooling2D` with TFLite's int8 rounding (bit-exact in LiteRT and TFLite Micro)."""
+
+
 EXACT_LAYERS = {
+    keras.layers.AveragePooling1D: NVMAveragePooling1D,
+    keras.layers.AveragePooling2D: NVMAveragePooling2D,
     keras.layers.BatchNormalization: NVMBatchNormalization,
     keras.layers.GlobalAveragePooling1D: NVMGlobalAveragePooling1D,
     keras.layers.GlobalAveragePooling2D: NVMGlobalAveragePooling2D,

@@ -14,7 +14,6 @@ import numpy as np
 
 from tf_nvm._keras import QuantizeLayer, QuantizeWrapper, is_functional, keras, quantize_scope, tfmot
 from tf_nvm.constraints import NVMKernelConstraint
-from tf_nvm.digital import EXACT_LAYERS
 from tf_nvm.errors import (InputRangeWarning, InvalidWeightsError, NonInhibitingCrossbarWarning, SpecError,
                            UnsupportedLayerError, ZeroCodesWarning)
 from tf_nvm.graph import activation_name, layer_graph
@@ -142,8 +141,10 @@ def quantize_model(model, spec, *, init="keep", sign_split=None, calibration_dat
     shared range ``[-A, A*127/128]`` (ties to even). Every BatchNormalization
     becomes an `NVMBatchNormalization` (same weights; its inference affine is
     snapped to per-channel int8/int32 constants so that TFLite computes it
-    bit-exactly) and every GlobalAveragePooling1D/2D its `tf_nvm.digital`
-    counterpart (``sum * float32(1/n)``, as the runtime computes it). A ReLU
+    bit-exactly), every GlobalAveragePooling1D/2D its `tf_nvm.digital`
+    counterpart (``sum * float32(1/n)``, as the runtime computes it) and every
+    AveragePooling1D/2D `NVMAveragePooling1D/2D` (TFLite's int8 rounding): the
+    ``replace_with`` of its `tf_nvm.quantize_configs.LAYER_RULES` entry. A ReLU
     whose inputs all lie on the grid (`tf_nvm.quantize_configs.grid_input_layers`)
     keeps them there: its quantizer is the identity outside the converter's graph
     (`NVMOnGridConfig`, same values, cheaper training). A crossbar layer with
@@ -178,8 +179,10 @@ def quantize_model(model, spec, *, init="keep", sign_split=None, calibration_dat
 
     Raises:
         UnsupportedLayerError: a layer class tf_nvm cannot map (the message
-            lists the supported ones); a shared layer (called more than once) in
-            a model that needs a sign split or a softmax split.
+            lists the supported ones or says what the class would need), an
+            option the mapping cannot hold exactly (the entry's ``check``), or
+            a shared layer (called more than once) in a model that needs a sign
+            split or a softmax split.
         InvalidWeightsError: NaN or infinite weights.
         SpecError: invalid spec values.
     """
@@ -232,7 +235,7 @@ def quantize_model(model, spec, *, init="keep", sign_split=None, calibration_dat
             config[rule.constraint_arg] = constraint
         # BatchNormalization and global average pooling become their runtime-exact tf_nvm.digital
         # counterparts (same weights; the spec gives them the activation grid).
-        exact = EXACT_LAYERS.get(type(layer))
+        exact = rule.replace_with
         clone = exact.from_config(dict(config, spec=spec.to_dict())) if exact else type(layer).from_config(config)
         return tfmot.quantization.keras.quantize_annotate_layer(
             clone, config_for(layer, spec, grid_input=layer.name in grid_input))

@@ -24,15 +24,21 @@ name); `config_for(layer, spec)` builds a config.
 """
 
 import dataclasses
+from typing import Callable, Optional
+
+import numpy as np
 
 from tf_nvm._keras import keras, tfmot
-from tf_nvm.digital import NVMBatchNormalization, NVMGlobalAveragePooling1D, NVMGlobalAveragePooling2D
+from tf_nvm.digital import (NVMAveragePooling1D, NVMAveragePooling2D, NVMBatchNormalization, NVMGlobalAveragePooling1D,
+                            NVMGlobalAveragePooling2D)
 from tf_nvm.errors import UnsupportedLayerError
 from tf_nvm.graph import activation_name
+from tf_nvm.mapping.ops import DIGITAL_OPS
+from tf_nvm.mapping.types import ACTIVATIONS, CROSSBAR_OPS
 from tf_nvm.quantizers import (NVMActivationQuantizer, NVMBiasQuantizer, NVMCrossbarOutputQuantizer,
                                NVMOnGridQuantizer, NVMWeightQuantizer, ProbabilityQuantizer)
 from tf_nvm.registry import Registry
-from tf_nvm.serialization import register
+from tf_nvm.serialization import add_custom_object, register
 from tf_nvm.spec import SpecConfigured
 
 __all__ = [
@@ -43,6 +49,7 @@ __all__ = [
     "NVMPassthroughConfig",
     "LayerRule",
     "LAYER_RULES",
+    "REFUSED_LAYERS",
     "ROLES",
     "register_layer",
     "rule_for",
@@ -146,24 +153,46 @@ class NVMPassthroughConfig(_SpecConfig):
 
 @dataclasses.dataclass(frozen=True)
 class LayerRule:
-    """How one Keras layer class is quantized.
+    """Everything tf_nvm knows about one Keras layer class: one entry of `LAYER_RULES`.
+
+    A class in the table is supported end to end: `quantize_model` quantizes it,
+    `tflite_export.export_tflite` converts it exactly, `tflite_export.export_crossbar`
+    maps it onto the ops in ``ops`` (each of which has a numpy reference, a simulator
+    kernel and a cost entry: tests generated from this table check it), and
+    ``check`` refuses, at quantize time, every option the exporter cannot map.
 
     Attributes:
         layer_class: the tf_keras layer class (matched exactly, not subclasses).
         role: one of `ROLES`.
         kernel_attr: kernel attribute for crossbar layers.
         constraint_arg: constructor argument of the kernel constraint.
+        ops: names of the mapping ops the exporter makes of this class
+            (`tf_nvm.mapping.ops.DIGITAL_OPS` or `tf_nvm.mapping.CROSSBAR_OPS`).
+        replace_with: the runtime-exact `tf_nvm.digital` class `quantize_model` puts in
+            its place (same config and weights, plus ``spec``), or None.
+        check: ``layer -> None | str``: why this layer's options cannot be mapped
+            (None: they can), or None for no restriction.
+        adapter: exporter adapter for a class `tflite_export.crossbar` does not know
+            (a user's own digital class): ``(layer, input shapes, output shape, fail) ->
+            (op, params, arrays)`` with shapes of one example, ``fail(why)`` raising the
+            export error; None for built-in classes.
     """
 
     layer_class: type
     role: str
     kernel_attr: str = "kernel"
     constraint_arg: str = "kernel_constraint"
+    ops: tuple = ()
+    replace_with: Optional[type] = None
+    check: Optional[Callable] = None
+    adapter: Optional[Callable] = None
 
 
 LAYER_RULES = Registry("layer rule", error=UnsupportedLayerError,
                        fix="register a rule with tf_nvm.quantize_configs.register_layer")
-"""Keras layer class name -> `LayerRule`."""
+"""Keras layer class name -> `LayerRule`: the one table of supported layer classes."""
+REFUSED_LAYERS = Registry("refused layer", error=UnsupportedLayerError, fix="see the message")
+"""Keras layer class name -> what supporting it would need (classes `quantize_model` refuses with that reason)."""
 _CONFIG_BY_ROLE = {
     "crossbar": NVMCrossbarConfig,
     "digital": NVMDigitalConfig,
@@ -172,41 +201,152 @@ _CONFIG_BY_ROLE = {
 }
 
 
-def register_layer(layer_class, role, kernel_attr="kernel", constraint_arg="kernel_constraint"):
-    """Adds a Keras layer class to `LAYER_RULES`.
+def register_layer(layer_class, role, kernel_attr="kernel", constraint_arg="kernel_constraint", *, ops=(),
+                   replace_with=None, check=None, adapter=None):
+    """Adds a Keras layer class to `LAYER_RULES` (the contract: docs/layers.md).
 
     Args:
         layer_class: a tf_keras layer class.
         role: one of `ROLES`.
         kernel_attr: kernel attribute name, for ``role="crossbar"``.
         constraint_arg: constructor argument of its kernel constraint.
+        ops: the mapping op names it becomes (non-empty; each a `DIGITAL_OPS` or `CROSSBAR_OPS` name).
+        replace_with: runtime-exact substitute class, see `LayerRule`.
+        check: ``layer -> None | str`` option check, see `LayerRule`.
+        adapter: exporter adapter for a digital class the exporter does not know, see `LayerRule`.
+
+    Returns:
+        the `LayerRule` registered.
 
     Raises:
-        UnsupportedLayerError: unknown role, or the class is registered already.
+        UnsupportedLayerError: unknown role, no or unknown ops, or the class is registered already.
+
+    Example::
+
+        class Swish2(keras.layers.Layer):      # a user's digital layer: y = relu(x) on the grid
+            def call(self, x):
+                return tf.nn.relu(x)
+
+        register_layer(Swish2, "digital", ops=("relu",),
+                       adapter=lambda layer, in_shapes, out_shape, fail: ("relu", {}, {}))
     """
     if role not in ROLES:
         raise UnsupportedLayerError(f"register_layer: role must be one of {list(ROLES)}, got {role!r}. "
                                     "Fix: pass one of them.")
-    LAYER_RULES.register(layer_class.__name__, LayerRule(layer_class, role, kernel_attr, constraint_arg),
-                         description=role)
+    known = DIGITAL_OPS.names() + list(CROSSBAR_OPS)
+    unknown = [op for op in ops if op not in known]
+    if not ops or unknown or isinstance(ops, str):
+        raise UnsupportedLayerError(
+            f"register_layer({layer_class.__name__}): ops must name the mapping ops the layer becomes, got "
+            f"{ops!r}; allowed: {known}. Fix: pass e.g. ops=('relu',), or add a DigitalOp to "
+            "tf_nvm.mapping.ops.DIGITAL_OPS (with a simulator kernel and a cost entry) first.")
+    rule = LayerRule(layer_class, role, kernel_attr, constraint_arg, tuple(ops), replace_with, check, adapter)
+    LAYER_RULES.register(layer_class.__name__, rule, description=role)
+    if not layer_class.__module__.startswith(("tf_keras", "tf_nvm.")):
+        add_custom_object(layer_class)  # a user's class: quantize_model clones it, load_model reads it back
+    return rule
+
+
+# ------------------------------------------------ option checks (what the exporter maps)
+def _channels_last(layer):
+    if getattr(layer, "data_format", "channels_last") != "channels_last":
+        return f"data_format={layer.data_format!r} (only 'channels_last' is mapped)"
+    return None
+
+
+def _conv_options(layer):
+    if activation_name(layer) not in (None, "softmax") + ACTIVATIONS:  # softmax: quantize_model splits it off
+        return (f"activation={activation_name(layer)!r} on a crossbar layer (only {list(ACTIVATIONS)} are mapped, "
+                "and softmax as a separate layer; put other activations in a separate layer)")
+    if getattr(layer, "groups", 1) != 1:
+        return f"groups={layer.groups} (grouped convolutions are not mapped)"
+    if getattr(layer, "padding", "valid") not in ("valid", "same"):
+        return f"padding={layer.padding!r} (only 'valid' and 'same' are mapped; pad with ZeroPadding1D)"
+    return _channels_last(layer)
+
+
+def _relu_options(layer):
+    if layer.max_value is not None or float(layer.negative_slope) != 0 or float(layer.threshold) != 0:
+        return "max_value, negative_slope or threshold (only a plain ReLU is mapped)"
+    return None
+
+
+def _activation_options(layer):
+    if activation_name(layer) not in ("relu", "linear", "softmax"):
+        return f"activation {activation_name(layer)!r} (relu, linear and softmax are mapped)"
+    return None
+
+
+def _axis_options(layer):
+    axes = np.atleast_1d(layer.axis)
+    if axes.size != 1 or int(axes[0]) == 0:
+        return f"axis={layer.axis!r} (one axis, not the batch axis, is mapped)"
+    return None
+
+
+def _rescaling_options(layer):
+    if np.size(layer.scale) != 1 or np.size(layer.offset) != 1:
+        return "a non-scalar scale or offset (scalars are mapped)"
+    scale, offset = float(np.ravel(layer.scale)[0]), float(np.ravel(layer.offset)[0])
+    # Measured against LiteRT and TFLite Micro: a fractional scale rounds differently there (0.5: ties; -0.75:
+    # TFLite Micro's fixed point), and a scale with an offset goes through an intermediate tensor of its own.
+    if scale != round(scale) or scale == 0 or (offset != 0 and scale != 1):
+        return (f"scale={scale:g}, offset={offset:g} (exact in TFLite only with a non-zero integer scale and no "
+                "offset, or scale 1 with any offset; put other factors into the next crossbar's weights)")
+    return None
+
+
+def _global_pool_options(layer):
+    if getattr(layer, "keepdims", False):
+        return "keepdims=True (only keepdims=False is mapped)"
+    return _channels_last(layer)
 
 
 _L = keras.layers
-for _cls in (_L.Dense, _L.Conv1D, _L.Conv2D):
-    register_layer(_cls, "crossbar")
-register_layer(_L.DepthwiseConv2D, "crossbar", kernel_attr="depthwise_kernel",
-               constraint_arg="depthwise_constraint")
-for _cls in (_L.BatchNormalization, _L.Activation, _L.ReLU, _L.LeakyReLU, _L.AveragePooling1D,
-             _L.AveragePooling2D, _L.GlobalAveragePooling1D, _L.GlobalAveragePooling2D, _L.Add,
-             _L.Subtract, _L.Average, _L.Rescaling):
-    register_layer(_cls, "digital")
-for _cls in (NVMBatchNormalization, NVMGlobalAveragePooling1D, NVMGlobalAveragePooling2D):
-    register_layer(_cls, "digital")  # what quantize_model puts in place of the Keras layers (tf_nvm.digital)
-register_layer(_L.Softmax, "probability")
-for _cls in (_L.MaxPooling1D, _L.MaxPooling2D, _L.GlobalMaxPooling1D, _L.GlobalMaxPooling2D, _L.Flatten,
-             _L.Reshape, _L.Dropout, _L.SpatialDropout1D, _L.SpatialDropout2D, _L.ZeroPadding1D,
-             _L.ZeroPadding2D, _L.Concatenate, _L.Permute, _L.Cropping1D, _L.Cropping2D):
-    register_layer(_cls, "passthrough")
+for _cls, _op in ((_L.Dense, "dense"), (_L.Conv1D, "conv1d"), (_L.Conv2D, "conv2d")):
+    register_layer(_cls, "crossbar", ops=(_op,), check=_conv_options)
+register_layer(_L.DepthwiseConv2D, "crossbar", kernel_attr="depthwise_kernel", constraint_arg="depthwise_constraint",
+               ops=("depthwise_conv2d",), check=_conv_options)
+register_layer(_L.BatchNormalization, "digital", ops=("batch_norm",), replace_with=NVMBatchNormalization)
+register_layer(_L.Activation, "digital", ops=("relu", "identity", "softmax"), check=_activation_options)
+register_layer(_L.ReLU, "digital", ops=("relu",), check=_relu_options)
+register_layer(_L.AveragePooling1D, "digital", ops=("average_pool",), replace_with=NVMAveragePooling1D,
+               check=_channels_last)
+register_layer(_L.AveragePooling2D, "digital", ops=("average_pool",), replace_with=NVMAveragePooling2D,
+               check=_channels_last)
+register_layer(_L.GlobalAveragePooling1D, "digital", ops=("global_average_pool",),
+               replace_with=NVMGlobalAveragePooling1D, check=_global_pool_options)
+register_layer(_L.GlobalAveragePooling2D, "digital", ops=("global_average_pool",),
+               replace_with=NVMGlobalAveragePooling2D, check=_global_pool_options)
+register_layer(_L.Add, "digital", ops=("add",))
+register_layer(_L.Subtract, "digital", ops=("subtract",))
+register_layer(_L.Rescaling, "digital", ops=("rescale",), check=_rescaling_options)
+# What quantize_model puts in place of the Keras layers above (tf_nvm.digital); exported like them.
+register_layer(NVMBatchNormalization, "digital", ops=("batch_norm",))
+for _cls in (NVMAveragePooling1D, NVMAveragePooling2D):
+    register_layer(_cls, "digital", ops=("average_pool",), check=_channels_last)
+for _cls in (NVMGlobalAveragePooling1D, NVMGlobalAveragePooling2D):
+    register_layer(_cls, "digital", ops=("global_average_pool",), check=_global_pool_options)
+register_layer(_L.Softmax, "probability", ops=("softmax",), check=_axis_options)
+for _cls, _op, _check in (
+        (_L.MaxPooling1D, "max_pool", _channels_last), (_L.MaxPooling2D, "max_pool", _channels_last),
+        (_L.GlobalMaxPooling1D, "global_max_pool", _global_pool_options),
+        (_L.GlobalMaxPooling2D, "global_max_pool", _global_pool_options),
+        (_L.Flatten, "flatten", _channels_last), (_L.Reshape, "reshape", None), (_L.Dropout, "identity", None),
+        (_L.SpatialDropout1D, "identity", None), (_L.SpatialDropout2D, "identity", None),
+        (_L.ZeroPadding1D, "zero_pad", None), (_L.ZeroPadding2D, "zero_pad", _channels_last),
+        (_L.Concatenate, "concatenate", _axis_options), (_L.Permute, "transpose", None),
+        (_L.Cropping1D, "crop", None), (_L.Cropping2D, "crop", _channels_last)):
+    register_layer(_cls, "passthrough", ops=(_op,), check=_check)
+
+for _cls, _needs in (
+        (_L.LeakyReLU, "an exact LeakyReLU: TFLite's int8 LEAKY_RELU rounds alpha * x with its own fixed-point "
+                       "multiplier, which the Keras model does not reproduce yet. Fix: use ReLU (or a "
+                       "Concatenate of ReLU(x) and ReLU(-x) feeding the next crossbar)"),
+        (_L.Average, "an exact Average: TFLite converts it to ADD then MUL, with an intermediate tensor on its "
+                     "own calibrated scale (not the shared grid). Fix: use Add (a sum on the shared range) and let "
+                     "the next crossbar's weights absorb the factor 1/n")):
+    REFUSED_LAYERS.register(_cls.__name__, _needs)
 
 
 def supported_layer_names():
@@ -225,13 +365,22 @@ def rule_for(layer):
     """
     name = type(layer).__name__
     rule = LAYER_RULES.get(name) if name in LAYER_RULES else None
+    if rule is None and name in REFUSED_LAYERS and type(layer).__module__.startswith("tf_keras"):
+        raise UnsupportedLayerError(
+            f"layer {layer.name!r} of class {name} is not supported by tf_nvm.quantize_model: it would need "
+            f"{REFUSED_LAYERS.get(name)}.")
     if rule is None or type(layer) is not rule.layer_class:
         raise UnsupportedLayerError(
             f"layer {layer.name!r} of class {type(layer).__name__} is not supported by tf_nvm.quantize_model. "
             f"Supported layer classes: {', '.join(supported_layer_names())}. Fix: replace it with a "
             "supported layer, or register a rule with tf_nvm.quantize_configs.register_layer.")
+    why = rule.check(layer) if rule.check is not None else None
+    if why is not None:
+        raise UnsupportedLayerError(
+            f"layer {layer.name!r} of class {name} has {why}: its crossbar mapping and TFLite export would "
+            f"not be exact. Fix: change that option, or replace the layer by a supported one.")
     if rule.layer_class is keras.layers.Activation and activation_name(layer) == "softmax":
-        return LayerRule(rule.layer_class, "probability")
+        return dataclasses.replace(rule, role="probability", ops=("softmax",))
     return rule
 
 

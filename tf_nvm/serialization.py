@@ -10,7 +10,7 @@ import importlib
 
 from tf_nvm._keras import keras
 
-__all__ = ["register", "custom_objects", "registered_classes", "PACKAGE"]
+__all__ = ["register", "add_custom_object", "custom_objects", "registered_classes", "PACKAGE"]
 
 PACKAGE = "tf_nvm"
 _OBJECTS = {}
@@ -37,6 +37,16 @@ def register(cls):
     keras.utils.register_keras_serializable(package=PACKAGE)(cls)
     _OBJECTS[cls.__name__] = cls
     _OBJECTS[f"{PACKAGE}>{cls.__name__}"] = cls
+    return cls
+
+
+def add_custom_object(cls):
+    """Lists a user's class (e.g. one given to `tf_nvm.quantize_configs.register_layer`) in :func:`custom_objects`.
+
+    Registered under its plain name and its Keras-registered name; not under the ``tf_nvm`` package.
+    """
+    _OBJECTS[cls.__name__] = cls
+    _OBJECTS[keras.utils.get_registered_name(cls)] = cls
     return cls
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import tf_nvm
 from tf_nvm import mapping as nvm_mapping
 from tf_nvm._keras import QuantizeLayer, QuantizeWrapper, keras, wrapper_output_quantizers
-from tf_nvm.digital import NVMBatchNormalization
+from tf_nvm.digital import NVMAveragePooling1D, NVMAveragePooling2D, NVMBatchNormalization
 from tf_nvm.atomic import check_writable
 from tf_nvm.errors import ExportError
 from tf_nvm.nvm_model import check_finite_weights, check_fixed_input_shape
@@ -28,6 +28,7 @@ from tf_nvm.mapping.device import adc_full_scale
 from tf_nvm.mapping.ops import DIGITAL_OPS
 from tf_nvm.mapping.tiling import same_pads
 from tf_nvm.preprocessing import Standardisation
+from tf_nvm.quantize_configs import LAYER_RULES
 
 __all__ = ["export_crossbar", "build_mapping", "HARDWARE_FIELDS"]
 
@@ -194,12 +195,16 @@ def _global_pool(inner, in_shapes, out_shape, fail):
     return "global_average_pool", {"axes": axes, "count": math.prod(in_shapes[0][a] for a in axes)}, {}
 
 
-def _max_pool(inner, in_shapes, out_shape, fail):
+def _pool(inner, in_shapes, out_shape, fail):
     if inner.data_format != "channels_last":
         fail("only channels_last is mapped")
+    op = "max_pool" if isinstance(inner, (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D)) else "average_pool"
+    if op == "average_pool" and not isinstance(inner, (NVMAveragePooling1D, NVMAveragePooling2D)):
+        fail("a plain AveragePooling is not exact on the integer grid; quantize_model turns it into "
+             "NVMAveragePooling1D/2D (re-quantize the float model with this tf_nvm)")
     pool = [int(p) for p in np.atleast_1d(inner.pool_size)]
     strides = [int(s) for s in np.atleast_1d(inner.strides)]
-    return "max_pool", {"pool_size": pool, "strides": strides, "padding": inner.padding}, {}
+    return op, {"pool_size": pool, "strides": strides, "padding": inner.padding}, {}
 
 
 def _concatenate(inner, in_shapes, out_shape, fail):
@@ -210,6 +215,16 @@ def _zero_pad(inner, in_shapes, out_shape, fail):
     padding = inner.padding
     pads = [list(padding)] if isinstance(inner, keras.layers.ZeroPadding1D) else [list(p) for p in padding]
     return "zero_pad", {"pads": [[int(a), int(b)] for a, b in pads]}, {}
+
+
+def _crop(inner, in_shapes, out_shape, fail):
+    cropping = inner.cropping
+    crops = [list(cropping)] if isinstance(inner, keras.layers.Cropping1D) else [list(c) for c in cropping]
+    return "crop", {"crops": [[int(a), int(b)] for a, b in crops]}, {}
+
+
+def _transpose(inner, in_shapes, out_shape, fail):
+    return "transpose", {"perm": [int(d) - 1 for d in inner.dims]}, {}
 
 
 def _fixed(op):
@@ -227,8 +242,10 @@ DIGITAL_ADAPTERS = {
     _L.GlobalAveragePooling2D: _global_pool,
     _L.GlobalMaxPooling1D: _global_pool,
     _L.GlobalMaxPooling2D: _global_pool,
-    _L.MaxPooling1D: _max_pool,
-    _L.MaxPooling2D: _max_pool,
+    _L.MaxPooling1D: _pool,
+    _L.MaxPooling2D: _pool,
+    _L.AveragePooling1D: _pool,
+    _L.AveragePooling2D: _pool,
     _L.Flatten: _fixed("flatten"),
     _L.Reshape: _fixed("reshape"),
     _L.Dropout: _fixed("identity"),
@@ -236,10 +253,15 @@ DIGITAL_ADAPTERS = {
     _L.SpatialDropout2D: _fixed("identity"),
     _L.Concatenate: _concatenate,
     _L.Add: _fixed("add"),
+    _L.Subtract: _fixed("subtract"),
+    _L.Permute: _transpose,
+    _L.Cropping1D: _crop,
+    _L.Cropping2D: _crop,
     _L.ZeroPadding1D: _zero_pad,
     _L.ZeroPadding2D: _zero_pad,
 }
-"""Keras layer class -> digital adapter (found through the class's MRO, most specific first)."""
+"""Keras layer class -> digital adapter (found through the class's MRO, most specific first). A user's own class
+registered with ``tf_nvm.quantize_configs.register_layer(..., adapter=...)`` uses its table entry's adapter."""
 
 
 def _requantize(op, wrapper):
@@ -253,7 +275,8 @@ def _requantize(op, wrapper):
 def _digital(layer, in_shapes, out_shape):
     """(op, params, arrays, requantize) of a non-crossbar layer (a tfmot wrapper)."""
     inner = layer.layer
-    adapter = _adapter(DIGITAL_ADAPTERS, inner)
+    rule = LAYER_RULES.get(type(inner).__name__) if type(inner).__name__ in LAYER_RULES else None
+    adapter = rule.adapter if rule is not None and rule.adapter is not None else _adapter(DIGITAL_ADAPTERS, inner)
     if adapter is None:
         _fail(layer.name, inner, "this layer class is not mapped")
     op, params, arrays = adapter(inner, in_shapes, out_shape, lambda why: _fail(layer.name, inner, why))

@@ -93,10 +93,18 @@ def _max_pool(in_shapes, out_shape, params):
     return OpWork(0, 0, (window - 1) * n_out, _size(in_shapes[0]), n_out)
 
 
+def _average_pool(in_shapes, out_shape, params):
+    window = math.prod(params["pool_size"])
+    n_out = _size(out_shape)
+    return OpWork((window - 1) * n_out, n_out, n_out, _size(in_shapes[0]), n_out)
+
+
 for _name, _work, _text in [
     ("add", _add, "one add per extra input and one clip per element"),
+    ("average_pool", _average_pool, "window-1 adds, one divide (counted as a multiply) and one clip per output"),
     ("batch_norm", _elementwise(adds=1, multiplies=2, compares=1), "q*m+k, *u, clip"),
     ("concatenate", _moves, "address arithmetic only"),
+    ("crop", _moves, "address arithmetic only"),
     ("flatten", _moves, "address arithmetic only"),
     ("global_average_pool", _global_average_pool, "one add per input, one multiply and clip per output"),
     ("global_max_pool", _global_max_pool, "one compare per input"),
@@ -105,7 +113,9 @@ for _name, _work, _text in [
     ("relu", _elementwise(compares=1), "one compare per element"),
     ("rescale", _elementwise(adds=1, multiplies=1, compares=1), "x*scale+offset, clip"),
     ("reshape", _moves, "address arithmetic only"),
+    ("subtract", _elementwise(adds=1, compares=1), "one subtract and one clip per element"),
     ("softmax", _elementwise(adds=2, multiplies=1, compares=1), "ASSUMPTION: table exp, sum, normalise"),
+    ("transpose", _moves, "address arithmetic only"),
     ("zero_pad", _moves, "address arithmetic only"),
 ]:
     DIGITAL_OP_WORK.register(_name, _work, description=_text)

@@ -42,6 +42,7 @@ __all__ = [
     "register_op",
     "param_ok",
     "max_pool_windows",
+    "window_sums",
 ]
 
 PARAM_KINDS = ("int", "number", "str", "int_list", "axis_list", "pairs")
@@ -186,7 +187,7 @@ def _batch_norm_shape(in_shapes, params, declared):
     return in_shapes[0]
 
 
-def _max_pool_shape(in_shapes, params, declared):
+def _pool_shape(in_shapes, params, declared):
     shape, pool, strides, padding = in_shapes[0], params["pool_size"], params["strides"], params["padding"]
     if padding not in ("valid", "same") or len(pool) != len(strides) or len(pool) != len(shape) - 1:
         raise OpShapeError("params", f"pool_size/strides/padding {pool}/{strides}/{padding!r} do not fit input "
@@ -241,6 +242,27 @@ def _add_shape(in_shapes, params, declared):
     if len(set(in_shapes)) != 1:
         raise OpShapeError("inputs", f"shapes {[list(s) for s in in_shapes]} must all be equal")
     return in_shapes[0]
+
+
+def _subtract_shape(in_shapes, params, declared):
+    if len(set(in_shapes)) != 1:
+        raise OpShapeError("inputs", f"shapes {[list(s) for s in in_shapes]} must be equal")
+    return in_shapes[0]
+
+
+def _transpose_shape(in_shapes, params, declared):
+    shape, perm = in_shapes[0], params["perm"]
+    if sorted(perm) != list(range(len(shape))):
+        raise OpShapeError("params.perm", f"value {perm} is not a permutation of the axes of input {list(shape)}")
+    return tuple(shape[a] for a in perm)
+
+
+def _crop_shape(in_shapes, params, declared):
+    shape, crops = in_shapes[0], params["crops"]
+    if len(crops) != len(shape) - 1 or any(a + b >= d for d, (a, b) in zip(shape, crops)):
+        raise OpShapeError("params.crops", f"value {crops} needs one [before, after] pair per spatial axis of "
+                                           f"{list(shape)}, leaving at least one value on each")
+    return tuple(d - a - b for d, (a, b) in zip(shape, crops)) + shape[-1:]
 
 
 def _softmax_shape(in_shapes, params, declared):
@@ -309,6 +331,38 @@ def _max_pool(inputs, layer, spec):
     return max_pool_windows(inputs[0], layer.params, layer.output_shape)
 
 
+def window_sums(q, params, output_shape):
+    """Sum of the codes in each pooling window and the number of valid codes in it (padding counts in neither).
+
+    Args:
+        q: int64 codes ``[N, *spatial, C]``.
+        params: the pooling params (``pool_size``, ``strides``, ``padding``).
+        output_shape: the layer's output shape (one example).
+
+    Returns:
+        (sums ``[N, *out_spatial, C]`` int64, counts ``[*out_spatial, 1]`` int64).
+    """
+    pool, strides = params["pool_size"], params["strides"]
+    valid = np.ones(q.shape[1:-1] + (1,), np.int64)
+    if params["padding"] == "same":
+        pads = [same_pads(q.shape[1 + a], p, s) for a, (p, s) in enumerate(zip(pool, strides))]
+        q = np.pad(q, [(0, 0)] + pads + [(0, 0)])
+        valid = np.pad(valid, pads + [(0, 0)])
+    out_spatial = output_shape[:-1]
+    sums, counts = 0, 0
+    for offsets in np.ndindex(*pool):
+        window = tuple(slice(o, o + s * (n - 1) + 1, s) for o, s, n in zip(offsets, strides, out_spatial))
+        sums = sums + q[(slice(None),) + window]
+        counts = counts + valid[window]
+    return sums, counts
+
+
+def _average_pool(inputs, layer, spec):
+    sums, counts = window_sums(inputs[0], layer.params, layer.output_shape)
+    # TFLite's int8 AVERAGE_POOL_2D: (acc +- n // 2) / n with C division (truncation): half away from zero.
+    return np.sign(sums) * ((np.abs(sums) + counts // 2) // counts)
+
+
 def _reshape(inputs, layer, spec):
     return inputs[0].reshape((inputs[0].shape[0],) + tuple(layer.output_shape))  # C order
 
@@ -319,6 +373,19 @@ def _concatenate(inputs, layer, spec):
 
 def _add(inputs, layer, spec):
     return rint_clip(sum(inputs))
+
+
+def _subtract(inputs, layer, spec):
+    return rint_clip(inputs[0] - inputs[1])
+
+
+def _transpose(inputs, layer, spec):
+    return np.transpose(inputs[0], (0,) + tuple(1 + a for a in layer.params["perm"]))
+
+
+def _crop(inputs, layer, spec):
+    q = inputs[0]
+    return q[(slice(None),) + tuple(slice(a, q.shape[1 + i] - b) for i, (a, b) in enumerate(layer.params["crops"]))]
 
 
 def _zero_pad(inputs, layer, spec):
@@ -350,7 +417,10 @@ for _op in (
     DigitalOp("global_max_pool", "max over axes", {"axes": "axis_list"}, {},
               lambda in_shapes, params, declared: _reduced(in_shapes, params), _global_max_pool),
     DigitalOp("max_pool", "max over each window (Keras semantics)",
-              {"pool_size": "int_list", "strides": "int_list", "padding": "str"}, {}, _max_pool_shape, _max_pool),
+              {"pool_size": "int_list", "strides": "int_list", "padding": "str"}, {}, _pool_shape, _max_pool),
+    DigitalOp("average_pool", "window sum / valid count, rounded half away from zero (TFLite's int8 AVERAGE_POOL_2D)",
+              {"pool_size": "int_list", "strides": "int_list", "padding": "str"}, {}, _pool_shape, _average_pool,
+              requantize="either", moves_codes=False),
     DigitalOp("flatten", "C-order reshape to one axis", {}, {}, _flatten_shape, _reshape),
     DigitalOp("reshape", "C-order reshape to output_shape", {}, {}, _reshape_shape, _reshape),
     DigitalOp("concatenate", "concatenation of the inputs along axis", {"axis": "int"}, {}, _concatenate_shape,
@@ -360,5 +430,10 @@ for _op in (
     DigitalOp("softmax", "softmax of q * step, on the probability grid 1/256", {"axis": "int"}, {},
               _softmax_shape, _softmax, moves_codes=False, output_step=PROBABILITY_STEP),
     DigitalOp("zero_pad", "pad with code 0", {"pads": "pairs"}, {}, _zero_pad_shape, _zero_pad),
+    DigitalOp("subtract", "first input minus second, clip", {}, {}, _subtract_shape, _subtract, inputs=2,
+              requantize="either", moves_codes=False),
+    DigitalOp("transpose", "permutation of the axes of one example (perm[i]: input axis of output axis i)",
+              {"perm": "axis_list"}, {}, _transpose_shape, _transpose),
+    DigitalOp("crop", "drop [before, after] values per spatial axis", {"crops": "pairs"}, {}, _crop_shape, _crop),
 ):
     register_op(_op)

@@ -63,6 +63,23 @@ def _max_pool(inputs, layer, spec):
                       strides=list(params["strides"]), padding=params["padding"].upper())
 
 
+def _average_pool(inputs, layer, spec):
+    # Window sums and valid counts as depthwise convolutions with ones (exact: small integers in float32), then
+    # TFLite's integer division rounding half away from zero (int32: a float division may become a product with
+    # 1/n in a compiled graph and misround).
+    params = layer.params
+    q, pool, strides = inputs[0], list(params["pool_size"]), list(params["strides"])
+    one_d = len(pool) == 1
+    if one_d:
+        q, pool, strides = tf.expand_dims(q, 1), [1] + pool, [1] + strides
+    padding, stride4 = params["padding"].upper(), [1] + strides + [1]
+    sums = tf.nn.depthwise_conv2d(q, tf.ones(pool + [int(q.shape[-1]), 1]), stride4, padding)
+    counts = tf.nn.depthwise_conv2d(tf.ones([1] + list(q.shape[1:3]) + [1]), tf.ones(pool + [1, 1]), stride4, padding)
+    sums, counts = tf.cast(sums, tf.int32), tf.cast(counts, tf.int32)
+    out = tf.cast(tf.sign(sums) * tf.math.floordiv(tf.abs(sums) + counts // 2, counts), tf.float32)
+    return out[:, 0] if one_d else out
+
+
 def _reshape(inputs, layer, spec):
     return tf.reshape(inputs[0], [-1] + list(layer.output_shape))
 
@@ -73,6 +90,19 @@ def _concatenate(inputs, layer, spec):
 
 def _add(inputs, layer, spec):
     return rint_clip(tf.add_n(inputs))
+
+
+def _subtract(inputs, layer, spec):
+    return rint_clip(inputs[0] - inputs[1])
+
+
+def _transpose(inputs, layer, spec):
+    return tf.transpose(inputs[0], [0] + [1 + a for a in layer.params["perm"]])
+
+
+def _crop(inputs, layer, spec):
+    q = inputs[0]
+    return q[(slice(None),) + tuple(slice(a, q.shape[1 + i] - b) for i, (a, b) in enumerate(layer.params["crops"]))]
 
 
 def _zero_pad(inputs, layer, spec):
@@ -95,11 +125,15 @@ KERNELS = {
     "global_average_pool": _global_average_pool,
     "global_max_pool": _global_max_pool,
     "max_pool": _max_pool,
+    "average_pool": _average_pool,
     "flatten": _reshape,
     "reshape": _reshape,
     "concatenate": _concatenate,
     "add": _add,
     "zero_pad": _zero_pad,
+    "subtract": _subtract,
+    "transpose": _transpose,
+    "crop": _crop,
     "softmax": _softmax,
 }
 """Digital op name (`DIGITAL_OPS`) -> TensorFlow kernel."""
