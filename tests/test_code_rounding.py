@@ -113,9 +113,13 @@ def test_planted_ties_agree_in_quantizer_weight_codes_tflite_and_mapping(tmp_pat
     assert [r.differing for r in results.values()] == [0, 0], [str(r) for r in results.values()]
 
     mapping = export_crossbar(model, tmp_path / "m")
-    for entry in mapping.layers:
-        if entry.name in codes:
-            mapped = entry.codes if entry.op != "depthwise_conv2d" else None
-            if mapped is not None:
-                np.testing.assert_array_equal(mapped, codes[entry.name].codes.reshape(entry.codes.shape))
+    for entry in mapping.crossbar_layers:
+        kernel = codes[entry.name].codes
+        if entry.op == "depthwise_conv2d":  # block-diagonal: row p * C + c, column c holds kernel[p, c, 0]
+            kh, kw, channels, _ = kernel.shape
+            rows = np.arange(kh * kw)[:, None] * channels + np.arange(channels)
+            np.testing.assert_array_equal(entry.codes[rows, np.arange(channels)], kernel.reshape(kh * kw, channels))
+            assert np.count_nonzero(entry.codes) == np.count_nonzero(kernel)
+        else:
+            np.testing.assert_array_equal(entry.codes, kernel.reshape(entry.codes.shape))
     np.testing.assert_array_equal(evaluate(tmp_path / "m", data).values(), model.predict(data, verbose=0))
