@@ -13,11 +13,13 @@ weight and bias quantizers (TensorFlow), `tf_nvm.weight_codes` (and through it t
 checks and the crossbar mapping) all use this rule, so they agree on every weight, ties
 included. A product and not a quotient because TensorFlow itself does not divide by a
 constant the same way in every mode (measured, TF 2.21 CPU): eager ``x / s`` is the IEEE
-quotient, but in a ``tf.function`` graph (Grappler's constant folding) and under XLA it
-becomes ``x * float32(1/s)``, which rounds to the other code for about 1 weight in 10^5 to
-10^6 near a half-way point: a trained MobileNetV1 (208k weights) then had one weight whose
-code the trained model and the converter (graph mode) read one way and a numpy division the
-other. A product by a given float32 constant is the same number in numpy, eager, graph and XLA.
+quotient, but in a ``tf.function`` graph and under XLA it is ``x * float32(1/float32(s))``
+(bit for bit, on 200 random scales). The two differ by an ulp for some ``x``; where that
+straddles a half-way point (within a few float32 ulps of ``(k + 1/2) s``, for about 4 of 5
+random scales) they round to different codes: a trained MobileNetV1 (208k weights) had one
+such weight, which the trained model and the converter (graph mode) read one way and a numpy
+division the other. A product by a given float32 constant is the same number in numpy,
+eager, graph and XLA.
 
 Numpy only (foundation layer).
 """
