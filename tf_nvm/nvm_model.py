@@ -3,7 +3,8 @@
 `weight_codes` is the contract between the Keras model and every artefact
 made from it (TFLite export, crossbar mapping, simulator): integer device codes
 on the one shared scale, and the digital bias as int32 on the grid TFLite
-stores it on.
+stores it on. Both are read with the codes' one rounding rule, `tf_nvm.grid.to_codes`,
+the rule the NVM quantizers train with.
 """
 
 import dataclasses
@@ -15,6 +16,7 @@ import numpy as np
 
 from tf_nvm._keras import QuantizeWrapper, keras, quantize_scope, wrapper_weight_variables
 from tf_nvm.errors import ExportError, InvalidWeightsError, ModelFileError, NotAnNVMModelError
+from tf_nvm.grid import to_codes
 from tf_nvm.quantize_configs import NVMCrossbarConfig
 from tf_nvm.serialization import custom_objects
 
@@ -159,13 +161,12 @@ def weight_codes(model):
     for layer in nvm_layers(model):
         kernel_var, bias_var = crossbar_variables(layer)
         kernel = kernel_var.numpy()
-        codes = np.clip(np.round(kernel / spec.weight_scale), spec.code_min, spec.code_max).astype(np.int32)
+        codes = to_codes(kernel, spec.weight_scale, spec.code_min, spec.code_max)
         bias = bias_int32 = None
         if bias_var is not None:
             step = spec.activation_step * spec.weight_scale
-            units = np.round(bias_var.numpy() / step)
-            bias = (units * step).astype(np.float32)
-            bias_int32 = units.astype(np.int32)
+            bias_int32 = to_codes(bias_var.numpy(), step)
+            bias = (bias_int32 * step).astype(np.float32)
         out[layer.name] = LayerCodes(layer.name, codes, float(spec.weight_scale), spec.code_min,
                                      spec.code_max, bias, bias_int32)
     return out

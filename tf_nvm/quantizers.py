@@ -5,7 +5,7 @@ variables, because nothing about the grid is per-layer.
 
 Weights (straight-through estimator, STE)::
 
-    code  = clip(round(w / s), code_min, code_max)      # integer device code
+    code  = clip(round_half_even(w * float32(1/s)), code_min, code_max)   # integer device code
     w_q   = w + stop_gradient(code * s - w)               # forward: code*s, backward: identity
     w_out = fake_quant(w_q, min=-127 s, max=127 s, bits=8, narrow_range=True)
 
@@ -14,6 +14,8 @@ the TFLite converter to store scale ``s``, zero point 0 and exactly the codes,
 non-negative codes included (a [0, max] fake-quant range converts to a zero
 point every runtime rejects; see docs in stack notes). The latent float ``w``
 is kept inside ``[(code_min-1/2) s, (code_max+1/2) s]`` by `NVMKernelConstraint`.
+The code is THE rule of `tf_nvm.grid.to_codes` (a float32 product by ``float32(1/s)``, never a
+division, ties to even), which `tf_nvm.weight_codes` and every export read the codes with.
 
 Activations: 256 levels of step A/128 on ``[-A, A*127/128]`` with zero exactly
 at code 0::
@@ -60,6 +62,7 @@ from tf_nvm.fixed_point import (
     multiply_by_quantized_multiplier_single_rounding,
     quantize_multiplier,
 )
+from tf_nvm.grid import code_multiplier
 from tf_nvm.modes import converter_weight_limit, emulated_runtime, in_converter_graph, training_perturbation
 from tf_nvm.serialization import register
 from tf_nvm.spec import SpecConfigured
@@ -169,9 +172,11 @@ def snap_to_codes(weights, spec):
         spec: a resolved `NVMSpec` (``weight_scale`` set).
 
     Returns:
-        float tensor of integer-valued codes in ``[spec.code_min, spec.code_max]``.
+        float tensor of integer-valued codes in ``[spec.code_min, spec.code_max]``: the numbers of
+        `tf_nvm.grid.to_codes` (one float32 product by ``code_multiplier(s)``, ties to even), in
+        every mode (eager, graph, XLA).
     """
-    return tf.clip_by_value(tf.round(weights / spec.weight_scale), spec.code_min, spec.code_max)
+    return tf.clip_by_value(tf.round(weights * code_multiplier(spec.weight_scale)), spec.code_min, spec.code_max)
 
 
 class _SpecQuantizer(SpecConfigured, _Quantizer):
@@ -210,11 +215,16 @@ class NVMWeightQuantizer(_SpecQuantizer):
 
 @register
 class NVMBiasQuantizer(_SpecQuantizer):
-    """Rounds a (digital) bias to the int32 grid TFLite stores it on: step (A/128)*s."""
+    """Rounds a (digital) bias to the int32 grid TFLite stores it on: step (A/128)*s.
+
+    The units are ``tf_nvm.grid.to_codes(bias, step)`` (the codes' one rounding rule), as
+    `tf_nvm.weight_codes` reads them.
+    """
 
     def __call__(self, inputs, training, weights, **kwargs):
         step = self.spec.activation_step * self.spec.weight_scale
-        return inputs + tf.stop_gradient(tf.round(inputs / step) * step - inputs)
+        units = tf.round(inputs * code_multiplier(step))
+        return inputs + tf.stop_gradient(units * step - inputs)
 
 
 @register

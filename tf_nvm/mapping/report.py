@@ -21,7 +21,11 @@ def layer_table(mapping):
     Returns:
         list of dicts: ``name``, ``kind``, ``op``, ``shape`` (``"rows x cols"``
         for crossbars, the output shape otherwise), ``tiles``, ``devices``,
-        ``row_util`` / ``col_util`` (mean over tiles, 0..1, None for digital),
+        ``weights`` (the Keras kernel's size, `CrossbarLayer.weights`),
+        ``device_util`` (``weights / devices``, 0..1, None for digital: the share of
+        programmed devices that hold a weight), ``row_util`` / ``col_util`` (mean
+        over tiles of the used rows / columns, 0..1, None for digital; a used row
+        may hold structural zeros, e.g. a depthwise layer's block-diagonal matrix),
         ``dacs`` (row drivers over all tiles), ``adcs`` (device columns
         digitised over all tiles), ``reads`` (crossbar reads per inference:
         output positions x input rails).
@@ -32,7 +36,8 @@ def layer_table(mapping):
             positions = math.prod(layer.output_shape[:-1])
             rows.append({"name": layer.name, "kind": "crossbar", "op": layer.op,
                          "shape": f"{layer.rows} x {layer.cols}", "tiles": len(layer.tiles),
-                         "devices": layer.devices,
+                         "devices": layer.devices, "weights": layer.weights,
+                         "device_util": layer.device_utilisation,
                          "row_util": float(np.mean([t.row_utilisation for t in layer.tiles])),
                          "col_util": float(np.mean([t.col_utilisation for t in layer.tiles])),
                          "dacs": sum(t.rows_used for t in layer.tiles),
@@ -41,7 +46,7 @@ def layer_table(mapping):
         else:
             rows.append({"name": layer.name, "kind": "digital", "op": layer.op,
                          "shape": "x".join(str(d) for d in layer.output_shape), "tiles": 0, "devices": 0,
-                         "row_util": None, "col_util": None, "dacs": 0, "adcs": 0, "reads": 0})
+                         "weights": 0, "device_util": None, "row_util": None, "col_util": None, "dacs": 0, "adcs": 0, "reads": 0})
     return rows
 
 
@@ -58,13 +63,15 @@ def format_table(mapping):
              f"{spec.adc_bits} bit, G {spec.g_min_us:g}..{spec.g_max_us:g} uS",
              f"input: {mapping.input.name} {list(mapping.input.shape)}, {mapping.input.encoding}"
              + (", standardised (mean/std known)" if mapping.input.mean is not None else "")]
-    header = f"{'layer':24s} {'op':20s} {'shape':>12s} {'tiles':>5s} {'devices':>8s} {'row util':>8s} " \
+    header = f"{'layer':24s} {'op':20s} {'shape':>12s} {'tiles':>5s} {'devices':>8s} {'weights':>8s} " \
+             f"{'dev util':>8s} {'row util':>8s} " \
              f"{'col util':>8s} {'DACs':>6s} {'ADCs':>6s} {'reads':>6s}"
     lines += [header, "-" * len(header)]
     table = layer_table(mapping)
     for row in table:
         lines.append(f"{row['name'][:24]:24s} {row['op'][:20]:20s} {row['shape'][:12]:>12s} "
-                     f"{row['tiles'] or '':>5} {row['devices'] or '':>8} {_util(row['row_util']):>8s} "
+                     f"{row['tiles'] or '':>5} {row['devices'] or '':>8} {row['weights'] or '':>8} "
+                     f"{_util(row['device_util']):>8s} {_util(row['row_util']):>8s} "
                      f"{_util(row['col_util']):>8s} {row['dacs'] or '':>6} {row['adcs'] or '':>6} "
                      f"{row['reads'] or '':>6}")
     total = mapping.summary()
@@ -72,4 +79,14 @@ def format_table(mapping):
     lines.append(f"total: {total['crossbar_layers']} crossbar layers on {total['tiles']} tiles, "
                  f"{total['devices']} devices, {sum(r['dacs'] for r in table)} row DACs, "
                  f"{total['adc_columns']} ADC columns, {total['digital_steps']} digital steps")
+    lines.append(f"device utilisation: {total['weights']} weights / {total['devices']} devices = "
+                 f"{100 * total['device_utilisation']:.1f}% (at most {100 / spec.devices_per_weight:.1f}% with "
+                 f"{spec.devices_per_weight} device(s) per weight)")
+    depthwise = [layer for layer in mapping.crossbar_layers if layer.op == "depthwise_conv2d"]
+    if depthwise:
+        spent = sum(layer.devices for layer in depthwise)
+        held = sum(layer.weights for layer in depthwise)
+        lines.append(f"depthwise layers: {len(depthwise)} mapped as block-diagonal (k*k*C) x C matrices, "
+                     f"{held} weights on {spent} devices ({100 * held / spent:.1f}%); every zero of the block "
+                     "diagonal is a programmed device on these crossbars")
     return "\n".join(lines)

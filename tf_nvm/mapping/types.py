@@ -201,6 +201,29 @@ class CrossbarLayer:
         """Devices programmed for this layer over all tiles (int)."""
         return sum(tile.devices for tile in self.tiles)
 
+    @property
+    def weights(self):
+        """Weights the layer computes with (int): the size of its Keras kernel.
+
+        ``rows * cols`` for dense and convolution layers; for ``depthwise_conv2d``
+        ``prod(kernel_size) * cols`` (each output column has one weight per kernel
+        position): the other entries of its block-diagonal matrix are structural zeros
+        that are still programmed as devices (see `device_utilisation`).
+        """
+        if self.op == "depthwise_conv2d":
+            return int(np.prod(self.kernel_size, dtype=np.int64)) * self.cols
+        return self.rows * self.cols
+
+    @property
+    def device_utilisation(self):
+        """``weights / devices`` (0..1]: the share of programmed devices that hold a weight.
+
+        At most ``1 / devices_per_weight`` (a differential pair or a reference column spend
+        more than one device per weight); a depthwise layer on its block-diagonal matrix
+        holds about ``1 / in_channels`` of that.
+        """
+        return self.weights / self.devices
+
 
 @dataclasses.dataclass(frozen=True)
 class DigitalLayer:
@@ -278,9 +301,17 @@ class Mapping:
                            "Fix: pass one of those names.")
 
     def summary(self):
-        """Totals: crossbar layers, tiles, devices, ADC columns (dict of ints)."""
+        """Totals: crossbar layers, tiles, devices, ADC columns, weights (ints), device utilisation (float).
+
+        ``weights`` counts the weights of the Keras kernels (`CrossbarLayer.weights`);
+        ``device_utilisation`` is ``weights / devices`` (the share of programmed devices
+        that hold a weight).
+        """
         tiles = [tile for layer in self.crossbar_layers for tile in layer.tiles]
+        devices = int(sum(tile.devices for tile in tiles))
+        weights = int(sum(layer.weights for layer in self.crossbar_layers))
         return {"crossbar_layers": len(self.crossbar_layers), "tiles": len(tiles),
-                "devices": int(sum(tile.devices for tile in tiles)),
+                "devices": devices, "weights": weights,
+                "device_utilisation": weights / devices if devices else 0.0,
                 "adc_columns": int(sum(tile.device_cols for tile in tiles)),
                 "digital_steps": len(self.layers) - len(self.crossbar_layers)}
