@@ -134,7 +134,8 @@ def resolve_task(task=None, mapping=None, y=None, output_shape=None, where="simu
     """The task of a simulation: ``task`` if given, else ``mapping.metadata["task"]``, else from the targets.
 
     From the targets: None -> ``reconstruction``; integer labels, one per example -> ``classification``;
-    otherwise -> ``regression``.
+    otherwise -> ``regression``. A ``regression`` (given or recorded) without targets is a ``reconstruction``
+    (an autoencoder trained with an MSE loss: its targets are its inputs).
 
     Args:
         task: a `TASKS` name or None.
@@ -155,6 +156,8 @@ def resolve_task(task=None, mapping=None, y=None, output_shape=None, where="simu
         if not isinstance(task, str) or task not in TASKS:
             raise SimulatorError(f"{where}: task {task!r} is not known; known: {TASKS.names()}. Fix: pass one of "
                                  "those (--task NAME).")
+        if task == "regression" and y is None:
+            return TASKS.get("reconstruction")  # a regression network without targets: an autoencoder
         return TASKS.get(task)
     if y is None:
         return TASKS.get("reconstruction")
