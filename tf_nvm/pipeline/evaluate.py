@@ -18,7 +18,7 @@
 
 Where the task lives: the mapping's ``metadata["task"]``, written at export from the
 model (`model_task`) or given (``tf-nvm export --task``); simulate takes ``--task``
-first, then that metadata, then the targets (`tf_nvm.simulator.metrics.resolve_task`).
+first, then that metadata, then the targets (`tf_nvm.metrics.resolve_task`).
 The data set a run folder was trained on is written as ``metadata["dataset"]`` too.
 """
 
@@ -42,9 +42,9 @@ _MAX_JSON_BYTES = 1 << 20
 
 
 def model_task(model):
-    """The task a Keras model was trained for: its compiled loss (`tf_nvm.simulator.metrics.task_of_loss`), else
+    """The task a Keras model was trained for: its compiled loss (`tf_nvm.metrics.task_of_loss`), else
     ``"classification"`` when its last layer ends in a softmax, else None (decided later from the targets)."""
-    from tf_nvm.simulator.metrics import task_of_loss  # noqa: PLC0415
+    from tf_nvm.metrics import task_of_loss  # noqa: PLC0415
 
     task = task_of_loss(getattr(model, "loss", None))
     if task is None and getattr(model, "layers", None):
@@ -61,7 +61,7 @@ def export_metadata(model, task=None, dataset=None):
     Raises:
         SimulatorError: ``task`` is not a registered task.
     """
-    from tf_nvm.simulator.metrics import TASKS  # noqa: PLC0415
+    from tf_nvm.metrics import TASKS  # noqa: PLC0415
 
     if task is not None and task not in TASKS:
         raise SimulatorError(f"--task: value {task!r} is not allowed; allowed: {TASKS.names()}. Fix: pass one of "
@@ -204,7 +204,7 @@ def simulate(source, out, *, config, chips=25, dataset=None, data=None, examples
         chips: programmed chips per setting.
         dataset, data, examples: the test data (`test_data`).
         sweep: ``(setting path, values)`` or None.
-        task: a task name or None (`tf_nvm.simulator.metrics.resolve_task`).
+        task: a task name or None (`tf_nvm.metrics.resolve_task`).
         metric: the primary metric's name or None.
         verbose: progress lines.
 
@@ -336,7 +336,7 @@ def ideal_scores(source, dataset=None, data=None, examples=None, task=None, wher
         ``(task name, {metric name: value})``, the task's primary metric first.
     """
     from tf_nvm.mapping import reference  # noqa: PLC0415
-    from tf_nvm.simulator.metrics import METRICS, resolve_task, targets_for  # noqa: PLC0415
+    from tf_nvm.metrics import METRICS, resolve_task, targets_for  # noqa: PLC0415
 
     evaluation = test_data(source, dataset, data, examples, where=where, verbose=verbose)
     mapping = source.mapping

@@ -2,7 +2,7 @@
 
 `monte_carlo` programs ``chips`` chips (chip k draws its devices from
 (seed, k)), runs each on a data set and returns a `MonteCarloResult`: per-chip
-scores of the task's metrics (`tf_nvm.simulator.metrics`: accuracy for
+scores of the task's metrics (`tf_nvm.metrics`: accuracy for
 classification, MSE and MAE for regression and autoencoders) against the
 targets and against the ideal network (every source off, exact converters: an
 ideal simulation equals the exact evaluator, `tf_nvm.mapping.reference`), their
@@ -20,7 +20,7 @@ import numpy as np
 from tf_nvm.errors import SimulatorError
 from tf_nvm.mapping import Mapping, load
 from tf_nvm.simulator.config import SimulationConfig
-from tf_nvm.simulator.metrics import METRICS, metric_for, resolve_task, targets_for
+from tf_nvm.metrics import METRICS, metric_for, resolve_task, targets_for
 from tf_nvm.simulator.network import Simulator
 from tf_nvm.tables import write_table
 
@@ -39,7 +39,7 @@ class MonteCarloResult:
         ideal_score: the primary metric of the ideal network against the targets.
         examples: examples evaluated.
         seconds: wall time of the chips (programming and inference), seconds.
-        task: the task name (`tf_nvm.simulator.metrics.TASKS`).
+        task: the task name (`tf_nvm.metrics.TASKS`).
         metric: the primary metric's name.
         metrics: ``{name: per-chip tuple}`` of every reported metric against the targets, and
             ``{name}_vs_ideal`` against the ideal network.
@@ -157,7 +157,7 @@ def monte_carlo(mapping, x, y, config=None, chips=25, calibration=None, verbose=
         verbose: print one progress line per chip.
         ideal: the ideal network's float outputs on ``x`` if already known (`ideal_outputs`); for
             classification its arg-max predictions are accepted too.
-        task: a task name (`tf_nvm.simulator.metrics.TASKS`); None: the mapping's ``metadata["task"]``, else
+        task: a task name (`tf_nvm.metrics.TASKS`); None: the mapping's ``metadata["task"]``, else
             from ``y`` (`resolve_task`).
         metric: the primary metric's name (None: the task's first).
 

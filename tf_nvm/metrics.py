@@ -73,7 +73,7 @@ def _mae(outputs, targets):
 
 METRICS = Registry("metric", error=SimulatorError,
                    fix="pass one of the registered metrics, or register one with "
-                       "tf_nvm.simulator.metrics.METRICS.register(name, Metric(...))")
+                       "tf_nvm.metrics.METRICS.register(name, Metric(...))")
 """Metric name -> `Metric`."""
 METRICS.register("accuracy", Metric("accuracy", _accuracy, _argmax, True, "%"),
                  description="top-1 accuracy: fraction of examples whose arg-max output is the label")
