@@ -199,3 +199,45 @@ def test_export_and_simulate_refuse_bad_user_inputs(tmp_path, autoencoder, capsy
                  str(tmp_path / "s")]) == 2
     assert "has examples of shape [12]; the mapping's input" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "s" / "results.json")
+
+
+def test_legacy_cifar_run_standardisation_is_read_in_pixel_units(capsys):
+    import types  # noqa: PLC0415
+
+    from tf_nvm.pipeline.evaluate import run_standardisation  # noqa: PLC0415
+
+    legacy = Standardisation(np.array([0.49, 0.48, 0.45], np.float32), np.array([0.25, 0.24, 0.26], np.float32))
+    found = run_standardisation(types.SimpleNamespace(dataset="cifar10", preprocessing=legacy), "runs/old")
+    np.testing.assert_array_equal(found.mean, legacy.mean * 255)
+    np.testing.assert_array_equal(found.std, legacy.std * 255)
+    assert "preprocessing.json was fitted on pixels scaled to 0..1" in capsys.readouterr().err
+    pixels = Standardisation(legacy.mean * 255, legacy.std * 255)
+    assert run_standardisation(types.SimpleNamespace(dataset="cifar10", preprocessing=pixels), "r") is pixels
+    har = Standardisation(np.zeros(9, np.float32), np.full(9, 0.5, np.float32))
+    assert run_standardisation(types.SimpleNamespace(dataset="har", preprocessing=har), "r") is har
+
+
+def test_tasks_metrics_and_experiment_fields_are_checked():
+    from tf_nvm.errors import PipelineError  # noqa: PLC0415
+    from tf_nvm.metrics import METRICS, TASKS, resolve_task, task_of_loss  # noqa: PLC0415
+    from tf_nvm.pipeline import experiment  # noqa: PLC0415
+
+    assert TASKS.names() == ["classification", "reconstruction", "regression"]
+    assert METRICS.names() == ["accuracy", "mae", "mse"]
+    assert [task_of_loss(x) for x in ("mse", "sparse_categorical_crossentropy", "huber_loss", None, "mine")] == [
+        "regression", "classification", "regression", None, None]
+    assert resolve_task(y=np.arange(3)).name == "classification"
+    assert resolve_task(y=np.zeros((3, 2), np.float32)).name == "regression"
+    assert resolve_task(y=None).name == "reconstruction" and resolve_task("classification").name == "classification"
+    assert resolve_task("regression", y=np.zeros((3, 2))).name == "regression"
+    assert resolve_task("regression").name == "reconstruction"  # a regression without targets: an autoencoder
+    with pytest.raises(SimulatorError, match=r"simulate: task 'ranking' is not known; known: \['classification', "
+                                             r"'reconstruction', 'regression'\]"):
+        resolve_task("ranking")
+    data = experiment.load("paper-har").to_dict()
+    assert data["task"] is None and data["metric"] is None
+    with pytest.raises(PipelineError, match=r"task must be null or one of \['classification', "
+                                            r"'reconstruction', 'regression'\], got 'ranking'"):
+        experiment.from_dict({**data, "task": "ranking"})
+    with pytest.raises(PipelineError, match=r"metric must be null or one of \['accuracy', 'mae', 'mse'\], got 'f1'"):
+        experiment.from_dict({**data, "metric": "f1"})

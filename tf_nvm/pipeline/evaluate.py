@@ -30,7 +30,7 @@ from typing import Optional
 from tf_nvm.errors import SimulatorError
 
 __all__ = ["Source", "read_source", "test_data", "input_standardisation", "simulate", "model_task",
-           "export_metadata", "export_inputs", "ideal_scores", "ExportInputs", "DEFAULT_DATASET", "USER_DATA"]
+           "export_metadata", "export_inputs", "ideal_scores", "run_standardisation", "ExportInputs", "DEFAULT_DATASET", "USER_DATA"]
 
 USER_DATA = "npz"
 """``--dataset npz``: ``--data PATH`` is a user's ``.npz`` (the default when the source names no data set)."""
@@ -88,6 +88,20 @@ class Source:
     path: str
 
 
+def run_standardisation(folder, where):
+    """A run folder's input standardisation in the units its data set stores (None: none recorded).
+
+    CIFAR-10 runs of tf_nvm 0.2.0 and earlier fitted it on pixels scaled to 0..1; it is read in pixel units
+    0..255 (mean and std x 255: the same map of the stored images) with a note on stderr.
+    """
+    found = folder.preprocessing
+    if folder.dataset == "cifar10" and found is not None and float(found.std.max()) <= 1.0:
+        print(f"[tf-nvm] {where}: preprocessing.json was fitted on pixels scaled to 0..1 (tf_nvm 0.2.0 and "
+              "earlier); read in pixel units 0..255 (mean and std x 255)", file=sys.stderr)
+        return type(found)(found.mean * 255, found.std * 255)
+    return found
+
+
 def read_source(source):
     """A run folder written by ``tf-nvm train`` (mapped now, imports TensorFlow) or a mapping PREFIX / PREFIX.json.
 
@@ -101,7 +115,7 @@ def read_source(source):
         from tf_nvm.runs import read_run  # noqa: PLC0415
 
         folder = read_run(source)
-        mapping = tflite_export.build_mapping(folder.model, preprocessing=folder.preprocessing,
+        mapping = tflite_export.build_mapping(folder.model, preprocessing=run_standardisation(folder, source),
                                               metadata=export_metadata(folder.model, dataset=folder.dataset))
         return Source(mapping, folder.dataset, (folder.metrics or {}).get("test_accuracy"), source)
     mapping = mapping_io.load(source)
@@ -306,7 +320,7 @@ def export_inputs(run_folder, data=None, dataset=None, standardisation=None, rep
             raise ExportError(f"{where}: --standardisation was given, but the run folder already records its input "
                               "standardisation (preprocessing.json). Fix: drop --standardisation, or export the "
                               "bare model.keras.")
-        found, origin = run_folder.preprocessing, "preprocessing.json"
+        found, origin = run_standardisation(run_folder, where), "preprocessing.json"
     elif standardisation is not None:
         found, origin = input_standardisation(standardisation=standardisation, where=where), standardisation
     elif raw is not None:

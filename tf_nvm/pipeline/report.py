@@ -52,7 +52,7 @@ def _accuracy_table(found):
     for name, v in found.items():
         m, sim, exp = v["metrics"], v["simulate"], v["export"]
         nvm, flt = m["test_accuracy_summary"], m["float_test_accuracy_summary"]
-        summary, metric = sim["summary"], sim.get("metric", "accuracy")  # markers before 0.3 hold accuracy only
+        summary, metric = sim["summary"], sim.get("metric", "accuracy")  # older markers hold accuracy only
         label = "" if metric == "accuracy" else f" {metric}"
         rows.append({
             "variant": name, "seeds": len(m["seeds"]),
