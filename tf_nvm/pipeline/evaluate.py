@@ -39,6 +39,7 @@ DEFAULT_DATASET = "har"
 """The data set of a mapping that records none, when neither ``--data`` nor ``--dataset`` is given."""
 
 _MAX_JSON_BYTES = 1 << 20
+_TRAINING_NAMES = {"har": "HAR training windows", "cifar10": "CIFAR-10 training images"}
 
 
 def model_task(model):
@@ -337,7 +338,8 @@ def export_inputs(run_folder, data=None, dataset=None, standardisation=None, rep
     if wanted and raw is not None and raw.x_train is not None:
         x_rep = raw.x_train[:examples]
         x_rep = x_rep.astype("float32") if found is None else found.apply(x_rep)
-        notes.append(f"representative data: {len(x_rep)} training examples of {raw.source}"
+        what = _TRAINING_NAMES.get(raw.dataset) or f"training examples of {raw.source}"
+        notes.append(f"representative data: {len(x_rep)} {what}"
                      + ("" if found is None else f" standardised with {origin}"))
     return ExportInputs(found, x_rep, None if chosen in (None, USER_DATA) else chosen, tuple(notes))
 
