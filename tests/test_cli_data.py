@@ -241,3 +241,31 @@ def test_tasks_metrics_and_experiment_fields_are_checked():
         experiment.from_dict({**data, "task": "ranking"})
     with pytest.raises(PipelineError, match=r"metric must be null or one of \['accuracy', 'mae', 'mse'\], got 'f1'"):
         experiment.from_dict({**data, "metric": "f1"})
+
+
+def test_a_recipe_trains_on_a_users_npz_and_simulate_reads_its_run_folder(tmp_path, rng, capsys):
+    from tf_nvm.cli import main  # noqa: PLC0415
+
+    y = rng.integers(0, 3, 120)
+    x = (rng.normal(0, 1, (120, 16, 3)) + y[:, None, None]).astype(np.float32)  # learnable: the class shifts x
+    np.savez(tmp_path / "user.npz", x_train=x[:90], y_train=y[:90], x_test=x[90:], y_test=y[90:])
+    (tmp_path / "r.json").write_text(json.dumps({
+        "description": "a user's .npz", "dataset": "npz", "architecture": "har_search_mlp",
+        "architecture_args": {"input_shape": [16, 3], "num_classes": 3, "units": [8], "input_pool": 1},
+        "spec": "paper-4bit-bipolar", "init": "device", "epochs": 2, "batch_size": 16, "learning_rate": 0.01,
+        "seeds": [0]}))
+    assert main(["train", str(tmp_path / "r.json"), "--data", str(tmp_path / "user.npz"), "--out",
+                 str(tmp_path / "run"), "--quiet"]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert main(["simulate", str(tmp_path / "run"), "--data", str(tmp_path / "user.npz"), "--chips", "1",
+                 "--out", str(tmp_path / "sim")]) == 0
+    results = json.loads((tmp_path / "sim" / "results.json").read_text())
+    assert results["task"] == "classification" and results["examples"] == 30
+    assert results["summary"]["ideal_accuracy"] == pytest.approx(metrics["test_accuracy"], abs=2 / 30)
+    assert main(["train", str(tmp_path / "r.json"), "--out", str(tmp_path / "run2"), "--quiet"]) == 2
+    assert "data set 'npz' is a user's .npz file, and no path was given. Fix: pass --data PATH" in \
+        capsys.readouterr().err
+    np.savez(tmp_path / "float.npz", x_train=x[:90], y_train=x[:90, 0, 0], x_test=x[90:], y_test=y[90:])
+    assert main(["train", str(tmp_path / "r.json"), "--data", str(tmp_path / "float.npz"), "--out",
+                 str(tmp_path / "run3"), "--quiet"]) == 2
+    assert "key 'y_train' is float32 [90]; a recipe trains a classifier on integer labels" in capsys.readouterr().err

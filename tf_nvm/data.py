@@ -22,15 +22,18 @@ from typing import Optional
 
 import numpy as np
 
-from tf_nvm import safe_io
 from tf_nvm.datasets import DATASETS
+from tf_nvm.datasets.user import USER_NPZ_MAX_BYTES, RawData, load_npz_data
 from tf_nvm.errors import CorruptDatasetError, DatasetNotFoundError, RecipeError, SimulatorError
 from tf_nvm.preprocessing import Standardisation
 from tf_nvm.registry import Registry
 
 __all__ = ["Split", "prepare_data", "subject_folds", "SPLITS", "RawData", "load_npz_data", "load_raw_data",
            "EvaluationData", "evaluation_data", "standardisation_from_data", "USER_NPZ_MAX_BYTES",
-           "CALIBRATION_EXAMPLES", "INPUT_STD_RANGE"]
+           "CALIBRATION_EXAMPLES", "INPUT_STD_RANGE", "NPZ_VALIDATION_FRACTION"]
+
+NPZ_VALIDATION_FRACTION = 0.1
+"""A user's ``.npz`` (data set ``npz``): the last this fraction of ``x_train`` is the validation part."""
 
 CIFAR10_VALIDATION_FRACTION = 0.1
 """CIFAR-10: the last this fraction of the training images is the validation part (5000 of 50,000)."""
@@ -83,6 +86,27 @@ def _split_cifar10(data, recipe):
     x, x_te = x.astype(np.float32), x_te.astype(np.float32)
     n_val = max(1, int(round(len(x) * CIFAR10_VALIDATION_FRACTION)))
     return x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:], x_te, y_te, "cifar10"
+
+
+@SPLITS.register("npz")
+def _split_npz(data, recipe):
+    """A user's ``.npz``: the last 10 % of ``x_train``/``y_train`` are the validation part (integer labels)."""
+    where = data.source
+    if data.x_train is None or data.y_train is None or data.y_test is None:
+        raise CorruptDatasetError(f"{where}: training on a user's .npz needs x_train, y_train, x_test and y_test. "
+                                  "Fix: add the missing arrays (numpy.savez(path, x_train=..., y_train=..., "
+                                  "x_test=..., y_test=...)).")
+    for key in ("y_train", "y_test"):
+        y = getattr(data, key)
+        if y.ndim != 1 or y.dtype.kind not in "iu":
+            raise CorruptDatasetError(f"{where}: key {key!r} is {y.dtype} {list(y.shape)}; a recipe trains a "
+                                      "classifier on integer labels (N,). Fix: pass integer class labels.")
+    if len(data.x_train) < 2:
+        raise CorruptDatasetError(f"{where}: key 'x_train' holds {len(data.x_train)} example(s); at least 2 are "
+                                  "needed (training and validation parts). Fix: pass more training examples.")
+    x, y = data.x_train.astype(np.float32), data.y_train
+    n_val = max(1, int(round(len(x) * NPZ_VALIDATION_FRACTION)))
+    return x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:], data.x_test.astype(np.float32), data.y_test, where
 
 
 def prepare_data(recipe, data_path=None, verbose=True):
@@ -149,104 +173,12 @@ def subject_folds(recipe, folds, data_path=None, verbose=True):
 
 
 # --------------------------------------------------------------------------- test data for simulate, cost, export
-USER_NPZ_MAX_BYTES = 1024 * safe_io.MIB
-"""Most bytes [bytes] the arrays read from a user's ``.npz`` may declare together (1 GiB)."""
-
 CALIBRATION_EXAMPLES = 256
 """Training examples used to calibrate per-layer ADC ranges (never the test examples they are scored on)."""
 
 INPUT_STD_RANGE = (0.1, 10.0)
 """Allowed standard deviation of the standardised test inputs (model units): outside it the data are not in the
 units the mapping's standardisation was fitted on (e.g. pixels 0..1 fed to a 0..255 standardisation: about 1/255)."""
-
-_USER_KEYS = ("x_test", "y_test", "x_train", "y_train")
-_FIX_NPZ = ("Fix: pass a .npz written with numpy.savez(path, x_test=..., y_test=..., x_train=...): x_test float or "
-            "integer (N, *input_shape), y_test (N,) integer labels or (N, ...) float targets (optional: without it "
-            "the targets are the inputs, an autoencoder), x_train optional (calibration, input standardisation).")
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class RawData:
-    """A data set as stored (raw units: the units a `Standardisation` is fitted on).
-
-    Attributes:
-        x_test: test inputs (N, *input_shape), raw units.
-        y_test: targets: (N,) integer labels, (N, ...) float targets, or None (targets = inputs).
-        x_train: training inputs (M, *input_shape) or None (no calibration data, no standardisation to fit).
-        y_train: training targets or None.
-        dataset: the registered data-set name, or None for a user's ``.npz``.
-        source: where the data came from (named in reports).
-    """
-
-    x_test: np.ndarray
-    y_test: Optional[np.ndarray]
-    x_train: Optional[np.ndarray]
-    y_train: Optional[np.ndarray]
-    dataset: Optional[str]
-    source: str
-
-
-def _check_user_arrays(arrays, where):
-    """Shapes, dtypes and finiteness of a user's arrays; returns `RawData` fields."""
-    x = arrays["x_test"]
-    if x.ndim < 2 or x.shape[0] < 1 or x.dtype.kind not in "iuf":
-        raise CorruptDatasetError(f"{where}: key 'x_test' is {x.dtype} {list(x.shape)}; expected a float or integer "
-                                  f"array (N >= 1, *input_shape) with at least 2 dimensions. {_FIX_NPZ}")
-    for key in ("y_test", "x_train", "y_train"):
-        a = arrays.get(key)
-        if a is not None and (a.dtype.kind not in "iuf" or a.ndim < 1):
-            raise CorruptDatasetError(f"{where}: key {key!r} is {a.dtype} {list(a.shape)}; expected a float or "
-                                      f"integer array. {_FIX_NPZ}")
-    y = arrays.get("y_test")
-    if y is not None and y.shape[0] != x.shape[0]:
-        raise CorruptDatasetError(f"{where}: key 'y_test' has {y.shape[0]} rows and 'x_test' {x.shape[0]}; one "
-                                  f"target per test example. {_FIX_NPZ}")
-    x_tr = arrays.get("x_train")
-    if x_tr is not None and (x_tr.shape[1:] != x.shape[1:] or x_tr.shape[0] < 1):
-        raise CorruptDatasetError(f"{where}: key 'x_train' is {list(x_tr.shape)} and 'x_test' {list(x.shape)}; "
-                                  f"expected the same example shape {list(x.shape[1:])} and at least one example. "
-                                  f"{_FIX_NPZ}")
-    y_tr = arrays.get("y_train")
-    if y_tr is not None and (x_tr is None or y_tr.shape[0] != x_tr.shape[0]):
-        raise CorruptDatasetError(f"{where}: key 'y_train' has {y_tr.shape[0]} rows but 'x_train' "
-                                  f"{'is missing' if x_tr is None else f'has {x_tr.shape[0]}'}. {_FIX_NPZ}")
-    for key, a in arrays.items():
-        if a is not None and a.dtype.kind == "f" and not np.all(np.isfinite(a)):
-            raise CorruptDatasetError(f"{where}: key {key!r} holds {int(np.size(a) - np.isfinite(a).sum())} "
-                                      f"NaN or infinite value(s); expected finite numbers. {_FIX_NPZ}")
-
-
-def load_npz_data(path, *, max_bytes=USER_NPZ_MAX_BYTES):
-    """Reads a user's data set from an ``.npz``: ``x_test`` and optional ``y_test``, ``x_train``, ``y_train``.
-
-    The same reader as the bundled data sets (`tf_nvm.safe_io.load_npz`): a regular
-    file, no pickle ever loaded (object arrays are refused), plain float/integer
-    arrays only, at most ``max_bytes`` declared in total before anything is
-    decompressed; other keys are not read. Then: ``x_test`` has at least 2
-    dimensions and one example, ``y_test`` one row per test example, ``x_train``
-    the same example shape, float values finite.
-
-    Args:
-        path: the ``.npz`` file.
-        max_bytes: most bytes [bytes] the arrays may declare together.
-
-    Returns:
-        `RawData` with ``dataset=None``.
-
-    Raises:
-        CorruptDatasetError: not a regular readable ``.npz``, ``x_test`` missing, a pickle, a refused dtype,
-            a wrong shape or a non-finite value (the message names the key).
-    """
-    where = str(path)
-    with safe_io.open_zip(path, where=where, kind=".npz", fix=_FIX_NPZ) as zf:
-        names = set(zf.namelist())
-    keys = ["x_test"] + [k for k in _USER_KEYS[1:] if f"{k}.npy" in names]
-    arrays = safe_io.load_npz(path, keys, max_bytes=max_bytes, kinds="biuf", fix=_FIX_NPZ, where=where)
-    arrays = {k: (v.astype(np.uint8) if v.dtype.kind == "b" else v) for k, v in arrays.items()}
-    _check_user_arrays(arrays, where)
-    return RawData(arrays["x_test"], arrays.get("y_test"), arrays.get("x_train"), arrays.get("y_train"), None,
-                   f"{where} (user .npz)")
-
 
 def _arrays_of(loaded):
     """(x_train, y_train, x_test, y_test) of a registered loader's result (an object with those attributes,
@@ -262,7 +194,7 @@ def load_raw_data(dataset=None, path=None, verbose=False):
 
     ``dataset`` names a registered data set (`tf_nvm.datasets.DATASETS`), read by its
     loader with ``path`` as its explicit source (the ``--data`` of ``tf-nvm train``);
-    without ``dataset``, ``path`` is a user's ``.npz`` (`load_npz_data`).
+    without ``dataset`` (or with ``"npz"``), ``path`` is a user's ``.npz`` (`load_npz_data`).
 
     Args:
         dataset: registered data-set name, or None.
@@ -283,6 +215,8 @@ def load_raw_data(dataset=None, path=None, verbose=False):
                                        "--data PATH (a .npz with x_test, y_test and optionally x_train) or "
                                        f"--dataset NAME (one of {DATASETS.names()}).")
         return load_npz_data(path)
+    if dataset == "npz":
+        return load_npz_data(path) if path is not None else DATASETS.get("npz")(path=path, verbose=verbose)
     loaded = DATASETS.get(dataset)(path=path, verbose=verbose)
     x_train, y_train, x_test, y_test = _arrays_of(loaded)
     source = getattr(loaded, "source", None) or dataset

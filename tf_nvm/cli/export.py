@@ -71,9 +71,9 @@ def run(args):
         if args.json:
             print(json.dumps(summary.to_dict(), indent=2))
     if args.mapping:
+        metadata = evaluate.export_metadata(run_folder.model, args.task or plan.task, plan.dataset)
         mapping = tflite_export.export_crossbar(run_folder.model, args.mapping, preprocessing=preprocessing,
-                                                metadata=evaluate.export_metadata(run_folder.model, args.task,
-                                                                                  plan.dataset))
+                                                metadata=metadata)
         json_path, npz_path = paths(args.mapping)
         print(f"crossbar mapping: {json_path} + {npz_path}")
         print(format_table(mapping))

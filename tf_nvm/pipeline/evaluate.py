@@ -16,8 +16,9 @@
 * `export_inputs`: the standardisation and representative data of ``tf-nvm export``.
 * `model_task`: the task a Keras model was trained for (its loss, else its output activation).
 
-Where the task lives: the mapping's ``metadata["task"]``, written at export from the
-model (`model_task`) or given (``tf-nvm export --task``); simulate takes ``--task``
+Where the task lives: the mapping's ``metadata["task"]``, written at export: given
+(``tf-nvm export --task``, an experiment's ``task``), else classification for a run folder
+of ``tf-nvm train`` (recipes train classifiers), else from the model (`model_task`); simulate takes ``--task``
 first, then that metadata, then the targets (`tf_nvm.metrics.resolve_task`).
 The data set a run folder was trained on is written as ``metadata["dataset"]`` too.
 """
@@ -30,10 +31,12 @@ from typing import Optional
 from tf_nvm.errors import SimulatorError
 
 __all__ = ["Source", "read_source", "test_data", "input_standardisation", "simulate", "model_task",
-           "export_metadata", "export_inputs", "ideal_scores", "run_standardisation", "ExportInputs", "DEFAULT_DATASET", "USER_DATA"]
+           "export_metadata", "export_inputs", "ideal_scores", "run_standardisation", "ExportInputs",
+           "DEFAULT_DATASET", "USER_DATA", "RECIPE_TASK"]
 
 USER_DATA = "npz"
-"""``--dataset npz``: ``--data PATH`` is a user's ``.npz`` (the default when the source names no data set)."""
+"""The registered data set of a user's ``.npz`` (`tf_nvm.datasets.user`): ``--dataset npz``, the default when
+``--data PATH`` is given and the source names no data set."""
 
 DEFAULT_DATASET = "har"
 """The data set of a mapping that records none, when neither ``--data`` nor ``--dataset`` is given."""
@@ -54,6 +57,10 @@ def model_task(model):
         if getattr(activation, "__name__", "") == "softmax" or type(last).__name__ in ("Softmax", "QuantSoftmax"):
             task = "classification"
     return task
+
+
+RECIPE_TASK = "classification"
+"""The task of a model trained from a recipe (`tf_nvm.train`: sparse categorical cross-entropy on integer labels)."""
 
 
 def export_metadata(model, task=None, dataset=None):
@@ -116,8 +123,9 @@ def read_source(source):
         from tf_nvm.runs import read_run  # noqa: PLC0415
 
         folder = read_run(source)
+        task = RECIPE_TASK if folder.recipe is not None else None
         mapping = tflite_export.build_mapping(folder.model, preprocessing=run_standardisation(folder, source),
-                                              metadata=export_metadata(folder.model, dataset=folder.dataset))
+                                              metadata=export_metadata(folder.model, task, folder.dataset))
         return Source(mapping, folder.dataset, (folder.metrics or {}).get("test_accuracy"), source)
     mapping = mapping_io.load(source)
     return Source(mapping, (mapping.metadata or {}).get("dataset"), None, source)
@@ -140,8 +148,8 @@ def test_data(source, dataset=None, data=None, examples=None, where="tf-nvm simu
     The data set is ``dataset``, else the source's (a run folder's recipe, a mapping's ``metadata["dataset"]``),
     else `USER_DATA` when ``data`` is given, else `DEFAULT_DATASET`. A registered data set is read by its loader
     with ``data`` as its explicit source (as ``tf-nvm train --data``); `USER_DATA` (``--dataset npz``) reads
-    ``data`` as a user's ``.npz`` (x_test, optional y_test and x_train). The raw data then go through the mapping's own input standardisation exactly once
-    (`tf_nvm.data.evaluation_data`).
+    ``data`` as a user's ``.npz`` (x_test, optional y_test and x_train). The raw data then go through the
+    mapping's own input standardisation exactly once (`tf_nvm.data.evaluation_data`).
 
     Args:
         source: `Source`.
@@ -158,7 +166,7 @@ def test_data(source, dataset=None, data=None, examples=None, where="tf-nvm simu
 
     dataset, data = _named(dataset, data, where)
     dataset = dataset or source.dataset or (USER_DATA if data is not None else DEFAULT_DATASET)
-    raw = load_raw_data(None if dataset == USER_DATA else dataset, data, verbose=verbose)
+    raw = load_raw_data(dataset, data, verbose=verbose)
     return evaluation_data(source.mapping, raw, examples, where=f"{where} --data" if dataset == USER_DATA
                            else f"{where} --dataset {dataset}")
 
@@ -204,8 +212,7 @@ def input_standardisation(data=None, standardisation=None, dataset=None, where="
                                          error=ExportError)
     if data is None and dataset is None:
         return None
-    return standardisation_from_data(load_raw_data(None if dataset == USER_DATA else dataset, data),
-                                     where=f"{where} --data")
+    return standardisation_from_data(load_raw_data(dataset, data), where=f"{where} --data")
 
 
 def simulate(source, out, *, config, chips=25, dataset=None, data=None, examples=None, sweep=None, task=None,
@@ -271,12 +278,14 @@ class ExportInputs:
         standardisation: the input `Standardisation` the mapping carries, or None.
         representative: standardised training inputs for the TFLite converter, or None.
         dataset: the registered data set the model was trained on (mapping metadata), or None.
+        task: ``"classification"`` for a run folder of ``tf-nvm train`` (`RECIPE_TASK`), else None.
         notes: lines to print (those starting with ``warning`` go to stderr).
     """
 
     standardisation: object
     representative: object
     dataset: Optional[str]
+    task: Optional[str]
     notes: tuple
 
 
@@ -315,7 +324,7 @@ def export_inputs(run_folder, data=None, dataset=None, standardisation=None, rep
                                  or (run_folder.preprocessing is not None and chosen in (None, "har")))
     raw = None
     if wanted or (run_folder.preprocessing is None and standardisation is None and chosen is not None):
-        raw = load_raw_data(None if chosen == USER_DATA else (chosen or DEFAULT_DATASET), data)
+        raw = load_raw_data(chosen or DEFAULT_DATASET, data)
     if run_folder.preprocessing is not None:
         if standardisation is not None:
             raise ExportError(f"{where}: --standardisation was given, but the run folder already records its input "
@@ -341,7 +350,8 @@ def export_inputs(run_folder, data=None, dataset=None, standardisation=None, rep
         what = _TRAINING_NAMES.get(raw.dataset) or f"training examples of {raw.source}"
         notes.append(f"representative data: {len(x_rep)} {what}"
                      + ("" if found is None else f" standardised with {origin}"))
-    return ExportInputs(found, x_rep, None if chosen in (None, USER_DATA) else chosen, tuple(notes))
+    task = RECIPE_TASK if getattr(run_folder, "recipe", None) is not None else None
+    return ExportInputs(found, x_rep, None if chosen in (None, USER_DATA) else chosen, task, tuple(notes))
 
 
 def ideal_scores(source, dataset=None, data=None, examples=None, task=None, where="tf-nvm cost", verbose=False):

@@ -145,6 +145,7 @@ def _train(experiment, name, folder, data, verbose, retrain=False, shared_floats
 
 def _export(experiment, name, folder, data, verbose):
     import tflite_export  # noqa: PLC0415  (application layer)
+    from tf_nvm.pipeline.evaluate import RECIPE_TASK, export_metadata, run_standardisation  # noqa: PLC0415
     from tflite_export.verify import compare  # noqa: PLC0415
 
     run = runs.read_run(folder)
@@ -157,10 +158,10 @@ def _export(experiment, name, folder, data, verbose):
     _say(verbose, f"{name}: TFLite model {tflite.model_bytes} bytes, arena {tflite.arena_bytes} bytes; comparing "
                   f"LiteRT and TFLite Micro with the Keras model on {len(x)} test examples")
     checks = compare(run.model, tflite.path, x, runtimes=("litert", "tflm"), arena_size=tflite.arena_bytes)
-    from tf_nvm.pipeline.evaluate import export_metadata  # noqa: PLC0415
-
-    mapping = tflite_export.export_crossbar(run.model, os.path.join(out, "mapping"), preprocessing=run.preprocessing,
-                                            metadata=export_metadata(run.model, experiment.task, run.dataset))
+    mapping = tflite_export.export_crossbar(run.model, os.path.join(out, "mapping"),
+                                            preprocessing=run_standardisation(run, folder),
+                                            metadata=export_metadata(run.model, experiment.task or RECIPE_TASK,
+                                                                     run.dataset))
     return {"tflite": tflite.to_dict(), "mapping_prefix": os.path.join(out, "mapping"),
             "mapping": mapping.summary(), "runtimes": {key: dataclasses.asdict(value) for key, value in
                                                        checks.items()}}
