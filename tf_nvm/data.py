@@ -23,7 +23,7 @@ from typing import Optional
 import numpy as np
 
 from tf_nvm.datasets import DATASETS
-from tf_nvm.datasets.user import USER_NPZ_MAX_BYTES, RawData, load_npz_data
+from tf_nvm.datasets.user import FIX_NPZ, USER_NPZ_MAX_BYTES, RawData, load_npz_data
 from tf_nvm.errors import CorruptDatasetError, DatasetNotFoundError, RecipeError, SimulatorError
 from tf_nvm.preprocessing import Standardisation
 from tf_nvm.registry import Registry
@@ -232,7 +232,7 @@ def standardisation_from_data(raw, where="--data"):
     """
     if raw.x_train is None:
         raise CorruptDatasetError(f"{where}: {raw.source} has no 'x_train', so no input standardisation can be "
-                                  f"fitted. {_FIX_NPZ}")
+                                  f"fitted. {FIX_NPZ}")
     return Standardisation.fit(raw.x_train.astype(np.float32))
 
 

@@ -17,13 +17,13 @@ import numpy as np
 from tf_nvm import safe_io
 from tf_nvm.errors import CorruptDatasetError, DatasetNotFoundError
 
-__all__ = ["RawData", "load_npz_data", "load_npz_dataset", "USER_NPZ_MAX_BYTES"]
+__all__ = ["RawData", "load_npz_data", "load_npz_dataset", "USER_NPZ_MAX_BYTES", "FIX_NPZ"]
 
 USER_NPZ_MAX_BYTES = 1024 * safe_io.MIB
 """Most bytes [bytes] the arrays read from a user's ``.npz`` may declare together (1 GiB)."""
 
 _USER_KEYS = ("x_test", "y_test", "x_train", "y_train")
-_FIX_NPZ = ("Fix: pass a .npz written with numpy.savez(path, x_test=..., y_test=..., x_train=...): x_test float or "
+FIX_NPZ = ("Fix: pass a .npz written with numpy.savez(path, x_test=..., y_test=..., x_train=...): x_test float or "
             "integer (N, *input_shape), y_test (N,) integer labels or (N, ...) float targets (optional: without it "
             "the targets are the inputs, an autoencoder), x_train optional (calibration, input standardisation).")
 
@@ -54,29 +54,29 @@ def _check_user_arrays(arrays, where):
     x = arrays["x_test"]
     if x.ndim < 2 or x.shape[0] < 1 or x.dtype.kind not in "iuf":
         raise CorruptDatasetError(f"{where}: key 'x_test' is {x.dtype} {list(x.shape)}; expected a float or integer "
-                                  f"array (N >= 1, *input_shape) with at least 2 dimensions. {_FIX_NPZ}")
+                                  f"array (N >= 1, *input_shape) with at least 2 dimensions. {FIX_NPZ}")
     for key in ("y_test", "x_train", "y_train"):
         a = arrays.get(key)
         if a is not None and (a.dtype.kind not in "iuf" or a.ndim < 1):
             raise CorruptDatasetError(f"{where}: key {key!r} is {a.dtype} {list(a.shape)}; expected a float or "
-                                      f"integer array. {_FIX_NPZ}")
+                                      f"integer array. {FIX_NPZ}")
     y = arrays.get("y_test")
     if y is not None and y.shape[0] != x.shape[0]:
         raise CorruptDatasetError(f"{where}: key 'y_test' has {y.shape[0]} rows and 'x_test' {x.shape[0]}; one "
-                                  f"target per test example. {_FIX_NPZ}")
+                                  f"target per test example. {FIX_NPZ}")
     x_tr = arrays.get("x_train")
     if x_tr is not None and (x_tr.shape[1:] != x.shape[1:] or x_tr.shape[0] < 1):
         raise CorruptDatasetError(f"{where}: key 'x_train' is {list(x_tr.shape)} and 'x_test' {list(x.shape)}; "
                                   f"expected the same example shape {list(x.shape[1:])} and at least one example. "
-                                  f"{_FIX_NPZ}")
+                                  f"{FIX_NPZ}")
     y_tr = arrays.get("y_train")
     if y_tr is not None and (x_tr is None or y_tr.shape[0] != x_tr.shape[0]):
         raise CorruptDatasetError(f"{where}: key 'y_train' has {y_tr.shape[0]} rows but 'x_train' "
-                                  f"{'is missing' if x_tr is None else f'has {x_tr.shape[0]}'}. {_FIX_NPZ}")
+                                  f"{'is missing' if x_tr is None else f'has {x_tr.shape[0]}'}. {FIX_NPZ}")
     for key, a in arrays.items():
         if a is not None and a.dtype.kind == "f" and not np.all(np.isfinite(a)):
             raise CorruptDatasetError(f"{where}: key {key!r} holds {int(np.size(a) - np.isfinite(a).sum())} "
-                                      f"NaN or infinite value(s); expected finite numbers. {_FIX_NPZ}")
+                                      f"NaN or infinite value(s); expected finite numbers. {FIX_NPZ}")
 
 
 def load_npz_data(path, *, max_bytes=USER_NPZ_MAX_BYTES):
@@ -101,10 +101,10 @@ def load_npz_data(path, *, max_bytes=USER_NPZ_MAX_BYTES):
             a wrong shape or a non-finite value (the message names the key).
     """
     where = str(path)
-    with safe_io.open_zip(path, where=where, kind=".npz", fix=_FIX_NPZ) as zf:
+    with safe_io.open_zip(path, where=where, kind=".npz", fix=FIX_NPZ) as zf:
         names = set(zf.namelist())
     keys = ["x_test"] + [k for k in _USER_KEYS[1:] if f"{k}.npy" in names]
-    arrays = safe_io.load_npz(path, keys, max_bytes=max_bytes, kinds="biuf", fix=_FIX_NPZ, where=where)
+    arrays = safe_io.load_npz(path, keys, max_bytes=max_bytes, kinds="biuf", fix=FIX_NPZ, where=where)
     arrays = {k: (v.astype(np.uint8) if v.dtype.kind == "b" else v) for k, v in arrays.items()}
     _check_user_arrays(arrays, where)
     return RawData(arrays["x_test"], arrays.get("y_test"), arrays.get("x_train"), arrays.get("y_train"), None,
