@@ -170,6 +170,13 @@ def test_autoencoder_mse_per_chip_cli_equals_python(tmp_path, autoencoder, capsy
     assert main(["simulate", str(tmp_path / "cli"), "--data", str(tmp_path / "ae.npz"), "--metric", "accuracy",
                  "--out", str(tmp_path / "bad")]) == 2
     assert "metric 'accuracy' does not suit task 'reconstruction'" in capsys.readouterr().err
+    # a sweep scores the same metric, and plots it
+    assert main(["simulate", str(tmp_path / "cli"), "--data", str(tmp_path / "ae.npz"), "--chips", "1", "--sweep",
+                 "adc.bits=4,8", "--set", "adc.mode=shared", "--out", str(tmp_path / "sweep")]) == 0
+    rows = json.loads((tmp_path / "sweep" / "results.json").read_text())["rows"]
+    assert [row["adc.bits"] for row in rows] == [4, 8] and all(row["mse_vs_ideal_mean"] > 0 for row in rows)
+    assert [row["ideal_mse"] for row in rows] == pytest.approx([python.ideal_score] * 2) and rows[0]["metric"] == "mse"
+    assert (tmp_path / "sweep" / "sweep.png").read_bytes()[:4] == b"\x89PNG"
     # float targets make it a regression against them
     np.savez(tmp_path / "reg.npz", x_test=x_test, y_test=x)
     assert main(["simulate", str(tmp_path / "cli"), "--data", str(tmp_path / "reg.npz"), "--chips", "2", "--preset",
