@@ -80,8 +80,8 @@ def test_recipe_errors(tmp_path):
         recipes.load("nope")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"dataset": "mnist", "architecture": "har_cnn", "spec": "paper-2bit-bipolar"}))
-    with pytest.raises(RecipeError, match=r"recipe 'bad': dataset must be one of \['cifar10', 'har'\], got 'mnist'\. "
-                                          r"Fix: correct the recipe file"):
+    with pytest.raises(RecipeError, match=r"recipe 'bad': dataset must be one of \['cifar10', 'har', 'npz'\], got "
+                                          r"'mnist'\. Fix: correct the recipe file"):
         recipes.load(str(bad))
     bad.write_text(json.dumps({"dataset": "har", "architecture": "har_cnn", "spec": {"weight_bits": 0}}))
     with pytest.raises(RecipeError, match=r"recipe 'bad': invalid spec: NVMSpec.weight_bits must be an integer"):
@@ -129,7 +129,7 @@ def test_unknown_architecture_or_arguments_are_refused_when_the_recipe_loads(tmp
 
 
 def test_every_registered_data_set_has_a_split():
-    assert SPLITS.names() == DATASETS.names() == ["cifar10", "har"]
+    assert SPLITS.names() == DATASETS.names() == ["cifar10", "har", "npz"]
 
 
 def test_har_split_is_standardised_exactly_as_before(har_split):

@@ -19,6 +19,7 @@ import json
 import os
 import sys
 
+from tf_nvm.cli.simulate import DATA_HELP, DATASET_HELP
 from tf_nvm.errors import CostModelError
 
 __all__ = ["add_parser", "run"]
@@ -49,23 +50,27 @@ def add_parser(subparsers):
     parser.add_argument("--arena-bytes", type=int, help="TFLite Micro arena (RAM) in bytes, instead of measuring it")
     parser.add_argument("--accuracy", type=float,
                         help="test accuracy (0..1) for the crossbar vs MCU table (a run folder supplies its own)")
+    parser.add_argument("--data", metavar="PATH", help=DATA_HELP + "; the ideal chip's score on it (exact "
+                                                                  "evaluator) fills the accuracy column")
+    parser.add_argument("--dataset", metavar="NAME", help=DATASET_HELP)
+    parser.add_argument("--task", choices=["classification", "regression", "reconstruction"],
+                        help="what the outputs mean (default: the mapping's metadata, else from the targets)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.set_defaults(func=run)
     return parser
 
 
 def _mapping(args):
-    """(mapping, accuracy or None)."""
-    from tf_nvm import mapping as mapping_io  # noqa: PLC0415
+    """(mapping, score or None, {metric: value} of the ideal chip on --data/--dataset, or {})."""
+    from tf_nvm.pipeline.evaluate import ideal_scores, read_source  # noqa: PLC0415
 
-    if os.path.isdir(args.source):
-        import tflite_export  # noqa: PLC0415  (application layer; imports TensorFlow)
-        from tf_nvm.runs import read_run  # noqa: PLC0415
-
-        folder = read_run(args.source)
-        accuracy = (folder.metrics or {}).get("test_accuracy")
-        return tflite_export.build_mapping(folder.model, preprocessing=folder.preprocessing), accuracy
-    return mapping_io.load(args.source), None
+    source = read_source(args.source)
+    if args.data is None and args.dataset is None:
+        return source.mapping, source.accuracy, {}
+    task, scores = ideal_scores(source, args.dataset, args.data, task=args.task)
+    print(f"[tf-nvm] ideal chip on the test data ({task}): "
+          + ", ".join(f"{name} {value:.4g}" for name, value in scores.items()))
+    return source.mapping, scores.get("accuracy"), scores  # the accuracy column holds accuracies only
 
 
 def _settings(args):
@@ -146,7 +151,7 @@ def run(args):
     tech, cores = _settings(args)
     check_writable(os.path.join(args.out, "results.json"), CostModelError, "output folder file")
     graph, arena = _tflite(args) if args.tflite else (None, None)
-    mapping, accuracy = _mapping(args)
+    mapping, accuracy, scores = _mapping(args)
     accuracy = args.accuracy if args.accuracy is not None else accuracy
     kind = mapping.spec.mapping_kind
     results = {f"as mapped ({kind})": network_cost(mapping, tech, scenario=f"as mapped ({kind})")}
@@ -175,6 +180,8 @@ def run(args):
     report = {"source": os.path.abspath(args.source), "technology": tech.to_dict(), "mapping": mapping.summary(),
               "summary": json.loads(summary.to_json(orient="records")), "unipolar_vs_bipolar": comparison,
               "shared_vs_per_layer": json.loads(shared.to_json(orient="records"))}
+    if scores:
+        report["ideal_scores"] = scores
     xbar = results[f"as mapped ({kind})"]
     print(f"[tf-nvm] {name}: crossbar ({kind}, {tech.name}, {tech.array_sizing} arrays): "
           f"{xbar.area_um2 * 1e-6:.4f} mm^2, {_si(xbar.energy_pj * 1e-12, 'J')} and "

@@ -8,7 +8,7 @@ from tf_nvm.errors import ExportError
 __all__ = ["add_parser", "run", "REPRESENTATIVE_WINDOWS"]
 
 REPRESENTATIVE_WINDOWS = 256
-"""HAR training windows used as the TFLite converter's representative data."""
+"""Training examples (standardised) used as the TFLite converter's representative data."""
 
 
 def add_parser(subparsers):
@@ -25,7 +25,19 @@ def add_parser(subparsers):
                         help="TFLite weight container (int8: bit-exact in LiteRT; int4: half the weight flash, "
                              "1-LSB rounding differences, codes must fit -7..7)")
     parser.add_argument("--no-arena", action="store_true", help="do not measure the TFLite Micro arena")
-    parser.add_argument("--data", help="explicit HAR data source for the representative windows")
+    parser.add_argument("--data", metavar="PATH",
+                        help="training data: the explicit source of the run's data set (--dataset), else a user's "
+                             ".npz whose x_train gives the representative data and, for a model without "
+                             "preprocessing.json, the input standardisation the mapping carries")
+    parser.add_argument("--dataset", metavar="NAME",
+                        help="a registered data set (har, cifar10) or npz (--data is a user's .npz; default: the "
+                             "run's data set, else npz with --data)")
+    parser.add_argument("--standardisation", metavar="FILE.json",
+                        help="the input standardisation of a bare .keras model: {\"input_mean\": [...], "
+                             "\"input_std\": [...]} (raw units, one value per input channel)")
+    parser.add_argument("--task", choices=["classification", "regression", "reconstruction"],
+                        help="what the outputs mean, recorded in the mapping (default: from the model's loss or "
+                             "softmax output; else decided by simulate from the targets)")
     parser.add_argument("--json", action="store_true", help="also print the TFLite summary as JSON")
     parser.set_defaults(func=run)
     return parser
@@ -42,21 +54,16 @@ def run(args):
         raise ExportError("tf-nvm export: nothing to write. Fix: give --tflite OUT.tflite and/or --mapping PREFIX.")
     import tflite_export  # noqa: PLC0415  (imports TensorFlow)
     from tf_nvm.mapping import format_table, paths  # noqa: PLC0415
+    from tf_nvm.pipeline import evaluate  # noqa: PLC0415
     from tf_nvm.runs import read_run  # noqa: PLC0415
 
     run_folder = read_run(args.run_or_model)
-    if run_folder.preprocessing is None:
-        print(f"[tf-nvm] warning: {args.run_or_model} has no preprocessing.json (a bare .keras model): the "
-              "exports expect inputs that are already standardised, and the mapping records no input "
-              "standardisation. Pass the run folder written by `tf-nvm train` to keep it.", file=sys.stderr)
-    representative = None
-    if args.tflite and run_folder.preprocessing is not None and run_folder.dataset in (None, "har"):
-        from tf_nvm import datasets  # noqa: PLC0415
-
-        (x_train, _), _ = datasets.load_har(path=args.data, verbose=False)
-        representative = run_folder.preprocessing.apply(x_train[:REPRESENTATIVE_WINDOWS])
-        print(f"[tf-nvm] representative data: {REPRESENTATIVE_WINDOWS} HAR training windows standardised with "
-              "preprocessing.json")
+    plan = evaluate.export_inputs(run_folder, data=args.data, dataset=args.dataset,
+                                  standardisation=args.standardisation, representative=bool(args.tflite),
+                                  examples=REPRESENTATIVE_WINDOWS)
+    for line in plan.notes:
+        print(f"[tf-nvm] {line}", file=sys.stderr if line.startswith("warning") else sys.stdout)
+    preprocessing, representative = plan.standardisation, plan.representative
     if args.tflite:
         summary = tflite_export.export_tflite(run_folder.model, args.tflite, representative, container=args.container,
                                               measure_arena=not args.no_arena)
@@ -64,7 +71,9 @@ def run(args):
         if args.json:
             print(json.dumps(summary.to_dict(), indent=2))
     if args.mapping:
-        mapping = tflite_export.export_crossbar(run_folder.model, args.mapping, preprocessing=run_folder.preprocessing)
+        metadata = evaluate.export_metadata(run_folder.model, args.task or plan.task, plan.dataset)
+        mapping = tflite_export.export_crossbar(run_folder.model, args.mapping, preprocessing=preprocessing,
+                                                metadata=metadata)
         json_path, npz_path = paths(args.mapping)
         print(f"crossbar mapping: {json_path} + {npz_path}")
         print(format_table(mapping))

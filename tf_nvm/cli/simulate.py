@@ -1,12 +1,19 @@
-"""``tf-nvm simulate RUN_OR_MAPPING``: Monte Carlo chips of the analog simulator on a test set; tables and plots."""
+"""``tf-nvm simulate RUN_OR_MAPPING``: Monte Carlo chips of the analog simulator on a test set; tables and plots.
 
-import json
-import os
+Parses the arguments and calls `tf_nvm.pipeline.evaluate.simulate` (test data, task and metrics live there).
+"""
+
 import sys
 
 from tf_nvm.errors import SimulatorError
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run", "DATA_HELP", "DATASET_HELP"]
+
+DATA_HELP = ("test data file or folder: the explicit source of the data set (--dataset, else the one the run or "
+             "mapping records), else a user's .npz with x_test, y_test (integer labels or float targets; without "
+             "it the targets are the inputs) and optionally x_train (ADC calibration)")
+DATASET_HELP = ("a registered data set (har, cifar10), or npz: --data is a user's .npz (default: the run's or "
+                "mapping's data set; else npz with --data, har without)")
 
 
 def add_parser(subparsers):
@@ -14,9 +21,14 @@ def add_parser(subparsers):
     parser = subparsers.add_parser("simulate", help="simulate programmed crossbar chips on a test set")
     parser.add_argument("source", metavar="RUN_OR_MAPPING",
                         help="run folder written by `tf-nvm train`, or a mapping PREFIX / PREFIX.json")
-    parser.add_argument("--data", choices=["har", "cifar10"],
-                        help="test set (default: the run's data set, else har)")
-    parser.add_argument("--data-path", help="explicit data source (file or folder) for the data-set loader")
+    parser.add_argument("--data", metavar="PATH", help=DATA_HELP)
+    parser.add_argument("--dataset", metavar="NAME", help=DATASET_HELP)
+    parser.add_argument("--data-path", help=argparse_suppress())
+    parser.add_argument("--task", choices=["classification", "regression", "reconstruction"],
+                        help="what the outputs mean (default: the mapping's metadata, else from the targets)")
+    parser.add_argument("--metric", metavar="NAME",
+                        help="the primary metric: accuracy (classification), mse or mae (regression), or a "
+                             "registered one (default: the task's first)")
     parser.add_argument("--chips", type=int, default=25, help="programmed chips per setting (default 25)")
     parser.add_argument("--preset", default="ideal", help="device noise preset: ideal, pcm-like, reram-like")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -26,6 +38,13 @@ def add_parser(subparsers):
     parser.add_argument("--out", required=True, help="output folder (results.json, CSV, Markdown, PNG)")
     parser.set_defaults(func=run)
     return parser
+
+
+def argparse_suppress():
+    """Help text of a deprecated option (hidden)."""
+    import argparse  # noqa: PLC0415
+
+    return argparse.SUPPRESS
 
 
 def _setting(text):
@@ -38,43 +57,12 @@ def _setting(text):
     return key.strip(), values
 
 
-def _inputs(args):
-    """(mapping, standardised test inputs, labels, data-set name, 256 standardised training inputs)."""
-    import numpy as np  # noqa: PLC0415
-
-    from tf_nvm import datasets, mapping as mapping_io  # noqa: PLC0415
-
-    if os.path.isdir(args.source):
-        import tflite_export  # noqa: PLC0415  (application layer)
-        from tf_nvm.runs import read_run  # noqa: PLC0415
-
-        folder = read_run(args.source)
-        mapping = tflite_export.build_mapping(folder.model, preprocessing=folder.preprocessing)
-        dataset = args.data or folder.dataset or "har"
-    else:
-        mapping = mapping_io.load(args.source)
-        dataset = args.data or "har"
-    if mapping.input.mean is None:
-        raise SimulatorError(f"tf-nvm simulate: {args.source} records no input standardisation, so raw test data "
-                             "cannot be fed to it. Fix: pass the run folder written by `tf-nvm train`, or a mapping "
-                             "exported from it.")
-    loader = datasets.load_cifar10 if dataset == "cifar10" else datasets.load_har
-    (x_train, _), (x_test, y_test) = loader(path=args.data_path, verbose=False)
-    if args.examples:
-        x_test, y_test = x_test[:args.examples], y_test[:args.examples]
-    scale = 255.0 if dataset == "cifar10" else 1.0
-    x = mapping.input.standardise(x_test.astype(np.float32) / scale)
-    # per-layer ADC ranges are calibrated on training windows, never on the test set they are scored on
-    calibration = mapping.input.standardise(x_train[:256].astype(np.float32) / scale)
-    return mapping, x, np.asarray(y_test).astype(np.int64), dataset, calibration
-
-
 def run(args):
     """Runs the Monte Carlo (or the sweep), prints progress and a summary; returns 0."""
-    from tf_nvm.atomic import write_json_atomic  # noqa: PLC0415
-    from tf_nvm.simulator import (DeviceConfig, SimulationConfig, monte_carlo, sweep,  # noqa: PLC0415
-                                  write_sweep)
-    from tf_nvm.tables import write_table  # noqa: PLC0415
+    import os  # noqa: PLC0415
+
+    from tf_nvm.pipeline.evaluate import DEFAULT_DATASET, read_source, simulate  # noqa: PLC0415
+    from tf_nvm.simulator import DeviceConfig, SimulationConfig  # noqa: PLC0415
 
     config = SimulationConfig(device=DeviceConfig(noise=args.preset))
     for text in args.set:
@@ -83,29 +71,15 @@ def run(args):
             raise SimulatorError(f"tf-nvm simulate: --set {text!r} holds {len(values)} values. Fix: use --sweep "
                                  "for several values.")
         config = config.replace_path(key, values[0])
-    mapping, x, y, dataset, calibration = _inputs(args)
-    print(f"[tf-nvm] simulating {args.source} on {len(x)} {dataset} test examples, {args.chips} chip(s), "
-          f"noise {args.preset}", flush=True)
-    results = {"source": os.path.abspath(args.source), "dataset": dataset, "examples": len(x),
-               "config": config.to_dict(), "mapping": mapping.summary()}
-    os.makedirs(args.out, exist_ok=True)
-    if args.sweep:
-        key, values = _setting(args.sweep)
-        table = sweep(mapping, x, y, key, values, config, args.chips, calibration, verbose=True)
-        files = write_sweep(table, key, args.out, f"{os.path.basename(os.path.normpath(args.source))}: accuracy vs "
-                                                  f"{key} ({args.chips} chips, {args.preset})")
-        results.update(sweep=key, rows=json.loads(table.to_json(orient="records")), files=files)
-    else:
-        import pandas as pd  # noqa: PLC0415
-
-        result = monte_carlo(mapping, x, y, config, args.chips, calibration, verbose=True)
-        chips = pd.DataFrame({"chip": range(len(result.accuracies)), "accuracy": result.accuracies,
-                              "agreement_with_ideal": result.agreement})
-        csv_path, md_path = write_table(chips, os.path.join(args.out, "chips"))
-        results.update(summary=result.row(), chips=list(result.accuracies), files={"csv": csv_path,
-                                                                                    "markdown": md_path})
-        print(f"[tf-nvm] accuracy {100 * result.mean:.2f} % ± {100 * result.std:.2f} (min {100 * result.min:.2f} %) "
-              f"over {len(result.accuracies)} chips; ideal {100 * result.ideal_accuracy:.2f} %", flush=True)
-    write_json_atomic(os.path.join(args.out, "results.json"), results)
-    print(f"[tf-nvm] results: {os.path.abspath(os.path.join(args.out, 'results.json'))}", file=sys.stdout)
+    sweep = _setting(args.sweep) if args.sweep else None
+    source = read_source(args.source)
+    if args.data_path is not None:  # the old spelling: --data-path PATH [--data NAME]
+        print("[tf-nvm] warning: --data-path is deprecated; use --data PATH (with --dataset NAME for a registered "
+              "data set).", file=sys.stderr)
+        args.dataset = args.dataset or args.data or source.dataset or DEFAULT_DATASET
+        args.data = args.data_path
+    results = simulate(source, args.out, config=config, chips=args.chips, dataset=args.dataset,
+                       data=args.data, examples=args.examples, sweep=sweep, task=args.task, metric=args.metric)
+    print(f"[tf-nvm] results: {os.path.abspath(os.path.join(args.out, 'results.json'))} ({results['task']}, "
+          f"{results['metric']})", file=sys.stdout)
     return 0

@@ -16,6 +16,7 @@ expected. Importing this module does not import TensorFlow.
 from tf_nvm.datasets.cifar10 import CIFAR10_CLASSES, CIFAR10_SOURCES, load_cifar10
 from tf_nvm.datasets.har import (HAR_ACTIVITIES, HAR_CHANNELS, HAR_SOURCES, HAR_TEST_SUBJECTS, HARData, load_har,
                                  load_har_dataset)
+from tf_nvm.datasets.user import load_npz_dataset
 from tf_nvm.registry import Registry
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "load_cifar10",
     "CIFAR10_CLASSES",
     "CIFAR10_SOURCES",
+    "load_npz_dataset",
 ]
 
 DATASETS = Registry("data set", fix="use a registered data set, or register a loader with "
@@ -38,3 +40,5 @@ DATASETS = Registry("data set", fix="use a registered data set, or register a lo
 DATASETS.register("har", load_har_dataset,
                   description="UCI HAR windows (N, 128, 9), 6 activities, with the volunteer of each training window")
 DATASETS.register("cifar10", load_cifar10, description="CIFAR-10 images (N, 32, 32, 3) uint8, 10 classes")
+DATASETS.register("npz", load_npz_dataset, description="a user's .npz (path required): x_train, y_train, x_test, "
+                                                       "y_test (tf_nvm.datasets.user)")

@@ -14,6 +14,11 @@ listed by `names`) with these fields:
   ``sweep_t_inference`` (seconds of the accuracy-vs-time plot);
 * ``cost``: ``technology`` (a `tf_nvm.cost.TECHNOLOGIES` name), ``array_sizing``
   (``"fixed"`` or ``"fit"``);
+* ``task``: None (from the trained model: its loss, else its softmax output, else the
+  targets), ``"classification"``, ``"regression"`` or ``"reconstruction"``
+  (`tf_nvm.metrics.TASKS`): recorded in the mapping's metadata and used to score chips;
+* ``metric``: None (the task's first: accuracy, or MSE) or a `tf_nvm.metrics.METRICS`
+  name: the primary metric of the simulate step;
 * ``export_examples``: test examples the export step runs through LiteRT and TFLite
   Micro to compare them with the Keras model (None: the whole test set);
 * ``quick``: overrides used by ``--quick`` (any of ``seeds``, ``epochs``,
@@ -167,6 +172,8 @@ class Experiment:
     simulation: Simulation = Simulation()
     cost: Cost = Cost()
     export_examples: Optional[int] = None
+    task: Optional[str] = None
+    metric: Optional[str] = None
     quick: dict = dataclasses.field(default_factory=dict)
     paper: dict = dataclasses.field(default_factory=dict)
     targets: dict = dataclasses.field(default_factory=dict)
@@ -269,6 +276,11 @@ def from_dict(data, where="experiment recipe"):
         _known(f"{where} {field}", section, cls)
         data[field] = cls(**section)
         data[field].check(where)
+    from tf_nvm.metrics import METRICS, TASKS  # noqa: PLC0415
+
+    for field, registry in (("task", TASKS), ("metric", METRICS)):
+        if data.get(field) is not None and (not isinstance(data[field], str) or data[field] not in registry):
+            _fail(where, field, data[field], f"null or one of {registry.names()}")
     quick = data.get("quick", {})
     _int(where, "export_examples", data.get("export_examples"), 1, allow_none=True)
     if not isinstance(quick, dict) or set(quick) - {"seeds", "epochs", "chips", "examples", "export_examples"}:

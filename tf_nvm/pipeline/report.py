@@ -52,15 +52,16 @@ def _accuracy_table(found):
     for name, v in found.items():
         m, sim, exp = v["metrics"], v["simulate"], v["export"]
         nvm, flt = m["test_accuracy_summary"], m["float_test_accuracy_summary"]
-        summary = sim["summary"]
+        summary, metric = sim["summary"], sim.get("metric", "accuracy")  # older markers hold accuracy only
+        label = "" if metric == "accuracy" else f" {metric}"
         rows.append({
             "variant": name, "seeds": len(m["seeds"]),
             "float test acc (mean)": flt["mean"], "float std": flt["std"],
             "NVM test acc (mean)": nvm["mean"], "NVM std": nvm["std"], "NVM min": nvm["min"], "NVM max": nvm["max"],
-            "crossbar ideal (selected seed)": sim["ideal_accuracy"],
-            f"crossbar {sim['preset']} (mean)": summary["accuracy_mean"],
-            f"crossbar {sim['preset']} std": summary["accuracy_std"],
-            f"crossbar {sim['preset']} min": summary["accuracy_min"], "chips": summary["chips"],
+            f"crossbar ideal{label} (selected seed)": sim[f"ideal_{metric}"],
+            f"crossbar {sim['preset']}{label} (mean)": summary[f"{metric}_mean"],
+            f"crossbar {sim['preset']}{label} std": summary[f"{metric}_std"],
+            f"crossbar {sim['preset']}{label} min": summary[f"{metric}_min"], "chips": summary["chips"],
             "LiteRT differing outputs": exp["runtimes"]["litert"]["differing"],
             "TFLite Micro differing outputs": exp["runtimes"]["tflm"]["differing"],
             "simulator vs evaluator differing": sim["ideal_vs_evaluator_differing"],
@@ -273,9 +274,9 @@ def _plot_accuracy(found, path, preset):
                            v["metrics"]["float_test_accuracy_summary"]["std"]) for v in found.values()],
         "NVM, Keras (seeds)": [(v["metrics"]["test_accuracy_summary"]["mean"],
                                 v["metrics"]["test_accuracy_summary"]["std"]) for v in found.values()],
-        "crossbar ideal": [(v["simulate"]["ideal_accuracy"], 0.0) for v in found.values()],
-        f"crossbar {preset} (chips)": [(v["simulate"]["summary"]["accuracy_mean"],
-                                        v["simulate"]["summary"]["accuracy_std"]) for v in found.values()],
+        "crossbar ideal": [(v["simulate"].get("ideal_accuracy", np.nan), 0.0) for v in found.values()],
+        f"crossbar {preset} (chips)": [(v["simulate"]["summary"].get("accuracy_mean", np.nan),
+                                        v["simulate"]["summary"].get("accuracy_std", 0.0)) for v in found.values()],
     }
     figure, axis = plt.subplots(figsize=(1.9 * len(names) + 3, 4.5))
     width = 0.8 / len(series)

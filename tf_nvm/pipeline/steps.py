@@ -145,6 +145,7 @@ def _train(experiment, name, folder, data, verbose, retrain=False, shared_floats
 
 def _export(experiment, name, folder, data, verbose):
     import tflite_export  # noqa: PLC0415  (application layer)
+    from tf_nvm.pipeline.evaluate import RECIPE_TASK, export_metadata, run_standardisation  # noqa: PLC0415
     from tflite_export.verify import compare  # noqa: PLC0415
 
     run = runs.read_run(folder)
@@ -158,7 +159,9 @@ def _export(experiment, name, folder, data, verbose):
                   f"LiteRT and TFLite Micro with the Keras model on {len(x)} test examples")
     checks = compare(run.model, tflite.path, x, runtimes=("litert", "tflm"), arena_size=tflite.arena_bytes)
     mapping = tflite_export.export_crossbar(run.model, os.path.join(out, "mapping"),
-                                            preprocessing=run.preprocessing)
+                                            preprocessing=run_standardisation(run, folder),
+                                            metadata=export_metadata(run.model, experiment.task or RECIPE_TASK,
+                                                                     run.dataset))
     return {"tflite": tflite.to_dict(), "mapping_prefix": os.path.join(out, "mapping"),
             "mapping": mapping.summary(), "runtimes": {key: dataclasses.asdict(value) for key, value in
                                                        checks.items()}}
@@ -187,21 +190,22 @@ def _simulate(experiment, name, folder, data, verbose):
                                                   read_noise=sim_cfg.read_noise), batch_size=512)
     _say(verbose, f"{name}: {sim_cfg.chips} {sim_cfg.preset} chips at t = {sim_cfg.t_inference:g} s on {len(x)} "
                   "test examples")
-    result = monte_carlo(mapping, x, y, config, sim_cfg.chips, verbose=verbose)
+    result = monte_carlo(mapping, x, y, config, sim_cfg.chips, verbose=verbose, ideal=ideal.values(),
+                         metric=experiment.metric)
     sweep = []
     for seconds in sim_cfg.sweep_t_inference:
         point = monte_carlo(mapping, x, y, dataclasses.replace(config, device=dataclasses.replace(
-            config.device, t_inference=float(seconds))), sim_cfg.chips, ideal=ideal.values().argmax(axis=-1))
+            config.device, t_inference=float(seconds))), sim_cfg.chips, ideal=ideal.values(),
+            metric=experiment.metric)
         sweep.append({"t_inference": float(seconds), "mean": point.mean, "std": point.std, "min": point.min})
-        _say(verbose, f"{name}: {sim_cfg.preset} at t = {seconds:g} s: {100 * point.mean:.2f} % +- "
-                      f"{100 * point.std:.2f}")
+        _say(verbose, f"{name}: {sim_cfg.preset} at t = {seconds:g} s: {point.summary_line()}")
     out = os.path.join(folder, "simulate")
     os.makedirs(out, exist_ok=True)
-    write_table(pd.DataFrame({"chip": range(len(result.accuracies)), "accuracy": result.accuracies,
-                              "agreement_with_ideal": result.agreement}), os.path.join(out, "chips"))
+    write_table(result.chip_table(), os.path.join(out, "chips"))
     return {"examples": len(x), "ideal_vs_evaluator_differing": differing, "ideal_vs_evaluator_outputs": outputs,
-            "ideal_accuracy": result.ideal_accuracy, "preset": sim_cfg.preset, "t_inference": sim_cfg.t_inference,
-            "read_noise": sim_cfg.read_noise, "chips": list(map(float, result.accuracies)),
+            "task": result.task, "metric": result.metric, f"ideal_{result.metric}": result.ideal_score,
+            "preset": sim_cfg.preset, "t_inference": sim_cfg.t_inference,
+            "read_noise": sim_cfg.read_noise, "chips": list(map(float, result.scores)),
             "summary": {key: value for key, value in result.row().items() if key != "seconds"}, "sweep": sweep,
             "levels": _level_histograms(mapping)}
 

@@ -5,15 +5,18 @@
 * `Simulator`: builds the network from a mapping; `program(chip)` draws a
   chip's devices, `run(chip, x)` returns its output codes.
 * `monte_carlo` (N chips x a data set) and `sweep` (one setting over values),
-  written as CSV, Markdown and PNG by `write_sweep`.
+  written as CSV, Markdown and PNG by `write_sweep`; chips are scored with the
+  task's metrics (`TASKS`, `METRICS`: accuracy, MSE, MAE, or a registered one).
 
 Device noise models and presets live in `tf_nvm.noise`.
 """
 
 from tf_nvm.simulator.config import ADC_MODES, READ_NOISE_MODES, ADCConfig, DACConfig, DeviceConfig, SimulationConfig
-from tf_nvm.simulator.montecarlo import MonteCarloResult, monte_carlo, sweep, sweep_values, write_sweep
+from tf_nvm.metrics import METRICS, TASKS, Metric, Task, resolve_task, task_of_loss
+from tf_nvm.simulator.montecarlo import (MonteCarloResult, ideal_outputs, monte_carlo, sweep, sweep_values,
+                                         write_sweep)
 from tf_nvm.simulator.network import ADCDesign, Chip, SimulationOutputs, Simulator
 
 __all__ = ["SimulationConfig", "DACConfig", "ADCConfig", "DeviceConfig", "ADC_MODES", "READ_NOISE_MODES", "Simulator",
            "Chip", "SimulationOutputs", "ADCDesign", "MonteCarloResult", "monte_carlo", "sweep", "sweep_values",
-           "write_sweep"]
+           "write_sweep", "ideal_outputs", "METRICS", "TASKS", "Metric", "Task", "resolve_task", "task_of_loss"]

@@ -1,13 +1,14 @@
 """Monte Carlo over programmed chips, and one-parameter sweeps: tables (pandas) and plots (PNG).
 
 `monte_carlo` programs ``chips`` chips (chip k draws its devices from
-(seed, k)), runs each on a labelled data set and returns a `MonteCarloResult`:
-per-chip accuracy, its mean, standard deviation and minimum, and the
-per-example agreement of each chip's prediction with the ideal network's (an
-ideal simulation equals the exact evaluator, `tf_nvm.mapping.reference`).
-`sweep` repeats it over the values of one setting (``"device.t_inference"``,
-``"adc.bits"``, ...) and `write_sweep` writes the table as CSV and Markdown and
-a PNG plot with error bars.
+(seed, k)), runs each on a data set and returns a `MonteCarloResult`: per-chip
+scores of the task's metrics (`tf_nvm.metrics`: accuracy for
+classification, MSE and MAE for regression and autoencoders) against the
+targets and against the ideal network (every source off, exact converters: an
+ideal simulation equals the exact evaluator, `tf_nvm.mapping.reference`), their
+mean, standard deviation and worst chip. `sweep` repeats it over the values of
+one setting (``"device.t_inference"``, ``"adc.bits"``, ...) and `write_sweep`
+writes the table as CSV and Markdown and a PNG plot with error bars.
 """
 
 import dataclasses
@@ -19,59 +20,110 @@ import numpy as np
 from tf_nvm.errors import SimulatorError
 from tf_nvm.mapping import Mapping, load
 from tf_nvm.simulator.config import SimulationConfig
+from tf_nvm.metrics import METRICS, metric_for, resolve_task, targets_for
 from tf_nvm.simulator.network import Simulator
 from tf_nvm.tables import write_table
 
-__all__ = ["MonteCarloResult", "monte_carlo", "ideal_predictions", "sweep", "write_sweep", "sweep_values"]
+__all__ = ["MonteCarloResult", "monte_carlo", "ideal_outputs", "ideal_predictions", "sweep", "write_sweep",
+           "sweep_values"]
 
 
 @dataclasses.dataclass(frozen=True)
 class MonteCarloResult:
-    """Accuracy of ``chips`` programmed chips on one data set.
+    """Scores of ``chips`` programmed chips on one data set.
 
     Attributes:
-        accuracies: per-chip top-1 accuracy (0..1), chip order.
-        agreement: per-chip fraction of examples whose prediction equals the ideal network's (0..1).
-        ideal_accuracy: accuracy of the ideal network (no device or converter effect).
+        scores: per-chip value of the primary metric against the targets, chip order (accuracy: 0..1).
+        agreement: per-chip value of the primary metric against the ideal network's outputs (accuracy: the
+            fraction of predictions equal to the ideal network's; MSE: the mean squared difference).
+        ideal_score: the primary metric of the ideal network against the targets.
         examples: examples evaluated.
         seconds: wall time of the chips (programming and inference), seconds.
+        task: the task name (`tf_nvm.metrics.TASKS`).
+        metric: the primary metric's name.
+        metrics: ``{name: per-chip tuple}`` of every reported metric against the targets, and
+            ``{name}_vs_ideal`` against the ideal network.
+        ideal_metrics: ``{name: value}`` of the ideal network against the targets.
     """
 
-    accuracies: tuple
+    scores: tuple
     agreement: tuple
-    ideal_accuracy: float
+    ideal_score: float
     examples: int
     seconds: float
+    task: str = "classification"
+    metric: str = "accuracy"
+    metrics: dict = dataclasses.field(default_factory=dict)
+    ideal_metrics: dict = dataclasses.field(default_factory=dict)
+
+    def _accuracy_only(self, what):
+        if self.metric != "accuracy":
+            raise SimulatorError(f"MonteCarloResult.{what}: this result scores {self.metric!r} (task "
+                                 f"{self.task!r}), not accuracy. Fix: read .scores / .ideal_score, or .metrics.")
+
+    @property
+    def accuracies(self):
+        """Per-chip accuracy (0..1); only when the primary metric is accuracy."""
+        self._accuracy_only("accuracies")
+        return self.scores
+
+    @property
+    def ideal_accuracy(self):
+        """Accuracy of the ideal network; only when the primary metric is accuracy."""
+        self._accuracy_only("ideal_accuracy")
+        return self.ideal_score
 
     @property
     def mean(self):
-        """Mean accuracy over chips."""
-        return float(np.mean(self.accuracies))
+        """Mean of the primary metric over chips."""
+        return float(np.mean(self.scores))
 
     @property
     def std(self):
-        """Standard deviation of the accuracy over chips (population)."""
-        return float(np.std(self.accuracies))
+        """Standard deviation of the primary metric over chips (population)."""
+        return float(np.std(self.scores))
 
     @property
     def min(self):
-        """Worst chip's accuracy."""
-        return float(np.min(self.accuracies))
+        """Smallest value of the primary metric over chips (the worst chip for accuracy)."""
+        return float(np.min(self.scores))
+
+    @property
+    def worst(self):
+        """The worst chip's primary metric (lowest accuracy, highest error)."""
+        return float(np.min(self.scores) if METRICS.get(self.metric).higher_is_better else np.max(self.scores))
 
     def row(self):
-        """A flat dict for tables."""
-        return {"chips": len(self.accuracies), "accuracy_mean": self.mean, "accuracy_std": self.std,
-                "accuracy_min": self.min, "accuracy_max": float(np.max(self.accuracies)),
-                "agreement_with_ideal_mean": float(np.mean(self.agreement)), "ideal_accuracy": self.ideal_accuracy,
-                "examples": self.examples, "seconds": round(self.seconds, 2)}
+        """A flat dict for tables: ``<metric>_mean/_std/_min/_max``, ``<metric>_vs_ideal_mean``, ``ideal_<metric>``
+        for every reported metric (classification keeps ``agreement_with_ideal_mean``)."""
+        out = {"chips": len(self.scores)}
+        for name, values in self.metrics.items():
+            if name.endswith("_vs_ideal"):
+                continue
+            out.update({f"{name}_mean": float(np.mean(values)), f"{name}_std": float(np.std(values)),
+                        f"{name}_min": float(np.min(values)), f"{name}_max": float(np.max(values))})
+            vs = self.metrics.get(f"{name}_vs_ideal")
+            if vs is not None:
+                key = "agreement_with_ideal_mean" if name == "accuracy" else f"{name}_vs_ideal_mean"
+                out[key] = float(np.mean(vs))
+            out[f"ideal_{name}"] = self.ideal_metrics[name]
+        out.update(examples=self.examples, seconds=round(self.seconds, 2), task=self.task, metric=self.metric)
+        return out
 
+    def chip_table(self):
+        """pandas DataFrame, one row per chip: every metric against the targets and against the ideal network."""
+        import pandas as pd  # noqa: PLC0415
 
-def _labels(y, count):
-    y = np.asarray(y)
-    if y.ndim != 1 or len(y) != count or y.dtype.kind not in "iu":
-        raise SimulatorError(f"monte_carlo: labels must be {count} integers (one per example), got "
-                             f"{y.dtype} {list(y.shape)}. Fix: pass the integer class labels of x.")
-    return y
+        columns = {"chip": range(len(self.scores))}
+        for name, values in self.metrics.items():
+            columns["agreement_with_ideal" if name == "accuracy_vs_ideal" else name] = list(values)
+        return pd.DataFrame(columns)
+
+    def summary_line(self):
+        """One line: primary metric mean ± std, worst chip, ideal network."""
+        m = METRICS.get(self.metric)
+        return (f"{self.metric} {m.format(self.mean)} ± {m.format(self.std)} (worst {m.format(self.worst)}) over "
+                f"{len(self.scores)} chips; ideal {m.format(self.ideal_score)}")
 
 
 def _progress(text, verbose):
@@ -79,48 +131,75 @@ def _progress(text, verbose):
         print(text, flush=True)
 
 
+def ideal_outputs(mapping, x, batch_size=256):
+    """Float outputs (model units) of the ideal network (every source off, exact converters) on ``x``."""
+    sim = Simulator(mapping, SimulationConfig(batch_size=batch_size))
+    return sim.run(sim.program(0), x).values()
+
+
 def ideal_predictions(mapping, x, batch_size=256):
     """Arg-max predictions of the ideal network (every source off, exact converters) on ``x``."""
-    sim = Simulator(mapping, SimulationConfig(batch_size=batch_size))
-    return sim.run(sim.program(0), x).values().argmax(axis=-1)
+    return ideal_outputs(mapping, x, batch_size).argmax(axis=-1)
 
 
-def monte_carlo(mapping, x, y, config=None, chips=25, calibration=None, verbose=False, ideal=None):
-    """Runs ``chips`` programmed chips on (x, y).
+def monte_carlo(mapping, x, y, config=None, chips=25, calibration=None, verbose=False, ideal=None, task=None,
+                metric=None):
+    """Runs ``chips`` programmed chips on (x, y) and scores them with the task's metrics.
 
     Args:
         mapping: a `tf_nvm.mapping.Mapping` or its path.
         x: standardised inputs.
-        y: integer labels (one per example).
+        y: targets: integer labels (classification), float targets of the output's shape (regression), or None
+            (reconstruction: the targets are ``x``).
         config: `SimulationConfig` (default: ideal).
         chips: number of chips (int >= 1).
         calibration: inputs for ``per-layer`` ADC ranges.
         verbose: print one progress line per chip.
-        ideal: the ideal network's predictions on ``x`` if already known (`ideal_predictions`).
+        ideal: the ideal network's float outputs on ``x`` if already known (`ideal_outputs`); for
+            classification its arg-max predictions are accepted too.
+        task: a task name (`tf_nvm.metrics.TASKS`); None: the mapping's ``metadata["task"]``, else
+            from ``y`` (`resolve_task`).
+        metric: the primary metric's name (None: the task's first).
 
     Returns:
         `MonteCarloResult`.
 
     Raises:
-        SimulatorError: bad chips count, labels or inputs.
+        SimulatorError: bad chips count, targets, task, metric or inputs.
     """
     if isinstance(chips, bool) or not isinstance(chips, int) or not 1 <= chips <= 100000:
         raise SimulatorError(f"monte_carlo: chips must be an integer in 1..100000, got {chips!r}. Fix: pass e.g. 25.")
     config = SimulationConfig() if config is None else config
     sim = Simulator(mapping, config, calibration=calibration)
-    labels = _labels(y, len(x))
+    mapping = sim.mapping
+    output_shape = tuple(mapping.layer(mapping.outputs[0]).output_shape) if mapping.outputs else ()
+    chosen = resolve_task(task, mapping, y, output_shape, where="monte_carlo")
+    primary = metric_for(chosen, metric, where="monte_carlo")
+    targets = targets_for(chosen, x, y, output_shape, where="monte_carlo")
+    names = [primary.name] + [name for name in chosen.metrics if name != primary.name]
+    reported = [METRICS.get(name) for name in names]
     if ideal is None:
-        ideal = ideal_predictions(sim.mapping, x, config.batch_size)
-    accuracies, agreement = [], []
+        ideal = ideal_outputs(mapping, x, config.batch_size)
+    ideal = np.asarray(ideal)
+    if ideal.ndim == 1 and primary.name == "accuracy":
+        ideal_refs = {"accuracy": ideal}
+        ideal_metrics = {"accuracy": float(np.mean(ideal == targets))}
+    else:
+        ideal_refs = {m.name: m.from_outputs(ideal) for m in reported}
+        ideal_metrics = {m.name: m.score(ideal, targets) for m in reported}
+    per_chip = {key: [] for m in reported for key in (m.name, f"{m.name}_vs_ideal")}
     start = time.perf_counter()
     for chip in range(chips):
-        predicted = sim.run(sim.program(chip), x).values().argmax(axis=-1)
-        accuracies.append(float(np.mean(predicted == labels)))
-        agreement.append(float(np.mean(predicted == ideal)))
-        _progress(f"[tf-nvm] chip {chip + 1}/{chips}: accuracy {accuracies[-1]:.4f} "
-                  f"(ideal {np.mean(ideal == labels):.4f})", verbose)
-    return MonteCarloResult(tuple(accuracies), tuple(agreement), float(np.mean(ideal == labels)), len(x),
-                            time.perf_counter() - start)
+        values = sim.run(sim.program(chip), x).values()
+        for m in reported:
+            per_chip[m.name].append(m.score(values, targets))
+            per_chip[f"{m.name}_vs_ideal"].append(m.score(values, ideal_refs[m.name]))
+        _progress(f"[tf-nvm] chip {chip + 1}/{chips}: {primary.name} {primary.format(per_chip[primary.name][-1])} "
+                  f"(ideal {primary.format(ideal_metrics[primary.name])})", verbose)
+    per_chip = {key: tuple(values) for key, values in per_chip.items()}
+    return MonteCarloResult(per_chip[primary.name], per_chip[f"{primary.name}_vs_ideal"],
+                            ideal_metrics[primary.name], len(x), time.perf_counter() - start, chosen.name,
+                            primary.name, per_chip, ideal_metrics)
 
 
 def sweep_values(text):
@@ -144,7 +223,8 @@ def sweep_values(text):
     return out
 
 
-def sweep(mapping, x, y, path, values, config=None, chips=25, calibration=None, verbose=False):
+def sweep(mapping, x, y, path, values, config=None, chips=25, calibration=None, verbose=False, task=None,
+          metric=None):
     """Monte Carlo for each value of one setting.
 
     Args:
@@ -159,17 +239,19 @@ def sweep(mapping, x, y, path, values, config=None, chips=25, calibration=None, 
 
     config = SimulationConfig() if config is None else config
     mapping = mapping if isinstance(mapping, Mapping) else load(mapping)
-    ideal = ideal_predictions(mapping, x, config.batch_size)  # the same for every value
+    ideal = ideal_outputs(mapping, x, config.batch_size)  # the same for every value
     rows = []
     for value in values:
         _progress(f"[tf-nvm] {path} = {value!r}", verbose)
-        result = monte_carlo(mapping, x, y, config.replace_path(path, value), chips, calibration, verbose, ideal)
+        result = monte_carlo(mapping, x, y, config.replace_path(path, value), chips, calibration, verbose, ideal,
+                             task=task, metric=metric)
         rows.append({path: value, **result.row()})
     return pd.DataFrame(rows)
 
 
 def write_sweep(table, path, out_dir, title):
-    """Writes ``sweep.csv``, ``sweep.md`` and ``sweep.png`` (accuracy vs the setting, error bars = std over chips).
+    """Writes ``sweep.csv``, ``sweep.md`` and ``sweep.png`` (the primary metric vs the setting, error bars = std
+    over chips; the metric is the table's ``metric`` column, accuracy in %).
 
     Returns:
         dict of the three paths.
@@ -183,12 +265,14 @@ def write_sweep(table, path, out_dir, title):
     labels = [str(v) for v in table[path]]
     positions = np.arange(len(labels))
     figure, axes = plt.subplots(figsize=(6.4, 4.0))
-    axes.errorbar(positions, 100 * table["accuracy_mean"], yerr=100 * table["accuracy_std"], marker="o", capsize=4,
-                  label="programmed chips (mean ± std)")
-    axes.plot(positions, 100 * table["ideal_accuracy"], linestyle="--", color="grey", label="ideal network")
+    metric = str(table["metric"].iloc[0]) if "metric" in table else "accuracy"
+    factor = 100.0 if METRICS.get(metric).unit == "%" else 1.0
+    axes.errorbar(positions, factor * table[f"{metric}_mean"], yerr=factor * table[f"{metric}_std"], marker="o",
+                  capsize=4, label="programmed chips (mean ± std)")
+    axes.plot(positions, factor * table[f"ideal_{metric}"], linestyle="--", color="grey", label="ideal network")
     axes.set_xticks(positions, labels)
     axes.set_xlabel(path)
-    axes.set_ylabel("test accuracy (%)")
+    axes.set_ylabel("test accuracy (%)" if metric == "accuracy" else f"test {metric}")
     axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend()
