@@ -10,7 +10,6 @@ converter stores and the crossbar mapping all agree, and that both exports repro
 import warnings
 
 import numpy as np
-import pytest
 
 import tf_nvm
 from tf_nvm._keras import keras, tf

@@ -7,7 +7,6 @@ Utilisation is ``weights / devices``: the Keras kernel's size over the devices p
 import json
 import warnings
 
-import numpy as np
 import pytest
 
 import tf_nvm

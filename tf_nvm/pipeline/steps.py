@@ -173,7 +173,6 @@ def _simulate(experiment, name, folder, data, verbose):
     from tf_nvm.simulator import DeviceConfig, SimulationConfig, Simulator, monte_carlo  # noqa: PLC0415
     from tf_nvm.tables import write_table  # noqa: PLC0415
 
-    import pandas as pd  # noqa: PLC0415
 
     sim_cfg = experiment.simulation
     mapping = mapping_io.load(os.path.join(folder, "export", "mapping"))
