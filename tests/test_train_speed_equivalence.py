@@ -2,11 +2,15 @@
 
 `tests/data/train_speed_reference.npz` holds what the code computed before the training step was
 made cheaper (issue 13): the per-step losses, the device codes and int32 biases (`tf_nvm.weight_codes`),
-a hash of every weight (latent kernels, BatchNorm statistics, optimizer-free), and the forward outputs
+every weight (latent kernels, BatchNorm statistics, optimizer-free), and the forward outputs
 in inference (LiteRT and TFLite Micro emulation) and in training mode, for small models with
 Conv2D, Conv1D, digital BatchNorm, ReLU layers and activations, max pooling, the sign split
 (Concatenate + Rescaling), global average pooling and Dense. The test trains the same models from the
-same seed on the same data and asserts exact equality.
+same seed on the same data and asserts exact equality of the losses, codes, biases and outputs. The float
+latent weights are compared within `WEIGHT_RTOL` / `WEIGHT_ATOL`: their last bits depend on the CPU's
+convolution and reduction kernels (an AVX-512 machine gave other BatchNorm statistics and latent kernels
+in the last bits than the machine that wrote the file, with every code, loss and output identical), and
+the pinned codes and outputs are what those weights must not change.
 
 The cheaper quantizers are also compared with the formulas they replaced on hostile values (ties,
 signed zeros, range edges, infinities), and the ReLUs that skip their quantizer are checked.
@@ -16,7 +20,6 @@ Regenerate the stored values (only when a change of numerics is intended, and sa
     PYTHONPATH=. python3 tests/test_train_speed_equivalence.py --write
 """
 
-import hashlib
 import os
 import sys
 import warnings
@@ -29,6 +32,8 @@ from tf_nvm._keras import keras, tf
 from tf_nvm.modes import converter_graph, emulate_runtime
 from tf_nvm.quantizers import NVMCrossbarOutputQuantizer, NVMOnGridQuantizer, round_to_activation_grid
 
+WEIGHT_RTOL, WEIGHT_ATOL = 1e-5, 1e-6
+"""Tolerance of the float latent weights (kernels, BatchNorm statistics): everything else is pinned exactly."""
 REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "train_speed_reference.npz")
 STEPS = 6
 BATCH = 16
@@ -66,11 +71,6 @@ CASES = {
 }
 
 
-def _digest(array):
-    array = np.ascontiguousarray(array)
-    return hashlib.sha256(array.dtype.str.encode() + str(array.shape).encode() + array.tobytes()).hexdigest()[:16]
-
-
 def compute(case):
     """Trains case ``case`` for `STEPS` steps; returns {key: array} of everything pinned."""
     builder, shape, classes, preset = CASES[case]
@@ -89,7 +89,8 @@ def compute(case):
         out[f"codes/{index}"] = codes.codes.astype(np.int8)
         if codes.bias_int32 is not None:
             out[f"bias_int32/{index}"] = codes.bias_int32
-    out["weight_digests"] = np.asarray([f"{i}:{_digest(w.numpy())}".encode() for i, w in enumerate(model.weights)])
+    for index, weight in enumerate(model.weights):
+        out[f"weights/{index}"] = weight.numpy()
     out["inference"] = model(x[STEPS], training=False).numpy()
     with emulate_runtime("tflm"):
         out["inference_tflm"] = model(x[STEPS], training=False).numpy()
@@ -109,7 +110,11 @@ def test_training_steps_are_bit_identical_to_the_reference(case):
     got = compute(case)
     assert sorted(got) == sorted(expected)
     for key in sorted(expected):
-        np.testing.assert_array_equal(got[key], expected[key], err_msg=f"{case}: {key}", strict=True)
+        if key.startswith("weights/"):  # float latents: their last bits follow the CPU's kernels (see module doc)
+            np.testing.assert_allclose(got[key], expected[key], rtol=WEIGHT_RTOL, atol=WEIGHT_ATOL,
+                                       err_msg=f"{case}: {key}", strict=True)
+        else:
+            np.testing.assert_array_equal(got[key], expected[key], err_msg=f"{case}: {key}", strict=True)
 
 
 # ------------------------------------------------- the cheaper quantizers against the formulas they replace
