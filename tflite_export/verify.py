@@ -6,9 +6,11 @@ runtimes get ``q`` and the Keras model gets ``q * scale`` (on the grid, so its
 own input quantizer changes nothing). Keras outputs are put on the output grid
 the same way, so all comparisons are between int8 codes (1 LSB = one grid step).
 
-The TFLite Micro arena is measured in a child process (``print_allocations``
-prints from C to file descriptor 1, and an arena that is far too small
-crashes the process), never by trial in the caller's process.
+The TFLite Micro arena is measured in child processes (``print_allocations``
+prints from C to file descriptor 1, and an arena that is too small can crash
+the process), never by trial in the caller's process; `run_tflm` checks a
+given arena in a child before it uses it, and raises `ArenaTooSmallError`
+with the size the model needs instead of crashing.
 
 Which Keras arithmetic each runtime is compared with (`compare`): LiteRT's
 default (XNNPACK) and builtin resolvers against the default Keras NVM model
@@ -20,6 +22,7 @@ maths; the reference resolver's FULLY_CONNECTED rounds once).
 """
 
 import dataclasses
+import hashlib
 import importlib
 import os
 import re
@@ -40,6 +43,8 @@ __all__ = [
     "run_litert",
     "run_tflm",
     "measure_arena",
+    "check_arena",
+    "ARENA_STEP",
     "compare",
     "check_nvm_weights",
     "io_quantization",
@@ -213,13 +218,22 @@ def run_litert(content, x_q, resolver="default"):
 def run_tflm(content, x_q, arena_size=None):
     """Runs the model in TFLite Micro (``tflite_micro.runtime``), one example per invoke.
 
+    An arena that is too small can kill the calling process (a segfault in
+    TFLite Micro's allocator), so a given ``arena_size`` is first tried in a
+    child process (`check_arena`, about 0.3 s); only a size that works there is
+    used here.
+
     Args:
         content: .tflite bytes or path.
         x_q: int8 inputs (examples first).
-        arena_size: arena bytes; default: `measure_arena` (child process) plus 1 KiB.
+        arena_size: arena bytes; default: `measure_arena` (child processes) plus 1 KiB.
 
     Returns:
         int8 outputs, examples first.
+
+    Raises:
+        ArenaTooSmallError: ``arena_size`` is smaller than the model needs (the
+            message gives the size the model needs, measured by `measure_arena`).
     """
     require_tflm()
     from tflite_micro import runtime  # noqa: PLC0415
@@ -227,6 +241,8 @@ def run_tflm(content, x_q, arena_size=None):
     data = _model_bytes(content)
     if arena_size is None:
         arena_size = measure_arena(data) + 1024
+    else:
+        check_arena(data, arena_size, owner="run_tflm")
     interpreter = runtime.Interpreter.from_bytes(data, arena_size=int(arena_size))
     results = []
     for i in range(len(x_q)):
@@ -249,6 +265,8 @@ sys.stdout.flush()
 interpreter.print_allocations()
 """
 _TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
+ARENA_STEP = 16
+"""Resolution of `measure_arena`, bytes (TFLite Micro aligns arena buffers to 16 bytes)."""
 
 
 def _require(module, what, flag):
@@ -270,15 +288,50 @@ def require_litert():
     _require("ai_edge_litert", "LiteRT (the Python package ai-edge-litert)", "compare without it")
 
 
-def measure_arena(content, start=1 << 20, limit=1 << 30, timeout=300):
-    """The TFLite Micro arena the model needs, in bytes, measured in a child process.
+class _ArenaProbe:
+    """Runs the model once in a child process with a given arena; the model is written to a temporary file once."""
 
-    The child loads the model with a generous arena, runs one inference and
-    calls ``print_allocations()``, whose "Arena allocation total N bytes" line
-    (printed from C to the child's file descriptors, captured by the pipes of
-    `subprocess.run`) is parsed here. If the
-    child fails (arena too small: RuntimeError, or a crash) the arena is
-    quadrupled, up to ``limit``.
+    def __init__(self, data, timeout):
+        self.timeout = timeout
+        fd, self.path = tempfile.mkstemp(suffix=".tflite")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+
+    def run(self, size):
+        """(ran: bool, reported total bytes or None, child output tail)."""
+        result = subprocess.run([sys.executable, "-c", _CHILD, self.path, str(int(size))], capture_output=True,
+                                text=True, timeout=self.timeout,
+                                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), check=False)
+        match = _TOTAL.search(result.stdout) or _TOTAL.search(result.stderr)
+        ran = result.returncode == 0 and match is not None
+        return ran, int(match.group(1)) if match else None, (result.returncode, (result.stdout + result.stderr)[-800:])
+
+    def close(self):
+        os.unlink(self.path)
+
+
+def _round_up(size):
+    return -(-int(size) // ARENA_STEP) * ARENA_STEP
+
+
+def measure_arena(content, start=1 << 20, limit=1 << 30, timeout=300):
+    """The smallest TFLite Micro arena the model runs with, in bytes, measured in child processes.
+
+    First a child loads the model with a generous arena (``start``, quadrupled
+    up to ``limit`` while it fails), runs one inference and calls
+    ``print_allocations()``; its "Arena allocation total N bytes" (head + tail
+    after allocation, printed from C to the child's file descriptors) is a
+    lower bound only: it leaves out the memory TFLite Micro uses temporarily
+    while it allocates (the greedy memory planner's bookkeeping, about 40 bytes
+    per activation buffer, and the temporary tensor structs of each op's
+    prepare step). For the MLPerf Tiny autoencoder in ``paper-4bit-bipolar`` the
+    total is 16,576 bytes, but the model needs 19,584: with less, allocation
+    fails ("Too many buffers") or the process segfaults. So the total is then
+    checked by running the model at that size, and when it fails the smallest
+    working size is found by bisection (children again, ``ARENA_STEP`` = 16
+    bytes resolution, about 0.3 s per child; success is monotone in the size
+    above the lower bound, measured on the autoencoder in steps of 8 bytes).
+    The result is kept per model (sha256 of its bytes) for this process.
 
     Args:
         content: .tflite bytes or path.
@@ -287,33 +340,93 @@ def measure_arena(content, start=1 << 20, limit=1 << 30, timeout=300):
         timeout: seconds per child.
 
     Returns:
-        int, bytes (head + tail of the arena as allocated by TFLite Micro).
+        int, bytes: the smallest multiple of 16 bytes, at least the reported
+        total, with which TFLite Micro allocates and runs the model.
 
     Raises:
         ExportError: the model did not run even with ``limit`` bytes (the last
             child's output is quoted).
     """
     data = _model_bytes(content)
-    fd, tmp = tempfile.mkstemp(suffix=".tflite")
+    key = (hashlib.sha256(data).hexdigest(), int(start), int(limit))
+    if key not in _MEASURED:
+        _MEASURED[key] = _measure_arena(data, start, limit, timeout)
+    return _MEASURED[key]
+
+
+_MEASURED = {}
+"""(sha256 of the model, start, limit) -> measured arena: one measurement per model and process."""
+
+
+def _measure_arena(data, start, limit, timeout):
+    probe = _ArenaProbe(data, timeout)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        size = start
+        size = int(start)
         while True:
-            result = subprocess.run([sys.executable, "-c", _CHILD, tmp, str(size)], capture_output=True,
-                                    text=True, timeout=timeout, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-                                    check=False)
-            match = _TOTAL.search(result.stdout) or _TOTAL.search(result.stderr)
-            if result.returncode == 0 and match:
-                return int(match.group(1))
+            ran, total, (status, tail) = probe.run(size)
+            if ran:
+                break
             if size >= limit:
-                tail = (result.stdout + result.stderr)[-800:]
                 raise ExportError(
                     f"TFLite Micro could not run the model with an arena of {size} bytes (child exit status "
-                    f"{result.returncode}): {tail!r}. Fix: check the op list for ops TFLite Micro lacks.")
+                    f"{status}): {tail!r}. Fix: check the op list for ops TFLite Micro lacks.")
             size *= 4
+        low, high = _round_up(total), size
+        if low >= high or probe.run(low)[0]:
+            return min(low, high)
+        # low fails: gallop up to a working size, then bisect (invariant: low fails, high runs)
+        step = max(ARENA_STEP, _round_up(low // 4))
+        while low + step < high:
+            if probe.run(low + step)[0]:
+                high = low + step
+                break
+            low, step = low + step, step * 2
+        while high - low > ARENA_STEP:
+            middle = _round_up((low + high) // 2)
+            if middle >= high:
+                break
+            if probe.run(middle)[0]:
+                high = middle
+            else:
+                low = middle
+        return high
     finally:
-        os.unlink(tmp)
+        probe.close()
+
+
+def check_arena(content, arena_size, owner="run_tflm", timeout=300):
+    """Raises `ArenaTooSmallError` unless TFLite Micro runs the model with ``arena_size`` bytes (in a child process).
+
+    Args:
+        content: .tflite bytes or path.
+        arena_size: arena bytes to check.
+        owner: the function named in the message.
+        timeout: seconds per child.
+
+    Raises:
+        ArenaTooSmallError: the child failed or crashed with ``arena_size``; the
+            message gives the size the model needs (`measure_arena`).
+    """
+    from tf_nvm.errors import ArenaTooSmallError  # noqa: PLC0415
+
+    data = _model_bytes(content)
+    if isinstance(arena_size, bool) or not isinstance(arena_size, (int, np.integer)) or arena_size <= 0:
+        raise ArenaTooSmallError(f"{owner}: arena_size must be a positive integer (bytes), got {arena_size!r}. "
+                                 "Fix: pass the arena measured by tflite_export.measure_arena, or None to measure it.")
+    probe = _ArenaProbe(data, timeout)
+    try:
+        ran, _, (status, tail) = probe.run(arena_size)
+    finally:
+        probe.close()
+    if ran:
+        return
+    need = measure_arena(data, timeout=timeout)
+    raise ArenaTooSmallError(
+        f"{owner}: TFLite Micro cannot run this model with arena_size={int(arena_size)} bytes (a child process "
+        f"exited with status {status}: {tail.strip().splitlines()[-1] if tail.strip() else 'no output'!r}); the "
+        f"model needs {need} bytes (tflite_export.measure_arena). Fix: pass arena_size >= {need}, or None to "
+        "measure it; an arena_bytes stored by an older tf_nvm export (which read only the allocator's final "
+        "total) may be too small: export again.")
 
 
 def _compare(name, got, want):
