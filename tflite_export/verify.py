@@ -19,6 +19,11 @@ reference resolver against the same model inside
 `tf_nvm.modes.emulate_runtime` ``("tflm")`` / ``("litert-reference")``
 (gemmlowp-style two-rounding requantization, the reference kernels' integer
 maths; the reference resolver's FULLY_CONNECTED rounds once).
+
+Outside those contexts the Keras model computes the runtime it is trained for,
+its spec's ``runtime`` (`tf_nvm.NVMSpec.runtime`). `runtime_report` compares
+both runtimes with the model as trained: the one it is trained for must match
+bit for bit, and for the other it counts the differing outputs and predictions.
 """
 
 import dataclasses
@@ -37,6 +42,9 @@ from tf_nvm.grid import to_int8
 
 __all__ = [
     "RuntimeComparison",
+    "RuntimeReport",
+    "runtime_report",
+    "RUNTIME_NAMES",
     "WeightCheck",
     "quantize_input",
     "keras_int8_outputs",
@@ -92,6 +100,74 @@ class RuntimeComparison:
         return (f"{self.runtime}: {self.differing}/{self.outputs} outputs differ (max {self.max_abs_lsb} LSB, "
                 f"{100 * self.within_1_lsb:.3f} % within 1 LSB), argmax agreement "
                 f"{100 * self.argmax_agreement:.2f} % on {self.examples} examples")
+
+
+RUNTIME_NAMES = {"litert": "LiteRT", "tflm": "TFLite Micro"}
+"""`tf_nvm.NVMSpec.runtime` -> the runtime's name in reports (the same keys are `compare`'s runtime names)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeReport:
+    """Which runtime the Keras model matches bit for bit, and what the other one changes.
+
+    Both runtimes are compared with the Keras model as trained (its spec's
+    ``runtime`` arithmetic, `compare` with ``emulate="model"``).
+
+    Attributes:
+        runtime: the model's `tf_nvm.NVMSpec.runtime` (``"litert"`` or ``"tflm"``).
+        deployed: `RuntimeComparison` of that runtime (0 differing outputs when the export is exact).
+        other: `RuntimeComparison` of the other runtime.
+        inputs: where the compared inputs came from (e.g. ``"64 representative examples"``).
+    """
+
+    runtime: str
+    deployed: RuntimeComparison
+    other: RuntimeComparison
+    inputs: str
+
+    @property
+    def exact(self):
+        """True when the model's own runtime reproduces every Keras output."""
+        return self.deployed.exact
+
+    def __str__(self):
+        name = RUNTIME_NAMES[self.runtime]
+        other_name = RUNTIME_NAMES[self.other.runtime]
+        deployed, other = self.deployed, self.other
+        changed = other.examples - round(other.argmax_agreement * other.examples)
+        head = (f"bit-exact on {name}" if deployed.exact else
+                f"NOT bit-exact on {name} (max {deployed.max_abs_lsb} LSB; expected only for LiteRT with the INT4 "
+                "container, else report it with the TensorFlow version)")
+        return (f"runtime check on {self.inputs}: the Keras model is trained for {name} (spec runtime "
+                f"{self.runtime!r}) and is {head}: {deployed.differing}/{deployed.outputs} outputs differ; on "
+                f"{other_name} {other.differing}/{other.outputs} outputs differ (max {other.max_abs_lsb} LSB) and "
+                f"{changed} of {other.examples} predictions (arg-max) change ({100 * other.argmax_agreement:.2f} % "
+                f"agree). To deploy on {other_name}, train with spec runtime {self.other.runtime!r}.")
+
+
+def runtime_report(model, content, x, arena_size=None, inputs=None):
+    """Runs ``content`` in LiteRT and TFLite Micro and compares both with the Keras model as trained.
+
+    Args:
+        model: the Keras NVM model that was exported.
+        content: .tflite bytes or path.
+        x: float inputs in model units (standardised), examples first.
+        arena_size: TFLite Micro arena (default: measured).
+        inputs: words for where ``x`` came from (default ``"N examples"``).
+
+    Returns:
+        `RuntimeReport`.
+
+    Raises:
+        ArenaTooSmallError: ``arena_size`` is too small for TFLite Micro.
+    """
+    import tf_nvm  # noqa: PLC0415
+
+    runtime = tf_nvm.model_spec(model).runtime
+    results = compare(model, content, x, runtimes=("litert", "tflm"), arena_size=arena_size, emulate="model")
+    other = "litert" if runtime == "tflm" else "tflm"
+    return RuntimeReport(runtime=runtime, deployed=results[runtime], other=results[other],
+                         inputs=inputs or f"{len(x)} examples")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,10 +228,11 @@ def keras_int8_outputs(model, x_q, input_quant, output_quant, batch_size=512, em
         input_quant: (scale, zero point) of the TFLite input.
         output_quant: (scale, zero point) of the TFLite output.
         batch_size: Keras predict batch size.
-        emulate: `tf_nvm.modes.emulate_runtime` mode: ``"litert"``
-            (``model.predict``), ``"tflm"`` or ``"litert-reference"`` (a fresh
+        emulate: `tf_nvm.modes.emulate_runtime` mode: ``"litert"``, ``"tflm"``
+            or ``"litert-reference"``. The mode the model computes anyway (its
+            spec's ``runtime``) uses ``model.predict``; any other a fresh
             ``tf.function`` traced inside the context, so that no earlier trace
-            is reused).
+            is reused.
 
     Returns:
         int8 array of outputs.
@@ -163,9 +240,12 @@ def keras_int8_outputs(model, x_q, input_quant, output_quant, batch_size=512, em
     from tf_nvm._keras import tf  # noqa: PLC0415
     from tf_nvm.modes import emulate_runtime  # noqa: PLC0415
 
+    import tf_nvm  # noqa: PLC0415
+    from tf_nvm.modes import runtime_for  # noqa: PLC0415
+
     scale, zp = input_quant
     x = ((x_q.astype(np.float32) - zp) * np.float32(scale)).astype(np.float32)
-    if emulate == "litert":
+    if emulate == runtime_for(tf_nvm.model_spec(model)):  # what the model computes as trained: its predict
         y = model.predict(x, verbose=0, batch_size=batch_size)
     else:
         with emulate_runtime(emulate):
@@ -455,16 +535,27 @@ def compare(model, content, x, runtimes=("litert", "tflm"), arena_size=None, emu
         emulate: ``"auto"`` (default): compare each runtime with the Keras model
             in the `tf_nvm.modes.emulate_runtime` mode of `KERAS_EMULATION`
             (``"tflm"`` for TFLite Micro, ``"litert-reference"`` for the reference
-            resolver); or one mode of `tf_nvm.modes.RUNTIMES` for every runtime.
+            resolver): checks that the export is right for every runtime;
+            ``"model"``: compare every runtime with the model as trained (the
+            arithmetic of its spec's ``runtime``): what a deployment gets (see
+            `runtime_report`); or one mode of `tf_nvm.modes.RUNTIMES` for every
+            runtime.
 
     Returns:
         dict {runtime: `RuntimeComparison`}.
+
+    Raises:
+        ExportError: unknown runtime or mode.
+        ArenaTooSmallError: ``arena_size`` is too small for TFLite Micro.
     """
+    import tf_nvm  # noqa: PLC0415
     from tf_nvm.modes import RUNTIMES  # noqa: PLC0415
 
-    if emulate != "auto" and emulate not in RUNTIMES:
-        raise ExportError(f"compare: emulate must be 'auto' or one of {list(RUNTIMES)}, got {emulate!r}. Fix: pass "
-                          "one of those modes.")
+    if emulate != "auto" and emulate != "model" and emulate not in RUNTIMES:
+        raise ExportError(f"compare: emulate must be 'auto', 'model' or one of {list(RUNTIMES)}, got {emulate!r}. "
+                          "Fix: pass one of those modes.")
+    if emulate == "model":
+        emulate = tf_nvm.model_spec(model).runtime
     unknown = [name for name in runtimes if name not in KERAS_EMULATION]
     if unknown:
         raise ExportError(f"compare: unknown runtime {unknown[0]!r}; allowed: {list(KERAS_EMULATION)}. Fix: pass "
