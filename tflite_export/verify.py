@@ -29,8 +29,10 @@ bit for bit, and for the other it counts the differing outputs and predictions.
 import dataclasses
 import hashlib
 import importlib
+import json
 import os
 import re
+import select
 import subprocess
 import sys
 import tempfile
@@ -300,7 +302,7 @@ def run_tflm(content, x_q, arena_size=None):
 
     An arena that is too small can kill the calling process (a segfault in
     TFLite Micro's allocator), so a given ``arena_size`` is first tried in a
-    child process (`check_arena`, about 0.3 s); only a size that works there is
+    child process (`check_arena`, under a second); only a size that works there is
     used here.
 
     Args:
@@ -368,25 +370,107 @@ def require_litert():
     _require("ai_edge_litert", "LiteRT (the Python package ai-edge-litert)", "compare without it")
 
 
+_PROBE_SERVER = r"""
+import ctypes, json, os, sys, tempfile, time
+import numpy as np
+from tflite_micro import runtime
+data = open(sys.argv[1], "rb").read()
+timeout = float(sys.argv[2])
+libc = ctypes.CDLL(None)
+for line in sys.stdin:
+    size = int(line)
+    fd, log = tempfile.mkstemp()
+    pid = os.fork()
+    if pid == 0:  # one try per forked child: a crash ends only that child
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        code = 1
+        try:
+            interpreter = runtime.Interpreter.from_bytes(data, arena_size=size)
+            details = interpreter.get_input_details(0)
+            interpreter.set_input(np.zeros(details["shape"], details["dtype"]), 0)
+            interpreter.invoke()
+            sys.stdout.flush()
+            interpreter.print_allocations()
+            code = 0
+        except BaseException as err:
+            print(repr(err))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        libc.fflush(None)
+        os._exit(code)
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            code = os.waitstatus_to_exitcode(status)
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            code = "timeout"
+            break
+        time.sleep(0.002)
+    os.close(fd)
+    with open(log, errors="replace") as handle:
+        text = handle.read()
+    os.unlink(log)
+    sys.stdout.write(json.dumps({"status": code, "output": text[-2000:]}) + "\n")
+    sys.stdout.flush()
+"""
+
+
 class _ArenaProbe:
-    """Runs the model once in a child process with a given arena; the model is written to a temporary file once."""
+    """Runs the model once per arena size, each time in a fresh process; the model is written to a file once.
+
+    With ``os.fork`` (POSIX) one helper process imports TFLite Micro once and
+    forks a child per size (a few ms each instead of a new interpreter, about
+    0.3 s); elsewhere each size gets its own ``python -c`` child.
+    """
 
     def __init__(self, data, timeout):
         self.timeout = timeout
         fd, self.path = tempfile.mkstemp(suffix=".tflite")
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        self.server = None
+        if hasattr(os, "fork"):
+            self.server = subprocess.Popen(
+                [sys.executable, "-c", _PROBE_SERVER, self.path, str(timeout)], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
 
     def run(self, size):
-        """(ran: bool, reported total bytes or None, child output tail)."""
-        result = subprocess.run([sys.executable, "-c", _CHILD, self.path, str(int(size))], capture_output=True,
-                                text=True, timeout=self.timeout,
-                                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), check=False)
-        match = _TOTAL.search(result.stdout) or _TOTAL.search(result.stderr)
-        ran = result.returncode == 0 and match is not None
-        return ran, int(match.group(1)) if match else None, (result.returncode, (result.stdout + result.stderr)[-800:])
+        """(ran: bool, reported total bytes or None, (child exit status, child output tail))."""
+        if self.server is None:
+            result = subprocess.run([sys.executable, "-c", _CHILD, self.path, str(int(size))], capture_output=True,
+                                    text=True, timeout=self.timeout,
+                                    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), check=False)
+            status, output = result.returncode, result.stdout + result.stderr
+        else:
+            self.server.stdin.write(f"{int(size)}\n")
+            self.server.stdin.flush()
+            ready, _, _ = select.select([self.server.stdout], [], [], self.timeout + 60)
+            line = self.server.stdout.readline() if ready else ""
+            if not line:
+                raise ExportError(f"the TFLite Micro arena probe (a helper process) gave no answer for an arena of "
+                                  f"{int(size)} bytes within {self.timeout + 60} s (exit status "
+                                  f"{self.server.poll()}). Fix: check that tflite-micro imports in a fresh Python "
+                                  "(python3 -c 'from tflite_micro import runtime').")
+            answer = json.loads(line)
+            status, output = answer["status"], answer["output"]
+        match = _TOTAL.search(output)
+        return status == 0 and match is not None, int(match.group(1)) if match else None, (status, output[-800:])
 
     def close(self):
+        if self.server is not None:
+            self.server.stdin.close()
+            try:
+                self.server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+                self.server.wait()
+            self.server.stdout.close()
         os.unlink(self.path)
 
 
@@ -409,7 +493,7 @@ def measure_arena(content, start=1 << 20, limit=1 << 30, timeout=300):
     fails ("Too many buffers") or the process segfaults. So the total is then
     checked by running the model at that size, and when it fails the smallest
     working size is found by bisection (children again, ``ARENA_STEP`` = 16
-    bytes resolution, about 0.3 s per child; success is monotone in the size
+    bytes resolution, a few ms per forked child; success is monotone in the size
     above the lower bound, measured on the autoencoder in steps of 8 bytes).
     The result is kept per model (sha256 of its bytes) for this process.
 
