@@ -4,8 +4,9 @@ The MLPerf Tiny keyword-spotting DS-CNN (input 49x10x1; Conv2D 64 10x4 stride 2 
 4 x [DepthwiseConv2D 3x3 + BN + ReLU, Conv2D 64 1x1 + BN + ReLU]; GlobalAveragePooling2D; Dense 12;
 the published network's dropout and its AveragePooling2D head are left out: the pooling is
 GlobalAveragePooling2D here) is quantized in each preset with ``NVMSpec.runtime`` set to each runtime,
-trained on SYNTHETIC learnable data (one random 49x10 template per class plus unit Gaussian noise,
-held-out examples drawn the same way), exported, and run in LiteRT and TFLite Micro on held-out synthetic inputs
+trained on SYNTHETIC learnable data (per class one random profile over the 10 coefficients, the same in
+all 49 frames, so that global pooling keeps it, plus unit Gaussian noise; held-out examples drawn the
+same way), exported, and run in LiteRT and TFLite Micro on held-out synthetic inputs
 (`tflite_export.runtime_report`): the runtime it was trained for must give 0 differing int8 outputs;
 for the other one the differing outputs and the arg-max agreement are printed.
 
@@ -49,7 +50,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    templates = rng.normal(size=(12, 49, 10, 1))
+    templates = np.broadcast_to(rng.normal(size=(12, 1, 10, 1)), (12, 49, 10, 1))
 
     def draw(count):
         labels = rng.integers(0, 12, count)
