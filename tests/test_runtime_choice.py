@@ -50,7 +50,7 @@ def exported(data, tmp_path_factory):
     """{runtime: (model, .tflite path, report text, RuntimeReport)}, each model trained with that spec runtime.
 
     The tflm model goes through ``tf-nvm export`` (saved .keras, 64 random grid inputs), the litert one through
-    ``export_tflite(..., check_runtimes=True)`` on the training inputs.
+    ``export_tflite(..., check_runtimes=True)`` on the training inputs (about 15 s on an idle 2-core machine).
     """
     from tf_nvm import cli
 
@@ -102,7 +102,6 @@ def test_an_explicit_context_overrides_the_spec_runtime():
 
 
 # ------------------------------------------------------------------ trained for a runtime: exact there
-@pytest.mark.slow  # the module fixture trains and exports two models (about 25 s CPU)
 @pytest.mark.parametrize("runtime, name, other", [("tflm", "TFLite Micro", "LiteRT"),
                                                   ("litert", "LiteRT", "TFLite Micro")])
 def test_model_trained_for_a_runtime_is_bit_exact_there_and_the_report_names_both(exported, runtime, name, other):
@@ -120,7 +119,6 @@ def test_model_trained_for_a_runtime_is_bit_exact_there_and_the_report_names_bot
                         rf"runtime '{report.other.runtime}'\.", str(report))
 
 
-@pytest.mark.slow  # the module fixture trains and exports two models (about 25 s CPU)
 def test_export_summary_carries_the_report(exported):
     summary = exported["litert-summary"]
     assert str(summary).endswith("\n" + str(summary.runtimes))
@@ -128,7 +126,6 @@ def test_export_summary_carries_the_report(exported):
     json.dumps(summary.to_dict())
 
 
-@pytest.mark.slow  # the module fixture trains and exports two models (about 25 s CPU)
 def test_predict_and_evaluate_use_the_spec_runtime(exported, data):
     """model.predict of the tflm model = the same weights evaluated inside emulate_runtime('tflm'), not LiteRT's."""
     model = exported["tflm"][0]
@@ -143,7 +140,6 @@ def test_predict_and_evaluate_use_the_spec_runtime(exported, data):
     assert np.isfinite(model.evaluate(x, data[1][:32], verbose=0))
 
 
-@pytest.mark.slow  # the module fixture trains and exports two models (about 25 s CPU)
 def test_cli_export_prints_the_runtime_check(exported):
     text = exported["tflm"][2]
     assert ("runtime check on 64 random inputs on the int8 input grid: the Keras model is trained for TFLite Micro "
