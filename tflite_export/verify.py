@@ -489,7 +489,8 @@ def measure_arena(content, start=1 << 20, limit=1 << 30, timeout=300):
     while it allocates (the greedy memory planner's bookkeeping, about 40 bytes
     per activation buffer, and the temporary tensor structs of each op's
     prepare step). For the MLPerf Tiny autoencoder in ``paper-4bit-bipolar`` the
-    total is 16,576 bytes, but the model needs 19,584: with less, allocation
+    total is 16,576 bytes, but the model needs 19,584 (2-bit unipolar: 16,720
+    and 19,920; ``benchmarks/tflm_arena.py``): with less, allocation
     fails ("Too many buffers") or the process segfaults. So the total is then
     checked by running the model at that size, and when it fails the smallest
     working size is found by bisection (children again, ``ARENA_STEP`` = 16
