@@ -82,7 +82,7 @@ from tf_nvm.fixed_point import (
     mean_multiplier,
     multiply_by_quantized_multiplier,
 )
-from tf_nvm.modes import emulated_runtime, in_converter_graph
+from tf_nvm.modes import in_converter_graph, runtime_for
 from tf_nvm.serialization import register
 from tf_nvm.spec import resolve_spec
 
@@ -194,7 +194,7 @@ class NVMBatchNormalization(keras.layers.BatchNormalization):
         m, unit, k, inv, off = self._snapped()
         step = tf.constant(self.spec.activation_step, tf.float32)
         acc = tf.stop_gradient(tf.round(inputs / step)) * m + k  # exact integers in float32
-        if emulated_runtime() != "litert":
+        if runtime_for(self.spec) != "litert":
             fixed, shift = float32_multiplier_parts(unit)
             codes = tf.clip_by_value(multiply_by_quantized_multiplier(acc, fixed, shift), -128, 127)
             exact = tf.cast(codes, tf.float32) * step
@@ -255,7 +255,7 @@ class _ExactMean:
         spatial = list(range(1, rank - 1)) if self.data_format == "channels_last" else list(range(2, rank))
         count = int(np.prod([inputs.shape[a] for a in spatial]))
         total = tf.reduce_sum(tf.cast(inputs, tf.float32), axis=spatial, keepdims=self.keepdims)
-        if emulated_runtime() != "litert":
+        if runtime_for(self.spec) != "litert":
             if self.spec is None:
                 raise UnsupportedLayerError(
                     f"{type(self).__name__} {self.name!r} has no spec, so emulate_runtime('tflm') cannot put its "

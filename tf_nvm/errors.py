@@ -24,6 +24,7 @@ __all__ = [
     "RunFolderError",
     "MappingError",
     "ExportError",
+    "ArenaTooSmallError",
     "SimulatorError",
     "CostModelError",
     "SearchError",
@@ -100,6 +101,10 @@ class MappingError(TfNvmError, ValueError):
 
 class ExportError(TfNvmError, ValueError):
     """A model cannot be exported to TFLite or to a crossbar mapping as asked (the message says why and the fix)."""
+
+
+class ArenaTooSmallError(ExportError):
+    """A TFLite Micro arena is smaller than the model needs (the message gives both sizes, in bytes)."""
 
 
 class SimulatorError(TfNvmError, ValueError):

@@ -6,8 +6,10 @@ mode is a `ModeStack` (nesting-safe, one stack per thread, as larq's
 ``context``); a new mode (the simulator's, noise-aware training's) is one more
 `ModeStack`.
 
-* `emulate_runtime` (``"litert"`` default, ``"tflm"``, ``"litert-reference"``):
+* `emulate_runtime` (``"litert"``, ``"tflm"``, ``"litert-reference"``):
   which int8 runtime's requantization the Keras model reproduces bit for bit.
+  Outside any context a layer computes its spec's ``runtime``
+  (`tf_nvm.NVMSpec.runtime`, ``"litert"`` by default): `runtime_for`.
 * `converter_graph` (``"int8"`` / ``"int4"`` weight container): the graph the
   TFLite converter traces (used by ``tflite_export``).
 
@@ -25,6 +27,7 @@ __all__ = [
     "WEIGHT_CONTAINERS",
     "emulate_runtime",
     "emulated_runtime",
+    "runtime_for",
     "converter_graph",
     "in_converter_graph",
     "converter_weight_limit",
@@ -133,6 +136,20 @@ def emulate_runtime(runtime="litert"):
 def emulated_runtime():
     """The runtime emulated now in this thread: ``"litert"`` (default) or the innermost `emulate_runtime`'s."""
     return _RUNTIME.current()
+
+
+def runtime_for(spec):
+    """The runtime a layer with ``spec`` computes now: the innermost `emulate_runtime`, else ``spec.runtime``.
+
+    Args:
+        spec: the layer's `tf_nvm.NVMSpec`, or None (then ``"litert"`` outside a context).
+
+    Returns:
+        one of `RUNTIMES`.
+    """
+    if _RUNTIME.active():
+        return _RUNTIME.current()
+    return getattr(spec, "runtime", None) or _RUNTIME.default
 
 
 def converter_graph(weight_container="int8"):

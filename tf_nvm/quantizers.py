@@ -63,7 +63,7 @@ from tf_nvm.fixed_point import (
     quantize_multiplier,
 )
 from tf_nvm.grid import code_multiplier
-from tf_nvm.modes import converter_weight_limit, emulated_runtime, in_converter_graph, training_perturbation
+from tf_nvm.modes import converter_weight_limit, in_converter_graph, runtime_for, training_perturbation
 from tf_nvm.serialization import register
 from tf_nvm.spec import SpecConfigured
 
@@ -298,7 +298,7 @@ class NVMCrossbarOutputQuantizer(_SpecQuantizer):
             return tf.quantization.fake_quant_with_min_max_vars(
                 inputs, min=tf.constant(spec.activation_min), max=tf.constant(spec.activation_max),
                 num_bits=8, narrow_range=False)
-        runtime = emulated_runtime()
+        runtime = runtime_for(spec)
         if runtime == "litert" and inputs.dtype == tf.float32:
             return _with_clip_gradient(inputs, spec.activation_min, spec.activation_max, self._litert_codes)
         step = tf.constant(spec.activation_step, tf.float32)

@@ -33,6 +33,7 @@ __all__ = [
     "INPUT_ENCODINGS",
     "BATCHNORM_MODES",
     "WEIGHT_SCALE_MODES",
+    "DEPLOY_RUNTIMES",
     "SpecConfigured",
     "resolve_spec",
     "INITS",
@@ -43,6 +44,8 @@ BIPOLAR_MAPPINGS = ("differential", "offset")
 INPUT_ENCODINGS = ("signed-dac", "dual-rail")
 BATCHNORM_MODES = ("digital",)
 WEIGHT_SCALE_MODES = ("calibrated", "fixed")
+DEPLOY_RUNTIMES = ("litert", "tflm")
+"""Integer runtimes a model can be trained for (`NVMSpec.runtime`): LiteRT, TFLite Micro."""
 INITS = ("keep", "device")
 """How `quantize_model` starts the kernels on the device grid: snap trained weights, or spread the codes."""
 _MAX_WEIGHT_BITS = 7
@@ -101,6 +104,17 @@ class NVMSpec:
             crossbars hold no bias rows in this release).
         digital_partial_sums: partial sums of row tiles are added digitally
             after their ADCs (always True in this release).
+        runtime: the int8 runtime the model is deployed on, whose integer
+            rounding the Keras model computes when it trains, evaluates and
+            predicts (read by the layers when they are called or traced; an
+            explicit `tf_nvm.modes.emulate_runtime` context overrides it).
+            ``"litert"`` (default): LiteRT's default kernels (XNNPACK), one
+            rounding, ties to even. ``"tflm"``: TFLite Micro's reference
+            kernels, two roundings (gemmlowp fixed point). One Keras model
+            cannot match both bit for bit: a DS-CNN trained for LiteRT changes
+            7.4 % of its predictions on TFLite Micro. Part of the trained
+            contract (copied into every saved layer); specs and models saved
+            before this field load with ``"litert"``, what they computed.
     """
 
     weight_bits: int = 2
@@ -120,6 +134,7 @@ class NVMSpec:
     g_max_us: float = 25.0
     digital_bias: bool = True
     digital_partial_sums: bool = True
+    runtime: str = "litert"
 
     def __post_init__(self):
         self._validate()
@@ -150,6 +165,10 @@ class NVMSpec:
                 "weight_scale=<float > 0>, or weight_scale_mode='calibrated' to compute it from the model.")
         _check_choice("input_encoding", self.input_encoding, INPUT_ENCODINGS)
         _check_choice("batchnorm", self.batchnorm, BATCHNORM_MODES)
+        if self.runtime not in DEPLOY_RUNTIMES:
+            raise SpecError(
+                f"NVMSpec.runtime must be one of {list(DEPLOY_RUNTIMES)} (the int8 runtime the model is deployed on: "
+                f"LiteRT or TFLite Micro), got {self.runtime!r}. Fix: pass runtime='litert' or runtime='tflm'.")
         _check_positive("g_min_us", self.g_min_us)
         _check_positive("g_max_us", self.g_max_us)
         if self.g_max_us <= self.g_min_us:

@@ -19,8 +19,8 @@ import tf_nvm  # noqa: F401  (legacy-Keras mode before TensorFlow loads)
 from tflite_export.crossbar import HARDWARE_FIELDS, build_mapping, export_crossbar
 from tflite_export.flatbuffer import TFLiteGraph, read_tflite
 from tflite_export.tflite import CONTAINERS, TFLiteExport, export_tflite
-from tflite_export.verify import (RuntimeComparison, WeightCheck, check_nvm_weights, compare, measure_arena,
-                                  quantize_input, run_litert, run_tflm)
+from tflite_export.verify import (RuntimeComparison, RuntimeReport, WeightCheck, check_arena, check_nvm_weights,
+                                  compare, measure_arena, quantize_input, run_litert, run_tflm, runtime_report)
 
 __all__ = [
     "export_tflite",
@@ -31,6 +31,9 @@ __all__ = [
     "HARDWARE_FIELDS",
     "compare",
     "RuntimeComparison",
+    "runtime_report",
+    "RuntimeReport",
+    "check_arena",
     "check_nvm_weights",
     "WeightCheck",
     "measure_arena",

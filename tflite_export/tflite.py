@@ -51,6 +51,9 @@ class TFLiteExport:
         output_scale: scale of the int8 output.
         weight_scale: the one scale of every NVM weight tensor.
         nvm_weight_tensors: number of NVM weight tensors checked.
+        runtimes: `tflite_export.verify.RuntimeReport` (which runtime the Keras
+            model matches bit for bit; outputs and predictions that differ on
+            the other), or None when not checked (``check_runtimes=False``).
     """
 
     path: str
@@ -64,6 +67,7 @@ class TFLiteExport:
     output_scale: float
     weight_scale: float
     nvm_weight_tensors: int
+    runtimes: object = None
 
     def to_dict(self):
         """JSON-ready dict of every field."""
@@ -72,9 +76,10 @@ class TFLiteExport:
     def __str__(self):
         arena = "not measured" if self.arena_bytes is None else f"{self.arena_bytes} bytes"
         ops = ", ".join(f"{name} x{count}" for name, count in self.op_counts.items())
-        return (f"TFLite model {self.path}: {self.model_bytes} bytes flash ({self.container} weights, "
+        text = (f"TFLite model {self.path}: {self.model_bytes} bytes flash ({self.container} weights, "
                 f"{self.weight_bytes} bytes in {self.nvm_weight_tensors} NVM tensors, scale "
                 f"{self.weight_scale!r}, zero point 0); TFLite Micro arena {arena}; {len(self.ops)} ops: {ops}")
+        return text if self.runtimes is None else f"{text}\n{self.runtimes}"
 
 
 def _warn_plain_batchnorm(model):
@@ -114,6 +119,19 @@ def _representative(model, data, count=64):
     return generator
 
 
+def _check_inputs(model, data, count=64, limit=256):
+    """(inputs, their description) for `export_tflite`'s runtime check."""
+    if data is not None and not callable(data):
+        data = np.asarray(data, np.float32)[:limit]
+        return data, f"{len(data)} representative examples"
+    import tf_nvm  # noqa: PLC0415
+
+    shape = tuple(model.inputs[0].shape[1:])
+    step = tf_nvm.model_spec(model).activation_step
+    x = (np.random.default_rng(0).integers(-128, 128, (count,) + shape) * step).astype(np.float32)
+    return x, f"{count} random inputs on the int8 input grid"
+
+
 def _convert(model, representative, container):
     from tf_nvm._keras import tf  # noqa: PLC0415
     from tf_nvm.modes import converter_graph  # noqa: PLC0415
@@ -134,7 +152,7 @@ def _convert(model, representative, container):
 
 
 def export_tflite(model, path, representative_data=None, *, container="int8", measure_arena=True,
-                  verbose=False):
+                  check_runtimes=False, verbose=False):
     """Writes a full-integer TFLite model of a trained NVM model and checks its weights.
 
     int8 activations everywhere, int8 input and output (scale A/128, zero
@@ -154,6 +172,15 @@ def export_tflite(model, path, representative_data=None, *, container="int8", me
             (half the weight flash; 1-LSB rounding differences, see the module
             docstring).
         measure_arena: measure the TFLite Micro arena in a child process.
+        check_runtimes: run the written model in LiteRT and TFLite Micro and
+            compare both with the Keras model as trained
+            (`tflite_export.verify.runtime_report`): the runtime of the model's
+            spec must match bit for bit, the other's differing outputs and
+            predictions are counted. Inputs: the first 256 of
+            ``representative_data`` when it is an array, else 64 random inputs
+            on the int8 input grid (seed 0). Stored in ``runtimes`` (its
+            ``exact`` is False, and its text says so, when the model's own
+            runtime differs: e.g. LiteRT with ``container="int4"``).
         verbose: print the summary.
 
     Returns:
@@ -162,7 +189,7 @@ def export_tflite(model, path, representative_data=None, *, container="int8", me
     Raises:
         NotAnNVMModelError: ``model`` has no NVM crossbar layer.
         ExportError: unknown container; INT4 asked for codes outside -7..7; the
-            converter failed; or the flatbuffer's NVM weights are not the
+            converter failed; the flatbuffer's NVM weights are not the
             device codes on the shared scale (a converter change).
     """
     import tf_nvm  # noqa: PLC0415
@@ -175,8 +202,10 @@ def export_tflite(model, path, representative_data=None, *, container="int8", me
     spec = tf_nvm.model_spec(model)
     check_fixed_input_shape(model, owner="export_tflite")
     check_writable(path, ExportError, "TFLite output file")
-    if measure_arena:
+    if measure_arena or check_runtimes:
         verify.require_tflm()
+    if check_runtimes:
+        verify.require_litert()
     check_finite_weights(model)
     _warn_plain_batchnorm(model)
     if container == "int4" and (spec.code_min < -7 or spec.code_max > 7):
@@ -202,6 +231,10 @@ def export_tflite(model, path, representative_data=None, *, container="int8", me
         ops=tuple(graph.op_names()), op_counts=graph.op_counts(),
         arena_bytes=arena, input_scale=float(in_scale),
         output_scale=float(out_scale), weight_scale=float(checks[0].scales[0]), nvm_weight_tensors=len(checks))
+    if check_runtimes:
+        x, inputs = _check_inputs(model, representative_data)
+        report = verify.runtime_report(model, content, x, inputs=inputs)  # arena: measured (kept per model)
+        summary = dataclasses.replace(summary, runtimes=report)
     if verbose:
         print(summary)
     return summary

@@ -6,9 +6,11 @@ runtimes get ``q`` and the Keras model gets ``q * scale`` (on the grid, so its
 own input quantizer changes nothing). Keras outputs are put on the output grid
 the same way, so all comparisons are between int8 codes (1 LSB = one grid step).
 
-The TFLite Micro arena is measured in a child process (``print_allocations``
-prints from C to file descriptor 1, and an arena that is far too small
-crashes the process), never by trial in the caller's process.
+The TFLite Micro arena is measured in child processes (``print_allocations``
+prints from C to file descriptor 1, and an arena that is too small can crash
+the process), never by trial in the caller's process; `run_tflm` checks a
+given arena in a child before it uses it, and raises `ArenaTooSmallError`
+with the size the model needs instead of crashing.
 
 Which Keras arithmetic each runtime is compared with (`compare`): LiteRT's
 default (XNNPACK) and builtin resolvers against the default Keras NVM model
@@ -17,12 +19,20 @@ reference resolver against the same model inside
 `tf_nvm.modes.emulate_runtime` ``("tflm")`` / ``("litert-reference")``
 (gemmlowp-style two-rounding requantization, the reference kernels' integer
 maths; the reference resolver's FULLY_CONNECTED rounds once).
+
+Outside those contexts the Keras model computes the runtime it is trained for,
+its spec's ``runtime`` (`tf_nvm.NVMSpec.runtime`). `runtime_report` compares
+both runtimes with the model as trained: the one it is trained for must match
+bit for bit, and for the other it counts the differing outputs and predictions.
 """
 
 import dataclasses
+import hashlib
 import importlib
+import json
 import os
 import re
+import select
 import subprocess
 import sys
 import tempfile
@@ -34,12 +44,17 @@ from tf_nvm.grid import to_int8
 
 __all__ = [
     "RuntimeComparison",
+    "RuntimeReport",
+    "runtime_report",
+    "RUNTIME_NAMES",
     "WeightCheck",
     "quantize_input",
     "keras_int8_outputs",
     "run_litert",
     "run_tflm",
     "measure_arena",
+    "check_arena",
+    "ARENA_STEP",
     "compare",
     "check_nvm_weights",
     "io_quantization",
@@ -87,6 +102,74 @@ class RuntimeComparison:
         return (f"{self.runtime}: {self.differing}/{self.outputs} outputs differ (max {self.max_abs_lsb} LSB, "
                 f"{100 * self.within_1_lsb:.3f} % within 1 LSB), argmax agreement "
                 f"{100 * self.argmax_agreement:.2f} % on {self.examples} examples")
+
+
+RUNTIME_NAMES = {"litert": "LiteRT", "tflm": "TFLite Micro"}
+"""`tf_nvm.NVMSpec.runtime` -> the runtime's name in reports (the same keys are `compare`'s runtime names)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeReport:
+    """Which runtime the Keras model matches bit for bit, and what the other one changes.
+
+    Both runtimes are compared with the Keras model as trained (its spec's
+    ``runtime`` arithmetic, `compare` with ``emulate="model"``).
+
+    Attributes:
+        runtime: the model's `tf_nvm.NVMSpec.runtime` (``"litert"`` or ``"tflm"``).
+        deployed: `RuntimeComparison` of that runtime (0 differing outputs when the export is exact).
+        other: `RuntimeComparison` of the other runtime.
+        inputs: where the compared inputs came from (e.g. ``"64 representative examples"``).
+    """
+
+    runtime: str
+    deployed: RuntimeComparison
+    other: RuntimeComparison
+    inputs: str
+
+    @property
+    def exact(self):
+        """True when the model's own runtime reproduces every Keras output."""
+        return self.deployed.exact
+
+    def __str__(self):
+        name = RUNTIME_NAMES[self.runtime]
+        other_name = RUNTIME_NAMES[self.other.runtime]
+        deployed, other = self.deployed, self.other
+        changed = other.examples - round(other.argmax_agreement * other.examples)
+        head = (f"bit-exact on {name}" if deployed.exact else
+                f"NOT bit-exact on {name} (max {deployed.max_abs_lsb} LSB; expected only for LiteRT with the INT4 "
+                "container, else report it with the TensorFlow version)")
+        return (f"runtime check on {self.inputs}: the Keras model is trained for {name} (spec runtime "
+                f"{self.runtime!r}) and is {head}: {deployed.differing}/{deployed.outputs} outputs differ; on "
+                f"{other_name} {other.differing}/{other.outputs} outputs differ (max {other.max_abs_lsb} LSB) and "
+                f"{changed} of {other.examples} predictions (arg-max) change ({100 * other.argmax_agreement:.2f} % "
+                f"agree). To deploy on {other_name}, train with spec runtime {self.other.runtime!r}.")
+
+
+def runtime_report(model, content, x, arena_size=None, inputs=None):
+    """Runs ``content`` in LiteRT and TFLite Micro and compares both with the Keras model as trained.
+
+    Args:
+        model: the Keras NVM model that was exported.
+        content: .tflite bytes or path.
+        x: float inputs in model units (standardised), examples first.
+        arena_size: TFLite Micro arena (default: measured).
+        inputs: words for where ``x`` came from (default ``"N examples"``).
+
+    Returns:
+        `RuntimeReport`.
+
+    Raises:
+        ArenaTooSmallError: ``arena_size`` is too small for TFLite Micro.
+    """
+    import tf_nvm  # noqa: PLC0415
+
+    runtime = tf_nvm.model_spec(model).runtime
+    results = compare(model, content, x, runtimes=("litert", "tflm"), arena_size=arena_size, emulate="model")
+    other = "litert" if runtime == "tflm" else "tflm"
+    return RuntimeReport(runtime=runtime, deployed=results[runtime], other=results[other],
+                         inputs=inputs or f"{len(x)} examples")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,10 +230,11 @@ def keras_int8_outputs(model, x_q, input_quant, output_quant, batch_size=512, em
         input_quant: (scale, zero point) of the TFLite input.
         output_quant: (scale, zero point) of the TFLite output.
         batch_size: Keras predict batch size.
-        emulate: `tf_nvm.modes.emulate_runtime` mode: ``"litert"``
-            (``model.predict``), ``"tflm"`` or ``"litert-reference"`` (a fresh
+        emulate: `tf_nvm.modes.emulate_runtime` mode: ``"litert"``, ``"tflm"``
+            or ``"litert-reference"``. The mode the model computes anyway (its
+            spec's ``runtime``) uses ``model.predict``; any other a fresh
             ``tf.function`` traced inside the context, so that no earlier trace
-            is reused).
+            is reused.
 
     Returns:
         int8 array of outputs.
@@ -158,9 +242,12 @@ def keras_int8_outputs(model, x_q, input_quant, output_quant, batch_size=512, em
     from tf_nvm._keras import tf  # noqa: PLC0415
     from tf_nvm.modes import emulate_runtime  # noqa: PLC0415
 
+    import tf_nvm  # noqa: PLC0415
+    from tf_nvm.modes import runtime_for  # noqa: PLC0415
+
     scale, zp = input_quant
     x = ((x_q.astype(np.float32) - zp) * np.float32(scale)).astype(np.float32)
-    if emulate == "litert":
+    if emulate == runtime_for(tf_nvm.model_spec(model)):  # what the model computes as trained: its predict
         y = model.predict(x, verbose=0, batch_size=batch_size)
     else:
         with emulate_runtime(emulate):
@@ -213,13 +300,22 @@ def run_litert(content, x_q, resolver="default"):
 def run_tflm(content, x_q, arena_size=None):
     """Runs the model in TFLite Micro (``tflite_micro.runtime``), one example per invoke.
 
+    An arena that is too small can kill the calling process (a segfault in
+    TFLite Micro's allocator), so a given ``arena_size`` is first tried in a
+    child process (`check_arena`, under a second); only a size that works there is
+    used here.
+
     Args:
         content: .tflite bytes or path.
         x_q: int8 inputs (examples first).
-        arena_size: arena bytes; default: `measure_arena` (child process) plus 1 KiB.
+        arena_size: arena bytes; default: `measure_arena` (child processes) plus 1 KiB.
 
     Returns:
         int8 outputs, examples first.
+
+    Raises:
+        ArenaTooSmallError: ``arena_size`` is smaller than the model needs (the
+            message gives the size the model needs, measured by `measure_arena`).
     """
     require_tflm()
     from tflite_micro import runtime  # noqa: PLC0415
@@ -227,6 +323,8 @@ def run_tflm(content, x_q, arena_size=None):
     data = _model_bytes(content)
     if arena_size is None:
         arena_size = measure_arena(data) + 1024
+    else:
+        check_arena(data, arena_size, owner="run_tflm")
     interpreter = runtime.Interpreter.from_bytes(data, arena_size=int(arena_size))
     results = []
     for i in range(len(x_q)):
@@ -249,6 +347,8 @@ sys.stdout.flush()
 interpreter.print_allocations()
 """
 _TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
+ARENA_STEP = 16
+"""Resolution of `measure_arena`, bytes (TFLite Micro aligns arena buffers to 16 bytes)."""
 
 
 def _require(module, what, flag):
@@ -270,15 +370,133 @@ def require_litert():
     _require("ai_edge_litert", "LiteRT (the Python package ai-edge-litert)", "compare without it")
 
 
-def measure_arena(content, start=1 << 20, limit=1 << 30, timeout=300):
-    """The TFLite Micro arena the model needs, in bytes, measured in a child process.
+_PROBE_SERVER = r"""
+import ctypes, json, os, sys, tempfile, time
+import numpy as np
+from tflite_micro import runtime
+data = open(sys.argv[1], "rb").read()
+timeout = float(sys.argv[2])
+libc = ctypes.CDLL(None)
+for line in sys.stdin:
+    size = int(line)
+    fd, log = tempfile.mkstemp()
+    pid = os.fork()
+    if pid == 0:  # one try per forked child: a crash ends only that child
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        code = 1
+        try:
+            interpreter = runtime.Interpreter.from_bytes(data, arena_size=size)
+            details = interpreter.get_input_details(0)
+            interpreter.set_input(np.zeros(details["shape"], details["dtype"]), 0)
+            interpreter.invoke()
+            sys.stdout.flush()
+            interpreter.print_allocations()
+            code = 0
+        except BaseException as err:
+            print(repr(err))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        libc.fflush(None)
+        os._exit(code)
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            code = os.waitstatus_to_exitcode(status)
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            code = "timeout"
+            break
+        time.sleep(0.002)
+    os.close(fd)
+    with open(log, errors="replace") as handle:
+        text = handle.read()
+    os.unlink(log)
+    sys.stdout.write(json.dumps({"status": code, "output": text[-2000:]}) + "\n")
+    sys.stdout.flush()
+"""
 
-    The child loads the model with a generous arena, runs one inference and
-    calls ``print_allocations()``, whose "Arena allocation total N bytes" line
-    (printed from C to the child's file descriptors, captured by the pipes of
-    `subprocess.run`) is parsed here. If the
-    child fails (arena too small: RuntimeError, or a crash) the arena is
-    quadrupled, up to ``limit``.
+
+class _ArenaProbe:
+    """Runs the model once per arena size, each time in a fresh process; the model is written to a file once.
+
+    With ``os.fork`` (POSIX) one helper process imports TFLite Micro once and
+    forks a child per size (a few ms each instead of a new interpreter, about
+    0.3 s); elsewhere each size gets its own ``python -c`` child.
+    """
+
+    def __init__(self, data, timeout):
+        self.timeout = timeout
+        fd, self.path = tempfile.mkstemp(suffix=".tflite")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        self.server = None
+        if hasattr(os, "fork"):
+            self.server = subprocess.Popen(
+                [sys.executable, "-c", _PROBE_SERVER, self.path, str(timeout)], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+
+    def run(self, size):
+        """(ran: bool, reported total bytes or None, (child exit status, child output tail))."""
+        if self.server is None:
+            result = subprocess.run([sys.executable, "-c", _CHILD, self.path, str(int(size))], capture_output=True,
+                                    text=True, timeout=self.timeout,
+                                    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), check=False)
+            status, output = result.returncode, result.stdout + result.stderr
+        else:
+            self.server.stdin.write(f"{int(size)}\n")
+            self.server.stdin.flush()
+            ready, _, _ = select.select([self.server.stdout], [], [], self.timeout + 60)
+            line = self.server.stdout.readline() if ready else ""
+            if not line:
+                raise ExportError(f"the TFLite Micro arena probe (a helper process) gave no answer for an arena of "
+                                  f"{int(size)} bytes within {self.timeout + 60} s (exit status "
+                                  f"{self.server.poll()}). Fix: check that tflite-micro imports in a fresh Python "
+                                  "(python3 -c 'from tflite_micro import runtime').")
+            answer = json.loads(line)
+            status, output = answer["status"], answer["output"]
+        match = _TOTAL.search(output)
+        return status == 0 and match is not None, int(match.group(1)) if match else None, (status, output[-800:])
+
+    def close(self):
+        if self.server is not None:
+            self.server.stdin.close()
+            try:
+                self.server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+                self.server.wait()
+            self.server.stdout.close()
+        os.unlink(self.path)
+
+
+def _round_up(size):
+    return -(-int(size) // ARENA_STEP) * ARENA_STEP
+
+
+def measure_arena(content, start=1 << 20, limit=1 << 30, timeout=300):
+    """The smallest TFLite Micro arena the model runs with, in bytes, measured in child processes.
+
+    First a child loads the model with a generous arena (``start``, quadrupled
+    up to ``limit`` while it fails), runs one inference and calls
+    ``print_allocations()``; its "Arena allocation total N bytes" (head + tail
+    after allocation, printed from C to the child's file descriptors) is a
+    lower bound only: it leaves out the memory TFLite Micro uses temporarily
+    while it allocates (the greedy memory planner's bookkeeping, about 40 bytes
+    per activation buffer, and the temporary tensor structs of each op's
+    prepare step). For the MLPerf Tiny autoencoder in ``paper-4bit-bipolar`` the
+    total is 16,576 bytes, but the model needs 19,584 (2-bit unipolar: 16,720
+    and 19,920; ``benchmarks/tflm_arena.py``): with less, allocation
+    fails ("Too many buffers") or the process segfaults. So the total is then
+    checked by running the model at that size, and when it fails the smallest
+    working size is found by bisection (children again, ``ARENA_STEP`` = 16
+    bytes resolution, a few ms per forked child; success is monotone in the size
+    above the lower bound, measured on the autoencoder in steps of 8 bytes).
+    The result is kept per model (sha256 of its bytes) for this process.
 
     Args:
         content: .tflite bytes or path.
@@ -287,33 +505,93 @@ def measure_arena(content, start=1 << 20, limit=1 << 30, timeout=300):
         timeout: seconds per child.
 
     Returns:
-        int, bytes (head + tail of the arena as allocated by TFLite Micro).
+        int, bytes: the smallest multiple of 16 bytes, at least the reported
+        total, with which TFLite Micro allocates and runs the model.
 
     Raises:
         ExportError: the model did not run even with ``limit`` bytes (the last
             child's output is quoted).
     """
     data = _model_bytes(content)
-    fd, tmp = tempfile.mkstemp(suffix=".tflite")
+    key = (hashlib.sha256(data).hexdigest(), int(start), int(limit))
+    if key not in _MEASURED:
+        _MEASURED[key] = _measure_arena(data, start, limit, timeout)
+    return _MEASURED[key]
+
+
+_MEASURED = {}
+"""(sha256 of the model, start, limit) -> measured arena: one measurement per model and process."""
+
+
+def _measure_arena(data, start, limit, timeout):
+    probe = _ArenaProbe(data, timeout)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        size = start
+        size = int(start)
         while True:
-            result = subprocess.run([sys.executable, "-c", _CHILD, tmp, str(size)], capture_output=True,
-                                    text=True, timeout=timeout, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-                                    check=False)
-            match = _TOTAL.search(result.stdout) or _TOTAL.search(result.stderr)
-            if result.returncode == 0 and match:
-                return int(match.group(1))
+            ran, total, (status, tail) = probe.run(size)
+            if ran:
+                break
             if size >= limit:
-                tail = (result.stdout + result.stderr)[-800:]
                 raise ExportError(
                     f"TFLite Micro could not run the model with an arena of {size} bytes (child exit status "
-                    f"{result.returncode}): {tail!r}. Fix: check the op list for ops TFLite Micro lacks.")
+                    f"{status}): {tail!r}. Fix: check the op list for ops TFLite Micro lacks.")
             size *= 4
+        low, high = _round_up(total), size
+        if low >= high or probe.run(low)[0]:
+            return min(low, high)
+        # low fails: gallop up to a working size, then bisect (invariant: low fails, high runs)
+        step = max(ARENA_STEP, _round_up(low // 4))
+        while low + step < high:
+            if probe.run(low + step)[0]:
+                high = low + step
+                break
+            low, step = low + step, step * 2
+        while high - low > ARENA_STEP:
+            middle = _round_up((low + high) // 2)
+            if middle >= high:
+                break
+            if probe.run(middle)[0]:
+                high = middle
+            else:
+                low = middle
+        return high
     finally:
-        os.unlink(tmp)
+        probe.close()
+
+
+def check_arena(content, arena_size, owner="run_tflm", timeout=300):
+    """Raises `ArenaTooSmallError` unless TFLite Micro runs the model with ``arena_size`` bytes (in a child process).
+
+    Args:
+        content: .tflite bytes or path.
+        arena_size: arena bytes to check.
+        owner: the function named in the message.
+        timeout: seconds per child.
+
+    Raises:
+        ArenaTooSmallError: the child failed or crashed with ``arena_size``; the
+            message gives the size the model needs (`measure_arena`).
+    """
+    from tf_nvm.errors import ArenaTooSmallError  # noqa: PLC0415
+
+    data = _model_bytes(content)
+    if isinstance(arena_size, bool) or not isinstance(arena_size, (int, np.integer)) or arena_size <= 0:
+        raise ArenaTooSmallError(f"{owner}: arena_size must be a positive integer (bytes), got {arena_size!r}. "
+                                 "Fix: pass the arena measured by tflite_export.measure_arena, or None to measure it.")
+    probe = _ArenaProbe(data, timeout)
+    try:
+        ran, _, (status, tail) = probe.run(arena_size)
+    finally:
+        probe.close()
+    if ran:
+        return
+    need = measure_arena(data, timeout=timeout)
+    raise ArenaTooSmallError(
+        f"{owner}: TFLite Micro cannot run this model with arena_size={int(arena_size)} bytes (a child process "
+        f"exited with status {status}: {tail.strip().splitlines()[-1] if tail.strip() else 'no output'!r}); the "
+        f"model needs {need} bytes (tflite_export.measure_arena). Fix: pass arena_size >= {need}, or None to "
+        "measure it; an arena_bytes stored by an older tf_nvm export (which read only the allocator's final "
+        "total) may be too small: export again.")
 
 
 def _compare(name, got, want):
@@ -342,16 +620,27 @@ def compare(model, content, x, runtimes=("litert", "tflm"), arena_size=None, emu
         emulate: ``"auto"`` (default): compare each runtime with the Keras model
             in the `tf_nvm.modes.emulate_runtime` mode of `KERAS_EMULATION`
             (``"tflm"`` for TFLite Micro, ``"litert-reference"`` for the reference
-            resolver); or one mode of `tf_nvm.modes.RUNTIMES` for every runtime.
+            resolver): checks that the export is right for every runtime;
+            ``"model"``: compare every runtime with the model as trained (the
+            arithmetic of its spec's ``runtime``): what a deployment gets (see
+            `runtime_report`); or one mode of `tf_nvm.modes.RUNTIMES` for every
+            runtime.
 
     Returns:
         dict {runtime: `RuntimeComparison`}.
+
+    Raises:
+        ExportError: unknown runtime or mode.
+        ArenaTooSmallError: ``arena_size`` is too small for TFLite Micro.
     """
+    import tf_nvm  # noqa: PLC0415
     from tf_nvm.modes import RUNTIMES  # noqa: PLC0415
 
-    if emulate != "auto" and emulate not in RUNTIMES:
-        raise ExportError(f"compare: emulate must be 'auto' or one of {list(RUNTIMES)}, got {emulate!r}. Fix: pass "
-                          "one of those modes.")
+    if emulate != "auto" and emulate != "model" and emulate not in RUNTIMES:
+        raise ExportError(f"compare: emulate must be 'auto', 'model' or one of {list(RUNTIMES)}, got {emulate!r}. "
+                          "Fix: pass one of those modes.")
+    if emulate == "model":
+        emulate = tf_nvm.model_spec(model).runtime
     unknown = [name for name in runtimes if name not in KERAS_EMULATION]
     if unknown:
         raise ExportError(f"compare: unknown runtime {unknown[0]!r}; allowed: {list(KERAS_EMULATION)}. Fix: pass "

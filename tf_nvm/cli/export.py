@@ -24,7 +24,12 @@ def add_parser(subparsers):
     parser.add_argument("--container", choices=["int8", "int4"], default="int8",
                         help="TFLite weight container (int8: bit-exact in LiteRT; int4: half the weight flash, "
                              "1-LSB rounding differences, codes must fit -7..7)")
-    parser.add_argument("--no-arena", action="store_true", help="do not measure the TFLite Micro arena")
+    parser.add_argument("--no-arena", action="store_true", help="do not measure the TFLite Micro arena (nor run "
+                                                                "the runtime check, which needs TFLite Micro)")
+    parser.add_argument("--no-check", action="store_true",
+                        help="do not run the .tflite in LiteRT and TFLite Micro (by default the export says which "
+                             "runtime the model matches bit for bit, its spec's runtime, and what differs on the "
+                             "other)")
     parser.add_argument("--data", metavar="PATH",
                         help="training data: the explicit source of the run's data set (--dataset), else a user's "
                              ".npz whose x_train gives the representative data and, for a model without "
@@ -66,7 +71,8 @@ def run(args):
     preprocessing, representative = plan.standardisation, plan.representative
     if args.tflite:
         summary = tflite_export.export_tflite(run_folder.model, args.tflite, representative, container=args.container,
-                                              measure_arena=not args.no_arena)
+                                              measure_arena=not args.no_arena,
+                                              check_runtimes=not (args.no_arena or args.no_check))
         print(summary)
         if args.json:
             print(json.dumps(summary.to_dict(), indent=2))
