@@ -195,6 +195,16 @@ def test_seeds_and_init_are_checked_when_the_recipe_loads():
         recipes.Recipe(name="r", dataset="har", architecture="har_cnn", spec="paper-2bit-bipolar", init="bogus")
 
 
+def test_a_recipe_sign_split_is_checked_and_left_out_of_the_dict_when_off():
+    with pytest.raises(RecipeError, match=r"sign_split must be one of \[None, 'auto'\] \(null or \"auto\"\), "
+                                          r"got 'yes'\. Fix"):
+        recipes.Recipe(name="r", dataset="har", architecture="har_cnn", spec="paper-2bit-unipolar", sign_split="yes")
+    off = recipes.Recipe(name="r", dataset="har", architecture="har_cnn", spec="paper-2bit-unipolar")
+    assert "sign_split" not in off.to_dict()  # run folders written before the field still match
+    auto = recipes.from_dict(dict(off.to_dict(), sign_split="auto"))
+    assert auto.sign_split == "auto" and auto.to_dict()["sign_split"] == "auto"
+
+
 def test_an_earlier_run_is_never_overwritten_silently(tmp_path):
     from tf_nvm import runs  # noqa: PLC0415
     from tf_nvm.errors import RunFolderError  # noqa: PLC0415

@@ -22,13 +22,10 @@ from tf_nvm.quantize_configs import config_for, grid_input_layers, is_crossbar, 
 from tf_nvm.scheme import NVMQuantizeScheme
 from tf_nvm.serialization import custom_objects
 from tf_nvm.sign_split import blind_crossbars, can_feed_both_signs, feed_both_signs
-from tf_nvm.spec import INITS, resolve_spec
+from tf_nvm.spec import INITS, SIGN_SPLITS, resolve_spec
 
 __all__ = ["quantize_model", "calibrate_scale", "check_input_range", "INITS", "SIGN_SPLITS", "CLIPPED_WARN_FRACTION"]
 
-SIGN_SPLITS = (None, "auto")
-"""Values of ``quantize_model(sign_split=...)``: None (off: one warning lists the non-inhibiting crossbars) or
-``"auto"`` (under a unipolar spec, feed each of them both signs ``[x, -x]``)."""
 
 CLIPPED_WARN_FRACTION = 1e-3
 """`check_input_range` warns when more than this fraction of the input values lie outside the shared range."""

@@ -22,7 +22,7 @@ from typing import Optional, Union
 from tf_nvm import models
 from tf_nvm.datasets import DATASETS
 from tf_nvm.errors import RecipeError, SpecError, UnknownNameError
-from tf_nvm.spec import INITS, resolve_spec
+from tf_nvm.spec import INITS, SIGN_SPLITS, resolve_spec
 
 __all__ = ["Recipe", "load", "from_dict", "names", "recipes_dir", "read_json_config"]
 
@@ -63,6 +63,8 @@ class Recipe:
         spec: preset name or full spec dict.
         architecture_args: keyword arguments of the architecture builder.
         init: `quantize_model` init (``"keep"`` or ``"device"``).
+        sign_split: `quantize_model` sign_split (None, or ``"auto"``: under a unipolar spec every crossbar
+            that reads only non-negative inputs is fed ``[x, -x]``).
         epochs: training epochs (the best validation epoch is kept).
         batch_size: examples per step.
         learning_rate: peak Adam learning rate (cosine decay to 0).
@@ -84,6 +86,7 @@ class Recipe:
     spec: Union[str, dict]
     architecture_args: dict = dataclasses.field(default_factory=dict)
     init: str = "device"
+    sign_split: Optional[str] = None
     epochs: int = 30
     batch_size: int = 64
     learning_rate: float = 2e-3
@@ -109,6 +112,9 @@ class Recipe:
                 isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2 ** 32 for s in self.seeds):
             raise RecipeError(f"recipe {self.name!r}: seeds must be a non-empty list of integers in 0..2^32-1, got "
                               f"{self.seeds!r}. {_FIX}")
+        if self.sign_split not in SIGN_SPLITS:
+            raise RecipeError(f"recipe {self.name!r}: sign_split must be one of {list(SIGN_SPLITS)} (null or "
+                              f"\"auto\"), got {self.sign_split!r}. {_FIX}")
         if self.init not in INITS:
             raise RecipeError(f"recipe {self.name!r}: init must be one of {list(INITS)}, got {self.init!r}. {_FIX}")
         if self.dataset not in DATASETS:
@@ -182,6 +188,8 @@ class Recipe:
         """JSON-ready dict."""
         out = dataclasses.asdict(self)
         out["seeds"] = list(self.seeds)
+        if out["sign_split"] is None:  # left out when off: recipes (and run folders) from before the field match
+            del out["sign_split"]
         return out
 
 

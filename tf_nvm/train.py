@@ -199,7 +199,7 @@ def _train_seed(recipe, split, seed, verbose, shared_floats, out_dir):
     float_model, float_result = _float_baseline(recipe, split, seed, verbose, shared_floats, out_dir)
     keras.utils.set_random_seed(seed)
     nvm_model = quantize_model(models.build(recipe.architecture, **recipe.architecture_args),
-                               recipe.spec, init=recipe.init)
+                               recipe.spec, init=recipe.init, sign_split=recipe.sign_split)
     if verbose:
         print(f"[tf-nvm] {recipe.name} seed {seed}: NVM model ({recipe.spec_name})", flush=True)
     progress = _progress(_seed_progress(out_dir, seed, "nvm"), recipe, split, seed, "nvm")
