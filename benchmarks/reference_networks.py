@@ -12,7 +12,8 @@ preset (``paper-2bit-unipolar`` with ``sign_split="auto"``, ``paper-4bit-bipolar
 3. crossbar export, the ideal simulated chip against the exact evaluator (differing output codes);
 4. ``--chips`` PCM-like chips at 1 h (accuracy, or the reconstruction MSE for the autoencoder), beside the
    ideal chip;
-5. cost: crossbar area / energy / latency per inference beside the Cortex-M4F baseline of the TFLite model.
+5. cost: crossbar chip area (mm^2), energy (uJ) and latency (us) per inference (isaac-32nm technology,
+   `tf_nvm.cost.network_cost`) beside the Cortex-M4F baseline of the TFLite model (MACs, uJ, ms).
 
 Run: python3 benchmarks/reference_networks.py [--epochs 2] [--examples 200] [--chips 5] [--out DIR]
 Writes DIR/reference_networks.csv and .md (one row per network and preset) and prints the table.
@@ -90,12 +91,17 @@ def run_one(name, preset, args, out):
     row["pcm_1h"] = f"{chips.mean:.4g} +- {chips.std:.2g}"
     row["ideal"] = round(float(chips.ideal_score), 4)
     cost = network_cost(mapping).summary()
-    row.update(area_mm2=cost["total_area_mm2"], energy_nj=cost["total_energy_nj"], latency_us=cost["latency_us"])
     with open(summary.path, "rb") as handle:
         _, mcu = mcu_cost(read_tflite(handle.read()), "cortex-m4f", summary.arena_bytes)
-    row.update(mcu_energy_nj=mcu["energy_nj"], mcu_latency_us=mcu["latency_us"], macs=mcu["macs"])
-    row["total_s"] = round(time.perf_counter() - start, 1)
-    return row
+    return dict(row, **units(cost, mcu), total_s=round(time.perf_counter() - start, 1))
+
+
+def units(cost, mcu):
+    """The cost columns of a row in readable units: crossbar chip vs the Cortex-M4F running the .tflite."""
+    return {"xbar_area_mm2": round(cost["total_area_mm2"], 3),
+            "xbar_energy_uj": round(cost["total_energy_nj"] / 1e3, 3), "xbar_latency_us": round(cost["latency_us"], 1),
+            "mcu_macs": int(mcu["macs"]),
+            "mcu_energy_uj": round(mcu["energy_nj"] / 1e3, 1), "mcu_latency_ms": round(mcu["latency_us"] / 1e3, 1)}
 
 
 def main():

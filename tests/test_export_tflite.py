@@ -350,7 +350,7 @@ def test_bad_runtime_arguments_are_export_errors():
     with pytest.raises(ExportError, match=r"run_litert: resolver must be one of \['default', 'builtin', 'reference'\], "
                                           r"got 'fast'\. Fix: pass one of those names\."):
         run_litert(b"", x, resolver="fast")
-    with pytest.raises(ExportError, match=r"compare: emulate must be 'auto' or one of .*, got 'gpu'\. Fix: pass one "
+    with pytest.raises(ExportError, match=r"compare: emulate must be 'auto', 'model' or one of .*, got 'gpu'\. Fix: pass one "
                                           r"of those modes\."):
         compare(None, b"", x, emulate="gpu")
     with pytest.raises(ExportError, match=r"compare: unknown runtime 'onnx'; allowed: \['litert', 'litert-builtin', "
