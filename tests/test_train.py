@@ -109,8 +109,9 @@ def test_unknown_architecture_or_arguments_are_refused_when_the_recipe_loads(tmp
     path = tmp_path / "arch.json"
     path.write_text(json.dumps({"dataset": "har", "architecture": "resnet", "spec": "paper-2bit-bipolar"}))
     with pytest.raises(RecipeError, match=r"recipe 'arch': architecture must be one of \['cifar_cnn', 'cifar_vgg', "
-                                          r"'har_cnn', 'har_search_cnn', 'har_search_mlp', 'har_signed_cnn'\], got "
-                                          r"'resnet'\. Fix: correct the recipe file"):
+                                          r"'ds_cnn', 'fc_autoencoder', 'har_cnn', 'har_search_cnn', 'har_search_mlp', "
+                                          r"'har_signed_cnn', 'mobilenet_v1', 'resnet8'\], got 'resnet'\. Fix: correct "
+                                          r"the recipe file"):
         recipes.load(str(path))
     assert main(["train", str(path), "--out", str(tmp_path / "run"), "--data", str(tmp_path / "no-data")]) == 2
     assert "architecture must be one of" in capsys.readouterr().err
