@@ -180,6 +180,7 @@ INPUT_STD_RANGE = (0.1, 10.0)
 """Allowed standard deviation of the standardised test inputs (model units): outside it the data are not in the
 units the mapping's standardisation was fitted on (e.g. pixels 0..1 fed to a 0..255 standardisation: about 1/255)."""
 
+
 def _arrays_of(loaded):
     """(x_train, y_train, x_test, y_test) of a registered loader's result (an object with those attributes,
     e.g. `HARData`, or Keras-style ``((x_train, y_train), (x_test, y_test))``)."""

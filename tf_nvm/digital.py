@@ -2,7 +2,8 @@
 
 `tf_nvm.quantize_model` swaps BatchNormalization for `NVMBatchNormalization`,
 GlobalAveragePooling1D/2D for `NVMGlobalAveragePooling1D`/`2D` and
-AveragePooling1D/2D for `NVMAveragePooling1D`/`2D` (`average_pool_codes`): same
+AveragePooling1D/2D for `NVMAveragePooling1D`/`2D` (`average_pool_codes`), the
+``replace_with`` of each class's entry in `tf_nvm.quantize_configs.LAYER_RULES`: same
 arguments, same weights, same training behaviour; at inference they compute
 what LiteRT's default (XNNPACK) int8 kernels compute, so that the exported
 ``.tflite`` reproduces the Keras model exactly.
@@ -88,7 +89,7 @@ from tf_nvm.spec import resolve_spec
 
 __all__ = ["NVMBatchNormalization", "NVMGlobalAveragePooling1D", "NVMGlobalAveragePooling2D", "NVMAveragePooling1D",
            "NVMAveragePooling2D", "average_pool_codes", "MULTIPLIER_MAX",
-           "OFFSET_MAX", "SCALE_BITS", "EXACT_LAYERS"]
+           "OFFSET_MAX", "SCALE_BITS"]
 
 MULTIPLIER_MAX = 127
 """Largest |m_c|: the per-channel multiplier is an int8 weight with zero point 0."""
@@ -371,14 +372,3 @@ class NVMAveragePooling1D(_ExactAveragePool, keras.layers.AveragePooling1D):
 @register
 class NVMAveragePooling2D(_ExactAveragePool, keras.layers.AveragePooling2D):
     """`keras.layers.AveragePooling2D` with TFLite's int8 rounding (bit-exact in LiteRT and TFLite Micro)."""
-
-
-EXACT_LAYERS = {
-    keras.layers.AveragePooling1D: NVMAveragePooling1D,
-    keras.layers.AveragePooling2D: NVMAveragePooling2D,
-    keras.layers.BatchNormalization: NVMBatchNormalization,
-    keras.layers.GlobalAveragePooling1D: NVMGlobalAveragePooling1D,
-    keras.layers.GlobalAveragePooling2D: NVMGlobalAveragePooling2D,
-}
-"""Keras layer class -> the tf_nvm layer `quantize_model` puts in its place (same config and weights)."""
-

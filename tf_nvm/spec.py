@@ -48,10 +48,10 @@ WEIGHT_SCALE_MODES = ("calibrated", "fixed")
 DEPLOY_RUNTIMES = ("litert", "tflm")
 """Integer runtimes a model can be trained for (`NVMSpec.runtime`): LiteRT, TFLite Micro."""
 INITS = ("keep", "device")
+"""How `quantize_model` starts the kernels on the device grid: snap trained weights, or spread the codes."""
 SIGN_SPLITS = (None, "auto")
 """Values of ``quantize_model(sign_split=...)`` and a recipe's ``sign_split``: None (off: one warning lists the
 non-inhibiting crossbars) or ``"auto"`` (under a unipolar spec, feed each of them both signs ``[x, -x]``)."""
-"""How `quantize_model` starts the kernels on the device grid: snap trained weights, or spread the codes."""
 _MAX_WEIGHT_BITS = 7
 _FLOAT32_MAX = 3.4028234663852886e38
 _ACTIVATION_BITS = (8,)
