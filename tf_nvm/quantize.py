@@ -63,12 +63,13 @@ def check_input_range(x, spec, owner="quantize_model"):
     Returns:
         float, the fraction of the values of ``x`` outside the range (0 for empty ``x``).
     """
-    arrays = [np.asarray(a, dtype=np.float64) for a in (x if isinstance(x, (list, tuple)) else [x])]
+    # Compared in the arrays' own dtype: no float64 copy of a whole training set (CIFAR-10: 1.1 GB).
+    arrays = [np.asarray(a) for a in (x if isinstance(x, (list, tuple)) else [x])]
     total = sum(a.size for a in arrays)
     if not total:
         return 0.0
     low, high = spec.activation_min, spec.activation_max
-    clipped = sum(int(np.count_nonzero((a < low) | (a > high))) for a in arrays)
+    clipped = sum(int(np.count_nonzero(a < low)) + int(np.count_nonzero(a > high)) for a in arrays)
     fraction = clipped / total
     if fraction > CLIPPED_WARN_FRACTION:
         smallest, largest = min(float(a.min()) for a in arrays), max(float(a.max()) for a in arrays)
