@@ -269,9 +269,9 @@ def feed_both_signs(model, split=(), separate_softmax=(), kernels="split"):
     With ``kernels="initializer"`` the layers in ``split`` keep the kernels their own ``kernel_initializer``
     draws for the doubled input (Dense/Conv: ``2C`` rows, so the fan-in of a network written with ``[x, -x]``
     by hand; DepthwiseConv2D: two independent draws), and their other weights (bias) from ``model``: the start
-    of a network trained from scratch (``quantize_model(init="device")``). Measured on ResNet-8, CIFAR-10,
-    2-bit unipolar, 5 epochs (``benchmarks/unipolar_sign_split.py``): the exact split leaves half of every
-    split kernel at code 0 and trained 1.7 points below the hand-written network on two seeds.
+    of a network trained from scratch (``quantize_model(init="device")``). The exact split starts half of every
+    split kernel at code 0 and trained ResNet-8 (2-bit unipolar, CIFAR-10) below the hand-written network;
+    fresh kernels train like it (``docs/results/reference-networks/README.md``).
 
     Args:
         model: a built tf_keras Functional model (float), every layer called once.
