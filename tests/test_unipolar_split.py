@@ -10,6 +10,7 @@ import tf_nvm
 from tf_nvm import InputRangeWarning, NonInhibitingCrossbarWarning, SpecError, UnsupportedLayerError
 from tf_nvm._keras import keras
 from tf_nvm.mapping.reference import evaluate
+from tf_nvm.nvm_model import crossbar_variables
 from tf_nvm.sign_split import feed_both_signs, sign_split_layers
 from tflite_export import export_crossbar, export_tflite
 from tflite_export.verify import compare
@@ -73,6 +74,24 @@ def test_sign_split_of_a_float_model_keeps_its_function_and_matches_the_hand_wri
     assert both.count_params() == hand.count_params()
     x = np.random.default_rng(0).normal(size=(8, 10, 6, 1)).astype(np.float32)
     np.testing.assert_allclose(both(x).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("init", ["keep", "device"])
+def test_split_kernels_are_the_exact_split_of_a_trained_model_and_fresh_for_training_from_scratch(init):
+    """init='keep': [max(W, 0); max(-W, 0)] (one half of every pair at 0); init='device': the layer's initializer
+    for 2C rows, as a hand-written [x, -x] network starts (both halves spread over the codes)."""
+    keras.utils.set_random_seed(0)
+    model = tf_nvm.models.build("har_cnn", input_shape=(16, 3), filters=(4, 4, 4))
+    nvm = tf_nvm.quantize_model(model, "paper-2bit-unipolar", init=init, sign_split="auto")
+    kernel = crossbar_variables(nvm.get_layer("quant_conv1"))[0].numpy()
+    positive, negative = kernel[:, :4, :], kernel[:, 4:, :]
+    both_on = float(np.mean((positive > 0) & (negative > 0)))
+    if init == "keep":
+        assert both_on == 0.0
+        step = tf_nvm.model_spec(nvm).weight_scale
+        np.testing.assert_allclose(positive - negative, model.get_layer("conv1").get_weights()[0], atol=0.5001 * step)
+    else:
+        assert both_on > 0.8, both_on
 
 
 def test_depthwise_sign_split_and_softmax_split_are_exact_in_tflite_and_the_mapping(tmp_path):

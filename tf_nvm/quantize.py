@@ -154,8 +154,12 @@ def quantize_model(model, spec, *, init="keep", sign_split=None, calibration_dat
     output, its pooling, ...) cannot inhibit: with ``sign_split="auto"`` each such
     crossbar reads both signs ``[x, -x]`` (`tf_nvm.sign_split.feed_both_signs`:
     twice the kernel rows for Dense/Conv, two depthwise layers and a digital Add
-    for DepthwiseConv2D; the float function is unchanged before the grid snap);
-    without it, one `NonInhibitingCrossbarWarning` lists them.
+    for DepthwiseConv2D); without it, one `NonInhibitingCrossbarWarning` lists
+    them. With ``init="keep"`` the split kernels are ``[max(W, 0); max(-W, 0)]``
+    (the float function is unchanged before the grid snap); with
+    ``init="device"`` (training from scratch) they are drawn anew by each
+    layer's initializer for the doubled input, as a network written with
+    ``[x, -x]`` by hand starts.
 
     Args:
         model: a built tf_keras Sequential or Functional model.
@@ -212,8 +216,6 @@ def quantize_model(model, spec, *, init="keep", sign_split=None, calibration_dat
                 "float model to quantize_model, not an NVM model.")
         rule_for(layer)  # raises UnsupportedLayerError with the supported list
     _check_weights_finite(model)
-    if spec.weight_scale is None:
-        spec = spec.with_weight_scale(calibrate_scale(model, spec))
     if calibration_data is not None:
         check_input_range(calibration_data, spec)
     blind = blind_crossbars(model) if spec.unipolar else []
@@ -221,7 +223,10 @@ def quantize_model(model, spec, *, init="keep", sign_split=None, calibration_dat
     _warn_non_inhibiting([layer for layer in blind if layer not in split])
     model = feed_both_signs(model, split=[layer.name for layer in split],
                             separate_softmax=[node.name for node in nodes
-                                              if is_crossbar(node.layer) and activation_name(node.layer) == "softmax"])
+                                              if is_crossbar(node.layer) and activation_name(node.layer) == "softmax"],
+                            kernels="initializer" if init == "device" else "split")
+    if spec.weight_scale is None:  # on the kernels the crossbars will hold (after a sign split)
+        spec = spec.with_weight_scale(calibrate_scale(model, spec))
 
     constraint = NVMKernelConstraint(spec)
     grid_input = grid_input_layers(layer_graph(model, include_inputs=True))

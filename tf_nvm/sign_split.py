@@ -46,13 +46,16 @@ import dataclasses
 import numpy as np
 
 from tf_nvm._keras import QuantizeWrapper, keras
-from tf_nvm.errors import UnsupportedLayerError
+from tf_nvm.errors import SpecError, UnsupportedLayerError
 from tf_nvm.graph import activation_name, layer_graph, non_inhibiting_layers, nonnegative_outputs
 from tf_nvm.modes import in_converter_graph
 from tf_nvm.quantize_configs import is_crossbar
 
 __all__ = ["SignSplit", "sign_split_layers", "fuse_sign_split", "can_feed_both_signs", "feed_both_signs",
-           "both_signs_depthwise", "blind_crossbars"]
+           "both_signs_depthwise", "blind_crossbars", "SPLIT_KERNELS"]
+
+SPLIT_KERNELS = ("split", "initializer")
+"""How `feed_both_signs` sets the kernels of the crossbars it splits."""
 
 _FUSED = "_tf_nvm_sign_split_channels"
 """Attribute set on a fused convolution: the channels ``C`` of ``t`` (its kernel has ``2C`` input rows)."""
@@ -251,11 +254,11 @@ def _input_tensor(layer):
                        sparse=config.get("sparse", False), ragged=config.get("ragged", False))
 
 
-def feed_both_signs(model, split=(), separate_softmax=()):
+def feed_both_signs(model, split=(), separate_softmax=(), kernels="split"):
     """A float copy of ``model`` in which the crossbars ``split`` read both signs of their input.
 
-    The copy computes the same function in float (up to float rounding): a Dense or convolution in
-    ``split`` reads ``Concatenate(name=f"{name}_pm")([x, Rescaling(-1.0, name=f"{name}_neg")(x)])`` with the
+    With ``kernels="split"`` the copy computes the same function in float (up to float rounding): a Dense or
+    convolution in ``split`` reads ``Concatenate(name=f"{name}_pm")([x, Rescaling(-1.0, name=f"{name}_neg")(x)])`` with the
     kernel ``[max(W, 0); max(-W, 0)]`` (twice the rows); a DepthwiseConv2D ``name`` keeps ``max(W, 0)`` and
     its bias, and gains ``{name}_neg`` (kernel ``max(-W, 0)``, no bias) on ``Rescaling(-1.0,
     name=f"{name}_neg_input")(x)`` and ``Add(name=f"{name}_sum")``, followed by its activation, if any, as an
@@ -263,10 +266,19 @@ def feed_both_signs(model, split=(), separate_softmax=()):
     of `tf_nvm.models`. A crossbar in ``separate_softmax`` (``activation="softmax"``) becomes linear and is
     followed by ``Softmax(name=f"{name}_softmax")``. Every other layer is a copy (config and weights).
 
+    With ``kernels="initializer"`` the layers in ``split`` keep the kernels their own ``kernel_initializer``
+    draws for the doubled input (Dense/Conv: ``2C`` rows, so the fan-in of a network written with ``[x, -x]``
+    by hand; DepthwiseConv2D: two independent draws), and their other weights (bias) from ``model``: the start
+    of a network trained from scratch (``quantize_model(init="device")``). The exact split starts half of every
+    split kernel at code 0 and trained ResNet-8 (2-bit unipolar, CIFAR-10) below the hand-written network;
+    fresh kernels train like it (``docs/results/reference-networks/README.md``).
+
     Args:
         model: a built tf_keras Functional model (float), every layer called once.
         split: names of the crossbar layers to feed ``[x, -x]`` (each passes `can_feed_both_signs`).
         separate_softmax: names of the crossbar layers whose softmax becomes a separate layer.
+        kernels: ``"split"`` (``[max(W, 0); max(-W, 0)]``: the same float function) or ``"initializer"``
+            (fresh kernels for the doubled input, see above); `SPLIT_KERNELS`.
 
     Returns:
         a new tf_keras Functional model (``model`` itself when both sets are empty).
@@ -275,6 +287,10 @@ def feed_both_signs(model, split=(), separate_softmax=()):
         UnsupportedLayerError: a layer of ``model`` is called more than once (a shared layer), or a layer in
             ``split`` that `can_feed_both_signs` refuses.
     """
+    if kernels not in SPLIT_KERNELS:
+        raise SpecError(f"feed_both_signs: kernels must be one of {list(SPLIT_KERNELS)}, got {kernels!r}. "
+                         "Fix: pass 'split' (same float function) or 'initializer' (fresh kernels, training from "
+                         "scratch).")
     split, separate_softmax = set(split), set(separate_softmax)
     if not split and not separate_softmax:
         return model
@@ -310,15 +326,16 @@ def feed_both_signs(model, split=(), separate_softmax=()):
                 "(it does Dense, Conv1D/Conv2D with one group and DepthwiseConv2D, channels last). Fix: build "
                 "its [x, -x] input yourself, or use a bipolar spec.")
         elif type(layer) is L.DepthwiseConv2D:
-            out = _both_signs_depthwise(layer, config, x, fresh, weights)
+            out = _both_signs_depthwise(layer, config, x, fresh, weights, kernels)
         else:
             negated = L.Rescaling(-1.0, name=fresh(f"{node.name}_neg"))(x)
             both = L.Concatenate(name=fresh(f"{node.name}_pm"))([x, negated])
             clone = type(layer).from_config(config)
             out = clone(both)
             kernel, *rest = layer.get_weights()
-            weights.append((clone, [np.concatenate([np.maximum(kernel, 0), np.maximum(-kernel, 0)], axis=-2),
-                                    *rest]))
+            both_kernel = (np.concatenate([np.maximum(kernel, 0), np.maximum(-kernel, 0)], axis=-2)
+                           if kernels == "split" else clone.get_weights()[0])
+            weights.append((clone, [both_kernel, *rest]))
         if softmax:
             out = L.Softmax(name=fresh(f"{node.name}_softmax"))(out)
         tensors[node.name] = out
@@ -329,8 +346,11 @@ def feed_both_signs(model, split=(), separate_softmax=()):
     return rebuilt
 
 
-def _both_signs_depthwise(layer, config, x, fresh, weights):
-    """``dw(x, max(W, 0)) + dw(-x, max(-W, 0))`` (+ bias, then the activation) for a DepthwiseConv2D."""
+def _both_signs_depthwise(layer, config, x, fresh, weights, kernels):
+    """``dw(x, max(W, 0)) + dw(-x, max(-W, 0))`` (+ bias, then the activation) for a DepthwiseConv2D.
+
+    With ``kernels="initializer"`` both halves keep their own initializer's kernels (`feed_both_signs`).
+    """
     L = keras.layers
     activation = activation_name(layer)
     linear = dict(config, activation="linear")
@@ -340,7 +360,10 @@ def _both_signs_depthwise(layer, config, x, fresh, weights):
     negated = L.Rescaling(-1.0, name=fresh(f"{layer.name}_neg_input"))(x)
     out = L.Add(name=fresh(f"{layer.name}_sum"))([positive(x), negative(negated)])
     kernel, *rest = layer.get_weights()
-    weights.extend([(positive, [np.maximum(kernel, 0), *rest]), (negative, [np.maximum(-kernel, 0)])])
+    if kernels == "split":
+        weights.extend([(positive, [np.maximum(kernel, 0), *rest]), (negative, [np.maximum(-kernel, 0)])])
+    else:
+        weights.append((positive, [positive.get_weights()[0], *rest]))
     if activation not in ("linear", None):
         out = L.Activation(activation, name=fresh(f"{layer.name}_activation"))(out)
     return out
