@@ -63,8 +63,13 @@ def tiny_split_and_recipe(n=64):
     return split, recipe
 
 
-def test_tf32_is_off_once_nvm_layers_are_imported():
-    assert tf.config.experimental.tensor_float_32_execution_enabled() is False
+def test_tf32_is_off_once_tf_nvm_imports_tensorflow():
+    child = subprocess.run([sys.executable, "-c", "import tensorflow as tf; a = tf.config.experimental."
+                            "tensor_float_32_execution_enabled(); import tf_nvm.simulator; print(a, tf.config."
+                            "experimental.tensor_float_32_execution_enabled())"], capture_output=True, text=True,
+                           timeout=120, cwd=ROOT, env={**os.environ, "TF_USE_LEGACY_KERAS": "1",
+                                                        "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert child.stdout.split() == ["True", "False"], child.stderr[-2000:]  # TensorFlow's default, then off
 
 
 def test_quantize_model_turns_tf32_off_with_a_warning_naming_the_setting(tf32_on, seeded):

@@ -8,9 +8,10 @@ that silently:
 * **TensorFloat-32** (TF32): on NVIDIA Ampere and later GPUs TensorFlow runs
   float32 matmuls and convolutions with 10-bit mantissas by default
   (``tf.config.experimental.enable_tensor_float_32_execution``), so a product
-  above 2^11 is rounded. Importing this module (every NVM quantizer does) turns
-  TF32 off for the process; `require_float32` finds it re-enabled, turns it off
-  again and warns (`TensorFloat32Warning`). On a CPU the switch changes nothing.
+  above 2^11 is rounded. tf_nvm's Keras side (`tf_nvm._keras`, which every
+  TensorFlow-using module imports: NVM layers, simulator) turns TF32 off for the
+  process when it is imported; `require_float32` finds it re-enabled, turns it
+  off again and warns (`TensorFloat32Warning`). On a CPU the switch changes nothing.
 * **Mixed precision**: a global policy (``keras.mixed_precision.set_global_policy(
   "mixed_float16")`` or ``"mixed_bfloat16"``) or a layer built with a non-float32
   ``dtype`` computes in 16-bit floats (11 or 8 significant bits):
@@ -30,9 +31,6 @@ __all__ = ["require_float32", "check_layer_float32", "TF32_SETTING"]
 
 TF32_SETTING = "tf.config.experimental.enable_tensor_float_32_execution"
 """TensorFlow's TF32 switch, named in every message."""
-
-tf.config.experimental.enable_tensor_float_32_execution(False)  # exact float32 from the first NVM layer on
-
 
 def _policy_name(policy):
     return getattr(policy, "name", str(policy))
