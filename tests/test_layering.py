@@ -21,7 +21,8 @@ FOUNDATION = {"tf_nvm.errors", "tf_nvm.registry", "tf_nvm.atomic", "tf_nvm.spec"
               "tf_nvm.metrics"}
 KERAS_SIDE = {f"tf_nvm.{name}" for name in ("_keras", "quantizers", "quantize_configs", "scheme", "layers", "digital",
                                             "graph", "nvm_model", "quantize", "constraints", "serialization",
-                                            "models", "train", "fixed_point", "sign_split")}
+                                            "models", "train", "fixed_point", "sign_split",
+                                            "precision")}
 TENSORFLOW = {"tensorflow", "tf_keras", "tensorflow_model_optimization", "keras"}
 
 

@@ -79,6 +79,9 @@ def _check_legacy_mode():
 
 
 _check_legacy_mode()
+# Exact float32 for every TensorFlow computation of tf_nvm (Keras NVM layers, simulator): TensorFloat-32 off
+# (on by default on NVIDIA Ampere+ GPUs, no effect on CPU); `tf_nvm.precision` checks it where models are built.
+tf.config.experimental.enable_tensor_float_32_execution(False)
 
 import tf_keras as keras  # noqa: E402
 import tensorflow_model_optimization as tfmot  # noqa: E402

@@ -29,10 +29,12 @@ __all__ = [
     "CostModelError",
     "SearchError",
     "PipelineError",
+    "PrecisionError",
     "TfNvmWarning",
     "NonInhibitingCrossbarWarning",
     "ZeroCodesWarning",
     "InputRangeWarning",
+    "TensorFloat32Warning",
 ]
 
 
@@ -123,6 +125,10 @@ class PipelineError(TfNvmError, ValueError):
     """An end-to-end experiment (``tf-nvm run``) got an invalid recipe or output folder."""
 
 
+class PrecisionError(TfNvmError, ValueError):
+    """An NVM model would compute in another precision than float32 (a mixed-precision or non-float32 dtype policy)."""
+
+
 class TfNvmWarning(UserWarning):
     """Base class of tf_nvm's warnings."""
 
@@ -137,3 +143,7 @@ class ZeroCodesWarning(TfNvmWarning):
 
 class InputRangeWarning(TfNvmWarning):
     """Model inputs lie outside the one shared activation range (they are clipped to it)."""
+
+
+class TensorFloat32Warning(TfNvmWarning):
+    """TensorFloat-32 execution was found enabled and tf_nvm turned it off (NVM arithmetic must be float32)."""

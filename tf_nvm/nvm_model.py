@@ -15,8 +15,9 @@ import zipfile
 import numpy as np
 
 from tf_nvm._keras import QuantizeWrapper, keras, quantize_scope, wrapper_weight_variables
-from tf_nvm.errors import ExportError, InvalidWeightsError, ModelFileError, NotAnNVMModelError
+from tf_nvm.errors import ExportError, InvalidWeightsError, ModelFileError, NotAnNVMModelError, PrecisionError
 from tf_nvm.grid import to_codes
+from tf_nvm.precision import require_float32
 from tf_nvm.quantize_configs import NVMCrossbarConfig
 from tf_nvm.serialization import custom_objects
 
@@ -237,15 +238,17 @@ def load_model(path, compile=True, *, trusted=False):
     Raises:
         ModelFileError: not a ``.keras`` zip, damaged, too large, or holding
             code that ``safe_mode`` refuses (the message says which and the fix).
+        PrecisionError: a mixed-precision global policy (`tf_nvm.precision.require_float32`).
     """
     path = os.fspath(path)
     if not trusted:
         check_keras_file(path)
+    require_float32("load_model")  # no mixed-precision policy; TF32 off
     try:
         with quantize_scope(custom_objects()):
             return keras.models.load_model(path, custom_objects=custom_objects(), compile=compile,
                                            safe_mode=not trusted)
-    except ModelFileError:
+    except (ModelFileError, PrecisionError):
         raise
     except Exception as err:  # Keras raises ValueError/TypeError/KeyError/OSError for damaged or unsafe files
         text = str(err)

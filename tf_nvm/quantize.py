@@ -18,6 +18,7 @@ from tf_nvm.errors import (InputRangeWarning, InvalidWeightsError, NonInhibiting
                            UnsupportedLayerError, ZeroCodesWarning)
 from tf_nvm.graph import activation_name, layer_graph
 from tf_nvm.nvm_model import check_fixed_input_shape, crossbar_variables, nonfinite_weights, nvm_layers
+from tf_nvm.precision import require_float32
 from tf_nvm.quantize_configs import config_for, grid_input_layers, is_crossbar, rule_for
 from tf_nvm.scheme import NVMQuantizeScheme
 from tf_nvm.serialization import custom_objects
@@ -187,6 +188,9 @@ def quantize_model(model, spec, *, init="keep", sign_split=None, calibration_dat
             split or a softmax split.
         InvalidWeightsError: NaN or infinite weights.
         SpecError: invalid spec values.
+        PrecisionError: a mixed-precision (or other non-float32) global policy, or a layer with a
+            non-float32 dtype (`tf_nvm.precision.require_float32`; TF32 is turned off, with a warning
+            when it was on).
     """
     spec = resolve_spec(spec, owner="quantize_model")
     if init not in INITS:
@@ -206,6 +210,7 @@ def quantize_model(model, spec, *, init="keep", sign_split=None, calibration_dat
             f"quantize_model: model {model.name!r} is not built. Fix: give it a keras.Input or call "
             "model.build(input_shape).")
     check_fixed_input_shape(model, UnsupportedLayerError, "quantize_model", "quantized")
+    require_float32("quantize_model", model)  # no mixed precision; TF32 off
     model = _to_functional(model)
     nodes = layer_graph(model)
     for node in nodes:

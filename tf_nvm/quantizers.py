@@ -64,6 +64,7 @@ from tf_nvm.fixed_point import (
 )
 from tf_nvm.grid import code_multiplier
 from tf_nvm.modes import converter_weight_limit, in_converter_graph, runtime_for, training_perturbation
+from tf_nvm.precision import check_layer_float32
 from tf_nvm.serialization import register
 from tf_nvm.spec import SpecConfigured
 
@@ -183,6 +184,7 @@ class _SpecQuantizer(SpecConfigured, _Quantizer):
     """Base: a quantizer configured by one resolved `NVMSpec` and nothing else (no variables)."""
 
     def build(self, tensor_shape, name, layer):
+        check_layer_float32(layer, f"{type(self).__name__} of layer {layer.name!r}")  # exact float32 only
         return {}
 
 

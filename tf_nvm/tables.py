@@ -32,15 +32,16 @@ def to_markdown(table, decimals=4):
 
     Args:
         table: pandas DataFrame.
-        decimals: decimals of float cells.
+        decimals: decimals of float cells: one int, or ``{column: int}`` (columns not named: 4).
 
     Returns:
         str, ending in a newline.
     """
     header = [str(c) for c in table.columns]
+    places = [decimals.get(c, 4) if isinstance(decimals, dict) else decimals for c in table.columns]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
     for row in table.itertuples(index=False):
-        lines.append("| " + " | ".join(_cell(v, decimals) for v in row) + " |")
+        lines.append("| " + " | ".join(_cell(v, d) for v, d in zip(row, places)) + " |")
     return "\n".join(lines) + "\n"
 
 

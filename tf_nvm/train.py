@@ -22,6 +22,7 @@ from tf_nvm._keras import keras, tf
 from tf_nvm.data import prepare_data
 from tf_nvm.errors import InvalidWeightsError, RunFolderError
 from tf_nvm.nvm_model import model_spec, nonfinite_weights, nvm_layers
+from tf_nvm.precision import require_float32
 from tf_nvm.quantize import check_input_range, quantize_model
 from tf_nvm.sign_split import fuse_sign_split
 
@@ -96,6 +97,7 @@ def train_model(model, recipe, split, verbose=2, callbacks=(), progress=None):
     """
     fuse_sign_split(model)
     if nvm_layers(model):  # an NVM model clips its inputs to the shared activation range: say so when it matters
+        require_float32("train_model", model)  # exact float32 (no mixed precision, TF32 off)
         check_input_range(split.x_train, model_spec(model), owner="train_model")
     steps = recipe.epochs * int(np.ceil(len(split.x_train) / recipe.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, steps)

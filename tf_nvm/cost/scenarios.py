@@ -48,7 +48,9 @@ def compare_mappings(mapping, technology=None, bipolar="differential"):
 
     Returns:
         dict: crossbar-periphery area (mm^2) and energy (nJ/inference) of both, their
-        reductions (0..1), the same for the whole periphery group, and the paper's figures.
+        reductions (0..1), the same for the whole periphery group (crossbar periphery plus the digital
+        units, ``unipolar_periphery_*`` / ``bipolar_periphery_*`` and ``all_periphery_*_reduction``), and
+        the paper's figures.
     """
     tech = get_technology(technology)
     uni = network_cost(mapping, tech, kind="unipolar").summary()
@@ -61,6 +63,10 @@ def compare_mappings(mapping, technology=None, bipolar="differential"):
         "unipolar_xbar_periphery_energy_nj": uni["xbar_periphery_energy_nj"],
         "bipolar_xbar_periphery_energy_nj": bip["xbar_periphery_energy_nj"],
         "power_reduction": _reduction(uni["xbar_periphery_energy_nj"], bip["xbar_periphery_energy_nj"]),
+        "unipolar_periphery_area_mm2": uni["periphery_area_mm2"],
+        "bipolar_periphery_area_mm2": bip["periphery_area_mm2"],
+        "unipolar_periphery_energy_nj": uni["periphery_energy_nj"],
+        "bipolar_periphery_energy_nj": bip["periphery_energy_nj"],
         "all_periphery_area_reduction": _reduction(uni["periphery_area_mm2"], bip["periphery_area_mm2"]),
         "all_periphery_power_reduction": _reduction(uni["periphery_energy_nj"], bip["periphery_energy_nj"]),
         "paper_area_reduction": PAPER_REDUCTION["area"], "paper_power_reduction": PAPER_REDUCTION["power"],

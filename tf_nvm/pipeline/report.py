@@ -31,6 +31,12 @@ def _pct(value):
     return f"{100 * value:.2f} %"
 
 
+def _fixed(value, decimals):
+    """``value`` as `tf_nvm.tables.to_markdown` writes a float cell with ``decimals`` decimals (a headline
+    quoting a cell uses this, so the two read the same)."""
+    return f"{float(value):.{decimals}f}"
+
+
 def _collect(experiment, out):
     """Per variant: its training recipe as run (``experiment.json``), metrics.json and every step's marker."""
     from tf_nvm.pipeline.steps import STEPS, variant_folder  # noqa: PLC0415
@@ -72,29 +78,69 @@ def _accuracy_table(found):
 def _cost_table(found):
     rows = []
     for name, v in found.items():
-        summary, comparison = v["cost"]["summary"], v["cost"]["unipolar_vs_bipolar"]
-        mapping = v["export"]["mapping"]
+        summary, mapping = v["cost"]["summary"], v["export"]["mapping"]
         rows.append({
             "variant": name, "tiles": mapping["tiles"], "devices": mapping["devices"],
             "total area mm^2": summary["total_area_mm2"], "energy per inference nJ": summary["total_energy_nj"],
             "latency us": summary["latency_us"],
-            "unipolar vs bipolar periphery area reduction": comparison["area_reduction"],
-            "paper area reduction": comparison["paper_area_reduction"],
-            "unipolar vs bipolar periphery power reduction": comparison["power_reduction"],
-            "paper power reduction": comparison["paper_power_reduction"],
         })
     return pd.DataFrame(rows)
 
 
-_SHARED_COLUMNS = ("periphery", "adc_designs", "dac_designs", "scaling_designs", "periphery_area_mm2",
-                   "periphery_energy_nj", "total_area_mm2", "total_energy_nj", "latency_us")
+_PERIPHERY_SCOPES = (
+    ("crossbar periphery", "xbar_periphery", "area_reduction", "power_reduction"),
+    ("periphery incl. digital units", "periphery", "all_periphery_area_reduction", "all_periphery_power_reduction"))
+"""(label, `compare_mappings` key stem, area reduction key, power reduction key) of the two periphery scopes:
+the crossbar periphery (DACs, S&H, ADCs, shift-and-add, pair subtraction or G_min correction, partial sums:
+`tf_nvm.cost.CROSSBAR_PERIPHERY`, the paper's "periphery") and the whole periphery group (the same plus the
+digital units, bias/activation/requantisation and digital layers)."""
+
+PERIPHERY_DECIMALS = {"bipolar area mm^2": 4, "unipolar area mm^2": 4, "area change (%)": 1,
+                      "bipolar energy nJ": 1, "unipolar energy nJ": 1, "energy change (%)": 1,
+                      "paper area change (%)": 1, "paper power change (%)": 1}
+"""Decimals of the unipolar-vs-bipolar table's columns (its cells and the headline quoting them)."""
+
+
+def _change(reduction):
+    """A reduction (0..1) as a change in percent (-49.9 for 0.499); None stays None."""
+    return None if reduction is None else 0.0 - 100 * reduction  # 0.0 - x: no "-0.0"
+
+
+def _periphery_table(found):
+    """Unipolar vs bipolar (differential) for each variant's network, mapped both ways: area and energy per
+    inference of the crossbar periphery and of the whole periphery (with the digital units), and the change."""
+    rows = []
+    for name, v in found.items():
+        c = v["cost"]["unipolar_vs_bipolar"]
+        for label, stem, area, power in _PERIPHERY_SCOPES:
+            crossbar = stem == "xbar_periphery"
+            rows.append({
+                "variant": name, "periphery": label,
+                "bipolar area mm^2": c.get(f"bipolar_{stem}_area_mm2"),  # absent in markers of older versions
+                "unipolar area mm^2": c.get(f"unipolar_{stem}_area_mm2"), "area change (%)": _change(c.get(area)),
+                "bipolar energy nJ": c.get(f"bipolar_{stem}_energy_nj"),
+                "unipolar energy nJ": c.get(f"unipolar_{stem}_energy_nj"),
+                "energy change (%)": _change(c.get(power)),
+                "paper area change (%)": _change(c["paper_area_reduction"]) if crossbar else None,
+                "paper power change (%)": _change(c["paper_power_reduction"]) if crossbar else None})
+    return pd.DataFrame(rows)
+
+
+_SHARED_COLUMNS = {"periphery": "converter and scaling design", "adc_designs": "ADC designs",
+                   "dac_designs": "DAC designs", "scaling_designs": "scaling designs",
+                   "periphery_area_mm2": "periphery incl. digital units area mm^2",
+                   "periphery_energy_nj": "periphery incl. digital units energy nJ",
+                   "total_area_mm2": "total area mm^2", "total_energy_nj": "energy per inference nJ",
+                   "latency_us": "latency us"}
+"""The shared-vs-per-layer table's columns ({marker key: header}): its periphery is the whole group (crossbar
+periphery and digital units), named so beside the crossbar-only periphery of the unipolar-vs-bipolar table."""
 
 
 def _shared_table(found):
     rows = []
     for name, v in found.items():
         for row in v["cost"]["shared_vs_per_layer"]:
-            rows.append({"variant": name, **{key: row[key] for key in _SHARED_COLUMNS}})
+            rows.append({"variant": name, **{header: row[key] for key, header in _SHARED_COLUMNS.items()}})
     return pd.DataFrame(rows)
 
 
@@ -150,27 +196,30 @@ def _accuracies(found):
              v["metrics"]["float_test_accuracy"]) for name, v in found.items()]
 
 
-def _paper_table(experiment, found):
-    """Measured beside the paper's numbers and the experiment's targets, with a verdict."""
+def _percent(value):
+    return None if value is None else 100 * value
+
+
+def _paper_table(experiment, found, quick=False):
+    """Test accuracies (mean over seeds) beside the paper's numbers and the experiment's targets, in percent
+    (a difference in percentage points), with a verdict; in quick mode (a smoke run) neither targets nor
+    verdicts. The unipolar-vs-bipolar periphery beside the paper's is `_periphery_table`."""
     rows = [{"quantity": f"float test accuracy ({label})", "measured": accuracy,
              "paper": experiment.paper.get("float accuracy"), "target": experiment.targets.get("float")}
             for label, accuracy in _float_baselines(found)]
     for name, kind, nvm, flt in _accuracies(found):
         rows.append({"quantity": f"{name} ({kind}) test accuracy", "measured": nvm,
                      "paper": experiment.paper.get(f"{kind} accuracy"), "target": experiment.targets.get(kind)})
-        if f"{kind} vs float" in experiment.targets:
-            rows.append({"quantity": f"{name} ({kind}) minus its float baseline", "measured": nvm - flt,
-                         "paper": None, "target": experiment.targets[f"{kind} vs float"]})
-    uni = next((v for v in found.values() if v["metrics"]["spec"]["unipolar"]), None)
-    if uni is not None:
-        comparison = uni["cost"]["unipolar_vs_bipolar"]
-        rows.append({"quantity": "unipolar vs bipolar periphery area reduction", "measured":
-                     comparison["area_reduction"], "paper": comparison["paper_area_reduction"], "target": None})
-        rows.append({"quantity": "unipolar vs bipolar periphery power reduction", "measured":
-                     comparison["power_reduction"], "paper": comparison["paper_power_reduction"], "target": None})
-    table = pd.DataFrame(rows)
-    table["verdict"] = [_verdict(m, None if t is None or pd.isna(t) else t)
-                        for m, t in zip(table["measured"], table["target"])]
+        rows.append({"quantity": f"{name} ({kind}) minus its float baseline", "measured": nvm - flt,
+                     "paper": None, "target": experiment.targets.get(f"{kind} vs float")})
+    table = pd.DataFrame(rows).astype(object)
+    verdicts = [_verdict(m, None if t is None or pd.isna(t) else t) for m, t in zip(table["measured"], table["target"])]
+    table = pd.DataFrame({"quantity": table["quantity"], "measured (%)": [_percent(m) for m in table["measured"]],
+                          "paper (%)": [None if p is None or pd.isna(p) else _percent(p) for p in table["paper"]],
+                          "target (%)": [None if t is None or pd.isna(t) else _percent(t) for t in table["target"]],
+                          "verdict": verdicts})
+    if quick:
+        table = table.drop(columns=["target (%)", "verdict"])
     return table.astype(object).where(table.notna(), "")  # no "nan" where the paper gives no number
 
 
@@ -187,17 +236,46 @@ def _explanations(experiment, found):
     for name, kind, nvm, flt in _accuracies(found):
         allowed = targets.get(f"{kind} vs float")
         if allowed is not None and nvm - flt < allowed:
-            lines.append(f"- {name}: {_pct(nvm)}, {100 * (flt - nvm):.2f} pts below its float baseline "
-                         f"{_pct(flt)} (allowed: {-100 * allowed:.2f}; missed by "
+            lines.append(f"- {name}: {_pct(nvm)}, {100 * (nvm - flt):.2f} pts from its float baseline "
+                         f"{_pct(flt)} (target: >= {100 * allowed:.2f} pts; missed by "
                          f"{100 * (allowed - (nvm - flt)):.2f} pts). {notes.get(f'{kind} vs float', '')}".rstrip())
         if kind not in targets or nvm >= targets[kind]:
             continue
         target = targets[kind]
         baseline = (f"its float counterpart (same architecture, same seeds) reaches {_pct(flt)}, "
                     + ("itself below the target, so the architecture and data limit it before quantization"
-                       if flt < target else f"so quantization to {kind} costs {100 * (flt - nvm):.2f} pts"))
+                       if flt < target else f"so quantization to {kind} changes it by {100 * (nvm - flt):.2f} pts"))
         lines.append(f"- {name}: {_pct(nvm)} against the target {_pct(target)} (missed by "
                      f"{100 * (target - nvm):.2f} pts); {baseline}. {notes.get(kind, '')}".rstrip())
+    return lines
+
+
+def _headlines(found, quick):
+    """The summary lines at the top of report.md. Every number in them is a cell of a table of the same report,
+    written as that cell is (a test parses the report and checks it)."""
+    lines = []
+    if quick:
+        lines.append("- Quick mode: a smoke run (fewer seeds, epochs and chips: see What was run). It checks that "
+                     "every step works; its numbers are not the paper's results and are not judged against the "
+                     "paper's numbers or the targets.")
+    for name, kind, nvm, flt in _accuracies(found):
+        seeds = len(found[name]["metrics"]["seeds"])
+        lines.append(f"- {name} ({kind}): NVM test accuracy {_fixed(100 * nvm, 2)} %, "
+                     f"{_fixed(100 * (nvm - flt), 2)} pts from its float baseline {_fixed(100 * flt, 2)} % "
+                     f"(mean over {seeds} seed{'' if seeds == 1 else 's'}; table Measured beside the paper).")
+    name = next((n for n, v in found.items() if v["metrics"]["spec"]["unipolar"]), next(iter(found)))
+    table = _periphery_table({name: found[name]}).set_index("periphery")
+
+    def cell(scope, column):
+        value = table.loc[scope, column]
+        return "?" if value is None or pd.isna(value) else _fixed(value, PERIPHERY_DECIMALS[column])
+
+    xbar, whole = (scope for scope, *_ in _PERIPHERY_SCOPES)
+    lines.append(
+        f"- unipolar vs bipolar, {name}'s network mapped both ways (table Unipolar vs bipolar periphery): {xbar} "
+        f"area {cell(xbar, 'area change (%)')} %, energy {cell(xbar, 'energy change (%)')} % (paper: area "
+        f"{cell(xbar, 'paper area change (%)')} %, power up to {cell(xbar, 'paper power change (%)')} %); "
+        f"{whole}: area {cell(whole, 'area change (%)')} %, energy {cell(whole, 'energy change (%)')} %.")
     return lines
 
 
@@ -328,17 +406,29 @@ def _plot_levels(found, path):
 
 
 def _plot_mcu(table, path):
+    """Energy and latency per inference, grouped by variant, one colour per platform (legend), log axes."""
     plt = pyplot()
-    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    labels = [f"{v}\n{p}" for v, p in zip(table["variant"], table["platform"])]
-    for axis, column, unit, scale in ((axes[0], "energy per inference nJ", "J", 1e-9),
-                                      (axes[1], "latency us", "s", 1e-6)):
-        axis.bar(range(len(labels)), table[column] * scale)
+    variants = list(dict.fromkeys(table["variant"]))
+    platforms = list(dict.fromkeys(table["platform"]))
+    colours = plt.get_cmap("tab10")
+    figure, axes = plt.subplots(1, 2, figsize=(max(10.0, 2.2 * len(variants) + 6), 4.8))
+    width = 0.8 / len(platforms)
+    for axis, column, quantity, unit, scale in ((axes[0], "energy per inference nJ", "energy", "J", 1e-9),
+                                                (axes[1], "latency us", "latency", "s", 1e-6)):
+        for index, platform_name in enumerate(platforms):
+            rows = table[table["platform"] == platform_name].set_index("variant")
+            xs = np.arange(len(variants)) + (index - (len(platforms) - 1) / 2) * width
+            values = [rows.loc[v, column] * scale if v in rows.index else np.nan for v in variants]
+            axis.bar(xs, values, width, color=colours(index % 10), label=platform_name)
         axis.set_yscale("log")
-        axis.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize="x-small")
-        axis.set_ylabel(f"{column.split(' ')[0]} per inference ({unit}, log scale)")
-        axis.set_xlabel("variant and platform")
-        axis.set_title(f"Crossbar vs microcontroller: {column.split(' ')[0]} per inference")
+        axis.set_xticks(np.arange(len(variants)), variants, rotation=20, ha="right", fontsize="small")
+        axis.set_xlabel("variant (training recipe)")
+        axis.set_ylabel(f"{quantity} per inference ({unit}, log scale)")
+        axis.set_title(f"Crossbar vs microcontroller: {quantity} per inference")
+    figure.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, title="platform (one colour each)", loc="upper center",
+                  bbox_to_anchor=(0.5, 0.0), ncol=len(platforms), fontsize="small")  # below both axes, no bar hidden
     return write_png(figure, path)
 
 
@@ -425,19 +515,24 @@ def write_report(experiment, out, quick, timings):
     os.makedirs(folder, exist_ok=True)
     found = _collect(experiment, out)
     preset = experiment.simulation.preset
-    tables = {"accuracy": _accuracy_table(found), "paper": _paper_table(experiment, found),
-              "cost": _cost_table(found), "shared_vs_per_layer": _shared_table(found),
-              "crossbar_vs_mcu": _mcu_table(found)}
+    tables = {"accuracy": _accuracy_table(found), "paper": _paper_table(experiment, found, quick),
+              "cost": _cost_table(found), "unipolar_vs_bipolar": _periphery_table(found),
+              "shared_vs_per_layer": _shared_table(found), "crossbar_vs_mcu": _mcu_table(found)}
+    decimals = {"paper": 2, "unipolar_vs_bipolar": PERIPHERY_DECIMALS}
     for key, table in tables.items():
-        write_table(table, os.path.join(folder, key))
+        write_table(table, os.path.join(folder, key), decimals.get(key, 4))
     plots = {"accuracy": _plot_accuracy(found, os.path.join(folder, "accuracy.png"), preset),
              "accuracy_vs_time": _plot_sweep(found, os.path.join(folder, "accuracy_vs_time.png"), preset),
              "levels": _plot_levels(found, os.path.join(folder, "levels.png")),
              "crossbar_vs_mcu": _plot_mcu(tables["crossbar_vs_mcu"], os.path.join(folder, "crossbar_vs_mcu.png"))}
     plots.update({f"periphery_{k}": v for k, v in _plot_periphery(experiment, found, folder).items()})
     sim = experiment.simulation
+    kinds = {"float"} | {kind for _, kind, _, _ in _accuracies(found)}
+    targets = {label: value for label, value in experiment.targets.items()
+               if label in kinds or label.removesuffix(" vs float") in kinds}  # only those a row of the table shows
     lines = [
-        f"# {experiment.name}{' (quick mode)' if quick else ''}", "", experiment.description, "",
+        f"# {experiment.name}{' (quick mode: a smoke run)' if quick else ''}", "", experiment.description, "",
+        "## Summary", "", *_headlines(found, quick), "",
         "## What was run", "",
         f"- variants (training recipes): {', '.join(experiment.variants)}; seeds {list(experiment.seeds)}; epochs "
         f"{experiment.epochs or 'from each recipe'}" + (" (quick mode: a smoke run, not the paper's numbers)"
@@ -449,17 +544,26 @@ def write_report(experiment, out, quick, timings):
         f"{experiment.export_examples or 'all'} test examples",
         f"- cost: technology {experiment.cost.technology}, arrays {experiment.cost.array_sizing}",
         f"- software: {', '.join(f'{k} {v}' for k, v in _versions().items())}",
-        "", "## Measured beside the paper", "", to_markdown(tables["paper"], 4), "",
-        "Targets (test accuracy, mean over seeds): "
-        + (", ".join(f"{label} >= {100 * value:+.2f} pts" if label.endswith(" vs float") else
-                     f"{label} >= {_pct(value)}" for label, value in experiment.targets.items()) or "none")
-        + ". The paper's periphery figures compare its own circuit designs; ours come from the cited component "
-        "model of docs/cost_model.md (power agrees under its assumptions; area depends on how arrays are sized, "
-        "see there).", "",
-        "Missed targets, and why:", "", *(_explanations(experiment, found) or ["- none"]),
+        "", "## Measured beside the paper", "",
+        "Test accuracy in percent, mean over seeds (a difference from the float baseline in percentage points).",
+        "", to_markdown(tables["paper"], 2), "",
+        *(["Quick mode: no verdicts against the paper's numbers or the targets (a smoke run)."] if quick else [
+            "Targets (test accuracy, mean over seeds): "
+            + (", ".join(f"{label} >= {100 * value:.2f} pts" if label.endswith(" vs float") else
+                         f"{label} >= {_pct(value)}" for label, value in targets.items()) or "none") + ".", "",
+            "Missed targets, and why:", "", *(_explanations(experiment, found) or ["- none"])]),
         "", "## Accuracy", "", to_markdown(tables["accuracy"], 4), "", "![accuracy](accuracy.png)", "",
         "![accuracy vs time](accuracy_vs_time.png)", "",
-        "## Hardware cost", "", to_markdown(tables["cost"], 4), "", to_markdown(tables["shared_vs_per_layer"], 4), "",
+        "## Hardware cost", "", to_markdown(tables["cost"], 4), "",
+        "### Unipolar vs bipolar periphery", "",
+        "Each variant's network mapped unipolar and bipolar (differential pairs); the crossbar periphery is what "
+        "the paper compares (DACs, S&H, ADCs, shift-and-add, pair subtraction or G_min correction, partial sums), "
+        "the periphery incl. digital units adds bias/activation/requantisation, digital layers and lanes. Energy "
+        "per inference; at the same inference rate the power changes alike. The paper's figures compare its own "
+        "circuit designs; ours come from the cited component model of docs/cost_model.md (power agrees under its "
+        "assumptions; area depends on how arrays are sized, see there).", "",
+        to_markdown(tables["unipolar_vs_bipolar"], PERIPHERY_DECIMALS), "",
+        "### Shared vs per-layer periphery", "", to_markdown(tables["shared_vs_per_layer"], 4), "",
         "![area](periphery_area.png)", "", "![energy](periphery_energy.png)", "",
         "## Crossbar vs microcontroller (per inference)", "", to_markdown(tables["crossbar_vs_mcu"], 4), "",
         "![crossbar vs mcu](crossbar_vs_mcu.png)", "", "## Conductance levels", "", "![levels](levels.png)", "",
