@@ -1,5 +1,6 @@
 """Training on real data through the public paths: the CLI, recipes, and plain fit."""
 
+import dataclasses
 import json
 import pathlib
 import warnings
@@ -276,6 +277,13 @@ def test_variants_differing_only_in_the_spec_share_one_float_baseline(tmp_path, 
     two = Recipe(name="two", spec="paper-2bit-unipolar", **common)
     other = Recipe(name="other", spec="paper-2bit-unipolar", **{**common, "epochs": 2})
     assert float_key(four, small) == float_key(two, small) != float_key(other, small)
+    # the key is the data's content, not where it was read from (a first load reads the PyPI package, later
+    # loads the cache: one baseline); one changed value is other data
+    moved = dataclasses.replace(small, source="npz (cache): /elsewhere/har.npz")
+    assert float_key(four, moved) == float_key(four, small) and moved.content_hash() == small.content_hash()
+    changed = dataclasses.replace(small, x_test=small.x_test.copy())
+    changed.x_test[0, 0, 0] += 1.0
+    assert float_key(four, changed) != float_key(four, small)
     floats = tmp_path / "floats"
     first = run_recipe(four, tmp_path / "four", split=small, verbose=1, shared_floats=floats)
     capsys.readouterr()
