@@ -53,7 +53,7 @@ def test_cli_train_writes_run_folder(tmp_path, capsys, har_split):
     assert json.loads((out / "run.json").read_text()) == {"format": "tf_nvm.run", "schema_version": 2,
                                                           "tf_nvm_version": tf_nvm.__version__}
     assert set(json.loads((out / "preprocessing.json").read_text())) == {"input_mean", "input_std", "formula",
-                                                                         "data_source"}
+                                                                         "data_source", "data_sha256"}
     run = runs.read_run(out)
     assert run.schema_version == 2 and run.tf_nvm_version == tf_nvm.__version__
     assert run.spec.to_dict() == metrics["spec"] and run.metrics == metrics and run.dataset == "har"
@@ -164,7 +164,7 @@ def test_small_4bit_bipolar_cnn_trains_on_cifar10(tmp_path):
     """Real CIFAR-10 when the development copy is there (one epoch, 45,000 images); else a generated image folder
     in the same layout, so that the pipeline (folder loader, split, NVM training) is checked without a download."""
     real = SHARED_CIFAR.is_dir()
-    source = None if real else _synthetic_cifar_folder(tmp_path / "cifar10")
+    source = SHARED_CIFAR if real else _synthetic_cifar_folder(tmp_path / "cifar10")
     recipe = Recipe(name="c", dataset="cifar10", architecture="cifar_cnn", spec="paper-4bit-bipolar",
                     epochs=1 if real else 4, batch_size=128 if real else 32,
                     architecture_args={"filters": [16, 32, 64]})
