@@ -9,7 +9,7 @@ that standardisation, then scores the ideal chip on the first ``--examples`` tes
 * with ``--old-checkout DIR``: the same command of another checkout (``--data cifar10``, the old spelling),
   to show what it printed before.
 
-Needs the CIFAR-10 data (``$TF_NVM_DATA_DIR`` / the development copy / internet).
+Needs the CIFAR-10 data (``$TF_NVM_DATA_DIR`` / internet).
 
 Run: ``PYTHONPATH=. python3 benchmarks/cli_vs_python_cifar10.py --out /tmp/cifar_cli [--old-checkout ../main]``
 """

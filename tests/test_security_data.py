@@ -311,12 +311,11 @@ def test_special_files_inside_uci_folder_and_cache(tmp_path, monkeypatch):
     cache.mkdir(parents=True)
     os.mkfifo(cache / "har_uci_zip.npz")
     good = _write_npz(tmp_path / "good" / "har" / "har_uci_style.npz", _har_arrays())
-    monkeypatch.setattr(har, "dev_data_dirs", lambda: [tmp_path / "nowhere"])
     monkeypatch.setattr(har, "_HAPT_MODULE", "no_such_module_tf_nvm_test")
     monkeypatch.setattr(har, "_HAPT_DIST", "no-such-dist-tf-nvm-test")
     monkeypatch.setattr(har, "_download_uci_zip", lambda cache_dir: (_ for _ in ()).throw(OSError("offline")))
     with pytest.raises(DatasetNotFoundError, match=r"cache .*har_uci_zip.npz: unusable, will be rebuilt \(.*is a FIFO"):
-        load_har(verbose=False)
+        load_har("uci-zip", verbose=False)
     monkeypatch.setenv("TF_NVM_DATA_DIR", str(good.parent.parent))
     assert load_har_dataset(verbose=False).path == str(good)
 
@@ -437,7 +436,6 @@ def test_hostile_npz_files_end_in_named_errors(tmp_path):
 def test_hostile_cache_is_rebuilt_never_trusted(tmp_path, monkeypatch):
     cache = tmp_path / "cache" / "har" / "har_uci_zip.npz"
     cache.parent.mkdir(parents=True)
-    monkeypatch.setattr(har, "dev_data_dirs", lambda: [tmp_path / "nowhere"])
     monkeypatch.setattr(har, "_HAPT_MODULE", "no_such_module_tf_nvm_test")
     monkeypatch.setattr(har, "_HAPT_DIST", "no-such-dist-tf-nvm-test")
     outer = _zip_folder(_make_uci_tree(tmp_path / "tree")[0], tmp_path / "uci.zip", "UCI HAR Dataset")
@@ -447,13 +445,13 @@ def test_hostile_cache_is_rebuilt_never_trusted(tmp_path, monkeypatch):
             _zip(cache, content)
         else:
             cache.write_bytes(content)
-        data = load_har_dataset(verbose=False)
+        data = load_har_dataset("uci-zip", verbose=False)
         assert (data.source, Path(data.path)) == ("uci-zip", outer), name
         assert safe_io.load_npz(cache, har._NPZ_KEYS)["y_train"].tolist() == [0, 1, 2, 3, 4]  # rebuilt
     # a non-UTF-8 provenance string (never parsed) does not matter: only the six arrays are read
     arrays = dict(_har_arrays(), meta=np.frombuffer(b"\xff\xfe{not json", np.uint8))
     _write_npz(cache, arrays)
-    assert load_har_dataset(verbose=False).path == str(cache)
+    assert load_har_dataset("uci-zip", verbose=False).path == str(cache)
 
 
 def _hostile_pickles():

@@ -1,5 +1,6 @@
 """Training on real data through the public paths: the CLI, recipes, and plain fit."""
 
+import dataclasses
 import json
 import pathlib
 import warnings
@@ -52,7 +53,7 @@ def test_cli_train_writes_run_folder(tmp_path, capsys, har_split):
     assert json.loads((out / "run.json").read_text()) == {"format": "tf_nvm.run", "schema_version": 2,
                                                           "tf_nvm_version": tf_nvm.__version__}
     assert set(json.loads((out / "preprocessing.json").read_text())) == {"input_mean", "input_std", "formula",
-                                                                         "data_source"}
+                                                                         "data_source", "data_sha256"}
     run = runs.read_run(out)
     assert run.schema_version == 2 and run.tf_nvm_version == tf_nvm.__version__
     assert run.spec.to_dict() == metrics["spec"] and run.metrics == metrics and run.dataset == "har"
@@ -163,7 +164,7 @@ def test_small_4bit_bipolar_cnn_trains_on_cifar10(tmp_path):
     """Real CIFAR-10 when the development copy is there (one epoch, 45,000 images); else a generated image folder
     in the same layout, so that the pipeline (folder loader, split, NVM training) is checked without a download."""
     real = SHARED_CIFAR.is_dir()
-    source = None if real else _synthetic_cifar_folder(tmp_path / "cifar10")
+    source = SHARED_CIFAR if real else _synthetic_cifar_folder(tmp_path / "cifar10")
     recipe = Recipe(name="c", dataset="cifar10", architecture="cifar_cnn", spec="paper-4bit-bipolar",
                     epochs=1 if real else 4, batch_size=128 if real else 32,
                     architecture_args={"filters": [16, 32, 64]})
@@ -276,6 +277,13 @@ def test_variants_differing_only_in_the_spec_share_one_float_baseline(tmp_path, 
     two = Recipe(name="two", spec="paper-2bit-unipolar", **common)
     other = Recipe(name="other", spec="paper-2bit-unipolar", **{**common, "epochs": 2})
     assert float_key(four, small) == float_key(two, small) != float_key(other, small)
+    # the key is the data's content, not where it was read from (a first load reads the PyPI package, later
+    # loads the cache: one baseline); one changed value is other data
+    moved = dataclasses.replace(small, source="npz (cache): /elsewhere/har.npz")
+    assert float_key(four, moved) == float_key(four, small) and moved.content_hash() == small.content_hash()
+    changed = dataclasses.replace(small, x_test=small.x_test.copy())
+    changed.x_test[0, 0, 0] += 1.0
+    assert float_key(four, changed) != float_key(four, small)
     floats = tmp_path / "floats"
     first = run_recipe(four, tmp_path / "four", split=small, verbose=1, shared_floats=floats)
     capsys.readouterr()

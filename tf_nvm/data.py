@@ -18,6 +18,7 @@ Importing this module does not import TensorFlow.
 """
 
 import dataclasses
+import hashlib
 from typing import Optional
 
 import numpy as np
@@ -49,7 +50,7 @@ class Split:
         x_test, y_test: test part (reported only).
         standardisation: per-channel `Standardisation` fitted on the training
             part (part of the input encoding; a run folder's ``preprocessing.json``).
-        source: where the data came from.
+        source: where the data came from (a description: the same data may come from several places).
     """
 
     x_train: np.ndarray
@@ -60,6 +61,19 @@ class Split:
     y_test: np.ndarray
     standardisation: Standardisation
     source: str
+
+    def content_hash(self):
+        """SHA-256 (hex str) of the six arrays (dtype, shape and bytes, in field order), whatever their source.
+
+        What identifies the data in run folders and training keys: the same arrays read from a package, a cache
+        or a copy give the same hash; one changed value gives another.
+        """
+        digest = hashlib.sha256()
+        for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+            array = np.ascontiguousarray(getattr(self, name))
+            digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode("ascii"))
+            digest.update(memoryview(array).cast("B"))
+        return digest.hexdigest()
 
 
 SPLITS = Registry("data split", error=RecipeError,

@@ -4,7 +4,7 @@ Layout of a run folder (``schema_version`` 2)::
 
     run.json            manifest: {"format": "tf_nvm.run", "schema_version": 2, "tf_nvm_version": ...}
     recipe.json         the recipe (`Recipe.to_dict`)
-    preprocessing.json  input standardisation (`Standardisation.to_dict`) and ``data_source``
+    preprocessing.json  input standardisation (`Standardisation.to_dict`), ``data_source`` and ``data_sha256``
     model.keras         the NVM model of the seed with the best validation accuracy
     float_model.keras   its float baseline
     seed<N>/            model.keras, float_model.keras and result.json (its numbers, written last) of seed N;
@@ -119,7 +119,7 @@ def prepare_folder(folder, overwrite=False, remove=True):
         shutil.rmtree(folder)
 
 
-def create_run(folder, recipe, standardisation, data_source):
+def create_run(folder, recipe, standardisation, data_source, data_sha256=None):
     """Starts a run folder: manifest, ``recipe.json``, ``preprocessing.json``; clears old step markers.
 
     Files of an earlier run in ``folder`` are replaced as the new run writes them;
@@ -131,13 +131,22 @@ def create_run(folder, recipe, standardisation, data_source):
         recipe: `Recipe`.
         standardisation: `Standardisation` of the model inputs.
         data_source: where the data came from (str).
+        data_sha256: `tf_nvm.data.Split.content_hash` of the data (None: unknown).
     """
     os.makedirs(folder, exist_ok=True)
     shutil.rmtree(os.path.join(folder, STEPS), ignore_errors=True)
     write_json_atomic(os.path.join(folder, MANIFEST), {"format": FORMAT, "schema_version": SCHEMA_VERSION,
                                                        "tf_nvm_version": tf_nvm.__version__})
     write_json_atomic(os.path.join(folder, RECIPE), recipe.to_dict())
-    write_json_atomic(os.path.join(folder, PREPROCESSING), {**standardisation.to_dict(), "data_source": data_source})
+    write_json_atomic(os.path.join(folder, PREPROCESSING), _preprocessing(standardisation, data_source, data_sha256))
+
+
+def _preprocessing(standardisation, data_source, data_sha256):
+    """Contents of ``preprocessing.json`` (``data_sha256`` left out when unknown, as in folders from before it)."""
+    out = {**standardisation.to_dict(), "data_source": data_source}
+    if data_sha256 is not None:
+        out["data_sha256"] = data_sha256
+    return json.loads(json.dumps(out))  # as on disk
 
 
 def save_model(model, path):
@@ -196,12 +205,15 @@ def read_shared_float(folder):
     return result, _load_model(os.path.join(folder, FLOAT_MODEL))
 
 
-def check_resumable(folder, recipe, standardisation, data_source):
+def check_resumable(folder, recipe, standardisation, data_source, data_sha256=None):
     """Whether ``folder`` holds an interrupted (or finished) run of exactly this recipe on this data.
+
+    The data are the same when their standardisation and content hash (``data_sha256``) are, wherever they were
+    read from; a folder written before the hash was recorded (or a call without it) compares ``data_source``.
 
     Returns:
         False when ``folder`` is missing or empty (nothing to resume); True when it holds a run of ``recipe``
-        (same ``recipe.json``) prepared from the same data (same ``preprocessing.json``).
+        (same ``recipe.json``) prepared from the same data.
 
     Raises:
         RunFolderError: ``folder`` holds something else (another recipe, other data, not a run folder).
@@ -220,10 +232,14 @@ def check_resumable(folder, recipe, standardisation, data_source):
         diff = sorted(k for k in set(saved_recipe) | set(mine) if saved_recipe.get(k) != mine.get(k))
         raise RunFolderError(f"cannot resume in {folder!r}: it holds a run of another recipe (fields differing: "
                              f"{diff}). {fix}")
-    wanted = json.loads(json.dumps({**standardisation.to_dict(), "data_source": data_source}))
-    if saved_pre != wanted:
-        raise RunFolderError(f"cannot resume in {folder!r}: its run was prepared from other data "
-                             f"({saved_pre.get('data_source')!r}, now {data_source!r}). {fix}")
+    wanted = _preprocessing(standardisation, data_source, data_sha256)
+    by_content = "data_sha256" in saved_pre and data_sha256 is not None
+    ignored = ("data_source",) if by_content else ("data_sha256",)
+    if {k: v for k, v in saved_pre.items() if k not in ignored} != {k: v for k, v in wanted.items()
+                                                                      if k not in ignored}:
+        what = (f"content sha256 {str(saved_pre.get('data_sha256'))[:12]}..., now {data_sha256[:12]}..."
+                if by_content else f"{saved_pre.get('data_source')!r}, now {data_source!r}")
+        raise RunFolderError(f"cannot resume in {folder!r}: its run was prepared from other data ({what}). {fix}")
     return True
 
 

@@ -151,7 +151,7 @@ def float_key(recipe, split):
 
 def _training_key(recipe, split, ignores):
     fields = {k: v for k, v in recipe.to_dict().items() if k not in ignores}
-    fields["data"] = {**split.standardisation.to_dict(), "source": split.source}
+    fields["data"] = {**split.standardisation.to_dict(), "sha256": split.content_hash()}
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
@@ -258,14 +258,15 @@ def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite
     if split is None:
         split = prepare_data(recipe, data_path, verbose=bool(verbose))
     try:
-        resuming = resume and runs.check_resumable(out_dir, recipe, split.standardisation, split.source)
+        resuming = resume and runs.check_resumable(out_dir, recipe, split.standardisation, split.source,
+                                                   split.content_hash())
     except RunFolderError:
         if not overwrite:
             raise
         resuming = False  # resume where possible, else start over
     if not resuming:
         runs.prepare_folder(out_dir, overwrite=overwrite)
-    runs.create_run(out_dir, recipe, split.standardisation, split.source)
+    runs.create_run(out_dir, recipe, split.standardisation, split.source, split.content_hash())
     per_seed = []
     best = None
     for seed in seeds:
@@ -294,6 +295,7 @@ def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite
         "seeds": per_seed,
         "spec": spec.to_dict(),
         "data_source": split.source,
+        "data_sha256": split.content_hash(),
         "split_sizes": {"train": len(split.x_train), "val": len(split.x_val), "test": len(split.x_test)},
     }
     runs.write_result(out_dir, best[2], best[3], spec, metrics)

