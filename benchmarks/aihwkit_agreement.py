@@ -307,7 +307,8 @@ def main(argv=None):
                     w = first.weights.numpy().reshape(-1, layout.device_columns)[:layers[0].rows]
                     w = w[:, :layout.cols] - (w[:, layout.cols:2 * layout.cols] if layout.devices == 2 else 0)
                     gains.append(_gain(w, codes[0]))
-                    alphas.append(programmed.drift_compensation[layers[0].name])
+                    factor = programmed.drift_compensation  # a float per chip in tf_nvm 0.2.0 (one for all layers)
+                    alphas.append(factor[layers[0].name] if isinstance(factor, dict) else factor)
                 a_ours, r_ours = np.array(ours).T
                 a_aihw, r_aihw = np.array(aihw_scores).T
                 row = {"network": label, "t": time_label, "read noise": mode, "chips": args.chips,
