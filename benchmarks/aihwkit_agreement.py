@@ -42,7 +42,9 @@ compensation classes)::
 (``--no-deps`` keeps pip from pulling a CUDA build of torch for aihwkit's ``torchvision``.)
 
 Run (from the repository root; ``PYTHONPATH=.`` when tf_nvm is not installed): ``python3 benchmarks/aihwkit_agreement.py --data /work/shared/data/har/har_uci_style.npz
---out runs/aihwkit_agreement [--chips 25] [--epochs 10] [--aihwkit-python /work/venv-aihwkit/bin/python]``
+--out runs/aihwkit_agreement [--chips 25] [--epochs 10] [--aihwkit-python /work/venv-aihwkit/bin/python]``.
+``--levels paper-4bit-bipolar --out DIR`` compares the devices instead: per code level, the mean and spread
+of the compensated weights of a random 576 x 64 code matrix over the chips, at each time.
 """
 
 import argparse
@@ -133,13 +135,13 @@ def _aihwkit_child(request_path, reply_path):
 def welch_p(a, b):
     """Two-sided p-value of Welch's t-test (scipy when installed; else numpy with the t distribution)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.var() == 0 and b.var() == 0:  # no spread on either side (e.g. every chip equally accurate)
+        return 1.0 if a.mean() == b.mean() else 0.0
     try:
         from scipy import stats  # noqa: PLC0415
         return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
     except ImportError:
         va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
-        if va + vb == 0:
-            return 1.0 if a.mean() == b.mean() else 0.0
         t = (a.mean() - b.mean()) / math.sqrt(va + vb)
         df = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
         x = df / (df + t * t)  # p = I_x(df/2, 1/2), the regularised incomplete beta (continued fraction)
@@ -213,16 +215,85 @@ def _gain(weights, codes):
     return float((weights * codes).sum() / (codes * codes).sum())
 
 
+def _levels_check(args):
+    """``--levels PRESET``: per code level, the compensated weights of tf_nvm and aihwkit chips compared.
+
+    A random ``576 x 64`` code matrix of the preset (uniform over its codes) on ``--chips`` chips at every
+    time: per code, the mean over chips of the per-chip mean and std of the compensated effective weights
+    (level units), with Welch p-values over the chips. tf_nvm: ``program_chip`` with ``per-chip`` read noise.
+    """
+    import pandas as pd  # noqa: PLC0415
+
+    import tf_nvm  # noqa: F401, PLC0415
+    from tf_nvm import presets  # noqa: PLC0415
+    from tf_nvm.simulator import DeviceConfig  # noqa: PLC0415
+    from tf_nvm.simulator.devices import LayerDevices, program_chip  # noqa: PLC0415
+    from tf_nvm.tables import write_table  # noqa: PLC0415
+
+    spec = presets.get(args.levels)
+    differential = spec.mapping_kind == "differential"
+    if spec.mapping_kind not in ("differential", "unipolar"):
+        raise SystemExit(f"--levels {args.levels}: mapping kind {spec.mapping_kind} is not compared here")
+    rows_, cols, top = 576, 64, spec.top_level
+    codes = np.random.default_rng(args.seed).integers(-top if differential else 0, top + 1, (rows_, cols))
+    codes = codes.astype(np.float32)
+    request = {"chips": args.chips, "seed": args.seed, "times": np.array(list(TIMES.values())), "networks": 1,
+               "net0_g_min": spec.g_min_us, "net0_g_max": spec.g_max_us, "net0_top": top, "net0_layers": 1,
+               "net0_differential": int(differential), "net0_layer0": codes}
+    aihw = _run_child(args, request)
+    levels = (np.concatenate([np.maximum(codes, 0), np.maximum(-codes, 0)], 1) if differential else codes)[None]
+    layout = LayerDevices("layer", 0, 1, rows_, cols, 2 if differential else 1, 0, np.zeros(cols, np.int32),
+                          levels, np.ones_like(levels))
+    table = []
+    for k, (time_label, seconds) in enumerate(TIMES.items()):
+        config = DeviceConfig(noise="pcm-like", t_inference=seconds, read_noise="per-chip")
+        ours, theirs = [], []
+        for chip in range(args.chips):
+            weights = program_chip([layout], spec, config, args.seed, chip)[0][0].weights.numpy()[0]
+            ours.append(weights[:, :cols] - (weights[:, cols:] if differential else 0))
+            theirs.append(aihw[f"net0_t{k}_chip{chip}_layer0"])
+        ours, theirs = np.array(ours), np.array(theirs)
+        for code in np.unique(codes):
+            a, b = ours[:, codes == code], theirs[:, codes == code]
+            table.append({"preset": args.levels, "t": time_label, "code": int(code),
+                          "tf_nvm mean": a.mean(1).mean(), "aihwkit mean": b.mean(1).mean(),
+                          "mean Welch p": welch_p(a.mean(1), b.mean(1)),
+                          "tf_nvm std": a.std(1).mean(), "aihwkit std": b.std(1).mean(),
+                          "std Welch p": welch_p(a.std(1), b.std(1))})
+            print(" | ".join(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}"
+                             for key, value in table[-1].items()), flush=True)
+    os.makedirs(args.out, exist_ok=True)
+    write_table(pd.DataFrame(table), os.path.join(args.out, f"levels_{args.levels}"))
+    print(f"written {args.out}/levels_{args.levels}.{{csv,md}}")
+
+
+def _run_child(args, request):
+    """Runs `_aihwkit_child` in the aihwkit virtualenv on ``request``; returns its reply arrays."""
+    with tempfile.TemporaryDirectory() as tmp:
+        request_path, reply_path = os.path.join(tmp, "request.npz"), os.path.join(tmp, "reply.npz")
+        np.savez(request_path, **request)
+        subprocess.run([args.aihwkit_python, os.path.abspath(__file__), "--aihwkit-child", request_path, reply_path],
+                       check=True)
+        with np.load(reply_path, allow_pickle=False) as reply:
+            return {key: reply[key] for key in reply.files}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="har_uci_style.npz (or another HAR source path)")
+    parser.add_argument("--data", help="har_uci_style.npz (or another HAR source path); required without --levels")
     parser.add_argument("--out", required=True, help="folder for aihwkit_agreement.{csv,md,json}")
     parser.add_argument("--chips", type=int, default=25)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--test-examples", type=int, default=0, help="0: the whole test set")
     parser.add_argument("--aihwkit-python", default="/work/venv-aihwkit/bin/python")
+    parser.add_argument("--levels", metavar="PRESET",
+                        help="instead: compare the compensated weights code by code (random codes of PRESET)")
     args = parser.parse_args(argv)
+    if args.levels:
+        return _levels_check(args)
+    if not args.data:
+        parser.error("--data is required (or --levels PRESET)")
 
     import pandas as pd  # noqa: PLC0415
 
@@ -260,13 +331,7 @@ def main(argv=None):
         print(f"{label}: trained ({time.time() - started:.0f} s), layers "
               f"{[(layer.name, layer.rows, layer.cols) for layer in layers]}", flush=True)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        request_path, reply_path = os.path.join(tmp, "request.npz"), os.path.join(tmp, "reply.npz")
-        np.savez(request_path, **request)
-        subprocess.run([args.aihwkit_python, os.path.abspath(__file__), "--aihwkit-child", request_path, reply_path],
-                       check=True)
-        with np.load(reply_path, allow_pickle=False) as reply:
-            aihw = {key: reply[key] for key in reply.files}
+    aihw = _run_child(args, request)
     print(f"aihwkit chips done ({time.time() - started:.0f} s)", flush=True)
 
     rows = []
