@@ -494,3 +494,18 @@ def test_noise_aware_training_perturbs_training_only(rng):
             pass
     with pytest.raises(SimulatorError, match=r"DeviceNoiseTraining: t_inference must be a number >= 0 \(seconds\)"):
         DeviceNoiseTraining("pcm-like", t_inference=-1)
+
+
+def test_noise_aware_training_compensates_like_the_simulator():
+    from tf_nvm.noise.training import DeviceNoiseTraining  # noqa: PLC0415
+
+    # one training "chip" of 4-bit differential pairs at 1 day: the compensated weights' least-squares gain on the
+    # codes is 1 within 0.5 % (the simulator's rule; raw-conductance ratios per device set over-corrected by ~2 %)
+    spec = tf_nvm.presets.get("paper-4bit-bipolar")
+    codes = tf.constant(np.random.default_rng(0).integers(-15, 16, 100_000).astype(np.float32))
+    gains = []
+    for _ in range(3):
+        perturbed = DeviceNoiseTraining("pcm-like", t_inference=86400.0).perturb(codes, spec)
+        gains.append(float(tf.reduce_sum(perturbed * codes) / tf.reduce_sum(codes * codes)))
+    assert all(abs(gain - 1) < 0.005 for gain in gains), gains
+
