@@ -13,7 +13,11 @@ the data are batched.
 * `drift`: conductances at ``t_inference`` seconds after programming, before
   read noise (drawn once per chip and inference time; PCM: deterministic
   given g_prog and nu; ReRAM: a relaxation around the target).
-* `read_sigma`: standard deviation (µS) of the fresh noise added at every read.
+* `read_sigma`: standard deviation (µS) of the read noise of a device programmed to
+  ``g_prog`` and drifted to ``g_drifted`` (PCM: the 1/f noise amplitude ``Q_s`` is a
+  function of the *programmed* conductance, as in aihwkit).
+* `read`: one read of the devices: ``max(g_drifted + read_sigma * N(0, 1), 0)``,
+  clamped at 0 µS as aihwkit clamps (a conductance cannot be negative).
 
 All conductances are float32 tensors in microsiemens (µS); times are seconds.
 """
@@ -92,9 +96,30 @@ class NoiseModel(abc.ABC):
         """
         return g_prog
 
-    def read_sigma(self, g_drifted, t_inference):
-        """Standard deviation of the per-read noise of each device, µS (zero by default)."""
+    def read_sigma(self, g_prog, g_drifted, t_inference):
+        """Standard deviation of the read noise of each device, µS (zero by default).
+
+        Args:
+            g_prog: programmed conductances (`program` output), µS.
+            g_drifted: the same devices at ``t_inference`` (`drift` output), µS.
+            t_inference: seconds since the end of programming.
+        """
         return tf.zeros_like(g_drifted)
+
+    def read(self, g_prog, g_drifted, t_inference, seed):
+        """One read of the devices at ``t_inference``: drifted conductances plus read noise, clamped at 0 µS.
+
+        Args:
+            g_prog: programmed conductances, µS.
+            g_drifted: conductances at ``t_inference``, µS.
+            t_inference: seconds since the end of programming.
+            seed: int32 [2] stateless seed.
+
+        Returns:
+            float32 tensor of ``g_drifted``'s shape, µS, >= 0 (aihwkit clamps the same way).
+        """
+        noise = tf.random.stateless_normal(tf.shape(g_drifted), seed, alg=RANDOM_ALG)
+        return tf.maximum(g_drifted + self.read_sigma(g_prog, g_drifted, t_inference) * noise, 0.0)
 
     def realise(self, g_target, t_inference, seeds):
         """Programs ``g_target`` and drifts it to ``t_inference``: the pipeline every user of a model runs.

@@ -26,5 +26,5 @@ class GaussianNoise(NoiseModel):
         noise = tf.random.stateless_normal(tf.shape(g_target), seed, alg=RANDOM_ALG)
         return tf.maximum(g_target + self.prog_sigma_us * noise, 0.0)
 
-    def read_sigma(self, g_drifted, t_inference):
+    def read_sigma(self, g_prog, g_drifted, t_inference):
         return tf.fill(tf.shape(g_drifted), tf.constant(self.read_sigma_us, tf.float32))

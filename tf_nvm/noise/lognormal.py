@@ -26,5 +26,5 @@ class LognormalNoise(NoiseModel):
         noise = tf.random.stateless_normal(tf.shape(g_target), seed, alg=RANDOM_ALG)
         return g_target * tf.exp(self.prog_sigma * noise)
 
-    def read_sigma(self, g_drifted, t_inference):
+    def read_sigma(self, g_prog, g_drifted, t_inference):
         return self.read_sigma_relative * tf.abs(g_drifted)

@@ -76,5 +76,5 @@ class ReRAMNoise(NoiseModel):
             return g_prog
         return self._draw(g_target, t_inference, seed)
 
-    def read_sigma(self, g_drifted, t_inference):
+    def read_sigma(self, g_prog, g_drifted, t_inference):
         return self.read_sigma_relative * tf.abs(g_drifted)

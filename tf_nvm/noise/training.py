@@ -2,8 +2,9 @@
 
 `NoiseAwareTraining` is a Keras callback: during ``fit`` every training step
 sees the kernels of a freshly "programmed" chip (each device's conductance
-drawn by the noise model, drifted to ``t_inference`` and globally
-compensated, as `tf_nvm.simulator` does), while the gradients are the usual
+drawn by the noise model, drifted to ``t_inference``, read once with its read
+noise and compensated with the simulator's global drift-compensation factor,
+as `tf_nvm.simulator` does with ``read_noise="per-chip"``), while the gradients are the usual
 straight-through ones. Validation, inference (``training=False``),
 `tf_nvm.weight_codes` and both exports are unchanged: the noise exists only in
 the traced training function.
@@ -18,12 +19,17 @@ from tf_nvm import noise as noise_models
 from tf_nvm._keras import keras, tf
 from tf_nvm.errors import SimulatorError
 from tf_nvm.modes import WeightPerturbation, perturbed_training
+from tf_nvm.noise.compensation import global_factor
 
 __all__ = ["DeviceNoiseTraining", "NoiseAwareTraining"]
 
 
 class DeviceNoiseTraining(WeightPerturbation):
-    """Perturbs device codes with a noise model's programming noise and drift (a `WeightPerturbation`).
+    """Perturbs device codes with a noise model's programming noise, drift and read noise (a `WeightPerturbation`).
+
+    Every call draws a new chip: programmed, drifted to ``t_inference``, read once (read noise
+    from the programmed conductance, clamped at 0 µS) and compensated with the simulator's
+    factor (`tf_nvm.noise.compensation.global_factor` over the kernel's effective weights).
 
     Args:
         noise: a noise preset name or `tf_nvm.noise.NoiseModel`.
@@ -41,22 +47,34 @@ class DeviceNoiseTraining(WeightPerturbation):
         self.t_inference = float(t_inference)
         self.scale = float(scale)
 
-    def _levels(self, levels, spec):
-        """Target levels -> the levels one programmed, drifted, compensated device realises."""
+    def _devices(self, levels, spec, seed):
+        """Target levels -> (programmed, read) deviations from them, level units ``(g - g_target) / dG``.
+
+        The read is at ``t_inference``: drift plus one draw of the read noise (from the programmed
+        conductance, clamped at 0 µS), as the simulator's ``per-chip`` read noise.
+        """
         step = spec.level_step_us
-        target = spec.g_min_us + levels * step
-        seed = tf.random.uniform([2], maxval=2 ** 31 - 1, dtype=tf.int32)  # a new chip every step
+        target = float(spec.g_min_us) + levels * step
         programmed, drifted = self.model.realise(target, self.t_inference, [seed, seed + 1, seed + 2])
-        alpha = tf.reduce_sum(programmed) / tf.maximum(tf.reduce_sum(drifted), 1e-12)  # global drift compensation
-        return levels + self.scale * (alpha * drifted - target) / step
+        read = self.model.read(programmed, drifted, self.t_inference, seed + 3)
+        return (programmed - target) / step, (read - target) / step
 
     def perturb(self, codes, spec):
+        """One freshly programmed chip's compensated weights (level units) for the device ``codes``."""
         kind = spec.mapping_kind
-        if kind == "unipolar":
-            return self._levels(codes, spec)
+        seed = tf.random.uniform([2], maxval=2 ** 31 - 1, dtype=tf.int32)  # a new chip every step
         if kind == "differential":
-            return self._levels(tf.maximum(codes, 0.0), spec) - self._levels(tf.maximum(-codes, 0.0), spec)
-        return self._levels(codes - spec.code_min, spec) + spec.code_min  # offset: the weight device only
+            plus_prog, plus_read = self._devices(tf.maximum(codes, 0.0), spec, seed)
+            minus_prog, minus_read = self._devices(tf.maximum(-codes, 0.0), spec, seed + 4)
+            prog_dev, read_dev = plus_prog - minus_prog, plus_read - minus_read
+        elif kind == "unipolar":
+            prog_dev, read_dev = self._devices(codes, spec, seed)
+        else:  # offset: the weight device only; the reference column is not perturbed
+            prog_dev, read_dev = self._devices(codes - spec.code_min, spec, seed)
+        # the simulator's global drift compensation: the same readout ratio, one factor per kernel
+        # (exactly 1 for ideal devices, so ideal devices return the codes unchanged)
+        alpha = global_factor(codes + prog_dev, codes + read_dev)
+        return codes + self.scale * (alpha * (codes + read_dev) - codes)
 
 
 class NoiseAwareTraining(keras.callbacks.Callback):

@@ -109,8 +109,10 @@ class DeviceConfig:
         stuck_at_gmin_rate: fraction of devices stuck at G_min (0..1), drawn per chip.
         stuck_at_gmax_rate: fraction of devices stuck at G_max (0..1), drawn per chip.
         t_inference: seconds since the end of programming (drift, accumulated noise), >= 0.
-        drift_compensation: rescale every layer's output by one global factor measured
-            on a reference read (aihwkit's ``GlobalDriftCompensation``), one per chip.
+        drift_compensation: rescale every layer's output by one digital factor measured on
+            one-hot reference reads right after programming and at ``t_inference``
+            (aihwkit's ``GlobalDriftCompensation``: the ratio of the mean absolute effective
+            weights, one factor per layer; `tf_nvm.noise.compensation`).
         read_noise: how the noise model's read noise (`NoiseModel.read_sigma`) is drawn,
             one of `READ_NOISE_MODES`: ``"per-read"`` (default) a fresh draw at every
             read, i.e. per example, per output position and per row tile, exact in

@@ -9,14 +9,15 @@ level. Tiles are only the unit of the ADC and the reference columns here;
 row tiles are digitised separately and added digitally, as on the chip.
 
 `program_chip` turns target levels into one chip's conductances
-(programming noise, stuck-at faults, drift to ``t_inference``, global drift
-compensation) and returns them in *level units*: ``(g - g_min) / dG`` with
+(programming noise, stuck-at faults, drift to ``t_inference``, read noise,
+global drift compensation per layer) and returns them in *level units*:
+``alpha (g - g_min) / dG`` with
 ``dG = (g_max - g_min) / top_level``, i.e. what a column sum ``sum q * L``
 computes after the G_min offset is removed from the raw column current
 (digitally, from the known input sum, as the mapping states), together with
 the per-read noise sigma in the same units. They are computed as
-``level + (g - g_target) / dG`` so that ideal devices give the target levels
-exactly.
+``level + (alpha (g - g_min) - (g_target - g_min)) / dG`` so that ideal devices
+give the target levels exactly.
 """
 
 import dataclasses
@@ -25,8 +26,9 @@ import math
 import numpy as np
 
 from tf_nvm._keras import tf
+from tf_nvm.noise.compensation import global_factor
 
-__all__ = ["LayerDevices", "ChipLayer", "program_chip", "stream_seed", "stream_key"]
+__all__ = ["LayerDevices", "ChipLayer", "program_chip", "effective_weights", "stream_seed", "stream_key"]
 
 
 def stream_seed(*parts):
@@ -111,8 +113,37 @@ class ChipLayer:
     read_sigma: object
 
 
+def effective_weights(layout, g, spec):
+    """The weight matrix ``[R, T, cols]`` (level units) a one-hot read of every row returns.
+
+    ``L = (g - g_min) / dG`` per device (padding rows 0), then the pair subtraction
+    (differential: G+ - G-) or the reference column of the column tile (offset mapping):
+    what the periphery computes digitally, and what `tf_nvm.noise.compensation` reads.
+
+    Args:
+        layout: the layer's `LayerDevices`.
+        g: float32 ``[R, T, Cdev]`` conductances, µS.
+        spec: the mapping's `NVMSpec`.
+    """
+    levels = (g - float(spec.g_min_us)) / spec.level_step_us * tf.constant(layout.used)
+    cols = layout.cols
+    out = levels[..., :cols]
+    if layout.devices == 2:
+        out = out - levels[..., cols:2 * cols]
+    if layout.ref_columns:
+        out = out - tf.gather(levels[..., cols * layout.devices:], layout.col_tile_of_output, axis=-1)
+    return out
+
+
 def program_chip(layouts, spec, device_config, seed, chip):
     """Programs every crossbar layer of one chip.
+
+    Per layer: programming noise, stuck-at faults, drift to ``t_inference``; the read noise
+    (`NoiseModel.read_sigma` of the programmed and drifted conductances), frozen into the
+    conductances with the clamp at 0 µS in ``per-chip`` mode; and the global drift compensation
+    (`tf_nvm.noise.compensation.global_factor`, one digital factor per layer, as aihwkit has one
+    per tile) from a one-hot reference read right after programming (no read noise) and one at
+    ``t_inference`` (with one draw of the read noise, the frozen one in ``per-chip`` mode).
 
     Args:
         layouts: list of `LayerDevices`.
@@ -122,13 +153,13 @@ def program_chip(layouts, spec, device_config, seed, chip):
         chip: chip index (int >= 0).
 
     Returns:
-        (list of `ChipLayer`, drift-compensation factor as a Python float).
+        (list of `ChipLayer`, ``{layer name: drift-compensation factor}`` as Python floats).
     """
     model = device_config.noise_model
     g_min, g_max = float(spec.g_min_us), float(spec.g_max_us)
     step = spec.level_step_us
     t = float(device_config.t_inference)
-    drifted, programmed, targets = [], [], []
+    out, factors = [], {}
     for layout in layouts:
         target = g_min + tf.constant(layout.levels) * step
         seeds = [stream_seed(seed, chip, layout.index, purpose) for purpose in (1, 2, 3)]
@@ -140,27 +171,28 @@ def program_chip(layouts, spec, device_config, seed, chip):
             g_prog = tf.where(stuck_low, g_min, tf.where(stuck_high, g_max, g_prog))
             g_t = tf.where(stuck_low, g_min, tf.where(stuck_high, g_max, g_t))
         used = tf.constant(layout.used)
-        programmed.append(g_prog * used)
-        drifted.append(g_t * used)
-        targets.append(target * used)
-    alpha = 1.0
-    if device_config.drift_compensation:
-        # aihwkit's global drift compensation: the summed current of a reference read (all inputs 1) right after
-        # programming over the same read at t_inference; one digital factor for the whole chip.
-        before = float(sum(tf.reduce_sum(g) for g in programmed))
-        after = float(sum(tf.reduce_sum(g) for g in drifted))
-        alpha = before / after if after > 0 else 1.0
-    out = []
-    for layout, g_t, target in zip(layouts, drifted, targets):
-        # levels + deviation / dG: exactly the target levels when every device is ideal (no float rounding).
-        weights = tf.constant(layout.levels) + (alpha * g_t - target) / step
-        sigma = None
+        sigma_g = None
         if device_config.read_noise != "off":
-            sigma_g = model.read_sigma(g_t, t) * alpha * tf.constant(layout.used) / step
-            sigma = sigma_g if float(tf.reduce_max(sigma_g)) > 0 else None
-        if sigma is not None and device_config.read_noise == "per-chip":
-            # aihwkit's convention: the read noise accumulated up to t_inference, drawn once and frozen.
-            noise = tf.random.stateless_normal(sigma.shape, stream_seed(seed, chip, layout.index, 5), alg="philox")
-            weights, sigma = weights + sigma * noise, None
+            sigma_g = model.read_sigma(g_prog, g_t, t) * used
+            sigma_g = sigma_g if float(tf.reduce_max(sigma_g)) > 0 else None
+        g_read = g_t
+        if sigma_g is not None and device_config.read_noise == "per-chip":
+            # aihwkit's convention: the read noise accumulated up to t_inference, drawn once, clamped at 0, frozen.
+            g_read = model.read(g_prog, g_t, t, stream_seed(seed, chip, layout.index, 5))
+        alpha = 1.0
+        if device_config.drift_compensation:
+            reference = g_read
+            if sigma_g is not None and device_config.read_noise == "per-read":  # the calibration read's own noise
+                reference = model.read(g_prog, g_t, t, stream_seed(seed, chip, layout.index, 6))
+            alpha = float(global_factor(effective_weights(layout, g_prog, spec),
+                                        effective_weights(layout, reference, spec)))
+            alpha = alpha if math.isfinite(alpha) else 1.0
+        # levels + deviation / dG: exactly the target levels when every device is ideal (alpha is then exactly 1).
+        deviation = alpha * (g_read - g_min) - (target - g_min)
+        weights = tf.constant(layout.levels) + deviation * used / step
+        sigma = None
+        if sigma_g is not None and device_config.read_noise == "per-read":
+            sigma = sigma_g * alpha / step
         out.append(ChipLayer(weights, sigma))
-    return out, (alpha if math.isfinite(alpha) else 1.0)
+        factors[layout.name] = alpha
+    return out, factors

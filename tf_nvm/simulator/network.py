@@ -69,12 +69,14 @@ class Chip:
     Attributes:
         index: chip number (its random streams derive from (seed, index)).
         layers: ``{layer name: tf_nvm.simulator.devices.ChipLayer}``.
-        drift_compensation: the global digital factor applied (1.0 without drift).
+        drift_compensation: ``{layer name: digital drift-compensation factor}`` (1.0 without drift or
+            with compensation off; one per crossbar layer, as aihwkit's ``GlobalDriftCompensation`` has one per
+            tile).
     """
 
     index: int
     layers: dict
-    drift_compensation: float
+    drift_compensation: dict
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -182,9 +184,9 @@ class Simulator:
         """
         if isinstance(chip, bool) or not isinstance(chip, (int, np.integer)) or chip < 0:
             raise SimulatorError(f"Simulator.program: chip must be an integer >= 0, got {chip!r}.")
-        layers, alpha = program_chip(list(self.layouts.values()), self.spec, self.config.device,
-                                     self.config.seed, int(chip))
-        return Chip(int(chip), dict(zip(self.layouts, layers)), alpha)
+        layers, factors = program_chip(list(self.layouts.values()), self.spec, self.config.device,
+                                       self.config.seed, int(chip))
+        return Chip(int(chip), dict(zip(self.layouts, layers)), factors)
 
     # ------------------------------------------------------------------ forward
     def _crossbar(self, x, layer, chip_layer, offset, keys, record=None):
