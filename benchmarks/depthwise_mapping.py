@@ -9,13 +9,14 @@ layer put back on the grid, exactly what the schema-1 exporter wrote (`as_grid`)
 For each network (`tf_nvm.models.ds_cnn`, `tf_nvm.models.mobilenet_v1` at 96x96, alpha 0.25, both as
 published) and preset (``paper-4bit-bipolar``; ``paper-2bit-unipolar`` with ``sign_split="auto"``): quantize
 (untrained, ``init="device"``: the counts depend only on the shapes), `tflite_export.build_mapping`, and
-`Mapping.summary()` of both layouts. With ``--check N`` (default 16) it also runs N random on-grid inputs
+`Mapping.summary()` of both layouts, with the cost model's area (isaac-32nm, fixed macros and arrays fitted to
+their use), energy and latency per inference. With ``--check N`` (default 16) it also runs N random on-grid inputs
 through the Keras model (LiteRT rounding), the exact evaluator of both layouts and the ideal simulator of the
 compact one, and counts differing int8 outputs (all must be 0).
 
 Run::
 
-    python3 benchmarks/depthwise_mapping.py [--check 16] [--networks ds_cnn mobilenet_v1]   # ~2 min on 2 cores
+    PYTHONPATH=. python3 benchmarks/depthwise_mapping.py [--check 16] [--networks ds_cnn mobilenet_v1]   # ~2 min on 2 cores
 """
 
 import argparse
@@ -27,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 import tf_nvm  # first: legacy-Keras mode
+from tf_nvm.cost import get_technology, network_cost
 from tf_nvm.mapping import levels_from_codes, plan_tiles, reference
 from tf_nvm.mapping.tiling import channel_major_rows
 from tf_nvm.simulator import SimulationConfig, Simulator
@@ -52,12 +54,18 @@ def as_grid(mapping):
 def _row(network, preset, layout, mapping):
     summary = mapping.summary()
     depthwise = [layer for layer in mapping.crossbar_layers if layer.op == "depthwise_conv2d"]
-    return {"network": network, "preset": preset, "layout": layout,
+    row = {"network": network, "preset": preset, "layout": layout,
             "dw_layers": len(depthwise), "dw_tiles": sum(len(layer.tiles) for layer in depthwise),
             "dw_devices": sum(layer.devices for layer in depthwise),
             "dw_weights": sum(layer.weights for layer in depthwise),
             "tiles": summary["tiles"], "devices": summary["devices"], "weights": summary["weights"],
-            "device_util_%": round(100 * summary["device_utilisation"], 1)}
+            "device_util_%": round(100 * summary["device_utilisation"], 1), "adc_columns": summary["adc_columns"]}
+    for sizing in ("fixed", "fit"):  # isaac-32nm; "fixed": every tile a full macro, "fit": arrays sized to use
+        cost = network_cost(mapping, get_technology("isaac-32nm").replace(array_sizing=sizing))
+        row[f"area_mm2_{sizing}"] = round(cost.area_um2 * 1e-6, 3)
+    row["energy_nj"] = round(cost.energy_pj * 1e-3, 1)
+    row["latency_us"] = round(cost.latency_ns * 1e-3, 1)
+    return row
 
 
 def _differing(model, mappings, count):
