@@ -21,6 +21,7 @@ from tf_nvm.cost import network_cost
 from tf_nvm.cost.plan import plan_as, plan_mapping
 from tf_nvm.mapping import format_table, layer_table, levels_from_codes, load, plan_tiles, reference, save
 from tf_nvm.mapping.tiling import channel_major_rows
+from tf_nvm.nas.hardware import hardware_counts
 from tf_nvm.simulator import SimulationConfig, Simulator
 from tf_nvm.simulator.devices import LayerDevices
 
@@ -135,6 +136,8 @@ def test_a_64_channel_3x3_depthwise_layer_takes_its_diagonal_tiles_only(wide):
     cost = network_cost(mapping)
     cells = cost.components[(cost.components.layer == layer.name) & (cost.components.component == "partial_sums")]
     assert int(cells.operations.iloc[0]) == 0  # every output lives in one tile: no digital partial sums
+    counts = hardware_counts(model)  # the search's budget counts the same tiles and devices without exporting
+    assert (counts.tiles, counts.devices) == (mapping.summary()["tiles"], mapping.summary()["devices"])
     # channel-major rows: channel c holds rows 9c..9c+8 of its own column only
     kernel = tf_nvm.weight_codes(model)[layer.name].codes  # [3, 3, 64, 1]
     np.testing.assert_array_equal(layer.codes[9 * 5:9 * 6, 5], kernel[:, :, 5, 0].reshape(-1))

@@ -50,10 +50,10 @@ def _matrix_shape(wrapper):
     from tf_nvm._keras import keras  # noqa: PLC0415
 
     inner = wrapper.layer
-    shape = [int(d) for d in inner.kernel.shape]
-    if isinstance(inner, keras.layers.DepthwiseConv2D):
-        kh, kw, cin, mult = shape
+    if isinstance(inner, keras.layers.DepthwiseConv2D):  # its kernel is `depthwise_kernel` (no `kernel`)
+        kh, kw, cin, mult = [int(d) for d in inner.depthwise_kernel.shape]
         return kh * kw * cin, cin * mult, (kh * kw, cin)
+    shape = [int(d) for d in inner.kernel.shape]
     return math.prod(shape[:-1]), shape[-1], None
 
 
