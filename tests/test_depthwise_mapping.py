@@ -259,3 +259,20 @@ def test_a_code_off_the_channel_blocks_is_refused(wide):
     with pytest.raises(MappingError, match=r"codes: 1 code\(s\) off the channel blocks are not 0; in the "
                                            r"block-diagonal layout"):
         dataclasses.replace(mapping, layers=tuple(bad if l is layer else l for l in mapping.layers))
+
+
+def test_adc_calibration_reads_only_the_programmed_columns_of_each_tile(wide):
+    """Off-diagonal columns of a row tile have no devices: their zero sums must not pull the ADC range down."""
+    _, mapping = wide
+    layer = _depthwise(mapping)
+    x = np.random.default_rng(3).normal(0, 2, (32, 3, 3, 3)).astype(np.float32)
+    sim = Simulator(mapping, SimulationConfig(batch_size=32))
+    record = {}
+    sim._network(tf_nvm._keras.tf.constant(x), {n: c.weights for n, c in sim.program(0).layers.items()}, {},
+                 dict.fromkeys(sim.layouts), 0, record)
+    sums = np.stack([s.numpy() for s in record[layer.name]])  # [row tiles, examples x positions, device columns]
+    programmed = sim.layouts[layer.name].programmed_columns()
+    assert programmed.sum() == 4 * 28 + 16  # each row tile: its own channels' pairs
+    assert all(not np.any(s[:, ~p]) for s, p in zip(sums, programmed))  # no device, no current
+    want = float(np.median(np.concatenate([np.abs(s[:, p]).ravel() for s, p in zip(sums, programmed)])))
+    assert sim.column_sum_peaks(x, 50.0)[layer.name] == want > 0  # over all columns the median would be 0
