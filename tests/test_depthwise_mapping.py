@@ -276,3 +276,22 @@ def test_adc_calibration_reads_only_the_programmed_columns_of_each_tile(wide):
     assert all(not np.any(s[:, ~p]) for s, p in zip(sums, programmed))  # no device, no current
     want = float(np.median(np.concatenate([np.abs(s[:, p]).ravel() for s, p in zip(sums, programmed)])))
     assert sim.column_sum_peaks(x, 50.0)[layer.name] == want > 0  # over all columns the median would be 0
+
+
+def test_noise_and_faults_reach_exactly_the_programmed_devices(wide):
+    """A PCM-like chip with stuck-at faults: every device of the diagonal tiles deviates, nothing else exists."""
+    from tf_nvm.simulator import DeviceConfig
+
+    _, mapping = wide
+    layer = _depthwise(mapping)
+    config = SimulationConfig(device=DeviceConfig(noise="pcm-like", t_inference=3600.0, stuck_at_gmax_rate=0.05,
+                                                  read_noise="per-read"))
+    sim = Simulator(mapping, config)
+    chip = sim.program(0).layers[layer.name]
+    layout = sim.layouts[layer.name]
+    used = layout.used > 0
+    assert int(used.sum()) == layer.devices == 15_264
+    weights, sigma = chip.weights.numpy(), chip.read_sigma.numpy()
+    assert np.all(weights[~used] == 0) and np.all(sigma[~used] == 0)  # no device: no conductance, no read noise
+    assert np.count_nonzero(weights[used] != layout.levels[used]) > 0.9 * used.sum()  # every device deviates
+    assert np.count_nonzero(sigma[used]) > 0.5 * used.sum()  # PCM read noise ~ g: 0 where g drifted to 0
