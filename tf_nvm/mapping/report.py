@@ -95,7 +95,7 @@ def format_table(mapping):
                      f"{'/'.join(sorted({str(layer.channels_per_tile) for layer in compact}, key=int))} channels per "
                      f"tile): {_held(compact)}; the zeros between a tile's channel blocks are programmed devices")
     if grid:
-        lines.append(f"depthwise layers: {len(grid)} on the full block-diagonal (k*k*C) x C matrix (a channel does not "
-                     f"fit one tile, or a version-1 mapping): {_held(grid)}; every zero of the block diagonal is a "
-                     "programmed device")
+        lines.append(f"depthwise layers: {len(grid)} on the full block-diagonal (k*k*C) x C matrix (grid layout: a "
+                     f"version-1 mapping, or a channel that does not fit one tile): {_held(grid)}; every zero of the "
+                     "block diagonal is a programmed device")
     return "\n".join(lines)
