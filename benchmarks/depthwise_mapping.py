@@ -1,4 +1,4 @@
-"""Benchmark: devices, tiles and device utilisation of DS-CNN and MobileNetV1-0.25 before and after the compact depthwise mapping.
+"""Benchmark: DS-CNN and MobileNetV1-0.25 devices, tiles, utilisation before/after the compact depthwise mapping.
 
 Before (mapping schema 1): a DepthwiseConv2D was one block-diagonal ``(k*k*C) x C`` matrix tiled like any
 matrix, so every zero off the channel blocks was a programmed device. After (schema 2): rows channel-major,
@@ -16,7 +16,7 @@ compact one, and counts differing int8 outputs (all must be 0).
 
 Run::
 
-    PYTHONPATH=. python3 benchmarks/depthwise_mapping.py [--check 16] [--networks ds_cnn mobilenet_v1]   # ~2 min on 2 cores
+    PYTHONPATH=. python3 benchmarks/depthwise_mapping.py [--check 16] [--networks ds_cnn mobilenet_v1]  # 2-6 min
 """
 
 import argparse

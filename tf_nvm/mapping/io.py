@@ -509,7 +509,7 @@ class _Reader:
         )
 
     def layout(self, geometry, tiling, field):
-        """``channels_per_tile`` of a crossbar entry: None in a version-1 file (the grid, rows kernel-position major)."""
+        """``channels_per_tile`` of a crossbar entry: None in a version-1 file (grid layout, position-major rows)."""
         if self.version < 2:
             return None  # version 1: geometry.row_order was informational text; every layer is a grid
         g = self.get(tiling, "channels_per_tile", "int", f"{field}.tiling.channels_per_tile", allow_none=True)

@@ -58,9 +58,9 @@ class Tile:
     """One physical crossbar holding a block of one layer's weight matrix.
 
     Attributes:
-        index: tile number within the layer (row-major over row/column tiles).
-        row_tile: index of the block of weight rows.
-        col_tile: index of the block of weight columns (outputs).
+        index: tile number within the layer (grid layout: row-major over row/column tiles).
+        row_tile: index of the block of weight rows (block-diagonal layout: ``index``).
+        col_tile: index of the block of weight columns (outputs) (block-diagonal layout: ``index``).
         row_start: first weight row (im2col row) held, inclusive.
         row_stop: last weight row held, exclusive.
         col_start: first output column held, inclusive.
