@@ -144,15 +144,23 @@ def test_a_64_channel_3x3_depthwise_layer_takes_its_diagonal_tiles_only(wide):
     assert not np.any(np.delete(layer.codes[9 * 5:9 * 6], 5, axis=1))
 
 
-@pytest.mark.parametrize("mapping_kind", ["differential", "offset"])
+@pytest.mark.parametrize("mapping_kind", ["differential", "offset", "unipolar"])
 def test_block_diagonal_tiles_are_exact_in_the_evaluator_and_the_ideal_simulator(mapping_kind):
     """Several tiles (small crossbars), a depth multiplier, and the offset mapping's reference column per tile."""
     from tflite_export import build_mapping
 
-    spec = tf_nvm.presets.get("paper-4bit-bipolar").replace(bipolar_mapping=mapping_kind)
-    model = _model(spec, channels=10, multiplier=2)
+    spec = (tf_nvm.presets.get("paper-2bit-unipolar") if mapping_kind == "unipolar" else
+            tf_nvm.presets.get("paper-4bit-bipolar").replace(bipolar_mapping=mapping_kind))
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6, 6, 3))
+    x = L.Conv2D(10, 3, padding="same")(inputs)
+    outputs = L.DepthwiseConv2D(3, padding="same", depth_multiplier=2)(x)  # its codes are the output
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = tf_nvm.quantize_model(keras.Model(inputs, outputs), spec, init="device")
     mapping = build_mapping(model, spec=tf_nvm.model_spec(model).replace(rows=32, cols=16))
     layer = _depthwise(mapping)
+    assert mapping.spec.mapping_kind == mapping_kind
     per_output = 2 if mapping_kind == "differential" else 1
     assert layer.channels_per_tile == min(32 // 9, (16 - (mapping_kind == "offset")) // per_output // 2) == 3
     assert len(layer.tiles) == 4 and layer.devices == sum(t.rows_used * t.device_cols for t in layer.tiles)
@@ -160,6 +168,7 @@ def test_block_diagonal_tiles_are_exact_in_the_evaluator_and_the_ideal_simulator
     x = np.random.default_rng(1).normal(0, 2, (64, 6, 6, 3)).astype(np.float32)
     want = _ideal_equals_evaluator(mapping, x)
     np.testing.assert_array_equal(want.values(), model.predict(x, verbose=0))
+    assert len(np.unique(want.codes[mapping.outputs[0]])) > 50  # a varied output, not a clipped constant
 
 
 def test_a_channel_larger_than_a_tile_falls_back_to_the_grid_layout(wide):
