@@ -48,7 +48,6 @@ of the compensated weights of a random 576 x 64 code matrix over the chips, at e
 """
 
 import argparse
-import json
 import math
 import os
 import subprocess

@@ -114,9 +114,10 @@ def test_planted_ties_agree_in_quantizer_weight_codes_tflite_and_mapping(tmp_pat
     mapping = export_crossbar(model, tmp_path / "m")
     for entry in mapping.crossbar_layers:
         kernel = codes[entry.name].codes
-        if entry.op == "depthwise_conv2d":  # block-diagonal: row p * C + c, column c holds kernel[p, c, 0]
+        if entry.op == "depthwise_conv2d":  # block-diagonal, channel-major: row c * K + p, column c: kernel[p, c, 0]
             kh, kw, channels, _ = kernel.shape
-            rows = np.arange(kh * kw)[:, None] * channels + np.arange(channels)
+            assert entry.row_order == "channel_major"
+            rows = np.arange(kh * kw)[:, None] + np.arange(channels) * (kh * kw)
             np.testing.assert_array_equal(entry.codes[rows, np.arange(channels)], kernel.reshape(kh * kw, channels))
             assert np.count_nonzero(entry.codes) == np.count_nonzero(kernel)
         else:

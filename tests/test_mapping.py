@@ -165,7 +165,7 @@ def _edit(json_path, change):
 def test_newer_schema_version_is_refused_saying_so(saved):
     json_path, _ = saved
     _edit(json_path, lambda d: d.update(schema_version=M.SCHEMA_VERSION + 1))
-    with pytest.raises(MappingError, match=r"m\.json: schema_version 2 is newer than this tf_nvm reads \(1\.\.1\): "
+    with pytest.raises(MappingError, match=r"m\.json: schema_version 3 is newer than this tf_nvm reads \(1\.\.2\): "
                                            r"the mapping was written by a newer tf_nvm release\. Fix: upgrade tf_nvm"):
         M.load(json_path)
 

@@ -26,7 +26,7 @@ from tf_nvm.nvm_model import check_finite_weights, check_fixed_input_shape
 from tf_nvm.graph import activation_name, layer_graph
 from tf_nvm.mapping.device import adc_full_scale
 from tf_nvm.mapping.ops import DIGITAL_OPS
-from tf_nvm.mapping.tiling import same_pads
+from tf_nvm.mapping.tiling import channel_major_rows, depthwise_channels_per_tile, plan_diagonal_tiles, same_pads
 from tf_nvm.preprocessing import Standardisation
 from tf_nvm.quantize_configs import LAYER_RULES
 
@@ -128,6 +128,13 @@ def _crossbar(wrapper, inputs, in_shape, out_shape, codes, spec, rails):
         _fail(name, inner, "this crossbar layer class is not mapped")
     op, ksize, strides, dilation, padding, pads, matrix = adapter(inner, codes.codes, in_shape)
     rows, cols = matrix.shape
+    channels_per_tile = None
+    if op == "depthwise_conv2d":  # block-diagonal layout: channel-major rows, only the diagonal tiles programmed
+        taps, channels = math.prod(ksize), int(in_shape[-1])
+        fit = depthwise_channels_per_tile(taps, cols // channels, spec)
+        if fit:  # else (a channel's taps or outputs exceed one crossbar) the grid layout, as in schema version 1
+            channels_per_tile = min(fit, channels)
+            matrix = matrix[channel_major_rows(taps, channels)]
     return nvm_mapping.CrossbarLayer(
         name=name, op=op, inputs=tuple(inputs), output=name, output_shape=tuple(out_shape),
         input_shape=tuple(in_shape), kernel_size=ksize, strides=strides, dilation=dilation, padding=padding,
@@ -135,8 +142,10 @@ def _crossbar(wrapper, inputs, in_shape, out_shape, codes, spec, rails):
         codes=matrix.astype(np.int8), levels=nvm_mapping.levels_from_codes(matrix, spec),
         reference_level=spec.reference_level,
         bias=None if codes.bias is None else codes.bias.astype(np.float32), bias_int32=codes.bias_int32,
-        activation=activation, tiles=nvm_mapping.plan_tiles(rows, cols, spec), input_rails=rails,
-        adc_full_scale=adc_full_scale(rows, spec))
+        activation=activation, input_rails=rails, adc_full_scale=adc_full_scale(rows, spec),
+        channels_per_tile=channels_per_tile,
+        tiles=(nvm_mapping.plan_tiles(rows, cols, spec) if channels_per_tile is None else plan_diagonal_tiles(
+            channels, taps, cols // channels, channels_per_tile, spec)))
 
 
 # ----------------------------------------------------------------- digital adapters

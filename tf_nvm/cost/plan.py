@@ -5,7 +5,10 @@ A `LayerPlan` is what the cost model needs of one crossbar layer: the tiles
 mapping kind and the mean conductance of its devices. `plan_mapping` reads them
 from a mapping's tiles (the counts ``tf-nvm inspect`` shows in its DACs / ADCs /
 reads columns, which a test keeps equal); `plan_as` re-tiles the same weight
-matrices for another mapping kind (the "same network, other mapping" scenario).
+matrices for another mapping kind (the "same network, other mapping" scenario; a
+block-diagonal depthwise layer is re-planned with the channels per tile that kind allows).
+Only programmed devices count: a block-diagonal depthwise layer's tiles, each its used rows x
+used device columns (the convention of every partially filled tile).
 
 Numpy only (cost-model layer).
 """
@@ -17,7 +20,7 @@ import numpy as np
 
 from tf_nvm.errors import CostModelError, MappingError
 from tf_nvm.mapping.device import conductance_table, levels_from_codes
-from tf_nvm.mapping.tiling import plan_tiles
+from tf_nvm.mapping.tiling import depthwise_channels_per_tile, layer_tiles, plan_diagonal_tiles, plan_tiles
 from tf_nvm.mapping.types import Mapping
 
 __all__ = ["LayerPlan", "plan_mapping", "plan_as", "spec_for_kind", "MAPPING_KINDS", "check_mapping"]
@@ -36,7 +39,8 @@ class LayerPlan:
         rows: weight-matrix rows (im2col rows).
         cols: weight-matrix columns (outputs).
         tiles: ((rows used, device columns), ...) per physical crossbar.
-        row_tiles: blocks of rows (partial sums added digitally per output).
+        row_tiles: tiles whose column sums one output adds digitally (the grid's row tiles; 1 for a
+            block-diagonal depthwise layer, whose every output lives in one tile).
         positions: output positions per inference (1 for dense; im2col patches for convolutions).
         rails: input rails (2: dual-rail model input read in two phases, else 1).
         mean_conductance_us: mean conductance of the layer's devices, uS.
@@ -104,37 +108,54 @@ def spec_for_kind(spec, kind):
     return spec.replace(unipolar=False, bipolar_mapping=kind)
 
 
-def _mean_conductance(codes, spec):
-    """Mean device conductance (uS) of ``codes`` realised with ``spec``'s mapping.
+def _mean_conductance(blocks, spec):
+    """Mean device conductance (uS) of the code blocks ``blocks`` (one 2-D array per tile) realised with ``spec``.
 
     Codes outside ``spec``'s range are first mapped to it: a unipolar device
     holds ``|code|`` clipped to the top level (ASSUMPTION for the counterfactual
     of a signed network), other kinds clip to their code range. Offset mappings
-    include the reference column at the reference level.
+    include one reference device per block row at the reference level.
     """
-    codes = np.asarray(codes, np.int64)
-    if spec.mapping_kind == "unipolar":
-        codes = np.minimum(np.abs(codes), spec.top_level)
-    else:
-        codes = np.clip(codes, spec.code_min, spec.code_max)
-    levels = levels_from_codes(codes, spec)
     table = conductance_table(spec)
-    total = float(table[levels].sum())
-    count = levels.size
-    if spec.reference_level is not None:
-        total += float(table[spec.reference_level]) * codes.shape[0]
-        count += codes.shape[0]
+    total, count = 0.0, 0
+    for codes in blocks:
+        codes = np.asarray(codes, np.int64)
+        if spec.mapping_kind == "unipolar":
+            codes = np.minimum(np.abs(codes), spec.top_level)
+        else:
+            codes = np.clip(codes, spec.code_min, spec.code_max)
+        levels = levels_from_codes(codes, spec)
+        total += float(table[levels].sum())
+        count += levels.size
+        if spec.reference_level is not None:
+            total += float(table[spec.reference_level]) * codes.shape[0]
+            count += codes.shape[0]
     return total / max(count, 1)
 
 
-def _plan(layer, spec):
+def _tiles(layer, spec, replan):
+    """The layer's tiles on ``spec``: its own layout, or (``replan``) the block-diagonal layout re-planned for it."""
+    if layer.channels_per_tile is None or not replan:
+        return layer_tiles(layer, spec)
+    taps, multiplier = math.prod(layer.kernel_size), layer.cols // layer.in_channels
+    fit = depthwise_channels_per_tile(taps, multiplier, spec)
+    if not fit:  # a channel no longer fits one crossbar of this kind: the grid over the same (channel-major) matrix
+        return plan_tiles(layer.rows, layer.cols, spec)
+    return plan_diagonal_tiles(layer.in_channels, taps, multiplier, min(fit, layer.in_channels), spec)
+
+
+def _plan(layer, spec, replan=False):
     positions = math.prod(layer.output_shape[:-1])
-    tiles = plan_tiles(layer.rows, layer.cols, spec)
+    tiles = _tiles(layer, spec, replan)
+    # only the devices of the tiles: a block-diagonal depthwise layer programs nothing off its diagonal tiles
+    blocks = ([layer.codes] if layer.channels_per_tile is None else
+              [layer.codes[t.row_start:t.row_stop, t.col_start:t.col_stop] for t in tiles])
+    first = tiles[0].col_tile
     return LayerPlan(
         name=layer.name, kind=spec.mapping_kind, rows=layer.rows, cols=layer.cols,
         tiles=tuple((t.rows_used, t.device_cols) for t in tiles),
-        row_tiles=1 + max(t.row_tile for t in tiles), positions=positions, rails=layer.input_rails,
-        mean_conductance_us=_mean_conductance(layer.codes, spec),
+        row_tiles=len({t.row_tile for t in tiles if t.col_tile == first}), positions=positions,
+        rails=layer.input_rails, mean_conductance_us=_mean_conductance(blocks, spec),
         has_bias=layer.bias is not None, relu=layer.activation == "relu")
 
 
@@ -161,6 +182,6 @@ def plan_as(mapping, kind):
     check_mapping(mapping)
     spec = spec_for_kind(mapping.spec, kind)
     try:
-        return [_plan(layer, spec) for layer in mapping.crossbar_layers]
+        return [_plan(layer, spec, replan=True) for layer in mapping.crossbar_layers]
     except MappingError as err:
         raise CostModelError(f"cannot re-tile the mapping as {kind!r}: {err}") from None

@@ -39,7 +39,7 @@ from tf_nvm.mapping.device import codes_from_levels, conductance_table, levels_f
 from tf_nvm.mapping.io import load, paths, save
 from tf_nvm.mapping.ops import DIGITAL_OPS, DigitalOp
 from tf_nvm.mapping.report import format_table, layer_table
-from tf_nvm.mapping.tiling import outputs_per_tile, plan_tiles
+from tf_nvm.mapping.tiling import layer_tiles, outputs_per_tile, plan_diagonal_tiles, plan_tiles
 from tf_nvm.mapping.types import (ACTIVATIONS, CROSSBAR_OPS, FORMAT, SCHEMA_VERSION, CrossbarLayer, DigitalLayer,
                                   InputEncoding, Mapping, Tile)
 
@@ -59,6 +59,8 @@ __all__ = [
     "levels_from_codes",
     "codes_from_levels",
     "plan_tiles",
+    "plan_diagonal_tiles",
+    "layer_tiles",
     "outputs_per_tile",
     "save",
     "load",

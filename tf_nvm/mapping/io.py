@@ -94,7 +94,7 @@ def _crossbar_steps(layer, spec):
         steps.append("offset: acc = ADC(column) - ADC(reference column)")
     else:
         steps.append("g_min: subtract g_min * sum(inputs) (digital, known input sum)")
-    if len({t.row_tile for t in layer.tiles}) > 1:
+    if layer.partial_sum_tiles > 1:
         steps.append("partial_sums: add the row tiles' results (int32)")
     steps.append("bias: acc += bias_int32" if layer.bias_int32 is not None else "bias: none")
     steps.append(f"scale: v = acc * weight_scale (grid units), weight_scale = {spec.weight_scale!r}")
@@ -111,7 +111,7 @@ def _crossbar_entry(layer, spec, arrays):
                      "strides": list(layer.strides), "dilation": list(layer.dilation),
                      "padding": layer.padding, "pads": [list(p) for p in layer.pads],
                      "in_channels": layer.in_channels, "filters": layer.filters, "rows": layer.rows,
-                     "cols": layer.cols, "row_order": "kernel positions (C order), channel fastest",
+                     "cols": layer.cols, "row_order": layer.row_order,
                      "input_rails": layer.input_rails},
         "codes": _array_ref(arrays, f"{layer.name}/codes", layer.codes.astype(np.int8)),
         "levels": _array_ref(arrays, f"{layer.name}/levels", layer.levels.astype(np.uint8)),
@@ -123,6 +123,8 @@ def _crossbar_entry(layer, spec, arrays):
         "activation": layer.activation,
         "adc_full_scale": int(layer.adc_full_scale),
         "tiling": {"tile_rows": spec.rows, "tile_cols": spec.cols,
+                   "layout": "grid" if layer.channels_per_tile is None else "block_diagonal",
+                   "channels_per_tile": layer.channels_per_tile,
                    "row_tiles": 1 + max(t.row_tile for t in layer.tiles),
                    "col_tiles": 1 + max(t.col_tile for t in layer.tiles), "count": len(layer.tiles),
                    "tiles": [dataclasses.asdict(t) for t in layer.tiles]},
@@ -353,6 +355,7 @@ class _Reader:
                 f"{self.json_path}: schema_version {version} is newer than this tf_nvm reads (1..{SCHEMA_VERSION}): "
                 "the mapping was written by a newer tf_nvm release. Fix: upgrade tf_nvm to read it, or re-export "
                 "the mapping with this release.")
+        self.version = version
         spec_doc = self.get(doc, "spec", "dict", "spec")
         try:
             spec = NVMSpec.from_dict(spec_doc)
@@ -470,6 +473,7 @@ class _Reader:
                 self.fail(f"{g}.pads[{j}]", f"expected [before, after], got {short(pair)}")
             pads.append(tuple(self.check(v, "int", f"{g}.pads[{j}]") for v in pair))
         tiling = self.get(entry, "tiling", "dict", f"{field}.tiling")
+        channels_per_tile = self.layout(geometry, tiling, field)
         tiles = []
         for j, tile_doc in enumerate(self.get(tiling, "tiles", "list", f"{field}.tiling.tiles")):
             t = f"{field}.tiling.tiles[{j}]"
@@ -501,4 +505,21 @@ class _Reader:
             tiles=tuple(tiles),
             input_rails=self.get(geometry, "input_rails", "int", f"{g}.input_rails"),
             adc_full_scale=self.get(entry, "adc_full_scale", "int", f"{field}.adc_full_scale"),
+            channels_per_tile=channels_per_tile,
         )
+
+    def layout(self, geometry, tiling, field):
+        """``channels_per_tile`` of a crossbar entry: None in a version-1 file (grid layout, position-major rows)."""
+        if self.version < 2:
+            return None  # version 1: geometry.row_order was informational text; every layer is a grid
+        g = self.get(tiling, "channels_per_tile", "int", f"{field}.tiling.channels_per_tile", allow_none=True)
+        if g is not None and not 1 <= g <= MAX_DIM:
+            self.fail(f"{field}.tiling.channels_per_tile", f"value {g} is not an integer >= 1 or null")
+        layout = self.get(tiling, "layout", "str", f"{field}.tiling.layout")
+        row_order = self.get(geometry, "row_order", "str", f"{field}.geometry.row_order")
+        want = ("grid", "position_major") if g is None else ("block_diagonal", "channel_major")
+        if (layout, row_order) != want:
+            self.fail(f"{field}.tiling.layout", f"layout {short(layout)} with row_order {short(row_order)} does not "
+                                                f"match channels_per_tile {g!r}, which needs layout {want[0]!r} and "
+                                                f"row_order {want[1]!r}")
+        return g

@@ -5,8 +5,10 @@
 periphery compute, in integers: int8 input codes on the DAC rows; per tile and
 per device column the column sums ``sum q * level`` (the G_min offset already
 removed); the pair / reference-column subtraction; dual-rail phases; the
-digital sum of row tiles; then bias, one float32 product with the weight
-scale, activation and re-quantisation; and every digital step with the
+digital sum of row tiles (only the tiles listed exist: a block-diagonal
+depthwise layer's entries outside its diagonal tiles are structural zeros);
+then bias, one float32 product with the weight scale, activation and
+re-quantisation; and every digital step with the
 reference function of its entry in `tf_nvm.mapping.ops.DIGITAL_OPS`.
 
 It is the oracle of the simulator: its outputs equal the Keras NVM model's
@@ -17,6 +19,7 @@ not grow with the number of examples.
 """
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -24,6 +27,7 @@ from tf_nvm.errors import MappingError
 from tf_nvm.grid import rint_clip
 from tf_nvm.mapping.io import load
 from tf_nvm.mapping.ops import DIGITAL_OPS
+from tf_nvm.mapping.tiling import channel_major_rows
 from tf_nvm.mapping.types import Mapping
 
 __all__ = ["MappingOutputs", "evaluate", "grid_steps", "crossbar_forward", "im2col", "examples_per_batch",
@@ -69,12 +73,18 @@ class MappingOutputs:
         return self.codes[name] * self.steps[name]
 
 
-def im2col(q, layer, pad=np.pad, concat=np.concatenate):
+def _take_last(x, index):
+    return x[..., index]
+
+
+def im2col(q, layer, pad=np.pad, concat=np.concatenate, take=_take_last):
     """Input codes ``[N, *spatial, C]`` -> patches ``[N, *out_spatial, rows]`` of a convolution layer.
 
-    Rows are ordered kernel position major (C order), channel fastest; the
-    layer's explicit ``pads`` are applied with code 0. ``pad`` and ``concat``
-    are numpy's by default (the simulator passes TensorFlow's).
+    Rows are in the layer's `row_order`: kernel position major (C order), channel
+    fastest, or channel major for a block-diagonal depthwise layer
+    (`tf_nvm.mapping.tiling.channel_major_rows`); the layer's explicit ``pads`` are
+    applied with code 0. ``pad``, ``concat`` and ``take(x, index)`` (a gather on the
+    last axis) are numpy's by default (the simulator passes TensorFlow's).
     """
     x = pad(q, [(0, 0)] + [tuple(p) for p in layer.pads] + [(0, 0)])
     out_spatial = tuple(layer.output_shape[:-1])
@@ -82,7 +92,10 @@ def im2col(q, layer, pad=np.pad, concat=np.concatenate):
     for offsets in np.ndindex(*layer.kernel_size):
         cols.append(x[(slice(None),) + tuple(slice(o * d, o * d + s * (n - 1) + 1, s) for o, d, s, n in
                                              zip(offsets, layer.dilation, layer.strides, out_spatial))])
-    return concat(cols, axis=-1)  # [N, *out_spatial, prod(kernel) * C] = [N, *out_spatial, rows]
+    patches = concat(cols, axis=-1)  # [N, *out_spatial, prod(kernel) * C] = [N, *out_spatial, rows]
+    if layer.channels_per_tile is not None:
+        patches = take(patches, channel_major_rows(math.prod(layer.kernel_size), layer.in_channels))
+    return patches
 
 
 def crossbar_forward(q, layer, spec):

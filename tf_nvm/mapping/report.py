@@ -25,7 +25,7 @@ def layer_table(mapping):
         ``device_util`` (``weights / devices``, 0..1, None for digital: the share of
         programmed devices that hold a weight), ``row_util`` / ``col_util`` (mean
         over tiles of the used rows / columns, 0..1, None for digital; a used row
-        may hold structural zeros, e.g. a depthwise layer's block-diagonal matrix),
+        may hold structural zeros, e.g. the other channels' columns in a depthwise tile),
         ``dacs`` (row drivers over all tiles), ``adcs`` (device columns
         digitised over all tiles), ``reads`` (crossbar reads per inference:
         output positions x input rails).
@@ -52,6 +52,11 @@ def layer_table(mapping):
 
 def _util(value):
     return "" if value is None else f"{100 * value:7.1f}%"
+
+
+def _held(layers):
+    held, spent = sum(layer.weights for layer in layers), sum(layer.devices for layer in layers)
+    return f"{held} weights on {spent} devices ({100 * held / spent:.1f}%)"
 
 
 def format_table(mapping):
@@ -83,10 +88,14 @@ def format_table(mapping):
                  f"{100 * total['device_utilisation']:.1f}% (at most {100 / spec.devices_per_weight:.1f}% with "
                  f"{spec.devices_per_weight} device(s) per weight)")
     depthwise = [layer for layer in mapping.crossbar_layers if layer.op == "depthwise_conv2d"]
-    if depthwise:
-        spent = sum(layer.devices for layer in depthwise)
-        held = sum(layer.weights for layer in depthwise)
-        lines.append(f"depthwise layers: {len(depthwise)} mapped as block-diagonal (k*k*C) x C matrices, "
-                     f"{held} weights on {spent} devices ({100 * held / spent:.1f}%); every zero of the block "
-                     "diagonal is a programmed device on these crossbars")
+    compact = [layer for layer in depthwise if layer.channels_per_tile is not None]
+    grid = [layer for layer in depthwise if layer.channels_per_tile is None]
+    if compact:
+        lines.append(f"depthwise layers: {len(compact)} block-diagonal (only the diagonal tiles are programmed, "
+                     f"{'/'.join(sorted({str(layer.channels_per_tile) for layer in compact}, key=int))} channels per "
+                     f"tile): {_held(compact)}; the zeros between a tile's channel blocks are programmed devices")
+    if grid:
+        lines.append(f"depthwise layers: {len(grid)} on the full block-diagonal (k*k*C) x C matrix (grid layout: a "
+                     f"version-1 mapping, or a channel that does not fit one tile): {_held(grid)}; every zero of the "
+                     "block diagonal is a programmed device")
     return "\n".join(lines)

@@ -1,15 +1,26 @@
 """Tiling: a layer's weight matrix split onto ``spec.rows x spec.cols`` crossbars; convolution geometry.
 
-Numpy-free integer arithmetic on Python ints (mapping-format layer).
+Two layouts. The *grid* (`plan_tiles`, the only layout of schema version 1): the whole
+``rows x cols`` matrix cut into blocks of ``spec.rows`` rows and `outputs_per_tile` columns, every
+block a crossbar. The *block-diagonal* layout of a depthwise layer (`plan_diagonal_tiles`, schema 2):
+rows ordered channel-major (`channel_major_rows`), ``g`` channels per crossbar
+(`depthwise_channels_per_tile`), and only the ``ceil(C / g)`` tiles on the diagonal exist; every
+entry of the matrix outside them is a structural zero that no device holds.
+
+Integer arithmetic on Python ints (mapping-format layer; numpy only for the row permutation).
 """
 
 import math
+
+import numpy as np
 
 from tf_nvm.errors import MappingError
 from tf_nvm.mapping.device import reference_columns
 from tf_nvm.mapping.types import Tile
 
-__all__ = ["outputs_per_tile", "plan_tiles", "tile_count", "MAX_TILES", "same_pads", "window_output_size"]
+__all__ = ["outputs_per_tile", "plan_tiles", "tile_count", "MAX_TILES", "same_pads", "window_output_size",
+           "depthwise_channels_per_tile", "plan_diagonal_tiles", "diagonal_tile_count", "layer_tiles",
+           "channel_major_rows"]
 
 
 def outputs_per_tile(spec):
@@ -66,6 +77,99 @@ def plan_tiles(rows, cols, spec):
             tiles.append(Tile(len(tiles), r, c, r0, r1, c0, c1, device_cols, (r1 - r0) / spec.rows,
                               device_cols / spec.cols))
     return tuple(tiles)
+
+
+def depthwise_channels_per_tile(kernel_positions, multiplier, spec):
+    """Channels of a depthwise layer one crossbar holds in the block-diagonal layout (0: not even one fits).
+
+    A channel needs ``kernel_positions`` rows (its taps) and ``multiplier`` outputs, so a
+    ``spec.rows x spec.cols`` crossbar holds ``g = min(spec.rows // kernel_positions,
+    outputs_per_tile(spec) // multiplier)`` channels (e.g. 3x3 taps, 128 rows: 14).
+
+    Args:
+        kernel_positions: ``prod(kernel_size)`` (k*k).
+        multiplier: depth multiplier (outputs per input channel).
+        spec: `NVMSpec`.
+
+    Returns:
+        int g >= 0; 0 when one channel's taps exceed ``spec.rows`` or its outputs a crossbar's columns.
+
+    Raises:
+        MappingError: the crossbar is too narrow for even one output (`outputs_per_tile`).
+    """
+    return min(spec.rows // kernel_positions, outputs_per_tile(spec) // multiplier)
+
+
+def diagonal_tile_count(channels, channels_per_tile):
+    """Crossbars of the block-diagonal layout: ``ceil(channels / channels_per_tile)``."""
+    return -(-channels // channels_per_tile)
+
+
+def plan_diagonal_tiles(channels, kernel_positions, multiplier, channels_per_tile, spec):
+    """The diagonal tiles of a depthwise layer whose rows are channel-major (`channel_major_rows`).
+
+    Tile ``t`` holds channels ``[t*g, min(C, (t+1)*g))``: their ``g * kernel_positions`` rows
+    (all taps of a channel contiguous) and ``g * multiplier`` output columns, block-diagonal inside
+    the tile. Its devices are ``rows_used * device_cols`` (the same convention as a partially
+    filled grid tile: the used rows times the used device columns, reference column included).
+    Example: 64 channels, 3x3, 128 x 128 crossbars, differential pairs: g = 14, four tiles of
+    126 rows x 28 columns and one of 72 x 16: 15,264 devices (the grid layout: 73,728).
+
+    Args:
+        channels: input channels C.
+        kernel_positions: ``prod(kernel_size)``.
+        multiplier: depth multiplier.
+        channels_per_tile: g, 1 <= g with ``g * kernel_positions <= spec.rows`` and ``g * multiplier <=
+            outputs_per_tile(spec)`` (`depthwise_channels_per_tile` gives the largest).
+        spec: `NVMSpec`.
+
+    Returns:
+        tuple of `Tile`; tile ``t`` has ``row_tile = col_tile = t``.
+
+    Raises:
+        MappingError: more than `MAX_TILES` crossbars.
+    """
+    count = diagonal_tile_count(channels, channels_per_tile)
+    if count > MAX_TILES:
+        raise MappingError(f"a depthwise layer of {channels} channels at {channels_per_tile} per crossbar needs "
+                           f"{count} crossbars, more than the {MAX_TILES} a layer may use. Fix: use larger "
+                           "crossbars (spec.rows/cols).")
+    reference = reference_columns(spec)
+    tiles = []
+    for t in range(count):
+        c0, c1 = t * channels_per_tile, min(channels, (t + 1) * channels_per_tile)
+        r0, r1 = c0 * kernel_positions, c1 * kernel_positions
+        o0, o1 = c0 * multiplier, c1 * multiplier
+        device_cols = (o1 - o0) * spec.devices_per_weight + reference
+        tiles.append(Tile(t, t, t, r0, r1, o0, o1, device_cols, (r1 - r0) / spec.rows, device_cols / spec.cols))
+    return tuple(tiles)
+
+
+def layer_tiles(layer, spec):
+    """The tiles a `CrossbarLayer` must have on ``spec``'s crossbars: its layout's plan.
+
+    ``layer.channels_per_tile`` None: the grid (`plan_tiles`); an int g: the block-diagonal tiles
+    (`plan_diagonal_tiles`).
+    """
+    g = getattr(layer, "channels_per_tile", None)
+    if g is None:
+        return plan_tiles(layer.rows, layer.cols, spec)
+    return plan_diagonal_tiles(layer.in_channels, math.prod(layer.kernel_size), layer.cols // layer.in_channels,
+                               g, spec)
+
+
+def channel_major_rows(kernel_positions, channels):
+    """The row permutation from kernel-position-major to channel-major order.
+
+    ``matrix[perm]`` (and ``patches[..., perm]``) turns rows ``p * C + c`` (kernel position
+    major, channel fastest: the im2col order) into rows ``c * K + p`` (channel major, all
+    ``K = kernel_positions`` taps of a channel contiguous).
+
+    Returns:
+        int64 numpy array of ``K * C`` row indices.
+    """
+    perm = np.arange(kernel_positions * channels, dtype=np.int64).reshape(kernel_positions, channels)
+    return perm.T.reshape(-1)
 
 
 def same_pads(size, kernel, stride, dilation=1):

@@ -23,6 +23,7 @@ __all__ = [
     "CROSSBAR_OPS",
     "ACTIVATIONS",
     "ROUNDING",
+    "ROW_ORDERS",
     "MAX_DIM",
     "Tile",
     "InputEncoding",
@@ -31,8 +32,15 @@ __all__ = [
     "Mapping",
 ]
 
-SCHEMA_VERSION = 1
-"""Version of the file format written; readers refuse a higher one."""
+SCHEMA_VERSION = 2
+"""Version of the file format written; readers refuse a higher one.
+
+1: every crossbar layer's matrix tiled as a grid, rows kernel-position major.
+2: adds ``channels_per_tile`` (a depthwise layer's block-diagonal layout: channel-major rows, only the
+diagonal tiles programmed); version-1 files are read as before (grid layout everywhere).
+"""
+ROW_ORDERS = ("position_major", "channel_major")
+"""Row orders of a crossbar layer's matrix: kernel position major (channel fastest), or channel major."""
 FORMAT = "tf_nvm.crossbar-mapping"
 """The JSON's ``format`` field."""
 CROSSBAR_OPS = ("dense", "conv1d", "conv2d", "depthwise_conv2d")
@@ -50,9 +58,9 @@ class Tile:
     """One physical crossbar holding a block of one layer's weight matrix.
 
     Attributes:
-        index: tile number within the layer (row-major over row/column tiles).
-        row_tile: index of the block of weight rows.
-        col_tile: index of the block of weight columns (outputs).
+        index: tile number within the layer (grid layout: row-major over row/column tiles).
+        row_tile: index of the block of weight rows (block-diagonal layout: ``index``).
+        col_tile: index of the block of weight columns (outputs) (block-diagonal layout: ``index``).
         row_start: first weight row (im2col row) held, inclusive.
         row_stop: last weight row held, exclusive.
         col_start: first output column held, inclusive.
@@ -153,20 +161,31 @@ class CrossbarLayer:
         in_channels: input channels (dense: input features).
         filters: output channels (= ``cols``).
         rows: weight-matrix rows, ``prod(kernel_size) * in_channels`` (row
-            order: kernel positions in C order, channel fastest).
+            order `row_order`: kernel positions in C order, channel fastest; or,
+            for a block-diagonal depthwise layer, channel major).
         cols: weight-matrix columns (outputs).
-        codes: int8 ``[rows, cols]`` device codes, weight = code * s.
+        codes: int8 ``[rows, cols]`` device codes, weight = code * s (entries
+            outside ``tiles`` are structural zeros that no device holds).
         levels: uint8 ``[rows, cols, devices_per_weight]`` conductance level
             index of every device (level 0 = G_min, top level = G_max).
         reference_level: level of the reference column (offset mapping) or None.
         bias: float32 ``[cols]`` digital bias (model units) or None.
         bias_int32: int32 ``[cols]`` the bias in units of ``step * s`` or None.
         activation: ``"linear"`` or ``"relu"``, applied digitally after the bias.
-        tiles: the `Tile` list, row-major.
+        tiles: the `Tile` list (`tf_nvm.mapping.tiling.layer_tiles`): the grid,
+            row-major, or the diagonal tiles of the block-diagonal layout.
         input_rails: 2 when the layer reads the model input with dual-rail
             encoding (two read phases), else 1.
         adc_full_scale: largest |partial sum| one tile column can produce, in
             MAC units (`tf_nvm.mapping.device.adc_full_scale`).
+        channels_per_tile: None (the grid layout: rows kernel-position major,
+            the whole matrix tiled; the only layout of schema version 1), or, for
+            ``depthwise_conv2d`` only, g >= 1: the block-diagonal layout (schema 2):
+            rows channel major (row ``c * prod(kernel_size) + p``), tile ``t``
+            holds channels ``[t*g, (t+1)*g)`` (their rows and their
+            ``multiplier`` output columns each) and only those
+            ``ceil(in_channels / g)`` diagonal tiles are programmed
+            (`tf_nvm.mapping.tiling.plan_diagonal_tiles`).
     """
 
     name: str
@@ -193,8 +212,20 @@ class CrossbarLayer:
     tiles: tuple
     input_rails: int = 1
     adc_full_scale: int = 0
+    channels_per_tile: Optional[int] = None
 
     kind = "crossbar"
+
+    @property
+    def row_order(self):
+        """``"channel_major"`` in the block-diagonal layout, else ``"position_major"`` (`ROW_ORDERS`)."""
+        return "position_major" if self.channels_per_tile is None else "channel_major"
+
+    @property
+    def partial_sum_tiles(self):
+        """Tiles whose column sums one output adds digitally (int): the grid's row tiles, 1 block-diagonal."""
+        first = self.tiles[0].col_tile if self.tiles else None
+        return len({tile.row_tile for tile in self.tiles if tile.col_tile == first})
 
     @property
     def devices(self):
@@ -207,8 +238,9 @@ class CrossbarLayer:
 
         ``rows * cols`` for dense and convolution layers; for ``depthwise_conv2d``
         ``prod(kernel_size) * cols`` (each output column has one weight per kernel
-        position): the other entries of its block-diagonal matrix are structural zeros
-        that are still programmed as devices (see `device_utilisation`).
+        position): the other entries of its block-diagonal matrix are structural zeros,
+        programmed as devices only inside the tiles (all of them in the grid layout; in the
+        block-diagonal layout only the off-block entries of the diagonal tiles).
         """
         if self.op == "depthwise_conv2d":
             return int(np.prod(self.kernel_size, dtype=np.int64)) * self.cols
@@ -219,8 +251,8 @@ class CrossbarLayer:
         """``weights / devices`` (0..1]: the share of programmed devices that hold a weight.
 
         At most ``1 / devices_per_weight`` (a differential pair or a reference column spend
-        more than one device per weight); a depthwise layer on its block-diagonal matrix
-        holds about ``1 / in_channels`` of that.
+        more than one device per weight); a depthwise layer holds about ``1 / in_channels``
+        of that in the grid layout and about ``1 / channels_per_tile`` in the block-diagonal one.
         """
         return self.weights / self.devices
 

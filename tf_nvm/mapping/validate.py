@@ -1,7 +1,8 @@
 """Consistency checks of a `Mapping`, run by its constructor (and so by `load`).
 
 Crossbar layers: geometry, codes in the device range, levels that realise the
-codes, reference level, bias, tiling, ADC full scale. Digital layers: every
+codes, reference level, bias, tiling (the grid, or a depthwise layer's block-diagonal
+layout: ``channels_per_tile`` feasible, codes off the channel blocks 0), ADC full scale. Digital layers: every
 check comes from the op's entry in `tf_nvm.mapping.ops.DIGITAL_OPS` (params,
 arrays, number of inputs, requantize flag, shape rule). Every defect raises
 `MappingError` naming the field, the value, what is allowed and the fix.
@@ -17,7 +18,8 @@ import numpy as np
 from tf_nvm.errors import MappingError
 from tf_nvm.mapping.device import adc_full_scale, levels_from_codes
 from tf_nvm.mapping.ops import DIGITAL_OPS, OpShapeError, param_ok
-from tf_nvm.mapping.tiling import MAX_TILES, plan_tiles, tile_count, window_output_size
+from tf_nvm.mapping.tiling import (MAX_TILES, depthwise_channels_per_tile, diagonal_tile_count, layer_tiles, tile_count,
+                                   window_output_size)
 from tf_nvm.mapping.types import (ACTIVATIONS, CROSSBAR_OPS, MAX_DIM, CrossbarLayer, DigitalLayer, InputEncoding,
                                   Tile)
 from tf_nvm.spec import NVMSpec
@@ -176,23 +178,55 @@ def _validate_crossbar(layer, spec, where, shapes):
         if not np.allclose(np.asarray(layer.bias_int32, np.float64) * step, np.asarray(layer.bias, np.float64),
                            rtol=1e-5, atol=step * 1e-3):
             fail(f"{where}.bias_int32", "bias_int32 * activation_step * weight_scale does not equal bias")
-    count = tile_count(layer.rows, layer.cols, spec)
+    if layer.channels_per_tile is None:
+        count = tile_count(layer.rows, layer.cols, spec)
+        layout = f"for a {layer.rows}x{layer.cols} matrix"
+    else:
+        _validate_block_diagonal(layer, spec, where)
+        count = diagonal_tile_count(layer.in_channels, layer.channels_per_tile)
+        layout = (f"for {layer.in_channels} depthwise channels at {layer.channels_per_tile} per crossbar "
+                  "(block-diagonal layout)")
     if count > MAX_TILES or len(layer.tiles) != count:  # counted before any Tile is built
         fail(f"{where}.tiling.tiles", f"{len(layer.tiles)} tile(s) listed, the spec's {spec.rows}x{spec.cols} "
-                                      f"crossbars need {count} for a {layer.rows}x{layer.cols} matrix (at most "
-                                      f"{MAX_TILES} per layer)")
-    expected = plan_tiles(layer.rows, layer.cols, spec)
+                                      f"crossbars need {count} {layout} (at most {MAX_TILES} per layer)")
+    expected = layer_tiles(layer, spec)
     for got, want in zip(layer.tiles, expected):
         if not isinstance(got, Tile) or dataclasses.astuple(got)[:8] != dataclasses.astuple(want)[:8] or not (
                 np.isclose(got.row_utilisation, want.row_utilisation)
                 and np.isclose(got.col_utilisation, want.col_utilisation)):
             fail(f"{where}.tiling.tiles[{want.index}]",
                  f"tile {short(got)} does not match the tiling {want} of the spec (tiles must cover every "
-                 "weight exactly once, row-major)")
+                 "weight exactly once, in the order of the layer's layout)")
     top = adc_full_scale(layer.rows, spec)
     if layer.adc_full_scale != top:
         fail(f"{where}.adc_full_scale", f"value {layer.adc_full_scale!r} is not 128 * top level * rows per "
                                         f"tile = {top}")
+
+
+def _validate_block_diagonal(layer, spec, where):
+    """Checks ``channels_per_tile`` and that every code off the channel blocks is 0 (no device holds it)."""
+    g = layer.channels_per_tile
+    field = f"{where}.tiling.channels_per_tile"
+    if layer.op != "depthwise_conv2d":
+        fail(field, f"value {short(g)} is set for op {layer.op!r}; only a depthwise_conv2d layer has the "
+                    "block-diagonal layout (null: the grid layout)")
+    if isinstance(g, bool) or not isinstance(g, int) or not 1 <= g <= layer.in_channels:
+        fail(field, f"value {short(g)} is not an integer in 1..in_channels = {layer.in_channels}")
+    if layer.cols % layer.in_channels:
+        fail(f"{where}.geometry.cols", f"a depthwise layer has in_channels x depth multiplier columns; {layer.cols} "
+                                       f"is not a multiple of in_channels = {layer.in_channels}")
+    kernel, multiplier = math.prod(layer.kernel_size), layer.cols // layer.in_channels
+    most = depthwise_channels_per_tile(kernel, multiplier, spec)
+    if g > most:
+        fail(field, f"value {g}: {g} channels of {kernel} taps and {multiplier} output(s) each do not fit one "
+                    f"{spec.rows}x{spec.cols} crossbar of the spec (at most {most})",
+             "re-export the mapping for this spec with tflite_export.export_crossbar")
+    on_block = (np.arange(layer.rows)[:, None] // kernel) == (np.arange(layer.cols)[None, :] // multiplier)
+    stray = np.count_nonzero(np.asarray(layer.codes)[~on_block])
+    if stray:
+        fail(f"{where}.codes", f"{stray} code(s) off the channel blocks are not 0; in the block-diagonal layout "
+                               "(channel-major rows) channel c holds only rows c*prod(kernel_size).. and its own "
+                               "output columns, and entries outside the diagonal tiles have no device")
 
 
 def _validate_digital(layer, where, shapes):

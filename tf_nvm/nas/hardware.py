@@ -4,7 +4,8 @@ The counts are those of the crossbar mapping (`tf_nvm.mapping`): every crossbar
 layer's kernel is the im2col weight matrix ``rows x cols`` (Dense: ``in x out``;
 Conv: ``kernel elements x in channels`` rows, ``filters`` columns; Depthwise:
 block-diagonal ``kh*kw*cin x cin*multiplier``), split onto ``spec.rows x spec.cols``
-crossbars by `tf_nvm.mapping.tiling.plan_tiles`. A test checks them against
+crossbars by `tf_nvm.mapping.tiling.plan_tiles` (a depthwise layer: only its diagonal tiles,
+`tf_nvm.mapping.tiling.plan_diagonal_tiles`, as the exporter maps it). A test checks them against
 ``tflite_export.build_mapping(model).summary()``.
 """
 
@@ -13,7 +14,7 @@ import math
 from typing import Optional
 
 from tf_nvm.errors import MappingError, SearchError
-from tf_nvm.mapping.tiling import plan_tiles, tile_count
+from tf_nvm.mapping.tiling import depthwise_channels_per_tile, plan_diagonal_tiles, plan_tiles, tile_count
 
 __all__ = ["HardwareCounts", "Budget", "hardware_counts", "COUNTS"]
 
@@ -45,15 +46,25 @@ class HardwareCounts:
 
 
 def _matrix_shape(wrapper):
-    """(rows, cols) of a crossbar wrapper's im2col weight matrix."""
+    """(rows, cols, depthwise (taps, channels) or None) of a crossbar wrapper's im2col weight matrix."""
     from tf_nvm._keras import keras  # noqa: PLC0415
 
     inner = wrapper.layer
+    if isinstance(inner, keras.layers.DepthwiseConv2D):  # its kernel is `depthwise_kernel` (no `kernel`)
+        kh, kw, cin, mult = [int(d) for d in inner.depthwise_kernel.shape]
+        return kh * kw * cin, cin * mult, (kh * kw, cin)
     shape = [int(d) for d in inner.kernel.shape]
-    if isinstance(inner, keras.layers.DepthwiseConv2D):
-        kh, kw, cin, mult = shape
-        return kh * kw * cin, cin * mult
-    return math.prod(shape[:-1]), shape[-1]
+    return math.prod(shape[:-1]), shape[-1], None
+
+
+def _planned(rows, cols, depthwise, spec):
+    """The layer's tiles as the exporter plans them (a depthwise layer block-diagonal when a channel fits a tile)."""
+    if depthwise is not None:
+        taps, channels = depthwise
+        fit = depthwise_channels_per_tile(taps, cols // channels, spec)
+        if fit:
+            return plan_diagonal_tiles(channels, taps, cols // channels, min(fit, channels), spec)
+    return plan_tiles(rows, cols, spec)
 
 
 def hardware_counts(model):
@@ -75,10 +86,10 @@ def hardware_counts(model):
     weights = tiles = devices = adc = 0
     layers = nvm_layers(model)
     for layer in layers:
-        rows, cols = _matrix_shape(layer)
+        rows, cols, depthwise = _matrix_shape(layer)
         weights += rows * cols
         try:
-            planned = plan_tiles(rows, cols, spec)
+            planned = _planned(rows, cols, depthwise, spec)
         except MappingError:  # too many tiles to plan: count them (the budget refuses such a model anyway)
             count = tile_count(rows, cols, spec)
             tiles += count

@@ -67,28 +67,36 @@ def tile_plan(layer, tile_rows):
     if not native:
         return TilePlan(False, ())
     cin, kernel = layer.in_channels, tuple(layer.kernel_size)
+    taps = int(np.prod(kernel))
+    channel_major = layer.channels_per_tile is not None
     row_tiles = -(-layer.rows // tile_rows)
     tiles = []
     for r in range(row_tiles):
         rows = np.arange(r * tile_rows, min((r + 1) * tile_rows, layer.rows))
-        position = np.array(np.unravel_index(rows // cin, kernel)).T  # [rows, spatial]
-        whole = _segment(rows, position, cin, layer.rows)
+        tap, channel = (rows % taps, rows // taps) if channel_major else (rows // cin, rows % cin)
+        position = np.array(np.unravel_index(tap, kernel)).T  # [rows, spatial]
+        whole = _segment(rows, position, channel, cin, layer.rows, crop=channel_major)
         # One convolution over the tile's bounding box of kernel positions, unless that box holds more than 1.5x
         # the tile's rows: then one per run of rows with equal kernel indices on every axis but the last.
         if whole.index.size <= BBOX_WASTE * len(rows):
             tiles.append((whole,))
             continue
         lead = [tuple(p[:-1]) for p in position]
-        tiles.append(tuple(_segment(rows[[k == key for k in lead]], position[[k == key for k in lead]], cin,
-                                    layer.rows) for key in dict.fromkeys(lead)))
+        tiles.append(tuple(_segment(rows[[k == key for k in lead]], position[[k == key for k in lead]],
+                                    channel[[k == key for k in lead]], cin, layer.rows, crop=channel_major)
+                           for key in dict.fromkeys(lead)))
     return TilePlan(True, tuple(tiles))
 
 
-def _segment(rows, position, cin, zero_row):
-    """The `_Segment` computing ``rows`` (their kernel positions ``position``) in one cropped convolution."""
+def _segment(rows, position, channel, cin, zero_row, crop=False):
+    """The `_Segment` computing ``rows`` (kernel positions ``position``, input channels ``channel``) in one convolution.
+
+    The input channels are cropped to the rows' range when they share one kernel position, or always with
+    ``crop`` (a block-diagonal depthwise tile: its channels at every kernel position); else all ``cin`` are read.
+    """
     low, high = position.min(axis=0), position.max(axis=0)
-    channel = rows % cin
-    c_lo, c_hi = (int(channel.min()), int(channel.max()) + 1) if len(np.unique(rows // cin)) == 1 else (0, cin)
+    one_position = len(np.unique(position, axis=0)) == 1
+    c_lo, c_hi = (int(channel.min()), int(channel.max()) + 1) if one_position or crop else (0, cin)
     index = np.full(tuple(int(v) for v in high - low + 1) + (c_hi - c_lo,), zero_row, np.int32)
     for row, p, c in zip(rows, position, channel):
         index[tuple(p - low) + (c - c_lo,)] = row
@@ -133,7 +141,7 @@ def tile_sums(x, layer, plan, matrix, row_tiles, tile_rows):
                 total = total + _conv(padded, layer, tf.gather(rows, seg.index), seg.start, seg.channels)
             out.append(tf.reshape(total, [-1, k]))
         return out
-    flat = tf.reshape(x if layer.op == "dense" else im2col(x, layer, pad=tf.pad, concat=tf.concat), [-1, layer.rows])
+    flat = tf.reshape(x if layer.op == "dense" else _im2col(x, layer), [-1, layer.rows])
     return [tf.matmul(flat[:, r * tile_rows:min((r + 1) * tile_rows, layer.rows)],
                       matrix[r, :min(tile_rows, layer.rows - r * tile_rows)]) for r in range(row_tiles)]
 
@@ -141,8 +149,18 @@ def tile_sums(x, layer, plan, matrix, row_tiles, tile_rows):
 def fused_sums(x, layer, plan, matrix):
     """The whole layer at once: float32 ``[M, K]`` = patches ``[M, rows]`` @ ``matrix [rows, K]``."""
     if plan.native:
-        kernel = tf.reshape(matrix, list(layer.kernel_size) + [layer.in_channels, -1])
+        if layer.channels_per_tile is None:  # rows kernel-position major, channel fastest
+            kernel = tf.reshape(matrix, list(layer.kernel_size) + [layer.in_channels, -1])
+        else:  # channel-major rows: [C, *kernel, K] -> [*kernel, C, K]
+            spatial = len(layer.kernel_size)
+            kernel = tf.transpose(tf.reshape(matrix, [layer.in_channels] + list(layer.kernel_size) + [-1]),
+                                  list(range(1, spatial + 1)) + [0, spatial + 1])
         out = _conv(_padded(x, layer), layer, kernel, (0,) * len(layer.kernel_size), (0, layer.in_channels))
         return tf.reshape(out, [-1, matrix.shape[-1]])
-    flat = x if layer.op == "dense" else im2col(x, layer, pad=tf.pad, concat=tf.concat)
+    flat = x if layer.op == "dense" else _im2col(x, layer)
     return tf.matmul(tf.reshape(flat, [-1, layer.rows]), matrix)
+
+
+def _im2col(x, layer):
+    """`tf_nvm.mapping.reference.im2col` with TensorFlow ops (rows in the layer's row order)."""
+    return im2col(x, layer, pad=tf.pad, concat=tf.concat, take=lambda t, index: tf.gather(t, index, axis=-1))

@@ -26,6 +26,7 @@ import math
 import numpy as np
 
 from tf_nvm._keras import tf
+from tf_nvm.errors import MappingError
 from tf_nvm.noise.compensation import global_factor
 
 __all__ = ["LayerDevices", "ChipLayer", "program_chip", "effective_weights", "stream_seed", "stream_key"]
@@ -56,8 +57,9 @@ class LayerDevices:
         devices: device columns per output (1 or 2).
         ref_columns: reference columns (offset mapping: one per column tile; else 0).
         col_tile_of_output: int array [cols], the column tile of each output.
-        levels: float32 [R, T, Cdev] target levels (padding rows at level 0, never driven).
-        used: float32 [R, T, Cdev] 1 for a real device, 0 for padding.
+        levels: float32 [R, T, Cdev] target levels (0 where there is no device: padding rows, and
+            the entries outside a block-diagonal layer's tiles).
+        used: float32 [R, T, Cdev] 1 for a programmed device, 0 elsewhere.
     """
 
     name: str
@@ -78,26 +80,42 @@ class LayerDevices:
 
     @classmethod
     def from_layer(cls, layer, spec, index):
-        """Lays out a `tf_nvm.mapping.CrossbarLayer` (its tiles give the row and column blocks)."""
+        """Lays out a `tf_nvm.mapping.CrossbarLayer`: exactly the devices of its tiles.
+
+        Row tile ``r`` holds rows ``[r*T, (r+1)*T)`` with ``T`` the most rows a tile uses (the
+        grid: ``min(spec.rows, rows)``; the block-diagonal layout of a depthwise layer: its
+        ``channels_per_tile * prod(kernel_size)`` rows). A tile's rows x its device columns (and
+        its reference column) are programmed (``used`` 1, the target levels); every other entry
+        (a block-diagonal layer's off-diagonal area) has no device: level 0, ``used`` 0, so no
+        noise, fault or drift reaches it and its column sums stay exactly 0.
+        """
         rows, cols, devices = layer.levels.shape
         row_tiles = 1 + max(t.row_tile for t in layer.tiles)
         col_tiles = 1 + max(t.col_tile for t in layer.tiles)
-        tile_rows = min(spec.rows, rows)
+        tile_rows = max(t.rows_used for t in layer.tiles)
         ref = col_tiles if spec.reference_level is not None else 0
         levels = np.zeros((row_tiles * tile_rows, cols * devices + ref), np.float32)
         used = np.zeros_like(levels)
-        for d in range(devices):
-            levels[:rows, d * cols:(d + 1) * cols] = layer.levels[..., d]
-            used[:rows, d * cols:(d + 1) * cols] = 1.0
         col_tile_of_output = np.zeros(cols, np.int32)
         for tile in layer.tiles:
-            col_tile_of_output[tile.col_start:tile.col_stop] = tile.col_tile
-        if ref:
-            levels[:rows, cols * devices:] = spec.reference_level
-            used[:rows, cols * devices:] = 1.0
+            if tile.row_start != tile.row_tile * tile_rows:  # the planners' invariant (validated mappings hold it)
+                raise MappingError(f"layer {layer.name!r}: tile {tile.index} starts at row {tile.row_start}, not at "
+                                   f"row_tile x {tile_rows}. Fix: re-export the mapping.")
+            r0, r1, c0, c1 = tile.row_start, tile.row_stop, tile.col_start, tile.col_stop
+            for d in range(devices):
+                levels[r0:r1, d * cols + c0:d * cols + c1] = layer.levels[r0:r1, c0:c1, d]
+                used[r0:r1, d * cols + c0:d * cols + c1] = 1.0
+            col_tile_of_output[c0:c1] = tile.col_tile
+            if ref:
+                levels[r0:r1, cols * devices + tile.col_tile] = spec.reference_level
+                used[r0:r1, cols * devices + tile.col_tile] = 1.0
         shape = (row_tiles, tile_rows, levels.shape[1])
         return cls(layer.name, index, row_tiles, tile_rows, cols, devices, ref, col_tile_of_output,
                    levels.reshape(shape), used.reshape(shape))
+
+    def programmed_columns(self):
+        """bool [R, Cdev]: the device columns each row tile programs (their column sums are ADC results)."""
+        return self.used.max(axis=1) > 0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -357,6 +357,9 @@ class Simulator:
     def column_sum_peaks(self, x, percentile=100.0):
         """Per crossbar layer, the ``percentile`` of |device-column partial sums| on ``x`` (ideal chip, MAC units).
 
+        Only the device columns a row tile programs count (a block-diagonal depthwise layer's row tile
+        has no devices in the other tiles' columns: their sums are structural zeros, not ADC results).
+
         Runs eagerly in batches of ``config.batch_size`` examples, keeping only the magnitudes (float32).
         """
         x = self._check_inputs(x)
@@ -368,5 +371,7 @@ class Simulator:
             self._network(tf.constant(x[start:start + self.config.batch_size]), weights, {},
                           dict.fromkeys(self.layouts), start, record)
             for name, sums in record.items():
-                magnitudes.setdefault(name, []).extend(np.abs(s.numpy()).ravel() for s in sums)
+                programmed = self.layouts[name].programmed_columns()  # [R, Cdev]: no ADC reads a column without devices
+                magnitudes.setdefault(name, []).extend(
+                    np.abs(s.numpy()[:, programmed[i % len(programmed)]]).ravel() for i, s in enumerate(sums))
         return {name: float(np.percentile(np.concatenate(parts), percentile)) for name, parts in magnitudes.items()}
