@@ -16,12 +16,13 @@ compact one, and counts differing int8 outputs (all must be 0).
 
 Run::
 
-    PYTHONPATH=. python3 benchmarks/depthwise_mapping.py [--check 16] [--networks ds_cnn mobilenet_v1]  # 2-6 min
+    PYTHONPATH=. python3 benchmarks/depthwise_mapping.py [--check 16] [--networks ds_cnn mobilenet_v1] [--out DIR]  # 2-6 min
 """
 
 import argparse
 import dataclasses
 import math
+import os
 import time
 
 import numpy as np
@@ -32,6 +33,7 @@ from tf_nvm.cost import get_technology, network_cost
 from tf_nvm.mapping import levels_from_codes, plan_tiles, reference
 from tf_nvm.mapping.tiling import channel_major_rows
 from tf_nvm.simulator import SimulationConfig, Simulator
+from tf_nvm.tables import write_table
 from tflite_export import build_mapping
 
 PRESETS = {"paper-4bit-bipolar": {}, "paper-2bit-unipolar": {"sign_split": "auto"}}
@@ -92,6 +94,7 @@ def main():
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=NETWORKS)
     parser.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
     parser.add_argument("--check", type=int, default=16, help="random inputs for the exactness check (0: skip)")
+    parser.add_argument("--out", help="folder for depthwise_mapping.{csv,md} and exactness.{csv,md} (optional)")
     args = parser.parse_args()
     rows, checks = [], []
     for network in args.networks:
@@ -110,6 +113,12 @@ def main():
         print(pd.DataFrame(rows).to_string(index=False))
         if checks:
             print(pd.DataFrame(checks).to_string(index=False))
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        write_table(pd.DataFrame(rows), os.path.join(args.out, "depthwise_mapping"))
+        if checks:
+            write_table(pd.DataFrame(checks), os.path.join(args.out, "exactness"))
+        print(f"tables written to {args.out}", flush=True)
 
 
 if __name__ == "__main__":
