@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+import tf_nvm
 from tf_nvm import PipelineError, pipeline
 from tf_nvm.pipeline import experiment as experiments
 
@@ -155,6 +156,21 @@ def test_a_tiny_experiment_end_to_end_then_reused_and_resumed(tmp_path, capsys):
     assert capsys.readouterr().out.count("done earlier, reused") == 4
     assert main(["run", str(recipe), "--out", str(out), "--force", "fit"]) == 2
     assert "--force must be one of ['train', 'export', 'simulate', 'cost'], got 'fit'" in capsys.readouterr().err
+    # a step made by other tf_nvm code (another version in its marker) is stale: refused, naming it; --force from
+    # that step redoes it and every later one, and reuses what came before
+    marker = out / "variants" / "har-2bit-unipolar" / "steps" / "simulate.json"
+    old = json.loads(marker.read_text())
+    assert old["tf_nvm_version"] == tf_nvm.__version__ and "git_commit" in old and "git_dirty" in old
+    marker.write_text(json.dumps(dict(old, tf_nvm_version="0.1.0")))
+    assert main(["run", str(recipe), "--out", str(out)]) == 2
+    assert re.search(r"holds steps made by other tf_nvm code \(har-2bit-unipolar/simulate: made by tf_nvm 0\.1\.0"
+                     r"( \(commit [0-9a-f]{12}\))?, this is tf_nvm " + re.escape(tf_nvm.__version__) + r".*\)\; "
+                     r"reusing them would mix results of two versions in one report\. Fix: pass --force simulate",
+                     capsys.readouterr().err)
+    assert main(["run", str(recipe), "--out", str(out), "--force", "simulate"]) == 0
+    text = capsys.readouterr().out
+    assert text.count("done earlier, reused") == 2 and "simulate finished" in text and "cost finished" in text
+    assert json.loads(marker.read_text())["tf_nvm_version"] == tf_nvm.__version__
     # killed (SIGKILL) while training seed 1: the rerun reuses seed 0, trains seed 1, and its report equals `first`
     killed = tmp_path / "killed"
     process = subprocess.Popen([sys.executable, "-m", "tf_nvm.cli", "run", str(recipe), "--out", str(killed)],

@@ -149,7 +149,7 @@ def test_step_markers(run):
     runs.mark_done(run, "export", {"tflite": "har.tflite"})
     assert runs.is_done(run, "export") and runs.step_info(run, "export") == {"tflite": "har.tflite"}
     assert json.loads((run / "steps" / "export.json").read_text()) == {
-        "step": "export", "info": {"tflite": "har.tflite"}, "tf_nvm_version": tf_nvm.__version__}
+        "step": "export", "info": {"tflite": "har.tflite"}, **tf_nvm.provenance.current()}
     runs.mark_done(run, "simulate")
     assert runs.step_info(run, "simulate") == {}
     assert sorted(os.listdir(run / "steps")) == ["export.json", "simulate.json"]  # no temporary files left

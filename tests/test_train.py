@@ -51,7 +51,7 @@ def test_cli_train_writes_run_folder(tmp_path, capsys, har_split):
     assert tf_nvm.model_spec(model).to_dict() == metrics["spec"]
     assert '"test_accuracy"' in capsys.readouterr().out
     assert json.loads((out / "run.json").read_text()) == {"format": "tf_nvm.run", "schema_version": 2,
-                                                          "tf_nvm_version": tf_nvm.__version__}
+                                                          **tf_nvm.provenance.current()}
     assert set(json.loads((out / "preprocessing.json").read_text())) == {"input_mean", "input_std", "formula",
                                                                          "data_source", "data_sha256"}
     run = runs.read_run(out)

@@ -2,7 +2,8 @@
 
 Layout of a run folder (``schema_version`` 2)::
 
-    run.json            manifest: {"format": "tf_nvm.run", "schema_version": 2, "tf_nvm_version": ...}
+    run.json            manifest: {"format": "tf_nvm.run", "schema_version": 2, "tf_nvm_version": ..., "git_commit":
+                        ..., "git_dirty": ...} (`tf_nvm.provenance.current`)
     recipe.json         the recipe (`Recipe.to_dict`)
     preprocessing.json  input standardisation (`Standardisation.to_dict`), ``data_source`` and ``data_sha256``
     model.keras         the NVM model of the seed with the best validation accuracy
@@ -27,6 +28,7 @@ import shutil
 from typing import Optional
 
 import tf_nvm
+from tf_nvm import provenance
 from tf_nvm.atomic import atomic_path, write_json_atomic
 from tf_nvm.errors import RunFolderError, SpecError
 from tf_nvm.preprocessing import Standardisation
@@ -34,7 +36,7 @@ from tf_nvm.spec import NVMSpec
 
 __all__ = ["FORMAT", "SCHEMA_VERSION", "RunFolder", "prepare_folder", "check_resumable", "create_run", "save_model",
            "write_seed", "read_seed", "write_shared_float", "read_shared_float", "write_result", "read_run",
-           "mark_done", "is_done", "step_info"]
+           "mark_done", "is_done", "step_info", "step_stale"]
 
 FORMAT = "tf_nvm.run"
 """The ``format`` field of ``run.json``."""
@@ -136,7 +138,7 @@ def create_run(folder, recipe, standardisation, data_source, data_sha256=None):
     os.makedirs(folder, exist_ok=True)
     shutil.rmtree(os.path.join(folder, STEPS), ignore_errors=True)
     write_json_atomic(os.path.join(folder, MANIFEST), {"format": FORMAT, "schema_version": SCHEMA_VERSION,
-                                                       "tf_nvm_version": tf_nvm.__version__})
+                                                       **provenance.current()})
     write_json_atomic(os.path.join(folder, RECIPE), recipe.to_dict())
     write_json_atomic(os.path.join(folder, PREPROCESSING), _preprocessing(standardisation, data_source, data_sha256))
 
@@ -410,7 +412,7 @@ def mark_done(folder, step, info=None):
     if problem is not None:
         raise RunFolderError(f"mark_done({step!r}): info must be a JSON-ready dict without NaN, got {problem}. "
                              "Fix: pass plain dicts, lists, str, int and finite floats.")
-    write_json_atomic(where, {"step": step, "info": info, "tf_nvm_version": tf_nvm.__version__})
+    write_json_atomic(where, {"step": step, "info": info, **provenance.current()})
 
 
 def step_info(folder, step):
@@ -432,3 +434,15 @@ def step_info(folder, step):
 def is_done(folder, step):
     """Whether ``step`` was marked done in run folder ``folder`` (see `mark_done`)."""
     return step_info(folder, step) is not None
+
+
+def step_stale(folder, step):
+    """Why the finished ``step`` of ``folder`` is stale (made by other tf_nvm code), or None (same code, or not done).
+
+    See `tf_nvm.provenance.stale_reason`; a marker written before markers recorded the commit is judged by its
+    version.
+    """
+    if not is_done(folder, step):
+        return None
+    where = _marker(folder, step)
+    return provenance.stale_reason(_read_json(os.path.dirname(where), os.path.basename(where)))

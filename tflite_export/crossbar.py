@@ -18,6 +18,7 @@ import numpy as np
 
 import tf_nvm
 from tf_nvm import mapping as nvm_mapping
+from tf_nvm import provenance
 from tf_nvm._keras import QuantizeLayer, QuantizeWrapper, keras, wrapper_output_quantizers
 from tf_nvm.digital import NVMAveragePooling1D, NVMAveragePooling2D, NVMBatchNormalization
 from tf_nvm.atomic import check_writable
@@ -386,7 +387,7 @@ def build_mapping(model, spec=None, preprocessing=None, metadata=None):
     info = {
         "model": model.name,
         "exporter": "tflite_export.export_crossbar",
-        "tf_nvm_version": tf_nvm.__version__,
+        **provenance.current(),
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "signed_elements": {
             "note": ("A crossbar whose weights are all non-negative (unipolar) and whose inputs are all "

@@ -8,6 +8,7 @@ timings (the wall time per step, in report.md only).
 """
 
 import base64
+import datetime
 import html
 import json
 import os
@@ -18,7 +19,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from tf_nvm import runs
+from tf_nvm import provenance, runs
 from tf_nvm.pipeline.experiment import variant_kind
 from tf_nvm.atomic import write_bytes_atomic
 from tf_nvm.plots import pyplot, write_png
@@ -543,6 +544,8 @@ def write_report(experiment, out, quick, timings):
         f"- export: TFLite int8 and the crossbar mapping; LiteRT and TFLite Micro compared with the Keras model on "
         f"{experiment.export_examples or 'all'} test examples",
         f"- cost: technology {experiment.cost.technology}, arrays {experiment.cost.array_sizing}",
+        f"- code: {provenance.describe(provenance.current())}, report written "
+        f"{datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- software: {', '.join(f'{k} {v}' for k, v in _versions().items())}",
         "", "## Measured beside the paper", "",
         "Test accuracy in percent, mean over seeds (a difference from the float baseline in percentage points).",

@@ -254,6 +254,22 @@ def _jsonable(value):
 _STEP_FUNCTIONS = {"train": _train, "export": _export, "simulate": _simulate, "cost": _cost}
 
 
+def _refuse_stale(experiment, out):
+    """Raises `PipelineError` when a finished step in ``out`` was made by other tf_nvm code (`runs.step_stale`)."""
+    stale = []
+    for name in experiment.variants:
+        folder = variant_folder(out, name)
+        if os.path.isdir(folder):
+            stale += [(name, step, reason) for step in STEPS if (reason := runs.step_stale(folder, step))]
+    if stale:
+        first = STEPS[min(STEPS.index(step) for _, step, _ in stale)]
+        listed = ", ".join(f"{name}/{step}" for name, step, _ in stale)
+        raise PipelineError(
+            f"tf-nvm run: {out} holds steps made by other tf_nvm code ({listed}: {stale[0][2]}); reusing them "
+            f"would mix results of two versions in one report. Fix: pass --force {first} to redo them and every "
+            "later step, or another --out.")
+
+
 def run_experiment(experiment, out, quick=False, force=None, data_path=None, verbose=True):
     """Runs every step of every variant (reusing finished ones), then writes the report.
 
@@ -269,7 +285,9 @@ def run_experiment(experiment, out, quick=False, force=None, data_path=None, ver
         path of the report folder.
 
     Raises:
-        PipelineError: invalid ``force``, or an output folder holding another run.
+        PipelineError: invalid ``force``, an output folder holding another run, or finished steps made by other
+            tf_nvm code (a version or commit other than the running one, `tf_nvm.provenance`) that ``force``
+            does not redo.
     """
     from tf_nvm.pipeline import report  # noqa: PLC0415
 
@@ -291,6 +309,9 @@ def run_experiment(experiment, out, quick=False, force=None, data_path=None, ver
                 marker = os.path.join(folder, runs.STEPS, f"{step}.json")
                 if os.path.isfile(marker):
                     os.remove(marker)
+    _refuse_stale(chosen, out)
+    for name in chosen.variants:
+        folder = variant_folder(out, name)
         for step in STEPS:
             if os.path.isdir(folder) and runs.is_done(folder, step):
                 _say(verbose, f"{name}: {step} done earlier, reused")
