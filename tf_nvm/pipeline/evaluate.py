@@ -18,8 +18,9 @@
 
 Where the task lives: the mapping's ``metadata["task"]``, written at export: given
 (``tf-nvm export --task``, an experiment's ``task``), else the recipe's ``task`` for a run folder
-of ``tf-nvm train`` (classification when it names none, `recipe_task`), else from the model (`model_task`); simulate takes ``--task``
-first, then that metadata, then the targets (`tf_nvm.metrics.resolve_task`).
+of ``tf-nvm train`` (classification when it names none, `recipe_task`), else from the model
+(`model_task`); simulate takes ``--task`` first, then that metadata, then the targets
+(`tf_nvm.metrics.resolve_task`).
 The data set a run folder was trained on is written as ``metadata["dataset"]`` too.
 """
 
