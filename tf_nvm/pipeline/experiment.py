@@ -35,7 +35,8 @@ listed by `names`) with these fields:
   ``chips``, ``examples`` (simulated), ``export_examples``);
 * ``paper``: the paper's published numbers shown beside the measured ones
   (``{label: value}``, accuracies in 0..1); an NVM variant is matched by the label
-  ``"<b>-bit <unipolar|bipolar> accuracy"``, the float baselines by ``"float accuracy"``;
+  ``"<b>-bit <unipolar|bipolar> accuracy"``, the float baselines by ``"float accuracy"`` (regression and
+  reconstruction: ``"<b>-bit <unipolar|bipolar> mse"`` and ``"float mse"``);
 * ``targets`` (classification only): the accuracies this experiment should reach (``{label: value}``;
   test accuracy, mean over seeds): ``"float"`` or ``"<b>-bit <unipolar|bipolar>"``
   with an accuracy in 0..1, or ``"<b>-bit <unipolar|bipolar> vs float"`` with the
