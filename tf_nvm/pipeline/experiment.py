@@ -245,8 +245,9 @@ def _copy(value):
     return json.loads(json.dumps(value))
 
 
-def _variant_recipe(entry, dataset, where, base=None):
-    """(name, `Recipe`) of one ``variants`` entry: a bundled name, a ``.json`` path, or an inline recipe.
+def _variant_recipe(entry, dataset, where):
+    """(name, `Recipe`) of one ``variants`` entry: a bundled name, a ``.json`` path (absolute, or relative to the
+    working directory: `from_dict` makes the paths of an experiment file absolute), or an inline recipe.
 
     Raises:
         PipelineError: not found, invalid, or of another data set.
@@ -262,9 +263,8 @@ def _variant_recipe(entry, dataset, where, base=None):
                                     f"{_FIX}")
             recipe = recipes.from_dict({"dataset": dataset, **entry}, where=f"{where} variant {entry['name']!r}")
         elif entry.endswith(".json"):
-            path = entry if base is None or os.path.isabs(entry) else os.path.join(base, entry)
             data, path = recipes.read_json_config(
-                path, recipes.recipes_dir(), label="recipe file", error=PipelineError, fix=_FIX,
+                entry, recipes.recipes_dir(), label="recipe file", error=PipelineError, fix=_FIX,
                 not_found=lambda p: f"{where}: variant {entry!r}: recipe file {p} not found. Fix: pass the path of a "
                                     "training recipe .json (relative to the experiment file), a bundled recipe name, "
                                     "or the recipe inline.")

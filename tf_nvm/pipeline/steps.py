@@ -186,7 +186,7 @@ def _export(experiment, name, folder, data, verbose):
 
 
 def _runtime_dict(report):
-    """The export marker's ``runtime_report``: `tflite_export.verify.RuntimeReport` as a dict (and its text)."""
+    """The export marker's ``runtime_report``: `tflite_export.verify.RuntimeReport` as a JSON-ready dict."""
     return {"runtime": report.runtime, "inputs": report.inputs, "exact": report.exact,
             "deployed": dataclasses.asdict(report.deployed), "other": dataclasses.asdict(report.other)}
 
