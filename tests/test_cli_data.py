@@ -275,4 +275,5 @@ def test_a_recipe_trains_on_a_users_npz_and_simulate_reads_its_run_folder(tmp_pa
     np.savez(tmp_path / "float.npz", x_train=x[:90], y_train=x[:90, 0, 0], x_test=x[90:], y_test=y[90:])
     assert main(["train", str(tmp_path / "r.json"), "--data", str(tmp_path / "float.npz"), "--out",
                  str(tmp_path / "run3"), "--quiet"]) == 2
-    assert "key 'y_train' is float32 [90]; a recipe trains a classifier on integer labels" in capsys.readouterr().err
+    assert "key 'y_train' is float32 [90]; a recipe of task 'classification' trains a classifier on integer labels" \
+        in capsys.readouterr().err

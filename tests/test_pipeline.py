@@ -40,7 +40,7 @@ def test_bundled_experiment_loads_and_quick_mode_applies():
     ({"epochs": "3"}, r"epochs must be an integer >= 1 or null, got '3'"),
     ({"seeds": []}, r"seeds must be a non-empty list of integers >= 0, got \[\]"),
     ({"variants": ["har-9bit"]}, r"variants must be training recipes among \["),
-    ({"dataset": "mnist"}, r"dataset must be one of \['har', 'cifar10'\], got 'mnist'"),
+    ({"dataset": "mnist"}, r"dataset must be one of \['cifar10', 'har', 'npz'\], got 'mnist'"),
     ({"dataset": "cifar10"}, r"variants must be training recipes of dataset 'cifar10' \(one data set per "
                              r"experiment\), got \['har-2bit-unipolar'\]"),
     ({"simulation": {"chips": 0}}, r"simulation.chips must be an integer >= 1, got 0"),

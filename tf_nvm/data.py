@@ -104,23 +104,37 @@ def _split_cifar10(data, recipe):
 
 @SPLITS.register("npz")
 def _split_npz(data, recipe):
-    """A user's ``.npz``: the last 10 % of ``x_train``/``y_train`` are the validation part (integer labels)."""
-    where = data.source
-    if data.x_train is None or data.y_train is None or data.y_test is None:
-        raise CorruptDatasetError(f"{where}: training on a user's .npz needs x_train, y_train, x_test and y_test. "
-                                  "Fix: add the missing arrays (numpy.savez(path, x_train=..., y_train=..., "
-                                  "x_test=..., y_test=...)).")
-    for key in ("y_train", "y_test"):
-        y = getattr(data, key)
-        if y.ndim != 1 or y.dtype.kind not in "iu":
-            raise CorruptDatasetError(f"{where}: key {key!r} is {y.dtype} {list(y.shape)}; a recipe trains a "
-                                      "classifier on integer labels (N,). Fix: pass integer class labels.")
+    """A user's ``.npz``: the last 10 % of ``x_train`` (and ``y_train``) are the validation part.
+
+    The targets the recipe's task needs: integer class labels (N,) for ``classification``, numeric targets
+    (N, ...) for ``regression`` (``y_train`` and ``y_test``), none for ``reconstruction`` (an autoencoder: the
+    targets are the standardised inputs, `_standardised`; a ``y_test`` given is not read).
+    """
+    where, task = data.source, recipe.training_task
+    needed = ("x_train", "x_test") if task == "reconstruction" else ("x_train", "y_train", "x_test", "y_test")
+    missing = [key for key in needed if getattr(data, key) is None]
+    if missing:
+        given = ", ".join(f"{key}=..." for key in needed)
+        raise CorruptDatasetError(f"{where}: a recipe of task {task!r} trains on {', '.join(needed)}, and the .npz "
+                                  f"lacks {missing}. Fix: add the missing arrays (numpy.savez(path, {given}))"
+                                  + ("." if task == "reconstruction" else ", or set the recipe's task to "
+                                     "\"reconstruction\" for an autoencoder (targets = inputs)."))
+    if task == "classification":
+        for key in ("y_train", "y_test"):
+            y = getattr(data, key)
+            if y.ndim != 1 or y.dtype.kind not in "iu":
+                raise CorruptDatasetError(f"{where}: key {key!r} is {y.dtype} {list(y.shape)}; a recipe of task "
+                                          "'classification' trains a classifier on integer labels (N,). Fix: pass "
+                                          "integer class labels, or set the recipe's task to \"regression\" for "
+                                          "float targets.")
     if len(data.x_train) < 2:
         raise CorruptDatasetError(f"{where}: key 'x_train' holds {len(data.x_train)} example(s); at least 2 are "
                                   "needed (training and validation parts). Fix: pass more training examples.")
-    x, y = data.x_train.astype(np.float32), data.y_train
+    x = data.x_train.astype(np.float32)
+    y = x if data.y_train is None or task == "reconstruction" else data.y_train
+    y_test = data.x_test if task == "reconstruction" else data.y_test
     n_val = max(1, int(round(len(x) * NPZ_VALIDATION_FRACTION)))
-    return x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:], data.x_test.astype(np.float32), data.y_test, where
+    return x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:], data.x_test.astype(np.float32), y_test, where
 
 
 def prepare_data(recipe, data_path=None, verbose=True):
@@ -138,14 +152,22 @@ def prepare_data(recipe, data_path=None, verbose=True):
         RecipeError: the recipe's data set has no registered split.
     """
     split = SPLITS.get(recipe.dataset)
-    return _standardised(*split(DATASETS.get(recipe.dataset)(path=data_path, verbose=verbose), recipe))
+    return _standardised(*split(DATASETS.get(recipe.dataset)(path=data_path, verbose=verbose), recipe),
+                         task=getattr(recipe, "training_task", "classification"))
 
 
-def _standardised(x_tr, y_tr, x_val, y_val, x_te, y_te, source):
-    """The `Split` of raw parts, standardised with the statistics of the training part."""
+def _standardised(x_tr, y_tr, x_val, y_val, x_te, y_te, source, task="classification"):
+    """The `Split` of raw parts, standardised with the statistics of the training part.
+
+    Targets by task: ``classification`` int32 labels, ``regression`` float32 targets, ``reconstruction`` the
+    standardised inputs themselves (the given targets are not read).
+    """
     standardisation = Standardisation.fit(x_tr)
     x_tr, x_val, x_te = (standardisation.apply(x) for x in (x_tr, x_val, x_te))
-    return Split(x_tr, y_tr.astype(np.int32), x_val, y_val.astype(np.int32), x_te, y_te.astype(np.int32),
+    if task == "reconstruction":
+        y_tr, y_val, y_te = x_tr, x_val, x_te
+    dtype = np.int32 if task == "classification" else np.float32
+    return Split(x_tr, np.asarray(y_tr, dtype), x_val, np.asarray(y_val, dtype), x_te, np.asarray(y_te, dtype),
                  standardisation, source)
 
 

@@ -71,8 +71,9 @@ class EpochProgress(EpochTimes):
         directory: the progress folder (created at the first finished epoch).
         identity: JSON-able description of the training (recipe fields, seed, model kind); a folder
             written for another identity is not resumed but started over (with a message).
-        monitor: the logged metric whose maximum selects the best epoch (e.g. ``"val_accuracy"``).
+        monitor: the logged metric whose best value selects the best epoch (e.g. ``"val_accuracy"``).
         verbose: print what was resumed or discarded.
+        mode: ``"max"`` (the highest ``monitor`` value is best: accuracy) or ``"min"`` (the lowest: an error).
 
     Attributes:
         history: {metric: [value per epoch]} over the whole training (restored epochs first).
@@ -83,8 +84,12 @@ class EpochProgress(EpochTimes):
             recorded them restore none).
     """
 
-    def __init__(self, directory, identity, monitor="val_accuracy", verbose=True):
+    def __init__(self, directory, identity, monitor="val_accuracy", verbose=True, mode="max"):
         super().__init__()
+        if mode not in ("max", "min"):
+            raise RunFolderError(f"EpochProgress: mode must be 'max' or 'min', got {mode!r}. Fix: pass one of "
+                                 "those.")
+        self.mode = mode
         self.directory = os.fspath(directory)
         self.identity = json.loads(json.dumps(identity))
         self.monitor = monitor
@@ -169,7 +174,7 @@ class EpochProgress(EpochTimes):
         done = epoch + 1
         value = float(logs[self.monitor])
         os.makedirs(self.directory, exist_ok=True)
-        if self.best_value is None or value > self.best_value:
+        if self.best_value is None or (value > self.best_value if self.mode == "max" else value < self.best_value):
             self.best_epoch, self.best_value = done, value
             self._best_weights = [np.array(w) for w in self.model.get_weights()]
             buffer = io.BytesIO()

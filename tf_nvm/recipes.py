@@ -24,7 +24,10 @@ from tf_nvm.datasets import DATASETS
 from tf_nvm.errors import RecipeError, SpecError, UnknownNameError
 from tf_nvm.spec import INITS, SIGN_SPLITS, resolve_spec
 
-__all__ = ["Recipe", "load", "from_dict", "names", "recipes_dir", "read_json_config"]
+__all__ = ["Recipe", "load", "from_dict", "names", "recipes_dir", "read_json_config", "TRAINING_TASKS"]
+
+TRAINING_TASKS = ("classification", "regression", "reconstruction")
+"""The tasks a recipe trains (the `tf_nvm.metrics.TASKS` names; the loss of each is in `tf_nvm.train`)."""
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 """A recipe name: it names the run folder, so no path separators and no leading dot."""
@@ -58,14 +61,20 @@ class Recipe:
 
     Attributes:
         name: recipe name.
-        dataset: ``"har"`` or ``"cifar10"``.
+        dataset: a `tf_nvm.datasets.DATASETS` name: ``"har"``, ``"cifar10"`` or ``"npz"`` (a user's ``.npz``,
+            ``--data PATH``).
         architecture: a name in `tf_nvm.models.ARCHITECTURES`.
         spec: preset name or full spec dict.
         architecture_args: keyword arguments of the architecture builder.
         init: `quantize_model` init (``"keep"`` or ``"device"``).
         sign_split: `quantize_model` sign_split (None, or ``"auto"``: under a unipolar spec every crossbar
             that reads only non-negative inputs is fed ``[x, -x]``).
-        epochs: training epochs (the best validation epoch is kept).
+        task: what the network learns (`tf_nvm.metrics.TASKS`), which sets the loss and the reported metric:
+            None or ``"classification"`` (sparse categorical cross-entropy on integer labels, logits outputs;
+            accuracy), ``"regression"`` (mean squared error on float targets of the output's shape; MSE and
+            MAE) or ``"reconstruction"`` (an autoencoder: mean squared error against its own standardised
+            inputs; MSE and MAE). Left out of the recipe dict when None.
+        epochs: training epochs (the best validation epoch is kept: highest accuracy, or lowest MSE).
         batch_size: examples per step.
         learning_rate: peak Adam learning rate (cosine decay to 0).
         seeds: seeds run by default.
@@ -87,6 +96,7 @@ class Recipe:
     architecture_args: dict = dataclasses.field(default_factory=dict)
     init: str = "device"
     sign_split: Optional[str] = None
+    task: Optional[str] = None
     epochs: int = 30
     batch_size: int = 64
     learning_rate: float = 2e-3
@@ -115,6 +125,9 @@ class Recipe:
         if self.sign_split not in SIGN_SPLITS:
             raise RecipeError(f"recipe {self.name!r}: sign_split must be one of {list(SIGN_SPLITS)} (null or "
                               f"\"auto\"), got {self.sign_split!r}. {_FIX}")
+        if self.task is not None and self.task not in TRAINING_TASKS:
+            raise RecipeError(f"recipe {self.name!r}: task must be null or one of {list(TRAINING_TASKS)}, got "
+                              f"{self.task!r}. {_FIX}")
         if self.init not in INITS:
             raise RecipeError(f"recipe {self.name!r}: init must be one of {list(INITS)}, got {self.init!r}. {_FIX}")
         if self.dataset not in DATASETS:
@@ -188,9 +201,15 @@ class Recipe:
         """JSON-ready dict."""
         out = dataclasses.asdict(self)
         out["seeds"] = list(self.seeds)
-        if out["sign_split"] is None:  # left out when off: recipes (and run folders) from before the field match
-            del out["sign_split"]
+        for field in ("sign_split", "task"):  # left out when off: recipes (and run folders) from before match
+            if out[field] is None:
+                del out[field]
         return out
+
+    @property
+    def training_task(self):
+        """The task the recipe trains (``"classification"`` when ``task`` is None)."""
+        return self.task or "classification"
 
 
 def names():

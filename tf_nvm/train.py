@@ -1,13 +1,15 @@
 """Training runs: a float baseline and the NVM model of one recipe, over seeds.
 
-A recipe (see `tf_nvm.recipes`) names a data set, an architecture, a spec and
-the optimiser schedule. For each seed, the float model and the NVM model of the
-same architecture are trained with the same schedule; the epoch kept is the one
-with the best *validation* accuracy (the validation part of `tf_nvm.data`); the
-test part is only evaluated, never used for selection. The results go to a run
-folder (`tf_nvm.runs`).
+A recipe (see `tf_nvm.recipes`) names a data set, an architecture, a spec, the
+task and the optimiser schedule. For each seed, the float model and the NVM model of
+the same architecture are trained with the same schedule; the epoch kept is the one
+with the best *validation* score (the validation part of `tf_nvm.data`): the highest
+accuracy for classification, the lowest MSE for regression and reconstruction
+(`TRAINING`); the test part is only evaluated, never used for selection. The results
+go to a run folder (`tf_nvm.runs`).
 """
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -20,13 +22,70 @@ from tf_nvm import models, runs
 from tf_nvm import progress as epoch_progress
 from tf_nvm._keras import keras, tf
 from tf_nvm.data import prepare_data
-from tf_nvm.errors import InvalidWeightsError, RunFolderError
+from tf_nvm.errors import InvalidWeightsError, RecipeError, RunFolderError
 from tf_nvm.nvm_model import model_spec, nonfinite_weights, nvm_layers
 from tf_nvm.precision import require_float32
 from tf_nvm.quantize import check_input_range, quantize_model
+from tf_nvm.registry import Registry
 from tf_nvm.sign_split import fuse_sign_split
 
-__all__ = ["train_model", "run_recipe", "training_data", "float_key", "FLOAT_KEY_IGNORES"]
+__all__ = ["train_model", "run_recipe", "training_data", "float_key", "FLOAT_KEY_IGNORES", "TRAINING",
+           "TrainingTask", "training_task"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingTask:
+    """How a recipe's task trains and what it reports.
+
+    Attributes:
+        loss: ``() -> keras loss`` compiled into both models.
+        metric: the selection and reporting metric (a Keras metric name and a `tf_nvm.metrics.METRICS` name):
+            ``val_<metric>`` picks the best epoch and seed, ``test_<metric>`` is reported.
+        extra: further Keras metrics evaluated on the test part (``test_<name>`` in the results).
+        higher_is_better: True for accuracy, False for errors (the best epoch has the lowest value).
+    """
+
+    loss: object
+    metric: str
+    extra: tuple = ()
+    higher_is_better: bool = True
+
+    @property
+    def mode(self):
+        """``"max"`` or ``"min"``: how the best validation value is picked."""
+        return "max" if self.higher_is_better else "min"
+
+
+TRAINING = Registry("training task", error=RecipeError,
+                    fix="set the recipe's task to classification, regression or reconstruction")
+"""Recipe task (`tf_nvm.recipes.TRAINING_TASKS`) -> `TrainingTask`."""
+TRAINING.register("classification", TrainingTask(
+    lambda: keras.losses.SparseCategoricalCrossentropy(from_logits=True), "accuracy"),
+    description="sparse categorical cross-entropy on integer labels (logits outputs); accuracy")
+TRAINING.register("regression", TrainingTask(keras.losses.MeanSquaredError, "mse", ("mae",), False),
+                  description="mean squared error on float targets of the output's shape; MSE, MAE")
+TRAINING.register("reconstruction", TrainingTask(keras.losses.MeanSquaredError, "mse", ("mae",), False),
+                  description="autoencoder: mean squared error against the standardised inputs; MSE, MAE")
+
+
+def training_task(recipe):
+    """The `TrainingTask` of ``recipe`` (classification when it names none, or has no ``task``)."""
+    return TRAINING.get(getattr(recipe, "task", None) or "classification")
+
+
+def _check_targets(model, split, recipe):
+    """Regression targets must have the model's output shape (a Keras shape error would not name the data)."""
+    task = getattr(recipe, "task", None)
+    if task not in ("regression", "reconstruction"):
+        return
+    output = tuple(model.output_shape[1:])
+    given = tuple(np.shape(split.y_train)[1:])
+    if given != output and not (given == () and output == (1,)):
+        name = getattr(recipe, "name", "?")
+        raise RecipeError(f"recipe {name!r} (task {task!r}): the model's output has shape {list(output)} and the "
+                          f"training targets {list(given)} per example. Fix: pass targets (y_train, y_test) of the "
+                          "output's shape, or an architecture whose output matches them (for an autoencoder: "
+                          "task \"reconstruction\", targets = inputs).")
 
 
 def training_data(recipe, split):
@@ -78,9 +137,12 @@ def train_model(model, recipe, split, verbose=2, callbacks=(), progress=None):
     For an NVM model, `tf_nvm.quantize.check_input_range` warns (`InputRangeWarning`) when more than
     0.1 % of the training inputs lie outside the shared activation range (they are clipped).
 
+    The loss and the metric follow the recipe's ``task`` (`TRAINING`): cross-entropy and accuracy for a
+    classifier (logits outputs), mean squared error for regression and reconstruction.
+
     Args:
-        model: float or NVM tf_keras model with logits outputs.
-        recipe: `Recipe` (epochs, batch_size, learning_rate).
+        model: float or NVM tf_keras model (logits outputs for classification).
+        recipe: `Recipe` (epochs, batch_size, learning_rate, task).
         split: `Split`.
         verbose: Keras ``fit`` verbosity (2: one line per epoch).
         callbacks: extra Keras callbacks (e.g. `tf_nvm.noise.training.NoiseAwareTraining`).
@@ -89,27 +151,31 @@ def train_model(model, recipe, split, verbose=2, callbacks=(), progress=None):
             None: the training lives in memory only.
 
     Returns:
-        dict with ``val_accuracy`` (best), ``best_epoch`` (1-based), ``test_accuracy``,
+        dict with ``val_<metric>`` (best; ``val_accuracy``, or ``val_mse`` for regression), ``best_epoch``
+        (1-based), ``test_<metric>`` (and ``test_mae`` for regression),
         ``seconds`` (wall-clock training time; over the resumes, without the epochs lost to a kill),
         ``epoch_seconds`` (wall time of each epoch, validation included; after a resume of a progress
         folder written before tf_nvm recorded them, only the epochs since) and ``resumed_after`` (epochs
         restored from ``progress``; present only when > 0).
     """
+    task = training_task(recipe)
+    _check_targets(model, split, recipe)
     fuse_sign_split(model)
     if nvm_layers(model):  # an NVM model clips its inputs to the shared activation range: say so when it matters
         require_float32("train_model", model)  # exact float32 (no mixed precision, TF32 off)
         check_input_range(split.x_train, model_spec(model), owner="train_model")
     steps = recipe.epochs * int(np.ceil(len(split.x_train) / recipe.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, steps)
-    model.compile(keras.optimizers.Adam(schedule),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.compile(keras.optimizers.Adam(schedule), task.loss(), metrics=[task.metric, *task.extra])
+    monitor = f"val_{task.metric}"
     done = 0
     if progress is None:
-        keep_best = keras.callbacks.EarlyStopping("val_accuracy", mode="max", patience=recipe.epochs + 1,
+        keep_best = keras.callbacks.EarlyStopping(monitor, mode=task.mode, patience=recipe.epochs + 1,
                                                   restore_best_weights=True)
         timer = epoch_progress.EpochTimes()
     else:
-        keep_best = timer = epoch_progress.EpochProgress(*progress, monitor="val_accuracy", verbose=bool(verbose))
+        keep_best = timer = epoch_progress.EpochProgress(*progress, monitor=monitor, verbose=bool(verbose),
+                                                         mode=task.mode)
         done = keep_best.restore(model)
     callbacks = [keep_best, keras.callbacks.TerminateOnNaN(), *callbacks]
     if timer is not keep_best:
@@ -126,10 +192,12 @@ def train_model(model, recipe, split, verbose=2, callbacks=(), progress=None):
             f"training of model {model.name!r} diverged: loss {history['loss'][-1]!r} after "
             f"{len(history['loss'])} epoch(s), non-finite weights {bad[:4]}. Nothing was written. Fix: "
             f"lower the recipe's learning_rate (now {recipe.learning_rate!r}) or check the inputs for NaN.")
-    val = history["val_accuracy"]
-    _, test_acc = model.evaluate(split.x_test, split.y_test, verbose=0, batch_size=512)
-    result = {"val_accuracy": float(max(val)), "best_epoch": int(np.argmax(val)) + 1,
-              "test_accuracy": float(test_acc), "seconds": round(seconds, 2), "epoch_seconds": timer.epoch_seconds}
+    val = history[monitor]
+    best = int(np.argmax(val) if task.higher_is_better else np.argmin(val))
+    test = model.evaluate(split.x_test, split.y_test, verbose=0, batch_size=512, return_dict=True)
+    result = {monitor: float(val[best]), "best_epoch": best + 1, f"test_{task.metric}": float(test[task.metric]),
+              **{f"test_{name}": float(test[name]) for name in task.extra},
+              "seconds": round(seconds, 2), "epoch_seconds": timer.epoch_seconds}
     if done:
         result["resumed_after"] = done
     return result
@@ -211,8 +279,9 @@ def _train_seed(recipe, split, seed, verbose, shared_floats, out_dir):
     for kind in ("nvm", "float"):
         epoch_progress.remove(_seed_progress(out_dir, seed, kind))
     if verbose:
-        print(f"[tf-nvm] seed {seed}: NVM test {nvm_result['test_accuracy']:.4f} "
-              f"(val {nvm_result['val_accuracy']:.4f}), float test {float_result['test_accuracy']:.4f}",
+        metric = training_task(recipe).metric
+        print(f"[tf-nvm] seed {seed}: NVM test {metric} {nvm_result[f'test_{metric}']:.4f} "
+              f"(val {nvm_result[f'val_{metric}']:.4f}), float test {metric} {float_result[f'test_{metric}']:.4f}",
               flush=True)
     return row, nvm_model, float_model
 
@@ -222,11 +291,13 @@ def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite
     """Trains the recipe's float baseline and NVM model for each seed; writes a run folder.
 
     The folder (layout in `tf_nvm.runs`) holds ``model.keras`` (the NVM model of
-    the seed with the best validation accuracy), ``float_model.keras`` (its float
+    the seed with the best validation score), ``float_model.keras`` (its float
     baseline), ``seed<N>/``, ``spec.json``, ``recipe.json``,
-    ``preprocessing.json``, ``metrics.json`` (``test_accuracy`` and
-    ``float_test_accuracy`` as means over seeds, their spreads, per-seed numbers
-    and the ``spec``) and the step marker ``train``.
+    ``preprocessing.json``, ``metrics.json`` (``test_<metric>`` and
+    ``float_test_<metric>`` as means over seeds, their spreads, per-seed numbers
+    and the ``spec``; ``<metric>`` is ``accuracy``, or ``mse`` for a recipe of task
+    regression or reconstruction, which also records ``task`` and ``metric``) and
+    the step marker ``train``.
 
     Args:
         recipe: `Recipe`.
@@ -253,6 +324,8 @@ def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite
         InvalidWeightsError: training diverged (NaN or infinite weights).
     """
     seeds = list(recipe.seeds if seeds is None else seeds)
+    task = training_task(recipe)
+    metric = task.metric
     if not resume:
         runs.prepare_folder(out_dir, overwrite, remove=False)  # refuse before the data loads; removed below if asked
     if split is None:
@@ -276,22 +349,26 @@ def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite
         else:
             row, nvm_model, float_model = earlier
             if verbose:
-                print(f"[tf-nvm] {recipe.name} seed {seed}: trained earlier, reused (NVM test "
-                      f"{row['nvm']['test_accuracy']:.4f})", flush=True)
+                print(f"[tf-nvm] {recipe.name} seed {seed}: trained earlier, reused (NVM test {metric} "
+                      f"{row['nvm'][f'test_{metric}']:.4f})", flush=True)
         per_seed.append(row)
-        if best is None or row["nvm"]["val_accuracy"] > best[0]:
-            best = (row["nvm"]["val_accuracy"], seed, nvm_model, float_model)
+        value = row["nvm"][f"val_{metric}"]
+        if best is None or (value > best[0] if task.higher_is_better else value < best[0]):
+            best = (value, seed, nvm_model, float_model)
     spec = model_spec(best[2])
-    nvm_acc = [r["nvm"]["test_accuracy"] for r in per_seed]
-    float_acc = [r["float"]["test_accuracy"] for r in per_seed]
+    nvm_acc = [r["nvm"][f"test_{metric}"] for r in per_seed]
+    float_acc = [r["float"][f"test_{metric}"] for r in per_seed]
+    task_fields = {} if recipe.task is None else {"task": recipe.task, "metric": metric}
     metrics = {
         "recipe": recipe.name,
-        "test_accuracy": statistics.fmean(nvm_acc),
-        "float_test_accuracy": statistics.fmean(float_acc),
-        "test_accuracy_summary": _summary(nvm_acc),
-        "float_test_accuracy_summary": _summary(float_acc),
+        **task_fields,
+        f"test_{metric}": statistics.fmean(nvm_acc),
+        f"float_test_{metric}": statistics.fmean(float_acc),
+        f"test_{metric}_summary": _summary(nvm_acc),
+        f"float_test_{metric}_summary": _summary(float_acc),
         "selected_seed": best[1],
-        "selection": "model.keras is the seed with the best validation accuracy; test never used to select",
+        "selection": f"model.keras is the seed with the {'best' if task.higher_is_better else 'lowest'} validation "
+                     f"{metric}; test never used to select",
         "seeds": per_seed,
         "spec": spec.to_dict(),
         "data_source": split.source,

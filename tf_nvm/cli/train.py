@@ -25,7 +25,7 @@ def add_parser(subparsers):
 
 
 def run(args):
-    """Trains and prints the accuracy summary and the run folder; returns 0."""
+    """Trains and prints the test metric summary (accuracy, or MSE for regression) and the run folder; returns 0."""
     from tf_nvm import recipes  # noqa: PLC0415
     from tf_nvm.train import run_recipe  # noqa: PLC0415  (imports TensorFlow)
 
@@ -35,8 +35,9 @@ def run(args):
     out = args.out or os.path.join("runs", recipe.name)
     metrics = run_recipe(recipe, out, seeds=args.seeds, data_path=args.data, verbose=0 if args.quiet else 2,
                          overwrite=args.overwrite, resume=args.resume)
-    summary = {k: metrics[k] for k in ("recipe", "test_accuracy", "float_test_accuracy",
-                                       "test_accuracy_summary", "float_test_accuracy_summary")}
+    metric = metrics.get("metric", "accuracy")  # mse for a recipe of task regression or reconstruction
+    summary = {k: metrics[k] for k in ("recipe", "task", "metric", f"test_{metric}", f"float_test_{metric}",
+                                       f"test_{metric}_summary", f"float_test_{metric}_summary") if k in metrics}
     print(json.dumps(summary, indent=2))
     print(f"[tf-nvm] run folder: {os.path.abspath(out)}")
     return 0

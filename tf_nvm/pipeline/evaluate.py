@@ -17,9 +17,10 @@
 * `model_task`: the task a Keras model was trained for (its loss, else its output activation).
 
 Where the task lives: the mapping's ``metadata["task"]``, written at export: given
-(``tf-nvm export --task``, an experiment's ``task``), else classification for a run folder
-of ``tf-nvm train`` (recipes train classifiers), else from the model (`model_task`); simulate takes ``--task``
-first, then that metadata, then the targets (`tf_nvm.metrics.resolve_task`).
+(``tf-nvm export --task``, an experiment's ``task``), else the recipe's ``task`` for a run folder
+of ``tf-nvm train`` (classification when it names none, `recipe_task`), else from the model
+(`model_task`); simulate takes ``--task`` first, then that metadata, then the targets
+(`tf_nvm.metrics.resolve_task`).
 The data set a run folder was trained on is written as ``metadata["dataset"]`` too.
 """
 
@@ -32,7 +33,7 @@ from tf_nvm.errors import SimulatorError
 
 __all__ = ["Source", "read_source", "test_data", "input_standardisation", "simulate", "model_task",
            "export_metadata", "export_inputs", "ideal_scores", "run_standardisation", "ExportInputs",
-           "DEFAULT_DATASET", "USER_DATA", "RECIPE_TASK"]
+           "DEFAULT_DATASET", "USER_DATA", "RECIPE_TASK", "recipe_task"]
 
 USER_DATA = "npz"
 """The registered data set of a user's ``.npz`` (`tf_nvm.datasets.user`): ``--dataset npz``, the default when
@@ -60,7 +61,16 @@ def model_task(model):
 
 
 RECIPE_TASK = "classification"
-"""The task of a model trained from a recipe (`tf_nvm.train`: sparse categorical cross-entropy on integer labels)."""
+"""The task of a model trained from a recipe that names none (`tf_nvm.train`: sparse categorical cross-entropy on
+integer labels)."""
+
+
+def recipe_task(recipe):
+    """The task of a model trained from ``recipe`` (a recipe dict, e.g. a run folder's ``recipe.json``): its
+    ``task`` field, else `RECIPE_TASK`; None without a recipe."""
+    if recipe is None:
+        return None
+    return recipe.get("task") or RECIPE_TASK
 
 
 def export_metadata(model, task=None, dataset=None):
@@ -123,7 +133,7 @@ def read_source(source):
         from tf_nvm.runs import read_run  # noqa: PLC0415
 
         folder = read_run(source)
-        task = RECIPE_TASK if folder.recipe is not None else None
+        task = recipe_task(folder.recipe)
         mapping = tflite_export.build_mapping(folder.model, preprocessing=run_standardisation(folder, source),
                                               metadata=export_metadata(folder.model, task, folder.dataset))
         return Source(mapping, folder.dataset, (folder.metrics or {}).get("test_accuracy"), source)
@@ -278,7 +288,7 @@ class ExportInputs:
         standardisation: the input `Standardisation` the mapping carries, or None.
         representative: standardised training inputs for the TFLite converter, or None.
         dataset: the registered data set the model was trained on (mapping metadata), or None.
-        task: ``"classification"`` for a run folder of ``tf-nvm train`` (`RECIPE_TASK`), else None.
+        task: the recipe's task for a run folder of ``tf-nvm train`` (`recipe_task`), else None.
         notes: lines to print (those starting with ``warning`` go to stderr).
     """
 
@@ -350,7 +360,7 @@ def export_inputs(run_folder, data=None, dataset=None, standardisation=None, rep
         what = _TRAINING_NAMES.get(raw.dataset) or f"training examples of {raw.source}"
         notes.append(f"representative data: {len(x_rep)} {what}"
                      + ("" if found is None else f" standardised with {origin}"))
-    task = RECIPE_TASK if getattr(run_folder, "recipe", None) is not None else None
+    task = recipe_task(getattr(run_folder, "recipe", None))
     return ExportInputs(found, x_rep, None if chosen in (None, USER_DATA) else chosen, task, tuple(notes))
 
 

@@ -3,9 +3,17 @@
 An experiment recipe is a JSON file (bundled ones in ``recipes/experiments/``,
 listed by `names`) with these fields:
 
-* ``description`` (str), ``dataset`` (``"har"`` or ``"cifar10"``; every variant's training recipe uses it);
+* ``description`` (str), ``dataset`` (a `tf_nvm.datasets.DATASETS` name: ``"har"``, ``"cifar10"``, or
+  ``"npz"`` for a user's ``.npz`` passed with ``tf-nvm run ... --data PATH``; every variant's training recipe
+  uses it);
 * ``variants``: training recipes (`tf_nvm.recipes`) run one after the other; each
-  trains its float baseline and its NVM model over the seeds;
+  trains its float baseline and its NVM model over the seeds. Each entry is a bundled
+  recipe's name (``"har-2bit-unipolar"``), the path of a recipe ``.json`` (relative to
+  the experiment file's folder; its ``name`` defaults to the file stem), or the
+  recipe itself inline as a JSON object (with a ``name``). A recipe given by path or
+  inline may leave out ``dataset`` (it takes the experiment's); its ``seeds`` and, when
+  the experiment sets them, ``epochs`` are the experiment's. Every variant trains the
+  same task (the recipes' ``task``: classification, regression or reconstruction);
 * ``seeds``: training seeds (non-empty list of ints >= 0);
 * ``epochs``: None (each training recipe's own) or an int >= 1;
 * ``simulation``: ``preset`` (a device preset of `tf_nvm.noise.PRESETS`),
@@ -14,19 +22,22 @@ listed by `names`) with these fields:
   ``sweep_t_inference`` (seconds of the accuracy-vs-time plot);
 * ``cost``: ``technology`` (a `tf_nvm.cost.TECHNOLOGIES` name), ``array_sizing``
   (``"fixed"`` or ``"fit"``);
-* ``task``: None (from the trained model: its loss, else its softmax output, else the
-  targets), ``"classification"``, ``"regression"`` or ``"reconstruction"``
-  (`tf_nvm.metrics.TASKS`): recorded in the mapping's metadata and used to score chips;
+* ``task``: None (the variants' training task: their recipes' ``task``, classification
+  when they name none) or that same task (``"classification"``, ``"regression"`` or
+  ``"reconstruction"``, `tf_nvm.metrics.TASKS`): recorded in the mapping's metadata and
+  used to score chips; for regression and reconstruction the report shows MSE and MAE
+  (against the targets and against the ideal chip) where a classifier shows accuracy;
 * ``metric``: None (the task's first: accuracy, or MSE) or a `tf_nvm.metrics.METRICS`
-  name: the primary metric of the simulate step;
+  name suiting the task: the primary metric of the simulate step;
 * ``export_examples``: test examples the export step runs through LiteRT and TFLite
   Micro to compare them with the Keras model (None: the whole test set);
 * ``quick``: overrides used by ``--quick`` (any of ``seeds``, ``epochs``,
   ``chips``, ``examples`` (simulated), ``export_examples``);
 * ``paper``: the paper's published numbers shown beside the measured ones
   (``{label: value}``, accuracies in 0..1); an NVM variant is matched by the label
-  ``"<b>-bit <unipolar|bipolar> accuracy"``, the float baselines by ``"float accuracy"``;
-* ``targets``: the accuracies this experiment should reach (``{label: value}``;
+  ``"<b>-bit <unipolar|bipolar> accuracy"``, the float baselines by ``"float accuracy"`` (regression and
+  reconstruction: ``"<b>-bit <unipolar|bipolar> mse"`` and ``"float mse"``);
+* ``targets`` (classification only): the accuracies this experiment should reach (``{label: value}``;
   test accuracy, mean over seeds): ``"float"`` or ``"<b>-bit <unipolar|bipolar>"``
   with an accuracy in 0..1, or ``"<b>-bit <unipolar|bipolar> vs float"`` with the
   least difference to the variant's own float baseline in -1..0 (``-0.02``: at most
@@ -43,6 +54,8 @@ naming the field, the value and what is allowed.
 """
 
 import dataclasses
+import functools
+import json
 import math
 import os
 import re
@@ -53,8 +66,6 @@ from tf_nvm.errors import PipelineError
 __all__ = ["Experiment", "Simulation", "Cost", "load", "names", "experiments_dir", "from_dict", "REPORT_FIELDS",
            "variant_kind"]
 
-DATASETS = ("har", "cifar10")
-"""Data sets an experiment may run on."""
 REPORT_FIELDS = ("description", "paper", "targets", "notes")
 """Fields that only shape the report (they may change on an existing output folder)."""
 
@@ -188,11 +199,36 @@ class Experiment:
                                    simulation=simulation,
                                    export_examples=q.get("export_examples", self.export_examples))
 
+    @functools.cached_property
+    def variant_recipes(self):
+        """{variant name: `tf_nvm.recipes.Recipe` as written} in the order of ``variants``."""
+        return dict(_variant_recipe(entry, self.dataset, "experiment recipe") for entry in self.variants)
+
+    @property
+    def variant_names(self):
+        """The variants' names (their training recipes' names; each names its folder ``variants/<name>``)."""
+        return tuple(self.variant_recipes)
+
+    @property
+    def training_task(self):
+        """The task every variant trains (`tf_nvm.recipes.Recipe.training_task`)."""
+        return next(iter(self.variant_recipes.values())).training_task
+
+    @property
+    def resolved_task(self):
+        """The task chips are scored on: ``task``, else the variants' training task."""
+        return self.task or self.training_task
+
+    @property
+    def metric_name(self):
+        """The primary metric's name: ``metric``, else the task's first (accuracy, or mse)."""
+        from tf_nvm.metrics import TASKS  # noqa: PLC0415
+
+        return self.metric or TASKS.get(self.resolved_task).metrics[0]
+
     def training_recipe(self, name):
         """The `tf_nvm.recipes.Recipe` of variant ``name`` with this experiment's seeds and epochs."""
-        from tf_nvm import recipes  # noqa: PLC0415
-
-        recipe = recipes.load(name)
+        recipe = self.variant_recipes[name]
         changes = {"seeds": tuple(self.seeds)}
         if self.epochs is not None:
             changes["epochs"] = self.epochs
@@ -201,8 +237,46 @@ class Experiment:
     def to_dict(self):
         """JSON-ready dict (what ``experiment.json`` in the output folder holds)."""
         out = dataclasses.asdict(self)
-        out["variants"], out["seeds"] = list(self.variants), list(self.seeds)
+        out["variants"], out["seeds"] = [_copy(v) for v in self.variants], list(self.seeds)
         return out
+
+
+def _copy(value):
+    return json.loads(json.dumps(value))
+
+
+def _variant_recipe(entry, dataset, where):
+    """(name, `Recipe`) of one ``variants`` entry: a bundled name, a ``.json`` path (absolute, or relative to the
+    working directory: `from_dict` makes the paths of an experiment file absolute), or an inline recipe.
+
+    Raises:
+        PipelineError: not found, invalid, or of another data set.
+    """
+    from tf_nvm import recipes  # noqa: PLC0415
+    from tf_nvm.errors import RecipeError  # noqa: PLC0415
+
+    try:
+        if isinstance(entry, dict):
+            if not isinstance(entry.get("name"), str):
+                raise PipelineError(f"{where}: an inline variant (a training recipe written in the experiment) needs "
+                                    f"a \"name\" (it names the folder variants/<name>), got {entry.get('name')!r}. "
+                                    f"{_FIX}")
+            recipe = recipes.from_dict({"dataset": dataset, **entry}, where=f"{where} variant {entry['name']!r}")
+        elif entry.endswith(".json"):
+            data, path = recipes.read_json_config(
+                entry, recipes.recipes_dir(), label="recipe file", error=PipelineError, fix=_FIX,
+                not_found=lambda p: f"{where}: variant {entry!r}: recipe file {p} not found. Fix: pass the path of a "
+                                    "training recipe .json (relative to the experiment file), a bundled recipe name, "
+                                    "or the recipe inline.")
+            if not isinstance(data, dict):
+                raise PipelineError(f"{where}: variant {entry!r}: {path} must hold a JSON object. {_FIX}")
+            recipe = recipes.from_dict({"dataset": dataset, **data}, where=f"recipe file {path}")
+        else:
+            recipe = recipes.load(entry)
+    except RecipeError as err:
+        raise PipelineError(f"{where}: variant {entry if isinstance(entry, str) else entry.get('name')!r}: {err}") \
+            from None
+    return recipe.name, recipe
 
 
 def experiments_dir():
@@ -231,16 +305,23 @@ def load(name_or_path):
         not_found=lambda path: (f"experiment recipe {os.fspath(name_or_path)!r} not found (looked for {path}). "
                                 f"Known: {names()}. Fix: pass one of those names or the path of a .json experiment "
                                 "recipe."))
-    return from_dict(data, where=f"experiment recipe {path}")
+    return from_dict(data, where=f"experiment recipe {path}", base=os.path.dirname(os.path.abspath(path)))
 
 
-def from_dict(data, where="experiment recipe"):
+def from_dict(data, where="experiment recipe", base=None):
     """An `Experiment` from its dict, every field checked.
+
+    Args:
+        data: the experiment's JSON object.
+        where: named in messages.
+        base: the folder relative ``variants`` paths are read from (the experiment file's); they are stored
+            as absolute paths. None: as given (relative to the working directory).
 
     Raises:
         PipelineError: unknown or invalid fields.
     """
     from tf_nvm import recipes  # noqa: PLC0415
+    from tf_nvm.datasets import DATASETS  # noqa: PLC0415
 
     _known(where, data, Experiment)
     missing = sorted(f.name for f in dataclasses.fields(Experiment) if f.default is dataclasses.MISSING
@@ -252,19 +333,29 @@ def from_dict(data, where="experiment recipe"):
         if not isinstance(data[field], str) or not data[field]:
             _fail(where, field, data[field], "a non-empty string")
     if data["dataset"] not in DATASETS:
-        _fail(where, "dataset", data["dataset"], f"one of {list(DATASETS)}")
+        _fail(where, "dataset", data["dataset"], f"one of {DATASETS.names()}")
     variants = data["variants"]
-    if not isinstance(variants, list) or not variants or not all(isinstance(v, str) for v in variants):
-        _fail(where, "variants", variants, "a non-empty list of training recipe names")
-    unknown = [v for v in variants if v not in recipes.names()]
+    if not isinstance(variants, list) or not variants or not all(isinstance(v, (str, dict)) for v in variants):
+        _fail(where, "variants", variants, "a non-empty list of training recipes (bundled names, .json paths or "
+                                           "inline recipe objects)")
+    variants = [os.path.join(base, v) if isinstance(v, str) and v.endswith(".json") and base is not None
+                and not os.path.isabs(v) else v for v in variants]
+    unknown = [v for v in variants if isinstance(v, str) and not v.endswith(".json") and v not in recipes.names()]
     if unknown:
-        _fail(where, "variants", unknown, f"training recipes among {recipes.names()}")
-    other = [v for v in variants if recipes.load(v).dataset != data["dataset"]]
+        _fail(where, "variants", unknown, f"training recipes among {recipes.names()} (or .json paths, or inline "
+                                          "recipe objects)")
+    found = [_variant_recipe(v, data["dataset"], where) for v in variants]
+    other = [name for name, recipe in found if recipe.dataset != data["dataset"]]
     if other:
         _fail(where, "variants", other, f"training recipes of dataset {data['dataset']!r} (one data set per "
-                                          "experiment)")
-    if len(set(variants)) != len(variants):
-        _fail(where, "variants", variants, "distinct names")
+                                        "experiment)")
+    names = [name for name, _ in found]
+    if len(set(names)) != len(names):
+        _fail(where, "variants", names, "distinct names")
+    tasks = sorted({recipe.training_task for _, recipe in found})
+    if len(tasks) > 1:
+        _fail(where, "variants", {name: recipe.training_task for name, recipe in found},
+              "training recipes of one task (one task per experiment)")
     seeds = data.get("seeds", [0, 1, 2])
     if not isinstance(seeds, list) or not seeds:
         _fail(where, "seeds", seeds, "a non-empty list of integers >= 0")
@@ -281,6 +372,13 @@ def from_dict(data, where="experiment recipe"):
     for field, registry in (("task", TASKS), ("metric", METRICS)):
         if data.get(field) is not None and (not isinstance(data[field], str) or data[field] not in registry):
             _fail(where, field, data[field], f"null or one of {registry.names()}")
+    if data.get("task") is not None and data["task"] != tasks[0]:
+        _fail(where, "task", data["task"], f"null or {tasks[0]!r}, the task its variants train (their recipes' "
+                                           "task)")
+    task = TASKS.get(data.get("task") or tasks[0])
+    if data.get("metric") is not None and (data["metric"] in ("accuracy", "mse", "mae")
+                                           and task.integer_targets != (data["metric"] == "accuracy")):
+        _fail(where, "metric", data["metric"], f"null or one of {list(task.metrics)} (task {task.name!r})")
     quick = data.get("quick", {})
     _int(where, "export_examples", data.get("export_examples"), 1, allow_none=True)
     if not isinstance(quick, dict) or set(quick) - {"seeds", "epochs", "chips", "examples", "export_examples"}:
@@ -296,6 +394,8 @@ def from_dict(data, where="experiment recipe"):
                                               for v in paper.values()):
         _fail(where, "paper", paper, "an object of {label: number}")
     targets = data.get("targets", {})
+    if targets and not task.integer_targets:
+        _fail(where, "targets", targets, f"empty for task {task.name!r} (targets are accuracies of classifiers)")
     if not isinstance(targets, dict):
         _fail(where, "targets", targets, "an object of {label: accuracy in 0..1}")
     for label, value in targets.items():

@@ -25,7 +25,7 @@ from tf_nvm.atomic import write_bytes_atomic
 from tf_nvm.plots import pyplot, write_png
 from tf_nvm.tables import to_markdown, write_table
 
-__all__ = ["write_report"]
+__all__ = ["write_report", "runtime_line"]
 
 
 def _pct(value):
@@ -38,6 +38,37 @@ def _fixed(value, decimals):
     return f"{float(value):.{decimals}f}"
 
 
+def _metric(found):
+    """The training metric of the variants (one task per experiment): ``"accuracy"``, or ``"mse"`` for regression
+    and reconstruction (``metrics.json``'s ``metric``; folders of classifiers record none)."""
+    return next(iter(found.values()))["metrics"].get("metric", "accuracy")
+
+
+def _scale(metric):
+    """Plot factor and axis words of ``metric``: accuracy in %, errors in model units."""
+    return (100, "test accuracy (%)") if metric == "accuracy" else (1, f"test {metric.upper()} (target units)")
+
+
+_RUNTIME_NAMES = {"litert": "LiteRT", "tflm": "TFLite Micro"}
+
+
+def runtime_line(info, task="classification"):
+    """One line of an export marker's ``runtime_report``: the runtime the Keras model matches bit for bit and,
+    on the other, how many int8 outputs (and, for a classifier, arg-max predictions) differ."""
+    deployed, other = info["deployed"], info["other"]
+    name, other_name = _RUNTIME_NAMES[info["runtime"]], _RUNTIME_NAMES[other["runtime"]]
+    head = (f"bit-exact on {name}" if deployed["differing"] == 0 else
+            f"NOT bit-exact on {name} (max {deployed['max_abs_lsb']} LSB)")
+    line = (f"runtime check on {info['inputs']}: the Keras model is trained for {name} (spec runtime "
+            f"{info['runtime']!r}) and is {head}: {deployed['differing']}/{deployed['outputs']} outputs differ; on "
+            f"{other_name} {other['differing']}/{other['outputs']} outputs differ (max {other['max_abs_lsb']} LSB)")
+    if task == "classification":
+        changed = other["examples"] - round(other["argmax_agreement"] * other["examples"])
+        line += (f" and {changed} of {other['examples']} predictions (arg-max) change "
+                 f"({100 * other['argmax_agreement']:.2f} % agree)")
+    return line + f". To deploy on {other_name}, train with spec runtime {other['runtime']!r}."
+
+
 def _collect(experiment, out):
     """Per variant: its training recipe as run (``experiment.json``), metrics.json and every step's marker."""
     from tf_nvm.pipeline.steps import STEPS, variant_folder  # noqa: PLC0415
@@ -45,7 +76,7 @@ def _collect(experiment, out):
     with open(os.path.join(out, "experiment.json"), encoding="utf-8") as handle:
         recipes = json.load(handle).get("recipes", {})  # absent in folders written before tf_nvm recorded them
     found = {}
-    for name in experiment.variants:
+    for name in experiment.variant_names:
         folder = variant_folder(out, name)
         with open(os.path.join(folder, "metrics.json"), encoding="utf-8") as handle:
             metrics = json.load(handle)
@@ -55,24 +86,42 @@ def _collect(experiment, out):
 
 
 def _accuracy_table(found):
+    """Per variant: the training metric (accuracy, or MSE) of the float and NVM models, the simulated chips'
+    metric against the targets (and, for regression, against the ideal chip), and the exactness checks."""
     rows = []
     for name, v in found.items():
         m, sim, exp = v["metrics"], v["simulate"], v["export"]
-        nvm, flt = m["test_accuracy_summary"], m["float_test_accuracy_summary"]
+        trained = m.get("metric", "accuracy")
+        short = "acc" if trained == "accuracy" else trained
+        nvm, flt = m[f"test_{trained}_summary"], m[f"float_test_{trained}_summary"]
         summary, metric = sim["summary"], sim.get("metric", "accuracy")  # older markers hold accuracy only
         label = "" if metric == "accuracy" else f" {metric}"
-        rows.append({
+        row = {
             "variant": name, "seeds": len(m["seeds"]),
-            "float test acc (mean)": flt["mean"], "float std": flt["std"],
-            "NVM test acc (mean)": nvm["mean"], "NVM std": nvm["std"], "NVM min": nvm["min"], "NVM max": nvm["max"],
+            f"float test {short} (mean)": flt["mean"], "float std": flt["std"],
+            f"NVM test {short} (mean)": nvm["mean"], "NVM std": nvm["std"], "NVM min": nvm["min"],
+            "NVM max": nvm["max"],
             f"crossbar ideal{label} (selected seed)": sim[f"ideal_{metric}"],
             f"crossbar {sim['preset']}{label} (mean)": summary[f"{metric}_mean"],
             f"crossbar {sim['preset']}{label} std": summary[f"{metric}_std"],
-            f"crossbar {sim['preset']}{label} min": summary[f"{metric}_min"], "chips": summary["chips"],
+            f"crossbar {sim['preset']}{label} min": summary[f"{metric}_min"]}
+        if metric != "accuracy":  # errors against the ideal chip, and the task's other metrics
+            row[f"crossbar {sim['preset']}{label} vs ideal (mean)"] = summary.get(f"{metric}_vs_ideal_mean")
+            for other in ("mse", "mae"):
+                if other != metric and f"{other}_mean" in summary:
+                    row[f"crossbar ideal {other}"] = summary.get(f"ideal_{other}")
+                    row[f"crossbar {sim['preset']} {other} (mean)"] = summary[f"{other}_mean"]
+                    row[f"crossbar {sim['preset']} {other} vs ideal (mean)"] = summary.get(f"{other}_vs_ideal_mean")
+        runtime = exp.get("runtime_report") or {}  # markers of older exports hold none
+        row.update({
+            "chips": summary["chips"],
             "LiteRT differing outputs": exp["runtimes"]["litert"]["differing"],
             "TFLite Micro differing outputs": exp["runtimes"]["tflm"]["differing"],
+            "deployed runtime": runtime.get("runtime"),
+            "other runtime differing outputs": (runtime.get("other") or {}).get("differing"),
             "simulator vs evaluator differing": sim["ideal_vs_evaluator_differing"],
         })
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -148,12 +197,13 @@ def _shared_table(found):
 def _mcu_table(found):
     rows = []
     for name, v in found.items():
-        summary, acc = v["cost"]["summary"], v["metrics"]["test_accuracy"]
-        rows.append({"variant": name, "platform": f"crossbar ({v['cost']['technology']})", "test accuracy": acc,
+        metric = v["metrics"].get("metric", "accuracy")
+        summary, acc, column = v["cost"]["summary"], v["metrics"][f"test_{metric}"], f"test {metric}"
+        rows.append({"variant": name, "platform": f"crossbar ({v['cost']['technology']})", column: acc,
                      "memory": f"{v['export']['mapping']['devices']} devices",
                      "energy per inference nJ": summary["total_energy_nj"], "latency us": summary["latency_us"]})
         for core, totals in v["cost"]["mcu"].items():
-            rows.append({"variant": name, "platform": core, "test accuracy": acc,
+            rows.append({"variant": name, "platform": core, column: acc,
                          "memory": f"flash {totals['flash_bytes']} B, RAM {totals['ram_bytes']} B",
                          "energy per inference nJ": totals["energy_nj"], "latency us": totals["latency_us"]})
     return pd.DataFrame(rows)
@@ -175,26 +225,32 @@ def _float_group(name, v):
     if not v["recipe"]:
         return name
     fields = {k: x for k, x in v["recipe"].items() if k not in FLOAT_KEY_IGNORES}
-    measured = [(seed["seed"], seed["float"].get("test_accuracy")) for seed in v["metrics"].get("seeds", [])]
+    metric = v["metrics"].get("metric", "accuracy")
+    measured = [(seed["seed"], seed["float"].get(f"test_{metric}")) for seed in v["metrics"].get("seeds", [])]
     return json.dumps([fields, measured], sort_keys=True)
 
 
 def _float_baselines(found):
-    """[(label, test accuracy (mean over seeds))]: each distinct float baseline once, named by its
+    """[(label, test metric (mean over seeds))]: each distinct float baseline once, named by its
     architecture and the variants that share it."""
     groups = {}
     for name, v in found.items():
+        metric = v["metrics"].get("metric", "accuracy")
         group = groups.setdefault(_float_group(name, v),
                                   {"architecture": v["recipe"].get("architecture", "float"), "names": [],
-                                   "accuracy": v["metrics"]["float_test_accuracy"]})
+                                   "accuracy": v["metrics"][f"float_test_{metric}"]})
         group["names"].append(name)
     return [(f"{g['architecture']} network of {', '.join(g['names'])}", g["accuracy"]) for g in groups.values()]
 
 
 def _accuracies(found):
-    """[(variant, kind label, NVM accuracy, its float accuracy)], test accuracies as means over seeds."""
-    return [(name, variant_kind(v["metrics"]["spec"]), v["metrics"]["test_accuracy"],
-             v["metrics"]["float_test_accuracy"]) for name, v in found.items()]
+    """[(variant, kind label, NVM metric, its float metric)], test accuracies (or MSE) as means over seeds."""
+    out = []
+    for name, v in found.items():
+        metric = v["metrics"].get("metric", "accuracy")
+        out.append((name, variant_kind(v["metrics"]["spec"]), v["metrics"][f"test_{metric}"],
+                    v["metrics"][f"float_test_{metric}"]))
+    return out
 
 
 def _percent(value):
@@ -203,24 +259,30 @@ def _percent(value):
 
 def _paper_table(experiment, found, quick=False):
     """Test accuracies (mean over seeds) beside the paper's numbers and the experiment's targets, in percent
-    (a difference in percentage points), with a verdict; in quick mode (a smoke run) neither targets nor
+    (a difference in percentage points), with a verdict; a regression or reconstruction experiment shows its
+    test MSE in the targets' units (it has no targets). In quick mode (a smoke run) neither targets nor
     verdicts. The unipolar-vs-bipolar periphery beside the paper's is `_periphery_table`."""
-    rows = [{"quantity": f"float test accuracy ({label})", "measured": accuracy,
-             "paper": experiment.paper.get("float accuracy"), "target": experiment.targets.get("float")}
-            for label, accuracy in _float_baselines(found)]
+    metric = _metric(found)
+    rows = [{"quantity": f"float test {metric} ({label})", "measured": value,
+             "paper": experiment.paper.get(f"float {metric}"), "target": experiment.targets.get("float")}
+            for label, value in _float_baselines(found)]
     for name, kind, nvm, flt in _accuracies(found):
-        rows.append({"quantity": f"{name} ({kind}) test accuracy", "measured": nvm,
-                     "paper": experiment.paper.get(f"{kind} accuracy"), "target": experiment.targets.get(kind)})
+        rows.append({"quantity": f"{name} ({kind}) test {metric}", "measured": nvm,
+                     "paper": experiment.paper.get(f"{kind} {metric}"), "target": experiment.targets.get(kind)})
         rows.append({"quantity": f"{name} ({kind}) minus its float baseline", "measured": nvm - flt,
                      "paper": None, "target": experiment.targets.get(f"{kind} vs float")})
     table = pd.DataFrame(rows).astype(object)
     verdicts = [_verdict(m, None if t is None or pd.isna(t) else t) for m, t in zip(table["measured"], table["target"])]
-    table = pd.DataFrame({"quantity": table["quantity"], "measured (%)": [_percent(m) for m in table["measured"]],
-                          "paper (%)": [None if p is None or pd.isna(p) else _percent(p) for p in table["paper"]],
-                          "target (%)": [None if t is None or pd.isna(t) else _percent(t) for t in table["target"]],
+    scale, unit = (_percent, "%") if metric == "accuracy" else ((lambda value: value), metric.upper())
+
+    def cells(column):
+        return [None if v is None or pd.isna(v) else scale(v) for v in table[column]]
+
+    table = pd.DataFrame({"quantity": table["quantity"], f"measured ({unit})": cells("measured"),
+                          f"paper ({unit})": cells("paper"), f"target ({unit})": cells("target"),
                           "verdict": verdicts})
     if quick:
-        table = table.drop(columns=["target (%)", "verdict"])
+        table = table.drop(columns=[f"target ({unit})", "verdict"])
     return table.astype(object).where(table.notna(), "")  # no "nan" where the paper gives no number
 
 
@@ -259,11 +321,17 @@ def _headlines(found, quick):
         lines.append("- Quick mode: a smoke run (fewer seeds, epochs and chips: see What was run). It checks that "
                      "every step works; its numbers are not the paper's results and are not judged against the "
                      "paper's numbers or the targets.")
+    metric = _metric(found)
     for name, kind, nvm, flt in _accuracies(found):
         seeds = len(found[name]["metrics"]["seeds"])
-        lines.append(f"- {name} ({kind}): NVM test accuracy {_fixed(100 * nvm, 2)} %, "
-                     f"{_fixed(100 * (nvm - flt), 2)} pts from its float baseline {_fixed(100 * flt, 2)} % "
-                     f"(mean over {seeds} seed{'' if seeds == 1 else 's'}; table Measured beside the paper).")
+        where = f"(mean over {seeds} seed{'' if seeds == 1 else 's'}; table Measured beside the paper)."
+        if metric == "accuracy":
+            lines.append(f"- {name} ({kind}): NVM test accuracy {_fixed(100 * nvm, 2)} %, "
+                         f"{_fixed(100 * (nvm - flt), 2)} pts from its float baseline {_fixed(100 * flt, 2)} % "
+                         + where)
+        else:  # the paper table's cells of a regression experiment: 4 decimals, target units
+            lines.append(f"- {name} ({kind}): NVM test {metric.upper()} {_fixed(nvm, 4)}, {_fixed(nvm - flt, 4)} "
+                         f"from its float baseline {_fixed(flt, 4)} " + where)
     name = next((n for n, v in found.items() if v["metrics"]["spec"]["unipolar"]), next(iter(found)))
     table = _periphery_table({name: found[name]}).set_index("periphery")
 
@@ -346,44 +414,57 @@ def _recipe_hours(found):
 
 
 def _plot_accuracy(found, path, preset):
+    """Bars of the training metric per variant: accuracy in %, or the error (MSE) in model units."""
     plt = pyplot()
     names = list(found)
+    metric = _metric(found)
+    factor, ylabel = _scale(metric)
     series = {
-        "float (seeds)": [(v["metrics"]["float_test_accuracy_summary"]["mean"],
-                           v["metrics"]["float_test_accuracy_summary"]["std"]) for v in found.values()],
-        "NVM, Keras (seeds)": [(v["metrics"]["test_accuracy_summary"]["mean"],
-                                v["metrics"]["test_accuracy_summary"]["std"]) for v in found.values()],
-        "crossbar ideal": [(v["simulate"].get("ideal_accuracy", np.nan), 0.0) for v in found.values()],
-        f"crossbar {preset} (chips)": [(v["simulate"]["summary"].get("accuracy_mean", np.nan),
-                                        v["simulate"]["summary"].get("accuracy_std", 0.0)) for v in found.values()],
+        "float (seeds)": [(v["metrics"][f"float_test_{metric}_summary"]["mean"],
+                           v["metrics"][f"float_test_{metric}_summary"]["std"]) for v in found.values()],
+        "NVM, Keras (seeds)": [(v["metrics"][f"test_{metric}_summary"]["mean"],
+                                v["metrics"][f"test_{metric}_summary"]["std"]) for v in found.values()],
+        "crossbar ideal": [(v["simulate"].get(f"ideal_{metric}", v["simulate"]["summary"].get(f"ideal_{metric}",
+                                                                                              np.nan)), 0.0)
+                           for v in found.values()],
+        f"crossbar {preset} (chips)": [(v["simulate"]["summary"].get(f"{metric}_mean", np.nan),
+                                        v["simulate"]["summary"].get(f"{metric}_std", 0.0)) for v in found.values()],
     }
     figure, axis = plt.subplots(figsize=(1.9 * len(names) + 3, 4.5))
     width = 0.8 / len(series)
     for index, (label, values) in enumerate(series.items()):
         xs = np.arange(len(names)) + (index - (len(series) - 1) / 2) * width
-        axis.bar(xs, [100 * m for m, _ in values], width, yerr=[100 * s for _, s in values], capsize=3, label=label)
-    low = min(100 * m for values in series.values() for m, _ in values)
-    axis.set_ylim(max(0.0, low - 5), 100)
+        axis.bar(xs, [factor * m for m, _ in values], width, yerr=[factor * s for _, s in values], capsize=3,
+                 label=label)
+    if metric == "accuracy":
+        low = min(100 * m for values in series.values() for m, _ in values)
+        axis.set_ylim(max(0.0, low - 5), 100)
+    else:
+        axis.set_ylim(0, 1.25 * max(m + s for values in series.values() for m, s in values if np.isfinite(m)))
     axis.set_xticks(np.arange(len(names)), names)
-    axis.set_title("Test accuracy per variant (error bars: std over seeds or chips)")
+    axis.set_title(f"Test {'accuracy' if metric == 'accuracy' else metric.upper()} per variant (error bars: std "
+                   "over seeds or chips)")
     axis.set_xlabel("variant (training recipe)")
-    axis.set_ylabel("test accuracy (%)")
-    axis.legend(fontsize="small", loc="upper center", ncol=len(series))  # above the bars, below 100 %
+    axis.set_ylabel(ylabel)
+    axis.legend(fontsize="small", loc="upper center", ncol=len(series))  # above the bars, below the top
     return write_png(figure, path)
 
 
 def _plot_sweep(found, path, preset):
     plt = pyplot()
+    metric = next(iter(found.values()))["simulate"].get("metric", "accuracy")
+    factor, ylabel = _scale(metric)
     figure, axis = plt.subplots(figsize=(6.5, 4.5))
     for name, v in found.items():
         sweep = v["simulate"]["sweep"]
         if sweep:
-            axis.errorbar([p["t_inference"] for p in sweep], [100 * p["mean"] for p in sweep],
-                          yerr=[100 * p["std"] for p in sweep], marker="o", capsize=3, label=name)
+            axis.errorbar([p["t_inference"] for p in sweep], [factor * p["mean"] for p in sweep],
+                          yerr=[factor * p["std"] for p in sweep], marker="o", capsize=3, label=name)
     axis.set_xscale("log")
-    axis.set_title(f"Crossbar accuracy vs time after programming ({preset}, drift-compensated)")
+    axis.set_title(f"Crossbar {'accuracy' if metric == 'accuracy' else metric.upper()} vs time after programming "
+                   f"({preset}, drift-compensated)")
     axis.set_xlabel("t_inference (s, log scale)")
-    axis.set_ylabel("test accuracy (%), mean ± std over chips")
+    axis.set_ylabel(f"{ylabel}, mean ± std over chips")
     axis.legend(fontsize="small")
     return write_png(figure, path)
 
@@ -516,14 +597,18 @@ def write_report(experiment, out, quick, timings):
     os.makedirs(folder, exist_ok=True)
     found = _collect(experiment, out)
     preset = experiment.simulation.preset
-    tables = {"accuracy": _accuracy_table(found), "paper": _paper_table(experiment, found, quick),
+    metric = _metric(found)
+    classifier = metric == "accuracy"
+    kind = "accuracy" if classifier else "error"  # table and plot names: a regression report never says accuracy
+    tables = {kind: _accuracy_table(found), "paper": _paper_table(experiment, found, quick),
               "cost": _cost_table(found), "unipolar_vs_bipolar": _periphery_table(found),
               "shared_vs_per_layer": _shared_table(found), "crossbar_vs_mcu": _mcu_table(found)}
-    decimals = {"paper": 2, "unipolar_vs_bipolar": PERIPHERY_DECIMALS}
+    paper_decimals = 2 if classifier else 4
+    decimals = {"paper": paper_decimals, "unipolar_vs_bipolar": PERIPHERY_DECIMALS}
     for key, table in tables.items():
         write_table(table, os.path.join(folder, key), decimals.get(key, 4))
-    plots = {"accuracy": _plot_accuracy(found, os.path.join(folder, "accuracy.png"), preset),
-             "accuracy_vs_time": _plot_sweep(found, os.path.join(folder, "accuracy_vs_time.png"), preset),
+    plots = {kind: _plot_accuracy(found, os.path.join(folder, f"{kind}.png"), preset),
+             f"{kind}_vs_time": _plot_sweep(found, os.path.join(folder, f"{kind}_vs_time.png"), preset),
              "levels": _plot_levels(found, os.path.join(folder, "levels.png")),
              "crossbar_vs_mcu": _plot_mcu(tables["crossbar_vs_mcu"], os.path.join(folder, "crossbar_vs_mcu.png"))}
     plots.update({f"periphery_{k}": v for k, v in _plot_periphery(experiment, found, folder).items()})
@@ -535,7 +620,8 @@ def write_report(experiment, out, quick, timings):
         f"# {experiment.name}{' (quick mode: a smoke run)' if quick else ''}", "", experiment.description, "",
         "## Summary", "", *_headlines(found, quick), "",
         "## What was run", "",
-        f"- variants (training recipes): {', '.join(experiment.variants)}; seeds {list(experiment.seeds)}; epochs "
+        f"- variants (training recipes): {', '.join(experiment.variant_names)}; task "
+        f"{experiment.resolved_task}; seeds {list(experiment.seeds)}; epochs "
         f"{experiment.epochs or 'from each recipe'}" + (" (quick mode: a smoke run, not the paper's numbers)"
                                                         if quick else ""),
         f"- simulation: ideal chip, and {sim.chips} {sim.preset} chips at t_inference = {sim.t_inference:g} s "
@@ -548,15 +634,30 @@ def write_report(experiment, out, quick, timings):
         f"{datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- software: {', '.join(f'{k} {v}' for k, v in _versions().items())}",
         "", "## Measured beside the paper", "",
-        "Test accuracy in percent, mean over seeds (a difference from the float baseline in percentage points).",
-        "", to_markdown(tables["paper"], 2), "",
-        *(["Quick mode: no verdicts against the paper's numbers or the targets (a smoke run)."] if quick else [
+        ("Test accuracy in percent, mean over seeds (a difference from the float baseline in percentage points)."
+         if classifier else f"Test {metric.upper()} in the targets' units (reconstruction: the standardised "
+                            "inputs), mean over seeds (a difference from the float baseline); lower is better."),
+        "", to_markdown(tables["paper"], paper_decimals), "",
+        *(["Quick mode: no verdicts against the paper's numbers or the targets (a smoke run)."] if quick else
+          [] if not classifier else [
             "Targets (test accuracy, mean over seeds): "
             + (", ".join(f"{label} >= {100 * value:.2f} pts" if label.endswith(" vs float") else
                          f"{label} >= {_pct(value)}" for label, value in targets.items()) or "none") + ".", "",
             "Missed targets, and why:", "", *(_explanations(experiment, found) or ["- none"])]),
-        "", "## Accuracy", "", to_markdown(tables["accuracy"], 4), "", "![accuracy](accuracy.png)", "",
-        "![accuracy vs time](accuracy_vs_time.png)", "",
+        "", "## Accuracy" if classifier else f"## Test error ({metric.upper()}, {experiment.resolved_task})", "",
+        to_markdown(tables[kind], 4), "",
+        *([] if classifier else [
+            f"{metric.upper()} against the targets"
+            + (" (the standardised inputs: an autoencoder's reconstruction error)"
+               if experiment.resolved_task == "reconstruction" else "")
+            + "; 'vs ideal' against the ideal chip's outputs (the exact integer network); lower is better.", ""]),
+        f"![{kind}]({kind}.png)", "",
+        f"![{kind} vs time]({kind}_vs_time.png)", "",
+        "## Deployment runtime", "",
+        *[f"- {name}: " + (runtime_line(v["export"]["runtime_report"], experiment.resolved_task)
+                           if v["export"].get("runtime_report") else "not recorded (exported by an older tf_nvm; "
+                                                                     "rerun with --force export)")
+          for name, v in found.items()], "",
         "## Hardware cost", "", to_markdown(tables["cost"], 4), "",
         "### Unipolar vs bipolar periphery", "",
         "Each variant's network mapped unipolar and bipolar (differential pairs); the crossbar periphery is what "

@@ -62,13 +62,17 @@ def prepare_output(out, experiment, quick, retrain=False):
     from tf_nvm.pipeline.experiment import REPORT_FIELDS, from_dict  # noqa: PLC0415
 
     chosen = experiment.quick_version() if quick else experiment
-    recipes = {name: chosen.training_recipe(name).to_dict() for name in chosen.variants}
+    recipes = {name: chosen.training_recipe(name).to_dict() for name in chosen.variant_names}
     record = json.loads(json.dumps({"experiment": experiment.to_dict(), "quick": bool(quick), "recipes": recipes}))
     path = os.path.join(out, "experiment.json")
 
     def settings(data):
-        return {"quick": data.get("quick"), "experiment": {k: v for k, v in data.get("experiment", {}).items()
-                                                           if k not in REPORT_FIELDS}}
+        """The recorded settings that fix a folder; an inline variant counts by its name (its recipe's content is
+        compared per variant below, so changing a variant that has not trained yet is allowed)."""
+        found = {k: v for k, v in data.get("experiment", {}).items() if k not in REPORT_FIELDS}
+        if isinstance(found.get("variants"), list):
+            found["variants"] = [v.get("name") if isinstance(v, dict) else v for v in found["variants"]]
+        return {"quick": data.get("quick"), "experiment": found}
 
     def with_defaults(recorded):
         """The recorded experiment read as the experiment loads: a field added since takes its default."""
@@ -136,17 +140,21 @@ def _train(experiment, name, folder, data, verbose, retrain=False, shared_floats
     recipe = experiment.training_recipe(name)
     metrics = run_recipe(recipe, folder, data_path=data.data_path, verbose=2 if verbose else 0,
                          overwrite=True, resume=not retrain, shared_floats=shared_floats)
-    return {"recipe": recipe.to_dict(), "test_accuracy": metrics["test_accuracy_summary"],
-            "float_test_accuracy": metrics["float_test_accuracy_summary"],
-            "per_seed": [{"seed": row["seed"], "nvm": row["nvm"]["test_accuracy"],
-                          "float": row["float"]["test_accuracy"]} for row in metrics["seeds"]],
+    metric = metrics.get("metric", "accuracy")  # mse for regression and reconstruction
+    extra = {} if metric == "accuracy" else {"task": metrics["task"], "metric": metric}
+    return {"recipe": recipe.to_dict(), **extra, f"test_{metric}": metrics[f"test_{metric}_summary"],
+            f"float_test_{metric}": metrics[f"float_test_{metric}_summary"],
+            "per_seed": [{"seed": row["seed"], "nvm": row["nvm"][f"test_{metric}"],
+                          "float": row["float"][f"test_{metric}"]} for row in metrics["seeds"]],
             "selected_seed": metrics["selected_seed"]}
 
 
 def _export(experiment, name, folder, data, verbose):
     import tflite_export  # noqa: PLC0415  (application layer)
-    from tf_nvm.pipeline.evaluate import RECIPE_TASK, export_metadata, run_standardisation  # noqa: PLC0415
-    from tflite_export.verify import compare  # noqa: PLC0415
+    from tf_nvm.nvm_model import model_spec  # noqa: PLC0415
+    from tf_nvm.pipeline.evaluate import export_metadata, run_standardisation  # noqa: PLC0415
+    from tf_nvm.pipeline.report import runtime_line  # noqa: PLC0415
+    from tflite_export.verify import RuntimeReport, compare  # noqa: PLC0415
 
     run = runs.read_run(folder)
     split = data.get(experiment.training_recipe(name))
@@ -158,13 +166,29 @@ def _export(experiment, name, folder, data, verbose):
     _say(verbose, f"{name}: TFLite model {tflite.model_bytes} bytes, arena {tflite.arena_bytes} bytes; comparing "
                   f"LiteRT and TFLite Micro with the Keras model on {len(x)} test examples")
     checks = compare(run.model, tflite.path, x, runtimes=("litert", "tflm"), arena_size=tflite.arena_bytes)
+    # the deployment view (tflite_export.runtime_report): both runtimes against the model as trained; its own
+    # runtime is the exactness check above, the other is compared once more in the model's arithmetic
+    runtime = model_spec(run.model).runtime
+    other = "litert" if runtime == "tflm" else "tflm"
+    other_check = compare(run.model, tflite.path, x, runtimes=(other,), arena_size=tflite.arena_bytes,
+                          emulate="model")[other]
+    report = RuntimeReport(runtime=runtime, deployed=checks[runtime], other=other_check,
+                           inputs=f"{len(x)} test examples")
+    task = experiment.resolved_task
+    _say(verbose, f"{name}: {runtime_line(_runtime_dict(report), task)}")
     mapping = tflite_export.export_crossbar(run.model, os.path.join(out, "mapping"),
                                             preprocessing=run_standardisation(run, folder),
-                                            metadata=export_metadata(run.model, experiment.task or RECIPE_TASK,
-                                                                     run.dataset))
+                                            metadata=export_metadata(run.model, task, run.dataset))
     return {"tflite": tflite.to_dict(), "mapping_prefix": os.path.join(out, "mapping"),
             "mapping": mapping.summary(), "runtimes": {key: dataclasses.asdict(value) for key, value in
-                                                       checks.items()}}
+                                                       checks.items()},
+            "runtime_report": _runtime_dict(report)}
+
+
+def _runtime_dict(report):
+    """The export marker's ``runtime_report``: `tflite_export.verify.RuntimeReport` as a JSON-ready dict."""
+    return {"runtime": report.runtime, "inputs": report.inputs, "exact": report.exact,
+            "deployed": dataclasses.asdict(report.deployed), "other": dataclasses.asdict(report.other)}
 
 
 def _simulate(experiment, name, folder, data, verbose):
@@ -302,7 +326,7 @@ def run_experiment(experiment, out, quick=False, force=None, data_path=None, ver
     if retrain:
         shutil.rmtree(floats, ignore_errors=True)
     timings = {}
-    for name in chosen.variants:
+    for name in chosen.variant_names:
         folder = variant_folder(out, name)
         if force is not None and os.path.isdir(folder):
             for step in STEPS[STEPS.index(force):]:
