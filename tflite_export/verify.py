@@ -29,6 +29,7 @@ bit for bit, and for the other it counts the differing outputs and predictions.
 import dataclasses
 import hashlib
 import importlib
+import importlib.util
 import json
 import os
 import re
@@ -421,6 +422,18 @@ for line in sys.stdin:
 """
 
 
+def _flatbuffer():
+    """`tflite_export.flatbuffer`, loaded from its file when the package is not imported (its ``__init__``
+    imports TensorFlow; this module and the flatbuffer reader need only numpy and the schema bindings)."""
+    module = sys.modules.get("tflite_export.flatbuffer")
+    if module is None:
+        spec = importlib.util.spec_from_file_location(
+            "_tf_nvm_flatbuffer", os.path.join(os.path.dirname(os.path.abspath(__file__)), "flatbuffer.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return module
+
+
 class _ArenaProbe:
     """Runs the model once per arena size, each time in a fresh process; the model is written to a file once.
 
@@ -430,9 +443,8 @@ class _ArenaProbe:
     """
 
     def __init__(self, data, timeout):
-        from tflite_export.flatbuffer import check_runnable, read_tflite  # noqa: PLC0415
-
-        check_runnable(read_tflite(data), "TFLite Micro arena measurement")  # a WHILE loop may never end
+        flatbuffer = _flatbuffer()
+        flatbuffer.check_runnable(flatbuffer.read_tflite(data), "TFLite Micro arena measurement")  # WHILE: no end
         self.timeout = timeout
         fd, self.path = tempfile.mkstemp(suffix=".tflite")
         with os.fdopen(fd, "wb") as handle:
