@@ -131,7 +131,8 @@ def test_deeply_nested_config_is_a_named_error(saved, tmp_path):
 def test_legitimate_models_still_load(saved, tmp_path, private_tmp, seeded):
     model = tf_nvm.quantize_model(tf_nvm.models.build("har_signed_cnn", filters=(4,), kernel_sizes=(3,)),
                                   "paper-4bit-bipolar")
-    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, 10)),  # as train_model does
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     model.save(tmp_path / "nvm.keras")
     before = sorted(os.listdir(private_tmp))
     assert tf_nvm.load_model(tmp_path / "nvm.keras").name == model.name
