@@ -220,3 +220,25 @@ def test_peak_memory_of_every_hostile_file_is_bounded(mapping_path, tmp_path):
     codes, peak_mib = result.stdout.strip().splitlines()[-1].rsplit(" ", 1)
     assert codes == str([2] * len(CASES)), result.stderr[-2000:]
     assert int(peak_mib) < MAX_RSS_MIB
+
+
+def test_a_real_endless_while_loop_is_refused_before_it_runs(tmp_path):
+    """A converter-made WHILE loop (its condition always true) ran the arena child for 300 s, then a raw
+    TimeoutExpired; it is refused at once now, without starting a child."""
+    import time  # noqa: PLC0415
+
+    from tf_nvm._keras import tf  # noqa: PLC0415
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32)], autograph=False)
+    def forever(x):
+        return tf.while_loop(lambda i, x: tf.constant(True), lambda i, x: (i + 1, x * 1.0001),
+                             (tf.constant(0), x))[1]
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([forever.get_concrete_function()], forever)
+    data = converter.convert()
+    assert read_tflite(data).op_names() == ["WHILE"] and read_tflite(data).subgraphs == 3
+    start = time.monotonic()
+    with pytest.raises(ExportError, match=r"TFLite Micro arena measurement: operator 0 is WHILE; a tf_nvm export has "
+                                          r"one subgraph and no control flow"):
+        measure_arena(data, timeout=5)
+    assert time.monotonic() - start < 2
