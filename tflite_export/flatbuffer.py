@@ -4,18 +4,49 @@ Uses the generated ``tflite`` schema bindings shipped with LiteRT
 (``ai_edge_litert.schema_py_generated``, no TensorFlow import) or, when LiteRT
 is missing, TensorFlow's copy (``tensorflow.lite.python.schema_py_generated``).
 INT4 constants (two values per byte, low nibble first) are unpacked to int8.
+
+The file is treated as hostile: it is read through the schema's lazy accessors
+(nothing is unpacked that is not asked for; a flatbuffer may point many tables
+at one vector, so unpacking everything can take far more memory than the file's
+size), and every count, length, index and size it declares is checked against
+the limits below before anything is built from it. Violations raise
+`ExportError` naming the tensor / operator, what was found and what is allowed.
+
+Limits: `MAX_TENSOR_DIMS` = 8 dimensions per tensor; `MAX_TENSOR_ELEMENTS` =
+2**28 values per tensor; `MAX_TOTAL_ELEMENTS` = 2**30 values over all tensors of
+the graph; `MAX_TENSORS` = `MAX_OPERATORS` = 100,000; `MAX_OPERATOR_TENSORS` =
+4,096 inputs or outputs per operator; `MAX_NAME_BYTES` = 4,096 bytes of a
+tensor name; constant tensors may declare at most `MAX_CONSTANT_FACTOR` = 2 x
+the file's size in total (one buffer shared by many tensors is refused beyond).
+A tf_nvm export stays far below each (the MobileNet of the tests: about 300
+tensors, 3 M values).
 """
 
 import dataclasses
 import importlib
+import math
 
 import numpy as np
 
 from tf_nvm.errors import ExportError
 
-__all__ = ["TensorInfo", "OperatorInfo", "TFLiteGraph", "read_tflite", "WEIGHT_OPS"]
+__all__ = ["TensorInfo", "OperatorInfo", "TFLiteGraph", "read_tflite", "check_runnable", "WEIGHT_OPS",
+           "CONTROL_FLOW_OPS", "MAX_TENSOR_DIMS", "MAX_TENSOR_ELEMENTS", "MAX_TOTAL_ELEMENTS", "MAX_TENSORS",
+           "MAX_OPERATORS", "MAX_OPERATOR_TENSORS", "MAX_NAME_BYTES", "MAX_CONSTANT_FACTOR"]
 
 WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+CONTROL_FLOW_OPS = ("WHILE", "IF", "CALL", "CALL_ONCE", "STABLEHLO_WHILE", "STABLEHLO_CASE")
+"""Ops that run other subgraphs (loops, branches, calls): a tf_nvm export never holds one."""
+
+MAX_TENSOR_DIMS = 8
+MAX_TENSOR_ELEMENTS = 1 << 28
+MAX_TOTAL_ELEMENTS = 1 << 30
+MAX_TENSORS = 100_000
+MAX_OPERATORS = 100_000
+MAX_OPERATOR_TENSORS = 4096
+MAX_NAME_BYTES = 4096
+MAX_CONSTANT_FACTOR = 2
+_FIX = "Fix: pass the .tflite file written by tflite_export.export_tflite (tf-nvm export --tflite)."
 
 
 def _schema():
@@ -80,6 +111,7 @@ class TFLiteGraph:
         inputs: input tensor indices.
         outputs: output tensor indices.
         size_bytes: size of the flatbuffer (flash), bytes.
+        subgraphs: number of subgraphs in the file (a tf_nvm export has 1).
     """
 
     tensors: tuple
@@ -87,6 +119,7 @@ class TFLiteGraph:
     inputs: tuple
     outputs: tuple
     size_bytes: int
+    subgraphs: int = 1
 
     def op_names(self):
         """Builtin op names in execution order."""
@@ -121,8 +154,39 @@ _DTYPES = {"INT8": np.int8, "UINT8": np.uint8, "INT16": np.int16, "INT32": np.in
            "FLOAT32": np.float32, "FLOAT16": np.float16, "BOOL": np.bool_}
 
 
+def _string(table, slot):
+    """A string field of a flatbuffer table, at most `MAX_NAME_BYTES` bytes copied, decoded."""
+    tab = table._tab  # noqa: SLF001  (the generated accessor copies the whole string)
+    offset = tab.Offset(slot)
+    if not offset:
+        return ""
+    start = tab.Vector(offset)
+    length = min(tab.VectorLen(offset), MAX_NAME_BYTES)
+    return bytes(tab.Bytes[start:start + length]).decode("utf-8", "replace")
+
+
+def _count(length, limit, what):
+    if length > limit:
+        raise ExportError(f"TFLite model: {what} declares {length} entries; at most {limit} are allowed. {_FIX}")
+    return length
+
+
+def _indices(values, low, high, what):
+    values = tuple(int(v) for v in values)
+    bad = [v for v in values if not low <= v < high]
+    if bad:
+        raise ExportError(f"TFLite model: {what} holds tensor index {bad[0]}; allowed: {low} to {high - 1} (the "
+                          f"graph has {high} tensors{', -1 = an omitted optional input' if low < 0 else ''}). {_FIX}")
+    return values
+
+
+def _vector(table, length_name, numpy_name, limit, what):
+    length = _count(getattr(table, length_name)(), limit, what)
+    return getattr(table, numpy_name)() if length else ()
+
+
 def read_tflite(content):
-    """Parses a ``.tflite`` model.
+    """Parses a ``.tflite`` model, checking everything it declares against the module's limits.
 
     Args:
         content: the flatbuffer bytes, or a path to the file.
@@ -131,43 +195,144 @@ def read_tflite(content):
         `TFLiteGraph` of subgraph 0.
 
     Raises:
-        ExportError: not a TFLite flatbuffer.
+        ExportError: not a TFLite flatbuffer, damaged, or declaring more than the
+            limits allow (negative or too many dimensions, too many values,
+            tensor indices out of range, constants that do not fill their shape).
     """
     if not isinstance(content, (bytes, bytearray)):
         with open(content, "rb") as handle:
             content = handle.read()
+    content = bytes(content)
     schema = _schema()
     if len(content) < 8 or content[4:8] != b"TFL3":
         raise ExportError(f"not a TFLite flatbuffer (identifier {bytes(content[4:8])!r}, expected b'TFL3'). "
                           "Fix: pass the .tflite file written by tflite_export.export_tflite.")
-    model = schema.ModelT.InitFromPackedBuf(bytes(content), 0)
+    try:
+        return _read(schema, content)
+    except ExportError:
+        raise
+    except (IndexError, ValueError, TypeError, OverflowError, AttributeError, KeyError, MemoryError) as err:
+        # a truncated or inconsistent flatbuffer makes the accessors read outside the file
+        raise ExportError(f"TFLite model: the flatbuffer is damaged ({type(err).__name__}: {str(err)[:200]}). "
+                          f"{_FIX}") from None
+
+
+def _read(schema, content):
+    model = schema.Model.GetRootAs(content, 0)
     type_names = _names(schema.TensorType)
     op_names = _names(schema.BuiltinOperator)
-    graph = model.subgraphs[0]
+    subgraphs = model.SubgraphsLength()
+    if subgraphs < 1:
+        raise ExportError(f"TFLite model: the file has no subgraph. {_FIX}")
+    graph = model.Subgraphs(0)
+    n_tensors = _count(graph.TensorsLength(), MAX_TENSORS, "the tensor list")
+    n_buffers = model.BuffersLength()
+    constant_budget = MAX_CONSTANT_FACTOR * len(content)
+    constant_bytes = total = 0
     tensors = []
-    for i, t in enumerate(graph.tensors):
-        dtype = type_names.get(t.type, str(t.type))
-        shape = tuple(int(d) for d in (t.shape if t.shape is not None else ()))
-        buffer = model.buffers[t.buffer] if t.buffer is not None and t.buffer < len(model.buffers) else None
-        raw = None if buffer is None or buffer.data is None else np.asarray(buffer.data, np.uint8)
+    for i in range(n_tensors):
+        t = graph.Tensors(i)
+        name = _string(t, 10)
+        where = f"tensor {i} ({name[:80]!r})"
+        dims = _vector(t, "ShapeLength", "ShapeAsNumpy", MAX_TENSOR_DIMS, f"{where}: the shape")
+        shape = tuple(int(d) for d in dims)
+        if any(d < 0 for d in shape):
+            raise ExportError(f"TFLite model: {where} has shape {shape}; allowed: sizes >= 0 (a tf_nvm export has "
+                              f"fixed sizes). {_FIX}")
+        count = math.prod(shape)
+        if count > MAX_TENSOR_ELEMENTS:
+            raise ExportError(f"TFLite model: {where} has shape {shape}, {count} values; at most "
+                              f"{MAX_TENSOR_ELEMENTS} values per tensor are allowed. {_FIX}")
+        total += count
+        if total > MAX_TOTAL_ELEMENTS:
+            raise ExportError(f"TFLite model: the tensors up to {where} declare {total} values in total; at most "
+                              f"{MAX_TOTAL_ELEMENTS} are allowed. {_FIX}")
+        dtype = type_names.get(t.Type(), str(t.Type()))
+        raw = None
+        index = t.Buffer()
+        if 0 < index < n_buffers:
+            buffer = model.Buffers(index)
+            if buffer.Offset() > 1:  # data stored after the flatbuffer (files over 2 GB)
+                start, size = int(buffer.Offset()), int(buffer.Size())
+                if start + size > len(content):
+                    raise ExportError(f"TFLite model: {where}'s buffer lies at bytes {start}..{start + size}, past "
+                                      f"the end of the {len(content)}-byte file. {_FIX}")
+                raw = np.frombuffer(content, np.uint8, size, start)
+            elif buffer.DataLength():
+                raw = buffer.DataAsNumpy()
         values = None
         if raw is not None and raw.size:
-            count = int(np.prod(shape)) if shape else 1
+            constant_bytes += int(raw.size)
+            if constant_bytes > constant_budget:
+                raise ExportError(f"TFLite model: the constant tensors up to {where} declare {constant_bytes} "
+                                  f"bytes, more than {MAX_CONSTANT_FACTOR} x the file's {len(content)} bytes "
+                                  f"(buffers shared by many tensors). {_FIX}")
+            if dtype == "INT4":
+                need = (count + 1) // 2
+            elif dtype in _DTYPES:
+                need = count * np.dtype(_DTYPES[dtype]).itemsize
+            else:
+                need = None
+            if need is not None and need != raw.size:
+                raise ExportError(f"TFLite model: {where} ({dtype}, shape {shape}) needs {need} bytes of constant "
+                                  f"data but its buffer holds {raw.size}. {_FIX}")
             if dtype == "INT4":
                 values = _unpack_int4(raw, count).reshape(shape)
             elif dtype in _DTYPES:
                 values = raw.view(_DTYPES[dtype]).reshape(shape)
-        q = t.quantization
-        scales = tuple(float(v) for v in (q.scale if q is not None and q.scale is not None else ()))
-        zps = tuple(int(v) for v in (q.zeroPoint if q is not None and q.zeroPoint is not None else ()))
-        name = t.name.decode("utf-8", "replace") if isinstance(t.name, bytes) else str(t.name)
-        tensors.append(TensorInfo(i, name, dtype, shape, scales, zps, int(q.quantizedDimension) if q else 0,
-                                  values, 0 if raw is None else int(raw.size)))
+        q = t.Quantization()
+        scales = zps = ()
+        dimension = 0
+        if q is not None:
+            scales = tuple(float(v) for v in _vector(q, "ScaleLength", "ScaleAsNumpy", MAX_TENSOR_ELEMENTS,
+                                                     f"{where}: the quantization scales"))
+            zps = tuple(int(v) for v in _vector(q, "ZeroPointLength", "ZeroPointAsNumpy", MAX_TENSOR_ELEMENTS,
+                                                f"{where}: the zero points"))
+            if len(scales) > max(count, 1) or len(zps) > max(count, 1):
+                raise ExportError(f"TFLite model: {where} has {len(scales)} scales and {len(zps)} zero points for "
+                                  f"{count} values; at most one per value is allowed. {_FIX}")
+            dimension = int(q.QuantizedDimension())
+        tensors.append(TensorInfo(i, name, dtype, shape, scales, zps, dimension, values,
+                                  0 if raw is None else int(raw.size)))
+    n_codes = model.OperatorCodesLength()
     operators = []
-    for i, op in enumerate(graph.operators):
-        code = model.operatorCodes[op.opcodeIndex]
-        builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
-        operators.append(OperatorInfo(i, op_names.get(builtin, f"BUILTIN_{builtin}"),
-                                      tuple(int(v) for v in op.inputs), tuple(int(v) for v in op.outputs)))
-    return TFLiteGraph(tuple(tensors), tuple(operators), tuple(int(v) for v in graph.inputs),
-                       tuple(int(v) for v in graph.outputs), len(content))
+    for i in range(_count(graph.OperatorsLength(), MAX_OPERATORS, "the operator list")):
+        op = graph.Operators(i)
+        code_index = int(op.OpcodeIndex())
+        if not 0 <= code_index < n_codes:
+            raise ExportError(f"TFLite model: operator {i} has opcode index {code_index}; allowed: 0 to "
+                              f"{n_codes - 1}. {_FIX}")
+        code = model.OperatorCodes(code_index)
+        builtin = max(int(code.BuiltinCode()), int(code.DeprecatedBuiltinCode()))
+        name = op_names.get(builtin, f"BUILTIN_{builtin}")
+        inputs = _indices(_vector(op, "InputsLength", "InputsAsNumpy", MAX_OPERATOR_TENSORS,
+                                  f"operator {i} ({name}): the inputs"), -1, n_tensors,
+                          f"operator {i} ({name}): the inputs")
+        outputs = _indices(_vector(op, "OutputsLength", "OutputsAsNumpy", MAX_OPERATOR_TENSORS,
+                                   f"operator {i} ({name}): the outputs"), 0, n_tensors,
+                           f"operator {i} ({name}): the outputs")
+        operators.append(OperatorInfo(i, name, inputs, outputs))
+    graph_inputs = _indices(_vector(graph, "InputsLength", "InputsAsNumpy", MAX_OPERATOR_TENSORS, "the graph inputs"),
+                            0, n_tensors, "the graph inputs")
+    graph_outputs = _indices(_vector(graph, "OutputsLength", "OutputsAsNumpy", MAX_OPERATOR_TENSORS,
+                                     "the graph outputs"), 0, n_tensors, "the graph outputs")
+    return TFLiteGraph(tuple(tensors), tuple(operators), graph_inputs, graph_outputs, len(content), int(subgraphs))
+
+
+def check_runnable(graph, what="TFLite model"):
+    """Raises `ExportError` when ``graph`` holds control flow a tf_nvm export never has.
+
+    A ``WHILE`` (or ``IF``, ``CALL``...) op runs other subgraphs and may never end:
+    running such a file (e.g. to measure its arena) is refused up front.
+
+    Args:
+        graph: a `TFLiteGraph` (`read_tflite`).
+        what: how the file is named in the message.
+    """
+    found = [op for op in graph.operators if op.op in CONTROL_FLOW_OPS]
+    if found or graph.subgraphs != 1:
+        detail = (f"operator {found[0].index} is {found[0].op}" if found
+                  else f"the file has {graph.subgraphs} subgraphs")
+        raise ExportError(f"{what}: {detail}; a tf_nvm export has one subgraph and no control flow (allowed: no "
+                          f"{', '.join(CONTROL_FLOW_OPS)}), and such a model may never finish running, so it is "
+                          f"refused before it runs. {_FIX}")

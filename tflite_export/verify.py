@@ -29,6 +29,7 @@ bit for bit, and for the other it counts the differing outputs and predictions.
 import dataclasses
 import hashlib
 import importlib
+import importlib.util
 import json
 import os
 import re
@@ -421,6 +422,18 @@ for line in sys.stdin:
 """
 
 
+def _flatbuffer():
+    """`tflite_export.flatbuffer`, loaded from its file when the package is not imported (its ``__init__``
+    imports TensorFlow; this module and the flatbuffer reader need only numpy and the schema bindings)."""
+    module = sys.modules.get("tflite_export.flatbuffer")
+    if module is None:
+        spec = importlib.util.spec_from_file_location(
+            "_tf_nvm_flatbuffer", os.path.join(os.path.dirname(os.path.abspath(__file__)), "flatbuffer.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return module
+
+
 class _ArenaProbe:
     """Runs the model once per arena size, each time in a fresh process; the model is written to a file once.
 
@@ -430,6 +443,8 @@ class _ArenaProbe:
     """
 
     def __init__(self, data, timeout):
+        flatbuffer = _flatbuffer()
+        flatbuffer.check_runnable(flatbuffer.read_tflite(data), "TFLite Micro arena measurement")  # WHILE: no end
         self.timeout = timeout
         fd, self.path = tempfile.mkstemp(suffix=".tflite")
         with os.fdopen(fd, "wb") as handle:
@@ -444,9 +459,12 @@ class _ArenaProbe:
     def run(self, size):
         """(ran: bool, reported total bytes or None, (child exit status, child output tail))."""
         if self.server is None:
-            result = subprocess.run([sys.executable, "-c", _CHILD, self.path, str(int(size))], capture_output=True,
-                                    text=True, timeout=self.timeout,
-                                    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), check=False)
+            try:
+                result = subprocess.run([sys.executable, "-c", _CHILD, self.path, str(int(size))],
+                                        capture_output=True, text=True, timeout=self.timeout,
+                                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), check=False)
+            except subprocess.TimeoutExpired:
+                self._timed_out(size)
             status, output = result.returncode, result.stdout + result.stderr
         else:
             self.server.stdin.write(f"{int(size)}\n")
@@ -460,8 +478,16 @@ class _ArenaProbe:
                                   "(python3 -c 'from tflite_micro import runtime').")
             answer = json.loads(line)
             status, output = answer["status"], answer["output"]
+            if status == "timeout":
+                self._timed_out(size)
         match = _TOTAL.search(output)
         return status == 0 and match is not None, int(match.group(1)) if match else None, (status, output[-800:])
+
+    def _timed_out(self, size):
+        raise ExportError(f"TFLite Micro did not finish one inference of the model with an arena of {int(size)} "
+                          f"bytes within {self.timeout:g} s (the child process was killed); a tf_nvm export runs in "
+                          "milliseconds. Fix: pass the .tflite file written by tf-nvm export --tflite, or a larger "
+                          "timeout for a model you know to be slow.")
 
     def close(self):
         if self.server is not None:

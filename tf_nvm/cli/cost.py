@@ -107,15 +107,22 @@ def _tflite(args):
                          fix="Fix: pass the .tflite file written by tf-nvm export --tflite.")
     check_tflite_bytes(content, f"--tflite {args.tflite!r}")
     from tf_nvm.errors import ExportError  # noqa: PLC0415
-    from tflite_export.flatbuffer import read_tflite  # noqa: PLC0415  (application layer)
+    from tflite_export.flatbuffer import check_runnable, read_tflite  # noqa: PLC0415  (application layer)
 
     try:
         graph = read_tflite(content)
+        check_runnable(graph)  # a WHILE loop: no tf_nvm export, and its cost is not one pass of its body
     except ExportError as err:
         raise CostModelError(f"--tflite {args.tflite!r}: {err}") from None
     except Exception as err:  # a corrupt flatbuffer fails inside the generated bindings
         raise CostModelError(f"--tflite {args.tflite!r}: the flatbuffer cannot be parsed ({type(err).__name__}: "
                              f"{err}). Fix: pass the .tflite file written by tf-nvm export --tflite.") from None
+    from tf_nvm.cost import op_table  # noqa: PLC0415
+
+    try:
+        op_table(graph)  # refuses impossible sizes and indices before the model runs to measure its arena
+    except CostModelError as err:
+        raise CostModelError(f"--tflite {args.tflite!r}: {err}") from None
     arena = args.arena_bytes
     if arena is None:
         try:

@@ -34,7 +34,7 @@ import pandas as pd
 from tf_nvm.errors import CostModelError
 from tf_nvm.registry import Registry
 
-__all__ = ["McuCore", "MCU_CORES", "check_tflite_bytes", "op_table", "mcu_cost", "MCU_COLUMNS"]
+__all__ = ["McuCore", "MCU_CORES", "check_tflite_bytes", "op_table", "mcu_cost", "MCU_COLUMNS", "MAX_MACS"]
 
 TFLITE_IDENTIFIER = b"TFL3"
 
@@ -101,8 +101,26 @@ def check_tflite_bytes(content, what="--tflite"):
     return content
 
 
-def _size(shape):
-    return math.prod(int(d) for d in shape) if shape else 1
+MAX_MACS = 10 ** 12
+"""Most multiply-accumulates a model may declare in total (a MobileNet on 224x224 images: about 6e8)."""
+_FIX = "Fix: pass the .tflite file written by tf-nvm export --tflite."
+
+
+def _size(shape, where):
+    dims = tuple(int(d) for d in shape)
+    if any(d < 0 for d in dims):
+        raise CostModelError(f"TFLite model: {where} has shape {dims}; allowed: sizes >= 0. {_FIX}")
+    return math.prod(dims)
+
+
+def _tensor(graph, index, where):
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(graph.tensors):
+        raise CostModelError(f"TFLite model: {where} is tensor index {index!r}; allowed: 0 to {len(graph.tensors) - 1} "
+                             f"(the graph has {len(graph.tensors)} tensors). {_FIX}")
+    return graph.tensors[index]
+
+
+_WEIGHT_RANK = {"CONV_2D": 4, "DEPTHWISE_CONV_2D": 4, "FULLY_CONNECTED": 2}
 
 
 def op_table(graph):
@@ -111,20 +129,36 @@ def op_table(graph):
     Args:
         graph: a parsed TFLite graph (``operators`` with ``op``/``inputs``/``outputs``,
             ``tensors`` with ``shape``).
+
+    Raises:
+        CostModelError: a tensor index out of range (an omitted weights tensor,
+            -1, included), a negative size, a weights tensor of the wrong rank, or
+            more than `MAX_MACS` multiply-accumulates in total.
     """
     rows = []
+    total = 0
     for op in graph.operators:
-        out = graph.tensors[op.outputs[0]] if op.outputs else None
-        values = _size(out.shape) if out is not None else 0
+        where = f"operator {op.index} ({op.op})"
+        out = _tensor(graph, op.outputs[0], f"{where}: output 0") if op.outputs else None
+        values = _size(out.shape, f"{where}: output tensor {out.index}") if out is not None else 0
         macs = 0
-        if op.op in ("CONV_2D", "FULLY_CONNECTED", "DEPTHWISE_CONV_2D") and len(op.inputs) > 1:
-            weights = graph.tensors[op.inputs[1]].shape
+        if op.op in _WEIGHT_RANK and len(op.inputs) > 1:
+            weights = _tensor(graph, op.inputs[1], f"{where}: the weights (input 1)")
+            shape = tuple(weights.shape)
+            _size(shape, f"{where}: weights tensor {weights.index}")
+            if len(shape) != _WEIGHT_RANK[op.op]:
+                raise CostModelError(f"TFLite model: {where}: weights tensor {weights.index} has shape {shape}; allowed: "
+                                     f"{_WEIGHT_RANK[op.op]} dimensions. {_FIX}")
             if op.op == "CONV_2D":       # weights [out, kh, kw, in]
-                macs = values * _size(weights[1:])
+                macs = values * math.prod(shape[1:])
             elif op.op == "DEPTHWISE_CONV_2D":  # weights [1, kh, kw, out]
-                macs = values * _size(weights[1:3])
+                macs = values * math.prod(shape[1:3])
             else:                        # weights [out, in]
-                macs = values * int(weights[-1])
+                macs = values * shape[-1]
+        total += macs
+        if total > MAX_MACS:
+            raise CostModelError(f"TFLite model: the operators up to {where} declare {total:.3g} multiply-accumulates; "
+                                 f"at most {MAX_MACS:.0e} are allowed (shapes this large are no MCU model). {_FIX}")
         rows.append({"index": op.index, "op": op.op, "output_values": values, "macs": macs})
     return pd.DataFrame(rows, columns=MCU_COLUMNS)
 
