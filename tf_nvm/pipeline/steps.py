@@ -281,7 +281,7 @@ _STEP_FUNCTIONS = {"train": _train, "export": _export, "simulate": _simulate, "c
 def _refuse_stale(experiment, out):
     """Raises `PipelineError` when a finished step in ``out`` was made by other tf_nvm code (`runs.step_stale`)."""
     stale = []
-    for name in experiment.variants:
+    for name in experiment.variant_names:
         folder = variant_folder(out, name)
         if os.path.isdir(folder):
             stale += [(name, step, reason) for step in STEPS if (reason := runs.step_stale(folder, step))]
@@ -334,7 +334,7 @@ def run_experiment(experiment, out, quick=False, force=None, data_path=None, ver
                 if os.path.isfile(marker):
                     os.remove(marker)
     _refuse_stale(chosen, out)
-    for name in chosen.variants:
+    for name in chosen.variant_names:
         folder = variant_folder(out, name)
         for step in STEPS:
             if os.path.isdir(folder) and runs.is_done(folder, step):
