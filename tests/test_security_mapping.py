@@ -136,10 +136,13 @@ def _resave_npz(json_path, arrays, extra=None):
 
 
 def _peak_rss_mb_of_load(prefix):
-    code = ("import resource, sys\nfrom tf_nvm import MappingError, mapping as M\n"
-            "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\ntry:\n    M.load(sys.argv[1]); print('loaded')\nexcept MappingError as err:\n"
+    # VmHWM (the peak of this process's own memory since exec), not ru_maxrss: Linux carries the forking parent's
+    # peak (pytest's, gigabytes late in the suite) into ru_maxrss, which would hide what the load allocates.
+    code = ("import sys\nfrom tf_nvm import MappingError, mapping as M\n"
+            "def peak():\n    return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
+            "base = peak()\ntry:\n    M.load(sys.argv[1]); print('loaded')\nexcept MappingError as err:\n"
             "    print('MappingError', str(err)[:300])\n"
-            "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) // 1024)\n")
+            "print((peak() - base) // 1024)\n")
     result = subprocess.run([sys.executable, "-c", code, str(prefix)], capture_output=True, text=True, timeout=120,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     lines = result.stdout.strip().splitlines()
