@@ -40,6 +40,11 @@ def test_bundled_experiment_loads_and_quick_mode_applies():
     ({"epochs": "3"}, r"epochs must be an integer >= 1 or null, got '3'"),
     ({"seeds": []}, r"seeds must be a non-empty list of integers >= 0, got \[\]"),
     ({"variants": ["har-9bit"]}, r"variants must be training recipes among \["),
+    # the name names the output folder runs/<name>: a path in it would write outside the working folder
+    ({"name": "../../ESCAPED_EXP"}, r"name must be 1-64 letters, digits, '\.', '_' or '-' starting with a letter or "
+                                    r"digit \(it names the output folder runs/<name>\), got '\.\./\.\./ESCAPED_EXP'"),
+    ({"name": "/tmp/abs"}, r"name must be 1-64 letters, .*got '/tmp/abs'\. Fix: "),
+    ({"name": ".hidden"}, r"name must be 1-64 letters, .*got '\.hidden'"),
     ({"dataset": "mnist"}, r"dataset must be one of \['cifar10', 'har', 'npz'\], got 'mnist'"),
     ({"dataset": "cifar10"}, r"variants must be training recipes of dataset 'cifar10' \(one data set per "
                              r"experiment\), got \['har-2bit-unipolar'\]"),

@@ -24,12 +24,14 @@ from tf_nvm.datasets import DATASETS
 from tf_nvm.errors import RecipeError, SpecError, UnknownNameError
 from tf_nvm.spec import INITS, SIGN_SPLITS, resolve_spec
 
-__all__ = ["Recipe", "load", "from_dict", "names", "recipes_dir", "read_json_config", "TRAINING_TASKS"]
+__all__ = ["Recipe", "load", "from_dict", "names", "recipes_dir", "read_json_config", "TRAINING_TASKS",
+           "NAME_PATTERN"]
 
 TRAINING_TASKS = ("classification", "regression", "reconstruction")
 """The tasks a recipe trains (the `tf_nvm.metrics.TASKS` names; the loss of each is in `tf_nvm.train`)."""
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+"""What a recipe or experiment name may be: it names a folder (no path separator, no leading dot)."""
 """A recipe name: it names the run folder, so no path separators and no leading dot."""
 
 _FIX = "Fix: correct the recipe file, or start from a bundled one (`tf-nvm recipes`)."
@@ -114,7 +116,7 @@ class Recipe:
             value = getattr(self, field)
             if not isinstance(value, kind):
                 raise RecipeError(f"recipe {self.name!r}: {field} must be {what}, got {value!r}. {_FIX}")
-        if not _NAME.fullmatch(self.name):
+        if not NAME_PATTERN.fullmatch(self.name):
             raise RecipeError(f"recipe name {self.name!r} must be 1-64 letters, digits, '.', '_' or '-' starting "
                               "with a letter or digit (it names the run folder runs/<name>). Fix: rename the recipe "
                               "file or its \"name\" field.")

@@ -332,6 +332,11 @@ def from_dict(data, where="experiment recipe", base=None):
     for field in ("name", "description", "dataset"):
         if not isinstance(data[field], str) or not data[field]:
             _fail(where, field, data[field], "a non-empty string")
+    from tf_nvm.recipes import NAME_PATTERN  # noqa: PLC0415
+
+    if not NAME_PATTERN.fullmatch(data["name"]):  # it names the output folder runs/<name>: no path in it
+        _fail(where, "name", data["name"], "1-64 letters, digits, '.', '_' or '-' starting with a letter or digit "
+                                           "(it names the output folder runs/<name>)")
     if data["dataset"] not in DATASETS:
         _fail(where, "dataset", data["dataset"], f"one of {DATASETS.names()}")
     variants = data["variants"]
