@@ -61,19 +61,24 @@ class Split:
     y_test: np.ndarray
     standardisation: Standardisation
     source: str
+    _sha256: Optional[str] = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     def content_hash(self):
         """SHA-256 (hex str) of the six arrays (dtype, shape and bytes, in field order), whatever their source.
 
         What identifies the data in run folders and training keys: the same arrays read from a package, a cache
-        or a copy give the same hash; one changed value gives another.
+        or a copy give the same hash; one changed value gives another. Computed once per `Split` (a run keys
+        every seed's trainings on it; CIFAR-10's arrays are 0.7 GB): change the arrays through
+        ``dataclasses.replace``, which makes a new `Split`, not in place.
         """
-        digest = hashlib.sha256()
-        for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
-            array = np.ascontiguousarray(getattr(self, name))
-            digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode("ascii"))
-            digest.update(memoryview(array).cast("B"))
-        return digest.hexdigest()
+        if self._sha256 is None:
+            digest = hashlib.sha256()
+            for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+                array = np.ascontiguousarray(getattr(self, name))
+                digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode("ascii"))
+                digest.update(memoryview(array).cast("B"))
+            self._sha256 = digest.hexdigest()
+        return self._sha256
 
 
 SPLITS = Registry("data split", error=RecipeError,
