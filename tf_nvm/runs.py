@@ -415,8 +415,8 @@ def mark_done(folder, step, info=None):
     write_json_atomic(where, {"step": step, "info": info, **provenance.current()})
 
 
-def step_info(folder, step):
-    """The ``info`` dict ``step`` was marked done with, or None when it is not marked done.
+def _step_marker(folder, step):
+    """The whole marker dict of ``step`` (see `mark_done`), or None when it is not marked done.
 
     Raises:
         RunFolderError: invalid step name, missing folder, or an unreadable marker.
@@ -428,12 +428,22 @@ def step_info(folder, step):
     if marker.get("step") != step or not isinstance(marker.get("info"), dict):
         raise RunFolderError(f"{where}: a step marker holds {{'step': {step!r}, 'info': {{...}}}}, got "
                              f"{str(marker)[:80]}. Fix: delete {where} to redo the step.")
-    return marker["info"]
+    return marker
+
+
+def step_info(folder, step):
+    """The ``info`` dict ``step`` was marked done with, or None when it is not marked done.
+
+    Raises:
+        RunFolderError: invalid step name, missing folder, or an unreadable marker.
+    """
+    marker = _step_marker(folder, step)
+    return None if marker is None else marker["info"]
 
 
 def is_done(folder, step):
     """Whether ``step`` was marked done in run folder ``folder`` (see `mark_done`)."""
-    return step_info(folder, step) is not None
+    return _step_marker(folder, step) is not None
 
 
 def step_stale(folder, step):
@@ -441,8 +451,9 @@ def step_stale(folder, step):
 
     See `tf_nvm.provenance.stale_reason`; a marker written before markers recorded the commit is judged by its
     version.
+
+    Raises:
+        RunFolderError: as `step_info`.
     """
-    if not is_done(folder, step):
-        return None
-    where = _marker(folder, step)
-    return provenance.stale_reason(_read_json(os.path.dirname(where), os.path.basename(where)))
+    marker = _step_marker(folder, step)
+    return None if marker is None else provenance.stale_reason(marker)
