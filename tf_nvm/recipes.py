@@ -32,7 +32,6 @@ TRAINING_TASKS = ("classification", "regression", "reconstruction")
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 """What a recipe or experiment name may be: it names a folder (no path separator, no leading dot)."""
-"""A recipe name: it names the run folder, so no path separators and no leading dot."""
 
 _FIX = "Fix: correct the recipe file, or start from a bundled one (`tf-nvm recipes`)."
 

@@ -27,7 +27,7 @@ from tf_nvm.nvm_model import check_finite_weights, check_fixed_input_shape
 from tf_nvm.graph import activation_name, layer_graph
 from tf_nvm.mapping.device import adc_full_scale
 from tf_nvm.mapping.ops import DIGITAL_OPS
-from tf_nvm.mapping.tiling import channel_major_rows, depthwise_channels_per_tile, plan_diagonal_tiles, same_pads
+from tf_nvm.mapping.tiling import channel_major_rows, depthwise_layout, plan_diagonal_tiles, same_pads
 from tf_nvm.preprocessing import Standardisation
 from tf_nvm.quantize_configs import LAYER_RULES
 
@@ -132,9 +132,8 @@ def _crossbar(wrapper, inputs, in_shape, out_shape, codes, spec, rails):
     channels_per_tile = None
     if op == "depthwise_conv2d":  # block-diagonal layout: channel-major rows, only the diagonal tiles programmed
         taps, channels = math.prod(ksize), int(in_shape[-1])
-        fit = depthwise_channels_per_tile(taps, cols // channels, spec)
-        if fit:  # else (a channel's taps or outputs exceed one crossbar) the grid layout, as in schema version 1
-            channels_per_tile = min(fit, channels)
+        channels_per_tile = depthwise_layout(taps, channels, cols // channels, spec)
+        if channels_per_tile is not None:  # else (a channel exceeds one crossbar) the grid layout, as in schema 1
             matrix = matrix[channel_major_rows(taps, channels)]
     return nvm_mapping.CrossbarLayer(
         name=name, op=op, inputs=tuple(inputs), output=name, output_shape=tuple(out_shape),

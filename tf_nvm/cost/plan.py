@@ -20,7 +20,7 @@ import numpy as np
 
 from tf_nvm.errors import CostModelError, MappingError
 from tf_nvm.mapping.device import conductance_table, levels_from_codes
-from tf_nvm.mapping.tiling import depthwise_channels_per_tile, layer_tiles, plan_diagonal_tiles, plan_tiles
+from tf_nvm.mapping.tiling import depthwise_layout, layer_tiles, plan_diagonal_tiles, plan_tiles
 from tf_nvm.mapping.types import Mapping
 
 __all__ = ["LayerPlan", "plan_mapping", "plan_as", "spec_for_kind", "MAPPING_KINDS", "check_mapping"]
@@ -138,10 +138,10 @@ def _tiles(layer, spec, replan):
     if layer.channels_per_tile is None or not replan:
         return layer_tiles(layer, spec)
     taps, multiplier = math.prod(layer.kernel_size), layer.cols // layer.in_channels
-    fit = depthwise_channels_per_tile(taps, multiplier, spec)
-    if not fit:  # a channel no longer fits one crossbar of this kind: the grid over the same (channel-major) matrix
+    channels_per_tile = depthwise_layout(taps, layer.in_channels, multiplier, spec)
+    if channels_per_tile is None:  # a channel no longer fits one crossbar of this kind: the grid, same matrix
         return plan_tiles(layer.rows, layer.cols, spec)
-    return plan_diagonal_tiles(layer.in_channels, taps, multiplier, min(fit, layer.in_channels), spec)
+    return plan_diagonal_tiles(layer.in_channels, taps, multiplier, channels_per_tile, spec)
 
 
 def _plan(layer, spec, replan=False):

@@ -25,8 +25,6 @@ __all__ = [
 DATA_DIR_ENV = "TF_NVM_DATA_DIR"
 CACHE_DIR_ENV = "TF_NVM_CACHE_DIR"
 
-# The folder that holds the ``tf_nvm`` package (the checkout's root in development).
-
 
 def default_cache_dir():
     """Returns the default cache folder: ``$TF_NVM_CACHE_DIR`` or ``~/.cache/tf_nvm``.

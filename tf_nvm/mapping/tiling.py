@@ -19,7 +19,7 @@ from tf_nvm.mapping.device import reference_columns
 from tf_nvm.mapping.types import Tile
 
 __all__ = ["outputs_per_tile", "plan_tiles", "tile_count", "MAX_TILES", "same_pads", "window_output_size",
-           "depthwise_channels_per_tile", "plan_diagonal_tiles", "diagonal_tile_count", "layer_tiles",
+           "depthwise_channels_per_tile", "depthwise_layout", "plan_diagonal_tiles", "diagonal_tile_count", "layer_tiles",
            "channel_major_rows"]
 
 
@@ -98,6 +98,24 @@ def depthwise_channels_per_tile(kernel_positions, multiplier, spec):
         MappingError: the crossbar is too narrow for even one output (`outputs_per_tile`).
     """
     return min(spec.rows // kernel_positions, outputs_per_tile(spec) // multiplier)
+
+
+def depthwise_layout(kernel_positions, channels, multiplier, spec):
+    """Channels per crossbar of a depthwise layer as the exporter maps it, or None for the grid layout.
+
+    `depthwise_channels_per_tile` capped at the layer's ``channels``; None when not even one channel fits a
+    crossbar (its taps exceed ``spec.rows`` or its outputs a crossbar's columns): the layer then keeps the
+    grid layout of mapping schema 1. The exporter, the cost model's re-planning and the search's hardware
+    counts all decide with this one function.
+
+    Args:
+        kernel_positions: ``prod(kernel_size)`` (k*k).
+        channels: input channels ``C`` of the layer.
+        multiplier: depth multiplier (outputs per input channel).
+        spec: `NVMSpec`.
+    """
+    fit = depthwise_channels_per_tile(kernel_positions, multiplier, spec)
+    return min(fit, channels) if fit else None
 
 
 def diagonal_tile_count(channels, channels_per_tile):

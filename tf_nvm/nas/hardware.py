@@ -14,7 +14,7 @@ import math
 from typing import Optional
 
 from tf_nvm.errors import MappingError, SearchError
-from tf_nvm.mapping.tiling import depthwise_channels_per_tile, plan_diagonal_tiles, plan_tiles, tile_count
+from tf_nvm.mapping.tiling import depthwise_layout, plan_diagonal_tiles, plan_tiles, tile_count
 
 __all__ = ["HardwareCounts", "Budget", "hardware_counts", "COUNTS"]
 
@@ -61,9 +61,9 @@ def _planned(rows, cols, depthwise, spec):
     """The layer's tiles as the exporter plans them (a depthwise layer block-diagonal when a channel fits a tile)."""
     if depthwise is not None:
         taps, channels = depthwise
-        fit = depthwise_channels_per_tile(taps, cols // channels, spec)
-        if fit:
-            return plan_diagonal_tiles(channels, taps, cols // channels, min(fit, channels), spec)
+        channels_per_tile = depthwise_layout(taps, channels, cols // channels, spec)
+        if channels_per_tile is not None:
+            return plan_diagonal_tiles(channels, taps, cols // channels, channels_per_tile, spec)
     return plan_tiles(rows, cols, spec)
 
 
