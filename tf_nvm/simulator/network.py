@@ -366,12 +366,14 @@ class Simulator:
         chip = self.program(0)
         weights = {name: layer.weights for name, layer in chip.layers.items()}
         magnitudes = {}
+        # [R, Cdev] per layer: no ADC reads a column without devices (fixed by the layout: once, not per batch)
+        programmed_of = {name: layout.programmed_columns() for name, layout in self.layouts.items()}
         for start in range(0, len(x), self.config.batch_size):
             record = {}
             self._network(tf.constant(x[start:start + self.config.batch_size]), weights, {},
                           dict.fromkeys(self.layouts), start, record)
             for name, sums in record.items():
-                programmed = self.layouts[name].programmed_columns()  # [R, Cdev]: no ADC reads a column without devices
+                programmed = programmed_of[name]
                 magnitudes.setdefault(name, []).extend(
                     np.abs(s.numpy()[:, programmed[i % len(programmed)]]).ravel() for i, s in enumerate(sums))
         return {name: float(np.percentile(np.concatenate(parts), percentile)) for name, parts in magnitudes.items()}
