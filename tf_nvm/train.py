@@ -73,11 +73,11 @@ def training_task(recipe):
     return TRAINING.get(getattr(recipe, "task", None) or "classification")
 
 
-def _check_targets(model, split, recipe):
+def _check_targets(model, split, recipe, training):
     """Regression targets must have the model's output shape (a Keras shape error would not name the data)."""
-    task = getattr(recipe, "task", None)
-    if task not in ("regression", "reconstruction"):
+    if training.higher_is_better:  # a classifier: integer labels, checked where the data are split
         return
+    task = recipe.task
     output = tuple(model.output_shape[1:])
     given = tuple(np.shape(split.y_train)[1:])
     if given != output and not (given == () and output == (1,)):
@@ -159,7 +159,7 @@ def train_model(model, recipe, split, verbose=2, callbacks=(), progress=None):
         restored from ``progress``; present only when > 0).
     """
     task = training_task(recipe)
-    _check_targets(model, split, recipe)
+    _check_targets(model, split, recipe, task)
     fuse_sign_split(model)
     if nvm_layers(model):  # an NVM model clips its inputs to the shared activation range: say so when it matters
         require_float32("train_model", model)  # exact float32 (no mixed precision, TF32 off)
