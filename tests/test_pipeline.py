@@ -12,6 +12,7 @@ import pytest
 import tf_nvm
 from tf_nvm import PipelineError, pipeline
 from tf_nvm.pipeline import experiment as experiments
+from tf_nvm.pipeline.report import RUNTIME_COLUMNS
 
 
 def _recipe(**changes):
@@ -91,9 +92,9 @@ def test_a_tiny_experiment_end_to_end_then_reused_and_resumed(tmp_path, capsys):
         assert (report / name).is_file() and (report / name).stat().st_size > 0, name
     first = json.loads((report / "report.json").read_text())
     row = first["tables"]["accuracy"][0]
-    assert row["LiteRT differing outputs"] == 0 and row["TFLite Micro differing outputs"] == 0
+    assert row[RUNTIME_COLUMNS["litert"]] == 0 and row[RUNTIME_COLUMNS["tflm"]] == 0
     assert row["simulator vs evaluator differing"] == 0 and row["chips"] == 2
-    assert 0.0 <= row["crossbar pcm-like (mean)"] <= 1.0
+    assert 0.0 <= row["crossbar pcm-like acc % (mean)"] <= 100.0
     capsys.readouterr()
     # a rerun reuses every step; an interrupted run (here: the cost marker and the report gone) redoes only the rest
     assert main(["run", str(recipe), "--out", str(out)]) == 0
@@ -216,7 +217,7 @@ def test_a_tiny_cifar10_experiment_end_to_end(tmp_path):
     report = json.loads((out / "report" / "report.json").read_text())
     row = report["tables"]["accuracy"][0]
     assert row["variant"] == "cifar10-2bit-unipolar" and row["chips"] == 2
-    assert row["LiteRT differing outputs"] == 0 and row["TFLite Micro differing outputs"] == 0
+    assert row[RUNTIME_COLUMNS["litert"]] == 0 and row[RUNTIME_COLUMNS["tflm"]] == 0
     assert row["simulator vs evaluator differing"] == 0
     quantities = [r["quantity"] for r in report["tables"]["paper"]]
     assert "cifar10-2bit-unipolar (2-bit unipolar) minus its float baseline" in quantities

@@ -11,6 +11,7 @@ from tf_nvm import CorruptDatasetError, PipelineError, RecipeError, recipes, run
 from tf_nvm.data import prepare_data
 from tf_nvm.metrics import TASKS
 from tf_nvm.pipeline import experiment as experiments
+from tf_nvm.pipeline.report import RUNTIME_COLUMNS
 
 _AE = {"architecture": "fc_autoencoder", "task": "reconstruction", "spec": "paper-4bit-bipolar", "batch_size": 32,
        "architecture_args": {"input_dim": 16, "units": 8, "bottleneck": 4, "depth": 1}}
@@ -165,8 +166,8 @@ def test_an_autoencoder_on_a_users_npz_through_tf_nvm_run(tmp_path, capsys):
     assert row["NVM test mse (mean)"] == pytest.approx(metrics["test_mse"])
     assert row["crossbar ideal mse (selected seed)"] == pytest.approx(simulate["ideal_mse"])
     assert 0 < row["crossbar pcm-like mse vs ideal (mean)"] < row["crossbar pcm-like mse (mean)"]
-    assert row["LiteRT differing outputs"] == 0 and row["TFLite Micro differing outputs"] == 0
-    assert row["simulator vs evaluator differing"] == 0 and row["deployed runtime"] == "litert"
+    assert row[RUNTIME_COLUMNS["litert"]] == 0 and row[RUNTIME_COLUMNS["tflm"]] == 0
+    assert row["simulator vs evaluator differing"] == 0 and row[RUNTIME_COLUMNS["deployed"]] == "litert"
     for name in ("error.png", "error_vs_time.png", "error.csv"):
         assert (report / name).is_file(), name
     assert not (report / "accuracy.png").exists()

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import pathlib
+import re
 import warnings
 
 import numpy as np
@@ -265,7 +266,7 @@ def test_run_recipe_checks_the_folder_before_loading_data_and_honours_overwrite(
     assert (run / "metrics.json").exists()  # nothing removed before the data loaded
 
 
-def test_variants_differing_only_in_the_spec_share_one_float_baseline(tmp_path, har_split, capsys):
+def test_variants_differing_only_in_the_spec_share_one_float_baseline(tmp_path, har_split, capsys, monkeypatch):
     from tf_nvm.data import Split  # noqa: PLC0415
     from tf_nvm.train import float_key, run_recipe  # noqa: PLC0415
 
@@ -296,6 +297,19 @@ def test_variants_differing_only_in_the_spec_share_one_float_baseline(tmp_path, 
     b = runs.read_run(tmp_path / "two").float_model_path
     np.testing.assert_array_equal(tf_nvm.load_model(a).predict(x, verbose=0),
                                   tf_nvm.load_model(b).predict(x, verbose=0))
+    # a baseline made by other code (an upgrade, or a run interrupted before one) is trained again, not reused
+    from tf_nvm import provenance  # noqa: PLC0415
+
+    now = provenance.current()
+    monkeypatch.setattr(provenance, "current", lambda: {**now, "tf_nvm_version": "9.9.9"})
+    assert isinstance(runs.read_shared_float(floats / float_key(four, small) / "seed0"), runs.StaleFloat)
+    run_recipe(dataclasses.replace(two, name="three"), tmp_path / "three", split=small, verbose=1,
+               shared_floats=floats)
+    printed = capsys.readouterr().out
+    assert re.search(r"three seed 0: the float baseline in \S+ was made by tf_nvm .*, this is tf_nvm 9\.9\.9"
+                     r"( \(commit \w+\))?; trained again", printed), printed
+    assert "shared with an earlier variant, reused" not in printed
+    assert runs.read_shared_float(floats / float_key(four, small) / "seed0")[0]["seconds"] > 0
 
 
 def test_image_augmentation_is_reproducible_and_checked(tmp_path):

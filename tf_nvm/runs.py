@@ -35,7 +35,8 @@ from tf_nvm.preprocessing import Standardisation
 from tf_nvm.spec import NVMSpec
 
 __all__ = ["FORMAT", "SCHEMA_VERSION", "RunFolder", "prepare_folder", "check_resumable", "create_run", "save_model",
-           "write_seed", "read_seed", "write_shared_float", "read_shared_float", "write_result", "read_run",
+           "write_seed", "read_seed", "SHARED_FLOAT_CODE", "StaleFloat", "write_shared_float", "read_shared_float",
+           "write_result", "read_run",
            "mark_done", "is_done", "step_info", "step_stale"]
 
 FORMAT = "tf_nvm.run"
@@ -187,15 +188,22 @@ def read_seed(folder, seed):
     return result, _load_model(os.path.join(seed_dir, MODEL)), _load_model(os.path.join(seed_dir, FLOAT_MODEL))
 
 
+SHARED_FLOAT_CODE = "code"
+"""Key of a shared float baseline's ``result.json`` recording the code that trained it (`provenance.current`)."""
+
+
 def write_shared_float(folder, model, result):
     """Writes a float baseline that several run folders share (``folder/float_model.keras``, then
     ``folder/result.json``); see `tf_nvm.train.run_recipe`'s ``shared_floats``."""
     save_model(model, os.path.join(folder, FLOAT_MODEL))
-    write_json_atomic(os.path.join(folder, SEED_RESULT), result)
+    write_json_atomic(os.path.join(folder, SEED_RESULT), {**result, SHARED_FLOAT_CODE: provenance.current()})
 
 
 def read_shared_float(folder):
-    """A shared float baseline written by `write_shared_float`: ``(result, model)``, or None when unfinished.
+    """A shared float baseline written by `write_shared_float`: ``(result, model)``; None when unfinished.
+
+    A baseline made by other code than the running one (`tf_nvm.provenance.stale_reason`; one written before
+    baselines recorded their code counts as such) is not reused either: `StaleFloat` says why.
 
     Raises:
         RunFolderError: ``result.json`` is unreadable.
@@ -204,7 +212,14 @@ def read_shared_float(folder):
         if os.path.isdir(folder) else None
     if result is None:
         return None
+    reason = provenance.stale_reason(result.pop(SHARED_FLOAT_CODE, None)) if isinstance(result, dict) else None
+    if reason:
+        return StaleFloat(reason)
     return result, _load_model(os.path.join(folder, FLOAT_MODEL))
+
+
+class StaleFloat(str):
+    """`read_shared_float`'s answer for a baseline made by other code: why (a str), so the caller trains it again."""
 
 
 def check_resumable(folder, recipe, standardisation, data_source, data_sha256=None):

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from tf_nvm import models, runs
+from tf_nvm import models, provenance, runs
 from tf_nvm import progress as epoch_progress
 from tf_nvm._keras import keras, tf
 from tf_nvm.data import prepare_data
@@ -231,7 +231,9 @@ def _seed_progress(out_dir, seed, kind):
 def _progress(folder, recipe, split, seed, kind):
     """``train_model``'s ``progress`` for the ``kind`` ("float" or "nvm") model of one seed."""
     ignores = FLOAT_KEY_IGNORES if kind == "float" else ("name", "description", "seeds")
-    return folder, {"kind": kind, "seed": seed, "training": _training_key(recipe, split, ignores)}
+    code = {key: value for key, value in provenance.current().items() if key != "git_dirty"}
+    return folder, {"kind": kind, "seed": seed, "training": _training_key(recipe, split, ignores),
+                    "code": code}  # epochs of other code are not resumed (`tf_nvm.provenance`)
 
 
 def _float_baseline(recipe, split, seed, verbose, shared_floats, out_dir):
@@ -243,7 +245,11 @@ def _float_baseline(recipe, split, seed, verbose, shared_floats, out_dir):
     if shared_floats is not None:
         folder = os.path.join(shared_floats, float_key(recipe, split), f"seed{seed}")
         found = runs.read_shared_float(folder)
-        if found is not None:
+        if isinstance(found, runs.StaleFloat):
+            if verbose:
+                print(f"[tf-nvm] {recipe.name} seed {seed}: the float baseline in {folder} was {found}; trained "
+                      "again", flush=True)
+        elif found is not None:
             if verbose:
                 print(f"[tf-nvm] {recipe.name} seed {seed}: float baseline ({recipe.architecture}) shared with an "
                       f"earlier variant, reused ({folder})", flush=True)

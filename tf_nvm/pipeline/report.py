@@ -25,7 +25,7 @@ from tf_nvm.atomic import write_bytes_atomic
 from tf_nvm.plots import pyplot, write_png
 from tf_nvm.tables import to_markdown, write_table
 
-__all__ = ["write_report", "runtime_line"]
+__all__ = ["RUNTIME_COLUMNS", "write_report", "runtime_line"]
 
 
 def _pct(value):
@@ -85,26 +85,39 @@ def _collect(experiment, out):
     return found
 
 
+RUNTIME_COLUMNS = {
+    "litert": "LiteRT vs Keras (LiteRT arithmetic) differing outputs",
+    "tflm": "TFLite Micro vs Keras (TFLite Micro arithmetic) differing outputs",
+    "deployed": "deployed runtime (spec)",
+    "other": "other runtime vs Keras as trained differing outputs",
+}
+"""Column names of the accuracy table's exactness checks: each runtime against the Keras model computing in that
+runtime's own arithmetic (the export is right for it), and the runtime the model was not trained for against the
+model as trained (what deploying there costs; section Deployment runtime)."""
+
+
 def _accuracy_table(found):
-    """Per variant: the training metric (accuracy, or MSE) of the float and NVM models, the simulated chips'
-    metric against the targets (and, for regression, against the ideal chip), and the exactness checks."""
+    """Per variant: the training metric (accuracy in %, or MSE in model units) of the float and NVM models, the
+    simulated chips' metric against the targets (and, for regression, against the ideal chip), and the exactness
+    checks (`RUNTIME_COLUMNS`)."""
     rows = []
     for name, v in found.items():
         m, sim, exp = v["metrics"], v["simulate"], v["export"]
         trained = m.get("metric", "accuracy")
-        short = "acc" if trained == "accuracy" else trained
+        short, factor = ("acc %", 100) if trained == "accuracy" else (trained, 1)
         nvm, flt = m[f"test_{trained}_summary"], m[f"float_test_{trained}_summary"]
         summary, metric = sim["summary"], sim.get("metric", "accuracy")  # older markers hold accuracy only
-        label = "" if metric == "accuracy" else f" {metric}"
+        label = " acc %" if metric == "accuracy" else f" {metric}"
+        scale = 100 if metric == "accuracy" else 1
         row = {
             "variant": name, "seeds": len(m["seeds"]),
-            f"float test {short} (mean)": flt["mean"], "float std": flt["std"],
-            f"NVM test {short} (mean)": nvm["mean"], "NVM std": nvm["std"], "NVM min": nvm["min"],
-            "NVM max": nvm["max"],
-            f"crossbar ideal{label} (selected seed)": sim[f"ideal_{metric}"],
-            f"crossbar {sim['preset']}{label} (mean)": summary[f"{metric}_mean"],
-            f"crossbar {sim['preset']}{label} std": summary[f"{metric}_std"],
-            f"crossbar {sim['preset']}{label} min": summary[f"{metric}_min"]}
+            f"float test {short} (mean)": factor * flt["mean"], "float std": factor * flt["std"],
+            f"NVM test {short} (mean)": factor * nvm["mean"], "NVM std": factor * nvm["std"],
+            "NVM min": factor * nvm["min"], "NVM max": factor * nvm["max"],
+            f"crossbar ideal{label} (selected seed)": scale * sim[f"ideal_{metric}"],
+            f"crossbar {sim['preset']}{label} (mean)": scale * summary[f"{metric}_mean"],
+            f"crossbar {sim['preset']}{label} std": scale * summary[f"{metric}_std"],
+            f"crossbar {sim['preset']}{label} min": scale * summary[f"{metric}_min"]}
         if metric != "accuracy":  # errors against the ideal chip, and the task's other metrics
             row[f"crossbar {sim['preset']}{label} vs ideal (mean)"] = summary.get(f"{metric}_vs_ideal_mean")
             for other in ("mse", "mae"):
@@ -115,10 +128,10 @@ def _accuracy_table(found):
         runtime = exp.get("runtime_report") or {}  # markers of older exports hold none
         row.update({
             "chips": summary["chips"],
-            "LiteRT differing outputs": exp["runtimes"]["litert"]["differing"],
-            "TFLite Micro differing outputs": exp["runtimes"]["tflm"]["differing"],
-            "deployed runtime": runtime.get("runtime"),
-            "other runtime differing outputs": (runtime.get("other") or {}).get("differing"),
+            RUNTIME_COLUMNS["litert"]: exp["runtimes"]["litert"]["differing"],
+            RUNTIME_COLUMNS["tflm"]: exp["runtimes"]["tflm"]["differing"],
+            RUNTIME_COLUMNS["deployed"]: runtime.get("runtime"),
+            RUNTIME_COLUMNS["other"]: (runtime.get("other") or {}).get("differing"),
             "simulator vs evaluator differing": sim["ideal_vs_evaluator_differing"],
         })
         rows.append(row)
@@ -198,7 +211,8 @@ def _mcu_table(found):
     rows = []
     for name, v in found.items():
         metric = v["metrics"].get("metric", "accuracy")
-        summary, acc, column = v["cost"]["summary"], v["metrics"][f"test_{metric}"], f"test {metric}"
+        summary, acc = v["cost"]["summary"], v["metrics"][f"test_{metric}"]
+        column, acc = (("test accuracy (%)", 100 * acc) if metric == "accuracy" else (f"test {metric}", acc))
         rows.append({"variant": name, "platform": f"crossbar ({v['cost']['technology']})", column: acc,
                      "memory": f"{v['export']['mapping']['devices']} devices",
                      "energy per inference nJ": summary["total_energy_nj"], "latency us": summary["latency_us"]})
@@ -604,7 +618,8 @@ def write_report(experiment, out, quick, timings):
               "cost": _cost_table(found), "unipolar_vs_bipolar": _periphery_table(found),
               "shared_vs_per_layer": _shared_table(found), "crossbar_vs_mcu": _mcu_table(found)}
     paper_decimals = 2 if classifier else 4
-    decimals = {"paper": paper_decimals, "unipolar_vs_bipolar": PERIPHERY_DECIMALS}
+    decimals = {"paper": paper_decimals, "unipolar_vs_bipolar": PERIPHERY_DECIMALS, kind: 2 if classifier else 4,
+                "crossbar_vs_mcu": {"test accuracy (%)": 2, "energy per inference nJ": 1, "latency us": 2}}
     for key, table in tables.items():
         write_table(table, os.path.join(folder, key), decimals.get(key, 4))
     plots = {kind: _plot_accuracy(found, os.path.join(folder, f"{kind}.png"), preset),
@@ -645,7 +660,7 @@ def write_report(experiment, out, quick, timings):
                          f"{label} >= {_pct(value)}" for label, value in targets.items()) or "none") + ".", "",
             "Missed targets, and why:", "", *(_explanations(experiment, found) or ["- none"])]),
         "", "## Accuracy" if classifier else f"## Test error ({metric.upper()}, {experiment.resolved_task})", "",
-        to_markdown(tables[kind], 4), "",
+        to_markdown(tables[kind], decimals[kind]), "",
         *([] if classifier else [
             f"{metric.upper()} against the targets"
             + (" (the standardised inputs: an autoencoder's reconstruction error)"
@@ -669,7 +684,7 @@ def write_report(experiment, out, quick, timings):
         to_markdown(tables["unipolar_vs_bipolar"], PERIPHERY_DECIMALS), "",
         "### Shared vs per-layer periphery", "", to_markdown(tables["shared_vs_per_layer"], 4), "",
         "![area](periphery_area.png)", "", "![energy](periphery_energy.png)", "",
-        "## Crossbar vs microcontroller (per inference)", "", to_markdown(tables["crossbar_vs_mcu"], 4), "",
+        "## Crossbar vs microcontroller (per inference)", "", to_markdown(tables["crossbar_vs_mcu"], decimals["crossbar_vs_mcu"]), "",
         "![crossbar vs mcu](crossbar_vs_mcu.png)", "", "## Conductance levels", "", "![levels](levels.png)", "",
         "## Wall time per step (s, from the step markers, whichever invocation ran the step)", "",
         to_markdown(_step_times(found), 0), "",
