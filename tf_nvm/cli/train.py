@@ -20,18 +20,35 @@ def add_parser(subparsers):
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run of the same recipe in the run folder: finished seeds "
                              "are reused, the others trained")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, check=check)
     return parser
 
 
-def run(args):
-    """Trains and prints the test metric summary (accuracy, or MSE for regression) and the run folder; returns 0."""
+def _recipe(args):
+    """The recipe (with ``--epochs``), every field and ``--seeds`` checked; does not import TensorFlow."""
     from tf_nvm import recipes  # noqa: PLC0415
-    from tf_nvm.train import run_recipe  # noqa: PLC0415  (imports TensorFlow)
 
     recipe = recipes.load(args.recipe)
     if args.epochs is not None:
         recipe = recipe.replace(epochs=args.epochs)
+    if args.seeds is not None:
+        recipes.check_seeds(args.seeds, "--seeds", "Fix: e.g. --seeds 0 1 2.")
+    return recipe
+
+
+def check(args):
+    """Checks the recipe, --epochs, --seeds and --data before TensorFlow loads."""
+    from tf_nvm.cli._checks import data_path  # noqa: PLC0415
+
+    _recipe(args)
+    data_path(args.data)
+
+
+def run(args):
+    """Trains and prints the test metric summary (accuracy, or MSE for regression) and the run folder; returns 0."""
+    recipe = _recipe(args)
+    from tf_nvm.train import run_recipe  # noqa: PLC0415  (imports TensorFlow)
+
     out = args.out or os.path.join("runs", recipe.name)
     metrics = run_recipe(recipe, out, seeds=args.seeds, data_path=args.data, verbose=0 if args.quiet else 2,
                          overwrite=args.overwrite, resume=args.resume)
