@@ -20,6 +20,7 @@ from typing import Optional, Union
 from tf_nvm import bundled, models
 from tf_nvm.bundled import recipes_dir  # noqa: F401  (tf_nvm.recipes.recipes_dir, as before)
 from tf_nvm.datasets import DATASETS
+from tf_nvm.datasets.har import HAR_TRAIN_SUBJECTS
 from tf_nvm.errors import RecipeError, SpecError, UnknownNameError
 from tf_nvm.spec import INITS, SIGN_SPLITS, resolve_spec
 
@@ -114,6 +115,11 @@ class Recipe:
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < lo:
                 raise RecipeError(f"recipe {self.name!r}: {field} must be an integer >= {lo}, got {value!r}. {_FIX}")
+        if self.dataset == "har" and self.validation_subjects >= len(HAR_TRAIN_SUBJECTS):
+            raise RecipeError(f"recipe {self.name!r}: validation_subjects must be an integer in "
+                              f"1..{len(HAR_TRAIN_SUBJECTS) - 1} for data set 'har' (its training split has "
+                              f"{len(HAR_TRAIN_SUBJECTS)} volunteers, and at least one must stay for training), got "
+                              f"{self.validation_subjects!r}. {_FIX}")
         if isinstance(self.learning_rate, bool) or not isinstance(self.learning_rate, (int, float)) \
                 or not 0 < self.learning_rate <= 10:
             raise RecipeError(f"recipe {self.name!r}: learning_rate must be a number in (0, 10], got "
