@@ -62,8 +62,8 @@ def check(args):
         raise ExportError("tf-nvm export: nothing to write. Fix: give --tflite OUT.tflite and/or --mapping PREFIX.")
     existing_path(args.run_or_model, "RUN_OR_MODEL", "a run folder written by `tf-nvm train` or a .keras model file",
                   ExportError, "Fix: pass the folder written by `tf-nvm train` or the model's .keras file.")
-    existing_path(args.standardisation, "--standardisation", "a JSON file {\"input_mean\": [...], \"input_std\": [...]}",
-                  ExportError, "Fix: pass the path of that file.")
+    existing_path(args.standardisation, "--standardisation", "a JSON file of input_mean and input_std", ExportError,
+                  "Fix: pass the path of that file.")
     dataset_name(args.dataset)
     data_path(args.data)
 

@@ -24,7 +24,8 @@ def add_parser(subparsers):
                              "`tf-nvm export` / `tf-nvm simulate`)")
     parser.add_argument("--max-trials", type=int, help="override tuner.max_trials (may change on --resume)")
     parser.add_argument("--max-minutes", type=float, help="override max_minutes (may change on --resume)")
-    parser.add_argument("--data", help="explicit data source (file or folder) for the data-set loader")
+    parser.add_argument("--data", metavar="PATH", help="data file or folder: the explicit source of the config's data "
+                                                       "set (the config names the data set)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.set_defaults(func=run, check=check)
     return parser

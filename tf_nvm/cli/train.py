@@ -13,7 +13,8 @@ def add_parser(subparsers):
     parser.add_argument("--out", help="run folder (default runs/<recipe>)")
     parser.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the recipe's)")
     parser.add_argument("--epochs", type=int, help="override the recipe's epochs")
-    parser.add_argument("--data", help="explicit data source (file or folder) for the data-set loader")
+    parser.add_argument("--data", metavar="PATH", help="data file or folder: the explicit source of the recipe's data "
+                                                       "set (the recipe names the data set)")
     parser.add_argument("--quiet", action="store_true", help="no Keras progress output")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier run in the run folder (removed first, seed folders included)")
