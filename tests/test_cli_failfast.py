@@ -110,3 +110,21 @@ def test_the_closest_name_is_suggested_only_when_close():
     assert closest_name(12345, ["12345"]) is None  # only a string has a close name
     assert did_you_mean("trian", ("train", "export")) == " Did you mean 'train'?"
     assert did_you_mean("xyz", ("train", "export")) == ""
+
+
+def test_every_command_the_product_advises_exists(capsys):
+    """Advice in messages and docstrings names real commands and options (it once named `tf-nvm run --list`)."""
+    advised = set()
+    for package in ("tf_nvm", "tflite_export"):
+        for folder, _, files in os.walk(os.path.join(ROOT, package)):
+            for name in (f for f in files if f.endswith(".py")):
+                with open(os.path.join(folder, name), encoding="utf-8") as handle:
+                    advised |= set(re.findall(r"tf-nvm ([a-z]+)((?: --[a-z][a-z-]*)?)", handle.read()))
+    assert ("run", "") in advised and ("export", " --tflite") in advised  # the search finds the advice
+    parser = cli.build_parser()
+    for command, option in sorted(advised):
+        assert command in cli.SUBCOMMANDS, f"advice names `tf-nvm {command}`, which does not exist"
+        if option:
+            with pytest.raises(SystemExit):
+                parser.parse_args([command, "--help"])
+            assert f"{option.strip()} " in capsys.readouterr().out + " ", f"`tf-nvm {command}{option}` does not exist"
