@@ -43,7 +43,7 @@ def _light(argv):
 
 
 @pytest.mark.parametrize("command, expected", [
-    ("recipes", "har-2bit-unipolar        HAR (UCI-HAR-style windows), paper setting: 2bit-unipolar devices"),
+    ("recipes", "  har-2bit-unipolar                   HAR (UCI-HAR-style windows), paper setting: 2bit-unipolar "),
     ("presets", "paper-2bit-unipolar      2-bit devices, non-negative weights only (one device per weight)"),
 ])
 def test_listing_commands_do_not_import_tensorflow(command, expected):
@@ -87,6 +87,24 @@ def test_no_tensorflow_start_up_noise_unless_verbose(tmp_path):
     loud = subprocess.run([sys.executable, "-m", "tf_nvm.cli", "--verbose", *argv], capture_output=True, text=True,
                           env=env, timeout=300)
     assert loud.returncode == 0 and len([line for line in loud.stderr.splitlines() if line.strip()]) > 1
+
+
+def test_recipes_lists_training_recipes_experiments_and_search_configs():
+    from tf_nvm import bundled
+
+    status, out, err, heavy = _light(["recipes"])
+    assert status == 0 and heavy == "[]", err
+    sections = out.strip().split("\n\n")
+    assert [section.splitlines()[0] for section in sections] == [
+        "Training recipes (tf-nvm train NAME):", "Experiments (tf-nvm run NAME):",
+        "Search configs (tf-nvm search NAME):"]
+    for section, kind in zip(sections, ("recipe", "experiment", "search")):
+        rows = section.splitlines()[1:]
+        assert [row.split()[0] for row in rows] == bundled.names(kind) and bundled.names(kind)
+        assert all(len(row) <= 120 for row in rows)  # one short line each (no terminal: 120 columns)
+    assert "  paper-har  " in out and "The paper on HAR" in out  # the description's start
+    status, full, err, _ = _light(["recipes", "--full"])
+    assert status == 0 and "8-bit activations" in full and len(full) > len(out)
 
 
 def test_python_dash_m_runs_the_cli():

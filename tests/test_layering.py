@@ -18,7 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 FOUNDATION = {"tf_nvm.errors", "tf_nvm.registry", "tf_nvm.atomic", "tf_nvm.spec", "tf_nvm.presets", "tf_nvm.grid",
               "tf_nvm.preprocessing", "tf_nvm.modes", "tf_nvm.plots", "tf_nvm.tables",
-              "tf_nvm.metrics", "tf_nvm.provenance"}
+              "tf_nvm.metrics", "tf_nvm.provenance", "tf_nvm.bundled", "tf_nvm.noise_presets"}
 KERAS_SIDE = {f"tf_nvm.{name}" for name in ("_keras", "quantizers", "quantize_configs", "scheme", "layers", "digital",
                                             "graph", "nvm_model", "quantize", "constraints", "serialization",
                                             "models", "train", "fixed_point", "sign_split",
@@ -115,7 +115,8 @@ def test_the_rules_see_keras_imports():
 
 
 LIGHT = ["tf_nvm", "tf_nvm.presets", "tf_nvm.recipes", "tf_nvm.runs", "tf_nvm.data", "tf_nvm.datasets",
-         "tf_nvm.mapping", "tf_nvm.preprocessing", "tf_nvm.cli", "tf_nvm.cost", "tf_nvm.cost.report"]
+         "tf_nvm.mapping", "tf_nvm.preprocessing", "tf_nvm.cli", "tf_nvm.cost", "tf_nvm.cost.report",
+         "tf_nvm.bundled", "tf_nvm.noise_presets", "tf_nvm.pipeline", "tf_nvm.cli._checks"]
 
 
 def test_light_imports_leave_tensorflow_out():

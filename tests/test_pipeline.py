@@ -68,7 +68,7 @@ def test_invalid_experiment_recipes_are_named_errors(changes, message):
 
 
 def test_unknown_experiment_and_bad_json_are_named(tmp_path):
-    with pytest.raises(PipelineError, match=r"experiment recipe 'paper-mnist' not found .* Known: "
+    with pytest.raises(PipelineError, match=r"experiment recipe 'paper-mnist' not found .* Known experiment recipes: "
                                             r"\['paper-cifar10', 'paper-har'\]"):
         pipeline.load("paper-mnist")
     bad = tmp_path / "bad.json"

@@ -1,5 +1,6 @@
 import dataclasses
 
+import numpy as np
 import pytest
 
 import tf_nvm
@@ -57,6 +58,19 @@ def test_spec_is_frozen():
     ({"unipolar": 1}, r"NVMSpec.unipolar must be True or False, got 1\."),
     ({"bipolar_mapping": "pair"}, r"NVMSpec.bipolar_mapping must be one of \['differential', 'offset'\], "
                                   r"got 'pair'\."),
+    # one integer rule for every bit field (issue 26, item 7): 8.0 and numpy integers are refused as 2.0 is
+    ({"activation_bits": 8.0}, r"NVMSpec.activation_bits must be an integer in 1..16 \(activation bits\), got 8\.0\."),
+    ({"activation_bits": np.int64(8)}, r"NVMSpec.activation_bits must be an integer in 1..16 .*got np.int64\(8\)"),
+    ({"activation_bits": True}, r"NVMSpec.activation_bits must be an integer in 1..16 .*got True\."),
+    ({"weight_bits": np.int64(2)}, r"NVMSpec.weight_bits must be an integer in 1..7 .*got np.int64\(2\)"),
+    ({"dac_bits": 8.0}, r"NVMSpec.dac_bits must be an integer in 1..8 .*got 8\.0\."),
+    ({"adc_bits": np.int32(6)}, r"NVMSpec.adc_bits must be an integer in 1..16 .*got np.int32\(6\)"),
+    ({"bipolar_mapping": np.array(["differential"])}, r"NVMSpec.bipolar_mapping must be one of \['differential', "
+                                                      r"'offset'\], got array\(\['differential'\], .*\)\. Fix: pass "),
+    ({"bipolar_mapping": np.array(["differential", "offset"])}, r"NVMSpec.bipolar_mapping must be one of .*got "
+                                                                r"array\(\['differential', 'offset'\]"),
+    ({"input_encoding": ["dual-rail"]}, r"NVMSpec.input_encoding must be one of \['signed-dac', 'dual-rail'\], "
+                                        r"got \['dual-rail'\]\."),
     ({"weight_scale": -0.1}, r"NVMSpec.weight_scale must be a finite number > 0 within float32 range, got -0.1\."),
     ({"weight_scale_mode": "fixed"}, r"NVMSpec.weight_scale is None but weight_scale_mode='fixed' needs a value\."),
     ({"g_min_us": 30.0}, r"NVMSpec.g_max_us \(25.0\) must be greater than g_min_us \(30.0\)\."),

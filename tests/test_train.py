@@ -78,7 +78,7 @@ def test_relu_cnn_trains_normally_as_2bit_bipolar(har_split):
 
 def test_recipe_errors(tmp_path):
     with pytest.raises(RecipeError, match=r"recipe 'nope' not found \(looked for .*nope.json\)\. Known recipes: "
-                                          r"\[.*'har-2bit-unipolar'.*\]\. Fix: pass a recipe name"):
+                                          r"\[.*'har-2bit-unipolar'.*\]\. Fix: pass one of those names "):
         recipes.load("nope")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"dataset": "mnist", "architecture": "har_cnn", "spec": "paper-2bit-bipolar"}))

@@ -90,6 +90,11 @@ SPLITS = Registry("data split", error=RecipeError,
 def _split_har(data, recipe):
     """HAR: ``recipe.validation_subjects`` training subjects, evenly spaced by id, are the validation part."""
     subjects = np.unique(data.subject_train)
+    if recipe.validation_subjects >= len(subjects):  # a HAR file with fewer volunteers than the official split
+        raise RecipeError(f"recipe {recipe.name!r}: validation_subjects is {recipe.validation_subjects}, and the "
+                          f"training split of {data.source}: {data.path} has {len(subjects)} volunteers; allowed: "
+                          f"1..{len(subjects) - 1} (at least one stays for training). Fix: lower the recipe's "
+                          "validation_subjects.")
     val_subjects = subjects[np.linspace(0, len(subjects) - 1, recipe.validation_subjects).round().astype(int)]
     is_val = np.isin(data.subject_train, val_subjects)
     return (data.x_train[~is_val], data.y_train[~is_val], data.x_train[is_val], data.y_train[is_val],

@@ -4,27 +4,27 @@ A recipe is found by name (``har-2bit-unipolar``) among the bundled recipes,
 or by the path of a ``.json`` file. The bundled recipes are the ``recipes/``
 folder of the repository; a built package carries them as package data in
 ``tf_nvm/_recipes/`` (setup.py maps ``recipes/`` there), so an installed
-wheel finds them too.
+wheel finds them too (`tf_nvm.bundled`).
 
 Importing this module does not import TensorFlow; a recipe's architecture and
 its arguments are checked when the recipe is built (`Recipe.check_architecture`).
 """
 
 import dataclasses
-import importlib.resources
 import inspect
 import json
 import os
 import re
-from pathlib import Path
 from typing import Optional, Union
 
-from tf_nvm import models
+from tf_nvm import bundled, models
+from tf_nvm.bundled import recipes_dir  # noqa: F401  (tf_nvm.recipes.recipes_dir, as before)
 from tf_nvm.datasets import DATASETS
+from tf_nvm.datasets.har import HAR_TRAIN_SUBJECTS
 from tf_nvm.errors import RecipeError, SpecError, UnknownNameError
 from tf_nvm.spec import INITS, SIGN_SPLITS, resolve_spec
 
-__all__ = ["Recipe", "load", "from_dict", "names", "recipes_dir", "read_json_config", "TRAINING_TASKS",
+__all__ = ["Recipe", "load", "from_dict", "names", "recipes_dir", "read_json_config", "check_seeds", "TRAINING_TASKS",
            "NAME_PATTERN"]
 
 TRAINING_TASKS = ("classification", "regression", "reconstruction")
@@ -34,26 +34,6 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 """What a recipe or experiment name may be: it names a folder (no path separator, no leading dot)."""
 
 _FIX = "Fix: correct the recipe file, or start from a bundled one (`tf-nvm recipes`)."
-
-
-def recipes_dir():
-    """The folder of the bundled recipes (`pathlib.Path`).
-
-    An installed package carries them in ``tf_nvm/_recipes/``; a source
-    checkout (also an editable install) reads the repository's ``recipes/``.
-
-    Raises:
-        RecipeError: neither folder exists (a broken installation).
-    """
-    packaged = Path(str(importlib.resources.files("tf_nvm") / "_recipes"))
-    if packaged.is_dir():
-        return packaged
-    checkout = Path(__file__).resolve().parent.parent
-    if (checkout / "setup.cfg").is_file() and (checkout / "recipes").is_dir():
-        return checkout / "recipes"
-    raise RecipeError(f"no bundled recipes: neither {packaged} (installed package) nor {checkout / 'recipes'} "
-                      "(source checkout) is a folder. Fix: reinstall tf-nvm (pip install --force-reinstall "
-                      "tf-nvm), or pass the path of a .json recipe file.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,10 +99,7 @@ class Recipe:
             raise RecipeError(f"recipe name {self.name!r} must be 1-64 letters, digits, '.', '_' or '-' starting "
                               "with a letter or digit (it names the run folder runs/<name>). Fix: rename the recipe "
                               "file or its \"name\" field.")
-        if not isinstance(self.seeds, (list, tuple)) or not self.seeds or not all(
-                isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2 ** 32 for s in self.seeds):
-            raise RecipeError(f"recipe {self.name!r}: seeds must be a non-empty list of integers in 0..2^32-1, got "
-                              f"{self.seeds!r}. {_FIX}")
+        check_seeds(self.seeds, f"recipe {self.name!r}: seeds", _FIX)
         if self.sign_split not in SIGN_SPLITS:
             raise RecipeError(f"recipe {self.name!r}: sign_split must be one of {list(SIGN_SPLITS)} (null or "
                               f"\"auto\"), got {self.sign_split!r}. {_FIX}")
@@ -138,6 +115,11 @@ class Recipe:
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < lo:
                 raise RecipeError(f"recipe {self.name!r}: {field} must be an integer >= {lo}, got {value!r}. {_FIX}")
+        if self.dataset == "har" and self.validation_subjects >= len(HAR_TRAIN_SUBJECTS):
+            raise RecipeError(f"recipe {self.name!r}: validation_subjects must be an integer in "
+                              f"1..{len(HAR_TRAIN_SUBJECTS) - 1} for data set 'har' (its training split has "
+                              f"{len(HAR_TRAIN_SUBJECTS)} volunteers, and at least one must stay for training), got "
+                              f"{self.validation_subjects!r}. {_FIX}")
         if isinstance(self.learning_rate, bool) or not isinstance(self.learning_rate, (int, float)) \
                 or not 0 < self.learning_rate <= 10:
             raise RecipeError(f"recipe {self.name!r}: learning_rate must be a number in (0, 10], got "
@@ -213,9 +195,25 @@ class Recipe:
         return self.task or "classification"
 
 
+def check_seeds(seeds, where, fix):
+    """Checks a list of training seeds: non-empty, integers in 0..2^32-1 (numpy's seed range).
+
+    Args:
+        seeds: the seeds received.
+        where: what the message names (e.g. ``"--seeds"``).
+        fix: the "Fix: ..." sentence.
+
+    Raises:
+        RecipeError: anything else.
+    """
+    if not isinstance(seeds, (list, tuple)) or not seeds or not all(
+            isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2 ** 32 for s in seeds):
+        raise RecipeError(f"{where} must be a non-empty list of integers in 0..2^32-1, got {seeds!r}. {fix}")
+
+
 def names():
-    """Names of the bundled recipes (sorted)."""
-    return sorted(path.stem for path in recipes_dir().glob("*.json"))
+    """Names of the bundled recipes (sorted; `tf_nvm.bundled`, no TensorFlow)."""
+    return bundled.names("recipe")
 
 
 def load(name_or_path):
@@ -226,8 +224,7 @@ def load(name_or_path):
     """
     data, path = read_json_config(
         name_or_path, recipes_dir(), label="recipe file", error=RecipeError, fix=_FIX,
-        not_found=lambda path: (f"recipe {os.fspath(name_or_path)!r} not found (looked for {path}). Known recipes: "
-                                f"{names()}. Fix: pass a recipe name or the path of a .json recipe file."))
+        not_found=lambda path: bundled.not_found_message("recipe", name_or_path, path))
     if not isinstance(data, dict):
         raise RecipeError(f"recipe file {path} must hold a JSON object, got {type(data).__name__}. {_FIX}")
     return from_dict(data, where=f"recipe file {path}")

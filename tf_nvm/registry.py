@@ -15,9 +15,34 @@ Example:
 This module imports nothing from TensorFlow (foundation layer).
 """
 
+import difflib
+
 from tf_nvm.errors import UnknownNameError
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "closest_name", "did_you_mean"]
+
+
+def closest_name(name, known):
+    """The known name closest to ``name`` (`difflib.get_close_matches`, similarity >= 0.6), or None.
+
+    Args:
+        name: the name received (anything; a non-string has no close name).
+        known: the known names (iterable of str).
+    """
+    if not isinstance(name, str):
+        return None
+    matches = difflib.get_close_matches(name, [str(k) for k in known], n=1)
+    return matches[0] if matches else None
+
+
+def did_you_mean(name, known):
+    """`` Did you mean 'x'?`` naming the closest known name (with its leading space), or ``""`` when none is close.
+
+    Messages insert it after the sentence that names the unknown value:
+    ``f"unknown recipe {name!r}.{did_you_mean(name, known)} Known: ..."``.
+    """
+    best = closest_name(name, known)
+    return f" Did you mean {best!r}?" if best is not None else ""
 
 
 class Registry:
@@ -82,8 +107,8 @@ class Registry:
             return self._entries[name]
         except (KeyError, TypeError):
             fix = self.fix or f"use one of the known {self.kind} names"
-            raise self.error(f"unknown {self.kind} {name!r}; known: {', '.join(self.names()) or '(none)'}. "
-                             f"Fix: {fix}.") from None
+            raise self.error(f"unknown {self.kind} {name!r}; known: {', '.join(self.names()) or '(none)'}."
+                             f"{did_you_mean(name, self.names())} Fix: {fix}.") from None
 
     def resolve(self, value, kind):
         """``value`` itself when it is an instance of ``kind``, else the entry called ``value``.

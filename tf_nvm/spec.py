@@ -150,7 +150,8 @@ class NVMSpec:
                    "the paper's devices are 2 and 4 bits")
         _check_bool("unipolar", self.unipolar)
         _check_choice("bipolar_mapping", self.bipolar_mapping, BIPOLAR_MAPPINGS)
-        if self.activation_bits not in _ACTIVATION_BITS or isinstance(self.activation_bits, bool):
+        _check_int("activation_bits", self.activation_bits, 1, 16, "activation bits")  # one integer rule for bits
+        if self.activation_bits not in _ACTIVATION_BITS:
             raise SpecError(
                 f"NVMSpec.activation_bits must be 8, got {self.activation_bits!r}: TFLite keeps "
                 "activations int8. Fix: use activation_bits=8 and set dac_bits/adc_bits to model "
@@ -356,6 +357,8 @@ class SpecConfigured:
 
 
 def _check_int(name, value, lo, hi, why):
+    """The one integer rule of the spec (every ``*_bits`` field, rows, cols): a Python int (not a bool, not a
+    float such as 8.0, not a numpy integer, which JSON cannot hold) in ``lo..hi``."""
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise SpecError(
             f"NVMSpec.{name} must be an integer in {lo}..{hi} ({why}), got {value!r}. "
@@ -368,9 +371,10 @@ def _check_bool(name, value):
 
 
 def _check_choice(name, value, choices):
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:  # every choice is a name (an array is not compared)
         raise SpecError(
-            f"NVMSpec.{name} must be one of {list(choices)}, got {value!r}.")
+            f"NVMSpec.{name} must be one of {list(choices)}, got {repr(value)[:80]}. Fix: pass {name}= one of "
+            "those strings.")
 
 
 def _check_positive(name, value):

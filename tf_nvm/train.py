@@ -26,6 +26,7 @@ from tf_nvm.errors import InvalidWeightsError, RecipeError, RunFolderError
 from tf_nvm.nvm_model import model_spec, nonfinite_weights, nvm_layers
 from tf_nvm.precision import require_float32
 from tf_nvm.quantize import check_input_range, quantize_model
+from tf_nvm.recipes import check_seeds
 from tf_nvm.registry import Registry
 from tf_nvm.sign_split import fuse_sign_split
 
@@ -329,6 +330,8 @@ def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite
             files, or (``resume``) a run of another recipe or other data.
         InvalidWeightsError: training diverged (NaN or infinite weights).
     """
+    if seeds is not None:  # before anything is read or written (a bad seed failed after loading the data)
+        check_seeds(seeds, "seeds", "Fix: pass integers in 0..2^32-1, e.g. seeds=[0, 1, 2] (--seeds 0 1 2).")
     seeds = list(recipe.seeds if seeds is None else seeds)
     task = training_task(recipe)
     metric = task.metric

@@ -97,6 +97,25 @@ def _warn_plain_batchnorm(model):
             "retrain or copy the weights.", UserWarning, stacklevel=3)
 
 
+def _numeric(data):
+    """``representative_data`` as finite float32 numbers (strings, objects, ragged lists and NaN are refused)."""
+    try:
+        array = np.asarray(data)
+    except ValueError as err:  # ragged nested lists
+        raise ExportError(f"representative_data cannot be an array ({err}). Fix: pass standardised model inputs of "
+                          "one shape, e.g. x_train[:256].") from None
+    if array.dtype.kind not in "biuf":
+        raise ExportError(f"representative_data must hold numbers, got dtype {array.dtype} (e.g. "
+                          f"{repr(array.flat[0])[:40] if array.size else 'empty'}). Fix: pass standardised model "
+                          "inputs (floats), e.g. x_train[:256].")
+    with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused below
+        array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+        raise ExportError("representative_data holds NaN or infinite values (or values beyond float32). Fix: pass "
+                          "standardised model inputs, e.g. x_train[:256].")
+    return array
+
+
 def _representative(model, data, count=64):
     shape = tuple(model.inputs[0].shape[1:])
     if data is None:
@@ -107,7 +126,7 @@ def _representative(model, data, count=64):
         data = (rng.integers(-128, 128, (count,) + shape) * step).astype(np.float32)
     if callable(data):
         return data
-    data = np.asarray(data, np.float32)
+    data = _numeric(data)
     if data.shape[1:] != shape:
         raise ExportError(f"representative_data has shape {list(data.shape)}; the model expects examples of shape "
                           f"{list(shape)} (examples first). Fix: pass standardised model inputs, e.g. x_train[:256].")
@@ -122,7 +141,7 @@ def _representative(model, data, count=64):
 def _check_inputs(model, data, count=64, limit=256):
     """(inputs, their description) for `export_tflite`'s runtime check."""
     if data is not None and not callable(data):
-        data = np.asarray(data, np.float32)[:limit]
+        data = _numeric(data)[:limit]
         return data, f"{len(data)} representative examples"
     import tf_nvm  # noqa: PLC0415
 

@@ -2,7 +2,9 @@
 
 One module per sub-command (`SUBCOMMANDS`, in ``tf-nvm --help`` order); each
 has ``add_parser(subparsers)``, which adds its parser and sets ``func`` to the
-function that runs it (args -> exit status). Only this layer imports
+function that runs it (args -> exit status), and, for a command that names
+things or loads TensorFlow, ``check`` to the function that checks its names and
+plain arguments first (`tf_nvm.cli._checks`). Only this layer imports
 ``tflite_export``. Listing recipes or presets and inspecting a mapping do not
 import TensorFlow; the sub-commands that need it import it when they run.
 
@@ -62,6 +64,8 @@ def main(argv=None):
     else:
         os.environ.setdefault(QUIET_ENV, "1")  # read when TensorFlow is first imported (tf_nvm._keras)
     try:
+        if getattr(args, "check", None) is not None:
+            args.check(args)  # names and plain arguments, before anything imports TensorFlow (tf_nvm.cli._checks)
         return args.func(args)
     except TfNvmError as err:
         print(f"tf-nvm: error: {err}", file=sys.stderr)

@@ -56,8 +56,17 @@ def add_parser(subparsers):
     parser.add_argument("--task", choices=["classification", "regression", "reconstruction"],
                         help="what the outputs mean (default: the mapping's metadata, else from the targets)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, check=check)
     return parser
+
+
+def check(args):
+    """Checks --tech and --dataset before anything heavy loads (`tf_nvm.cli._checks`)."""
+    from tf_nvm.cli._checks import dataset_name  # noqa: PLC0415
+    from tf_nvm.cost import get_technology  # noqa: PLC0415  (numpy only)
+
+    get_technology(args.tech)
+    dataset_name(args.dataset)
 
 
 def _mapping(args):

@@ -44,19 +44,37 @@ def add_parser(subparsers):
                         help="what the outputs mean, recorded in the mapping (default: from the model's loss or "
                              "softmax output; else decided by simulate from the targets)")
     parser.add_argument("--json", action="store_true", help="also print the TFLite summary as JSON")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, check=check)
     return parser
+
+
+def check(args):
+    """Checks that there is something to write, the input paths and --dataset before TensorFlow loads.
+
+    Raises:
+        ExportError: neither ``--tflite`` nor ``--mapping`` given, or RUN_OR_MODEL / --standardisation missing.
+        DatasetNotFoundError: --data missing.
+        UnknownNameError: unknown --dataset.
+    """
+    from tf_nvm.cli._checks import data_path, dataset_name, existing_path  # noqa: PLC0415
+
+    if not args.tflite and not args.mapping:
+        raise ExportError("tf-nvm export: nothing to write. Fix: give --tflite OUT.tflite and/or --mapping PREFIX.")
+    existing_path(args.run_or_model, "RUN_OR_MODEL", "a run folder written by `tf-nvm train` or a .keras model file",
+                  ExportError, "Fix: pass the folder written by `tf-nvm train` or the model's .keras file.")
+    existing_path(args.standardisation, "--standardisation", "a JSON file of input_mean and input_std", ExportError,
+                  "Fix: pass the path of that file.")
+    dataset_name(args.dataset)
+    data_path(args.data)
 
 
 def run(args):
     """Exports the run's model as asked; returns 0.
 
     Raises:
-        ExportError: neither ``--tflite`` nor ``--mapping`` given (or the export fails).
+        ExportError: the export fails (`check` has run: there is something to write).
         RunFolderError: the run folder cannot be read.
     """
-    if not args.tflite and not args.mapping:
-        raise ExportError("tf-nvm export: nothing to write. Fix: give --tflite OUT.tflite and/or --mapping PREFIX.")
     import tflite_export  # noqa: PLC0415  (imports TensorFlow)
     from tf_nvm.mapping import format_table, paths  # noqa: PLC0415
     from tf_nvm.pipeline import evaluate  # noqa: PLC0415

@@ -14,12 +14,23 @@ def add_parser(subparsers):
     parser.add_argument("--quick", action="store_true",
                         help="smoke run with the recipe's quick settings (fewer seeds, epochs and chips)")
     parser.add_argument("--force", metavar="STEP", help="redo STEP (train, export, simulate, cost) and every later one")
-    parser.add_argument("--data", help="explicit data source (file or folder) for the data-set loader; for an "
-                                       "experiment of dataset npz, the user's .npz (x_train, x_test; y_train/y_test: "
-                                       "labels, float targets, or none for an autoencoder)")
+    parser.add_argument("--data", metavar="PATH",
+                        help="data file or folder: the explicit source of the experiment's data set (the experiment "
+                             "names it); for an experiment of dataset npz, the user's .npz (x_train, x_test; "
+                             "y_train/y_test: labels, float targets, or none for an autoencoder)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, check=check)
     return parser
+
+
+def check(args):
+    """Checks the experiment (every field), --force and --data before TensorFlow loads."""
+    from tf_nvm import pipeline  # noqa: PLC0415  (loading an experiment recipe does not import TensorFlow)
+    from tf_nvm.cli._checks import data_path  # noqa: PLC0415
+
+    pipeline.load(args.experiment)
+    pipeline.check_force(args.force)
+    data_path(args.data)
 
 
 def run(args):

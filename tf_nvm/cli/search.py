@@ -24,10 +24,23 @@ def add_parser(subparsers):
                              "`tf-nvm export` / `tf-nvm simulate`)")
     parser.add_argument("--max-trials", type=int, help="override tuner.max_trials (may change on --resume)")
     parser.add_argument("--max-minutes", type=float, help="override max_minutes (may change on --resume)")
-    parser.add_argument("--data", help="explicit data source (file or folder) for the data-set loader")
+    parser.add_argument("--data", metavar="PATH", help="data file or folder: the explicit source of the config's data "
+                                                       "set (the config names the data set)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, check=check)
     return parser
+
+
+def check(args):
+    """Checks the config name (or .json path), --max-trials, --max-minutes and --data before TensorFlow loads."""
+    from tf_nvm import bundled  # noqa: PLC0415
+    from tf_nvm.cli._checks import at_least, data_path  # noqa: PLC0415
+    from tf_nvm.errors import SearchError  # noqa: PLC0415
+
+    bundled.find("search", args.config)  # its fields are checked when it loads (the hypermodels need TensorFlow)
+    at_least(args.max_trials, "--max-trials", 1, SearchError, "Fix: e.g. --max-trials 20.")
+    at_least(args.max_minutes, "--max-minutes", 1e-3, SearchError, "Fix: e.g. --max-minutes 30.")
+    data_path(args.data)
 
 
 def run(args):

@@ -36,8 +36,22 @@ def add_parser(subparsers):
     parser.add_argument("--sweep", metavar="KEY=V1,V2,...", help="one setting over several values")
     parser.add_argument("--examples", type=int, help="use only the first N test examples")
     parser.add_argument("--out", required=True, help="output folder (results.json, CSV, Markdown, PNG)")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, check=check)
     return parser
+
+
+def check(args):
+    """Checks --preset, --dataset and --chips before TensorFlow loads (`tf_nvm.cli._checks`)."""
+    from tf_nvm import noise_presets  # noqa: PLC0415
+    from tf_nvm.cli._checks import at_least, dataset_name  # noqa: PLC0415
+    from tf_nvm.registry import did_you_mean  # noqa: PLC0415
+
+    if args.preset not in noise_presets.names():
+        raise SimulatorError(f"--preset: unknown noise preset {args.preset!r}; known: "
+                             f"{', '.join(noise_presets.names())}.{did_you_mean(args.preset, noise_presets.names())} "
+                             "Fix: pass one of those.")
+    dataset_name(args.dataset)
+    at_least(args.chips, "--chips", 1, SimulatorError, "Fix: e.g. --chips 25.")
 
 
 def argparse_suppress():

@@ -13,25 +13,43 @@ def add_parser(subparsers):
     parser.add_argument("--out", help="run folder (default runs/<recipe>)")
     parser.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the recipe's)")
     parser.add_argument("--epochs", type=int, help="override the recipe's epochs")
-    parser.add_argument("--data", help="explicit data source (file or folder) for the data-set loader")
+    parser.add_argument("--data", metavar="PATH", help="data file or folder: the explicit source of the recipe's data "
+                                                       "set (the recipe names the data set)")
     parser.add_argument("--quiet", action="store_true", help="no Keras progress output")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier run in the run folder (removed first, seed folders included)")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run of the same recipe in the run folder: finished seeds "
                              "are reused, the others trained")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, check=check)
     return parser
 
 
-def run(args):
-    """Trains and prints the test metric summary (accuracy, or MSE for regression) and the run folder; returns 0."""
+def _recipe(args):
+    """The recipe (with ``--epochs``), every field and ``--seeds`` checked; does not import TensorFlow."""
     from tf_nvm import recipes  # noqa: PLC0415
-    from tf_nvm.train import run_recipe  # noqa: PLC0415  (imports TensorFlow)
 
     recipe = recipes.load(args.recipe)
     if args.epochs is not None:
         recipe = recipe.replace(epochs=args.epochs)
+    if args.seeds is not None:
+        recipes.check_seeds(args.seeds, "--seeds", "Fix: e.g. --seeds 0 1 2.")
+    return recipe
+
+
+def check(args):
+    """Checks the recipe, --epochs, --seeds and --data before TensorFlow loads."""
+    from tf_nvm.cli._checks import data_path  # noqa: PLC0415
+
+    _recipe(args)
+    data_path(args.data)
+
+
+def run(args):
+    """Trains and prints the test metric summary (accuracy, or MSE for regression) and the run folder; returns 0."""
+    recipe = _recipe(args)
+    from tf_nvm.train import run_recipe  # noqa: PLC0415  (imports TensorFlow)
+
     out = args.out or os.path.join("runs", recipe.name)
     metrics = run_recipe(recipe, out, seeds=args.seeds, data_path=args.data, verbose=0 if args.quiet else 2,
                          overwrite=args.overwrite, resume=args.resume)

@@ -59,6 +59,7 @@ __all__ = [
     "HAR_ACTIVITIES",
     "HAR_CHANNELS",
     "HAR_TEST_SUBJECTS",
+    "HAR_TRAIN_SUBJECTS",
     "HAR_SOURCES",
     "HAR_NPZ_NAME",
     "HAR_MAX_NPZ_BYTES",
@@ -77,6 +78,9 @@ HAR_CHANNELS = ("total_acc_x", "total_acc_y", "total_acc_z", "body_acc_x", "body
 
 HAR_TEST_SUBJECTS = tuple(_hapt.TEST_SUBJECTS)
 """Volunteer ids of the test split (the official UCI HAR split)."""
+HAR_TRAIN_SUBJECTS = tuple(subject for subject in range(1, 31) if subject not in HAR_TEST_SUBJECTS)
+"""Volunteer ids of the training split: the other 21 of the 30 volunteers (a recipe holds some out for
+validation, ``validation_subjects``)."""
 
 HAR_SOURCES = ("auto", "npz", "uci-zip", "hapt-pypi")
 HAR_NPZ_NAME = "har_uci_style.npz"

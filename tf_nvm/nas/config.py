@@ -14,13 +14,12 @@ folder, shipped in a wheel as ``tf_nvm/_searches/``) or by the path of a
 """
 
 import dataclasses
-import importlib.resources
 import inspect
 import json
-import os
-from pathlib import Path
 from typing import Optional, Union
 
+from tf_nvm import bundled
+from tf_nvm.bundled import searches_dir
 from tf_nvm.errors import RecipeError, SearchError, SpecError, UnknownNameError
 from tf_nvm.nas.hardware import Budget
 from tf_nvm.nas.hypermodels import HYPERMODELS
@@ -30,23 +29,11 @@ from tf_nvm.recipes import Recipe, read_json_config
 
 __all__ = ["SearchConfig", "load", "from_dict", "names", "searches_dir", "RESUMABLE_CHANGES"]
 
-_FIX = "Fix: correct the search config, or start from a bundled one (tf_nvm.nas.config.names())."
+_FIX = "Fix: correct the search config, or start from a bundled one (`tf-nvm recipes` lists them)."
 RESUMABLE_CHANGES = ("max_minutes", "tuner.max_trials", "tuner.max_consecutive_failed_trials", "retrain",
                      "description")
 """Config fields a ``--resume`` may change (to extend a search, retrain its best differently or reword it); any
 other change needs ``--overwrite``."""
-
-
-def searches_dir():
-    """The folder of the bundled search configs (``tf_nvm/_searches`` installed, ``searches/`` in a checkout)."""
-    packaged = Path(str(importlib.resources.files("tf_nvm") / "_searches"))
-    if packaged.is_dir():
-        return packaged
-    checkout = Path(__file__).resolve().parents[2]
-    if (checkout / "setup.cfg").is_file() and (checkout / "searches").is_dir():
-        return checkout / "searches"
-    raise SearchError(f"no bundled search configs: neither {packaged} nor {checkout / 'searches'} is a folder. "
-                      "Fix: reinstall tf-nvm, or pass the path of a .json search config.")
 
 
 def _tuner_arguments(kind):
@@ -206,8 +193,8 @@ def from_dict(data, where="search config"):
 
 
 def names():
-    """Names of the bundled search configs (sorted)."""
-    return sorted(path.stem for path in searches_dir().glob("*.json"))
+    """Names of the bundled search configs (sorted; `tf_nvm.bundled`, no TensorFlow)."""
+    return bundled.names("search")
 
 
 def load(name_or_path):
@@ -218,6 +205,5 @@ def load(name_or_path):
     """
     data, path = read_json_config(
         name_or_path, searches_dir(), label="search config", error=SearchError, fix=_FIX,
-        not_found=lambda path: (f"search config {os.fspath(name_or_path)!r} not found (looked for {path}). "
-                                f"Bundled: {names()}. Fix: pass a bundled name or the path of a .json search config."))
+        not_found=lambda path: bundled.not_found_message("search", name_or_path, path))
     return from_dict(data, where=f"search config {path}")

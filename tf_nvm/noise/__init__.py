@@ -23,6 +23,7 @@ from tf_nvm.noise.gaussian import GaussianNoise
 from tf_nvm.noise.lognormal import LognormalNoise
 from tf_nvm.noise.pcm import PCMLikeNoise
 from tf_nvm.noise.reram import ReRAMNoise
+from tf_nvm.noise_presets import NOISE_PRESETS
 from tf_nvm.registry import Registry
 
 __all__ = ["NoiseModel", "GaussianNoise", "LognormalNoise", "PCMLikeNoise", "ReRAMNoise", "PRESETS", "MODELS",
@@ -34,11 +35,9 @@ for _cls in (GaussianNoise, LognormalNoise, PCMLikeNoise, ReRAMNoise):
     MODELS.register(_cls.name, _cls)
 
 PRESETS = Registry("noise preset", error=SimulatorError, fix="run `tf-nvm simulate --help` for the presets")
-"""Preset name -> `NoiseModel` instance."""
-PRESETS.register("ideal", GaussianNoise(), description="no device noise")
-PRESETS.register("pcm-like", PCMLikeNoise(), description="PCM: aihwkit PCMLikeNoiseModel constants (Joshi 2020)")
-PRESETS.register("reram-like", ReRAMNoise(g_max_us=25.0, read_sigma_relative=0.01),
-                 description="ReRAM: Wan et al. Nature 2022 spread (aihwkit fit), 1 % read noise")
+"""Preset name -> `NoiseModel` instance (built from `tf_nvm.noise_presets.NOISE_PRESETS`)."""
+for _name, (_model, _arguments, _description) in NOISE_PRESETS.items():  # one table, read without TensorFlow
+    PRESETS.register(_name, MODELS.get(_model)(**_arguments), description=_description)
 
 
 def get(name_or_model):

@@ -9,6 +9,6 @@ Part of the application layer (it drives `tflite_export`), like `tf_nvm.cli`.
 """
 
 from tf_nvm.pipeline.experiment import Experiment, load, names
-from tf_nvm.pipeline.steps import STEPS, run_experiment
+from tf_nvm.pipeline.steps import STEPS, check_force, run_experiment
 
-__all__ = ["Experiment", "load", "names", "STEPS", "run_experiment"]
+__all__ = ["Experiment", "load", "names", "STEPS", "check_force", "run_experiment"]

@@ -61,6 +61,7 @@ import os
 import re
 from typing import Optional
 
+from tf_nvm import bundled
 from tf_nvm.errors import PipelineError
 
 __all__ = ["Experiment", "Simulation", "Cost", "load", "names", "experiments_dir", "from_dict", "REPORT_FIELDS",
@@ -76,7 +77,7 @@ def variant_kind(spec):
     """The label of an NVM spec dict (``metrics.json``'s ``spec``) in ``targets`` / ``notes``: ``"2-bit unipolar"``."""
     return f"{spec['weight_bits']}-bit {'unipolar' if spec['unipolar'] else 'bipolar'}"
 
-_FIX = "Fix: correct the experiment recipe, or start from a bundled one (`tf-nvm run --list`)."
+_FIX = "Fix: correct the experiment recipe, or start from a bundled one (`tf-nvm recipes` lists them)."
 
 
 def _fail(where, field, value, allowed):
@@ -127,11 +128,11 @@ class Simulation:
     sweep_t_inference: tuple = (1.0, 3600.0, 86400.0, 2592000.0)
 
     def check(self, where):
-        from tf_nvm import noise  # noqa: PLC0415  (TensorFlow)
-        from tf_nvm.simulator import READ_NOISE_MODES  # noqa: PLC0415
+        from tf_nvm import noise_presets  # noqa: PLC0415  (the names, without TensorFlow)
+        from tf_nvm.noise_presets import READ_NOISE_MODES  # noqa: PLC0415
 
-        if self.preset not in noise.PRESETS.names():
-            _fail(where, "simulation.preset", self.preset, f"one of {noise.PRESETS.names()}")
+        if self.preset not in noise_presets.names():
+            _fail(where, "simulation.preset", self.preset, f"one of {noise_presets.names()}")
         _number(where, "simulation.t_inference", self.t_inference, 0)
         _int(where, "simulation.chips", self.chips, 1)
         if self.read_noise not in READ_NOISE_MODES:
@@ -280,16 +281,13 @@ def _variant_recipe(entry, dataset, where):
 
 
 def experiments_dir():
-    """Folder of the bundled experiment recipes (``experiments/`` beside the training recipes)."""
-    from tf_nvm.recipes import recipes_dir  # noqa: PLC0415
-
-    return recipes_dir() / "experiments"
+    """Folder of the bundled experiment recipes (``experiments/`` beside the training recipes; `tf_nvm.bundled`)."""
+    return bundled.experiments_dir()
 
 
 def names():
-    """Names of the bundled experiment recipes (sorted)."""
-    folder = experiments_dir()
-    return sorted(path.stem for path in folder.glob("*.json")) if folder.is_dir() else []
+    """Names of the bundled experiment recipes (sorted; `tf_nvm.bundled`, no TensorFlow)."""
+    return bundled.names("experiment")
 
 
 def load(name_or_path):
@@ -302,9 +300,7 @@ def load(name_or_path):
 
     data, path = read_json_config(
         name_or_path, experiments_dir(), label="experiment recipe", error=PipelineError, fix=_FIX, max_bytes=1 << 20,
-        not_found=lambda path: (f"experiment recipe {os.fspath(name_or_path)!r} not found (looked for {path}). "
-                                f"Known: {names()}. Fix: pass one of those names or the path of a .json experiment "
-                                "recipe."))
+        not_found=lambda path: bundled.not_found_message("experiment", name_or_path, path))
     return from_dict(data, where=f"experiment recipe {path}", base=os.path.dirname(os.path.abspath(path)))
 
 

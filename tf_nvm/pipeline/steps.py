@@ -31,8 +31,9 @@ import numpy as np
 from tf_nvm import runs
 from tf_nvm.atomic import write_json_atomic
 from tf_nvm.errors import PipelineError
+from tf_nvm.registry import did_you_mean
 
-__all__ = ["STEPS", "run_experiment", "variant_folder", "prepare_output"]
+__all__ = ["STEPS", "check_force", "run_experiment", "variant_folder", "prepare_output"]
 
 STEPS = ("train", "export", "simulate", "cost")
 """Per-variant steps in order (the report follows them)."""
@@ -294,6 +295,17 @@ def _refuse_stale(experiment, out):
             "later step, or another --out.")
 
 
+def check_force(force):
+    """Checks a ``force`` step name (None, or one of `STEPS`).
+
+    Raises:
+        PipelineError: another value (the message names the closest step).
+    """
+    if force is not None and force not in STEPS:
+        raise PipelineError(f"tf-nvm run: --force must be one of {list(STEPS)}, got {force!r}."
+                            f"{did_you_mean(force, STEPS)} Fix: pass one of those step names.")
+
+
 def run_experiment(experiment, out, quick=False, force=None, data_path=None, verbose=True):
     """Runs every step of every variant (reusing finished ones), then writes the report.
 
@@ -315,9 +327,7 @@ def run_experiment(experiment, out, quick=False, force=None, data_path=None, ver
     """
     from tf_nvm.pipeline import report  # noqa: PLC0415
 
-    if force is not None and force not in STEPS:
-        raise PipelineError(f"tf-nvm run: --force must be one of {list(STEPS)}, got {force!r}. Fix: pass one of "
-                            "those step names.")
+    check_force(force)
     chosen = experiment.quick_version() if quick else experiment
     retrain = force == "train"
     prepare_output(out, experiment, quick, retrain=retrain)

@@ -17,6 +17,7 @@ import math
 from typing import Optional, Union
 
 from tf_nvm.errors import SimulatorError
+from tf_nvm.noise_presets import READ_NOISE_MODES  # (read without TensorFlow)
 
 __all__ = ["DACConfig", "ADCConfig", "DeviceConfig", "SimulationConfig", "ADC_MODES", "READ_NOISE_MODES",
            "SCHEMA_VERSION"]
@@ -26,8 +27,6 @@ ADC_MODES = ("exact", "shared", "per-layer")
 """ADC range modes: ``exact`` (ideal, no quantisation or saturation), ``shared`` (ONE ADC design for every tile of
 every layer, range from the shared weight scale and activation grid), ``per-layer`` (each layer's range calibrated
 on its own: the full-custom periphery the paper avoids)."""
-READ_NOISE_MODES = ("per-read", "per-chip", "off")
-"""How read noise is drawn: fresh at every read, once per chip at t_inference (aihwkit), or not at all."""
 
 
 def _number(owner, name, value, low=None, high=None, integer=False, allow_none=False, strict_low=False):
