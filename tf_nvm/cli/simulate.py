@@ -35,7 +35,10 @@ def add_parser(subparsers):
                         help="a simulation setting, e.g. adc.mode=shared, adc.bits=6, device.t_inference=3600")
     parser.add_argument("--sweep", metavar="KEY=V1,V2,...", help="one setting over several values")
     parser.add_argument("--examples", type=int, help="use only the first N test examples")
-    parser.add_argument("--out", required=True, help="output folder (results.json, CSV, Markdown, PNG)")
+    parser.add_argument("--out", required=True, help="output folder (results.json, CSV, Markdown, PNG): missing, "
+                                                     "empty or an earlier simulation's")
+    parser.add_argument("--overwrite", action="store_true", help="replace the output of another tf-nvm command in "
+                                                                 "--out (a folder of other files is never replaced)")
     parser.set_defaults(func=run)
     return parser
 
@@ -61,6 +64,7 @@ def run(args):
     """Runs the Monte Carlo (or the sweep), prints progress and a summary; returns 0."""
     import os  # noqa: PLC0415
 
+    from tf_nvm.outputs import claim_output_folder  # noqa: PLC0415
     from tf_nvm.pipeline.evaluate import DEFAULT_DATASET, read_source, simulate  # noqa: PLC0415
     from tf_nvm.simulator import DeviceConfig, SimulationConfig  # noqa: PLC0415
 
@@ -72,6 +76,7 @@ def run(args):
                                  "for several values.")
         config = config.replace_path(key, values[0])
     sweep = _setting(args.sweep) if args.sweep else None
+    claim_output_folder(args.out, "simulate", args.overwrite)  # before the source is read (tf_nvm.outputs)
     source = read_source(args.source)
     if args.data_path is not None:  # the old spelling: --data-path PATH [--data NAME]
         print("[tf-nvm] warning: --data-path is deprecated; use --data PATH (with --dataset NAME for a registered "
@@ -79,7 +84,8 @@ def run(args):
         args.dataset = args.dataset or args.data or source.dataset or DEFAULT_DATASET
         args.data = args.data_path
     results = simulate(source, args.out, config=config, chips=args.chips, dataset=args.dataset,
-                       data=args.data, examples=args.examples, sweep=sweep, task=args.task, metric=args.metric)
+                       data=args.data, examples=args.examples, sweep=sweep, task=args.task, metric=args.metric,
+                       overwrite=args.overwrite)
     print(f"[tf-nvm] results: {os.path.abspath(os.path.join(args.out, 'results.json'))} ({results['task']}, "
           f"{results['metric']})", file=sys.stdout)
     return 0

@@ -226,7 +226,7 @@ def input_standardisation(data=None, standardisation=None, dataset=None, where="
 
 
 def simulate(source, out, *, config, chips=25, dataset=None, data=None, examples=None, sweep=None, task=None,
-             metric=None, verbose=True):
+             metric=None, verbose=True, overwrite=False):
     """Monte Carlo chips of ``source`` on its test data, scored with the task's metrics; writes ``out``.
 
     Args:
@@ -239,16 +239,24 @@ def simulate(source, out, *, config, chips=25, dataset=None, data=None, examples
         task: a task name or None (`tf_nvm.metrics.resolve_task`).
         metric: the primary metric's name or None.
         verbose: progress lines.
+        overwrite: ``out`` may hold another command's output, which is replaced (`tf_nvm.outputs`).
 
     Returns:
         the results dict written to ``results.json`` (``summary`` holds the per-metric means).
+
+    Raises:
+        OutputFolderError: ``out`` is a file, cannot be written, or holds files that are not a simulation's
+            (checked before the data are read; the folder is replaced whole only when every file is written).
     """
     import json  # noqa: PLC0415
 
     from tf_nvm.atomic import write_json_atomic  # noqa: PLC0415
+    from tf_nvm.errors import OutputFolderError  # noqa: PLC0415
+    from tf_nvm.outputs import claim_output_folder, final_paths, staged_output  # noqa: PLC0415
     from tf_nvm.simulator import monte_carlo, sweep as run_sweep, write_sweep  # noqa: PLC0415
     from tf_nvm.tables import write_table  # noqa: PLC0415
 
+    claim_output_folder(out, "simulate", overwrite, error=OutputFolderError)  # before the data are read
     evaluation = test_data(source, dataset, data, examples, verbose=verbose)
     mapping = source.mapping
     if verbose:
@@ -257,26 +265,28 @@ def simulate(source, out, *, config, chips=25, dataset=None, data=None, examples
               f"{chips} chip(s), noise {config.device.noise}{note}", flush=True)
     results = {"source": os.path.abspath(source.path), "dataset": evaluation.dataset, "data": evaluation.source,
                "examples": len(evaluation.x), "config": config.to_dict(), "mapping": mapping.summary()}
-    os.makedirs(out, exist_ok=True)
     args = (mapping, evaluation.x, evaluation.y)
-    if sweep is not None:
-        key, values = sweep
-        table = run_sweep(*args, key, values, config, chips, evaluation.calibration, verbose=verbose, task=task,
-                          metric=metric)
-        metric_name = str(table["metric"].iloc[0])
-        files = write_sweep(table, key, out, f"{os.path.basename(os.path.normpath(source.path))}: {metric_name} vs "
-                                             f"{key} ({chips} chips, {config.device.noise})")
-        results.update(sweep=key, task=str(table["task"].iloc[0]), metric=metric_name,
-                       rows=json.loads(table.to_json(orient="records")), files=files)
-    else:
-        result = monte_carlo(*args, config, chips, evaluation.calibration, verbose=verbose, task=task, metric=metric)
-        csv_path, md_path = write_table(result.chip_table(), os.path.join(out, "chips"))
-        results.update(task=result.task, metric=result.metric, summary=result.row(), chips=list(result.scores),
-                       chip_metrics={k: list(v) for k, v in result.metrics.items()},
-                       files={"csv": csv_path, "markdown": md_path})
-        if verbose:
-            print(f"[tf-nvm] {result.summary_line()}", flush=True)
-    write_json_atomic(os.path.join(out, "results.json"), results)
+    with staged_output(out, "simulate", overwrite, error=OutputFolderError) as staging:  # every file commits together
+        if sweep is not None:
+            key, values = sweep
+            table = run_sweep(*args, key, values, config, chips, evaluation.calibration, verbose=verbose, task=task,
+                              metric=metric)
+            metric_name = str(table["metric"].iloc[0])
+            files = write_sweep(table, key, staging, f"{os.path.basename(os.path.normpath(source.path))}: "
+                                                     f"{metric_name} vs {key} ({chips} chips, {config.device.noise})")
+            results.update(sweep=key, task=str(table["task"].iloc[0]), metric=metric_name,
+                           rows=json.loads(table.to_json(orient="records")))
+        else:
+            result = monte_carlo(*args, config, chips, evaluation.calibration, verbose=verbose, task=task,
+                                 metric=metric)
+            csv_path, md_path = write_table(result.chip_table(), os.path.join(staging, "chips"))
+            files = {"csv": csv_path, "markdown": md_path}
+            results.update(task=result.task, metric=result.metric, summary=result.row(), chips=list(result.scores),
+                           chip_metrics={k: list(v) for k, v in result.metrics.items()})
+            if verbose:
+                print(f"[tf-nvm] {result.summary_line()}", flush=True)
+        results["files"] = final_paths(files, staging, out)
+        write_json_atomic(os.path.join(staging, "results.json"), results)
     return results
 
 

@@ -31,6 +31,7 @@ import numpy as np
 from tf_nvm import runs
 from tf_nvm.atomic import write_json_atomic
 from tf_nvm.errors import PipelineError
+from tf_nvm.outputs import claim_output_folder, mark_output_folder
 
 __all__ = ["STEPS", "run_experiment", "variant_folder", "prepare_output"]
 
@@ -108,10 +109,8 @@ def prepare_output(out, experiment, quick, retrain=False):
         if found != record:
             write_json_atomic(path, record)  # report fields, or recipes of variants still to train, changed
         return
-    if os.path.isdir(out) and os.listdir(out):
-        raise PipelineError(f"output folder {out} is not empty and holds no experiment.json: it is not a "
-                            "`tf-nvm run` folder. Fix: pass a new or empty --out.")
-    os.makedirs(out, exist_ok=True)
+    claim_output_folder(out, "run", error=PipelineError)  # the rule of every --out (tf_nvm.outputs)
+    mark_output_folder(out, "run")
     write_json_atomic(path, record)
 
 
