@@ -57,7 +57,7 @@ def test_every_command_that_writes_a_folder_goes_through_the_one_rule():
     assert sites == {"train": {"tf_nvm/runs.py"}, "run": {"tf_nvm/pipeline/steps.py"},
                      "search": {"tf_nvm/nas/search.py"},
                      "simulate": {"tf_nvm/cli/simulate.py", "tf_nvm/pipeline/evaluate.py"},
-                     "cost": {"tf_nvm/cli/cost.py", "tf_nvm/pipeline/costing.py"}}
+                     "cost": {"tf_nvm/pipeline/costing.py"}}
 
 
 @pytest.mark.parametrize("command, error", [("train", RunFolderError), ("run", PipelineError),

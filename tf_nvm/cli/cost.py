@@ -18,20 +18,20 @@ instead).
 import os
 import sys
 
-from tf_nvm.cli.simulate import DATA_HELP, DATASET_HELP
-from tf_nvm.errors import CostModelError
-
+from tf_nvm.cli.simulate import DATA_HELP, DATASET_HELP, SOURCE_HELP, VARIANT_HELP
 __all__ = ["add_parser", "run"]
 
 def add_parser(subparsers):
     """Adds the ``cost`` parser."""
     parser = subparsers.add_parser("cost", help="hardware cost (area, energy, latency) of the crossbar mapping and "
                                                 "the MCU baseline")
-    parser.add_argument("source", metavar="RUN_OR_MAPPING",
-                        help="run folder written by `tf-nvm train`, or a mapping PREFIX / PREFIX.json")
-    parser.add_argument("--tflite", metavar="MODEL", help="the int8 .tflite of the same model (MCU baseline)")
+    parser.add_argument("source", metavar="RUN_OR_MAPPING", help=SOURCE_HELP)
+    parser.add_argument("--variant", metavar="RECIPE", help=VARIANT_HELP)
+    parser.add_argument("--tflite", metavar="MODEL", help="the int8 .tflite of the same model (MCU baseline; "
+                                                         "default: a run variant's own export)")
     parser.add_argument("--tech", metavar="NAME_OR_FILE",
-                        help="technology preset (isaac-32nm, murmann-median-adc, murmann-best-adc) or JSON file")
+                        help="technology preset (isaac-32nm, murmann-median-adc, murmann-best-adc) or JSON file "
+                             "(default: a run variant's experiment technology, else isaac-32nm)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a technology key (e.g. adc_share_columns=4, array_sizing=fit) or an MCU core key "
                              "(mcu.cortex-m7.clock_mhz=400)")
@@ -52,35 +52,12 @@ def add_parser(subparsers):
 
 
 def run(args):
-    """Checks every setting, computes every table and plot (`tf_nvm.pipeline.costing`); prints a short summary."""
-    from tf_nvm.outputs import claim_output_folder  # noqa: PLC0415
-    from tf_nvm.pipeline import costing  # noqa: PLC0415
-    from tf_nvm.pipeline.evaluate import ideal_scores, read_source  # noqa: PLC0415
+    """Costs the source (`tf_nvm.pipeline.costing.cost_source`); prints a short summary; returns 0."""
+    from tf_nvm.pipeline.costing import cost_source  # noqa: PLC0415
 
-    if args.accuracy is not None and not 0.0 <= args.accuracy <= 1.0:
-        raise CostModelError(f"--accuracy: value {args.accuracy!r} is not allowed; allowed: a fraction in 0..1. Fix: "
-                             "e.g. --accuracy 0.93.")
-    if args.arena_bytes is not None and args.arena_bytes <= 0:
-        raise CostModelError(f"--arena-bytes: value {args.arena_bytes!r} is not allowed; allowed: an integer > 0. "
-                             "Fix: pass the arena tf-nvm export printed.")
-    tech, cores = costing.cost_settings(args.tech, args.set)  # every setting checked before any computation
-    claim_output_folder(args.out, "cost", args.overwrite)
-    graph, arena, notes = (costing.read_mcu_model(args.tflite, args.arena_bytes) if args.tflite
-                           else (None, None, []))
-    for line in notes:
-        print(f"[tf-nvm] {line}", file=sys.stderr)
-    source = read_source(args.source)
-    accuracy, scores = source.accuracy, {}
-    if args.data is not None or args.dataset is not None:
-        task, scores = ideal_scores(source, args.dataset, args.data, task=args.task)
-        print(f"[tf-nvm] ideal chip on the test data ({task}): "
-              + ", ".join(f"{name} {value:.4g}" for name, value in scores.items()))
-        accuracy = scores.get("accuracy")  # the accuracy column holds accuracies only
-    accuracy = args.accuracy if args.accuracy is not None else accuracy
-    _, lines = costing.write_cost(args.out, source.mapping, tech, cores, name=os.path.basename(
-        os.path.normpath(args.source)), source=args.source, graph=graph, arena_bytes=arena, accuracy=accuracy,
-        scores=scores, overwrite=args.overwrite)
+    _, lines = cost_source(args.source, args.out, variant=args.variant, technology=args.tech, settings=args.set,
+                           tflite=args.tflite, arena_bytes=args.arena_bytes, accuracy=args.accuracy, data=args.data,
+                           dataset=args.dataset, task=args.task, overwrite=args.overwrite)
     for line in lines:
-        print(f"[tf-nvm] {line}")
-    print(f"[tf-nvm] results: {os.path.abspath(os.path.join(args.out, 'results.json'))}")
+        print(f"[tf-nvm] {line}", file=sys.stderr if line.startswith("warning") else sys.stdout)
     return 0

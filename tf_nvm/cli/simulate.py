@@ -7,7 +7,11 @@ import sys
 
 from tf_nvm.errors import SimulatorError
 
-__all__ = ["add_parser", "run", "DATA_HELP", "DATASET_HELP"]
+__all__ = ["add_parser", "run", "DATA_HELP", "DATASET_HELP", "SOURCE_HELP", "VARIANT_HELP"]
+
+SOURCE_HELP = ("a `tf-nvm train` folder, a `tf-nvm run` experiment folder (with --variant when it has several), "
+               "its variants/<recipe> folder, or a mapping PREFIX / PREFIX.json")
+VARIANT_HELP = "the variant of a `tf-nvm run` experiment folder (required when it has more than one)"
 
 DATA_HELP = ("test data file or folder: the explicit source of the data set (--dataset, else the one the run or "
              "mapping records), else a user's .npz with x_test, y_test (integer labels or float targets; without "
@@ -19,8 +23,8 @@ DATASET_HELP = ("a registered data set (har, cifar10), or npz: --data is a user'
 def add_parser(subparsers):
     """Adds the ``simulate`` parser."""
     parser = subparsers.add_parser("simulate", help="simulate programmed crossbar chips on a test set")
-    parser.add_argument("source", metavar="RUN_OR_MAPPING",
-                        help="run folder written by `tf-nvm train`, or a mapping PREFIX / PREFIX.json")
+    parser.add_argument("source", metavar="RUN_OR_MAPPING", help=SOURCE_HELP)
+    parser.add_argument("--variant", metavar="RECIPE", help=VARIANT_HELP)
     parser.add_argument("--data", metavar="PATH", help=DATA_HELP)
     parser.add_argument("--dataset", metavar="NAME", help=DATASET_HELP)
     parser.add_argument("--data-path", help=argparse_suppress())
@@ -77,7 +81,7 @@ def run(args):
         config = config.replace_path(key, values[0])
     sweep = _setting(args.sweep) if args.sweep else None
     claim_output_folder(args.out, "simulate", args.overwrite)  # before the source is read (tf_nvm.outputs)
-    source = read_source(args.source)
+    source = read_source(args.source, args.variant)
     if args.data_path is not None:  # the old spelling: --data-path PATH [--data NAME]
         print("[tf-nvm] warning: --data-path is deprecated; use --data PATH (with --dataset NAME for a registered "
               "data set).", file=sys.stderr)

@@ -4,6 +4,8 @@
   every setting is checked here, before any computation.
 * `read_mcu_model`: a ``.tflite`` (bounded read, refused when hostile, optionally checked against the sha256 its
   export recorded) -> parsed graph and TFLite Micro arena.
+* `cost_source`: ``tf-nvm cost`` as a function: a run variant is costed with its experiment's technology and its
+  own exported ``.tflite`` (the numbers of its report), a mapping or ``tf-nvm train`` folder with the defaults.
 * `write_cost`: the scenarios (`tf_nvm.cost.standard_scenarios`), unipolar vs bipolar, shared vs per-layer
   periphery and, with a graph, the crossbar-vs-MCU table, written to an output folder that commits whole
   (`tf_nvm.outputs.staged_output`); returns the results dict and a short human summary.
@@ -18,7 +20,7 @@ import os
 
 from tf_nvm.errors import CostModelError, OutputFolderError
 
-__all__ = ["cost_settings", "read_mcu_model", "write_cost", "si", "MAX_TFLITE_BYTES"]
+__all__ = ["cost_settings", "read_mcu_model", "write_cost", "cost_source", "si", "MAX_TFLITE_BYTES"]
 
 MAX_TFLITE_BYTES = 256 << 20
 """Largest ``.tflite`` read as the MCU baseline, bytes."""
@@ -217,3 +219,61 @@ def write_cost(out, mapping, technology, cores=None, *, name, source, graph=None
         report["files"] = final_paths(files, staging, out)
         write_json_atomic(os.path.join(staging, "results.json"), report)
     return report, lines
+
+
+def cost_source(source, out, *, variant=None, technology=None, settings=(), tflite=None, arena_bytes=None,
+                accuracy=None, data=None, dataset=None, task=None, overwrite=False):
+    """``tf-nvm cost``: every argument checked first, then the source read and costed into ``out``.
+
+    Args:
+        source: a ``tf-nvm train`` folder, a ``tf-nvm run`` experiment folder (``variant``), its
+            ``variants/<recipe>`` folder, or a mapping prefix (`tf_nvm.pipeline.evaluate.read_source`).
+        out: output folder (`tf_nvm.outputs` rule).
+        variant: the variant of an experiment folder.
+        technology: preset name, JSON file or `Technology` (default: a run variant's experiment technology, else
+            ``isaac-32nm``).
+        settings: ``key=value`` texts (`cost_settings`).
+        tflite: the MCU baseline's ``.tflite`` (default: a run variant's own export, checked by its sha256).
+        arena_bytes: its TFLite Micro arena (default: measured, or the one a run variant's export measured).
+        accuracy: the accuracy column (default: the run's, or the ideal chip's on ``data``/``dataset``).
+        data, dataset, task: test data for the ideal chip's scores (`tf_nvm.pipeline.evaluate.ideal_scores`).
+        overwrite: ``out`` may hold another command's output.
+
+    Returns:
+        ``(results dict, summary lines)``; the last line names ``results.json``.
+
+    Raises:
+        CostModelError, OutputFolderError, RunFolderError, MappingError: as the parts it calls, before any cost is
+            computed.
+    """
+    from tf_nvm.outputs import claim_output_folder  # noqa: PLC0415
+    from tf_nvm.pipeline.evaluate import ideal_scores, read_source  # noqa: PLC0415
+
+    if accuracy is not None and not 0.0 <= accuracy <= 1.0:
+        raise CostModelError(f"--accuracy: value {accuracy!r} is not allowed; allowed: a fraction in 0..1. Fix: "
+                             "e.g. --accuracy 0.93.")
+    if arena_bytes is not None and arena_bytes <= 0:
+        raise CostModelError(f"--arena-bytes: value {arena_bytes!r} is not allowed; allowed: an integer > 0. "
+                             "Fix: pass the arena tf-nvm export printed.")
+    settings = list(settings)
+    tech, cores = cost_settings(technology, settings)  # every setting checked before anything is read
+    claim_output_folder(out, "cost", overwrite, error=OutputFolderError)
+    graph, arena, lines = read_mcu_model(tflite, arena_bytes) if tflite else (None, None, [])
+    found = read_source(source, variant)
+    if found.technology is not None and technology is None:  # a run variant: the technology of its report
+        tech, cores = cost_settings(found.technology, settings)
+    if graph is None and found.tflite is not None:  # a run variant: its own export is the MCU baseline
+        graph, arena, lines = read_mcu_model(found.tflite, arena_bytes or found.arena_bytes, found.tflite_sha256,
+                                             where=found.tflite)
+    scores, measured = {}, found.accuracy
+    if data is not None or dataset is not None:
+        chosen, scores = ideal_scores(found, dataset, data, task=task)
+        lines.append(f"ideal chip on the test data ({chosen}): "
+                     + ", ".join(f"{name} {value:.4g}" for name, value in scores.items()))
+        measured = scores.get("accuracy")  # the accuracy column holds accuracies only
+    accuracy = measured if accuracy is None else accuracy
+    name = found.variant or os.path.basename(os.path.normpath(os.fspath(source)))
+    report, summary = write_cost(out, found.mapping, tech, cores, name=name, source=source, graph=graph,
+                                 arena_bytes=arena, accuracy=accuracy, scores=scores, overwrite=overwrite,
+                                 extra={"variant": found.variant} if found.variant else None)
+    return report, lines + summary + [f"results: {os.path.abspath(os.path.join(os.fspath(out), 'results.json'))}"]
