@@ -10,7 +10,7 @@ from tf_nvm.errors import SimulatorError
 __all__ = ["add_parser", "run", "DATA_HELP", "DATASET_HELP", "SOURCE_HELP", "VARIANT_HELP"]
 
 SOURCE_HELP = ("a `tf-nvm train` folder, a `tf-nvm run` experiment folder (with --variant when it has several), "
-               "its variants/<recipe> folder, or a mapping PREFIX / PREFIX.json")
+               "its variants/<recipe> folder, or a mapping PREFIX / PREFIX.json")  # = pipeline.evaluate.SOURCES
 VARIANT_HELP = "the variant of a `tf-nvm run` experiment folder (required when it has more than one)"
 
 DATA_HELP = ("test data file or folder: the explicit source of the data set (--dataset, else the one the run or "

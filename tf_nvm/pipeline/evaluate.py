@@ -31,7 +31,7 @@ from typing import Optional
 
 from tf_nvm.errors import SimulatorError
 
-__all__ = ["Source", "read_source", "test_data", "input_standardisation", "simulate", "model_task",
+__all__ = ["Source", "read_source", "SOURCES", "test_data", "input_standardisation", "simulate", "model_task",
            "export_metadata", "export_inputs", "ideal_scores", "run_standardisation", "ExportInputs",
            "DEFAULT_DATASET", "USER_DATA", "RECIPE_TASK", "recipe_task"]
 
@@ -141,7 +141,8 @@ def read_source(source, variant=None):
         RunFolderError, MappingError: the folder or mapping cannot be read, or ``variant`` is missing or unknown.
     """
     from tf_nvm import mapping as mapping_io  # noqa: PLC0415
-    from tf_nvm.errors import RunFolderError  # noqa: PLC0415
+    from tf_nvm.errors import MappingError, RunFolderError  # noqa: PLC0415
+    from tf_nvm.mapping.io import json_path_of  # noqa: PLC0415
 
     if isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
         source = os.fspath(source)
@@ -161,8 +162,18 @@ def read_source(source, variant=None):
         raise RunFolderError(f"--variant {variant!r} was given, but {str(source)[:200]!r} is no `tf-nvm run` "
                              "experiment folder (a mapping or a missing path). Fix: drop --variant, or pass the "
                              "experiment folder.")
+    json_path = json_path_of(source)
+    if not os.path.lexists(json_path):
+        raise MappingError(f"{json_path}: cannot be read: {os.fspath(source)!r} is neither a folder nor a mapping; "
+                           f"allowed: {SOURCES}. Fix: pass one of those (`tf-nvm run` writes runs/<experiment>, "
+                           "`tf-nvm train` runs/<recipe>).")
     mapping = mapping_io.load(source)
     return Source(mapping, (mapping.metadata or {}).get("dataset"), None, source)
+
+
+SOURCES = ("a `tf-nvm train` folder, a `tf-nvm run` experiment folder (with --variant when it has several), its "
+           "variants/<recipe> folder, or a mapping PREFIX / PREFIX.json")
+"""What ``RUN_OR_MAPPING`` may name (`read_source`)."""
 
 
 def _variant_dir(experiment_dir, name):
@@ -215,8 +226,8 @@ def _experiment_of(source, variant):
                                  "--variant, or pass the experiment folder.")
         return os.path.dirname(parent), name
     if variant is not None:
-        raise RunFolderError(f"--variant {variant!r} was given, but {source!r} is a `tf-nvm train` folder (no "
-                             "experiment.json). Fix: drop --variant, or pass the experiment folder.")
+        raise RunFolderError(f"--variant {variant!r} was given, but {source!r} is no `tf-nvm run` experiment folder "
+                             "(no experiment.json). Fix: drop --variant, or pass the experiment folder.")
     return None, None
 
 
