@@ -148,6 +148,7 @@ print(json.dumps({"cases": out, "peak_mib": peak_kib // 1024, "import_seconds": 
 """
 
 
+@pytest.mark.slow  # the child imports TensorFlow (2-5 s on an idle machine, 22 s measured on a loaded one)
 def test_time_and_peak_memory_of_every_hostile_case_are_bounded(tmp_path):
     """Every case in a fresh child (VmHWM of /proc/self/status: its own high-water mark, not the parent's as
     ru_maxrss would report across fork); each refused within `MAX_SECONDS`, the whole child under `MAX_RSS_MIB`."""
