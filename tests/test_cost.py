@@ -239,10 +239,11 @@ def test_unknown_technology_key_is_refused_listing_the_keys(tmp_path):
 
 @pytest.mark.parametrize("key, value, allowed", [
     ("adc_share_columns", 0, r"an integer in 1\.\.1048576"),
-    ("read_voltage_v", -0.5, "a finite number > 0"),
-    ("read_voltage_v", float("nan"), "a finite number > 0"),
-    ("dac_energy_pj", float("inf"), "a finite number > 0"),
-    ("input_activity", 1.5, r"a finite number in \(0, 1\]"),
+    ("read_voltage_v", -0.5, r"a finite number > 0 within 1e-12\.\.1e\+12"),
+    ("read_voltage_v", float("nan"), r"a finite number > 0 within 1e-12\.\.1e\+12"),
+    ("dac_energy_pj", float("inf"), r"a finite number > 0 within 1e-12\.\.1e\+12"),
+    ("clock_ghz", 5e-324, r"a finite number > 0 within 1e-12\.\.1e\+12"),  # made every latency infinite
+    ("input_activity", 1.5, r"a finite number in \(0, 1\], at least 1e-12"),
     ("adc_energy_pj_table", (1.0, 0.5, 2, 3, 4, 5, 6), "values that never decrease with more ADC bits"),
     ("array_sizing", "tight", r"\['fixed', 'fit'\]"),
     ("digital_lanes", True, r"an integer in 1\.\.1048576"),

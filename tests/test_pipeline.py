@@ -96,6 +96,30 @@ def test_a_tiny_experiment_end_to_end_then_reused_and_resumed(tmp_path, capsys):
     assert row["simulator vs evaluator differing"] == 0 and row["chips"] == 2
     assert 0.0 <= row["crossbar pcm-like acc % (mean)"] <= 100.0
     capsys.readouterr()
+    # the follow-on commands take the experiment folder (one variant: no --variant needed), the variant's folder,
+    # or --variant; cost prints the report's numbers for the variant (its technology, its own .tflite and arena)
+    variant = out / "variants" / "har-2bit-unipolar"
+    assert main(["cost", str(out), "--out", str(tmp_path / "cost")]) == 0
+    printed = capsys.readouterr().out
+    cost = json.loads((tmp_path / "cost" / "results.json").read_text())
+    table = first["tables"]["cost"][0]
+    as_mapped = cost["summary"][0]
+    assert cost["variant"] == "har-2bit-unipolar" and as_mapped["scenario"].startswith("as mapped")
+    same = pytest.approx  # report.json's tables pass through pandas' to_json, which keeps 10 significant digits
+    assert (as_mapped["total_area_mm2"], as_mapped["total_energy_nj"], as_mapped["latency_us"]) == same(
+        (table["total area mm^2"], table["energy per inference nJ"], table["latency us"]), rel=1e-9)
+    mcu = {r["platform"]: r for r in first["tables"]["crossbar_vs_mcu"]}
+    assert len(cost["mcu"]) == 2
+    for core, totals in cost["mcu"].items():
+        assert (totals["energy_nj"], totals["latency_us"]) == same((mcu[core]["energy per inference nJ"],
+                                                                    mcu[core]["latency us"]), rel=1e-9)
+    assert f"{table['total area mm^2']:.4f} mm^2" in printed and "results: " in printed.splitlines()[-1]
+    assert main(["cost", str(variant), "--out", str(tmp_path / "cost2")]) == 0
+    assert json.loads((tmp_path / "cost2" / "results.json").read_text())["summary"] == cost["summary"]
+    assert main(["inspect", str(out), "--variant", "har-2bit-unipolar"]) == 0
+    assert main(["cost", str(out), "--variant", "har-9bit", "--out", str(tmp_path / "cost3")]) == 2
+    assert re.search(r"is a `tf-nvm run` experiment folder of 1 variant\(s\) \['har-2bit-unipolar'\]; got --variant "
+                     r"'har-9bit'\. Fix: pass --variant with one of them", capsys.readouterr().err)
     # a rerun reuses every step; an interrupted run (here: the cost marker and the report gone) redoes only the rest
     assert main(["run", str(recipe), "--out", str(out)]) == 0
     assert capsys.readouterr().out.count("done earlier, reused") == 4
@@ -177,6 +201,14 @@ def test_a_tiny_experiment_end_to_end_then_reused_and_resumed(tmp_path, capsys):
     text = capsys.readouterr().out
     assert text.count("done earlier, reused") == 2 and "simulate finished" in text and "cost finished" in text
     assert json.loads(marker.read_text())["tf_nvm_version"] == tf_nvm.__version__
+    # an export/model.tflite swapped after the export: the cost step refuses it (its recorded sha256)
+    tflite = out / "variants" / "har-2bit-unipolar" / "export" / "model.tflite"
+    original = tflite.read_bytes()
+    tflite.write_bytes(original + b"\0" * 16)
+    assert main(["run", str(recipe), "--out", str(out), "--force", "cost"]) == 2
+    assert re.search(r"model\.tflite: sha256 [0-9a-f]{16}\.\.\. is not the [0-9a-f]{16}\.\.\. its export recorded",
+                     capsys.readouterr().err)
+    tflite.write_bytes(original)
     # killed (SIGKILL) while training seed 1: the rerun reuses seed 0, trains seed 1, and its report equals `first`
     killed = tmp_path / "killed"
     process = subprocess.Popen([sys.executable, "-m", "tf_nvm.cli", "run", str(recipe), "--out", str(killed)],

@@ -44,7 +44,7 @@ def run(written, tmp_path):
 def test_written_folder_reads_back(written, models):
     run = runs.read_run(written)
     assert sorted(os.listdir(written)) == ["float_model.keras", "metrics.json", "model.keras", "preprocessing.json",
-                                           "recipe.json", "run.json", "seed0", "spec.json"]
+                                           "recipe.json", "run.json", "seed0", "spec.json", "tf_nvm_output.json"]
     assert run.schema_version == runs.SCHEMA_VERSION == 2 and run.tf_nvm_version == tf_nvm.__version__
     assert run.spec == tf_nvm.model_spec(models[0]) and run.spec.weight_scale > 0
     assert run.preprocessing == STANDARDISATION and run.data_source == "test data"

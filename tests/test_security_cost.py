@@ -247,3 +247,123 @@ def test_a_real_endless_while_loop_is_refused_before_it_runs(tmp_path):
                                           r"one subgraph and no control flow"):
         measure_arena(data, timeout=5)
     assert time.monotonic() - start < 2
+
+
+# ------------------------------------------------------------------ settings, technology files and mappings
+def _setting_cases(mapping_path, tmp_path):
+    """{case: (argv, message regex)}: hostile --set values, technology files and mapping files for `tf-nvm cost`."""
+    import json  # noqa: PLC0415
+
+    def tech(name, text):
+        (tmp_path / f"{name}.json").write_text(text)
+        return ["--tech", str(tmp_path / f"{name}.json")]
+
+    doc = json.loads((tmp_path / "m.json").read_text())
+    doc["arrays_file"]["name"] = "a\x00b.npz"
+    (tmp_path / "nul.json").write_text(json.dumps(doc))
+    digits = "1" + "0" * 400
+    bound = r"is not allowed; allowed: a finite number > 0 within 1e-12\.\.1e\+12\. Fix: pass a value in that range"
+    return {
+        "mcu_name_list": (["--set", "mcu.cortex-m7.name=[1,2]"],
+                          r"--set 'mcu\.cortex-m7\.name=\[1,2\]': mcu core name: value '\[1, 2\]' \(list\) is not "
+                          r"allowed; allowed: a text of 1 to 200 characters\. Fix: "),
+        "mcu_clock_400_digits": (["--set", f"mcu.cortex-m7.clock_mhz={digits}"],
+                                 r"clock_mhz: value 1000000000000000000000000000000000000000 is not allowed; allowed: "
+                                 r"a finite number > 0\."),
+        "clock_5e-324": (["--set", "clock_ghz=5e-324"], r"technology\.clock_ghz: value 5e-324 " + bound),
+        "clock_400_digits": (["--set", f"clock_ghz={digits}"], r"technology\.clock_ghz: value 1000000000\d+\.\.\. "
+                             + bound),
+        "clock_1e308": (["--set", "clock_ghz=1e308"], r"technology\.clock_ghz: value 1e\+308 " + bound),
+        "adc_table_1e300": (["--set", "adc_energy_pj_table=[0.79,0.99,1.2,1.42,1.67,1.97,1e300]"],
+                            r"technology\.adc_energy_pj_table: value \(0\.79, .*1e\+300\) is not allowed; allowed: a "
+                            r"non-empty list of finite numbers > 0 within 1e-12\.\.1e\+12\."),
+        "tech_file_400_digits": (tech("t400", '{"read_pulse_ns": ' + digits + "}"),
+                                 r"technology\.read_pulse_ns: value 1000000000\d+\.\.\. " + bound),
+        "tech_file_1e308": (tech("t308", '{"adc_area_um2_table": [1, 2, 3, 4, 5, 6, 1e308]}'),
+                            r"technology\.adc_area_um2_table: value \(1, 2, 3, 4, 5, 6, 1e\+308\) is not allowed"),
+        "nul_in_arrays_file": (["--source", str(tmp_path / "nul.json")],
+                               r"field arrays_file\.name: value 'a\\x00b\.npz' must be a file name ending in \.npz, "
+                               r"beside the JSON\. Fix: re-export the mapping"),
+    }
+
+
+def _cost_argv(mapping_path, out, extra):
+    source = str(mapping_path)
+    if extra[:1] == ["--source"]:
+        source, extra = extra[1], extra[2:]
+    return ["cost", source, "--out", str(out), *extra]
+
+
+SETTING_CASES = ("mcu_name_list", "mcu_clock_400_digits", "clock_5e-324", "clock_400_digits", "clock_1e308",
+                 "adc_table_1e300", "tech_file_400_digits", "tech_file_1e308", "nul_in_arrays_file")
+
+
+def test_the_setting_case_list_is_complete(mapping_path, tmp_path):
+    assert sorted(_setting_cases(mapping_path, tmp_path)) == sorted(SETTING_CASES)
+
+
+@pytest.mark.parametrize("case", SETTING_CASES)
+def test_hostile_setting_is_a_named_error_before_any_computation(case, mapping_path, tmp_path, capsys, monkeypatch):
+    import re  # noqa: PLC0415
+
+    import tf_nvm.cost.scenarios as scenarios  # noqa: PLC0415
+
+    def computing(*args, **kwargs):
+        raise AssertionError("the cost was computed before the settings were checked")
+
+    monkeypatch.setattr(scenarios, "network_cost", computing)
+    extra, message = _setting_cases(mapping_path, tmp_path)[case]
+    assert main(_cost_argv(mapping_path, tmp_path / "out", extra)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tf-nvm: error: ") and re.search(message, err), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_swapped_tflite_is_refused_by_its_recorded_sha256(tmp_path):
+    import hashlib  # noqa: PLC0415
+
+    from tf_nvm.pipeline.costing import read_mcu_model  # noqa: PLC0415
+
+    with open(TINY, "rb") as handle:
+        recorded = hashlib.sha256(handle.read()).hexdigest()
+    graph, arena, _ = read_mcu_model(TINY, 4096, recorded)
+    assert arena == 4096 and graph is not None
+    swapped = tmp_path / "model.tflite"
+    swapped.write_bytes(_edit(lambda model: None) + b"\0" * 8)
+    with pytest.raises(CostModelError, match=r"sha256 [0-9a-f]{16}\.\.\. is not the [0-9a-f]{16}\.\.\. its export "
+                                             r"recorded: the file was replaced or edited after `tf-nvm run` exported "
+                                             r"it\. Fix: rerun with --force export, or restore the exported file\."):
+        read_mcu_model(swapped, 4096, recorded)
+
+
+_SETTINGS_CHILD = """
+import json, sys, time
+import tf_nvm.cost, tf_nvm.pipeline.costing  # pandas and the cost model imported before the cases are timed
+from tf_nvm.cli import main
+cases = json.loads(open(sys.argv[1]).read())
+out = {}
+for name, argv in sorted(cases.items()):
+    start = time.perf_counter()
+    out[name] = [main(argv), round(time.perf_counter() - start, 3)]
+with open("/proc/self/status") as status:
+    peak_kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+print(json.dumps({"cases": out, "peak_mib": peak_kib // 1024}))
+"""
+MAX_SETTING_SECONDS = 3
+"""Bound on the time of each hostile setting or technology file in the child (no TensorFlow involved), s."""
+
+
+def test_time_and_peak_memory_of_every_hostile_setting_are_bounded(mapping_path, tmp_path):
+    import json  # noqa: PLC0415
+
+    cases = {name: _cost_argv(mapping_path, tmp_path / f"out-{name}", extra)
+             for name, (extra, _) in _setting_cases(mapping_path, tmp_path).items()}
+    (tmp_path / "cases.json").write_text(json.dumps(cases))
+    result = subprocess.run([sys.executable, "-c", _SETTINGS_CHILD, str(tmp_path / "cases.json")],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    print(json.dumps(found))  # the measured numbers (pytest -s)
+    assert {name: code for name, (code, _) in found["cases"].items()} == {name: 2 for name in cases}, \
+        result.stderr[-2000:]
+    assert max(seconds for _, seconds in found["cases"].values()) < MAX_SETTING_SECONDS
+    assert found["peak_mib"] < MAX_RSS_MIB

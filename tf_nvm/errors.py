@@ -30,6 +30,7 @@ __all__ = [
     "SearchError",
     "PipelineError",
     "PrecisionError",
+    "OutputFolderError",
     "TfNvmWarning",
     "NonInhibitingCrossbarWarning",
     "ZeroCodesWarning",
@@ -127,6 +128,10 @@ class PipelineError(TfNvmError, ValueError):
 
 class PrecisionError(TfNvmError, ValueError):
     """An NVM model would compute in another precision than float32 (a mixed-precision or non-float32 dtype policy)."""
+
+
+class OutputFolderError(TfNvmError, ValueError):
+    """An output folder (``--out``) is a file, cannot be written, or holds files its command may not replace."""
 
 
 class TfNvmWarning(UserWarning):

@@ -5,6 +5,7 @@ Layout of a run folder (``schema_version`` 2)::
     run.json            manifest: {"format": "tf_nvm.run", "schema_version": 2, "tf_nvm_version": ..., "git_commit":
                         ..., "git_dirty": ...} (`tf_nvm.provenance.current`)
     recipe.json         the recipe (`Recipe.to_dict`)
+    tf_nvm_output.json  names the command that wrote the folder (`tf_nvm.outputs`, the rule of every --out)
     preprocessing.json  input standardisation (`Standardisation.to_dict`), ``data_source`` and ``data_sha256``
     model.keras         the NVM model of the seed with the best validation accuracy
     float_model.keras   its float baseline
@@ -31,6 +32,7 @@ import tf_nvm
 from tf_nvm import provenance
 from tf_nvm.atomic import atomic_path, write_json_atomic
 from tf_nvm.errors import RunFolderError, SpecError
+from tf_nvm.outputs import claim_output_folder, mark_output_folder
 from tf_nvm.preprocessing import Standardisation
 from tf_nvm.spec import NVMSpec
 
@@ -96,28 +98,22 @@ class RunFolder:
 def prepare_folder(folder, overwrite=False, remove=True):
     """Makes sure a new run may be written to ``folder``; with ``overwrite``, removes the earlier run there.
 
-    An empty or missing folder is fine. A folder holding an earlier run (its
-    ``run.json``, ``metrics.json`` or ``recipe.json``) is refused unless
-    ``overwrite`` is True, in which case the whole earlier run (stale
-    ``seedN/`` folders included) is removed. A non-empty folder that is not a
-    run folder is never removed.
+    The rule of every command's output folder (`tf_nvm.outputs.claim_output_folder`): an empty or missing
+    folder is fine. A folder holding an earlier run (its marker, ``run.json``, ``metrics.json`` or
+    ``recipe.json``) or another command's output is refused unless ``overwrite`` is True, in which case the
+    whole earlier output (stale ``seedN/`` folders included) is removed. A non-empty folder that no tf_nvm
+    command wrote is never removed.
 
     Raises:
         RunFolderError: the folder holds an earlier run and ``overwrite`` is False, or it is
             not a run folder, or it is a file.
     """
-    folder = os.fspath(folder)
-    if os.path.exists(folder) and not os.path.isdir(folder):
-        raise RunFolderError(f"run folder {folder!r} is a file, not a folder. Fix: pass another --out.")
-    if not os.path.isdir(folder) or not os.listdir(folder):
+    state = claim_output_folder(folder, "train", overwrite, error=RunFolderError)  # the rule of every --out
+    if state in ("missing", "empty"):
         return
-    is_run = any(os.path.isfile(os.path.join(folder, name)) for name in (MANIFEST, METRICS, RECIPE))
-    if not is_run:
-        raise RunFolderError(f"output folder {folder!r} is not empty and holds no run (no {MANIFEST}, {METRICS} or "
-                             f"{RECIPE}); tf_nvm never writes into or removes it. Fix: pass an empty or new --out.")
-    if not overwrite:
-        raise RunFolderError(f"run folder {folder!r} already holds a run. Fix: pass --overwrite (the earlier run, "
-                             "its seed folders included, is removed first) or another --out.")
+    if state == "own" and not overwrite:
+        raise RunFolderError(f"run folder {os.fspath(folder)!r} already holds a run. Fix: pass --overwrite (the "
+                             "earlier run, its seed folders included, is removed first) or another --out.")
     if remove:
         shutil.rmtree(folder)
 
@@ -136,7 +132,7 @@ def create_run(folder, recipe, standardisation, data_source, data_sha256=None):
         data_source: where the data came from (str).
         data_sha256: `tf_nvm.data.Split.content_hash` of the data (None: unknown).
     """
-    os.makedirs(folder, exist_ok=True)
+    mark_output_folder(folder, "train")
     shutil.rmtree(os.path.join(folder, STEPS), ignore_errors=True)
     write_json_atomic(os.path.join(folder, MANIFEST), {"format": FORMAT, "schema_version": SCHEMA_VERSION,
                                                        **provenance.current()})

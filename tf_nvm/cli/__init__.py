@@ -19,11 +19,11 @@ Sub-commands:
     export RUN_OR_MODEL --tflite OUT.tflite --mapping OUT_PREFIX
                    write the int8 TFLite model and/or the crossbar mapping of a
                    trained NVM model (a run folder or a .keras file).
-    inspect MAPPING
+    inspect RUN_OR_MAPPING [--variant RECIPE]
                    print a crossbar mapping as a table per layer.
-    simulate RUN_OR_MAPPING --out DIR
+    simulate RUN_OR_MAPPING [--variant RECIPE] --out DIR
                    Monte Carlo chips of the analog simulator on a test set.
-    cost RUN_OR_MAPPING --out DIR [--tflite MODEL]
+    cost RUN_OR_MAPPING [--variant RECIPE] --out DIR [--tflite MODEL]
                    area, energy and latency of the crossbar mapping (unipolar
                    vs bipolar, shared vs per-layer periphery) beside the MCU.
     search CONFIG --out DIR [--resume|--overwrite] [--export-best]

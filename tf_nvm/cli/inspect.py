@@ -8,7 +8,11 @@ __all__ = ["add_parser", "run"]
 def add_parser(subparsers):
     """Adds the ``inspect`` parser."""
     parser = subparsers.add_parser("inspect", help="print a crossbar mapping as a table per layer")
-    parser.add_argument("mapping", metavar="MAPPING", help="mapping prefix or its .json file")
+    from tf_nvm.cli.simulate import SOURCE_HELP, VARIANT_HELP  # noqa: PLC0415
+
+    parser.add_argument("mapping", metavar="RUN_OR_MAPPING", help=SOURCE_HELP + " (a `tf-nvm train` folder is "
+                                                                                "mapped now: imports TensorFlow)")
+    parser.add_argument("--variant", metavar="RECIPE", help=VARIANT_HELP)
     parser.add_argument("--json", action="store_true", help="print the table as JSON")
     parser.set_defaults(func=run)
     return parser
@@ -16,9 +20,10 @@ def add_parser(subparsers):
 
 def run(args):
     """Prints the mapping's table (or JSON); returns 0."""
-    from tf_nvm.mapping import format_table, layer_table, load  # noqa: PLC0415
+    from tf_nvm.mapping import format_table, layer_table  # noqa: PLC0415
+    from tf_nvm.pipeline.evaluate import read_source  # noqa: PLC0415
 
-    mapping = load(args.mapping)
+    mapping = read_source(args.mapping, args.variant).mapping
     if args.json:
         print(json.dumps({"summary": mapping.summary(), "layers": layer_table(mapping)}, indent=2))
     else:

@@ -7,7 +7,11 @@ import sys
 
 from tf_nvm.errors import SimulatorError
 
-__all__ = ["add_parser", "run", "DATA_HELP", "DATASET_HELP"]
+__all__ = ["add_parser", "run", "DATA_HELP", "DATASET_HELP", "SOURCE_HELP", "VARIANT_HELP"]
+
+SOURCE_HELP = ("a `tf-nvm train` folder, a `tf-nvm run` experiment folder (with --variant when it has several), "
+               "its variants/<recipe> folder, or a mapping PREFIX / PREFIX.json")  # = pipeline.evaluate.SOURCES
+VARIANT_HELP = "the variant of a `tf-nvm run` experiment folder (required when it has more than one)"
 
 DATA_HELP = ("test data file or folder: the explicit source of the data set (--dataset, else the one the run or "
              "mapping records), else a user's .npz with x_test, y_test (integer labels or float targets; without "
@@ -19,8 +23,8 @@ DATASET_HELP = ("a registered data set (har, cifar10), or npz: --data is a user'
 def add_parser(subparsers):
     """Adds the ``simulate`` parser."""
     parser = subparsers.add_parser("simulate", help="simulate programmed crossbar chips on a test set")
-    parser.add_argument("source", metavar="RUN_OR_MAPPING",
-                        help="run folder written by `tf-nvm train`, or a mapping PREFIX / PREFIX.json")
+    parser.add_argument("source", metavar="RUN_OR_MAPPING", help=SOURCE_HELP)
+    parser.add_argument("--variant", metavar="RECIPE", help=VARIANT_HELP)
     parser.add_argument("--data", metavar="PATH", help=DATA_HELP)
     parser.add_argument("--dataset", metavar="NAME", help=DATASET_HELP)
     parser.add_argument("--data-path", help=argparse_suppress())
@@ -35,7 +39,10 @@ def add_parser(subparsers):
                         help="a simulation setting, e.g. adc.mode=shared, adc.bits=6, device.t_inference=3600")
     parser.add_argument("--sweep", metavar="KEY=V1,V2,...", help="one setting over several values")
     parser.add_argument("--examples", type=int, help="use only the first N test examples")
-    parser.add_argument("--out", required=True, help="output folder (results.json, CSV, Markdown, PNG)")
+    parser.add_argument("--out", required=True, help="output folder (results.json, CSV, Markdown, PNG): missing, "
+                                                     "empty or an earlier simulation's")
+    parser.add_argument("--overwrite", action="store_true", help="replace the output of another tf-nvm command in "
+                                                                 "--out (a folder of other files is never replaced)")
     parser.set_defaults(func=run, check=check)
     return parser
 
@@ -75,6 +82,7 @@ def run(args):
     """Runs the Monte Carlo (or the sweep), prints progress and a summary; returns 0."""
     import os  # noqa: PLC0415
 
+    from tf_nvm.outputs import claim_output_folder  # noqa: PLC0415
     from tf_nvm.pipeline.evaluate import DEFAULT_DATASET, read_source, simulate  # noqa: PLC0415
     from tf_nvm.simulator import DeviceConfig, SimulationConfig  # noqa: PLC0415
 
@@ -86,14 +94,16 @@ def run(args):
                                  "for several values.")
         config = config.replace_path(key, values[0])
     sweep = _setting(args.sweep) if args.sweep else None
-    source = read_source(args.source)
+    claim_output_folder(args.out, "simulate", args.overwrite)  # before the source is read (tf_nvm.outputs)
+    source = read_source(args.source, args.variant)
     if args.data_path is not None:  # the old spelling: --data-path PATH [--data NAME]
         print("[tf-nvm] warning: --data-path is deprecated; use --data PATH (with --dataset NAME for a registered "
               "data set).", file=sys.stderr)
         args.dataset = args.dataset or args.data or source.dataset or DEFAULT_DATASET
         args.data = args.data_path
     results = simulate(source, args.out, config=config, chips=args.chips, dataset=args.dataset,
-                       data=args.data, examples=args.examples, sweep=sweep, task=args.task, metric=args.metric)
+                       data=args.data, examples=args.examples, sweep=sweep, task=args.task, metric=args.metric,
+                       overwrite=args.overwrite)
     print(f"[tf-nvm] results: {os.path.abspath(os.path.join(args.out, 'results.json'))} ({results['task']}, "
           f"{results['metric']})", file=sys.stdout)
     return 0

@@ -62,19 +62,30 @@ class McuCore:
     supply_v: float
 
     def __post_init__(self):
+        if not isinstance(self.name, str) or not 0 < len(self.name) <= 200:
+            raise CostModelError(f"mcu core name: value {str(self.name)[:80]!r} ({type(self.name).__name__}) is not "
+                                 "allowed; allowed: a text of 1 to 200 characters. Fix: e.g. --set "
+                                 "mcu.cortex-m7.name=\"my board\".")
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.name == "name":
                 continue
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
-                    or value <= 0:
-                raise CostModelError(f"mcu core {self.name!r}.{field.name}: value {value!r} is not allowed; allowed: "
-                                     "a finite number > 0. Fix: pass a positive value.")
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not _finite(value) or value <= 0:
+                raise CostModelError(f"mcu core {self.name!r}.{field.name}: value {repr(value)[:40]} is not allowed; "
+                                     "allowed: a finite number > 0. Fix: pass a positive value.")
 
     @property
     def energy_per_cycle_nj(self):
         """Energy of one cycle, nJ: ``current_ua_per_mhz * 1e-6 A/MHz / 1e6 Hz/MHz * supply_v`` in J, x 1e9."""
         return self.current_ua_per_mhz * 1e-12 * self.supply_v * 1e9
+
+
+def _finite(value):
+    """Whether a number is finite as a float (an integer of 400 digits is not: float() overflows)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 MCU_CORES = Registry("MCU core", error=CostModelError)

@@ -28,15 +28,18 @@ PAPER_REDUCTION = {"area": 0.67, "power": 0.40}
 
 
 def standard_scenarios(mapping, technology=None):
-    """{name: `CostResult`}: as mapped, unipolar, differential, and per-layer periphery as mapped."""
+    """{label: `CostResult`}: as mapped (label ``"as mapped (<kind>)"``), the same matrices re-tiled for every other
+    mapping kind (``"unipolar"``, ``"differential"``, ``"offset"``), and per-layer periphery as mapped
+    (``"per-layer periphery (<kind>)"``); the rows of ``tf-nvm cost``'s summary, in that order."""
     tech = get_technology(technology)
-    return {
-        "as mapped": network_cost(mapping, tech, scenario=f"as mapped ({mapping.spec.mapping_kind})"),
-        "unipolar": network_cost(mapping, tech, kind="unipolar", scenario="unipolar"),
-        "differential": network_cost(mapping, tech, kind="differential", scenario="bipolar (differential)"),
-        "per-layer periphery": network_cost(mapping, tech, per_layer_periphery=True,
-                                            scenario=f"per-layer periphery ({mapping.spec.mapping_kind})"),
-    }
+    kind = mapping.spec.mapping_kind
+    results = {f"as mapped ({kind})": network_cost(mapping, tech, scenario=f"as mapped ({kind})")}
+    for other in ("unipolar", "differential", "offset"):
+        if other != kind:
+            results[other] = network_cost(mapping, tech, kind=other, scenario=other)
+    results[f"per-layer periphery ({kind})"] = network_cost(mapping, tech, per_layer_periphery=True,
+                                                           scenario=f"per-layer periphery ({kind})")
+    return results
 
 
 def _reduction(new, old):

@@ -19,7 +19,6 @@ Numpy-free, TensorFlow-free (cost-model layer).
 
 import dataclasses
 import json
-import math
 import os
 
 from tf_nvm.errors import CostModelError
@@ -253,12 +252,31 @@ def _check_keys(data, where):
 
 
 def _bad(key, value, allowed):
-    raise CostModelError(f"technology.{key}: value {value!r} is not allowed; allowed: {allowed}. Fix: pass a value in "
+    raise CostModelError(f"technology.{key}: value {_show(value)} is not allowed; allowed: {allowed}. Fix: pass a value in "
                          f"that range; {_FIX}.")
 
 
 def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+MAGNITUDE = (1e-12, 1e12)
+"""Smallest and largest value of a physical technology constant, in its own unit (pJ, um^2, ns, GHz, V, nm ...):
+every real constant lies far inside; beyond it a product or ratio overflows or underflows (``clock_ghz=5e-324``
+made latencies infinite, an ADC table of 1e300 extrapolated to 0 energy)."""
+
+
+def _plausible(value):
+    """A finite number > 0 within `MAGNITUDE` (an integer of 400 digits included: no OverflowError)."""
+    try:
+        return _is_number(value) and MAGNITUDE[0] <= float(value) <= MAGNITUDE[1]
+    except OverflowError:
+        return False
+
+
+def _show(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _validate(tech):
@@ -274,14 +292,13 @@ def _validate(tech):
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= _INTEGERS[key]:
                 _bad(key, value, f"an integer in 1..{_INTEGERS[key]}")
         elif key in _TABLES:
-            if (not isinstance(value, tuple) or not value
-                    or not all(_is_number(v) and math.isfinite(v) and v > 0 for v in value)):
-                _bad(key, value, "a non-empty list of finite numbers > 0")
+            if not isinstance(value, tuple) or not value or not all(_plausible(v) for v in value):
+                _bad(key, value, f"a non-empty list of finite numbers > 0 within {MAGNITUDE[0]:g}..{MAGNITUDE[1]:g}")
         elif key in _FRACTIONS:
-            if not _is_number(value) or not math.isfinite(value) or not 0 < value <= 1:
-                _bad(key, value, "a finite number in (0, 1]")
-        elif not _is_number(value) or not math.isfinite(value) or value <= 0:
-            _bad(key, value, "a finite number > 0")
+            if not _plausible(value) or not 0 < value <= 1:
+                _bad(key, value, f"a finite number in (0, 1], at least {MAGNITUDE[0]:g}")
+        elif not _plausible(value):
+            _bad(key, value, f"a finite number > 0 within {MAGNITUDE[0]:g}..{MAGNITUDE[1]:g}")
     bits = tech.adc_bits_table
     if (len(tech.adc_energy_pj_table) != len(bits) or len(tech.adc_area_um2_table) != len(bits)
             or any(int(b) != b for b in bits) or list(bits) != sorted(set(bits))):

@@ -42,8 +42,20 @@ MAX_ARRAY_BYTES = 2 * 1024 ** 3
 
 
 def json_path_of(path):
-    """The ``PREFIX.json`` of a mapping given its prefix or its ``.json`` file name."""
+    """The ``PREFIX.json`` of a mapping given its prefix or its ``.json`` file name.
+
+    Raises:
+        MappingError: ``path`` is not a str or os.PathLike, is empty, or holds a NUL character.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise MappingError(f"mapping path: value {str(path)[:80]!r} ({type(path).__name__}) is not allowed; allowed: "
+                           "a str or os.PathLike naming the PREFIX or PREFIX.json. Fix: pass the prefix written by "
+                           "tflite_export.export_crossbar.")
     path = os.fspath(path)
+    path = os.fsdecode(path) if isinstance(path, bytes) else path
+    if not path or "\x00" in path:
+        raise MappingError(f"mapping path: value {path[:80]!r} is not allowed (empty, or holding a NUL character); "
+                           "allowed: a file name. Fix: pass the prefix written by tflite_export.export_crossbar.")
     return path if path.endswith(".json") else path + ".json"
 
 
@@ -291,9 +303,20 @@ def _reject_constant(name):
     raise MappingError(f"non-finite number {name} is not allowed")  # caught by load: not valid JSON
 
 
+def _finite(value):
+    """Whether a JSON number is finite as a float (an integer of 400 digits is not: float() overflows)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+_FLOAT32_TINY, _FLOAT32_MAX = 1.1754944e-38, 3.4028235e38  # smallest normal and largest float32
+
+
 _KINDS = {
     "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v),
     "str": lambda v: isinstance(v, str),
     "bool": lambda v: isinstance(v, bool),
     "list": lambda v: isinstance(v, list),
@@ -377,7 +400,7 @@ class _Reader:
     def load_arrays(self, ref):
         name = self.get(ref, "name", "str", "arrays_file.name")
         digest = self.get(ref, "sha256", "str", "arrays_file.sha256")
-        if os.path.basename(name) != name or not name.endswith(".npz"):
+        if "\x00" in name or os.path.basename(name) != name or not name.endswith(".npz"):
             self.fail("arrays_file.name", f"value {name!r} must be a file name ending in .npz, beside the JSON")
         npz_path = os.path.join(os.path.dirname(self.json_path), name)
         try:
@@ -427,6 +450,12 @@ class _Reader:
             mean, std = (tuple(self.check(v, "number", f"input.standardisation.{key}[{i}]")
                                for i, v in enumerate(self.get(std_doc, key, "list", f"input.standardisation.{key}")))
                          for key in ("mean", "std"))
+            for key, values, low in (("mean", mean, 0.0), ("std", std, _FLOAT32_TINY)):
+                for i, v in enumerate(values):  # applied in float32: beyond it the inputs become 0, inf or nan
+                    if not low <= abs(v) <= _FLOAT32_MAX or (key == "std" and v <= 0):
+                        self.fail(f"input.standardisation.{key}[{i}]", f"value {v!r} is not allowed; allowed: "
+                                  + ("a number > 0" if key == "std" else "a number")
+                                  + f" within float32 ({low:g}..{_FLOAT32_MAX:g} in magnitude)")
         return InputEncoding(name, shape, encoding, float(scale), zero_point, mean, std)
 
     def layer(self, entry, i, spec):

@@ -36,6 +36,7 @@ from tf_nvm.nas import config as config_module
 from tf_nvm.nas.hypermodels import make_hypermodel
 from tf_nvm.nas.report import plot_pareto, trials_table
 from tf_nvm.nas.tuners import TUNERS
+from tf_nvm.outputs import claim_output_folder, mark_output_folder
 from tf_nvm.tables import write_table
 
 __all__ = ["run_search", "distributed_role", "SEARCH_FILE", "PROJECT"]
@@ -109,9 +110,9 @@ def _prepare_folder(config, out, resume, overwrite):
                 shutil.rmtree(path)
             elif os.path.exists(path):
                 os.unlink(path)
-    elif os.path.isdir(out) and os.listdir(out):
-        raise SearchError(f"output folder {out!r} is not empty and holds no search ({SEARCH_FILE}); tf_nvm never "
-                          "writes into or removes it. Fix: pass an empty or new --out.")
+    elif claim_output_folder(out, "search", overwrite, error=SearchError) == "other":  # the rule of every --out
+        shutil.rmtree(out)  # another command's output, replaced as --overwrite asked
+    mark_output_folder(out, "search")
     write_json_atomic(saved_path, config.to_dict())
 
 

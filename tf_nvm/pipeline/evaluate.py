@@ -31,7 +31,7 @@ from typing import Optional
 
 from tf_nvm.errors import SimulatorError
 
-__all__ = ["Source", "read_source", "test_data", "input_standardisation", "simulate", "model_task",
+__all__ = ["Source", "read_source", "SOURCES", "test_data", "input_standardisation", "simulate", "model_task",
            "export_metadata", "export_inputs", "ideal_scores", "run_standardisation", "ExportInputs",
            "DEFAULT_DATASET", "USER_DATA", "RECIPE_TASK", "recipe_task"]
 
@@ -90,7 +90,7 @@ def export_metadata(model, task=None, dataset=None):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Source:
-    """What ``RUN_OR_MAPPING`` names.
+    """What ``RUN_OR_MAPPING`` names (`read_source`).
 
     Attributes:
         mapping: the `tf_nvm.mapping.Mapping`.
@@ -98,12 +98,22 @@ class Source:
             or None.
         accuracy: the run's test accuracy (``metrics.json``), or None.
         path: the path given.
+        variant: the variant of a ``tf-nvm run`` experiment folder, or None.
+        technology: the `tf_nvm.cost.Technology` the experiment's report costed with (a run variant), or None.
+        tflite: the run variant's exported ``.tflite`` (the MCU baseline of its report), or None.
+        tflite_sha256: the sha256 its export recorded (a swapped file is refused), or None.
+        arena_bytes: the TFLite Micro arena its export measured, or None.
     """
 
     mapping: object
     dataset: Optional[str]
     accuracy: Optional[float]
     path: str
+    variant: Optional[str] = None
+    technology: object = None
+    tflite: Optional[str] = None
+    tflite_sha256: Optional[str] = None
+    arena_bytes: Optional[int] = None
 
 
 def run_standardisation(folder, where):
@@ -120,25 +130,125 @@ def run_standardisation(folder, where):
     return found
 
 
-def read_source(source):
-    """A run folder written by ``tf-nvm train`` (mapped now, imports TensorFlow) or a mapping PREFIX / PREFIX.json.
+def read_source(source, variant=None):
+    """What ``RUN_OR_MAPPING`` names, read one way for ``inspect``, ``simulate`` and ``cost``.
+
+    ``source`` is a ``tf-nvm train`` run folder (mapped now, imports TensorFlow), a ``tf-nvm run`` experiment
+    folder (with ``variant``, required when it has more than one), one of its ``variants/<recipe>`` folders (its
+    exported mapping, technology and ``.tflite``: the numbers of its report), or a mapping PREFIX / PREFIX.json.
 
     Raises:
-        RunFolderError, MappingError: the folder or mapping cannot be read.
+        RunFolderError, MappingError: the folder or mapping cannot be read, or ``variant`` is missing or unknown.
     """
     from tf_nvm import mapping as mapping_io  # noqa: PLC0415
+    from tf_nvm.errors import MappingError, RunFolderError  # noqa: PLC0415
+    from tf_nvm.mapping.io import json_path_of  # noqa: PLC0415
 
-    if os.path.isdir(source):
+    if isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
+        source = os.fspath(source)
+        experiment_dir, name = _experiment_of(source, variant)
+        if experiment_dir is not None:
+            return _read_variant(source, experiment_dir, name, _variant_dir(experiment_dir, name))
+        folder = source
         import tflite_export  # noqa: PLC0415  (application layer; imports TensorFlow)
         from tf_nvm.runs import read_run  # noqa: PLC0415
 
-        folder = read_run(source)
-        task = recipe_task(folder.recipe)
-        mapping = tflite_export.build_mapping(folder.model, preprocessing=run_standardisation(folder, source),
-                                              metadata=export_metadata(folder.model, task, folder.dataset))
-        return Source(mapping, folder.dataset, (folder.metrics or {}).get("test_accuracy"), source)
+        run = read_run(folder)
+        task = recipe_task(run.recipe)
+        mapping = tflite_export.build_mapping(run.model, preprocessing=run_standardisation(run, folder),
+                                              metadata=export_metadata(run.model, task, run.dataset))
+        return Source(mapping, run.dataset, (run.metrics or {}).get("test_accuracy"), source)
+    if variant is not None:
+        raise RunFolderError(f"--variant {variant!r} was given, but {str(source)[:200]!r} is no `tf-nvm run` "
+                             "experiment folder (a mapping or a missing path). Fix: drop --variant, or pass the "
+                             "experiment folder.")
+    json_path = json_path_of(source)
+    if not os.path.lexists(json_path):
+        raise MappingError(f"{json_path}: cannot be read: {os.fspath(source)!r} is neither a folder nor a mapping; "
+                           f"allowed: {SOURCES}. Fix: pass one of those (`tf-nvm run` writes runs/<experiment>, "
+                           "`tf-nvm train` runs/<recipe>).")
     mapping = mapping_io.load(source)
     return Source(mapping, (mapping.metadata or {}).get("dataset"), None, source)
+
+
+SOURCES = ("a `tf-nvm train` folder, a `tf-nvm run` experiment folder (with --variant when it has several), its "
+           "variants/<recipe> folder, or a mapping PREFIX / PREFIX.json")
+"""What ``RUN_OR_MAPPING`` may name (`read_source`)."""
+
+
+def _variant_dir(experiment_dir, name):
+    from tf_nvm.pipeline.steps import variant_folder  # noqa: PLC0415
+
+    return variant_folder(experiment_dir, name)
+
+
+def _experiment_record(experiment_dir):
+    """The experiment a ``tf-nvm run`` folder records (``--quick`` applied as recorded)."""
+    import json  # noqa: PLC0415
+
+    from tf_nvm.errors import PipelineError, RunFolderError  # noqa: PLC0415
+    from tf_nvm.pipeline.experiment import from_dict  # noqa: PLC0415
+    from tf_nvm.safe_io import read_bytes  # noqa: PLC0415
+
+    path = os.path.join(experiment_dir, "experiment.json")
+    fix = f"Fix: rerun `tf-nvm run` into {experiment_dir}, or pass its variants/<recipe> folder."
+    try:
+        record = json.loads(read_bytes(path, max_bytes=_MAX_JSON_BYTES, error=RunFolderError, fix=fix)
+                            .decode("utf-8"))
+        experiment = from_dict(record["experiment"], where=path)
+    except (ValueError, KeyError, TypeError, RecursionError, PipelineError) as err:
+        raise RunFolderError(f"{path}: not an experiment record ({type(err).__name__}: {str(err)[:200]}). "
+                             f"{fix}") from None
+    return experiment.quick_version() if record.get("quick") else experiment
+
+
+def _experiment_of(source, variant):
+    """``(experiment folder, variant name)`` of an experiment folder or one of its variant folders, else
+    ``(None, None)`` (a ``tf-nvm train`` folder)."""
+    from tf_nvm.errors import RunFolderError  # noqa: PLC0415
+
+    if os.path.isfile(os.path.join(source, "experiment.json")):
+        names = list(_experiment_record(source).variant_names)
+        if variant is None and len(names) == 1:
+            return source, names[0]
+        if variant not in names:
+            got = "no --variant" if variant is None else f"--variant {variant!r}"
+            raise RunFolderError(f"{source!r} is a `tf-nvm run` experiment folder of {len(names)} variant(s) "
+                                 f"{names}; got {got}. Fix: pass --variant with one of them, e.g. --variant "
+                                 f"{names[0]}.")
+        return source, variant
+    parent = os.path.dirname(os.path.abspath(source))
+    if os.path.basename(parent) == "variants" and os.path.isfile(os.path.join(os.path.dirname(parent),
+                                                                              "experiment.json")):
+        name = os.path.basename(os.path.abspath(source))
+        if variant not in (None, name):
+            raise RunFolderError(f"--variant {variant!r} was given with the folder of variant {name!r}. Fix: drop "
+                                 "--variant, or pass the experiment folder.")
+        return os.path.dirname(parent), name
+    if variant is not None:
+        raise RunFolderError(f"--variant {variant!r} was given, but {source!r} is no `tf-nvm run` experiment folder "
+                             "(no experiment.json). Fix: drop --variant, or pass the experiment folder.")
+    return None, None
+
+
+def _read_variant(source, experiment_dir, name, folder):
+    """A variant of a ``tf-nvm run`` folder as its report saw it: the exported mapping, the experiment's
+    technology, the exported ``.tflite`` (with its recorded sha256 and arena)."""
+    from tf_nvm import mapping as mapping_io  # noqa: PLC0415
+    from tf_nvm import runs  # noqa: PLC0415
+    from tf_nvm.errors import RunFolderError  # noqa: PLC0415
+
+    if not os.path.isdir(folder) or not runs.is_done(folder, "export"):
+        raise RunFolderError(f"variant {name!r} of {experiment_dir!r} has not been exported yet ({folder} holds no "
+                             "finished export step). Fix: let `tf-nvm run` finish (rerun it to continue).")
+    export = runs.step_info(folder, "export")
+    tflite = export.get("tflite") if isinstance(export.get("tflite"), dict) else {}
+    run = runs.read_run(folder, load_model=False)
+    mapping = mapping_io.load(os.path.join(folder, "export", "mapping"))
+    return Source(mapping, run.dataset, (run.metrics or {}).get("test_accuracy"), source, variant=name,
+                  technology=_experiment_record(experiment_dir).cost.resolve(),
+                  tflite=os.path.join(folder, "export", "model.tflite"), tflite_sha256=tflite.get("sha256"),
+                  arena_bytes=tflite.get("arena_bytes"))
 
 
 def _named(dataset, data, where):
@@ -226,7 +336,7 @@ def input_standardisation(data=None, standardisation=None, dataset=None, where="
 
 
 def simulate(source, out, *, config, chips=25, dataset=None, data=None, examples=None, sweep=None, task=None,
-             metric=None, verbose=True):
+             metric=None, verbose=True, overwrite=False):
     """Monte Carlo chips of ``source`` on its test data, scored with the task's metrics; writes ``out``.
 
     Args:
@@ -239,16 +349,24 @@ def simulate(source, out, *, config, chips=25, dataset=None, data=None, examples
         task: a task name or None (`tf_nvm.metrics.resolve_task`).
         metric: the primary metric's name or None.
         verbose: progress lines.
+        overwrite: ``out`` may hold another command's output, which is replaced (`tf_nvm.outputs`).
 
     Returns:
         the results dict written to ``results.json`` (``summary`` holds the per-metric means).
+
+    Raises:
+        OutputFolderError: ``out`` is a file, cannot be written, or holds files that are not a simulation's
+            (checked before the data are read; the folder is replaced whole only when every file is written).
     """
     import json  # noqa: PLC0415
 
     from tf_nvm.atomic import write_json_atomic  # noqa: PLC0415
+    from tf_nvm.errors import OutputFolderError  # noqa: PLC0415
+    from tf_nvm.outputs import claim_output_folder, final_paths, staged_output  # noqa: PLC0415
     from tf_nvm.simulator import monte_carlo, sweep as run_sweep, write_sweep  # noqa: PLC0415
     from tf_nvm.tables import write_table  # noqa: PLC0415
 
+    claim_output_folder(out, "simulate", overwrite, error=OutputFolderError)  # before the data are read
     evaluation = test_data(source, dataset, data, examples, verbose=verbose)
     mapping = source.mapping
     if verbose:
@@ -257,26 +375,28 @@ def simulate(source, out, *, config, chips=25, dataset=None, data=None, examples
               f"{chips} chip(s), noise {config.device.noise}{note}", flush=True)
     results = {"source": os.path.abspath(source.path), "dataset": evaluation.dataset, "data": evaluation.source,
                "examples": len(evaluation.x), "config": config.to_dict(), "mapping": mapping.summary()}
-    os.makedirs(out, exist_ok=True)
     args = (mapping, evaluation.x, evaluation.y)
-    if sweep is not None:
-        key, values = sweep
-        table = run_sweep(*args, key, values, config, chips, evaluation.calibration, verbose=verbose, task=task,
-                          metric=metric)
-        metric_name = str(table["metric"].iloc[0])
-        files = write_sweep(table, key, out, f"{os.path.basename(os.path.normpath(source.path))}: {metric_name} vs "
-                                             f"{key} ({chips} chips, {config.device.noise})")
-        results.update(sweep=key, task=str(table["task"].iloc[0]), metric=metric_name,
-                       rows=json.loads(table.to_json(orient="records")), files=files)
-    else:
-        result = monte_carlo(*args, config, chips, evaluation.calibration, verbose=verbose, task=task, metric=metric)
-        csv_path, md_path = write_table(result.chip_table(), os.path.join(out, "chips"))
-        results.update(task=result.task, metric=result.metric, summary=result.row(), chips=list(result.scores),
-                       chip_metrics={k: list(v) for k, v in result.metrics.items()},
-                       files={"csv": csv_path, "markdown": md_path})
-        if verbose:
-            print(f"[tf-nvm] {result.summary_line()}", flush=True)
-    write_json_atomic(os.path.join(out, "results.json"), results)
+    with staged_output(out, "simulate", overwrite, error=OutputFolderError) as staging:  # every file commits together
+        if sweep is not None:
+            key, values = sweep
+            table = run_sweep(*args, key, values, config, chips, evaluation.calibration, verbose=verbose, task=task,
+                              metric=metric)
+            metric_name = str(table["metric"].iloc[0])
+            files = write_sweep(table, key, staging, f"{os.path.basename(os.path.normpath(source.path))}: "
+                                                     f"{metric_name} vs {key} ({chips} chips, {config.device.noise})")
+            results.update(sweep=key, task=str(table["task"].iloc[0]), metric=metric_name,
+                           rows=json.loads(table.to_json(orient="records")))
+        else:
+            result = monte_carlo(*args, config, chips, evaluation.calibration, verbose=verbose, task=task,
+                                 metric=metric)
+            csv_path, md_path = write_table(result.chip_table(), os.path.join(staging, "chips"))
+            files = {"csv": csv_path, "markdown": md_path}
+            results.update(task=result.task, metric=result.metric, summary=result.row(), chips=list(result.scores),
+                           chip_metrics={k: list(v) for k, v in result.metrics.items()})
+            if verbose:
+                print(f"[tf-nvm] {result.summary_line()}", flush=True)
+        results["files"] = final_paths(files, staging, out)
+        write_json_atomic(os.path.join(staging, "results.json"), results)
     return results
 
 

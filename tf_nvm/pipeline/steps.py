@@ -21,6 +21,7 @@ only the others are trained, the interrupted model from its last finished epoch
 """
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -31,6 +32,7 @@ import numpy as np
 from tf_nvm import runs
 from tf_nvm.atomic import write_json_atomic
 from tf_nvm.errors import PipelineError
+from tf_nvm.outputs import claim_output_folder, mark_output_folder
 from tf_nvm.registry import did_you_mean
 
 __all__ = ["STEPS", "check_force", "run_experiment", "variant_folder", "prepare_output"]
@@ -109,10 +111,8 @@ def prepare_output(out, experiment, quick, retrain=False):
         if found != record:
             write_json_atomic(path, record)  # report fields, or recipes of variants still to train, changed
         return
-    if os.path.isdir(out) and os.listdir(out):
-        raise PipelineError(f"output folder {out} is not empty and holds no experiment.json: it is not a "
-                            "`tf-nvm run` folder. Fix: pass a new or empty --out.")
-    os.makedirs(out, exist_ok=True)
+    claim_output_folder(out, "run", error=PipelineError)  # the rule of every --out (tf_nvm.outputs)
+    mark_output_folder(out, "run")
     write_json_atomic(path, record)
 
 
@@ -180,7 +180,9 @@ def _export(experiment, name, folder, data, verbose):
     mapping = tflite_export.export_crossbar(run.model, os.path.join(out, "mapping"),
                                             preprocessing=run_standardisation(run, folder),
                                             metadata=export_metadata(run.model, task, run.dataset))
-    return {"tflite": tflite.to_dict(), "mapping_prefix": os.path.join(out, "mapping"),
+    with open(tflite.path, "rb") as handle:  # recorded so the cost step costs this file, not a swapped one
+        digest = hashlib.sha256(handle.read()).hexdigest()
+    return {"tflite": {**tflite.to_dict(), "sha256": digest}, "mapping_prefix": os.path.join(out, "mapping"),
             "mapping": mapping.summary(), "runtimes": {key: dataclasses.asdict(value) for key, value in
                                                        checks.items()},
             "runtime_report": _runtime_dict(report)}
@@ -244,15 +246,16 @@ def _level_histograms(mapping):
 def _cost(experiment, name, folder, data, verbose):
     from tf_nvm import mapping as mapping_io  # noqa: PLC0415
     from tf_nvm.cost import MCU_CORES, compare_mappings, mcu_cost, network_cost, shared_vs_per_layer  # noqa: PLC0415
-    from tflite_export.flatbuffer import read_tflite  # noqa: PLC0415
+    from tf_nvm.pipeline.costing import read_mcu_model  # noqa: PLC0415
 
     mapping = mapping_io.load(os.path.join(folder, "export", "mapping"))
     tech = experiment.cost.resolve()
     as_mapped = network_cost(mapping, tech)
     components = as_mapped.by_component()
     export = runs.step_info(folder, "export")
-    with open(os.path.join(folder, "export", "model.tflite"), "rb") as handle:  # the folder may have moved
-        graph = read_tflite(handle.read())
+    path = os.path.join(folder, "export", "model.tflite")  # the folder may have moved: not the recorded path
+    graph, _, _ = read_mcu_model(path, export["tflite"]["arena_bytes"] or 1, export["tflite"].get("sha256"),
+                                 where=f"tf-nvm run: {path}")
     mcu = {}
     for core_name, core in MCU_CORES.items():
         _, totals = mcu_cost(graph, core, export["tflite"]["arena_bytes"])
