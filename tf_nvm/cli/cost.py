@@ -44,7 +44,7 @@ def add_parser(subparsers):
                         help="what the outputs mean (default: the mapping's metadata, else from the targets)")
     parser.add_argument("--out", required=True, help="output folder (missing, empty or an earlier cost's)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace the output of another tf-nvm command in --out (a folder of other files is "
+                        help="replace what another tf_nvm command wrote in --out (a folder of other files is "
                              "never replaced)")
     parser.set_defaults(func=run, check=check)
     return parser

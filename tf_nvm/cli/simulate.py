@@ -41,7 +41,7 @@ def add_parser(subparsers):
     parser.add_argument("--examples", type=int, help="use only the first N test examples")
     parser.add_argument("--out", required=True, help="output folder (results.json, CSV, Markdown, PNG): missing, "
                                                      "empty or an earlier simulation's")
-    parser.add_argument("--overwrite", action="store_true", help="replace the output of another tf-nvm command in "
+    parser.add_argument("--overwrite", action="store_true", help="replace what another tf_nvm command wrote in "
                                                                  "--out (a folder of other files is never replaced)")
     parser.set_defaults(func=run, check=check)
     return parser
