@@ -15,7 +15,6 @@ the ``tflite-micro`` package is installed (``--arena-bytes N`` gives it
 instead).
 """
 
-import json
 import os
 import sys
 
@@ -146,6 +145,7 @@ def run(args):
 
     from tf_nvm.atomic import check_writable, write_json_atomic  # noqa: PLC0415
     from tf_nvm.cost import compare_mappings, mcu_cost, network_cost, shared_vs_per_layer  # noqa: PLC0415
+    from tf_nvm.tables import to_records  # noqa: PLC0415
     from tf_nvm.cost.report import (component_table, plot_components, plot_crossbar_vs_mcu,  # noqa: PLC0415
                                     write_table)
 
@@ -185,8 +185,8 @@ def run(args):
     files["energy_png"] = plot_components(mapped, "energy_pj", os.path.join(out, "energy_by_component.png"),
                                           f"{name}: energy per inference by component ({tech.name})")
     report = {"source": os.path.abspath(args.source), "technology": tech.to_dict(), "mapping": mapping.summary(),
-              "summary": json.loads(summary.to_json(orient="records")), "unipolar_vs_bipolar": comparison,
-              "shared_vs_per_layer": json.loads(shared.to_json(orient="records"))}
+              "summary": to_records(summary), "unipolar_vs_bipolar": comparison,
+              "shared_vs_per_layer": to_records(shared)}
     if scores:
         report["ideal_scores"] = scores
     xbar = results[f"as mapped ({kind})"]
@@ -218,7 +218,7 @@ def run(args):
         files["crossbar_vs_mcu"] = write_table(versus, os.path.join(out, "crossbar_vs_mcu"))
         files["crossbar_vs_mcu_png"] = plot_crossbar_vs_mcu(versus, os.path.join(out, "crossbar_vs_mcu.png"),
                                                             f"{name}: crossbar vs microcontroller per inference")
-        report["crossbar_vs_mcu"] = json.loads(versus.to_json(orient="records"))
+        report["crossbar_vs_mcu"] = to_records(versus)
         for row in rows[1:]:
             print(f"[tf-nvm] {row['platform']}: {_si(row['energy_nj'] * 1e-9, 'J')}, "
                   f"{_si(row['latency_us'] * 1e-6, 's')} per inference, flash {row['flash_bytes']} B, "

@@ -16,7 +16,6 @@ folder, shipped in a wheel as ``tf_nvm/_searches/``) or by the path of a
 import dataclasses
 import importlib.resources
 import inspect
-import json
 import os
 from pathlib import Path
 from typing import Optional, Union
@@ -27,6 +26,7 @@ from tf_nvm.nas.hypermodels import HYPERMODELS
 from tf_nvm.nas.objectives import SearchObjective
 from tf_nvm.nas.tuners import TUNERS, Training
 from tf_nvm.recipes import Recipe, read_json_config
+from tf_nvm.safe_io import json_plain
 
 __all__ = ["SearchConfig", "load", "from_dict", "names", "searches_dir", "RESUMABLE_CHANGES"]
 
@@ -173,7 +173,7 @@ class SearchConfig:
         out["training"] = dataclasses.asdict(self.training)
         out["objective"] = self.objective.to_dict()
         out["budget"] = self.budget.to_dict()
-        return json.loads(json.dumps(out))
+        return json_plain(out)
 
     def replace(self, **changes):
         """A copy with ``changes``."""

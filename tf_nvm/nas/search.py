@@ -32,6 +32,8 @@ import time
 
 from tf_nvm.atomic import write_json_atomic
 from tf_nvm.errors import SearchError
+from tf_nvm.recipes import MAX_CONFIG_BYTES
+from tf_nvm.safe_io import json_plain, read_json
 from tf_nvm.nas import config as config_module
 from tf_nvm.nas.hypermodels import make_hypermodel
 from tf_nvm.nas.report import plot_pareto, trials_table
@@ -65,7 +67,7 @@ def distributed_role():
 
 def _comparable(data):
     """The config without the fields a resume may change (`RESUMABLE_CHANGES`)."""
-    data = json.loads(json.dumps(data))
+    data = json_plain(data)
     for path in config_module.RESUMABLE_CHANGES:
         *parents, leaf = path.split(".")
         section = data
@@ -90,8 +92,9 @@ def _prepare_folder(config, out, resume, overwrite):
             raise SearchError(f"resume: {out!r} holds no search ({SEARCH_FILE} missing), nothing to resume. Fix: "
                               "drop --resume to start a new search there, or pass the folder of the interrupted "
                               "search.")
-        with open(saved_path, encoding="utf-8") as handle:
-            saved = json.load(handle)
+        saved = read_json(saved_path, max_bytes=MAX_CONFIG_BYTES, what="resume: the search's config", error=SearchError,
+                          fix="Fix: pass --overwrite to start the search again (its trials are lost), or restore "
+                              f"{SEARCH_FILE} from a copy.", object_only=True)
         if _comparable(saved) != _comparable(config.to_dict()):
             changed = sorted(k for k in set(saved) | set(config.to_dict())
                              if _comparable(saved).get(k) != _comparable(config.to_dict()).get(k))

@@ -22,7 +22,6 @@ distribution work unchanged. Per trial:
 """
 
 import dataclasses
-import json
 import os
 import time
 import warnings
@@ -40,14 +39,17 @@ from tf_nvm.nas.hardware import Budget, hardware_counts
 from tf_nvm.nas.hypermodels import checked_hypermodel
 from tf_nvm.nas.objectives import SearchObjective
 from tf_nvm.nvm_model import model_spec
+from tf_nvm.safe_io import read_json
 from tf_nvm.registry import Registry
 from tf_nvm.sign_split import fuse_sign_split
 from tf_nvm.spec import resolve_spec
 
 __all__ = ["Training", "NVMTunerMixin", "NVMRandomSearch", "NVMBayesianOptimization", "NVMHyperband", "TUNERS",
-           "FailureAwareBayesianOracle", "TRIAL_FILE", "CHECKPOINT"]
+           "FailureAwareBayesianOracle", "TRIAL_FILE", "MAX_TRIAL_RECORD_BYTES", "CHECKPOINT"]
 
 TRIAL_FILE = "nvm_trial.json"
+MAX_TRIAL_RECORD_BYTES = 1024 * 1024
+"""Largest ``nvm_trial.json`` read, bytes (1 MiB; one is under 4 KiB)."""
 """Per trial folder: hardware counts, reason of a failure, seconds (written atomically)."""
 CHECKPOINT = "checkpoint"
 """Per trial folder: the trained weights (TensorFlow checkpoint prefix)."""
@@ -185,9 +187,10 @@ class NVMTunerMixin:
 
         path = os.path.join(self.get_trial_dir(trial_id), TRIAL_FILE)
         try:
-            with open(path, encoding="utf-8") as handle:
-                return NVMSpec.from_dict(json.load(handle)["spec"])
-        except (OSError, ValueError, KeyError, TypeError) as err:
+            record = read_json(path, max_bytes=MAX_TRIAL_RECORD_BYTES, what="trial record", error=SearchError,
+                               object_only=True)
+            return NVMSpec.from_dict(record["spec"])
+        except (ValueError, KeyError, TypeError) as err:
             raise SearchError(f"trial {trial_id}: {path} holds no trained spec ({type(err).__name__}: {err}). "
                               "Fix: load only completed trials of this search folder (on the machine that ran "
                               "them), or rerun the search with --overwrite.") from None

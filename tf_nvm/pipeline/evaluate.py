@@ -199,25 +199,19 @@ def input_standardisation(data=None, standardisation=None, dataset=None, where="
         ExportError: both a file and data given, or an unreadable file.
         CorruptDatasetError: the data have no ``x_train``.
     """
-    import json  # noqa: PLC0415
-
     from tf_nvm.data import load_raw_data, standardisation_from_data  # noqa: PLC0415
     from tf_nvm.errors import ExportError  # noqa: PLC0415
     from tf_nvm.preprocessing import Standardisation  # noqa: PLC0415
-    from tf_nvm.safe_io import read_bytes  # noqa: PLC0415
+    from tf_nvm.safe_io import read_json  # noqa: PLC0415
 
     dataset, data = _named(dataset, data, where)
     if standardisation is not None:
         if data is not None or dataset is not None:
             raise ExportError(f"{where}: both --standardisation and --data/--dataset were given; the input "
                               "standardisation comes from one of them. Fix: pass only one.")
-        content = read_bytes(standardisation, max_bytes=_MAX_JSON_BYTES, error=ExportError,
-                             fix="Fix: pass a JSON file {\"input_mean\": [...], \"input_std\": [...]}.")
-        try:
-            parsed = json.loads(content.decode("utf-8"))
-        except ValueError as err:
-            raise ExportError(f"{where} --standardisation {standardisation}: not valid JSON ({err}). Fix: pass a "
-                              "JSON file {\"input_mean\": [...], \"input_std\": [...]}.") from None
+        parsed = read_json(standardisation, max_bytes=_MAX_JSON_BYTES, what=f"{where} --standardisation",
+                           error=ExportError,
+                           fix="Fix: pass a JSON file {\"input_mean\": [...], \"input_std\": [...]}.")
         return Standardisation.from_dict(parsed, where=f"{where} --standardisation {standardisation}",
                                          error=ExportError)
     if data is None and dataset is None:
@@ -243,11 +237,9 @@ def simulate(source, out, *, config, chips=25, dataset=None, data=None, examples
     Returns:
         the results dict written to ``results.json`` (``summary`` holds the per-metric means).
     """
-    import json  # noqa: PLC0415
-
     from tf_nvm.atomic import write_json_atomic  # noqa: PLC0415
     from tf_nvm.simulator import monte_carlo, sweep as run_sweep, write_sweep  # noqa: PLC0415
-    from tf_nvm.tables import write_table  # noqa: PLC0415
+    from tf_nvm.tables import to_records, write_table  # noqa: PLC0415
 
     evaluation = test_data(source, dataset, data, examples, verbose=verbose)
     mapping = source.mapping
@@ -267,7 +259,7 @@ def simulate(source, out, *, config, chips=25, dataset=None, data=None, examples
         files = write_sweep(table, key, out, f"{os.path.basename(os.path.normpath(source.path))}: {metric_name} vs "
                                              f"{key} ({chips} chips, {config.device.noise})")
         results.update(sweep=key, task=str(table["task"].iloc[0]), metric=metric_name,
-                       rows=json.loads(table.to_json(orient="records")), files=files)
+                       rows=to_records(table), files=files)
     else:
         result = monte_carlo(*args, config, chips, evaluation.calibration, verbose=verbose, task=task, metric=metric)
         csv_path, md_path = write_table(result.chip_table(), os.path.join(out, "chips"))

@@ -55,13 +55,13 @@ naming the field, the value and what is allowed.
 
 import dataclasses
 import functools
-import json
 import math
 import os
 import re
 from typing import Optional
 
 from tf_nvm.errors import PipelineError
+from tf_nvm.safe_io import json_plain
 
 __all__ = ["Experiment", "Simulation", "Cost", "load", "names", "experiments_dir", "from_dict", "REPORT_FIELDS",
            "variant_kind"]
@@ -242,7 +242,7 @@ class Experiment:
 
 
 def _copy(value):
-    return json.loads(json.dumps(value))
+    return json_plain(value)
 
 
 def _variant_recipe(entry, dataset, where):

@@ -22,8 +22,10 @@ import pandas as pd
 from tf_nvm import provenance, runs
 from tf_nvm.pipeline.experiment import variant_kind
 from tf_nvm.atomic import write_bytes_atomic
+from tf_nvm.errors import PipelineError
 from tf_nvm.plots import pyplot, write_png
-from tf_nvm.tables import to_markdown, write_table
+from tf_nvm.safe_io import read_json
+from tf_nvm.tables import to_markdown, to_records, write_table
 
 __all__ = ["write_report", "runtime_line"]
 
@@ -73,13 +75,14 @@ def _collect(experiment, out):
     """Per variant: its training recipe as run (``experiment.json``), metrics.json and every step's marker."""
     from tf_nvm.pipeline.steps import STEPS, variant_folder  # noqa: PLC0415
 
-    with open(os.path.join(out, "experiment.json"), encoding="utf-8") as handle:
-        recipes = json.load(handle).get("recipes", {})  # absent in folders written before tf_nvm recorded them
+    recipes = read_json(os.path.join(out, "experiment.json"), what="experiment record", error=PipelineError,
+                        fix=f"Fix: delete {out} and run the experiment again.", object_only=True).get("recipes", {})
+    # "recipes" is absent in folders written before tf_nvm recorded them
     found = {}
     for name in experiment.variant_names:
         folder = variant_folder(out, name)
-        with open(os.path.join(folder, "metrics.json"), encoding="utf-8") as handle:
-            metrics = json.load(handle)
+        metrics = read_json(os.path.join(folder, "metrics.json"), what="variant metrics", error=PipelineError,
+                            fix=f"Fix: delete {folder} to train that variant again.", object_only=True)
         found[name] = {"folder": folder, "recipe": recipes.get(name, {}), "metrics": metrics,
                        **{step: runs.step_info(folder, step) for step in STEPS if step != "train"}}
     return found
@@ -688,7 +691,7 @@ def write_report(experiment, out, quick, timings):
     write_bytes_atomic(os.path.join(folder, "report.html"),
                        _html_page(experiment.name, lines, folder).encode("utf-8"))
     data = {"experiment": experiment.to_dict(), "quick": quick,
-            "tables": {k: json.loads(t.to_json(orient="records")) for k, t in tables.items()},
+            "tables": {k: to_records(t) for k, t in tables.items()},
             "plots": {k: os.path.basename(v) for k, v in plots.items()}}
     write_bytes_atomic(os.path.join(folder, "report.json"), json.dumps(data, indent=2).encode("utf-8"))
     return folder

@@ -21,7 +21,6 @@ only the others are trained, the interrupted model from its last finished epoch
 """
 
 import dataclasses
-import json
 import os
 import shutil
 import time
@@ -31,6 +30,7 @@ import numpy as np
 from tf_nvm import runs
 from tf_nvm.atomic import write_json_atomic
 from tf_nvm.errors import PipelineError
+from tf_nvm.safe_io import json_plain, read_json
 
 __all__ = ["STEPS", "run_experiment", "variant_folder", "prepare_output"]
 
@@ -63,7 +63,7 @@ def prepare_output(out, experiment, quick, retrain=False):
 
     chosen = experiment.quick_version() if quick else experiment
     recipes = {name: chosen.training_recipe(name).to_dict() for name in chosen.variant_names}
-    record = json.loads(json.dumps({"experiment": experiment.to_dict(), "quick": bool(quick), "recipes": recipes}))
+    record = json_plain({"experiment": experiment.to_dict(), "quick": bool(quick), "recipes": recipes})
     path = os.path.join(out, "experiment.json")
 
     def settings(data):
@@ -77,17 +77,13 @@ def prepare_output(out, experiment, quick, retrain=False):
     def with_defaults(recorded):
         """The recorded experiment read as the experiment loads: a field added since takes its default."""
         try:
-            return json.loads(json.dumps(from_dict(recorded, where=path).to_dict()))
+            return json_plain(from_dict(recorded, where=path).to_dict())
         except (PipelineError, TypeError, AttributeError):
             return recorded  # compared as recorded (and refused below)
 
     if os.path.isfile(path):
-        with open(path, encoding="utf-8") as handle:
-            try:
-                found = json.load(handle)
-            except ValueError as err:
-                raise PipelineError(f"{path} is not valid JSON ({err}). Fix: delete {out} to start over, or pass "
-                                    "another --out.") from err
+        found = read_json(path, what="experiment record", error=PipelineError,
+                          fix=f"Fix: delete {out} to start over, or pass another --out.")
         if not isinstance(found, dict) or found.get("experiment", {}).get("name") != experiment.name:
             other = found.get("experiment", {}).get("name") if isinstance(found, dict) else None
             raise PipelineError(f"output folder {out} holds a run of experiment {other!r}, not "
@@ -243,6 +239,7 @@ def _level_histograms(mapping):
 def _cost(experiment, name, folder, data, verbose):
     from tf_nvm import mapping as mapping_io  # noqa: PLC0415
     from tf_nvm.cost import MCU_CORES, compare_mappings, mcu_cost, network_cost, shared_vs_per_layer  # noqa: PLC0415
+    from tf_nvm.tables import to_records  # noqa: PLC0415
     from tflite_export.flatbuffer import read_tflite  # noqa: PLC0415
 
     mapping = mapping_io.load(os.path.join(folder, "export", "mapping"))
@@ -258,9 +255,9 @@ def _cost(experiment, name, folder, data, verbose):
         mcu[core_name] = totals
     shared = shared_vs_per_layer(mapping, tech)
     return {"technology": tech.name, "array_sizing": tech.array_sizing, "summary": as_mapped.summary(),
-            "by_component": json.loads(components.to_json(orient="records")),
+            "by_component": to_records(components),
             "unipolar_vs_bipolar": compare_mappings(mapping, tech),
-            "shared_vs_per_layer": json.loads(shared.to_json(orient="records")), "mcu": mcu}
+            "shared_vs_per_layer": to_records(shared), "mcu": mcu}
 
 
 def _jsonable(value):
@@ -272,7 +269,7 @@ def _jsonable(value):
         if isinstance(obj, np.ndarray):
             return obj.tolist()
         raise TypeError(f"{type(obj).__name__} is not JSON-ready")
-    return json.loads(json.dumps(value, default=default))
+    return json_plain(value, default=default)
 
 
 _STEP_FUNCTIONS = {"train": _train, "export": _export, "simulate": _simulate, "cost": _cost}
