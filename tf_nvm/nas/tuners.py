@@ -294,6 +294,11 @@ class NVMTunerMixin:
         self._started = time.monotonic()
         self._deadline = None if self.max_seconds is None else self._started + float(self.max_seconds)
         self.stopped_by_time = False
+        if isinstance(self.oracle, keras_tuner.Oracle):
+            # keras-tuner's own display numbers trials from 1 ("Running Trial #1" is trial "0", folder trial_0);
+            # one progress line per trial (`on_trial_end`) names each by its trial id, as the folders, trials.csv
+            # and summary.json do.
+            self.oracle.verbose = 0
         try:
             super().search(split, **kwargs)
         except _OutOfTime:
@@ -314,6 +319,12 @@ class NVMTunerMixin:
     def pre_create_trial(self):
         if self._deadline is not None and time.monotonic() > self._deadline:
             raise _OutOfTime()
+
+    def on_trial_begin(self, trial):
+        super().on_trial_begin(trial)
+        if self.verbose:
+            values = ", ".join(f"{k} {v}" for k, v in trial.hyperparameters.values.items())
+            print(f"[tf-nvm] trial {trial.trial_id}: running ({values[:300]})", flush=True)
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
