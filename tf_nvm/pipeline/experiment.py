@@ -389,7 +389,10 @@ def from_dict(data, where="experiment recipe", base=None):
     if not isinstance(quick, dict) or set(quick) - {"seeds", "epochs", "chips", "examples", "export_examples"}:
         _fail(where, "quick", quick, "an object with any of 'seeds', 'epochs', 'chips', 'examples', "
                                      "'export_examples'")
-    for seed in quick.get("seeds", [0]):
+    quick_seeds = quick.get("seeds", [0])
+    if not isinstance(quick_seeds, list) or not quick_seeds:
+        _fail(where, "quick.seeds", quick_seeds, "a non-empty list of integers >= 0")
+    for seed in quick_seeds:
         _int(where, "quick.seeds[]", seed, 0)
     for field in ("epochs", "chips", "examples", "export_examples"):
         if field in quick:
