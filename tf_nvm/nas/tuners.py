@@ -48,9 +48,9 @@ __all__ = ["Training", "NVMTunerMixin", "NVMRandomSearch", "NVMBayesianOptimizat
            "FailureAwareBayesianOracle", "TRIAL_FILE", "MAX_TRIAL_RECORD_BYTES", "CHECKPOINT"]
 
 TRIAL_FILE = "nvm_trial.json"
+"""Per trial folder: hardware counts, reason of a failure, seconds (written atomically)."""
 MAX_TRIAL_RECORD_BYTES = 1024 * 1024
 """Largest ``nvm_trial.json`` read, bytes (1 MiB; one is under 4 KiB)."""
-"""Per trial folder: hardware counts, reason of a failure, seconds (written atomically)."""
 CHECKPOINT = "checkpoint"
 """Per trial folder: the trained weights (TensorFlow checkpoint prefix)."""
 
