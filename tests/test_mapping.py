@@ -244,7 +244,7 @@ def test_truncated_json_is_refused(saved):
     json_path, _ = saved
     text = open(json_path).read()
     open(json_path, "w").write(text[: len(text) // 2])
-    with pytest.raises(MappingError, match=r"m\.json: not valid JSON .*Fix: re-export the mapping; the file is "
+    with pytest.raises(MappingError, match=r"m\.json is not valid JSON .*Fix: re-export the mapping; the file is "
                                            r"truncated"):
         M.load(json_path)
 

@@ -49,5 +49,5 @@ def test_step_markers_record_the_code_and_say_when_it_changed(tmp_path, monkeypa
     assert runs.step_stale(folder, "export").startswith(f"made by tf_nvm {tf_nvm.__version__}")
     assert runs.step_stale(folder, "export").endswith(", this is tf_nvm 9.9.9")
     (folder / "steps" / "export.json").write_text("[1]")
-    with pytest.raises(RunFolderError, match=r"export\.json holds a JSON list; a run file is a JSON object\. Fix: delete "):
+    with pytest.raises(RunFolderError, match=r"export\.json holds a JSON list; expected a JSON object \(\{\.\.\.\}\)\. Fix: delete "):
         runs.step_stale(folder, "export")

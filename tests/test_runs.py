@@ -101,7 +101,7 @@ def test_missing_model(run):
     ('{"input_mean": [NaN, 0, 0], "input_std": [1, 1, 1]}', r"preprocessing.json is not valid JSON \(NaN is not a "
                                                              r"JSON number"),
     ('{"input_mean": [0, 0, 0], "input_std": [1, Infinity, 1]}', r"\(Infinity is not a JSON number"),
-    ('[0, 1]', r"preprocessing.json holds a JSON list; a run file is a JSON object"),
+    ('[0, 1]', r"preprocessing.json holds a JSON list; expected a JSON object"),
     ('{"input_mean": [0, 0, 0]}', r"preprocessing.json: field 'input_std' is missing"),
     ('{"input_mean": [0, 0, 0], "input_std": [1, 0, 1]}', r"every input_std must be > 0, got \[1.0, 0.0, 1.0\]"),
     ('{"input_mean": [0, 0], "input_std": [1, 1, 1]}', r"input_mean has 2 values and input_std 3"),

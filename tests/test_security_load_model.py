@@ -123,8 +123,8 @@ def test_deeply_nested_config_is_a_named_error(saved, tmp_path):
     config, members = saved
     config["config"]["layers"][1]["config"]["deep"] = json.loads("[" * 300 + "]" * 300)
     path = _write(tmp_path / "m.keras", config, members)
-    with pytest.raises(ModelFileError, match=r"config\.json nests deeper than 200 levels at config\.json\.config\."
-                                             r"layers\[1\]\.config\.deep"):
+    with pytest.raises(ModelFileError, match=r"config\.json is refused: arrays and objects nest deeper than 200 "
+                                             r"levels at \$\.config\.layers\[1\]\.config\.deep"):
         tf_nvm.load_model(path)
 
 

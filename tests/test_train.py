@@ -103,7 +103,7 @@ def test_recipe_errors(tmp_path):
                                           r"\(0, '1'\)\. Fix"):
         recipes.load(str(bad))
     bad.write_text('{"dataset": "har", "architecture": "har_cnn", "spec": "paper-2bit-bipolar", "epochs": NaN}')
-    with pytest.raises(RecipeError, match=r"bad.json is not valid JSON: NaN is not a JSON number.*Fix: correct"):
+    with pytest.raises(RecipeError, match=r"bad.json is not valid JSON \(NaN is not a JSON number.*Fix: correct"):
         recipes.load(str(bad))
 
 

@@ -10,7 +10,6 @@ the rule the NVM quantizers train with.
 import contextlib
 import dataclasses
 import importlib
-import json
 import os
 import shutil
 import stat
@@ -24,7 +23,7 @@ from tf_nvm.errors import ExportError, InvalidWeightsError, ModelFileError, NotA
 from tf_nvm.grid import to_codes
 from tf_nvm.precision import require_float32
 from tf_nvm.quantize_configs import NVMCrossbarConfig
-from tf_nvm.safe_io import open_zip, read_zip_member
+from tf_nvm.safe_io import loads_json, open_zip, read_zip_member
 from tf_nvm.serialization import custom_objects
 
 __all__ = ["LayerCodes", "weight_codes", "model_spec", "nvm_layers", "crossbar_variables", "load_model",
@@ -353,14 +352,9 @@ def check_keras_config(path, compile=True):
     with open_zip(path, where=f"model file {path!r}", error=ModelFileError, fix=fix) as archive:
         text = read_zip_member(archive, "config.json", max_bytes=MAX_CONFIG_BYTES, where=f"model file {path!r}",
                                error=ModelFileError, fix=fix)
-    try:
-        config = json.loads(text)
-    except RecursionError:
-        raise ModelFileError(f"model file {path!r}: config.json nests deeper than Python's JSON reader allows; "
-                             f"at most {MAX_CONFIG_DEPTH} levels are accepted. {fix}") from None
-    except (ValueError, UnicodeDecodeError) as err:
-        raise ModelFileError(f"model file {path!r}: config.json is not JSON ({err}). Fix: re-save the model with "
-                             "model.save('NAME.keras'), or re-run `tf-nvm train`.") from None
+    config = loads_json(text, where=f"model file {path!r}: config.json", max_depth=MAX_CONFIG_DEPTH,
+                        error=ModelFileError, fix="Fix: re-save the model with model.save('NAME.keras'), or re-run "
+                                                  "`tf-nvm train`.")
     allowed = _allowed_classes()
     stack = [(config, "config.json", None, 0)]
     while stack:

@@ -22,7 +22,6 @@ written the finished model (`remove`).
 import contextlib
 import glob
 import io
-import json
 import os
 import shutil
 import time
@@ -32,6 +31,7 @@ import numpy as np
 from tf_nvm._keras import keras, tf
 from tf_nvm.atomic import write_bytes_atomic, write_json_atomic
 from tf_nvm.errors import RunFolderError
+from tf_nvm.safe_io import json_plain, read_json
 
 __all__ = ["EpochTimes", "EpochProgress", "remove", "STATE"]
 
@@ -91,7 +91,7 @@ class EpochProgress(EpochTimes):
                                  "those.")
         self.mode = mode
         self.directory = os.fspath(directory)
-        self.identity = json.loads(json.dumps(identity))
+        self.identity = json_plain(identity)
         self.monitor = monitor
         self.verbose = verbose
         self.history = {}
@@ -117,8 +117,8 @@ class EpochProgress(EpochTimes):
             return 0
         fix = f"Fix: delete {self.directory} to train this model from its first epoch."
         try:
-            with open(state_path, encoding="utf-8") as f:
-                state = json.load(f)
+            state = read_json(state_path, what="training progress", error=RunFolderError, fix=fix,
+                              object_only=True)
             epochs = int(state["epochs_done"])
             history = {str(k): [float(v) for v in values] for k, values in state["history"].items()}
             best_epoch, best_value = int(state["best_epoch"]), state["best_value"]

@@ -12,7 +12,6 @@ its arguments are checked when the recipe is built (`Recipe.check_architecture`)
 
 import dataclasses
 import inspect
-import json
 import os
 import re
 from typing import Optional, Union
@@ -22,12 +21,15 @@ from tf_nvm.bundled import recipes_dir  # noqa: F401  (tf_nvm.recipes.recipes_di
 from tf_nvm.datasets import DATASETS
 from tf_nvm.datasets.har import HAR_TRAIN_SUBJECTS
 from tf_nvm.errors import RecipeError, SpecError, UnknownNameError
+from tf_nvm.safe_io import read_json
 from tf_nvm.spec import INITS, SIGN_SPLITS, resolve_spec
 
-__all__ = ["Recipe", "load", "from_dict", "names", "recipes_dir", "read_json_config", "check_seeds", "TRAINING_TASKS",
-           "NAME_PATTERN"]
+__all__ = ["Recipe", "load", "from_dict", "names", "recipes_dir", "read_json_config", "check_seeds", "MAX_CONFIG_BYTES",
+           "TRAINING_TASKS", "NAME_PATTERN"]
 
 TRAINING_TASKS = ("classification", "regression", "reconstruction")
+MAX_CONFIG_BYTES = 1024 * 1024
+"""Largest recipe, experiment or search config file read, bytes (1 MiB; the bundled ones are under 4 KiB)."""
 """The tasks a recipe trains (the `tf_nvm.metrics.TASKS` names; the loss of each is in `tf_nvm.train`)."""
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -234,7 +236,8 @@ def read_json_config(name_or_path, folder, *, label, error, fix, not_found, max_
     """A bundled JSON config (``folder/NAME.json``) or a ``.json`` path, parsed; ``name`` defaults to the file stem.
 
     One loader for training recipes, experiment recipes (`tf_nvm.pipeline.experiment`) and search
-    configs (`tf_nvm.nas.config`). NaN and Infinity are refused (they are not JSON).
+    configs (`tf_nvm.nas.config`), read with `tf_nvm.safe_io.read_json`: NaN and Infinity (not JSON), numbers
+    beyond int64 or +-1e300, nesting deeper than 64 levels and non-UTF-8 bytes are refused with ``error``.
 
     Args:
         name_or_path: a bundled name or a path ending in ``.json``.
@@ -243,7 +246,7 @@ def read_json_config(name_or_path, folder, *, label, error, fix, not_found, max_
         error: exception class to raise.
         fix: the "Fix: ..." sentence of the messages.
         not_found: ``path -> message`` when the file does not exist.
-        max_bytes: largest file accepted, bytes (None: no bound).
+        max_bytes: largest file accepted, bytes (None: `MAX_CONFIG_BYTES`, 1 MiB).
 
     Returns:
         (parsed JSON, the path read).
@@ -255,14 +258,8 @@ def read_json_config(name_or_path, folder, *, label, error, fix, not_found, max_
     path = name_or_path if name_or_path.endswith(".json") else str(folder / (name_or_path + ".json"))
     if not os.path.isfile(path):
         raise error(not_found(path))
-    if max_bytes is not None and os.path.getsize(path) > max_bytes:
-        raise error(f"{label} {path} is {os.path.getsize(path)} bytes; at most {max_bytes} are read (a config is a "
-                    f"small JSON file). {fix}")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle, parse_constant=_reject_constant)
-    except (OSError, ValueError) as err:
-        raise error(f"{label} {path} is not valid JSON: {err}. {fix}") from err
+    data = read_json(path, max_bytes=MAX_CONFIG_BYTES if max_bytes is None else max_bytes, what=label, error=error,
+                     fix=fix)
     if isinstance(data, dict):
         data.setdefault("name", os.path.basename(path)[:-5])
     return data, path
@@ -288,7 +285,3 @@ def from_dict(data, where="recipe"):
         data["seeds"] = tuple(data["seeds"])
     return Recipe(**data)
 
-
-def _reject_constant(name):
-    """``json.load`` hook: NaN and Infinity are not JSON (Python's json module would accept them)."""
-    raise ValueError(f"{name} is not a JSON number")  # wrapped by read_json_config, which adds the file and the fix

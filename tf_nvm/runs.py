@@ -34,12 +34,13 @@ from tf_nvm.atomic import atomic_path, write_json_atomic
 from tf_nvm.errors import RunFolderError, SpecError
 from tf_nvm.outputs import claim_output_folder, mark_output_folder
 from tf_nvm.preprocessing import Standardisation
+from tf_nvm.safe_io import json_plain, read_json
 from tf_nvm.spec import NVMSpec
 
 __all__ = ["FORMAT", "SCHEMA_VERSION", "RunFolder", "prepare_folder", "check_resumable", "create_run", "save_model",
            "write_seed", "read_seed", "SHARED_FLOAT_CODE", "StaleFloat", "write_shared_float", "read_shared_float",
            "write_result", "read_run",
-           "mark_done", "is_done", "step_info", "step_stale"]
+           "mark_done", "is_done", "step_info", "step_stale", "MAX_RUN_JSON_BYTES"]
 
 FORMAT = "tf_nvm.run"
 """The ``format`` field of ``run.json``."""
@@ -55,6 +56,8 @@ PREPROCESSING = "preprocessing.json"
 METRICS = "metrics.json"
 SEED_RESULT = "result.json"
 STEPS = "steps"
+MAX_RUN_JSON_BYTES = 16 * 1024 * 1024
+"""Largest JSON file of a run folder read, bytes (16 MiB; a metrics.json of 1,000 epochs is about 100 KiB)."""
 
 _RETRAIN = "Fix: re-run `tf-nvm train`; the run folder was edited, truncated or mixes files of different runs."
 _STEP_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
@@ -145,7 +148,7 @@ def _preprocessing(standardisation, data_source, data_sha256):
     out = {**standardisation.to_dict(), "data_source": data_source}
     if data_sha256 is not None:
         out["data_sha256"] = data_sha256
-    return json.loads(json.dumps(out))  # as on disk
+    return json_plain(out)  # as on disk
 
 
 def save_model(model, path):
@@ -240,7 +243,7 @@ def check_resumable(folder, recipe, standardisation, data_source, data_sha256=No
     if saved_recipe is None or saved_pre is None:
         raise RunFolderError(f"cannot resume in {folder!r}: it holds no {RECIPE} / {PREPROCESSING} of an earlier "
                              f"run. {fix}")
-    mine = json.loads(json.dumps(recipe.to_dict()))  # as on disk
+    mine = json_plain(recipe.to_dict())  # as on disk
     if saved_recipe != mine:
         diff = sorted(k for k in set(saved_recipe) | set(mine) if saved_recipe.get(k) != mine.get(k))
         raise RunFolderError(f"cannot resume in {folder!r}: it holds a run of another recipe (fields differing: "
@@ -372,22 +375,10 @@ def _read_manifest(folder):
 def _read_json(folder, name, fix=_RETRAIN):
     """The JSON object in ``folder/name``, or None when the file is absent."""
     where = os.path.join(folder, name)
-    if not os.path.isfile(where):
+    if not os.path.lexists(where):
         return None
-    try:
-        with open(where, encoding="utf-8") as handle:
-            data = json.load(handle, parse_constant=_reject_constant)
-    except (OSError, ValueError) as err:
-        raise RunFolderError(f"{where} is not valid JSON ({err}); a run file is a JSON object without NaN or "
-                             f"Infinity. {fix}") from err
-    if not isinstance(data, dict):
-        raise RunFolderError(f"{where} holds a JSON {type(data).__name__}; a run file is a JSON object. {fix}")
-    return data
-
-
-def _reject_constant(name):
-    """``json.load`` hook: NaN and Infinity are not JSON (Python's json module would accept them)."""
-    raise RunFolderError(f"{name} is not a JSON number")  # wrapped by _read_json, which adds the file and the fix
+    return read_json(where, max_bytes=MAX_RUN_JSON_BYTES, what="run file", error=RunFolderError, fix=fix,
+                     object_only=True)
 
 
 # -------------------------------------------------------------- step markers

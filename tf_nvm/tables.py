@@ -11,8 +11,9 @@ import numbers
 import pandas as pd
 
 from tf_nvm.atomic import write_bytes_atomic
+from tf_nvm.safe_io import loads_json
 
-__all__ = ["to_markdown", "write_table"]
+__all__ = ["to_markdown", "write_table", "to_records"]
 
 
 def _cell(value, decimals):
@@ -55,3 +56,15 @@ def write_table(table, prefix, decimals=4):
     write_bytes_atomic(csv_path, table.to_csv(index=False).encode("utf-8"))
     write_bytes_atomic(md_path, to_markdown(table, decimals).encode("utf-8"))
     return csv_path, md_path
+
+
+def to_records(table):
+    """A DataFrame as a JSON-ready list of row dicts (numpy numbers as Python numbers, NaN as None).
+
+    Args:
+        table: pandas DataFrame.
+
+    Returns:
+        list of ``{column: value}``, one per row, as ``table.to_json(orient="records")`` reads back.
+    """
+    return loads_json(table.to_json(orient="records"), where="result table")

@@ -30,7 +30,6 @@ import dataclasses
 import hashlib
 import importlib
 import importlib.util
-import json
 import os
 import re
 import select
@@ -42,6 +41,7 @@ import numpy as np
 
 from tf_nvm.errors import ExportError
 from tf_nvm.grid import to_int8
+from tf_nvm.safe_io import loads_json
 
 __all__ = [
     "RuntimeComparison",
@@ -476,7 +476,8 @@ class _ArenaProbe:
                                   f"{int(size)} bytes within {self.timeout + 60} s (exit status "
                                   f"{self.server.poll()}). Fix: check that tflite-micro imports in a fresh Python "
                                   "(python3 -c 'from tflite_micro import runtime').")
-            answer = json.loads(line)
+            answer = loads_json(line, where="the TFLite Micro arena probe's answer", error=ExportError,
+                                fix="Fix: check that tflite-micro imports in a fresh Python.", object_only=True)
             status, output = answer["status"], answer["output"]
             if status == "timeout":
                 self._timed_out(size)

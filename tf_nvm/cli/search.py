@@ -1,6 +1,5 @@
 """``tf-nvm search CONFIG --out DIR``: keras-tuner architecture search of NVM models (`tf_nvm.nas`)."""
 
-import json
 import os
 
 __all__ = ["add_parser", "run"]
@@ -46,7 +45,7 @@ def check(args):
 def run(args):
     """Runs the search; prints the summary; returns 0."""
     from tf_nvm.nas import config as search_config  # noqa: PLC0415  (imports TensorFlow and keras-tuner)
-    from tf_nvm.nas.search import run_search  # noqa: PLC0415
+    from tf_nvm.nas.search import run_search, summary_text  # noqa: PLC0415
 
     config = search_config.load(args.config)
     if args.max_trials is not None:
@@ -59,6 +58,5 @@ def run(args):
     # every candidate must map onto crossbars (a dry run of the exporter), else it is a failed trial with the reason
     summary = run_search(config, out, resume=args.resume, overwrite=args.overwrite, export_best=args.export_best,
                          data_path=args.data, verbose=not args.quiet, candidate_check=build_mapping)
-    print(json.dumps(summary, indent=2))
-    print(f"[tf-nvm] search folder: {os.path.abspath(out)}")
+    print(summary_text(summary, out))  # the whole summary is out/summary.json
     return 0

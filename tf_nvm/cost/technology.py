@@ -18,10 +18,10 @@ Numpy-free, TensorFlow-free (cost-model layer).
 """
 
 import dataclasses
-import json
 import os
 
 from tf_nvm.errors import CostModelError
+from tf_nvm.safe_io import loads_json, read_json
 from tf_nvm.registry import Registry
 
 __all__ = ["Technology", "TECHNOLOGIES", "get_technology", "load_technology", "apply_settings", "parse_setting",
@@ -363,15 +363,8 @@ def load_technology(path):
     if not os.path.isfile(path):
         raise CostModelError(f"technology file {path!r} does not exist or is not a regular file. Fix: pass a JSON "
                              "file of technology keys, or a preset name: " + ", ".join(TECHNOLOGIES.names()) + ".")
-    if os.path.getsize(path) > _MAX_JSON_BYTES:
-        raise CostModelError(f"technology file {path!r} is larger than {_MAX_JSON_BYTES} bytes. Fix: pass the small "
-                             "JSON file of technology keys.")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise CostModelError(f"technology file {path!r} is not valid JSON ({err}). Fix: write a JSON object of "
-                             "technology keys.") from None
+    data = read_json(path, max_bytes=_MAX_JSON_BYTES, what="technology file", error=CostModelError,
+                     fix="Fix: write a JSON object of technology keys.", object_only=True)
     return Technology.from_dict(data, base=Technology(name="custom"), where=f"technology file {path!r}")
 
 
@@ -384,11 +377,8 @@ def parse_setting(text):
     if not isinstance(text, str) or "=" not in text:
         raise CostModelError(f"setting {text!r} is not KEY=VALUE. Fix: e.g. --set adc_share_columns=4.")
     key, raw = (part.strip() for part in text.split("=", 1))
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        value = raw
-    return key, value
+    return key, loads_json(raw, where=f"setting {text[:80]!r}", error=CostModelError, text_fallback=True,
+                           fix="Fix: give a JSON number, list or string, e.g. --set adc_share_columns=4.")
 
 
 def apply_settings(tech, settings):

@@ -239,9 +239,9 @@ def save(mapping, path):
 def _referenced_npz(json_path):
     """The npz file an existing mapping JSON names (None when there is no readable one)."""
     try:
-        doc = json.loads(safe_io.read_bytes(json_path, max_bytes=MAX_JSON_BYTES, error=MappingError))
+        doc = safe_io.read_json(json_path, max_bytes=MAX_JSON_BYTES, what="mapping", error=MappingError)
         name = doc["arrays_file"]["name"]
-    except (MappingError, ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError):
+    except (MappingError, KeyError, TypeError):
         return None
     if not isinstance(name, str) or os.path.basename(name) != name or not name.endswith(".npz"):
         return None
@@ -292,15 +292,8 @@ class _ArraysReplaced(Exception):
 def _read_document(json_path):
     text = safe_io.read_bytes(json_path, max_bytes=MAX_JSON_BYTES, error=MappingError,
                               fix="Fix: pass the PREFIX or PREFIX.json written by tflite_export.export_crossbar.")
-    try:
-        return json.loads(text.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError, MappingError) as err:
-        raise MappingError(f"{json_path}: not valid JSON ({err}). Fix: re-export the mapping; the file is "
-                           "truncated or was edited by hand.") from None
-
-
-def _reject_constant(name):
-    raise MappingError(f"non-finite number {name} is not allowed")  # caught by load: not valid JSON
+    return safe_io.loads_json(text, where=json_path, error=MappingError,
+                              fix="Fix: re-export the mapping; the file is truncated or was edited by hand.")
 
 
 def _finite(value):

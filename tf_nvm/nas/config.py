@@ -15,7 +15,6 @@ folder, shipped in a wheel as ``tf_nvm/_searches/``) or by the path of a
 
 import dataclasses
 import inspect
-import json
 from typing import Optional, Union
 
 from tf_nvm import bundled
@@ -26,14 +25,32 @@ from tf_nvm.nas.hypermodels import HYPERMODELS
 from tf_nvm.nas.objectives import SearchObjective
 from tf_nvm.nas.tuners import TUNERS, Training
 from tf_nvm.recipes import Recipe, read_json_config
+from tf_nvm.safe_io import json_plain
 
-__all__ = ["SearchConfig", "load", "from_dict", "names", "searches_dir", "RESUMABLE_CHANGES"]
+__all__ = ["SearchConfig", "load", "from_dict", "names", "searches_dir", "RESUMABLE_CHANGES", "TUNER_LIMITS"]
 
 _FIX = "Fix: correct the search config, or start from a bundled one (`tf-nvm recipes` lists them)."
 RESUMABLE_CHANGES = ("max_minutes", "tuner.max_trials", "tuner.max_consecutive_failed_trials", "retrain",
                      "description")
 """Config fields a ``--resume`` may change (to extend a search, retrain its best differently or reword it); any
 other change needs ``--overwrite``."""
+
+
+TUNER_LIMITS = {
+    "max_trials": (1, 100_000, "trials in all"),
+    "seed": (0, 2 ** 31 - 1, "seed of the oracle"),
+    "max_consecutive_failed_trials": (1, 100_000, "failed trials in a row that stop the search"),
+    "max_retries_per_trial": (0, 100, "retries of a trial that raised"),
+    "num_initial_points": (1, 100_000, "random trials before the Gaussian process"),
+    "alpha": (1e-12, 1.0, "the Gaussian process's noise term"),
+    "beta": (0.0, 1000.0, "the exploration weight"),
+    "max_epochs": (1, 10_000, "epochs of the longest Hyperband trial"),
+    "factor": (2, 100, "Hyperband's reduction factor"),
+    "hyperband_iterations": (1, 1000, "Hyperband brackets"),
+}
+"""Range of every keras-tuner argument a search config's ``tuner`` may set: (low, high, what it is); an integer
+``low`` means an integer argument. Checked when the config loads (``max_trials`` -5 failed inside keras-tuner
+with ``KeyError: 'status'``)."""
 
 
 def _tuner_arguments(kind):
@@ -106,6 +123,18 @@ class SearchConfig:
         if unknown:
             raise SearchError(f"search {self.name!r}: tuner {self.tuner['kind']!r} takes no argument(s) {unknown}; "
                               f"allowed: {allowed}. {_FIX}")
+        for key, value in self.tuner.items():
+            if key in TUNER_LIMITS:
+                low, high, what = TUNER_LIMITS[key]
+                integer = isinstance(low, int)
+                if (isinstance(value, bool) or not isinstance(value, (int,) if integer else (int, float))
+                        or not low <= value <= high):
+                    raise SearchError(f"search {self.name!r}: tuner.{key} ({what}) must be "
+                                      f"{'an integer' if integer else 'a number'} in {low}..{high}, got "
+                                      f"{repr(value)[:80]}. {_FIX}")
+        if self.description is not None and not isinstance(self.description, str):
+            raise SearchError(f"search {self.name!r}: description must be a string or null, got "
+                              f"{repr(self.description)[:80]}. {_FIX}")
         if self.max_minutes is not None and (isinstance(self.max_minutes, bool) or not isinstance(
                 self.max_minutes, (int, float)) or not self.max_minutes > 0):
             raise SearchError(f"search {self.name!r}: max_minutes must be a number > 0 or null, got "
@@ -160,7 +189,7 @@ class SearchConfig:
         out["training"] = dataclasses.asdict(self.training)
         out["objective"] = self.objective.to_dict()
         out["budget"] = self.budget.to_dict()
-        return json.loads(json.dumps(out))
+        return json_plain(out)
 
     def replace(self, **changes):
         """A copy with ``changes``."""

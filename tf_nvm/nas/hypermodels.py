@@ -13,6 +13,8 @@ Keras 3 model, for example) raises `SearchError` at once, when the tuner is
 created, instead of failing every trial.
 """
 
+import json
+
 import keras_tuner
 
 from tf_nvm import models
@@ -21,7 +23,10 @@ from tf_nvm.errors import SearchError
 from tf_nvm.registry import Registry
 
 __all__ = ["HYPERMODELS", "ArchitectureHyperModel", "HarCNNHyperModel", "HarMLPHyperModel", "CifarCNNHyperModel",
-           "ResNet8HyperModel", "CheckedHyperModel", "checked_hypermodel", "make_hypermodel"]
+           "ResNet8HyperModel", "CheckedHyperModel", "checked_hypermodel", "make_hypermodel", "MAX_CHOICES"]
+
+MAX_CHOICES = 64
+"""Most values one hyperparameter of a search space may list."""
 
 HYPERMODELS = Registry("hypermodel", error=SearchError,
                        fix="use a registered hypermodel, or register a tf_nvm.nas.ArchitectureHyperModel subclass "
@@ -33,7 +38,10 @@ class ArchitectureHyperModel(keras_tuner.HyperModel):
     """A search space over one registered architecture's arguments.
 
     Subclasses set ``architecture`` (a name in `tf_nvm.models.ARCHITECTURES`),
-    ``SPACE`` ({hyperparameter: tuple of values}, the first value the default)
+    ``SPACE`` ({hyperparameter: tuple of values}, the first value the default),
+    ``LIMITS`` ({hyperparameter: (low, high) for numbers, or a tuple of the allowed
+    strings/booleans}: what a config's space may ask for, checked before anything is
+    built, so a config cannot ask for a 100,000,000-filter layer or 1,000 blocks)
     and implement `arguments`.
 
     Args:
@@ -42,14 +50,20 @@ class ArchitectureHyperModel(keras_tuner.HyperModel):
         num_classes: number of logits.
 
     Raises:
-        SearchError: a space name that is not in ``SPACE``, or an empty or non-scalar value list.
+        SearchError: a space name that is not in ``SPACE``, an empty or non-scalar value list,
+            more than `MAX_CHOICES` values, or a value outside ``LIMITS`` (or of another type than
+            the default values: an integer hyperparameter takes integers only).
     """
 
     architecture = None
     SPACE = {}
+    LIMITS = {}
 
     def __init__(self, space=None, input_shape=None, num_classes=None):
         super().__init__(name=self.architecture)
+        if space is not None and not isinstance(space, dict):
+            raise SearchError(f"space of hypermodel {self.architecture!r} must be an object {{name: [values]}}, got "
+                              f"{repr(space)[:80]}. Fix: e.g. \"space\": {{\"filters\": [16, 32]}}.")
         space = dict(space or {})
         unknown = sorted(set(space) - set(self.SPACE))
         if unknown:
@@ -60,10 +74,29 @@ class ArchitectureHyperModel(keras_tuner.HyperModel):
                     or not all(isinstance(v, (int, float, str, bool)) for v in values)
                     or len({type(v) for v in values}) != 1):
                 raise SearchError(f"space.{name} must be a non-empty list of numbers, strings or booleans of one "
-                                  f"type, got {values!r}. Fix: e.g. \"{name}\": {list(self.SPACE[name])}.")
+                                  f"type, got {str(values)[:200]}. Fix: e.g. \"{name}\": {json.dumps(list(self.SPACE[name]))}.")
+            self._check_values(name, values)
         self.space = {name: tuple(space.get(name, values)) for name, values in self.SPACE.items()}
         self.input_shape = tuple(input_shape) if input_shape is not None else None
         self.num_classes = num_classes
+
+    def _check_values(self, name, values):
+        """Raises SearchError unless every value of ``space[name]`` is of the default's type and within ``LIMITS``."""
+        limit, default = self.LIMITS[name], self.SPACE[name][0]
+        fix = f"Fix: e.g. \"{name}\": {json.dumps(list(self.SPACE[name]))}."
+        if len(values) > MAX_CHOICES:
+            raise SearchError(f"space.{name} lists {len(values)} values; at most {MAX_CHOICES} are allowed. {fix}")
+        for value in values:
+            if isinstance(default, bool) or isinstance(default, str):
+                ok = value in limit and type(value) is type(default)
+                allowed = f"one of {list(limit)}"
+            else:
+                kinds = (int,) if isinstance(default, int) else (int, float)
+                ok = (isinstance(value, kinds) and not isinstance(value, bool) and limit[0] <= value <= limit[1])
+                allowed = (f"{'an integer' if kinds == (int,) else 'a number'} in {limit[0]}..{limit[1]}")
+            if not ok:
+                raise SearchError(f"space.{name} of hypermodel {self.architecture!r} holds {value!r}; each value must "
+                                  f"be {allowed}. {fix}")
 
     def choice(self, hp, name, key=None):
         """``hp.Choice(key or name, self.space[name])``: the candidate lists are looked up by ``name``."""
@@ -116,6 +149,9 @@ class HarCNNHyperModel(ArchitectureHyperModel):
     SPACE = {"depth": (2, 1, 3), "filters": (32, 16, 24, 48, 64), "kernel_size": (5, 3, 7, 9),
              "pool": (2, 4), "pooling": ("max",), "signs": ("split", "bn"), "input_pool": (1,),
              "head_units": (0, 32), "dropout": (0.0, 0.2)}
+    LIMITS = {"depth": (1, 8), "filters": (1, 256), "kernel_size": (1, 128), "pool": (1, 128),
+              "pooling": ("max", "avg"), "signs": ("split", "bn"), "input_pool": (1, 128), "head_units": (0, 1024),
+              "dropout": (0.0, 0.9)}
 
     def arguments(self, hp):
         _, blocks = _blocks(self, hp, "depth", ("filters", "kernel_size"))
@@ -137,6 +173,8 @@ class HarMLPHyperModel(ArchitectureHyperModel):
     architecture = "har_search_mlp"
     SPACE = {"depth": (1, 0, 2), "units": (64, 16, 32, 128), "signs": ("split", "bn"), "input_pool": (4, 2, 8),
              "dropout": (0.0, 0.2)}
+    LIMITS = {"depth": (0, 8), "units": (1, 1024), "signs": ("split", "bn"), "input_pool": (1, 128),
+              "dropout": (0.0, 0.9)}
 
     def arguments(self, hp):
         _, blocks = _blocks(self, hp, "depth", ("units",))
@@ -150,6 +188,7 @@ class CifarCNNHyperModel(ArchitectureHyperModel):
 
     architecture = "cifar_cnn"
     SPACE = {"depth": (3, 2), "filters": (32, 16, 64, 128), "sign_split": (False, True)}
+    LIMITS = {"depth": (1, 5), "filters": (1, 512), "sign_split": (False, True)}  # 5 poolings: 32x32 -> 1x1
 
     def arguments(self, hp):
         _, blocks = _blocks(self, hp, "depth", ("filters",))
@@ -167,6 +206,7 @@ class ResNet8HyperModel(ArchitectureHyperModel):
 
     architecture = "resnet8"
     SPACE = {"filters": (16, 8, 26), "sign_split": (True, False)}
+    LIMITS = {"filters": (1, 128), "sign_split": (True, False)}  # the third stack has 4x the filters
 
     def arguments(self, hp):
         return {name: self.choice(hp, name) for name in ("filters", "sign_split")}

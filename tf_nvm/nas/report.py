@@ -1,13 +1,14 @@
 """What a search leaves for people: the table of every trial and the Pareto front (accuracy vs tiles)."""
 
-import json
 import os
 
 import numpy as np
 import pandas as pd
 
 from tf_nvm.nas.hardware import COUNTS
-from tf_nvm.nas.tuners import TRIAL_FILE
+from tf_nvm.nas.tuners import MAX_TRIAL_RECORD_BYTES, TRIAL_FILE
+from tf_nvm.errors import SearchError
+from tf_nvm.safe_io import read_json
 
 __all__ = ["trials_table", "pareto_front", "plot_pareto", "failure_reason"]
 
@@ -23,10 +24,10 @@ def failure_reason(trial, record=None):
 def _record(project_dir, trial_id):
     path = os.path.join(project_dir, f"trial_{trial_id}", TRIAL_FILE)
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return None
+        return read_json(path, max_bytes=MAX_TRIAL_RECORD_BYTES, what="trial record", error=SearchError,
+                         object_only=True)
+    except SearchError:
+        return None  # a trial that never wrote its record (or a damaged one) is reported from its oracle status
 
 
 def trials_table(tuner):

@@ -32,6 +32,8 @@ import time
 
 from tf_nvm.atomic import write_json_atomic
 from tf_nvm.errors import SearchError
+from tf_nvm.recipes import MAX_CONFIG_BYTES
+from tf_nvm.safe_io import json_plain, read_json
 from tf_nvm.nas import config as config_module
 from tf_nvm.nas.hypermodels import make_hypermodel
 from tf_nvm.nas.report import plot_pareto, trials_table
@@ -39,13 +41,47 @@ from tf_nvm.nas.tuners import TUNERS
 from tf_nvm.outputs import claim_output_folder, mark_output_folder
 from tf_nvm.tables import write_table
 
-__all__ = ["run_search", "distributed_role", "SEARCH_FILE", "PROJECT"]
+__all__ = ["run_search", "distributed_role", "summary_text", "SEARCH_FILE", "PROJECT"]
 
 SEARCH_FILE = "search.json"
 PROJECT = "tuner"
 FINALISTS = "finalists"
 _OUTPUTS = (SEARCH_FILE, PROJECT, "trials.csv", "trials.md", "pareto.png", "best_recipe.json", "best",
             FINALISTS, "summary.json")
+
+
+def _best_line(best):
+    """One line on the best trial of a summary (``summary["best"]``)."""
+    args = {k: v for k, v in best["architecture_args"].items() if k not in ("input_shape", "num_classes")}
+    return (f"best trial {best['trial']}: validation accuracy {best['val_accuracy']:.4f}, {best['tiles']} tile(s), "
+            f"{best['devices']} devices; {best['architecture']} {json.dumps(args)}")
+
+
+def summary_text(summary, out):
+    """A short human summary of `run_search`'s result (the whole of it is ``out/summary.json``).
+
+    Args:
+        summary: the dict `run_search` returns.
+        out: the search folder.
+
+    Returns:
+        str: a few lines, without a trailing newline.
+    """
+    if summary.get("role") == "worker":
+        return f"[tf-nvm] worker finished after {summary['seconds']:.0f} s; the chief writes the results in {out}"
+    counts = ", ".join(f"{n} {status.lower()}" for status, n in sorted(summary["by_status"].items()))
+    lines = [f"[tf-nvm] search {summary['name']}: {summary['trials']} trial(s) ({counts or 'none'}) in "
+             f"{summary['search_seconds']:.0f} s{' (stopped by max_minutes)' if summary['stopped_by_time'] else ''}"]
+    if summary.get("best"):
+        lines.append(f"[tf-nvm] {_best_line(summary['best'])}")
+    retrained = summary.get("retrained")
+    if retrained:
+        lines.append(f"[tf-nvm] retrained best: NVM test accuracy {retrained['test_accuracy_summary']}, float "
+                     f"{retrained['float_test_accuracy_summary']} ({os.path.join(out, 'best')})")
+    files = [name for name in ("trials.md", "pareto.png", "best_recipe.json", "summary.json")
+             if os.path.exists(os.path.join(out, name))]
+    lines.append(f"[tf-nvm] in {os.path.abspath(out)}: {', '.join(files)}")
+    return "\n".join(lines)
 
 
 def distributed_role():
@@ -66,7 +102,7 @@ def distributed_role():
 
 def _comparable(data):
     """The config without the fields a resume may change (`RESUMABLE_CHANGES`)."""
-    data = json.loads(json.dumps(data))
+    data = json_plain(data)
     for path in config_module.RESUMABLE_CHANGES:
         *parents, leaf = path.split(".")
         section = data
@@ -91,14 +127,16 @@ def _prepare_folder(config, out, resume, overwrite):
             raise SearchError(f"resume: {out!r} holds no search ({SEARCH_FILE} missing), nothing to resume. Fix: "
                               "drop --resume to start a new search there, or pass the folder of the interrupted "
                               "search.")
-        with open(saved_path, encoding="utf-8") as handle:
-            saved = json.load(handle)
+        saved = read_json(saved_path, max_bytes=MAX_CONFIG_BYTES, what="resume: the search's config", error=SearchError,
+                          fix="Fix: pass --overwrite to start the search again (its trials are lost), or restore "
+                              f"{SEARCH_FILE} from a copy.", object_only=True)
         if _comparable(saved) != _comparable(config.to_dict()):
             changed = sorted(k for k in set(saved) | set(config.to_dict())
                              if _comparable(saved).get(k) != _comparable(config.to_dict()).get(k))
             raise SearchError(f"resume: the config differs from the one the search in {out!r} started with "
                               f"(fields {changed}); only {list(config_module.RESUMABLE_CHANGES)} may change. Fix: "
                               "resume with the same config, or pass --overwrite to start again.")
+        _check_project(out)
     elif holds_search:
         if not overwrite:
             raise SearchError(f"output folder {out!r} already holds a search. Fix: pass --resume to continue it "
@@ -106,14 +144,62 @@ def _prepare_folder(config, out, resume, overwrite):
                               "--out.")
         for name in _OUTPUTS:
             path = os.path.join(out, name)
-            if os.path.isdir(path):
+            if os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path)
-            elif os.path.exists(path):
-                os.unlink(path)
+            elif os.path.lexists(path):
+                os.unlink(path)  # a file, or a symbolic link (removed itself: its target is left alone)
     elif claim_output_folder(out, "search", overwrite, error=SearchError) == "other":  # the rule of every --out
         shutil.rmtree(out)  # another command's output, replaced as --overwrite asked
     mark_output_folder(out, "search")
     write_json_atomic(saved_path, config.to_dict())
+
+
+_PROJECT_FILES = {"oracle.json": ("ongoing_trials", "hyperparameters", "tried_so_far", "seed"),
+                  "tuner0.json": (), "trial.json": ("trial_id", "hyperparameters", "metrics", "status")}
+"""keras-tuner files a resume reloads, and the keys each must hold (checked before keras-tuner reads them)."""
+MAX_PROJECT_JSON_BYTES = 16 * 1024 * 1024
+"""Largest keras-tuner project file a resume reads, bytes (16 MiB; an oracle.json of 1,000 trials is ~1 MiB)."""
+
+
+def _check_project(out):
+    """Resume: reads the keras-tuner project's files as bounded JSON objects holding the keys keras-tuner reloads,
+    so a damaged, deeply nested or replaced file is a named error instead of keras-tuner's traceback."""
+    project = os.path.join(out, PROJECT)
+    fix = ("Fix: pass --overwrite to start the search again (its trials are lost), or restore the folder "
+           f"{project} from a copy.")
+    if os.path.islink(project) or (os.path.lexists(project) and not os.path.isdir(project)):
+        raise SearchError(f"resume: {project} is {'a symbolic link' if os.path.islink(project) else 'not a folder'}; "
+                          f"a search keeps its keras-tuner project in a folder of its own. {fix}")
+    if not os.path.isdir(project):
+        return  # interrupted before keras-tuner wrote anything: the search starts from its first trial
+    files = [os.path.join(project, name) for name in ("oracle.json", "tuner0.json")]
+    files += [os.path.join(project, name, "trial.json") for name in sorted(os.listdir(project))
+              if name.startswith("trial_")]
+    for path in files:
+        if not os.path.lexists(path):
+            continue
+        data = read_json(path, max_bytes=MAX_PROJECT_JSON_BYTES, what="resume: keras-tuner's file", error=SearchError,
+                         fix=fix, object_only=True)
+        missing = [key for key in _PROJECT_FILES[os.path.basename(path)] if key not in data]
+        if missing:
+            raise SearchError(f"resume: keras-tuner's file {path} lacks the key(s) {missing} keras-tuner reloads "
+                              f"(found: {sorted(data)[:10]}). {fix}")
+
+
+def _open_tuner(make, out, resume):
+    """``make()`` (the tuner, which reloads a resumed project), with keras-tuner's errors on a damaged project
+    turned into `SearchError`."""
+    try:
+        return make()
+    except SearchError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OSError) as err:
+        if not resume:
+            raise
+        raise SearchError(f"resume: keras-tuner cannot reload the project in {os.path.join(out, PROJECT)} "
+                          f"({type(err).__name__}: {str(err)[:200]}); a file in it was edited or damaged. Fix: pass "
+                          "--overwrite to start the search again (its trials are lost), or restore the folder from "
+                          "a copy.") from None
 
 
 def _best_trials(tuner, count, tiles=None, max_tiles=None):
@@ -216,11 +302,12 @@ def run_search(config, out, *, resume=False, overwrite=False, export_best=False,
                                  num_classes=num_classes)
     tuner_args = dict(config.tuner)
     kind = tuner_args.pop("kind")
-    tuner = TUNERS.get(kind)(hypermodel, spec=config.spec, training=config.training, objective=config.objective,
-                             budget=config.budget, init=config.init, seed=tuner_args.pop("seed", 0),
-                             max_seconds=None if config.max_minutes is None else 60.0 * config.max_minutes,
-                             candidate_check=candidate_check, verbose=verbose, directory=out, project_name=PROJECT,
-                             overwrite=False, **tuner_args)
+    seed = tuner_args.pop("seed", 0)
+    tuner = _open_tuner(lambda: TUNERS.get(kind)(
+        hypermodel, spec=config.spec, training=config.training, objective=config.objective, budget=config.budget,
+        init=config.init, seed=seed, max_seconds=None if config.max_minutes is None else 60.0 * config.max_minutes,
+        candidate_check=candidate_check, verbose=verbose, directory=out, project_name=PROJECT, overwrite=False,
+        **tuner_args), out, resume)
     if verbose:
         done = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
         print(f"[tf-nvm] search {config.name} ({role}): {kind} over {config.hypermodel}, "
@@ -297,8 +384,6 @@ def _finish(config, out, tuner, elapsed, export_best, data_path, verbose, split)
     write_json_atomic(os.path.join(out, "best_recipe.json"), recipe.to_dict())
     summary["best"] = described(best, arguments, recipe)
     plot(best.trial_id)
-    if verbose:
-        print(f"[tf-nvm] best trial {best.trial_id}: {json.dumps(summary['best'])}", flush=True)
     if export_best:
         if len(finalists) == 1:
             from tf_nvm.train import run_recipe  # noqa: PLC0415

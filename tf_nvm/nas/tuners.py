@@ -22,7 +22,6 @@ distribution work unchanged. Per trial:
 """
 
 import dataclasses
-import json
 import os
 import time
 import warnings
@@ -40,15 +39,18 @@ from tf_nvm.nas.hardware import Budget, hardware_counts
 from tf_nvm.nas.hypermodels import checked_hypermodel
 from tf_nvm.nas.objectives import SearchObjective
 from tf_nvm.nvm_model import model_spec
+from tf_nvm.safe_io import read_json
 from tf_nvm.registry import Registry
 from tf_nvm.sign_split import fuse_sign_split
 from tf_nvm.spec import resolve_spec
 
 __all__ = ["Training", "NVMTunerMixin", "NVMRandomSearch", "NVMBayesianOptimization", "NVMHyperband", "TUNERS",
-           "FailureAwareBayesianOracle", "TRIAL_FILE", "CHECKPOINT"]
+           "FailureAwareBayesianOracle", "TRIAL_FILE", "MAX_TRIAL_RECORD_BYTES", "CHECKPOINT"]
 
 TRIAL_FILE = "nvm_trial.json"
 """Per trial folder: hardware counts, reason of a failure, seconds (written atomically)."""
+MAX_TRIAL_RECORD_BYTES = 1024 * 1024
+"""Largest ``nvm_trial.json`` read, bytes (1 MiB; one is under 4 KiB)."""
 CHECKPOINT = "checkpoint"
 """Per trial folder: the trained weights (TensorFlow checkpoint prefix)."""
 
@@ -185,9 +187,10 @@ class NVMTunerMixin:
 
         path = os.path.join(self.get_trial_dir(trial_id), TRIAL_FILE)
         try:
-            with open(path, encoding="utf-8") as handle:
-                return NVMSpec.from_dict(json.load(handle)["spec"])
-        except (OSError, ValueError, KeyError, TypeError) as err:
+            record = read_json(path, max_bytes=MAX_TRIAL_RECORD_BYTES, what="trial record", error=SearchError,
+                               object_only=True)
+            return NVMSpec.from_dict(record["spec"])
+        except (ValueError, KeyError, TypeError) as err:
             raise SearchError(f"trial {trial_id}: {path} holds no trained spec ({type(err).__name__}: {err}). "
                               "Fix: load only completed trials of this search folder (on the machine that ran "
                               "them), or rerun the search with --overwrite.") from None
@@ -291,6 +294,11 @@ class NVMTunerMixin:
         self._started = time.monotonic()
         self._deadline = None if self.max_seconds is None else self._started + float(self.max_seconds)
         self.stopped_by_time = False
+        if isinstance(self.oracle, keras_tuner.Oracle):
+            # keras-tuner's own display numbers trials from 1 ("Running Trial #1" is trial "0", folder trial_0);
+            # one progress line per trial (`on_trial_end`) names each by its trial id, as the folders, trials.csv
+            # and summary.json do.
+            self.oracle.verbose = 0
         try:
             super().search(split, **kwargs)
         except _OutOfTime:
@@ -311,6 +319,12 @@ class NVMTunerMixin:
     def pre_create_trial(self):
         if self._deadline is not None and time.monotonic() > self._deadline:
             raise _OutOfTime()
+
+    def on_trial_begin(self, trial):
+        super().on_trial_begin(trial)
+        if self.verbose:
+            values = ", ".join(f"{k} {v}" for k, v in trial.hyperparameters.values.items())
+            print(f"[tf-nvm] trial {trial.trial_id}: running ({values[:300]})", flush=True)
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)

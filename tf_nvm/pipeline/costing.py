@@ -15,7 +15,6 @@ Application layer (imports ``tflite_export`` to parse the flatbuffer).
 
 import dataclasses
 import hashlib
-import json
 import os
 
 from tf_nvm.errors import CostModelError, OutputFolderError
@@ -157,6 +156,7 @@ def write_cost(out, mapping, technology, cores=None, *, name, source, graph=None
     from tf_nvm.cost import MCU_CORES, compare_mappings, mcu_cost, shared_vs_per_layer, standard_scenarios  # noqa: PLC0415
     from tf_nvm.cost.report import component_table, plot_components, plot_crossbar_vs_mcu, write_table  # noqa: PLC0415
     from tf_nvm.outputs import claim_output_folder, final_paths, staged_output  # noqa: PLC0415
+    from tf_nvm.tables import to_records  # noqa: PLC0415
 
     claim_output_folder(out, "cost", overwrite, error=OutputFolderError)
     cores = dict(MCU_CORES.items()) if cores is None else cores
@@ -168,8 +168,8 @@ def write_cost(out, mapping, technology, cores=None, *, name, source, graph=None
     comparison = compare_mappings(mapping, tech)
     shared = shared_vs_per_layer(mapping, tech)
     report = {"source": os.path.abspath(os.fspath(source)), "technology": tech.to_dict(), **(extra or {}),
-              "mapping": mapping.summary(), "summary": json.loads(summary.to_json(orient="records")),
-              "unipolar_vs_bipolar": comparison, "shared_vs_per_layer": json.loads(shared.to_json(orient="records"))}
+              "mapping": mapping.summary(), "summary": to_records(summary),
+              "unipolar_vs_bipolar": comparison, "shared_vs_per_layer": to_records(shared)}
     if scores:
         report["ideal_scores"] = scores
     lines = [f"{name}: crossbar ({kind}, {tech.name}, {tech.array_sizing} arrays): {xbar.area_um2 * 1e-6:.4f} mm^2, "
@@ -214,7 +214,7 @@ def write_cost(out, mapping, technology, cores=None, *, name, source, graph=None
             files["crossbar_vs_mcu"] = write_table(versus, os.path.join(staging, "crossbar_vs_mcu"))
             files["crossbar_vs_mcu_png"] = plot_crossbar_vs_mcu(versus, os.path.join(staging, "crossbar_vs_mcu.png"),
                                                                 f"{name}: crossbar vs microcontroller per inference")
-            report["crossbar_vs_mcu"] = json.loads(versus.to_json(orient="records"))
+            report["crossbar_vs_mcu"] = to_records(versus)
             report["mcu"] = mcu
         report["files"] = final_paths(files, staging, out)
         write_json_atomic(os.path.join(staging, "results.json"), report)

@@ -184,19 +184,17 @@ def _variant_dir(experiment_dir, name):
 
 def _experiment_record(experiment_dir):
     """The experiment a ``tf-nvm run`` folder records (``--quick`` applied as recorded)."""
-    import json  # noqa: PLC0415
-
     from tf_nvm.errors import PipelineError, RunFolderError  # noqa: PLC0415
     from tf_nvm.pipeline.experiment import from_dict  # noqa: PLC0415
-    from tf_nvm.safe_io import read_bytes  # noqa: PLC0415
+    from tf_nvm.safe_io import read_json  # noqa: PLC0415
 
     path = os.path.join(experiment_dir, "experiment.json")
     fix = f"Fix: rerun `tf-nvm run` into {experiment_dir}, or pass its variants/<recipe> folder."
+    record = read_json(path, max_bytes=_MAX_JSON_BYTES, what="experiment record", error=RunFolderError, fix=fix,
+                       object_only=True)
     try:
-        record = json.loads(read_bytes(path, max_bytes=_MAX_JSON_BYTES, error=RunFolderError, fix=fix)
-                            .decode("utf-8"))
         experiment = from_dict(record["experiment"], where=path)
-    except (ValueError, KeyError, TypeError, RecursionError, PipelineError) as err:
+    except (ValueError, KeyError, TypeError, PipelineError) as err:
         raise RunFolderError(f"{path}: not an experiment record ({type(err).__name__}: {str(err)[:200]}). "
                              f"{fix}") from None
     return experiment.quick_version() if record.get("quick") else experiment
@@ -309,25 +307,19 @@ def input_standardisation(data=None, standardisation=None, dataset=None, where="
         ExportError: both a file and data given, or an unreadable file.
         CorruptDatasetError: the data have no ``x_train``.
     """
-    import json  # noqa: PLC0415
-
     from tf_nvm.data import load_raw_data, standardisation_from_data  # noqa: PLC0415
     from tf_nvm.errors import ExportError  # noqa: PLC0415
     from tf_nvm.preprocessing import Standardisation  # noqa: PLC0415
-    from tf_nvm.safe_io import read_bytes  # noqa: PLC0415
+    from tf_nvm.safe_io import read_json  # noqa: PLC0415
 
     dataset, data = _named(dataset, data, where)
     if standardisation is not None:
         if data is not None or dataset is not None:
             raise ExportError(f"{where}: both --standardisation and --data/--dataset were given; the input "
                               "standardisation comes from one of them. Fix: pass only one.")
-        content = read_bytes(standardisation, max_bytes=_MAX_JSON_BYTES, error=ExportError,
-                             fix="Fix: pass a JSON file {\"input_mean\": [...], \"input_std\": [...]}.")
-        try:
-            parsed = json.loads(content.decode("utf-8"))
-        except ValueError as err:
-            raise ExportError(f"{where} --standardisation {standardisation}: not valid JSON ({err}). Fix: pass a "
-                              "JSON file {\"input_mean\": [...], \"input_std\": [...]}.") from None
+        parsed = read_json(standardisation, max_bytes=_MAX_JSON_BYTES, what=f"{where} --standardisation",
+                           error=ExportError,
+                           fix="Fix: pass a JSON file {\"input_mean\": [...], \"input_std\": [...]}.")
         return Standardisation.from_dict(parsed, where=f"{where} --standardisation {standardisation}",
                                          error=ExportError)
     if data is None and dataset is None:
@@ -358,13 +350,11 @@ def simulate(source, out, *, config, chips=25, dataset=None, data=None, examples
         OutputFolderError: ``out`` is a file, cannot be written, or holds files that are not a simulation's
             (checked before the data are read; the folder is replaced whole only when every file is written).
     """
-    import json  # noqa: PLC0415
-
     from tf_nvm.atomic import write_json_atomic  # noqa: PLC0415
     from tf_nvm.errors import OutputFolderError  # noqa: PLC0415
     from tf_nvm.outputs import claim_output_folder, final_paths, staged_output  # noqa: PLC0415
     from tf_nvm.simulator import monte_carlo, sweep as run_sweep, write_sweep  # noqa: PLC0415
-    from tf_nvm.tables import write_table  # noqa: PLC0415
+    from tf_nvm.tables import to_records, write_table  # noqa: PLC0415
 
     claim_output_folder(out, "simulate", overwrite, error=OutputFolderError)  # before the data are read
     evaluation = test_data(source, dataset, data, examples, verbose=verbose)
@@ -385,7 +375,7 @@ def simulate(source, out, *, config, chips=25, dataset=None, data=None, examples
             files = write_sweep(table, key, staging, f"{os.path.basename(os.path.normpath(source.path))}: "
                                                      f"{metric_name} vs {key} ({chips} chips, {config.device.noise})")
             results.update(sweep=key, task=str(table["task"].iloc[0]), metric=metric_name,
-                           rows=json.loads(table.to_json(orient="records")))
+                           rows=to_records(table))
         else:
             result = monte_carlo(*args, config, chips, evaluation.calibration, verbose=verbose, task=task,
                                  metric=metric)

@@ -55,7 +55,6 @@ naming the field, the value and what is allowed.
 
 import dataclasses
 import functools
-import json
 import math
 import os
 import re
@@ -63,6 +62,7 @@ from typing import Optional
 
 from tf_nvm import bundled
 from tf_nvm.errors import PipelineError
+from tf_nvm.safe_io import json_plain
 
 __all__ = ["Experiment", "Simulation", "Cost", "load", "names", "experiments_dir", "from_dict", "REPORT_FIELDS",
            "variant_kind"]
@@ -243,7 +243,7 @@ class Experiment:
 
 
 def _copy(value):
-    return json.loads(json.dumps(value))
+    return json_plain(value)
 
 
 def _variant_recipe(entry, dataset, where):
@@ -385,7 +385,10 @@ def from_dict(data, where="experiment recipe", base=None):
     if not isinstance(quick, dict) or set(quick) - {"seeds", "epochs", "chips", "examples", "export_examples"}:
         _fail(where, "quick", quick, "an object with any of 'seeds', 'epochs', 'chips', 'examples', "
                                      "'export_examples'")
-    for seed in quick.get("seeds", [0]):
+    quick_seeds = quick.get("seeds", [0])
+    if not isinstance(quick_seeds, list) or not quick_seeds:
+        _fail(where, "quick.seeds", quick_seeds, "a non-empty list of integers >= 0")
+    for seed in quick_seeds:
         _int(where, "quick.seeds[]", seed, 0)
     for field in ("epochs", "chips", "examples", "export_examples"):
         if field in quick:

@@ -22,8 +22,10 @@ import pandas as pd
 from tf_nvm import provenance, runs
 from tf_nvm.pipeline.experiment import variant_kind
 from tf_nvm.atomic import write_bytes_atomic
+from tf_nvm.errors import PipelineError
 from tf_nvm.plots import pyplot, write_png
-from tf_nvm.tables import to_markdown, write_table
+from tf_nvm.safe_io import read_json
+from tf_nvm.tables import to_markdown, to_records, write_table
 
 __all__ = ["RUNTIME_COLUMNS", "write_report", "runtime_line"]
 
@@ -71,17 +73,25 @@ def runtime_line(info, task="classification"):
 
 def _collect(experiment, out):
     """Per variant: its training recipe as run (``experiment.json``), metrics.json and every step's marker."""
-    from tf_nvm.pipeline.steps import STEPS, variant_folder  # noqa: PLC0415
+    from tf_nvm.pipeline.steps import STEPS, check_marker, variant_folder  # noqa: PLC0415
 
-    with open(os.path.join(out, "experiment.json"), encoding="utf-8") as handle:
-        recipes = json.load(handle).get("recipes", {})  # absent in folders written before tf_nvm recorded them
+    recipes = read_json(os.path.join(out, "experiment.json"), what="experiment record", error=PipelineError,
+                        fix=f"Fix: delete {out} and run the experiment again.", object_only=True).get("recipes", {})
+    # "recipes" is absent in folders written before tf_nvm recorded them
     found = {}
     for name in experiment.variant_names:
         folder = variant_folder(out, name)
-        with open(os.path.join(folder, "metrics.json"), encoding="utf-8") as handle:
-            metrics = json.load(handle)
+        fix = "Fix: pass --force train to train every variant again (or restore the file from a copy)."
+        path = os.path.join(folder, "metrics.json")
+        metrics = read_json(path, what="variant metrics", error=PipelineError, fix=fix, object_only=True)
+        metric = metrics.get("metric", "accuracy")
+        missing = [key for key in ("seeds", f"test_{metric}", f"test_{metric}_summary", f"float_test_{metric}_summary")
+                   if key not in metrics]
+        if missing:
+            raise PipelineError(f"variant metrics {path} lacks {missing} (found {sorted(metrics)[:12]}); it was edited "
+                                f"or written by another tool. {fix}")
         found[name] = {"folder": folder, "recipe": recipes.get(name, {}), "metrics": metrics,
-                       **{step: runs.step_info(folder, step) for step in STEPS if step != "train"}}
+                       **{step: check_marker(folder, step) for step in STEPS if step != "train"}}
     return found
 
 
@@ -606,10 +616,30 @@ def _html_page(title, markdown_lines, folder):
 
 
 def write_report(experiment, out, quick, timings):
-    """Writes ``out/report/`` (report.md, tables, plots, report.json); returns the folder."""
+    """Writes ``out/report/`` (report.md, tables, plots, report.json); returns the folder.
+
+    Raises:
+        PipelineError: ``out/report`` is not a folder; a variant's ``metrics.json`` or step marker is not a
+            JSON object holding what the report reads (the message names the file, or the missing key).
+    """
     folder = os.path.join(out, "report")
-    os.makedirs(folder, exist_ok=True)
+    if os.path.lexists(folder) and (os.path.islink(folder) or not os.path.isdir(folder)):
+        raise PipelineError(f"output folder {out}: {folder} is not a folder; tf_nvm writes the report into a folder "
+                            f"of its own and never replaces what is there. Fix: move {folder} away and run again "
+                            "(every finished step is reused).")
     found = _collect(experiment, out)
+    try:
+        return _write(experiment, out, quick, timings, folder, found)
+    except (KeyError, TypeError, IndexError, AttributeError) as err:
+        raise PipelineError(f"the report of {out} cannot be built: a value it reads is missing or of the wrong type "
+                            f"({type(err).__name__}: {str(err)[:200]}); a variant's metrics.json or step marker "
+                            "(variants/*/steps/*.json) was edited. Fix: pass --force export to redo the steps after "
+                            "training (or --force train if a metrics.json was edited).") from None
+
+
+def _write(experiment, out, quick, timings, folder, found):
+    """`write_report` once ``found`` is read."""
+    os.makedirs(folder, exist_ok=True)
     preset = experiment.simulation.preset
     metric = _metric(found)
     classifier = metric == "accuracy"
@@ -703,7 +733,7 @@ def write_report(experiment, out, quick, timings):
     write_bytes_atomic(os.path.join(folder, "report.html"),
                        _html_page(experiment.name, lines, folder).encode("utf-8"))
     data = {"experiment": experiment.to_dict(), "quick": quick,
-            "tables": {k: json.loads(t.to_json(orient="records")) for k, t in tables.items()},
+            "tables": {k: to_records(t) for k, t in tables.items()},
             "plots": {k: os.path.basename(v) for k, v in plots.items()}}
     write_bytes_atomic(os.path.join(folder, "report.json"), json.dumps(data, indent=2).encode("utf-8"))
     return folder

@@ -22,7 +22,6 @@ only the others are trained, the interrupted model from its last finished epoch
 
 import dataclasses
 import hashlib
-import json
 import os
 import shutil
 import time
@@ -34,6 +33,7 @@ from tf_nvm.atomic import write_json_atomic
 from tf_nvm.errors import PipelineError
 from tf_nvm.outputs import claim_output_folder, mark_output_folder
 from tf_nvm.registry import did_you_mean
+from tf_nvm.safe_io import json_plain, read_json
 
 __all__ = ["STEPS", "check_force", "run_experiment", "variant_folder", "prepare_output"]
 
@@ -42,6 +42,30 @@ STEPS = ("train", "export", "simulate", "cost")
 
 REPRESENTATIVE = 500
 """Training windows given to the TFLite converter for calibration."""
+
+
+MARKER_KEYS = {"train": ("selected_seed",), "export": ("tflite", "mapping", "runtimes"),
+               "simulate": ("examples", "preset", "summary", "sweep", "ideal_vs_evaluator_differing"),
+               "cost": ("technology", "summary", "unipolar_vs_bipolar", "shared_vs_per_layer", "mcu")}
+"""Keys of each step marker's info that later steps and the report read (a reused marker must hold them)."""
+OUTPUT_FOLDERS = ("variants", "floats", "report")
+"""Sub-folders of an output folder; each must be a folder (not a file or a symbolic link) if it exists."""
+
+
+def check_marker(folder, step):
+    """The info of ``step``'s marker in ``folder`` (None: not done), checked to hold `MARKER_KEYS`.
+
+    Raises:
+        PipelineError: the marker lacks a key later steps or the report read (edited, or written by another tool).
+        RunFolderError: the marker is not a readable JSON object (`tf_nvm.runs.step_info`).
+    """
+    info = runs.step_info(folder, step)
+    missing = [] if info is None else [key for key in MARKER_KEYS[step] if key not in info]
+    if missing:
+        raise PipelineError(f"{os.path.join(folder, runs.STEPS, step + '.json')}: the {step} step's marker lacks "
+                            f"{missing} (found {sorted(info)[:12]}); it was edited or written by another tool. Fix: "
+                            f"pass --force {step} to redo {step} and every later step.")
+    return info
 
 
 def variant_folder(out, name):
@@ -64,9 +88,18 @@ def prepare_output(out, experiment, quick, retrain=False):
     """
     from tf_nvm.pipeline.experiment import REPORT_FIELDS, from_dict  # noqa: PLC0415
 
+    if os.path.lexists(out) and (os.path.islink(out) or not os.path.isdir(out)):
+        raise PipelineError(f"output folder {out} is {'a symbolic link' if os.path.islink(out) else 'a file'}, "
+                            "not a folder. Fix: pass a new or empty --out.")
+    for sub in OUTPUT_FOLDERS:
+        path = os.path.join(out, sub)
+        if os.path.lexists(path) and (os.path.islink(path) or not os.path.isdir(path)):
+            raise PipelineError(f"output folder {out}: {path} is {'a symbolic link' if os.path.islink(path) else 'a file'}"
+                                f"; tf_nvm writes {sub}/ as a folder of its own and never replaces what is there. "
+                                f"Fix: move {path} away, or pass another --out.")
     chosen = experiment.quick_version() if quick else experiment
     recipes = {name: chosen.training_recipe(name).to_dict() for name in chosen.variant_names}
-    record = json.loads(json.dumps({"experiment": experiment.to_dict(), "quick": bool(quick), "recipes": recipes}))
+    record = json_plain({"experiment": experiment.to_dict(), "quick": bool(quick), "recipes": recipes})
     path = os.path.join(out, "experiment.json")
 
     def settings(data):
@@ -80,19 +113,19 @@ def prepare_output(out, experiment, quick, retrain=False):
     def with_defaults(recorded):
         """The recorded experiment read as the experiment loads: a field added since takes its default."""
         try:
-            return json.loads(json.dumps(from_dict(recorded, where=path).to_dict()))
+            return json_plain(from_dict(recorded, where=path).to_dict())
         except (PipelineError, TypeError, AttributeError):
             return recorded  # compared as recorded (and refused below)
 
     if os.path.isfile(path):
-        with open(path, encoding="utf-8") as handle:
-            try:
-                found = json.load(handle)
-            except ValueError as err:
-                raise PipelineError(f"{path} is not valid JSON ({err}). Fix: delete {out} to start over, or pass "
-                                    "another --out.") from err
-        if not isinstance(found, dict) or found.get("experiment", {}).get("name") != experiment.name:
-            other = found.get("experiment", {}).get("name") if isinstance(found, dict) else None
+        damaged = f"Fix: delete {out} to start over, or pass another --out."
+        found = read_json(path, what="experiment record", error=PipelineError, fix=damaged, object_only=True)
+        for key, kind in (("experiment", dict), ("recipes", dict)):
+            if key in found and not isinstance(found[key], kind):
+                raise PipelineError(f"experiment record {path}: {key} must be a JSON object, got "
+                                    f"{repr(found[key])[:80]}; the file was edited. {damaged}")
+        if found.get("experiment", {}).get("name") != experiment.name:
+            other = found.get("experiment", {}).get("name")
             raise PipelineError(f"output folder {out} holds a run of experiment {other!r}, not "
                                 f"{experiment.name!r}. Fix: pass another --out, or delete {out}.")
         if settings({**found, "experiment": with_defaults(found.get("experiment", {}))}) != settings(record):
@@ -247,6 +280,7 @@ def _cost(experiment, name, folder, data, verbose):
     from tf_nvm import mapping as mapping_io  # noqa: PLC0415
     from tf_nvm.cost import MCU_CORES, compare_mappings, mcu_cost, network_cost, shared_vs_per_layer  # noqa: PLC0415
     from tf_nvm.pipeline.costing import read_mcu_model  # noqa: PLC0415
+    from tf_nvm.tables import to_records  # noqa: PLC0415
 
     mapping = mapping_io.load(os.path.join(folder, "export", "mapping"))
     tech = experiment.cost.resolve()
@@ -262,9 +296,9 @@ def _cost(experiment, name, folder, data, verbose):
         mcu[core_name] = totals
     shared = shared_vs_per_layer(mapping, tech)
     return {"technology": tech.name, "array_sizing": tech.array_sizing, "summary": as_mapped.summary(),
-            "by_component": json.loads(components.to_json(orient="records")),
+            "by_component": to_records(components),
             "unipolar_vs_bipolar": compare_mappings(mapping, tech),
-            "shared_vs_per_layer": json.loads(shared.to_json(orient="records")), "mcu": mcu}
+            "shared_vs_per_layer": to_records(shared), "mcu": mcu}
 
 
 def _jsonable(value):
@@ -276,7 +310,7 @@ def _jsonable(value):
         if isinstance(obj, np.ndarray):
             return obj.tolist()
         raise TypeError(f"{type(obj).__name__} is not JSON-ready")
-    return json.loads(json.dumps(value, default=default))
+    return json_plain(value, default=default)
 
 
 _STEP_FUNCTIONS = {"train": _train, "export": _export, "simulate": _simulate, "cost": _cost}
@@ -350,7 +384,7 @@ def run_experiment(experiment, out, quick=False, force=None, data_path=None, ver
     for name in chosen.variant_names:
         folder = variant_folder(out, name)
         for step in STEPS:
-            if os.path.isdir(folder) and runs.is_done(folder, step):
+            if os.path.isdir(folder) and check_marker(folder, step) is not None:
                 _say(verbose, f"{name}: {step} done earlier, reused")
                 continue
             _say(verbose, f"{name}: {step} ...")
