@@ -268,19 +268,21 @@ def _setting_cases(mapping_path, tmp_path):
                           r"--set 'mcu\.cortex-m7\.name=\[1,2\]': mcu core name: value '\[1, 2\]' \(list\) is not "
                           r"allowed; allowed: a text of 1 to 200 characters\. Fix: "),
         "mcu_clock_400_digits": (["--set", f"mcu.cortex-m7.clock_mhz={digits}"],
-                                 r"clock_mhz: value 1000000000000000000000000000000000000000 is not allowed; allowed: "
-                                 r"a finite number > 0\."),
+                                 r"is refused: the integer 1000000000+\.\.\. \(401 characters\) is beyond \+-9223372036854775807 \(2\*\*63 - 1\), "
+                                 r"the largest integer allowed\. Fix: "),
         "clock_5e-324": (["--set", "clock_ghz=5e-324"], r"technology\.clock_ghz: value 5e-324 " + bound),
-        "clock_400_digits": (["--set", f"clock_ghz={digits}"], r"technology\.clock_ghz: value 1000000000\d+\.\.\. "
-                             + bound),
-        "clock_1e308": (["--set", "clock_ghz=1e308"], r"technology\.clock_ghz: value 1e\+308 " + bound),
+        "clock_400_digits": (["--set", f"clock_ghz={digits}"], r"setting 'clock_ghz=10+' is refused: the integer "
+                             r"10+\.\.\. \(401 characters\) is beyond"),
+        "clock_1e308": (["--set", "clock_ghz=1e308"], r"setting 'clock_ghz=1e308' is refused: the number 1e308 is beyond "
+                        r"\+-1e\+300, the largest magnitude allowed\. Fix: "),
         "adc_table_1e300": (["--set", "adc_energy_pj_table=[0.79,0.99,1.2,1.42,1.67,1.97,1e300]"],
                             r"technology\.adc_energy_pj_table: value \(0\.79, .*1e\+300\) is not allowed; allowed: a "
                             r"non-empty list of finite numbers > 0 within 1e-12\.\.1e\+12\."),
         "tech_file_400_digits": (tech("t400", '{"read_pulse_ns": ' + digits + "}"),
-                                 r"technology\.read_pulse_ns: value 1000000000\d+\.\.\. " + bound),
+                                 r"is refused: the integer 10+\.\.\. \(401 characters\) is beyond "
+                                 r"\+-9223372036854775807"),
         "tech_file_1e308": (tech("t308", '{"adc_area_um2_table": [1, 2, 3, 4, 5, 6, 1e308]}'),
-                            r"technology\.adc_area_um2_table: value \(1, 2, 3, 4, 5, 6, 1e\+308\) is not allowed"),
+                            r"is refused: the number 1e308 is beyond \+-1e\+300, the largest magnitude allowed"),
         "nul_in_arrays_file": (["--source", str(tmp_path / "nul.json")],
                                r"field arrays_file\.name: value 'a\\x00b\.npz' must be a file name ending in \.npz, "
                                r"beside the JSON\. Fix: re-export the mapping"),

@@ -111,7 +111,9 @@ def test_cli_max_trials_override_is_checked_too(tmp_path, capsys):
     path = tmp_path / "c.json"
     path.write_text(json.dumps(_config_dict()))
     assert main(["search", str(path), "--out", str(tmp_path / "out"), "--max-trials", "-5"]) == 2
-    assert "tuner.max_trials (trials in all) must be an integer in 1..100000, got -5" in capsys.readouterr().err
+    assert "--max-trials: value -5 is not allowed; allowed: a number >= 1." in capsys.readouterr().err  # before TF
+    assert main(["search", str(path), "--out", str(tmp_path / "out"), "--max-trials", "1000000"]) == 2
+    assert "tuner.max_trials (trials in all) must be an integer in 1..100000, got 1000000" in capsys.readouterr().err
 
 
 def test_every_tuner_argument_and_space_entry_has_a_bound():
@@ -260,7 +262,7 @@ def test_overwrite_removes_links_not_their_targets(folder, tmp_path):
     assert not os.path.lexists(folder / "tuner") and not os.path.lexists(folder / "best")
     assert not os.path.lexists(folder / "summary.json")
     assert (outside / "oracle.json").is_file() and (tmp_path / "mine" / "keep.txt").read_text() == "a user's file"
-    assert sorted(os.listdir(folder)) == ["search.json"]
+    assert sorted(os.listdir(folder)) == ["search.json", "tf_nvm_output.json"]  # the config and the folder marker
 
 
 @pytest.mark.slow  # one real trial: about 25 s on a busy 2-core machine

@@ -86,11 +86,12 @@ def _cases(tmp_path):
                                 r"number within float32"),
         "input_scale_400_digits": (["simulate", _variant(tmp_path, doc, "big", text=lambda t: t.replace(
             '"scale": 0.0625', '"scale": 1' + "0" * 400, 1)), *sim, "--out", str(tmp_path / "o7")],
-                                   r"field input\.scale: expected number, got 1000000"),
+                                   r"big\.json is refused: the integer 10+\.\.\. \(401 characters\) is beyond "
+                                   r"\+-9223372036854775807 \(2\*\*63 - 1\), the largest integer allowed\. Fix: re-export"),
         "adc_full_scale_1e308": (["simulate", _variant(tmp_path, doc, "e308", text=lambda t: t.replace(
             '"adc_full_scale": 1536', '"adc_full_scale": 1e308')), *sim, "--out", str(tmp_path / "o8")],
-                                 r"field layers\[0\] \('fc'\)\.adc_full_scale: expected int, got 1e\+308\. "
-                                 + REEXPORT),
+                                 r"e308\.json is refused: the number 1e308 is beyond \+-1e\+300, the largest magnitude "
+                                 r"allowed\. Fix: re-export the mapping"),
     }
 
 

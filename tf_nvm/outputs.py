@@ -21,13 +21,13 @@ Foundation layer: imports no TensorFlow and no Keras.
 """
 
 import contextlib
-import json
 import os
 import re
 import secrets
 import shutil
 
 from tf_nvm.errors import OutputFolderError
+from tf_nvm.safe_io import read_json
 
 __all__ = ["MARKER", "COMMANDS", "LEGACY_FILES", "claim_output_folder", "folder_owner", "mark_output_folder",
            "staged_output", "final_paths"]
@@ -77,13 +77,11 @@ def folder_owner(path):
     marker = os.path.join(path, MARKER)
     if os.path.isfile(marker) and not os.path.islink(marker):
         try:
-            if os.path.getsize(marker) <= _MAX_MARKER_BYTES:
-                with open(marker, encoding="utf-8") as handle:
-                    found = json.loads(handle.read(_MAX_MARKER_BYTES + 1))
-                if isinstance(found, dict) and found.get("format") == _FORMAT and found.get("command") in COMMANDS:
-                    return found["command"]
-        except (OSError, ValueError, RecursionError):
-            pass
+            found = read_json(marker, max_bytes=_MAX_MARKER_BYTES, what="output-folder marker", error=OutputFolderError)
+        except OutputFolderError:
+            found = None
+        if isinstance(found, dict) and found.get("format") == _FORMAT and found.get("command") in COMMANDS:
+            return found["command"]
     for command, names in LEGACY_FILES.items():
         if any(os.path.isfile(os.path.join(path, name)) for name in names):
             return command
