@@ -29,15 +29,69 @@ def add_parser(subparsers):
     parser.add_argument("--metric", metavar="NAME",
                         help="the primary metric: accuracy (classification), mse or mae (regression), or a "
                              "registered one (default: the task's first)")
-    parser.add_argument("--chips", type=int, default=25, help="programmed chips per setting (default 25)")
+    parser.add_argument("--chips", default="25", metavar="N|A:B",
+                        help="programmed chips per setting (default 25), or chips A..B-1 as one shard of a larger "
+                             "run (merge shards with `tf-nvm simulate merge DIR... --out DIR`)")
     parser.add_argument("--preset", default="ideal", help="device noise preset: ideal, pcm-like, reram-like")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a simulation setting, e.g. adc.mode=shared, adc.bits=6, device.t_inference=3600")
     parser.add_argument("--sweep", metavar="KEY=V1,V2,...", help="one setting over several values")
     parser.add_argument("--examples", type=int, help="use only the first N test examples")
     parser.add_argument("--out", required=True, help="output folder (results.json, CSV, Markdown, PNG)")
+    _add_shard_arguments(parser)
     parser.set_defaults(func=run)
     return parser
+
+
+# ------------------------------------------------------------------ shards (tf_nvm.pipeline.shards)
+def _add_shard_arguments(parser):
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="split the chips over N local processes (merged bit-identical to one process)")
+    parser.add_argument("shards", nargs="*", metavar="DIR",
+                        help="with RUN_OR_MAPPING `merge`: the shard folders to merge into --out")
+
+
+def _shards_done(args, results):
+    import os  # noqa: PLC0415
+
+    path = os.path.abspath(os.path.join(args.out, "results.json"))
+    print(f"[tf-nvm] results: {path} ({results['task']}, {results['metric']}, chips "
+          f"{':'.join(map(str, results['shard']['chips']))})")
+    return 0
+
+
+def _run_shards(args, config, sweep, source):
+    """``simulate merge DIR...`` and ``--chips A:B`` / ``--workers N``; None when neither applies."""
+    from tf_nvm.simulator import ChipRange  # noqa: PLC0415
+
+    if args.source == "merge" and args.shards:
+        from tf_nvm.pipeline.shards import merge  # noqa: PLC0415
+
+        return merge(args.shards, args.out)
+    if args.shards:
+        raise SimulatorError(f"tf-nvm simulate: one RUN_OR_MAPPING is simulated, got {len(args.shards) + 1} "
+                             f"({args.source}, {', '.join(args.shards)}). Fix: pass one, or merge shard folders "
+                             "with `tf-nvm simulate merge DIR... --out DIR`.")
+    chips = ChipRange.parse(args.chips)
+    if isinstance(args.workers, bool) or args.workers < 1:
+        raise SimulatorError(f"tf-nvm simulate --workers: got {args.workers}; allowed an integer >= 1. Fix: e.g. "
+                             "--workers 2.")
+    if sweep is not None and (chips.start or args.workers > 1):
+        raise SimulatorError(f"tf-nvm simulate: --sweep runs whole chip sets in one process; got --chips "
+                             f"{args.chips} --workers {args.workers}. Fix: drop them, or run one setting per shard "
+                             "(--set KEY=VALUE).")
+    if sweep is not None or (chips.start == 0 and args.workers == 1):
+        args.chips = chips.count
+        return None
+    kwargs = dict(config=config, dataset=args.dataset, data=args.data, examples=args.examples, task=args.task,
+                  metric=args.metric)
+    if args.workers > 1:
+        from tf_nvm.pipeline.shards import simulate_parallel  # noqa: PLC0415
+
+        return simulate_parallel(args.source, args.out, chips=chips, workers=args.workers, **kwargs)
+    from tf_nvm.pipeline.evaluate import simulate  # noqa: PLC0415
+
+    return simulate(source, args.out, chips=chips, **kwargs)
 
 
 def argparse_suppress():
@@ -72,12 +126,17 @@ def run(args):
                                  "for several values.")
         config = config.replace_path(key, values[0])
     sweep = _setting(args.sweep) if args.sweep else None
+    if args.source == "merge" and args.shards:
+        return _shards_done(args, _run_shards(args, config, sweep, None))
     source = read_source(args.source)
     if args.data_path is not None:  # the old spelling: --data-path PATH [--data NAME]
         print("[tf-nvm] warning: --data-path is deprecated; use --data PATH (with --dataset NAME for a registered "
               "data set).", file=sys.stderr)
         args.dataset = args.dataset or args.data or source.dataset or DEFAULT_DATASET
         args.data = args.data_path
+    shard_results = _run_shards(args, config, sweep, source)
+    if shard_results is not None:
+        return _shards_done(args, shard_results)
     results = simulate(source, args.out, config=config, chips=args.chips, dataset=args.dataset,
                        data=args.data, examples=args.examples, sweep=sweep, task=args.task, metric=args.metric)
     print(f"[tf-nvm] results: {os.path.abspath(os.path.join(args.out, 'results.json'))} ({results['task']}, "
