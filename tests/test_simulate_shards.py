@@ -120,3 +120,13 @@ def test_local_workers_equal_one_process(shard_inputs):
     assert sorted(p.name for p in (parallel / "shards").iterdir()) == ["chips-0-2", "chips-2-5"]
     assert (parallel / "chips.csv").read_bytes() == (single / "chips.csv").read_bytes()
     assert json.dumps(_without_location(parallel)) == json.dumps(_without_location(single))
+
+
+def test_mapping_hash_covers_what_is_computed_not_provenance(shard_inputs):
+    import dataclasses  # noqa: PLC0415
+
+    mapping = load(str(shard_inputs / "m"))
+    later = dataclasses.replace(mapping, metadata={**(mapping.metadata or {}), "created_utc": "2030-01-01T00:00:00"})
+    assert content_hash(later) == content_hash(mapping)  # two exports of one model (each shard maps a run folder)
+    other = build_mapping(_small_model("paper-2bit-bipolar", seed=1))  # other weights (merge refusal: above)
+    assert content_hash(other) != content_hash(mapping)

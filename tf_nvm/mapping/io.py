@@ -170,8 +170,10 @@ def _to_json(mapping, npz_name, digest):
 
 
 def content_hash(mapping):
-    """SHA-256 (hex) of a mapping's content: its JSON document (file names left out) and every array's name, dtype,
-    shape and bytes. Equal for a mapping and its saved-and-loaded copy; independent of where it is stored.
+    """SHA-256 (hex) of what a mapping computes: its JSON document without the file names and without
+    ``metadata`` (provenance: export time, git commit, labels), and every array's name, dtype, shape and bytes.
+    Equal for a mapping and its saved-and-loaded copy, and for two exports of one model (which differ in
+    ``metadata["created_utc"]``); independent of where it is stored.
 
     Raises:
         MappingError: ``mapping`` is not a `Mapping`.
@@ -180,6 +182,7 @@ def content_hash(mapping):
         raise MappingError(f"content_hash expects a tf_nvm.mapping.Mapping, got {type(mapping).__name__}. Fix: pass "
                            "the Mapping returned by tflite_export.build_mapping or tf_nvm.mapping.load.")
     doc, arrays = _to_json(mapping, "", "")
+    doc.pop("metadata", None)
     digest = hashlib.sha256(json.dumps(doc, sort_keys=True, allow_nan=False).encode("utf-8"))
     for name in sorted(arrays):
         array = np.ascontiguousarray(arrays[name])

@@ -289,9 +289,11 @@ def simulate(source, out, *, config, chips=25, dataset=None, data=None, examples
 
 def monte_carlo_settings(config, evaluation, result):
     """What sets a Monte Carlo's numbers besides the chips and the mapping (hashed into its shard record)."""
+    from tf_nvm._keras import tf  # noqa: PLC0415  (already imported by the simulator)
     from tf_nvm.simulator.shards import array_hash  # noqa: PLC0415
 
-    return {"config": config.to_dict(), "dataset": evaluation.dataset, "examples": len(evaluation.x),
+    return {"config": config.to_dict(), "tensorflow": tf.__version__, "dataset": evaluation.dataset,
+            "examples": len(evaluation.x),
             "task": result.task, "metric": result.metric,
             "data_sha256": array_hash(evaluation.x, evaluation.y, evaluation.calibration)}
 
