@@ -12,7 +12,10 @@ the simulator run alternately, REPEATS times, in these configurations:
   read noise drawn once per chip at t_inference (aihwkit's convention,
   ``read_noise="per-chip"``), 0.5 % + 0.5 % stuck devices, one shared 10-bit ADC;
 * ``all on, per-read``: the same with a fresh read-noise draw at every read
-  (``read_noise="per-read"``, exact in distribution per example).
+  (``read_noise="per-read"``, exact in distribution per example): one normal per device column, row tile
+  and read, before the ADC;
+* ``per-read, exact ADC``: the same devices with exact converters: the layer is linear after the column
+  sums, so the noise is one normal per output after the pair subtraction (``docs/simulator.md``).
 
 with the default split (the ADC and accumulation XLA-compiled, convolutions by TensorFlow), or the
 whole forward pass under XLA with ``--jit``. The medians give
@@ -50,6 +53,7 @@ CONFIGS = {
     "all on": SimulationConfig(device=_DEVICE, adc=ADCConfig(mode="shared", bits=10)),
     "all on, per-read": SimulationConfig(device=dataclasses.replace(_DEVICE, read_noise="per-read"),
                                          adc=ADCConfig(mode="shared", bits=10)),
+    "per-read, exact ADC": SimulationConfig(device=dataclasses.replace(_DEVICE, read_noise="per-read")),
 }
 
 

@@ -32,6 +32,7 @@ READERS = {
     "tf_nvm/nvm_model.py": "config.json of .keras files",
     "tf_nvm/outputs.py": "output-folder markers",
     "tf_nvm/pipeline/evaluate.py": "--standardisation files and a run's experiment.json",
+    "tf_nvm/pipeline/shards.py": "the results.json of Monte Carlo shards to merge",
     "tf_nvm/pipeline/report.py": "experiment.json and variants' metrics.json",
     "tf_nvm/pipeline/steps.py": "experiment.json of an output folder",
     "tf_nvm/progress.py": "training progress state.json",

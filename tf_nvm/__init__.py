@@ -25,6 +25,7 @@ from tf_nvm.errors import (  # noqa: E402,F401  (every error and warning, as tf_
     UnsupportedLayerError, ZeroCodesWarning)
 from tf_nvm.errors import ArenaTooSmallError  # noqa: E402,F401
 from tf_nvm.errors import PrecisionError, TensorFloat32Warning  # noqa: E402,F401
+from tf_nvm.errors import ShardMergeError  # noqa: E402,F401
 from tf_nvm.spec import NVMSpec, resolve_spec  # noqa: E402
 
 if _TF_IMPORTED_BEFORE:

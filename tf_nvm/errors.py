@@ -26,6 +26,7 @@ __all__ = [
     "ExportError",
     "ArenaTooSmallError",
     "SimulatorError",
+    "ShardMergeError",
     "CostModelError",
     "SearchError",
     "PipelineError",
@@ -112,6 +113,10 @@ class ArenaTooSmallError(ExportError):
 
 class SimulatorError(TfNvmError, ValueError):
     """The analog simulator got an invalid configuration, noise model or input data."""
+
+
+class ShardMergeError(SimulatorError):
+    """Monte Carlo shards that do not form one run: other settings or mapping, a gap or an overlap of chips."""
 
 
 class CostModelError(TfNvmError, ValueError):

@@ -3,6 +3,7 @@
 Parses the arguments and calls `tf_nvm.pipeline.evaluate.simulate` (test data, task and metrics live there).
 """
 
+import re
 import sys
 
 from tf_nvm.errors import SimulatorError
@@ -33,7 +34,9 @@ def add_parser(subparsers):
     parser.add_argument("--metric", metavar="NAME",
                         help="the primary metric: accuracy (classification), mse or mae (regression), or a "
                              "registered one (default: the task's first)")
-    parser.add_argument("--chips", type=int, default=25, help="programmed chips per setting (default 25)")
+    parser.add_argument("--chips", default="25", metavar="N|A:B",
+                        help="programmed chips per setting (default 25), or chips A..B-1 as one shard of a larger "
+                             "run (merge shards with `tf-nvm simulate merge DIR... --out DIR`)")
     parser.add_argument("--preset", default="ideal", help="device noise preset: ideal, pcm-like, reram-like")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a simulation setting, e.g. adc.mode=shared, adc.bits=6, device.t_inference=3600")
@@ -43,12 +46,17 @@ def add_parser(subparsers):
                                                      "empty or an earlier simulation's")
     parser.add_argument("--overwrite", action="store_true", help="replace what another tf_nvm command wrote in "
                                                                  "--out (a folder of other files is never replaced)")
+    _add_shard_arguments(parser)
     parser.set_defaults(func=run, check=check)
     return parser
 
 
+_CHIPS = re.compile(r"\s*(\d{1,9})\s*(?::\s*(\d{1,9})\s*)?")
+
+
 def check(args):
-    """Checks --preset, --dataset and --chips before TensorFlow loads (`tf_nvm.cli._checks`)."""
+    """Checks --preset, --dataset, --chips and --workers before TensorFlow loads (`tf_nvm.cli._checks`); the
+    chip range is parsed again by `tf_nvm.simulator.ChipRange`, which holds the rule."""
     from tf_nvm import noise_presets  # noqa: PLC0415
     from tf_nvm.cli._checks import at_least, dataset_name  # noqa: PLC0415
     from tf_nvm.registry import did_you_mean  # noqa: PLC0415
@@ -58,7 +66,64 @@ def check(args):
                              f"{', '.join(noise_presets.names())}.{did_you_mean(args.preset, noise_presets.names())} "
                              "Fix: pass one of those.")
     dataset_name(args.dataset)
-    at_least(args.chips, "--chips", 1, SimulatorError, "Fix: e.g. --chips 25.")
+    found = _CHIPS.fullmatch(str(args.chips))
+    if not found or (found.group(2) is None and int(found.group(1)) < 1) or \
+            (found.group(2) is not None and int(found.group(2)) <= int(found.group(1))):
+        raise SimulatorError(f"--chips: value {args.chips!r} is not allowed; allowed: a chip count N >= 1, or a "
+                             "shard A:B with 0 <= A < B (chips A..B-1). Fix: e.g. --chips 25 or --chips 0:10.")
+    at_least(args.workers, "--workers", 1, SimulatorError, "Fix: e.g. --workers 2.")
+
+
+# ------------------------------------------------------------------ shards (tf_nvm.pipeline.shards)
+def _add_shard_arguments(parser):
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="split the chips over N local processes (merged bit-identical to one process)")
+    parser.add_argument("shards", nargs="*", metavar="DIR",
+                        help="with RUN_OR_MAPPING `merge`: the shard folders to merge into --out")
+
+
+def _shards_done(args, results):
+    import os  # noqa: PLC0415
+
+    path = os.path.abspath(os.path.join(args.out, "results.json"))
+    print(f"[tf-nvm] results: {path} ({results['task']}, {results['metric']}, chips "
+          f"{':'.join(map(str, results['shard']['chips']))})")
+    return 0
+
+
+def _run_shards(args, config, sweep, source):
+    """``simulate merge DIR...`` and ``--chips A:B`` / ``--workers N``; None when neither applies."""
+    from tf_nvm.simulator import ChipRange  # noqa: PLC0415
+
+    if args.source == "merge" and args.shards:
+        from tf_nvm.pipeline.shards import merge  # noqa: PLC0415
+
+        return merge(args.shards, args.out, overwrite=args.overwrite)
+    if args.shards:
+        raise SimulatorError(f"tf-nvm simulate: one RUN_OR_MAPPING is simulated, got {len(args.shards) + 1} "
+                             f"({args.source}, {', '.join(args.shards)}). Fix: pass one, or merge shard folders "
+                             "with `tf-nvm simulate merge DIR... --out DIR`.")
+    chips = ChipRange.parse(args.chips)
+    if isinstance(args.workers, bool) or args.workers < 1:
+        raise SimulatorError(f"tf-nvm simulate --workers: got {args.workers}; allowed an integer >= 1. Fix: e.g. "
+                             "--workers 2.")
+    if sweep is not None and (chips.start or args.workers > 1):
+        raise SimulatorError(f"tf-nvm simulate: --sweep runs whole chip sets in one process; got --chips "
+                             f"{args.chips} --workers {args.workers}. Fix: drop them, or run one setting per shard "
+                             "(--set KEY=VALUE).")
+    if sweep is not None or (chips.start == 0 and args.workers == 1):
+        args.chips = chips.count
+        return None
+    kwargs = dict(config=config, dataset=args.dataset, data=args.data, examples=args.examples, task=args.task,
+                  metric=args.metric, overwrite=args.overwrite)
+    if args.workers > 1:
+        from tf_nvm.pipeline.shards import simulate_parallel  # noqa: PLC0415
+
+        return simulate_parallel(args.source, args.out, chips=chips, workers=args.workers, variant=args.variant,
+                                 **kwargs)
+    from tf_nvm.pipeline.evaluate import simulate  # noqa: PLC0415
+
+    return simulate(source, args.out, chips=chips, **kwargs)
 
 
 def argparse_suppress():
@@ -94,6 +159,8 @@ def run(args):
                                  "for several values.")
         config = config.replace_path(key, values[0])
     sweep = _setting(args.sweep) if args.sweep else None
+    if args.source == "merge" and args.shards:
+        return _shards_done(args, _run_shards(args, config, sweep, None))
     claim_output_folder(args.out, "simulate", args.overwrite)  # before the source is read (tf_nvm.outputs)
     source = read_source(args.source, args.variant)
     if args.data_path is not None:  # the old spelling: --data-path PATH [--data NAME]
@@ -101,6 +168,9 @@ def run(args):
               "data set).", file=sys.stderr)
         args.dataset = args.dataset or args.data or source.dataset or DEFAULT_DATASET
         args.data = args.data_path
+    shard_results = _run_shards(args, config, sweep, source)
+    if shard_results is not None:
+        return _shards_done(args, shard_results)
     results = simulate(source, args.out, config=config, chips=args.chips, dataset=args.dataset,
                        data=args.data, examples=args.examples, sweep=sweep, task=args.task, metric=args.metric,
                        overwrite=args.overwrite)

@@ -36,7 +36,7 @@ never imports TensorFlow.
 """
 
 from tf_nvm.mapping.device import codes_from_levels, conductance_table, levels_from_codes
-from tf_nvm.mapping.io import load, paths, save
+from tf_nvm.mapping.io import content_hash, load, paths, save
 from tf_nvm.mapping.ops import DIGITAL_OPS, DigitalOp
 from tf_nvm.mapping.report import format_table, layer_table
 from tf_nvm.mapping.tiling import layer_tiles, outputs_per_tile, plan_diagonal_tiles, plan_tiles
@@ -63,6 +63,7 @@ __all__ = [
     "layer_tiles",
     "outputs_per_tile",
     "save",
+    "content_hash",
     "load",
     "paths",
     "layer_table",

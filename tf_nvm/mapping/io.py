@@ -30,7 +30,7 @@ from tf_nvm.mapping.types import (FORMAT, MAX_DIM, ROUNDING, SCHEMA_VERSION, Cro
 from tf_nvm.mapping.validate import REEXPORT, short
 from tf_nvm.spec import NVMSpec
 
-__all__ = ["paths", "json_path_of", "save", "load", "MAX_JSON_BYTES", "MAX_NPZ_BYTES", "MAX_ARRAY_BYTES"]
+__all__ = ["paths", "json_path_of", "save", "load", "content_hash", "MAX_JSON_BYTES", "MAX_NPZ_BYTES", "MAX_ARRAY_BYTES"]
 
 MAX_JSON_BYTES = 64 * 1024 * 1024
 """Largest mapping JSON read, bytes (64 MiB)."""
@@ -179,6 +179,28 @@ def _to_json(mapping, npz_name, digest):
         "metadata": mapping.metadata,
     }
     return doc, arrays
+
+
+def content_hash(mapping):
+    """SHA-256 (hex) of what a mapping computes: its JSON document without the file names and without
+    ``metadata`` (provenance: export time, git commit, labels), and every array's name, dtype, shape and bytes.
+    Equal for a mapping and its saved-and-loaded copy, and for two exports of one model (which differ in
+    ``metadata["created_utc"]``); independent of where it is stored.
+
+    Raises:
+        MappingError: ``mapping`` is not a `Mapping`.
+    """
+    if not isinstance(mapping, Mapping):
+        raise MappingError(f"content_hash expects a tf_nvm.mapping.Mapping, got {type(mapping).__name__}. Fix: pass "
+                           "the Mapping returned by tflite_export.build_mapping or tf_nvm.mapping.load.")
+    doc, arrays = _to_json(mapping, "", "")
+    doc.pop("metadata", None)
+    digest = hashlib.sha256(json.dumps(doc, sort_keys=True, allow_nan=False).encode("utf-8"))
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"\n{name}:{array.dtype.str}:{list(array.shape)}\n".encode("utf-8"))
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def save(mapping, path):

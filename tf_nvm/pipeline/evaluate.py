@@ -33,7 +33,8 @@ from tf_nvm.errors import SimulatorError
 
 __all__ = ["Source", "read_source", "SOURCES", "test_data", "input_standardisation", "simulate", "model_task",
            "export_metadata", "export_inputs", "ideal_scores", "run_standardisation", "ExportInputs",
-           "DEFAULT_DATASET", "USER_DATA", "RECIPE_TASK", "recipe_task"]
+           "DEFAULT_DATASET", "USER_DATA", "RECIPE_TASK", "recipe_task", "write_monte_carlo",
+           "monte_carlo_settings"]
 
 USER_DATA = "npz"
 """The registered data set of a user's ``.npz`` (`tf_nvm.datasets.user`): ``--dataset npz``, the default when
@@ -335,7 +336,8 @@ def simulate(source, out, *, config, chips=25, dataset=None, data=None, examples
         source: `Source` (`read_source`).
         out: output folder (``results.json``; ``chips.csv``/``.md`` or ``sweep.csv``/``.md``/``.png``).
         config: `tf_nvm.simulator.SimulationConfig`.
-        chips: programmed chips per setting.
+        chips: programmed chips per setting, or a `tf_nvm.simulator.ChipRange` (a shard: chips A..B-1; merge
+            shards with `tf_nvm.pipeline.shards.merge`).
         dataset, data, examples: the test data (`test_data`).
         sweep: ``(setting path, values)`` or None.
         task: a task name or None (`tf_nvm.metrics.resolve_task`).
@@ -353,16 +355,23 @@ def simulate(source, out, *, config, chips=25, dataset=None, data=None, examples
     from tf_nvm.atomic import write_json_atomic  # noqa: PLC0415
     from tf_nvm.errors import OutputFolderError  # noqa: PLC0415
     from tf_nvm.outputs import claim_output_folder, final_paths, staged_output  # noqa: PLC0415
-    from tf_nvm.simulator import monte_carlo, sweep as run_sweep, write_sweep  # noqa: PLC0415
-    from tf_nvm.tables import to_records, write_table  # noqa: PLC0415
+    from tf_nvm.simulator import ChipRange, monte_carlo, sweep as run_sweep, write_sweep  # noqa: PLC0415
+    from tf_nvm.tables import to_records  # noqa: PLC0415
 
+    chip_range = chips if isinstance(chips, ChipRange) else None
+    if chip_range is not None and sweep is not None:
+        raise SimulatorError(f"simulate: a sweep runs every value on the same chips; chip range {chip_range} (a "
+                             "shard) is for one setting. Fix: pass a chip count with the sweep, or run one "
+                             "setting per shard (--set).")
+    chips = chips if chip_range is None else chip_range.count
     claim_output_folder(out, "simulate", overwrite, error=OutputFolderError)  # before the data are read
     evaluation = test_data(source, dataset, data, examples, verbose=verbose)
     mapping = source.mapping
     if verbose:
         note = "" if evaluation.standardised else " (the mapping records no standardisation: inputs fed as given)"
+        which = "" if chip_range is None or not chip_range.start else f" (chips {chip_range})"
         print(f"[tf-nvm] simulating {source.path} on {len(evaluation.x)} {evaluation.label} test examples, "
-              f"{chips} chip(s), noise {config.device.noise}{note}", flush=True)
+              f"{chips} chip(s){which}, noise {config.device.noise}{note}", flush=True)
     results = {"source": os.path.abspath(source.path), "dataset": evaluation.dataset, "data": evaluation.source,
                "examples": len(evaluation.x), "config": config.to_dict(), "mapping": mapping.summary()}
     args = (mapping, evaluation.x, evaluation.y)
@@ -375,18 +384,53 @@ def simulate(source, out, *, config, chips=25, dataset=None, data=None, examples
             files = write_sweep(table, key, staging, f"{os.path.basename(os.path.normpath(source.path))}: "
                                                      f"{metric_name} vs {key} ({chips} chips, {config.device.noise})")
             results.update(sweep=key, task=str(table["task"].iloc[0]), metric=metric_name,
-                           rows=to_records(table))
+                           rows=to_records(table), files=final_paths(files, staging, out))
+            write_json_atomic(os.path.join(staging, "results.json"), results)
         else:
             result = monte_carlo(*args, config, chips, evaluation.calibration, verbose=verbose, task=task,
-                                 metric=metric)
-            csv_path, md_path = write_table(result.chip_table(), os.path.join(staging, "chips"))
-            files = {"csv": csv_path, "markdown": md_path}
-            results.update(task=result.task, metric=result.metric, summary=result.row(), chips=list(result.scores),
-                           chip_metrics={k: list(v) for k, v in result.metrics.items()})
-            if verbose:
-                print(f"[tf-nvm] {result.summary_line()}", flush=True)
-        results["files"] = final_paths(files, staging, out)
-        write_json_atomic(os.path.join(staging, "results.json"), results)
+                                 metric=metric, first_chip=0 if chip_range is None else chip_range.start)
+            write_monte_carlo(staging, results, result, monte_carlo_settings(config, evaluation, result), mapping,
+                              verbose, final=out)
+    return results
+
+
+def monte_carlo_settings(config, evaluation, result):
+    """What sets a Monte Carlo's numbers besides the chips and the mapping (hashed into its shard record)."""
+    from tf_nvm._keras import tf  # noqa: PLC0415  (already imported by the simulator)
+    from tf_nvm.simulator.shards import array_hash  # noqa: PLC0415
+
+    return {"config": config.to_dict(), "tensorflow": tf.__version__, "dataset": evaluation.dataset,
+            "examples": len(evaluation.x),
+            "task": result.task, "metric": result.metric,
+            "data_sha256": array_hash(evaluation.x, evaluation.y, evaluation.calibration)}
+
+
+def write_monte_carlo(out, results, result, settings, mapping, verbose=True, final=None):
+    """Adds a `MonteCarloResult` and its shard record (chip range, settings and mapping hashes) to ``results``,
+    writes ``chips.csv``/``.md`` and ``results.json`` in ``out``; returns ``results``.
+
+    ``settings``: `monte_carlo_settings`, or its hash (str) when merging shards. ``final``: the folder ``out``
+    becomes (``out`` is a `tf_nvm.outputs.staged_output` staging folder): the recorded file paths are made final.
+    """
+    from tf_nvm.outputs import final_paths  # noqa: PLC0415
+
+    from tf_nvm.atomic import write_json_atomic  # noqa: PLC0415
+    from tf_nvm.mapping import content_hash  # noqa: PLC0415
+    from tf_nvm.simulator.shards import ChipRange, ShardInfo, settings_hash  # noqa: PLC0415
+    from tf_nvm.tables import write_table  # noqa: PLC0415
+
+    os.makedirs(out, exist_ok=True)
+    csv_path, md_path = write_table(result.chip_table(), os.path.join(out, "chips"))
+    shard = ShardInfo(ChipRange(result.first_chip, result.first_chip + len(result.scores)),
+                      settings if isinstance(settings, str) else settings_hash(settings),
+                      mapping if isinstance(mapping, str) else content_hash(mapping))
+    results.update(task=result.task, metric=result.metric, summary=result.row(), chips=list(result.scores),
+                   chip_metrics={k: list(v) for k, v in result.metrics.items()},
+                   files=final_paths({"csv": csv_path, "markdown": md_path}, out, final if final is not None else out),
+                   shard=shard.to_dict())
+    if verbose:
+        print(f"[tf-nvm] {result.summary_line()}", flush=True)
+    write_json_atomic(os.path.join(out, "results.json"), results)
     return results
 
 

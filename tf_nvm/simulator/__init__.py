@@ -7,6 +7,7 @@
 * `monte_carlo` (N chips x a data set) and `sweep` (one setting over values),
   written as CSV, Markdown and PNG by `write_sweep`; chips are scored with the
   task's metrics (`TASKS`, `METRICS`: accuracy, MSE, MAE, or a registered one).
+* `shards`: chips ``A:B`` run anywhere (`ChipRange`, `ShardInfo`) and merged into one run's result.
 
 Device noise models and presets live in `tf_nvm.noise`.
 """
@@ -16,7 +17,9 @@ from tf_nvm.metrics import METRICS, TASKS, Metric, Task, resolve_task, task_of_l
 from tf_nvm.simulator.montecarlo import (MonteCarloResult, ideal_outputs, monte_carlo, sweep, sweep_values,
                                          write_sweep)
 from tf_nvm.simulator.network import ADCDesign, Chip, SimulationOutputs, Simulator
+from tf_nvm.simulator.shards import ChipRange, ShardInfo
 
 __all__ = ["SimulationConfig", "DACConfig", "ADCConfig", "DeviceConfig", "ADC_MODES", "READ_NOISE_MODES", "Simulator",
            "Chip", "SimulationOutputs", "ADCDesign", "MonteCarloResult", "monte_carlo", "sweep", "sweep_values",
-           "write_sweep", "ideal_outputs", "METRICS", "TASKS", "Metric", "Task", "resolve_task", "task_of_loss"]
+           "write_sweep", "ideal_outputs", "METRICS", "TASKS", "Metric", "Task", "resolve_task", "task_of_loss",
+           "ChipRange", "ShardInfo"]

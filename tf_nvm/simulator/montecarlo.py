@@ -44,6 +44,8 @@ class MonteCarloResult:
         metrics: ``{name: per-chip tuple}`` of every reported metric against the targets, and
             ``{name}_vs_ideal`` against the ideal network.
         ideal_metrics: ``{name: value}`` of the ideal network against the targets.
+        first_chip: index of the first chip (a shard ``--chips A:B`` holds chips A..B-1; chip k's devices and
+            read noise depend only on (seed, k), `tf_nvm.simulator.shards`).
     """
 
     scores: tuple
@@ -55,6 +57,7 @@ class MonteCarloResult:
     metric: str = "accuracy"
     metrics: dict = dataclasses.field(default_factory=dict)
     ideal_metrics: dict = dataclasses.field(default_factory=dict)
+    first_chip: int = 0
 
     def _accuracy_only(self, what):
         if self.metric != "accuracy":
@@ -114,7 +117,7 @@ class MonteCarloResult:
         """pandas DataFrame, one row per chip: every metric against the targets and against the ideal network."""
         import pandas as pd  # noqa: PLC0415
 
-        columns = {"chip": range(len(self.scores))}
+        columns = {"chip": range(self.first_chip, self.first_chip + len(self.scores))}
         for name, values in self.metrics.items():
             columns["agreement_with_ideal" if name == "accuracy_vs_ideal" else name] = list(values)
         return pd.DataFrame(columns)
@@ -143,8 +146,12 @@ def ideal_predictions(mapping, x, batch_size=256):
 
 
 def monte_carlo(mapping, x, y, config=None, chips=25, calibration=None, verbose=False, ideal=None, task=None,
-                metric=None):
+                metric=None, first_chip=0):
     """Runs ``chips`` programmed chips on (x, y) and scores them with the task's metrics.
+
+    Chip k's devices and read noise are drawn from streams of (seed, k) alone, so chips
+    ``first_chip .. first_chip + chips - 1`` score the same whether run here or as part of a larger run
+    (shards: `tf_nvm.simulator.shards`).
 
     Args:
         mapping: a `tf_nvm.mapping.Mapping` or its path.
@@ -160,6 +167,7 @@ def monte_carlo(mapping, x, y, config=None, chips=25, calibration=None, verbose=
         task: a task name (`tf_nvm.metrics.TASKS`); None: the mapping's ``metadata["task"]``, else
             from ``y`` (`resolve_task`).
         metric: the primary metric's name (None: the task's first).
+        first_chip: index of the first chip (int >= 0).
 
     Returns:
         `MonteCarloResult`.
@@ -169,6 +177,8 @@ def monte_carlo(mapping, x, y, config=None, chips=25, calibration=None, verbose=
     """
     if isinstance(chips, bool) or not isinstance(chips, int) or not 1 <= chips <= 100000:
         raise SimulatorError(f"monte_carlo: chips must be an integer in 1..100000, got {chips!r}. Fix: pass e.g. 25.")
+    if isinstance(first_chip, bool) or not isinstance(first_chip, int) or first_chip < 0:
+        raise SimulatorError(f"monte_carlo: first_chip must be an integer >= 0, got {first_chip!r}. Fix: pass e.g. 0.")
     config = SimulationConfig() if config is None else config
     sim = Simulator(mapping, config, calibration=calibration)
     mapping = sim.mapping
@@ -189,17 +199,17 @@ def monte_carlo(mapping, x, y, config=None, chips=25, calibration=None, verbose=
         ideal_metrics = {m.name: m.score(ideal, targets) for m in reported}
     per_chip = {key: [] for m in reported for key in (m.name, f"{m.name}_vs_ideal")}
     start = time.perf_counter()
-    for chip in range(chips):
+    for chip in range(first_chip, first_chip + chips):
         values = sim.run(sim.program(chip), x).values()
         for m in reported:
             per_chip[m.name].append(m.score(values, targets))
             per_chip[f"{m.name}_vs_ideal"].append(m.score(values, ideal_refs[m.name]))
-        _progress(f"[tf-nvm] chip {chip + 1}/{chips}: {primary.name} {primary.format(per_chip[primary.name][-1])} "
+        _progress(f"[tf-nvm] chip {chip + 1}/{first_chip + chips}: {primary.name} {primary.format(per_chip[primary.name][-1])} "
                   f"(ideal {primary.format(ideal_metrics[primary.name])})", verbose)
     per_chip = {key: tuple(values) for key, values in per_chip.items()}
     return MonteCarloResult(per_chip[primary.name], per_chip[f"{primary.name}_vs_ideal"],
                             ideal_metrics[primary.name], len(x), time.perf_counter() - start, chosen.name,
-                            primary.name, per_chip, ideal_metrics)
+                            primary.name, per_chip, ideal_metrics, first_chip)
 
 
 def sweep_values(text):
