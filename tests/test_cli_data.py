@@ -250,6 +250,7 @@ def test_tasks_metrics_and_experiment_fields_are_checked():
         experiment.from_dict({**data, "metric": "f1"})
 
 
+@pytest.mark.slow
 def test_a_recipe_trains_on_a_users_npz_and_simulate_reads_its_run_folder(tmp_path, rng, capsys):
     from tf_nvm.cli import main  # noqa: PLC0415
 

@@ -169,6 +169,7 @@ _MIRRORED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_cpus_trains_the_same_codes_as_one_device():
     """Two logical CPUs (set before TensorFlow starts its devices: a child process), 8 SGD steps of 64 examples.
 

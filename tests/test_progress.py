@@ -54,6 +54,7 @@ def _nvm_model():
     return quantize_model(tf_nvm.models.build(RECIPE.architecture, **RECIPE.architecture_args), RECIPE.spec)
 
 
+@pytest.mark.slow
 def test_a_killed_training_resumes_at_its_last_finished_epoch(tmp_path, small):
     folder = tmp_path / "progress"
     identity = {"kind": "nvm", "seed": 0}

@@ -546,6 +546,7 @@ def test_real_data_load_is_fast_and_lean(real):
     assert result["extra_rss"] < (150 * MIB if real == "npz" else 450 * MIB)
 
 
+@pytest.mark.slow
 def test_cifar_oversized_image_and_declared_jpeg_size_are_refused(tmp_path):
     """An image file over the cap is refused before reading; a JPEG header declaring 65500x65500 is never decoded."""
     root = _make_cifar_folder(tmp_path / "c", n_train=1, n_test=1)

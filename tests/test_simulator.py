@@ -40,6 +40,7 @@ def test_ideal_simulation_equals_the_exact_evaluator_for_every_digital_op(op, tm
     _ideal_equals_reference(mapping, x, batch_size=64)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["paper-2bit-unipolar", "paper-2bit-bipolar", "paper-4bit-unipolar",
                                     "paper-4bit-bipolar"])
 def test_ideal_simulation_equals_the_exact_evaluator_on_conv_and_mlp(preset, rng):

@@ -137,6 +137,7 @@ def test_each_op_is_exact_in_tflite_micro_and_litert(layer, tmp_path, rng):
 E2E_PRESETS = ["paper-2bit-unipolar", "paper-4bit-bipolar"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", E2E_PRESETS)
 def test_har_model_reproduces_tflite_micro_exactly(preset, har_standardised, tmp_path):
     """har_signed_cnn (24, 24), 2 epochs: every runtime matches the Keras model in its emulation mode.
