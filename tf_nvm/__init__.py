@@ -30,7 +30,8 @@ from tf_nvm.spec import NVMSpec, resolve_spec  # noqa: E402
 if _TF_IMPORTED_BEFORE:
     from tf_nvm import _keras  # noqa: E402,F401  (TensorFlow is loaded already: check its Keras mode now)
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
+"""Semantic versioning (MAJOR.MINOR.PATCH): see CHANGELOG.md, one section per release."""
 
 _LAZY = {
     # name: (module, attribute or None for the module itself)
