@@ -49,10 +49,30 @@ def test_a_library_export_prints_nothing_on_stderr_by_default(tmp_path):
     assert _export(tmp_path) == ""
 
 
+def test_who_asked_for_the_output(monkeypatch):
+    """The rule itself, in this process: verbose only when asked for; a level tf_nvm set is not the user's."""
+    from tf_nvm import quiet  # noqa: PLC0415
+
+    for name in ("TF_NVM_VERBOSE", "TF_NVM_QUIET_TENSORFLOW", "TF_CPP_MIN_LOG_LEVEL", "_TF_NVM_SET_TF_CPP_MIN_LOG_LEVEL"):
+        monkeypatch.delenv(name, raising=False)
+    assert quiet.wanted()
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    assert quiet.wanted()  # the user wants fewer lines: the unfiltered ones are silenced too
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    assert not quiet.wanted()
+    monkeypatch.setenv("_TF_NVM_SET_TF_CPP_MIN_LOG_LEVEL", "1")
+    assert quiet.wanted()  # that level was tf_nvm's own
+    monkeypatch.setenv("TF_NVM_QUIET_TENSORFLOW", "0")  # tf-nvm --verbose
+    assert not quiet.wanted()
+    monkeypatch.setenv("TF_NVM_QUIET_TENSORFLOW", "1")
+    monkeypatch.setenv("TF_NVM_VERBOSE", "1")
+    assert not quiet.wanted()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("env", [{"TF_NVM_VERBOSE": "1"}, {"TF_CPP_MIN_LOG_LEVEL": "0"}], ids=["verbose", "log-level"])
 def test_the_output_comes_back_when_asked_for(tmp_path, env):
-    """TF_NVM_VERBOSE=1, or a TF_CPP_MIN_LOG_LEVEL the user set, shows the converter's and LiteRT's lines again."""
+    """TF_NVM_VERBOSE=1, or TF_CPP_MIN_LOG_LEVEL=0 set by the user, shows the converter's and LiteRT's lines again."""
     stderr = _export(tmp_path, **env)
     for line in NOISE[:3]:
         assert line in stderr, stderr[-3000:]

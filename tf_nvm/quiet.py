@@ -9,9 +9,11 @@ tf_nvm silences them by default, where it loads TensorFlow
 interpreters (`tflite_export.run_litert`). They are shown when the user asks:
 
 * ``TF_NVM_VERBOSE=1`` in the environment (or ``tf-nvm --verbose``);
-* a ``TF_CPP_MIN_LOG_LEVEL`` the user set before TensorFlow was imported is
-  respected as it is (TensorFlow then filters its own lines; tf_nvm does not
-  redirect anything).
+* ``TF_CPP_MIN_LOG_LEVEL=0`` set by the user (TensorFlow's own "show every
+  log line"). A higher level the user set is kept as it is (tf_nvm never
+  overrides it) and tf_nvm still silences the lines that no level filters
+  (the converter's ``fully_quantize`` line, LiteRT's delegate line, the lines
+  TensorFlow prints before its logging starts).
 
 Numpy only, no TensorFlow: a foundation module.
 """
@@ -42,14 +44,15 @@ def wanted():
 
     Returns:
         False when ``TF_NVM_VERBOSE=1``, or ``TF_NVM_QUIET_TENSORFLOW=0`` (``tf-nvm --verbose``), or the user set
-        ``TF_CPP_MIN_LOG_LEVEL`` (before tf_nvm loaded TensorFlow, which sets it to 3 when silencing); True otherwise.
+        ``TF_CPP_MIN_LOG_LEVEL=0``; True otherwise.
     """
     if os.environ.get(VERBOSE_ENV, "").strip() not in ("", "0"):
         return False
     quiet = os.environ.get(QUIET_ENV)
     if quiet in ("0", "1"):
         return quiet == "1"
-    return "TF_CPP_MIN_LOG_LEVEL" not in os.environ or os.environ.get(_SET_BY_TF_NVM) == "1"
+    user_level = None if os.environ.get(_SET_BY_TF_NVM) == "1" else os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    return (user_level or "").strip() != "0"
 
 
 _SET_BY_TF_NVM = "_TF_NVM_SET_TF_CPP_MIN_LOG_LEVEL"
