@@ -131,6 +131,7 @@ def autoencoder(tmp_path, rng):
     return model, standardisation, x_test
 
 
+@pytest.mark.slow
 def test_autoencoder_mse_per_chip_cli_equals_python(tmp_path, autoencoder, capsys):
     from tf_nvm.cli import main  # noqa: PLC0415
     from tf_nvm.mapping import reference  # noqa: PLC0415

@@ -148,6 +148,7 @@ def _exported(outputs_of, preset, tmp_path, shape=(7, 3)):
     return model, mapping, x
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("op", sorted(_OP_MODELS))
 def test_reference_function_of_each_op_agrees_with_keras(op, tmp_path):
     model, mapping, x = _exported(_OP_MODELS[op], "paper-4bit-bipolar", tmp_path)

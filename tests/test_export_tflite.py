@@ -111,6 +111,7 @@ def test_tflite_micro_end_to_end_exact_against_tflm_emulation(exported, preset):
     assert tflm.differing == 0 and tflm.argmax_agreement == 1.0, str(tflm)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layer", ["conv", "dense", "batch_norm"])
 def test_tflite_micro_each_op_exact(layer, tmp_path, rng):
     """One NVM op alone: LiteRT equals Keras (default mode), TFLite Micro equals Keras in tflm emulation."""
@@ -298,6 +299,7 @@ def test_cli_export_errors_are_named(tmp_path, capsys):
 
 
 # ------------------------------------------------- exactness of the digital layers
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["paper-4bit-bipolar", "paper-2bit-unipolar"])
 def test_litert_bit_exact_on_a_tie_prone_random_network(preset, tmp_path):
     """Random BatchNorm statistics and a mean over 30 positions (sum/30 often halfway between two levels)."""

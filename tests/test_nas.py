@@ -374,6 +374,7 @@ def test_bayesian_oracle_learns_from_failed_trials(tmp_path):
     assert issubclass(NVMBayesianOptimization, keras_tuner.Tuner)
 
 
+@pytest.mark.slow
 def test_bayesian_oracle_never_proposes_an_architecture_twice(tmp_path):
     # keras-tuner's own oracle returns the acquisition optimum unchecked: on this 12-point space with a single
     # optimum it proposed (64, 5) 2 to 5 times in 10 trials (4 runs of 4); each repeat wastes a trial

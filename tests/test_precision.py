@@ -63,6 +63,7 @@ def tiny_split_and_recipe(n=64):
     return split, recipe
 
 
+@pytest.mark.slow
 def test_tf32_is_off_once_tf_nvm_imports_tensorflow():
     child = subprocess.run([sys.executable, "-c", "import tensorflow as tf; a = tf.config.experimental."
                             "tensor_float_32_execution_enabled(); import tf_nvm.simulator; print(a, tf.config."

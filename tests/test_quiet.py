@@ -49,6 +49,29 @@ def test_a_library_export_prints_nothing_on_stderr_by_default(tmp_path):
     assert _export(tmp_path) == ""
 
 
+IMPORT_FIRST = """
+import tf_nvm, os
+import tf_keras  # the user's own import of TensorFlow, after tf_nvm's
+import tensorflow as tf
+tf.config.list_physical_devices()
+print(os.environ.get("TF_CPP_MIN_LOG_LEVEL"))
+"""
+
+
+def test_import_tf_nvm_sets_a_quiet_tensorflow_log_level_unless_the_user_chose_one():
+    """The cuInit error (at device discovery) and TensorFlow's later C++ log lines are filtered even when the user
+    imports TensorFlow directly after tf_nvm; a level the user chose is kept."""
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_NVM_QUIET_TENSORFLOW", "TF_NVM_VERBOSE",
+                          "_TF_NVM_SET_TF_CPP_MIN_LOG_LEVEL")}
+    for env, level in (({}, "3"), ({"TF_CPP_MIN_LOG_LEVEL": "1"}, "1")):
+        result = subprocess.run([sys.executable, "-c", IMPORT_FIRST], capture_output=True, text=True, cwd=ROOT,
+                                env={**clean, "PYTHONPATH": ROOT, **env}, timeout=600)
+        assert result.returncode == 0 and result.stdout.strip() == level, result.stderr[-3000:]
+        if not env:  # (with the user's level 1 TensorFlow shows its errors, cuInit's included: their choice)
+            assert "failed call to cuInit" not in result.stderr
+
+
 def test_who_asked_for_the_output(monkeypatch):
     """The rule itself, in this process: verbose only when asked for; a level tf_nvm set is not the user's."""
     from tf_nvm import quiet  # noqa: PLC0415

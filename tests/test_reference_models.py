@@ -61,6 +61,7 @@ def test_sign_split_builders_leave_no_crossbar_blind_and_plain_ones_list_them(na
     assert both_signs_depthwise(layer_graph(split)) == depthwise  # dw{i} on x and dw{i}_neg on -x, summed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, kwargs, preset", FIT_CASES)
 def test_reference_network_quantizes_and_fits_in_both_paper_presets(name, kwargs, preset, seeded):
     model = tf_nvm.models.build(name, sign_split=preset.endswith("unipolar"), **kwargs)

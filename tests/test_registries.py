@@ -130,6 +130,8 @@ def test_register_layer_refuses_an_unknown_role():
         register_layer(keras.layers.Dense, "analog")
 
 
+# every architecture x paper preset: about 800 s of a loaded fast tier; the slow tier runs them all
+@pytest.mark.slow
 # ------------------------------------------------------------------ architectures x presets
 # resnet8 takes 9-17 s per preset on 2 shared cores: the slow tier (the other architectures stay in the fast one)
 @pytest.mark.parametrize("architecture", [pytest.param(name, marks=pytest.mark.slow) if name == "resnet8" else name

@@ -267,6 +267,7 @@ def test_hapt_gzip_bomb_is_bounded(tmp_path):
     assert result["extra_rss"] < _hapt.MAX_PICKLE_BYTES + 64 * MIB
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["fifo", "dev_zero", "directory"])
 def test_special_files_as_data_path_are_refused_at_once(tmp_path, kind):
     target = tmp_path / "target"

@@ -66,6 +66,7 @@ def test_cli_train_writes_run_folder(tmp_path, capsys, har_split):
     assert runs.is_done(out, "train") and runs.step_info(out, "train") == {"seeds": [0], "selected_seed": 0}
 
 
+@pytest.mark.slow
 def test_relu_cnn_trains_normally_as_2bit_bipolar(har_split):
     with warnings.catch_warnings():
         warnings.simplefilter("error", NonInhibitingCrossbarWarning)

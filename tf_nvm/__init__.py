@@ -16,6 +16,11 @@ _TF_IMPORTED_BEFORE = "tensorflow" in sys.modules
 """Whether TensorFlow was already imported when tf_nvm was (for `KerasModeError`'s message)."""
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+from tf_nvm import quiet as _quiet  # noqa: E402
+
+if _quiet.wanted():  # before TensorFlow loads, whoever imports it: its C++ log lines (cuInit error, XLA) filtered
+    _quiet.quiet_tensorflow_log_level()
+
 from tf_nvm import errors, preprocessing, presets  # noqa: E402
 from tf_nvm.errors import (  # noqa: E402,F401  (every error and warning, as tf_nvm.<Name>)
     CorruptDatasetError, CostModelError, DatasetNotFoundError, ExportError, InputRangeWarning, InvalidWeightsError,

@@ -59,7 +59,9 @@ def _start_up_output_silenced(active):
         os.close(devnull)
 
 
-_QUIET = quiet.wanted()  # silenced unless TF_NVM_VERBOSE=1, tf-nvm --verbose or a user-set TF_CPP_MIN_LOG_LEVEL
+_QUIET = quiet.wanted()  # silenced unless TF_NVM_VERBOSE=1, tf-nvm --verbose or TF_CPP_MIN_LOG_LEVEL=0
+if not _QUIET:
+    quiet.restore_tensorflow_log_level()  # `import tf_nvm` set level 3 before the command asked for --verbose
 with _start_up_output_silenced(_QUIET):
     import tensorflow as tf  # noqa: E402
     if _QUIET:

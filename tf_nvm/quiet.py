@@ -4,7 +4,9 @@ TensorFlow, the TFLite converter and LiteRT write start-up and progress lines
 from native code straight to file descriptor 2 (``failed call to cuInit``,
 ``fully_quantize: 0, inference_type: 6 ...``, ``Created TensorFlow Lite
 XNNPACK delegate``), bypassing Python's ``sys.stderr`` and ``warnings``.
-tf_nvm silences them by default, where it loads TensorFlow
+tf_nvm silences them by default: ``import tf_nvm`` sets ``TF_CPP_MIN_LOG_LEVEL=3``
+(unless the user set a level) before TensorFlow loads, whoever imports it;
+tf_nvm redirects file descriptor 2 where it loads TensorFlow itself
 (`tf_nvm._keras`), converts (`tflite_export.export_tflite`) and creates
 interpreters (`tflite_export.run_litert`). They are shown when the user asks:
 
@@ -25,7 +27,7 @@ import tempfile
 import warnings
 
 __all__ = ["VERBOSE_ENV", "QUIET_ENV", "CONVERTER_WARNINGS", "wanted", "quiet_tensorflow_log_level",
-           "native_output_silenced"]
+           "restore_tensorflow_log_level", "native_output_silenced"]
 
 VERBOSE_ENV = "TF_NVM_VERBOSE"
 """Set to ``1`` to see TensorFlow's, the converter's and LiteRT's own output."""
@@ -64,6 +66,12 @@ def quiet_tensorflow_log_level():
     if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
         os.environ[_SET_BY_TF_NVM] = "1"
+
+
+def restore_tensorflow_log_level():
+    """Removes a ``TF_CPP_MIN_LOG_LEVEL`` that tf_nvm set (``tf-nvm --verbose`` after ``import tf_nvm``)."""
+    if os.environ.pop(_SET_BY_TF_NVM, None) == "1":
+        os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
 
 
 @contextlib.contextmanager
