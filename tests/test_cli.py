@@ -68,6 +68,7 @@ def test_inspect_does_not_import_tensorflow(tmp_path):
     assert status == 2 and "tf-nvm: error: " in err and "missing.json: cannot be read" in err and heavy == "[]"
 
 
+@pytest.mark.slow
 def test_no_tensorflow_start_up_noise_unless_verbose(tmp_path):
     """A command that loads TensorFlow prints only tf_nvm's own lines on stderr; --verbose shows TensorFlow's."""
     keras.utils.set_random_seed(0)

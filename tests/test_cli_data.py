@@ -131,6 +131,7 @@ def autoencoder(tmp_path, rng):
     return model, standardisation, x_test
 
 
+@pytest.mark.slow
 def test_autoencoder_mse_per_chip_cli_equals_python(tmp_path, autoencoder, capsys):
     from tf_nvm.cli import main  # noqa: PLC0415
     from tf_nvm.mapping import reference  # noqa: PLC0415
@@ -250,6 +251,7 @@ def test_tasks_metrics_and_experiment_fields_are_checked():
         experiment.from_dict({**data, "metric": "f1"})
 
 
+@pytest.mark.slow
 def test_a_recipe_trains_on_a_users_npz_and_simulate_reads_its_run_folder(tmp_path, rng, capsys):
     from tf_nvm.cli import main  # noqa: PLC0415
 

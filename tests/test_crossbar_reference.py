@@ -68,6 +68,7 @@ def _check(model, har, prefix, spec=None):
     return mapping
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["paper-2bit-unipolar", "paper-4bit-bipolar"])
 @pytest.mark.parametrize("builder", [har_conv, har_mlp], ids=["conv", "mlp"])
 def test_numpy_evaluator_of_the_mapping_reproduces_keras(builder, preset, har, tmp_path):
@@ -81,6 +82,7 @@ def test_numpy_evaluator_of_the_mapping_reproduces_keras(builder, preset, har, t
         assert (conv0.rows, conv0.cols, len(conv0.tiles)) == (162, 12, 2)
 
 
+@pytest.mark.slow
 def test_other_hardware_placements_of_the_same_network(har, tmp_path):
     """Small tiles (many partial sums and column tiles) and dual-rail inputs change the hardware, not the numbers."""
     model = _trained(har_mlp, "paper-2bit-bipolar", har)
@@ -92,6 +94,7 @@ def test_other_hardware_placements_of_the_same_network(har, tmp_path):
     assert mapping.layer("quant_logits").input_rails == 1
 
 
+@pytest.mark.slow
 def test_offset_mapping(har, tmp_path):
     preset = tf_nvm.presets.get("paper-2bit-bipolar").replace(bipolar_mapping="offset")  # codes -2..1
     model = _trained(har_conv, preset, har)
@@ -145,6 +148,7 @@ def _exported(outputs_of, preset, tmp_path, shape=(7, 3)):
     return model, mapping, x
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("op", sorted(_OP_MODELS))
 def test_reference_function_of_each_op_agrees_with_keras(op, tmp_path):
     model, mapping, x = _exported(_OP_MODELS[op], "paper-4bit-bipolar", tmp_path)

@@ -60,6 +60,7 @@ def exported(har, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", PAPER)
 def test_flatbuffer_weights_are_device_codes_on_one_shared_scale(exported, preset):
     model, path, summary, _ = exported[preset]
@@ -81,6 +82,7 @@ def test_flatbuffer_weights_are_device_codes_on_one_shared_scale(exported, prese
     assert summary.nvm_weight_tensors == 3 and summary.input_scale == spec.activation_step
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", PAPER)
 def test_litert_is_bit_exact_on_the_whole_har_test_set(exported, preset):
     litert = exported[preset][3]["litert"]
@@ -88,6 +90,7 @@ def test_litert_is_bit_exact_on_the_whole_har_test_set(exported, preset):
     assert litert.differing == 0, str(litert)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", PAPER)
 def test_tflite_micro_argmax_agreement(exported, preset):
     tflm = exported[preset][3]["tflm"]
@@ -95,6 +98,7 @@ def test_tflite_micro_argmax_agreement(exported, preset):
     assert tflm.within_1_lsb >= 0.95, str(tflm)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", PAPER)
 def test_tflite_micro_end_to_end_exact_against_tflm_emulation(exported, preset):
     """TFLite Micro vs the Keras model in ``emulate_runtime("tflm")`` (compare's default for "tflm").
@@ -107,6 +111,7 @@ def test_tflite_micro_end_to_end_exact_against_tflm_emulation(exported, preset):
     assert tflm.differing == 0 and tflm.argmax_agreement == 1.0, str(tflm)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layer", ["conv", "dense", "batch_norm"])
 def test_tflite_micro_each_op_exact(layer, tmp_path, rng):
     """One NVM op alone: LiteRT equals Keras (default mode), TFLite Micro equals Keras in tflm emulation."""
@@ -141,6 +146,7 @@ def test_tflite_micro_each_op_exact(layer, tmp_path, rng):
     assert results["tflm"].differing == 0, str(results["tflm"])  # against emulate_runtime("tflm")
 
 
+@pytest.mark.slow
 def test_int4_container_halves_weights_and_reports_differences(exported, har, tmp_path):
     model, _, int8, _ = exported["paper-2bit-bipolar"]
     summary = export_tflite(model, tmp_path / "m4.tflite", har[0][:128], container="int4")
@@ -157,6 +163,7 @@ def test_int4_container_halves_weights_and_reports_differences(exported, har, tm
     assert results["litert"].argmax_agreement >= 0.99 and results["litert"].max_abs_lsb <= 4
 
 
+@pytest.mark.slow
 def test_int4_is_refused_for_4bit_codes(exported, tmp_path):
     model = exported["paper-4bit-unipolar"][0]
     with pytest.raises(ExportError, match=r"container='int4' stores codes in -7\.\.7 .* this model's codes span "
@@ -165,6 +172,7 @@ def test_int4_is_refused_for_4bit_codes(exported, tmp_path):
     assert not (tmp_path / "x.tflite").exists()
 
 
+@pytest.mark.slow
 def test_summary_reports_bytes_ops_and_arena(exported):
     _, path, summary, _ = exported["paper-2bit-unipolar"]
     assert summary.model_bytes == os.path.getsize(path)
@@ -176,6 +184,7 @@ def test_summary_reports_bytes_ops_and_arena(exported):
     assert f"{summary.model_bytes} bytes flash" in text and f"arena {summary.arena_bytes} bytes" in text
 
 
+@pytest.mark.slow
 def test_arena_is_measured_in_a_child_process_and_is_enough(exported):
     from tflite_micro import runtime
     _, path, summary, _ = exported["paper-4bit-bipolar"]
@@ -186,6 +195,7 @@ def test_arena_is_measured_in_a_child_process_and_is_enough(exported):
     interpreter.invoke()  # the measured size suffices
 
 
+@pytest.mark.slow
 def test_too_small_arena_crashes_only_a_child(exported):
     """Why the arena is never searched in-process: a far too small arena kills the interpreter's process."""
     _, path, _, _ = exported["paper-2bit-unipolar"]
@@ -196,6 +206,7 @@ def test_too_small_arena_crashes_only_a_child(exported):
     assert result.returncode != 0
 
 
+@pytest.mark.slow
 def test_failed_export_leaves_no_file(exported, tmp_path, monkeypatch):
     import tf_nvm.atomic
     model = exported["paper-2bit-unipolar"][0]
@@ -211,6 +222,7 @@ def test_failed_export_leaves_no_file(exported, tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_converter_failure_is_an_export_error_and_writes_nothing(exported, tmp_path, monkeypatch):
     import tflite_export.tflite as module
     model = exported["paper-2bit-unipolar"][0]
@@ -224,6 +236,7 @@ def test_converter_failure_is_an_export_error_and_writes_nothing(exported, tmp_p
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_non_nvm_model_and_bad_arguments_are_refused(exported, tmp_path):
     float_model = tf_nvm.models.build("har_signed_cnn", filters=(4,), kernel_sizes=(3,))
     with pytest.raises(NotAnNVMModelError, match=r"has no NVM crossbar layer"):
@@ -238,6 +251,7 @@ def test_non_nvm_model_and_bad_arguments_are_refused(exported, tmp_path):
 
 
 # ----------------------------------------------------------------------- CLI
+@pytest.mark.slow
 def test_cli_export_run_folder_and_inspect(exported, tmp_path, capsys):
     import json
 
@@ -285,6 +299,7 @@ def test_cli_export_errors_are_named(tmp_path, capsys):
 
 
 # ------------------------------------------------- exactness of the digital layers
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["paper-4bit-bipolar", "paper-2bit-unipolar"])
 def test_litert_bit_exact_on_a_tie_prone_random_network(preset, tmp_path):
     """Random BatchNorm statistics and a mean over 30 positions (sum/30 often halfway between two levels)."""
@@ -371,6 +386,7 @@ def test_quantize_input_rounds_half_to_even_on_the_grid():
              r"folder\."),
     ("read_only", r"TFLite output file '.*ro/m\.tflite' cannot be written: Permission denied.*Fix: pass a path"),
 ])
+@pytest.mark.slow
 def test_unwritable_outputs_fail_before_conversion(exported, tmp_path, monkeypatch, target, message):
     import tflite_export.tflite as tflite_module  # noqa: PLC0415
 
@@ -409,6 +425,7 @@ def test_unknown_time_axis_is_an_export_error(tmp_path):
         export_crossbar(model, tmp_path / "m")
 
 
+@pytest.mark.slow
 def test_nan_weights_are_refused_and_nothing_is_written(exported, tmp_path):
     model = exported["paper-4bit-bipolar"][0]
     kernel = tf_nvm.nvm_model.crossbar_variables(tf_nvm.nvm_layers(model)[0])[0]
@@ -423,6 +440,7 @@ def test_nan_weights_are_refused_and_nothing_is_written(exported, tmp_path):
         kernel.assign(saved)
 
 
+@pytest.mark.slow
 def test_missing_tflite_micro_is_named_before_anything_is_written(exported, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tflite_micro", None)  # as after `pip install tf-nvm` without the export extra
     with pytest.raises(ExportError, match=r"TFLite Micro \(the Python package tflite-micro\) is not installed .*Fix: "

@@ -149,6 +149,8 @@ FAST = {"Dense", "Conv2D", "DepthwiseConv2D", "BatchNormalization", "AveragePool
 """Cases run in the quick suite (one conversion each, 3-7 s on 2 shared cores); the others are marked slow."""
 
 
+# one conversion per layer class: the slow tier (the fast tier keeps the ties and user-class tests)
+@pytest.mark.slow
 @pytest.mark.parametrize("case", [c if c in FAST else pytest.param(c, marks=pytest.mark.slow) for c in sorted(CASES)])
 def test_layer_class_end_to_end(case, tmp_path):
     shape, build = CASES[case]

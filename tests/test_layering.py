@@ -18,7 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 FOUNDATION = {"tf_nvm.errors", "tf_nvm.registry", "tf_nvm.atomic", "tf_nvm.spec", "tf_nvm.presets", "tf_nvm.grid",
               "tf_nvm.preprocessing", "tf_nvm.modes", "tf_nvm.plots", "tf_nvm.tables",
-              "tf_nvm.metrics", "tf_nvm.provenance", "tf_nvm.bundled", "tf_nvm.noise_presets"}
+              "tf_nvm.metrics", "tf_nvm.provenance", "tf_nvm.bundled", "tf_nvm.noise_presets", "tf_nvm.quiet"}
 KERAS_SIDE = {f"tf_nvm.{name}" for name in ("_keras", "quantizers", "quantize_configs", "scheme", "layers", "digital",
                                             "graph", "nvm_model", "quantize", "constraints", "serialization",
                                             "models", "train", "fixed_point", "sign_split",

@@ -57,6 +57,7 @@ def _hypermodel(space=None):
 
 
 # ------------------------------------------------------------------ hardware counts
+@pytest.mark.slow
 def test_hardware_counts_equal_the_mapping_and_the_hand_made_model():
     from tflite_export import build_mapping
 
@@ -88,6 +89,7 @@ def test_budget_and_score_formula():
 
 
 # ------------------------------------------------------------------ the three tuners
+@pytest.mark.slow
 @pytest.mark.parametrize("kind, arguments", [("random", {"max_trials": 2}), ("bayesian", {"max_trials": 2}),
                                              ("hyperband", {"max_epochs": 2, "factor": 2})])
 def test_each_tuner_drives_nvm_models_and_reloads_the_best(tmp_path, kind, arguments):
@@ -126,6 +128,7 @@ def test_unquantizable_candidate_is_a_failed_trial_with_its_reason(tmp_path):
     assert "LSTM" in trial.message
 
 
+@pytest.mark.slow
 def test_average_and_max_pooling_candidates_pass_the_exporters_dry_run(tmp_path):
     """`tf-nvm search` passes the exporter's dry run: average pooling (exact now) and max pooling both run."""
     from tflite_export.crossbar import build_mapping  # noqa: PLC0415
@@ -224,6 +227,7 @@ def test_an_existing_search_needs_resume_or_overwrite(tmp_path):
         run_search(_config(), out, resume=True, overwrite=True, verbose=False)
 
 
+@pytest.mark.slow
 def test_finalists_are_retrained_and_the_best_mean_validation_accuracy_is_chosen(tmp_path):
     config = _config(tuner={"kind": "random", "max_trials": 3, "seed": 0},
                      retrain={"epochs": 1, "seeds": [0, 1], "finalists": 2})
@@ -250,6 +254,7 @@ def test_finalists_are_retrained_and_the_best_mean_validation_accuracy_is_chosen
     assert resumed["trials"] == 3 and "finalists" not in resumed
 
 
+@pytest.mark.slow
 def test_retrain_max_tiles_retrains_the_best_trial_within_the_tiles(tmp_path):
     # [x, -x] signs: the logits layer reads 2 x filters rows, 256 (2 tiles of 128 rows) with 128 filters, 8 with 4
     space = {**TINY_SPACE, "filters": [4, 128], "signs": ["split"]}
@@ -296,6 +301,7 @@ run_search(config, sys.argv[1], resume=sys.argv[4] == "resume", export_best=sys.
 '''
 
 
+@pytest.mark.slow
 def test_a_search_killed_mid_trial_resumes_keeping_every_completed_trial(tmp_path):
     out, log = tmp_path / "s", tmp_path / "runs.log"
     config = _config(tuner={"kind": "random", "max_trials": 4, "seed": 0, "max_consecutive_failed_trials": 4},
@@ -368,6 +374,7 @@ def test_bayesian_oracle_learns_from_failed_trials(tmp_path):
     assert issubclass(NVMBayesianOptimization, keras_tuner.Tuner)
 
 
+@pytest.mark.slow
 def test_bayesian_oracle_never_proposes_an_architecture_twice(tmp_path):
     # keras-tuner's own oracle returns the acquisition optimum unchecked: on this 12-point space with a single
     # optimum it proposed (64, 5) 2 to 5 times in 10 trials (4 runs of 4); each repeat wastes a trial
@@ -406,6 +413,7 @@ def test_finalists_are_distinct_architectures():
     assert [t.trial_id for t in _best_trials(tuner, 1)] == ["a"]
 
 
+@pytest.mark.slow
 def test_cross_validated_trials_score_the_mean_of_their_folds(tmp_path):
     config = _config(training={"epochs": 1, "batch_size": 32, "folds": 2})
     folds = [synthetic_split(seed=0), synthetic_split(seed=1)]

@@ -77,6 +77,7 @@ def test_unknown_experiment_and_bad_json_are_named(tmp_path):
         pipeline.load(str(bad))
 
 
+@pytest.mark.slow
 def test_a_tiny_experiment_end_to_end_then_reused_and_resumed(tmp_path, capsys):
     from tf_nvm.cli import main  # noqa: PLC0415
 
@@ -232,6 +233,7 @@ def test_a_tiny_experiment_end_to_end_then_reused_and_resumed(tmp_path, capsys):
     assert json.loads((killed / "report" / "report.json").read_text()) == first  # every non-timing field equal
 
 
+@pytest.mark.slow
 def test_a_tiny_cifar10_experiment_end_to_end(tmp_path):
     """CIFAR-10 through `tf-nvm run` (a bundled unipolar VGG recipe, one epoch) on a generated image folder in the
     CIFAR-10 layout, so the test needs no download and stays well under a minute."""

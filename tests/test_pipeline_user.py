@@ -132,6 +132,7 @@ def test_regression_targets_must_have_the_models_output_shape(tmp_path):
         train_model(model, recipe, split, verbose=0)
 
 
+@pytest.mark.slow
 def test_an_autoencoder_on_a_users_npz_through_tf_nvm_run(tmp_path, capsys):
     """The user's path end to end: an experiment with one inline reconstruction recipe, `tf-nvm run ... --data`,
     train -> export -> simulate -> cost -> report; the report shows MSE (targets and ideal chip), never accuracy."""

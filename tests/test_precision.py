@@ -63,6 +63,7 @@ def tiny_split_and_recipe(n=64):
     return split, recipe
 
 
+@pytest.mark.slow
 def test_tf32_is_off_once_tf_nvm_imports_tensorflow():
     child = subprocess.run([sys.executable, "-c", "import tensorflow as tf; a = tf.config.experimental."
                             "tensor_float_32_execution_enabled(); import tf_nvm.simulator; print(a, tf.config."
@@ -169,6 +170,7 @@ _MIRRORED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_cpus_trains_the_same_codes_as_one_device():
     """Two logical CPUs (set before TensorFlow starts its devices: a child process), 8 SGD steps of 64 examples.
 

@@ -54,6 +54,7 @@ def _nvm_model():
     return quantize_model(tf_nvm.models.build(RECIPE.architecture, **RECIPE.architecture_args), RECIPE.spec)
 
 
+@pytest.mark.slow
 def test_a_killed_training_resumes_at_its_last_finished_epoch(tmp_path, small):
     folder = tmp_path / "progress"
     identity = {"kind": "nvm", "seed": 0}
@@ -113,6 +114,7 @@ def test_progress_of_another_training_is_started_over_and_a_broken_one_is_a_name
         epoch_progress.EpochProgress(folder, {"seed": 0}).restore(model)
 
 
+@pytest.mark.slow
 def test_run_recipe_resumes_a_killed_seed_mid_training_and_cleans_up(tmp_path, small, monkeypatch, capsys):
     original = epoch_progress.EpochProgress.on_epoch_end
 

@@ -36,6 +36,7 @@ def train_briefly(model, x, classes, epochs=2):
     model.fit(x, y, epochs=epochs, verbose=0, batch_size=32)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", PAPER)
 @pytest.mark.parametrize("builder, shape, classes", [(mlp, (20,), 5), (conv, (32, 4), 3)])
 def test_codes_in_range_one_scale_and_numpy_forward_matches(preset, builder, shape, classes, rng, seeded):
@@ -80,6 +81,7 @@ def test_unipolar_codes_stay_non_negative_throughout_training(rng, seeded):
     assert kernel.numpy().min() >= -0.5 * tf_nvm.model_spec(model).weight_scale - 1e-7  # latent clamped
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", PAPER)
 def test_save_and_load_give_identical_predictions(preset, tmp_path, rng, seeded):
     model = tf_nvm.quantize_model(tf_nvm.models.build("har_signed_cnn", filters=(8,), kernel_sizes=(5,)),
@@ -114,6 +116,7 @@ def test_quantizers_and_configs_round_trip_through_config():
             assert again.get_config() == obj.get_config(), name
 
 
+@pytest.mark.slow
 def test_relu_cnn_unipolar_warns_once_listing_non_inhibiting_layers_and_bipolar_does_not():
     model = tf_nvm.models.build("har_cnn")
     with pytest.warns(NonInhibitingCrossbarWarning) as record:
@@ -156,6 +159,7 @@ def test_already_quantized_and_non_nvm_models_are_refused():
         tf_nvm.weight_codes(mlp())
 
 
+@pytest.mark.slow
 def test_keras3_mode_gives_clear_error():
     code = "import tensorflow as tf; tf.keras.layers; import tf_nvm"
     env = {"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -33,7 +33,7 @@ QUICK_MOBILENET = {"input_shape": (16, 16, 3), "alpha": 0.125, "blocks": 3}  # s
 PRESETS = ("paper-2bit-unipolar", "paper-4bit-bipolar")
 FIT_CASES = [pytest.param(name, SMALL[name], preset, id=f"{name}-{preset}")
              for name in ("resnet8", "ds_cnn", "fc_autoencoder") for preset in PRESETS] + [
-    pytest.param("mobilenet_v1", QUICK_MOBILENET, preset, id=f"mobilenet_v1-3-blocks-{preset}")
+    pytest.param("mobilenet_v1", QUICK_MOBILENET, preset, id=f"mobilenet_v1-3-blocks-{preset}", marks=pytest.mark.slow)
     for preset in PRESETS] + [
     # all 13 blocks once, in the preset that splits every depthwise layer (benchmarks/reference_networks.py
     # takes the full 96x96 network through both presets end to end)
@@ -61,6 +61,7 @@ def test_sign_split_builders_leave_no_crossbar_blind_and_plain_ones_list_them(na
     assert both_signs_depthwise(layer_graph(split)) == depthwise  # dw{i} on x and dw{i}_neg on -x, summed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, kwargs, preset", FIT_CASES)
 def test_reference_network_quantizes_and_fits_in_both_paper_presets(name, kwargs, preset, seeded):
     model = tf_nvm.models.build(name, sign_split=preset.endswith("unipolar"), **kwargs)

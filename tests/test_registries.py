@@ -130,8 +130,12 @@ def test_register_layer_refuses_an_unknown_role():
         register_layer(keras.layers.Dense, "analog")
 
 
+# every architecture x paper preset: about 800 s of a loaded fast tier; the slow tier runs them all
+@pytest.mark.slow
 # ------------------------------------------------------------------ architectures x presets
-@pytest.mark.parametrize("architecture", tf_nvm.models.ARCHITECTURES.names())
+# resnet8 takes 9-17 s per preset on 2 shared cores: the slow tier (the other architectures stay in the fast one)
+@pytest.mark.parametrize("architecture", [pytest.param(name, marks=pytest.mark.slow) if name == "resnet8" else name
+                                          for name in tf_nvm.models.ARCHITECTURES.names()])
 def test_every_architecture_quantizes_under_every_paper_preset(architecture, paper_preset):
     import warnings  # noqa: PLC0415
 
@@ -181,6 +185,7 @@ def test_mode_errors_name_the_mode_and_the_allowed_values():
     assert not modes.in_converter_graph()
 
 
+@pytest.mark.slow
 def test_a_saved_model_loads_in_a_fresh_process(tmp_path):
     """`tf_nvm.load_model` knows every tf_nvm class without the caller importing any tf_nvm module first."""
     import subprocess  # noqa: PLC0415

@@ -132,6 +132,7 @@ def test_the_number_pattern_skips_names_and_finds_numbers():
     assert NUMBER.findall(line) == ["-49.9", "93.29", "3"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["full", "quick"])
 def test_every_headline_number_is_a_cell_of_a_table_of_the_report(reports, mode):
     text = reports[mode]
@@ -153,11 +154,13 @@ def test_every_headline_number_is_a_cell_of_a_table_of_the_report(reports, mode)
     assert "| har-2bit-unipolar (2-bit unipolar) test accuracy | 93.29 | 92.91 |" in text
 
 
+@pytest.mark.slow
 def test_the_check_sees_a_number_that_no_table_holds(reports):
     text = reports["full"].replace("## Summary\n\n", "## Summary\n\n- crossbar periphery area -12.3 %\n", 1)
     assert _untraced(text) == {"- crossbar periphery area -12.3 %": ["-12.3"]}
 
 
+@pytest.mark.slow
 def test_quick_mode_is_a_smoke_run_without_verdicts(reports):
     quick, full = reports["quick"], reports["full"]
     assert quick.startswith("# headlines (quick mode: a smoke run)")

@@ -102,6 +102,7 @@ def test_an_explicit_context_overrides_the_spec_runtime():
 
 
 # ------------------------------------------------------------------ trained for a runtime: exact there
+@pytest.mark.slow
 @pytest.mark.parametrize("runtime, name, other", [("tflm", "TFLite Micro", "LiteRT"),
                                                   ("litert", "LiteRT", "TFLite Micro")])
 def test_model_trained_for_a_runtime_is_bit_exact_there_and_the_report_names_both(exported, runtime, name, other):
@@ -119,6 +120,7 @@ def test_model_trained_for_a_runtime_is_bit_exact_there_and_the_report_names_bot
                         rf"runtime '{report.other.runtime}'\.", str(report))
 
 
+@pytest.mark.slow
 def test_export_summary_carries_the_report(exported):
     summary = exported["litert-summary"]
     assert str(summary).endswith("\n" + str(summary.runtimes))
@@ -126,6 +128,7 @@ def test_export_summary_carries_the_report(exported):
     json.dumps(summary.to_dict())
 
 
+@pytest.mark.slow
 def test_predict_and_evaluate_use_the_spec_runtime(exported, data):
     """model.predict of the tflm model = the same weights evaluated inside emulate_runtime('tflm'), not LiteRT's."""
     model = exported["tflm"][0]
@@ -140,6 +143,7 @@ def test_predict_and_evaluate_use_the_spec_runtime(exported, data):
     assert np.isfinite(model.evaluate(x, data[1][:32], verbose=0))
 
 
+@pytest.mark.slow
 def test_cli_export_prints_the_runtime_check(exported):
     text = exported["tflm"][2]
     assert ("runtime check on 64 random inputs on the int8 input grid: the Keras model is trained for TFLite Micro "

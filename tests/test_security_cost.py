@@ -214,6 +214,7 @@ print(codes, peak_kib // 1024)
 """
 
 
+@pytest.mark.slow
 def test_peak_memory_of_every_hostile_file_is_bounded(mapping_path, tmp_path):
     paths = []
     for case in sorted(CASES):

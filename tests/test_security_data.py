@@ -267,6 +267,7 @@ def test_hapt_gzip_bomb_is_bounded(tmp_path):
     assert result["extra_rss"] < _hapt.MAX_PICKLE_BYTES + 64 * MIB
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["fifo", "dev_zero", "directory"])
 def test_special_files_as_data_path_are_refused_at_once(tmp_path, kind):
     target = tmp_path / "target"
@@ -546,6 +547,7 @@ def test_real_data_load_is_fast_and_lean(real):
     assert result["extra_rss"] < (150 * MIB if real == "npz" else 450 * MIB)
 
 
+@pytest.mark.slow
 def test_cifar_oversized_image_and_declared_jpeg_size_are_refused(tmp_path):
     """An image file over the cap is refused before reading; a JPEG header declaring 65500x65500 is never decoded."""
     root = _make_cifar_folder(tmp_path / "c", n_train=1, n_test=1)

@@ -150,6 +150,7 @@ def _peak_rss_mb_of_load(prefix):
     return lines[0], int(lines[1])
 
 
+@pytest.mark.slow
 def test_unreferenced_huge_npz_member_is_never_decompressed(two_mappings, tmp_path):
     first, _ = two_mappings
     json_path, npz_path = M.save(first, tmp_path / "m")

@@ -72,6 +72,7 @@ def test_only_convolutions_reading_both_signs_of_a_non_negative_tensor_are_found
     assert sign_split_layers(keras.Model(inputs, outputs)) == {"fused": SignSplit("pm", 4)}
 
 
+@pytest.mark.slow
 def test_a_fused_nvm_model_computes_the_same_numbers_and_gradients():
     model, plain = _nvm_twins()
     assert sorted(fuse_sign_split(model)) == ["quant_conv0_1", "quant_conv1_0", "quant_conv1_1"]
@@ -109,6 +110,7 @@ def test_a_fused_float_model_differs_by_float_rounding_only():
     assert (_concatenations(model), _concatenations(plain)) == (1, 4)
 
 
+@pytest.mark.slow
 def test_fusing_changes_no_weight_config_or_export(tmp_path):
     model, plain = _nvm_twins()
     weights, config = [w.copy() for w in model.get_weights()], model.get_config()

@@ -34,12 +34,14 @@ def test_every_digital_op_has_a_kernel():
     assert sorted(KERNELS) == DIGITAL_OPS.names()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("op", sorted(_OP_MODELS))
 def test_ideal_simulation_equals_the_exact_evaluator_for_every_digital_op(op, tmp_path):
     _, mapping, x = _exported(_OP_MODELS[op], "paper-4bit-bipolar", tmp_path)
     _ideal_equals_reference(mapping, x, batch_size=64)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["paper-2bit-unipolar", "paper-2bit-bipolar", "paper-4bit-unipolar",
                                     "paper-4bit-bipolar"])
 def test_ideal_simulation_equals_the_exact_evaluator_on_conv_and_mlp(preset, rng):

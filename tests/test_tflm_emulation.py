@@ -120,6 +120,7 @@ def _op_model(layer, rng):
     return model, rng.normal(0, 4, (1500,) + shape).astype(np.float32)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layer", ["conv", "dense", "batch_norm", "gap", "sign_split"])
 def test_each_op_is_exact_in_tflite_micro_and_litert(layer, tmp_path, rng):
     model, x = _op_model(layer, rng)
@@ -137,6 +138,7 @@ def test_each_op_is_exact_in_tflite_micro_and_litert(layer, tmp_path, rng):
 E2E_PRESETS = ["paper-2bit-unipolar", "paper-4bit-bipolar"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", E2E_PRESETS)
 def test_har_model_reproduces_tflite_micro_exactly(preset, har_standardised, tmp_path):
     """har_signed_cnn (24, 24), 2 epochs: every runtime matches the Keras model in its emulation mode.
@@ -187,6 +189,7 @@ def test_emulation_keeps_the_straight_through_gradients(rng):
     assert np.abs(outputs["litert"] - outputs["tflm"]).max() <= 3 * tf_nvm.model_spec(model).activation_step
 
 
+@pytest.mark.slow
 def test_emulation_survives_save_and_load(rng, tmp_path):
     """The Dense flag (passed by the config when the wrapper builds) and the GAP spec come back with the model."""
     keras.utils.set_random_seed(2)

@@ -32,6 +32,7 @@ def test_bundled_recipes_load():
     assert recipe.nvm_spec.weight_bits == 2 and recipe.nvm_spec.unipolar
 
 
+@pytest.mark.slow
 def test_cli_train_writes_run_folder(tmp_path, capsys, har_split):
     recipe = {"dataset": "har", "architecture": "har_signed_cnn", "spec": "paper-2bit-unipolar",
               "architecture_args": {"filters": [16], "kernel_sizes": [9]}, "epochs": 2, "seeds": [0]}
@@ -66,6 +67,7 @@ def test_cli_train_writes_run_folder(tmp_path, capsys, har_split):
     assert runs.is_done(out, "train") and runs.step_info(out, "train") == {"seeds": [0], "selected_seed": 0}
 
 
+@pytest.mark.slow
 def test_relu_cnn_trains_normally_as_2bit_bipolar(har_split):
     with warnings.catch_warnings():
         warnings.simplefilter("error", NonInhibitingCrossbarWarning)
@@ -161,6 +163,7 @@ def test_cli_reports_errors_without_traceback(capsys):
 SHARED_CIFAR = pathlib.Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "cifar10"
 
 
+@pytest.mark.slow
 def test_small_4bit_bipolar_cnn_trains_on_cifar10(tmp_path):
     """Real CIFAR-10 when the development copy is there (one epoch, 45,000 images); else a generated image folder
     in the same layout, so that the pipeline (folder loader, split, NVM training) is checked without a download."""
@@ -266,6 +269,7 @@ def test_run_recipe_checks_the_folder_before_loading_data_and_honours_overwrite(
     assert (run / "metrics.json").exists()  # nothing removed before the data loaded
 
 
+@pytest.mark.slow
 def test_variants_differing_only_in_the_spec_share_one_float_baseline(tmp_path, har_split, capsys, monkeypatch):
     from tf_nvm.data import Split  # noqa: PLC0415
     from tf_nvm.train import float_key, run_recipe  # noqa: PLC0415

@@ -104,6 +104,7 @@ def _reference(case):
         return {key[len(prefix):]: data[key] for key in data.files if key.startswith(prefix)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_training_steps_are_bit_identical_to_the_reference(case):
     expected = _reference(case)

@@ -94,6 +94,7 @@ def test_split_kernels_are_the_exact_split_of_a_trained_model_and_fresh_for_trai
         assert both_on > 0.8, both_on
 
 
+@pytest.mark.slow
 def test_depthwise_sign_split_and_softmax_split_are_exact_in_tflite_and_the_mapping(tmp_path):
     nvm = _quiet_quantize(_depthwise_net(), "paper-2bit-unipolar", init="device", sign_split="auto")
     names = [layer.name for layer in nvm.layers]

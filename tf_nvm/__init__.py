@@ -16,6 +16,11 @@ _TF_IMPORTED_BEFORE = "tensorflow" in sys.modules
 """Whether TensorFlow was already imported when tf_nvm was (for `KerasModeError`'s message)."""
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+from tf_nvm import quiet as _quiet  # noqa: E402
+
+if _quiet.wanted():  # before TensorFlow loads, whoever imports it: its C++ log lines (cuInit error, XLA) filtered
+    _quiet.quiet_tensorflow_log_level()
+
 from tf_nvm import errors, preprocessing, presets  # noqa: E402
 from tf_nvm.errors import (  # noqa: E402,F401  (every error and warning, as tf_nvm.<Name>)
     CorruptDatasetError, CostModelError, DatasetNotFoundError, ExportError, InputRangeWarning, InvalidWeightsError,
@@ -31,7 +36,8 @@ from tf_nvm.spec import NVMSpec, resolve_spec  # noqa: E402
 if _TF_IMPORTED_BEFORE:
     from tf_nvm import _keras  # noqa: E402,F401  (TensorFlow is loaded already: check its Keras mode now)
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
+"""Semantic versioning (MAJOR.MINOR.PATCH): see CHANGELOG.md, one section per release."""
 
 _LAZY = {
     # name: (module, attribute or None for the module itself)

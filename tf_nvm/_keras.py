@@ -11,6 +11,7 @@ import contextlib
 import os
 import sys
 
+from tf_nvm import quiet
 from tf_nvm.errors import KerasModeError
 
 __all__ = [
@@ -36,8 +37,8 @@ import tf_nvm  # noqa: E402  (sets TF_USE_LEGACY_KERAS; records whether TensorFl
 _TF_ALREADY_IMPORTED = tf_nvm._TF_IMPORTED_BEFORE or "tensorflow" in sys.modules  # pylint: disable=protected-access
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-QUIET_ENV = "TF_NVM_QUIET_TENSORFLOW"
-"""Set to ``1`` (the ``tf-nvm`` command does, unless ``--verbose``) to silence TensorFlow's start-up output."""
+QUIET_ENV = quiet.QUIET_ENV
+"""``1`` (the ``tf-nvm`` command's default) silences TensorFlow's start-up output, ``0`` shows it; see `tf_nvm.quiet`."""
 
 
 @contextlib.contextmanager
@@ -46,7 +47,7 @@ def _start_up_output_silenced(active):
     if not active:
         yield
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    quiet.quiet_tensorflow_log_level()  # the cuInit error comes later, at device discovery: filtered by level 3
     sys.stderr.flush()
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
@@ -58,7 +59,9 @@ def _start_up_output_silenced(active):
         os.close(devnull)
 
 
-_QUIET = os.environ.get(QUIET_ENV) == "1"
+_QUIET = quiet.wanted()  # silenced unless TF_NVM_VERBOSE=1, tf-nvm --verbose or TF_CPP_MIN_LOG_LEVEL=0
+if not _QUIET:
+    quiet.restore_tensorflow_log_level()  # `import tf_nvm` set level 3 before the command asked for --verbose
 with _start_up_output_silenced(_QUIET):
     import tensorflow as tf  # noqa: E402
     if _QUIET:

@@ -52,7 +52,7 @@ def describe():
 
 # The paper's settings: 2-bit and 4-bit devices, one shared weight scale, one
 # shared activation range A = 8 (step 1/16), 8-bit activations. Measured on HAR
-# with har_signed_cnn (3 seeds, docs/results.md): A = 8 beat A = 16 for 2-bit
+# with har_signed_cnn (3 seeds, measured 2026-11-26 with tf_nvm 0.2.0): A = 8 beat A = 16 for 2-bit
 # unipolar (93.9 % vs 92.5 % mean), since every crossbar there sees centred
 # inputs and logits without a unipolar common mode; a finer step matters more.
 for _bits in (2, 4):

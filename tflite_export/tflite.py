@@ -154,6 +154,7 @@ def _check_inputs(model, data, count=64, limit=256):
 def _convert(model, representative, container):
     from tf_nvm._keras import tf  # noqa: PLC0415
     from tf_nvm.modes import converter_graph  # noqa: PLC0415
+    from tf_nvm.quiet import native_output_silenced  # noqa: PLC0415
 
     with converter_graph(weight_container=container):
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -163,7 +164,8 @@ def _convert(model, representative, container):
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
         try:
-            return converter.convert()
+            with native_output_silenced():  # the converter's "fully_quantize: 0, ..." lines and statistics warning
+                return converter.convert()
         except Exception as err:  # the converter raises many internal types (ConverterError, RuntimeError, ...)
             raise ExportError(f"the TFLite converter failed on model {model.name!r}: {str(err)[-1500:]}. "
                               "Fix: check that every layer is supported by tf_nvm (see "

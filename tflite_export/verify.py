@@ -41,6 +41,7 @@ import numpy as np
 
 from tf_nvm.errors import ExportError
 from tf_nvm.grid import to_int8
+from tf_nvm.quiet import native_output_silenced
 from tf_nvm.safe_io import loads_json
 
 __all__ = [
@@ -286,8 +287,9 @@ def run_litert(content, x_q, resolver="default"):
     if resolver not in kinds:
         raise ExportError(f"run_litert: resolver must be one of {list(kinds)}, got {resolver!r}. Fix: pass one of "
                           "those names.")
-    interpreter = Interpreter(model_content=_model_bytes(content), experimental_op_resolver_type=kinds[resolver])
-    interpreter.allocate_tensors()
+    with native_output_silenced():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
+        interpreter = Interpreter(model_content=_model_bytes(content), experimental_op_resolver_type=kinds[resolver])
+        interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]["index"]
     out = interpreter.get_output_details()[0]["index"]
     results = []

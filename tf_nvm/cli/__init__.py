@@ -60,7 +60,7 @@ def main(argv=None):
     """Entry point of ``tf-nvm``; returns the exit status."""
     args = build_parser().parse_args(argv)
     if args.verbose:
-        os.environ.pop(QUIET_ENV, None)  # also when an earlier quiet command in this process set it
+        os.environ[QUIET_ENV] = "0"  # also when an earlier quiet command in this process set it (tf_nvm.quiet)
     else:
         os.environ.setdefault(QUIET_ENV, "1")  # read when TensorFlow is first imported (tf_nvm._keras)
     try:

@@ -235,12 +235,11 @@ def sweep_values(text):
 
 def sweep(mapping, x, y, path, values, config=None, chips=25, calibration=None, verbose=False, task=None,
           metric=None):
-    """Monte Carlo for each value of one setting.
+    """Monte Carlo for each value of one setting; the other arguments are those of `monte_carlo`.
 
     Args:
         path: the setting's dotted path (`SimulationConfig.paths`).
         values: the values to try.
-        (other arguments as `monte_carlo`)
 
     Returns:
         pandas DataFrame, one row per value (the value in column ``path``).
