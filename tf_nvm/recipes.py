@@ -208,7 +208,8 @@ class Recipe:
         """JSON-ready dict."""
         out = dataclasses.asdict(self)
         out["seeds"] = list(self.seeds)
-        for field in ("sign_split", "task", "noise_aware"):  # left out when off: recipes (and run folders) from before match
+        # left out when off: recipes (and run folders) from before match
+        for field in ("sign_split", "task", "noise_aware"):
             if out[field] is None:
                 del out[field]
         return out
