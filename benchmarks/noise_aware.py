@@ -19,7 +19,7 @@ Run (one cell at a time; ``nice``)::
 
     nice -n 5 python benchmarks/noise_aware.py --data /work/shared/data/har/har_uci_style.npz \\
         --recipes har-2bit-unipolar har-4bit-bipolar --variants plain aware --seeds 0 1 2 \\
-        --device pcm-prog-x8 --chips 25 --out docs/results/noise-aware
+        --device pcm-prog-x12 --chips 25 --out docs/results/noise-aware
 """
 
 import argparse
@@ -129,7 +129,7 @@ def main(argv=None):
     parser.add_argument("--recipes", nargs="+", default=["har-2bit-unipolar", "har-4bit-bipolar"])
     parser.add_argument("--variants", nargs="+", default=["plain", "aware"], choices=list(VARIANTS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--device", default="pcm-prog-x8", help="a tf_nvm.noise.PRESETS name (the target chips)")
+    parser.add_argument("--device", default="pcm-prog-x12", help="a tf_nvm.noise.PRESETS name (the target chips)")
     parser.add_argument("--t-train", type=float, default=86400.0, help="t_inference of the training noise, s")
     parser.add_argument("--times", nargs="+", default=["1 s", "1 h", "1 day", "1 month"], choices=list(TIMES))
     parser.add_argument("--chips", type=int, default=25)

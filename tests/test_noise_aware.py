@@ -139,8 +139,8 @@ def test_noise_aware_training_leaves_the_export_exact(tmp_path):
 def test_recipe_noise_aware_settings():
     base = recipes.load("har-2bit-unipolar")
     assert "noise_aware" not in base.to_dict()  # plain recipes (and their run folders) unchanged
-    aware = base.replace(noise_aware={"noise": "pcm-prog-x8", "scale": 1.5, "warmup_epochs": 10, "select_chips": 5})
-    assert aware.noise_aware == {**recipes.NOISE_AWARE_DEFAULTS, "noise": "pcm-prog-x8", "scale": 1.5,
+    aware = base.replace(noise_aware={"noise": "pcm-prog-x12", "scale": 1.5, "warmup_epochs": 10, "select_chips": 5})
+    assert aware.noise_aware == {**recipes.NOISE_AWARE_DEFAULTS, "noise": "pcm-prog-x12", "scale": 1.5,
                                  "warmup_epochs": 10, "select_chips": 5}
     assert recipes.from_dict(aware.to_dict()) == aware
     with pytest.raises(RecipeError, match=r"noise_aware has unknown key\(s\) \['warmup'\]; allowed: \['noise'"):

@@ -30,7 +30,8 @@ def add_parser(subparsers):
                         help="the primary metric: accuracy (classification), mse or mae (regression), or a "
                              "registered one (default: the task's first)")
     parser.add_argument("--chips", type=int, default=25, help="programmed chips per setting (default 25)")
-    parser.add_argument("--preset", default="ideal", help="device noise preset: ideal, pcm-like, pcm-prog-x8, reram-like")
+    parser.add_argument("--preset", default="ideal",
+                        help="device noise preset: ideal, pcm-like, pcm-prog-x12, reram-like")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a simulation setting, e.g. adc.mode=shared, adc.bits=6, device.t_inference=3600")
     parser.add_argument("--sweep", metavar="KEY=V1,V2,...", help="one setting over several values")

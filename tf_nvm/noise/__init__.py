@@ -7,8 +7,8 @@ randomness from explicit stateless seeds. `PRESETS` names ready-made devices:
 * ``ideal``: no noise (`GaussianNoise` with zero sigmas).
 * ``pcm-like``: aihwkit's ``PCMLikeNoiseModel`` constants (Nandakumar et al.,
   ICECS 2019; Joshi et al., Nat. Commun. 11, 2473, 2020), g_max = 25 µS.
-* ``pcm-prog-x8``: a harsh PCM device, ``pcm-like`` with 8 times the programming noise
-  (``prog_noise_scale=8``): plain HAR models lose several points after a day on it, so
+* ``pcm-prog-x12``: a harsh PCM device, ``pcm-like`` with 12 times the programming noise
+  (``prog_noise_scale=12``): plain HAR models lose several points after a day on it, so
   ``benchmarks/noise_aware.py`` measures noise-aware training there
   (``docs/results/noise-aware/``).
 * ``reram-like``: aihwkit's ``ReRamWan2022NoiseModel`` fit of Wan et al.,
@@ -41,8 +41,8 @@ PRESETS = Registry("noise preset", error=SimulatorError, fix="run `tf-nvm simula
 """Preset name -> `NoiseModel` instance."""
 PRESETS.register("ideal", GaussianNoise(), description="no device noise")
 PRESETS.register("pcm-like", PCMLikeNoise(), description="PCM: aihwkit PCMLikeNoiseModel constants (Joshi 2020)")
-PRESETS.register("pcm-prog-x8", PCMLikeNoise(prog_noise_scale=8.0),
-                 description="harsh PCM: pcm-like with 8x the programming noise (the noise-aware training benchmark)")
+PRESETS.register("pcm-prog-x12", PCMLikeNoise(prog_noise_scale=12.0),
+                 description="harsh PCM: pcm-like with 12x the programming noise (the noise-aware training benchmark)")
 PRESETS.register("reram-like", ReRAMNoise(g_max_us=25.0, read_sigma_relative=0.01),
                  description="ReRAM: Wan et al. Nature 2022 spread (aihwkit fit), 1 % read noise")
 
