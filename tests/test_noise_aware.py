@@ -147,3 +147,15 @@ def test_recipe_noise_aware_settings():
         base.replace(noise_aware={"warmup": 3})
     with pytest.raises(RecipeError, match=r"noise_aware.select_chips must be an integer in 0..100, got -2"):
         base.replace(noise_aware={"select_chips": -2})
+
+
+def test_an_experiment_variant_can_train_noise_aware():
+    from tf_nvm.pipeline import experiment  # noqa: PLC0415
+
+    data = experiment.load("paper-har").to_dict()
+    plain = recipes.load("har-2bit-unipolar").to_dict()
+    data["variants"] = ["har-2bit-unipolar", {**plain, "name": "har-2bit-unipolar-aware",
+                                              "noise_aware": {"noise": "pcm-prog-x12", "select_chips": 5}}]
+    found = experiment.from_dict(data).variant_recipes
+    assert found["har-2bit-unipolar"].noise_aware is None
+    assert found["har-2bit-unipolar-aware"].noise_aware["select_chips"] == 5
