@@ -51,6 +51,8 @@ VARIANTS = {
     "device-warmup": {"kind": "device", "scale": 1.5, "warmup_epochs": 10},
     # the full recipe: device noise x1.5, warm-up, selection on 5 simulated validation chips
     "aware": {"kind": "device", "scale": 1.5, "warmup_epochs": 10, "select_chips": 5},
+    # the full recipe at the device's own noise (x12 programming noise is already about 1.5 levels of a 2-bit device)
+    "aware-1x": {"kind": "device", "scale": 1.0, "warmup_epochs": 10, "select_chips": 5},
     # aihwkit's generic recipe: Gaussian noise 5 % of each kernel's largest code, warm-up, chip selection
     "relative": {"kind": "relative", "relative_std": 0.05, "warmup_epochs": 10, "select_chips": 5},
 }
@@ -68,11 +70,15 @@ def _cell(recipe, variant, seed, split, args, cell):
                                   recipe.spec, init=recipe.init, sign_split=recipe.sign_split)
     weights = os.path.join(args.models, f"{recipe.name}--{variant}--{args.device}--seed{seed}.weights.h5")
     if cell is None:
-        trained = train_model(model, recipe, split, verbose=0, callbacks=noise_aware_callbacks(recipe, split, seed))
+        history = []
+        record = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: history.append(
+            {key: round(float(value), 4) for key, value in logs.items() if key.startswith("val_")}))
+        trained = train_model(model, recipe, split, verbose=0,
+                              callbacks=[*noise_aware_callbacks(recipe, split, seed), record])
         os.makedirs(args.models, exist_ok=True)
         model.save_weights(weights)
         cell = {"recipe": recipe.name, "variant": variant, "seed": seed, "device": args.device, "chips": args.chips,
-                "noise_aware": settings, "training": trained, "times": {}}
+                "noise_aware": settings, "training": trained, "history": history, "times": {}}
         print(f"  {recipe.name} {variant} seed {seed}: trained in {trained['seconds']:.0f} s, best epoch "
               f"{trained['best_epoch']}, ideal test accuracy {100 * trained['test_accuracy']:.2f} %", flush=True)
     else:
