@@ -18,7 +18,7 @@ time's chip mean, the spread over seeds of those means, the mean spread over chi
 Run (one cell at a time; ``nice``)::
 
     nice -n 5 python benchmarks/noise_aware.py --data /work/shared/data/har/har_uci_style.npz \\
-        --recipes har-2bit-unipolar har-4bit-bipolar --variants plain aware --seeds 0 1 2 \\
+        --recipes har-2bit-unipolar har-4bit-bipolar --variants plain aware-1x --seeds 0 1 2 \\
         --device pcm-prog-x12 --chips 25 --out docs/results/noise-aware
 """
 
@@ -133,7 +133,7 @@ def main(argv=None):
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipes", nargs="+", default=["har-2bit-unipolar", "har-4bit-bipolar"])
-    parser.add_argument("--variants", nargs="+", default=["plain", "aware"], choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=["plain", "aware-1x"], choices=list(VARIANTS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--device", default="pcm-prog-x12", help="a tf_nvm.noise.PRESETS name (the target chips)")
     parser.add_argument("--t-train", type=float, default=86400.0, help="t_inference of the training noise, s")
