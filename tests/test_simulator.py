@@ -381,7 +381,8 @@ def test_bad_inputs_and_settings_are_named_errors(small_mapping, tmp_path):
     bad[1, 2, 0] = np.nan
     with pytest.raises(SimulatorError, match=r"inputs hold 1 NaN or infinite value\(s\)\. Fix"):
         sim.run(chip, bad)
-    with pytest.raises(SimulatorError, match=r"unknown noise preset 'pcm'; known: ideal, pcm-like, reram-like\. Fix"):
+    with pytest.raises(SimulatorError,
+                       match=r"unknown noise preset 'pcm'; known: ideal, pcm-like, pcm-prog-x12, reram-like\. Fix"):
         DeviceConfig(noise="pcm")
     with pytest.raises(SimulatorError, match=r"GaussianNoise\.prog_sigma_us must be a finite number >= 0, got -0\.1"):
         noise.GaussianNoise(prog_sigma_us=-0.1)

@@ -193,7 +193,13 @@ class WeightPerturbation:
     A subclass implements ``perturb(codes, spec)``: float device codes (a
     TensorFlow tensor of integer values) -> the codes a programmed device would
     realise, as floats. `tf_nvm.noise.training.DeviceNoiseTraining` is one.
+
+    Attributes:
+        inference: False (default): only the training branch (``training=True``) is perturbed. True: inference
+            too, for scoring simulated chips inside a noise-aware training (never set by an export).
     """
+
+    inference = False
 
     def perturb(self, codes, spec):  # pragma: no cover (abstract)
         raise NotImplementedError

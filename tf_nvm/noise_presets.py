@@ -17,6 +17,8 @@ READ_NOISE_MODES = ("per-read", "per-chip", "off")
 NOISE_PRESETS = {
     "ideal": ("gaussian", {}, "no device noise"),
     "pcm-like": ("pcm-like", {}, "PCM: aihwkit PCMLikeNoiseModel constants (Joshi 2020)"),
+    "pcm-prog-x12": ("pcm-like", {"prog_noise_scale": 12.0},
+                     "harsh PCM: pcm-like with 12x the programming noise (the noise-aware training benchmark)"),
     "reram-like": ("reram-like", {"g_max_us": 25.0, "read_sigma_relative": 0.01},
                    "ReRAM: Wan et al. Nature 2022 spread (aihwkit fit), 1 % read noise"),
 }

@@ -195,6 +195,9 @@ class NVMWeightQuantizer(_SpecQuantizer):
     def __call__(self, inputs, training, weights, **kwargs):
         codes = snap_to_codes(inputs, self.spec)
         perturbation = training_perturbation()
+        if perturbation is not None and getattr(perturbation, "inference", False):
+            # a noise-aware training callback scoring simulated chips (never set by an export or weight_codes)
+            return self._perturbed(inputs, codes, perturbation)
         if perturbation is not None and training is not False:
             # Noise-aware training: the training branch sees perturbed (off-grid) codes with the same STE; the
             # inference branch is the usual one, bit for bit.

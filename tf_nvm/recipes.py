@@ -24,8 +24,8 @@ from tf_nvm.errors import RecipeError, SpecError, UnknownNameError
 from tf_nvm.safe_io import read_json
 from tf_nvm.spec import INITS, SIGN_SPLITS, resolve_spec
 
-__all__ = ["Recipe", "load", "from_dict", "names", "recipes_dir", "read_json_config", "check_seeds", "MAX_CONFIG_BYTES",
-           "TRAINING_TASKS", "NAME_PATTERN"]
+__all__ = ["Recipe", "NOISE_AWARE_DEFAULTS", "check_noise_aware", "load", "from_dict", "names", "recipes_dir",
+           "read_json_config", "check_seeds", "MAX_CONFIG_BYTES", "TRAINING_TASKS", "NAME_PATTERN"]
 
 TRAINING_TASKS = ("classification", "regression", "reconstruction")
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -69,6 +69,9 @@ class Recipe:
         augment_crop: images: random crops of the image padded by this many pixels
             on each side (training only; 0 disables; 4 is the usual CIFAR-10 setting).
         augment_flip: images: random horizontal flips (training only).
+        noise_aware: None (plain training), or noise-aware training of the NVM model
+            (`tf_nvm.noise.training.NoiseAwareTraining`): a JSON object with the keys of
+            `NOISE_AWARE_DEFAULTS` (missing keys take those values). Left out of the recipe dict when None.
         description: one line.
     """
 
@@ -89,6 +92,7 @@ class Recipe:
     augment_noise: float = 0.0
     augment_crop: int = 0
     augment_flip: bool = False
+    noise_aware: Optional[dict] = None
     description: Optional[str] = None
 
     def __post_init__(self):
@@ -141,6 +145,8 @@ class Recipe:
             raise RecipeError(f"recipe {self.name!r}: augment_crop and augment_flip apply to images (dataset "
                               f"'cifar10'), not to dataset {self.dataset!r}. Fix: remove them, or use "
                               "augment_scale / augment_noise for sensor windows.")
+        if self.noise_aware is not None:
+            object.__setattr__(self, "noise_aware", check_noise_aware(self.noise_aware, f"recipe {self.name!r}"))
         try:
             self.nvm_spec  # noqa: B018  (validates)
         except (SpecError, UnknownNameError) as err:
@@ -186,7 +192,8 @@ class Recipe:
         """JSON-ready dict."""
         out = dataclasses.asdict(self)
         out["seeds"] = list(self.seeds)
-        for field in ("sign_split", "task"):  # left out when off: recipes (and run folders) from before match
+        # left out when off: recipes (and run folders) from before match
+        for field in ("sign_split", "task", "noise_aware"):
             if out[field] is None:
                 del out[field]
         return out
@@ -211,6 +218,56 @@ def check_seeds(seeds, where, fix):
     if not isinstance(seeds, (list, tuple)) or not seeds or not all(
             isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2 ** 32 for s in seeds):
         raise RecipeError(f"{where} must be a non-empty list of integers in 0..2^32-1, got {seeds!r}. {fix}")
+
+
+NOISE_AWARE_DEFAULTS = {
+    "noise": "pcm-like",
+    "t_inference": 86400.0,
+    "kind": "device",
+    "scale": 1.0,
+    "relative_std": 0.05,
+    "warmup_epochs": 0,
+    "select_chips": 0,
+}
+"""A recipe's ``noise_aware`` settings and their defaults (`tf_nvm.noise.training.NoiseAwareTraining` arguments):
+the target device (a ``tf_nvm.noise.PRESETS`` name) and its read time in seconds, the training noise (``"device"``
+or ``"relative"``), the device noise's scale, the relative noise's standard deviation (of each kernel's largest
+code), the clean warm-up epochs, and the number of simulated validation chips that select the epoch (0: noise-free
+validation accuracy selects)."""
+
+_NOISE_AWARE_CHECKS = {
+    "noise": (lambda v: isinstance(v, str) and v != "", "a noise preset name (`tf-nvm simulate --help`)"),
+    "t_inference": (lambda v: _is_number(v) and v >= 0, "a number of seconds >= 0"),
+    "kind": (lambda v: v in ("device", "relative"), "\"device\" or \"relative\""),
+    "scale": (lambda v: _is_number(v) and 0 <= v <= 100, "a number in [0, 100]"),
+    "relative_std": (lambda v: _is_number(v) and 0 <= v <= 10, "a number in [0, 10]"),
+    "warmup_epochs": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0"),
+    "select_chips": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 100,
+                     "an integer in 0..100"),
+}
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and abs(value) < 1e300
+
+
+def check_noise_aware(settings, owner):
+    """A recipe's ``noise_aware`` object, checked and completed with `NOISE_AWARE_DEFAULTS` (a new dict).
+
+    Raises:
+        RecipeError: not an object, an unknown key, or a value outside its range.
+    """
+    if not isinstance(settings, dict):
+        raise RecipeError(f"{owner}: noise_aware must be null or a JSON object, got {settings!r}. {_FIX}")
+    unknown = sorted(set(settings) - set(NOISE_AWARE_DEFAULTS))
+    if unknown:
+        raise RecipeError(f"{owner}: noise_aware has unknown key(s) {unknown}; allowed: "
+                          f"{list(NOISE_AWARE_DEFAULTS)}. {_FIX}")
+    out = {**NOISE_AWARE_DEFAULTS, **settings}
+    for key, (ok, allowed) in _NOISE_AWARE_CHECKS.items():
+        if not ok(out[key]):
+            raise RecipeError(f"{owner}: noise_aware.{key} must be {allowed}, got {out[key]!r}. {_FIX}")
+    return out
 
 
 def names():

@@ -23,6 +23,7 @@ from tf_nvm import progress as epoch_progress
 from tf_nvm._keras import keras, tf
 from tf_nvm.data import prepare_data
 from tf_nvm.errors import InvalidWeightsError, RecipeError, RunFolderError
+from tf_nvm.noise.training import NoiseAwareTraining
 from tf_nvm.nvm_model import model_spec, nonfinite_weights, nvm_layers
 from tf_nvm.precision import require_float32
 from tf_nvm.quantize import check_input_range, quantize_model
@@ -30,8 +31,8 @@ from tf_nvm.recipes import check_seeds
 from tf_nvm.registry import Registry
 from tf_nvm.sign_split import fuse_sign_split
 
-__all__ = ["train_model", "run_recipe", "training_data", "float_key", "FLOAT_KEY_IGNORES", "TRAINING",
-           "TrainingTask", "training_task"]
+__all__ = ["train_model", "run_recipe", "training_data", "noise_aware_callbacks", "float_key", "FLOAT_KEY_IGNORES",
+           "TRAINING", "TrainingTask", "training_task"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +169,9 @@ def train_model(model, recipe, split, verbose=2, callbacks=(), progress=None):
     steps = recipe.epochs * int(np.ceil(len(split.x_train) / recipe.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, steps)
     model.compile(keras.optimizers.Adam(schedule), task.loss(), metrics=[task.metric, *task.extra])
-    monitor = f"val_{task.metric}"
+    # a callback with a ``monitor`` (noise-aware training's simulated chips) selects the epoch; it runs first
+    selectors = [callback for callback in callbacks if getattr(callback, "monitor", None)]
+    monitor = selectors[0].monitor if selectors else f"val_{task.metric}"
     done = 0
     if progress is None:
         keep_best = keras.callbacks.EarlyStopping(monitor, mode=task.mode, patience=recipe.epochs + 1,
@@ -178,7 +181,8 @@ def train_model(model, recipe, split, verbose=2, callbacks=(), progress=None):
         keep_best = timer = epoch_progress.EpochProgress(*progress, monitor=monitor, verbose=bool(verbose),
                                                          mode=task.mode)
         done = keep_best.restore(model)
-    callbacks = [keep_best, keras.callbacks.TerminateOnNaN(), *callbacks]
+    callbacks = [*selectors, keep_best, keras.callbacks.TerminateOnNaN(),
+                 *[callback for callback in callbacks if callback not in selectors]]
     if timer is not keep_best:
         callbacks.append(timer)
     start = time.perf_counter()
@@ -196,7 +200,8 @@ def train_model(model, recipe, split, verbose=2, callbacks=(), progress=None):
     val = history[monitor]
     best = int(np.argmax(val) if task.higher_is_better else np.argmin(val))
     test = model.evaluate(split.x_test, split.y_test, verbose=0, batch_size=512, return_dict=True)
-    result = {monitor: float(val[best]), "best_epoch": best + 1, f"test_{task.metric}": float(test[task.metric]),
+    result = {monitor: float(val[best]), f"val_{task.metric}": float(history[f"val_{task.metric}"][best]),
+              "best_epoch": best + 1, f"test_{task.metric}": float(test[task.metric]),
               **{f"test_{name}": float(test[name]) for name in task.extra},
               "seconds": round(seconds, 2), "epoch_seconds": timer.epoch_seconds}
     if done:
@@ -204,12 +209,26 @@ def train_model(model, recipe, split, verbose=2, callbacks=(), progress=None):
     return result
 
 
+def noise_aware_callbacks(recipe, split, seed=0):
+    """The recipe's noise-aware training callback (a list of 0 or 1 `NoiseAwareTraining`) for its NVM model.
+
+    Args:
+        recipe: `Recipe` (its ``noise_aware`` settings, `tf_nvm.recipes.NOISE_AWARE_DEFAULTS`; None: plain).
+        split: `Split` (the validation part scores the selection chips).
+        seed: training seed (also the seed of the selection chips).
+    """
+    settings = getattr(recipe, "noise_aware", None)
+    if not settings:
+        return []
+    return [NoiseAwareTraining(validation_data=(split.x_val, split.y_val), select_seed=seed, **settings)]
+
+
 def _summary(values):
     return {"mean": statistics.fmean(values), "std": statistics.pstdev(values) if len(values) > 1 else 0.0,
             "min": min(values), "max": max(values)}
 
 
-FLOAT_KEY_IGNORES = ("name", "description", "spec", "init", "seeds")
+FLOAT_KEY_IGNORES = ("name", "description", "spec", "init", "seeds", "noise_aware")
 """Recipe fields that do not change the float baseline (`run_recipe`'s ``shared_floats``)."""
 
 
@@ -280,7 +299,8 @@ def _train_seed(recipe, split, seed, verbose, shared_floats, out_dir):
     if verbose:
         print(f"[tf-nvm] {recipe.name} seed {seed}: NVM model ({recipe.spec_name})", flush=True)
     progress = _progress(_seed_progress(out_dir, seed, "nvm"), recipe, split, seed, "nvm")
-    nvm_result = train_model(nvm_model, recipe, split, verbose, progress=progress)
+    nvm_result = train_model(nvm_model, recipe, split, verbose, progress=progress,
+                             callbacks=noise_aware_callbacks(recipe, split, seed))
     row = {"seed": seed, "nvm": nvm_result, "float": float_result}
     runs.write_seed(out_dir, seed, nvm_model, float_model, result=row)
     for kind in ("nvm", "float"):

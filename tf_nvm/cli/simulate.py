@@ -37,7 +37,7 @@ def add_parser(subparsers):
     parser.add_argument("--chips", default="25", metavar="N|A:B",
                         help="programmed chips per setting (default 25), or chips A..B-1 as one shard of a larger "
                              "run (merge shards with `tf-nvm simulate merge DIR... --out DIR`)")
-    parser.add_argument("--preset", default="ideal", help="device noise preset: ideal, pcm-like, reram-like")
+    parser.add_argument("--preset", default="ideal", help="device noise preset: ideal, pcm-like, pcm-prog-x12, reram-like")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a simulation setting, e.g. adc.mode=shared, adc.bits=6, device.t_inference=3600")
     parser.add_argument("--sweep", metavar="KEY=V1,V2,...", help="one setting over several values")

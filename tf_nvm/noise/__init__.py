@@ -7,6 +7,10 @@ randomness from explicit stateless seeds. `PRESETS` names ready-made devices:
 * ``ideal``: no noise (`GaussianNoise` with zero sigmas).
 * ``pcm-like``: aihwkit's ``PCMLikeNoiseModel`` constants (Nandakumar et al.,
   ICECS 2019; Joshi et al., Nat. Commun. 11, 2473, 2020), g_max = 25 µS.
+* ``pcm-prog-x12``: a harsh PCM device, ``pcm-like`` with 12 times the programming noise
+  (``prog_noise_scale=12``): plain HAR models lose several points after a day on it, so
+  ``benchmarks/noise_aware.py`` measures noise-aware training there
+  (``docs/results/noise-aware/``).
 * ``reram-like``: aihwkit's ``ReRamWan2022NoiseModel`` fit of Wan et al.,
   Nature 608, 504 (2022), rescaled to g_max = 25 µS, with 1 % per-read noise
   (aihwkit's suggestion for the short-term read noise the paper does not give).
