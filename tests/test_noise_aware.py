@@ -8,7 +8,7 @@ import pytest
 import tf_nvm
 from tf_nvm import RecipeError, SimulatorError, recipes
 from tf_nvm._keras import keras, tf
-from tf_nvm.modes import WeightPerturbation, perturbed_training
+from tf_nvm.modes import WeightPerturbation
 from tf_nvm.noise.training import (CHIP_METRIC, DeviceNoiseTraining, NoiseAwareTraining, RelativeGaussianTraining,
                                    chip_accuracy)
 
