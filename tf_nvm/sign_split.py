@@ -48,7 +48,7 @@ import numpy as np
 from tf_nvm._keras import QuantizeWrapper, keras
 from tf_nvm.errors import SpecError, UnsupportedLayerError
 from tf_nvm.graph import activation_name, layer_graph, non_inhibiting_layers, nonnegative_outputs
-from tf_nvm.modes import in_converter_graph
+from tf_nvm.modes import converter_weight_limit, folding_sign_split, in_converter_graph
 from tf_nvm.quantize_configs import is_crossbar
 
 __all__ = ["SignSplit", "sign_split_layers", "fuse_sign_split", "can_feed_both_signs", "feed_both_signs",
@@ -58,6 +58,7 @@ SPLIT_KERNELS = ("split", "initializer")
 """How `feed_both_signs` sets the kernels of the crossbars it splits."""
 
 _FUSED = "_tf_nvm_sign_split_channels"
+_SPEC = "_tf_nvm_sign_split_spec"
 """Attribute set on a fused convolution: the channels ``C`` of ``t`` (its kernel has ``2C`` input rows)."""
 
 
@@ -178,7 +179,7 @@ def _first_input(plain_call):
     """A Concatenate's ``call`` returning ``t`` of ``[t, -t]`` (the plain concatenation in the converter graph)."""
 
     def call(inputs):
-        return plain_call(inputs) if in_converter_graph() else inputs[0]
+        return plain_call(inputs) if in_converter_graph() and not folding_sign_split() else inputs[0]
 
     return call
 
@@ -189,11 +190,28 @@ def _fused_convolution(conv, channels):
     plain = type(conv).convolution_op.__get__(conv)
 
     def convolution_op(inputs, kernel):
+        if folding_sign_split():  # the MCU model: one kernel of codes W+ - W-, on the same scale (exact)
+            return plain(inputs, _folded_kernel(conv, kernel, channels))
         if in_converter_graph():
             return plain(inputs, kernel)
         return plain(inputs, kernel[..., :channels, :] - kernel[..., channels:, :])
 
     return convolution_op
+
+
+def _folded_kernel(conv, kernel, channels):
+    """``W+ - W-`` of a converter-graph kernel ``[W+; W-]`` (codes times the shared scale ``s``), in a fake-quant
+    over ``[-L s, L s]`` so that the converter stores the code differences on scale ``s``, zero point 0."""
+    from tf_nvm._keras import tf  # noqa: PLC0415
+
+    folded = kernel[..., :channels, :] - kernel[..., channels:, :]
+    spec = getattr(conv, _SPEC, None)
+    if spec is None:  # a float model: no codes to keep
+        return folded
+    limit, s = converter_weight_limit(), spec.weight_scale
+    return tf.quantization.fake_quant_with_min_max_vars(folded, min=tf.constant(-limit * s),
+                                                        max=tf.constant(limit * s),
+                                                        num_bits=8 if limit == 127 else 4, narrow_range=True)
 
 
 def fuse_sign_split(model):
@@ -219,6 +237,8 @@ def fuse_sign_split(model):
         conv.input_spec = None  # it now receives C channels; its kernel keeps its 2C input rows
         conv.convolution_op = _fused_convolution(conv, split.channels)
         object.__setattr__(conv, _FUSED, split.channels)
+        config = getattr(model.get_layer(name), "quantize_config", None)
+        object.__setattr__(conv, _SPEC, getattr(config, "spec", None))  # NVM: the scale of the folded codes
     return fused
 
 
