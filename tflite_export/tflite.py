@@ -7,6 +7,13 @@ narrow-range fake-quant (stored: scale ``s``, zero point 0, the codes), and
 each digital BatchNorm as a per-channel 1x1 depthwise convolution with int8
 weights and int32 bias (see `tf_nvm.digital`).
 
+A convolution that reads both signs ``[t, -t]`` of a non-negative ``t`` (a unipolar network's
+way to subtract) is stored folded by default: ``conv(t, W+ - W-)``, one kernel of code
+differences on the same scale instead of the two halves, without the negation and the
+concatenation. The int32 accumulators are the same (``-t`` never clips), so are the outputs,
+with half that layer's multiply-adds and weight flash: the microcontroller baseline a unipolar
+network is compared with. The crossbar mapping keeps the halves (one device per row).
+
 Weight containers:
 
 * ``"int8"`` (default): codes stored as int8. LiteRT's default (XNNPACK)
