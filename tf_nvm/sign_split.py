@@ -25,7 +25,9 @@ compute it that way; it changes speed, not the network:
   heads here are small).
 * The weights, the config and every saved file are unchanged: the kernel keeps its ``2C`` input rows
   (one device per row on the crossbar). Inside `tf_nvm.modes.converter_graph()` the layer computes the
-  plain form, so the TFLite export and the crossbar mapping see ``[t, -t]`` and ``2C`` rows.
+  plain form, so the crossbar mapping sees ``[t, -t]`` and ``2C`` rows; within `tf_nvm.modes.fold_sign_split()`
+  as well, the converter sees ``conv(t, W+ - W-)``: the microcontroller model ``export_tflite`` writes by
+  default, one kernel of code differences on the same scale (exact: ``-t`` is never clipped).
 
 `tf_nvm.train.train_model` fuses every model it trains. Measured on 2 cores by
 ``benchmarks/sign_split.py``.
