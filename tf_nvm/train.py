@@ -29,8 +29,8 @@ from tf_nvm.quantize import check_input_range, quantize_model
 from tf_nvm.registry import Registry
 from tf_nvm.sign_split import fuse_sign_split
 
-__all__ = ["train_model", "run_recipe", "training_data", "steps_per_epoch", "float_key", "FLOAT_KEY_IGNORES", "TRAINING",
-           "TrainingTask", "training_task"]
+__all__ = ["train_model", "run_recipe", "training_data", "steps_per_epoch", "float_key", "FLOAT_KEY_IGNORES",
+           "TRAINING", "TrainingTask", "training_task"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -180,8 +180,8 @@ def export_tflite(model, path, representative_data=None, *, container="int8", fo
         container: ``"int8"`` (default, bit-exact in LiteRT) or ``"int4"``
             (half the weight flash; 1-LSB rounding differences, see the module
             docstring).
-        fold_sign_split: store each convolution that reads ``[t, -t]`` of a non-negative ``t``
-            (`tf_nvm.sign_split.fuse_sign_split`; unipolar networks) as ``conv(t, W+ - W-)``: one kernel
+        fold_sign_split: store each convolution and Dense layer that reads ``[t, -t]`` of a non-negative
+            ``t`` (`tf_nvm.sign_split.fuse_sign_split`; unipolar networks) as ``conv(t, W+ - W-)``: one kernel
             of code differences (``-code_max..code_max``, same scale) instead of the two halves, and no
             negation and concatenation. The int32 accumulators are the same, so are the outputs, with
             half that layer's multiply-adds and weight bytes: the fair microcontroller baseline. The
@@ -230,9 +230,11 @@ def export_tflite(model, path, representative_data=None, *, container="int8", fo
             f"{'unipolar' if spec.unipolar else spec.bipolar_mapping}). Fix: use container='int8'.")
     folded = {}
     if fold_sign_split:
-        from tf_nvm.sign_split import fuse_sign_split  # noqa: PLC0415
+        from tf_nvm.sign_split import fold_dense_sign_split, fuse_sign_split  # noqa: PLC0415
 
         folded = {name: split.channels for name, split in fuse_sign_split(model).items()}
+        folded.update({name: split.channels for name, split in fold_dense_sign_split(model).items()})
+        folded = {layer.name: folded[layer.name] for layer in model.layers if layer.name in folded}  # model order
     content = _convert(model, _representative(model, representative_data), container, fold=bool(folded))
     graph = read_tflite(content)
     checks = verify.check_nvm_weights(model, content, folded=folded)
