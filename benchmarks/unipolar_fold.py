@@ -14,9 +14,9 @@ Run (reads the development data through an explicit path)::
         --data /work/shared/data/har/har_uci_style.npz
 
 Measured (Dec 2026, ``--steps 10``, 256 test examples, 0 differing outputs in LiteRT and TFLite Micro for every
-model): ``cifar10-2bit-unipolar``: flash 607,336 -> 319,560 bytes (0.526), arena 146,704 -> 79,584 bytes (0.543),
-MACs 77.38 M -> 39.64 M (0.512), modelled latency Cortex-M4F 6,559 -> 3,360 ms, M7 622 -> 319 ms (every
-convolution but the first folds; the first reads the signed image and the Dense head is not folded).
+model): ``cifar10-2bit-unipolar``: flash 607,336 -> 317,816 bytes (0.523), arena 146,704 -> 79,248 bytes (0.540),
+MACs 77.38 M -> 39.63 M (0.512), modelled latency Cortex-M4F 6,559 -> 3,360 ms, M7 622 -> 319 ms (every
+crossbar but the first folds: it reads the signed image).
 ``har-2bit-unipolar``: nothing folds (71,040 bytes, 3.97 M MACs both ways): every crossbar of
 ``har_signed_cnn`` reads ``[x, -x]`` of a signed ``x`` (the input, BatchNorm outputs), where ``-x`` clips at
 the range's top for ``x`` = -A (int8 -128 -> 127), so ``conv(x, W+ - W-)`` would not be exact.
