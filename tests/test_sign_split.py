@@ -121,9 +121,10 @@ def test_fusing_changes_no_weight_config_or_export(tmp_path):
     assert model.get_config() == config
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), weights))
     data = _images(64)
-    export_tflite(model, tmp_path / "fused.tflite", data, measure_arena=False)
-    export_tflite(plain, tmp_path / "plain.tflite", data, measure_arena=False)
-    assert (tmp_path / "fused.tflite").read_bytes() == (tmp_path / "plain.tflite").read_bytes()
+    for fold in (False, True):  # the crossbar's halves, and the MCU model folded (export_tflite fuses `plain` then)
+        export_tflite(model, tmp_path / "fused.tflite", data, fold_sign_split=fold, measure_arena=False)
+        export_tflite(plain, tmp_path / "plain.tflite", data, fold_sign_split=fold, measure_arena=False)
+        assert (tmp_path / "fused.tflite").read_bytes() == (tmp_path / "plain.tflite").read_bytes()
 
 
 @pytest.mark.parametrize("preset", ["paper-2bit-unipolar"])

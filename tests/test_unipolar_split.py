@@ -168,3 +168,46 @@ def test_train_model_warns_at_the_start_of_fit_when_training_inputs_are_clipped(
                                                r"outside the shared activation range \[-8, 7\.9375\].*Fix: "
                                                r"standardise the inputs"):
         train_model(model, recipe, split, verbose=0)
+
+
+@pytest.mark.parametrize("preset", ["paper-2bit-unipolar", "paper-4bit-unipolar"])
+def test_the_mcu_model_folds_both_signs_into_one_kernel_exactly_and_the_crossbar_keeps_both(tmp_path, preset):
+    from tf_nvm.cost import mcu_cost  # noqa: PLC0415
+    from tflite_export import read_tflite  # noqa: PLC0415
+
+    keras.utils.set_random_seed(0)
+    model = tf_nvm.models.build("cifar_vgg", input_shape=(8, 8, 3), filters=(4, 8), convs_per_block=2, signs="split")
+    nvm = _quiet_quantize(model, preset, init="device")
+    x = np.random.default_rng(1).normal(0, 2, (48, 8, 8, 3)).astype(np.float32)
+    nvm.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), run_eagerly=True)
+    nvm.fit(x, np.arange(48) % 10, epochs=1, batch_size=48, verbose=0)
+    halves = export_tflite(nvm, tmp_path / "halves.tflite", x, fold_sign_split=False, measure_arena=False)
+    folded = export_tflite(nvm, tmp_path / "folded.tflite", x, measure_arena=False)
+    # every crossbar but the first (it reads the signed image, whose -x can clip at the range's top) folds
+    assert folded.folded_layers == ("quant_conv0_1", "quant_conv1_0", "quant_conv1_1", "quant_logits")
+    assert not halves.folded_layers
+    assert folded.op_counts["CONCATENATION"] == halves.op_counts["CONCATENATION"] - 4
+    results = compare(nvm, tmp_path / "folded.tflite", x, runtimes=("litert", "tflm"), arena_size=1 << 20)
+    assert all(result.differing == 0 for result in results.values()), results
+    graph = read_tflite((tmp_path / "folded.tflite").read_bytes())
+    code_max = tf_nvm.model_spec(nvm).code_max
+    for name, expected_rows in (("quant_conv0_1", 4), ("quant_conv1_0", 4), ("quant_conv1_1", 8), ("quant_logits", 8)):
+        (_, tensor), = graph.layer_weights(name)
+        assert tensor.shape[-1] == expected_rows and tensor.zero_points == (0,)  # C rows, not 2C
+        assert tensor.values.min() >= -code_max and tensor.values.max() <= code_max and tensor.values.min() < 0
+    macs = {label: mcu_cost(read_tflite((tmp_path / f"{label}.tflite").read_bytes()), "cortex-m4f")[1]["macs"]
+            for label in ("halves", "folded")}
+    # per image: conv0_1 8*8*4*9*8 + conv1_0 4*4*8*9*8 + conv1_1 4*4*8*9*16 + logits 10*16 MACs read both halves
+    assert macs["halves"] - macs["folded"] == (8 * 8 * 4 * 9 * 4 + 4 * 4 * 8 * 9 * 4 + 4 * 4 * 8 * 9 * 8 + 10 * 8)
+    assert folded.model_bytes < halves.model_bytes
+    export_crossbar(nvm, tmp_path / "m")  # the crossbars keep both halves (2C rows), exactly as trained
+    np.testing.assert_array_equal(evaluate(tmp_path / "m", x).values(), nvm.predict(x, verbose=0))
+
+
+def test_crossbars_reading_a_signed_tensor_keep_both_halves_in_the_mcu_model(tmp_path):
+    # [x, -x] of a signed x (the HAR recipes' BatchNorm outputs and input): -x clips where x is at the range's bottom
+    # (int8 -128 -> 127), so conv(x, W+ - W-) would differ there; such layers are exported as trained
+    nvm = _quiet_quantize(tf_nvm.models.build("har_signed_cnn", input_shape=(16, 3), filters=(4,), kernel_sizes=(3,)),
+                          "paper-2bit-unipolar", init="device")
+    assert sign_split_layers(nvm) == {}
+    assert export_tflite(nvm, tmp_path / "m.tflite", measure_arena=False).folded_layers == ()

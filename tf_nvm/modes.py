@@ -31,6 +31,8 @@ __all__ = [
     "converter_graph",
     "in_converter_graph",
     "converter_weight_limit",
+    "fold_sign_split",
+    "folding_sign_split",
     "WeightPerturbation",
     "perturbed_training",
     "training_perturbation",
@@ -97,6 +99,7 @@ WEIGHT_CONTAINERS = {"int8": 127, "int4": 7}
 
 _RUNTIME = ModeStack("emulate_runtime", RUNTIMES, "litert")
 _CONVERTER = ModeStack("converter_graph", WEIGHT_CONTAINERS, None)
+_FOLD = ModeStack("fold_sign_split", (False, True), False)
 
 
 def emulate_runtime(runtime="litert"):
@@ -179,6 +182,28 @@ def converter_graph(weight_container="int8"):
 def in_converter_graph():
     """True inside `converter_graph()` (in this thread)."""
     return _CONVERTER.active()
+
+
+def fold_sign_split(fold=True):
+    """Context in which the converter graph folds ``conv([t, -t], [W+; W-])`` into ``conv(t, W+ - W-)``.
+
+    Only for the convolutions `tf_nvm.sign_split.fuse_sign_split` fused (``t`` >= 0, so ``-t`` is never
+    clipped and the int32 accumulator is the same): the microcontroller model then holds one kernel of
+    codes ``W+ - W-`` (in ``-code_max..code_max``) instead of two halves. Used by
+    ``tflite_export.export_tflite``; the crossbar mapping keeps both halves. Thread-local.
+
+    Args:
+        fold: True to fold, False to keep both halves (the default outside any context).
+
+    Returns:
+        a context manager.
+    """
+    return _FOLD.push(bool(fold))
+
+
+def folding_sign_split():
+    """True inside `converter_graph()` within `fold_sign_split()` (in this thread)."""
+    return _CONVERTER.active() and bool(_FOLD.current())
 
 
 def converter_weight_limit():

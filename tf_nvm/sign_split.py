@@ -25,7 +25,9 @@ compute it that way; it changes speed, not the network:
   heads here are small).
 * The weights, the config and every saved file are unchanged: the kernel keeps its ``2C`` input rows
   (one device per row on the crossbar). Inside `tf_nvm.modes.converter_graph()` the layer computes the
-  plain form, so the TFLite export and the crossbar mapping see ``[t, -t]`` and ``2C`` rows.
+  plain form, so the crossbar mapping sees ``[t, -t]`` and ``2C`` rows; within `tf_nvm.modes.fold_sign_split()`
+  as well, the converter sees ``conv(t, W+ - W-)``: the microcontroller model ``export_tflite`` writes by
+  default, one kernel of code differences on the same scale (exact: ``-t`` is never clipped).
 
 `tf_nvm.train.train_model` fuses every model it trains. Measured on 2 cores by
 ``benchmarks/sign_split.py``.
@@ -48,17 +50,19 @@ import numpy as np
 from tf_nvm._keras import QuantizeWrapper, keras
 from tf_nvm.errors import SpecError, UnsupportedLayerError
 from tf_nvm.graph import activation_name, layer_graph, non_inhibiting_layers, nonnegative_outputs
-from tf_nvm.modes import in_converter_graph
+from tf_nvm.modes import converter_weight_limit, folding_sign_split, in_converter_graph
 from tf_nvm.quantize_configs import is_crossbar
 
-__all__ = ["SignSplit", "sign_split_layers", "fuse_sign_split", "can_feed_both_signs", "feed_both_signs",
-           "both_signs_depthwise", "blind_crossbars", "SPLIT_KERNELS"]
+__all__ = ["SignSplit", "sign_split_layers", "fuse_sign_split", "fold_dense_sign_split", "can_feed_both_signs",
+           "feed_both_signs", "both_signs_depthwise", "blind_crossbars", "SPLIT_KERNELS"]
 
 SPLIT_KERNELS = ("split", "initializer")
 """How `feed_both_signs` sets the kernels of the crossbars it splits."""
 
 _FUSED = "_tf_nvm_sign_split_channels"
 """Attribute set on a fused convolution: the channels ``C`` of ``t`` (its kernel has ``2C`` input rows)."""
+_SPEC = "_tf_nvm_sign_split_spec"
+"""Attribute set on a fused layer: the `NVMSpec` of its codes (None in a float model)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,11 +97,12 @@ def _is_channel_concat(layer, rank):
     return isinstance(layer, keras.layers.Concatenate) and layer.axis in (-1, rank - 1)
 
 
-def sign_split_layers(model):
+def sign_split_layers(model, dense=False):
     """The convolutions of ``model`` that read ``[t, -t]`` of a non-negative ``t`` (see the module doc).
 
     Args:
         model: a tf_keras Sequential or Functional model, float or NVM.
+        dense: also such Dense layers (`fold_dense_sign_split`; training leaves them as they are).
 
     Returns:
         dict layer name -> `SignSplit`, in model order.
@@ -109,11 +114,14 @@ def sign_split_layers(model):
     found = {}
     for node in nodes:
         conv = _inner(node.layer)
-        if not _is_conv(conv) or node.calls != 1 or len(node.inputs) != 1:
+        is_dense = dense and type(conv) is keras.layers.Dense
+        if not (_is_conv(conv) or is_dense) or node.calls != 1 or len(node.inputs) != 1:
             continue
         concat = by_name.get(node.inputs[0])
+        rank = 2 if is_dense else conv.rank + 2
         if (concat is None or concat.calls != 1 or consumers[concat.name] != 1 or len(concat.inputs) != 2
-                or not _is_channel_concat(_inner(concat.layer), conv.rank + 2)):
+                or not _is_channel_concat(_inner(concat.layer), rank)
+                or (is_dense and len(concat.layer.output_shape) != 2)):
             continue
         source, negated = concat.inputs
         negation = by_name.get(negated)
@@ -178,7 +186,7 @@ def _first_input(plain_call):
     """A Concatenate's ``call`` returning ``t`` of ``[t, -t]`` (the plain concatenation in the converter graph)."""
 
     def call(inputs):
-        return plain_call(inputs) if in_converter_graph() else inputs[0]
+        return plain_call(inputs) if in_converter_graph() and not folding_sign_split() else inputs[0]
 
     return call
 
@@ -189,11 +197,28 @@ def _fused_convolution(conv, channels):
     plain = type(conv).convolution_op.__get__(conv)
 
     def convolution_op(inputs, kernel):
+        if folding_sign_split():  # the MCU model: one kernel of codes W+ - W-, on the same scale (exact)
+            return plain(inputs, _folded_kernel(conv, kernel, channels))
         if in_converter_graph():
             return plain(inputs, kernel)
         return plain(inputs, kernel[..., :channels, :] - kernel[..., channels:, :])
 
     return convolution_op
+
+
+def _folded_kernel(conv, kernel, channels):
+    """``W+ - W-`` of a converter-graph kernel ``[W+; W-]`` (codes times the shared scale ``s``), in a fake-quant
+    over ``[-L s, L s]`` so that the converter stores the code differences on scale ``s``, zero point 0."""
+    from tf_nvm._keras import tf  # noqa: PLC0415
+
+    folded = kernel[..., :channels, :] - kernel[..., channels:, :]
+    spec = getattr(conv, _SPEC, None)
+    if spec is None:  # a float model: no codes to keep
+        return folded
+    limit, s = converter_weight_limit(), spec.weight_scale
+    return tf.quantization.fake_quant_with_min_max_vars(folded, min=tf.constant(-limit * s),
+                                                        max=tf.constant(limit * s),
+                                                        num_bits=8 if limit == 127 else 4, narrow_range=True)
 
 
 def fuse_sign_split(model):
@@ -219,7 +244,64 @@ def fuse_sign_split(model):
         conv.input_spec = None  # it now receives C channels; its kernel keeps its 2C input rows
         conv.convolution_op = _fused_convolution(conv, split.channels)
         object.__setattr__(conv, _FUSED, split.channels)
+        config = getattr(model.get_layer(name), "quantize_config", None)
+        object.__setattr__(conv, _SPEC, getattr(config, "spec", None))  # NVM: the scale of the folded codes
     return fused
+
+
+def _first_input_when_folding(plain_call):
+    """A Concatenate's ``call`` returning ``t`` of ``[t, -t]`` in the folded converter graph only."""
+
+    def call(inputs):
+        return inputs[0] if folding_sign_split() else plain_call(inputs)
+
+    return call
+
+
+def _folding_dense_call(dense, channels):
+    """``dense.call`` computing ``t @ (W+ - W-)`` in the folded converter graph, else the plain ``call``."""
+    plain = dense.call
+
+    def call(inputs, *args, **kwargs):
+        if not folding_sign_split():
+            return plain(inputs, *args, **kwargs)
+        kernel = dense.kernel  # the wrapper's quantized kernel while it calls the layer
+        dense.kernel = _folded_kernel(dense, kernel, channels)
+        try:
+            return plain(inputs, *args, **kwargs)
+        finally:
+            dense.kernel = kernel
+
+    return call
+
+
+def fold_dense_sign_split(model):
+    """Makes the Dense layers of ``model`` that read ``[t, -t]`` of a non-negative ``t`` fold in the converter graph.
+
+    Inside `tf_nvm.modes.converter_graph()` and `tf_nvm.modes.fold_sign_split()` such a layer computes
+    ``t @ (W+ - W-)`` (its Concatenate passes ``t`` on); everywhere else it is unchanged (training keeps the
+    ``[t, -t]`` form: the heads are small). Idempotent; changes no weight and no config. Used by
+    ``tflite_export.export_tflite`` with `fuse_sign_split` (which does the same for convolutions, and more).
+
+    Args:
+        model: a tf_keras Sequential or Functional model, float or NVM.
+
+    Returns:
+        dict layer name -> `SignSplit` of those Dense layers.
+    """
+    found = {name: split for name, split in sign_split_layers(model, dense=True).items()
+             if type(_inner(model.get_layer(name))) is keras.layers.Dense}
+    for name, split in found.items():
+        dense, concat = _inner(model.get_layer(name)), _inner(model.get_layer(split.concatenate))
+        if getattr(dense, _FUSED, None) == split.channels:
+            continue
+        concat.call = _first_input_when_folding(concat.call)
+        dense.input_spec = None  # it receives C values when folding; its kernel keeps its 2C rows
+        dense.call = _folding_dense_call(dense, split.channels)
+        object.__setattr__(dense, _FUSED, split.channels)
+        config = getattr(model.get_layer(name), "quantize_config", None)
+        object.__setattr__(dense, _SPEC, getattr(config, "spec", None))
+    return found
 
 
 # ------------------------------------------------------------------ building [x, -x]

@@ -7,6 +7,13 @@ narrow-range fake-quant (stored: scale ``s``, zero point 0, the codes), and
 each digital BatchNorm as a per-channel 1x1 depthwise convolution with int8
 weights and int32 bias (see `tf_nvm.digital`).
 
+A convolution that reads both signs ``[t, -t]`` of a non-negative ``t`` (a unipolar network's
+way to subtract) is stored folded by default: ``conv(t, W+ - W-)``, one kernel of code
+differences on the same scale instead of the two halves, without the negation and the
+concatenation. The int32 accumulators are the same (``-t`` never clips), so are the outputs,
+with half that layer's multiply-adds and weight flash: the microcontroller baseline a unipolar
+network is compared with. The crossbar mapping keeps the halves (one device per row).
+
 Weight containers:
 
 * ``"int8"`` (default): codes stored as int8. LiteRT's default (XNNPACK)
@@ -51,6 +58,7 @@ class TFLiteExport:
         output_scale: scale of the int8 output.
         weight_scale: the one scale of every NVM weight tensor.
         nvm_weight_tensors: number of NVM weight tensors checked.
+        folded_layers: the ``[t, -t]`` convolutions stored folded (``fold_sign_split``), in model order.
         runtimes: `tflite_export.verify.RuntimeReport` (which runtime the Keras
             model matches bit for bit; outputs and predictions that differ on
             the other), or None when not checked (``check_runtimes=False``).
@@ -68,6 +76,7 @@ class TFLiteExport:
     weight_scale: float
     nvm_weight_tensors: int
     runtimes: object = None
+    folded_layers: tuple = ()
 
     def to_dict(self):
         """JSON-ready dict of every field."""
@@ -151,12 +160,12 @@ def _check_inputs(model, data, count=64, limit=256):
     return x, f"{count} random inputs on the int8 input grid"
 
 
-def _convert(model, representative, container):
+def _convert(model, representative, container, fold=False):
     from tf_nvm._keras import tf  # noqa: PLC0415
-    from tf_nvm.modes import converter_graph  # noqa: PLC0415
+    from tf_nvm.modes import converter_graph, fold_sign_split  # noqa: PLC0415
     from tf_nvm.quiet import native_output_silenced  # noqa: PLC0415
 
-    with converter_graph(weight_container=container):
+    with converter_graph(weight_container=container), fold_sign_split(fold):
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
@@ -172,8 +181,8 @@ def _convert(model, representative, container):
                               "tf_nvm.quantize_configs.supported_layer_names()).") from err
 
 
-def export_tflite(model, path, representative_data=None, *, container="int8", measure_arena=True,
-                  check_runtimes=False, verbose=False):
+def export_tflite(model, path, representative_data=None, *, container="int8", fold_sign_split=True,
+                  measure_arena=True, check_runtimes=False, verbose=False):
     """Writes a full-integer TFLite model of a trained NVM model and checks its weights.
 
     int8 activations everywhere, int8 input and output (scale A/128, zero
@@ -192,6 +201,12 @@ def export_tflite(model, path, representative_data=None, *, container="int8", me
         container: ``"int8"`` (default, bit-exact in LiteRT) or ``"int4"``
             (half the weight flash; 1-LSB rounding differences, see the module
             docstring).
+        fold_sign_split: store each convolution and Dense layer that reads ``[t, -t]`` of a non-negative
+            ``t`` (`tf_nvm.sign_split.fuse_sign_split`; unipolar networks) as ``conv(t, W+ - W-)``: one kernel
+            of code differences (``-code_max..code_max``, same scale) instead of the two halves, and no
+            negation and concatenation. The int32 accumulators are the same, so are the outputs, with
+            half that layer's multiply-adds and weight bytes: the fair microcontroller baseline. The
+            crossbar mapping (`export_crossbar`) keeps both halves. False: the halves, as the crossbar.
         measure_arena: measure the TFLite Micro arena in a child process.
         check_runtimes: run the written model in LiteRT and TFLite Micro and
             compare both with the Keras model as trained
@@ -234,9 +249,16 @@ def export_tflite(model, path, representative_data=None, *, container="int8", me
             f"container='int4' stores codes in -7..7 (symmetric narrow 4-bit range with zero point 0), but this "
             f"model's codes span {spec.code_min}..{spec.code_max} ({spec.weight_bits}-bit, "
             f"{'unipolar' if spec.unipolar else spec.bipolar_mapping}). Fix: use container='int8'.")
-    content = _convert(model, _representative(model, representative_data), container)
+    folded = {}
+    if fold_sign_split:
+        from tf_nvm.sign_split import fold_dense_sign_split, fuse_sign_split  # noqa: PLC0415
+
+        folded = {name: split.channels for name, split in fuse_sign_split(model).items()}
+        folded.update({name: split.channels for name, split in fold_dense_sign_split(model).items()})
+        folded = {layer.name: folded[layer.name] for layer in model.layers if layer.name in folded}  # model order
+    content = _convert(model, _representative(model, representative_data), container, fold=bool(folded))
     graph = read_tflite(content)
-    checks = verify.check_nvm_weights(model, content)
+    checks = verify.check_nvm_weights(model, content, folded=folded)
     bad = [c for c in checks if not (c.allowed and c.matches_keras and len(c.scales) == 1 and c.zero_points == (0,)
                                      and np.isclose(c.scales[0], spec.weight_scale, rtol=1e-6))]
     if bad:
@@ -251,7 +273,8 @@ def export_tflite(model, path, representative_data=None, *, container="int8", me
         path=str(path), container=container, model_bytes=len(content), weight_bytes=int(weight_bytes),
         ops=tuple(graph.op_names()), op_counts=graph.op_counts(),
         arena_bytes=arena, input_scale=float(in_scale),
-        output_scale=float(out_scale), weight_scale=float(checks[0].scales[0]), nvm_weight_tensors=len(checks))
+        output_scale=float(out_scale), weight_scale=float(checks[0].scales[0]), nvm_weight_tensors=len(checks),
+        folded_layers=tuple(folded))
     if check_runtimes:
         x, inputs = _check_inputs(model, representative_data)
         report = verify.runtime_report(model, content, x, inputs=inputs)  # arena: measured (kept per model)

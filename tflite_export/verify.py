@@ -714,12 +714,15 @@ def _tflite_layout(codes, op):
     return codes.transpose(3, 0, 1, 2)  # Conv2D [kh, kw, cin, f] -> [f, kh, kw, cin]
 
 
-def check_nvm_weights(model, content):
+def check_nvm_weights(model, content, folded=None):
     """How every NVM layer's kernel is stored in the flatbuffer.
 
     Args:
         model: the exported Keras NVM model.
         content: .tflite bytes or path.
+        folded: {layer name: C} of the ``[t, -t]`` convolutions exported folded (``export_tflite``'s
+            ``fold_sign_split``): their tensor must hold the codes ``W+ - W-`` of the kernel's first ``C``
+            minus its last ``C`` input rows, in ``-code_max..code_max``.
 
     Returns:
         list of `WeightCheck`, one per NVM crossbar layer.
@@ -741,10 +744,14 @@ def check_nvm_weights(model, content):
                               "from this model with tflite_export.export_tflite.")
         op, tensor = found[0]
         values = tensor.values
-        expected = _tflite_layout(layer_codes.codes, op.op)
+        codes, low = layer_codes.codes, spec.code_min
+        channels = (folded or {}).get(name)
+        if channels:
+            codes, low = codes[..., :channels, :] - codes[..., channels:, :], -spec.code_max
+        expected = _tflite_layout(codes, op.op)
         matches = values is not None and values.shape == expected.shape and np.array_equal(values, expected)
         distinct = tuple(int(v) for v in np.unique(values)) if values is not None else ()
-        allowed = bool(distinct) and min(distinct) >= spec.code_min and max(distinct) <= spec.code_max
+        allowed = bool(distinct) and min(distinct) >= low and max(distinct) <= spec.code_max
         checks.append(WeightCheck(name, tensor.name, tensor.dtype, tensor.scales, tensor.zero_points, distinct,
                                   allowed, bool(matches)))
     return checks

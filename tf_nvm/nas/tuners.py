@@ -202,7 +202,7 @@ class NVMTunerMixin:
         Raises:
             FailedTrialError: not quantizable, over budget, or training diverged.
         """
-        from tf_nvm.train import training_data  # noqa: PLC0415
+        from tf_nvm.train import steps_per_epoch, training_data  # noqa: PLC0415
 
         hp = trial.hyperparameters
         start = time.perf_counter()
@@ -241,14 +241,16 @@ class NVMTunerMixin:
                 model = self.build_nvm_model(hp, self.trained_spec(previous))
                 model.load_weights(self._checkpoint(previous)).expect_partial()
             fuse_sign_split(model)  # [t, -t] convolutions of a non-negative t: half the multiply-adds
-            steps = max(1, epochs - initial_epoch) * -(-len(fold_split.x_train) // self.training.batch_size)
+            per_epoch = steps_per_epoch(self.training, fold_split)
+            steps = max(1, epochs - initial_epoch) * per_epoch
             model.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
                 self.training.learning_rate, steps)),
                 keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
             keep_best = keras.callbacks.EarlyStopping("val_accuracy", mode="max", patience=epochs + 1,
                                                       restore_best_weights=True)
-            history = model.fit(training_data(self.training, fold_split), epochs=epochs,
-                                initial_epoch=initial_epoch, validation_data=(fold_split.x_val, fold_split.y_val),
+            history = model.fit(training_data(self.training, fold_split, repeat=True), epochs=epochs,
+                                steps_per_epoch=per_epoch, initial_epoch=initial_epoch,
+                                validation_data=(fold_split.x_val, fold_split.y_val),
                                 verbose=0, callbacks=[keep_best, keras.callbacks.TerminateOnNaN()])
             losses = history.history.get("loss", [])
             if not losses or any(loss != loss or abs(loss) == float("inf") for loss in losses):
