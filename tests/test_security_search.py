@@ -18,15 +18,14 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 from tf_nvm.cli import main
-from tf_nvm.data import Split
 from tf_nvm.errors import SearchError
 from tf_nvm.nas import config as search_config
 from tf_nvm.nas.search import _prepare_folder, run_search, summary_text
-from tf_nvm.preprocessing import Standardisation
+
+from test_nas import synthetic_split  # noqa: E402  (tests/ is on sys.path under pytest)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join(ROOT, "tests", "data", "search_tiny")
@@ -48,18 +47,6 @@ def _config_dict(**changes):
         else:
             data[section] = value
     return data
-
-
-def _split(n=240, t=16, c=3, k=3, seed=0):
-    """The data the fixture's search ran on (3 classes of (16, 3) windows)."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, k, n)
-    x = rng.normal(size=(n, t, c)).astype(np.float32)
-    x[:, :, 0] += (y[:, None] - 1) * 1.5
-    st = Standardisation.fit(x[:160])
-    x = st.apply(x)
-    y = y.astype(np.int32)
-    return Split(x[:160], y[:160], x[160:200], y[160:200], x[200:], y[200:], st, "synthetic")
 
 
 HOSTILE = {
@@ -179,7 +166,7 @@ def _config():
 
 
 def _resume(out, config=None, verbose=False):
-    return run_search(config or _config(), str(out), resume=True, split=_split(), verbose=verbose)
+    return run_search(config or _config(), str(out), resume=True, split=synthetic_split(), verbose=verbose)
 
 
 def test_an_intact_folder_resumes_and_its_summary_is_short_text(folder):
@@ -273,7 +260,7 @@ def test_trial_ids_agree_with_keras_tuner_in_every_output(tmp_path, capsys):
     point, so the search ends after one trial of about 15 s.)"""
     out = tmp_path / "s"
     summary = run_search(search_config.from_dict(_config_dict(**{"tuner.max_trials": 10})), str(out),
-                         split=_split(), verbose=True)
+                         split=synthetic_split(), verbose=True)
     printed = capsys.readouterr().out
     assert "Running Trial #" not in printed and "Trial 1 Complete" not in printed
     assert "[tf-nvm] trial 00: running (depth 1, filters_0 4," in printed
