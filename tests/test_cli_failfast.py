@@ -44,7 +44,7 @@ CASES = {
     "search trials": (["search", "har-2bit-unipolar-search", "--max-trials", "0", "--out", "{tmp}/search"],
                       r"--max-trials: value 0 is not allowed; allowed: a number >= 1\. Fix"),
     "simulate preset": (["simulate", "{tmp}", "--preset", "pcm-lik", "--out", "{tmp}/sim"],
-                        r"--preset: unknown noise preset 'pcm-lik'; known: ideal, pcm-like, reram-like\. "
+                        r"--preset: unknown noise preset 'pcm-lik'; known: ideal, pcm-like, pcm-prog-x12, reram-like\. "
                         r"Did you mean 'pcm-like'\? Fix"),
     "simulate dataset": (["simulate", "{tmp}", "--dataset", "cifar1", "--out", "{tmp}/sim"],
                          r"--dataset: unknown data set 'cifar1'; known: cifar10, har, npz\. Did you mean 'cifar10'\?"),

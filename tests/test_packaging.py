@@ -62,8 +62,14 @@ def test_wheel_installs_with_its_recipes(tmp_path):
     _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", "--no-index", str(wheel)],
          cwd=tmp_path, env=env)
 
-    listing = _run([str(tf_nvm_command), "recipes"], cwd=tmp_path, env=env)
-    assert [line.split()[0] for line in listing.splitlines()] == RECIPES
+    listing = _run([str(tf_nvm_command), "recipes"], cwd=tmp_path, env=env)  # three tables: recipes, experiments,
+    sections = {}                                                           # search configs, a name per line
+    for line in listing.splitlines():
+        if line and not line.startswith(" "):
+            title = sections.setdefault(line.split(" (")[0], [])
+        elif line.strip():
+            title.append(line.split()[0])
+    assert sections == {"Training recipes": RECIPES, "Experiments": EXPERIMENTS, "Search configs": SEARCHES}
     probe = ("import json, sys, tf_nvm, tf_nvm.recipes as r\n"
              "recipe = r.load('har-2bit-unipolar')\n"
              "light = 'tensorflow' not in sys.modules\n"

@@ -111,7 +111,7 @@ def test_damaged_keras_zip_is_a_named_error(tmp_path, seeded):
     with zipfile.ZipFile(tmp_path / "bad.keras", "w") as archive:
         for name, data in members.items():
             archive.writestr(name, b"{not json" if name == "config.json" else data)
-    with pytest.raises(ModelFileError, match=r"bad\.keras': config\.json is not JSON \(Expecting property name .*"
+    with pytest.raises(ModelFileError, match=r"bad\.keras': config\.json is not valid JSON \(Expecting property name .*"
                                              r"\)\. Fix: re-save the model with "
                                              r"model\.save\('NAME\.keras'\), or re-run `tf-nvm train`\."):
         tf_nvm.load_model(tmp_path / "bad.keras")
