@@ -2,7 +2,7 @@
 
 Here: the packages (found, so a new subpackage needs no edit); the repository's ``recipes/``
 folder shipped as package data ``tf_nvm/_recipes/*.json`` (with the experiment recipes of
-`tf-nvm run` in ``experiments/*.json``), where `tf_nvm.recipes.recipes_dir` finds it in an
+`tf-nvm run` in ``experiments/*.json``), where `tf_nvm.experiments.recipes.recipes_dir` finds it in an
 installed package; and ``searches/`` (architecture-search configs) as ``tf_nvm/_searches/*.json``
 (`tf_nvm.nas.config.searches_dir`).
 """

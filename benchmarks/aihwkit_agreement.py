@@ -175,7 +175,7 @@ def _train(preset, x_train, y_train, epochs, seed):
     import warnings  # noqa: PLC0415
 
     import tf_nvm  # noqa: PLC0415
-    from tf_nvm._keras import keras  # noqa: PLC0415
+    from tf_nvm.keras.backend import keras  # noqa: PLC0415
 
     keras.utils.set_random_seed(seed)
     with warnings.catch_warnings():
@@ -196,7 +196,7 @@ def _effective_codes(layer):
 
 def _chip_from_weights(sim, index, weights):
     """A `Chip` whose layers hold the given effective weight matrices ``[rows, cols]`` (level units)."""
-    from tf_nvm._keras import tf  # noqa: PLC0415
+    from tf_nvm.keras.backend import tf  # noqa: PLC0415
     from tf_nvm.simulator.devices import ChipLayer  # noqa: PLC0415
     from tf_nvm.simulator.network import Chip  # noqa: PLC0415
 
@@ -224,10 +224,10 @@ def _levels_check(args):
     import pandas as pd  # noqa: PLC0415
 
     import tf_nvm  # noqa: F401, PLC0415
-    from tf_nvm import presets  # noqa: PLC0415
+    from tf_nvm.core import presets  # noqa: PLC0415
     from tf_nvm.simulator import DeviceConfig  # noqa: PLC0415
     from tf_nvm.simulator.devices import LayerDevices, program_chip  # noqa: PLC0415
-    from tf_nvm.tables import write_table  # noqa: PLC0415
+    from tf_nvm.core.tables import write_table  # noqa: PLC0415
 
     spec = presets.get(args.levels)
     differential = spec.mapping_kind == "differential"
@@ -297,10 +297,10 @@ def main(argv=None):
     import pandas as pd  # noqa: PLC0415
 
     import tf_nvm  # noqa: PLC0415  (legacy-Keras mode first)
-    from tf_nvm.atomic import write_json_atomic  # noqa: PLC0415
+    from tf_nvm.core.atomic import write_json_atomic  # noqa: PLC0415
     from tf_nvm.datasets.har import load_har_dataset  # noqa: PLC0415
     from tf_nvm.simulator import DeviceConfig, SimulationConfig, Simulator  # noqa: PLC0415
-    from tf_nvm.tables import write_table  # noqa: PLC0415
+    from tf_nvm.core.tables import write_table  # noqa: PLC0415
     from tflite_export import build_mapping  # noqa: PLC0415
 
     started = time.time()

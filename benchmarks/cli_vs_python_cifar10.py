@@ -1,7 +1,7 @@
 """CIFAR-10 through ``tf-nvm simulate`` and through Python: the same mapping, the same test images, one number.
 
 Trains a small 4-bit bipolar `cifar_cnn` (16/32/64 filters) for one epoch on the first ``--train`` training
-images (standardised by `tf_nvm.data.prepare_data`, in stored pixel units), exports its crossbar mapping with
+images (standardised by `tf_nvm.experiments.data.prepare_data`, in stored pixel units), exports its crossbar mapping with
 that standardisation, then scores the ideal chip on the first ``--examples`` test images:
 
 * Python: `tf_nvm.simulator.monte_carlo` on the split's standardised test images;
@@ -23,11 +23,11 @@ import sys
 import warnings
 
 import tf_nvm  # first: legacy-Keras mode
-from tf_nvm import recipes
-from tf_nvm._keras import keras
-from tf_nvm.data import prepare_data
+from tf_nvm.experiments import recipes
+from tf_nvm.keras.backend import keras
+from tf_nvm.experiments.data import prepare_data
 from tf_nvm.simulator import monte_carlo
-from tf_nvm.train import train_model
+from tf_nvm.experiments.train import train_model
 from tflite_export import export_crossbar
 
 

@@ -33,7 +33,7 @@ from tf_nvm.cost import get_technology, network_cost
 from tf_nvm.mapping import levels_from_codes, plan_tiles, reference
 from tf_nvm.mapping.tiling import channel_major_rows
 from tf_nvm.simulator import SimulationConfig, Simulator
-from tf_nvm.tables import write_table
+from tf_nvm.core.tables import write_table
 from tflite_export import build_mapping
 
 PRESETS = {"paper-4bit-bipolar": {}, "paper-2bit-unipolar": {"sign_split": "auto"}}
@@ -100,7 +100,7 @@ def main():
     for network in args.networks:
         for preset in args.presets:
             start = time.perf_counter()
-            tf_nvm._keras.keras.utils.set_random_seed(0)
+            tf_nvm.keras.backend.keras.utils.set_random_seed(0)
             model = tf_nvm.quantize_model(tf_nvm.models.build(network), preset, init="device", **PRESETS[preset])
             after = build_mapping(model)
             before = as_grid(after)

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 import tf_nvm  # noqa: F401  first: puts TensorFlow in legacy-Keras (tf_keras) mode
-from tf_nvm._keras import keras
+from tf_nvm.keras.backend import keras
 from tf_nvm.mapping import format_table
 
 L = keras.layers

@@ -2,10 +2,10 @@
 
 The full CIFAR-10 recipe's float models took 38.4 minutes for 30 epochs that sum to 31.2 (README,
 "CIFAR-10, full mode"). This benchmark trains the recipe network (``cifar_vgg`` of the
-``cifar10-2bit-bipolar`` recipe, float) with ``tf_nvm.train.train_model`` (its tf.data pipeline with
+``cifar10-2bit-bipolar`` recipe, float) with ``tf_nvm.experiments.train.train_model`` (its tf.data pipeline with
 crops and flips and its per-epoch progress folder) on SYNTHETIC random images (45,000 training,
 5,000 validation: a timing benchmark, the values do not matter), or on the real CIFAR-10 given
-explicitly with ``--data`` (read by `tf_nvm.data.prepare_data`, split as the recipe says), and records, per epoch, the time
+explicitly with ``--data`` (read by `tf_nvm.experiments.data.prepare_data`, split as the recipe says), and records, per epoch, the time
 inside the epoch (``on_epoch_begin`` to ``on_epoch_end``, validation included) and the gap after it
 (``on_epoch_end`` to the next ``on_epoch_begin``). While a gap lasts, a thread samples the main
 thread's Python stack every 0.2 s; the most frequent innermost frames are printed.
@@ -29,10 +29,10 @@ import types
 import numpy as np
 
 import tf_nvm  # noqa: F401  first: puts TensorFlow in legacy-Keras (tf_keras) mode
-from tf_nvm import models, recipes
-from tf_nvm.data import prepare_data
-from tf_nvm._keras import keras
-from tf_nvm.train import train_model
+from tf_nvm.experiments import models, recipes
+from tf_nvm.experiments.data import prepare_data
+from tf_nvm.keras.backend import keras
+from tf_nvm.experiments.train import train_model
 
 
 class GapTimer(keras.callbacks.Callback):
@@ -75,7 +75,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3, help="epochs to train (>= 2; default 3)")
     parser.add_argument("--data", default=None,
-                        help="CIFAR-10 source (folder or file) for tf_nvm.data.prepare_data; default: synthetic images")
+                        help="CIFAR-10 source (folder or file) for tf_nvm.experiments.data.prepare_data; default: synthetic images")
     args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error(f"--epochs must be at least 2 to see a gap between epochs, got {args.epochs}")

@@ -17,7 +17,7 @@ Prints one block per model and writes DIR/acceptance.json.
 
 --tflm-exact: also compares LiteRT's reference resolver, each of TFLite Micro and
 the reference resolver against the Keras model in its emulation mode
-(tf_nvm.modes.emulate_runtime: "tflm" / "litert-reference", the default of
+(tf_nvm.core.modes.emulate_runtime: "tflm" / "litert-reference", the default of
 tflite_export.compare) AND in the default mode (the 1-2 LSB gap the emulation
 closes), and skips the INT4 container and the mapping.
 """
@@ -30,11 +30,11 @@ import numpy as np
 
 import tf_nvm  # first: legacy-Keras mode
 import tflite_export
-from tf_nvm._keras import keras
-from tf_nvm.atomic import write_json_atomic
+from tf_nvm.keras.backend import keras
+from tf_nvm.core.atomic import write_json_atomic
 from tf_nvm.mapping.reference import evaluate
-from tf_nvm.preprocessing import Standardisation
-from tf_nvm.runs import read_run
+from tf_nvm.core.preprocessing import Standardisation
+from tf_nvm.experiments.runs import read_run
 
 PRESETS = ["paper-2bit-unipolar", "paper-2bit-bipolar", "paper-4bit-unipolar", "paper-4bit-bipolar"]
 

@@ -1,6 +1,6 @@
 """Noise-aware training on HAR: plain vs noise-aware variants on a harsh device, over time (an ablation).
 
-For each recipe, variant and training seed, the recipe's NVM model is trained (`tf_nvm.train.train_model`,
+For each recipe, variant and training seed, the recipe's NVM model is trained (`tf_nvm.experiments.train.train_model`,
 the recipe's own schedule) with the variant's ``noise_aware`` settings (`VARIANTS`; ``plain``: none), then
 mapped (`tflite_export.build_mapping`) and simulated on the test split over ``--chips`` chips of the target
 device (``--device``, a `tf_nvm.noise.PRESETS` name; the simulator's defaults: global drift compensation,
@@ -29,14 +29,14 @@ import os
 import statistics
 
 import tf_nvm  # first: legacy-Keras mode
-from tf_nvm import recipes
-from tf_nvm._keras import keras
-from tf_nvm.atomic import write_bytes_atomic, write_json_atomic
-from tf_nvm.data import prepare_data
-from tf_nvm.provenance import git_commit
+from tf_nvm.experiments import recipes
+from tf_nvm.keras.backend import keras
+from tf_nvm.core.atomic import write_bytes_atomic, write_json_atomic
+from tf_nvm.experiments.data import prepare_data
+from tf_nvm.core.provenance import git_commit
 from tf_nvm.simulator import DeviceConfig, SimulationConfig, monte_carlo
-from tf_nvm.tables import write_table
-from tf_nvm.train import noise_aware_callbacks, train_model
+from tf_nvm.core.tables import write_table
+from tf_nvm.experiments.train import noise_aware_callbacks, train_model
 from tflite_export import build_mapping
 
 TIMES = {"1 s": 1.0, "1 h": 3600.0, "1 day": 86400.0, "1 month": 30 * 86400.0}

@@ -27,11 +27,11 @@ import numpy as np
 
 import tf_nvm  # first: legacy-Keras mode
 import tflite_export
-from tf_nvm._keras import keras
+from tf_nvm.keras.backend import keras
 from tf_nvm.cost import mcu_cost, network_cost
 from tf_nvm.mapping import reference
 from tf_nvm.simulator import DeviceConfig, SimulationConfig, Simulator, monte_carlo
-from tf_nvm.tables import write_table
+from tf_nvm.core.tables import write_table
 from tflite_export.flatbuffer import read_tflite
 
 NETWORKS = {  # name -> (builder keyword arguments, task)

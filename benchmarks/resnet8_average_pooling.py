@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 
 import tf_nvm
-from tf_nvm._keras import keras
+from tf_nvm.keras.backend import keras
 from tf_nvm.mapping.reference import evaluate
 from tflite_export import build_mapping, compare, export_tflite
 

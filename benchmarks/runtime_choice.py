@@ -63,7 +63,7 @@ def main():
     for preset in args.presets:
         for runtime in args.runtimes:
             keras.utils.set_random_seed(0)
-            spec = tf_nvm.presets.get(preset).replace(runtime=runtime)
+            spec = tf_nvm.core.presets.get(preset).replace(runtime=runtime)
             model = tf_nvm.quantize_model(ds_cnn(), spec, init="device")
             model.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                           metrics=["accuracy"])

@@ -1,7 +1,7 @@
 """Benchmark: training-step time of unipolar [x, -x] networks with and without the fused sign split.
 
 A unipolar crossbar fed ``[t, -t]`` has twice the input rows, so its convolution costs twice the
-multiply-adds of the bipolar one. `tf_nvm.sign_split.fuse_sign_split` (used by ``train_model``)
+multiply-adds of the bipolar one. `tf_nvm.keras.sign_split.fuse_sign_split` (used by ``train_model``)
 computes ``conv(t, W+ - W-)`` instead: the same outputs with half the work. This benchmark times,
 in one process, the CIFAR-10 recipe network (`cifar_vgg` 32-64-128 with BatchNorm, 32x32x3 inputs,
 SYNTHETIC random images: a speed benchmark, the values do not matter) for:
@@ -31,8 +31,8 @@ import tf_nvm  # first: puts TensorFlow in legacy-Keras (tf_keras) mode
 import tensorflow as tf
 import tf_keras as keras
 from benchmarks.train_step import _batches, time_pair
-from tf_nvm.sign_split import fuse_sign_split
-from tf_nvm.tables import write_table
+from tf_nvm.keras.sign_split import fuse_sign_split
+from tf_nvm.core.tables import write_table
 
 ARGUMENTS = {"filters": (32, 64, 128), "convs_per_block": 2, "batch_norm": True}
 """The CIFAR-10 recipes' architecture arguments (recipes/cifar10-*.json)."""

@@ -22,11 +22,11 @@ import os
 import numpy as np
 
 import tf_nvm  # first: legacy-Keras mode
-from tf_nvm.atomic import write_json_atomic
+from tf_nvm.core.atomic import write_json_atomic
 from tf_nvm.mapping import reference
-from tf_nvm.runs import read_run
+from tf_nvm.experiments.runs import read_run
 from tf_nvm.simulator import ADCConfig, DeviceConfig, SimulationConfig, Simulator, monte_carlo
-from tf_nvm.tables import write_table
+from tf_nvm.core.tables import write_table
 from tflite_export import build_mapping
 
 ADC_SETTINGS = {

@@ -41,7 +41,7 @@ import tf_nvm  # first: legacy-Keras mode
 import tensorflow as tf
 import tf_keras as keras
 from tf_nvm.simulator import ADCConfig, DeviceConfig, SimulationConfig, Simulator
-from tf_nvm.tables import write_table
+from tf_nvm.core.tables import write_table
 from tflite_export import build_mapping
 
 L = keras.layers
@@ -137,7 +137,7 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     rows = []
     if args.run:
-        from tf_nvm.runs import read_run  # noqa: PLC0415
+        from tf_nvm.experiments.runs import read_run  # noqa: PLC0415
 
         folder = read_run(args.run)
         (_, _), (x_test, _) = tf_nvm.datasets.load_har(verbose=False)

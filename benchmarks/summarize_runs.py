@@ -5,8 +5,8 @@ Run: ``python benchmarks/summarize_runs.py runs/har-2bit-unipolar runs/har-2bit-
 
 import sys
 
-from tf_nvm.errors import RunFolderError
-from tf_nvm.runs import read_run
+from tf_nvm.core.errors import RunFolderError
+from tf_nvm.experiments.runs import read_run
 
 
 def main(folders):

@@ -41,9 +41,9 @@ import pandas as pd
 import tf_nvm  # first: puts TensorFlow in legacy-Keras (tf_keras) mode
 import tensorflow as tf
 import tf_keras as keras
-from tf_nvm.data import prepare_data
-from tf_nvm.recipes import load as load_recipe
-from tf_nvm.tables import write_table
+from tf_nvm.experiments.data import prepare_data
+from tf_nvm.experiments.recipes import load as load_recipe
+from tf_nvm.core.tables import write_table
 
 TARGET = 1.25
 HAR_RECIPE = "har-4bit-bipolar"

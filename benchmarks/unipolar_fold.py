@@ -30,10 +30,10 @@ import warnings
 
 
 import tf_nvm  # first: legacy-Keras mode
-from tf_nvm import models, recipes
-from tf_nvm._keras import keras
+from tf_nvm.experiments import models, recipes
+from tf_nvm.keras.backend import keras
 from tf_nvm.cost import MCU_CORES, mcu_cost
-from tf_nvm.data import prepare_data
+from tf_nvm.experiments.data import prepare_data
 from tflite_export import export_tflite, read_tflite
 from tflite_export.verify import compare
 
@@ -41,7 +41,7 @@ from tflite_export.verify import compare
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", default="cifar10-2bit-unipolar")
-    parser.add_argument("--data", default=None, help="data source for tf_nvm.data.prepare_data")
+    parser.add_argument("--data", default=None, help="data source for tf_nvm.experiments.data.prepare_data")
     parser.add_argument("--steps", type=int, default=20, help="training steps (batch: the recipe's)")
     parser.add_argument("--examples", type=int, default=256, help="test examples compared")
     args = parser.parse_args(argv)

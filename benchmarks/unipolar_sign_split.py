@@ -7,7 +7,7 @@ Checks, then measures:
    hand model's spec (its shared weight scale) and weights copied into the auto model (by layer name), both
    give identical outputs.
 2. Training (real CIFAR-10, ``--train`` images from the training set, 1,000 further ones for validation,
-   the 10,000 test images): ``--epochs`` epochs of `tf_nvm.train.train_model` (Adam, cosine schedule,
+   the 10,000 test images): ``--epochs`` epochs of `tf_nvm.experiments.train.train_model` (Adam, cosine schedule,
    batch 128, learning rate 0.002, init="device", seed 0) for each of: ``auto`` (sign_split="auto"),
    ``hand`` (resnet8(sign_split=True)) and ``none`` (the plain ResNet-8 under the unipolar spec, the
    network the warning is about). Prints validation and test accuracy per variant.
@@ -30,12 +30,12 @@ import warnings
 import numpy as np
 
 import tf_nvm  # first: legacy-Keras mode
-from tf_nvm._keras import keras
-from tf_nvm.data import Split
+from tf_nvm.keras.backend import keras
+from tf_nvm.experiments.data import Split
 from tf_nvm.datasets.cifar10 import load_cifar10
-from tf_nvm.preprocessing import Standardisation
-from tf_nvm.recipes import Recipe
-from tf_nvm.train import train_model
+from tf_nvm.core.preprocessing import Standardisation
+from tf_nvm.experiments.recipes import Recipe
+from tf_nvm.experiments.train import train_model
 
 PRESET = "paper-2bit-unipolar"
 

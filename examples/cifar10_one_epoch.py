@@ -10,9 +10,9 @@ Run: python examples/cifar10_one_epoch.py
 import sys
 
 import tf_nvm
-from tf_nvm.recipes import Recipe
-from tf_nvm.data import prepare_data
-from tf_nvm.train import train_model
+from tf_nvm.experiments.recipes import Recipe
+from tf_nvm.experiments.data import prepare_data
+from tf_nvm.experiments.train import train_model
 
 recipe = Recipe(name="cifar10-4bit-bipolar-1epoch", dataset="cifar10", architecture="cifar_cnn",
                 spec="paper-4bit-bipolar", epochs=1, batch_size=128)

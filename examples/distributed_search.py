@@ -22,10 +22,10 @@ CHILD = r'''
 import json, os, sys
 import numpy as np
 import tf_nvm
-from tf_nvm.data import Split
+from tf_nvm.experiments.data import Split
 from tf_nvm.nas import config as search_config, tuners
 from tf_nvm.nas.search import run_search
-from tf_nvm.preprocessing import Standardisation
+from tf_nvm.core.preprocessing import Standardisation
 
 rng = np.random.default_rng(0)
 y = rng.integers(0, 3, 400)

@@ -14,7 +14,7 @@ import numpy as np
 
 import tf_nvm  # first: puts TensorFlow in legacy-Keras (tf_keras) mode
 import tflite_export
-from tf_nvm.runs import read_run
+from tf_nvm.experiments.runs import read_run
 from tf_nvm.mapping import format_table, reference
 from tflite_export.verify import compare
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import tf_nvm  # noqa: F401  (before anything imports tensorflow)
-from tf_nvm._keras import keras
-from tf_nvm.preprocessing import Standardisation
+from tf_nvm.keras.backend import keras
+from tf_nvm.core.preprocessing import Standardisation
 
 SHARED_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
 
@@ -30,7 +30,7 @@ def seeded():
     yield
 
 
-PAPER_PRESETS = [name for name in tf_nvm.presets.names() if name.startswith("paper-")]
+PAPER_PRESETS = [name for name in tf_nvm.core.presets.names() if name.startswith("paper-")]
 
 
 @pytest.fixture(params=PAPER_PRESETS)
@@ -53,7 +53,7 @@ def har_standardised():
 
 def synthetic_cifar_folder(root, per_class=200, test_per_class=40):
     """A learnable stand-in for CIFAR-10 in its folder layout: one colour and stripe pattern per class, noise."""
-    from tf_nvm._keras import tf  # noqa: PLC0415
+    from tf_nvm.keras.backend import tf  # noqa: PLC0415
 
     rng = np.random.default_rng(0)
     for split, count in (("train", per_class), ("test", test_per_class)):

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from tf_nvm.atomic import atomic_path, write_json_atomic
+from tf_nvm.core.atomic import atomic_path, write_json_atomic
 
 
 def test_failed_write_leaves_no_file_and_keeps_the_old_one(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 import tf_nvm
 from tf_nvm import cli
-from tf_nvm._keras import keras
+from tf_nvm.keras.backend import keras
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -91,7 +91,7 @@ def test_no_tensorflow_start_up_noise_unless_verbose(tmp_path):
 
 
 def test_recipes_lists_training_recipes_experiments_and_search_configs():
-    from tf_nvm import bundled
+    from tf_nvm.core import bundled
 
     status, out, err, heavy = _light(["recipes"])
     assert status == 0 and heavy == "[]", err

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 import tf_nvm
-from tf_nvm.data import (INPUT_STD_RANGE, RawData, evaluation_data, load_npz_data, load_raw_data,
+from tf_nvm.experiments.data import (INPUT_STD_RANGE, RawData, evaluation_data, load_npz_data, load_raw_data,
                          standardisation_from_data)
-from tf_nvm.errors import CorruptDatasetError, SimulatorError
-from tf_nvm.preprocessing import Standardisation
+from tf_nvm.core.errors import CorruptDatasetError, SimulatorError
+from tf_nvm.core.preprocessing import Standardisation
 
 
 # --------------------------------------------------------------------------- a user's .npz (no TensorFlow)
@@ -56,7 +56,7 @@ def test_user_npz_is_read_with_the_data_set_checks(tmp_path, rng):
     np.savez(tmp_path / "nan.npz", x_test=np.full((2, 3), np.nan, np.float32))
     with pytest.raises(CorruptDatasetError, match=r"key 'x_test' holds 6 NaN or infinite value\(s\)"):
         load_npz_data(tmp_path / "nan.npz")
-    with pytest.raises(tf_nvm.errors.DatasetNotFoundError, match=r"no test data: .*Fix: pass --data PATH"):
+    with pytest.raises(tf_nvm.core.errors.DatasetNotFoundError, match=r"no test data: .*Fix: pass --data PATH"):
         load_raw_data()
     with pytest.raises(CorruptDatasetError, match=r"has no 'x_train', so no input standardisation can be fitted"):
         standardisation_from_data(load_npz_data(tmp_path / "auto.npz"))
@@ -76,11 +76,11 @@ def test_cli_and_python_give_the_same_cifar_accuracy(tmp_path, capsys):
     from tf_nvm.simulator import monte_carlo  # noqa: PLC0415
     from tflite_export import export_crossbar  # noqa: PLC0415
 
-    keras = tf_nvm._keras.keras
+    keras = tf_nvm.keras.backend.keras
     folder = synthetic_cifar_folder(tmp_path / "images", per_class=6, test_per_class=3)
     (x_train, y_train), (x_test, y_test) = tf_nvm.datasets.load_cifar10(path=folder, verbose=False)
     assert x_test.dtype == np.uint8 and x_test.shape == (30, 32, 32, 3)
-    standardisation = Standardisation.fit(x_train.astype(np.float32))  # as tf_nvm.data.prepare_data fits it
+    standardisation = Standardisation.fit(x_train.astype(np.float32))  # as tf_nvm.experiments.data.prepare_data fits it
     keras.utils.set_random_seed(0)
     model = _quantized(keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3, strides=4),
                                          keras.layers.ReLU(), keras.layers.Flatten(), keras.layers.Dense(10)]))
@@ -117,7 +117,7 @@ def test_cli_and_python_give_the_same_cifar_accuracy(tmp_path, capsys):
 @pytest.fixture
 def autoencoder(tmp_path, rng):
     """A Dense 16-8-16 autoencoder (paper-4bit-bipolar) trained 2 epochs on random data; its .keras and .npz."""
-    keras = tf_nvm._keras.keras
+    keras = tf_nvm.keras.backend.keras
     keras.utils.set_random_seed(0)
     x_train = rng.normal(3, 2, (64, 16)).astype(np.float32)
     x_test = rng.normal(3, 2, (32, 16)).astype(np.float32)
@@ -226,8 +226,8 @@ def test_legacy_cifar_run_standardisation_is_read_in_pixel_units(capsys):
 
 
 def test_tasks_metrics_and_experiment_fields_are_checked():
-    from tf_nvm.errors import PipelineError  # noqa: PLC0415
-    from tf_nvm.metrics import METRICS, TASKS, resolve_task, task_of_loss  # noqa: PLC0415
+    from tf_nvm.core.errors import PipelineError  # noqa: PLC0415
+    from tf_nvm.core.metrics import METRICS, TASKS, resolve_task, task_of_loss  # noqa: PLC0415
     from tf_nvm.pipeline import experiment  # noqa: PLC0415
 
     assert TASKS.names() == ["classification", "reconstruction", "regression"]

@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from tf_nvm import cli
-from tf_nvm.registry import closest_name, did_you_mean
+from tf_nvm.core.registry import closest_name, did_you_mean
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,6 +1,6 @@
 """One rounding rule for device codes, shared by every reader (issue 24, item 8: "one tie rule for codes").
 
-The rule (`tf_nvm.grid.to_codes`): ``code = clip(round_half_even(float32(w) * float32(1/s)))``. TensorFlow's
+The rule (`tf_nvm.core.grid.to_codes`): ``code = clip(round_half_even(float32(w) * float32(1/s)))``. TensorFlow's
 graph mode and XLA turn ``w / s`` into ``w * float32(1/s)`` while eager TensorFlow and numpy divide; near a
 half-way point the two round to different codes. These tests plant such weights (and exact ties of the
 rule) and check that the quantizer (eager, graph, XLA), `tf_nvm.weight_codes`, the codes the TFLite
@@ -12,9 +12,9 @@ import warnings
 import numpy as np
 
 import tf_nvm
-from tf_nvm._keras import keras, tf
-from tf_nvm.grid import code_multiplier, to_codes
-from tf_nvm.quantizers import NVMBiasQuantizer, snap_to_codes
+from tf_nvm.keras.backend import keras, tf
+from tf_nvm.core.grid import code_multiplier, to_codes
+from tf_nvm.keras.quantizers import NVMBiasQuantizer, snap_to_codes
 
 SCALE = 0.017140401527285576
 """A float32 weight scale for which division and product disagree near several half-way points (found by
@@ -35,7 +35,7 @@ def _divergent_and_tied(scale, code_min, code_max):
 
 
 def _spec(preset="paper-4bit-bipolar"):
-    return tf_nvm.presets.get(preset).replace(weight_scale_mode="fixed", weight_scale=SCALE)
+    return tf_nvm.core.presets.get(preset).replace(weight_scale_mode="fixed", weight_scale=SCALE)
 
 
 def test_planted_values_really_split_division_and_product():
@@ -88,16 +88,16 @@ def test_planted_ties_agree_in_quantizer_weight_codes_tflite_and_mapping(tmp_pat
     divergent, ties = _divergent_and_tied(SCALE, spec.code_min, spec.code_max)
     planted = np.concatenate([divergent, ties])
     rng = np.random.default_rng(0)
-    for layer in tf_nvm.nvm_model.nvm_layers(model):
-        kernel_var, _ = tf_nvm.nvm_model.crossbar_variables(layer)
+    for layer in tf_nvm.keras.nvm_model.nvm_layers(model):
+        kernel_var, _ = tf_nvm.keras.nvm_model.crossbar_variables(layer)
         kernel = kernel_var.numpy().reshape(-1)
         where = rng.choice(kernel.size, min(kernel.size // 2, len(planted)), replace=False)
         kernel[where] = planted[:len(where)]
         kernel_var.assign(kernel.reshape(kernel_var.shape))
 
     codes = tf_nvm.weight_codes(model)
-    for layer in tf_nvm.nvm_model.nvm_layers(model):  # the quantizer the model computes with (graph mode)
-        kernel_var, _ = tf_nvm.nvm_model.crossbar_variables(layer)
+    for layer in tf_nvm.keras.nvm_model.nvm_layers(model):  # the quantizer the model computes with (graph mode)
+        kernel_var, _ = tf_nvm.keras.nvm_model.crossbar_variables(layer)
         trained = tf.function(lambda w: snap_to_codes(w, spec))(kernel_var).numpy()
         np.testing.assert_array_equal(trained, codes[layer.name].codes, err_msg=layer.name)
 

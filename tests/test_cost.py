@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tf_nvm import CostModelError, presets
+from tf_nvm import CostModelError
+from tf_nvm.core import presets
 from tf_nvm import mapping as M
 from tf_nvm.cli import main
 from tf_nvm.cost import (COMPONENTS, MCU_CORES, TECHNOLOGIES, McuCore, Technology, apply_settings,

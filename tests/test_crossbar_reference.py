@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import tf_nvm
-from tf_nvm._keras import keras
+from tf_nvm.keras.backend import keras
 from tf_nvm.mapping import DIGITAL_OPS
 from tf_nvm.mapping.reference import evaluate
 from tflite_export import export_crossbar
@@ -96,7 +96,7 @@ def test_other_hardware_placements_of_the_same_network(har, tmp_path):
 
 @pytest.mark.slow
 def test_offset_mapping(har, tmp_path):
-    preset = tf_nvm.presets.get("paper-2bit-bipolar").replace(bipolar_mapping="offset")  # codes -2..1
+    preset = tf_nvm.core.presets.get("paper-2bit-bipolar").replace(bipolar_mapping="offset")  # codes -2..1
     model = _trained(har_conv, preset, har)
     mapping = _check(model, har, tmp_path / "offset")
     layer = mapping.layer("quant_conv1")

@@ -21,7 +21,7 @@ import pytest
 
 from tf_nvm.datasets import (CIFAR10_CLASSES, HAR_ACTIVITIES, HAR_CHANNELS, HAR_TEST_SUBJECTS, HARData, _cache,
                              _hapt, _uci_har, cifar10, har, load_cifar10, load_har, load_har_dataset)
-from tf_nvm.errors import CorruptDatasetError, DatasetNotFoundError
+from tf_nvm.core.errors import CorruptDatasetError, DatasetNotFoundError
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 SHARED_HAR = SHARED / "har" / "har_uci_style.npz"
@@ -40,7 +40,7 @@ def _isolated(monkeypatch, tmp_path):
 @pytest.fixture
 def no_network(monkeypatch):
     """Makes every network source fail at once (and records the calls)."""
-    from tf_nvm._keras import keras
+    from tf_nvm.keras.backend import keras
 
     calls = []
 
@@ -362,7 +362,7 @@ def test_uci_zip_parser_named_errors(tmp_path):
 
 
 def test_uci_download_branch_parses_and_caches(monkeypatch, tmp_path, no_local_har, capsys):
-    from tf_nvm._keras import keras
+    from tf_nvm.keras.backend import keras
 
     outer, _, expected = _nested_zip(tmp_path)
     calls = []
@@ -390,7 +390,7 @@ def test_uci_download_branch_parses_and_caches(monkeypatch, tmp_path, no_local_h
 
 
 def test_uci_download_of_wrong_file_is_deleted(monkeypatch, tmp_path, no_local_har):
-    from tf_nvm._keras import keras
+    from tf_nvm.keras.backend import keras
 
     def fake_get_file(fname, origin, file_hash, cache_dir, cache_subdir):
         dest = Path(cache_dir) / cache_subdir / fname
@@ -606,7 +606,7 @@ def test_hapt_pypi_conversion_reproduces_shared_npz(tmp_path, capsys):
 
 # --------------------------------------------------------------------------- CIFAR-10
 def _make_cifar_folder(root, n_train=2, n_test=1, size=(32, 32), classes=CIFAR10_CLASSES):
-    from tf_nvm._keras import tf
+    from tf_nvm.keras.backend import tf
 
     for split, n in (("train", n_train), ("test", n_test)):
         for label, cls in enumerate(classes):
@@ -689,7 +689,7 @@ def test_cifar10_bad_folders_raise_named_errors(tmp_path):
                                        "images of class 'cat'")):
         load_cifar10(path=root, verbose=False)
     shutil.copy(root / "test" / "dog" / "0000.jpg", root / "test" / "cat" / "0000.jpg")
-    from tf_nvm._keras import tf
+    from tf_nvm.keras.backend import tf
 
     odd = root / "train" / "frog" / "0001.jpg"
     odd.write_bytes(tf.io.encode_jpeg(np.zeros((31, 32, 3), np.uint8)).numpy())
@@ -728,7 +728,7 @@ def test_cifar10_all_sources_missing(monkeypatch, tmp_path, no_network):
 
 
 def test_cifar10_env_dir_and_keras_source(monkeypatch, tmp_path, capsys):
-    from tf_nvm._keras import keras
+    from tf_nvm.keras.backend import keras
 
     _make_cifar_folder(tmp_path / "data" / "cifar10", n_train=1, n_test=1)
     monkeypatch.setenv("TF_NVM_DATA_DIR", str(tmp_path / "data"))

@@ -16,7 +16,7 @@ import pytest
 
 import tf_nvm
 from tf_nvm import MappingError
-from tf_nvm._keras import keras
+from tf_nvm.keras.backend import keras
 from tf_nvm.cost import network_cost
 from tf_nvm.cost.plan import plan_as, plan_mapping
 from tf_nvm.mapping import format_table, layer_table, levels_from_codes, load, plan_tiles, reference, save
@@ -149,8 +149,8 @@ def test_block_diagonal_tiles_are_exact_in_the_evaluator_and_the_ideal_simulator
     """Several tiles (small crossbars), a depth multiplier, and the offset mapping's reference column per tile."""
     from tflite_export import build_mapping
 
-    spec = (tf_nvm.presets.get("paper-2bit-unipolar") if mapping_kind == "unipolar" else
-            tf_nvm.presets.get("paper-4bit-bipolar").replace(bipolar_mapping=mapping_kind))
+    spec = (tf_nvm.core.presets.get("paper-2bit-unipolar") if mapping_kind == "unipolar" else
+            tf_nvm.core.presets.get("paper-4bit-bipolar").replace(bipolar_mapping=mapping_kind))
     keras.utils.set_random_seed(0)
     inputs = keras.Input((6, 6, 3))
     x = L.Conv2D(10, 3, padding="same")(inputs)
@@ -277,7 +277,7 @@ def test_adc_calibration_reads_only_the_programmed_columns_of_each_tile(wide):
     x = np.random.default_rng(3).normal(0, 2, (32, 3, 3, 3)).astype(np.float32)
     sim = Simulator(mapping, SimulationConfig(batch_size=32))
     record = {}
-    sim._network(tf_nvm._keras.tf.constant(x), {n: c.weights for n, c in sim.program(0).layers.items()}, {},
+    sim._network(tf_nvm.keras.backend.tf.constant(x), {n: c.weights for n, c in sim.program(0).layers.items()}, {},
                  dict.fromkeys(sim.layouts), 0, record)
     sums = np.stack([s.numpy() for s in record[layer.name]])  # [row tiles, examples x positions, device columns]
     programmed = sim.layouts[layer.name].programmed_columns()

@@ -18,7 +18,7 @@ import pytest
 
 import tf_nvm
 from tf_nvm import ExportError, NotAnNVMModelError
-from tf_nvm._keras import keras
+from tf_nvm.keras.backend import keras
 from tflite_export import check_nvm_weights, compare, export_tflite, measure_arena, read_tflite
 
 PAPER = ["paper-2bit-unipolar", "paper-2bit-bipolar", "paper-4bit-unipolar", "paper-4bit-bipolar"]
@@ -115,7 +115,7 @@ def test_tflite_micro_end_to_end_exact_against_tflm_emulation(exported, preset):
 @pytest.mark.parametrize("layer", ["conv", "dense", "batch_norm"])
 def test_tflite_micro_each_op_exact(layer, tmp_path, rng):
     """One NVM op alone: LiteRT equals Keras (default mode), TFLite Micro equals Keras in tflm emulation."""
-    spec = tf_nvm.presets.get("paper-4bit-bipolar")
+    spec = tf_nvm.core.presets.get("paper-4bit-bipolar")
     L = keras.layers
     shape = (8,) if layer == "batch_norm" else (32, 8)
     inputs = keras.Input(shape)
@@ -131,7 +131,7 @@ def test_tflite_micro_each_op_exact(layer, tmp_path, rng):
         warnings.simplefilter("ignore")
         model = tf_nvm.quantize_model(keras.Model(inputs, x), spec, init="device" if layer != "batch_norm" else "keep")
     if layer == "batch_norm":
-        kernel, _ = tf_nvm.nvm_model.crossbar_variables(model.get_layer("quant_identity"))
+        kernel, _ = tf_nvm.keras.nvm_model.crossbar_variables(model.get_layer("quant_identity"))
         kernel.assign(np.eye(8, dtype=np.float32))
         bn = model.get_layer("quant_bn").layer
         bn.moving_variance.assign(rng.uniform(0.05, 4.0, 8))
@@ -208,17 +208,17 @@ def test_too_small_arena_crashes_only_a_child(exported):
 
 @pytest.mark.slow
 def test_failed_export_leaves_no_file(exported, tmp_path, monkeypatch):
-    import tf_nvm.atomic
+    import tf_nvm.core.atomic
     model = exported["paper-2bit-unipolar"][0]
     real = os.replace
 
     def replace(src, dst):
         raise OSError("rename failed (injected)")
 
-    monkeypatch.setattr(tf_nvm.atomic.os, "replace", replace)
+    monkeypatch.setattr(tf_nvm.core.atomic.os, "replace", replace)
     with pytest.raises(OSError, match="injected"):
         export_tflite(model, tmp_path / "m.tflite", measure_arena=False)
-    monkeypatch.setattr(tf_nvm.atomic.os, "replace", real)
+    monkeypatch.setattr(tf_nvm.core.atomic.os, "replace", real)
     assert os.listdir(tmp_path) == []
 
 
@@ -255,7 +255,7 @@ def test_non_nvm_model_and_bad_arguments_are_refused(exported, tmp_path):
 def test_cli_export_run_folder_and_inspect(exported, tmp_path, capsys):
     import json
 
-    from tf_nvm.atomic import write_json_atomic
+    from tf_nvm.core.atomic import write_json_atomic
     from tf_nvm.cli import main
     from tf_nvm.mapping import load
 
@@ -332,9 +332,9 @@ def test_litert_bit_exact_on_a_tie_prone_random_network(preset, tmp_path):
 
 
 def test_batchnorm_constants_are_exact_in_float32(rng):
-    from tf_nvm.digital import NVMBatchNormalization
+    from tf_nvm.keras.digital import NVMBatchNormalization
 
-    spec = tf_nvm.presets.get("paper-2bit-bipolar")
+    spec = tf_nvm.core.presets.get("paper-2bit-bipolar")
     layer = NVMBatchNormalization(spec=spec)
     layer.build((None, 64))
     layer.moving_variance.assign(rng.uniform(1e-4, 1e3, 64))
@@ -413,9 +413,9 @@ def test_unwritable_outputs_fail_before_conversion(exported, tmp_path, monkeypat
 
 
 def test_unknown_time_axis_is_an_export_error(tmp_path):
-    from tf_nvm.layers import NVMDense, NVMQuantize  # noqa: PLC0415
+    from tf_nvm.keras.layers import NVMDense, NVMQuantize  # noqa: PLC0415
 
-    spec = tf_nvm.presets.get("paper-4bit-bipolar").replace(weight_scale_mode="fixed", weight_scale=0.05)
+    spec = tf_nvm.core.presets.get("paper-4bit-bipolar").replace(weight_scale_mode="fixed", weight_scale=0.05)
     model = keras.Sequential([keras.Input((None, 4)), NVMQuantize(spec), NVMDense(3, spec=spec)])
     message = r"input .* has shape \(None, None, 4\): an unknown \(None\) axis besides the batch axis cannot be exported"
     with pytest.raises(ExportError, match=r"^export_tflite: model .*" + message):
@@ -428,7 +428,7 @@ def test_unknown_time_axis_is_an_export_error(tmp_path):
 @pytest.mark.slow
 def test_nan_weights_are_refused_and_nothing_is_written(exported, tmp_path):
     model = exported["paper-4bit-bipolar"][0]
-    kernel = tf_nvm.nvm_model.crossbar_variables(tf_nvm.nvm_layers(model)[0])[0]
+    kernel = tf_nvm.keras.nvm_model.crossbar_variables(tf_nvm.nvm_layers(model)[0])[0]
     saved = kernel.numpy()
     try:
         kernel.assign(np.full_like(saved, np.nan))

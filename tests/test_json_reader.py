@@ -1,6 +1,6 @@
 """One bounded JSON reader for every JSON file the product reads (issue #26, item 6).
 
-`tf_nvm.safe_io.read_json` / `loads_json` turn deeply nested documents (``RecursionError``), 400-digit
+`tf_nvm.core.safe_io.read_json` / `loads_json` turn deeply nested documents (``RecursionError``), 400-digit
 integers and 1e308 values (``OverflowError`` later), NaN/Infinity, non-UTF-8 bytes and lone surrogates
 into the caller's named error. The first test greps the sources: no module but ``safe_io`` parses JSON
 itself, and it lists the modules that read JSON through the one reader.
@@ -12,8 +12,9 @@ import time
 
 import pytest
 
-from tf_nvm import runs, safe_io
-from tf_nvm.errors import CostModelError, PipelineError, RecipeError, RunFolderError, SearchError
+from tf_nvm.experiments import runs
+from tf_nvm.core import safe_io
+from tf_nvm.core.errors import CostModelError, PipelineError, RecipeError, RunFolderError, SearchError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -29,16 +30,16 @@ READERS = {
     "tf_nvm/nas/report.py": "trial records (nvm_trial.json)",
     "tf_nvm/nas/search.py": "search.json on --resume",
     "tf_nvm/nas/tuners.py": "trial records (trained spec)",
-    "tf_nvm/nvm_model.py": "config.json of .keras files",
-    "tf_nvm/outputs.py": "output-folder markers",
+    "tf_nvm/keras/nvm_model.py": "config.json of .keras files",
+    "tf_nvm/core/outputs.py": "output-folder markers",
     "tf_nvm/pipeline/evaluate.py": "--standardisation files and a run's experiment.json",
     "tf_nvm/pipeline/shards.py": "the results.json of Monte Carlo shards to merge",
     "tf_nvm/pipeline/report.py": "experiment.json and variants' metrics.json",
     "tf_nvm/pipeline/steps.py": "experiment.json of an output folder",
-    "tf_nvm/progress.py": "training progress state.json",
-    "tf_nvm/recipes.py": "training recipes, experiment recipes and search configs",
-    "tf_nvm/runs.py": "run folder files and step markers",
-    "tf_nvm/tables.py": "tables as records",
+    "tf_nvm/experiments/progress.py": "training progress state.json",
+    "tf_nvm/experiments/recipes.py": "training recipes, experiment recipes and search configs",
+    "tf_nvm/experiments/runs.py": "run folder files and step markers",
+    "tf_nvm/core/tables.py": "tables as records",
     "tflite_export/verify.py": "the arena probe's answers",
 }
 
@@ -72,12 +73,12 @@ def test_only_safe_io_parses_json_and_every_reader_uses_it():
     for path, text in _sources():
         tree = ast.parse(text)
         direct = [c for c in _calls(tree, ()) if "json" in c]
-        if direct and path != "tf_nvm/safe_io.py":
+        if direct and path != "tf_nvm/core/safe_io.py":
             parsers[path] = direct
         through = _calls(tree, ("read_json", "loads_json"))
-        if through and path != "tf_nvm/safe_io.py":
+        if through and path != "tf_nvm/core/safe_io.py":
             readers[path] = len(through)
-    assert parsers == {}, f"modules parsing JSON without tf_nvm.safe_io.read_json/loads_json: {parsers}"
+    assert parsers == {}, f"modules parsing JSON without tf_nvm.core.safe_io.read_json/loads_json: {parsers}"
     assert sorted(readers) == sorted(READERS), readers
 
 
@@ -101,7 +102,7 @@ def test_deep_technology_file(tmp_path, text, timed):
 
 
 def test_deep_training_recipe(tmp_path, timed):
-    from tf_nvm import recipes  # noqa: PLC0415
+    from tf_nvm.experiments import recipes  # noqa: PLC0415
 
     path = tmp_path / "r.json"
     path.write_text(DEEP)
@@ -129,7 +130,7 @@ def test_deep_experiment_config(tmp_path, timed):
 
 
 def test_just_too_deep_is_refused_with_its_place(tmp_path):
-    from tf_nvm import recipes  # noqa: PLC0415
+    from tf_nvm.experiments import recipes  # noqa: PLC0415
 
     path = tmp_path / "r.json"
     path.write_text('{"architecture_args": {"filters": ' + "[" * 64 + "]" * 64 + "}}")
@@ -158,7 +159,7 @@ def test_deep_step_marker(tmp_path, timed):
 
 
 def test_deep_training_progress(tmp_path, timed):
-    from tf_nvm.progress import STATE, EpochProgress  # noqa: PLC0415
+    from tf_nvm.experiments.progress import STATE, EpochProgress  # noqa: PLC0415
 
     (tmp_path / STATE).write_text(DEEP)
     with pytest.raises(RunFolderError, match=r"training progress .*nests arrays and objects deeper .*Fix: delete "):

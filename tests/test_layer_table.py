@@ -1,6 +1,6 @@
 """The layer table, end to end: every supported Keras layer class trains, exports exactly, maps, simulates and costs.
 
-Generated over `tf_nvm.quantize_configs.LAYER_RULES`: one tiny model per entry
+Generated over `tf_nvm.keras.quantize_configs.LAYER_RULES`: one tiny model per entry
 (a crossbar, then the layer under test, named ``op``) goes through
 `quantize_model`, two steps of `fit`, TFLite export with 0 differing int8 outputs
 in LiteRT (default mode) and TFLite Micro (against `emulate_runtime("tflm")`, what
@@ -16,13 +16,14 @@ import numpy as np
 import pytest
 
 import tf_nvm
-from tf_nvm import UnsupportedLayerError, serialization
-from tf_nvm._keras import keras, tf
+from tf_nvm import UnsupportedLayerError
+from tf_nvm.keras import serialization
+from tf_nvm.keras.backend import keras, tf
 from tf_nvm.cost import network_cost
 from tf_nvm.cost.digital import DIGITAL_OP_WORK
 from tf_nvm.mapping import CROSSBAR_OPS, DIGITAL_OPS
 from tf_nvm.mapping.reference import evaluate
-from tf_nvm.quantize_configs import LAYER_RULES, REFUSED_LAYERS, register_layer
+from tf_nvm.keras.quantize_configs import LAYER_RULES, REFUSED_LAYERS, register_layer
 from tf_nvm.simulator import SimulationConfig, Simulator
 from tf_nvm.simulator.digital import KERNELS
 from tflite_export import build_mapping, compare, export_tflite
@@ -84,7 +85,7 @@ def _class_name(case):
 
 
 def test_every_table_entry_has_a_case():
-    """Every Keras class of the table is tested here; the tf_nvm.digital classes through the class they replace."""
+    """Every Keras class of the table is tested here; the tf_nvm.keras.digital classes through the class they replace."""
     tested = {_class_name(c) for c in CASES}
     substitutes = {LAYER_RULES.get(n).replace_with.__name__ for n in tested if LAYER_RULES.get(n).replace_with}
     assert tested | substitutes == set(LAYER_RULES.names())
@@ -221,7 +222,7 @@ def test_register_layer_needs_known_ops():
 # ---------------------------------------------------------------- average pooling's rounding
 def test_average_pool_rounding_is_half_away_from_zero_in_keras_numpy_and_simulator():
     """The three implementations agree on every code, 'same' edges (fewer valid values) and ties of both signs."""
-    from tf_nvm.digital import average_pool_codes  # noqa: PLC0415
+    from tf_nvm.keras.digital import average_pool_codes  # noqa: PLC0415
     from tf_nvm.mapping import DigitalLayer  # noqa: PLC0415
     from tf_nvm.mapping.ops import DIGITAL_OPS as OPS  # noqa: PLC0415
     from tf_nvm.simulator.digital import run_digital  # noqa: PLC0415
@@ -242,13 +243,13 @@ def test_average_pool_rounding_is_half_away_from_zero_in_keras_numpy_and_simulat
 
 def test_average_pool_ties_of_both_signs_are_exact_in_litert_and_tflite_micro(tmp_path):
     """An identity crossbar (codes = I, weight scale 1) feeds 2x2 windows whose sums hit every residue mod 4."""
-    spec = tf_nvm.presets.get(PRESET).replace(weight_scale_mode="fixed", weight_scale=1.0)
+    spec = tf_nvm.core.presets.get(PRESET).replace(weight_scale_mode="fixed", weight_scale=1.0)
     inputs = keras.Input((6, 6, 1))
     x = L.AveragePooling2D(2, padding="same", name="op")(L.Conv2D(1, 1, use_bias=False, name="identity")(inputs))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = tf_nvm.quantize_model(keras.Model(inputs, x), spec)
-    kernel, _ = tf_nvm.nvm_model.crossbar_variables(model.get_layer("quant_identity"))
+    kernel, _ = tf_nvm.keras.nvm_model.crossbar_variables(model.get_layer("quant_identity"))
     kernel.assign(np.ones((1, 1, 1, 1), np.float32))
     step = spec.activation_step
     codes = np.random.default_rng(1).integers(-100, 100, (500, 6, 6, 1))

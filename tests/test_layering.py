@@ -1,8 +1,9 @@
-"""The layering rules of the house (imports parsed with ast, nothing imported), and a light `import tf_nvm`.
+"""The layering rules of the house, by folder (imports parsed with ast, nothing imported), and a light `import tf_nvm`.
 
-1. Foundation modules, the mapping format and the cost model import nothing
-   from TensorFlow, tf_keras or tfmot, nor any Keras-side tf_nvm module,
-   directly or through other tf_nvm modules.
+1. The packages form layers (``RANKS``): a module imports only its own package and
+   packages of a lower rank, function-level imports included. The foundations
+   (``tf_nvm.core``), the mapping format and the cost model are the lowest layers
+   and never reach TensorFlow, tf_keras or tfmot, directly or through other modules.
 2. Only the application layer (`tf_nvm.cli`, `tf_nvm.pipeline`) imports `tflite_export`.
 3. `tflite_export` never imports the application layer.
 """
@@ -16,13 +17,12 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-FOUNDATION = {"tf_nvm.errors", "tf_nvm.registry", "tf_nvm.atomic", "tf_nvm.spec", "tf_nvm.presets", "tf_nvm.grid",
-              "tf_nvm.preprocessing", "tf_nvm.modes", "tf_nvm.plots", "tf_nvm.tables",
-              "tf_nvm.metrics", "tf_nvm.provenance", "tf_nvm.bundled", "tf_nvm.noise_presets", "tf_nvm.quiet"}
-KERAS_SIDE = {f"tf_nvm.{name}" for name in ("_keras", "quantizers", "quantize_configs", "scheme", "layers", "digital",
-                                            "graph", "nvm_model", "quantize", "constraints", "serialization",
-                                            "models", "train", "fixed_point", "sign_split",
-                                            "precision")}
+RANKS = {"tf_nvm.core": 0, "tf_nvm.mapping": 1, "tf_nvm.cost": 2, "tf_nvm.keras": 3, "tf_nvm.datasets": 4,
+         "tf_nvm.noise": 4, "tf_nvm.simulator": 5, "tflite_export": 5, "tf_nvm.experiments": 6, "tf_nvm.nas": 7,
+         "tf_nvm.pipeline": 8, "tf_nvm.cli": 9}
+"""Package -> layer: a package may import packages of a lower rank (same rank: neither imports the other)."""
+NO_TENSORFLOW = ("tf_nvm.core", "tf_nvm.mapping", "tf_nvm.cost")
+"""Packages that never reach TensorFlow (``pip install tf-nvm[mapping]`` without it)."""
 TENSORFLOW = {"tensorflow", "tf_keras", "tensorflow_model_optimization", "keras"}
 
 
@@ -79,15 +79,32 @@ def _is(name, roots):
     return any(name == root or name.startswith(root + ".") for root in roots)
 
 
-def test_the_module_lists_name_real_modules():
-    assert FOUNDATION <= set(MODULES) and KERAS_SIDE <= set(MODULES)
-    assert all(any(_is(m, {root}) for m in MODULES) for root in ("tf_nvm.mapping", "tf_nvm.cli", "tf_nvm.cost"))
+def _package(module):
+    """The ranked package ``module`` belongs to, or None (the ``tf_nvm`` facade and its helper ``tf_nvm._moved``)."""
+    return next((root for root in RANKS if _is(module, {root})), None)
 
 
-@pytest.mark.parametrize("module", sorted(m for m in MODULES if m in FOUNDATION or _is(m, {"tf_nvm.mapping",
-                                                                                              "tf_nvm.cost"})))
+def test_every_module_is_in_a_ranked_package():
+    """No flat module left at the root of ``tf_nvm``: only the facade ``__init__`` and the old-path aliases."""
+    assert sorted(m for m in MODULES if _package(m) is None) == ["tf_nvm", "tf_nvm._moved"]
+    assert all(any(_is(m, {root}) for m in MODULES) for root in RANKS)
+
+
+@pytest.mark.parametrize("package", sorted(RANKS))
+def test_a_package_imports_only_lower_layers(package):
+    bad = {}
+    for module in (m for m in MODULES if _package(m) == package):
+        for name in _imports(module):
+            target = _package(name)
+            if target is not None and target != package and RANKS[target] >= RANKS[package]:
+                bad.setdefault(module, []).append(name)
+    assert not bad, f"{package} (rank {RANKS[package]}) imports a layer at or above its own: {bad}"
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if _is(m, set(NO_TENSORFLOW))))
 def test_foundations_and_mapping_import_no_keras(module):
-    bad = sorted(name for name in _reachable(module) if _is(name, TENSORFLOW | KERAS_SIDE))
+    bad = sorted(name for name in _reachable(module) if _is(name, TENSORFLOW) or _package(name) not in
+                 (None, *NO_TENSORFLOW))
     assert not bad, f"{module} imports (directly or through tf_nvm modules) {bad}"
 
 
@@ -108,15 +125,15 @@ def test_tflite_export_never_imports_the_cli():
 
 def test_the_rules_see_keras_imports():
     """The parser finds the imports the rules look for (the rules would otherwise pass on anything)."""
-    assert "tensorflow" in _imports("tf_nvm._keras")
-    assert "tf_nvm._keras" in _reachable("tf_nvm.models")
-    assert "tf_nvm.nvm_model" in _imports("tf_nvm.runs")  # lazily, inside read_run
-    assert "tf_nvm.errors" in _imports("tf_nvm.registry")
+    assert "tensorflow" in _imports("tf_nvm.keras.backend")
+    assert "tf_nvm.keras.backend" in _reachable("tf_nvm.experiments.models")
+    assert "tf_nvm.keras.nvm_model" in _imports("tf_nvm.experiments.runs")  # lazily, inside read_run
+    assert "tf_nvm.core.errors" in _imports("tf_nvm.core.registry")
 
 
-LIGHT = ["tf_nvm", "tf_nvm.presets", "tf_nvm.recipes", "tf_nvm.runs", "tf_nvm.data", "tf_nvm.datasets",
-         "tf_nvm.mapping", "tf_nvm.preprocessing", "tf_nvm.cli", "tf_nvm.cost", "tf_nvm.cost.report",
-         "tf_nvm.bundled", "tf_nvm.noise_presets", "tf_nvm.pipeline", "tf_nvm.cli._checks"]
+LIGHT = ["tf_nvm", "tf_nvm.core.presets", "tf_nvm.experiments.recipes", "tf_nvm.experiments.runs", "tf_nvm.experiments.data", "tf_nvm.datasets",
+         "tf_nvm.mapping", "tf_nvm.core.preprocessing", "tf_nvm.cli", "tf_nvm.cost", "tf_nvm.cost.report",
+         "tf_nvm.core.bundled", "tf_nvm.core.noise_presets", "tf_nvm.pipeline", "tf_nvm.cli._checks"]
 
 
 def test_light_imports_leave_tensorflow_out():

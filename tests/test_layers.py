@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 import tf_nvm
-from tf_nvm import SpecError, presets
-from tf_nvm._keras import keras
-from tf_nvm.layers import NVMConv1D, NVMConv2D, NVMDense, NVMDepthwiseConv2D, NVMQuantize
+from tf_nvm import SpecError
+from tf_nvm.core import presets
+from tf_nvm.keras.backend import keras
+from tf_nvm.keras.layers import NVMConv1D, NVMConv2D, NVMDense, NVMDepthwiseConv2D, NVMQuantize
 
 L = keras.layers
 PAIRS = [(NVMDense, L.Dense), (NVMConv1D, L.Conv1D), (NVMConv2D, L.Conv2D),

@@ -11,10 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tf_nvm
-from tf_nvm import MappingError, presets
+from tf_nvm import MappingError
+from tf_nvm.core import presets
 from tf_nvm import mapping as M
 from tf_nvm.mapping import io as mapping_io
-from tf_nvm._keras import keras
+from tf_nvm.keras.backend import keras
 from tflite_export import build_mapping, export_crossbar
 
 L = keras.layers

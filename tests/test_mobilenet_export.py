@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import tf_nvm
-from tf_nvm._keras import keras
-from tf_nvm.grid import code_multiplier
+from tf_nvm.keras.backend import keras
+from tf_nvm.core.grid import code_multiplier
 
 SCALE = 0.017140401527285576  # see tests/test_code_rounding.py
 
@@ -42,7 +42,7 @@ def test_mobilenet_v1_025_exports_exactly_with_planted_ties(tmp_path):
     from tflite_export import check_nvm_weights, compare, export_crossbar, export_tflite
 
     size = 16
-    spec = tf_nvm.presets.get("paper-4bit-bipolar").replace(weight_scale_mode="fixed", weight_scale=SCALE)
+    spec = tf_nvm.core.presets.get("paper-4bit-bipolar").replace(weight_scale_mode="fixed", weight_scale=SCALE)
     keras.utils.set_random_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -51,11 +51,11 @@ def test_mobilenet_v1_025_exports_exactly_with_planted_ties(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(32, size, size, 3)).astype(np.float32)
     model.fit(x, rng.integers(0, 2, 32), epochs=1, batch_size=16, verbose=0)
-    assert len(tf_nvm.nvm_model.nvm_layers(model)) == 28
+    assert len(tf_nvm.keras.nvm_model.nvm_layers(model)) == 28
     s32, inv = np.float32(SCALE), code_multiplier(SCALE)
     planted = 0
-    for layer in tf_nvm.nvm_model.nvm_layers(model):
-        kernel_var, _ = tf_nvm.nvm_model.crossbar_variables(layer)
+    for layer in tf_nvm.keras.nvm_model.nvm_layers(model):
+        kernel_var, _ = tf_nvm.keras.nvm_model.crossbar_variables(layer)
         kernel = kernel_var.numpy().reshape(-1)
         for k in range(spec.code_min, spec.code_max):  # every point where division and product disagree
             centre = np.float32((k + 0.5) * SCALE)

@@ -16,13 +16,13 @@ import pytest
 
 import tf_nvm
 from tf_nvm import nas
-from tf_nvm._keras import keras
-from tf_nvm.data import Split
-from tf_nvm.errors import SearchError
+from tf_nvm.keras.backend import keras
+from tf_nvm.experiments.data import Split
+from tf_nvm.core.errors import SearchError
 from tf_nvm.nas import config as search_config
 from tf_nvm.nas.search import run_search
-from tf_nvm.preprocessing import Standardisation
-from tf_nvm.runs import read_run
+from tf_nvm.core.preprocessing import Standardisation
+from tf_nvm.experiments.runs import read_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_SPACE = {"depth": [1], "filters": [4, 8], "kernel_size": [3], "pool": [2], "input_pool": [1], "head_units": [0],
@@ -283,9 +283,9 @@ SCRIPT = '''
 import json, sys
 import numpy as np
 import tf_nvm
-from tf_nvm.data import Split
-from tf_nvm.preprocessing import Standardisation
-from tf_nvm.runs import read_run
+from tf_nvm.experiments.data import Split
+from tf_nvm.core.preprocessing import Standardisation
+from tf_nvm.experiments.runs import read_run
 from tf_nvm.nas import config as search_config, tuners
 from tf_nvm.nas.search import run_search
 ''' + SYNTHETIC + '''
@@ -429,9 +429,9 @@ def test_cross_validated_trials_score_the_mean_of_their_folds(tmp_path):
 
 
 def test_subject_folds_validate_every_training_subject_once():
-    from tf_nvm.data import subject_folds  # noqa: PLC0415
-    from tf_nvm.errors import RecipeError  # noqa: PLC0415
-    from tf_nvm import recipes  # noqa: PLC0415
+    from tf_nvm.experiments.data import subject_folds  # noqa: PLC0415
+    from tf_nvm.core.errors import RecipeError  # noqa: PLC0415
+    from tf_nvm.experiments import recipes  # noqa: PLC0415
 
     recipe = recipes.load("har-2bit-unipolar")
     (x_train, _), (x_test, _) = tf_nvm.datasets.load_har(verbose=False)

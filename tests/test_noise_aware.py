@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 import tf_nvm
-from tf_nvm import RecipeError, SimulatorError, recipes
-from tf_nvm._keras import keras, tf
-from tf_nvm.modes import WeightPerturbation
+from tf_nvm import RecipeError, SimulatorError
+from tf_nvm.experiments import recipes
+from tf_nvm.keras.backend import keras, tf
+from tf_nvm.core.modes import WeightPerturbation
 from tf_nvm.noise.training import (CHIP_METRIC, DeviceNoiseTraining, NoiseAwareTraining, RelativeGaussianTraining,
                                    chip_accuracy)
 
@@ -82,7 +83,7 @@ def test_chip_accuracy_is_inference_only_reproducible_and_exact_for_ideal_device
 
 
 def test_relative_gaussian_noise_is_relative_to_the_largest_code():
-    spec = tf_nvm.presets.get("paper-4bit-bipolar")
+    spec = tf_nvm.core.presets.get("paper-4bit-bipolar")
     codes = tf.constant(np.tile(np.array([-15.0, 0.0, 3.0, 15.0], np.float32), 25_000))
     noisy = RelativeGaussianTraining(0.04).perturb(codes, spec)
     deviation = (noisy - codes).numpy()
@@ -105,9 +106,9 @@ class _Scripted(NoiseAwareTraining):
 
 
 def test_train_model_keeps_the_epoch_of_the_best_chip_accuracy():
-    from tf_nvm.data import Split  # noqa: PLC0415
-    from tf_nvm.preprocessing import Standardisation  # noqa: PLC0415
-    from tf_nvm.train import train_model  # noqa: PLC0415
+    from tf_nvm.experiments.data import Split  # noqa: PLC0415
+    from tf_nvm.core.preprocessing import Standardisation  # noqa: PLC0415
+    from tf_nvm.experiments.train import train_model  # noqa: PLC0415
 
     x, y = _data(96)
     split = Split(x, y, x[:32], y[:32], x[:32], y[:32], Standardisation.fit(x), "synthetic")

@@ -1,4 +1,4 @@
-"""One output-folder rule for every command (issue #26 item 2): `tf_nvm.outputs`.
+"""One output-folder rule for every command (issue #26 item 2): `tf_nvm.core.outputs`.
 
 Every command that writes a folder goes through `claim_output_folder` (a test lists the call sites); a user's
 folder is never written into nor removed; another command's output is replaced only with --overwrite; the files
@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from tf_nvm import outputs
-from tf_nvm.errors import OutputFolderError, PipelineError, RunFolderError, SearchError
+from tf_nvm.core import outputs
+from tf_nvm.core.errors import OutputFolderError, PipelineError, RunFolderError, SearchError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CLAIMING = {"claim_output_folder", "staged_output", "mark_output_folder"}
@@ -54,7 +54,7 @@ def _commands_with_out():
 def test_every_command_that_writes_a_folder_goes_through_the_one_rule():
     sites = _call_sites()
     assert set(outputs.COMMANDS) == _commands_with_out() == set(sites)
-    assert sites == {"train": {"tf_nvm/runs.py"}, "run": {"tf_nvm/pipeline/steps.py"},
+    assert sites == {"train": {"tf_nvm/experiments/runs.py"}, "run": {"tf_nvm/pipeline/steps.py"},
                      "search": {"tf_nvm/nas/search.py"},
                      "simulate": {"tf_nvm/cli/simulate.py", "tf_nvm/pipeline/evaluate.py",
                                   "tf_nvm/pipeline/shards.py"},  # one run, and the merge of shards
@@ -128,7 +128,7 @@ def test_a_failure_inside_the_block_keeps_the_earlier_output_whole(tmp_path):
 
 _CHILD = """
 import os, sys, time
-from tf_nvm.outputs import staged_output
+from tf_nvm.core.outputs import staged_output
 with staged_output(sys.argv[1], "simulate") as staging:
     open(os.path.join(staging, "chips.csv"), "w").write("second")
     print("written", flush=True)

@@ -70,7 +70,7 @@ def test_wheel_installs_with_its_recipes(tmp_path):
         elif line.strip():
             title.append(line.split()[0])
     assert sections == {"Training recipes": RECIPES, "Experiments": EXPERIMENTS, "Search configs": SEARCHES}
-    probe = ("import json, sys, tf_nvm, tf_nvm.recipes as r\n"
+    probe = ("import json, sys, tf_nvm, tf_nvm.experiments.recipes as r\n"
              "recipe = r.load('har-2bit-unipolar')\n"
              "light = 'tensorflow' not in sys.modules\n"
              "import tf_nvm.pipeline.experiment as e, tf_nvm.nas.config as c\n"

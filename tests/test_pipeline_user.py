@@ -7,9 +7,10 @@ import re
 import numpy as np
 import pytest
 
-from tf_nvm import CorruptDatasetError, PipelineError, RecipeError, recipes, runs
-from tf_nvm.data import prepare_data
-from tf_nvm.metrics import TASKS
+from tf_nvm import CorruptDatasetError, PipelineError, RecipeError
+from tf_nvm.experiments import recipes, runs
+from tf_nvm.experiments.data import prepare_data
+from tf_nvm.core.metrics import TASKS
 from tf_nvm.pipeline import experiment as experiments
 from tf_nvm.pipeline.report import RUNTIME_COLUMNS
 
@@ -35,7 +36,7 @@ def _low_rank(path, rows=200, test=40, dim=16, **extra):
 
 
 def test_training_tasks_are_the_metric_tasks_and_left_out_of_the_recipe_dict_by_default():
-    from tf_nvm.train import TRAINING  # noqa: PLC0415
+    from tf_nvm.experiments.train import TRAINING  # noqa: PLC0415
 
     assert sorted(recipes.TRAINING_TASKS) == TRAINING.names() == TASKS.names()
     bundled = recipes.load("har-2bit-unipolar")
@@ -117,8 +118,8 @@ def test_a_users_npz_is_split_by_the_recipes_task(tmp_path):
 
 
 def test_regression_targets_must_have_the_models_output_shape(tmp_path):
-    from tf_nvm import models  # noqa: PLC0415
-    from tf_nvm.train import train_model  # noqa: PLC0415
+    from tf_nvm.experiments import models  # noqa: PLC0415
+    from tf_nvm.experiments.train import train_model  # noqa: PLC0415
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(50, 16)).astype(np.float32)

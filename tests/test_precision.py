@@ -18,14 +18,14 @@ import pytest
 
 import tf_nvm
 from tf_nvm import PrecisionError, TensorFloat32Warning
-from tf_nvm._keras import keras, tf
-from tf_nvm.layers import NVMDense
-from tf_nvm.precision import TF32_SETTING, require_float32
-from tf_nvm.train import train_model
+from tf_nvm.keras.backend import keras, tf
+from tf_nvm.keras.layers import NVMDense
+from tf_nvm.keras.precision import TF32_SETTING, require_float32
+from tf_nvm.experiments.train import train_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 L = keras.layers
-SPEC = tf_nvm.presets.get("paper-4bit-bipolar").replace(weight_scale_mode="fixed", weight_scale=0.05)
+SPEC = tf_nvm.core.presets.get("paper-4bit-bipolar").replace(weight_scale_mode="fixed", weight_scale=0.05)
 
 
 def mlp(dtype=None):
@@ -139,12 +139,12 @@ _MIRRORED = textwrap.dedent("""
     import json, sys
     import numpy as np
     import tf_nvm
-    from tf_nvm._keras import keras, tf
+    from tf_nvm.keras.backend import keras, tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     L = keras.layers
-    spec = tf_nvm.presets.get("paper-4bit-bipolar")
+    spec = tf_nvm.core.presets.get("paper-4bit-bipolar")
     rng = np.random.default_rng(0)
     x = rng.normal(size=(256, 12)).astype("float32") * 0.5
     y = ((x[:, 0] > 0).astype("int64") + (x[:, 1] > 0)).astype("int64")

@@ -1,4 +1,4 @@
-"""Epoch-level resume of a killed training (`tf_nvm.progress`), in `train_model` and `run_recipe`."""
+"""Epoch-level resume of a killed training (`tf_nvm.experiments.progress`), in `train_model` and `run_recipe`."""
 
 import json
 import os
@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 import tf_nvm
-from tf_nvm import progress as epoch_progress
-from tf_nvm._keras import keras
-from tf_nvm.data import Split, prepare_data
-from tf_nvm.errors import RunFolderError
-from tf_nvm.quantize import quantize_model
-from tf_nvm.recipes import Recipe
-from tf_nvm.train import run_recipe, train_model
+from tf_nvm.experiments import progress as epoch_progress
+from tf_nvm.keras.backend import keras
+from tf_nvm.experiments.data import Split, prepare_data
+from tf_nvm.core.errors import RunFolderError
+from tf_nvm.keras.quantize import quantize_model
+from tf_nvm.experiments.recipes import Recipe
+from tf_nvm.experiments.train import run_recipe, train_model
 
 RECIPE = Recipe(name="t", dataset="har", architecture="har_signed_cnn", spec="paper-2bit-unipolar", epochs=3,
                 seeds=(0,), architecture_args={"filters": [8], "kernel_sizes": [5]})

@@ -1,4 +1,4 @@
-"""`tf_nvm.provenance`: which code made a file, and when a recorded result is stale."""
+"""`tf_nvm.core.provenance`: which code made a file, and when a recorded result is stale."""
 
 import os
 import subprocess
@@ -6,8 +6,9 @@ import subprocess
 import pytest
 
 import tf_nvm
-from tf_nvm import provenance, runs
-from tf_nvm.errors import RunFolderError
+from tf_nvm.core import provenance
+from tf_nvm.experiments import runs
+from tf_nvm.core.errors import RunFolderError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

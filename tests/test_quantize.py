@@ -10,9 +10,9 @@ import pytest
 import tf_nvm
 from tf_nvm import (InvalidWeightsError, NonInhibitingCrossbarWarning, NotAnNVMModelError, UnsupportedLayerError,
                     presets)
-from tf_nvm._keras import keras
+from tf_nvm.keras.backend import keras
 from tf_nvm.mapping.reference import evaluate
-from tf_nvm.serialization import custom_objects
+from tf_nvm.keras.serialization import custom_objects
 from tflite_export import build_mapping
 
 L = keras.layers
@@ -77,7 +77,7 @@ def test_unipolar_codes_stay_non_negative_throughout_training(rng, seeded):
     model.fit(x, rng.integers(0, 5, 512), epochs=2, batch_size=32, verbose=0, callbacks=[check])
     assert seen and min(seen) == 0
     fc1 = model.get_layer("quant_fc1")
-    kernel, _ = tf_nvm.nvm_model.crossbar_variables(fc1)
+    kernel, _ = tf_nvm.keras.nvm_model.crossbar_variables(fc1)
     assert kernel.numpy().min() >= -0.5 * tf_nvm.model_spec(model).weight_scale - 1e-7  # latent clamped
 
 

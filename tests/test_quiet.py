@@ -16,7 +16,7 @@ EXPORT = """
 import sys, warnings
 import numpy as np
 import tf_nvm
-from tf_nvm._keras import keras
+from tf_nvm.keras.backend import keras
 from tflite_export import export_tflite, run_litert
 
 keras.utils.set_random_seed(0)
@@ -74,7 +74,7 @@ def test_import_tf_nvm_sets_a_quiet_tensorflow_log_level_unless_the_user_chose_o
 
 def test_who_asked_for_the_output(monkeypatch):
     """The rule itself, in this process: verbose only when asked for; a level tf_nvm set is not the user's."""
-    from tf_nvm import quiet  # noqa: PLC0415
+    from tf_nvm.core import quiet  # noqa: PLC0415
 
     for name in ("TF_NVM_VERBOSE", "TF_NVM_QUIET_TENSORFLOW", "TF_CPP_MIN_LOG_LEVEL", "_TF_NVM_SET_TF_CPP_MIN_LOG_LEVEL"):
         monkeypatch.delenv(name, raising=False)

@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 
 import tf_nvm
-from tf_nvm._keras import keras, tf
+from tf_nvm.keras.backend import keras, tf
 from tf_nvm.simulator import DeviceConfig, SimulationConfig, Simulator
 from tf_nvm.simulator.devices import stream_key
 from tf_nvm.simulator.network import standard_normals

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 import tf_nvm
-from tf_nvm import NonInhibitingCrossbarWarning, recipes
-from tf_nvm._keras import keras
-from tf_nvm.quantize_configs import is_crossbar
-from tf_nvm.sign_split import blind_crossbars, both_signs_depthwise
+from tf_nvm import NonInhibitingCrossbarWarning
+from tf_nvm.experiments import recipes
+from tf_nvm.keras.backend import keras
+from tf_nvm.keras.quantize_configs import is_crossbar
+from tf_nvm.keras.sign_split import blind_crossbars, both_signs_depthwise
 
 L = keras.layers
 
@@ -57,7 +58,7 @@ def test_sign_split_builders_leave_no_crossbar_blind_and_plain_ones_list_them(na
     crossbars = [layer for layer in plain.layers if is_crossbar(layer)]
     assert blind == crossbars[1:]  # every crossbar but the first reads a ReLU output (or its pooling)
     depthwise = {layer.name for layer in split.layers if type(layer) is L.DepthwiseConv2D}
-    from tf_nvm.graph import layer_graph  # noqa: PLC0415
+    from tf_nvm.keras.graph import layer_graph  # noqa: PLC0415
     assert both_signs_depthwise(layer_graph(split)) == depthwise  # dw{i} on x and dw{i}_neg on -x, summed
 
 

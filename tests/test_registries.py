@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 import tf_nvm
-from tf_nvm import modes, presets
-from tf_nvm._keras import keras
-from tf_nvm.errors import ModeError, UnknownNameError, UnsupportedLayerError
-from tf_nvm.quantize_configs import LAYER_RULES, ROLES, NVMCrossbarConfig, config_for, rule_for
-from tf_nvm.registry import Registry
-from tf_nvm.serialization import custom_objects, registered_classes
-from tf_nvm.spec import SpecConfigured
+from tf_nvm.core import modes, presets
+from tf_nvm.keras.backend import keras
+from tf_nvm.core.errors import ModeError, UnknownNameError, UnsupportedLayerError
+from tf_nvm.keras.quantize_configs import LAYER_RULES, ROLES, NVMCrossbarConfig, config_for, rule_for
+from tf_nvm.core.registry import Registry
+from tf_nvm.keras.serialization import custom_objects, registered_classes
+from tf_nvm.core.spec import SpecConfigured
 
 SPEC = presets.get("paper-4bit-bipolar").replace(weight_scale_mode="fixed", weight_scale=0.05)
 
@@ -93,7 +93,7 @@ def test_serialisable_registry_covers_the_quantizers_configs_and_layers():
 
 
 def test_crossbar_output_quantizer_keeps_its_fully_connected_flag():
-    from tf_nvm.quantizers import NVMCrossbarOutputQuantizer  # noqa: PLC0415
+    from tf_nvm.keras.quantizers import NVMCrossbarOutputQuantizer  # noqa: PLC0415
 
     quantizer = NVMCrossbarOutputQuantizer(SPEC, fully_connected=True)
     assert NVMCrossbarOutputQuantizer.from_config(quantizer.get_config()).fully_connected is True
@@ -123,7 +123,7 @@ def test_every_layer_rule_gives_a_config_of_its_role(name):
 
 
 def test_register_layer_refuses_an_unknown_role():
-    from tf_nvm.quantize_configs import register_layer  # noqa: PLC0415
+    from tf_nvm.keras.quantize_configs import register_layer  # noqa: PLC0415
 
     with pytest.raises(UnsupportedLayerError, match=r"register_layer: role must be one of \['crossbar', 'digital', "
                                                     r"'probability', 'passthrough'\], got 'analog'"):

@@ -12,8 +12,8 @@ import re
 import pytest
 
 import tf_nvm
-from tf_nvm import runs
-from tf_nvm._keras import keras
+from tf_nvm.experiments import runs
+from tf_nvm.keras.backend import keras
 from tf_nvm.pipeline import experiment as experiments
 from tf_nvm.pipeline.report import write_report
 from tf_nvm.pipeline.steps import variant_folder

@@ -1,4 +1,4 @@
-"""Run folders (tf_nvm.runs): reading every version, the errors a broken folder gives, step markers."""
+"""Run folders (tf_nvm.experiments.runs): reading every version, the errors a broken folder gives, step markers."""
 
 import json
 import os
@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 import tf_nvm
-from tf_nvm import RunFolderError, runs
-from tf_nvm._keras import keras
-from tf_nvm.preprocessing import Standardisation
-from tf_nvm.recipes import Recipe
+from tf_nvm import RunFolderError
+from tf_nvm.experiments import runs
+from tf_nvm.keras.backend import keras
+from tf_nvm.core.preprocessing import Standardisation
+from tf_nvm.experiments.recipes import Recipe
 
 STANDARDISATION = Standardisation(np.asarray([0.5, -1.0, 2.0], np.float32), np.asarray([1.0, 2.0, 0.25], np.float32))
 RECIPE = Recipe(name="tiny", dataset="har", architecture="har_cnn", spec="paper-2bit-bipolar", seeds=(0,))
@@ -149,7 +150,7 @@ def test_step_markers(run):
     runs.mark_done(run, "export", {"tflite": "har.tflite"})
     assert runs.is_done(run, "export") and runs.step_info(run, "export") == {"tflite": "har.tflite"}
     assert json.loads((run / "steps" / "export.json").read_text()) == {
-        "step": "export", "info": {"tflite": "har.tflite"}, **tf_nvm.provenance.current()}
+        "step": "export", "info": {"tflite": "har.tflite"}, **tf_nvm.core.provenance.current()}
     runs.mark_done(run, "simulate")
     assert runs.step_info(run, "simulate") == {}
     assert sorted(os.listdir(run / "steps")) == ["export.json", "simulate.json"]  # no temporary files left

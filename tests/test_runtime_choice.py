@@ -18,8 +18,8 @@ import pytest
 
 import tf_nvm
 from tf_nvm import NVMSpec, SpecError
-from tf_nvm._keras import keras
-from tf_nvm.modes import emulate_runtime, runtime_for
+from tf_nvm.keras.backend import keras
+from tf_nvm.core.modes import emulate_runtime, runtime_for
 from tflite_export import export_tflite, runtime_report
 
 L = keras.layers
@@ -32,7 +32,7 @@ def _model(runtime, x, y):
     h = L.ReLU()(L.BatchNormalization()(L.DepthwiseConv2D(3, padding="same")(h)))
     h = L.ReLU()(L.BatchNormalization()(L.Conv2D(8, 1)(h)))
     outputs = L.Dense(4)(L.GlobalAveragePooling2D()(h))
-    spec = tf_nvm.presets.get("paper-4bit-bipolar").replace(runtime=runtime)
+    spec = tf_nvm.core.presets.get("paper-4bit-bipolar").replace(runtime=runtime)
     model = tf_nvm.quantize_model(keras.Model(inputs, outputs), spec)
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x, y, epochs=1, batch_size=32, verbose=0)
@@ -72,7 +72,7 @@ def exported(data, tmp_path_factory):
 
 # ------------------------------------------------------------------ the spec field
 def test_runtime_is_a_validated_spec_field_with_litert_default():
-    assert NVMSpec().runtime == "litert" and tf_nvm.presets.get("paper-2bit-unipolar").runtime == "litert"
+    assert NVMSpec().runtime == "litert" and tf_nvm.core.presets.get("paper-2bit-unipolar").runtime == "litert"
     spec = NVMSpec(runtime="tflm")
     assert spec.to_dict()["runtime"] == "tflm" and NVMSpec.from_dict(spec.to_dict()) == spec
     with pytest.raises(SpecError, match=r"NVMSpec\.runtime must be one of \['litert', 'tflm'\] \(the int8 runtime "

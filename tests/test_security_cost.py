@@ -233,7 +233,7 @@ def test_a_real_endless_while_loop_is_refused_before_it_runs(tmp_path):
     TimeoutExpired; it is refused at once now, without starting a child."""
     import time  # noqa: PLC0415
 
-    from tf_nvm._keras import tf  # noqa: PLC0415
+    from tf_nvm.keras.backend import tf  # noqa: PLC0415
 
     @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32)], autograph=False)
     def forever(x):

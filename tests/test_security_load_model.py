@@ -9,13 +9,13 @@ import zipfile
 import pytest
 
 import tf_nvm
-from tf_nvm._keras import keras
-from tf_nvm.errors import ModelFileError
+from tf_nvm.keras.backend import keras
+from tf_nvm.core.errors import ModelFileError
 
 ALLOWED = (r"tf_nvm loads only layers, functions and objects of the Keras and tf_nvm registries \(and tfmot's "
            r"quantize wrappers\) and refuses it before Keras reads the file\. Fix: rebuild the model without Lambda "
            r"layers and with Keras or tf_nvm layers, activations and initializers only \(register a custom class "
-           r"with tf_nvm\.serialization\.add_custom_object\), or call tf_nvm\.load_model\(path, trusted=True\) only "
+           r"with tf_nvm\.keras\.serialization\.add_custom_object\), or call tf_nvm\.load_model\(path, trusted=True\) only "
            r"for a file you trust\.")
 
 

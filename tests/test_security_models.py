@@ -6,9 +6,9 @@ import zipfile
 import pytest
 
 import tf_nvm
-from tf_nvm import nvm_model
-from tf_nvm._keras import keras
-from tf_nvm.errors import ModelFileError
+from tf_nvm.keras import nvm_model
+from tf_nvm.keras.backend import keras
+from tf_nvm.core.errors import ModelFileError
 
 FIX = r"Fix: pass a model saved with model.save\('NAME.keras'\)"
 

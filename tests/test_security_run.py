@@ -15,9 +15,10 @@ import time
 
 import pytest
 
-from tf_nvm import pipeline, runs
+from tf_nvm import pipeline
+from tf_nvm.experiments import runs
 from tf_nvm.cli import main
-from tf_nvm.errors import PipelineError, RunFolderError
+from tf_nvm.core.errors import PipelineError, RunFolderError
 from tf_nvm.pipeline import report
 from tf_nvm.pipeline.steps import MARKER_KEYS, check_marker, prepare_output, run_experiment, variant_folder
 

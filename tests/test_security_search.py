@@ -21,7 +21,7 @@ import time
 import pytest
 
 from tf_nvm.cli import main
-from tf_nvm.errors import SearchError
+from tf_nvm.core.errors import SearchError
 from tf_nvm.nas import config as search_config
 from tf_nvm.nas.search import _prepare_folder, run_search, summary_text
 

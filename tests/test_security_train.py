@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 
 import tf_nvm
-from tf_nvm import recipes
-from tf_nvm.data import SPLITS
+from tf_nvm.experiments import recipes
+from tf_nvm.experiments.data import SPLITS
 from tf_nvm.datasets.har import HAR_TEST_SUBJECTS, HAR_TRAIN_SUBJECTS
-from tf_nvm.errors import ExportError, RecipeError
+from tf_nvm.core.errors import ExportError, RecipeError
 
 
 @pytest.mark.parametrize("seeds", [[-7], [2 ** 32], [], [1.0], [True], "0"])
 def test_bad_seeds_are_refused_before_the_data_loads_and_nothing_is_written(tmp_path, seeds):
-    from tf_nvm.train import run_recipe
+    from tf_nvm.experiments.train import run_recipe
 
     recipe = recipes.load("har-2bit-unipolar")
     out = tmp_path / "run"
@@ -66,7 +66,7 @@ def test_validation_subjects_beyond_a_files_volunteers_are_refused_at_the_split(
 
 @pytest.fixture(scope="module")
 def tiny_model():
-    from tf_nvm._keras import keras
+    from tf_nvm.keras.backend import keras
 
     keras.utils.set_random_seed(0)
     inputs = keras.Input((8,))

@@ -1,4 +1,4 @@
-"""The fused sign split (`tf_nvm.sign_split`): which convolutions it fuses, and that it changes no number."""
+"""The fused sign split (`tf_nvm.keras.sign_split`): which convolutions it fuses, and that it changes no number."""
 
 import warnings
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import tf_nvm
-from tf_nvm._keras import keras, tf
-from tf_nvm.modes import emulate_runtime
-from tf_nvm.sign_split import SignSplit, fuse_sign_split, sign_split_layers
+from tf_nvm.keras.backend import keras, tf
+from tf_nvm.core.modes import emulate_runtime
+from tf_nvm.keras.sign_split import SignSplit, fuse_sign_split, sign_split_layers
 from tflite_export import export_tflite
 
 L = keras.layers
@@ -129,9 +129,9 @@ def test_fusing_changes_no_weight_config_or_export(tmp_path):
 
 @pytest.mark.parametrize("preset", ["paper-2bit-unipolar"])
 def test_train_model_trains_sign_split_convolutions_fused(preset):
-    from tf_nvm.data import Split  # noqa: PLC0415
-    from tf_nvm.recipes import Recipe  # noqa: PLC0415
-    from tf_nvm.train import train_model  # noqa: PLC0415
+    from tf_nvm.experiments.data import Split  # noqa: PLC0415
+    from tf_nvm.experiments.recipes import Recipe  # noqa: PLC0415
+    from tf_nvm.experiments.train import train_model  # noqa: PLC0415
 
     x, y = _images(64), np.arange(64) % 10
     split = Split(x, y, x[:16], y[:16], x[:16], y[:16], None, "test")

@@ -7,7 +7,7 @@ import pytest
 
 import tf_nvm
 from tf_nvm import SimulatorError, noise
-from tf_nvm._keras import tf
+from tf_nvm.keras.backend import tf
 from tf_nvm.mapping import DIGITAL_OPS, reference
 from tf_nvm.simulator import ADCConfig, DACConfig, DeviceConfig, SimulationConfig, Simulator
 from tf_nvm.simulator.digital import KERNELS
@@ -48,7 +48,7 @@ def test_ideal_simulation_equals_the_exact_evaluator_on_conv_and_mlp(preset, rng
     for builder in (har_conv, har_mlp):
         import warnings  # noqa: PLC0415
 
-        tf_nvm._keras.keras.utils.set_random_seed(0)
+        tf_nvm.keras.backend.keras.utils.set_random_seed(0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = tf_nvm.quantize_model(builder(), preset, init="device")
@@ -57,7 +57,7 @@ def test_ideal_simulation_equals_the_exact_evaluator_on_conv_and_mlp(preset, rng
 
 
 def test_conv2d_depthwise_offset_tiling_and_dual_rail_are_exact(tmp_path, rng):
-    L = tf_nvm._keras.keras.layers
+    L = tf_nvm.keras.backend.keras.layers
 
     def layers(x):
         x = L.Conv2D(6, 3, padding="same", name="c2")(x)
@@ -314,7 +314,7 @@ def sim_keys(sim, chip, layer):
 def mlp_mapping():
     import warnings  # noqa: PLC0415
 
-    tf_nvm._keras.keras.utils.set_random_seed(0)
+    tf_nvm.keras.backend.keras.utils.set_random_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return build_mapping(tf_nvm.quantize_model(har_mlp(), "paper-2bit-bipolar", init="device"))
@@ -430,13 +430,13 @@ def test_cli_simulate_writes_results_atomically(tmp_path, capsys):
     from tf_nvm.cli import main  # noqa: PLC0415
     from tflite_export import export_crossbar  # noqa: PLC0415
 
-    tf_nvm._keras.keras.utils.set_random_seed(0)
+    tf_nvm.keras.backend.keras.utils.set_random_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = tf_nvm.quantize_model(tf_nvm.models.build("har_signed_cnn", filters=(4,), kernel_sizes=(5,)),
                                       "paper-2bit-unipolar", init="device")
     (x_train, _), _ = tf_nvm.datasets.load_har(verbose=False)
-    export_crossbar(model, tmp_path / "m", preprocessing=tf_nvm.preprocessing.Standardisation.fit(x_train))
+    export_crossbar(model, tmp_path / "m", preprocessing=tf_nvm.core.preprocessing.Standardisation.fit(x_train))
     out = tmp_path / "sim"
     assert main(["simulate", str(tmp_path / "m"), "--chips", "2", "--preset", "pcm-like", "--examples", "200",
                  "--set", "adc.mode=shared", "--set", "adc.bits=12", "--out", str(out)]) == 0
@@ -460,10 +460,10 @@ def test_cli_simulate_writes_results_atomically(tmp_path, capsys):
 def test_noise_aware_training_perturbs_training_only(rng):
     import warnings  # noqa: PLC0415
 
-    from tf_nvm.modes import ModeError, perturbed_training  # noqa: PLC0415
+    from tf_nvm.core.modes import ModeError, perturbed_training  # noqa: PLC0415
     from tf_nvm.noise.training import DeviceNoiseTraining, NoiseAwareTraining  # noqa: PLC0415
 
-    keras = tf_nvm._keras.keras
+    keras = tf_nvm.keras.backend.keras
     keras.utils.set_random_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -504,7 +504,7 @@ def test_noise_aware_training_compensates_like_the_simulator():
 
     # one training "chip" of 4-bit differential pairs at 1 day: the compensated weights' least-squares gain on the
     # codes is 1 within 0.5 % (the simulator's rule; raw-conductance ratios per device set over-corrected by ~2 %)
-    spec = tf_nvm.presets.get("paper-4bit-bipolar")
+    spec = tf_nvm.core.presets.get("paper-4bit-bipolar")
     codes = tf.constant(np.random.default_rng(0).integers(-15, 16, 100_000).astype(np.float32))
     gains = []
     for _ in range(3):

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 import tf_nvm
-from tf_nvm import NVMSpec, SpecError, presets
-from tf_nvm.spec import SCHEMA_VERSION
+from tf_nvm import NVMSpec, SpecError
+from tf_nvm.core import presets
+from tf_nvm.core.spec import SCHEMA_VERSION
 
 
 @pytest.mark.parametrize("name", presets.names())

@@ -1,8 +1,8 @@
-"""Result tables (tf_nvm.tables): Markdown cells as users read them."""
+"""Result tables (tf_nvm.core.tables): Markdown cells as users read them."""
 
 import pandas as pd
 
-from tf_nvm.tables import to_markdown, write_table
+from tf_nvm.core.tables import to_markdown, write_table
 
 
 def test_markdown_cells_integers_decimals_and_missing_values(tmp_path):

@@ -16,7 +16,7 @@ import pytest
 
 import tf_nvm
 from tf_nvm import ArenaTooSmallError, ExportError
-from tf_nvm._keras import keras
+from tf_nvm.keras.backend import keras
 from tflite_export import export_tflite
 from tflite_export import verify
 from tflite_export.verify import _CHILD, _TOTAL, ARENA_STEP, check_arena, measure_arena

@@ -1,6 +1,6 @@
-"""`tf_nvm.modes.emulate_runtime("tflm")`: the Keras NVM model reproduces TFLite Micro's int8 outputs.
+"""`tf_nvm.core.modes.emulate_runtime("tflm")`: the Keras NVM model reproduces TFLite Micro's int8 outputs.
 
-TFLite Micro's reference kernels requantize with two roundings (`tf_nvm.fixed_point`); in the default mode
+TFLite Micro's reference kernels requantize with two roundings (`tf_nvm.keras.fixed_point`); in the default mode
 the Keras model rounds once like LiteRT's default (XNNPACK) kernels instead, 1 LSB off TFLite Micro per op and
 2-3 LSB at the logits. Inside the emulation the Keras model computes the reference kernels' integer maths.
 """
@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 
 import tf_nvm
-from tf_nvm._keras import keras, tf
-from tf_nvm.fixed_point import (
+from tf_nvm.keras.backend import keras, tf
+from tf_nvm.keras.fixed_point import (
     _numpy_reference,
     float32_multiplier_parts,
     mean_multiplier,
     multiply_by_quantized_multiplier,
     quantize_multiplier,
 )
-from tf_nvm.modes import emulate_runtime, emulated_runtime
+from tf_nvm.core.modes import emulate_runtime, emulated_runtime
 from tflite_export import compare, export_tflite
 
 L = keras.layers
@@ -87,7 +87,7 @@ def test_context_manager_nests_and_rejects_unknown_names():
 
 # ------------------------------------------------------------------ per op
 def _op_model(layer, rng):
-    spec = tf_nvm.presets.get("paper-4bit-bipolar")
+    spec = tf_nvm.core.presets.get("paper-4bit-bipolar")
     shape = (8,) if layer == "batch_norm" else (32, 8)
     inputs = keras.Input(shape)
     if layer == "conv":
@@ -108,7 +108,7 @@ def _op_model(layer, rng):
         model = tf_nvm.quantize_model(keras.Model(inputs, x), spec,
                                       init="keep" if layer in ("batch_norm", "gap") else "device")
     if layer in ("batch_norm", "gap"):
-        kernel, _ = tf_nvm.nvm_model.crossbar_variables(model.get_layer("quant_identity"))
+        kernel, _ = tf_nvm.keras.nvm_model.crossbar_variables(model.get_layer("quant_identity"))
         eye = np.eye(8, dtype=np.float32)
         kernel.assign(eye if layer == "batch_norm" else np.stack([np.zeros_like(eye), eye, np.zeros_like(eye)]))
     if layer == "batch_norm":

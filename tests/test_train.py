@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 
 import tf_nvm
-from tf_nvm import NonInhibitingCrossbarWarning, RecipeError, recipes, runs
+from tf_nvm import NonInhibitingCrossbarWarning, RecipeError
+from tf_nvm.experiments import recipes, runs
 from tf_nvm.cli import main
-from tf_nvm.data import SPLITS, prepare_data
+from tf_nvm.experiments.data import SPLITS, prepare_data
 from tf_nvm.datasets import DATASETS
-from tf_nvm.recipes import Recipe
-from tf_nvm.train import train_model
+from tf_nvm.experiments.recipes import Recipe
+from tf_nvm.experiments.train import train_model
 
 from conftest import synthetic_cifar_folder as _synthetic_cifar_folder
 
@@ -53,7 +54,7 @@ def test_cli_train_writes_run_folder(tmp_path, capsys, har_split):
     assert tf_nvm.model_spec(model).to_dict() == metrics["spec"]
     assert '"test_accuracy"' in capsys.readouterr().out
     assert json.loads((out / "run.json").read_text()) == {"format": "tf_nvm.run", "schema_version": 2,
-                                                          **tf_nvm.provenance.current()}
+                                                          **tf_nvm.core.provenance.current()}
     assert set(json.loads((out / "preprocessing.json").read_text())) == {"input_mean", "input_std", "formula",
                                                                          "data_source", "data_sha256"}
     run = runs.read_run(out)
@@ -212,8 +213,8 @@ def test_a_recipe_sign_split_is_checked_and_left_out_of_the_dict_when_off():
 
 
 def test_an_earlier_run_is_never_overwritten_silently(tmp_path):
-    from tf_nvm import runs  # noqa: PLC0415
-    from tf_nvm.errors import RunFolderError  # noqa: PLC0415
+    from tf_nvm.experiments import runs  # noqa: PLC0415
+    from tf_nvm.core.errors import RunFolderError  # noqa: PLC0415
 
     run = tmp_path / "run"
     (run / "seed7").mkdir(parents=True)
@@ -248,8 +249,8 @@ def test_diverging_training_is_a_named_error_and_writes_nothing(har_split):
 
 
 def test_run_recipe_checks_the_folder_before_loading_data_and_honours_overwrite(tmp_path, monkeypatch):
-    import tf_nvm.train as train_module  # noqa: PLC0415
-    from tf_nvm.errors import RunFolderError  # noqa: PLC0415
+    import tf_nvm.experiments.train as train_module  # noqa: PLC0415
+    from tf_nvm.core.errors import RunFolderError  # noqa: PLC0415
 
     class DataLoaded(Exception):
         pass
@@ -271,8 +272,8 @@ def test_run_recipe_checks_the_folder_before_loading_data_and_honours_overwrite(
 
 @pytest.mark.slow
 def test_variants_differing_only_in_the_spec_share_one_float_baseline(tmp_path, har_split, capsys, monkeypatch):
-    from tf_nvm.data import Split  # noqa: PLC0415
-    from tf_nvm.train import float_key, run_recipe  # noqa: PLC0415
+    from tf_nvm.experiments.data import Split  # noqa: PLC0415
+    from tf_nvm.experiments.train import float_key, run_recipe  # noqa: PLC0415
 
     small = Split(har_split.x_train[:256], har_split.y_train[:256], har_split.x_val[:128], har_split.y_val[:128],
                   har_split.x_test[:128], har_split.y_test[:128], har_split.standardisation, har_split.source)
@@ -302,7 +303,7 @@ def test_variants_differing_only_in_the_spec_share_one_float_baseline(tmp_path, 
     np.testing.assert_array_equal(tf_nvm.load_model(a).predict(x, verbose=0),
                                   tf_nvm.load_model(b).predict(x, verbose=0))
     # a baseline made by other code (an upgrade, or a run interrupted before one) is trained again, not reused
-    from tf_nvm import provenance  # noqa: PLC0415
+    from tf_nvm.core import provenance  # noqa: PLC0415
 
     now = provenance.current()
     monkeypatch.setattr(provenance, "current", lambda: {**now, "tf_nvm_version": "9.9.9"})
@@ -317,9 +318,9 @@ def test_variants_differing_only_in_the_spec_share_one_float_baseline(tmp_path, 
 
 
 def test_image_augmentation_is_reproducible_and_checked(tmp_path):
-    from tf_nvm._keras import keras  # noqa: PLC0415
-    from tf_nvm.data import Split  # noqa: PLC0415
-    from tf_nvm.train import training_data  # noqa: PLC0415
+    from tf_nvm.keras.backend import keras  # noqa: PLC0415
+    from tf_nvm.experiments.data import Split  # noqa: PLC0415
+    from tf_nvm.experiments.train import training_data  # noqa: PLC0415
 
     recipe = Recipe(name="c", dataset="cifar10", architecture="cifar_vgg", spec="paper-4bit-bipolar", batch_size=4,
                     augment_crop=2, augment_flip=True)

@@ -28,9 +28,9 @@ import numpy as np
 import pytest
 
 import tf_nvm
-from tf_nvm._keras import keras, tf
-from tf_nvm.modes import converter_graph, emulate_runtime
-from tf_nvm.quantizers import NVMCrossbarOutputQuantizer, NVMOnGridQuantizer, round_to_activation_grid
+from tf_nvm.keras.backend import keras, tf
+from tf_nvm.core.modes import converter_graph, emulate_runtime
+from tf_nvm.keras.quantizers import NVMCrossbarOutputQuantizer, NVMOnGridQuantizer, round_to_activation_grid
 
 WEIGHT_RTOL, WEIGHT_ATOL = 1e-5, 1e-6
 """Tolerance of the float latent weights (kernels, BatchNorm statistics): everything else is pinned exactly."""
@@ -163,9 +163,9 @@ def _value_and_gradient(fn, x, spec):
 def test_cheaper_quantizers_give_the_old_bits_and_gradients(weight_scale, activation_range):
     """Values (sign of zero included) and straight-through gradients equal the replaced formulas, bit for bit.
 
-    (A zero gradient may be -0.0 now: compared as +0.0, see `tf_nvm.quantizers._with_clip_gradient`.)
+    (A zero gradient may be -0.0 now: compared as +0.0, see `tf_nvm.keras.quantizers._with_clip_gradient`.)
     """
-    spec = tf_nvm.presets.get("paper-4bit-bipolar").replace(activation_range=activation_range,
+    spec = tf_nvm.core.presets.get("paper-4bit-bipolar").replace(activation_range=activation_range,
                                                             weight_scale_mode="fixed", weight_scale=weight_scale)
     x = _hostile_values(spec, np.random.default_rng(0))
     crossbar = NVMCrossbarOutputQuantizer(spec)
@@ -201,7 +201,7 @@ def test_only_relus_of_on_grid_inputs_skip_their_quantizer():
 
 
 def test_on_grid_quantizer_is_the_identity_except_in_the_converter_graph():
-    spec = tf_nvm.presets.get("paper-2bit-unipolar")
+    spec = tf_nvm.core.presets.get("paper-2bit-unipolar")
     x = tf.constant([0.0, 0.0625, -8.0, 7.9375])
     assert NVMOnGridQuantizer(spec)(x, True, {}) is x
     graph = tf.function(lambda v: NVMOnGridQuantizer(spec)(v, False, {}))

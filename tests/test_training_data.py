@@ -5,10 +5,10 @@ with the epochs an uninterrupted training would have seen. Tiny data, a few seco
 import numpy as np
 import pytest
 
-from tf_nvm._keras import keras, tf
-from tf_nvm.data import Split
-from tf_nvm.recipes import Recipe
-from tf_nvm.train import steps_per_epoch, train_model, training_data
+from tf_nvm.keras.backend import keras, tf
+from tf_nvm.experiments.data import Split
+from tf_nvm.experiments.recipes import Recipe
+from tf_nvm.experiments.train import steps_per_epoch, train_model, training_data
 
 EPOCHS = 3
 

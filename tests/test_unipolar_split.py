@@ -8,10 +8,10 @@ import pytest
 
 import tf_nvm
 from tf_nvm import InputRangeWarning, NonInhibitingCrossbarWarning, SpecError, UnsupportedLayerError
-from tf_nvm._keras import keras
+from tf_nvm.keras.backend import keras
 from tf_nvm.mapping.reference import evaluate
-from tf_nvm.nvm_model import crossbar_variables
-from tf_nvm.sign_split import feed_both_signs, sign_split_layers
+from tf_nvm.keras.nvm_model import crossbar_variables
+from tf_nvm.keras.sign_split import feed_both_signs, sign_split_layers
 from tflite_export import export_crossbar, export_tflite
 from tflite_export.verify import compare
 
@@ -143,19 +143,19 @@ def test_inputs_beyond_the_activation_range_warn_with_the_fraction_and_the_fix()
     with pytest.warns(InputRangeWarning, match=re.escape(
             "quantize_model: 60.2 % of the input values (289 of 480) lie outside the shared activation range "
             "[-8, 7.9375] and are clipped to it (the inputs span [-20, 20]). Fix: standardise the inputs "
-            "(tf_nvm.preprocessing.Standardisation.fit(x_train).apply(x), mean 0 and std 1 per channel), or use "
+            "(tf_nvm.core.preprocessing.Standardisation.fit(x_train).apply(x), mean 0 and std 1 per channel), or use "
             "a spec with a larger activation_range.")):
         _ = tf_nvm.quantize_model(model, "paper-4bit-bipolar", calibration_data=raw)
-    standardised = tf_nvm.preprocessing.Standardisation.fit(raw).apply(raw)
+    standardised = tf_nvm.core.preprocessing.Standardisation.fit(raw).apply(raw)
     with warnings.catch_warnings():
         warnings.simplefilter("error", InputRangeWarning)
         tf_nvm.quantize_model(model, "paper-4bit-bipolar", calibration_data=standardised)
 
 
 def test_train_model_warns_at_the_start_of_fit_when_training_inputs_are_clipped():
-    from tf_nvm.data import Split  # noqa: PLC0415
-    from tf_nvm.recipes import Recipe  # noqa: PLC0415
-    from tf_nvm.train import train_model  # noqa: PLC0415
+    from tf_nvm.experiments.data import Split  # noqa: PLC0415
+    from tf_nvm.experiments.recipes import Recipe  # noqa: PLC0415
+    from tf_nvm.experiments.train import train_model  # noqa: PLC0415
 
     model = tf_nvm.quantize_model(keras.Sequential([keras.Input((4,)), L.Dense(3, name="fc")]), "paper-4bit-bipolar")
     x = np.full((32, 4), 9.0, np.float32)  # every value above the range's top 7.9375

@@ -16,28 +16,31 @@ _TF_IMPORTED_BEFORE = "tensorflow" in sys.modules
 """Whether TensorFlow was already imported when tf_nvm was (for `KerasModeError`'s message)."""
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from tf_nvm import quiet as _quiet  # noqa: E402
+from tf_nvm import _moved  # noqa: E402
+
+_moved.install()  # the module paths of 0.3 (tf_nvm.spec, tf_nvm.layers, ...) still import
+
+from tf_nvm.core import quiet as _quiet  # noqa: E402
 
 if _quiet.wanted():  # before TensorFlow loads, whoever imports it: its C++ log lines (cuInit error, XLA) filtered
     _quiet.quiet_tensorflow_log_level()
 
-from tf_nvm import errors, preprocessing, presets  # noqa: E402
-from tf_nvm.errors import (  # noqa: E402,F401  (every error and warning, as tf_nvm.<Name>)
+from tf_nvm.core import errors, preprocessing, presets  # noqa: E402
+from tf_nvm.core.errors import (  # noqa: E402,F401  (every error and warning, as tf_nvm.<Name>)
     CorruptDatasetError, CostModelError, DatasetNotFoundError, ExportError, InputRangeWarning, InvalidWeightsError,
     KerasModeError,
     MappingError, ModeError, ModelFileError, NonInhibitingCrossbarWarning, NotAnNVMModelError, PipelineError,
     RecipeError, RunFolderError, SearchError, SimulatorError, SpecError, TfNvmError, TfNvmWarning, UnknownNameError,
     UnsupportedLayerError, ZeroCodesWarning)
-from tf_nvm.errors import ArenaTooSmallError  # noqa: E402,F401
-from tf_nvm.errors import PrecisionError, TensorFloat32Warning  # noqa: E402,F401
-from tf_nvm.errors import ShardMergeError  # noqa: E402,F401
-from tf_nvm.spec import NVMSpec, resolve_spec  # noqa: E402
+from tf_nvm.core.errors import ArenaTooSmallError  # noqa: E402,F401
+from tf_nvm.core.errors import PrecisionError, TensorFloat32Warning  # noqa: E402,F401
+from tf_nvm.core.errors import ShardMergeError  # noqa: E402,F401
+from tf_nvm.core.spec import NVMSpec, resolve_spec  # noqa: E402
 
 if _TF_IMPORTED_BEFORE:
-    from tf_nvm import _keras  # noqa: E402,F401  (TensorFlow is loaded already: check its Keras mode now)
+    from tf_nvm.keras import backend as _keras  # noqa: E402,F401  (TensorFlow is loaded already: check its Keras mode now)
 
-__version__ = "0.3.0"
-"""Semantic versioning (MAJOR.MINOR.PATCH): see CHANGELOG.md, one section per release."""
+from tf_nvm.core.version import __version__  # noqa: E402
 
 _LAZY = {
     # name: (module, attribute or None for the module itself)
@@ -45,17 +48,17 @@ _LAZY = {
     "mapping": ("tf_nvm.mapping", None),
     "noise": ("tf_nvm.noise", None),
     "simulator": ("tf_nvm.simulator", None),
-    "layers": ("tf_nvm.layers", None),
-    "models": ("tf_nvm.models", None),
-    "quantize_model": ("tf_nvm.quantize", "quantize_model"),
-    "calibrate_scale": ("tf_nvm.quantize", "calibrate_scale"),
-    "weight_codes": ("tf_nvm.nvm_model", "weight_codes"),
-    "load_model": ("tf_nvm.nvm_model", "load_model"),
-    "model_spec": ("tf_nvm.nvm_model", "model_spec"),
-    "nvm_layers": ("tf_nvm.nvm_model", "nvm_layers"),
-    "LayerCodes": ("tf_nvm.nvm_model", "LayerCodes"),
-    "custom_objects": ("tf_nvm.serialization", "custom_objects"),
-    "emulate_runtime": ("tf_nvm.modes", "emulate_runtime"),
+    "layers": ("tf_nvm.keras.layers", None),
+    "models": ("tf_nvm.experiments.models", None),
+    "quantize_model": ("tf_nvm.keras.quantize", "quantize_model"),
+    "calibrate_scale": ("tf_nvm.keras.quantize", "calibrate_scale"),
+    "weight_codes": ("tf_nvm.keras.nvm_model", "weight_codes"),
+    "load_model": ("tf_nvm.keras.nvm_model", "load_model"),
+    "model_spec": ("tf_nvm.keras.nvm_model", "model_spec"),
+    "nvm_layers": ("tf_nvm.keras.nvm_model", "nvm_layers"),
+    "LayerCodes": ("tf_nvm.keras.nvm_model", "LayerCodes"),
+    "custom_objects": ("tf_nvm.keras.serialization", "custom_objects"),
+    "emulate_runtime": ("tf_nvm.core.modes", "emulate_runtime"),
 }
 
 

@@ -18,18 +18,18 @@ import numpy as np
 
 import tf_nvm
 from tf_nvm import mapping as nvm_mapping
-from tf_nvm import provenance
-from tf_nvm._keras import QuantizeLayer, QuantizeWrapper, keras, wrapper_output_quantizers
-from tf_nvm.digital import NVMAveragePooling1D, NVMAveragePooling2D, NVMBatchNormalization
-from tf_nvm.atomic import check_writable
-from tf_nvm.errors import ExportError
-from tf_nvm.nvm_model import check_finite_weights, check_fixed_input_shape
-from tf_nvm.graph import activation_name, layer_graph
+from tf_nvm.core import provenance
+from tf_nvm.keras.backend import QuantizeLayer, QuantizeWrapper, keras, wrapper_output_quantizers
+from tf_nvm.keras.digital import NVMAveragePooling1D, NVMAveragePooling2D, NVMBatchNormalization
+from tf_nvm.core.atomic import check_writable
+from tf_nvm.core.errors import ExportError
+from tf_nvm.keras.nvm_model import check_finite_weights, check_fixed_input_shape
+from tf_nvm.keras.graph import activation_name, layer_graph
 from tf_nvm.mapping.device import adc_full_scale
 from tf_nvm.mapping.ops import DIGITAL_OPS
 from tf_nvm.mapping.tiling import channel_major_rows, depthwise_layout, plan_diagonal_tiles, same_pads
-from tf_nvm.preprocessing import Standardisation
-from tf_nvm.quantize_configs import LAYER_RULES
+from tf_nvm.core.preprocessing import Standardisation
+from tf_nvm.keras.quantize_configs import LAYER_RULES
 
 __all__ = ["export_crossbar", "build_mapping", "HARDWARE_FIELDS"]
 
@@ -270,7 +270,7 @@ DIGITAL_ADAPTERS = {
     _L.ZeroPadding2D: _zero_pad,
 }
 """Keras layer class -> digital adapter (found through the class's MRO, most specific first). A user's own class
-registered with ``tf_nvm.quantize_configs.register_layer(..., adapter=...)`` uses its table entry's adapter."""
+registered with ``tf_nvm.keras.quantize_configs.register_layer(..., adapter=...)`` uses its table entry's adapter."""
 
 
 def _requantize(op, wrapper):
@@ -301,7 +301,7 @@ def build_mapping(model, spec=None, preprocessing=None, metadata=None):
         spec: None (the model's spec) or a spec differing only in
             `HARDWARE_FIELDS` (crossbar size, converters, conductances, input
             encoding).
-        preprocessing: optional `tf_nvm.preprocessing.Standardisation`, or its dict
+        preprocessing: optional `tf_nvm.core.preprocessing.Standardisation`, or its dict
             ``{"input_mean": [...], "input_std": [...]}``
             (raw units, per input channel), e.g. a run folder's
             ``preprocessing.json``.

@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from tf_nvm.errors import ExportError
+from tf_nvm.core.errors import ExportError
 
 __all__ = ["TensorInfo", "OperatorInfo", "TFLiteGraph", "read_tflite", "check_runnable", "WEIGHT_OPS",
            "CONTROL_FLOW_OPS", "MAX_TENSOR_DIMS", "MAX_TENSOR_ELEMENTS", "MAX_TOTAL_ELEMENTS", "MAX_TENSORS",

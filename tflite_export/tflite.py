@@ -1,11 +1,11 @@
 """`export_tflite`: a full-integer TFLite model whose weights are the device codes.
 
-The Keras NVM model is converted while `tf_nvm.modes.converter_graph` is
+The Keras NVM model is converted while `tf_nvm.core.modes.converter_graph` is
 active, so the converter sees exactly one fake-quant per activation (scale
 A/128, zero point 0), each NVM kernel as ``codes * s`` inside a symmetric
 narrow-range fake-quant (stored: scale ``s``, zero point 0, the codes), and
 each digital BatchNorm as a per-channel 1x1 depthwise convolution with int8
-weights and int32 bias (see `tf_nvm.digital`).
+weights and int32 bias (see `tf_nvm.keras.digital`).
 
 A convolution that reads both signs ``[t, -t]`` of a non-negative ``t`` (a unipolar network's
 way to subtract) is stored folded by default: ``conv(t, W+ - W-)``, one kernel of code
@@ -33,9 +33,9 @@ import warnings
 
 import numpy as np
 
-from tf_nvm.atomic import check_writable, write_bytes_atomic
-from tf_nvm.errors import ExportError
-from tf_nvm.nvm_model import check_finite_weights, check_fixed_input_shape
+from tf_nvm.core.atomic import check_writable, write_bytes_atomic
+from tf_nvm.core.errors import ExportError
+from tf_nvm.keras.nvm_model import check_finite_weights, check_fixed_input_shape
 
 __all__ = ["TFLiteExport", "export_tflite", "CONTAINERS"]
 
@@ -92,8 +92,8 @@ class TFLiteExport:
 
 
 def _warn_plain_batchnorm(model):
-    from tf_nvm._keras import keras  # noqa: PLC0415
-    from tf_nvm.digital import NVMBatchNormalization  # noqa: PLC0415
+    from tf_nvm.keras.backend import keras  # noqa: PLC0415
+    from tf_nvm.keras.digital import NVMBatchNormalization  # noqa: PLC0415
 
     plain = [layer.name for layer in model.layers
              if isinstance(getattr(layer, "layer", None), keras.layers.BatchNormalization)
@@ -161,9 +161,9 @@ def _check_inputs(model, data, count=64, limit=256):
 
 
 def _convert(model, representative, container, fold=False):
-    from tf_nvm._keras import tf  # noqa: PLC0415
-    from tf_nvm.modes import converter_graph, fold_sign_split  # noqa: PLC0415
-    from tf_nvm.quiet import native_output_silenced  # noqa: PLC0415
+    from tf_nvm.keras.backend import tf  # noqa: PLC0415
+    from tf_nvm.core.modes import converter_graph, fold_sign_split  # noqa: PLC0415
+    from tf_nvm.core.quiet import native_output_silenced  # noqa: PLC0415
 
     with converter_graph(weight_container=container), fold_sign_split(fold):
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -178,7 +178,7 @@ def _convert(model, representative, container, fold=False):
         except Exception as err:  # the converter raises many internal types (ConverterError, RuntimeError, ...)
             raise ExportError(f"the TFLite converter failed on model {model.name!r}: {str(err)[-1500:]}. "
                               "Fix: check that every layer is supported by tf_nvm (see "
-                              "tf_nvm.quantize_configs.supported_layer_names()).") from err
+                              "tf_nvm.keras.quantize_configs.supported_layer_names()).") from err
 
 
 def export_tflite(model, path, representative_data=None, *, container="int8", fold_sign_split=True,
@@ -202,7 +202,7 @@ def export_tflite(model, path, representative_data=None, *, container="int8", fo
             (half the weight flash; 1-LSB rounding differences, see the module
             docstring).
         fold_sign_split: store each convolution and Dense layer that reads ``[t, -t]`` of a non-negative
-            ``t`` (`tf_nvm.sign_split.fuse_sign_split`; unipolar networks) as ``conv(t, W+ - W-)``: one kernel
+            ``t`` (`tf_nvm.keras.sign_split.fuse_sign_split`; unipolar networks) as ``conv(t, W+ - W-)``: one kernel
             of code differences (``-code_max..code_max``, same scale) instead of the two halves, and no
             negation and concatenation. The int32 accumulators are the same, so are the outputs, with
             half that layer's multiply-adds and weight bytes: the fair microcontroller baseline. The
@@ -251,7 +251,7 @@ def export_tflite(model, path, representative_data=None, *, container="int8", fo
             f"{'unipolar' if spec.unipolar else spec.bipolar_mapping}). Fix: use container='int8'.")
     folded = {}
     if fold_sign_split:
-        from tf_nvm.sign_split import fold_dense_sign_split, fuse_sign_split  # noqa: PLC0415
+        from tf_nvm.keras.sign_split import fold_dense_sign_split, fuse_sign_split  # noqa: PLC0415
 
         folded = {name: split.channels for name, split in fuse_sign_split(model).items()}
         folded.update({name: split.channels for name, split in fold_dense_sign_split(model).items()})

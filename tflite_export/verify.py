@@ -16,7 +16,7 @@ Which Keras arithmetic each runtime is compared with (`compare`): LiteRT's
 default (XNNPACK) and builtin resolvers against the default Keras NVM model
 (one rounding, ties to even; bit-exact with XNNPACK); TFLite Micro and LiteRT's
 reference resolver against the same model inside
-`tf_nvm.modes.emulate_runtime` ``("tflm")`` / ``("litert-reference")``
+`tf_nvm.core.modes.emulate_runtime` ``("tflm")`` / ``("litert-reference")``
 (gemmlowp-style two-rounding requantization, the reference kernels' integer
 maths; the reference resolver's FULLY_CONNECTED rounds once).
 
@@ -39,10 +39,10 @@ import tempfile
 
 import numpy as np
 
-from tf_nvm.errors import ExportError
-from tf_nvm.grid import to_int8
-from tf_nvm.quiet import native_output_silenced
-from tf_nvm.safe_io import loads_json
+from tf_nvm.core.errors import ExportError
+from tf_nvm.core.grid import to_int8
+from tf_nvm.core.quiet import native_output_silenced
+from tf_nvm.core.safe_io import loads_json
 
 __all__ = [
     "RuntimeComparison",
@@ -68,7 +68,7 @@ __all__ = [
 LITERT_RESOLVERS = ("default", "builtin", "reference")
 KERAS_EMULATION = {"litert": "litert", "litert-builtin": "litert", "litert-reference": "litert-reference",
                    "tflm": "tflm"}
-"""Runtime name -> the `tf_nvm.modes.emulate_runtime` mode its Keras reference outputs are computed in."""
+"""Runtime name -> the `tf_nvm.core.modes.emulate_runtime` mode its Keras reference outputs are computed in."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,7 +210,7 @@ def io_quantization(content):
 
 
 def quantize_input(x, scale, zero_point=0):
-    """Float values -> int8 codes, ties to even (`tf_nvm.grid.to_int8`, the NVM quantizers' rounding).
+    """Float values -> int8 codes, ties to even (`tf_nvm.core.grid.to_int8`, the NVM quantizers' rounding).
 
     Args:
         x: float array (model units).
@@ -232,7 +232,7 @@ def keras_int8_outputs(model, x_q, input_quant, output_quant, batch_size=512, em
         input_quant: (scale, zero point) of the TFLite input.
         output_quant: (scale, zero point) of the TFLite output.
         batch_size: Keras predict batch size.
-        emulate: `tf_nvm.modes.emulate_runtime` mode: ``"litert"``, ``"tflm"``
+        emulate: `tf_nvm.core.modes.emulate_runtime` mode: ``"litert"``, ``"tflm"``
             or ``"litert-reference"``. The mode the model computes anyway (its
             spec's ``runtime``) uses ``model.predict``; any other a fresh
             ``tf.function`` traced inside the context, so that no earlier trace
@@ -241,11 +241,11 @@ def keras_int8_outputs(model, x_q, input_quant, output_quant, batch_size=512, em
     Returns:
         int8 array of outputs.
     """
-    from tf_nvm._keras import tf  # noqa: PLC0415
-    from tf_nvm.modes import emulate_runtime  # noqa: PLC0415
+    from tf_nvm.keras.backend import tf  # noqa: PLC0415
+    from tf_nvm.core.modes import emulate_runtime  # noqa: PLC0415
 
     import tf_nvm  # noqa: PLC0415
-    from tf_nvm.modes import runtime_for  # noqa: PLC0415
+    from tf_nvm.core.modes import runtime_for  # noqa: PLC0415
 
     scale, zp = input_quant
     x = ((x_q.astype(np.float32) - zp) * np.float32(scale)).astype(np.float32)
@@ -611,7 +611,7 @@ def check_arena(content, arena_size, owner="run_tflm", timeout=300):
         ArenaTooSmallError: the child failed or crashed with ``arena_size``; the
             message gives the size the model needs (`measure_arena`).
     """
-    from tf_nvm.errors import ArenaTooSmallError  # noqa: PLC0415
+    from tf_nvm.core.errors import ArenaTooSmallError  # noqa: PLC0415
 
     data = _model_bytes(content)
     if isinstance(arena_size, bool) or not isinstance(arena_size, (int, np.integer)) or arena_size <= 0:
@@ -657,12 +657,12 @@ def compare(model, content, x, runtimes=("litert", "tflm"), arena_size=None, emu
             ``"litert-reference"``, ``"tflm"``.
         arena_size: TFLite Micro arena (default: measured).
         emulate: ``"auto"`` (default): compare each runtime with the Keras model
-            in the `tf_nvm.modes.emulate_runtime` mode of `KERAS_EMULATION`
+            in the `tf_nvm.core.modes.emulate_runtime` mode of `KERAS_EMULATION`
             (``"tflm"`` for TFLite Micro, ``"litert-reference"`` for the reference
             resolver): checks that the export is right for every runtime;
             ``"model"``: compare every runtime with the model as trained (the
             arithmetic of its spec's ``runtime``): what a deployment gets (see
-            `runtime_report`); or one mode of `tf_nvm.modes.RUNTIMES` for every
+            `runtime_report`); or one mode of `tf_nvm.core.modes.RUNTIMES` for every
             runtime.
 
     Returns:
@@ -673,7 +673,7 @@ def compare(model, content, x, runtimes=("litert", "tflm"), arena_size=None, emu
         ArenaTooSmallError: ``arena_size`` is too small for TFLite Micro.
     """
     import tf_nvm  # noqa: PLC0415
-    from tf_nvm.modes import RUNTIMES  # noqa: PLC0415
+    from tf_nvm.core.modes import RUNTIMES  # noqa: PLC0415
 
     if emulate != "auto" and emulate != "model" and emulate not in RUNTIMES:
         raise ExportError(f"compare: emulate must be 'auto', 'model' or one of {list(RUNTIMES)}, got {emulate!r}. "

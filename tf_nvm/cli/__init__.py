@@ -36,9 +36,9 @@ import importlib
 import os
 import sys
 
-from tf_nvm.errors import TfNvmError
+from tf_nvm.core.errors import TfNvmError
 
-QUIET_ENV = "TF_NVM_QUIET_TENSORFLOW"  # the same name as tf_nvm._keras.QUIET_ENV (that module imports TensorFlow)
+QUIET_ENV = "TF_NVM_QUIET_TENSORFLOW"  # the same name as tf_nvm.keras.backend.QUIET_ENV (that module imports TensorFlow)
 
 __all__ = ["main", "build_parser", "SUBCOMMANDS"]
 
@@ -60,9 +60,9 @@ def main(argv=None):
     """Entry point of ``tf-nvm``; returns the exit status."""
     args = build_parser().parse_args(argv)
     if args.verbose:
-        os.environ[QUIET_ENV] = "0"  # also when an earlier quiet command in this process set it (tf_nvm.quiet)
+        os.environ[QUIET_ENV] = "0"  # also when an earlier quiet command in this process set it (tf_nvm.core.quiet)
     else:
-        os.environ.setdefault(QUIET_ENV, "1")  # read when TensorFlow is first imported (tf_nvm._keras)
+        os.environ.setdefault(QUIET_ENV, "1")  # read when TensorFlow is first imported (tf_nvm.keras.backend)
     try:
         if getattr(args, "check", None) is not None:
             args.check(args)  # names and plain arguments, before anything imports TensorFlow (tf_nvm.cli._checks)

@@ -5,14 +5,14 @@
 experiment, search config, preset, data set or step, a missing file or an
 impossible number fails in about a second instead of after TensorFlow has
 loaded, and an unknown name is answered with the closest known one. The name
-lists come from TensorFlow-free modules (`tf_nvm.bundled`,
-`tf_nvm.noise_presets`, `tf_nvm.datasets.DATASETS`, `tf_nvm.pipeline.STEPS`),
+lists come from TensorFlow-free modules (`tf_nvm.core.bundled`,
+`tf_nvm.core.noise_presets`, `tf_nvm.datasets.DATASETS`, `tf_nvm.pipeline.STEPS`),
 and the checks raise the same errors the library raises later.
 """
 
 import os
 
-from tf_nvm.errors import DatasetNotFoundError, TfNvmError
+from tf_nvm.core.errors import DatasetNotFoundError, TfNvmError
 
 __all__ = ["data_path", "dataset_name", "existing_path", "at_least"]
 

@@ -3,7 +3,7 @@
 import json
 import sys
 
-from tf_nvm.errors import ExportError
+from tf_nvm.core.errors import ExportError
 
 __all__ = ["add_parser", "run", "REPRESENTATIVE_WINDOWS"]
 
@@ -78,7 +78,7 @@ def run(args):
     import tflite_export  # noqa: PLC0415  (imports TensorFlow)
     from tf_nvm.mapping import format_table, paths  # noqa: PLC0415
     from tf_nvm.pipeline import evaluate  # noqa: PLC0415
-    from tf_nvm.runs import read_run  # noqa: PLC0415
+    from tf_nvm.experiments.runs import read_run  # noqa: PLC0415
 
     run_folder = read_run(args.run_or_model)
     plan = evaluate.export_inputs(run_folder, data=args.data, dataset=args.dataset,

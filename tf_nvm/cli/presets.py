@@ -12,7 +12,7 @@ def add_parser(subparsers):
 
 def run(args):
     """Prints one line per preset; returns 0."""
-    from tf_nvm import presets  # noqa: PLC0415
+    from tf_nvm.core import presets  # noqa: PLC0415
 
     for name, description in presets.describe().items():
         print(f"{name:24s} {description}")

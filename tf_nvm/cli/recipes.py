@@ -26,9 +26,9 @@ def add_parser(subparsers):
 
 def _description(kind, name):
     """The ``description`` of a bundled configuration ("" when it has none), read without building it."""
-    from tf_nvm import bundled  # noqa: PLC0415
-    from tf_nvm.errors import TfNvmError  # noqa: PLC0415
-    from tf_nvm.recipes import read_json_config  # noqa: PLC0415
+    from tf_nvm.core import bundled  # noqa: PLC0415
+    from tf_nvm.core.errors import TfNvmError  # noqa: PLC0415
+    from tf_nvm.experiments.recipes import read_json_config  # noqa: PLC0415
 
     try:
         data, _ = read_json_config(name, bundled.folder(kind), label=f"bundled {kind}", error=TfNvmError,
@@ -41,7 +41,7 @@ def _description(kind, name):
 
 def run(args):
     """Prints the three tables; returns 0."""
-    from tf_nvm import bundled  # noqa: PLC0415
+    from tf_nvm.core import bundled  # noqa: PLC0415
 
     tables = [(title, command, bundled.names(kind), kind) for kind, title, command in _TABLES]
     width = max(len(name) for _, _, names, _ in tables for name in names) + 2

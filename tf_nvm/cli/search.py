@@ -32,9 +32,9 @@ def add_parser(subparsers):
 
 def check(args):
     """Checks the config name (or .json path), --max-trials, --max-minutes and --data before TensorFlow loads."""
-    from tf_nvm import bundled  # noqa: PLC0415
+    from tf_nvm.core import bundled  # noqa: PLC0415
     from tf_nvm.cli._checks import at_least, data_path  # noqa: PLC0415
-    from tf_nvm.errors import SearchError  # noqa: PLC0415
+    from tf_nvm.core.errors import SearchError  # noqa: PLC0415
 
     bundled.find("search", args.config)  # its fields are checked when it loads (the hypermodels need TensorFlow)
     at_least(args.max_trials, "--max-trials", 1, SearchError, "Fix: e.g. --max-trials 20.")

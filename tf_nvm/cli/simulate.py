@@ -6,7 +6,7 @@ Parses the arguments and calls `tf_nvm.pipeline.evaluate.simulate` (test data, t
 import re
 import sys
 
-from tf_nvm.errors import SimulatorError
+from tf_nvm.core.errors import SimulatorError
 
 __all__ = ["add_parser", "run", "DATA_HELP", "DATASET_HELP", "SOURCE_HELP", "VARIANT_HELP"]
 
@@ -57,9 +57,9 @@ _CHIPS = re.compile(r"\s*(\d{1,9})\s*(?::\s*(\d{1,9})\s*)?")
 def check(args):
     """Checks --preset, --dataset, --chips and --workers before TensorFlow loads (`tf_nvm.cli._checks`); the
     chip range is parsed again by `tf_nvm.simulator.ChipRange`, which holds the rule."""
-    from tf_nvm import noise_presets  # noqa: PLC0415
+    from tf_nvm.core import noise_presets  # noqa: PLC0415
     from tf_nvm.cli._checks import at_least, dataset_name  # noqa: PLC0415
-    from tf_nvm.registry import did_you_mean  # noqa: PLC0415
+    from tf_nvm.core.registry import did_you_mean  # noqa: PLC0415
 
     if args.preset not in noise_presets.names():
         raise SimulatorError(f"--preset: unknown noise preset {args.preset!r}; known: "
@@ -147,7 +147,7 @@ def run(args):
     """Runs the Monte Carlo (or the sweep), prints progress and a summary; returns 0."""
     import os  # noqa: PLC0415
 
-    from tf_nvm.outputs import claim_output_folder  # noqa: PLC0415
+    from tf_nvm.core.outputs import claim_output_folder  # noqa: PLC0415
     from tf_nvm.pipeline.evaluate import DEFAULT_DATASET, read_source, simulate  # noqa: PLC0415
     from tf_nvm.simulator import DeviceConfig, SimulationConfig  # noqa: PLC0415
 
@@ -161,7 +161,7 @@ def run(args):
     sweep = _setting(args.sweep) if args.sweep else None
     if args.source == "merge" and args.shards:
         return _shards_done(args, _run_shards(args, config, sweep, None))
-    claim_output_folder(args.out, "simulate", args.overwrite)  # before the source is read (tf_nvm.outputs)
+    claim_output_folder(args.out, "simulate", args.overwrite)  # before the source is read (tf_nvm.core.outputs)
     source = read_source(args.source, args.variant)
     if args.data_path is not None:  # the old spelling: --data-path PATH [--data NAME]
         print("[tf-nvm] warning: --data-path is deprecated; use --data PATH (with --dataset NAME for a registered "

@@ -27,7 +27,7 @@ def add_parser(subparsers):
 
 def _recipe(args):
     """The recipe (with ``--epochs``), every field and ``--seeds`` checked; does not import TensorFlow."""
-    from tf_nvm import recipes  # noqa: PLC0415
+    from tf_nvm.experiments import recipes  # noqa: PLC0415
 
     recipe = recipes.load(args.recipe)
     if args.epochs is not None:
@@ -48,7 +48,7 @@ def check(args):
 def run(args):
     """Trains and prints the test metric summary (accuracy, or MSE for regression) and the run folder; returns 0."""
     recipe = _recipe(args)
-    from tf_nvm.train import run_recipe  # noqa: PLC0415  (imports TensorFlow)
+    from tf_nvm.experiments.train import run_recipe  # noqa: PLC0415  (imports TensorFlow)
 
     out = args.out or os.path.join("runs", recipe.name)
     metrics = run_recipe(recipe, out, seeds=args.seeds, data_path=args.data, verbose=0 if args.quiet else 2,

@@ -37,9 +37,9 @@ import pandas as pd
 from tf_nvm.cost.digital import OpWork, op_work
 from tf_nvm.cost.plan import check_mapping, plan_as, plan_mapping
 from tf_nvm.cost.technology import get_technology
-from tf_nvm.errors import CostModelError
+from tf_nvm.core.errors import CostModelError
 from tf_nvm.mapping.types import CrossbarLayer
-from tf_nvm.registry import Registry
+from tf_nvm.core.registry import Registry
 
 __all__ = ["COMPONENTS", "CROSSBAR_PERIPHERY", "ORDER", "Component", "CostResult", "network_cost", "layer_components",
            "crossbar_cycles", "cycle_ns", "NETWORK"]

@@ -19,8 +19,8 @@ Numpy-free (cost-model layer).
 import dataclasses
 import math
 
-from tf_nvm.errors import CostModelError
-from tf_nvm.registry import Registry
+from tf_nvm.core.errors import CostModelError
+from tf_nvm.core.registry import Registry
 
 __all__ = ["OpWork", "DIGITAL_OP_WORK", "op_work"]
 

@@ -31,8 +31,8 @@ import math
 
 import pandas as pd
 
-from tf_nvm.errors import CostModelError
-from tf_nvm.registry import Registry
+from tf_nvm.core.errors import CostModelError
+from tf_nvm.core.registry import Registry
 
 __all__ = ["McuCore", "MCU_CORES", "check_tflite_bytes", "op_table", "mcu_cost", "MCU_COLUMNS", "MAX_MACS"]
 

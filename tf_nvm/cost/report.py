@@ -6,8 +6,8 @@ Numpy/pandas/matplotlib only (cost-model layer).
 import pandas as pd
 
 from tf_nvm.cost.crossbar import ORDER
-from tf_nvm.plots import pyplot, write_png
-from tf_nvm.tables import write_table
+from tf_nvm.core.plots import pyplot, write_png
+from tf_nvm.core.tables import write_table
 
 __all__ = ["component_table", "plot_components", "plot_crossbar_vs_mcu", "write_table"]
 

@@ -20,9 +20,9 @@ Numpy-free, TensorFlow-free (cost-model layer).
 import dataclasses
 import os
 
-from tf_nvm.errors import CostModelError
-from tf_nvm.safe_io import loads_json, read_json
-from tf_nvm.registry import Registry
+from tf_nvm.core.errors import CostModelError
+from tf_nvm.core.safe_io import loads_json, read_json
+from tf_nvm.core.registry import Registry
 
 __all__ = ["Technology", "TECHNOLOGIES", "get_technology", "load_technology", "apply_settings", "parse_setting",
            "SCHEMA_VERSION", "ARRAY_SIZINGS"]

@@ -6,9 +6,9 @@ Both loaders look for local copies first (an explicit ``path``, then
 a cache (``$TF_NVM_CACHE_DIR`` or ``~/.cache/tf_nvm``), and only then for
 package or network sources. Each load prints one line naming the source used (pass
 ``verbose=False`` to silence it). When nothing can be found they raise
-:class:`tf_nvm.errors.DatasetNotFoundError`, whose message lists every source
+:class:`tf_nvm.core.errors.DatasetNotFoundError`, whose message lists every source
 tried and how to fix it; a source whose contents are wrong raises
-:class:`tf_nvm.errors.CorruptDatasetError` naming the file and what was
+:class:`tf_nvm.core.errors.CorruptDatasetError` naming the file and what was
 expected. Importing this module does not import TensorFlow.
 
 `DATASETS` names the loaders a recipe's ``dataset`` field may name.
@@ -18,7 +18,7 @@ from tf_nvm.datasets.cifar10 import CIFAR10_CLASSES, CIFAR10_SOURCES, load_cifar
 from tf_nvm.datasets.har import (HAR_ACTIVITIES, HAR_CHANNELS, HAR_SOURCES, HAR_TEST_SUBJECTS, HARData, load_har,
                                  load_har_dataset)
 from tf_nvm.datasets.user import load_npz_dataset
-from tf_nvm.registry import Registry
+from tf_nvm.core.registry import Registry
 
 __all__ = [
     "DATASETS",

@@ -1,7 +1,7 @@
 """Shared helpers of the data-set loaders: where data and caches live, atomic writes.
 
 Reading files that may be hostile (bounded ``.npz``, gzip and zip reads) lives in
-:mod:`tf_nvm.safe_io`. Nothing here imports TensorFlow.
+:mod:`tf_nvm.core.safe_io`. Nothing here imports TensorFlow.
 """
 
 import os
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tf_nvm.atomic import atomic_path
-from tf_nvm.errors import CorruptDatasetError
+from tf_nvm.core.atomic import atomic_path
+from tf_nvm.core.errors import CorruptDatasetError
 
 __all__ = [
     "DATA_DIR_ENV",

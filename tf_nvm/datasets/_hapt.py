@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tf_nvm import safe_io
-from tf_nvm.errors import CorruptDatasetError
+from tf_nvm.core import safe_io
+from tf_nvm.core.errors import CorruptDatasetError
 
 __all__ = [
     "HAPT_PACKAGE",

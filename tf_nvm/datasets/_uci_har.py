@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tf_nvm import safe_io
-from tf_nvm.errors import CorruptDatasetError
+from tf_nvm.core import safe_io
+from tf_nvm.core.errors import CorruptDatasetError
 
 __all__ = ["UCI_HAR_URL", "UCI_SIGNALS", "HAR_MAX_TEXT_BYTES", "HAR_MAX_INNER_ZIP_BYTES", "read_uci_har",
            "find_uci_root_in_zip"]

@@ -10,7 +10,7 @@ without such a folder it falls back to ``keras.datasets.cifar10.load_data()``
 Files are treated as hostile: images larger than :data:`CIFAR10_MAX_IMAGE_BYTES`
 are refused, a JPEG's declared size is read from its header before it is
 decoded (only 32x32 images are decoded), and a cache is read with
-:func:`tf_nvm.safe_io.load_npz` (four arrays, at most
+:func:`tf_nvm.core.safe_io.load_npz` (four arrays, at most
 :data:`CIFAR10_MAX_CACHE_BYTES` together; a bad cache is rebuilt).
 """
 
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tf_nvm import safe_io
+from tf_nvm.core import safe_io
 from tf_nvm.datasets._cache import (DATA_DIR_ENV, atomic_savez, data_dir_from_env, resolve_cache_dir,
                                     say)
-from tf_nvm.errors import CorruptDatasetError, DatasetNotFoundError, UnknownNameError
+from tf_nvm.core.errors import CorruptDatasetError, DatasetNotFoundError, UnknownNameError
 
 __all__ = ["CIFAR10_CLASSES", "CIFAR10_SOURCES", "CIFAR10_MAX_IMAGE_BYTES", "CIFAR10_MAX_CACHE_BYTES", "load_cifar10"]
 
@@ -110,7 +110,7 @@ def _cache_file(cache, root, listing):
 
 def _find_undecodable(files):
     """Decodes ``files`` one by one and returns (file, error) of the first that fails."""
-    from tf_nvm._keras import tf
+    from tf_nvm.keras.backend import tf
 
     for f in files:
         try:
@@ -126,7 +126,7 @@ def _decode_images(files, where):
     Raises:
         CorruptDatasetError: an image is not 32x32 or cannot be decoded (the message names it).
     """
-    from tf_nvm._keras import tf
+    from tf_nvm.keras.backend import tf
 
     def load(p):
         data = tf.io.read_file(p)
@@ -224,7 +224,7 @@ def _load_folder(root, cache):
 
 
 def _load_keras():
-    from tf_nvm._keras import keras
+    from tf_nvm.keras.backend import keras
 
     (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
     return _validate({"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test},

@@ -48,12 +48,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tf_nvm import safe_io
+from tf_nvm.core import safe_io
 from tf_nvm.datasets import _hapt, _uci_har
 from tf_nvm.datasets._cache import (DATA_DIR_ENV, atomic_savez, data_dir_from_env, resolve_cache_dir,
                                     say)
 from tf_nvm.datasets._uci_har import HAR_MAX_TEXT_BYTES
-from tf_nvm.errors import CorruptDatasetError, DatasetNotFoundError, UnknownNameError
+from tf_nvm.core.errors import CorruptDatasetError, DatasetNotFoundError, UnknownNameError
 
 __all__ = [
     "HAR_ACTIVITIES",
@@ -277,7 +277,7 @@ def _locate_hapt_pickle():
 
 def _download_uci_zip(cache_dir):
     """Downloads (or finds already downloaded) the official UCI HAR zip into ``cache_dir/har``."""
-    from tf_nvm._keras import keras
+    from tf_nvm.keras.backend import keras
 
     # file_hash=None: the published sha256 of this zip could not be checked when this loader
     # was written (no internet), and a made-up hash would be worse than none. Instead the

@@ -3,7 +3,7 @@
 Registered as the data set ``npz`` (`tf_nvm.datasets.DATASETS`): a recipe or experiment
 with ``"dataset": "npz"`` trains on it (``--data PATH``; ``x_train`` and integer
 ``y_train`` needed), and ``tf-nvm simulate``/``cost``/``export`` read it with ``--data PATH``.
-Read like the bundled files (`tf_nvm.safe_io.load_npz`): no pickle, plain numeric
+Read like the bundled files (`tf_nvm.core.safe_io.load_npz`): no pickle, plain numeric
 arrays, bounded size, checked shapes.
 
 Importing this module does not import TensorFlow.
@@ -14,8 +14,8 @@ from typing import Optional
 
 import numpy as np
 
-from tf_nvm import safe_io
-from tf_nvm.errors import CorruptDatasetError, DatasetNotFoundError
+from tf_nvm.core import safe_io
+from tf_nvm.core.errors import CorruptDatasetError, DatasetNotFoundError
 
 __all__ = ["RawData", "load_npz_data", "load_npz_dataset", "USER_NPZ_MAX_BYTES", "FIX_NPZ"]
 
@@ -82,7 +82,7 @@ def _check_user_arrays(arrays, where):
 def load_npz_data(path, *, max_bytes=USER_NPZ_MAX_BYTES):
     """Reads a user's data set from an ``.npz``: ``x_test`` and optional ``y_test``, ``x_train``, ``y_train``.
 
-    The same reader as the bundled data sets (`tf_nvm.safe_io.load_npz`): a regular
+    The same reader as the bundled data sets (`tf_nvm.core.safe_io.load_npz`): a regular
     file, no pickle ever loaded (object arrays are refused), plain float/integer
     arrays only, at most ``max_bytes`` declared in total before anything is
     decompressed; other keys are not read. Then: ``x_test`` has at least 2

@@ -20,15 +20,15 @@ import secrets
 
 import numpy as np
 
-from tf_nvm import safe_io
-from tf_nvm.atomic import write_files_atomic
-from tf_nvm.errors import MappingError, SpecError
+from tf_nvm.core import safe_io
+from tf_nvm.core.atomic import write_files_atomic
+from tf_nvm.core.errors import MappingError, SpecError
 from tf_nvm.mapping.device import conductance_table, g_min_removal
 from tf_nvm.mapping.ops import DIGITAL_OPS
 from tf_nvm.mapping.types import (FORMAT, MAX_DIM, ROUNDING, SCHEMA_VERSION, CrossbarLayer, DigitalLayer,
                                   InputEncoding, Mapping, Tile)
 from tf_nvm.mapping.validate import REEXPORT, short
-from tf_nvm.spec import NVMSpec
+from tf_nvm.core.spec import NVMSpec
 
 __all__ = ["paths", "json_path_of", "save", "load", "content_hash", "MAX_JSON_BYTES", "MAX_NPZ_BYTES", "MAX_ARRAY_BYTES"]
 

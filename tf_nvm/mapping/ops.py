@@ -1,6 +1,6 @@
 """The digital-op table: every digital step a mapping may hold, defined once.
 
-Each entry of `DIGITAL_OPS` (a `tf_nvm.registry.Registry` of frozen
+Each entry of `DIGITAL_OPS` (a `tf_nvm.core.registry.Registry` of frozen
 `DigitalOp`) gives the op's name, its parameter schema, its array schema, its
 shape rule (input shapes + params -> output shape, or an `OpShapeError` naming
 the field), what its ``requantize`` flag may be, and its numpy reference
@@ -25,11 +25,11 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from tf_nvm.errors import MappingError
-from tf_nvm.grid import rint_clip
+from tf_nvm.core.errors import MappingError
+from tf_nvm.core.grid import rint_clip
 from tf_nvm.mapping.tiling import same_pads, window_output_size
 from tf_nvm.mapping.types import MAX_DIM
-from tf_nvm.registry import Registry
+from tf_nvm.core.registry import Registry
 
 __all__ = [
     "DigitalOp",

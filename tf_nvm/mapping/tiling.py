@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from tf_nvm.errors import MappingError
+from tf_nvm.core.errors import MappingError
 from tf_nvm.mapping.device import reference_columns
 from tf_nvm.mapping.types import Tile
 

@@ -12,10 +12,10 @@ from typing import Optional
 
 import numpy as np
 
-from tf_nvm.errors import MappingError
-from tf_nvm.grid import to_int8
-from tf_nvm.preprocessing import Standardisation
-from tf_nvm.spec import NVMSpec
+from tf_nvm.core.errors import MappingError
+from tf_nvm.core.grid import to_int8
+from tf_nvm.core.preprocessing import Standardisation
+from tf_nvm.core.spec import NVMSpec
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -118,7 +118,7 @@ class InputEncoding:
     std: Optional[tuple] = None
 
     def quantize(self, x):
-        """Model input(s) ``x`` (standardised, model units) -> int8 codes, ties to even (`tf_nvm.grid.to_int8`).
+        """Model input(s) ``x`` (standardised, model units) -> int8 codes, ties to even (`tf_nvm.core.grid.to_int8`).
 
         Args:
             x: float array (..., *shape).

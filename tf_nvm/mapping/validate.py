@@ -15,14 +15,14 @@ import math
 
 import numpy as np
 
-from tf_nvm.errors import MappingError
+from tf_nvm.core.errors import MappingError
 from tf_nvm.mapping.device import adc_full_scale, levels_from_codes
 from tf_nvm.mapping.ops import DIGITAL_OPS, OpShapeError, param_ok
 from tf_nvm.mapping.tiling import (MAX_TILES, depthwise_channels_per_tile, diagonal_tile_count, layer_tiles, tile_count,
                                    window_output_size)
 from tf_nvm.mapping.types import (ACTIVATIONS, CROSSBAR_OPS, MAX_DIM, CrossbarLayer, DigitalLayer, InputEncoding,
                                   Tile)
-from tf_nvm.spec import NVMSpec
+from tf_nvm.core.spec import NVMSpec
 
 __all__ = ["validate_mapping", "short", "fail", "REEXPORT"]
 

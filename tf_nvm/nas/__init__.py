@@ -12,7 +12,7 @@
 Importing this package imports TensorFlow (tf_keras) and keras-tuner.
 """
 
-from tf_nvm import _keras  # noqa: F401  (tf_keras mode before keras_tuner imports Keras 3)
+from tf_nvm.keras import backend as _keras  # noqa: F401  (tf_keras mode before keras_tuner imports Keras 3)
 from tf_nvm.nas.hardware import COUNTS, Budget, HardwareCounts, hardware_counts
 from tf_nvm.nas.hypermodels import (HYPERMODELS, ArchitectureHyperModel, CheckedHyperModel, CifarCNNHyperModel,
                                     HarCNNHyperModel, HarMLPHyperModel, checked_hypermodel, make_hypermodel)

@@ -17,15 +17,15 @@ import dataclasses
 import inspect
 from typing import Optional, Union
 
-from tf_nvm import bundled
-from tf_nvm.bundled import searches_dir
-from tf_nvm.errors import RecipeError, SearchError, SpecError, UnknownNameError
+from tf_nvm.core import bundled
+from tf_nvm.core.bundled import searches_dir
+from tf_nvm.core.errors import RecipeError, SearchError, SpecError, UnknownNameError
 from tf_nvm.nas.hardware import Budget
 from tf_nvm.nas.hypermodels import HYPERMODELS
 from tf_nvm.nas.objectives import SearchObjective
 from tf_nvm.nas.tuners import TUNERS, Training
-from tf_nvm.recipes import Recipe, read_json_config
-from tf_nvm.safe_io import json_plain
+from tf_nvm.experiments.recipes import Recipe, read_json_config
+from tf_nvm.core.safe_io import json_plain
 
 __all__ = ["SearchConfig", "load", "from_dict", "names", "searches_dir", "RESUMABLE_CHANGES", "TUNER_LIMITS"]
 
@@ -222,7 +222,7 @@ def from_dict(data, where="search config"):
 
 
 def names():
-    """Names of the bundled search configs (sorted; `tf_nvm.bundled`, no TensorFlow)."""
+    """Names of the bundled search configs (sorted; `tf_nvm.core.bundled`, no TensorFlow)."""
     return bundled.names("search")
 
 

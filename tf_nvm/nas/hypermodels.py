@@ -5,7 +5,7 @@ Each registered family (`HYPERMODELS`) maps hyperparameters (every one an
 widened by a search config's ``space``) onto the keyword arguments of a
 registered architecture (`tf_nvm.models.ARCHITECTURES`), so the best candidate
 is an ordinary recipe (``architecture`` + ``architecture_args``) that
-``tf-nvm train`` retrains and `tf_nvm.runs` stores.
+``tf-nvm train`` retrains and `tf_nvm.experiments.runs` stores.
 
 Any other HyperModel (or function ``build(hp)``) works too: `checked_hypermodel`
 wraps it so that a build returning something other than a tf_keras model (a
@@ -17,10 +17,10 @@ import json
 
 import keras_tuner
 
-from tf_nvm import models
-from tf_nvm._keras import keras
-from tf_nvm.errors import SearchError
-from tf_nvm.registry import Registry
+from tf_nvm.experiments import models
+from tf_nvm.keras.backend import keras
+from tf_nvm.core.errors import SearchError
+from tf_nvm.core.registry import Registry
 
 __all__ = ["HYPERMODELS", "ArchitectureHyperModel", "HarCNNHyperModel", "HarMLPHyperModel", "CifarCNNHyperModel",
            "ResNet8HyperModel", "CheckedHyperModel", "checked_hypermodel", "make_hypermodel", "MAX_CHOICES"]
@@ -255,7 +255,7 @@ class CheckedHyperModel(keras_tuner.HyperModel):
             raise SearchError(
                 f"hypermodel {self.name!r}: build(hp) returned {what}, not a tf_keras (Keras 2) model; tf_nvm "
                 "quantizes only tf_keras models (tfmot needs Keras 2). Fix: build it with `import tf_keras as "
-                "keras` (or `from tf_nvm._keras import keras`) after `import tf_nvm`, never `import keras`.")
+                "keras` (or `from tf_nvm.keras.backend import keras`) after `import tf_nvm`, never `import keras`.")
         return model
 
 

@@ -16,7 +16,7 @@ one on 16 tiles pays 0.04.
 
 import dataclasses
 
-from tf_nvm.errors import SearchError
+from tf_nvm.core.errors import SearchError
 from tf_nvm.nas.hardware import COUNTS
 
 __all__ = ["Penalty", "SearchObjective", "METRICS", "DIRECTIONS"]

@@ -7,8 +7,8 @@ import pandas as pd
 
 from tf_nvm.nas.hardware import COUNTS
 from tf_nvm.nas.tuners import MAX_TRIAL_RECORD_BYTES, TRIAL_FILE
-from tf_nvm.errors import SearchError
-from tf_nvm.safe_io import read_json
+from tf_nvm.core.errors import SearchError
+from tf_nvm.core.safe_io import read_json
 
 __all__ = ["trials_table", "pareto_front", "plot_pareto", "failure_reason"]
 
@@ -88,7 +88,7 @@ def plot_pareto(table, path, title="Architecture search: validation accuracy vs 
         title: plot title.
         best: trial id to mark (None: none).
     """
-    from tf_nvm.plots import pyplot, write_png  # noqa: PLC0415
+    from tf_nvm.core.plots import pyplot, write_png  # noqa: PLC0415
 
     plt = pyplot()
     done = table[(table["status"] == "COMPLETED") & table["val_accuracy"].notna()]

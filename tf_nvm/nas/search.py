@@ -30,16 +30,16 @@ import os
 import shutil
 import time
 
-from tf_nvm.atomic import write_json_atomic
-from tf_nvm.errors import SearchError
-from tf_nvm.recipes import MAX_CONFIG_BYTES
-from tf_nvm.safe_io import json_plain, read_json
+from tf_nvm.core.atomic import write_json_atomic
+from tf_nvm.core.errors import SearchError
+from tf_nvm.experiments.recipes import MAX_CONFIG_BYTES
+from tf_nvm.core.safe_io import json_plain, read_json
 from tf_nvm.nas import config as config_module
 from tf_nvm.nas.hypermodels import make_hypermodel
 from tf_nvm.nas.report import plot_pareto, trials_table
 from tf_nvm.nas.tuners import TUNERS
-from tf_nvm.outputs import claim_output_folder, mark_output_folder
-from tf_nvm.tables import write_table
+from tf_nvm.core.outputs import claim_output_folder, mark_output_folder
+from tf_nvm.core.tables import write_table
 
 __all__ = ["run_search", "distributed_role", "summary_text", "SEARCH_FILE", "PROJECT"]
 
@@ -227,7 +227,7 @@ def _retrain_finalists(config, out, finalists, recipe_of, described, data_path, 
     """
     import statistics  # noqa: PLC0415
 
-    from tf_nvm.train import run_recipe  # noqa: PLC0415
+    from tf_nvm.experiments.train import run_recipe  # noqa: PLC0415
 
     rows, results = [], []
     for rank, trial in enumerate(finalists, 1):
@@ -269,7 +269,7 @@ def run_search(config, out, *, resume=False, overwrite=False, export_best=False,
         resume: continue the search already in ``out``.
         overwrite: delete the search already in ``out`` and start again.
         export_best: retrain the best candidate over ``config.retrain`` seeds into ``out/best``.
-        split: a `tf_nvm.data.Split` to search on (default: the config's data set, split and
+        split: a `tf_nvm.experiments.data.Split` to search on (default: the config's data set, split and
             standardised as ``tf-nvm train`` does).
         data_path: explicit data source for the data-set loader.
         verbose: progress lines.
@@ -277,7 +277,7 @@ def run_search(config, out, *, resume=False, overwrite=False, export_best=False,
             the trial with its reason (see `NVMTunerMixin`; `tf-nvm search` passes the crossbar exporter's
             dry run).
         fold_splits: with ``config.training.folds`` > 1, the folds' `Split` objects to cross-validate
-            each trial on (default: `tf_nvm.data.subject_folds` of the config's data set).
+            each trial on (default: `tf_nvm.experiments.data.subject_folds` of the config's data set).
 
     Returns:
         the summary dict (also ``summary.json``); a worker returns ``{"role": "worker", ...}``.
@@ -294,7 +294,7 @@ def run_search(config, out, *, resume=False, overwrite=False, export_best=False,
         _prepare_folder(config, out, resume, overwrite)
     recipe = config.base_recipe()
     if split is None:
-        from tf_nvm.data import prepare_data  # noqa: PLC0415
+        from tf_nvm.experiments.data import prepare_data  # noqa: PLC0415
 
         split = prepare_data(recipe, data_path, verbose=verbose)
     num_classes = int(max(split.y_train.max(), split.y_val.max())) + 1
@@ -314,7 +314,7 @@ def run_search(config, out, *, resume=False, overwrite=False, export_best=False,
               f"{len(tuner.oracle.trials)} trial(s) so far ({done} completed), output {out}", flush=True)
     folds = config.training.folds
     if folds > 1:
-        from tf_nvm.data import subject_folds  # noqa: PLC0415
+        from tf_nvm.experiments.data import subject_folds  # noqa: PLC0415
 
         if fold_splits is None:
             fold_splits = subject_folds(recipe, folds, data_path, verbose=verbose)
@@ -386,7 +386,7 @@ def _finish(config, out, tuner, elapsed, export_best, data_path, verbose, split)
     plot(best.trial_id)
     if export_best:
         if len(finalists) == 1:
-            from tf_nvm.train import run_recipe  # noqa: PLC0415
+            from tf_nvm.experiments.train import run_recipe  # noqa: PLC0415
 
             metrics = run_recipe(recipe, os.path.join(out, "best"), data_path=data_path,
                                  verbose=2 if verbose else 0, overwrite=True, split=split)

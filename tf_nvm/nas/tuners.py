@@ -31,18 +31,18 @@ import keras_tuner
 import numpy as np
 from keras_tuner.errors import FailedTrialError
 
-from tf_nvm._keras import keras
-from tf_nvm.atomic import write_json_atomic
-from tf_nvm.errors import (InvalidWeightsError, NonInhibitingCrossbarWarning, SearchError, TfNvmError,
+from tf_nvm.keras.backend import keras
+from tf_nvm.core.atomic import write_json_atomic
+from tf_nvm.core.errors import (InvalidWeightsError, NonInhibitingCrossbarWarning, SearchError, TfNvmError,
                            ZeroCodesWarning)
 from tf_nvm.nas.hardware import Budget, hardware_counts
 from tf_nvm.nas.hypermodels import checked_hypermodel
 from tf_nvm.nas.objectives import SearchObjective
-from tf_nvm.nvm_model import model_spec
-from tf_nvm.safe_io import read_json
-from tf_nvm.registry import Registry
-from tf_nvm.sign_split import fuse_sign_split
-from tf_nvm.spec import resolve_spec
+from tf_nvm.keras.nvm_model import model_spec
+from tf_nvm.core.safe_io import read_json
+from tf_nvm.core.registry import Registry
+from tf_nvm.keras.sign_split import fuse_sign_split
+from tf_nvm.core.spec import resolve_spec
 
 __all__ = ["Training", "NVMTunerMixin", "NVMRandomSearch", "NVMBayesianOptimization", "NVMHyperband", "TUNERS",
            "FailureAwareBayesianOracle", "TRIAL_FILE", "MAX_TRIAL_RECORD_BYTES", "CHECKPOINT"]
@@ -57,7 +57,7 @@ CHECKPOINT = "checkpoint"
 
 @dataclasses.dataclass(frozen=True)
 class Training:
-    """How each trial trains (the duck type of a recipe's schedule, see `tf_nvm.train`).
+    """How each trial trains (the duck type of a recipe's schedule, see `tf_nvm.experiments.train`).
 
     Attributes:
         epochs: epochs per trial (Hyperband: its own ``tuner/epochs`` instead).
@@ -66,7 +66,7 @@ class Training:
         augment_scale: standard deviation of a per-example, per-channel gain around 1 (0: off).
         augment_noise: standard deviation of additive Gaussian noise on standardised inputs (0: off).
         folds: 1: each trial trains once and is scored on the search's validation part. k > 1: each trial
-            is cross-validated over k subject folds (`tf_nvm.data.subject_folds`: every training subject
+            is cross-validated over k subject folds (`tf_nvm.experiments.data.subject_folds`: every training subject
             validates once) and scored by the mean of the folds' validation accuracies; k models per trial.
             One fixed group of validation subjects ranks architectures by how well they suit those few
             people (HAR: 4 validation subjects put small networks 2-5 points above their test accuracy).
@@ -120,7 +120,7 @@ class NVMTunerMixin:
         **kwargs: the tuner's own arguments (``max_trials``, ``directory``,
             ``project_name``, ``overwrite``, ``max_consecutive_failed_trials``, ...).
 
-    Call ``search(split)`` with a `tf_nvm.data.Split` (only its training and
+    Call ``search(split)`` with a `tf_nvm.experiments.data.Split` (only its training and
     validation parts are used), or with a list of them (the folds of a cross-validated search, see
     `Training.folds`).
     """
@@ -154,7 +154,7 @@ class NVMTunerMixin:
         Raises:
             FailedTrialError: the hypermodel's model cannot be quantized (the reason in the message).
         """
-        from tf_nvm.quantize import quantize_model  # noqa: PLC0415
+        from tf_nvm.keras.quantize import quantize_model  # noqa: PLC0415
 
         try:
             float_model = self.hypermodel.build(hp)
@@ -183,7 +183,7 @@ class NVMTunerMixin:
         Raises:
             SearchError: the trial folder has no record of a trained model.
         """
-        from tf_nvm.spec import NVMSpec  # noqa: PLC0415
+        from tf_nvm.core.spec import NVMSpec  # noqa: PLC0415
 
         path = os.path.join(self.get_trial_dir(trial_id), TRIAL_FILE)
         try:
@@ -202,7 +202,7 @@ class NVMTunerMixin:
         Raises:
             FailedTrialError: not quantizable, over budget, or training diverged.
         """
-        from tf_nvm.train import steps_per_epoch, training_data  # noqa: PLC0415
+        from tf_nvm.experiments.train import steps_per_epoch, training_data  # noqa: PLC0415
 
         hp = trial.hyperparameters
         start = time.perf_counter()
@@ -287,7 +287,7 @@ class NVMTunerMixin:
         """Runs trials until the oracle stops (max trials, Hyperband's brackets) or ``max_seconds`` is spent.
 
         Args:
-            split: `tf_nvm.data.Split`.
+            split: `tf_nvm.experiments.data.Split`.
 
         Raises:
             SearchError: more consecutive failed trials than ``max_consecutive_failed_trials``

@@ -21,14 +21,14 @@ Example:
     1.0
 """
 
-from tf_nvm.errors import SimulatorError
+from tf_nvm.core.errors import SimulatorError
 from tf_nvm.noise.base import RANDOM_ALG, NoiseModel
 from tf_nvm.noise.gaussian import GaussianNoise
 from tf_nvm.noise.lognormal import LognormalNoise
 from tf_nvm.noise.pcm import PCMLikeNoise
 from tf_nvm.noise.reram import ReRAMNoise
-from tf_nvm.noise_presets import NOISE_PRESETS
-from tf_nvm.registry import Registry
+from tf_nvm.core.noise_presets import NOISE_PRESETS
+from tf_nvm.core.registry import Registry
 
 __all__ = ["NoiseModel", "GaussianNoise", "LognormalNoise", "PCMLikeNoise", "ReRAMNoise", "PRESETS", "MODELS",
            "get", "from_dict", "RANDOM_ALG"]
@@ -39,7 +39,7 @@ for _cls in (GaussianNoise, LognormalNoise, PCMLikeNoise, ReRAMNoise):
     MODELS.register(_cls.name, _cls)
 
 PRESETS = Registry("noise preset", error=SimulatorError, fix="run `tf-nvm simulate --help` for the presets")
-"""Preset name -> `NoiseModel` instance (built from `tf_nvm.noise_presets.NOISE_PRESETS`)."""
+"""Preset name -> `NoiseModel` instance (built from `tf_nvm.core.noise_presets.NOISE_PRESETS`)."""
 for _name, (_model, _arguments, _description) in NOISE_PRESETS.items():  # one table, read without TensorFlow
     PRESETS.register(_name, MODELS.get(_model)(**_arguments), description=_description)
 

@@ -26,8 +26,8 @@ import abc
 import dataclasses
 import math
 
-from tf_nvm._keras import tf
-from tf_nvm.errors import SimulatorError
+from tf_nvm.keras.backend import tf
+from tf_nvm.core.errors import SimulatorError
 
 __all__ = ["NoiseModel", "RANDOM_ALG"]
 

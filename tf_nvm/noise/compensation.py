@@ -21,7 +21,7 @@ crossbar layer, as aihwkit has one per tile) and noise-aware training
 (`tf_nvm.noise.training`, one per kernel) use `global_factor`.
 """
 
-from tf_nvm._keras import tf
+from tf_nvm.keras.backend import tf
 
 __all__ = ["global_factor", "READOUT_FLOOR"]
 

@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from tf_nvm._keras import tf
+from tf_nvm.keras.backend import tf
 from tf_nvm.noise.base import RANDOM_ALG, NoiseModel
 
 __all__ = ["LognormalNoise"]

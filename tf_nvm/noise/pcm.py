@@ -26,7 +26,7 @@ switches it off).
 import dataclasses
 import math
 
-from tf_nvm._keras import tf
+from tf_nvm.keras.backend import tf
 from tf_nvm.noise.base import RANDOM_ALG, NoiseModel
 
 __all__ = ["PCMLikeNoise"]

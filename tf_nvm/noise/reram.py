@@ -20,8 +20,8 @@ published (aihwkit suggests about 1 % of additive weight noise per read:
 
 import dataclasses
 
-from tf_nvm._keras import tf
-from tf_nvm.errors import SimulatorError
+from tf_nvm.keras.backend import tf
+from tf_nvm.core.errors import SimulatorError
 from tf_nvm.noise.base import RANDOM_ALG, NoiseModel
 
 __all__ = ["ReRAMNoise", "WAN2022_COEFFICIENTS"]

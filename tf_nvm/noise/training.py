@@ -19,7 +19,7 @@ epoch chosen under noise):
   epoch on K fixed simulated chips of the target device at ``t_inference`` on the validation
   split (`chip_accuracy`: the training noise model applied to the codes of the Keras model,
   inference mode, no ADC) and writes their mean accuracy to the logs as ``val_chip_accuracy``;
-  `tf_nvm.train.train_model` then keeps the epoch with the best ``val_chip_accuracy`` instead
+  `tf_nvm.experiments.train.train_model` then keeps the epoch with the best ``val_chip_accuracy`` instead
   of the best noise-free ``val_accuracy``.
 
 The gradients are the usual straight-through ones. Validation (``val_accuracy``), inference
@@ -38,9 +38,9 @@ import itertools
 import numpy as np
 
 from tf_nvm import noise as noise_models
-from tf_nvm._keras import keras, tf
-from tf_nvm.errors import SimulatorError
-from tf_nvm.modes import WeightPerturbation, perturbed_training
+from tf_nvm.keras.backend import keras, tf
+from tf_nvm.core.errors import SimulatorError
+from tf_nvm.core.modes import WeightPerturbation, perturbed_training
 from tf_nvm.noise.compensation import global_factor
 
 __all__ = ["DeviceNoiseTraining", "RelativeGaussianTraining", "NoiseAwareTraining", "KINDS", "chip_accuracy",
@@ -220,7 +220,7 @@ class NoiseAwareTraining(keras.callbacks.Callback):
         relative_std: ``kind="relative"``: noise standard deviation relative to each kernel's largest |code|.
         warmup_epochs: epochs trained without noise before it is switched on (0: noise from the start).
         select_chips: K > 0: score every epoch on K chips of the target device on ``validation_data`` and
-            write ``val_chip_accuracy`` (the selection metric of `tf_nvm.train.train_model`); 0: off.
+            write ``val_chip_accuracy`` (the selection metric of `tf_nvm.experiments.train.train_model`); 0: off.
         validation_data: ``(x_val, y_val)`` numpy arrays for the chip scores (required when ``select_chips``).
         select_seed: seed of the selection chips (the same chips every epoch).
     """
@@ -250,7 +250,7 @@ class NoiseAwareTraining(keras.callbacks.Callback):
 
     @property
     def monitor(self):
-        """The metric `tf_nvm.train.train_model` selects the epoch by: ``val_chip_accuracy``, or None (its own)."""
+        """The metric `tf_nvm.experiments.train.train_model` selects the epoch by: ``val_chip_accuracy``, or None (its own)."""
         return CHIP_METRIC if self.select_chips else None
 
     def _switch_on(self):

@@ -8,7 +8,7 @@
   own exported ``.tflite`` (the numbers of its report), a mapping or ``tf-nvm train`` folder with the defaults.
 * `write_cost`: the scenarios (`tf_nvm.cost.standard_scenarios`), unipolar vs bipolar, shared vs per-layer
   periphery and, with a graph, the crossbar-vs-MCU table, written to an output folder that commits whole
-  (`tf_nvm.outputs.staged_output`); returns the results dict and a short human summary.
+  (`tf_nvm.core.outputs.staged_output`); returns the results dict and a short human summary.
 
 Application layer (imports ``tflite_export`` to parse the flatbuffer).
 """
@@ -17,7 +17,7 @@ import dataclasses
 import hashlib
 import os
 
-from tf_nvm.errors import CostModelError, OutputFolderError
+from tf_nvm.core.errors import CostModelError, OutputFolderError
 
 __all__ = ["cost_settings", "read_mcu_model", "write_cost", "cost_source", "si", "MAX_TFLITE_BYTES"]
 
@@ -85,8 +85,8 @@ def read_mcu_model(path, arena_bytes=None, expected_sha256=None, where=None):
         CostModelError: the file cannot be read, is not the file its export recorded, or is refused.
     """
     from tf_nvm.cost import check_tflite_bytes, op_table  # noqa: PLC0415
-    from tf_nvm.errors import ExportError  # noqa: PLC0415
-    from tf_nvm.safe_io import read_bytes  # noqa: PLC0415
+    from tf_nvm.core.errors import ExportError  # noqa: PLC0415
+    from tf_nvm.core.safe_io import read_bytes  # noqa: PLC0415
     from tflite_export.flatbuffer import check_runnable, read_tflite  # noqa: PLC0415  (application layer)
 
     where = where or f"--tflite {os.fspath(path)!r}"
@@ -135,7 +135,7 @@ def write_cost(out, mapping, technology, cores=None, *, name, source, graph=None
     as CSV + Markdown; PNG stacked bars; ``results.json``.
 
     Args:
-        out: output folder (`tf_nvm.outputs` rule: missing, empty, an earlier cost, or ``overwrite``).
+        out: output folder (`tf_nvm.core.outputs` rule: missing, empty, an earlier cost, or ``overwrite``).
         mapping: `tf_nvm.mapping.Mapping`.
         technology: `tf_nvm.cost.Technology`.
         cores: {name: `McuCore`} (default every registered core).
@@ -152,11 +152,11 @@ def write_cost(out, mapping, technology, cores=None, *, name, source, graph=None
     """
     import pandas as pd  # noqa: PLC0415
 
-    from tf_nvm.atomic import write_json_atomic  # noqa: PLC0415
+    from tf_nvm.core.atomic import write_json_atomic  # noqa: PLC0415
     from tf_nvm.cost import MCU_CORES, compare_mappings, mcu_cost, shared_vs_per_layer, standard_scenarios  # noqa: PLC0415
     from tf_nvm.cost.report import component_table, plot_components, plot_crossbar_vs_mcu, write_table  # noqa: PLC0415
-    from tf_nvm.outputs import claim_output_folder, final_paths, staged_output  # noqa: PLC0415
-    from tf_nvm.tables import to_records  # noqa: PLC0415
+    from tf_nvm.core.outputs import claim_output_folder, final_paths, staged_output  # noqa: PLC0415
+    from tf_nvm.core.tables import to_records  # noqa: PLC0415
 
     claim_output_folder(out, "cost", overwrite, error=OutputFolderError)
     cores = dict(MCU_CORES.items()) if cores is None else cores
@@ -228,7 +228,7 @@ def cost_source(source, out, *, variant=None, technology=None, settings=(), tfli
     Args:
         source: a ``tf-nvm train`` folder, a ``tf-nvm run`` experiment folder (``variant``), its
             ``variants/<recipe>`` folder, or a mapping prefix (`tf_nvm.pipeline.evaluate.read_source`).
-        out: output folder (`tf_nvm.outputs` rule).
+        out: output folder (`tf_nvm.core.outputs` rule).
         variant: the variant of an experiment folder.
         technology: preset name, JSON file or `Technology` (default: a run variant's experiment technology, else
             ``isaac-32nm``).
@@ -246,7 +246,7 @@ def cost_source(source, out, *, variant=None, technology=None, settings=(), tfli
         CostModelError, OutputFolderError, RunFolderError, MappingError: as the parts it calls, before any cost is
             computed.
     """
-    from tf_nvm.outputs import claim_output_folder  # noqa: PLC0415
+    from tf_nvm.core.outputs import claim_output_folder  # noqa: PLC0415
     from tf_nvm.pipeline.evaluate import ideal_scores, read_source  # noqa: PLC0415
 
     if accuracy is not None and not 0.0 <= accuracy <= 1.0:

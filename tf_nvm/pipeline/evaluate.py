@@ -6,7 +6,7 @@
   loader, ``--data PATH`` its explicit source; default: the data set the run or
   mapping records) or ``--data PATH`` alone / ``--dataset npz`` (a user's
   ``.npz``), standardised once with the mapping's own standardisation
-  (`tf_nvm.data.evaluation_data`).
+  (`tf_nvm.experiments.data.evaluation_data`).
 * `input_standardisation`: the standardisation an export attaches: from a JSON file
   (``{"input_mean": [...], "input_std": [...]}``, a run folder's
   ``preprocessing.json``) or fitted on the ``x_train`` of ``--data``.
@@ -20,7 +20,7 @@ Where the task lives: the mapping's ``metadata["task"]``, written at export: giv
 (``tf-nvm export --task``, an experiment's ``task``), else the recipe's ``task`` for a run folder
 of ``tf-nvm train`` (classification when it names none, `recipe_task`), else from the model
 (`model_task`); simulate takes ``--task`` first, then that metadata, then the targets
-(`tf_nvm.metrics.resolve_task`).
+(`tf_nvm.core.metrics.resolve_task`).
 The data set a run folder was trained on is written as ``metadata["dataset"]`` too.
 """
 
@@ -29,7 +29,7 @@ import os
 import sys
 from typing import Optional
 
-from tf_nvm.errors import SimulatorError
+from tf_nvm.core.errors import SimulatorError
 
 __all__ = ["Source", "read_source", "SOURCES", "test_data", "input_standardisation", "simulate", "model_task",
            "export_metadata", "export_inputs", "ideal_scores", "run_standardisation", "ExportInputs",
@@ -48,9 +48,9 @@ _TRAINING_NAMES = {"har": "HAR training windows", "cifar10": "CIFAR-10 training 
 
 
 def model_task(model):
-    """The task a Keras model was trained for: its compiled loss (`tf_nvm.metrics.task_of_loss`), else
+    """The task a Keras model was trained for: its compiled loss (`tf_nvm.core.metrics.task_of_loss`), else
     ``"classification"`` when its last layer ends in a softmax, else None (decided later from the targets)."""
-    from tf_nvm.metrics import task_of_loss  # noqa: PLC0415
+    from tf_nvm.core.metrics import task_of_loss  # noqa: PLC0415
 
     task = task_of_loss(getattr(model, "loss", None))
     if task is None and getattr(model, "layers", None):
@@ -62,7 +62,7 @@ def model_task(model):
 
 
 RECIPE_TASK = "classification"
-"""The task of a model trained from a recipe that names none (`tf_nvm.train`: sparse categorical cross-entropy on
+"""The task of a model trained from a recipe that names none (`tf_nvm.experiments.train`: sparse categorical cross-entropy on
 integer labels)."""
 
 
@@ -80,7 +80,7 @@ def export_metadata(model, task=None, dataset=None):
     Raises:
         SimulatorError: ``task`` is not a registered task.
     """
-    from tf_nvm.metrics import TASKS  # noqa: PLC0415
+    from tf_nvm.core.metrics import TASKS  # noqa: PLC0415
 
     if task is not None and task not in TASKS:
         raise SimulatorError(f"--task: value {task!r} is not allowed; allowed: {TASKS.names()}. Fix: pass one of "
@@ -142,7 +142,7 @@ def read_source(source, variant=None):
         RunFolderError, MappingError: the folder or mapping cannot be read, or ``variant`` is missing or unknown.
     """
     from tf_nvm import mapping as mapping_io  # noqa: PLC0415
-    from tf_nvm.errors import MappingError, RunFolderError  # noqa: PLC0415
+    from tf_nvm.core.errors import MappingError, RunFolderError  # noqa: PLC0415
     from tf_nvm.mapping.io import json_path_of  # noqa: PLC0415
 
     if isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
@@ -152,7 +152,7 @@ def read_source(source, variant=None):
             return _read_variant(source, experiment_dir, name, _variant_dir(experiment_dir, name))
         folder = source
         import tflite_export  # noqa: PLC0415  (application layer; imports TensorFlow)
-        from tf_nvm.runs import read_run  # noqa: PLC0415
+        from tf_nvm.experiments.runs import read_run  # noqa: PLC0415
 
         run = read_run(folder)
         task = recipe_task(run.recipe)
@@ -185,9 +185,9 @@ def _variant_dir(experiment_dir, name):
 
 def _experiment_record(experiment_dir):
     """The experiment a ``tf-nvm run`` folder records (``--quick`` applied as recorded)."""
-    from tf_nvm.errors import PipelineError, RunFolderError  # noqa: PLC0415
+    from tf_nvm.core.errors import PipelineError, RunFolderError  # noqa: PLC0415
     from tf_nvm.pipeline.experiment import from_dict  # noqa: PLC0415
-    from tf_nvm.safe_io import read_json  # noqa: PLC0415
+    from tf_nvm.core.safe_io import read_json  # noqa: PLC0415
 
     path = os.path.join(experiment_dir, "experiment.json")
     fix = f"Fix: rerun `tf-nvm run` into {experiment_dir}, or pass its variants/<recipe> folder."
@@ -204,7 +204,7 @@ def _experiment_record(experiment_dir):
 def _experiment_of(source, variant):
     """``(experiment folder, variant name)`` of an experiment folder or one of its variant folders, else
     ``(None, None)`` (a ``tf-nvm train`` folder)."""
-    from tf_nvm.errors import RunFolderError  # noqa: PLC0415
+    from tf_nvm.core.errors import RunFolderError  # noqa: PLC0415
 
     if os.path.isfile(os.path.join(source, "experiment.json")):
         names = list(_experiment_record(source).variant_names)
@@ -234,8 +234,8 @@ def _read_variant(source, experiment_dir, name, folder):
     """A variant of a ``tf-nvm run`` folder as its report saw it: the exported mapping, the experiment's
     technology, the exported ``.tflite`` (with its recorded sha256 and arena)."""
     from tf_nvm import mapping as mapping_io  # noqa: PLC0415
-    from tf_nvm import runs  # noqa: PLC0415
-    from tf_nvm.errors import RunFolderError  # noqa: PLC0415
+    from tf_nvm.experiments import runs  # noqa: PLC0415
+    from tf_nvm.core.errors import RunFolderError  # noqa: PLC0415
 
     if not os.path.isdir(folder) or not runs.is_done(folder, "export"):
         raise RunFolderError(f"variant {name!r} of {experiment_dir!r} has not been exported yet ({folder} holds no "
@@ -268,7 +268,7 @@ def test_data(source, dataset=None, data=None, examples=None, where="tf-nvm simu
     else `USER_DATA` when ``data`` is given, else `DEFAULT_DATASET`. A registered data set is read by its loader
     with ``data`` as its explicit source (as ``tf-nvm train --data``); `USER_DATA` (``--dataset npz``) reads
     ``data`` as a user's ``.npz`` (x_test, optional y_test and x_train). The raw data then go through the
-    mapping's own input standardisation exactly once (`tf_nvm.data.evaluation_data`).
+    mapping's own input standardisation exactly once (`tf_nvm.experiments.data.evaluation_data`).
 
     Args:
         source: `Source`.
@@ -279,9 +279,9 @@ def test_data(source, dataset=None, data=None, examples=None, where="tf-nvm simu
         verbose: the loader prints which source it used.
 
     Returns:
-        `tf_nvm.data.EvaluationData`.
+        `tf_nvm.experiments.data.EvaluationData`.
     """
-    from tf_nvm.data import evaluation_data, load_raw_data  # noqa: PLC0415
+    from tf_nvm.experiments.data import evaluation_data, load_raw_data  # noqa: PLC0415
 
     dataset, data = _named(dataset, data, where)
     dataset = dataset or source.dataset or (USER_DATA if data is not None else DEFAULT_DATASET)
@@ -294,7 +294,7 @@ def input_standardisation(data=None, standardisation=None, dataset=None, where="
     """The input standardisation an export attaches to a model that has none.
 
     Args:
-        data: a user's ``.npz`` (its ``x_train`` is fitted, `tf_nvm.data.standardisation_from_data`), or the
+        data: a user's ``.npz`` (its ``x_train`` is fitted, `tf_nvm.experiments.data.standardisation_from_data`), or the
             explicit source of ``dataset``.
         standardisation: a JSON file ``{"input_mean": [...], "input_std": [...]}`` (raw units, one value per
             input channel; a run folder's ``preprocessing.json``).
@@ -302,16 +302,16 @@ def input_standardisation(data=None, standardisation=None, dataset=None, where="
         where: named in messages.
 
     Returns:
-        `tf_nvm.preprocessing.Standardisation`, or None when nothing is given.
+        `tf_nvm.core.preprocessing.Standardisation`, or None when nothing is given.
 
     Raises:
         ExportError: both a file and data given, or an unreadable file.
         CorruptDatasetError: the data have no ``x_train``.
     """
-    from tf_nvm.data import load_raw_data, standardisation_from_data  # noqa: PLC0415
-    from tf_nvm.errors import ExportError  # noqa: PLC0415
-    from tf_nvm.preprocessing import Standardisation  # noqa: PLC0415
-    from tf_nvm.safe_io import read_json  # noqa: PLC0415
+    from tf_nvm.experiments.data import load_raw_data, standardisation_from_data  # noqa: PLC0415
+    from tf_nvm.core.errors import ExportError  # noqa: PLC0415
+    from tf_nvm.core.preprocessing import Standardisation  # noqa: PLC0415
+    from tf_nvm.core.safe_io import read_json  # noqa: PLC0415
 
     dataset, data = _named(dataset, data, where)
     if standardisation is not None:
@@ -340,10 +340,10 @@ def simulate(source, out, *, config, chips=25, dataset=None, data=None, examples
             shards with `tf_nvm.pipeline.shards.merge`).
         dataset, data, examples: the test data (`test_data`).
         sweep: ``(setting path, values)`` or None.
-        task: a task name or None (`tf_nvm.metrics.resolve_task`).
+        task: a task name or None (`tf_nvm.core.metrics.resolve_task`).
         metric: the primary metric's name or None.
         verbose: progress lines.
-        overwrite: ``out`` may hold another command's output, which is replaced (`tf_nvm.outputs`).
+        overwrite: ``out`` may hold another command's output, which is replaced (`tf_nvm.core.outputs`).
 
     Returns:
         the results dict written to ``results.json`` (``summary`` holds the per-metric means).
@@ -352,11 +352,11 @@ def simulate(source, out, *, config, chips=25, dataset=None, data=None, examples
         OutputFolderError: ``out`` is a file, cannot be written, or holds files that are not a simulation's
             (checked before the data are read; the folder is replaced whole only when every file is written).
     """
-    from tf_nvm.atomic import write_json_atomic  # noqa: PLC0415
-    from tf_nvm.errors import OutputFolderError  # noqa: PLC0415
-    from tf_nvm.outputs import claim_output_folder, final_paths, staged_output  # noqa: PLC0415
+    from tf_nvm.core.atomic import write_json_atomic  # noqa: PLC0415
+    from tf_nvm.core.errors import OutputFolderError  # noqa: PLC0415
+    from tf_nvm.core.outputs import claim_output_folder, final_paths, staged_output  # noqa: PLC0415
     from tf_nvm.simulator import ChipRange, monte_carlo, sweep as run_sweep, write_sweep  # noqa: PLC0415
-    from tf_nvm.tables import to_records  # noqa: PLC0415
+    from tf_nvm.core.tables import to_records  # noqa: PLC0415
 
     chip_range = chips if isinstance(chips, ChipRange) else None
     if chip_range is not None and sweep is not None:
@@ -396,7 +396,7 @@ def simulate(source, out, *, config, chips=25, dataset=None, data=None, examples
 
 def monte_carlo_settings(config, evaluation, result):
     """What sets a Monte Carlo's numbers besides the chips and the mapping (hashed into its shard record)."""
-    from tf_nvm._keras import tf  # noqa: PLC0415  (already imported by the simulator)
+    from tf_nvm.keras.backend import tf  # noqa: PLC0415  (already imported by the simulator)
     from tf_nvm.simulator.shards import array_hash  # noqa: PLC0415
 
     return {"config": config.to_dict(), "tensorflow": tf.__version__, "dataset": evaluation.dataset,
@@ -410,14 +410,14 @@ def write_monte_carlo(out, results, result, settings, mapping, verbose=True, fin
     writes ``chips.csv``/``.md`` and ``results.json`` in ``out``; returns ``results``.
 
     ``settings``: `monte_carlo_settings`, or its hash (str) when merging shards. ``final``: the folder ``out``
-    becomes (``out`` is a `tf_nvm.outputs.staged_output` staging folder): the recorded file paths are made final.
+    becomes (``out`` is a `tf_nvm.core.outputs.staged_output` staging folder): the recorded file paths are made final.
     """
-    from tf_nvm.outputs import final_paths  # noqa: PLC0415
+    from tf_nvm.core.outputs import final_paths  # noqa: PLC0415
 
-    from tf_nvm.atomic import write_json_atomic  # noqa: PLC0415
+    from tf_nvm.core.atomic import write_json_atomic  # noqa: PLC0415
     from tf_nvm.mapping import content_hash  # noqa: PLC0415
     from tf_nvm.simulator.shards import ChipRange, ShardInfo, settings_hash  # noqa: PLC0415
-    from tf_nvm.tables import write_table  # noqa: PLC0415
+    from tf_nvm.core.tables import write_table  # noqa: PLC0415
 
     os.makedirs(out, exist_ok=True)
     csv_path, md_path = write_table(result.chip_table(), os.path.join(out, "chips"))
@@ -463,7 +463,7 @@ def export_inputs(run_folder, data=None, dataset=None, standardisation=None, rep
     given, or for a HAR run folder (its default loader).
 
     Args:
-        run_folder: `tf_nvm.runs.RunFolder` (``read_run``).
+        run_folder: `tf_nvm.experiments.runs.RunFolder` (``read_run``).
         data: a path (the data set's explicit source, or a user's ``.npz``) or None.
         dataset: a registered data-set name, `USER_DATA`, or None (the run's).
         standardisation: a JSON file or None.
@@ -478,8 +478,8 @@ def export_inputs(run_folder, data=None, dataset=None, standardisation=None, rep
         ExportError: a standardisation given for a run folder that has one, or both a file and data.
         CorruptDatasetError, DatasetNotFoundError: the data cannot be read.
     """
-    from tf_nvm.data import load_raw_data, standardisation_from_data  # noqa: PLC0415
-    from tf_nvm.errors import ExportError  # noqa: PLC0415
+    from tf_nvm.experiments.data import load_raw_data, standardisation_from_data  # noqa: PLC0415
+    from tf_nvm.core.errors import ExportError  # noqa: PLC0415
 
     dataset, data = _named(dataset, data, where)
     chosen = dataset or run_folder.dataset or (USER_DATA if data is not None else None)
@@ -526,7 +526,7 @@ def ideal_scores(source, dataset=None, data=None, examples=None, task=None, wher
         ``(task name, {metric name: value})``, the task's primary metric first.
     """
     from tf_nvm.mapping import reference  # noqa: PLC0415
-    from tf_nvm.metrics import METRICS, resolve_task, targets_for  # noqa: PLC0415
+    from tf_nvm.core.metrics import METRICS, resolve_task, targets_for  # noqa: PLC0415
 
     evaluation = test_data(source, dataset, data, examples, where=where, verbose=verbose)
     mapping = source.mapping

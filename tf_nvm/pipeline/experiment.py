@@ -6,7 +6,7 @@ listed by `names`) with these fields:
 * ``description`` (str), ``dataset`` (a `tf_nvm.datasets.DATASETS` name: ``"har"``, ``"cifar10"``, or
   ``"npz"`` for a user's ``.npz`` passed with ``tf-nvm run ... --data PATH``; every variant's training recipe
   uses it);
-* ``variants``: training recipes (`tf_nvm.recipes`) run one after the other; each
+* ``variants``: training recipes (`tf_nvm.experiments.recipes`) run one after the other; each
   trains its float baseline and its NVM model over the seeds. Each entry is a bundled
   recipe's name (``"har-2bit-unipolar"``), the path of a recipe ``.json`` (relative to
   the experiment file's folder; its ``name`` defaults to the file stem), or the
@@ -24,10 +24,10 @@ listed by `names`) with these fields:
   (``"fixed"`` or ``"fit"``);
 * ``task``: None (the variants' training task: their recipes' ``task``, classification
   when they name none) or that same task (``"classification"``, ``"regression"`` or
-  ``"reconstruction"``, `tf_nvm.metrics.TASKS`): recorded in the mapping's metadata and
+  ``"reconstruction"``, `tf_nvm.core.metrics.TASKS`): recorded in the mapping's metadata and
   used to score chips; for regression and reconstruction the report shows MSE and MAE
   (against the targets and against the ideal chip) where a classifier shows accuracy;
-* ``metric``: None (the task's first: accuracy, or MSE) or a `tf_nvm.metrics.METRICS`
+* ``metric``: None (the task's first: accuracy, or MSE) or a `tf_nvm.core.metrics.METRICS`
   name suiting the task: the primary metric of the simulate step;
 * ``export_examples``: test examples the export step runs through LiteRT and TFLite
   Micro to compare them with the Keras model (None: the whole test set);
@@ -60,9 +60,9 @@ import os
 import re
 from typing import Optional
 
-from tf_nvm import bundled
-from tf_nvm.errors import PipelineError
-from tf_nvm.safe_io import json_plain
+from tf_nvm.core import bundled
+from tf_nvm.core.errors import PipelineError
+from tf_nvm.core.safe_io import json_plain
 
 __all__ = ["Experiment", "Simulation", "Cost", "load", "names", "experiments_dir", "from_dict", "REPORT_FIELDS",
            "variant_kind"]
@@ -128,8 +128,8 @@ class Simulation:
     sweep_t_inference: tuple = (1.0, 3600.0, 86400.0, 2592000.0)
 
     def check(self, where):
-        from tf_nvm import noise_presets  # noqa: PLC0415  (the names, without TensorFlow)
-        from tf_nvm.noise_presets import READ_NOISE_MODES  # noqa: PLC0415
+        from tf_nvm.core import noise_presets  # noqa: PLC0415  (the names, without TensorFlow)
+        from tf_nvm.core.noise_presets import READ_NOISE_MODES  # noqa: PLC0415
 
         if self.preset not in noise_presets.names():
             _fail(where, "simulation.preset", self.preset, f"one of {noise_presets.names()}")
@@ -202,7 +202,7 @@ class Experiment:
 
     @functools.cached_property
     def variant_recipes(self):
-        """{variant name: `tf_nvm.recipes.Recipe` as written} in the order of ``variants``."""
+        """{variant name: `tf_nvm.experiments.recipes.Recipe` as written} in the order of ``variants``."""
         return dict(_variant_recipe(entry, self.dataset, "experiment recipe") for entry in self.variants)
 
     @property
@@ -212,7 +212,7 @@ class Experiment:
 
     @property
     def training_task(self):
-        """The task every variant trains (`tf_nvm.recipes.Recipe.training_task`)."""
+        """The task every variant trains (`tf_nvm.experiments.recipes.Recipe.training_task`)."""
         return next(iter(self.variant_recipes.values())).training_task
 
     @property
@@ -223,12 +223,12 @@ class Experiment:
     @property
     def metric_name(self):
         """The primary metric's name: ``metric``, else the task's first (accuracy, or mse)."""
-        from tf_nvm.metrics import TASKS  # noqa: PLC0415
+        from tf_nvm.core.metrics import TASKS  # noqa: PLC0415
 
         return self.metric or TASKS.get(self.resolved_task).metrics[0]
 
     def training_recipe(self, name):
-        """The `tf_nvm.recipes.Recipe` of variant ``name`` with this experiment's seeds and epochs."""
+        """The `tf_nvm.experiments.recipes.Recipe` of variant ``name`` with this experiment's seeds and epochs."""
         recipe = self.variant_recipes[name]
         changes = {"seeds": tuple(self.seeds)}
         if self.epochs is not None:
@@ -253,8 +253,8 @@ def _variant_recipe(entry, dataset, where):
     Raises:
         PipelineError: not found, invalid, or of another data set.
     """
-    from tf_nvm import recipes  # noqa: PLC0415
-    from tf_nvm.errors import RecipeError  # noqa: PLC0415
+    from tf_nvm.experiments import recipes  # noqa: PLC0415
+    from tf_nvm.core.errors import RecipeError  # noqa: PLC0415
 
     try:
         if isinstance(entry, dict):
@@ -281,12 +281,12 @@ def _variant_recipe(entry, dataset, where):
 
 
 def experiments_dir():
-    """Folder of the bundled experiment recipes (``experiments/`` beside the training recipes; `tf_nvm.bundled`)."""
+    """Folder of the bundled experiment recipes (``experiments/`` beside the training recipes; `tf_nvm.core.bundled`)."""
     return bundled.experiments_dir()
 
 
 def names():
-    """Names of the bundled experiment recipes (sorted; `tf_nvm.bundled`, no TensorFlow)."""
+    """Names of the bundled experiment recipes (sorted; `tf_nvm.core.bundled`, no TensorFlow)."""
     return bundled.names("experiment")
 
 
@@ -296,7 +296,7 @@ def load(name_or_path):
     Raises:
         PipelineError: not found, larger than 1 MiB, not JSON, unknown or invalid fields.
     """
-    from tf_nvm.recipes import read_json_config  # noqa: PLC0415
+    from tf_nvm.experiments.recipes import read_json_config  # noqa: PLC0415
 
     data, path = read_json_config(
         name_or_path, experiments_dir(), label="experiment recipe", error=PipelineError, fix=_FIX, max_bytes=1 << 20,
@@ -316,7 +316,7 @@ def from_dict(data, where="experiment recipe", base=None):
     Raises:
         PipelineError: unknown or invalid fields.
     """
-    from tf_nvm import recipes  # noqa: PLC0415
+    from tf_nvm.experiments import recipes  # noqa: PLC0415
     from tf_nvm.datasets import DATASETS  # noqa: PLC0415
 
     _known(where, data, Experiment)
@@ -328,7 +328,7 @@ def from_dict(data, where="experiment recipe", base=None):
     for field in ("name", "description", "dataset"):
         if not isinstance(data[field], str) or not data[field]:
             _fail(where, field, data[field], "a non-empty string")
-    from tf_nvm.recipes import NAME_PATTERN  # noqa: PLC0415
+    from tf_nvm.experiments.recipes import NAME_PATTERN  # noqa: PLC0415
 
     if not NAME_PATTERN.fullmatch(data["name"]):  # it names the output folder runs/<name>: no path in it
         _fail(where, "name", data["name"], "1-64 letters, digits, '.', '_' or '-' starting with a letter or digit "
@@ -368,7 +368,7 @@ def from_dict(data, where="experiment recipe", base=None):
         _known(f"{where} {field}", section, cls)
         data[field] = cls(**section)
         data[field].check(where)
-    from tf_nvm.metrics import METRICS, TASKS  # noqa: PLC0415
+    from tf_nvm.core.metrics import METRICS, TASKS  # noqa: PLC0415
 
     for field, registry in (("task", TASKS), ("metric", METRICS)):
         if data.get(field) is not None and (not isinstance(data[field], str) or data[field] not in registry):

@@ -19,13 +19,14 @@ import sys
 import numpy as np
 import pandas as pd
 
-from tf_nvm import provenance, runs
+from tf_nvm.core import provenance
+from tf_nvm.experiments import runs
 from tf_nvm.pipeline.experiment import variant_kind
-from tf_nvm.atomic import write_bytes_atomic
-from tf_nvm.errors import PipelineError
-from tf_nvm.plots import pyplot, write_png
-from tf_nvm.safe_io import read_json
-from tf_nvm.tables import to_markdown, to_records, write_table
+from tf_nvm.core.atomic import write_bytes_atomic
+from tf_nvm.core.errors import PipelineError
+from tf_nvm.core.plots import pyplot, write_png
+from tf_nvm.core.safe_io import read_json
+from tf_nvm.core.tables import to_markdown, to_records, write_table
 
 __all__ = ["RUNTIME_COLUMNS", "write_report", "runtime_line"]
 
@@ -35,7 +36,7 @@ def _pct(value):
 
 
 def _fixed(value, decimals):
-    """``value`` as `tf_nvm.tables.to_markdown` writes a float cell with ``decimals`` decimals (a headline
+    """``value`` as `tf_nvm.core.tables.to_markdown` writes a float cell with ``decimals`` decimals (a headline
     quoting a cell uses this, so the two read the same)."""
     return f"{float(value):.{decimals}f}"
 
@@ -244,7 +245,7 @@ def _float_group(name, v):
     string: the fields of its training recipe that shape that baseline and its measured test accuracy per seed
     (variants sharing a baseline report the same; run folders written before variants shared their float
     baselines trained one per variant, and those differ). Its name when no recipe was recorded."""
-    from tf_nvm.train import FLOAT_KEY_IGNORES  # noqa: PLC0415
+    from tf_nvm.experiments.train import FLOAT_KEY_IGNORES  # noqa: PLC0415
 
     if not v["recipe"]:
         return name
@@ -409,7 +410,7 @@ def _recipe_hours(found):
     """(recorded, at the median epoch) hours of the whole recipe: every training and every other step.
 
     A float baseline shared by variants (one `_float_group`: their training recipes differ only in fields
-    that do not change it, `tf_nvm.train.FLOAT_KEY_IGNORES`, and they measured the same float accuracy per
+    that do not change it, `tf_nvm.experiments.train.FLOAT_KEY_IGNORES`, and they measured the same float accuracy per
     seed) counts once. "At the median epoch" replaces each training's
     recorded seconds by its median epoch times its epochs (the recorded seconds when it recorded none).
     """

@@ -13,7 +13,7 @@ Slurm array and a Kubernetes indexed job.
 
 import os
 
-from tf_nvm.errors import ShardMergeError
+from tf_nvm.core.errors import ShardMergeError
 
 __all__ = ["merge", "simulate_parallel", "read_shard", "SHARDS_FOLDER", "MAX_RESULTS_BYTES"]
 
@@ -32,7 +32,7 @@ def read_shard(folder):
     Raises:
         ShardMergeError: no readable ``results.json``, a sweep, or a malformed shard record.
     """
-    from tf_nvm.safe_io import read_json  # noqa: PLC0415
+    from tf_nvm.core.safe_io import read_json  # noqa: PLC0415
     from tf_nvm.simulator import MonteCarloResult, ShardInfo  # noqa: PLC0415
 
     path = os.path.join(folder, "results.json")
@@ -65,7 +65,7 @@ def merge(folders, out, verbose=True, overwrite=False):
 
     Args:
         folders: the shards' result folders (any order).
-        out: output folder (the rule of every ``--out``: `tf_nvm.outputs`; written whole or not at all).
+        out: output folder (the rule of every ``--out``: `tf_nvm.core.outputs`; written whole or not at all).
         verbose: print the summary line.
         overwrite: ``out`` may hold another command's output, which is replaced.
 
@@ -75,9 +75,9 @@ def merge(folders, out, verbose=True, overwrite=False):
     Raises:
         ShardMergeError: a folder that is not a Monte Carlo result, shards of other settings or mappings, a gap
             or an overlap of chips.
-        OutputFolderError: ``out`` may not be written (`tf_nvm.outputs.claim_output_folder`).
+        OutputFolderError: ``out`` may not be written (`tf_nvm.core.outputs.claim_output_folder`).
     """
-    from tf_nvm.outputs import staged_output  # noqa: PLC0415
+    from tf_nvm.core.outputs import staged_output  # noqa: PLC0415
 
     folders = [str(folder) for folder in folders]
     shards = [read_shard(folder) for folder in folders]  # every check before ``out`` is touched
@@ -111,7 +111,7 @@ def simulate_parallel(source, out, *, chips, workers, variant=None, overwrite=Fa
 
     Each worker (``multiprocessing`` with ``spawn``: its own interpreter and TensorFlow) reads the source and the
     data itself and writes ``out/shards/chips-A-B``; the merge equals one process's run bit for bit (`merge`).
-    ``out`` is written whole or not at all (`tf_nvm.outputs.staged_output`: the shards are written into the
+    ``out`` is written whole or not at all (`tf_nvm.core.outputs.staged_output`: the shards are written into the
     staging folder that becomes ``out``). On a machine with fewer free cores than workers this is not faster:
     TensorFlow already spreads one process's matmuls and convolutions over the cores.
 
@@ -128,7 +128,7 @@ def simulate_parallel(source, out, *, chips, workers, variant=None, overwrite=Fa
     Returns:
         the merged results dict.
     """
-    from tf_nvm.outputs import staged_output  # noqa: PLC0415
+    from tf_nvm.core.outputs import staged_output  # noqa: PLC0415
     from tf_nvm.simulator.shards import run_parallel  # noqa: PLC0415
 
     parts = chips.split(workers)

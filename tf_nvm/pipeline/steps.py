@@ -7,16 +7,16 @@ Output folder ``OUT``:
 * ``variants/<training recipe>/``: a `tf-nvm train` run folder (float baseline
   and NVM model over the seeds) with ``export/`` (``model.tflite``, the crossbar
   mapping), ``simulate/`` (per-chip accuracies) and ``cost/`` (tables); every
-  finished step leaves a marker (`tf_nvm.runs.mark_done`) holding its numbers;
+  finished step leaves a marker (`tf_nvm.experiments.runs.mark_done`) holding its numbers;
 * ``floats/<key>/seed<N>/``: float baselines shared by variants that differ only in the NVM spec
-  (`tf_nvm.train.float_key`), each trained once;
+  (`tf_nvm.experiments.train.float_key`), each trained once;
 * ``report/``: written by `tf_nvm.pipeline.report` from the markers.
 
 A rerun reuses every step whose marker exists and says so; an interrupted run
 continues at the first unfinished step; inside an interrupted training step the
-seeds already trained are reused (`tf_nvm.train.run_recipe` with ``resume``) and
+seeds already trained are reused (`tf_nvm.experiments.train.run_recipe` with ``resume``) and
 only the others are trained, the interrupted model from its last finished epoch
-(`tf_nvm.progress`). ``force`` redoes one step and every step after it
+(`tf_nvm.experiments.progress`). ``force`` redoes one step and every step after it
 (``force="train"`` trains every seed again).
 """
 
@@ -28,12 +28,12 @@ import time
 
 import numpy as np
 
-from tf_nvm import runs
-from tf_nvm.atomic import write_json_atomic
-from tf_nvm.errors import PipelineError
-from tf_nvm.outputs import claim_output_folder, mark_output_folder
-from tf_nvm.registry import did_you_mean
-from tf_nvm.safe_io import json_plain, read_json
+from tf_nvm.experiments import runs
+from tf_nvm.core.atomic import write_json_atomic
+from tf_nvm.core.errors import PipelineError
+from tf_nvm.core.outputs import claim_output_folder, mark_output_folder
+from tf_nvm.core.registry import did_you_mean
+from tf_nvm.core.safe_io import json_plain, read_json
 
 __all__ = ["STEPS", "check_force", "run_experiment", "variant_folder", "prepare_output"]
 
@@ -57,7 +57,7 @@ def check_marker(folder, step):
 
     Raises:
         PipelineError: the marker lacks a key later steps or the report read (edited, or written by another tool).
-        RunFolderError: the marker is not a readable JSON object (`tf_nvm.runs.step_info`).
+        RunFolderError: the marker is not a readable JSON object (`tf_nvm.experiments.runs.step_info`).
     """
     info = runs.step_info(folder, step)
     missing = [] if info is None else [key for key in MARKER_KEYS[step] if key not in info]
@@ -144,7 +144,7 @@ def prepare_output(out, experiment, quick, retrain=False):
         if found != record:
             write_json_atomic(path, record)  # report fields, or recipes of variants still to train, changed
         return
-    claim_output_folder(out, "run", error=PipelineError)  # the rule of every --out (tf_nvm.outputs)
+    claim_output_folder(out, "run", error=PipelineError)  # the rule of every --out (tf_nvm.core.outputs)
     mark_output_folder(out, "run")
     write_json_atomic(path, record)
 
@@ -162,14 +162,14 @@ class _Data:
 
     def get(self, recipe):
         if self._split is None:
-            from tf_nvm.data import prepare_data  # noqa: PLC0415
+            from tf_nvm.experiments.data import prepare_data  # noqa: PLC0415
 
             self._split = prepare_data(recipe, self.data_path, verbose=self.verbose)
         return self._split
 
 
 def _train(experiment, name, folder, data, verbose, retrain=False, shared_floats=None):
-    from tf_nvm.train import run_recipe  # noqa: PLC0415
+    from tf_nvm.experiments.train import run_recipe  # noqa: PLC0415
 
     recipe = experiment.training_recipe(name)
     metrics = run_recipe(recipe, folder, data_path=data.data_path, verbose=2 if verbose else 0,
@@ -185,7 +185,7 @@ def _train(experiment, name, folder, data, verbose, retrain=False, shared_floats
 
 def _export(experiment, name, folder, data, verbose):
     import tflite_export  # noqa: PLC0415  (application layer)
-    from tf_nvm.nvm_model import model_spec  # noqa: PLC0415
+    from tf_nvm.keras.nvm_model import model_spec  # noqa: PLC0415
     from tf_nvm.pipeline.evaluate import export_metadata, run_standardisation  # noqa: PLC0415
     from tf_nvm.pipeline.report import runtime_line  # noqa: PLC0415
     from tflite_export.verify import RuntimeReport, compare  # noqa: PLC0415
@@ -231,7 +231,7 @@ def _simulate(experiment, name, folder, data, verbose):
     from tf_nvm import mapping as mapping_io  # noqa: PLC0415
     from tf_nvm.mapping import reference  # noqa: PLC0415
     from tf_nvm.simulator import DeviceConfig, SimulationConfig, Simulator, monte_carlo  # noqa: PLC0415
-    from tf_nvm.tables import write_table  # noqa: PLC0415
+    from tf_nvm.core.tables import write_table  # noqa: PLC0415
 
 
     sim_cfg = experiment.simulation
@@ -280,7 +280,7 @@ def _cost(experiment, name, folder, data, verbose):
     from tf_nvm import mapping as mapping_io  # noqa: PLC0415
     from tf_nvm.cost import MCU_CORES, compare_mappings, mcu_cost, network_cost, shared_vs_per_layer  # noqa: PLC0415
     from tf_nvm.pipeline.costing import read_mcu_model  # noqa: PLC0415
-    from tf_nvm.tables import to_records  # noqa: PLC0415
+    from tf_nvm.core.tables import to_records  # noqa: PLC0415
 
     mapping = mapping_io.load(os.path.join(folder, "export", "mapping"))
     tech = experiment.cost.resolve()
@@ -359,7 +359,7 @@ def run_experiment(experiment, out, quick=False, force=None, data_path=None, ver
 
     Raises:
         PipelineError: invalid ``force``, an output folder holding another run, or finished steps made by other
-            tf_nvm code (a version or commit other than the running one, `tf_nvm.provenance`) that ``force``
+            tf_nvm code (a version or commit other than the running one, `tf_nvm.core.provenance`) that ``force``
             does not redo.
     """
     from tf_nvm.pipeline import report  # noqa: PLC0415

@@ -13,7 +13,7 @@ Device noise models and presets live in `tf_nvm.noise`.
 """
 
 from tf_nvm.simulator.config import ADC_MODES, READ_NOISE_MODES, ADCConfig, DACConfig, DeviceConfig, SimulationConfig
-from tf_nvm.metrics import METRICS, TASKS, Metric, Task, resolve_task, task_of_loss
+from tf_nvm.core.metrics import METRICS, TASKS, Metric, Task, resolve_task, task_of_loss
 from tf_nvm.simulator.montecarlo import (MonteCarloResult, ideal_outputs, monte_carlo, sweep, sweep_values,
                                          write_sweep)
 from tf_nvm.simulator.network import ADCDesign, Chip, SimulationOutputs, Simulator

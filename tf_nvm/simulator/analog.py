@@ -24,7 +24,7 @@ import dataclasses
 
 import numpy as np
 
-from tf_nvm._keras import tf
+from tf_nvm.keras.backend import tf
 from tf_nvm.mapping.reference import im2col
 
 __all__ = ["TilePlan", "tile_plan", "tile_sums", "fused_sums"]

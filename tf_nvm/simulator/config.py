@@ -16,8 +16,8 @@ import dataclasses
 import math
 from typing import Optional, Union
 
-from tf_nvm.errors import SimulatorError
-from tf_nvm.noise_presets import READ_NOISE_MODES  # (read without TensorFlow)
+from tf_nvm.core.errors import SimulatorError
+from tf_nvm.core.noise_presets import READ_NOISE_MODES  # (read without TensorFlow)
 
 __all__ = ["DACConfig", "ADCConfig", "DeviceConfig", "SimulationConfig", "ADC_MODES", "READ_NOISE_MODES",
            "SCHEMA_VERSION"]

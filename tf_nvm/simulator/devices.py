@@ -25,8 +25,8 @@ import math
 
 import numpy as np
 
-from tf_nvm._keras import tf
-from tf_nvm.errors import MappingError
+from tf_nvm.keras.backend import tf
+from tf_nvm.core.errors import MappingError
 from tf_nvm.noise.compensation import global_factor
 
 __all__ = ["LayerDevices", "ChipLayer", "program_chip", "effective_weights", "stream_seed", "stream_key"]

@@ -9,8 +9,8 @@ evaluator bit for bit; tests check every op against its reference.
 
 import numpy as np
 
-from tf_nvm._keras import tf
-from tf_nvm.errors import SimulatorError
+from tf_nvm.keras.backend import tf
+from tf_nvm.core.errors import SimulatorError
 from tf_nvm.mapping.ops import DIGITAL_OPS
 
 __all__ = ["KERNELS", "rint_clip", "run_digital"]

@@ -2,7 +2,7 @@
 
 `monte_carlo` programs ``chips`` chips (chip k draws its devices from
 (seed, k)), runs each on a data set and returns a `MonteCarloResult`: per-chip
-scores of the task's metrics (`tf_nvm.metrics`: accuracy for
+scores of the task's metrics (`tf_nvm.core.metrics`: accuracy for
 classification, MSE and MAE for regression and autoencoders) against the
 targets and against the ideal network (every source off, exact converters: an
 ideal simulation equals the exact evaluator, `tf_nvm.mapping.reference`), their
@@ -17,12 +17,12 @@ import time
 
 import numpy as np
 
-from tf_nvm.errors import SimulatorError
+from tf_nvm.core.errors import SimulatorError
 from tf_nvm.mapping import Mapping, load
 from tf_nvm.simulator.config import SimulationConfig
-from tf_nvm.metrics import METRICS, metric_for, resolve_task, targets_for
+from tf_nvm.core.metrics import METRICS, metric_for, resolve_task, targets_for
 from tf_nvm.simulator.network import Simulator
-from tf_nvm.tables import write_table
+from tf_nvm.core.tables import write_table
 
 __all__ = ["MonteCarloResult", "monte_carlo", "ideal_outputs", "ideal_predictions", "sweep", "write_sweep",
            "sweep_values"]
@@ -39,7 +39,7 @@ class MonteCarloResult:
         ideal_score: the primary metric of the ideal network against the targets.
         examples: examples evaluated.
         seconds: wall time of the chips (programming and inference), seconds.
-        task: the task name (`tf_nvm.metrics.TASKS`).
+        task: the task name (`tf_nvm.core.metrics.TASKS`).
         metric: the primary metric's name.
         metrics: ``{name: per-chip tuple}`` of every reported metric against the targets, and
             ``{name}_vs_ideal`` against the ideal network.
@@ -164,7 +164,7 @@ def monte_carlo(mapping, x, y, config=None, chips=25, calibration=None, verbose=
         verbose: print one progress line per chip.
         ideal: the ideal network's float outputs on ``x`` if already known (`ideal_outputs`); for
             classification its arg-max predictions are accepted too.
-        task: a task name (`tf_nvm.metrics.TASKS`); None: the mapping's ``metadata["task"]``, else
+        task: a task name (`tf_nvm.core.metrics.TASKS`); None: the mapping's ``metadata["task"]``, else
             from ``y`` (`resolve_task`).
         metric: the primary metric's name (None: the task's first).
         first_chip: index of the first chip (int >= 0).
@@ -265,7 +265,7 @@ def write_sweep(table, path, out_dir, title):
     Returns:
         dict of the three paths.
     """
-    from tf_nvm.plots import pyplot, write_png  # noqa: PLC0415
+    from tf_nvm.core.plots import pyplot, write_png  # noqa: PLC0415
 
     plt = pyplot()
     os.makedirs(out_dir, exist_ok=True)

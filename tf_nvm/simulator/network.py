@@ -26,8 +26,8 @@ import functools
 
 import numpy as np
 
-from tf_nvm._keras import tf
-from tf_nvm.errors import SimulatorError
+from tf_nvm.keras.backend import tf
+from tf_nvm.core.errors import SimulatorError
 from tf_nvm.mapping import Mapping, load
 from tf_nvm.mapping.device import adc_full_scale
 from tf_nvm.mapping.reference import grid_steps

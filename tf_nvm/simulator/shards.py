@@ -13,7 +13,7 @@ chips ``A..B-1`` score the same in a run of ``A:B`` as inside a run of
   settings and the hash of the mapping (`tf_nvm.mapping.content_hash`).
 * `settings_hash`, `array_hash`: SHA-256 of canonical JSON / of arrays.
 * `check_shards` and `merge_results`: shards -> one run, refusing other settings or mappings, gaps and
-  overlaps (`tf_nvm.errors.ShardMergeError`).
+  overlaps (`tf_nvm.core.errors.ShardMergeError`).
 * `run_parallel`: one function over jobs in N spawned processes, each importing its own TensorFlow.
 
 Bit identity across processes holds for the same TensorFlow build and the same number of intra-op threads
@@ -28,7 +28,7 @@ import re
 
 import numpy as np
 
-from tf_nvm.errors import ShardMergeError, SimulatorError
+from tf_nvm.core.errors import ShardMergeError, SimulatorError
 
 __all__ = ["ChipRange", "ShardInfo", "settings_hash", "array_hash", "check_shards", "merge_results",
            "run_parallel", "MAX_CHIPS"]
