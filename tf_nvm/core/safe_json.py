@@ -9,6 +9,7 @@ other ``json.load``). Nothing here imports TensorFlow.
 import json
 import math
 import os
+from typing import Any, Callable
 
 from tf_nvm.core.errors import CorruptDatasetError
 from tf_nvm.core.safe_read import DEFAULT_FIX, MIB, read_bytes
@@ -81,8 +82,9 @@ def _check_tree(value, max_depth):
     return None
 
 
-def loads_json(text, *, where="JSON text", max_depth=MAX_JSON_DEPTH, error=CorruptDatasetError,
-               fix=DEFAULT_FIX, object_only=False, text_fallback=False):
+def loads_json(text: str | bytes | bytearray | memoryview, *, where: str = "JSON text",
+               max_depth: int = MAX_JSON_DEPTH, error: type[Exception] = CorruptDatasetError, fix: str = DEFAULT_FIX,
+               object_only: bool = False, text_fallback: bool = False) -> Any:
     """Parses JSON text that may be hostile, into plain Python values, with bounded time and depth.
 
     Refused, each with a named ``error`` (never ``RecursionError``, ``OverflowError``
@@ -139,8 +141,9 @@ def loads_json(text, *, where="JSON text", max_depth=MAX_JSON_DEPTH, error=Corru
     return value
 
 
-def read_json(path, *, max_bytes=MAX_JSON_BYTES, max_depth=MAX_JSON_DEPTH, what="JSON file",
-              error=CorruptDatasetError, fix=DEFAULT_FIX, object_only=False):
+def read_json(path: str | os.PathLike[str], *, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH,
+              what: str = "JSON file", error: type[Exception] = CorruptDatasetError, fix: str = DEFAULT_FIX,
+              object_only: bool = False) -> Any:
     """Reads a JSON file that may be hostile: a bounded read (:func:`read_bytes`), then :func:`loads_json`.
 
     Args:
@@ -168,7 +171,7 @@ def read_json(path, *, max_bytes=MAX_JSON_BYTES, max_depth=MAX_JSON_DEPTH, what=
     return loads_json(data, where=where, max_depth=max_depth, error=error, fix=fix, object_only=object_only)
 
 
-def json_plain(value, *, default=None):
+def json_plain(value: Any, *, default: Callable[[Any], Any] | None = None) -> Any:
     """``value`` as a JSON round trip gives it back (tuples become lists, keys strings), for the product's own data.
 
     Not a reader of outside input (use :func:`loads_json`): it copies values the

@@ -5,6 +5,8 @@ documents the limits). Nothing here imports TensorFlow.
 """
 
 import math
+import os
+from typing import Sequence
 
 import numpy as np
 
@@ -68,8 +70,10 @@ def _read_member_array(zf, info, key, budget, where, error, fix, kinds):
     return array.reshape(shape), nbytes
 
 
-def load_npz(path, keys, *, max_bytes=MAX_NPZ_BYTES, kinds="biufcSU", error=CorruptDatasetError,
-             fix="Fix: delete it and load again, or pass another path.", where=None):
+def load_npz(path: str | os.PathLike[str] | bytes, keys: Sequence[str], *, max_bytes: int = MAX_NPZ_BYTES,
+             kinds: str = "biufcSU", error: type[Exception] = CorruptDatasetError,
+             fix: str = "Fix: delete it and load again, or pass another path.",
+             where: str | None = None) -> dict[str, np.ndarray]:
     """Reads the named arrays of an ``.npz`` archive, never unpickling and with a bounded size.
 
     Only the members ``<key>.npy`` for ``keys`` are opened. For each, before any

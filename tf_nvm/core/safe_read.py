@@ -11,6 +11,7 @@ import os
 import stat
 import zipfile
 import zlib
+from typing import IO, Iterator
 
 from tf_nvm.core.errors import CorruptDatasetError
 
@@ -43,12 +44,12 @@ READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, Valu
 """What a damaged or hostile archive / stream can raise while being read."""
 
 
-def size_text(n):
+def size_text(n: int) -> str:
     """``n`` bytes as a short human string (exact bytes in parentheses)."""
     return f"{n / MIB:.1f} MiB ({n:,} bytes)"
 
 
-def file_kind(mode):
+def file_kind(mode: int) -> str:
     """Names the kind of file a ``st_mode`` describes ("regular file", "FIFO (named pipe)", ...)."""
     for test, name in ((stat.S_ISREG, "regular file"), (stat.S_ISDIR, "directory"),
                        (stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISCHR, "character device"),
@@ -67,7 +68,8 @@ def _check_stat(path, st, max_bytes, error, fix):
         raise error(f"{path}: is {size_text(st.st_size)}; at most {size_text(max_bytes)} is read. {fix}")
 
 
-def check_regular(path, *, max_bytes=None, error=CorruptDatasetError, fix=DEFAULT_FIX):
+def check_regular(path: str | os.PathLike[str], *, max_bytes: int | None = None,
+                  error: type[Exception] = CorruptDatasetError, fix: str = DEFAULT_FIX) -> os.stat_result:
     """Checks that ``path`` is a regular file (after symlinks), at most ``max_bytes`` long.
 
     Args:
@@ -91,7 +93,8 @@ def check_regular(path, *, max_bytes=None, error=CorruptDatasetError, fix=DEFAUL
     return st
 
 
-def open_regular(path, *, max_bytes=None, error=CorruptDatasetError, fix=DEFAULT_FIX):
+def open_regular(path: str | os.PathLike[str], *, max_bytes: int | None = None,
+                 error: type[Exception] = CorruptDatasetError, fix: str = DEFAULT_FIX) -> IO[bytes]:
     """Opens a regular file for binary reading without ever blocking on a FIFO.
 
     The file is checked before it is opened (:func:`check_regular`), opened with
@@ -136,7 +139,8 @@ def _read_bounded(stream, max_bytes, where, error, fix):
     return b"".join(chunks)
 
 
-def read_bytes(path, *, max_bytes=MAX_READ_BYTES, error=CorruptDatasetError, fix=DEFAULT_FIX):
+def read_bytes(path: str | os.PathLike[str], *, max_bytes: int = MAX_READ_BYTES,
+               error: type[Exception] = CorruptDatasetError, fix: str = DEFAULT_FIX) -> bytes:
     """Reads a whole regular file, refusing one larger than ``max_bytes``.
 
     Args:
@@ -161,7 +165,8 @@ def read_bytes(path, *, max_bytes=MAX_READ_BYTES, error=CorruptDatasetError, fix
             raise error(f"{path}: cannot be read ({type(exc).__name__}: {exc}). {fix}") from exc
 
 
-def read_maybe_gzip(path, *, max_bytes=MAX_READ_BYTES, error=CorruptDatasetError, fix=DEFAULT_FIX):
+def read_maybe_gzip(path: str | os.PathLike[str], *, max_bytes: int = MAX_READ_BYTES,
+                    error: type[Exception] = CorruptDatasetError, fix: str = DEFAULT_FIX) -> bytes:
     """Reads a regular file, gunzipping it when it starts with the gzip magic, with a bounded output.
 
     Args:
@@ -234,7 +239,9 @@ class _BoundedReads(io.RawIOBase):
 
 
 @contextlib.contextmanager
-def open_zip(source, *, where=None, kind="zip", error=CorruptDatasetError, fix=DEFAULT_FIX):
+def open_zip(source: str | os.PathLike[str] | bytes | bytearray | memoryview, *, where: str | None = None,
+             kind: str = "zip", error: type[Exception] = CorruptDatasetError,
+             fix: str = DEFAULT_FIX) -> Iterator[zipfile.ZipFile]:
     """Opens a zip archive (a regular file or bytes in memory) with bounded reads.
 
     Args:
@@ -253,7 +260,7 @@ def open_zip(source, *, where=None, kind="zip", error=CorruptDatasetError, fix=D
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         where = where or "<zip in memory>"
-        raw = io.BytesIO(source)
+        raw: IO[bytes] = io.BytesIO(source)
     else:
         where = where or str(source)
         raw = open_regular(source, error=error, fix=fix)
@@ -270,8 +277,8 @@ def open_zip(source, *, where=None, kind="zip", error=CorruptDatasetError, fix=D
         raw.close()
 
 
-def read_zip_member(zf, name, *, max_bytes=MAX_READ_BYTES, where="<zip>", error=CorruptDatasetError,
-                    fix=DEFAULT_FIX):
+def read_zip_member(zf: zipfile.ZipFile, name: str, *, max_bytes: int = MAX_READ_BYTES, where: str = "<zip>",
+                    error: type[Exception] = CorruptDatasetError, fix: str = DEFAULT_FIX) -> bytes:
     """Reads one member of an open zip archive, checking its declared size first.
 
     The uncompressed size stored in the archive is checked against ``max_bytes``

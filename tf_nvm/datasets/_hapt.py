@@ -152,7 +152,7 @@ def _filtered_signals(signal: Any, raw: np.ndarray, sos_noise: np.ndarray, sos_g
 
 def _stack_windows(parts: dict[str, list[tuple[Any, ...]]], window: int) -> dict[str, np.ndarray]:
     """``x_*`` float32 (N, window, 9) and ``y_*``, ``subject_*``, ``exp_*``, ``start_*`` int32 of each split."""
-    out = {}
+    out: dict[str, np.ndarray] = {}
     for split, rows in parts.items():
         n = len(rows)
         out[f"x_{split}"] = (np.stack([r[0] for r in rows]) if n else np.zeros((0, window, 9))).astype(np.float32)
