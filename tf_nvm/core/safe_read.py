@@ -15,22 +15,9 @@ from typing import IO, Iterator
 
 from tf_nvm.core.errors import CorruptDatasetError
 
-__all__ = [
-    "MIB",
-    "MAX_READ_BYTES",
-    "MAX_SINGLE_READ_BYTES",
-    "READ_CHUNK_BYTES",
-    "DEFAULT_FIX",
-    "READ_ERRORS",
-    "size_text",
-    "file_kind",
-    "check_regular",
-    "open_regular",
-    "read_bytes",
-    "read_maybe_gzip",
-    "open_zip",
-    "read_zip_member",
-]
+__all__ = ["MIB", "MAX_READ_BYTES", "MAX_SINGLE_READ_BYTES", "READ_CHUNK_BYTES", "DEFAULT_FIX", "READ_ERRORS",
+           "size_text", "file_kind", "check_regular", "open_regular", "read_bytes", "read_maybe_gzip", "open_zip",
+           "read_zip_member"]
 
 MIB = 1 << 20
 MAX_READ_BYTES = 256 * MIB
