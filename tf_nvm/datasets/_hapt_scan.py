@@ -10,7 +10,7 @@ the public names of both.
 
 import pickletools
 import reprlib
-from typing import Any
+from typing import Any, NoReturn
 
 from tf_nvm.core.errors import CorruptDatasetError
 from tf_nvm.core.safe_read import MIB
@@ -88,7 +88,7 @@ class _Scan:
         self.marks: list[int] = []
         self.memo: dict[int, int] = {}
 
-    def refuse(self, what: str, pos: int | None) -> None:
+    def refuse(self, what: str, pos: int | None) -> NoReturn:
         raise CorruptDatasetError(f"{self.source}: the pickle {what} (at byte {pos}); the HAPT reader refuses it "
                                   f"before unpickling. {HAPT_FIX}")
 
