@@ -17,10 +17,12 @@ import numpy as np
 import pytest
 
 import tf_nvm
-from tf_nvm.experiments.data import (INPUT_STD_RANGE, RawData, evaluation_data, load_npz_data, load_raw_data,
-                         standardisation_from_data)
+from tf_nvm.experiments import data as experiments_data
+from tf_nvm.experiments.data import (INPUT_STD_RANGE, RawData, Split, evaluation_data, load_npz_data, load_raw_data,
+                                     standardization_from_data)
 from tf_nvm.core.errors import CorruptDatasetError, SimulatorError
-from tf_nvm.core.preprocessing import Standardisation
+from tf_nvm.core import preprocessing
+from tf_nvm.core.preprocessing import Standardization
 
 
 # --------------------------------------------------------------------------- a user's .npz (no TensorFlow)
@@ -59,7 +61,21 @@ def test_user_npz_is_read_with_the_data_set_checks(tmp_path, rng):
     with pytest.raises(tf_nvm.core.errors.DatasetNotFoundError, match=r"no test data: .*Fix: pass --data PATH"):
         load_raw_data()
     with pytest.raises(CorruptDatasetError, match=r"has no 'x_train', so no input standardisation can be fitted"):
-        standardisation_from_data(load_npz_data(tmp_path / "auto.npz"))
+        standardization_from_data(load_npz_data(tmp_path / "auto.npz"))
+
+
+def test_british_names_are_deprecated_aliases_of_the_american_ones():
+    """The public names spelt the British way stay for one release, as aliases of the American ones."""
+    assert preprocessing.Standardisation is Standardization and "Standardisation" in preprocessing.__all__
+    assert experiments_data.standardisation_from_data is standardization_from_data
+    assert "standardisation_from_data" in experiments_data.__all__
+    x = np.arange(12, dtype=np.float32).reshape(6, 2)
+    fitted = Standardization.fit(x)
+    split = Split(x, x, x, x, x, x, fitted, "test")
+    assert split.standardisation is split.standardization is fitted
+    evaluation = experiments_data.EvaluationData(x, None, None, None, "test", False)
+    assert evaluation.standardised is evaluation.standardized is False
+    assert fitted.to_dict()["input_mean"] == [5.0, 6.0]  # file format unchanged: same keys, same values
 
 
 # --------------------------------------------------------------------------- CIFAR-shaped images, CLI == Python
@@ -80,7 +96,7 @@ def test_cli_and_python_give_the_same_cifar_accuracy(tmp_path, capsys):
     folder = synthetic_cifar_folder(tmp_path / "images", per_class=6, test_per_class=3)
     (x_train, y_train), (x_test, y_test) = tf_nvm.datasets.load_cifar10(path=folder, verbose=False)
     assert x_test.dtype == np.uint8 and x_test.shape == (30, 32, 32, 3)
-    standardisation = Standardisation.fit(x_train.astype(np.float32))  # as tf_nvm.experiments.data.prepare_data fits it
+    standardisation = Standardization.fit(x_train.astype(np.float32))  # as tf_nvm.experiments.data.prepare_data fits it
     keras.utils.set_random_seed(0)
     model = _quantized(keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3, strides=4),
                                          keras.layers.ReLU(), keras.layers.Flatten(), keras.layers.Dense(10)]))
@@ -121,7 +137,7 @@ def autoencoder(tmp_path, rng):
     keras.utils.set_random_seed(0)
     x_train = rng.normal(3, 2, (64, 16)).astype(np.float32)
     x_test = rng.normal(3, 2, (32, 16)).astype(np.float32)
-    standardisation = Standardisation.fit(x_train)
+    standardisation = Standardization.fit(x_train)
     model = _quantized(keras.Sequential([keras.Input((16,)), keras.layers.Dense(8, activation="relu"),
                                          keras.layers.Dense(16)]))
     model.compile("adam", "mse")
@@ -214,14 +230,14 @@ def test_legacy_cifar_run_standardisation_is_read_in_pixel_units(capsys):
 
     from tf_nvm.pipeline.evaluate import run_standardisation  # noqa: PLC0415
 
-    legacy = Standardisation(np.array([0.49, 0.48, 0.45], np.float32), np.array([0.25, 0.24, 0.26], np.float32))
+    legacy = Standardization(np.array([0.49, 0.48, 0.45], np.float32), np.array([0.25, 0.24, 0.26], np.float32))
     found = run_standardisation(types.SimpleNamespace(dataset="cifar10", preprocessing=legacy), "runs/old")
     np.testing.assert_array_equal(found.mean, legacy.mean * 255)
     np.testing.assert_array_equal(found.std, legacy.std * 255)
     assert "preprocessing.json was fitted on pixels scaled to 0..1" in capsys.readouterr().err
-    pixels = Standardisation(legacy.mean * 255, legacy.std * 255)
+    pixels = Standardization(legacy.mean * 255, legacy.std * 255)
     assert run_standardisation(types.SimpleNamespace(dataset="cifar10", preprocessing=pixels), "r") is pixels
-    har = Standardisation(np.zeros(9, np.float32), np.full(9, 0.5, np.float32))
+    har = Standardization(np.zeros(9, np.float32), np.full(9, 0.5, np.float32))
     assert run_standardisation(types.SimpleNamespace(dataset="har", preprocessing=har), "r") is har
 
 

@@ -9,18 +9,19 @@ import json
 import os
 import secrets
 from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
 
 __all__ = ["atomic_path", "write_json_atomic", "write_bytes_atomic", "write_files_atomic", "check_writable"]
 
 
-def _temporary(path):
+def _temporary(path: Path) -> Path:
     """A fresh temporary name in ``path``'s folder (created), keeping its suffix."""
     path.parent.mkdir(parents=True, exist_ok=True)
     return path.parent / f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{path.suffix}"
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Context manager yielding a temporary path that replaces ``path`` on success.
 
     The temporary file sits in the same folder (so the rename is atomic), keeps
@@ -44,7 +45,8 @@ def atomic_path(path):
         raise
 
 
-def write_files_atomic(files, before_rename=None):
+def write_files_atomic(files: Iterable[tuple[str | os.PathLike[str], bytes]],
+                       before_rename: Callable[[], Any] | None = None) -> None:
     """Writes several files so that none appears under its final name unless all were written.
 
     Every file is first written (and fsynced) to a temporary name; only then are
@@ -58,7 +60,7 @@ def write_files_atomic(files, before_rename=None):
             written and before the first rename (tests inject failures there).
     """
     targets = [(Path(path), data) for path, data in files]
-    temporaries = []
+    temporaries: list[Path] = []
     try:
         for path, data in targets:
             temporaries.append(_temporary(path))
@@ -84,17 +86,17 @@ def write_files_atomic(files, before_rename=None):
                 os.unlink(tmp)
 
 
-def write_bytes_atomic(path, data):
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Writes ``data`` (bytes) to ``path`` atomically and fsyncs it."""
     write_files_atomic([(path, data)])
 
 
-def write_json_atomic(path, data):
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
     """Writes ``data`` as indented, key-sorted JSON to ``path`` atomically."""
     write_bytes_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
-def check_writable(path, error, what="output file"):
+def check_writable(path: str | os.PathLike[str], error: type[Exception], what: str = "output file") -> None:
     """Checks, before any long computation, that ``path`` can be written as a file.
 
     Creates the folder if needed and a temporary file in it (removed at once),

@@ -21,6 +21,7 @@ import dataclasses
 import importlib.resources
 import os
 from pathlib import Path
+from typing import Any
 
 from tf_nvm.core.errors import PipelineError, RecipeError, SearchError
 from tf_nvm.core.registry import did_you_mean
@@ -54,7 +55,7 @@ KINDS = {
 recipes, `tf-nvm run`), ``"search"`` (search configs, `tf-nvm search`)."""
 
 
-def _kind(kind):
+def _kind(kind: str) -> _Kind:
     try:
         return KINDS[kind]
     except KeyError:
@@ -62,7 +63,7 @@ def _kind(kind):
                           "of those.") from None
 
 
-def folder(kind, required=True):
+def folder(kind: str, required: bool = True) -> Path:
     """The folder of the bundled configurations of ``kind`` (`pathlib.Path`).
 
     Args:
@@ -85,33 +86,33 @@ def folder(kind, required=True):
                      f"the path of a .json {spec.label}.")
 
 
-def _folder(kind):
+def _folder(kind: str) -> Path:
     """`folder`, where the experiment recipes' folder is optional (a package may bundle none)."""
     return folder(kind, required=kind != "experiment")
 
 
-def recipes_dir():
+def recipes_dir() -> Path:
     """The folder of the bundled training recipes (`folder("recipe")`)."""
     return folder("recipe")
 
 
-def experiments_dir():
+def experiments_dir() -> Path:
     """The folder of the bundled experiment recipes (``experiments/`` beside the training recipes; may not exist)."""
     return folder("experiment", required=False)
 
 
-def searches_dir():
+def searches_dir() -> Path:
     """The folder of the bundled search configs (`folder("search")`)."""
     return folder("search")
 
 
-def names(kind):
+def names(kind: str) -> list[str]:
     """Names of the bundled configurations of ``kind`` (sorted file stems; [] without a folder)."""
     path = _folder(kind)
     return sorted(p.stem for p in path.glob("*.json")) if path.is_dir() else []
 
 
-def not_found_message(kind, name_or_path, path):
+def not_found_message(kind: str, name_or_path: str | os.PathLike[str], path: str) -> str:
     """The message of a configuration that is not found: what was asked, where it was looked for, the closest
     bundled name, the bundled names and the fix.
 
@@ -126,7 +127,7 @@ def not_found_message(kind, name_or_path, path):
             f"one of those names (`{spec.command}` lists them) or the path of a .json {spec.label} file.")
 
 
-def find(kind, name_or_path):
+def find(kind: str, name_or_path: Any) -> str:
     """The file of a bundled configuration name, or the ``.json`` path given, checked to exist.
 
     Reads nothing: the command line calls it before anything heavy loads, the loaders read the file.

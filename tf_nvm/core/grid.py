@@ -24,6 +24,8 @@ eager, graph and XLA.
 Numpy only (foundation layer).
 """
 
+from typing import Any
+
 import numpy as np
 
 __all__ = ["INT8_MIN", "INT8_MAX", "to_int8", "rint_clip", "code_multiplier", "to_codes"]
@@ -32,7 +34,7 @@ INT8_MIN = -128
 INT8_MAX = 127
 
 
-def to_int8(x, scale, zero_point=0):
+def to_int8(x: Any, scale: float, zero_point: int = 0) -> np.ndarray:
     """Float values -> int8 codes: ``clip(round_half_even(float32(x) / float32(scale)) + zero_point)``.
 
     Args:
@@ -47,7 +49,7 @@ def to_int8(x, scale, zero_point=0):
     return np.clip(q, INT8_MIN, INT8_MAX).astype(np.int8)
 
 
-def rint_clip(values):
+def rint_clip(values: Any) -> np.ndarray:
     """Values in grid units -> int64 codes: ``clip(round_half_even(values), -128, 127)``.
 
     Args:
@@ -59,7 +61,7 @@ def rint_clip(values):
     return np.clip(np.rint(values), INT8_MIN, INT8_MAX).astype(np.int64)
 
 
-def code_multiplier(scale):
+def code_multiplier(scale: float) -> np.float32:
     """``float32(1 / float32(scale))``: the one factor that turns values into codes of step ``scale``.
 
     Args:
@@ -72,7 +74,7 @@ def code_multiplier(scale):
     return np.float32(1.0) / np.float32(scale)
 
 
-def to_codes(values, scale, code_min=None, code_max=None):
+def to_codes(values: Any, scale: float, code_min: int | None = None, code_max: int | None = None) -> np.ndarray:
     """Float values -> integer codes of step ``scale``, THE rounding rule of device codes.
 
     ``code = clip(round_half_even(float32(values) * code_multiplier(scale)), code_min, code_max)``:

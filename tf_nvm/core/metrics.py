@@ -21,7 +21,7 @@ Numpy only.
 """
 
 import dataclasses
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -50,7 +50,7 @@ class Metric:
     higher_is_better: bool
     unit: str = ""
 
-    def format(self, value):
+    def format(self, value: float) -> str:
         """``value`` as printed (accuracy in %, errors with 4 significant digits)."""
         return f"{100 * value:.2f} %" if self.unit == "%" else f"{value:.4g}"
 
@@ -112,7 +112,7 @@ TASKS.register("reconstruction", Task("reconstruction", ("mse", "mae"), targets_
 _REGRESSION_LOSSES = ("mse", "mae", "mean_squared", "mean_absolute", "huber", "log_cosh", "logcosh", "msle")
 
 
-def task_of_loss(loss):
+def task_of_loss(loss: Any) -> str | None:
     """The task a Keras loss implies: ``"classification"`` for cross-entropies (and hinge), ``"regression"``
     for squared/absolute/Huber errors, None when unknown (a custom loss, no loss).
 
@@ -130,7 +130,8 @@ def task_of_loss(loss):
     return None
 
 
-def resolve_task(task=None, mapping=None, y=None, output_shape=None, where="simulate"):
+def resolve_task(task: str | None = None, mapping: Any = None, y: Any = None, output_shape: Any = None,
+                 where: str = "simulate") -> "Task":
     """The task of a simulation: ``task`` if given, else ``mapping.metadata["task"]``, else from the targets.
 
     From the targets: None -> ``reconstruction``; integer labels, one per example -> ``classification``;
@@ -167,7 +168,7 @@ def resolve_task(task=None, mapping=None, y=None, output_shape=None, where="simu
     return TASKS.get("regression")
 
 
-def targets_for(task, x, y, output_shape, where="simulate"):
+def targets_for(task: "Task", x: Any, y: Any, output_shape: Any, where: str = "simulate") -> np.ndarray:
     """The targets of ``task`` checked against the outputs: integer labels, float targets or the inputs.
 
     Args:
@@ -209,7 +210,7 @@ def targets_for(task, x, y, output_shape, where="simulate"):
     return y.reshape((n,) + output_shape).astype(np.float32)
 
 
-def metric_for(task, metric=None, where="simulate"):
+def metric_for(task: "Task", metric: str | None = None, where: str = "simulate") -> Metric:
     """The primary `Metric` of ``task``: ``metric`` by name if given (it must suit the task), else the task's first.
 
     Raises:

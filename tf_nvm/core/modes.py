@@ -18,6 +18,7 @@ Pure Python (foundation layer): importing it does not import TensorFlow.
 
 import contextlib
 import threading
+from typing import Any, Iterable, Iterator
 
 from tf_nvm.core.errors import ModeError
 
@@ -51,27 +52,27 @@ class ModeStack:
         kind: instead of ``allowed``, the type every value must have (an object mode).
     """
 
-    def __init__(self, name, allowed, default, kind=None):
+    def __init__(self, name: str, allowed: Iterable[Any], default: Any, kind: type | None = None):
         self.name = name
         self.allowed = tuple(allowed)
         self.default = default
         self.kind = kind
 
-    def _stack(self):
+    def _stack(self) -> list[Any]:
         stacks = _STATE.__dict__.setdefault("stacks", {})
         return stacks.setdefault(self.name, [])
 
-    def current(self):
+    def current(self) -> Any:
         """The innermost value set in this thread, or the default."""
         stack = self._stack()
         return stack[-1] if stack else self.default
 
-    def active(self):
+    def active(self) -> bool:
         """True inside at least one context of this mode (in this thread)."""
         return bool(self._stack())
 
     @contextlib.contextmanager
-    def push(self, value):
+    def push(self, value: Any) -> Iterator[None]:
         """Context in which `current` returns ``value``.
 
         Raises:
@@ -102,7 +103,7 @@ _CONVERTER = ModeStack("converter_graph", WEIGHT_CONTAINERS, None)
 _FOLD = ModeStack("fold_sign_split", (False, True), False)
 
 
-def emulate_runtime(runtime="litert"):
+def emulate_runtime(runtime: str = "litert") -> contextlib.AbstractContextManager[None]:
     """Context in which the Keras NVM model computes what ``runtime``'s int8 kernels compute.
 
     * ``"litert"`` (the default outside any context): LiteRT's default (XNNPACK)
@@ -136,12 +137,12 @@ def emulate_runtime(runtime="litert"):
     return _RUNTIME.push(runtime)
 
 
-def emulated_runtime():
+def emulated_runtime() -> str:
     """The runtime emulated now in this thread: ``"litert"`` (default) or the innermost `emulate_runtime`'s."""
     return _RUNTIME.current()
 
 
-def runtime_for(spec):
+def runtime_for(spec: Any) -> str:
     """The runtime a layer with ``spec`` computes now: the innermost `emulate_runtime`, else ``spec.runtime``.
 
     Args:
@@ -155,7 +156,7 @@ def runtime_for(spec):
     return getattr(spec, "runtime", None) or _RUNTIME.default
 
 
-def converter_graph(weight_container="int8"):
+def converter_graph(weight_container: str = "int8") -> contextlib.AbstractContextManager[None]:
     """Context in which tf_nvm quantizers and digital layers emit the TFLite converter's graph.
 
     Inside it, activation quantizers emit only ``fake_quant_with_min_max_vars``
@@ -179,12 +180,12 @@ def converter_graph(weight_container="int8"):
     return _CONVERTER.push(weight_container)
 
 
-def in_converter_graph():
+def in_converter_graph() -> bool:
     """True inside `converter_graph()` (in this thread)."""
     return _CONVERTER.active()
 
 
-def fold_sign_split(fold=True):
+def fold_sign_split(fold: bool = True) -> contextlib.AbstractContextManager[None]:
     """Context in which the converter graph folds ``conv([t, -t], [W+; W-])`` into ``conv(t, W+ - W-)``.
 
     Only for the convolutions `tf_nvm.keras.sign_split.fuse_sign_split` fused (``t`` >= 0, so ``-t`` is never
@@ -201,12 +202,12 @@ def fold_sign_split(fold=True):
     return _FOLD.push(bool(fold))
 
 
-def folding_sign_split():
+def folding_sign_split() -> bool:
     """True inside `converter_graph()` within `fold_sign_split()` (in this thread)."""
     return _CONVERTER.active() and bool(_FOLD.current())
 
 
-def converter_weight_limit():
+def converter_weight_limit() -> int:
     """Largest weight code of the current container: 127 outside `converter_graph`, 7 inside ``("int4")``."""
     container = _CONVERTER.current()
     return WEIGHT_CONTAINERS[container] if container else 127
@@ -226,14 +227,14 @@ class WeightPerturbation:
 
     inference = False
 
-    def perturb(self, codes, spec):  # pragma: no cover (abstract)
+    def perturb(self, codes: Any, spec: Any) -> Any:  # pragma: no cover (abstract)
         raise NotImplementedError
 
 
 _PERTURBATION = ModeStack("perturbed_training", (), None, kind=WeightPerturbation)
 
 
-def perturbed_training(perturbation):
+def perturbed_training(perturbation: WeightPerturbation) -> contextlib.AbstractContextManager[None]:
     """Context in which NVM weight quantizers add ``perturbation`` to the device codes when ``training`` is True.
 
     Inference (``training=False``), `tf_nvm.weight_codes` and both exports are
@@ -246,6 +247,6 @@ def perturbed_training(perturbation):
     return _PERTURBATION.push(perturbation)
 
 
-def training_perturbation():
+def training_perturbation() -> WeightPerturbation | None:
     """The `WeightPerturbation` active in this thread, or None."""
     return _PERTURBATION.current()

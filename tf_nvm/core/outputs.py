@@ -25,7 +25,9 @@ import os
 import re
 import secrets
 import shutil
+from typing import Any, Iterator
 
+from tf_nvm.core.atomic import write_json_atomic
 from tf_nvm.core.errors import OutputFolderError
 from tf_nvm.core.safe_io import read_json
 from tf_nvm.core.version import __version__
@@ -70,7 +72,7 @@ def _text(path, option, error):
     return text
 
 
-def folder_owner(path):
+def folder_owner(path: str | os.PathLike[str]) -> str | None:
     """The command that wrote folder ``path`` (its `MARKER`, else its `LEGACY_FILES`), or None.
 
     A marker that cannot be read as a small JSON object naming a known command counts as no marker.
@@ -94,7 +96,8 @@ def _what(command):
     return f"{COMMANDS[command]} (no {names})"
 
 
-def claim_output_folder(path, command, overwrite=False, *, error=OutputFolderError, option="--out"):
+def claim_output_folder(path: str | os.PathLike[str], command: str, overwrite: bool = False, *,
+                        error: type[Exception] = OutputFolderError, option: str = "--out") -> str:
     """Checks that ``command`` may write its output to folder ``path`` (see the module docstring for the rule).
 
     Nothing is written or removed, except that a missing parent folder is created to check it can hold the output.
@@ -158,11 +161,8 @@ def _check_writable(parent, text, option, error):
                     "folder in a place you may write.") from None
 
 
-def mark_output_folder(path, command):
+def mark_output_folder(path: str | os.PathLike[str], command: str) -> None:
     """Writes `MARKER` into folder ``path`` (created), naming ``command`` as its owner."""
-
-    from tf_nvm.core.atomic import write_json_atomic  # noqa: PLC0415
-
     os.makedirs(path, exist_ok=True)
     write_json_atomic(os.path.join(path, MARKER), {"format": _FORMAT, "command": _command(command),
                                                    "tf_nvm_version": __version__})
@@ -195,7 +195,8 @@ def _clean_leftovers(target):
 
 
 @contextlib.contextmanager
-def staged_output(path, command, overwrite=False, *, error=OutputFolderError, option="--out"):
+def staged_output(path: str | os.PathLike[str], command: str, overwrite: bool = False, *,
+                  error: type[Exception] = OutputFolderError, option: str = "--out") -> Iterator[str]:
     """Context manager: a staging folder that replaces output folder ``path`` when the block finishes.
 
     The rule of `claim_output_folder` is checked first, and again just before the swap (another process may have
@@ -241,7 +242,7 @@ def staged_output(path, command, overwrite=False, *, error=OutputFolderError, op
         raise
 
 
-def final_paths(files, staging, out):
+def final_paths(files: Any, staging: str, out: str | os.PathLike[str]) -> Any:
     """``files`` (a path, or a dict / list / tuple of them, nested) with paths inside ``staging`` moved to where
     they will be once `staged_output` has renamed ``staging`` to ``out`` (absolute paths)."""
     if isinstance(files, dict):

@@ -1,4 +1,4 @@
-"""Input standardisation: the one place raw inputs become model inputs.
+"""Input standardization: the one place raw inputs become model inputs.
 
 A model trained by tf_nvm sees ``x_model = (x_raw - mean) / std`` with one
 mean and standard deviation per input channel (last axis), computed on the
@@ -10,22 +10,24 @@ Numpy only (foundation layer).
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 
 from tf_nvm.core.errors import SpecError
 
-__all__ = ["Standardisation", "EPSILON"]
+__all__ = ["Standardization", "Standardisation", "EPSILON", "FORMULA"]
 
 EPSILON = 1e-8
 """Added to every standard deviation (raw units) so that a constant channel does not divide by zero."""
 
 FORMULA = "x_model = (x_raw - input_mean) / input_std"
+"""The formula stored beside the mean and std (``formula`` of :meth:`Standardization.to_dict`)."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class Standardisation:
-    """Per-channel standardisation of raw inputs.
+class Standardization:
+    """Per-channel standardization of raw inputs.
 
     Attributes:
         mean: float32 array, one value per input channel (raw units).
@@ -36,21 +38,21 @@ class Standardisation:
     std: np.ndarray
 
     @classmethod
-    def fit(cls, x_train):
+    def fit(cls, x_train: Any) -> "Standardization":
         """Mean and standard deviation (+ `EPSILON`) per channel over every axis but the last.
 
         Args:
             x_train: float array, channels last (raw units).
 
         Returns:
-            `Standardisation`.
+            `Standardization`.
         """
         x_train = np.asarray(x_train)
         axes = tuple(range(x_train.ndim - 1))
         return cls(np.asarray(x_train.mean(axes), np.float32),
                    np.asarray(x_train.std(axes) + EPSILON, np.float32))
 
-    def apply(self, x):
+    def apply(self, x: Any) -> np.ndarray:
         """Raw inputs -> model inputs, ``(x - mean) / std`` in float32.
 
         Args:
@@ -61,16 +63,17 @@ class Standardisation:
         """
         return ((np.asarray(x, np.float32) - self.mean) / self.std).astype(np.float32)
 
-    def __eq__(self, other):
-        return (isinstance(other, Standardisation) and np.array_equal(self.mean, other.mean)
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Standardization) and np.array_equal(self.mean, other.mean)
                 and np.array_equal(self.std, other.std))
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready ``{"input_mean", "input_std", "formula"}``."""
         return {"input_mean": self.mean.tolist(), "input_std": self.std.tolist(), "formula": FORMULA}
 
     @classmethod
-    def from_dict(cls, data, where="preprocessing", error=SpecError):
+    def from_dict(cls, data: Any, where: str = "preprocessing",
+                  error: type[Exception] = SpecError) -> "Standardization":
         """Reads ``{"input_mean": [...], "input_std": [...]}`` (other keys are ignored) and checks it.
 
         Args:
@@ -79,7 +82,7 @@ class Standardisation:
             error: the `TfNvmError` subclass to raise.
 
         Returns:
-            `Standardisation`.
+            `Standardization`.
 
         Raises:
             ``error``: not a dict, a key missing, values that are not finite numbers, a
@@ -107,3 +110,7 @@ class Standardisation:
             raise error(f"{where}: every input_std must be > 0, got {values['input_std'].tolist()[:8]}. "
                         "Fix: re-run `tf-nvm train`.")
         return cls(values["input_mean"], values["input_std"])
+
+
+Standardisation = Standardization
+"""Deprecated alias of :class:`Standardization` (British spelling), kept for one release."""

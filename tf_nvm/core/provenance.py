@@ -15,6 +15,7 @@ commands are not a new release.
 import functools
 import os
 import subprocess
+from typing import Any
 
 from tf_nvm.core.version import __version__
 
@@ -25,7 +26,7 @@ _GIT_SECONDS = 5.0
 """Longest wait [s] for one git command (a hung or absent git gives no commit, never an error)."""
 
 
-def _git(*args):
+def _git(*args: str) -> str | None:
     try:
         done = subprocess.run(["git", "-C", _ROOT, *args], capture_output=True, text=True, timeout=_GIT_SECONDS,
                               check=False, env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
@@ -35,7 +36,7 @@ def _git(*args):
 
 
 @functools.lru_cache(maxsize=None)
-def git_commit():
+def git_commit() -> tuple[str | None, bool | None]:
     """``(commit, dirty)`` of the tf_nvm checkout this package runs from: 40 hex digits and a bool, or (None, None)."""
     if not (os.path.isfile(os.path.join(_ROOT, "setup.cfg")) and os.path.exists(os.path.join(_ROOT, ".git"))):
         return None, None
@@ -46,13 +47,13 @@ def git_commit():
     return commit, (bool(status) if status is not None else None)
 
 
-def current():
+def current() -> dict[str, Any]:
     """The running code: ``{"tf_nvm_version": str, "git_commit": str or None, "git_dirty": bool or None}``."""
     commit, dirty = git_commit()
     return {"tf_nvm_version": __version__, "git_commit": commit, "git_dirty": dirty}
 
 
-def describe(record):
+def describe(record: Any) -> str:
     """``"tf_nvm 0.3.0 (commit 1a2b3c4d5e6f)"`` for a `current()`-style dict (missing keys: ``unknown``)."""
     record = record if isinstance(record, dict) else {}
     text = f"tf_nvm {record.get('tf_nvm_version') or 'unknown version'}"
@@ -60,7 +61,7 @@ def describe(record):
     return f"{text} (commit {commit[:12]})" if isinstance(commit, str) and commit else text
 
 
-def stale_reason(record):
+def stale_reason(record: Any) -> str | None:
     """Why a result recorded with ``record`` (a `current()`-style dict) is stale, or None when the code is the same.
 
     The version must match; the commit must match when both the record and the running code have one

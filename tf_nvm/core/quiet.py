@@ -25,6 +25,7 @@ import os
 import sys
 import tempfile
 import warnings
+from typing import Iterator
 
 __all__ = ["VERBOSE_ENV", "QUIET_ENV", "CONVERTER_WARNINGS", "wanted", "quiet_tensorflow_log_level",
            "restore_tensorflow_log_level", "native_output_silenced"]
@@ -41,7 +42,7 @@ CONVERTER_WARNINGS = (
 """Python warnings of the TFLite converter that every tf_nvm export triggers by design (message regexes)."""
 
 
-def wanted():
+def wanted() -> bool:
     """Whether TensorFlow's own output should be silenced now.
 
     Returns:
@@ -61,21 +62,21 @@ _SET_BY_TF_NVM = "_TF_NVM_SET_TF_CPP_MIN_LOG_LEVEL"
 """Marks a ``TF_CPP_MIN_LOG_LEVEL`` that tf_nvm itself set (so later checks do not take it for the user's)."""
 
 
-def quiet_tensorflow_log_level():
+def quiet_tensorflow_log_level() -> None:
     """Sets ``TF_CPP_MIN_LOG_LEVEL=3`` for TensorFlow's C++ logging when silencing and the user set no level."""
     if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
         os.environ[_SET_BY_TF_NVM] = "1"
 
 
-def restore_tensorflow_log_level():
+def restore_tensorflow_log_level() -> None:
     """Removes a ``TF_CPP_MIN_LOG_LEVEL`` that tf_nvm set (``tf-nvm --verbose`` after ``import tf_nvm``)."""
     if os.environ.pop(_SET_BY_TF_NVM, None) == "1":
         os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
 
 
 @contextlib.contextmanager
-def native_output_silenced(active=None):
+def native_output_silenced(active: bool | None = None) -> Iterator[None]:
     """Captures what native code writes to file descriptor 2 inside the block, and Python's converter warnings.
 
     The captured bytes are dropped when the block succeeds and written back to stderr when it raises (so a failing

@@ -16,13 +16,14 @@ This module imports nothing from TensorFlow (foundation layer).
 """
 
 import difflib
+from typing import Any, Iterable, Iterator
 
 from tf_nvm.core.errors import UnknownNameError
 
 __all__ = ["Registry", "closest_name", "did_you_mean"]
 
 
-def closest_name(name, known):
+def closest_name(name: Any, known: Iterable[Any]) -> str | None:
     """The known name closest to ``name`` (`difflib.get_close_matches`, similarity >= 0.6), or None.
 
     Args:
@@ -35,7 +36,7 @@ def closest_name(name, known):
     return matches[0] if matches else None
 
 
-def did_you_mean(name, known):
+def did_you_mean(name: Any, known: Iterable[Any]) -> str:
     """`` Did you mean 'x'?`` naming the closest known name (with its leading space), or ``""`` when none is close.
 
     Messages insert it after the sentence that names the unknown value:
@@ -56,14 +57,15 @@ class Registry:
             of the known names").
     """
 
-    def __init__(self, kind, error=UnknownNameError, fix=None):
+    def __init__(self, kind: str, error: type[Exception] = UnknownNameError, fix: str | None = None):
         self.kind = kind
         self.error = error
         self.fix = fix
-        self._entries = {}
-        self._descriptions = {}
+        self._entries: dict[str, Any] = {}
+        self._descriptions: dict[str, str] = {}
 
-    def register(self, name_or_value=None, value=None, *, description=None, replace=False):
+    def register(self, name_or_value: Any = None, value: Any = None, *, description: str | None = None,
+                 replace: bool = False) -> Any:
         """Adds an entry; also usable as a decorator (``@reg.register`` or ``@reg.register("name")``).
 
         Args:
@@ -96,7 +98,7 @@ class Registry:
         self._descriptions[name] = description if description is not None else (doc[0] if doc else "")
         return value
 
-    def get(self, name):
+    def get(self, name: Any) -> Any:
         """The entry called ``name``.
 
         Raises:
@@ -110,7 +112,7 @@ class Registry:
             raise self.error(f"unknown {self.kind} {name!r}; known: {', '.join(self.names()) or '(none)'}."
                              f"{did_you_mean(name, self.names())} Fix: {fix}.") from None
 
-    def resolve(self, value, kind):
+    def resolve(self, value: Any, kind: type | tuple[type, ...]) -> Any:
         """``value`` itself when it is an instance of ``kind``, else the entry called ``value``.
 
         Raises:
@@ -118,26 +120,26 @@ class Registry:
         """
         return value if isinstance(value, kind) else self.get(value)
 
-    def names(self):
+    def names(self) -> list[str]:
         """Entry names, sorted (list of str)."""
         return sorted(self._entries)
 
-    def describe(self):
+    def describe(self) -> dict[str, str]:
         """{name: one-line description}, sorted by name."""
         return {name: self._descriptions[name] for name in self.names()}
 
-    def items(self):
+    def items(self) -> list[tuple[str, Any]]:
         """(name, entry) pairs, sorted by name."""
         return [(name, self._entries[name]) for name in self.names()]
 
-    def __contains__(self, name):
+    def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name in self._entries
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._entries)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {self.names()})"

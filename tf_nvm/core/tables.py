@@ -7,6 +7,7 @@ line, a header separator.
 
 import math
 import numbers
+from typing import Any
 
 import pandas as pd
 
@@ -28,7 +29,7 @@ def _cell(value, decimals):
     return str(value).replace("|", "\\|")
 
 
-def to_markdown(table, decimals=4):
+def to_markdown(table: pd.DataFrame, decimals: int | dict[str, int] = 4) -> str:
     """A Markdown table of a DataFrame (index left out).
 
     Args:
@@ -46,7 +47,7 @@ def to_markdown(table, decimals=4):
     return "\n".join(lines) + "\n"
 
 
-def write_table(table, prefix, decimals=4):
+def write_table(table: pd.DataFrame, prefix: str, decimals: int | dict[str, int] = 4) -> tuple[str, str]:
     """Writes ``PREFIX.csv`` and ``PREFIX.md``.
 
     Returns:
@@ -58,7 +59,7 @@ def write_table(table, prefix, decimals=4):
     return csv_path, md_path
 
 
-def to_records(table):
+def to_records(table: pd.DataFrame) -> list[dict[str, Any]]:
     """A DataFrame as a JSON-ready list of row dicts (numpy numbers as Python numbers, NaN as None).
 
     Args:

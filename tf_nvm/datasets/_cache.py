@@ -6,6 +6,7 @@ Reading files that may be hostile (bounded ``.npz``, gzip and zip reads) lives i
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ DATA_DIR_ENV = "TF_NVM_DATA_DIR"
 CACHE_DIR_ENV = "TF_NVM_CACHE_DIR"
 
 
-def default_cache_dir():
+def default_cache_dir() -> Path:
     """Returns the default cache folder: ``$TF_NVM_CACHE_DIR`` or ``~/.cache/tf_nvm``.
 
     Returns:
@@ -38,20 +39,20 @@ def default_cache_dir():
     return (Path.home() / ".cache" / "tf_nvm").resolve()
 
 
-def resolve_cache_dir(cache_dir):
+def resolve_cache_dir(cache_dir: str | os.PathLike[str] | None) -> Path:
     """Returns ``cache_dir`` as an absolute path, or :func:`default_cache_dir` when it is None."""
     if cache_dir is None:
         return default_cache_dir()
     return Path(cache_dir).expanduser().resolve()
 
 
-def data_dir_from_env():
+def data_dir_from_env() -> Path | None:
     """Returns ``$TF_NVM_DATA_DIR`` as a Path, or None when the variable is unset or empty."""
     env = os.environ.get(DATA_DIR_ENV)
     return Path(env).expanduser() if env else None
 
 
-def atomic_savez(path, **arrays):
+def atomic_savez(path: str | os.PathLike[str], **arrays: Any) -> Path:
     """Writes an uncompressed ``.npz`` atomically (temporary file in the same folder, then rename).
 
     Readers never see a half-written file, and an interrupted write leaves no
@@ -78,7 +79,7 @@ def atomic_savez(path, **arrays):
     return path
 
 
-def say(verbose, message):
+def say(verbose: bool, message: str) -> None:
     """Prints ``message`` on one line when ``verbose`` is true."""
     if verbose:
         print(message, flush=True)

@@ -18,6 +18,8 @@ before decompressing), an inner zip at most :data:`HAR_MAX_INNER_ZIP_BYTES`, and
 values are range-checked before every cast.
 """
 
+import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +50,7 @@ def _expected_members(split):
     return files + [f"{split}/y_{split}.txt", f"{split}/subject_{split}.txt"]
 
 
-def find_uci_root_in_zip(zf):
+def find_uci_root_in_zip(zf: zipfile.ZipFile) -> str | None:
     """Returns the member prefix (e.g. ``"UCI HAR Dataset/"``) under which the release lies.
 
     Args:
@@ -172,7 +174,7 @@ def _read_from_zip_path(path):
         return _read_from_zip(zf, str(path))
 
 
-def read_uci_har(path):
+def read_uci_har(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Reads the raw windows of the official UCI HAR release.
 
     Args:

@@ -108,9 +108,9 @@ def _cache_file(cache, root, listing):
     return cache / f"cifar10_folder_{digest}.npz", key
 
 
-def _find_undecodable(files):
+def _find_undecodable(files: list[str]) -> tuple[str | None, str | None]:
     """Decodes ``files`` one by one and returns (file, error) of the first that fails."""
-    from tf_nvm.keras.backend import tf
+    from tf_nvm.keras.backend import tf  # noqa: PLC0415  (lazy: TensorFlow, only to decode image files)
 
     for f in files:
         try:
@@ -126,7 +126,7 @@ def _decode_images(files, where):
     Raises:
         CorruptDatasetError: an image is not 32x32 or cannot be decoded (the message names it).
     """
-    from tf_nvm.keras.backend import tf
+    from tf_nvm.keras.backend import tf  # noqa: PLC0415  (lazy: TensorFlow, only to decode image files)
 
     def load(p):
         data = tf.io.read_file(p)
@@ -223,15 +223,18 @@ def _load_folder(root, cache):
     return arrays, note
 
 
-def _load_keras():
-    from tf_nvm.keras.backend import keras
+def _load_keras() -> dict[str, np.ndarray]:
+    """Loads and checks ``keras.datasets.cifar10.load_data()``."""
+    from tf_nvm.keras.backend import keras  # noqa: PLC0415  (lazy: TensorFlow, only for the Keras download)
 
     (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
     return _validate({"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test},
                      "keras.datasets.cifar10")
 
 
-def load_cifar10(source="auto", *, path=None, cache_dir=None, verbose=True):
+def load_cifar10(source: str = "auto", *, path: str | os.PathLike[str] | None = None,
+                 cache_dir: str | os.PathLike[str] | None = None,
+                 verbose: bool = True) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Loads CIFAR-10 as Keras-style tuples.
 
     Args:
@@ -274,43 +277,55 @@ def load_cifar10(source="auto", *, path=None, cache_dir=None, verbose=True):
             f"load_cifar10: source={source!r} is not allowed; expected one of {', '.join(CIFAR10_SOURCES)}. "
             "Fix: pass one of them (default 'auto').")
     cache = resolve_cache_dir(cache_dir) / "cifar10"
-    tried = []
-
-    def done(arrays, label, where, note):
+    tried: list[str] = []
+    found = _from_folders(path, cache, tried) if source in ("auto", "folder") else None
+    if found is None and (source == "keras" or (source == "auto" and path is None)):
+        found = _from_keras(tried)
+    if found is not None:
+        arrays, label, where, note = found
         say(verbose, f"tf_nvm.datasets.load_cifar10: using {label}: {where} ({note})")
         return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
-
-    if source in ("auto", "folder"):
-        candidates = []  # (label, folder or None, reason when None)
-        if path is not None:  # when given, the only source (never silently replaced by another one)
-            candidates.append(("path", Path(path).expanduser(), None))
-        else:
-            env = data_dir_from_env()
-            if env is None:
-                candidates.append((f"${DATA_DIR_ENV}/cifar10", None, f"{DATA_DIR_ENV} is not set"))
-            else:
-                candidates.append((f"${DATA_DIR_ENV}", env / "cifar10", None))
-        for label, folder, reason in candidates:
-            if folder is None:
-                tried.append(f"{label}: {reason}")
-            elif folder.is_dir():
-                root = folder.resolve()
-                arrays, note = _load_folder(root, cache)
-                return done(arrays, f"image folder ({label})", root, note)
-            else:
-                tried.append(f"{label} {folder}: {'not a folder' if folder.exists() else 'does not exist'}")
-
-    if source == "keras" or (source == "auto" and path is None):
-        try:
-            arrays = _load_keras()
-        except CorruptDatasetError:
-            raise
-        except Exception as exc:  # no network, HTTP error, damaged download, ...
-            tried.append(f"keras.datasets.cifar10.load_data(): failed ({type(exc).__name__}: {exc})")
-        else:
-            return done(arrays, "keras.datasets.cifar10", "keras.datasets.cifar10.load_data()", "original release")
-
     lines = "\n".join(f"  {i}. {t}" for i, t in enumerate(tried, start=1))
     raise DatasetNotFoundError(
         f"load_cifar10(source={source!r}): no source of CIFAR-10 could be loaded. Tried:\n{lines}\n{_FIX}"
     )
+
+
+# A source found: (arrays, label of the source, where it was read, note) for the verbose line.
+_Found = tuple[dict[str, np.ndarray], str, str | Path, str]
+
+
+def _from_folders(path: str | os.PathLike[str] | None, cache: Path, tried: list[str]) -> _Found | None:
+    """Loads the image folder ``path`` (when given, the only one) or ``$TF_NVM_DATA_DIR/cifar10``."""
+    candidates: list[tuple[str, Path | None, str | None]] = []  # (label, folder or None, reason when None)
+    if path is not None:  # when given, the only source (never silently replaced by another one)
+        candidates.append(("path", Path(path).expanduser(), None))
+    else:
+        env = data_dir_from_env()
+        if env is None:
+            candidates.append((f"${DATA_DIR_ENV}/cifar10", None, f"{DATA_DIR_ENV} is not set"))
+        else:
+            candidates.append((f"${DATA_DIR_ENV}", env / "cifar10", None))
+    for label, folder, reason in candidates:
+        if folder is None:
+            tried.append(f"{label}: {reason}")
+        elif folder.is_dir():
+            root = folder.resolve()
+            arrays, note = _load_folder(root, cache)
+            return arrays, f"image folder ({label})", root, note
+        else:
+            tried.append(f"{label} {folder}: {'not a folder' if folder.exists() else 'does not exist'}")
+    return None
+
+
+def _from_keras(tried: list[str]) -> _Found | None:
+    """Loads ``keras.datasets.cifar10.load_data()`` (downloads the original release on first use)."""
+    try:
+        arrays = _load_keras()
+    except CorruptDatasetError:
+        raise
+    except Exception as exc:  # no network, HTTP error, damaged download, ...
+        tried.append(f"keras.datasets.cifar10.load_data(): failed ({type(exc).__name__}: {exc})")
+        return None
+    return arrays, "keras.datasets.cifar10", "keras.datasets.cifar10.load_data()", "original release"
+

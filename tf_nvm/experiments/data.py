@@ -4,7 +4,7 @@ the simulator and the cost report, from a registered data set or a user's ``.npz
 The training part is split into a training and a validation part (validation
 subjects held out of the training subjects for HAR, the last 10 % of the
 training images for CIFAR-10: 5000 of 50,000); the test part is only evaluated, never used for
-selection. Inputs are standardised with the `Standardisation` fitted on the
+selection. Inputs are standardized with the `Standardization` fitted on the
 training part (what remains after the validation part is removed), in the
 data set's stored units (CIFAR-10: pixel values 0..255), so that a mapping's
 ``input_mean``/``input_std`` apply to the data exactly as a loader returns it.
@@ -19,18 +19,19 @@ Importing this module does not import TensorFlow.
 
 import dataclasses
 import hashlib
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from tf_nvm.datasets import DATASETS
 from tf_nvm.datasets.user import FIX_NPZ, USER_NPZ_MAX_BYTES, RawData, load_npz_data
 from tf_nvm.core.errors import CorruptDatasetError, DatasetNotFoundError, RecipeError, SimulatorError
-from tf_nvm.core.preprocessing import Standardisation
+from tf_nvm.core.preprocessing import Standardization
 from tf_nvm.core.registry import Registry
 
 __all__ = ["Split", "prepare_data", "subject_folds", "SPLITS", "RawData", "load_npz_data", "load_raw_data",
-           "EvaluationData", "evaluation_data", "standardisation_from_data", "USER_NPZ_MAX_BYTES",
+           "EvaluationData", "evaluation_data", "standardization_from_data", "standardisation_from_data",
+           "USER_NPZ_MAX_BYTES",
            "CALIBRATION_EXAMPLES", "INPUT_STD_RANGE", "NPZ_VALIDATION_FRACTION"]
 
 NPZ_VALIDATION_FRACTION = 0.1
@@ -48,8 +49,9 @@ class Split:
         x_train, y_train: training part (validation part removed).
         x_val, y_val: validation part (model selection).
         x_test, y_test: test part (reported only).
-        standardisation: per-channel `Standardisation` fitted on the training
+        standardization: per-channel `Standardization` fitted on the training
             part (part of the input encoding; a run folder's ``preprocessing.json``).
+            ``standardisation`` is its deprecated alias (read-only).
         source: where the data came from (a description: the same data may come from several places).
     """
 
@@ -59,11 +61,16 @@ class Split:
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-    standardisation: Standardisation
+    standardization: Standardization
     source: str
     _sha256: Optional[str] = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
-    def content_hash(self):
+    @property
+    def standardisation(self) -> Standardization:
+        """Deprecated alias of `standardization` (British spelling), kept for one release."""
+        return self.standardization
+
+    def content_hash(self) -> str:
         """SHA-256 (hex str) of the six arrays (dtype, shape and bytes, in field order), whatever their source.
 
         What identifies the data in run folders and training keys: the same arrays read from a package, a cache
@@ -76,7 +83,7 @@ class Split:
             for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
                 array = np.ascontiguousarray(getattr(self, name))
                 digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode("ascii"))
-                digest.update(memoryview(array).cast("B"))
+                digest.update(array.data.cast("B"))
             self._sha256 = digest.hexdigest()
         return self._sha256
 
@@ -147,7 +154,7 @@ def _split_npz(data, recipe):
     return x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:], data.x_test.astype(np.float32), y_test, where
 
 
-def prepare_data(recipe, data_path=None, verbose=True):
+def prepare_data(recipe: Any, data_path: Any = None, verbose: bool = True) -> Split:
     """Loads, splits and standardises the recipe's data set.
 
     Args:
@@ -162,7 +169,9 @@ def prepare_data(recipe, data_path=None, verbose=True):
         RecipeError: the recipe's data set has no registered split.
     """
     split = SPLITS.get(recipe.dataset)
-    return _standardised(*split(DATASETS.get(recipe.dataset)(path=data_path, verbose=verbose), recipe),
+    x_tr, y_tr, x_val, y_val, x_te, y_te, source = split(DATASETS.get(recipe.dataset)(path=data_path,
+                                                                                      verbose=verbose), recipe)
+    return _standardised(x_tr, y_tr, x_val, y_val, x_te, y_te, source,
                          task=getattr(recipe, "training_task", "classification"))
 
 
@@ -172,16 +181,16 @@ def _standardised(x_tr, y_tr, x_val, y_val, x_te, y_te, source, task="classifica
     Targets by task: ``classification`` int32 labels, ``regression`` float32 targets, ``reconstruction`` the
     standardised inputs themselves (the given targets are not read).
     """
-    standardisation = Standardisation.fit(x_tr)
-    x_tr, x_val, x_te = (standardisation.apply(x) for x in (x_tr, x_val, x_te))
+    standardization = Standardization.fit(x_tr)
+    x_tr, x_val, x_te = (standardization.apply(x) for x in (x_tr, x_val, x_te))
     if task == "reconstruction":
         y_tr, y_val, y_te = x_tr, x_val, x_te
     dtype = np.int32 if task == "classification" else np.float32
     return Split(x_tr, np.asarray(y_tr, dtype), x_val, np.asarray(y_val, dtype), x_te, np.asarray(y_te, dtype),
-                 standardisation, source)
+                 standardization, source)
 
 
-def subject_folds(recipe, folds, data_path=None, verbose=True):
+def subject_folds(recipe: Any, folds: int, data_path: Any = None, verbose: bool = True) -> list[Split]:
     """Cross-validation folds by subject: the training subjects dealt into ``folds`` groups by id (the i-th
     smallest id into group i mod ``folds``); fold g validates on group g and trains on the others.
 
@@ -236,7 +245,7 @@ def _arrays_of(loaded):
     return x_train, y_train, x_test, y_test
 
 
-def load_raw_data(dataset=None, path=None, verbose=False):
+def load_raw_data(dataset: str | None = None, path: Any = None, verbose: bool = False) -> RawData:
     """The test data of every command, read one way.
 
     ``dataset`` names a registered data set (`tf_nvm.datasets.DATASETS`), read by its
@@ -271,8 +280,8 @@ def load_raw_data(dataset=None, path=None, verbose=False):
                    f"{dataset} ({source}{'' if path is None else ': ' + str(path)})")
 
 
-def standardisation_from_data(raw, where="--data"):
-    """The `Standardisation` fitted on ``raw.x_train`` (per channel, raw units), as `prepare_data` fits it.
+def standardization_from_data(raw: RawData, where: str = "--data") -> Standardization:
+    """The `Standardization` fitted on ``raw.x_train`` (per channel, raw units), as `prepare_data` fits it.
 
     Raises:
         CorruptDatasetError: ``raw`` has no ``x_train``.
@@ -280,7 +289,11 @@ def standardisation_from_data(raw, where="--data"):
     if raw.x_train is None:
         raise CorruptDatasetError(f"{where}: {raw.source} has no 'x_train', so no input standardisation can be "
                                   f"fitted. {FIX_NPZ}")
-    return Standardisation.fit(raw.x_train.astype(np.float32))
+    return Standardization.fit(raw.x_train.astype(np.float32))
+
+
+standardisation_from_data = standardization_from_data
+"""Deprecated alias of `standardization_from_data` (British spelling), kept for one release."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -293,7 +306,8 @@ class EvaluationData:
         calibration: at most `CALIBRATION_EXAMPLES` standardised training inputs, or None.
         dataset: registered data-set name or None.
         source: where the data came from.
-        standardised: False when the mapping records no standardisation and ``x`` is the data as given.
+        standardized: False when the mapping records no standardisation and ``x`` is the data as given
+            (``standardised`` is its deprecated alias, read-only).
     """
 
     x: np.ndarray
@@ -301,15 +315,20 @@ class EvaluationData:
     calibration: Optional[np.ndarray]
     dataset: Optional[str]
     source: str
-    standardised: bool = True
+    standardized: bool = True
 
     @property
-    def label(self):
+    def standardised(self) -> bool:
+        """Deprecated alias of `standardized` (British spelling), kept for one release."""
+        return self.standardized
+
+    @property
+    def label(self) -> str:
         """A short name of the data for progress lines."""
         return self.dataset or "user"
 
 
-def evaluation_data(mapping, raw, examples=None, where="--data"):
+def evaluation_data(mapping: Any, raw: RawData, examples: int | None = None, where: str = "--data") -> EvaluationData:
     """Raw data -> simulator inputs through the mapping's own input standardisation (applied exactly once).
 
     Checks that the example shape equals the mapping's input shape and that the
@@ -346,9 +365,9 @@ def evaluation_data(mapping, raw, examples=None, where="--data"):
                              "cannot be fed to it. Fix: pass the run folder written by `tf-nvm train`, a mapping "
                              "exported from it, or export with `tf-nvm export MODEL --mapping P --data DATA.npz` "
                              "(fits the standardisation on its x_train) or --standardisation FILE.json.")
-    standardised = mapping.input.mean is not None
+    standardized = mapping.input.mean is not None
     x = mapping.input.standardise(x)
-    if standardised:
+    if standardized:
         spread = float(np.std(x))
         low, high = INPUT_STD_RANGE
         if not low <= spread <= high:
@@ -361,4 +380,4 @@ def evaluation_data(mapping, raw, examples=None, where="--data"):
     calibration = None
     if raw.x_train is not None:
         calibration = mapping.input.standardise(raw.x_train[:CALIBRATION_EXAMPLES])
-    return EvaluationData(x, y, calibration, raw.dataset, raw.source, standardised)
+    return EvaluationData(x, y, calibration, raw.dataset, raw.source, standardized)
