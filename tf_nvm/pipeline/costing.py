@@ -16,6 +16,7 @@ Application layer (imports ``tflite_export`` to parse the flatbuffer).
 import dataclasses
 import hashlib
 import os
+from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
@@ -39,7 +40,7 @@ MAX_TFLITE_BYTES = 256 << 20
 _FIX = "Fix: pass the .tflite file written by tf-nvm export --tflite."
 
 
-def si(value, unit):
+def si(value: float, unit: str) -> str:
     """``value`` (in ``unit``) with an SI prefix, 4 significant digits: ``si(9.38e-3, "J") -> "9.378 mJ"``."""
     for factor, prefix in ((1.0, ""), (1e-3, "m"), (1e-6, "u"), (1e-9, "n"), (1e-12, "p")):
         if abs(value) >= factor:
@@ -47,7 +48,8 @@ def si(value, unit):
     return f"{value / 1e-12:.4g} p{unit}"
 
 
-def cost_settings(technology=None, settings=()):
+def cost_settings(technology: str | os.PathLike | Technology | None = None,
+                  settings: Iterable[str] = ()) -> tuple[Technology, dict[str, McuCore]]:
     """(technology, {core name: `McuCore`}) from a technology and ``key=value`` texts.
 
     A key ``mcu.<core>.<field>`` sets a field of an MCU core; any other key a technology field
@@ -77,7 +79,8 @@ def cost_settings(technology=None, settings=()):
     return apply_settings(get_technology(technology), tech_settings), cores
 
 
-def read_mcu_model(path, arena_bytes=None, expected_sha256=None, where=None):
+def read_mcu_model(path: str | os.PathLike, arena_bytes: int | None = None, expected_sha256: str | None = None,
+                   where: str | None = None) -> tuple[Any, int | None, list[str]]:
     """The MCU baseline's ``.tflite``: ``(graph, arena bytes or None, notes)``.
 
     Impossible sizes and indices, control flow and files that are no TFLite flatbuffer are refused before the
@@ -236,8 +239,11 @@ def _write_mcu_tables(staging, name, graph, cores, arena_bytes, accuracy, rows, 
     return versus, mcu
 
 
-def cost_source(source, out, *, variant=None, technology=None, settings=(), tflite=None, arena_bytes=None,
-                accuracy=None, data=None, dataset=None, task=None, overwrite=False):
+def cost_source(source: str | os.PathLike, out: str, *, variant: str | None = None,
+                technology: str | os.PathLike | Technology | None = None, settings: Iterable[str] = (),
+                tflite: str | os.PathLike | None = None, arena_bytes: int | None = None, accuracy: float | None = None,
+                data: str | None = None, dataset: str | None = None, task: str | None = None,
+                overwrite: bool = False) -> tuple[dict, list[str]]:
     """``tf-nvm cost``: every argument checked first, then the source read and costed into ``out``.
 
     Args:
@@ -277,7 +283,8 @@ def cost_source(source, out, *, variant=None, technology=None, settings=(), tfli
     if graph is None and found.tflite is not None:  # a run variant: its own export is the MCU baseline
         graph, arena, lines = read_mcu_model(found.tflite, arena_bytes or found.arena_bytes, found.tflite_sha256,
                                              where=found.tflite)
-    scores, measured = {}, found.accuracy
+    scores: dict[str, float] = {}
+    measured = found.accuracy
     if data is not None or dataset is not None:
         chosen, scores = ideal_scores(found, dataset, data, task=task)
         lines.append(f"ideal chip on the test data ({chosen}): "

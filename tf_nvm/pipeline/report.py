@@ -12,9 +12,6 @@ The parts: `tf_nvm.pipeline.report_tables` (the tables), `tf_nvm.pipeline.report
 
 import json
 import os
-from typing import Any
-
-import pandas as pd
 
 from tf_nvm.core.atomic import write_bytes_atomic
 from tf_nvm.core.errors import PipelineError
@@ -87,13 +84,13 @@ def _tables(experiment, found, quick, kind):
     tables = {kind: accuracy_table(found), "paper": paper_table(experiment, found, quick),
               "cost": cost_table(found), "unipolar_vs_bipolar": periphery_table(found),
               "shared_vs_per_layer": shared_table(found), "crossbar_vs_mcu": mcu_table(found)}
-    decimals: dict[str, Any] = {
+    decimals = {
         "paper": 2 if classifier else 4, "unipolar_vs_bipolar": PERIPHERY_DECIMALS, kind: 2 if classifier else 4,
         "crossbar_vs_mcu": {"test accuracy (%)": 2, "energy per inference nJ": 1, "latency us": 2}}
     return tables, decimals
 
 
-def _plots(experiment, found, folder, kind, mcu: pd.DataFrame):
+def _plots(experiment, found, folder, kind, mcu):
     """Every plot of the report, written into ``folder``: {name: path}."""
     preset = experiment.simulation.preset
     plots = {kind: plot_accuracy(found, os.path.join(folder, f"{kind}.png"), preset),

@@ -6,8 +6,10 @@ Each function writes one PNG (two for `plot_periphery`) and returns its path.
 """
 
 import os
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from tf_nvm import mapping as mapping_io
 from tf_nvm.core.plots import pyplot, write_png
@@ -23,7 +25,7 @@ def _scale(metric):
     return (100, "test accuracy (%)") if metric == "accuracy" else (1, f"test {metric.upper()} (target units)")
 
 
-def plot_accuracy(found, path, preset):
+def plot_accuracy(found: dict, path: str, preset: str) -> str:
     """Bars of the training metric per variant: accuracy in %, or the error (MSE) in model units."""
     plt = pyplot()
     names = list(found)
@@ -60,7 +62,8 @@ def plot_accuracy(found, path, preset):
     return write_png(figure, path)
 
 
-def plot_sweep(found, path, preset):
+def plot_sweep(found: dict, path: str, preset: str) -> str:
+    """The chips' metric (mean and std) vs time after programming, one line per variant (log time axis)."""
     plt = pyplot()
     metric = next(iter(found.values()))["simulate"].get("metric", "accuracy")
     factor, ylabel = _scale(metric)
@@ -79,7 +82,8 @@ def plot_sweep(found, path, preset):
     return write_png(figure, path)
 
 
-def plot_levels(found, path):
+def plot_levels(found: dict, path: str) -> str:
+    """Conductance-level histograms, one panel per crossbar layer of each variant."""
     plt = pyplot()
     layers = [(name, layer, counts) for name, v in found.items() for layer, counts in v["simulate"]["levels"].items()]
     cols = 3
@@ -97,7 +101,7 @@ def plot_levels(found, path):
     return write_png(figure, path)
 
 
-def plot_mcu(table, path):
+def plot_mcu(table: pd.DataFrame, path: str) -> str:
     """Energy and latency per inference, grouped by variant, one colour per platform (legend), log axes."""
     plt = pyplot()
     variants = list(dict.fromkeys(table["variant"]))
@@ -124,7 +128,7 @@ def plot_mcu(table, path):
     return write_png(figure, path)
 
 
-def plot_periphery(experiment, found, folder):
+def plot_periphery(experiment: Any, found: dict, folder: str) -> dict[str, str]:
     """Stacked area and energy by component, unipolar vs differential, from one variant's mapping (no TF)."""
     name = next((n for n in found if "unipolar" in n), next(iter(found)))
     mapping = mapping_io.load(os.path.join(found[name]["folder"], "export", "mapping"))  # the folder may have moved

@@ -7,6 +7,7 @@ each as CSV + Markdown (`tf_nvm.core.tables.write_table`) and quotes some cells 
 """
 
 import json
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,11 +21,11 @@ __all__ = ["RUNTIME_COLUMNS", "PERIPHERY_DECIMALS", "PERIPHERY_SCOPES", "pct", "
            "float_baselines", "accuracies", "step_times", "model_times", "recipe_hours"]
 
 
-def pct(value):
+def pct(value: float) -> str:
     return f"{100 * value:.2f} %"
 
 
-def metric_of(found):
+def metric_of(found: dict) -> str:
     """The training metric of the variants (one task per experiment): ``"accuracy"``, or ``"mse"`` for regression
     and reconstruction (``metrics.json``'s ``metric``; folders of classifiers record none)."""
     return next(iter(found.values()))["metrics"].get("metric", "accuracy")
@@ -41,7 +42,7 @@ runtime's own arithmetic (the export is right for it), and the runtime the model
 model as trained (what deploying there costs; section Deployment runtime)."""
 
 
-def accuracy_table(found):
+def accuracy_table(found: dict) -> pd.DataFrame:
     """Per variant: the training metric (accuracy in %, or MSE in model units) of the float and NVM models, the
     simulated chips' metric against the targets (and, for regression, against the ideal chip), and the exactness
     checks (`RUNTIME_COLUMNS`)."""
@@ -83,7 +84,8 @@ def accuracy_table(found):
     return pd.DataFrame(rows)
 
 
-def cost_table(found):
+def cost_table(found: dict) -> pd.DataFrame:
+    """Per variant: tiles, devices, total area, energy and latency per inference of its crossbar mapping."""
     rows = []
     for name, v in found.items():
         summary, mapping = v["cost"]["summary"], v["export"]["mapping"]
@@ -114,7 +116,7 @@ def _change(reduction):
     return None if reduction is None else 0.0 - 100 * reduction  # 0.0 - x: no "-0.0"
 
 
-def periphery_table(found):
+def periphery_table(found: dict) -> pd.DataFrame:
     """Unipolar vs bipolar (differential) for each variant's network, mapped both ways: area and energy per
     inference of the crossbar periphery and of the whole periphery (with the digital units), and the change."""
     rows = []
@@ -144,7 +146,8 @@ _SHARED_COLUMNS = {"periphery": "converter and scaling design", "adc_designs": "
 periphery and digital units), named so beside the crossbar-only periphery of the unipolar-vs-bipolar table."""
 
 
-def shared_table(found):
+def shared_table(found: dict) -> pd.DataFrame:
+    """Per variant: one shared converter and scaling design vs one per layer (`_SHARED_COLUMNS`)."""
     rows = []
     for name, v in found.items():
         for row in v["cost"]["shared_vs_per_layer"]:
@@ -152,7 +155,9 @@ def shared_table(found):
     return pd.DataFrame(rows)
 
 
-def mcu_table(found):
+def mcu_table(found: dict) -> pd.DataFrame:
+    """Per variant: the crossbar and each microcontroller core, with the test metric, memory, energy and latency
+    per inference."""
     rows = []
     for name, v in found.items():
         metric = v["metrics"].get("metric", "accuracy")
@@ -174,7 +179,7 @@ def _verdict(measured, target):
     return "met" if measured >= target else f"missed by {100 * (target - measured):.2f} pts"
 
 
-def float_group(name, v):
+def float_group(name: str, v: dict) -> str:
     """What identifies the float baseline of variant ``name`` (``found`` entry ``v``) among the variants, as a
     string: the fields of its training recipe that shape that baseline and its measured test accuracy per seed
     (variants sharing a baseline report the same; run folders written before variants shared their float
@@ -189,10 +194,10 @@ def float_group(name, v):
     return json.dumps([fields, measured], sort_keys=True)
 
 
-def float_baselines(found):
+def float_baselines(found: dict) -> list[tuple[str, float]]:
     """[(label, test metric (mean over seeds))]: each distinct float baseline once, named by its
     architecture and the variants that share it."""
-    groups = {}
+    groups: dict[str, dict] = {}
     for name, v in found.items():
         metric = v["metrics"].get("metric", "accuracy")
         group = groups.setdefault(float_group(name, v),
@@ -202,7 +207,7 @@ def float_baselines(found):
     return [(f"{g['architecture']} network of {', '.join(g['names'])}", g["accuracy"]) for g in groups.values()]
 
 
-def accuracies(found):
+def accuracies(found: dict) -> list[tuple[str, str, float, float]]:
     """[(variant, kind label, NVM metric, its float metric)], test accuracies (or MSE) as means over seeds."""
     out = []
     for name, v in found.items():
@@ -216,7 +221,7 @@ def _percent(value):
     return None if value is None else 100 * value
 
 
-def paper_table(experiment, found, quick=False):
+def paper_table(experiment: Any, found: dict, quick: bool = False) -> pd.DataFrame:
     """Test accuracies (mean over seeds) beside the paper's numbers and the experiment's targets, in percent
     (a difference in percentage points), with a verdict; a regression or reconstruction experiment shows its
     test MSE in the targets' units (it has no targets). In quick mode (a smoke run) neither targets nor
@@ -245,7 +250,7 @@ def paper_table(experiment, found, quick=False):
     return table.astype(object).where(table.notna(), "")  # no "nan" where the paper gives no number
 
 
-def step_times(found):
+def step_times(found: dict) -> pd.DataFrame:
     """Wall time of every step of every variant, as its marker recorded it (blank: not recorded)."""
     rows = []
     for name, v in found.items():
@@ -255,7 +260,7 @@ def step_times(found):
     return pd.DataFrame(rows)
 
 
-def model_times(found):
+def model_times(found: dict) -> pd.DataFrame:
     """Training wall time of each model in minutes (mean and max over seeds) and its median epoch in seconds.
 
     The total of a training counts the time it was paused or shared the cores; the median epoch (over
@@ -276,7 +281,7 @@ def model_times(found):
     return pd.DataFrame(rows)
 
 
-def recipe_hours(found):
+def recipe_hours(found: dict) -> tuple[float, float]:
     """(recorded, at the median epoch) hours of the whole recipe: every training and every other step.
 
     A float baseline shared by variants (one `float_group`: their training recipes differ only in fields

@@ -28,7 +28,7 @@ def _fixed(value, decimals):
 _RUNTIME_NAMES = {"litert": "LiteRT", "tflm": "TFLite Micro"}
 
 
-def runtime_line(info, task="classification"):
+def runtime_line(info: dict, task: str | None = "classification") -> str:
     """One line of an export marker's ``runtime_report``: the runtime the Keras model matches bit for bit and,
     on the other, how many int8 outputs (and, for a classifier, arg-max predictions) differ."""
     deployed, other = info["deployed"], info["other"]
@@ -45,7 +45,7 @@ def runtime_line(info, task="classification"):
     return line + f". To deploy on {other_name}, train with spec runtime {other['runtime']!r}."
 
 
-def explanations(experiment, found):
+def explanations(experiment: Any, found: dict) -> list[str]:
     """One line per missed target: by how much, the gap to the variant's own float baseline (measured) and
     the experiment's ``notes`` for that label."""
     lines = []
@@ -72,7 +72,7 @@ def explanations(experiment, found):
     return lines
 
 
-def headlines(found, quick):
+def headlines(found: dict, quick: bool) -> list[str]:
     """The summary lines at the top of report.md. Every number in them is a cell of a table of the same report,
     written as that cell is (a test parses the report and checks it)."""
     lines = []

@@ -12,6 +12,8 @@ Slurm array and a Kubernetes indexed job.
 """
 
 import os
+from collections.abc import Iterable
+from typing import Any
 
 from tf_nvm.core.errors import ShardMergeError
 from tf_nvm.core.outputs import staged_output
@@ -30,7 +32,7 @@ _HEADER = ("source", "dataset", "data", "examples", "config", "mapping")
 """results.json fields before the scores, in the order `tf_nvm.pipeline.simulation.simulate` writes them."""
 
 
-def read_shard(folder):
+def read_shard(folder: str | os.PathLike) -> tuple[dict, Any, Any]:
     """``(results dict, ShardInfo, MonteCarloResult)`` of a Monte Carlo result folder.
 
     Raises:
@@ -63,7 +65,7 @@ def read_shard(folder):
     return results, info, result
 
 
-def merge(folders, out, verbose=True, overwrite=False):
+def merge(folders: Iterable[str | os.PathLike], out: str, verbose: bool = True, overwrite: bool = False) -> dict:
     """Merges Monte Carlo shard folders into ``out`` (``results.json``, ``chips.csv``, ``chips.md``).
 
     Args:
@@ -104,7 +106,8 @@ def _shard_job(job):
     return folder
 
 
-def simulate_parallel(source, out, *, chips, workers, variant=None, overwrite=False, **kwargs):
+def simulate_parallel(source: str | os.PathLike, out: str, *, chips: Any, workers: int, variant: str | None = None,
+                      overwrite: bool = False, **kwargs: Any) -> dict:
     """Monte Carlo of ``chips`` (a `ChipRange`) split over ``workers`` local processes, merged into ``out``.
 
     Each worker (``multiprocessing`` with ``spawn``: its own interpreter and TensorFlow) reads the source and the
