@@ -311,3 +311,30 @@ def test_float_target_is_checked_once_per_distinct_float_baseline(tmp_path):
     assert [q for q in rows["quantity"] if q.startswith("float test accuracy")] == [
         "float test accuracy (cifar_vgg network of a)", "float test accuracy (cifar_vgg network of b)",
         "float test accuracy (cifar_vgg network of c)"]
+
+
+def test_the_pipeline_modules_form_a_dag_below_the_package():
+    """No pipeline module imports the package ``tf_nvm.pipeline`` (its ``__init__``) or, at any level and through
+    any chain, a pipeline module that imports it back (function-level imports included)."""
+    from test_layering import MODULES, _imports  # noqa: PLC0415  (tests/ is on the path, as for test_nas)
+
+    ours = sorted(m for m in MODULES if m.startswith("tf_nvm.pipeline."))
+    graph = {m: {n for n in _imports(m) if n in ours and n != m} for m in ours}
+    assert {m for m in ours if "tf_nvm.pipeline" in _imports(m)} == set()
+    assert "tf_nvm.pipeline.markers" in graph["tf_nvm.pipeline.report"]  # the graph is not empty
+    for start in ours:
+        seen, todo = set(), list(graph[start])
+        while todo:
+            name = todo.pop()
+            assert name != start, f"{start} imports itself back through {sorted(seen)}"
+            if name not in seen:
+                seen.add(name)
+                todo += graph[name]
+
+
+def test_the_british_names_are_deprecated_aliases_of_the_american_ones():
+    from tf_nvm.pipeline import evaluate  # noqa: PLC0415
+
+    assert evaluate.run_standardisation is evaluate.run_standardization
+    assert evaluate.input_standardisation is evaluate.input_standardization
+    assert {"run_standardisation", "input_standardisation"} <= set(evaluate.__all__)
