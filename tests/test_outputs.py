@@ -56,7 +56,7 @@ def test_every_command_that_writes_a_folder_goes_through_the_one_rule():
     assert set(outputs.COMMANDS) == _commands_with_out() == set(sites)
     assert sites == {"train": {"tf_nvm/experiments/runs.py"}, "run": {"tf_nvm/pipeline/steps.py"},
                      "search": {"tf_nvm/nas/search.py"},
-                     "simulate": {"tf_nvm/cli/simulate.py", "tf_nvm/pipeline/evaluate.py",
+                     "simulate": {"tf_nvm/cli/simulate.py", "tf_nvm/pipeline/simulation.py",
                                   "tf_nvm/pipeline/shards.py"},  # one run, and the merge of shards
                      "cost": {"tf_nvm/pipeline/costing.py"}}
 

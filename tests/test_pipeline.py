@@ -259,7 +259,7 @@ def test_a_tiny_cifar10_experiment_end_to_end(tmp_path):
 
 
 def test_whole_recipe_time_counts_a_shared_float_baseline_once(tmp_path):
-    from tf_nvm.pipeline.report import _recipe_hours  # noqa: PLC0415
+    from tf_nvm.pipeline.report_tables import recipe_hours  # noqa: PLC0415
 
     base = {"architecture": "cifar_vgg", "epochs": 4, "seeds": [0]}
     recipes = {"a": {**base, "name": "a", "spec": "paper-4bit-bipolar"},
@@ -271,7 +271,7 @@ def test_whole_recipe_time_counts_a_shared_float_baseline_once(tmp_path):
         float_result = {"seconds": 1000.0, "epoch_seconds": [100.0, 90.0, 500.0, 110.0]}  # paused in epoch 3
         found[name] = {"folder": str(tmp_path / name), "recipe": recipe,
                        "metrics": {"seeds": [{"seed": 0, "float": float_result, "nvm": {"seconds": 720.0}}]}}
-    recorded, median = _recipe_hours(found)
+    recorded, median = recipe_hours(found)
     # floats: a (shared with b) and c; NVM models: a, b, c (no epoch times recorded: their seconds)
     assert recorded == pytest.approx((2 * 1000 + 3 * 720) / 3600)
     assert median == pytest.approx((2 * 4 * 105 + 3 * 720) / 3600)
@@ -281,7 +281,8 @@ def test_float_target_is_checked_once_per_distinct_float_baseline(tmp_path):
     """Variants sharing a float baseline give one row; another architecture gives its own (no mean hides it)."""
     import types  # noqa: PLC0415
 
-    from tf_nvm.pipeline.report import _explanations, _paper_table  # noqa: PLC0415
+    from tf_nvm.pipeline.report_tables import paper_table  # noqa: PLC0415
+    from tf_nvm.pipeline.report_text import explanations  # noqa: PLC0415
 
     base = {"architecture": "cifar_vgg", "epochs": 4, "seeds": [0]}
     variants = {"a": ({**base, "name": "a", "spec": "paper-4bit-bipolar"}, 4, False, 0.84),
@@ -296,17 +297,44 @@ def test_float_target_is_checked_once_per_distinct_float_baseline(tmp_path):
                         "float_test_accuracy": float_accuracy,
                         "seeds": [{"seed": 0, "float": {"test_accuracy": float_accuracy}}]}}
     experiment = types.SimpleNamespace(paper={}, targets={"float": 0.85}, notes={"float": "Why."})
-    table = _paper_table(experiment, found)
+    table = paper_table(experiment, found)
     rows = table[table["quantity"].str.startswith("float test accuracy")]
     assert list(rows["quantity"]) == ["float test accuracy (cifar_vgg network of a, b)",
                                       "float test accuracy (cifar_vgg network of c)"]
     assert list(rows["verdict"]) == ["missed by 1.00 pts", "met"]
-    assert _explanations(experiment, found) == [
+    assert explanations(experiment, found) == [
         "- float, against the target 85.00 %: cifar_vgg network of a, b: 84.00 % (missed by 1.00 pts). Why."]
     # a run folder from before variants shared float baselines: same recipe fields, one float trained per variant
     found["b"]["metrics"]["float_test_accuracy"] = 0.845
     found["b"]["metrics"]["seeds"][0]["float"]["test_accuracy"] = 0.845
-    rows = _paper_table(experiment, found)
+    rows = paper_table(experiment, found)
     assert [q for q in rows["quantity"] if q.startswith("float test accuracy")] == [
         "float test accuracy (cifar_vgg network of a)", "float test accuracy (cifar_vgg network of b)",
         "float test accuracy (cifar_vgg network of c)"]
+
+
+def test_the_pipeline_modules_form_a_dag_below_the_package():
+    """No pipeline module imports the package ``tf_nvm.pipeline`` (its ``__init__``) or, at any level and through
+    any chain, a pipeline module that imports it back (function-level imports included)."""
+    from test_layering import MODULES, _imports  # noqa: PLC0415  (tests/ is on the path, as for test_nas)
+
+    ours = sorted(m for m in MODULES if m.startswith("tf_nvm.pipeline."))
+    graph = {m: {n for n in _imports(m) if n in ours and n != m} for m in ours}
+    assert {m for m in ours if "tf_nvm.pipeline" in _imports(m)} == set()
+    assert "tf_nvm.pipeline.markers" in graph["tf_nvm.pipeline.report"]  # the graph is not empty
+    for start in ours:
+        seen, todo = set(), list(graph[start])
+        while todo:
+            name = todo.pop()
+            assert name != start, f"{start} imports itself back through {sorted(seen)}"
+            if name not in seen:
+                seen.add(name)
+                todo += graph[name]
+
+
+def test_the_british_names_are_deprecated_aliases_of_the_american_ones():
+    from tf_nvm.pipeline import evaluate  # noqa: PLC0415
+
+    assert evaluate.run_standardisation is evaluate.run_standardization
+    assert evaluate.input_standardisation is evaluate.input_standardization
+    assert {"run_standardisation", "input_standardisation"} <= set(evaluate.__all__)

@@ -5,6 +5,7 @@ real cost-model numbers (unipolar vs bipolar periphery, shared vs per-layer); th
 simulation markers hold made-up accuracies (the report only reads them).
 """
 
+import base64
 import json
 import os
 import re
@@ -16,6 +17,7 @@ from tf_nvm.experiments import runs
 from tf_nvm.keras.backend import keras
 from tf_nvm.pipeline import experiment as experiments
 from tf_nvm.pipeline.report import write_report
+from tf_nvm.pipeline.report_html import html_page
 from tf_nvm.pipeline.steps import variant_folder
 from tflite_export import export_crossbar
 
@@ -26,13 +28,16 @@ VARIANTS = {"har-4bit-bipolar": ("paper-4bit-bipolar", 0.931, 0.934),
 NOTE = "A note of the experiment's author, quoting 1.5 points from elsewhere."
 """The experiment's notes are quoted after a missed target as written: their numbers are the author's."""
 
+DESCRIPTION = "a **synthetic** run folder, not `tf-nvm run`'s <b>output</b>"
+"""The experiment's description, in Markdown (report.html renders it; raw HTML is shown as text)."""
+
 NUMBER = re.compile(r"(?<![\w.^-])-?\d+(?:\.\d+)?(?![\w.^-])")
 """A number standing on its own: not the digits of a name (``har-2bit``, ``4-bit``, ``cifar10``, ``2^24``)."""
 
 
 def _experiment(seeds):
     return experiments.from_dict({
-        "name": "headlines", "description": "a synthetic run folder", "dataset": "har",
+        "name": "headlines", "description": DESCRIPTION, "dataset": "har",
         "variants": list(VARIANTS), "seeds": seeds, "epochs": 1,
         "simulation": {"preset": "pcm-like", "t_inference": 3600.0, "chips": 2, "read_noise": "per-chip",
                        "examples": 100, "sweep_t_inference": [3600.0]},
@@ -124,6 +129,8 @@ def reports(tmp_path_factory):
         folder = write_report(_experiment(seeds), str(out), mode == "quick", {})
         with open(os.path.join(folder, "report.md"), encoding="utf-8") as handle:
             built[mode] = handle.read()
+        with open(os.path.join(folder, "report.html"), encoding="utf-8") as handle:
+            built[f"{mode} html"] = handle.read()
     return built
 
 
@@ -172,3 +179,32 @@ def test_quick_mode_is_a_smoke_run_without_verdicts(reports):
     assert "Targets (test accuracy, mean over seeds): float >= 95.00 %, 2-bit unipolar >= 99.00 %, 2-bit unipolar " \
            "vs float >= -0.10 pts." in full
     assert "three seeds" not in quick + full
+
+
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
+"""A 1 x 1 PNG."""
+
+
+def test_report_html_renders_markdown_with_the_plots_embedded(tmp_path):
+    (tmp_path / "plot.png").write_bytes(PNG)
+    lines = ["# title", "", DESCRIPTION, "", "- a **bold** item with `code`, S&H", "",
+             "| variant | acc % |", "| --- | --- |", "| a | 93.10 |", "", "![plot](plot.png)", "",
+             "![elsewhere](../../secret.png)"]
+    page = html_page("title <x>", lines, str(tmp_path))
+    assert "<strong>synthetic</strong>" in page and "<code>tf-nvm run</code>" in page
+    assert "<li>a <strong>bold</strong> item with <code>code</code>, S&amp;H</li>" in page
+    assert "<th>variant</th>" in page and "<td>93.10</td>" in page and "<table>" in page
+    assert "**" not in page and "`" not in page
+    assert "&lt;b&gt;output&lt;/b&gt;" in page and "<b>" not in page  # an author's raw HTML is text
+    assert "<title>title &lt;x&gt;</title>" in page
+    assert f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(PNG).decode()}">' in page
+    assert '<img alt="elsewhere" src="../../secret.png">' in page  # only the report's own PNGs are read
+
+
+@pytest.mark.slow
+def test_the_report_html_of_a_run_folder_renders_its_markdown(reports):
+    page = reports["full html"]
+    assert "<strong>synthetic</strong>" in page and "<code>tf-nvm run</code>" in page and "**" not in page
+    assert page.count("<table>") == sum(line.startswith("| ---") for line in reports["full"].splitlines()) == 8
+    assert page.count('src="data:image/png;base64,') == 6

@@ -16,8 +16,21 @@ Application layer (imports ``tflite_export`` to parse the flatbuffer).
 import dataclasses
 import hashlib
 import os
+from collections.abc import Iterable
+from typing import Any
 
-from tf_nvm.core.errors import CostModelError, OutputFolderError
+import pandas as pd
+
+from tf_nvm.core.atomic import write_json_atomic
+from tf_nvm.core.errors import CostModelError, ExportError, OutputFolderError
+from tf_nvm.core.outputs import claim_output_folder, final_paths, staged_output
+from tf_nvm.core.safe_io import read_bytes
+from tf_nvm.core.tables import to_records
+from tf_nvm.cost import (MCU_CORES, McuCore, Technology, apply_settings, check_tflite_bytes, compare_mappings,
+                         get_technology, mcu_cost, op_table, shared_vs_per_layer, standard_scenarios)
+from tf_nvm.cost.report import component_table, plot_components, plot_crossbar_vs_mcu, write_table
+from tf_nvm.cost.technology import parse_setting
+from tf_nvm.pipeline.evaluate import ideal_scores, read_source
 
 __all__ = ["cost_settings", "read_mcu_model", "write_cost", "cost_source", "si", "MAX_TFLITE_BYTES"]
 
@@ -27,7 +40,7 @@ MAX_TFLITE_BYTES = 256 << 20
 _FIX = "Fix: pass the .tflite file written by tf-nvm export --tflite."
 
 
-def si(value, unit):
+def si(value: float, unit: str) -> str:
     """``value`` (in ``unit``) with an SI prefix, 4 significant digits: ``si(9.38e-3, "J") -> "9.378 mJ"``."""
     for factor, prefix in ((1.0, ""), (1e-3, "m"), (1e-6, "u"), (1e-9, "n"), (1e-12, "p")):
         if abs(value) >= factor:
@@ -35,7 +48,8 @@ def si(value, unit):
     return f"{value / 1e-12:.4g} p{unit}"
 
 
-def cost_settings(technology=None, settings=()):
+def cost_settings(technology: str | os.PathLike | Technology | None = None,
+                  settings: Iterable[str] = ()) -> tuple[Technology, dict[str, McuCore]]:
     """(technology, {core name: `McuCore`}) from a technology and ``key=value`` texts.
 
     A key ``mcu.<core>.<field>`` sets a field of an MCU core; any other key a technology field
@@ -44,9 +58,6 @@ def cost_settings(technology=None, settings=()):
     Raises:
         CostModelError: an unknown technology, core or field, or a value that is not allowed.
     """
-    from tf_nvm.cost import MCU_CORES, apply_settings, get_technology  # noqa: PLC0415
-    from tf_nvm.cost.technology import parse_setting  # noqa: PLC0415
-
     tech_settings, cores = [], {name: core for name, core in MCU_CORES.items()}
     for text in settings:
         key, value = parse_setting(text)
@@ -68,7 +79,8 @@ def cost_settings(technology=None, settings=()):
     return apply_settings(get_technology(technology), tech_settings), cores
 
 
-def read_mcu_model(path, arena_bytes=None, expected_sha256=None, where=None):
+def read_mcu_model(path: str | os.PathLike, arena_bytes: int | None = None, expected_sha256: str | None = None,
+                   where: str | None = None) -> tuple[Any, int | None, list[str]]:
     """The MCU baseline's ``.tflite``: ``(graph, arena bytes or None, notes)``.
 
     Impossible sizes and indices, control flow and files that are no TFLite flatbuffer are refused before the
@@ -84,10 +96,7 @@ def read_mcu_model(path, arena_bytes=None, expected_sha256=None, where=None):
     Raises:
         CostModelError: the file cannot be read, is not the file its export recorded, or is refused.
     """
-    from tf_nvm.cost import check_tflite_bytes, op_table  # noqa: PLC0415
-    from tf_nvm.core.errors import ExportError  # noqa: PLC0415
-    from tf_nvm.core.safe_io import read_bytes  # noqa: PLC0415
-    from tflite_export.flatbuffer import check_runnable, read_tflite  # noqa: PLC0415  (application layer)
+    from tflite_export.flatbuffer import check_runnable, read_tflite  # noqa: PLC0415  (imports TensorFlow)
 
     where = where or f"--tflite {os.fspath(path)!r}"
     content = read_bytes(path, max_bytes=MAX_TFLITE_BYTES, error=CostModelError, fix=_FIX)
@@ -113,11 +122,11 @@ def read_mcu_model(path, arena_bytes=None, expected_sha256=None, where=None):
     notes = []
     if arena_bytes is None:
         try:
-            import tflite_micro  # noqa: F401, PLC0415
+            import tflite_micro  # noqa: F401, PLC0415  (optional and heavy: only to know whether it is installed)
         except ImportError:
             notes.append("warning: tflite-micro is not installed: RAM (arena) not measured; pass --arena-bytes N")
         else:
-            from tflite_export.verify import measure_arena  # noqa: PLC0415
+            from tflite_export.verify import measure_arena  # noqa: PLC0415  (imports TensorFlow)
 
             try:
                 arena_bytes = measure_arena(content)
@@ -126,8 +135,10 @@ def read_mcu_model(path, arena_bytes=None, expected_sha256=None, where=None):
     return graph, arena_bytes, notes
 
 
-def write_cost(out, mapping, technology, cores=None, *, name, source, graph=None, arena_bytes=None,
-               accuracy=None, scores=None, overwrite=False, extra=None):
+def write_cost(out: str, mapping: Any, technology: Technology, cores: dict[str, McuCore] | None = None, *,
+               name: str, source: str | os.PathLike, graph: Any = None, arena_bytes: int | None = None,
+               accuracy: float | None = None, scores: dict[str, float] | None = None, overwrite: bool = False,
+               extra: dict | None = None) -> tuple[dict, list[str]]:
     """Every cost table and plot of ``mapping``, written to folder ``out`` (which commits whole).
 
     Files: ``summary`` (one row per scenario of `tf_nvm.cost.standard_scenarios`), ``components``, ``layers``,
@@ -150,14 +161,6 @@ def write_cost(out, mapping, technology, cores=None, *, name, source, graph=None
     Returns:
         ``(results dict, summary lines)``.
     """
-    import pandas as pd  # noqa: PLC0415
-
-    from tf_nvm.core.atomic import write_json_atomic  # noqa: PLC0415
-    from tf_nvm.cost import MCU_CORES, compare_mappings, mcu_cost, shared_vs_per_layer, standard_scenarios  # noqa: PLC0415
-    from tf_nvm.cost.report import component_table, plot_components, plot_crossbar_vs_mcu, write_table  # noqa: PLC0415
-    from tf_nvm.core.outputs import claim_output_folder, final_paths, staged_output  # noqa: PLC0415
-    from tf_nvm.core.tables import to_records  # noqa: PLC0415
-
     claim_output_folder(out, "cost", overwrite, error=OutputFolderError)
     cores = dict(MCU_CORES.items()) if cores is None else cores
     tech = technology
@@ -179,41 +182,14 @@ def write_cost(out, mapping, technology, cores=None, *, name, source, graph=None
              f"%), power {-100 * comparison['power_reduction']:+.1f} % (paper: up to "
              f"-{100 * comparison['paper_power_reduction']:.0f} %)"]
     with staged_output(out, "cost", overwrite, error=OutputFolderError) as staging:
-        files = {"summary": write_table(summary, os.path.join(staging, "summary")),
-                 "components": write_table(component_table(results), os.path.join(staging, "components")),
-                 "layers": write_table(xbar.components.copy(), os.path.join(staging, "layers")),
-                 "unipolar_vs_bipolar": write_table(pd.DataFrame([comparison]),
-                                                    os.path.join(staging, "unipolar_vs_bipolar")),
-                 "shared_vs_per_layer": write_table(shared, os.path.join(staging, "shared_vs_per_layer"))}
-        mapped = {key: value for key, value in results.items() if key != "offset"}
-        files["area_png"] = plot_components(mapped, "area_um2", os.path.join(staging, "area_by_component.png"),
-                                            f"{name}: area by component ({tech.name}, {tech.array_sizing} arrays)")
-        files["energy_png"] = plot_components(mapped, "energy_pj", os.path.join(staging, "energy_by_component.png"),
-                                              f"{name}: energy per inference by component ({tech.name})")
+        files = _write_crossbar_tables(staging, name, tech, results, xbar, summary, comparison, shared)
         if graph is not None:
             rows = [{"platform": f"crossbar ({kind}, {tech.name})", "accuracy": accuracy,
                      "memory_bytes": xbar.components.loc[xbar.components["component"] == "activation_buffer",
                                                          "count"].sum(),
                      "weights_devices": mapping.summary()["devices"], "area_mm2": xbar.area_um2 * 1e-6,
                      "energy_nj": xbar.energy_pj * 1e-3, "latency_us": xbar.latency_ns * 1e-3}]
-            mcu_tables, mcu = [], {}
-            for core_name, core in cores.items():
-                table, totals = mcu_cost(graph, core, arena_bytes)
-                table.insert(0, "core", core_name)
-                mcu_tables.append(table)
-                mcu[core_name] = totals
-                rows.append({"platform": core.name, "accuracy": accuracy, "flash_bytes": totals["flash_bytes"],
-                             "ram_bytes": totals["ram_bytes"], "macs": totals["macs"],
-                             "energy_nj": totals["energy_nj"], "latency_us": totals["latency_us"]})
-                lines.append(f"{core.name}: {si(totals['energy_nj'] * 1e-9, 'J')}, "
-                             f"{si(totals['latency_us'] * 1e-6, 's')} per inference, flash {totals['flash_bytes']} "
-                             f"B, RAM {totals['ram_bytes']} B")
-            versus = pd.DataFrame(rows, columns=["platform", "accuracy", "flash_bytes", "ram_bytes", "memory_bytes",
-                                                 "weights_devices", "macs", "area_mm2", "energy_nj", "latency_us"])
-            files["mcu_ops"] = write_table(pd.concat(mcu_tables, ignore_index=True), os.path.join(staging, "mcu_ops"))
-            files["crossbar_vs_mcu"] = write_table(versus, os.path.join(staging, "crossbar_vs_mcu"))
-            files["crossbar_vs_mcu_png"] = plot_crossbar_vs_mcu(versus, os.path.join(staging, "crossbar_vs_mcu.png"),
-                                                                f"{name}: crossbar vs microcontroller per inference")
+            versus, mcu = _write_mcu_tables(staging, name, graph, cores, arena_bytes, accuracy, rows, lines, files)
             report["crossbar_vs_mcu"] = to_records(versus)
             report["mcu"] = mcu
         report["files"] = final_paths(files, staging, out)
@@ -221,8 +197,53 @@ def write_cost(out, mapping, technology, cores=None, *, name, source, graph=None
     return report, lines
 
 
-def cost_source(source, out, *, variant=None, technology=None, settings=(), tflite=None, arena_bytes=None,
-                accuracy=None, data=None, dataset=None, task=None, overwrite=False):
+def _write_crossbar_tables(staging, name, tech, results, xbar, summary, comparison, shared):
+    """The crossbar's tables and stacked-bar plots in ``staging`` (``xbar``: the scenario as mapped):
+    {file key: path(s)}."""
+    files = {"summary": write_table(summary, os.path.join(staging, "summary")),
+             "components": write_table(component_table(results), os.path.join(staging, "components")),
+             "layers": write_table(xbar.components.copy(), os.path.join(staging, "layers")),
+             "unipolar_vs_bipolar": write_table(pd.DataFrame([comparison]),
+                                                os.path.join(staging, "unipolar_vs_bipolar")),
+             "shared_vs_per_layer": write_table(shared, os.path.join(staging, "shared_vs_per_layer"))}
+    mapped = {key: value for key, value in results.items() if key != "offset"}
+    files["area_png"] = plot_components(mapped, "area_um2", os.path.join(staging, "area_by_component.png"),
+                                        f"{name}: area by component ({tech.name}, {tech.array_sizing} arrays)")
+    files["energy_png"] = plot_components(mapped, "energy_pj", os.path.join(staging, "energy_by_component.png"),
+                                          f"{name}: energy per inference by component ({tech.name})")
+    return files
+
+
+def _write_mcu_tables(staging, name, graph, cores, arena_bytes, accuracy, rows, lines, files):
+    """The MCU baseline per core beside the crossbar (``rows`` holds its row): writes ``mcu_ops`` and
+    ``crossbar_vs_mcu`` (table and plot) into ``staging`` and adds them to ``files``, a line per core to
+    ``lines``; returns ``(crossbar-vs-MCU table, {core: totals})``."""
+    mcu_tables, mcu = [], {}
+    for core_name, core in cores.items():
+        table, totals = mcu_cost(graph, core, arena_bytes)
+        table.insert(0, "core", core_name)
+        mcu_tables.append(table)
+        mcu[core_name] = totals
+        rows.append({"platform": core.name, "accuracy": accuracy, "flash_bytes": totals["flash_bytes"],
+                     "ram_bytes": totals["ram_bytes"], "macs": totals["macs"],
+                     "energy_nj": totals["energy_nj"], "latency_us": totals["latency_us"]})
+        lines.append(f"{core.name}: {si(totals['energy_nj'] * 1e-9, 'J')}, "
+                     f"{si(totals['latency_us'] * 1e-6, 's')} per inference, flash {totals['flash_bytes']} "
+                     f"B, RAM {totals['ram_bytes']} B")
+    versus = pd.DataFrame(rows, columns=["platform", "accuracy", "flash_bytes", "ram_bytes", "memory_bytes",
+                                         "weights_devices", "macs", "area_mm2", "energy_nj", "latency_us"])
+    files["mcu_ops"] = write_table(pd.concat(mcu_tables, ignore_index=True), os.path.join(staging, "mcu_ops"))
+    files["crossbar_vs_mcu"] = write_table(versus, os.path.join(staging, "crossbar_vs_mcu"))
+    files["crossbar_vs_mcu_png"] = plot_crossbar_vs_mcu(versus, os.path.join(staging, "crossbar_vs_mcu.png"),
+                                                        f"{name}: crossbar vs microcontroller per inference")
+    return versus, mcu
+
+
+def cost_source(source: str | os.PathLike, out: str, *, variant: str | None = None,
+                technology: str | os.PathLike | Technology | None = None, settings: Iterable[str] = (),
+                tflite: str | os.PathLike | None = None, arena_bytes: int | None = None, accuracy: float | None = None,
+                data: str | None = None, dataset: str | None = None, task: str | None = None,
+                overwrite: bool = False) -> tuple[dict, list[str]]:
     """``tf-nvm cost``: every argument checked first, then the source read and costed into ``out``.
 
     Args:
@@ -246,9 +267,6 @@ def cost_source(source, out, *, variant=None, technology=None, settings=(), tfli
         CostModelError, OutputFolderError, RunFolderError, MappingError: as the parts it calls, before any cost is
             computed.
     """
-    from tf_nvm.core.outputs import claim_output_folder  # noqa: PLC0415
-    from tf_nvm.pipeline.evaluate import ideal_scores, read_source  # noqa: PLC0415
-
     if accuracy is not None and not 0.0 <= accuracy <= 1.0:
         raise CostModelError(f"--accuracy: value {accuracy!r} is not allowed; allowed: a fraction in 0..1. Fix: "
                              "e.g. --accuracy 0.93.")
@@ -265,7 +283,8 @@ def cost_source(source, out, *, variant=None, technology=None, settings=(), tfli
     if graph is None and found.tflite is not None:  # a run variant: its own export is the MCU baseline
         graph, arena, lines = read_mcu_model(found.tflite, arena_bytes or found.arena_bytes, found.tflite_sha256,
                                              where=found.tflite)
-    scores, measured = {}, found.accuracy
+    scores: dict[str, float] = {}
+    measured = found.accuracy
     if data is not None or dataset is not None:
         chosen, scores = ideal_scores(found, dataset, data, task=task)
         lines.append(f"ideal chip on the test data ({chosen}): "

@@ -12,8 +12,14 @@ Slurm array and a Kubernetes indexed job.
 """
 
 import os
+from collections.abc import Iterable
+from typing import Any
 
 from tf_nvm.core.errors import ShardMergeError
+from tf_nvm.core.outputs import staged_output
+from tf_nvm.core.safe_io import read_json
+from tf_nvm.pipeline.simulation import simulate, write_monte_carlo
+from tf_nvm.pipeline.sources import read_source
 
 __all__ = ["merge", "simulate_parallel", "read_shard", "SHARDS_FOLDER", "MAX_RESULTS_BYTES"]
 
@@ -23,17 +29,16 @@ MAX_RESULTS_BYTES = 256 * 1024 * 1024
 """Largest ``results.json`` `read_shard` reads, bytes."""
 
 _HEADER = ("source", "dataset", "data", "examples", "config", "mapping")
-"""results.json fields before the scores, in the order `tf_nvm.pipeline.evaluate.simulate` writes them."""
+"""results.json fields before the scores, in the order `tf_nvm.pipeline.simulation.simulate` writes them."""
 
 
-def read_shard(folder):
+def read_shard(folder: str | os.PathLike) -> tuple[dict, Any, Any]:
     """``(results dict, ShardInfo, MonteCarloResult)`` of a Monte Carlo result folder.
 
     Raises:
         ShardMergeError: no readable ``results.json``, a sweep, or a malformed shard record.
     """
-    from tf_nvm.core.safe_io import read_json  # noqa: PLC0415
-    from tf_nvm.simulator import MonteCarloResult, ShardInfo  # noqa: PLC0415
+    from tf_nvm.simulator import MonteCarloResult, ShardInfo  # noqa: PLC0415  (imports TensorFlow)
 
     path = os.path.join(folder, "results.json")
     fix = "Fix: pass folders written by `tf-nvm simulate ... --out DIR` (one setting, no --sweep)."
@@ -60,7 +65,7 @@ def read_shard(folder):
     return results, info, result
 
 
-def merge(folders, out, verbose=True, overwrite=False):
+def merge(folders: Iterable[str | os.PathLike], out: str, verbose: bool = True, overwrite: bool = False) -> dict:
     """Merges Monte Carlo shard folders into ``out`` (``results.json``, ``chips.csv``, ``chips.md``).
 
     Args:
@@ -77,8 +82,6 @@ def merge(folders, out, verbose=True, overwrite=False):
             or an overlap of chips.
         OutputFolderError: ``out`` may not be written (`tf_nvm.core.outputs.claim_output_folder`).
     """
-    from tf_nvm.core.outputs import staged_output  # noqa: PLC0415
-
     folders = [str(folder) for folder in folders]
     shards = [read_shard(folder) for folder in folders]  # every check before ``out`` is touched
     with staged_output(out, "simulate", overwrite) as staging:
@@ -87,8 +90,7 @@ def merge(folders, out, verbose=True, overwrite=False):
 
 def _merge_into(shards, folders, staging, out, verbose):
     """Writes the merge of ``shards`` (`read_shard` of ``folders``) into ``staging``, which becomes ``out``."""
-    from tf_nvm.pipeline.evaluate import write_monte_carlo  # noqa: PLC0415
-    from tf_nvm.simulator.shards import check_shards, merge_results  # noqa: PLC0415
+    from tf_nvm.simulator.shards import check_shards, merge_results  # noqa: PLC0415  (imports TensorFlow)
 
     _, order = check_shards([info for _, info, _ in shards], folders)
     merged = merge_results([shards[i][2] for i in order])
@@ -99,14 +101,13 @@ def _merge_into(shards, folders, staging, out, verbose):
 
 def _shard_job(job):
     """One shard in a worker process: ``(source path, variant, shard folder, ChipRange, simulate kwargs)``."""
-    from tf_nvm.pipeline.evaluate import read_source, simulate  # noqa: PLC0415
-
     source, variant, folder, chips, kwargs = job
     simulate(read_source(source, variant), folder, chips=chips, **kwargs)
     return folder
 
 
-def simulate_parallel(source, out, *, chips, workers, variant=None, overwrite=False, **kwargs):
+def simulate_parallel(source: str | os.PathLike, out: str, *, chips: Any, workers: int, variant: str | None = None,
+                      overwrite: bool = False, **kwargs: Any) -> dict:
     """Monte Carlo of ``chips`` (a `ChipRange`) split over ``workers`` local processes, merged into ``out``.
 
     Each worker (``multiprocessing`` with ``spawn``: its own interpreter and TensorFlow) reads the source and the
@@ -128,8 +129,7 @@ def simulate_parallel(source, out, *, chips, workers, variant=None, overwrite=Fa
     Returns:
         the merged results dict.
     """
-    from tf_nvm.core.outputs import staged_output  # noqa: PLC0415
-    from tf_nvm.simulator.shards import run_parallel  # noqa: PLC0415
+    from tf_nvm.simulator.shards import run_parallel  # noqa: PLC0415  (imports TensorFlow)
 
     parts = chips.split(workers)
     with staged_output(out, "simulate", overwrite) as staging:

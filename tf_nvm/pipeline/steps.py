@@ -28,52 +28,90 @@ import time
 
 import numpy as np
 
-from tf_nvm.experiments import runs
+from tf_nvm import mapping as mapping_io
 from tf_nvm.core.atomic import write_json_atomic
 from tf_nvm.core.errors import PipelineError
 from tf_nvm.core.outputs import claim_output_folder, mark_output_folder
 from tf_nvm.core.registry import did_you_mean
 from tf_nvm.core.safe_io import json_plain, read_json
+from tf_nvm.core.tables import to_records, write_table
+from tf_nvm.cost import MCU_CORES, compare_mappings, mcu_cost, network_cost, shared_vs_per_layer
+from tf_nvm.experiments import runs
+from tf_nvm.experiments.data import prepare_data
+from tf_nvm.mapping import reference
+from tf_nvm.pipeline.costing import read_mcu_model
+from tf_nvm.pipeline.evaluate import export_metadata, run_standardization
+from tf_nvm.pipeline.experiment import REPORT_FIELDS, Experiment, from_dict
+from tf_nvm.pipeline.markers import MARKER_KEYS, OUTPUT_FOLDERS, STEPS, check_marker, variant_folder
+from tf_nvm.pipeline.report import runtime_line, write_report
 
-__all__ = ["STEPS", "check_force", "run_experiment", "variant_folder", "prepare_output"]
-
-STEPS = ("train", "export", "simulate", "cost")
-"""Per-variant steps in order (the report follows them)."""
+__all__ = ["STEPS", "MARKER_KEYS", "check_marker", "check_force", "run_experiment", "variant_folder",
+           "prepare_output"]
 
 REPRESENTATIVE = 500
 """Training windows given to the TFLite converter for calibration."""
 
 
-MARKER_KEYS = {"train": ("selected_seed",), "export": ("tflite", "mapping", "runtimes"),
-               "simulate": ("examples", "preset", "summary", "sweep", "ideal_vs_evaluator_differing"),
-               "cost": ("technology", "summary", "unipolar_vs_bipolar", "shared_vs_per_layer", "mcu")}
-"""Keys of each step marker's info that later steps and the report read (a reused marker must hold them)."""
-OUTPUT_FOLDERS = ("variants", "floats", "report")
-"""Sub-folders of an output folder; each must be a folder (not a file or a symbolic link) if it exists."""
+def _check_folders(out):
+    """Refuses an output folder ``out``, or one of its `OUTPUT_FOLDERS`, that is a file or a symbolic link."""
+    if os.path.lexists(out) and (os.path.islink(out) or not os.path.isdir(out)):
+        raise PipelineError(f"output folder {out} is {'a symbolic link' if os.path.islink(out) else 'a file'}, "
+                            "not a folder. Fix: pass a new or empty --out.")
+    for sub in OUTPUT_FOLDERS:
+        path = os.path.join(out, sub)
+        if os.path.lexists(path) and (os.path.islink(path) or not os.path.isdir(path)):
+            kind = "a symbolic link" if os.path.islink(path) else "a file"
+            raise PipelineError(f"output folder {out}: {path} is {kind}"
+                                f"; tf_nvm writes {sub}/ as a folder of its own and never replaces what is there. "
+                                f"Fix: move {path} away, or pass another --out.")
 
 
-def check_marker(folder, step):
-    """The info of ``step``'s marker in ``folder`` (None: not done), checked to hold `MARKER_KEYS`.
-
-    Raises:
-        PipelineError: the marker lacks a key later steps or the report read (edited, or written by another tool).
-        RunFolderError: the marker is not a readable JSON object (`tf_nvm.experiments.runs.step_info`).
-    """
-    info = runs.step_info(folder, step)
-    missing = [] if info is None else [key for key in MARKER_KEYS[step] if key not in info]
-    if missing:
-        raise PipelineError(f"{os.path.join(folder, runs.STEPS, step + '.json')}: the {step} step's marker lacks "
-                            f"{missing} (found {sorted(info)[:12]}); it was edited or written by another tool. Fix: "
-                            f"pass --force {step} to redo {step} and every later step.")
-    return info
+def _settings(data):
+    """The recorded settings that fix a folder; an inline variant counts by its name (its recipe's content is
+    compared per variant in `_check_recipes`, so changing a variant that has not trained yet is allowed)."""
+    found = {k: v for k, v in data.get("experiment", {}).items() if k not in REPORT_FIELDS}
+    if isinstance(found.get("variants"), list):
+        found["variants"] = [v.get("name") if isinstance(v, dict) else v for v in found["variants"]]
+    return {"quick": data.get("quick"), "experiment": found}
 
 
-def variant_folder(out, name):
-    """The run folder of variant ``name`` inside the output folder ``out``."""
-    return os.path.join(out, "variants", name)
+def _with_defaults(recorded, path):
+    """The recorded experiment read as the experiment loads: a field added since takes its default."""
+    try:
+        return json_plain(from_dict(recorded, where=path).to_dict())
+    except (PipelineError, TypeError, AttributeError):
+        return recorded  # compared as recorded (and refused by the caller)
 
 
-def prepare_output(out, experiment, quick, retrain=False):
+def _read_record(out, path, experiment):
+    """``experiment.json`` of ``out``, checked to be a record of ``experiment`` (by name)."""
+    damaged = f"Fix: delete {out} to start over, or pass another --out."
+    found = read_json(path, what="experiment record", error=PipelineError, fix=damaged, object_only=True)
+    for key, kind in (("experiment", dict), ("recipes", dict)):
+        if key in found and not isinstance(found[key], kind):
+            raise PipelineError(f"experiment record {path}: {key} must be a JSON object, got "
+                                f"{repr(found[key])[:80]}; the file was edited. {damaged}")
+    if found.get("experiment", {}).get("name") != experiment.name:
+        other = found.get("experiment", {}).get("name")
+        raise PipelineError(f"output folder {out} holds a run of experiment {other!r}, not "
+                            f"{experiment.name!r}. Fix: pass another --out, or delete {out}.")
+    return found
+
+
+def _check_recipes(out, before, recipes, retrain):
+    """Refuses variants that finished training with another version of their training recipe (unless
+    ``retrain``); ``before`` is the record's ``recipes`` (absent in folders written before tf_nvm recorded them)."""
+    changed = [] if retrain else sorted(
+        name for name in recipes if name in before and before[name] != recipes[name]
+        and os.path.isdir(variant_folder(out, name)) and runs.is_done(variant_folder(out, name), "train"))
+    if changed:
+        raise PipelineError(f"output folder {out}: variant(s) {changed} were trained with another version of "
+                            "their training recipe. Fix: delete "
+                            f"{', '.join(variant_folder(out, name) for name in changed)} to retrain only them, "
+                            "rerun with --force train to retrain every variant, or pass another --out.")
+
+
+def prepare_output(out: str, experiment: Experiment, quick: bool, retrain: bool = False) -> None:
     """Creates ``out`` or checks that it holds this experiment with these settings; writes ``experiment.json``.
 
     ``experiment.json`` records the experiment, ``quick`` and every variant's training recipe as run.
@@ -86,61 +124,18 @@ def prepare_output(out, experiment, quick, retrain=False):
         PipelineError: ``out`` holds another experiment, the same one with other settings, a variant
             trained with a training recipe that has changed since, or unrelated files.
     """
-    from tf_nvm.pipeline.experiment import REPORT_FIELDS, from_dict  # noqa: PLC0415
-
-    if os.path.lexists(out) and (os.path.islink(out) or not os.path.isdir(out)):
-        raise PipelineError(f"output folder {out} is {'a symbolic link' if os.path.islink(out) else 'a file'}, "
-                            "not a folder. Fix: pass a new or empty --out.")
-    for sub in OUTPUT_FOLDERS:
-        path = os.path.join(out, sub)
-        if os.path.lexists(path) and (os.path.islink(path) or not os.path.isdir(path)):
-            raise PipelineError(f"output folder {out}: {path} is {'a symbolic link' if os.path.islink(path) else 'a file'}"
-                                f"; tf_nvm writes {sub}/ as a folder of its own and never replaces what is there. "
-                                f"Fix: move {path} away, or pass another --out.")
+    _check_folders(out)
     chosen = experiment.quick_version() if quick else experiment
     recipes = {name: chosen.training_recipe(name).to_dict() for name in chosen.variant_names}
     record = json_plain({"experiment": experiment.to_dict(), "quick": bool(quick), "recipes": recipes})
     path = os.path.join(out, "experiment.json")
-
-    def settings(data):
-        """The recorded settings that fix a folder; an inline variant counts by its name (its recipe's content is
-        compared per variant below, so changing a variant that has not trained yet is allowed)."""
-        found = {k: v for k, v in data.get("experiment", {}).items() if k not in REPORT_FIELDS}
-        if isinstance(found.get("variants"), list):
-            found["variants"] = [v.get("name") if isinstance(v, dict) else v for v in found["variants"]]
-        return {"quick": data.get("quick"), "experiment": found}
-
-    def with_defaults(recorded):
-        """The recorded experiment read as the experiment loads: a field added since takes its default."""
-        try:
-            return json_plain(from_dict(recorded, where=path).to_dict())
-        except (PipelineError, TypeError, AttributeError):
-            return recorded  # compared as recorded (and refused below)
-
     if os.path.isfile(path):
-        damaged = f"Fix: delete {out} to start over, or pass another --out."
-        found = read_json(path, what="experiment record", error=PipelineError, fix=damaged, object_only=True)
-        for key, kind in (("experiment", dict), ("recipes", dict)):
-            if key in found and not isinstance(found[key], kind):
-                raise PipelineError(f"experiment record {path}: {key} must be a JSON object, got "
-                                    f"{repr(found[key])[:80]}; the file was edited. {damaged}")
-        if found.get("experiment", {}).get("name") != experiment.name:
-            other = found.get("experiment", {}).get("name")
-            raise PipelineError(f"output folder {out} holds a run of experiment {other!r}, not "
-                                f"{experiment.name!r}. Fix: pass another --out, or delete {out}.")
-        if settings({**found, "experiment": with_defaults(found.get("experiment", {}))}) != settings(record):
+        found = _read_record(out, path, experiment)
+        if _settings({**found, "experiment": _with_defaults(found.get("experiment", {}), path)}) != _settings(record):
             raise PipelineError(f"output folder {out} holds a run of {experiment.name!r} with other settings "
                                 f"(quick={found.get('quick')}, or a changed recipe). Fix: rerun with the same "
                                 "settings to continue it, pass another --out, or delete the folder.")
-        before = found.get("recipes", {})  # absent in folders written before tf_nvm recorded them
-        changed = [] if retrain else sorted(
-            name for name in recipes if name in before and before[name] != recipes[name]
-            and os.path.isdir(variant_folder(out, name)) and runs.is_done(variant_folder(out, name), "train"))
-        if changed:
-            raise PipelineError(f"output folder {out}: variant(s) {changed} were trained with another version of "
-                                "their training recipe. Fix: delete "
-                                f"{', '.join(variant_folder(out, name) for name in changed)} to retrain only them, "
-                                "rerun with --force train to retrain every variant, or pass another --out.")
+        _check_recipes(out, found.get("recipes", {}), recipes, retrain)
         if found != record:
             write_json_atomic(path, record)  # report fields, or recipes of variants still to train, changed
         return
@@ -162,14 +157,12 @@ class _Data:
 
     def get(self, recipe):
         if self._split is None:
-            from tf_nvm.experiments.data import prepare_data  # noqa: PLC0415
-
             self._split = prepare_data(recipe, self.data_path, verbose=self.verbose)
         return self._split
 
 
 def _train(experiment, name, folder, data, verbose, retrain=False, shared_floats=None):
-    from tf_nvm.experiments.train import run_recipe  # noqa: PLC0415
+    from tf_nvm.experiments.train import run_recipe  # noqa: PLC0415  (imports TensorFlow)
 
     recipe = experiment.training_recipe(name)
     metrics = run_recipe(recipe, folder, data_path=data.data_path, verbose=2 if verbose else 0,
@@ -184,11 +177,9 @@ def _train(experiment, name, folder, data, verbose, retrain=False, shared_floats
 
 
 def _export(experiment, name, folder, data, verbose):
-    import tflite_export  # noqa: PLC0415  (application layer)
-    from tf_nvm.keras.nvm_model import model_spec  # noqa: PLC0415
-    from tf_nvm.pipeline.evaluate import export_metadata, run_standardisation  # noqa: PLC0415
-    from tf_nvm.pipeline.report import runtime_line  # noqa: PLC0415
-    from tflite_export.verify import RuntimeReport, compare  # noqa: PLC0415
+    import tflite_export  # noqa: PLC0415  (imports TensorFlow)
+    from tf_nvm.keras.nvm_model import model_spec  # noqa: PLC0415  (imports TensorFlow)
+    from tflite_export.verify import RuntimeReport, compare  # noqa: PLC0415  (imports TensorFlow)
 
     run = runs.read_run(folder)
     split = data.get(experiment.training_recipe(name))
@@ -211,7 +202,7 @@ def _export(experiment, name, folder, data, verbose):
     task = experiment.resolved_task
     _say(verbose, f"{name}: {runtime_line(_runtime_dict(report), task)}")
     mapping = tflite_export.export_crossbar(run.model, os.path.join(out, "mapping"),
-                                            preprocessing=run_standardisation(run, folder),
+                                            preprocessing=run_standardization(run, folder),
                                             metadata=export_metadata(run.model, task, run.dataset))
     with open(tflite.path, "rb") as handle:  # recorded so the cost step costs this file, not a swapped one
         digest = hashlib.sha256(handle.read()).hexdigest()
@@ -228,11 +219,7 @@ def _runtime_dict(report):
 
 
 def _simulate(experiment, name, folder, data, verbose):
-    from tf_nvm import mapping as mapping_io  # noqa: PLC0415
-    from tf_nvm.mapping import reference  # noqa: PLC0415
-    from tf_nvm.simulator import DeviceConfig, SimulationConfig, Simulator, monte_carlo  # noqa: PLC0415
-    from tf_nvm.core.tables import write_table  # noqa: PLC0415
-
+    from tf_nvm.simulator import DeviceConfig, SimulationConfig, Simulator, monte_carlo  # noqa: PLC0415  (TensorFlow)
 
     sim_cfg = experiment.simulation
     mapping = mapping_io.load(os.path.join(folder, "export", "mapping"))
@@ -277,11 +264,6 @@ def _level_histograms(mapping):
 
 
 def _cost(experiment, name, folder, data, verbose):
-    from tf_nvm import mapping as mapping_io  # noqa: PLC0415
-    from tf_nvm.cost import MCU_CORES, compare_mappings, mcu_cost, network_cost, shared_vs_per_layer  # noqa: PLC0415
-    from tf_nvm.pipeline.costing import read_mcu_model  # noqa: PLC0415
-    from tf_nvm.core.tables import to_records  # noqa: PLC0415
-
     mapping = mapping_io.load(os.path.join(folder, "export", "mapping"))
     tech = experiment.cost.resolve()
     as_mapped = network_cost(mapping, tech)
@@ -332,7 +314,7 @@ def _refuse_stale(experiment, out):
             "later step, or another --out.")
 
 
-def check_force(force):
+def check_force(force: str | None) -> None:
     """Checks a ``force`` step name (None, or one of `STEPS`).
 
     Raises:
@@ -343,7 +325,36 @@ def check_force(force):
                             f"{did_you_mean(force, STEPS)} Fix: pass one of those step names.")
 
 
-def run_experiment(experiment, out, quick=False, force=None, data_path=None, verbose=True):
+def _drop_markers(experiment, out, force):
+    """Removes the markers of step ``force`` and every later step of every variant (they are redone)."""
+    for name in experiment.variant_names:
+        folder = variant_folder(out, name)
+        if os.path.isdir(folder):
+            for step in STEPS[STEPS.index(force):]:
+                marker = os.path.join(folder, runs.STEPS, f"{step}.json")
+                if os.path.isfile(marker):
+                    os.remove(marker)
+
+
+def _run_steps(experiment, name, out, data, verbose, retrain, timings):
+    """Runs the unfinished steps of variant ``name`` in order, marking each done; adds their wall times to
+    ``timings`` (``{"<variant>/<step>": seconds}``)."""
+    folder = variant_folder(out, name)
+    for step in STEPS:
+        if os.path.isdir(folder) and check_marker(folder, step) is not None:
+            _say(verbose, f"{name}: {step} done earlier, reused")
+            continue
+        _say(verbose, f"{name}: {step} ...")
+        start = time.perf_counter()
+        options = {"retrain": retrain, "shared_floats": os.path.join(out, "floats")} if step == "train" else {}
+        info = _STEP_FUNCTIONS[step](experiment, name, folder, data, verbose, **options)
+        timings[f"{name}/{step}"] = time.perf_counter() - start
+        runs.mark_done(folder, step, {**_jsonable(info), "seconds": round(timings[f"{name}/{step}"], 1)})
+        _say(verbose, f"{name}: {step} finished in {timings[f'{name}/{step}']:.0f} s")
+
+
+def run_experiment(experiment: Experiment, out: str, quick: bool = False, force: str | None = None,
+                   data_path: str | None = None, verbose: bool = True) -> str:
     """Runs every step of every variant (reusing finished ones), then writes the report.
 
     Args:
@@ -362,36 +373,17 @@ def run_experiment(experiment, out, quick=False, force=None, data_path=None, ver
             tf_nvm code (a version or commit other than the running one, `tf_nvm.core.provenance`) that ``force``
             does not redo.
     """
-    from tf_nvm.pipeline import report  # noqa: PLC0415
-
     check_force(force)
     chosen = experiment.quick_version() if quick else experiment
     retrain = force == "train"
     prepare_output(out, experiment, quick, retrain=retrain)
     data = _Data(data_path, verbose)
-    floats = os.path.join(out, "floats")
     if retrain:
-        shutil.rmtree(floats, ignore_errors=True)
-    timings = {}
-    for name in chosen.variant_names:
-        folder = variant_folder(out, name)
-        if force is not None and os.path.isdir(folder):
-            for step in STEPS[STEPS.index(force):]:
-                marker = os.path.join(folder, runs.STEPS, f"{step}.json")
-                if os.path.isfile(marker):
-                    os.remove(marker)
+        shutil.rmtree(os.path.join(out, "floats"), ignore_errors=True)
+    if force is not None:
+        _drop_markers(chosen, out, force)
     _refuse_stale(chosen, out)
+    timings: dict[str, float] = {}
     for name in chosen.variant_names:
-        folder = variant_folder(out, name)
-        for step in STEPS:
-            if os.path.isdir(folder) and check_marker(folder, step) is not None:
-                _say(verbose, f"{name}: {step} done earlier, reused")
-                continue
-            _say(verbose, f"{name}: {step} ...")
-            start = time.perf_counter()
-            options = {"retrain": retrain, "shared_floats": floats} if step == "train" else {}
-            info = _STEP_FUNCTIONS[step](chosen, name, folder, data, verbose, **options)
-            timings[f"{name}/{step}"] = time.perf_counter() - start
-            runs.mark_done(folder, step, {**_jsonable(info), "seconds": round(timings[f"{name}/{step}"], 1)})
-            _say(verbose, f"{name}: {step} finished in {timings[f'{name}/{step}']:.0f} s")
-    return report.write_report(chosen, out, quick, timings)
+        _run_steps(chosen, name, out, data, verbose, retrain, timings)
+    return write_report(chosen, out, quick, timings)
