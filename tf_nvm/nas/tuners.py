@@ -26,6 +26,8 @@ import os
 import time
 import warnings
 import zlib
+from collections.abc import Sequence
+from typing import Any
 
 import keras_tuner
 import numpy as np
@@ -41,8 +43,12 @@ from tf_nvm.nas.objectives import SearchObjective
 from tf_nvm.keras.nvm_model import model_spec
 from tf_nvm.core.safe_io import read_json
 from tf_nvm.core.registry import Registry
+from tf_nvm.keras.quantize import quantize_model
 from tf_nvm.keras.sign_split import fuse_sign_split
-from tf_nvm.core.spec import resolve_spec
+from tf_nvm.experiments.data import Split
+from tf_nvm.experiments.progress import KeepBestEpoch
+from tf_nvm.experiments.train import steps_per_epoch, training_data
+from tf_nvm.core.spec import NVMSpec, resolve_spec
 
 __all__ = ["Training", "NVMTunerMixin", "NVMRandomSearch", "NVMBayesianOptimization", "NVMHyperband", "TUNERS",
            "FailureAwareBayesianOracle", "TRIAL_FILE", "MAX_TRIAL_RECORD_BYTES", "CHECKPOINT"]
@@ -154,8 +160,6 @@ class NVMTunerMixin:
         Raises:
             FailedTrialError: the hypermodel's model cannot be quantized (the reason in the message).
         """
-        from tf_nvm.keras.quantize import quantize_model  # noqa: PLC0415
-
         try:
             float_model = self.hypermodel.build(hp)
             with warnings.catch_warnings():
@@ -183,8 +187,6 @@ class NVMTunerMixin:
         Raises:
             SearchError: the trial folder has no record of a trained model.
         """
-        from tf_nvm.core.spec import NVMSpec  # noqa: PLC0415
-
         path = os.path.join(self.get_trial_dir(trial_id), TRIAL_FILE)
         try:
             record = read_json(path, max_bytes=MAX_TRIAL_RECORD_BYTES, what="trial record", error=SearchError,
@@ -196,24 +198,53 @@ class NVMTunerMixin:
                               "them), or rerun the search with --overwrite.") from None
 
     # ------------------------------------------------------------- the two overrides
-    def run_trial(self, trial, split, **_):
+    def run_trial(self, trial: keras_tuner.engine.trial.Trial, split: Split | Sequence[Split],
+                  **_: Any) -> dict[str, float]:
         """Builds, quantizes, checks, trains and scores one candidate; returns its metrics dict.
 
         Raises:
             FailedTrialError: not quantizable, over budget, or training diverged.
         """
-        from tf_nvm.experiments.train import steps_per_epoch, training_data  # noqa: PLC0415
-
         hp = trial.hyperparameters
         start = time.perf_counter()
         keras.backend.clear_session()
         keras.utils.set_random_seed(self._trial_seed(trial.trial_id))
+
         def failed(reason, counts=None):
             """Records the trial as failed (reason, counts, seconds so far); the error to raise."""
             self._record(trial.trial_id, status="FAILED", reason=reason, counts=counts,
                          seconds=round(time.perf_counter() - start, 2))
             return FailedTrialError(reason)
 
+        model, counts = self._checked_candidate(hp, failed)
+        epochs = int(hp.values.get("tuner/epochs", self.training.epochs))
+        initial_epoch = int(hp.values.get("tuner/initial_epoch", 0))
+        splits = list(split) if isinstance(split, (list, tuple)) else [split]
+        fold_vals = []
+        for fold, fold_split in enumerate(splits):
+            if fold:  # every fold starts from its own fresh initialisation
+                keras.utils.set_random_seed(self._trial_seed(trial.trial_id) + fold)
+                model = self.build_nvm_model(hp)
+            if hp.values.get("tuner/trial_id"):  # Hyperband: continue the earlier trial's model (same weight scale)
+                previous = hp.values["tuner/trial_id"]
+                model = self.build_nvm_model(hp, self.trained_spec(previous))
+                model.load_weights(self._checkpoint(previous)).expect_partial()
+            fold_vals.append(self._fit(model, fold_split, epochs, initial_epoch, counts, failed))
+        val = float(np.mean(fold_vals))
+        model.save_weights(self._checkpoint(trial.trial_id))  # the last fold's model (get_best_models)
+        seconds = time.perf_counter() - start
+        metrics = {"val_accuracy": val, "score": self.search_objective.score(val, counts),
+                   **{k: float(v) for k, v in counts.to_dict().items()}, "seconds": float(seconds),
+                   "epochs": float(epochs)}
+        self._record(trial.trial_id, status="COMPLETED", reason=None, counts=counts.to_dict(),
+                     spec=model_spec(model).to_dict(),
+                     seconds=round(seconds, 2), val_accuracy=val, epochs=epochs, initial_epoch=initial_epoch,
+                     **({"fold_val_accuracies": fold_vals} if len(fold_vals) > 1 else {}))
+        return metrics
+
+    def _checked_candidate(self, hp, failed):
+        """(the trial's quantized model, its hardware counts), or ``failed(reason)`` raised: not quantizable, refused
+        by ``candidate_check`` or over the budget."""
         try:
             model = self.build_nvm_model(hp)
         except FailedTrialError as err:
@@ -227,48 +258,30 @@ class NVMTunerMixin:
         over = self.budget.violation(counts)
         if over:
             raise failed(f"over the hardware budget: {over}", counts.to_dict())
-        values = hp.values
-        epochs = int(values.get("tuner/epochs", self.training.epochs))
-        initial_epoch = int(values.get("tuner/initial_epoch", 0))
-        splits = list(split) if isinstance(split, (list, tuple)) else [split]
-        fold_vals = []
-        for fold, fold_split in enumerate(splits):
-            if fold:  # every fold starts from its own fresh initialisation
-                keras.utils.set_random_seed(self._trial_seed(trial.trial_id) + fold)
-                model = self.build_nvm_model(hp)
-            if values.get("tuner/trial_id"):  # Hyperband: continue the earlier trial's model (same weight scale)
-                previous = values["tuner/trial_id"]
-                model = self.build_nvm_model(hp, self.trained_spec(previous))
-                model.load_weights(self._checkpoint(previous)).expect_partial()
-            fuse_sign_split(model)  # [t, -t] convolutions of a non-negative t: half the multiply-adds
-            per_epoch = steps_per_epoch(self.training, fold_split)
-            steps = max(1, epochs - initial_epoch) * per_epoch
-            model.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
-                self.training.learning_rate, steps)),
-                keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-            keep_best = keras.callbacks.EarlyStopping("val_accuracy", mode="max", patience=epochs + 1,
-                                                      restore_best_weights=True)
-            history = model.fit(training_data(self.training, fold_split, repeat=True), epochs=epochs,
-                                steps_per_epoch=per_epoch, initial_epoch=initial_epoch,
-                                validation_data=(fold_split.x_val, fold_split.y_val),
-                                verbose=0, callbacks=[keep_best, keras.callbacks.TerminateOnNaN()])
-            losses = history.history.get("loss", [])
-            if not losses or any(loss != loss or abs(loss) == float("inf") for loss in losses):
-                raise failed(f"training diverged (loss {losses[-1] if losses else None!r}): "
-                             f"{_reason(InvalidWeightsError('non-finite loss'))}; lower training.learning_rate",
-                             counts.to_dict())
-            fold_vals.append(max(float(v) for v in history.history["val_accuracy"]))
-        val = float(np.mean(fold_vals))
-        model.save_weights(self._checkpoint(trial.trial_id))  # the last fold's model (get_best_models)
-        seconds = time.perf_counter() - start
-        metrics = {"val_accuracy": val, "score": self.search_objective.score(val, counts),
-                   **{k: float(v) for k, v in counts.to_dict().items()}, "seconds": float(seconds),
-                   "epochs": float(epochs)}
-        self._record(trial.trial_id, status="COMPLETED", reason=None, counts=counts.to_dict(),
-                     spec=model_spec(model).to_dict(),
-                     seconds=round(seconds, 2), val_accuracy=val, epochs=epochs, initial_epoch=initial_epoch,
-                     **({"fold_val_accuracies": fold_vals} if len(fold_vals) > 1 else {}))
-        return metrics
+        return model, counts
+
+    def _fit(self, model, split, epochs, initial_epoch, counts, failed):
+        """Trains ``model`` on one split (keeping its best validation epoch); returns that epoch's val accuracy.
+
+        Raises ``failed(reason)`` when the training diverged.
+        """
+        fuse_sign_split(model)  # [t, -t] convolutions of a non-negative t: half the multiply-adds
+        per_epoch = steps_per_epoch(self.training, split)
+        steps = max(1, epochs - initial_epoch) * per_epoch
+        model.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
+            self.training.learning_rate, steps)),
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        keep_best = KeepBestEpoch("val_accuracy", mode="max")
+        history = model.fit(training_data(self.training, split, repeat=True), epochs=epochs,
+                            steps_per_epoch=per_epoch, initial_epoch=initial_epoch,
+                            validation_data=(split.x_val, split.y_val),
+                            verbose=0, callbacks=[keep_best, keras.callbacks.TerminateOnNaN()])
+        losses = history.history.get("loss", [])
+        if not losses or any(loss != loss or abs(loss) == float("inf") for loss in losses):
+            raise failed(f"training diverged (loss {losses[-1] if losses else None!r}): "
+                         f"{_reason(InvalidWeightsError('non-finite loss'))}; lower training.learning_rate",
+                         counts.to_dict())
+        return float(keep_best.best_value)
 
     def load_model(self, trial):
         """The trained NVM model of ``trial``: rebuilt from its hyperparameters, its checkpoint loaded."""
