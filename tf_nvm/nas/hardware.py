@@ -14,6 +14,8 @@ import math
 from typing import Optional
 
 from tf_nvm.core.errors import MappingError, SearchError
+from tf_nvm.keras.backend import keras
+from tf_nvm.keras.nvm_model import model_spec, nvm_layers
 from tf_nvm.mapping.tiling import depthwise_layout, plan_diagonal_tiles, plan_tiles, tile_count
 
 __all__ = ["HardwareCounts", "Budget", "hardware_counts", "COUNTS"]
@@ -47,8 +49,6 @@ class HardwareCounts:
 
 def _matrix_shape(wrapper):
     """(rows, cols, depthwise (taps, channels) or None) of a crossbar wrapper's im2col weight matrix."""
-    from tf_nvm.keras.backend import keras  # noqa: PLC0415
-
     inner = wrapper.layer
     if isinstance(inner, keras.layers.DepthwiseConv2D):  # its kernel is `depthwise_kernel` (no `kernel`)
         kh, kw, cin, mult = [int(d) for d in inner.depthwise_kernel.shape]
@@ -80,8 +80,6 @@ def hardware_counts(model):
     Raises:
         NotAnNVMModelError: not an NVM model.
     """
-    from tf_nvm.keras.nvm_model import model_spec, nvm_layers  # noqa: PLC0415
-
     spec = model_spec(model)
     weights = tiles = devices = adc = 0
     layers = nvm_layers(model)

@@ -16,6 +16,8 @@ one on 16 tiles pays 0.04.
 
 import dataclasses
 
+import keras_tuner
+
 from tf_nvm.core.errors import SearchError
 from tf_nvm.nas.hardware import COUNTS
 
@@ -113,6 +115,4 @@ class SearchObjective:
 
     def keras_tuner_objective(self):
         """The keras-tuner ``Objective`` (name and explicit direction ``"max"``)."""
-        import keras_tuner  # noqa: PLC0415
-
         return keras_tuner.Objective(self.metric, DIRECTIONS[self.metric])

@@ -88,7 +88,7 @@ def plot_pareto(table, path, title="Architecture search: validation accuracy vs 
         title: plot title.
         best: trial id to mark (None: none).
     """
-    from tf_nvm.core.plots import pyplot, write_png  # noqa: PLC0415
+    from tf_nvm.core.plots import pyplot, write_png  # noqa: PLC0415  (matplotlib only when a plot is drawn)
 
     plt = pyplot()
     done = table[(table["status"] == "COMPLETED") & table["val_accuracy"].notna()]

@@ -13,9 +13,10 @@ distribution work unchanged. Per trial:
    a candidate over budget is a failed trial before any training;
 3. it is trained on the training part of the split (Adam, cosine decay over the
    trial's epochs, the recipe's augmentation) and its best-validation epoch is kept
-   (the validation part is held-out subjects for HAR, as ``tf-nvm train``); for
-   Hyperband, ``tuner/epochs`` and ``tuner/initial_epoch`` are honoured and the
-   weights of ``tuner/trial_id`` are loaded first;
+   (`tf_nvm.experiments.progress.KeepBestEpoch`, as in ``tf-nvm train``; the validation
+   part is held-out subjects for HAR, as ``tf-nvm train``); for Hyperband, ``tuner/epochs``
+   and ``tuner/initial_epoch`` are honoured and the weights of ``tuner/trial_id`` are loaded
+   first;
 4. its weights are saved in the trial folder (``checkpoint``), its counts and time
    in ``nvm_trial.json``, and the metrics (``val_accuracy``, ``score``, every
    hardware count, ``seconds``, ``epochs``) go to the oracle.
@@ -26,8 +27,8 @@ import os
 import time
 import warnings
 import zlib
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import keras_tuner
 import numpy as np
@@ -47,7 +48,7 @@ from tf_nvm.keras.quantize import quantize_model
 from tf_nvm.keras.sign_split import fuse_sign_split
 from tf_nvm.experiments.data import Split
 from tf_nvm.experiments.progress import KeepBestEpoch
-from tf_nvm.experiments.train import steps_per_epoch, training_data
+from tf_nvm.experiments.batches import steps_per_epoch, training_data
 from tf_nvm.core.spec import NVMSpec, resolve_spec
 
 __all__ = ["Training", "NVMTunerMixin", "NVMRandomSearch", "NVMBayesianOptimization", "NVMHyperband", "TUNERS",
@@ -105,7 +106,13 @@ def _reason(err):
     return f"{type(err).__name__}: {err}"
 
 
-class NVMTunerMixin:
+if TYPE_CHECKING:  # the tuner class a mixin goes before (what mypy checks the mixin's methods against)
+    from keras_tuner import Tuner as _Tuner
+else:
+    _Tuner = object
+
+
+class NVMTunerMixin(_Tuner):
     """Mixin before a keras-tuner tuner class: its trials are tf_nvm NVM models.
 
     Args:
@@ -131,8 +138,11 @@ class NVMTunerMixin:
     `Training.folds`).
     """
 
-    def __init__(self, hypermodel, *, spec, training=None, objective=None, budget=None, init="device", seed=0,
-                 max_seconds=None, candidate_check=None, verbose=True, **kwargs):
+    def __init__(self, hypermodel: Any, *, spec: NVMSpec | str | dict, training: Training | None = None,
+                 objective: SearchObjective | None = None, budget: Budget | None = None, init: str = "device",
+                 seed: int | None = 0, max_seconds: float | None = None,
+                 candidate_check: Callable[[Any], object] | None = None, verbose: bool = True,
+                 **kwargs: Any) -> None:
         self.spec = resolve_spec(spec, owner="search")
         self.candidate_check = candidate_check
         self.training = training or Training()
@@ -143,13 +153,13 @@ class NVMTunerMixin:
         self.seed = seed  # workers' oracle proxies expose no seed
         self.verbose = verbose
         self.stopped_by_time = False
-        self._deadline = None
-        self._started = None
+        self._deadline: float | None = None
+        self._started: float | None = None
         super().__init__(hypermodel=checked_hypermodel(hypermodel),
                          objective=self.search_objective.keras_tuner_objective(), seed=seed, **kwargs)
 
     # ------------------------------------------------------------- building
-    def build_nvm_model(self, hp, spec=None):
+    def build_nvm_model(self, hp: keras_tuner.HyperParameters, spec: NVMSpec | None = None) -> keras.Model:
         """The quantized (untrained) NVM model of ``hp``.
 
         Args:
@@ -178,7 +188,7 @@ class NVMTunerMixin:
     def _record(self, trial_id, **info):
         write_json_atomic(os.path.join(self.get_trial_dir(trial_id), TRIAL_FILE), info)
 
-    def trained_spec(self, trial_id):
+    def trained_spec(self, trial_id: str) -> NVMSpec:
         """The spec (weight scale included) trial ``trial_id`` was trained with, from its ``nvm_trial.json``.
 
         The weight scale is a constant of the quantized graph, not a checkpointed
@@ -283,20 +293,20 @@ class NVMTunerMixin:
                          counts.to_dict())
         return float(keep_best.best_value)
 
-    def load_model(self, trial):
+    def load_model(self, trial: keras_tuner.engine.trial.Trial) -> keras.Model:
         """The trained NVM model of ``trial``: rebuilt from its hyperparameters, its checkpoint loaded."""
         model = self.build_nvm_model(trial.hyperparameters, self.trained_spec(trial.trial_id))
         model.load_weights(self._checkpoint(trial.trial_id)).expect_partial()
         return model
 
-    def save_model(self, trial_id, model, step=0):
+    def save_model(self, trial_id: str, model: keras.Model, step: int = 0) -> None:
         """Saves ``model``'s weights as the checkpoint of ``trial_id`` (and its spec, for `load_model`)."""
         model.save_weights(self._checkpoint(trial_id))
         self._record(trial_id, status="SAVED", reason=None, counts=hardware_counts(model).to_dict(),
                      spec=model_spec(model).to_dict(), seconds=None)
 
     # ------------------------------------------------------------- search loop
-    def search(self, split, **kwargs):
+    def search(self, split: Split | Sequence[Split], **kwargs: Any) -> None:
         """Runs trials until the oracle stops (max trials, Hyperband's brackets) or ``max_seconds`` is spent.
 
         Args:
@@ -331,17 +341,17 @@ class NVMTunerMixin:
                 f"loosen the budget (now {self.budget.to_dict()}), narrow the space to candidates that fit, or "
                 "raise max_consecutive_failed_trials.") from None
 
-    def pre_create_trial(self):
+    def pre_create_trial(self) -> None:
         if self._deadline is not None and time.monotonic() > self._deadline:
             raise _OutOfTime()
 
-    def on_trial_begin(self, trial):
+    def on_trial_begin(self, trial: keras_tuner.engine.trial.Trial) -> None:
         super().on_trial_begin(trial)
         if self.verbose:
             values = ", ".join(f"{k} {v}" for k, v in trial.hyperparameters.values.items())
             print(f"[tf-nvm] trial {trial.trial_id}: running ({values[:300]})", flush=True)
 
-    def on_trial_end(self, trial):
+    def on_trial_end(self, trial: keras_tuner.engine.trial.Trial) -> None:
         super().on_trial_end(trial)
         if not self.verbose:
             return
@@ -377,7 +387,7 @@ class FailureAwareBayesianOracle(keras_tuner.oracles.BayesianOptimizationOracle)
     The trials themselves stay FAILED with their reasons.
     """
 
-    def populate_space(self, trial_id):
+    def populate_space(self, trial_id: str) -> dict[str, Any]:
         """The Gaussian process's proposal, or random values when it proposes hyperparameters already tried.
 
         keras-tuner's oracle returns the acquisition optimum without checking it against the trials so far
