@@ -11,7 +11,7 @@ crossbars by `tf_nvm.mapping.tiling.plan_tiles` (a depthwise layer: only its dia
 
 import dataclasses
 import math
-from typing import Optional
+from typing import Any, Optional
 
 from tf_nvm.core.errors import MappingError, SearchError
 from tf_nvm.keras.backend import keras
@@ -42,7 +42,7 @@ class HardwareCounts:
     devices: int
     adc_columns: int
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return dataclasses.asdict(self)
 
@@ -67,7 +67,7 @@ def _planned(rows, cols, depthwise, spec):
     return plan_tiles(rows, cols, spec)
 
 
-def hardware_counts(model):
+def hardware_counts(model: keras.Model) -> HardwareCounts:
     """The `HardwareCounts` of an NVM model (from `tf_nvm.quantize_model`).
 
     Args:
@@ -122,7 +122,7 @@ class Budget:
                                   f"Fix: give a positive whole number, e.g. \"{field.name}\": 8.")
 
     @classmethod
-    def from_dict(cls, data, where="budget"):
+    def from_dict(cls, data: dict | None, where: str = "budget") -> "Budget":
         """A `Budget` from ``{"max_tiles": 8, ...}``.
 
         Raises:
@@ -136,13 +136,13 @@ class Budget:
             raise SearchError(f"{where}: unknown limit(s) {bad!r}; allowed: {allowed}. Fix: use only those keys.")
         return cls(**data)
 
-    def violation(self, counts):
+    def violation(self, counts: HardwareCounts) -> str | None:
         """Why ``counts`` break the budget (str), or None when they fit."""
         over = [f"{name[4:]} {getattr(counts, name[4:])} > {name} {limit}"
                 for name, limit in dataclasses.asdict(self).items()
                 if limit is not None and getattr(counts, name[4:]) > limit]
         return "; ".join(over) or None
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return dataclasses.asdict(self)

@@ -157,7 +157,7 @@ class HarCNNHyperModel(ArchitectureHyperModel):
               "pooling": ("max", "avg"), "signs": ("split", "bn"), "input_pool": (1, 128), "head_units": (0, 1024),
               "dropout": (0.0, 0.9)}
 
-    def arguments(self, hp):
+    def arguments(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
         _, blocks = _blocks(self, hp, "depth", ("filters", "kernel_size"))
         return {"filters": blocks["filters"], "kernel_sizes": blocks["kernel_size"],
                 **{name: self.choice(hp, name)
@@ -180,7 +180,7 @@ class HarMLPHyperModel(ArchitectureHyperModel):
     LIMITS = {"depth": (0, 8), "units": (1, 1024), "signs": ("split", "bn"), "input_pool": (1, 128),
               "dropout": (0.0, 0.9)}
 
-    def arguments(self, hp):
+    def arguments(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
         _, blocks = _blocks(self, hp, "depth", ("units",))
         return {"units": blocks["units"], **{name: self.choice(hp, name) for name in ("signs", "input_pool",
                                                                                        "dropout")}}
@@ -194,7 +194,7 @@ class CifarCNNHyperModel(ArchitectureHyperModel):
     SPACE = {"depth": (3, 2), "filters": (32, 16, 64, 128), "sign_split": (False, True)}
     LIMITS = {"depth": (1, 5), "filters": (1, 512), "sign_split": (False, True)}  # 5 poolings: 32x32 -> 1x1
 
-    def arguments(self, hp):
+    def arguments(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
         _, blocks = _blocks(self, hp, "depth", ("filters",))
         return {"filters": blocks["filters"], "sign_split": self.choice(hp, "sign_split")}
 
@@ -212,7 +212,7 @@ class ResNet8HyperModel(ArchitectureHyperModel):
     SPACE = {"filters": (16, 8, 26), "sign_split": (True, False)}
     LIMITS = {"filters": (1, 128), "sign_split": (True, False)}  # the third stack has 4x the filters
 
-    def arguments(self, hp):
+    def arguments(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
         return {name: self.choice(hp, name) for name in ("filters", "sign_split")}
 
 
