@@ -70,7 +70,8 @@ class KeepBestEpoch(keras.callbacks.Callback):
     ``keras.callbacks.EarlyStopping(monitor, mode=mode, restore_best_weights=True)`` with a patience
     longer than the training did (it never stops): the first epoch is kept until a later one is strictly
     better (a tie keeps the earlier epoch; a NaN value is never better, and any number is better than a
-    NaN first epoch).
+    NaN first epoch). One instance serves one training (its best epoch is not reset when ``fit`` starts,
+    so that `EpochProgress` can continue a restored one).
 
     Args:
         monitor: the logged metric whose best value selects the epoch (e.g. ``"val_accuracy"``).
