@@ -137,3 +137,41 @@ def test_run_recipe_resumes_a_killed_seed_mid_training_and_cleans_up(tmp_path, s
     assert metrics["seeds"][0]["nvm"]["resumed_after"] == 2
     assert not (tmp_path / "run" / "seed0" / "progress-nvm").exists()
     assert sorted(os.listdir(tmp_path / "run" / "seed0")) == ["float_model.keras", "model.keras", "result.json"]
+
+
+class _Replay(keras.callbacks.Callback):
+    """Stands for a training whose validation scores are ``values``: sets them in the logs and marks the weights."""
+
+    def __init__(self, values, monitor="val_accuracy"):
+        super().__init__()
+        self.values, self.monitor = values, monitor
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs[self.monitor] = self.values[epoch]
+        self.model.layers[-1].kernel.assign(np.full(self.model.layers[-1].kernel.shape, epoch + 1.0, np.float32))
+
+
+@pytest.mark.parametrize("values, mode, epoch", [([0.5, 0.7, 0.7, 0.6], "max", 2),  # a tie keeps the earlier
+                                                 ([float("nan"), 0.2, 0.9, 0.9], "max", 3),
+                                                 ([0.3, 0.1, 0.1, 0.4], "min", 2)])
+def test_trainer_progress_and_search_trials_keep_the_same_epoch(tmp_path, values, mode, epoch):
+    """One keep-best mechanism: `KeepBestEpoch` (train_model in memory, every search trial) and `EpochProgress`
+    (train_model resumable) keep the same epoch as ``EarlyStopping(restore_best_weights=True)`` that never stops."""
+    x = np.zeros((4, 2), np.float32)
+    y = np.zeros((4, 1), np.float32)
+    kept = {}
+    for name, make in (("early stopping", lambda: keras.callbacks.EarlyStopping(
+            "val_accuracy", mode=mode, patience=len(values) + 1, restore_best_weights=True)),
+                       ("keep best", lambda: epoch_progress.KeepBestEpoch("val_accuracy", mode=mode)),
+                       ("progress", lambda: epoch_progress.EpochProgress(tmp_path / "p", {}, verbose=False,
+                                                                          mode=mode))):
+        model = keras.Sequential([keras.layers.Dense(1, input_shape=(2,))])
+        model.compile("sgd", "mse")
+        callback = make()
+        model.fit(x, y, epochs=len(values), verbose=0, callbacks=[_Replay(values), callback])
+        kept[name] = float(model.layers[-1].kernel.numpy()[0, 0])
+        if name != "early stopping":
+            assert callback.best_epoch == epoch
+    assert kept == {"early stopping": epoch, "keep best": epoch, "progress": epoch}
+    state = json.loads((tmp_path / "p" / epoch_progress.STATE).read_text())
+    assert state["best_epoch"] == epoch

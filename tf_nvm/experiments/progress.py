@@ -22,9 +22,11 @@ written the finished model (`remove`).
 import contextlib
 import glob
 import io
+import math
 import os
 import shutil
 import time
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +35,7 @@ from tf_nvm.core.atomic import write_bytes_atomic, write_json_atomic
 from tf_nvm.core.errors import RunFolderError
 from tf_nvm.core.safe_io import json_plain, read_json
 
-__all__ = ["EpochTimes", "EpochProgress", "remove", "STATE"]
+__all__ = ["EpochTimes", "KeepBestEpoch", "EpochProgress", "remove", "STATE"]
 
 STATE = "state.json"
 """The file naming the last finished epoch; the others in the folder are only read through it."""
@@ -47,25 +49,89 @@ class EpochTimes(keras.callbacks.Callback):
     cores for a while (the total ``seconds`` of a training counts those too).
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
-        self.epoch_seconds = []
-        self._epoch_started = None
+        self.epoch_seconds: list[float] = []
+        self._epoch_started: float | None = None
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._epoch_started = time.perf_counter()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self._epoch_started is not None:
             self.epoch_seconds.append(round(time.perf_counter() - self._epoch_started, 2))
 
 
-class EpochProgress(EpochTimes):
+class KeepBestEpoch(keras.callbacks.Callback):
+    """Keeps the weights of the epoch with the best ``monitor`` value and sets them when training ends.
+
+    The one keep-the-best-epoch mechanism of tf_nvm: `tf_nvm.experiments.train.train_model` (in memory),
+    `EpochProgress` (resumable) and every search trial (`tf_nvm.nas.tuners`) use it. It selects as
+    ``keras.callbacks.EarlyStopping(monitor, mode=mode, restore_best_weights=True)`` with a patience
+    longer than the training did (it never stops): the first epoch is kept until a later one is strictly
+    better (a tie keeps the earlier epoch; a NaN value is never better, and any number is better than a
+    NaN first epoch). One instance serves one training (its best epoch is not reset when ``fit`` starts,
+    so that `EpochProgress` can continue a restored one).
+
+    Args:
+        monitor: the logged metric whose best value selects the epoch (e.g. ``"val_accuracy"``).
+        mode: ``"max"`` (the highest ``monitor`` value is best: accuracy) or ``"min"`` (the lowest: an error).
+
+    Attributes:
+        best_epoch: 1-based epoch with the best ``monitor`` value (0: none yet; counted from epoch 0 of
+            ``fit``, so a ``fit`` with ``initial_epoch`` counts on from there).
+        best_value: that value (None: none yet).
+
+    Raises:
+        RunFolderError: ``mode`` is neither ``"max"`` nor ``"min"``; at an epoch's end, ``monitor`` is not logged.
+    """
+
+    def __init__(self, monitor: str = "val_accuracy", mode: str = "max") -> None:
+        super().__init__()
+        if mode not in ("max", "min"):
+            raise RunFolderError(f"{type(self).__name__}: mode must be 'max' or 'min', got {mode!r}. Fix: pass one "
+                                 "of those.")
+        self.monitor = monitor
+        self.mode = mode
+        self.best_epoch = 0
+        self.best_value: float | None = None
+        self._best_weights: list[np.ndarray] | None = None
+
+    def improves(self, value: float) -> bool:
+        """Whether an epoch of ``monitor`` value ``value`` replaces the best one so far."""
+        if self.best_value is None:
+            return True
+        if math.isnan(value):
+            return False
+        if math.isnan(self.best_value):
+            return True
+        return value > self.best_value if self.mode == "max" else value < self.best_value
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        super().on_epoch_end(epoch, logs)
+        logs = logs or {}
+        if self.monitor not in logs:
+            raise RunFolderError(f"{type(self).__name__} monitors {self.monitor!r}, which the training does not "
+                                 f"log (logged: {sorted(logs)}). Fix: pass validation data to fit.")
+        value = float(logs[self.monitor])
+        if self.improves(value):
+            self.best_epoch, self.best_value = epoch + 1, value
+            self._best_weights = [np.array(w) for w in self.model.get_weights()]
+            self._kept_best(epoch + 1)
+
+    def _kept_best(self, epoch: int) -> None:
+        """Called when epoch ``epoch`` (1-based) became the best one (its weights in ``_best_weights``)."""
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self._best_weights is not None:
+            self.model.set_weights(self._best_weights)
+
+
+class EpochProgress(KeepBestEpoch, EpochTimes):
     """Keeps a training resumable epoch by epoch and keeps the weights of its best epoch.
 
-    Replaces ``EarlyStopping(monitor, restore_best_weights=True)`` without stopping:
-    at the end of training the model holds the weights of the best epoch, counted
-    over every epoch of the training including those before a resume.
+    A `KeepBestEpoch` that also keeps its folder: at the end of training the model holds the weights
+    of the best epoch, counted over every epoch of the training including those before a resume.
 
     Args:
         directory: the progress folder (created at the first finished epoch).
@@ -84,25 +150,18 @@ class EpochProgress(EpochTimes):
             recorded them restore none).
     """
 
-    def __init__(self, directory, identity, monitor="val_accuracy", verbose=True, mode="max"):
-        super().__init__()
-        if mode not in ("max", "min"):
-            raise RunFolderError(f"EpochProgress: mode must be 'max' or 'min', got {mode!r}. Fix: pass one of "
-                                 "those.")
-        self.mode = mode
+    def __init__(self, directory: str | os.PathLike, identity: object, monitor: str = "val_accuracy",
+                 verbose: bool = True, mode: str = "max") -> None:
+        super().__init__(monitor, mode)
         self.directory = os.fspath(directory)
         self.identity = json_plain(identity)
-        self.monitor = monitor
         self.verbose = verbose
-        self.history = {}
-        self.best_epoch = 0
-        self.best_value = None
+        self.history: dict[str, list[float]] = {}
         self.seconds_before = 0.0
-        self._best_weights = None
-        self._started = None
+        self._started: float | None = None
 
     # ------------------------------------------------------------- resume
-    def restore(self, model):
+    def restore(self, model: keras.Model) -> int:
         """Loads the last finished epoch into ``model`` (compiled) and its optimizer; returns epochs done.
 
         Returns 0 (nothing changed) when the folder is missing or was written for
@@ -160,26 +219,15 @@ class EpochProgress(EpochTimes):
         return tf.train.Checkpoint(model=model, optimizer=model.optimizer)
 
     # ------------------------------------------------------------- training
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict | None = None) -> None:
         self._started = time.perf_counter()
 
-    def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
-        logs = logs or {}
-        if self.monitor not in logs:
-            raise RunFolderError(f"EpochProgress monitors {self.monitor!r}, which the training does not log "
-                                 f"(logged: {sorted(logs)}). Fix: pass validation data to fit.")
-        for key, value in logs.items():
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        super().on_epoch_end(epoch, logs)  # the time, the check of ``monitor`` and the best epoch (`_kept_best`)
+        for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
         done = epoch + 1
-        value = float(logs[self.monitor])
         os.makedirs(self.directory, exist_ok=True)
-        if self.best_value is None or (value > self.best_value if self.mode == "max" else value < self.best_value):
-            self.best_epoch, self.best_value = done, value
-            self._best_weights = [np.array(w) for w in self.model.get_weights()]
-            buffer = io.BytesIO()
-            np.savez(buffer, **{f"w{i}": w for i, w in enumerate(self._best_weights)})
-            write_bytes_atomic(os.path.join(self.directory, f"best-{done}.npz"), buffer.getvalue())
         self._checkpoint(self.model).write(os.path.join(self.directory, f"epoch-{done}"))
         write_json_atomic(os.path.join(self.directory, STATE), {
             "format": _FORMAT, "identity": self.identity, "epochs_done": done, "history": self.history,
@@ -187,12 +235,16 @@ class EpochProgress(EpochTimes):
             "epoch_seconds": self.epoch_seconds})
         self._remove_stale(done)
 
-    def on_train_end(self, logs=None):
-        if self._best_weights is not None:
-            self.model.set_weights(self._best_weights)
+    def _kept_best(self, epoch: int) -> None:
+        """Writes the new best epoch's weights (``best-<epoch>.npz``)."""
+        os.makedirs(self.directory, exist_ok=True)
+        buffer = io.BytesIO()
+        arrays: dict[str, Any] = {f"w{i}": w for i, w in enumerate(self._best_weights or [])}
+        np.savez(buffer, **arrays)
+        write_bytes_atomic(os.path.join(self.directory, f"best-{epoch}.npz"), buffer.getvalue())
 
     @property
-    def seconds(self):
+    def seconds(self) -> float:
         """Seconds trained, over the resumes (the epochs lost to a kill are not counted)."""
         return self.seconds_before + (time.perf_counter() - self._started if self._started is not None else 0.0)
 
@@ -205,6 +257,6 @@ class EpochProgress(EpochTimes):
                     os.unlink(path)
 
 
-def remove(directory):
+def remove(directory: str | os.PathLike) -> None:
     """Removes a progress folder (after the finished model was written); a missing folder is fine."""
     shutil.rmtree(directory, ignore_errors=True)

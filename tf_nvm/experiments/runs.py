@@ -26,7 +26,7 @@ import json
 import os
 import re
 import shutil
-from typing import Optional
+from typing import Any
 
 from tf_nvm.core.version import __version__
 from tf_nvm.core import provenance
@@ -59,6 +59,9 @@ STEPS = "steps"
 MAX_RUN_JSON_BYTES = 16 * 1024 * 1024
 """Largest JSON file of a run folder read, bytes (16 MiB; a metrics.json of 1,000 epochs is about 100 KiB)."""
 
+PathLike = str | os.PathLike
+"""A file or folder path."""
+
 _RETRAIN = "Fix: re-run `tf-nvm train`; the run folder was edited, truncated or mixes files of different runs."
 _STEP_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 
@@ -85,20 +88,20 @@ class RunFolder:
 
     path: str
     model_path: str
-    model: object = None
-    float_model_path: Optional[str] = None
-    spec: Optional[NVMSpec] = None
-    preprocessing: Optional[Standardisation] = None
-    data_source: Optional[str] = None
-    dataset: Optional[str] = None
-    recipe: Optional[dict] = None
-    metrics: Optional[dict] = None
-    schema_version: Optional[int] = None
-    tf_nvm_version: Optional[str] = None
+    model: Any = None
+    float_model_path: str | None = None
+    spec: NVMSpec | None = None
+    preprocessing: Standardisation | None = None
+    data_source: str | None = None
+    dataset: str | None = None
+    recipe: dict | None = None
+    metrics: dict | None = None
+    schema_version: int | None = None
+    tf_nvm_version: str | None = None
 
 
 # ------------------------------------------------------------------- writing
-def prepare_folder(folder, overwrite=False, remove=True):
+def prepare_folder(folder: PathLike, overwrite: bool = False, remove: bool = True) -> None:
     """Makes sure a new run may be written to ``folder``; with ``overwrite``, removes the earlier run there.
 
     The rule of every command's output folder (`tf_nvm.core.outputs.claim_output_folder`): an empty or missing
@@ -121,7 +124,8 @@ def prepare_folder(folder, overwrite=False, remove=True):
         shutil.rmtree(folder)
 
 
-def create_run(folder, recipe, standardisation, data_source, data_sha256=None):
+def create_run(folder: PathLike, recipe: Any, standardisation: Standardisation, data_source: str | None,
+               data_sha256: str | None = None) -> None:
     """Starts a run folder: manifest, ``recipe.json``, ``preprocessing.json``; clears old step markers.
 
     Files of an earlier run in ``folder`` are replaced as the new run writes them;
@@ -151,13 +155,13 @@ def _preprocessing(standardisation, data_source, data_sha256):
     return json_plain(out)  # as on disk
 
 
-def save_model(model, path):
+def save_model(model: Any, path: PathLike) -> None:
     """Saves a Keras model to ``path`` (``.keras``) atomically."""
     with atomic_path(path) as tmp:
         model.save(tmp, overwrite=True)
 
 
-def write_seed(folder, seed, model, float_model, result=None):
+def write_seed(folder: PathLike, seed: int, model: Any, float_model: Any, result: dict | None = None) -> None:
     """Writes ``seed<N>/model.keras``, ``seed<N>/float_model.keras`` and then ``seed<N>/result.json``.
 
     ``result.json`` (the seed's numbers) is written last, so its presence means
@@ -170,7 +174,7 @@ def write_seed(folder, seed, model, float_model, result=None):
         write_json_atomic(os.path.join(seed_dir, SEED_RESULT), result)
 
 
-def read_seed(folder, seed):
+def read_seed(folder: PathLike, seed: int) -> tuple[dict, Any, Any] | None:
     """A finished seed of an interrupted run: ``(result, model, float_model)``, or None when unfinished.
 
     Raises:
@@ -191,14 +195,18 @@ SHARED_FLOAT_CODE = "code"
 """Key of a shared float baseline's ``result.json`` recording the code that trained it (`provenance.current`)."""
 
 
-def write_shared_float(folder, model, result):
+def write_shared_float(folder: PathLike, model: Any, result: dict) -> None:
     """Writes a float baseline that several run folders share (``folder/float_model.keras``, then
     ``folder/result.json``); see `tf_nvm.experiments.train.run_recipe`'s ``shared_floats``."""
     save_model(model, os.path.join(folder, FLOAT_MODEL))
     write_json_atomic(os.path.join(folder, SEED_RESULT), {**result, SHARED_FLOAT_CODE: provenance.current()})
 
 
-def read_shared_float(folder):
+class StaleFloat(str):
+    """`read_shared_float`'s answer for a baseline made by other code: why (a str), so the caller trains it again."""
+
+
+def read_shared_float(folder: PathLike) -> tuple[dict, Any] | StaleFloat | None:
     """A shared float baseline written by `write_shared_float`: ``(result, model)``; None when unfinished.
 
     A baseline made by other code than the running one (`tf_nvm.core.provenance.stale_reason`; one written before
@@ -217,11 +225,8 @@ def read_shared_float(folder):
     return result, _load_model(os.path.join(folder, FLOAT_MODEL))
 
 
-class StaleFloat(str):
-    """`read_shared_float`'s answer for a baseline made by other code: why (a str), so the caller trains it again."""
-
-
-def check_resumable(folder, recipe, standardisation, data_source, data_sha256=None):
+def check_resumable(folder: PathLike, recipe: Any, standardisation: Standardisation, data_source: str | None,
+                    data_sha256: str | None = None) -> bool:
     """Whether ``folder`` holds an interrupted (or finished) run of exactly this recipe on this data.
 
     The data are the same when their standardisation and content hash (``data_sha256``) are, wherever they were
@@ -253,13 +258,13 @@ def check_resumable(folder, recipe, standardisation, data_source, data_sha256=No
     ignored = ("data_source",) if by_content else ("data_sha256",)
     if {k: v for k, v in saved_pre.items() if k not in ignored} != {k: v for k, v in wanted.items()
                                                                       if k not in ignored}:
-        what = (f"content sha256 {str(saved_pre.get('data_sha256'))[:12]}..., now {data_sha256[:12]}..."
+        what = (f"content sha256 {str(saved_pre.get('data_sha256'))[:12]}..., now {str(data_sha256)[:12]}..."
                 if by_content else f"{saved_pre.get('data_source')!r}, now {data_source!r}")
         raise RunFolderError(f"cannot resume in {folder!r}: its run was prepared from other data ({what}). {fix}")
     return True
 
 
-def write_result(folder, model, float_model, spec, metrics):
+def write_result(folder: PathLike, model: Any, float_model: Any, spec: NVMSpec, metrics: dict) -> None:
     """Writes the selected ``model.keras``, ``float_model.keras``, ``spec.json`` and ``metrics.json``."""
     save_model(model, os.path.join(folder, MODEL))
     save_model(float_model, os.path.join(folder, FLOAT_MODEL))
@@ -268,7 +273,7 @@ def write_result(folder, model, float_model, spec, metrics):
 
 
 # ------------------------------------------------------------------- reading
-def read_run(path, load_model=True):
+def read_run(path: PathLike, load_model: bool = True) -> RunFolder:
     """Reads a run folder written by `tf-nvm train` (any version up to `SCHEMA_VERSION`) or a ``.keras`` file.
 
     Checks the manifest (format and version), that ``preprocessing.json`` holds
@@ -291,38 +296,12 @@ def read_run(path, load_model=True):
     if os.path.isfile(path) and path.endswith(".keras"):
         model = _load_model(path) if load_model else None
         return RunFolder(path=path, model_path=path, model=model, spec=_model_spec(model))
-    if not os.path.isdir(path):
-        what = "is a file without the .keras suffix" if os.path.exists(path) else "does not exist"
-        raise RunFolderError(f"{path!r} {what}; a run is a folder written by `tf-nvm train` or a .keras model "
-                             "file. Fix: pass the folder written by `tf-nvm train` or the model's .keras file.")
-    schema_version, version = _read_manifest(path)
-    model_path = os.path.join(path, MODEL)
-    if not os.path.isfile(model_path):
-        raise RunFolderError(f"run folder {path!r} (holding {sorted(os.listdir(path))[:12]}) has no model.keras. "
-                             "Fix: pass a folder written by `tf-nvm train` (model.keras, spec.json, "
-                             "preprocessing.json) or a .keras file; a training that did not finish leaves no "
-                             "model.keras.")
-    preprocessing = data_source = None
-    prep = _read_json(path, PREPROCESSING)
-    if prep is not None:
-        preprocessing = Standardisation.from_dict(prep, where=os.path.join(path, PREPROCESSING),
-                                                  error=RunFolderError)
-        data_source = prep.get("data_source")
-    spec = None
-    saved = _read_json(path, SPEC)
-    if saved is not None:
-        try:
-            spec = NVMSpec.from_dict(saved)
-        except SpecError as err:
-            raise RunFolderError(f"{os.path.join(path, SPEC)}: {err} {_RETRAIN}") from err
+    schema_version, version = _read_manifest(_run_folder(path))
+    model_path = _run_model_path(path)
+    preprocessing, data_source = _read_preprocessing(path)
+    saved_spec = _read_spec(path)
     model = _load_model(model_path) if load_model else None
-    if model is not None:
-        actual = _model_spec(model)
-        if spec is not None and spec != actual:
-            raise RunFolderError(f"{os.path.join(path, SPEC)} does not match the spec of {model_path} "
-                                 f"({_spec_difference(spec, actual)}); spec.json must be the spec of model.keras. "
-                                 f"{_RETRAIN}")
-        spec = actual
+    spec = saved_spec if model is None else _checked_spec(path, saved_spec, model, model_path)
     recipe = _read_json(path, RECIPE)
     float_model_path = os.path.join(path, FLOAT_MODEL)
     return RunFolder(path=path, model_path=model_path, model=model,
@@ -330,6 +309,56 @@ def read_run(path, load_model=True):
                      spec=spec, preprocessing=preprocessing, data_source=data_source,
                      dataset=None if recipe is None else recipe.get("dataset"), recipe=recipe,
                      metrics=_read_json(path, METRICS), schema_version=schema_version, tf_nvm_version=version)
+
+
+def _run_folder(path):
+    """``path``; `RunFolderError` when it is not a folder."""
+    if not os.path.isdir(path):
+        what = "is a file without the .keras suffix" if os.path.exists(path) else "does not exist"
+        raise RunFolderError(f"{path!r} {what}; a run is a folder written by `tf-nvm train` or a .keras model "
+                             "file. Fix: pass the folder written by `tf-nvm train` or the model's .keras file.")
+    return path
+
+
+def _run_model_path(path):
+    """``path/model.keras``; `RunFolderError` when the run folder holds no ``model.keras``."""
+    model_path = os.path.join(path, MODEL)
+    if not os.path.isfile(model_path):
+        raise RunFolderError(f"run folder {path!r} (holding {sorted(os.listdir(path))[:12]}) has no model.keras. "
+                             "Fix: pass a folder written by `tf-nvm train` (model.keras, spec.json, "
+                             "preprocessing.json) or a .keras file; a training that did not finish leaves no "
+                             "model.keras.")
+    return model_path
+
+
+def _read_preprocessing(path):
+    """(`Standardisation`, data source) of ``preprocessing.json``; (None, None) without it."""
+    prep = _read_json(path, PREPROCESSING)
+    if prep is None:
+        return None, None
+    preprocessing = Standardisation.from_dict(prep, where=os.path.join(path, PREPROCESSING), error=RunFolderError)
+    return preprocessing, prep.get("data_source")
+
+
+def _read_spec(path):
+    """The `NVMSpec` of the run's ``spec.json`` (None: no such file)."""
+    saved = _read_json(path, SPEC)
+    if saved is None:
+        return None
+    try:
+        return NVMSpec.from_dict(saved)
+    except SpecError as err:
+        raise RunFolderError(f"{os.path.join(path, SPEC)}: {err} {_RETRAIN}") from err
+
+
+def _checked_spec(path, spec, model, model_path):
+    """The loaded model's spec; `RunFolderError` when ``spec.json`` (``spec``; None: absent) differs from it."""
+    actual = _model_spec(model)
+    if spec is not None and spec != actual:
+        raise RunFolderError(f"{os.path.join(path, SPEC)} does not match the spec of {model_path} "
+                             f"({_spec_difference(spec, actual)}); spec.json must be the spec of model.keras. "
+                             f"{_RETRAIN}")
+    return actual
 
 
 def _load_model(model_path):
@@ -341,7 +370,7 @@ def _load_model(model_path):
 def _model_spec(model):
     if model is None:
         return None
-    from tf_nvm.keras.nvm_model import model_spec  # noqa: PLC0415
+    from tf_nvm.keras.nvm_model import model_spec  # noqa: PLC0415  (imports TensorFlow; reading JSON does not)
 
     return model_spec(model)
 
@@ -392,7 +421,7 @@ def _marker(folder, step):
     return os.path.join(folder, STEPS, f"{step}.json")
 
 
-def mark_done(folder, step, info=None):
+def mark_done(folder: PathLike, step: str, info: dict | None = None) -> None:
     """Records that ``step`` finished in run folder ``folder`` (``steps/<step>.json``, written atomically).
 
     Args:
@@ -433,7 +462,7 @@ def _step_marker(folder, step):
     return marker
 
 
-def step_info(folder, step):
+def step_info(folder: PathLike, step: str) -> dict | None:
     """The ``info`` dict ``step`` was marked done with, or None when it is not marked done.
 
     Raises:
@@ -443,12 +472,12 @@ def step_info(folder, step):
     return None if marker is None else marker["info"]
 
 
-def is_done(folder, step):
+def is_done(folder: PathLike, step: str) -> bool:
     """Whether ``step`` was marked done in run folder ``folder`` (see `mark_done`)."""
     return _step_marker(folder, step) is not None
 
 
-def step_stale(folder, step):
+def step_stale(folder: PathLike, step: str) -> str | None:
     """Why the finished ``step`` of ``folder`` is stale (made by other tf_nvm code), or None (same code, or not done).
 
     See `tf_nvm.core.provenance.stale_reason`; a marker written before markers recorded the commit is judged by its

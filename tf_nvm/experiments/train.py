@@ -15,20 +15,23 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from tf_nvm.experiments import models, runs
 from tf_nvm.core import provenance
 from tf_nvm.experiments import progress as epoch_progress
-from tf_nvm.keras.backend import keras, tf
-from tf_nvm.experiments.data import prepare_data
+from tf_nvm.keras.backend import keras
+from tf_nvm.experiments.batches import steps_per_epoch, training_data
+from tf_nvm.experiments.data import Split, prepare_data
 from tf_nvm.core.errors import InvalidWeightsError, RecipeError, RunFolderError
 from tf_nvm.noise.training import NoiseAwareTraining
 from tf_nvm.keras.nvm_model import model_spec, nonfinite_weights, nvm_layers
 from tf_nvm.keras.precision import require_float32
 from tf_nvm.keras.quantize import check_input_range, quantize_model
-from tf_nvm.experiments.recipes import check_seeds
+from tf_nvm.experiments.recipes import Recipe, check_seeds
 from tf_nvm.core.registry import Registry
 from tf_nvm.keras.sign_split import fuse_sign_split
 
@@ -48,13 +51,13 @@ class TrainingTask:
         higher_is_better: True for accuracy, False for errors (the best epoch has the lowest value).
     """
 
-    loss: object
+    loss: Any
     metric: str
-    extra: tuple = ()
+    extra: tuple[str, ...] = ()
     higher_is_better: bool = True
 
     @property
-    def mode(self):
+    def mode(self) -> str:
         """``"max"`` or ``"min"``: how the best validation value is picked."""
         return "max" if self.higher_is_better else "min"
 
@@ -71,7 +74,7 @@ TRAINING.register("reconstruction", TrainingTask(keras.losses.MeanSquaredError, 
                   description="autoencoder: mean squared error against the standardised inputs; MSE, MAE")
 
 
-def training_task(recipe):
+def training_task(recipe: Any) -> TrainingTask:
     """The `TrainingTask` of ``recipe`` (classification when it names none, or has no ``task``)."""
     return TRAINING.get(getattr(recipe, "task", None) or "classification")
 
@@ -91,96 +94,9 @@ def _check_targets(model, split, recipe, training):
                           "task \"reconstruction\", targets = inputs).")
 
 
-def training_data(recipe, split, repeat=False, epochs_done=0):
-    """Shuffled batches of the training part, augmented as the recipe says.
-
-    ``recipe`` is a `Recipe` or anything with ``batch_size``, ``augment_scale`` and
-    ``augment_noise`` (e.g. `tf_nvm.nas.Training`); ``augment_crop`` and
-    ``augment_flip`` are read when present.
-
-    Augmentation (training only, per example): images are flipped left-right
-    (``augment_flip``) and cropped back to their size after zero padding by
-    ``augment_crop`` pixels per side, with stateless random ops seeded from a
-    random stream of the global seed (reproducible in parallel); every channel is
-    multiplied by a gain drawn from N(1, augment_scale^2) and Gaussian noise of
-    standard deviation augment_noise (standardised units) is added to every value.
-    The gains and noise are drawn once per batch position, with the same values every
-    epoch (a new shuffle gives them to other examples); the order and the crops and
-    flips are new every epoch.
-
-    Args:
-        recipe: see above.
-        split: `Split` (``x_train``, ``y_train``).
-        repeat: False: one epoch per iteration (a new shuffle each time the data set is
-            iterated). True: one endless iterator over all epochs (train with ``steps_per_epoch``
-            = `steps_per_epoch`; epochs never mix): no new iterator, shuffle buffer and pipeline
-            warm-up between two epochs, and exactly the batches Keras ``fit`` trained on with the
-            one-epoch data set. (``fit`` made one iterator before its first epoch and a new one
-            for every epoch, so its first epoch was the one-epoch data set's second iteration:
-            the endless one starts there too.)
-        epochs_done: epochs already trained (a resume): the shuffle and the crops/flips start
-            at epoch ``epochs_done``, as an uninterrupted training would have seen them.
-
-    Returns:
-        ``tf.data.Dataset`` of ``(x, y)`` batches.
-    """
-    examples = tf.data.Dataset.from_tensor_slices((split.x_train, split.y_train))
-    examples = examples.shuffle(len(split.x_train), reshuffle_each_iteration=True)
-    crop, flip = getattr(recipe, "augment_crop", 0), getattr(recipe, "augment_flip", False)
-    if crop or flip:
-        seeds = tf.data.Dataset.random(rerandomize_each_iteration=True).batch(2)
-
-        def image_augment(example, seed):
-            x, y = example
-            if flip:
-                x = tf.image.stateless_random_flip_left_right(x, seed)
-            if crop:
-                padded = tf.pad(x, [[crop, crop], [crop, crop], [0, 0]])
-                x = tf.image.stateless_random_crop(padded, tf.shape(x), seed + tf.constant([0, 1], tf.int64))
-            return x, y
-        examples = tf.data.Dataset.zip((examples, seeds)).map(image_augment, num_parallel_calls=tf.data.AUTOTUNE)
-    batches = examples.batch(recipe.batch_size)
-    for _ in range(epochs_done + int(repeat)):  # a new iterator draws its epoch's shuffle and crop/flip seeds only
-        iter(batches)
-    data = batches.repeat() if repeat else batches
-    if recipe.augment_scale or recipe.augment_noise:
-        data = tf.data.Dataset.zip((data, _batch_draws(recipe, split, repeat))).map(
-            lambda batch, draws: (batch[0] * draws[0] + draws[1], batch[1]), num_parallel_calls=tf.data.AUTOTUNE)
-    return data.prefetch(tf.data.AUTOTUNE)
-
-
-def _batch_draws(recipe, split, repeat):
-    """Per batch position: the channel gains and the additive noise of one epoch (`training_data`).
-
-    Drawn by stateful random ops in a sequential map, then kept (``cache``): every epoch reuses the
-    first epoch's values, as the one-epoch pipeline did by restarting its random kernels on each
-    new iterator. ``draw`` creates exactly the ops of that pipeline's augmentation, in its order, so
-    the ops get the same seeds from the global seed and draw the same values.
-    """
-    n, size = len(split.x_train), recipe.batch_size
-    sizes = [size] * (n // size) + ([n % size] if n % size else [])
-    shape, y_dtype = tuple(np.shape(split.x_train)[1:]), tf.as_dtype(np.asarray(split.y_train[:1]).dtype)
-
-    def template(rows):
-        return tf.zeros(tf.concat([[rows], shape], 0), tf.float32), tf.zeros([rows], y_dtype)
-
-    def draw(x, y):  # noqa: ARG001  (the same arguments and ops as the augmentation it reproduces)
-        channels = tf.shape(x)[-1]
-        gain_shape = tf.concat([tf.shape(x)[:1], tf.ones([tf.rank(x) - 2], tf.int32), [channels]], 0)
-        gain = 1.0 + recipe.augment_scale * tf.random.normal(gain_shape)
-        _ = x * gain  # the op the noise followed: keeps the noise op's seed
-        return gain, recipe.augment_noise * tf.random.normal(tf.shape(x))
-    # sequential: parallel calls would race for the random kernel's state and make training irreproducible
-    draws = tf.data.Dataset.from_tensor_slices(np.asarray(sizes, np.int32)).map(template).map(draw).cache()
-    return draws.repeat() if repeat else draws
-
-
-def steps_per_epoch(recipe, split):
-    """Batches in one epoch of `training_data` (the last one may be smaller)."""
-    return int(np.ceil(len(split.x_train) / recipe.batch_size))
-
-
-def train_model(model, recipe, split, verbose=2, callbacks=(), progress=None):
+def train_model(model: keras.Model, recipe: Any, split: Split, verbose: int = 2,
+                callbacks: Sequence[keras.callbacks.Callback] = (),
+                progress: tuple[str | os.PathLike, object] | None = None) -> dict[str, Any]:
     """Compiles and fits ``model`` with the recipe's schedule; keeps the best validation epoch.
 
     Convolutions that read both signs ``[t, -t]`` of a non-negative ``t`` train in the fused form
@@ -210,22 +126,14 @@ def train_model(model, recipe, split, verbose=2, callbacks=(), progress=None):
         restored from ``progress``; present only when > 0).
     """
     task = training_task(recipe)
-    _check_targets(model, split, recipe, task)
-    fuse_sign_split(model)
-    if nvm_layers(model):  # an NVM model clips its inputs to the shared activation range: say so when it matters
-        require_float32("train_model", model)  # exact float32 (no mixed precision, TF32 off)
-        check_input_range(split.x_train, model_spec(model), owner="train_model")
-    steps = recipe.epochs * steps_per_epoch(recipe, split)
-    schedule = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, steps)
-    model.compile(keras.optimizers.Adam(schedule), task.loss(), metrics=[task.metric, *task.extra])
+    _prepare_model(model, recipe, split, task)
     # a callback with a ``monitor`` (noise-aware training's simulated chips) selects the epoch; it runs first
     selectors = [callback for callback in callbacks if getattr(callback, "monitor", None)]
     monitor = selectors[0].monitor if selectors else f"val_{task.metric}"
-    done = 0
     if progress is None:
-        keep_best = keras.callbacks.EarlyStopping(monitor, mode=task.mode, patience=recipe.epochs + 1,
-                                                  restore_best_weights=True)
+        keep_best: epoch_progress.KeepBestEpoch = epoch_progress.KeepBestEpoch(monitor, mode=task.mode)
         timer = epoch_progress.EpochTimes()
+        done = 0
     else:
         keep_best = timer = epoch_progress.EpochProgress(*progress, monitor=monitor, verbose=bool(verbose),
                                                          mode=task.mode)
@@ -239,18 +147,12 @@ def train_model(model, recipe, split, verbose=2, callbacks=(), progress=None):
                         steps_per_epoch=steps_per_epoch(recipe, split), initial_epoch=done,
                         validation_data=(split.x_val, split.y_val), callbacks=callbacks, verbose=verbose).history
     seconds = time.perf_counter() - start
-    if progress is not None:
+    if isinstance(keep_best, epoch_progress.EpochProgress):
         history, seconds = keep_best.history, keep_best.seconds
-    bad = [weight for _, weight, _, _ in nonfinite_weights(model)]
-    if bad or not np.all(np.isfinite(history["loss"])):
-        raise InvalidWeightsError(
-            f"training of model {model.name!r} diverged: loss {history['loss'][-1]!r} after "
-            f"{len(history['loss'])} epoch(s), non-finite weights {bad[:4]}. Nothing was written. Fix: "
-            f"lower the recipe's learning_rate (now {recipe.learning_rate!r}) or check the inputs for NaN.")
-    val = history[monitor]
-    best = int(np.argmax(val) if task.higher_is_better else np.argmin(val))
+    _check_finite(model, history, recipe)
+    best = keep_best.best_epoch - 1  # the epoch whose weights the model now holds
     test = model.evaluate(split.x_test, split.y_test, verbose=0, batch_size=512, return_dict=True)
-    result = {monitor: float(val[best]), f"val_{task.metric}": float(history[f"val_{task.metric}"][best]),
+    result = {monitor: float(history[monitor][best]), f"val_{task.metric}": float(history[f"val_{task.metric}"][best]),
               "best_epoch": best + 1, f"test_{task.metric}": float(test[task.metric]),
               **{f"test_{name}": float(test[name]) for name in task.extra},
               "seconds": round(seconds, 2), "epoch_seconds": timer.epoch_seconds}
@@ -259,7 +161,29 @@ def train_model(model, recipe, split, verbose=2, callbacks=(), progress=None):
     return result
 
 
-def noise_aware_callbacks(recipe, split, seed=0):
+def _prepare_model(model: keras.Model, recipe: Any, split: Split, task: TrainingTask) -> None:
+    """Checks the targets (and an NVM model's precision and inputs), fuses sign splits and compiles ``model``."""
+    _check_targets(model, split, recipe, task)
+    fuse_sign_split(model)
+    if nvm_layers(model):  # an NVM model clips its inputs to the shared activation range: say so when it matters
+        require_float32("train_model", model)  # exact float32 (no mixed precision, TF32 off)
+        check_input_range(split.x_train, model_spec(model), owner="train_model")
+    steps = recipe.epochs * steps_per_epoch(recipe, split)
+    schedule = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, steps)
+    model.compile(keras.optimizers.Adam(schedule), task.loss(), metrics=[task.metric, *task.extra])
+
+
+def _check_finite(model: keras.Model, history: dict, recipe: Any) -> None:
+    """Raises `InvalidWeightsError` when the training diverged (a non-finite loss or weight)."""
+    bad = [weight for _, weight, _, _ in nonfinite_weights(model)]
+    if bad or not np.all(np.isfinite(history["loss"])):
+        raise InvalidWeightsError(
+            f"training of model {model.name!r} diverged: loss {history['loss'][-1]!r} after "
+            f"{len(history['loss'])} epoch(s), non-finite weights {bad[:4]}. Nothing was written. Fix: "
+            f"lower the recipe's learning_rate (now {recipe.learning_rate!r}) or check the inputs for NaN.")
+
+
+def noise_aware_callbacks(recipe: Any, split: Split, seed: int = 0) -> list[keras.callbacks.Callback]:
     """The recipe's noise-aware training callback (a list of 0 or 1 `NoiseAwareTraining`) for its NVM model.
 
     Args:
@@ -282,7 +206,7 @@ FLOAT_KEY_IGNORES = ("name", "description", "spec", "init", "seeds", "noise_awar
 """Recipe fields that do not change the float baseline (`run_recipe`'s ``shared_floats``)."""
 
 
-def float_key(recipe, split):
+def float_key(recipe: Any, split: Split) -> str:
     """Identifies a float baseline: the recipe fields that shape it and the data's standardisation (hex str)."""
     return _training_key(recipe, split, FLOAT_KEY_IGNORES)
 
@@ -363,8 +287,9 @@ def _train_seed(recipe, split, seed, verbose, shared_floats, out_dir):
     return row, nvm_model, float_model
 
 
-def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite=False, split=None, resume=False,
-               shared_floats=None):
+def run_recipe(recipe: Recipe, out_dir: str | os.PathLike, seeds: Sequence[int] | None = None,
+               data_path: str | None = None, verbose: int = 2, overwrite: bool = False, split: Split | None = None,
+               resume: bool = False, shared_floats: str | os.PathLike | None = None) -> dict[str, Any]:
     """Trains the recipe's float baseline and NVM model for each seed; writes a run folder.
 
     The folder (layout in `tf_nvm.experiments.runs`) holds ``model.keras`` (the NVM model of
@@ -403,8 +328,23 @@ def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite
     if seeds is not None:  # before anything is read or written (a bad seed failed after loading the data)
         check_seeds(seeds, "seeds", "Fix: pass integers in 0..2^32-1, e.g. seeds=[0, 1, 2] (--seeds 0 1 2).")
     seeds = list(recipe.seeds if seeds is None else seeds)
-    task = training_task(recipe)
-    metric = task.metric
+    split, resuming = _open_run(recipe, out_dir, data_path, verbose, overwrite, split, resume)
+    per_seed, (selected, nvm_model, float_model) = _train_seeds(recipe, split, seeds, verbose, shared_floats,
+                                                                out_dir, resuming)
+    spec = model_spec(nvm_model)
+    metrics = _run_metrics(recipe, split, per_seed, selected, spec)
+    runs.write_result(out_dir, nvm_model, float_model, spec, metrics)
+    runs.mark_done(out_dir, "train", {"seeds": seeds, "selected_seed": selected})
+    return metrics
+
+
+def _open_run(recipe: Any, out_dir: str | os.PathLike, data_path: str | None, verbose: int, overwrite: bool,
+              split: Split | None, resume: bool) -> tuple[Split, bool]:
+    """Checks (and clears, or keeps for a resume) ``out_dir``, loads the data and writes the run's first files.
+
+    Returns:
+        (the split, whether the run in ``out_dir`` is resumed).
+    """
     if not resume:
         runs.prepare_folder(out_dir, overwrite, remove=False)  # refuse before the data loads; removed below if asked
     if split is None:
@@ -419,33 +359,54 @@ def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite
     if not resuming:
         runs.prepare_folder(out_dir, overwrite=overwrite)
     runs.create_run(out_dir, recipe, split.standardisation, split.source, split.content_hash())
-    per_seed = []
-    best = None
+    return split, bool(resuming)
+
+
+def _train_seeds(recipe, split, seeds, verbose, shared_floats, out_dir, resuming):
+    """Trains (or reuses) every seed; keeps only the models of the best validation score (the first of equals).
+
+    Returns:
+        (one result row per seed, (the selected seed, its NVM model, its float model)).
+    """
+    higher = training_task(recipe).higher_is_better
+    metric = training_task(recipe).metric
+    per_seed, best = [], None
     for seed in seeds:
-        earlier = runs.read_seed(out_dir, seed) if resuming else None
-        if earlier is None:
-            row, nvm_model, float_model = _train_seed(recipe, split, seed, verbose, shared_floats, out_dir)
-        else:
-            row, nvm_model, float_model = earlier
-            if verbose:
-                print(f"[tf-nvm] {recipe.name} seed {seed}: trained earlier, reused (NVM test {metric} "
-                      f"{row['nvm'][f'test_{metric}']:.4f})", flush=True)
+        row, nvm_model, float_model = _seed_models(recipe, split, seed, verbose, shared_floats, out_dir, resuming)
         per_seed.append(row)
         value = row["nvm"][f"val_{metric}"]
-        if best is None or (value > best[0] if task.higher_is_better else value < best[0]):
+        if best is None or (value > best[0] if higher else value < best[0]):
             best = (value, seed, nvm_model, float_model)
-    spec = model_spec(best[2])
+    return per_seed, best[1:]
+
+
+def _seed_models(recipe, split, seed, verbose, shared_floats, out_dir, resuming):
+    """(result row, NVM model, float model) of one seed: read from ``out_dir`` when resumed and done, else trained."""
+    earlier = runs.read_seed(out_dir, seed) if resuming else None
+    if earlier is None:
+        return _train_seed(recipe, split, seed, verbose, shared_floats, out_dir)
+    if verbose:
+        metric = training_task(recipe).metric
+        print(f"[tf-nvm] {recipe.name} seed {seed}: trained earlier, reused (NVM test {metric} "
+              f"{earlier[0]['nvm'][f'test_{metric}']:.4f})", flush=True)
+    return earlier
+
+
+def _run_metrics(recipe, split, per_seed, selected_seed, spec):
+    """The ``metrics.json`` of a run: the means and spreads over seeds, the selected seed, the data."""
+    task = training_task(recipe)
+    metric = task.metric
     nvm_acc = [r["nvm"][f"test_{metric}"] for r in per_seed]
     float_acc = [r["float"][f"test_{metric}"] for r in per_seed]
     task_fields = {} if recipe.task is None else {"task": recipe.task, "metric": metric}
-    metrics = {
+    return {
         "recipe": recipe.name,
         **task_fields,
         f"test_{metric}": statistics.fmean(nvm_acc),
         f"float_test_{metric}": statistics.fmean(float_acc),
         f"test_{metric}_summary": _summary(nvm_acc),
         f"float_test_{metric}_summary": _summary(float_acc),
-        "selected_seed": best[1],
+        "selected_seed": selected_seed,
         "selection": f"model.keras is the seed with the {'best' if task.higher_is_better else 'lowest'} validation "
                      f"{metric}; test never used to select",
         "seeds": per_seed,
@@ -454,6 +415,3 @@ def run_recipe(recipe, out_dir, seeds=None, data_path=None, verbose=2, overwrite
         "data_sha256": split.content_hash(),
         "split_sizes": {"train": len(split.x_train), "val": len(split.x_val), "test": len(split.x_test)},
     }
-    runs.write_result(out_dir, best[2], best[3], spec, metrics)
-    runs.mark_done(out_dir, "train", {"seeds": seeds, "selected_seed": best[1]})
-    return metrics

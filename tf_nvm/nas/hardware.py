@@ -11,9 +11,11 @@ crossbars by `tf_nvm.mapping.tiling.plan_tiles` (a depthwise layer: only its dia
 
 import dataclasses
 import math
-from typing import Optional
+from typing import Any, Optional
 
 from tf_nvm.core.errors import MappingError, SearchError
+from tf_nvm.keras.backend import keras
+from tf_nvm.keras.nvm_model import model_spec, nvm_layers
 from tf_nvm.mapping.tiling import depthwise_layout, plan_diagonal_tiles, plan_tiles, tile_count
 
 __all__ = ["HardwareCounts", "Budget", "hardware_counts", "COUNTS"]
@@ -40,15 +42,13 @@ class HardwareCounts:
     devices: int
     adc_columns: int
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return dataclasses.asdict(self)
 
 
 def _matrix_shape(wrapper):
     """(rows, cols, depthwise (taps, channels) or None) of a crossbar wrapper's im2col weight matrix."""
-    from tf_nvm.keras.backend import keras  # noqa: PLC0415
-
     inner = wrapper.layer
     if isinstance(inner, keras.layers.DepthwiseConv2D):  # its kernel is `depthwise_kernel` (no `kernel`)
         kh, kw, cin, mult = [int(d) for d in inner.depthwise_kernel.shape]
@@ -67,7 +67,7 @@ def _planned(rows, cols, depthwise, spec):
     return plan_tiles(rows, cols, spec)
 
 
-def hardware_counts(model):
+def hardware_counts(model: keras.Model) -> HardwareCounts:
     """The `HardwareCounts` of an NVM model (from `tf_nvm.quantize_model`).
 
     Args:
@@ -80,8 +80,6 @@ def hardware_counts(model):
     Raises:
         NotAnNVMModelError: not an NVM model.
     """
-    from tf_nvm.keras.nvm_model import model_spec, nvm_layers  # noqa: PLC0415
-
     spec = model_spec(model)
     weights = tiles = devices = adc = 0
     layers = nvm_layers(model)
@@ -124,7 +122,7 @@ class Budget:
                                   f"Fix: give a positive whole number, e.g. \"{field.name}\": 8.")
 
     @classmethod
-    def from_dict(cls, data, where="budget"):
+    def from_dict(cls, data: dict | None, where: str = "budget") -> "Budget":
         """A `Budget` from ``{"max_tiles": 8, ...}``.
 
         Raises:
@@ -138,13 +136,13 @@ class Budget:
             raise SearchError(f"{where}: unknown limit(s) {bad!r}; allowed: {allowed}. Fix: use only those keys.")
         return cls(**data)
 
-    def violation(self, counts):
+    def violation(self, counts: HardwareCounts) -> str | None:
         """Why ``counts`` break the budget (str), or None when they fit."""
         over = [f"{name[4:]} {getattr(counts, name[4:])} > {name} {limit}"
                 for name, limit in dataclasses.asdict(self).items()
                 if limit is not None and getattr(counts, name[4:]) > limit]
         return "; ".join(over) or None
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return dataclasses.asdict(self)

@@ -14,6 +14,8 @@ created, instead of failing every trial.
 """
 
 import json
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import keras_tuner
 
@@ -55,11 +57,12 @@ class ArchitectureHyperModel(keras_tuner.HyperModel):
             the default values: an integer hyperparameter takes integers only).
     """
 
-    architecture = None
-    SPACE = {}
-    LIMITS = {}
+    architecture: str | None = None
+    SPACE: dict[str, tuple] = {}
+    LIMITS: dict[str, tuple] = {}
 
-    def __init__(self, space=None, input_shape=None, num_classes=None):
+    def __init__(self, space: dict[str, list] | None = None, input_shape: Sequence[int] | None = None,
+                 num_classes: int | None = None) -> None:
         super().__init__(name=self.architecture)
         if space is not None and not isinstance(space, dict):
             raise SearchError(f"space of hypermodel {self.architecture!r} must be an object {{name: [values]}}, got "
@@ -74,7 +77,8 @@ class ArchitectureHyperModel(keras_tuner.HyperModel):
                     or not all(isinstance(v, (int, float, str, bool)) for v in values)
                     or len({type(v) for v in values}) != 1):
                 raise SearchError(f"space.{name} must be a non-empty list of numbers, strings or booleans of one "
-                                  f"type, got {str(values)[:200]}. Fix: e.g. \"{name}\": {json.dumps(list(self.SPACE[name]))}.")
+                                  f"type, got {str(values)[:200]}. Fix: e.g. "
+                                  f"\"{name}\": {json.dumps(list(self.SPACE[name]))}.")
             self._check_values(name, values)
         self.space = {name: tuple(space.get(name, values)) for name, values in self.SPACE.items()}
         self.input_shape = tuple(input_shape) if input_shape is not None else None
@@ -98,26 +102,26 @@ class ArchitectureHyperModel(keras_tuner.HyperModel):
                 raise SearchError(f"space.{name} of hypermodel {self.architecture!r} holds {value!r}; each value must "
                                   f"be {allowed}. {fix}")
 
-    def choice(self, hp, name, key=None):
+    def choice(self, hp: keras_tuner.HyperParameters, name: str, key: str | None = None) -> Any:
         """``hp.Choice(key or name, self.space[name])``: the candidate lists are looked up by ``name``."""
         return hp.Choice(key or name, list(self.space[name]))
 
-    def arguments(self, hp):
+    def arguments(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
         """The architecture's keyword arguments for the hyperparameters ``hp`` (dict, JSON-ready)."""
         raise NotImplementedError
 
-    def fixed_arguments(self):
+    def fixed_arguments(self) -> dict[str, Any]:
         """Arguments set by the data, not searched (input shape, classes)."""
-        out = {}
+        out: dict[str, Any] = {}
         if self.input_shape is not None:
             out["input_shape"] = list(self.input_shape)
         if self.num_classes is not None:
             out["num_classes"] = int(self.num_classes)
         return out
 
-    def build(self, hp):
+    def build(self, hp: keras_tuner.HyperParameters) -> Any:
         """The float tf_keras model of ``hp``."""
-        return models.build(self.architecture, **self.fixed_arguments(), **self.arguments(hp))
+        return models.build(cast(str, self.architecture), **self.fixed_arguments(), **self.arguments(hp))
 
 
 def _blocks(self, hp, depth_name, per_block):
@@ -153,7 +157,7 @@ class HarCNNHyperModel(ArchitectureHyperModel):
               "pooling": ("max", "avg"), "signs": ("split", "bn"), "input_pool": (1, 128), "head_units": (0, 1024),
               "dropout": (0.0, 0.9)}
 
-    def arguments(self, hp):
+    def arguments(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
         _, blocks = _blocks(self, hp, "depth", ("filters", "kernel_size"))
         return {"filters": blocks["filters"], "kernel_sizes": blocks["kernel_size"],
                 **{name: self.choice(hp, name)
@@ -176,7 +180,7 @@ class HarMLPHyperModel(ArchitectureHyperModel):
     LIMITS = {"depth": (0, 8), "units": (1, 1024), "signs": ("split", "bn"), "input_pool": (1, 128),
               "dropout": (0.0, 0.9)}
 
-    def arguments(self, hp):
+    def arguments(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
         _, blocks = _blocks(self, hp, "depth", ("units",))
         return {"units": blocks["units"], **{name: self.choice(hp, name) for name in ("signs", "input_pool",
                                                                                        "dropout")}}
@@ -190,7 +194,7 @@ class CifarCNNHyperModel(ArchitectureHyperModel):
     SPACE = {"depth": (3, 2), "filters": (32, 16, 64, 128), "sign_split": (False, True)}
     LIMITS = {"depth": (1, 5), "filters": (1, 512), "sign_split": (False, True)}  # 5 poolings: 32x32 -> 1x1
 
-    def arguments(self, hp):
+    def arguments(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
         _, blocks = _blocks(self, hp, "depth", ("filters",))
         return {"filters": blocks["filters"], "sign_split": self.choice(hp, "sign_split")}
 
@@ -208,11 +212,12 @@ class ResNet8HyperModel(ArchitectureHyperModel):
     SPACE = {"filters": (16, 8, 26), "sign_split": (True, False)}
     LIMITS = {"filters": (1, 128), "sign_split": (True, False)}  # the third stack has 4x the filters
 
-    def arguments(self, hp):
+    def arguments(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
         return {name: self.choice(hp, name) for name in ("filters", "sign_split")}
 
 
-def make_hypermodel(name, space=None, input_shape=None, num_classes=None):
+def make_hypermodel(name: str, space: dict[str, list] | None = None, input_shape: Sequence[int] | None = None,
+                    num_classes: int | None = None) -> ArchitectureHyperModel:
     """The registered hypermodel ``name`` over ``space``.
 
     Raises:
@@ -228,7 +233,7 @@ class CheckedHyperModel(keras_tuner.HyperModel):
         hypermodel: a ``keras_tuner.HyperModel`` or a callable ``hp -> tf_keras model``.
     """
 
-    def __init__(self, hypermodel):
+    def __init__(self, hypermodel: keras_tuner.HyperModel | Callable[[Any], Any]) -> None:
         super().__init__(name=getattr(hypermodel, "name", None) or getattr(hypermodel, "__name__", "hypermodel"))
         if not (isinstance(hypermodel, keras_tuner.HyperModel) or callable(hypermodel)):
             raise SearchError(f"hypermodel must be a keras_tuner.HyperModel or a function build(hp), got "
@@ -236,11 +241,11 @@ class CheckedHyperModel(keras_tuner.HyperModel):
                               f"registered name {HYPERMODELS.names()}.")
         self.inner = hypermodel
 
-    def declare_hyperparameters(self, hp):
+    def declare_hyperparameters(self, hp: keras_tuner.HyperParameters) -> None:
         if isinstance(self.inner, keras_tuner.HyperModel):
             self.inner.declare_hyperparameters(hp)
 
-    def build(self, hp):
+    def build(self, hp: keras_tuner.HyperParameters) -> Any:
         """The inner build's model, checked.
 
         Raises:
@@ -259,7 +264,7 @@ class CheckedHyperModel(keras_tuner.HyperModel):
         return model
 
 
-def checked_hypermodel(hypermodel):
+def checked_hypermodel(hypermodel: Any) -> ArchitectureHyperModel | CheckedHyperModel:
     """``hypermodel`` itself when it is an `ArchitectureHyperModel`, else wrapped in `CheckedHyperModel`."""
     if isinstance(hypermodel, (ArchitectureHyperModel, CheckedHyperModel)):
         return hypermodel

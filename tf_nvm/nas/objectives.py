@@ -15,9 +15,12 @@ one on 16 tiles pays 0.04.
 """
 
 import dataclasses
+from typing import Any
+
+import keras_tuner
 
 from tf_nvm.core.errors import SearchError
-from tf_nvm.nas.hardware import COUNTS
+from tf_nvm.nas.hardware import COUNTS, HardwareCounts
 
 __all__ = ["Penalty", "SearchObjective", "METRICS", "DIRECTIONS"]
 
@@ -78,7 +81,7 @@ class SearchObjective:
                               "metric \"val_accuracy\".")
 
     @classmethod
-    def from_dict(cls, data):
+    def from_dict(cls, data: dict | None) -> "SearchObjective":
         """From ``{"metric": "score", "penalties": {"tiles": {"weight": 0.02, "reference": 8}}}``.
 
         Raises:
@@ -97,12 +100,12 @@ class SearchObjective:
         return cls(data.get("metric", "val_accuracy"),
                    tuple(Penalty(name, **term) for name, term in sorted(penalties.items())))
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (`from_dict` reads it)."""
         return {"metric": self.metric,
                 "penalties": {p.count: {"weight": p.weight, "reference": p.reference} for p in self.penalties}}
 
-    def score(self, val_accuracy, counts):
+    def score(self, val_accuracy: float, counts: HardwareCounts) -> float:
         """The scalarised score of a candidate (float; equals ``val_accuracy`` without penalties).
 
         Args:
@@ -111,8 +114,6 @@ class SearchObjective:
         """
         return float(val_accuracy) - sum(p.weight * getattr(counts, p.count) / p.reference for p in self.penalties)
 
-    def keras_tuner_objective(self):
+    def keras_tuner_objective(self) -> keras_tuner.Objective:
         """The keras-tuner ``Objective`` (name and explicit direction ``"max"``)."""
-        import keras_tuner  # noqa: PLC0415
-
         return keras_tuner.Objective(self.metric, DIRECTIONS[self.metric])

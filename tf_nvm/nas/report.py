@@ -1,6 +1,7 @@
 """What a search leaves for people: the table of every trial and the Pareto front (accuracy vs tiles)."""
 
 import os
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from tf_nvm.core.safe_io import read_json
 __all__ = ["trials_table", "pareto_front", "plot_pareto", "failure_reason"]
 
 
-def failure_reason(trial, record=None):
+def failure_reason(trial: Any, record: dict | None = None) -> str:
     """The one-line reason a trial failed (from its ``nvm_trial.json`` or the last line of its traceback)."""
     if record and record.get("reason"):
         return record["reason"]
@@ -30,7 +31,7 @@ def _record(project_dir, trial_id):
         return None  # a trial that never wrote its record (or a damaged one) is reported from its oracle status
 
 
-def trials_table(tuner):
+def trials_table(tuner: Any) -> pd.DataFrame:
     """One row per trial of a tuner's oracle, in trial order.
 
     Columns: ``trial``, ``status`` (COMPLETED, FAILED, INVALID, RUNNING),
@@ -42,7 +43,9 @@ def trials_table(tuner):
     Returns:
         pandas DataFrame.
     """
-    rows, integers, others = [], set(), set()
+    rows: list[dict] = []
+    integers: set[str] = set()
+    others: set[str] = set()
     for trial_id in sorted(tuner.oracle.trials):
         trial = tuner.oracle.trials[trial_id]
         record = _record(tuner.project_dir, trial_id)
@@ -67,7 +70,7 @@ def trials_table(tuner):
     return table
 
 
-def pareto_front(table):
+def pareto_front(table: pd.DataFrame) -> pd.Series:
     """Boolean Series: completed trials no other completed trial beats on both tiles (min) and accuracy (max)."""
     done = table[(table["status"] == "COMPLETED") & table["val_accuracy"].notna()]
     tiles = done["tiles"].astype(float).to_numpy()
@@ -79,7 +82,9 @@ def pareto_front(table):
     return on
 
 
-def plot_pareto(table, path, title="Architecture search: validation accuracy vs crossbar tiles", best=None):
+def plot_pareto(table: pd.DataFrame, path: str | os.PathLike,
+                title: str = "Architecture search: validation accuracy vs crossbar tiles",
+                best: str | None = None) -> str | os.PathLike:
     """Writes a PNG: every completed trial (accuracy vs tiles), the Pareto front and the best trial.
 
     Args:
@@ -87,8 +92,11 @@ def plot_pareto(table, path, title="Architecture search: validation accuracy vs 
         path: PNG file (written atomically).
         title: plot title.
         best: trial id to mark (None: none).
+
+    Returns:
+        ``path``.
     """
-    from tf_nvm.core.plots import pyplot, write_png  # noqa: PLC0415
+    from tf_nvm.core.plots import pyplot, write_png  # noqa: PLC0415  (matplotlib only when a plot is drawn)
 
     plt = pyplot()
     done = table[(table["status"] == "COMPLETED") & table["val_accuracy"].notna()]

@@ -28,11 +28,16 @@ trials. All use the same config and ``DIR`` (on one machine or a shared file sys
 import json
 import os
 import shutil
+import statistics
 import time
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from tf_nvm.core.atomic import write_json_atomic
 from tf_nvm.core.errors import SearchError
+from tf_nvm.experiments.data import Split, prepare_data, subject_folds
 from tf_nvm.experiments.recipes import MAX_CONFIG_BYTES
+from tf_nvm.experiments.train import run_recipe
 from tf_nvm.core.safe_io import json_plain, read_json
 from tf_nvm.nas import config as config_module
 from tf_nvm.nas.hypermodels import make_hypermodel
@@ -57,7 +62,7 @@ def _best_line(best):
             f"{best['devices']} devices; {best['architecture']} {json.dumps(args)}")
 
 
-def summary_text(summary, out):
+def summary_text(summary: dict[str, Any], out: str | os.PathLike) -> str:
     """A short human summary of `run_search`'s result (the whole of it is ``out/summary.json``).
 
     Args:
@@ -84,7 +89,7 @@ def summary_text(summary, out):
     return "\n".join(lines)
 
 
-def distributed_role():
+def distributed_role() -> str:
     """``"single"``, ``"chief"`` or ``"worker"``, from keras-tuner's environment variables.
 
     Raises:
@@ -225,10 +230,6 @@ def _retrain_finalists(config, out, finalists, recipe_of, described, data_path, 
     Returns:
         (chosen trial, its `run_recipe` metrics, one dict per finalist for the summary).
     """
-    import statistics  # noqa: PLC0415
-
-    from tf_nvm.experiments.train import run_recipe  # noqa: PLC0415
-
     rows, results = [], []
     for rank, trial in enumerate(finalists, 1):
         arguments, recipe = recipe_of(trial)
@@ -259,8 +260,11 @@ def _retrain_finalists(config, out, finalists, recipe_of, described, data_path, 
     return trial, metrics, rows
 
 
-def run_search(config, out, *, resume=False, overwrite=False, export_best=False, split=None, data_path=None,
-               verbose=True, candidate_check=None, fold_splits=None):
+def run_search(config: config_module.SearchConfig | str | os.PathLike, out: str | os.PathLike, *, resume: bool = False,
+               overwrite: bool = False, export_best: bool = False, split: Split | None = None,
+               data_path: str | None = None, verbose: bool = True,
+               candidate_check: Callable[[Any], object] | None = None,
+               fold_splits: Sequence[Split] | None = None) -> dict[str, Any]:
     """Runs (or resumes) a search and writes its outputs into ``out`` (layout in the module docstring).
 
     Args:
@@ -286,78 +290,75 @@ def run_search(config, out, *, resume=False, overwrite=False, export_best=False,
         SearchError: invalid config, folder already holding a search (neither resume nor
             overwrite), a resumed config that differs, every candidate failed.
     """
-    if not isinstance(config, config_module.SearchConfig):
-        config = config_module.load(config)
+    search = config if isinstance(config, config_module.SearchConfig) else config_module.load(config)
     out = os.fspath(out)
     role = distributed_role()
     if role != "worker":
-        _prepare_folder(config, out, resume, overwrite)
-    recipe = config.base_recipe()
+        _prepare_folder(search, out, resume, overwrite)
+    recipe = search.base_recipe()
     if split is None:
-        from tf_nvm.experiments.data import prepare_data  # noqa: PLC0415
-
         split = prepare_data(recipe, data_path, verbose=verbose)
+    tuner = _search_tuner(search, out, resume, split, candidate_check, verbose)
+    if verbose:
+        done = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
+        print(f"[tf-nvm] search {search.name} ({role}): {search.tuner['kind']} over {search.hypermodel}, "
+              f"{len(tuner.oracle.trials)} trial(s) so far ({done} completed), output {out}", flush=True)
+    if search.training.folds > 1:
+        fold_splits = _checked_folds(search, recipe, fold_splits, data_path, verbose)
+    start = time.perf_counter()
+    tuner.search(fold_splits if search.training.folds > 1 else split)
+    elapsed = time.perf_counter() - start
+    if role == "worker":
+        return {"role": "worker", "seconds": elapsed}
+    return _finish(search, out, tuner, elapsed, export_best, data_path, verbose, split)
+
+
+def _search_tuner(config, out, resume, split, candidate_check, verbose):
+    """The config's tuner over its hypermodel (sized to ``split``'s inputs and classes), in ``out/tuner``."""
     num_classes = int(max(split.y_train.max(), split.y_val.max())) + 1
     hypermodel = make_hypermodel(config.hypermodel, config.space, input_shape=split.x_train.shape[1:],
                                  num_classes=num_classes)
     tuner_args = dict(config.tuner)
     kind = tuner_args.pop("kind")
     seed = tuner_args.pop("seed", 0)
-    tuner = _open_tuner(lambda: TUNERS.get(kind)(
+    return _open_tuner(lambda: TUNERS.get(kind)(
         hypermodel, spec=config.spec, training=config.training, objective=config.objective, budget=config.budget,
         init=config.init, seed=seed, max_seconds=None if config.max_minutes is None else 60.0 * config.max_minutes,
         candidate_check=candidate_check, verbose=verbose, directory=out, project_name=PROJECT, overwrite=False,
         **tuner_args), out, resume)
-    if verbose:
-        done = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
-        print(f"[tf-nvm] search {config.name} ({role}): {kind} over {config.hypermodel}, "
-              f"{len(tuner.oracle.trials)} trial(s) so far ({done} completed), output {out}", flush=True)
-    folds = config.training.folds
-    if folds > 1:
-        from tf_nvm.experiments.data import subject_folds  # noqa: PLC0415
 
-        if fold_splits is None:
-            fold_splits = subject_folds(recipe, folds, data_path, verbose=verbose)
-        if len(fold_splits) != folds:
-            raise SearchError(f"search {config.name!r}: training.folds is {folds} but {len(fold_splits)} fold "
-                              "split(s) were given. Fix: pass as many fold splits as folds.")
-    start = time.perf_counter()
-    tuner.search(fold_splits if folds > 1 else split)
-    elapsed = time.perf_counter() - start
-    if role == "worker":
-        return {"role": "worker", "seconds": elapsed}
-    return _finish(config, out, tuner, elapsed, export_best, data_path, verbose, split)
+
+def _checked_folds(config, recipe, fold_splits, data_path, verbose):
+    """The folds of a cross-validated search: ``fold_splits`` or the data set's subject folds, as many as
+    ``training.folds``."""
+    folds = config.training.folds
+    if fold_splits is None:
+        fold_splits = subject_folds(recipe, folds, data_path, verbose=verbose)
+    if len(fold_splits) != folds:
+        raise SearchError(f"search {config.name!r}: training.folds is {folds} but {len(fold_splits)} fold "
+                          "split(s) were given. Fix: pass as many fold splits as folds.")
+    return fold_splits
 
 
 def _finish(config, out, tuner, elapsed, export_best, data_path, verbose, split):
+    """Writes the trials table, the plot, the best recipe and (``export_best``) the retrained best; the summary.
+
+    Raises:
+        SearchError: no trial completed (or none within ``retrain.max_tiles``).
+    """
     table = trials_table(tuner)
     max_tiles = config.retrain.get("max_tiles")
     counted = table if table.empty else table.dropna(subset=["tiles"])  # a trial that failed before counting: NA
     tiles = {} if counted.empty else dict(zip(counted["trial"], counted["tiles"].astype(int)))
-
-    def best_trials(count):
-        return _best_trials(tuner, count, tiles, max_tiles)
-    best = next(iter(best_trials(1)), None)
+    best = next(iter(_best_trials(tuner, 1, tiles, max_tiles)), None)
     write_table(table, os.path.join(out, "trials"))
-
-    def plot(best_id):
-        plot_pareto(table, os.path.join(out, "pareto.png"), best=best_id,
-                    title=f"{config.name}: NVM validation accuracy vs crossbar tiles")
     statuses = table["status"].value_counts().to_dict() if not table.empty else {}
     summary = {"name": config.name, "trials": int(len(table)), "by_status": {k: int(v) for k, v in statuses.items()},
                "search_seconds": round(elapsed, 1), "stopped_by_time": tuner.stopped_by_time,
                "objective": config.objective.to_dict(), "budget": config.budget.to_dict()}
     if best is None:
-        plot(None)
-        reasons = sorted(set(r for r in table.get("reason", []) if r))[:5] if not table.empty else []
-        write_json_atomic(os.path.join(out, "summary.json"), {**summary, "best": None})
-        if max_tiles is not None and (table["status"] == "COMPLETED").any():
-            raise SearchError(f"search {config.name!r}: no completed trial fits retrain.max_tiles {max_tiles} "
-                              f"(completed trials use {min(tiles.values())} tiles or more). Fix: raise "
-                              f"retrain.max_tiles, remove it, or search longer (--resume).")
-        raise SearchError(f"search {config.name!r}: no candidate completed ({summary['by_status']}); reasons: "
-                          f"{reasons}. Fix: loosen the budget {config.budget.to_dict()}, narrow the space to "
-                          f"smaller models, or check the reasons in {os.path.join(out, 'trials.md')}.")
+        _plot(config, table, out, None)
+        _no_best(config, out, table, summary, tiles, max_tiles)
     hypermodel = tuner.hypermodel
 
     def recipe_of(trial):
@@ -365,12 +366,10 @@ def _finish(config, out, tuner, elapsed, export_best, data_path, verbose, split)
         return arguments, config.base_recipe(arguments, name=f"{config.name}-best")
 
     def described(trial, arguments, recipe):
-        row = table[table["trial"] == trial.trial_id].iloc[0]
-        return {"trial": trial.trial_id, "architecture": recipe.architecture, "architecture_args": arguments,
-                "val_accuracy": float(row["val_accuracy"]), "score": float(row["score"]),
-                **{k: int(row[k]) for k in ("tiles", "devices", "weights")}}
+        return _described(table, trial, arguments, recipe)
 
-    finalists = best_trials(config.retrain.get("finalists", 1)) if export_best else [best]
+    finalists = _best_trials(tuner, config.retrain.get("finalists", 1), tiles, max_tiles) if export_best else [best]
+    metrics = None
     if len(finalists) > 1:
         best, metrics, finalist_rows = _retrain_finalists(config, out, finalists, recipe_of, described, data_path,
                                                           verbose, split)
@@ -383,14 +382,39 @@ def _finish(config, out, tuner, elapsed, export_best, data_path, verbose, split)
         summary["selection"] += f", among the trials on at most {max_tiles} tiles (retrain.max_tiles)"
     write_json_atomic(os.path.join(out, "best_recipe.json"), recipe.to_dict())
     summary["best"] = described(best, arguments, recipe)
-    plot(best.trial_id)
+    _plot(config, table, out, best.trial_id)
     if export_best:
-        if len(finalists) == 1:
-            from tf_nvm.experiments.train import run_recipe  # noqa: PLC0415
-
+        if metrics is None:
             metrics = run_recipe(recipe, os.path.join(out, "best"), data_path=data_path,
                                  verbose=2 if verbose else 0, overwrite=True, split=split)
         summary["retrained"] = {k: metrics[k] for k in ("test_accuracy", "float_test_accuracy",
                                                         "test_accuracy_summary", "float_test_accuracy_summary")}
     write_json_atomic(os.path.join(out, "summary.json"), summary)
     return summary
+
+
+def _plot(config, table, out, best_id):
+    """``out/pareto.png``: validation accuracy vs tiles, the best trial ``best_id`` marked (None: none)."""
+    plot_pareto(table, os.path.join(out, "pareto.png"), best=best_id,
+                title=f"{config.name}: NVM validation accuracy vs crossbar tiles")
+
+
+def _described(table, trial, arguments, recipe):
+    """The summary's row of a trial: its architecture, validation accuracy, score and hardware counts."""
+    row = table[table["trial"] == trial.trial_id].iloc[0]
+    return {"trial": trial.trial_id, "architecture": recipe.architecture, "architecture_args": arguments,
+            "val_accuracy": float(row["val_accuracy"]), "score": float(row["score"]),
+            **{k: int(row[k]) for k in ("tiles", "devices", "weights")}}
+
+
+def _no_best(config, out, table, summary, tiles, max_tiles) -> NoReturn:
+    """Writes the summary of a search without a best trial and raises `SearchError` saying why."""
+    reasons = sorted(set(r for r in table.get("reason", []) if r))[:5] if not table.empty else []
+    write_json_atomic(os.path.join(out, "summary.json"), {**summary, "best": None})
+    if max_tiles is not None and (table["status"] == "COMPLETED").any():
+        raise SearchError(f"search {config.name!r}: no completed trial fits retrain.max_tiles {max_tiles} "
+                          f"(completed trials use {min(tiles.values())} tiles or more). Fix: raise "
+                          f"retrain.max_tiles, remove it, or search longer (--resume).")
+    raise SearchError(f"search {config.name!r}: no candidate completed ({summary['by_status']}); reasons: "
+                      f"{reasons}. Fix: loosen the budget {config.budget.to_dict()}, narrow the space to "
+                      f"smaller models, or check the reasons in {os.path.join(out, 'trials.md')}.")

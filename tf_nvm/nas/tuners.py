@@ -13,9 +13,10 @@ distribution work unchanged. Per trial:
    a candidate over budget is a failed trial before any training;
 3. it is trained on the training part of the split (Adam, cosine decay over the
    trial's epochs, the recipe's augmentation) and its best-validation epoch is kept
-   (the validation part is held-out subjects for HAR, as ``tf-nvm train``); for
-   Hyperband, ``tuner/epochs`` and ``tuner/initial_epoch`` are honoured and the
-   weights of ``tuner/trial_id`` are loaded first;
+   (`tf_nvm.experiments.progress.KeepBestEpoch`, as in ``tf-nvm train``; the validation
+   part is held-out subjects for HAR, as ``tf-nvm train``); for Hyperband, ``tuner/epochs``
+   and ``tuner/initial_epoch`` are honoured and the weights of ``tuner/trial_id`` are loaded
+   first;
 4. its weights are saved in the trial folder (``checkpoint``), its counts and time
    in ``nvm_trial.json``, and the metrics (``val_accuracy``, ``score``, every
    hardware count, ``seconds``, ``epochs``) go to the oracle.
@@ -26,6 +27,8 @@ import os
 import time
 import warnings
 import zlib
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import keras_tuner
 import numpy as np
@@ -41,8 +44,12 @@ from tf_nvm.nas.objectives import SearchObjective
 from tf_nvm.keras.nvm_model import model_spec
 from tf_nvm.core.safe_io import read_json
 from tf_nvm.core.registry import Registry
+from tf_nvm.keras.quantize import quantize_model
 from tf_nvm.keras.sign_split import fuse_sign_split
-from tf_nvm.core.spec import resolve_spec
+from tf_nvm.experiments.data import Split
+from tf_nvm.experiments.progress import KeepBestEpoch
+from tf_nvm.experiments.batches import steps_per_epoch, training_data
+from tf_nvm.core.spec import NVMSpec, resolve_spec
 
 __all__ = ["Training", "NVMTunerMixin", "NVMRandomSearch", "NVMBayesianOptimization", "NVMHyperband", "TUNERS",
            "FailureAwareBayesianOracle", "TRIAL_FILE", "MAX_TRIAL_RECORD_BYTES", "CHECKPOINT"]
@@ -99,7 +106,13 @@ def _reason(err):
     return f"{type(err).__name__}: {err}"
 
 
-class NVMTunerMixin:
+if TYPE_CHECKING:  # the tuner class a mixin goes before (what mypy checks the mixin's methods against)
+    from keras_tuner import Tuner as _Tuner
+else:
+    _Tuner = object
+
+
+class NVMTunerMixin(_Tuner):
     """Mixin before a keras-tuner tuner class: its trials are tf_nvm NVM models.
 
     Args:
@@ -125,8 +138,11 @@ class NVMTunerMixin:
     `Training.folds`).
     """
 
-    def __init__(self, hypermodel, *, spec, training=None, objective=None, budget=None, init="device", seed=0,
-                 max_seconds=None, candidate_check=None, verbose=True, **kwargs):
+    def __init__(self, hypermodel: Any, *, spec: NVMSpec | str | dict, training: Training | None = None,
+                 objective: SearchObjective | None = None, budget: Budget | None = None, init: str = "device",
+                 seed: int | None = 0, max_seconds: float | None = None,
+                 candidate_check: Callable[[Any], object] | None = None, verbose: bool = True,
+                 **kwargs: Any) -> None:
         self.spec = resolve_spec(spec, owner="search")
         self.candidate_check = candidate_check
         self.training = training or Training()
@@ -137,13 +153,13 @@ class NVMTunerMixin:
         self.seed = seed  # workers' oracle proxies expose no seed
         self.verbose = verbose
         self.stopped_by_time = False
-        self._deadline = None
-        self._started = None
+        self._deadline: float | None = None
+        self._started: float | None = None
         super().__init__(hypermodel=checked_hypermodel(hypermodel),
                          objective=self.search_objective.keras_tuner_objective(), seed=seed, **kwargs)
 
     # ------------------------------------------------------------- building
-    def build_nvm_model(self, hp, spec=None):
+    def build_nvm_model(self, hp: keras_tuner.HyperParameters, spec: NVMSpec | None = None) -> keras.Model:
         """The quantized (untrained) NVM model of ``hp``.
 
         Args:
@@ -154,8 +170,6 @@ class NVMTunerMixin:
         Raises:
             FailedTrialError: the hypermodel's model cannot be quantized (the reason in the message).
         """
-        from tf_nvm.keras.quantize import quantize_model  # noqa: PLC0415
-
         try:
             float_model = self.hypermodel.build(hp)
             with warnings.catch_warnings():
@@ -174,7 +188,7 @@ class NVMTunerMixin:
     def _record(self, trial_id, **info):
         write_json_atomic(os.path.join(self.get_trial_dir(trial_id), TRIAL_FILE), info)
 
-    def trained_spec(self, trial_id):
+    def trained_spec(self, trial_id: str) -> NVMSpec:
         """The spec (weight scale included) trial ``trial_id`` was trained with, from its ``nvm_trial.json``.
 
         The weight scale is a constant of the quantized graph, not a checkpointed
@@ -183,8 +197,6 @@ class NVMTunerMixin:
         Raises:
             SearchError: the trial folder has no record of a trained model.
         """
-        from tf_nvm.core.spec import NVMSpec  # noqa: PLC0415
-
         path = os.path.join(self.get_trial_dir(trial_id), TRIAL_FILE)
         try:
             record = read_json(path, max_bytes=MAX_TRIAL_RECORD_BYTES, what="trial record", error=SearchError,
@@ -196,24 +208,53 @@ class NVMTunerMixin:
                               "them), or rerun the search with --overwrite.") from None
 
     # ------------------------------------------------------------- the two overrides
-    def run_trial(self, trial, split, **_):
+    def run_trial(self, trial: keras_tuner.engine.trial.Trial, split: Split | Sequence[Split],
+                  **_: Any) -> dict[str, float]:
         """Builds, quantizes, checks, trains and scores one candidate; returns its metrics dict.
 
         Raises:
             FailedTrialError: not quantizable, over budget, or training diverged.
         """
-        from tf_nvm.experiments.train import steps_per_epoch, training_data  # noqa: PLC0415
-
         hp = trial.hyperparameters
         start = time.perf_counter()
         keras.backend.clear_session()
         keras.utils.set_random_seed(self._trial_seed(trial.trial_id))
+
         def failed(reason, counts=None):
             """Records the trial as failed (reason, counts, seconds so far); the error to raise."""
             self._record(trial.trial_id, status="FAILED", reason=reason, counts=counts,
                          seconds=round(time.perf_counter() - start, 2))
             return FailedTrialError(reason)
 
+        model, counts = self._checked_candidate(hp, failed)
+        epochs = int(hp.values.get("tuner/epochs", self.training.epochs))
+        initial_epoch = int(hp.values.get("tuner/initial_epoch", 0))
+        splits = list(split) if isinstance(split, (list, tuple)) else [split]
+        fold_vals = []
+        for fold, fold_split in enumerate(splits):
+            if fold:  # every fold starts from its own fresh initialisation
+                keras.utils.set_random_seed(self._trial_seed(trial.trial_id) + fold)
+                model = self.build_nvm_model(hp)
+            if hp.values.get("tuner/trial_id"):  # Hyperband: continue the earlier trial's model (same weight scale)
+                previous = hp.values["tuner/trial_id"]
+                model = self.build_nvm_model(hp, self.trained_spec(previous))
+                model.load_weights(self._checkpoint(previous)).expect_partial()
+            fold_vals.append(self._fit(model, fold_split, epochs, initial_epoch, counts, failed))
+        val = float(np.mean(fold_vals))
+        model.save_weights(self._checkpoint(trial.trial_id))  # the last fold's model (get_best_models)
+        seconds = time.perf_counter() - start
+        metrics = {"val_accuracy": val, "score": self.search_objective.score(val, counts),
+                   **{k: float(v) for k, v in counts.to_dict().items()}, "seconds": float(seconds),
+                   "epochs": float(epochs)}
+        self._record(trial.trial_id, status="COMPLETED", reason=None, counts=counts.to_dict(),
+                     spec=model_spec(model).to_dict(),
+                     seconds=round(seconds, 2), val_accuracy=val, epochs=epochs, initial_epoch=initial_epoch,
+                     **({"fold_val_accuracies": fold_vals} if len(fold_vals) > 1 else {}))
+        return metrics
+
+    def _checked_candidate(self, hp, failed):
+        """(the trial's quantized model, its hardware counts), or ``failed(reason)`` raised: not quantizable, refused
+        by ``candidate_check`` or over the budget."""
         try:
             model = self.build_nvm_model(hp)
         except FailedTrialError as err:
@@ -227,63 +268,45 @@ class NVMTunerMixin:
         over = self.budget.violation(counts)
         if over:
             raise failed(f"over the hardware budget: {over}", counts.to_dict())
-        values = hp.values
-        epochs = int(values.get("tuner/epochs", self.training.epochs))
-        initial_epoch = int(values.get("tuner/initial_epoch", 0))
-        splits = list(split) if isinstance(split, (list, tuple)) else [split]
-        fold_vals = []
-        for fold, fold_split in enumerate(splits):
-            if fold:  # every fold starts from its own fresh initialisation
-                keras.utils.set_random_seed(self._trial_seed(trial.trial_id) + fold)
-                model = self.build_nvm_model(hp)
-            if values.get("tuner/trial_id"):  # Hyperband: continue the earlier trial's model (same weight scale)
-                previous = values["tuner/trial_id"]
-                model = self.build_nvm_model(hp, self.trained_spec(previous))
-                model.load_weights(self._checkpoint(previous)).expect_partial()
-            fuse_sign_split(model)  # [t, -t] convolutions of a non-negative t: half the multiply-adds
-            per_epoch = steps_per_epoch(self.training, fold_split)
-            steps = max(1, epochs - initial_epoch) * per_epoch
-            model.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
-                self.training.learning_rate, steps)),
-                keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-            keep_best = keras.callbacks.EarlyStopping("val_accuracy", mode="max", patience=epochs + 1,
-                                                      restore_best_weights=True)
-            history = model.fit(training_data(self.training, fold_split, repeat=True), epochs=epochs,
-                                steps_per_epoch=per_epoch, initial_epoch=initial_epoch,
-                                validation_data=(fold_split.x_val, fold_split.y_val),
-                                verbose=0, callbacks=[keep_best, keras.callbacks.TerminateOnNaN()])
-            losses = history.history.get("loss", [])
-            if not losses or any(loss != loss or abs(loss) == float("inf") for loss in losses):
-                raise failed(f"training diverged (loss {losses[-1] if losses else None!r}): "
-                             f"{_reason(InvalidWeightsError('non-finite loss'))}; lower training.learning_rate",
-                             counts.to_dict())
-            fold_vals.append(max(float(v) for v in history.history["val_accuracy"]))
-        val = float(np.mean(fold_vals))
-        model.save_weights(self._checkpoint(trial.trial_id))  # the last fold's model (get_best_models)
-        seconds = time.perf_counter() - start
-        metrics = {"val_accuracy": val, "score": self.search_objective.score(val, counts),
-                   **{k: float(v) for k, v in counts.to_dict().items()}, "seconds": float(seconds),
-                   "epochs": float(epochs)}
-        self._record(trial.trial_id, status="COMPLETED", reason=None, counts=counts.to_dict(),
-                     spec=model_spec(model).to_dict(),
-                     seconds=round(seconds, 2), val_accuracy=val, epochs=epochs, initial_epoch=initial_epoch,
-                     **({"fold_val_accuracies": fold_vals} if len(fold_vals) > 1 else {}))
-        return metrics
+        return model, counts
 
-    def load_model(self, trial):
+    def _fit(self, model, split, epochs, initial_epoch, counts, failed):
+        """Trains ``model`` on one split (keeping its best validation epoch); returns that epoch's val accuracy.
+
+        Raises ``failed(reason)`` when the training diverged.
+        """
+        fuse_sign_split(model)  # [t, -t] convolutions of a non-negative t: half the multiply-adds
+        per_epoch = steps_per_epoch(self.training, split)
+        steps = max(1, epochs - initial_epoch) * per_epoch
+        model.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
+            self.training.learning_rate, steps)),
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        keep_best = KeepBestEpoch("val_accuracy", mode="max")
+        history = model.fit(training_data(self.training, split, repeat=True), epochs=epochs,
+                            steps_per_epoch=per_epoch, initial_epoch=initial_epoch,
+                            validation_data=(split.x_val, split.y_val),
+                            verbose=0, callbacks=[keep_best, keras.callbacks.TerminateOnNaN()])
+        losses = history.history.get("loss", [])
+        if not losses or any(loss != loss or abs(loss) == float("inf") for loss in losses):
+            raise failed(f"training diverged (loss {losses[-1] if losses else None!r}): "
+                         f"{_reason(InvalidWeightsError('non-finite loss'))}; lower training.learning_rate",
+                         counts.to_dict())
+        return float(keep_best.best_value)
+
+    def load_model(self, trial: keras_tuner.engine.trial.Trial) -> keras.Model:
         """The trained NVM model of ``trial``: rebuilt from its hyperparameters, its checkpoint loaded."""
         model = self.build_nvm_model(trial.hyperparameters, self.trained_spec(trial.trial_id))
         model.load_weights(self._checkpoint(trial.trial_id)).expect_partial()
         return model
 
-    def save_model(self, trial_id, model, step=0):
+    def save_model(self, trial_id: str, model: keras.Model, step: int = 0) -> None:
         """Saves ``model``'s weights as the checkpoint of ``trial_id`` (and its spec, for `load_model`)."""
         model.save_weights(self._checkpoint(trial_id))
         self._record(trial_id, status="SAVED", reason=None, counts=hardware_counts(model).to_dict(),
                      spec=model_spec(model).to_dict(), seconds=None)
 
     # ------------------------------------------------------------- search loop
-    def search(self, split, **kwargs):
+    def search(self, split: Split | Sequence[Split], **kwargs: Any) -> None:
         """Runs trials until the oracle stops (max trials, Hyperband's brackets) or ``max_seconds`` is spent.
 
         Args:
@@ -318,17 +341,17 @@ class NVMTunerMixin:
                 f"loosen the budget (now {self.budget.to_dict()}), narrow the space to candidates that fit, or "
                 "raise max_consecutive_failed_trials.") from None
 
-    def pre_create_trial(self):
+    def pre_create_trial(self) -> None:
         if self._deadline is not None and time.monotonic() > self._deadline:
             raise _OutOfTime()
 
-    def on_trial_begin(self, trial):
+    def on_trial_begin(self, trial: keras_tuner.engine.trial.Trial) -> None:
         super().on_trial_begin(trial)
         if self.verbose:
             values = ", ".join(f"{k} {v}" for k, v in trial.hyperparameters.values.items())
             print(f"[tf-nvm] trial {trial.trial_id}: running ({values[:300]})", flush=True)
 
-    def on_trial_end(self, trial):
+    def on_trial_end(self, trial: keras_tuner.engine.trial.Trial) -> None:
         super().on_trial_end(trial)
         if not self.verbose:
             return
@@ -364,7 +387,7 @@ class FailureAwareBayesianOracle(keras_tuner.oracles.BayesianOptimizationOracle)
     The trials themselves stay FAILED with their reasons.
     """
 
-    def populate_space(self, trial_id):
+    def populate_space(self, trial_id: str) -> dict[str, Any]:
         """The Gaussian process's proposal, or random values when it proposes hyperparameters already tried.
 
         keras-tuner's oracle returns the acquisition optimum without checking it against the trials so far
