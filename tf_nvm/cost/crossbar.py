@@ -126,34 +126,52 @@ def layer_components(plan, spec, tech):
     Returns:
         (list of row dicts, `OpWork` of the layer's digital steps, buffer `OpWork`).
     """
+    rows = _array_rows(plan, spec, tech) + _converter_rows(plan, spec, tech)
+    digital_rows, work = _digital_rows(plan, tech)
+    buffer = OpWork(bytes_read=plan.reads * plan.rows, bytes_written=plan.outputs)
+    return rows + digital_rows, work, buffer
+
+
+def _physical_tiles(plan, spec, tech):
+    """(rows, device columns) of each tile's physical array, as ``tech.array_sizing`` sizes it."""
+    if tech.array_sizing == "fixed":  # every tile a full spec.rows x spec.cols macro with its full periphery
+        return [(spec.rows, spec.cols)] * len(plan.tiles)
+    return list(plan.tiles)  # "fit": each tile's array and periphery sized to the rows and device columns it uses
+
+
+def _array_rows(plan, spec, tech):
+    """The ``cells`` row and (offset mapping) the ``reference_columns`` row of one crossbar layer."""
     cycles = crossbar_cycles(spec, tech)
-    tiles = len(plan.tiles)
     reads = plan.reads
     offset = plan.kind == "offset"
     ref = 1 if offset else 0
-    used_rows = sum(r for r, _ in plan.tiles)
-    used_cols = sum(c for _, c in plan.tiles)
     cell_reads = sum(r * (c - ref) for r, c in plan.tiles) * reads * cycles
     # E = activity * V^2 * G * t per device read; uS * ns * V^2 = 1e-15 J = 1e-3 pJ
     cell_energy = tech.input_activity * tech.read_voltage_v ** 2 * plan.mean_conductance_us * tech.read_pulse_ns * 1e-3
-    if tech.array_sizing == "fixed":  # every tile a full spec.rows x spec.cols macro with its full periphery
-        phys = [(spec.rows, spec.cols)] * tiles
-    else:  # "fit": each tile's array and periphery sized to the rows and device columns it uses
-        phys = list(plan.tiles)
+    phys = _physical_tiles(plan, spec, tech)
     phys_rows = sum(r for r, _ in phys)
-    phys_cols = sum(c for _, c in phys)
     phys_cells = sum(r * (c - ref) for r, c in phys)
     rows = [_row(plan.name, "cells", phys_cells, cell_reads, phys_cells * tech.cell_area_um2,
                  cell_reads * cell_energy)]
     if offset:
-        ref_reads = used_rows * reads * cycles
+        ref_reads = sum(r for r, _ in plan.tiles) * reads * cycles
         rows.append(_row(plan.name, "reference_columns", phys_rows, ref_reads, phys_rows * tech.cell_area_um2,
                          ref_reads * cell_energy))
+    return rows
+
+
+def _converter_rows(plan, spec, tech):
+    """The ``dac``, ``sample_hold``, ``adc`` and ``shift_add`` rows of one crossbar layer."""
+    cycles = crossbar_cycles(spec, tech)
+    reads = plan.reads
+    phys = _physical_tiles(plan, spec, tech)
+    phys_rows = sum(r for r, _ in phys)
+    phys_cols = sum(c for _, c in phys)
     dac_scale = 2.0 ** (tech.input_bits_per_cycle - 1)  # ASSUMPTION: a k-bit driver costs 2^(k-1) 1-bit drivers
-    dac_ops = used_rows * reads * cycles
-    rows.append(_row(plan.name, "dac", phys_rows, dac_ops, phys_rows * tech.analog_area("dac_area_um2") * dac_scale,
-                     dac_ops * tech.analog_energy("dac_energy_pj") * dac_scale))
-    conversions = used_cols * reads * cycles
+    dac_ops = sum(r for r, _ in plan.tiles) * reads * cycles
+    rows = [_row(plan.name, "dac", phys_rows, dac_ops, phys_rows * tech.analog_area("dac_area_um2") * dac_scale,
+                 dac_ops * tech.analog_energy("dac_energy_pj") * dac_scale)]
+    conversions = sum(c for _, c in plan.tiles) * reads * cycles
     rows.append(_row(plan.name, "sample_hold", phys_cols, conversions,
                      phys_cols * tech.analog_area("sample_hold_area_um2"),
                      conversions * tech.analog_energy("sample_hold_energy_pj")))
@@ -165,7 +183,14 @@ def layer_components(plan, spec, tech):
     rows.append(_row(plan.name, "shift_add", shift_adds, shift_ops,
                      shift_adds * tech.analog_area("shift_add_area_um2"),
                      shift_ops * tech.analog_energy("shift_add_energy_pj")))
-    work = OpWork()
+    return rows
+
+
+def _digital_rows(plan, tech):
+    """The digital periphery rows of one crossbar layer (G_min or pair subtraction, partial sums, bias/activation/
+    re-quantization) and their `OpWork`."""
+    rows = []
+    reads = plan.reads
     if plan.kind == "unipolar":
         # per read: the sum of the int8 input codes (one 16-bit accumulate per row, costed as an ISAAC
         # shift-and-add), one multiply by g_min in code units, then one subtract per output and row tile
@@ -175,19 +200,15 @@ def layer_components(plan, spec, tech):
                          _digital_energy(gmin, tech) + input_sum * tech.analog_energy("shift_add_energy_pj")))
         # the input sum runs on the shift-and-add units while the array is read: energy, no lane time
     else:
-        pair = OpWork(adds=plan.outputs * plan.rails * plan.row_tiles)
-        rows.append(_row(plan.name, "pair_subtraction", 0, pair.operations, 0.0, _digital_energy(pair, tech)))
-        gmin = pair
-    work = work + gmin
+        gmin = OpWork(adds=plan.outputs * plan.rails * plan.row_tiles)
+        rows.append(_row(plan.name, "pair_subtraction", 0, gmin.operations, 0.0, _digital_energy(gmin, tech)))
     partial = OpWork(adds=(plan.row_tiles - 1) * plan.outputs * plan.rails)
     rows.append(_row(plan.name, "partial_sums", 0, partial.operations, 0.0, _digital_energy(partial, tech)))
     n = plan.outputs
     post = OpWork(adds=(plan.rails - 1) * n + (n if plan.has_bias else 0), multiplies=n,
                   compares=n + (n if plan.relu else 0))
     rows.append(_row(plan.name, "bias_activation_requant", 0, post.operations, 0.0, _digital_energy(post, tech)))
-    work = work + partial + post
-    buffer = OpWork(bytes_read=reads * plan.rows, bytes_written=n)
-    return rows, work, buffer
+    return rows, OpWork() + gmin + partial + post
 
 
 def _shapes(mapping):

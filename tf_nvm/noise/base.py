@@ -121,7 +121,7 @@ class NoiseModel(abc.ABC):
         noise = tf.random.stateless_normal(tf.shape(g_drifted), seed, alg=RANDOM_ALG)
         return tf.maximum(g_drifted + self.read_sigma(g_prog, g_drifted, t_inference) * noise, 0.0)
 
-    def realise(self, g_target, t_inference, seeds):
+    def realize(self, g_target, t_inference, seeds):
         """Programs ``g_target`` and drifts it to ``t_inference``: the pipeline every user of a model runs.
 
         Args:
@@ -135,6 +135,10 @@ class NoiseModel(abc.ABC):
         programmed = self.program(g_target, seeds[0])
         nu = self.drift_coefficients(g_target, seeds[1])
         return programmed, self.drift(programmed, g_target, nu, t_inference, seeds[2])
+
+    def realise(self, g_target, t_inference, seeds):
+        """Deprecated alias of `realize` (British spelling), kept for one release."""
+        return self.realize(g_target, t_inference, seeds)
 
     def to_dict(self):
         """JSON-ready parameters with the model's ``name``."""

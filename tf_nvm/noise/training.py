@@ -120,7 +120,7 @@ class DeviceNoiseTraining(WeightPerturbation):
         """
         step = spec.level_step_us
         target = float(spec.g_min_us) + levels * step
-        programmed, drifted = self.model.realise(target, self.t_inference, [seed, seed + 1, seed + 2])
+        programmed, drifted = self.model.realize(target, self.t_inference, [seed, seed + 1, seed + 2])
         read = self.model.read(programmed, drifted, self.t_inference, seed + 3)
         return (programmed - target) / step, (read - target) / step
 

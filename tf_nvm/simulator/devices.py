@@ -181,7 +181,7 @@ def program_chip(layouts, spec, device_config, seed, chip):
     for layout in layouts:
         target = g_min + tf.constant(layout.levels) * step
         seeds = [stream_seed(seed, chip, layout.index, purpose) for purpose in (1, 2, 3)]
-        g_prog, g_t = model.realise(target, t, seeds)
+        g_prog, g_t = model.realize(target, t, seeds)
         low, high = device_config.stuck_at_gmin_rate, device_config.stuck_at_gmax_rate
         if low or high:
             u = tf.random.stateless_uniform(target.shape, stream_seed(seed, chip, layout.index, 4), alg="philox")

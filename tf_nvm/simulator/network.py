@@ -164,7 +164,7 @@ class Simulator:
         crossbars = self.mapping.crossbar_layers
         self.layouts = {layer.name: LayerDevices.from_layer(layer, spec, i) for i, layer in enumerate(crossbars)}
         self.plans = {layer.name: tile_plan(layer, self.layouts[layer.name].tile_rows) for layer in crossbars}
-        self._digitisers = {}
+        self._digitizers = {}
         self._fuse = True  # tests switch the fused linear path off to check the per-tile path on ideal chips
         device = self.config.device
         self.ir_drop = float(device.ir_drop)
@@ -251,7 +251,7 @@ class Simulator:
                 tiles = [sums + tf.sqrt(spread) * normals[:, r] for r, (sums, spread) in enumerate(zip(tiles, spreads))]
             if record is not None:
                 record.setdefault(layer.name, []).extend(tiles)
-            acc = acc + sign * self._digitise(layer.name)(tiles)
+            acc = acc + sign * self._digitize(layer.name)(tiles)
         if layer.bias_int32 is not None:
             acc = acc + layer.bias_int32.astype(np.float32)
         value = acc * np.float32(self.spec.weight_scale)
@@ -288,16 +288,16 @@ class Simulator:
             noise = noise - tf.gather(draw(variances[:, cols * devices:], keys[1]), layout.col_tile_of_output, axis=1)
         return noise
 
-    def _digitise(self, name):
+    def _digitize(self, name):
         """``tiles -> sum over row tiles of (ADC(G+ column) - ADC(G- column) - reference)``: one elementwise pass.
 
         Compiled with XLA on its own (one fused loop over the tile sums) when the forward pass itself is not.
         """
-        if name not in self._digitisers:
+        if name not in self._digitizers:
             layout, adc = self.layouts[name], self.adc[name]
             cols, devices = layout.cols, layout.devices
 
-            def digitise(tiles):
+            def digitize(tiles):
                 acc = 0.0
                 for sums in tiles:  # per row tile: one conversion per device column, then digital accumulation
                     sums = adc.convert(sums)
@@ -310,8 +310,10 @@ class Simulator:
                 return acc
             # measured (benchmarks/simulator_throughput.py): XLA fuses these elementwise steps into one pass, while
             # TensorFlow's own convolutions beat XLA's; so without jit_compile only this part is compiled
-            self._digitisers[name] = digitise if self.config.jit_compile else tf.function(digitise, jit_compile=True)
-        return self._digitisers[name]
+            self._digitizers[name] = digitize if self.config.jit_compile else tf.function(digitize, jit_compile=True)
+        return self._digitizers[name]
+
+    _digitise = _digitize  # Deprecated alias of `_digitize` (British spelling), kept for one release.
 
     def _apply_ir_drop(self, tiles, rail, layer, plan, layout, weights):
         """aihwkit's first-order IR drop (``rpu_forward_backward_pass.cpp``, ``applyIrDrop``) per tile and column.
