@@ -11,7 +11,7 @@ chips ``A..B-1`` score the same in a run of ``A:B`` as inside a run of
 * `ChipRange`: ``"N"`` (chips 0..N-1) or ``"A:B"`` (chips A..B-1); `ChipRange.split` into contiguous parts.
 * `ShardInfo`: what every Monte Carlo result records beside its scores: its chip range, the hash of the
   settings and the hash of the mapping (`tf_nvm.mapping.content_hash`).
-* `settings_hash`, `array_hash`: SHA-256 of canonical JSON / of arrays.
+* `settings_hash`, `array_hash`: SHA-256 of canonical JSON / of arrays (`tf_nvm.core.hashing`).
 * `check_shards` and `merge_results`: shards -> one run, refusing other settings or mappings, gaps and
   overlaps (`tf_nvm.core.errors.ShardMergeError`).
 * `run_parallel`: one function over jobs in N spawned processes, each importing its own TensorFlow.
@@ -29,6 +29,7 @@ import re
 import numpy as np
 
 from tf_nvm.core.errors import ShardMergeError, SimulatorError
+from tf_nvm.core.hashing import arrays_sha256
 
 __all__ = ["ChipRange", "ShardInfo", "settings_hash", "array_hash", "check_shards", "merge_results",
            "run_parallel", "MAX_CHIPS"]
@@ -122,16 +123,15 @@ def settings_hash(settings):
 
 
 def array_hash(*arrays):
-    """SHA-256 (hex) of arrays' dtypes, shapes and bytes (None entries count as absent)."""
-    digest = hashlib.sha256()
-    for i, array in enumerate(arrays):
-        if array is None:
-            digest.update(f"{i}:none\n".encode("utf-8"))
-            continue
-        array = np.ascontiguousarray(array)
-        digest.update(f"{i}:{array.dtype.str}:{list(array.shape)}\n".encode("utf-8"))
-        digest.update(array.tobytes())
-    return digest.hexdigest()
+    """SHA-256 (hex) of arrays' dtypes, shapes and bytes, by position (None entries count as absent).
+
+    `tf_nvm.core.hashing.arrays_sha256` of ``("0", arrays[0]), ("1", arrays[1]), ...``: the layout of
+    `tf_nvm.experiments.data.Split.content_hash`. Since tf_nvm 0.4; 0.3 wrote ``"{i}:{dtype}:{shape list}\n"``
+    headers, so shards written by 0.3 record other settings hashes: they still merge with each other (a merge
+    compares the recorded hashes, it recomputes none), and a merge of a 0.3 shard with a 0.4 one is refused as
+    "other settings".
+    """
+    return arrays_sha256((str(i), array) for i, array in enumerate(arrays))
 
 
 @dataclasses.dataclass(frozen=True)
