@@ -13,6 +13,7 @@ and the checks raise the same errors the library raises later.
 import os
 
 from tf_nvm.core.errors import DatasetNotFoundError, TfNvmError
+from tf_nvm.datasets import DATASETS
 
 __all__ = ["data_path", "dataset_name", "existing_path", "at_least"]
 
@@ -26,8 +27,6 @@ def data_path(value, option="--data"):
     if value is None:
         return
     if "\x00" in value or not os.path.exists(value):
-        from tf_nvm.datasets import DATASETS  # noqa: PLC0415  (numpy only)
-
         named = (f" ({value!r} is a registered data set: a recipe names it, or --dataset {value} where the command "
                  "has that option)") if value in DATASETS else ""
         raise DatasetNotFoundError(
@@ -45,8 +44,6 @@ def dataset_name(value, option="--dataset"):
     """
     if value is None:
         return
-    from tf_nvm.datasets import DATASETS  # noqa: PLC0415  (numpy only)
-
     try:
         DATASETS.get(value)
     except TfNvmError as err:

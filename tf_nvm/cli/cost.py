@@ -17,7 +17,10 @@ instead).
 
 import sys
 
+from tf_nvm.cli._checks import dataset_name
 from tf_nvm.cli.simulate import DATA_HELP, DATASET_HELP, SOURCE_HELP, VARIANT_HELP
+from tf_nvm.pipeline.costing import cost_source
+
 __all__ = ["add_parser", "run"]
 
 def add_parser(subparsers):
@@ -52,8 +55,7 @@ def add_parser(subparsers):
 
 def check(args):
     """Checks --tech and --dataset before anything heavy loads (`tf_nvm.cli._checks`)."""
-    from tf_nvm.cli._checks import dataset_name  # noqa: PLC0415
-    from tf_nvm.cost import get_technology  # noqa: PLC0415  (numpy only)
+    from tf_nvm.cost import get_technology  # noqa: PLC0415  (tf_nvm.cost imports pandas: not for --help)
 
     get_technology(args.tech)
     dataset_name(args.dataset)
@@ -61,8 +63,6 @@ def check(args):
 
 def run(args):
     """Costs the source (`tf_nvm.pipeline.costing.cost_source`); prints a short summary; returns 0."""
-    from tf_nvm.pipeline.costing import cost_source  # noqa: PLC0415
-
     _, lines = cost_source(args.source, args.out, variant=args.variant, technology=args.tech, settings=args.set,
                            tflite=args.tflite, arena_bytes=args.arena_bytes, accuracy=args.accuracy, data=args.data,
                            dataset=args.dataset, task=args.task, overwrite=args.overwrite)

@@ -3,7 +3,11 @@
 import json
 import sys
 
+from tf_nvm.cli._checks import data_path, dataset_name, existing_path
 from tf_nvm.core.errors import ExportError
+from tf_nvm.experiments.runs import read_run
+from tf_nvm.mapping import format_table, paths
+from tf_nvm.pipeline import evaluate
 
 __all__ = ["add_parser", "run", "REPRESENTATIVE_WINDOWS"]
 
@@ -56,8 +60,6 @@ def check(args):
         DatasetNotFoundError: --data missing.
         UnknownNameError: unknown --dataset.
     """
-    from tf_nvm.cli._checks import data_path, dataset_name, existing_path  # noqa: PLC0415
-
     if not args.tflite and not args.mapping:
         raise ExportError("tf-nvm export: nothing to write. Fix: give --tflite OUT.tflite and/or --mapping PREFIX.")
     existing_path(args.run_or_model, "RUN_OR_MODEL", "a run folder written by `tf-nvm train` or a .keras model file",
@@ -76,9 +78,6 @@ def run(args):
         RunFolderError: the run folder cannot be read.
     """
     import tflite_export  # noqa: PLC0415  (imports TensorFlow)
-    from tf_nvm.mapping import format_table, paths  # noqa: PLC0415
-    from tf_nvm.pipeline import evaluate  # noqa: PLC0415
-    from tf_nvm.experiments.runs import read_run  # noqa: PLC0415
 
     run_folder = read_run(args.run_or_model)
     plan = evaluate.export_inputs(run_folder, data=args.data, dataset=args.dataset,

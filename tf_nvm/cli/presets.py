@@ -1,5 +1,7 @@
 """``tf-nvm presets``: list the NVMSpec presets (does not import TensorFlow)."""
 
+from tf_nvm.core import presets
+
 __all__ = ["add_parser", "run"]
 
 
@@ -12,8 +14,6 @@ def add_parser(subparsers):
 
 def run(args):
     """Prints one line per preset; returns 0."""
-    from tf_nvm.core import presets  # noqa: PLC0415
-
     for name, description in presets.describe().items():
         print(f"{name:24s} {description}")
     return 0

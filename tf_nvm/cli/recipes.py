@@ -5,6 +5,10 @@ Three short tables, one line per name: the name and the first part of its descri
 
 import shutil
 
+from tf_nvm.core import bundled
+from tf_nvm.core.errors import TfNvmError
+from tf_nvm.experiments.recipes import read_json_config
+
 __all__ = ["add_parser", "run"]
 
 _TABLES = (
@@ -26,10 +30,6 @@ def add_parser(subparsers):
 
 def _description(kind, name):
     """The ``description`` of a bundled configuration ("" when it has none), read without building it."""
-    from tf_nvm.core import bundled  # noqa: PLC0415
-    from tf_nvm.core.errors import TfNvmError  # noqa: PLC0415
-    from tf_nvm.experiments.recipes import read_json_config  # noqa: PLC0415
-
     try:
         data, _ = read_json_config(name, bundled.folder(kind), label=f"bundled {kind}", error=TfNvmError,
                                    fix="", not_found=lambda path: path, max_bytes=1 << 20)
@@ -41,8 +41,6 @@ def _description(kind, name):
 
 def run(args):
     """Prints the three tables; returns 0."""
-    from tf_nvm.core import bundled  # noqa: PLC0415
-
     tables = [(title, command, bundled.names(kind), kind) for kind, title, command in _TABLES]
     width = max(len(name) for _, _, names, _ in tables for name in names) + 2
     room = max(40, shutil.get_terminal_size((120, 24)).columns - width - 3)  # the indent, and one column spare

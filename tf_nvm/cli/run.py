@@ -3,6 +3,9 @@ report (resumable)."""
 
 import os
 
+from tf_nvm import pipeline  # loading an experiment recipe does not import TensorFlow
+from tf_nvm.cli._checks import data_path
+
 __all__ = ["add_parser", "run"]
 
 
@@ -25,9 +28,6 @@ def add_parser(subparsers):
 
 def check(args):
     """Checks the experiment (every field), --force and --data before TensorFlow loads."""
-    from tf_nvm import pipeline  # noqa: PLC0415  (loading an experiment recipe does not import TensorFlow)
-    from tf_nvm.cli._checks import data_path  # noqa: PLC0415
-
     pipeline.load(args.experiment)
     pipeline.check_force(args.force)
     data_path(args.data)
@@ -35,8 +35,6 @@ def check(args):
 
 def run(args):
     """Runs the experiment and prints the report folder; returns 0."""
-    from tf_nvm import pipeline  # noqa: PLC0415
-
     experiment = pipeline.load(args.experiment)
     out = args.out or os.path.join("runs", experiment.name + ("-quick" if args.quick else ""))
     folder = pipeline.run_experiment(experiment, out, quick=args.quick, force=args.force, data_path=args.data,

@@ -3,6 +3,9 @@
 import json
 import os
 
+from tf_nvm.cli._checks import data_path
+from tf_nvm.experiments import recipes
+
 __all__ = ["add_parser", "run"]
 
 
@@ -27,8 +30,6 @@ def add_parser(subparsers):
 
 def _recipe(args):
     """The recipe (with ``--epochs``), every field and ``--seeds`` checked; does not import TensorFlow."""
-    from tf_nvm.experiments import recipes  # noqa: PLC0415
-
     recipe = recipes.load(args.recipe)
     if args.epochs is not None:
         recipe = recipe.replace(epochs=args.epochs)
@@ -39,8 +40,6 @@ def _recipe(args):
 
 def check(args):
     """Checks the recipe, --epochs, --seeds and --data before TensorFlow loads."""
-    from tf_nvm.cli._checks import data_path  # noqa: PLC0415
-
     _recipe(args)
     data_path(args.data)
 
