@@ -51,7 +51,7 @@ SUBCOMMANDS = ("run", "train", "presets", "recipes", "export", "inspect", "simul
 """Sub-command modules of `tf_nvm.cli`, in help order; a new sub-command is one module and one name here."""
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of ``tf-nvm``."""
     parser = argparse.ArgumentParser(prog="tf-nvm", description="Train DNNs for analog NVM crossbars.")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up and log output")
@@ -61,7 +61,7 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     """Entry point of ``tf-nvm``; returns the exit status."""
     args = build_parser().parse_args(argv)
     if args.verbose:

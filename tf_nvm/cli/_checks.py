@@ -18,7 +18,7 @@ from tf_nvm.datasets import DATASETS
 __all__ = ["data_path", "dataset_name", "existing_path", "at_least"]
 
 
-def data_path(value, option="--data"):
+def data_path(value: str | None, option: str = "--data") -> None:
     """Checks that ``--data PATH`` names an existing file or folder (a data set's name is not a path).
 
     Raises:
@@ -36,7 +36,7 @@ def data_path(value, option="--data"):
             "recipe's data set.")
 
 
-def dataset_name(value, option="--dataset"):
+def dataset_name(value: str | None, option: str = "--dataset") -> None:
     """Checks a registered data-set name (`tf_nvm.datasets.DATASETS`).
 
     Raises:
@@ -50,7 +50,7 @@ def dataset_name(value, option="--dataset"):
         raise type(err)(f"{option}: {err}") from None
 
 
-def existing_path(value, option, what, error, fix):
+def existing_path(value: str | None, option: str, what: str, error: type[TfNvmError], fix: str) -> None:
     """Checks that ``value`` (when given) names an existing file or folder.
 
     Args:
@@ -67,7 +67,7 @@ def existing_path(value, option, what, error, fix):
         raise error(f"{option} {value!r}: no such file or folder; expected {what}. {fix}")
 
 
-def at_least(value, option, low, error, fix):
+def at_least(value: float | None, option: str, low: float, error: type[TfNvmError], fix: str) -> None:
     """Checks that a number given on the command line (when given) is at least ``low`` (and finite).
 
     Raises:

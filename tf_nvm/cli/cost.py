@@ -15,7 +15,9 @@ the ``tflite-micro`` package is installed (``--arena-bytes N`` gives it
 instead).
 """
 
+import argparse
 import sys
+from typing import Any
 
 from tf_nvm.cli._checks import dataset_name
 from tf_nvm.cli.simulate import DATA_HELP, DATASET_HELP, SOURCE_HELP, VARIANT_HELP
@@ -23,7 +25,7 @@ from tf_nvm.pipeline.costing import cost_source
 
 __all__ = ["add_parser", "run"]
 
-def add_parser(subparsers):
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Adds the ``cost`` parser."""
     parser = subparsers.add_parser("cost", help="hardware cost (area, energy, latency) of the crossbar mapping and "
                                                 "the MCU baseline")
@@ -53,7 +55,7 @@ def add_parser(subparsers):
     return parser
 
 
-def check(args):
+def check(args: argparse.Namespace) -> None:
     """Checks --tech and --dataset before anything heavy loads (`tf_nvm.cli._checks`)."""
     from tf_nvm.cost import get_technology  # noqa: PLC0415  (tf_nvm.cost imports pandas: not for --help)
 
@@ -61,7 +63,7 @@ def check(args):
     dataset_name(args.dataset)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     """Costs the source (`tf_nvm.pipeline.costing.cost_source`); prints a short summary; returns 0."""
     _, lines = cost_source(args.source, args.out, variant=args.variant, technology=args.tech, settings=args.set,
                            tflite=args.tflite, arena_bytes=args.arena_bytes, accuracy=args.accuracy, data=args.data,

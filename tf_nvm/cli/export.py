@@ -1,7 +1,9 @@
 """``tf-nvm export RUN_OR_MODEL``: write the int8 TFLite model and/or the crossbar mapping of a trained model."""
 
+import argparse
 import json
 import sys
+from typing import Any
 
 from tf_nvm.cli._checks import data_path, dataset_name, existing_path
 from tf_nvm.core.errors import ExportError
@@ -15,7 +17,7 @@ REPRESENTATIVE_WINDOWS = 256
 """Training examples (standardised) used as the TFLite converter's representative data."""
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Adds the ``export`` parser."""
     parser = subparsers.add_parser("export", help="write the int8 .tflite and/or the crossbar mapping of a trained "
                                                   "model")
@@ -52,7 +54,7 @@ def add_parser(subparsers):
     return parser
 
 
-def check(args):
+def check(args: argparse.Namespace) -> None:
     """Checks that there is something to write, the input paths and --dataset before TensorFlow loads.
 
     Raises:
@@ -70,7 +72,7 @@ def check(args):
     data_path(args.data)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     """Exports the run's model as asked; returns 0.
 
     Raises:

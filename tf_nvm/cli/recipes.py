@@ -3,7 +3,9 @@
 Three short tables, one line per name: the name and the first part of its description.
 """
 
+import argparse
 import shutil
+from typing import Any
 
 from tf_nvm.core import bundled
 from tf_nvm.core.errors import TfNvmError
@@ -19,7 +21,7 @@ _TABLES = (
 )
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Adds the ``recipes`` parser."""
     parser = subparsers.add_parser("recipes", help="list the bundled training recipes, experiments and search "
                                                    "configs")
@@ -39,7 +41,7 @@ def _description(kind, name):
     return description if isinstance(description, str) else ""
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     """Prints the three tables; returns 0."""
     tables = [(title, command, bundled.names(kind), kind) for kind, title, command in _TABLES]
     width = max(len(name) for _, _, names, _ in tables for name in names) + 2

@@ -1,6 +1,8 @@
 """``tf-nvm search CONFIG --out DIR``: keras-tuner architecture search of NVM models (`tf_nvm.nas`)."""
 
+import argparse
 import os
+from typing import Any
 
 from tf_nvm.cli._checks import at_least, data_path
 from tf_nvm.core import bundled
@@ -9,7 +11,7 @@ from tf_nvm.core.errors import SearchError
 __all__ = ["add_parser", "run"]
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Adds the ``search`` parser."""
     parser = subparsers.add_parser(
         "search", help="architecture search (keras-tuner) for NVM models; table, Pareto front, best model",
@@ -34,7 +36,7 @@ def add_parser(subparsers):
     return parser
 
 
-def check(args):
+def check(args: argparse.Namespace) -> None:
     """Checks the config name (or .json path), --max-trials, --max-minutes and --data before TensorFlow loads."""
     bundled.find("search", args.config)  # its fields are checked when it loads (the hypermodels need TensorFlow)
     at_least(args.max_trials, "--max-trials", 1, SearchError, "Fix: e.g. --max-trials 20.")
@@ -42,7 +44,7 @@ def check(args):
     data_path(args.data)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     """Runs the search; prints the summary; returns 0."""
     from tf_nvm.nas import config as search_config  # noqa: PLC0415  (imports TensorFlow and keras-tuner)
     from tf_nvm.nas.search import run_search, summary_text  # noqa: PLC0415  (imports TensorFlow and keras-tuner)

@@ -6,6 +6,7 @@ Parses the arguments and calls `tf_nvm.pipeline.evaluate.simulate` (test data, t
 import argparse
 import os
 import sys
+from typing import Any
 
 from tf_nvm.cli._checks import at_least, dataset_name
 from tf_nvm.core import noise_presets
@@ -29,7 +30,7 @@ DATASET_HELP = ("a registered data set (har, cifar10), or npz: --data is a user'
                 "mapping's data set; else npz with --data, har without)")
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Adds the ``simulate`` parser."""
     parser = subparsers.add_parser("simulate", help="simulate programmed crossbar chips on a test set")
     parser.add_argument("source", metavar="RUN_OR_MAPPING", help=SOURCE_HELP)
@@ -60,7 +61,7 @@ def add_parser(subparsers):
     return parser
 
 
-def check(args):
+def check(args: argparse.Namespace) -> None:
     """Checks --preset, --dataset, --chips (`ChipRange.parse`: the simulator's own rule and messages) and --workers
     before TensorFlow loads (`tf_nvm.cli._checks`)."""
     if args.preset not in noise_presets.names():
@@ -114,7 +115,7 @@ def _run_shards(args, config, sweep, source):
     return simulate(source, args.out, chips=chips, **kwargs)
 
 
-def argparse_suppress():
+def argparse_suppress() -> str:
     """Help text of a deprecated option (hidden)."""
     return argparse.SUPPRESS
 
@@ -129,7 +130,7 @@ def _setting(text):
     return key.strip(), values
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     """Runs the Monte Carlo (or the sweep), prints progress and a summary; returns 0."""
     from tf_nvm.simulator import DeviceConfig, SimulationConfig  # noqa: PLC0415  (tf_nvm.simulator imports TensorFlow)
 

@@ -31,14 +31,17 @@ Numpy/pandas only (cost-model layer).
 
 import dataclasses
 import math
+import os
+from typing import Any
 
 import pandas as pd
 
 from tf_nvm.cost.digital import OpWork, op_work
-from tf_nvm.cost.plan import check_mapping, plan_as, plan_mapping
-from tf_nvm.cost.technology import get_technology
+from tf_nvm.cost.plan import LayerPlan, check_mapping, plan_as, plan_mapping
+from tf_nvm.cost.technology import Technology, get_technology
 from tf_nvm.core.errors import CostModelError
-from tf_nvm.mapping.types import CrossbarLayer
+from tf_nvm.core.spec import NVMSpec
+from tf_nvm.mapping.types import CrossbarLayer, Mapping
 from tf_nvm.core.registry import Registry
 
 __all__ = ["COMPONENTS", "CROSSBAR_PERIPHERY", "ORDER", "Component", "CostResult", "network_cost", "layer_components",
@@ -95,12 +98,12 @@ CROSSBAR_PERIPHERY = ("reference_columns", "dac", "sample_hold", "adc", "shift_a
 _COLUMNS = ["layer", "component", "group", "count", "operations", "area_um2", "energy_pj"]
 
 
-def crossbar_cycles(spec, tech):
+def crossbar_cycles(spec: NVMSpec, tech: Technology) -> int:
     """Bit-serial cycles of one crossbar read: ``ceil(dac_bits / input_bits_per_cycle)``."""
     return -(-spec.dac_bits // tech.input_bits_per_cycle)
 
 
-def cycle_ns(tech):
+def cycle_ns(tech: Technology) -> float:
     """Duration of one bit-serial cycle, ns: ``max(read_pulse_ns, adc_share_columns * adc_conversion_ns)``."""
     return max(tech.read_pulse_ns, tech.adc_share_columns * tech.adc_conversion_ns)
 
@@ -115,7 +118,7 @@ def _digital_energy(work, tech):
         "multiply_energy_pj") + work.compares * tech.digital_energy("compare_energy_pj"))
 
 
-def layer_components(plan, spec, tech):
+def layer_components(plan: LayerPlan, spec: NVMSpec, tech: Technology) -> tuple[list[dict[str, Any]], OpWork, OpWork]:
     """Rows of one crossbar layer (dicts with the `CostResult.components` columns) and its digital work.
 
     Args:
@@ -211,6 +214,18 @@ def _digital_rows(plan, tech):
     return rows, OpWork() + gmin + partial + post
 
 
+def _network_rows(tech, capacity, buffer):
+    """The network-wide rows: the digital lanes, and the activation buffer of ``capacity`` bytes and the traffic
+    ``buffer`` (`OpWork`)."""
+    lane_area = tech.digital_area("add_area_um2") + tech.digital_area("multiply_area_um2") + tech.digital_area(
+        "compare_area_um2")
+    traffic = buffer.bytes_read + buffer.bytes_written
+    return [_row(NETWORK, "digital_units", tech.digital_lanes, 0, tech.digital_lanes * lane_area, 0.0),
+            _row(NETWORK, "activation_buffer", capacity, traffic,
+                 capacity * tech.analog_area("buffer_area_um2_per_byte"),
+                 traffic * tech.analog_energy("buffer_energy_pj_per_byte"))]
+
+
 def _shapes(mapping):
     shapes = {mapping.input.name: tuple(mapping.input.shape)}
     for layer in mapping.layers:
@@ -240,37 +255,37 @@ class CostResult:
     kind: str
     components: pd.DataFrame
     latency: pd.DataFrame
-    designs: dict
-    technology: object
+    designs: dict[str, int]
+    technology: Technology
 
     @property
-    def area_um2(self):
+    def area_um2(self) -> float:
         """Total area, um^2 (sum of the component rows)."""
         return float(self.components["area_um2"].sum())
 
     @property
-    def energy_pj(self):
+    def energy_pj(self) -> float:
         """Total energy per inference, pJ (sum of the component rows)."""
         return float(self.components["energy_pj"].sum())
 
     @property
-    def latency_ns(self):
+    def latency_ns(self) -> float:
         """Latency of one inference, ns (sum of the layer rows: layers run one after the other)."""
         return float(self.latency["latency_ns"].sum())
 
-    def group_totals(self, group):
+    def group_totals(self, group: str) -> tuple[float, float]:
         """(area um^2, energy pJ per inference) of one component group (``array``, ``periphery``, ``buffer``)."""
         rows = self.components[self.components["group"] == group]
         return float(rows["area_um2"].sum()), float(rows["energy_pj"].sum())
 
-    def energy_for(self, inferences):
+    def energy_for(self, inferences: float) -> float:
         """Energy of ``inferences`` inferences, pJ (linear: no idle or start-up energy is modelled)."""
         if not isinstance(inferences, (int, float)) or isinstance(inferences, bool) or not inferences >= 0:
             raise CostModelError(f"inferences: value {inferences!r} is not allowed; allowed: a number >= 0. Fix: pass "
                                  "a count of inferences.")
         return self.energy_pj * inferences
 
-    def by_component(self):
+    def by_component(self) -> pd.DataFrame:
         """DataFrame: totals per component (count, operations, area_um2, energy_pj), in table order."""
         table = self.components.groupby("component", sort=False)[["count", "operations", "area_um2",
                                                                   "energy_pj"]].sum()
@@ -279,9 +294,9 @@ class CostResult:
         table.insert(1, "group", [COMPONENTS.get(name).group for name in table["component"]])
         return table
 
-    def summary(self):
+    def summary(self) -> dict[str, Any]:
         """One dict: scenario, kind, area per group and total (mm^2), energy per group and total (nJ), latency (us)."""
-        row = {"scenario": self.scenario, "kind": self.kind}
+        row: dict[str, Any] = {"scenario": self.scenario, "kind": self.kind}
         for group in ("array", "periphery", "buffer"):
             area, energy = self.group_totals(group)
             row[f"{group}_area_mm2"] = area * 1e-6
@@ -296,7 +311,8 @@ class CostResult:
         return row
 
 
-def network_cost(mapping, technology=None, *, kind=None, per_layer_periphery=False, scenario=None):
+def network_cost(mapping: Mapping, technology: Technology | str | os.PathLike | None = None, *, kind: str | None = None,
+                 per_layer_periphery: bool = False, scenario: str | None = None) -> CostResult:
     """The cost of ``mapping`` (optionally re-tiled for mapping ``kind``, optionally with per-layer periphery).
 
     Args:
@@ -324,7 +340,8 @@ def network_cost(mapping, technology=None, *, kind=None, per_layer_periphery=Fal
     kind = plans[0].kind if plans else spec.mapping_kind
     by_name = {plan.name: plan for plan in plans}
     shapes = _shapes(mapping)
-    rows, latency = [], []
+    rows: list[dict[str, Any]] = []
+    latency: list[dict[str, Any]] = []
     buffer = OpWork()
     capacity = 0
     lanes_per_ns = tech.digital_lanes * tech.clock_ghz
@@ -351,13 +368,7 @@ def network_cost(mapping, technology=None, *, kind=None, per_layer_periphery=Fal
             rows.append(_row(layer.name, "digital_layers", 0, work.operations, 0.0, _digital_energy(work, tech)))
             buffer = buffer + work
             latency.append({"layer": layer.name, "kind": "digital", "latency_ns": work.operations / lanes_per_ns})
-    lane_area = tech.digital_area("add_area_um2") + tech.digital_area("multiply_area_um2") + tech.digital_area(
-        "compare_area_um2")
-    rows.append(_row(NETWORK, "digital_units", tech.digital_lanes, 0, tech.digital_lanes * lane_area, 0.0))
-    traffic = buffer.bytes_read + buffer.bytes_written
-    rows.append(_row(NETWORK, "activation_buffer", capacity, traffic,
-                     capacity * tech.analog_area("buffer_area_um2_per_byte"),
-                     traffic * tech.analog_energy("buffer_energy_pj_per_byte")))
+    rows += _network_rows(tech, capacity, buffer)
     layers = len(plans)
     designs = ({"adc": layers, "dac": layers, "scaling": layers} if per_layer_periphery
                else {"adc": min(1, layers), "dac": min(1, layers), "scaling": min(1, layers)})

@@ -22,23 +22,27 @@ give the target levels exactly.
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 
 from tf_nvm.keras.backend import tf
 from tf_nvm.core.errors import MappingError
+from tf_nvm.core.spec import NVMSpec
+from tf_nvm.mapping.types import CrossbarLayer
 from tf_nvm.noise.compensation import global_factor
+from tf_nvm.simulator.config import DeviceConfig
 
 __all__ = ["LayerDevices", "ChipLayer", "program_chip", "effective_weights", "stream_seed", "stream_key"]
 
 
-def stream_seed(*parts):
+def stream_seed(*parts: int) -> Any:
     """A stateless seed (int32 [2]) derived from integers (seed, chip, layer, purpose)."""
     state = np.random.SeedSequence([int(p) for p in parts]).generate_state(2, dtype=np.uint32)
     return tf.constant((state & 0x7FFFFFFF).astype(np.int32))
 
 
-def stream_key(*parts):
+def stream_key(*parts: int) -> Any:
     """A Philox key (uint64 [1]) derived from integers, for counter-based noise."""
     state = np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)
     return tf.constant(state, tf.uint64)
@@ -74,12 +78,12 @@ class LayerDevices:
     used: np.ndarray
 
     @property
-    def device_columns(self):
+    def device_columns(self) -> int:
         """Cdev: device columns per row tile (int)."""
         return self.cols * self.devices + self.ref_columns
 
     @classmethod
-    def from_layer(cls, layer, spec, index):
+    def from_layer(cls, layer: CrossbarLayer, spec: NVMSpec, index: int) -> "LayerDevices":
         """Lays out a `tf_nvm.mapping.CrossbarLayer`: exactly the devices of its tiles.
 
         Row tile ``r`` holds rows ``[r*T, (r+1)*T)`` with ``T`` the most rows a tile uses (the
@@ -113,7 +117,7 @@ class LayerDevices:
         return cls(layer.name, index, row_tiles, tile_rows, cols, devices, ref, col_tile_of_output,
                    levels.reshape(shape), used.reshape(shape))
 
-    def programmed_columns(self):
+    def programmed_columns(self) -> np.ndarray:
         """bool [R, Cdev]: the device columns each row tile programs (their column sums are ADC results)."""
         return self.used.max(axis=1) > 0
 
@@ -127,11 +131,11 @@ class ChipLayer:
         read_sigma: float32 [R, T, Cdev] per-read noise sigma in level units, or None (no per-read noise).
     """
 
-    weights: object
-    read_sigma: object
+    weights: Any
+    read_sigma: Any
 
 
-def effective_weights(layout, g, spec):
+def effective_weights(layout: LayerDevices, g: Any, spec: NVMSpec) -> Any:
     """The weight matrix ``[R, T, cols]`` (level units) a one-hot read of every row returns.
 
     ``L = (g - g_min) / dG`` per device (padding rows 0), then the pair subtraction
@@ -153,7 +157,8 @@ def effective_weights(layout, g, spec):
     return out
 
 
-def program_chip(layouts, spec, device_config, seed, chip):
+def program_chip(layouts: list[LayerDevices], spec: NVMSpec, device_config: DeviceConfig, seed: int,
+                 chip: int) -> tuple[list[ChipLayer], dict[str, float]]:
     """Programs every crossbar layer of one chip.
 
     Per layer: programming noise, stuck-at faults, drift to ``t_inference``; the read noise

@@ -22,16 +22,21 @@ Bit identity across processes holds for the same TensorFlow build and the same n
 ``docs/simulate_shards.md`` shows how to pin it on a cluster.
 """
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import json
+import multiprocessing
 import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 from tf_nvm.core.chips import MAX_CHIPS, ChipRange
 from tf_nvm.core.errors import ShardMergeError, SimulatorError
 from tf_nvm.core.hashing import arrays_sha256
+from tf_nvm.simulator.montecarlo import MonteCarloResult
 
 __all__ = ["ChipRange", "ShardInfo", "settings_hash", "array_hash", "check_shards", "merge_results",
            "run_parallel", "MAX_CHIPS"]
@@ -49,12 +54,12 @@ def _jsonable(value):
                          "numbers, strings, lists and dicts (a SimulationConfig as its to_dict()).")
 
 
-def settings_hash(settings):
+def settings_hash(settings: dict[str, Any]) -> str:
     """SHA-256 (hex) of the canonical JSON of ``settings`` (a dict of JSON data; key order does not matter)."""
     return hashlib.sha256(_canonical(settings).encode("utf-8")).hexdigest()
 
 
-def array_hash(*arrays):
+def array_hash(*arrays: np.ndarray | None) -> str:
     """SHA-256 (hex) of arrays' dtypes, shapes and bytes, by position (None entries count as absent).
 
     `tf_nvm.core.hashing.arrays_sha256` of ``("0", arrays[0]), ("1", arrays[1]), ...``: the layout of
@@ -81,13 +86,13 @@ class ShardInfo:
     settings_hash: str
     mapping_hash: str
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """``{"chips": [A, B], "settings_hash": ..., "mapping_hash": ...}`` (JSON-ready)."""
         return {"chips": [self.chips.start, self.chips.stop], "settings_hash": self.settings_hash,
                 "mapping_hash": self.mapping_hash}
 
     @classmethod
-    def from_dict(cls, value, where):
+    def from_dict(cls, value: Any, where: str) -> "ShardInfo":
         """Reads `to_dict`'s form.
 
         Raises:
@@ -105,12 +110,12 @@ class ShardInfo:
             raise ShardMergeError(f"{where}: malformed shard record {value!r}; expected chips [A, B] and two SHA-256 "
                                   f"hex digests. {fix}")
         try:
-            return cls(ChipRange(*chips), *hashes)
+            return cls(ChipRange(*chips), str(hashes[0]), str(hashes[1]))  # both checked str above
         except SimulatorError as err:
             raise ShardMergeError(f"{where}: {err}") from None
 
 
-def check_shards(infos, names):
+def check_shards(infos: Sequence[ShardInfo], names: Sequence[str]) -> tuple[ChipRange, list[int]]:
     """Checks that shards form one run and returns their chip range and their order.
 
     Args:
@@ -149,7 +154,7 @@ def check_shards(infos, names):
     return ChipRange(infos[order[0]].chips.start, infos[order[-1]].chips.stop), order
 
 
-def merge_results(results):
+def merge_results(results: Sequence[MonteCarloResult]) -> MonteCarloResult:
     """Concatenates the `MonteCarloResult` of contiguous shards (in chip order) into one run's.
 
     Every per-chip value is copied, never recomputed, so the merge equals one run of the whole range bit for
@@ -158,8 +163,6 @@ def merge_results(results):
     Raises:
         ShardMergeError: results of other tasks, metrics, examples or ideal scores, or chips not contiguous.
     """
-    from tf_nvm.simulator.montecarlo import MonteCarloResult  # noqa: PLC0415
-
     if not results:
         raise ShardMergeError("merge_results: no results given. Fix: pass one MonteCarloResult per shard.")
     first = results[0]
@@ -183,7 +186,7 @@ def merge_results(results):
                             first.metric, metrics, dict(first.ideal_metrics), first.first_chip)
 
 
-def run_parallel(function, jobs, workers):
+def run_parallel(function: Callable[[Any], Any], jobs: Iterable[Any], workers: int) -> list[Any]:
     """``[function(job) for job in jobs]`` in ``workers`` spawned processes (each imports its own TensorFlow).
 
     ``spawn``, not ``fork``: a forked TensorFlow runtime (its thread pools) is not safe to use in the child.
@@ -192,9 +195,6 @@ def run_parallel(function, jobs, workers):
     Raises:
         SimulatorError: ``workers`` is not an integer >= 1; a worker's own error is re-raised as is.
     """
-    import concurrent.futures  # noqa: PLC0415
-    import multiprocessing  # noqa: PLC0415
-
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise SimulatorError(f"run_parallel: workers must be an integer >= 1, got {workers!r}. Fix: e.g. --workers 2.")
     jobs = list(jobs)
