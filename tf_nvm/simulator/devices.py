@@ -179,43 +179,66 @@ def program_chip(layouts: list[LayerDevices], spec: NVMSpec, device_config: Devi
         (list of `ChipLayer`, ``{layer name: drift-compensation factor}`` as Python floats).
     """
     model = device_config.noise_model
-    g_min, g_max = float(spec.g_min_us), float(spec.g_max_us)
-    step = spec.level_step_us
-    t = float(device_config.t_inference)
     out, factors = [], {}
     for layout in layouts:
-        target = g_min + tf.constant(layout.levels) * step
-        seeds = [stream_seed(seed, chip, layout.index, purpose) for purpose in (1, 2, 3)]
-        g_prog, g_t = model.realize(target, t, seeds)
-        low, high = device_config.stuck_at_gmin_rate, device_config.stuck_at_gmax_rate
-        if low or high:
-            u = tf.random.stateless_uniform(target.shape, stream_seed(seed, chip, layout.index, 4), alg="philox")
-            stuck_low, stuck_high = u < low, (u >= low) & (u < low + high)
-            g_prog = tf.where(stuck_low, g_min, tf.where(stuck_high, g_max, g_prog))
-            g_t = tf.where(stuck_low, g_min, tf.where(stuck_high, g_max, g_t))
-        used = tf.constant(layout.used)
-        sigma_g = None
-        if device_config.read_noise != "off":
-            sigma_g = model.read_sigma(g_prog, g_t, t) * used
-            sigma_g = sigma_g if float(tf.reduce_max(sigma_g)) > 0 else None
-        g_read = g_t
-        if sigma_g is not None and device_config.read_noise == "per-chip":
-            # aihwkit's convention: the read noise accumulated up to t_inference, drawn once, clamped at 0, frozen.
-            g_read = model.read(g_prog, g_t, t, stream_seed(seed, chip, layout.index, 5))
-        alpha = 1.0
-        if device_config.drift_compensation:
-            reference = g_read
-            if sigma_g is not None and device_config.read_noise == "per-read":  # the calibration read's own noise
-                reference = model.read(g_prog, g_t, t, stream_seed(seed, chip, layout.index, 6))
-            alpha = float(global_factor(effective_weights(layout, g_prog, spec),
-                                        effective_weights(layout, reference, spec)))
-            alpha = alpha if math.isfinite(alpha) else 1.0
-        # levels + deviation / dG: exactly the target levels when every device is ideal (alpha is then exactly 1).
-        deviation = alpha * (g_read - g_min) - (target - g_min)
-        weights = tf.constant(layout.levels) + deviation * used / step
-        sigma = None
-        if sigma_g is not None and device_config.read_noise == "per-read":
-            sigma = sigma_g * alpha / step
-        out.append(ChipLayer(weights, sigma))
+        layer, alpha = _program_layer(model, layout, spec, device_config, (seed, chip, layout.index))
+        out.append(layer)
         factors[layout.name] = alpha
     return out, factors
+
+
+def _program_layer(model, layout, spec, device_config, keys):
+    """One layer of one chip (`program_chip`); ``keys``: (seed, chip, layer index) of its streams.
+
+    Returns:
+        (`ChipLayer`, drift-compensation factor).
+    """
+    g_min, step = float(spec.g_min_us), spec.level_step_us
+    t = float(device_config.t_inference)
+    target = g_min + tf.constant(layout.levels) * step
+    g_prog, g_t = model.realize(target, t, [stream_seed(*keys, purpose) for purpose in (1, 2, 3)])
+    g_prog, g_t = _stuck_at(g_prog, g_t, target, spec, device_config, keys)
+    used = tf.constant(layout.used)
+    sigma_g = None
+    if device_config.read_noise != "off":
+        sigma_g = model.read_sigma(g_prog, g_t, t) * used
+        sigma_g = sigma_g if float(tf.reduce_max(sigma_g)) > 0 else None
+    g_read = g_t
+    if sigma_g is not None and device_config.read_noise == "per-chip":
+        # aihwkit's convention: the read noise accumulated up to t_inference, drawn once, clamped at 0, frozen.
+        g_read = model.read(g_prog, g_t, t, stream_seed(*keys, 5))
+    alpha = _drift_factor(model, layout, spec, device_config, keys, (g_prog, g_t, g_read), sigma_g is not None)
+    # levels + deviation / dG: exactly the target levels when every device is ideal (alpha is then exactly 1).
+    deviation = alpha * (g_read - g_min) - (target - g_min)
+    weights = tf.constant(layout.levels) + deviation * used / step
+    sigma = None
+    if sigma_g is not None and device_config.read_noise == "per-read":
+        sigma = sigma_g * alpha / step
+    return ChipLayer(weights, sigma), alpha
+
+
+def _stuck_at(g_prog, g_t, target, spec, device_config, keys):
+    """Stuck-at-G_min / G_max faults (stream purpose 4) applied to the programmed and drifted conductances."""
+    low, high = device_config.stuck_at_gmin_rate, device_config.stuck_at_gmax_rate
+    if not (low or high):
+        return g_prog, g_t
+    g_min, g_max = float(spec.g_min_us), float(spec.g_max_us)
+    u = tf.random.stateless_uniform(target.shape, stream_seed(*keys, 4), alg="philox")
+    stuck_low, stuck_high = u < low, (u >= low) & (u < low + high)
+    return (tf.where(stuck_low, g_min, tf.where(stuck_high, g_max, g_prog)),
+            tf.where(stuck_low, g_min, tf.where(stuck_high, g_max, g_t)))
+
+
+def _drift_factor(model, layout, spec, device_config, keys, conductances, noisy_reads):
+    """The layer's global drift-compensation factor (1.0 with compensation off, or when it is not finite).
+
+    ``conductances``: (programmed, drifted, as read); with per-read noise the calibration read draws its own
+    noise (stream purpose 6).
+    """
+    if not device_config.drift_compensation:
+        return 1.0
+    g_prog, g_t, reference = conductances
+    if noisy_reads and device_config.read_noise == "per-read":  # the calibration read's own noise
+        reference = model.read(g_prog, g_t, float(device_config.t_inference), stream_seed(*keys, 6))
+    alpha = float(global_factor(effective_weights(layout, g_prog, spec), effective_weights(layout, reference, spec)))
+    return alpha if math.isfinite(alpha) else 1.0

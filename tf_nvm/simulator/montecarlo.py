@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tf_nvm.core.chips import MAX_CHIPS
 from tf_nvm.core.errors import SimulatorError
 from tf_nvm.core.metrics import METRICS, metric_for, resolve_task, targets_for
 from tf_nvm.core.plots import pyplot, write_png
@@ -178,10 +179,7 @@ def monte_carlo(mapping: Mapping | str | os.PathLike, x: np.ndarray, y: np.ndarr
     Raises:
         SimulatorError: bad chips count, targets, task, metric or inputs.
     """
-    if isinstance(chips, bool) or not isinstance(chips, int) or not 1 <= chips <= 100000:
-        raise SimulatorError(f"monte_carlo: chips must be an integer in 1..100000, got {chips!r}. Fix: pass e.g. 25.")
-    if isinstance(first_chip, bool) or not isinstance(first_chip, int) or first_chip < 0:
-        raise SimulatorError(f"monte_carlo: first_chip must be an integer >= 0, got {first_chip!r}. Fix: pass e.g. 0.")
+    _check_counts(chips, first_chip)
     config = SimulationConfig() if config is None else config
     sim = Simulator(mapping, config, calibration=calibration)
     mapping = sim.mapping
@@ -193,15 +191,9 @@ def monte_carlo(mapping: Mapping | str | os.PathLike, x: np.ndarray, y: np.ndarr
     reported = [METRICS.get(name) for name in names]
     if ideal is None:
         ideal = ideal_outputs(mapping, x, config.batch_size)
-    ideal = np.asarray(ideal)
-    if ideal.ndim == 1 and primary.name == "accuracy":
-        ideal_refs = {"accuracy": ideal}
-        ideal_metrics = {"accuracy": float(np.mean(ideal == targets))}
-    else:
-        ideal_refs = {m.name: m.from_outputs(ideal) for m in reported}
-        ideal_metrics = {m.name: m.score(ideal, targets) for m in reported}
-    per_chip: dict[str, list[float]] = {key: [] for m in reported for key in (m.name, f"{m.name}_vs_ideal")}
+    ideal_refs, ideal_metrics = _ideal_scores(np.asarray(ideal), primary, reported, targets)
     start = time.perf_counter()
+    per_chip: dict[str, list[float]] = {key: [] for m in reported for key in (m.name, f"{m.name}_vs_ideal")}
     for chip in range(first_chip, first_chip + chips):
         values = sim.run(sim.program(chip), x).values()
         for m in reported:
@@ -214,6 +206,25 @@ def monte_carlo(mapping: Mapping | str | os.PathLike, x: np.ndarray, y: np.ndarr
     return MonteCarloResult(scores[primary.name], scores[f"{primary.name}_vs_ideal"],
                             ideal_metrics[primary.name], len(x), time.perf_counter() - start, chosen.name,
                             primary.name, scores, ideal_metrics, first_chip)
+
+
+def _check_counts(chips, first_chip):
+    """`monte_carlo`'s chip count (1..100000) and first chip (>= 0)."""
+    if isinstance(chips, bool) or not isinstance(chips, int) or not 1 <= chips <= MAX_CHIPS:
+        raise SimulatorError(f"monte_carlo: chips must be an integer in 1..{MAX_CHIPS}, got {chips!r}. Fix: pass e.g. "
+                             "25.")
+    if isinstance(first_chip, bool) or not isinstance(first_chip, int) or first_chip < 0:
+        raise SimulatorError(f"monte_carlo: first_chip must be an integer >= 0, got {first_chip!r}. Fix: pass e.g. 0.")
+
+
+def _ideal_scores(ideal, primary, reported, targets):
+    """(``{metric: reference}`` a chip's outputs are compared with, ``{metric: ideal network's score}``).
+
+    ``ideal``: the ideal network's float outputs, or (classification) its arg-max predictions.
+    """
+    if ideal.ndim == 1 and primary.name == "accuracy":
+        return {"accuracy": ideal}, {"accuracy": float(np.mean(ideal == targets))}
+    return ({m.name: m.from_outputs(ideal) for m in reported}, {m.name: m.score(ideal, targets) for m in reported})
 
 
 def sweep_values(text: str) -> list[Any]:
