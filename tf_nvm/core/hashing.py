@@ -34,5 +34,5 @@ def arrays_sha256(named: Iterable[tuple[str, np.ndarray | None]]) -> str:
             continue
         array = np.ascontiguousarray(array)
         digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode("ascii"))
-        digest.update(array.reshape(-1).view(np.uint8))  # the bytes as a buffer, not a tobytes() copy
+        digest.update(array.reshape(-1).view(np.uint8).data)  # the bytes as a buffer, not a tobytes() copy
     return digest.hexdigest()
