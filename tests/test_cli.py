@@ -42,6 +42,25 @@ def _light(argv):
     return result.returncode, out, result.stderr, heavy.strip()
 
 
+def _closed_stdout(argv):
+    """Runs ``tf-nvm argv`` with a stdout whose reader has gone (``tf-nvm recipes | head`` once head has quit);
+    (exit status, stderr)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to write_end now fails with EPIPE
+    try:
+        result = subprocess.run([sys.executable, "-m", "tf_nvm.cli", *argv], stdout=write_end, stderr=subprocess.PIPE,
+                                text=True, env={**os.environ, "PYTHONPATH": ROOT}, timeout=300)
+    finally:
+        os.close(write_end)
+    return result.returncode, result.stderr
+
+
+@pytest.mark.parametrize("argv", [["recipes"], ["recipes", "--full"], ["presets"]])
+def test_a_closed_stdout_ends_quietly_with_status_141(argv):
+    status, err = _closed_stdout(argv)
+    assert status == cli.BROKEN_PIPE_STATUS == 141 and err == ""  # no BrokenPipeError traceback
+
+
 @pytest.mark.parametrize("command, expected", [
     ("recipes", "  har-2bit-unipolar                   HAR (UCI-HAR-style windows), paper setting: 2bit-unipolar "),
     ("presets", "paper-2bit-unipolar      2-bit devices, non-negative weights only (one device per weight)"),
@@ -64,6 +83,7 @@ def test_inspect_does_not_import_tensorflow(tmp_path):
     status, out, err, heavy = _light(["inspect", str(tmp_path / "m")])
     assert status == 0, err
     assert "total: 2 crossbar layers on " in out and heavy == "[]"
+    assert _closed_stdout(["inspect", str(tmp_path / "m")]) == (141, "")
     status, out, err, heavy = _light(["inspect", str(tmp_path / "missing")])
     assert status == 2 and "tf-nvm: error: " in err and "missing.json: cannot be read" in err and heavy == "[]"
 

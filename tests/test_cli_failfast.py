@@ -48,6 +48,12 @@ CASES = {
                         r"Did you mean 'pcm-like'\? Fix"),
     "simulate dataset": (["simulate", "{tmp}", "--dataset", "cifar1", "--out", "{tmp}/sim"],
                          r"--dataset: unknown data set 'cifar1'; known: cifar10, har, npz\. Did you mean 'cifar10'\?"),
+    "simulate chips text": (["simulate", "{tmp}", "--chips", "3-5", "--out", "{tmp}/sim"],  # ChipRange.parse's
+                            r"--chips: '3-5' is not a chip count N or a chip range A:B\. Fix: e\.g\. --chips 25"),
+    "simulate chips order": (["simulate", "{tmp}", "--chips", "5:3", "--out", "{tmp}/sim"],
+                             r"--chips 5:3: chip range 5:3 holds -2 chips; allowed 1\.\.100000 \(stop > start\)\. Fix"),
+    "simulate chips many": (["simulate", "{tmp}", "--chips", "200000", "--out", "{tmp}/sim"],
+                            r"--chips 200000: chip range 0:200000 holds 200000 chips; allowed 1\.\.100000"),
     "cost tech": (["cost", "{tmp}", "--tech", "isaac-32", "--out", "{tmp}/cost"],
                   r"unknown technology 'isaac-32'; known: .*\. Did you mean 'isaac-32nm'\? Fix"),
     "export source": (["export", "{tmp}/nope", "--tflite", "{tmp}/x.tflite"],

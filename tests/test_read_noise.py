@@ -94,3 +94,18 @@ def test_per_read_noise_matches_drawing_every_device(bipolar_mapping):
             assert abs(got[:, c].mean() - want[:, c].mean()) < 4 * sd * np.sqrt(2 / READS), where
             assert abs(got[:, c].std() / sd - 1) < 4 / np.sqrt(READS), where
     assert np.count_nonzero(paths[True] != paths[False]) > 0  # two different draws of one distribution
+
+
+def test_british_spellings_stay_as_deprecated_aliases():
+    """``NoiseModel.realise`` and ``Simulator._digitise`` (0.3) still answer, with the same numbers as the new names."""
+    from tf_nvm import noise
+    from tf_nvm.simulator.devices import stream_seed
+
+    model = noise.get("pcm-like")
+    target = tf.fill([4, 3], 10.0)
+    seeds = [stream_seed(0, 0, 0, purpose) for purpose in (1, 2, 3)]
+    new, old = model.realize(target, 3600.0, seeds), model.realise(target, 3600.0, seeds)
+    for a, b in zip(new, old):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert float(tf.reduce_max(tf.abs(new[1] - target))) > 0  # a noisy, drifted device, not the target back
+    assert Simulator._digitise is Simulator._digitize

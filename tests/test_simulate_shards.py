@@ -1,14 +1,18 @@
 """Monte Carlo shards: chips A:B anywhere, merged bit-identical to one run; mismatched shards refused by name."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 
 from tf_nvm import ShardMergeError, SimulatorError
 from tf_nvm.cli import main
+from tf_nvm.core.hashing import arrays_sha256
+from tf_nvm.experiments.data import Split
 from tf_nvm.mapping import content_hash, load, save
 from tf_nvm.simulator import ChipRange
+from tf_nvm.simulator.shards import array_hash, settings_hash
 from tflite_export import build_mapping
 
 from test_mapping import _small_model  # noqa: E402  (tests/ on sys.path)
@@ -99,6 +103,49 @@ def test_merge_refuses_gaps_overlaps_and_other_settings_by_name(shard_inputs, ca
         from tf_nvm.pipeline.shards import merge  # noqa: PLC0415
 
         merge([s0, folder / "other_out"], folder / "refused")
+
+
+def test_one_array_hash_layout_for_data_splits_and_shards():
+    """`Split.content_hash` and `array_hash` are both `arrays_sha256`. The split's digest is the one tf_nvm 0.3's
+    own code computed for these arrays (run folders keep their data_sha256); the shards' data hash changed in 0.4
+    (0.3 gave da69d9ab... for the same arguments)."""
+    rng = np.random.default_rng(0)
+    arrays = dict(x_train=rng.normal(size=(4, 3)).astype(np.float32), y_train=np.arange(4, dtype=np.int64),
+                  x_val=np.ones((2, 3), ">f4"), y_val=np.zeros(2, np.uint8), x_test=np.zeros((1, 3), np.float32),
+                  y_test=np.array([True, False]))
+    split = Split(**arrays, standardisation=None, source="test")
+    assert split.content_hash() == arrays_sha256(arrays.items()) == (
+        "36d03b544a1b2041209fc5a75faf5dec3d0226053a92f3dd484f4df36671abab")
+    x, y = arrays["x_train"], arrays["y_train"]
+    assert array_hash(x, y, None) == arrays_sha256([("0", x), ("1", y), ("2", None)]) == (
+        "da19f31f98717f6459d99d1ed9f864b8acfc8e2b13e6cf36993f1e535a48d8eb")
+    assert array_hash(x.T) == array_hash(np.ascontiguousarray(x.T)) != array_hash(x)  # the shape counts
+    assert array_hash(x, None) != array_hash(x) != array_hash(x.astype(np.float64))  # absent entries, dtype
+    assert array_hash(np.zeros((0, 3))) != array_hash(np.zeros((3, 0)))  # empty arrays hash (0.3's split raised)
+
+
+def test_shards_written_before_the_hash_layout_change_still_merge(shard_inputs, tmp_path):
+    """A merge compares the settings hashes the shards recorded and recomputes none: shards written by 0.3 (their
+    data hashed in 0.3's layout) merge with each other; one of them beside a 0.4 shard is refused by name."""
+    folder = shard_inputs
+    new = [folder / name if (folder / name).exists() else _simulate(folder, name, "--chips", chips)
+           for name, chips in (("s0", "0:3"), ("s1", "3:5"))]
+    old = []
+    for shard in new:
+        results = json.loads((shard / "results.json").read_text())
+        results["shard"]["settings_hash"] = settings_hash({"written by": "tf_nvm 0.3"})  # a hash 0.4 cannot redo
+        copy = shutil.copytree(shard, tmp_path / f"old-{shard.name}")
+        (copy / "results.json").write_text(json.dumps(results))
+        old.append(copy)
+    assert main(["simulate", "merge", *map(str, old), "--out", str(tmp_path / "merged")]) == 0
+    merged = json.loads((tmp_path / "merged" / "results.json").read_text())
+    assert merged["shard"]["settings_hash"] == settings_hash({"written by": "tf_nvm 0.3"})
+    assert merged["chips"] == json.loads((new[0] / "results.json").read_text())["chips"] + json.loads(
+        (new[1] / "results.json").read_text())["chips"]
+    with pytest.raises(ShardMergeError, match=r"merge: shard .*s1 was simulated with other settings"):
+        from tf_nvm.pipeline.shards import merge  # noqa: PLC0415
+
+        merge([old[0], new[1]], tmp_path / "refused")
 
 
 def test_chip_ranges_parse_split_and_refuse_bad_text():

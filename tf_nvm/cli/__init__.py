@@ -34,19 +34,24 @@ Sub-commands:
 import argparse
 import importlib
 import os
+import signal
 import sys
 
 from tf_nvm.core.errors import TfNvmError
 
-QUIET_ENV = "TF_NVM_QUIET_TENSORFLOW"  # the same name as tf_nvm.keras.backend.QUIET_ENV (that module imports TensorFlow)
+QUIET_ENV = "TF_NVM_QUIET_TENSORFLOW"  # = tf_nvm.keras.backend.QUIET_ENV (that module imports TensorFlow)
 
-__all__ = ["main", "build_parser", "SUBCOMMANDS"]
+__all__ = ["main", "build_parser", "SUBCOMMANDS", "BROKEN_PIPE_STATUS"]
+
+BROKEN_PIPE_STATUS = 128 + signal.SIGPIPE
+"""Exit status when the reader of stdout goes away (``tf-nvm recipes | head``): 141, a process ended by SIGPIPE,
+as ``cat``, ``yes`` and other Unix tools report it; no traceback is printed."""
 
 SUBCOMMANDS = ("run", "train", "presets", "recipes", "export", "inspect", "simulate", "cost", "search")
 """Sub-command modules of `tf_nvm.cli`, in help order; a new sub-command is one module and one name here."""
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of ``tf-nvm``."""
     parser = argparse.ArgumentParser(prog="tf-nvm", description="Train DNNs for analog NVM crossbars.")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up and log output")
@@ -56,7 +61,7 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     """Entry point of ``tf-nvm``; returns the exit status."""
     args = build_parser().parse_args(argv)
     if args.verbose:
@@ -66,7 +71,23 @@ def main(argv=None):
     try:
         if getattr(args, "check", None) is not None:
             args.check(args)  # names and plain arguments, before anything imports TensorFlow (tf_nvm.cli._checks)
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush (a traceback there)
+        return status
     except TfNvmError as err:
         print(f"tf-nvm: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        return _broken_pipe()
+
+
+def _broken_pipe() -> int:
+    """The reader of stdout went away: stdout now writes to os.devnull (so the interpreter's last flush of what
+    is still buffered does not fail); returns `BROKEN_PIPE_STATUS`."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (captured in a test): nothing to redirect
+        pass
+    return BROKEN_PIPE_STATUS

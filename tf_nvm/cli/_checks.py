@@ -13,11 +13,12 @@ and the checks raise the same errors the library raises later.
 import os
 
 from tf_nvm.core.errors import DatasetNotFoundError, TfNvmError
+from tf_nvm.datasets import DATASETS
 
 __all__ = ["data_path", "dataset_name", "existing_path", "at_least"]
 
 
-def data_path(value, option="--data"):
+def data_path(value: str | None, option: str = "--data") -> None:
     """Checks that ``--data PATH`` names an existing file or folder (a data set's name is not a path).
 
     Raises:
@@ -26,8 +27,6 @@ def data_path(value, option="--data"):
     if value is None:
         return
     if "\x00" in value or not os.path.exists(value):
-        from tf_nvm.datasets import DATASETS  # noqa: PLC0415  (numpy only)
-
         named = (f" ({value!r} is a registered data set: a recipe names it, or --dataset {value} where the command "
                  "has that option)") if value in DATASETS else ""
         raise DatasetNotFoundError(
@@ -37,7 +36,7 @@ def data_path(value, option="--data"):
             "recipe's data set.")
 
 
-def dataset_name(value, option="--dataset"):
+def dataset_name(value: str | None, option: str = "--dataset") -> None:
     """Checks a registered data-set name (`tf_nvm.datasets.DATASETS`).
 
     Raises:
@@ -45,15 +44,13 @@ def dataset_name(value, option="--dataset"):
     """
     if value is None:
         return
-    from tf_nvm.datasets import DATASETS  # noqa: PLC0415  (numpy only)
-
     try:
         DATASETS.get(value)
     except TfNvmError as err:
         raise type(err)(f"{option}: {err}") from None
 
 
-def existing_path(value, option, what, error, fix):
+def existing_path(value: str | None, option: str, what: str, error: type[TfNvmError], fix: str) -> None:
     """Checks that ``value`` (when given) names an existing file or folder.
 
     Args:
@@ -70,7 +67,7 @@ def existing_path(value, option, what, error, fix):
         raise error(f"{option} {value!r}: no such file or folder; expected {what}. {fix}")
 
 
-def at_least(value, option, low, error, fix):
+def at_least(value: float | None, option: str, low: float, error: type[TfNvmError], fix: str) -> None:
     """Checks that a number given on the command line (when given) is at least ``low`` (and finite).
 
     Raises:

@@ -15,12 +15,17 @@ the ``tflite-micro`` package is installed (``--arena-bytes N`` gives it
 instead).
 """
 
+import argparse
 import sys
+from typing import Any
 
+from tf_nvm.cli._checks import dataset_name
 from tf_nvm.cli.simulate import DATA_HELP, DATASET_HELP, SOURCE_HELP, VARIANT_HELP
+from tf_nvm.pipeline.costing import cost_source
+
 __all__ = ["add_parser", "run"]
 
-def add_parser(subparsers):
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Adds the ``cost`` parser."""
     parser = subparsers.add_parser("cost", help="hardware cost (area, energy, latency) of the crossbar mapping and "
                                                 "the MCU baseline")
@@ -50,19 +55,16 @@ def add_parser(subparsers):
     return parser
 
 
-def check(args):
+def check(args: argparse.Namespace) -> None:
     """Checks --tech and --dataset before anything heavy loads (`tf_nvm.cli._checks`)."""
-    from tf_nvm.cli._checks import dataset_name  # noqa: PLC0415
-    from tf_nvm.cost import get_technology  # noqa: PLC0415  (numpy only)
+    from tf_nvm.cost import get_technology  # noqa: PLC0415  (tf_nvm.cost imports pandas: not for --help)
 
     get_technology(args.tech)
     dataset_name(args.dataset)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     """Costs the source (`tf_nvm.pipeline.costing.cost_source`); prints a short summary; returns 0."""
-    from tf_nvm.pipeline.costing import cost_source  # noqa: PLC0415
-
     _, lines = cost_source(args.source, args.out, variant=args.variant, technology=args.tech, settings=args.set,
                            tflite=args.tflite, arena_bytes=args.arena_bytes, accuracy=args.accuracy, data=args.data,
                            dataset=args.dataset, task=args.task, overwrite=args.overwrite)

@@ -1,9 +1,15 @@
 """``tf-nvm export RUN_OR_MODEL``: write the int8 TFLite model and/or the crossbar mapping of a trained model."""
 
+import argparse
 import json
 import sys
+from typing import Any
 
+from tf_nvm.cli._checks import data_path, dataset_name, existing_path
 from tf_nvm.core.errors import ExportError
+from tf_nvm.experiments.runs import read_run
+from tf_nvm.mapping import format_table, paths
+from tf_nvm.pipeline import evaluate
 
 __all__ = ["add_parser", "run", "REPRESENTATIVE_WINDOWS"]
 
@@ -11,7 +17,7 @@ REPRESENTATIVE_WINDOWS = 256
 """Training examples (standardised) used as the TFLite converter's representative data."""
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Adds the ``export`` parser."""
     parser = subparsers.add_parser("export", help="write the int8 .tflite and/or the crossbar mapping of a trained "
                                                   "model")
@@ -48,7 +54,7 @@ def add_parser(subparsers):
     return parser
 
 
-def check(args):
+def check(args: argparse.Namespace) -> None:
     """Checks that there is something to write, the input paths and --dataset before TensorFlow loads.
 
     Raises:
@@ -56,8 +62,6 @@ def check(args):
         DatasetNotFoundError: --data missing.
         UnknownNameError: unknown --dataset.
     """
-    from tf_nvm.cli._checks import data_path, dataset_name, existing_path  # noqa: PLC0415
-
     if not args.tflite and not args.mapping:
         raise ExportError("tf-nvm export: nothing to write. Fix: give --tflite OUT.tflite and/or --mapping PREFIX.")
     existing_path(args.run_or_model, "RUN_OR_MODEL", "a run folder written by `tf-nvm train` or a .keras model file",
@@ -68,7 +72,7 @@ def check(args):
     data_path(args.data)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     """Exports the run's model as asked; returns 0.
 
     Raises:
@@ -76,9 +80,6 @@ def run(args):
         RunFolderError: the run folder cannot be read.
     """
     import tflite_export  # noqa: PLC0415  (imports TensorFlow)
-    from tf_nvm.mapping import format_table, paths  # noqa: PLC0415
-    from tf_nvm.pipeline import evaluate  # noqa: PLC0415
-    from tf_nvm.experiments.runs import read_run  # noqa: PLC0415
 
     run_folder = read_run(args.run_or_model)
     plan = evaluate.export_inputs(run_folder, data=args.data, dataset=args.dataset,

@@ -3,7 +3,13 @@
 Three short tables, one line per name: the name and the first part of its description.
 """
 
+import argparse
 import shutil
+from typing import Any
+
+from tf_nvm.core import bundled
+from tf_nvm.core.errors import TfNvmError
+from tf_nvm.experiments.recipes import read_json_config
 
 __all__ = ["add_parser", "run"]
 
@@ -15,7 +21,7 @@ _TABLES = (
 )
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Adds the ``recipes`` parser."""
     parser = subparsers.add_parser("recipes", help="list the bundled training recipes, experiments and search "
                                                    "configs")
@@ -26,10 +32,6 @@ def add_parser(subparsers):
 
 def _description(kind, name):
     """The ``description`` of a bundled configuration ("" when it has none), read without building it."""
-    from tf_nvm.core import bundled  # noqa: PLC0415
-    from tf_nvm.core.errors import TfNvmError  # noqa: PLC0415
-    from tf_nvm.experiments.recipes import read_json_config  # noqa: PLC0415
-
     try:
         data, _ = read_json_config(name, bundled.folder(kind), label=f"bundled {kind}", error=TfNvmError,
                                    fix="", not_found=lambda path: path, max_bytes=1 << 20)
@@ -39,10 +41,8 @@ def _description(kind, name):
     return description if isinstance(description, str) else ""
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     """Prints the three tables; returns 0."""
-    from tf_nvm.core import bundled  # noqa: PLC0415
-
     tables = [(title, command, bundled.names(kind), kind) for kind, title, command in _TABLES]
     width = max(len(name) for _, _, names, _ in tables for name in names) + 2
     room = max(40, shutil.get_terminal_size((120, 24)).columns - width - 3)  # the indent, and one column spare

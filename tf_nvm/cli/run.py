@@ -1,12 +1,17 @@
 """``tf-nvm run EXPERIMENT``: the paper, or a user's own data and model, end to end: train, export, simulate, cost,
 report (resumable)."""
 
+import argparse
 import os
+from typing import Any
+
+from tf_nvm import pipeline  # loading an experiment recipe does not import TensorFlow
+from tf_nvm.cli._checks import data_path
 
 __all__ = ["add_parser", "run"]
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Adds the ``run`` parser."""
     parser = subparsers.add_parser("run", help="train, export, simulate and cost every variant; write a report")
     parser.add_argument("experiment", help="experiment recipe name (e.g. paper-har) or path to its .json")
@@ -23,20 +28,15 @@ def add_parser(subparsers):
     return parser
 
 
-def check(args):
+def check(args: argparse.Namespace) -> None:
     """Checks the experiment (every field), --force and --data before TensorFlow loads."""
-    from tf_nvm import pipeline  # noqa: PLC0415  (loading an experiment recipe does not import TensorFlow)
-    from tf_nvm.cli._checks import data_path  # noqa: PLC0415
-
     pipeline.load(args.experiment)
     pipeline.check_force(args.force)
     data_path(args.data)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     """Runs the experiment and prints the report folder; returns 0."""
-    from tf_nvm import pipeline  # noqa: PLC0415
-
     experiment = pipeline.load(args.experiment)
     out = args.out or os.path.join("runs", experiment.name + ("-quick" if args.quick else ""))
     folder = pipeline.run_experiment(experiment, out, quick=args.quick, force=args.force, data_path=args.data,

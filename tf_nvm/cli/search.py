@@ -1,11 +1,17 @@
 """``tf-nvm search CONFIG --out DIR``: keras-tuner architecture search of NVM models (`tf_nvm.nas`)."""
 
+import argparse
 import os
+from typing import Any
+
+from tf_nvm.cli._checks import at_least, data_path
+from tf_nvm.core import bundled
+from tf_nvm.core.errors import SearchError
 
 __all__ = ["add_parser", "run"]
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Adds the ``search`` parser."""
     parser = subparsers.add_parser(
         "search", help="architecture search (keras-tuner) for NVM models; table, Pareto front, best model",
@@ -30,22 +36,18 @@ def add_parser(subparsers):
     return parser
 
 
-def check(args):
+def check(args: argparse.Namespace) -> None:
     """Checks the config name (or .json path), --max-trials, --max-minutes and --data before TensorFlow loads."""
-    from tf_nvm.core import bundled  # noqa: PLC0415
-    from tf_nvm.cli._checks import at_least, data_path  # noqa: PLC0415
-    from tf_nvm.core.errors import SearchError  # noqa: PLC0415
-
     bundled.find("search", args.config)  # its fields are checked when it loads (the hypermodels need TensorFlow)
     at_least(args.max_trials, "--max-trials", 1, SearchError, "Fix: e.g. --max-trials 20.")
     at_least(args.max_minutes, "--max-minutes", 1e-3, SearchError, "Fix: e.g. --max-minutes 30.")
     data_path(args.data)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     """Runs the search; prints the summary; returns 0."""
     from tf_nvm.nas import config as search_config  # noqa: PLC0415  (imports TensorFlow and keras-tuner)
-    from tf_nvm.nas.search import run_search, summary_text  # noqa: PLC0415
+    from tf_nvm.nas.search import run_search, summary_text  # noqa: PLC0415  (imports TensorFlow and keras-tuner)
 
     config = search_config.load(args.config)
     if args.max_trials is not None:
@@ -53,7 +55,7 @@ def run(args):
     if args.max_minutes is not None:
         config = search_config.from_dict({**config.to_dict(), "max_minutes": args.max_minutes})
     out = args.out or os.path.join("runs", f"search-{config.name}")
-    from tflite_export.crossbar import build_mapping  # noqa: PLC0415  (application layer)
+    from tflite_export.crossbar import build_mapping  # noqa: PLC0415  (imports TensorFlow)
 
     # every candidate must map onto crossbars (a dry run of the exporter), else it is a failed trial with the reason
     summary = run_search(config, out, resume=args.resume, overwrite=args.overwrite, export_best=args.export_best,

@@ -3,10 +3,19 @@
 Parses the arguments and calls `tf_nvm.pipeline.evaluate.simulate` (test data, task and metrics live there).
 """
 
-import re
+import argparse
+import os
 import sys
+from typing import Any
 
+from tf_nvm.cli._checks import at_least, dataset_name
+from tf_nvm.core import noise_presets
+from tf_nvm.core.chips import ChipRange
 from tf_nvm.core.errors import SimulatorError
+from tf_nvm.core.outputs import claim_output_folder
+from tf_nvm.core.registry import did_you_mean
+from tf_nvm.pipeline import shards as pipeline_shards
+from tf_nvm.pipeline.evaluate import DEFAULT_DATASET, read_source, simulate
 
 __all__ = ["add_parser", "run", "DATA_HELP", "DATASET_HELP", "SOURCE_HELP", "VARIANT_HELP"]
 
@@ -21,7 +30,7 @@ DATASET_HELP = ("a registered data set (har, cifar10), or npz: --data is a user'
                 "mapping's data set; else npz with --data, har without)")
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Adds the ``simulate`` parser."""
     parser = subparsers.add_parser("simulate", help="simulate programmed crossbar chips on a test set")
     parser.add_argument("source", metavar="RUN_OR_MAPPING", help=SOURCE_HELP)
@@ -37,7 +46,8 @@ def add_parser(subparsers):
     parser.add_argument("--chips", default="25", metavar="N|A:B",
                         help="programmed chips per setting (default 25), or chips A..B-1 as one shard of a larger "
                              "run (merge shards with `tf-nvm simulate merge DIR... --out DIR`)")
-    parser.add_argument("--preset", default="ideal", help="device noise preset: ideal, pcm-like, pcm-prog-x12, reram-like")
+    parser.add_argument("--preset", default="ideal",
+                        help="device noise preset: ideal, pcm-like, pcm-prog-x12, reram-like")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a simulation setting, e.g. adc.mode=shared, adc.bits=6, device.t_inference=3600")
     parser.add_argument("--sweep", metavar="KEY=V1,V2,...", help="one setting over several values")
@@ -51,26 +61,15 @@ def add_parser(subparsers):
     return parser
 
 
-_CHIPS = re.compile(r"\s*(\d{1,9})\s*(?::\s*(\d{1,9})\s*)?")
-
-
-def check(args):
-    """Checks --preset, --dataset, --chips and --workers before TensorFlow loads (`tf_nvm.cli._checks`); the
-    chip range is parsed again by `tf_nvm.simulator.ChipRange`, which holds the rule."""
-    from tf_nvm.core import noise_presets  # noqa: PLC0415
-    from tf_nvm.cli._checks import at_least, dataset_name  # noqa: PLC0415
-    from tf_nvm.core.registry import did_you_mean  # noqa: PLC0415
-
+def check(args: argparse.Namespace) -> None:
+    """Checks --preset, --dataset, --chips (`ChipRange.parse`: the simulator's own rule and messages) and --workers
+    before TensorFlow loads (`tf_nvm.cli._checks`)."""
     if args.preset not in noise_presets.names():
         raise SimulatorError(f"--preset: unknown noise preset {args.preset!r}; known: "
                              f"{', '.join(noise_presets.names())}.{did_you_mean(args.preset, noise_presets.names())} "
                              "Fix: pass one of those.")
     dataset_name(args.dataset)
-    found = _CHIPS.fullmatch(str(args.chips))
-    if not found or (found.group(2) is None and int(found.group(1)) < 1) or \
-            (found.group(2) is not None and int(found.group(2)) <= int(found.group(1))):
-        raise SimulatorError(f"--chips: value {args.chips!r} is not allowed; allowed: a chip count N >= 1, or a "
-                             "shard A:B with 0 <= A < B (chips A..B-1). Fix: e.g. --chips 25 or --chips 0:10.")
+    ChipRange.parse(args.chips)
     at_least(args.workers, "--workers", 1, SimulatorError, "Fix: e.g. --workers 2.")
 
 
@@ -83,8 +82,6 @@ def _add_shard_arguments(parser):
 
 
 def _shards_done(args, results):
-    import os  # noqa: PLC0415
-
     path = os.path.abspath(os.path.join(args.out, "results.json"))
     print(f"[tf-nvm] results: {path} ({results['task']}, {results['metric']}, chips "
           f"{':'.join(map(str, results['shard']['chips']))})")
@@ -93,12 +90,8 @@ def _shards_done(args, results):
 
 def _run_shards(args, config, sweep, source):
     """``simulate merge DIR...`` and ``--chips A:B`` / ``--workers N``; None when neither applies."""
-    from tf_nvm.simulator import ChipRange  # noqa: PLC0415
-
     if args.source == "merge" and args.shards:
-        from tf_nvm.pipeline.shards import merge  # noqa: PLC0415
-
-        return merge(args.shards, args.out, overwrite=args.overwrite)
+        return pipeline_shards.merge(args.shards, args.out, overwrite=args.overwrite)
     if args.shards:
         raise SimulatorError(f"tf-nvm simulate: one RUN_OR_MAPPING is simulated, got {len(args.shards) + 1} "
                              f"({args.source}, {', '.join(args.shards)}). Fix: pass one, or merge shard folders "
@@ -117,19 +110,13 @@ def _run_shards(args, config, sweep, source):
     kwargs = dict(config=config, dataset=args.dataset, data=args.data, examples=args.examples, task=args.task,
                   metric=args.metric, overwrite=args.overwrite)
     if args.workers > 1:
-        from tf_nvm.pipeline.shards import simulate_parallel  # noqa: PLC0415
-
-        return simulate_parallel(args.source, args.out, chips=chips, workers=args.workers, variant=args.variant,
-                                 **kwargs)
-    from tf_nvm.pipeline.evaluate import simulate  # noqa: PLC0415
-
+        return pipeline_shards.simulate_parallel(args.source, args.out, chips=chips, workers=args.workers,
+                                                 variant=args.variant, **kwargs)
     return simulate(source, args.out, chips=chips, **kwargs)
 
 
-def argparse_suppress():
+def argparse_suppress() -> str:
     """Help text of a deprecated option (hidden)."""
-    import argparse  # noqa: PLC0415
-
     return argparse.SUPPRESS
 
 
@@ -143,13 +130,9 @@ def _setting(text):
     return key.strip(), values
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     """Runs the Monte Carlo (or the sweep), prints progress and a summary; returns 0."""
-    import os  # noqa: PLC0415
-
-    from tf_nvm.core.outputs import claim_output_folder  # noqa: PLC0415
-    from tf_nvm.pipeline.evaluate import DEFAULT_DATASET, read_source, simulate  # noqa: PLC0415
-    from tf_nvm.simulator import DeviceConfig, SimulationConfig  # noqa: PLC0415
+    from tf_nvm.simulator import DeviceConfig, SimulationConfig  # noqa: PLC0415  (tf_nvm.simulator imports TensorFlow)
 
     config = SimulationConfig(device=DeviceConfig(noise=args.preset))
     for text in args.set:

@@ -1,12 +1,17 @@
 """``tf-nvm train RECIPE``: train a recipe's float baseline and NVM model over its seeds; write a run folder."""
 
+import argparse
 import json
 import os
+from typing import Any
+
+from tf_nvm.cli._checks import data_path
+from tf_nvm.experiments import recipes
 
 __all__ = ["add_parser", "run"]
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Adds the ``train`` parser."""
     parser = subparsers.add_parser("train", help="train a recipe's float baseline and NVM model")
     parser.add_argument("recipe", help="recipe name (see `tf-nvm recipes`) or path to a recipe .json")
@@ -25,10 +30,8 @@ def add_parser(subparsers):
     return parser
 
 
-def _recipe(args):
+def _recipe(args: argparse.Namespace) -> Any:
     """The recipe (with ``--epochs``), every field and ``--seeds`` checked; does not import TensorFlow."""
-    from tf_nvm.experiments import recipes  # noqa: PLC0415
-
     recipe = recipes.load(args.recipe)
     if args.epochs is not None:
         recipe = recipe.replace(epochs=args.epochs)
@@ -37,15 +40,13 @@ def _recipe(args):
     return recipe
 
 
-def check(args):
+def check(args: argparse.Namespace) -> None:
     """Checks the recipe, --epochs, --seeds and --data before TensorFlow loads."""
-    from tf_nvm.cli._checks import data_path  # noqa: PLC0415
-
     _recipe(args)
     data_path(args.data)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     """Trains and prints the test metric summary (accuracy, or MSE for regression) and the run folder; returns 0."""
     recipe = _recipe(args)
     from tf_nvm.experiments.train import run_recipe  # noqa: PLC0415  (imports TensorFlow)

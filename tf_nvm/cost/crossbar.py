@@ -31,14 +31,17 @@ Numpy/pandas only (cost-model layer).
 
 import dataclasses
 import math
+import os
+from typing import Any
 
 import pandas as pd
 
 from tf_nvm.cost.digital import OpWork, op_work
-from tf_nvm.cost.plan import check_mapping, plan_as, plan_mapping
-from tf_nvm.cost.technology import get_technology
+from tf_nvm.cost.plan import LayerPlan, check_mapping, plan_as, plan_mapping
+from tf_nvm.cost.technology import Technology, get_technology
 from tf_nvm.core.errors import CostModelError
-from tf_nvm.mapping.types import CrossbarLayer
+from tf_nvm.core.spec import NVMSpec
+from tf_nvm.mapping.types import CrossbarLayer, Mapping
 from tf_nvm.core.registry import Registry
 
 __all__ = ["COMPONENTS", "CROSSBAR_PERIPHERY", "ORDER", "Component", "CostResult", "network_cost", "layer_components",
@@ -95,12 +98,12 @@ CROSSBAR_PERIPHERY = ("reference_columns", "dac", "sample_hold", "adc", "shift_a
 _COLUMNS = ["layer", "component", "group", "count", "operations", "area_um2", "energy_pj"]
 
 
-def crossbar_cycles(spec, tech):
+def crossbar_cycles(spec: NVMSpec, tech: Technology) -> int:
     """Bit-serial cycles of one crossbar read: ``ceil(dac_bits / input_bits_per_cycle)``."""
     return -(-spec.dac_bits // tech.input_bits_per_cycle)
 
 
-def cycle_ns(tech):
+def cycle_ns(tech: Technology) -> float:
     """Duration of one bit-serial cycle, ns: ``max(read_pulse_ns, adc_share_columns * adc_conversion_ns)``."""
     return max(tech.read_pulse_ns, tech.adc_share_columns * tech.adc_conversion_ns)
 
@@ -115,7 +118,7 @@ def _digital_energy(work, tech):
         "multiply_energy_pj") + work.compares * tech.digital_energy("compare_energy_pj"))
 
 
-def layer_components(plan, spec, tech):
+def layer_components(plan: LayerPlan, spec: NVMSpec, tech: Technology) -> tuple[list[dict[str, Any]], OpWork, OpWork]:
     """Rows of one crossbar layer (dicts with the `CostResult.components` columns) and its digital work.
 
     Args:
@@ -126,34 +129,52 @@ def layer_components(plan, spec, tech):
     Returns:
         (list of row dicts, `OpWork` of the layer's digital steps, buffer `OpWork`).
     """
+    rows = _array_rows(plan, spec, tech) + _converter_rows(plan, spec, tech)
+    digital_rows, work = _digital_rows(plan, tech)
+    buffer = OpWork(bytes_read=plan.reads * plan.rows, bytes_written=plan.outputs)
+    return rows + digital_rows, work, buffer
+
+
+def _physical_tiles(plan, spec, tech):
+    """(rows, device columns) of each tile's physical array, as ``tech.array_sizing`` sizes it."""
+    if tech.array_sizing == "fixed":  # every tile a full spec.rows x spec.cols macro with its full periphery
+        return [(spec.rows, spec.cols)] * len(plan.tiles)
+    return list(plan.tiles)  # "fit": each tile's array and periphery sized to the rows and device columns it uses
+
+
+def _array_rows(plan, spec, tech):
+    """The ``cells`` row and (offset mapping) the ``reference_columns`` row of one crossbar layer."""
     cycles = crossbar_cycles(spec, tech)
-    tiles = len(plan.tiles)
     reads = plan.reads
     offset = plan.kind == "offset"
     ref = 1 if offset else 0
-    used_rows = sum(r for r, _ in plan.tiles)
-    used_cols = sum(c for _, c in plan.tiles)
     cell_reads = sum(r * (c - ref) for r, c in plan.tiles) * reads * cycles
     # E = activity * V^2 * G * t per device read; uS * ns * V^2 = 1e-15 J = 1e-3 pJ
     cell_energy = tech.input_activity * tech.read_voltage_v ** 2 * plan.mean_conductance_us * tech.read_pulse_ns * 1e-3
-    if tech.array_sizing == "fixed":  # every tile a full spec.rows x spec.cols macro with its full periphery
-        phys = [(spec.rows, spec.cols)] * tiles
-    else:  # "fit": each tile's array and periphery sized to the rows and device columns it uses
-        phys = list(plan.tiles)
+    phys = _physical_tiles(plan, spec, tech)
     phys_rows = sum(r for r, _ in phys)
-    phys_cols = sum(c for _, c in phys)
     phys_cells = sum(r * (c - ref) for r, c in phys)
     rows = [_row(plan.name, "cells", phys_cells, cell_reads, phys_cells * tech.cell_area_um2,
                  cell_reads * cell_energy)]
     if offset:
-        ref_reads = used_rows * reads * cycles
+        ref_reads = sum(r for r, _ in plan.tiles) * reads * cycles
         rows.append(_row(plan.name, "reference_columns", phys_rows, ref_reads, phys_rows * tech.cell_area_um2,
                          ref_reads * cell_energy))
+    return rows
+
+
+def _converter_rows(plan, spec, tech):
+    """The ``dac``, ``sample_hold``, ``adc`` and ``shift_add`` rows of one crossbar layer."""
+    cycles = crossbar_cycles(spec, tech)
+    reads = plan.reads
+    phys = _physical_tiles(plan, spec, tech)
+    phys_rows = sum(r for r, _ in phys)
+    phys_cols = sum(c for _, c in phys)
     dac_scale = 2.0 ** (tech.input_bits_per_cycle - 1)  # ASSUMPTION: a k-bit driver costs 2^(k-1) 1-bit drivers
-    dac_ops = used_rows * reads * cycles
-    rows.append(_row(plan.name, "dac", phys_rows, dac_ops, phys_rows * tech.analog_area("dac_area_um2") * dac_scale,
-                     dac_ops * tech.analog_energy("dac_energy_pj") * dac_scale))
-    conversions = used_cols * reads * cycles
+    dac_ops = sum(r for r, _ in plan.tiles) * reads * cycles
+    rows = [_row(plan.name, "dac", phys_rows, dac_ops, phys_rows * tech.analog_area("dac_area_um2") * dac_scale,
+                 dac_ops * tech.analog_energy("dac_energy_pj") * dac_scale)]
+    conversions = sum(c for _, c in plan.tiles) * reads * cycles
     rows.append(_row(plan.name, "sample_hold", phys_cols, conversions,
                      phys_cols * tech.analog_area("sample_hold_area_um2"),
                      conversions * tech.analog_energy("sample_hold_energy_pj")))
@@ -165,7 +186,14 @@ def layer_components(plan, spec, tech):
     rows.append(_row(plan.name, "shift_add", shift_adds, shift_ops,
                      shift_adds * tech.analog_area("shift_add_area_um2"),
                      shift_ops * tech.analog_energy("shift_add_energy_pj")))
-    work = OpWork()
+    return rows
+
+
+def _digital_rows(plan, tech):
+    """The digital periphery rows of one crossbar layer (G_min or pair subtraction, partial sums, bias/activation/
+    re-quantization) and their `OpWork`."""
+    rows = []
+    reads = plan.reads
     if plan.kind == "unipolar":
         # per read: the sum of the int8 input codes (one 16-bit accumulate per row, costed as an ISAAC
         # shift-and-add), one multiply by g_min in code units, then one subtract per output and row tile
@@ -175,19 +203,27 @@ def layer_components(plan, spec, tech):
                          _digital_energy(gmin, tech) + input_sum * tech.analog_energy("shift_add_energy_pj")))
         # the input sum runs on the shift-and-add units while the array is read: energy, no lane time
     else:
-        pair = OpWork(adds=plan.outputs * plan.rails * plan.row_tiles)
-        rows.append(_row(plan.name, "pair_subtraction", 0, pair.operations, 0.0, _digital_energy(pair, tech)))
-        gmin = pair
-    work = work + gmin
+        gmin = OpWork(adds=plan.outputs * plan.rails * plan.row_tiles)
+        rows.append(_row(plan.name, "pair_subtraction", 0, gmin.operations, 0.0, _digital_energy(gmin, tech)))
     partial = OpWork(adds=(plan.row_tiles - 1) * plan.outputs * plan.rails)
     rows.append(_row(plan.name, "partial_sums", 0, partial.operations, 0.0, _digital_energy(partial, tech)))
     n = plan.outputs
     post = OpWork(adds=(plan.rails - 1) * n + (n if plan.has_bias else 0), multiplies=n,
                   compares=n + (n if plan.relu else 0))
     rows.append(_row(plan.name, "bias_activation_requant", 0, post.operations, 0.0, _digital_energy(post, tech)))
-    work = work + partial + post
-    buffer = OpWork(bytes_read=reads * plan.rows, bytes_written=n)
-    return rows, work, buffer
+    return rows, OpWork() + gmin + partial + post
+
+
+def _network_rows(tech, capacity, buffer):
+    """The network-wide rows: the digital lanes, and the activation buffer of ``capacity`` bytes and the traffic
+    ``buffer`` (`OpWork`)."""
+    lane_area = tech.digital_area("add_area_um2") + tech.digital_area("multiply_area_um2") + tech.digital_area(
+        "compare_area_um2")
+    traffic = buffer.bytes_read + buffer.bytes_written
+    return [_row(NETWORK, "digital_units", tech.digital_lanes, 0, tech.digital_lanes * lane_area, 0.0),
+            _row(NETWORK, "activation_buffer", capacity, traffic,
+                 capacity * tech.analog_area("buffer_area_um2_per_byte"),
+                 traffic * tech.analog_energy("buffer_energy_pj_per_byte"))]
 
 
 def _shapes(mapping):
@@ -219,37 +255,37 @@ class CostResult:
     kind: str
     components: pd.DataFrame
     latency: pd.DataFrame
-    designs: dict
-    technology: object
+    designs: dict[str, int]
+    technology: Technology
 
     @property
-    def area_um2(self):
+    def area_um2(self) -> float:
         """Total area, um^2 (sum of the component rows)."""
         return float(self.components["area_um2"].sum())
 
     @property
-    def energy_pj(self):
+    def energy_pj(self) -> float:
         """Total energy per inference, pJ (sum of the component rows)."""
         return float(self.components["energy_pj"].sum())
 
     @property
-    def latency_ns(self):
+    def latency_ns(self) -> float:
         """Latency of one inference, ns (sum of the layer rows: layers run one after the other)."""
         return float(self.latency["latency_ns"].sum())
 
-    def group_totals(self, group):
+    def group_totals(self, group: str) -> tuple[float, float]:
         """(area um^2, energy pJ per inference) of one component group (``array``, ``periphery``, ``buffer``)."""
         rows = self.components[self.components["group"] == group]
         return float(rows["area_um2"].sum()), float(rows["energy_pj"].sum())
 
-    def energy_for(self, inferences):
+    def energy_for(self, inferences: float) -> float:
         """Energy of ``inferences`` inferences, pJ (linear: no idle or start-up energy is modelled)."""
         if not isinstance(inferences, (int, float)) or isinstance(inferences, bool) or not inferences >= 0:
             raise CostModelError(f"inferences: value {inferences!r} is not allowed; allowed: a number >= 0. Fix: pass "
                                  "a count of inferences.")
         return self.energy_pj * inferences
 
-    def by_component(self):
+    def by_component(self) -> pd.DataFrame:
         """DataFrame: totals per component (count, operations, area_um2, energy_pj), in table order."""
         table = self.components.groupby("component", sort=False)[["count", "operations", "area_um2",
                                                                   "energy_pj"]].sum()
@@ -258,9 +294,9 @@ class CostResult:
         table.insert(1, "group", [COMPONENTS.get(name).group for name in table["component"]])
         return table
 
-    def summary(self):
+    def summary(self) -> dict[str, Any]:
         """One dict: scenario, kind, area per group and total (mm^2), energy per group and total (nJ), latency (us)."""
-        row = {"scenario": self.scenario, "kind": self.kind}
+        row: dict[str, Any] = {"scenario": self.scenario, "kind": self.kind}
         for group in ("array", "periphery", "buffer"):
             area, energy = self.group_totals(group)
             row[f"{group}_area_mm2"] = area * 1e-6
@@ -275,7 +311,8 @@ class CostResult:
         return row
 
 
-def network_cost(mapping, technology=None, *, kind=None, per_layer_periphery=False, scenario=None):
+def network_cost(mapping: Mapping, technology: Technology | str | os.PathLike | None = None, *, kind: str | None = None,
+                 per_layer_periphery: bool = False, scenario: str | None = None) -> CostResult:
     """The cost of ``mapping`` (optionally re-tiled for mapping ``kind``, optionally with per-layer periphery).
 
     Args:
@@ -303,7 +340,8 @@ def network_cost(mapping, technology=None, *, kind=None, per_layer_periphery=Fal
     kind = plans[0].kind if plans else spec.mapping_kind
     by_name = {plan.name: plan for plan in plans}
     shapes = _shapes(mapping)
-    rows, latency = [], []
+    rows: list[dict[str, Any]] = []
+    latency: list[dict[str, Any]] = []
     buffer = OpWork()
     capacity = 0
     lanes_per_ns = tech.digital_lanes * tech.clock_ghz
@@ -330,13 +368,7 @@ def network_cost(mapping, technology=None, *, kind=None, per_layer_periphery=Fal
             rows.append(_row(layer.name, "digital_layers", 0, work.operations, 0.0, _digital_energy(work, tech)))
             buffer = buffer + work
             latency.append({"layer": layer.name, "kind": "digital", "latency_ns": work.operations / lanes_per_ns})
-    lane_area = tech.digital_area("add_area_um2") + tech.digital_area("multiply_area_um2") + tech.digital_area(
-        "compare_area_um2")
-    rows.append(_row(NETWORK, "digital_units", tech.digital_lanes, 0, tech.digital_lanes * lane_area, 0.0))
-    traffic = buffer.bytes_read + buffer.bytes_written
-    rows.append(_row(NETWORK, "activation_buffer", capacity, traffic,
-                     capacity * tech.analog_area("buffer_area_um2_per_byte"),
-                     traffic * tech.analog_energy("buffer_energy_pj_per_byte")))
+    rows += _network_rows(tech, capacity, buffer)
     layers = len(plans)
     designs = ({"adc": layers, "dac": layers, "scaling": layers} if per_layer_periphery
                else {"adc": min(1, layers), "dac": min(1, layers), "scaling": min(1, layers)})

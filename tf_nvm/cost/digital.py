@@ -17,6 +17,7 @@ Numpy-free (cost-model layer).
 """
 
 import dataclasses
+from typing import Any
 import math
 
 from tf_nvm.core.errors import CostModelError
@@ -43,11 +44,11 @@ class OpWork:
     bytes_read: int = 0
     bytes_written: int = 0
 
-    def __add__(self, other):
+    def __add__(self, other: "OpWork") -> "OpWork":
         return OpWork(*(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))))
 
     @property
-    def operations(self):
+    def operations(self) -> int:
         """All digital operations."""
         return self.adds + self.multiplies + self.compares
 
@@ -121,7 +122,7 @@ for _name, _work, _text in [
     DIGITAL_OP_WORK.register(_name, _work, description=_text)
 
 
-def op_work(op, in_shapes, out_shape, params):
+def op_work(op: str, in_shapes: list[tuple[int, ...]], out_shape: tuple[int, ...], params: dict[str, Any]) -> OpWork:
     """`OpWork` of one digital step (``op`` a digital-op name).
 
     Raises:

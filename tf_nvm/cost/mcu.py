@@ -28,6 +28,7 @@ Numpy/pandas only (cost-model layer).
 
 import dataclasses
 import math
+from typing import Any
 
 import pandas as pd
 
@@ -61,7 +62,7 @@ class McuCore:
     current_ua_per_mhz: float
     supply_v: float
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not 0 < len(self.name) <= 200:
             raise CostModelError(f"mcu core name: value {str(self.name)[:80]!r} ({type(self.name).__name__}) is not "
                                  "allowed; allowed: a text of 1 to 200 characters. Fix: e.g. --set "
@@ -75,7 +76,7 @@ class McuCore:
                                      "allowed: a finite number > 0. Fix: pass a positive value.")
 
     @property
-    def energy_per_cycle_nj(self):
+    def energy_per_cycle_nj(self) -> float:
         """Energy of one cycle, nJ: ``current_ua_per_mhz * 1e-6 A/MHz / 1e6 Hz/MHz * supply_v`` in J, x 1e9."""
         return self.current_ua_per_mhz * 1e-12 * self.supply_v * 1e9
 
@@ -103,7 +104,7 @@ MCU_CORES.register("cortex-m7", McuCore("cortex-m7 (STM32F7-class, 216 MHz)", 21
 MCU_COLUMNS = ["index", "op", "output_values", "macs"]
 
 
-def check_tflite_bytes(content, what="--tflite"):
+def check_tflite_bytes(content: bytes, what: str = "--tflite") -> bytes:
     """Raises `CostModelError` unless ``content`` (bytes) carries the TFLite flatbuffer identifier ``TFL3``."""
     if not isinstance(content, (bytes, bytearray)) or len(content) < 8 or bytes(content[4:8]) != TFLITE_IDENTIFIER:
         head = bytes(content[4:8]) if isinstance(content, (bytes, bytearray)) else type(content).__name__
@@ -134,7 +135,7 @@ def _tensor(graph, index, where):
 _WEIGHT_RANK = {"CONV_2D": 4, "DEPTHWISE_CONV_2D": 4, "FULLY_CONNECTED": 2}
 
 
-def op_table(graph):
+def op_table(graph: Any) -> pd.DataFrame:
     """DataFrame, one row per operator: ``index``, ``op``, ``output_values``, ``macs``.
 
     Args:
@@ -158,8 +159,8 @@ def op_table(graph):
             shape = tuple(weights.shape)
             _size(shape, f"{where}: weights tensor {weights.index}")
             if len(shape) != _WEIGHT_RANK[op.op]:
-                raise CostModelError(f"TFLite model: {where}: weights tensor {weights.index} has shape {shape}; allowed: "
-                                     f"{_WEIGHT_RANK[op.op]} dimensions. {_FIX}")
+                raise CostModelError(f"TFLite model: {where}: weights tensor {weights.index} has shape {shape}; "
+                                     f"allowed: {_WEIGHT_RANK[op.op]} dimensions. {_FIX}")
             if op.op == "CONV_2D":       # weights [out, kh, kw, in]
                 macs = values * math.prod(shape[1:])
             elif op.op == "DEPTHWISE_CONV_2D":  # weights [1, kh, kw, out]
@@ -174,7 +175,7 @@ def op_table(graph):
     return pd.DataFrame(rows, columns=MCU_COLUMNS)
 
 
-def mcu_cost(graph, core, arena_bytes=None):
+def mcu_cost(graph: Any, core: McuCore | str, arena_bytes: int | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Per-operator and total cost of the model on ``core``.
 
     Args:
@@ -187,13 +188,13 @@ def mcu_cost(graph, core, arena_bytes=None):
         dict of totals: ``core``, ``flash_bytes``, ``ram_bytes``, ``macs``, ``cycles``,
         ``latency_us``, ``energy_nj``).
     """
-    core = MCU_CORES.resolve(core, McuCore)
+    cpu: McuCore = MCU_CORES.resolve(core, McuCore)
     table = op_table(graph)
     other = table["output_values"].where(table["macs"] == 0, 0)
-    table["cycles"] = table["macs"] / core.macs_per_cycle + other * core.cycles_per_value
-    table["latency_us"] = table["cycles"] / core.clock_mhz
-    table["energy_nj"] = table["cycles"] * core.energy_per_cycle_nj
-    totals = {"core": core.name, "flash_bytes": int(graph.size_bytes),
+    table["cycles"] = table["macs"] / cpu.macs_per_cycle + other * cpu.cycles_per_value
+    table["latency_us"] = table["cycles"] / cpu.clock_mhz
+    table["energy_nj"] = table["cycles"] * cpu.energy_per_cycle_nj
+    totals = {"core": cpu.name, "flash_bytes": int(graph.size_bytes),
               "ram_bytes": None if arena_bytes is None else int(arena_bytes), "macs": int(table["macs"].sum()),
               "cycles": float(table["cycles"].sum()), "latency_us": float(table["latency_us"].sum()),
               "energy_nj": float(table["energy_nj"].sum())}

@@ -15,10 +15,12 @@ Numpy only (cost-model layer).
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 
 from tf_nvm.core.errors import CostModelError, MappingError
+from tf_nvm.core.spec import NVMSpec
 from tf_nvm.mapping.device import conductance_table, levels_from_codes
 from tf_nvm.mapping.tiling import depthwise_layout, layer_tiles, plan_diagonal_tiles, plan_tiles
 from tf_nvm.mapping.types import Mapping
@@ -52,7 +54,7 @@ class LayerPlan:
     kind: str
     rows: int
     cols: int
-    tiles: tuple
+    tiles: tuple[tuple[int, int], ...]
     row_tiles: int
     positions: int
     rails: int
@@ -61,32 +63,32 @@ class LayerPlan:
     relu: bool
 
     @property
-    def reads(self):
+    def reads(self) -> int:
         """Crossbar reads per inference: output positions x input rails (``inspect``'s reads column)."""
         return self.positions * self.rails
 
     @property
-    def outputs(self):
+    def outputs(self) -> int:
         """Output values per inference: positions x columns."""
         return self.positions * self.cols
 
     @property
-    def devices(self):
+    def devices(self) -> int:
         """Devices programmed (reference columns included)."""
         return sum(rows * cols for rows, cols in self.tiles)
 
     @property
-    def row_drivers_used(self):
+    def row_drivers_used(self) -> int:
         """Row drivers (DACs) in use over all tiles (``inspect``'s DACs column)."""
         return sum(rows for rows, _ in self.tiles)
 
     @property
-    def device_columns(self):
+    def device_columns(self) -> int:
         """Device columns digitised over all tiles (``inspect``'s ADCs column)."""
         return sum(cols for _, cols in self.tiles)
 
 
-def check_mapping(mapping):
+def check_mapping(mapping: Any) -> Mapping:
     """Raises `CostModelError` unless ``mapping`` is a `Mapping` (which validated itself on construction)."""
     if not isinstance(mapping, Mapping):
         raise CostModelError(f"the cost model needs a tf_nvm.mapping.Mapping, got {type(mapping).__name__}. Fix: load "
@@ -94,7 +96,7 @@ def check_mapping(mapping):
     return mapping
 
 
-def spec_for_kind(spec, kind):
+def spec_for_kind(spec: NVMSpec, kind: str) -> NVMSpec:
     """``spec`` with the mapping kind ``kind`` (`MAPPING_KINDS`).
 
     Raises:
@@ -159,7 +161,7 @@ def _plan(layer, spec, replan=False):
         has_bias=layer.bias is not None, relu=layer.activation == "relu")
 
 
-def plan_mapping(mapping):
+def plan_mapping(mapping: Mapping) -> list[LayerPlan]:
     """`LayerPlan` of every crossbar layer of ``mapping`` as it is mapped (its own tiles), in execution order."""
     check_mapping(mapping)
     plans = []
@@ -173,7 +175,7 @@ def plan_mapping(mapping):
     return plans
 
 
-def plan_as(mapping, kind):
+def plan_as(mapping: Mapping, kind: str) -> list[LayerPlan]:
     """`LayerPlan` of every crossbar layer re-tiled for mapping kind ``kind`` (same weight matrices).
 
     Raises:

@@ -3,9 +3,11 @@
 Numpy/pandas/matplotlib only (cost-model layer).
 """
 
+import os
+
 import pandas as pd
 
-from tf_nvm.cost.crossbar import ORDER
+from tf_nvm.cost.crossbar import ORDER, CostResult
 from tf_nvm.core.plots import pyplot, write_png
 from tf_nvm.core.tables import write_table
 
@@ -14,7 +16,7 @@ __all__ = ["component_table", "plot_components", "plot_crossbar_vs_mcu", "write_
 _UNITS = {"area_um2": ("area", "mm$^2$", 1e-6), "energy_pj": ("energy per inference", "nJ", 1e-3)}
 
 
-def component_table(results):
+def component_table(results: dict[str, CostResult]) -> pd.DataFrame:
     """DataFrame: one row per (scenario, component) with group, count, operations, area (mm^2), energy (nJ).
 
     Args:
@@ -31,7 +33,7 @@ def component_table(results):
     return table
 
 
-def plot_components(results, metric, path, title):
+def plot_components(results: dict[str, CostResult], metric: str, path: str | os.PathLike, title: str) -> str:
     """Stacked bars, one bar per scenario, one segment per component.
 
     Args:
@@ -61,7 +63,7 @@ def plot_components(results, metric, path, title):
     return write_png(figure, path)
 
 
-def plot_crossbar_vs_mcu(table, path, title):
+def plot_crossbar_vs_mcu(table: pd.DataFrame, path: str | os.PathLike, title: str) -> str:
     """Two bar panels (energy and latency per inference, log scale), one bar per platform.
 
     Args:

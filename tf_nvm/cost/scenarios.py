@@ -16,10 +16,14 @@ reduction equals the energy reduction).
 Numpy/pandas only (cost-model layer).
 """
 
+import os
+from typing import Any
+
 import pandas as pd
 
-from tf_nvm.cost.crossbar import network_cost
-from tf_nvm.cost.technology import get_technology
+from tf_nvm.cost.crossbar import CostResult, network_cost
+from tf_nvm.cost.technology import Technology, get_technology
+from tf_nvm.mapping.types import Mapping
 
 __all__ = ["standard_scenarios", "compare_mappings", "shared_vs_per_layer", "PAPER_REDUCTION"]
 
@@ -27,7 +31,8 @@ PAPER_REDUCTION = {"area": 0.67, "power": 0.40}
 """The paper's unipolar-vs-bipolar periphery figures (arXiv:1910.13850 abstract: 67 % area, up to 40 % power)."""
 
 
-def standard_scenarios(mapping, technology=None):
+def standard_scenarios(mapping: Mapping,
+                       technology: Technology | str | os.PathLike | None = None) -> dict[str, CostResult]:
     """{label: `CostResult`}: as mapped (label ``"as mapped (<kind>)"``), the same matrices re-tiled for every other
     mapping kind (``"unipolar"``, ``"differential"``, ``"offset"``), and per-layer periphery as mapped
     (``"per-layer periphery (<kind>)"``); the rows of ``tf-nvm cost``'s summary, in that order."""
@@ -46,7 +51,8 @@ def _reduction(new, old):
     return 1.0 - new / old if old else 0.0
 
 
-def compare_mappings(mapping, technology=None, bipolar="differential"):
+def compare_mappings(mapping: Mapping, technology: Technology | str | os.PathLike | None = None,
+                     bipolar: str = "differential") -> dict[str, Any]:
     """Unipolar vs bipolar for the same weight matrices.
 
     Returns:
@@ -76,7 +82,7 @@ def compare_mappings(mapping, technology=None, bipolar="differential"):
     }
 
 
-def shared_vs_per_layer(mapping, technology=None):
+def shared_vs_per_layer(mapping: Mapping, technology: Technology | str | os.PathLike | None = None) -> pd.DataFrame:
     """DataFrame with one row per design choice (shared, per-layer): distinct designs, area, energy, latency."""
     tech = get_technology(technology)
     rows = []

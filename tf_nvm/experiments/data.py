@@ -18,13 +18,13 @@ Importing this module does not import TensorFlow.
 """
 
 import dataclasses
-import hashlib
 from typing import Any, Optional
 
 import numpy as np
 
 from tf_nvm.datasets import DATASETS
 from tf_nvm.datasets.user import FIX_NPZ, USER_NPZ_MAX_BYTES, RawData, load_npz_data
+from tf_nvm.core.hashing import arrays_sha256
 from tf_nvm.core.errors import CorruptDatasetError, DatasetNotFoundError, RecipeError, SimulatorError
 from tf_nvm.core.preprocessing import Standardization
 from tf_nvm.core.registry import Registry
@@ -79,12 +79,8 @@ class Split:
         ``dataclasses.replace``, which makes a new `Split`, not in place.
         """
         if self._sha256 is None:
-            digest = hashlib.sha256()
-            for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
-                array = np.ascontiguousarray(getattr(self, name))
-                digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode("ascii"))
-                digest.update(array.data.cast("B"))
-            self._sha256 = digest.hexdigest()
+            self._sha256 = arrays_sha256((name, getattr(self, name)) for name in ("x_train", "y_train", "x_val",
+                                                                                 "y_val", "x_test", "y_test"))
         return self._sha256
 
 

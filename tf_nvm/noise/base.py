@@ -25,6 +25,7 @@ All conductances are float32 tensors in microsiemens (µS); times are seconds.
 import abc
 import dataclasses
 import math
+from typing import Any
 
 from tf_nvm.keras.backend import tf
 from tf_nvm.core.errors import SimulatorError
@@ -48,7 +49,7 @@ class NoiseModel(abc.ABC):
 
     name = "base"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         """Checks every numeric field: finite, >= 0 (> 0 for `_POSITIVE`; polynomial coefficients any sign)."""
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
@@ -69,7 +70,7 @@ class NoiseModel(abc.ABC):
                                      f"Fix: pass {field.name}=<{allowed}>.")
 
     @abc.abstractmethod
-    def program(self, g_target, seed):
+    def program(self, g_target: Any, seed: Any) -> Any:
         """Programmed conductances.
 
         Args:
@@ -80,11 +81,11 @@ class NoiseModel(abc.ABC):
             float32 tensor of ``g_target``'s shape, µS, >= 0.
         """
 
-    def drift_coefficients(self, g_target, seed):
+    def drift_coefficients(self, g_target: Any, seed: Any) -> Any:
         """Per-device drift exponents nu (dimensionless, >= 0); zeros when the device does not drift."""
         return tf.zeros_like(g_target)
 
-    def drift(self, g_prog, g_target, nu, t_inference, seed):
+    def drift(self, g_prog: Any, g_target: Any, nu: Any, t_inference: float, seed: Any) -> Any:
         """Conductances at ``t_inference`` seconds after programming (no drift by default).
 
         Args:
@@ -96,7 +97,7 @@ class NoiseModel(abc.ABC):
         """
         return g_prog
 
-    def read_sigma(self, g_prog, g_drifted, t_inference):
+    def read_sigma(self, g_prog: Any, g_drifted: Any, t_inference: float) -> Any:
         """Standard deviation of the read noise of each device, µS (zero by default).
 
         Args:
@@ -106,7 +107,7 @@ class NoiseModel(abc.ABC):
         """
         return tf.zeros_like(g_drifted)
 
-    def read(self, g_prog, g_drifted, t_inference, seed):
+    def read(self, g_prog: Any, g_drifted: Any, t_inference: float, seed: Any) -> Any:
         """One read of the devices at ``t_inference``: drifted conductances plus read noise, clamped at 0 µS.
 
         Args:
@@ -121,7 +122,7 @@ class NoiseModel(abc.ABC):
         noise = tf.random.stateless_normal(tf.shape(g_drifted), seed, alg=RANDOM_ALG)
         return tf.maximum(g_drifted + self.read_sigma(g_prog, g_drifted, t_inference) * noise, 0.0)
 
-    def realise(self, g_target, t_inference, seeds):
+    def realize(self, g_target: Any, t_inference: float, seeds: list[Any]) -> tuple[Any, Any]:
         """Programs ``g_target`` and drifts it to ``t_inference``: the pipeline every user of a model runs.
 
         Args:
@@ -136,6 +137,10 @@ class NoiseModel(abc.ABC):
         nu = self.drift_coefficients(g_target, seeds[1])
         return programmed, self.drift(programmed, g_target, nu, t_inference, seeds[2])
 
-    def to_dict(self):
+    def realise(self, g_target: Any, t_inference: float, seeds: list[Any]) -> tuple[Any, Any]:
+        """Deprecated alias of `realize` (British spelling), kept for one release."""
+        return self.realize(g_target, t_inference, seeds)
+
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready parameters with the model's ``name``."""
         return {"name": self.name, **dataclasses.asdict(self)}

@@ -21,6 +21,8 @@ crossbar layer, as aihwkit has one per tile) and noise-aware training
 (`tf_nvm.noise.training`, one per kernel) use `global_factor`.
 """
 
+from typing import Any
+
 from tf_nvm.keras.backend import tf
 
 __all__ = ["global_factor", "READOUT_FLOOR"]
@@ -29,7 +31,7 @@ READOUT_FLOOR = 1e-4
 """Smallest readout (mean absolute output) used in the ratio, as aihwkit clamps it (``clamp(min=0.0001)``)."""
 
 
-def global_factor(programmed, read):
+def global_factor(programmed: Any, read: Any) -> Any:
     """The compensation gain ``mean|programmed| / mean|read|`` (a float32 scalar tensor).
 
     Args:

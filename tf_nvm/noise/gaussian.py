@@ -1,6 +1,7 @@
 """Conductance-independent Gaussian programming and read noise (the simplest device model)."""
 
 import dataclasses
+from typing import Any
 
 from tf_nvm.keras.backend import tf
 from tf_nvm.noise.base import RANDOM_ALG, NoiseModel
@@ -22,9 +23,9 @@ class GaussianNoise(NoiseModel):
 
     name = "gaussian"
 
-    def program(self, g_target, seed):
+    def program(self, g_target: Any, seed: Any) -> Any:
         noise = tf.random.stateless_normal(tf.shape(g_target), seed, alg=RANDOM_ALG)
         return tf.maximum(g_target + self.prog_sigma_us * noise, 0.0)
 
-    def read_sigma(self, g_prog, g_drifted, t_inference):
+    def read_sigma(self, g_prog: Any, g_drifted: Any, t_inference: float) -> Any:
         return tf.fill(tf.shape(g_drifted), tf.constant(self.read_sigma_us, tf.float32))

@@ -1,6 +1,7 @@
 """Lognormal (multiplicative) programming noise: spread proportional to the conductance."""
 
 import dataclasses
+from typing import Any
 
 from tf_nvm.keras.backend import tf
 from tf_nvm.noise.base import RANDOM_ALG, NoiseModel
@@ -22,9 +23,9 @@ class LognormalNoise(NoiseModel):
 
     name = "lognormal"
 
-    def program(self, g_target, seed):
+    def program(self, g_target: Any, seed: Any) -> Any:
         noise = tf.random.stateless_normal(tf.shape(g_target), seed, alg=RANDOM_ALG)
         return g_target * tf.exp(self.prog_sigma * noise)
 
-    def read_sigma(self, g_prog, g_drifted, t_inference):
+    def read_sigma(self, g_prog: Any, g_drifted: Any, t_inference: float) -> Any:
         return self.read_sigma_relative * tf.abs(g_drifted)

@@ -25,6 +25,7 @@ switches it off).
 
 import dataclasses
 import math
+from typing import Any
 
 from tf_nvm.keras.backend import tf
 from tf_nvm.noise.base import RANDOM_ALG, NoiseModel
@@ -59,30 +60,30 @@ class PCMLikeNoise(NoiseModel):
 
     name = "pcm-like"
 
-    def prog_sigma(self, g_target):
+    def prog_sigma(self, g_target: Any) -> Any:
         """Programming-noise standard deviation (µS) at ``g_target`` (µS)."""
         relative = g_target / self.g_max_us
         sigma = self.prog_coeff[0] + self.prog_coeff[1] * relative + self.prog_coeff[2] * relative * relative
         return sigma * (self.g_max_us / _PROG_COEFF_G_MAX)
 
-    def program(self, g_target, seed):
+    def program(self, g_target: Any, seed: Any) -> Any:
         noise = tf.random.stateless_normal(tf.shape(g_target), seed, alg=RANDOM_ALG)
         return tf.maximum(g_target + self.prog_noise_scale * self.prog_sigma(g_target) * noise, 0.0)
 
-    def drift_coefficients(self, g_target, seed):
+    def drift_coefficients(self, g_target: Any, seed: Any) -> Any:
         relative = tf.maximum(tf.abs(g_target / self.g_max_us), 1e-7)
         mean = tf.clip_by_value(-0.0155 * tf.math.log(relative) + 0.0244, 0.049, 0.1)
         std = tf.clip_by_value(-0.0125 * tf.math.log(relative) - 0.0059, 0.008, 0.045)
         noise = tf.random.stateless_normal(tf.shape(g_target), seed, alg=RANDOM_ALG)
         return tf.abs(mean + std * noise) * self.drift_scale
 
-    def drift(self, g_prog, g_target, nu, t_inference, seed):
+    def drift(self, g_prog: Any, g_target: Any, nu: Any, t_inference: float, seed: Any) -> Any:
         t = float(t_inference) + self.t0_s
         if t <= self.t0_s:
             return g_prog
         return g_prog * tf.pow(tf.constant(t / self.t0_s, tf.float32), -nu)
 
-    def read_sigma(self, g_prog, g_drifted, t_inference):
+    def read_sigma(self, g_prog: Any, g_drifted: Any, t_inference: float) -> Any:
         """``|g_drifted| * Q_s(g_prog) * sqrt(ln((t + t_read) / (2 t_read)))``, µS (aihwkit's formula).
 
         ``Q_s`` is taken at the *programmed* conductance: taking it at the drifted one (as tf_nvm 0.2.0

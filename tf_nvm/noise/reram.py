@@ -19,6 +19,7 @@ published (aihwkit suggests about 1 % of additive weight noise per read:
 """
 
 import dataclasses
+from typing import Any
 
 from tf_nvm.keras.backend import tf
 from tf_nvm.core.errors import SimulatorError
@@ -52,7 +53,7 @@ class ReRAMNoise(NoiseModel):
 
     name = "reram-like"
 
-    def sigma(self, g_target, t_seconds):
+    def sigma(self, g_target: Any, t_seconds: float) -> Any:
         """Spread (µS) around ``g_target`` at ``t_seconds`` (one of `WAN2022_COEFFICIENTS`)."""
         if float(t_seconds) not in WAN2022_COEFFICIENTS:
             raise SimulatorError(
@@ -68,13 +69,13 @@ class ReRAMNoise(NoiseModel):
         noise = tf.random.stateless_normal(tf.shape(g_target), seed, alg=RANDOM_ALG)
         return tf.maximum(g_target + self.noise_scale * self.sigma(g_target, t_seconds) * noise, 0.0)
 
-    def program(self, g_target, seed):
+    def program(self, g_target: Any, seed: Any) -> Any:
         return self._draw(g_target, 1.0, seed)
 
-    def drift(self, g_prog, g_target, nu, t_inference, seed):
+    def drift(self, g_prog: Any, g_target: Any, nu: Any, t_inference: float, seed: Any) -> Any:
         if float(t_inference) <= 1.0:
             return g_prog
         return self._draw(g_target, t_inference, seed)
 
-    def read_sigma(self, g_prog, g_drifted, t_inference):
+    def read_sigma(self, g_prog: Any, g_drifted: Any, t_inference: float) -> Any:
         return self.read_sigma_relative * tf.abs(g_drifted)

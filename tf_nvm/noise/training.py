@@ -34,13 +34,16 @@ Example:
 
 import contextlib
 import itertools
+from typing import Any
 
 import numpy as np
 
-from tf_nvm import noise as noise_models
 from tf_nvm.keras.backend import keras, tf
 from tf_nvm.core.errors import SimulatorError
 from tf_nvm.core.modes import WeightPerturbation, perturbed_training
+from tf_nvm.core.spec import NVMSpec
+from tf_nvm.noise import models as noise_models
+from tf_nvm.noise.base import RANDOM_ALG, NoiseModel
 from tf_nvm.noise.compensation import global_factor
 
 __all__ = ["DeviceNoiseTraining", "RelativeGaussianTraining", "NoiseAwareTraining", "KINDS", "chip_accuracy",
@@ -101,7 +104,7 @@ class DeviceNoiseTraining(WeightPerturbation):
     inference = False
     """True: the quantizers apply the perturbation at inference too (the callback's chip evaluation only)."""
 
-    def __init__(self, noise="pcm-like", t_inference=0.0, scale=1.0):
+    def __init__(self, noise: str | NoiseModel = "pcm-like", t_inference: float = 0.0, scale: float = 1.0) -> None:
         self.model = noise_models.get(noise)
         if not isinstance(t_inference, (int, float)) or isinstance(t_inference, bool) or t_inference < 0:
             raise SimulatorError(f"DeviceNoiseTraining: t_inference must be a number >= 0 (seconds), got "
@@ -120,11 +123,11 @@ class DeviceNoiseTraining(WeightPerturbation):
         """
         step = spec.level_step_us
         target = float(spec.g_min_us) + levels * step
-        programmed, drifted = self.model.realise(target, self.t_inference, [seed, seed + 1, seed + 2])
+        programmed, drifted = self.model.realize(target, self.t_inference, [seed, seed + 1, seed + 2])
         read = self.model.read(programmed, drifted, self.t_inference, seed + 3)
         return (programmed - target) / step, (read - target) / step
 
-    def perturb(self, codes, spec):
+    def perturb(self, codes: Any, spec: NVMSpec) -> Any:
         """One programmed chip's compensated weights (level units) for the device ``codes``."""
         kind = spec.mapping_kind
         seed = self.seeds.next()
@@ -155,17 +158,18 @@ class RelativeGaussianTraining(WeightPerturbation):
 
     inference = False
 
-    def __init__(self, relative_std=0.05):
+    def __init__(self, relative_std: float = 0.05) -> None:
         self.relative_std = _number("RelativeGaussianTraining", "relative_std", relative_std)
         self.seeds = _ChipSeeds()
 
-    def perturb(self, codes, spec):
+    def perturb(self, codes: Any, spec: NVMSpec) -> Any:
         """``codes`` plus Gaussian noise of ``relative_std * max|codes|`` (level units)."""
-        noise = tf.random.stateless_normal(tf.shape(codes), self.seeds.next(), alg=noise_models.RANDOM_ALG)
+        noise = tf.random.stateless_normal(tf.shape(codes), self.seeds.next(), alg=RANDOM_ALG)
         return codes + self.relative_std * tf.reduce_max(tf.abs(codes)) * noise
 
 
-def chip_accuracy(model, x, y, perturbation, chips, seed=0, batch_size=512):
+def chip_accuracy(model: Any, x: np.ndarray, y: np.ndarray, perturbation: WeightPerturbation, chips: int, seed: int = 0,
+                  batch_size: int = 512) -> float:
     """Accuracy of ``model`` on ``chips`` programmed chips (the perturbation's noise, inference mode), numpy.
 
     The perturbation is applied to every NVM kernel of the Keras model in inference mode (BatchNorm
@@ -225,8 +229,9 @@ class NoiseAwareTraining(keras.callbacks.Callback):
         select_seed: seed of the selection chips (the same chips every epoch).
     """
 
-    def __init__(self, noise="pcm-like", t_inference=0.0, scale=1.0, kind="device", relative_std=0.05,
-                 warmup_epochs=0, select_chips=0, validation_data=None, select_seed=0):
+    def __init__(self, noise: str | NoiseModel = "pcm-like", t_inference: float = 0.0, scale: float = 1.0,
+                 kind: str = "device", relative_std: float = 0.05, warmup_epochs: int = 0, select_chips: int = 0,
+                 validation_data: tuple[np.ndarray, np.ndarray] | None = None, select_seed: int = 0) -> None:
         super().__init__()
         if kind not in KINDS:
             raise SimulatorError(f"NoiseAwareTraining: kind must be one of {list(KINDS)}, got {kind!r}. Fix: pass "
@@ -244,13 +249,14 @@ class NoiseAwareTraining(keras.callbacks.Callback):
             DeviceNoiseTraining(noise, t_inference)
         self.validation_data = validation_data
         self.select_seed = int(select_seed)
-        self.noisy_epochs = []
-        self._context = None
-        self._scorer = None
+        self.noisy_epochs: list[int] = []
+        self._context: contextlib.ExitStack | None = None
+        self._scorer: _ChipScorer | None = None
 
     @property
-    def monitor(self):
-        """The metric `tf_nvm.experiments.train.train_model` selects the epoch by: ``val_chip_accuracy``, or None (its own)."""
+    def monitor(self) -> str | None:
+        """The metric `tf_nvm.experiments.train.train_model` selects the epoch by: ``val_chip_accuracy``, or None
+        (its own)."""
         return CHIP_METRIC if self.select_chips else None
 
     def _switch_on(self):
@@ -258,27 +264,28 @@ class NoiseAwareTraining(keras.callbacks.Callback):
         self._context.enter_context(perturbed_training(self.perturbation))
         self.model.train_function = self.model.make_train_function(force=True)  # traced inside the context
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.noisy_epochs = []
         self._scorer = None
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self._context is None and epoch >= self.warmup_epochs:
             self._switch_on()
         if self._context is not None:
             self.noisy_epochs.append(epoch)
 
-    def on_epoch_end(self, epoch, logs=None):
-        if not self.select_chips or logs is None:
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        data = self.validation_data  # not None when select_chips (checked in __init__)
+        if not self.select_chips or logs is None or data is None:
             return
         if self._scorer is None:
-            x_val = np.asarray(self.validation_data[0])
+            x_val = np.asarray(data[0])
             self._scorer = _ChipScorer(self.model, DeviceNoiseTraining(*self.device), x_val.shape[1:])
-        x_val, y_val = self.validation_data
+        x_val, y_val = data
         logs[CHIP_METRIC] = float(np.mean(self._scorer(np.asarray(x_val), np.asarray(y_val), self.select_chips,
                                                        self.select_seed, 512)))
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self._context is not None:
             self._context.close()
             self._context = None

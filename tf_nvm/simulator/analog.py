@@ -21,11 +21,13 @@ TensorFlow's convolution does not run) fall back to im2col patches.
 """
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
 from tf_nvm.keras.backend import tf
 from tf_nvm.mapping.reference import im2col
+from tf_nvm.mapping.types import CrossbarLayer
 
 __all__ = ["TilePlan", "tile_plan", "tile_sums", "fused_sums"]
 
@@ -58,10 +60,10 @@ class TilePlan:
     """
 
     native: bool
-    segments: tuple
+    segments: tuple[tuple[_Segment, ...], ...]
 
 
-def tile_plan(layer, tile_rows):
+def tile_plan(layer: CrossbarLayer, tile_rows: int) -> TilePlan:
     """The `TilePlan` of a `tf_nvm.mapping.CrossbarLayer` with row tiles of ``tile_rows`` rows."""
     native = layer.op != "dense" and not (max(layer.strides) > 1 and max(layer.dilation) > 1)
     if not native:
@@ -119,7 +121,7 @@ def _conv(x_padded, layer, kernel, start, channels):
                              dilations=list(layer.dilation))
 
 
-def tile_sums(x, layer, plan, matrix, row_tiles, tile_rows):
+def tile_sums(x: Any, layer: CrossbarLayer, plan: TilePlan, matrix: Any, row_tiles: int, tile_rows: int) -> list[Any]:
     """Column sums of every row tile: a list of R float32 ``[M, K]`` tensors (one per row tile).
 
     Args:
@@ -146,7 +148,7 @@ def tile_sums(x, layer, plan, matrix, row_tiles, tile_rows):
                       matrix[r, :min(tile_rows, layer.rows - r * tile_rows)]) for r in range(row_tiles)]
 
 
-def fused_sums(x, layer, plan, matrix):
+def fused_sums(x: Any, layer: CrossbarLayer, plan: TilePlan, matrix: Any) -> Any:
     """The whole layer at once: float32 ``[M, K]`` = patches ``[M, rows]`` @ ``matrix [rows, K]``."""
     if plan.native:
         if layer.channels_per_tile is None:  # rows kernel-position major, channel fastest

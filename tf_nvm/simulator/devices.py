@@ -22,23 +22,27 @@ give the target levels exactly.
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 
 from tf_nvm.keras.backend import tf
 from tf_nvm.core.errors import MappingError
+from tf_nvm.core.spec import NVMSpec
+from tf_nvm.mapping.types import CrossbarLayer
 from tf_nvm.noise.compensation import global_factor
+from tf_nvm.simulator.config import DeviceConfig
 
 __all__ = ["LayerDevices", "ChipLayer", "program_chip", "effective_weights", "stream_seed", "stream_key"]
 
 
-def stream_seed(*parts):
+def stream_seed(*parts: int) -> Any:
     """A stateless seed (int32 [2]) derived from integers (seed, chip, layer, purpose)."""
     state = np.random.SeedSequence([int(p) for p in parts]).generate_state(2, dtype=np.uint32)
     return tf.constant((state & 0x7FFFFFFF).astype(np.int32))
 
 
-def stream_key(*parts):
+def stream_key(*parts: int) -> Any:
     """A Philox key (uint64 [1]) derived from integers, for counter-based noise."""
     state = np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)
     return tf.constant(state, tf.uint64)
@@ -74,12 +78,12 @@ class LayerDevices:
     used: np.ndarray
 
     @property
-    def device_columns(self):
+    def device_columns(self) -> int:
         """Cdev: device columns per row tile (int)."""
         return self.cols * self.devices + self.ref_columns
 
     @classmethod
-    def from_layer(cls, layer, spec, index):
+    def from_layer(cls, layer: CrossbarLayer, spec: NVMSpec, index: int) -> "LayerDevices":
         """Lays out a `tf_nvm.mapping.CrossbarLayer`: exactly the devices of its tiles.
 
         Row tile ``r`` holds rows ``[r*T, (r+1)*T)`` with ``T`` the most rows a tile uses (the
@@ -113,7 +117,7 @@ class LayerDevices:
         return cls(layer.name, index, row_tiles, tile_rows, cols, devices, ref, col_tile_of_output,
                    levels.reshape(shape), used.reshape(shape))
 
-    def programmed_columns(self):
+    def programmed_columns(self) -> np.ndarray:
         """bool [R, Cdev]: the device columns each row tile programs (their column sums are ADC results)."""
         return self.used.max(axis=1) > 0
 
@@ -127,11 +131,11 @@ class ChipLayer:
         read_sigma: float32 [R, T, Cdev] per-read noise sigma in level units, or None (no per-read noise).
     """
 
-    weights: object
-    read_sigma: object
+    weights: Any
+    read_sigma: Any
 
 
-def effective_weights(layout, g, spec):
+def effective_weights(layout: LayerDevices, g: Any, spec: NVMSpec) -> Any:
     """The weight matrix ``[R, T, cols]`` (level units) a one-hot read of every row returns.
 
     ``L = (g - g_min) / dG`` per device (padding rows 0), then the pair subtraction
@@ -153,7 +157,8 @@ def effective_weights(layout, g, spec):
     return out
 
 
-def program_chip(layouts, spec, device_config, seed, chip):
+def program_chip(layouts: list[LayerDevices], spec: NVMSpec, device_config: DeviceConfig, seed: int,
+                 chip: int) -> tuple[list[ChipLayer], dict[str, float]]:
     """Programs every crossbar layer of one chip.
 
     Per layer: programming noise, stuck-at faults, drift to ``t_inference``; the read noise
@@ -174,43 +179,66 @@ def program_chip(layouts, spec, device_config, seed, chip):
         (list of `ChipLayer`, ``{layer name: drift-compensation factor}`` as Python floats).
     """
     model = device_config.noise_model
-    g_min, g_max = float(spec.g_min_us), float(spec.g_max_us)
-    step = spec.level_step_us
-    t = float(device_config.t_inference)
     out, factors = [], {}
     for layout in layouts:
-        target = g_min + tf.constant(layout.levels) * step
-        seeds = [stream_seed(seed, chip, layout.index, purpose) for purpose in (1, 2, 3)]
-        g_prog, g_t = model.realise(target, t, seeds)
-        low, high = device_config.stuck_at_gmin_rate, device_config.stuck_at_gmax_rate
-        if low or high:
-            u = tf.random.stateless_uniform(target.shape, stream_seed(seed, chip, layout.index, 4), alg="philox")
-            stuck_low, stuck_high = u < low, (u >= low) & (u < low + high)
-            g_prog = tf.where(stuck_low, g_min, tf.where(stuck_high, g_max, g_prog))
-            g_t = tf.where(stuck_low, g_min, tf.where(stuck_high, g_max, g_t))
-        used = tf.constant(layout.used)
-        sigma_g = None
-        if device_config.read_noise != "off":
-            sigma_g = model.read_sigma(g_prog, g_t, t) * used
-            sigma_g = sigma_g if float(tf.reduce_max(sigma_g)) > 0 else None
-        g_read = g_t
-        if sigma_g is not None and device_config.read_noise == "per-chip":
-            # aihwkit's convention: the read noise accumulated up to t_inference, drawn once, clamped at 0, frozen.
-            g_read = model.read(g_prog, g_t, t, stream_seed(seed, chip, layout.index, 5))
-        alpha = 1.0
-        if device_config.drift_compensation:
-            reference = g_read
-            if sigma_g is not None and device_config.read_noise == "per-read":  # the calibration read's own noise
-                reference = model.read(g_prog, g_t, t, stream_seed(seed, chip, layout.index, 6))
-            alpha = float(global_factor(effective_weights(layout, g_prog, spec),
-                                        effective_weights(layout, reference, spec)))
-            alpha = alpha if math.isfinite(alpha) else 1.0
-        # levels + deviation / dG: exactly the target levels when every device is ideal (alpha is then exactly 1).
-        deviation = alpha * (g_read - g_min) - (target - g_min)
-        weights = tf.constant(layout.levels) + deviation * used / step
-        sigma = None
-        if sigma_g is not None and device_config.read_noise == "per-read":
-            sigma = sigma_g * alpha / step
-        out.append(ChipLayer(weights, sigma))
+        layer, alpha = _program_layer(model, layout, spec, device_config, (seed, chip, layout.index))
+        out.append(layer)
         factors[layout.name] = alpha
     return out, factors
+
+
+def _program_layer(model, layout, spec, device_config, keys):
+    """One layer of one chip (`program_chip`); ``keys``: (seed, chip, layer index) of its streams.
+
+    Returns:
+        (`ChipLayer`, drift-compensation factor).
+    """
+    g_min, step = float(spec.g_min_us), spec.level_step_us
+    t = float(device_config.t_inference)
+    target = g_min + tf.constant(layout.levels) * step
+    g_prog, g_t = model.realize(target, t, [stream_seed(*keys, purpose) for purpose in (1, 2, 3)])
+    g_prog, g_t = _stuck_at(g_prog, g_t, target, spec, device_config, keys)
+    used = tf.constant(layout.used)
+    sigma_g = None
+    if device_config.read_noise != "off":
+        sigma_g = model.read_sigma(g_prog, g_t, t) * used
+        sigma_g = sigma_g if float(tf.reduce_max(sigma_g)) > 0 else None
+    g_read = g_t
+    if sigma_g is not None and device_config.read_noise == "per-chip":
+        # aihwkit's convention: the read noise accumulated up to t_inference, drawn once, clamped at 0, frozen.
+        g_read = model.read(g_prog, g_t, t, stream_seed(*keys, 5))
+    alpha = _drift_factor(model, layout, spec, device_config, keys, (g_prog, g_t, g_read), sigma_g is not None)
+    # levels + deviation / dG: exactly the target levels when every device is ideal (alpha is then exactly 1).
+    deviation = alpha * (g_read - g_min) - (target - g_min)
+    weights = tf.constant(layout.levels) + deviation * used / step
+    sigma = None
+    if sigma_g is not None and device_config.read_noise == "per-read":
+        sigma = sigma_g * alpha / step
+    return ChipLayer(weights, sigma), alpha
+
+
+def _stuck_at(g_prog, g_t, target, spec, device_config, keys):
+    """Stuck-at-G_min / G_max faults (stream purpose 4) applied to the programmed and drifted conductances."""
+    low, high = device_config.stuck_at_gmin_rate, device_config.stuck_at_gmax_rate
+    if not (low or high):
+        return g_prog, g_t
+    g_min, g_max = float(spec.g_min_us), float(spec.g_max_us)
+    u = tf.random.stateless_uniform(target.shape, stream_seed(*keys, 4), alg="philox")
+    stuck_low, stuck_high = u < low, (u >= low) & (u < low + high)
+    return (tf.where(stuck_low, g_min, tf.where(stuck_high, g_max, g_prog)),
+            tf.where(stuck_low, g_min, tf.where(stuck_high, g_max, g_t)))
+
+
+def _drift_factor(model, layout, spec, device_config, keys, conductances, noisy_reads):
+    """The layer's global drift-compensation factor (1.0 with compensation off, or when it is not finite).
+
+    ``conductances``: (programmed, drifted, as read); with per-read noise the calibration read draws its own
+    noise (stream purpose 6).
+    """
+    if not device_config.drift_compensation:
+        return 1.0
+    g_prog, g_t, reference = conductances
+    if noisy_reads and device_config.read_noise == "per-read":  # the calibration read's own noise
+        reference = model.read(g_prog, g_t, float(device_config.t_inference), stream_seed(*keys, 6))
+    alpha = float(global_factor(effective_weights(layout, g_prog, spec), effective_weights(layout, reference, spec)))
+    return alpha if math.isfinite(alpha) else 1.0

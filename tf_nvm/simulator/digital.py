@@ -7,16 +7,20 @@ computes (`tf_nvm.mapping.ops`), so an ideal simulation equals the exact
 evaluator bit for bit; tests check every op against its reference.
 """
 
+from typing import Any, Callable
+
 import numpy as np
 
 from tf_nvm.keras.backend import tf
 from tf_nvm.core.errors import SimulatorError
+from tf_nvm.core.spec import NVMSpec
 from tf_nvm.mapping.ops import DIGITAL_OPS
+from tf_nvm.mapping.types import DigitalLayer
 
 __all__ = ["KERNELS", "rint_clip", "run_digital"]
 
 
-def rint_clip(values):
+def rint_clip(values: Any) -> Any:
     """Round half to even and clip to the int8 code range (float32 in, float32 integer codes out)."""
     return tf.clip_by_value(tf.round(values), -128.0, 127.0)
 
@@ -117,7 +121,7 @@ def _softmax(inputs, layer, spec):
     return tf.clip_by_value(tf.floor(p * 256.0 + 0.5), 0.0, 255.0)
 
 
-KERNELS = {
+KERNELS: dict[str, Callable[[list[Any], DigitalLayer, NVMSpec], Any]] = {
     "batch_norm": _batch_norm,
     "relu": _relu,
     "identity": _identity,
@@ -139,7 +143,7 @@ KERNELS = {
 """Digital op name (`DIGITAL_OPS`) -> TensorFlow kernel."""
 
 
-def run_digital(inputs, layer, spec):
+def run_digital(inputs: list[Any], layer: DigitalLayer, spec: NVMSpec) -> Any:
     """Runs one digital layer of a mapping.
 
     Raises:

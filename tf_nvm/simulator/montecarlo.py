@@ -14,15 +14,19 @@ writes the table as CSV and Markdown and a PNG plot with error bars.
 import dataclasses
 import os
 import time
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from tf_nvm.core.chips import MAX_CHIPS
 from tf_nvm.core.errors import SimulatorError
+from tf_nvm.core.metrics import METRICS, metric_for, resolve_task, targets_for
+from tf_nvm.core.plots import pyplot, write_png
+from tf_nvm.core.tables import write_table
 from tf_nvm.mapping import Mapping, load
 from tf_nvm.simulator.config import SimulationConfig
-from tf_nvm.core.metrics import METRICS, metric_for, resolve_task, targets_for
 from tf_nvm.simulator.network import Simulator
-from tf_nvm.core.tables import write_table
 
 __all__ = ["MonteCarloResult", "monte_carlo", "ideal_outputs", "ideal_predictions", "sweep", "write_sweep",
            "sweep_values"]
@@ -48,15 +52,15 @@ class MonteCarloResult:
             read noise depend only on (seed, k), `tf_nvm.simulator.shards`).
     """
 
-    scores: tuple
-    agreement: tuple
+    scores: tuple[float, ...]
+    agreement: tuple[float, ...]
     ideal_score: float
     examples: int
     seconds: float
     task: str = "classification"
     metric: str = "accuracy"
-    metrics: dict = dataclasses.field(default_factory=dict)
-    ideal_metrics: dict = dataclasses.field(default_factory=dict)
+    metrics: dict[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
+    ideal_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
     first_chip: int = 0
 
     def _accuracy_only(self, what):
@@ -65,41 +69,41 @@ class MonteCarloResult:
                                  f"{self.task!r}), not accuracy. Fix: read .scores / .ideal_score, or .metrics.")
 
     @property
-    def accuracies(self):
+    def accuracies(self) -> tuple[float, ...]:
         """Per-chip accuracy (0..1); only when the primary metric is accuracy."""
         self._accuracy_only("accuracies")
         return self.scores
 
     @property
-    def ideal_accuracy(self):
+    def ideal_accuracy(self) -> float:
         """Accuracy of the ideal network; only when the primary metric is accuracy."""
         self._accuracy_only("ideal_accuracy")
         return self.ideal_score
 
     @property
-    def mean(self):
+    def mean(self) -> float:
         """Mean of the primary metric over chips."""
         return float(np.mean(self.scores))
 
     @property
-    def std(self):
+    def std(self) -> float:
         """Standard deviation of the primary metric over chips (population)."""
         return float(np.std(self.scores))
 
     @property
-    def min(self):
+    def min(self) -> float:
         """Smallest value of the primary metric over chips (the worst chip for accuracy)."""
         return float(np.min(self.scores))
 
     @property
-    def worst(self):
+    def worst(self) -> float:
         """The worst chip's primary metric (lowest accuracy, highest error)."""
         return float(np.min(self.scores) if METRICS.get(self.metric).higher_is_better else np.max(self.scores))
 
-    def row(self):
+    def row(self) -> dict[str, Any]:
         """A flat dict for tables: ``<metric>_mean/_std/_min/_max``, ``<metric>_vs_ideal_mean``, ``ideal_<metric>``
         for every reported metric (classification keeps ``agreement_with_ideal_mean``)."""
-        out = {"chips": len(self.scores)}
+        out: dict[str, Any] = {"chips": len(self.scores)}
         for name, values in self.metrics.items():
             if name.endswith("_vs_ideal"):
                 continue
@@ -113,16 +117,14 @@ class MonteCarloResult:
         out.update(examples=self.examples, seconds=round(self.seconds, 2), task=self.task, metric=self.metric)
         return out
 
-    def chip_table(self):
+    def chip_table(self) -> pd.DataFrame:
         """pandas DataFrame, one row per chip: every metric against the targets and against the ideal network."""
-        import pandas as pd  # noqa: PLC0415
-
-        columns = {"chip": range(self.first_chip, self.first_chip + len(self.scores))}
+        columns: dict[str, Any] = {"chip": range(self.first_chip, self.first_chip + len(self.scores))}
         for name, values in self.metrics.items():
             columns["agreement_with_ideal" if name == "accuracy_vs_ideal" else name] = list(values)
         return pd.DataFrame(columns)
 
-    def summary_line(self):
+    def summary_line(self) -> str:
         """One line: primary metric mean ± std, worst chip, ideal network."""
         m = METRICS.get(self.metric)
         return (f"{self.metric} {m.format(self.mean)} ± {m.format(self.std)} (worst {m.format(self.worst)}) over "
@@ -134,19 +136,21 @@ def _progress(text, verbose):
         print(text, flush=True)
 
 
-def ideal_outputs(mapping, x, batch_size=256):
+def ideal_outputs(mapping: Mapping | str | os.PathLike, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Float outputs (model units) of the ideal network (every source off, exact converters) on ``x``."""
     sim = Simulator(mapping, SimulationConfig(batch_size=batch_size))
     return sim.run(sim.program(0), x).values()
 
 
-def ideal_predictions(mapping, x, batch_size=256):
+def ideal_predictions(mapping: Mapping | str | os.PathLike, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Arg-max predictions of the ideal network (every source off, exact converters) on ``x``."""
     return ideal_outputs(mapping, x, batch_size).argmax(axis=-1)
 
 
-def monte_carlo(mapping, x, y, config=None, chips=25, calibration=None, verbose=False, ideal=None, task=None,
-                metric=None, first_chip=0):
+def monte_carlo(mapping: Mapping | str | os.PathLike, x: np.ndarray, y: np.ndarray | None,
+                config: SimulationConfig | None = None, chips: int = 25, calibration: np.ndarray | None = None,
+                verbose: bool = False, ideal: np.ndarray | None = None, task: str | None = None,
+                metric: str | None = None, first_chip: int = 0) -> MonteCarloResult:
     """Runs ``chips`` programmed chips on (x, y) and scores them with the task's metrics.
 
     Chip k's devices and read noise are drawn from streams of (seed, k) alone, so chips
@@ -175,10 +179,7 @@ def monte_carlo(mapping, x, y, config=None, chips=25, calibration=None, verbose=
     Raises:
         SimulatorError: bad chips count, targets, task, metric or inputs.
     """
-    if isinstance(chips, bool) or not isinstance(chips, int) or not 1 <= chips <= 100000:
-        raise SimulatorError(f"monte_carlo: chips must be an integer in 1..100000, got {chips!r}. Fix: pass e.g. 25.")
-    if isinstance(first_chip, bool) or not isinstance(first_chip, int) or first_chip < 0:
-        raise SimulatorError(f"monte_carlo: first_chip must be an integer >= 0, got {first_chip!r}. Fix: pass e.g. 0.")
+    _check_counts(chips, first_chip)
     config = SimulationConfig() if config is None else config
     sim = Simulator(mapping, config, calibration=calibration)
     mapping = sim.mapping
@@ -190,31 +191,45 @@ def monte_carlo(mapping, x, y, config=None, chips=25, calibration=None, verbose=
     reported = [METRICS.get(name) for name in names]
     if ideal is None:
         ideal = ideal_outputs(mapping, x, config.batch_size)
-    ideal = np.asarray(ideal)
-    if ideal.ndim == 1 and primary.name == "accuracy":
-        ideal_refs = {"accuracy": ideal}
-        ideal_metrics = {"accuracy": float(np.mean(ideal == targets))}
-    else:
-        ideal_refs = {m.name: m.from_outputs(ideal) for m in reported}
-        ideal_metrics = {m.name: m.score(ideal, targets) for m in reported}
-    per_chip = {key: [] for m in reported for key in (m.name, f"{m.name}_vs_ideal")}
+    ideal_refs, ideal_metrics = _ideal_scores(np.asarray(ideal), primary, reported, targets)
     start = time.perf_counter()
+    per_chip: dict[str, list[float]] = {key: [] for m in reported for key in (m.name, f"{m.name}_vs_ideal")}
     for chip in range(first_chip, first_chip + chips):
         values = sim.run(sim.program(chip), x).values()
         for m in reported:
             per_chip[m.name].append(m.score(values, targets))
             per_chip[f"{m.name}_vs_ideal"].append(m.score(values, ideal_refs[m.name]))
-        _progress(f"[tf-nvm] chip {chip + 1}/{first_chip + chips}: {primary.name} {primary.format(per_chip[primary.name][-1])} "
-                  f"(ideal {primary.format(ideal_metrics[primary.name])})", verbose)
-    per_chip = {key: tuple(values) for key, values in per_chip.items()}
-    return MonteCarloResult(per_chip[primary.name], per_chip[f"{primary.name}_vs_ideal"],
+        _progress(f"[tf-nvm] chip {chip + 1}/{first_chip + chips}: {primary.name} "
+                  f"{primary.format(per_chip[primary.name][-1])} (ideal {primary.format(ideal_metrics[primary.name])})",
+                  verbose)
+    scores = {key: tuple(values) for key, values in per_chip.items()}
+    return MonteCarloResult(scores[primary.name], scores[f"{primary.name}_vs_ideal"],
                             ideal_metrics[primary.name], len(x), time.perf_counter() - start, chosen.name,
-                            primary.name, per_chip, ideal_metrics, first_chip)
+                            primary.name, scores, ideal_metrics, first_chip)
 
 
-def sweep_values(text):
+def _check_counts(chips, first_chip):
+    """`monte_carlo`'s chip count (1..100000) and first chip (>= 0)."""
+    if isinstance(chips, bool) or not isinstance(chips, int) or not 1 <= chips <= MAX_CHIPS:
+        raise SimulatorError(f"monte_carlo: chips must be an integer in 1..{MAX_CHIPS}, got {chips!r}. Fix: pass e.g. "
+                             "25.")
+    if isinstance(first_chip, bool) or not isinstance(first_chip, int) or first_chip < 0:
+        raise SimulatorError(f"monte_carlo: first_chip must be an integer >= 0, got {first_chip!r}. Fix: pass e.g. 0.")
+
+
+def _ideal_scores(ideal, primary, reported, targets):
+    """(``{metric: reference}`` a chip's outputs are compared with, ``{metric: ideal network's score}``).
+
+    ``ideal``: the ideal network's float outputs, or (classification) its arg-max predictions.
+    """
+    if ideal.ndim == 1 and primary.name == "accuracy":
+        return {"accuracy": ideal}, {"accuracy": float(np.mean(ideal == targets))}
+    return ({m.name: m.from_outputs(ideal) for m in reported}, {m.name: m.score(ideal, targets) for m in reported})
+
+
+def sweep_values(text: str) -> list[Any]:
     """``"v1,v2,..."`` -> list of values (ints, floats, None, true/false or strings)."""
-    out = []
+    out: list[Any] = []
     for item in text.split(","):
         item = item.strip()
         low = item.lower()
@@ -233,8 +248,9 @@ def sweep_values(text):
     return out
 
 
-def sweep(mapping, x, y, path, values, config=None, chips=25, calibration=None, verbose=False, task=None,
-          metric=None):
+def sweep(mapping: Mapping | str | os.PathLike, x: np.ndarray, y: np.ndarray | None, path: str, values: list[Any],
+          config: SimulationConfig | None = None, chips: int = 25, calibration: np.ndarray | None = None,
+          verbose: bool = False, task: str | None = None, metric: str | None = None) -> pd.DataFrame:
     """Monte Carlo for each value of one setting; the other arguments are those of `monte_carlo`.
 
     Args:
@@ -244,8 +260,6 @@ def sweep(mapping, x, y, path, values, config=None, chips=25, calibration=None, 
     Returns:
         pandas DataFrame, one row per value (the value in column ``path``).
     """
-    import pandas as pd  # noqa: PLC0415
-
     config = SimulationConfig() if config is None else config
     mapping = mapping if isinstance(mapping, Mapping) else load(mapping)
     ideal = ideal_outputs(mapping, x, config.batch_size)  # the same for every value
@@ -258,15 +272,13 @@ def sweep(mapping, x, y, path, values, config=None, chips=25, calibration=None, 
     return pd.DataFrame(rows)
 
 
-def write_sweep(table, path, out_dir, title):
+def write_sweep(table: pd.DataFrame, path: str, out_dir: str | os.PathLike, title: str) -> dict[str, str]:
     """Writes ``sweep.csv``, ``sweep.md`` and ``sweep.png`` (the primary metric vs the setting, error bars = std
     over chips; the metric is the table's ``metric`` column, accuracy in %).
 
     Returns:
         dict of the three paths.
     """
-    from tf_nvm.core.plots import pyplot, write_png  # noqa: PLC0415
-
     plt = pyplot()
     os.makedirs(out_dir, exist_ok=True)
     csv_path, md_path = write_table(table, os.path.join(out_dir, "sweep"))

@@ -23,6 +23,8 @@ column tile for a reference column), as exact in distribution with far fewer dra
 
 import dataclasses
 import functools
+import os
+from typing import Any
 
 import numpy as np
 
@@ -52,18 +54,19 @@ class ADCDesign:
     """
 
     bits: int
-    full_scale: float = None
+    full_scale: float | None = None
 
     @property
-    def step(self):
+    def step(self) -> float | None:
         """MAC units per ADC code (None for an ideal ADC)."""
         return None if self.full_scale is None else 2.0 * self.full_scale / 2 ** self.bits
 
-    def convert(self, values):
+    def convert(self, values: Any) -> Any:
         """Quantises column sums (float32 tensor, MAC units) to the ADC grid with saturation."""
-        if self.full_scale is None:
+        step = self.step
+        if step is None:
             return values
-        return _signed_converter(values, np.float32(self.step), self.bits)
+        return _signed_converter(values, np.float32(step), self.bits)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,8 +82,8 @@ class Chip:
     """
 
     index: int
-    layers: dict
-    drift_compensation: dict
+    layers: dict[str, ChipLayer]
+    drift_compensation: dict[str, float]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -92,10 +95,10 @@ class SimulationOutputs:
         steps: ``{output name: grid step}`` (model units per code).
     """
 
-    codes: dict
-    steps: dict
+    codes: dict[str, np.ndarray]
+    steps: dict[str, float]
 
-    def values(self, name=None):
+    def values(self, name: str | None = None) -> np.ndarray:
         """Float values ``codes * step`` of output ``name`` (default: the first)."""
         name = next(iter(self.codes)) if name is None else name
         if name not in self.codes:
@@ -104,7 +107,7 @@ class SimulationOutputs:
         return self.codes[name] * self.steps[name]
 
 
-def standard_normals(key, offset, batch, per_example):
+def standard_normals(key: Any, offset: Any, batch: Any, per_example: int) -> Any:
     """float32 ``[batch, per_example]`` N(0, 1) draws; row i depends only on (key, offset + i), not on the batch.
 
     Box-Muller written with TensorFlow ops over Philox uniforms (the first half of a row's uniforms
@@ -153,9 +156,10 @@ class Simulator:
         MappingError: a mapping that does not load or validate.
     """
 
-    def __init__(self, mapping, config=None, calibration=None):
-        self.mapping = mapping if isinstance(mapping, Mapping) else load(mapping)
-        self.config = SimulationConfig() if config is None else config
+    def __init__(self, mapping: Mapping | str | os.PathLike, config: SimulationConfig | None = None,
+                 calibration: np.ndarray | None = None) -> None:
+        self.mapping: Mapping = mapping if isinstance(mapping, Mapping) else load(mapping)
+        self.config: SimulationConfig = SimulationConfig() if config is None else config
         if not isinstance(self.config, SimulationConfig):
             raise SimulatorError(f"Simulator: config must be a SimulationConfig, got {type(self.config).__name__}. "
                                  "Fix: pass tf_nvm.simulator.SimulationConfig(...).")
@@ -164,7 +168,7 @@ class Simulator:
         crossbars = self.mapping.crossbar_layers
         self.layouts = {layer.name: LayerDevices.from_layer(layer, spec, i) for i, layer in enumerate(crossbars)}
         self.plans = {layer.name: tile_plan(layer, self.layouts[layer.name].tile_rows) for layer in crossbars}
-        self._digitisers = {}
+        self._digitizers: dict[str, Any] = {}
         self._fuse = True  # tests switch the fused linear path off to check the per-tile path on ideal chips
         device = self.config.device
         self.ir_drop = float(device.ir_drop)
@@ -172,7 +176,7 @@ class Simulator:
         self.dac_bits = self.config.dac.bits or spec.dac_bits
         self.adc_bits = self.config.adc.bits or spec.adc_bits
         self.adc = self._adc_designs(calibration)
-        self._forward = None
+        self._forward: Any = None
 
     # ------------------------------------------------------------------ converters
     def _adc_designs(self, calibration):
@@ -196,12 +200,12 @@ class Simulator:
         peaks = ideal.column_sum_peaks(calibration, self.config.adc.calibration_percentile)
         return {name: ADCDesign(self.adc_bits, max(peaks[name], 1.0)) for name in names}
 
-    def adc_designs(self):
+    def adc_designs(self) -> dict[str, ADCDesign]:
         """``{layer name: ADCDesign}``; in ``shared`` mode every layer holds the same design."""
         return dict(self.adc)
 
     # ------------------------------------------------------------------ chips
-    def program(self, chip=0):
+    def program(self, chip: int = 0) -> Chip:
         """Draws the devices of chip ``chip`` (programming noise, faults, drift, compensation).
 
         Args:
@@ -251,7 +255,7 @@ class Simulator:
                 tiles = [sums + tf.sqrt(spread) * normals[:, r] for r, (sums, spread) in enumerate(zip(tiles, spreads))]
             if record is not None:
                 record.setdefault(layer.name, []).extend(tiles)
-            acc = acc + sign * self._digitise(layer.name)(tiles)
+            acc = acc + sign * self._digitize(layer.name)(tiles)
         if layer.bias_int32 is not None:
             acc = acc + layer.bias_int32.astype(np.float32)
         value = acc * np.float32(self.spec.weight_scale)
@@ -288,16 +292,16 @@ class Simulator:
             noise = noise - tf.gather(draw(variances[:, cols * devices:], keys[1]), layout.col_tile_of_output, axis=1)
         return noise
 
-    def _digitise(self, name):
+    def _digitize(self, name):
         """``tiles -> sum over row tiles of (ADC(G+ column) - ADC(G- column) - reference)``: one elementwise pass.
 
         Compiled with XLA on its own (one fused loop over the tile sums) when the forward pass itself is not.
         """
-        if name not in self._digitisers:
+        if name not in self._digitizers:
             layout, adc = self.layouts[name], self.adc[name]
             cols, devices = layout.cols, layout.devices
 
-            def digitise(tiles):
+            def digitize(tiles):
                 acc = 0.0
                 for sums in tiles:  # per row tile: one conversion per device column, then digital accumulation
                     sums = adc.convert(sums)
@@ -310,8 +314,10 @@ class Simulator:
                 return acc
             # measured (benchmarks/simulator_throughput.py): XLA fuses these elementwise steps into one pass, while
             # TensorFlow's own convolutions beat XLA's; so without jit_compile only this part is compiled
-            self._digitisers[name] = digitise if self.config.jit_compile else tf.function(digitise, jit_compile=True)
-        return self._digitisers[name]
+            self._digitizers[name] = digitize if self.config.jit_compile else tf.function(digitize, jit_compile=True)
+        return self._digitizers[name]
+
+    _digitise = _digitize  # Deprecated alias of `_digitize` (British spelling), kept for one release.
 
     def _apply_ir_drop(self, tiles, rail, layer, plan, layout, weights):
         """aihwkit's first-order IR drop (``rpu_forward_backward_pass.cpp``, ``applyIrDrop``) per tile and column.
@@ -357,7 +363,7 @@ class Simulator:
                 tensors[layer.output] = run_digital(inputs, layer, spec)
         return [tensors[name] for name in self.mapping.outputs]
 
-    def run(self, chip, x, offset=0):
+    def run(self, chip: Chip, x: np.ndarray, offset: int = 0) -> SimulationOutputs:
         """Output codes of ``chip`` on standardised inputs ``x``, in batches of ``config.batch_size``.
 
         Args:
@@ -381,7 +387,7 @@ class Simulator:
             # every Simulator of a sweep would add to one count and warn although each traces once per shape
             self._forward = tf.function(functools.partial(Simulator._network, self),
                                         jit_compile=self.config.jit_compile, reduce_retracing=True)
-        outputs = {name: [] for name in self.mapping.outputs}
+        outputs: dict[str, list[np.ndarray]] = {name: [] for name in self.mapping.outputs}
         size = self.config.batch_size
         for start in range(0, len(x), size):
             results = self._forward(tf.constant(x[start:start + size]), weights, sigmas, keys,
@@ -409,7 +415,7 @@ class Simulator:
                                  "(the DAC has no code for NaN).")
         return array
 
-    def column_sum_peaks(self, x, percentile=100.0):
+    def column_sum_peaks(self, x: np.ndarray, percentile: float = 100.0) -> dict[str, float]:
         """Per crossbar layer, the ``percentile`` of |device-column partial sums| on ``x`` (ideal chip, MAC units).
 
         Only the device columns a row tile programs count (a block-diagonal depthwise layer's row tile
@@ -420,11 +426,11 @@ class Simulator:
         x = self._check_inputs(x)
         chip = self.program(0)
         weights = {name: layer.weights for name, layer in chip.layers.items()}
-        magnitudes = {}
+        magnitudes: dict[str, list[np.ndarray]] = {}
         # [R, Cdev] per layer: no ADC reads a column without devices (fixed by the layout: once, not per batch)
         programmed_of = {name: layout.programmed_columns() for name, layout in self.layouts.items()}
         for start in range(0, len(x), self.config.batch_size):
-            record = {}
+            record: dict[str, list[Any]] = {}
             self._network(tf.constant(x[start:start + self.config.batch_size]), weights, {},
                           dict.fromkeys(self.layouts), start, record)
             for name, sums in record.items():

@@ -8,10 +8,11 @@ ideal network and the per-layer ADC calibration hold no chip randomness. So
 chips ``A..B-1`` score the same in a run of ``A:B`` as inside a run of
 ``0:N``, and contiguous shards concatenate into exactly one run's result.
 
-* `ChipRange`: ``"N"`` (chips 0..N-1) or ``"A:B"`` (chips A..B-1); `ChipRange.split` into contiguous parts.
+* `ChipRange` (`tf_nvm.core.chips`, read without TensorFlow): ``"N"`` (chips 0..N-1) or ``"A:B"`` (chips
+  A..B-1); `ChipRange.split` into contiguous parts.
 * `ShardInfo`: what every Monte Carlo result records beside its scores: its chip range, the hash of the
   settings and the hash of the mapping (`tf_nvm.mapping.content_hash`).
-* `settings_hash`, `array_hash`: SHA-256 of canonical JSON / of arrays.
+* `settings_hash`, `array_hash`: SHA-256 of canonical JSON / of arrays (`tf_nvm.core.hashing`).
 * `check_shards` and `merge_results`: shards -> one run, refusing other settings or mappings, gaps and
   overlaps (`tf_nvm.core.errors.ShardMergeError`).
 * `run_parallel`: one function over jobs in N spawned processes, each importing its own TensorFlow.
@@ -21,87 +22,24 @@ Bit identity across processes holds for the same TensorFlow build and the same n
 ``docs/simulate_shards.md`` shows how to pin it on a cluster.
 """
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import json
+import multiprocessing
 import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
+from tf_nvm.core.chips import MAX_CHIPS, ChipRange
 from tf_nvm.core.errors import ShardMergeError, SimulatorError
+from tf_nvm.core.hashing import arrays_sha256
+from tf_nvm.simulator.montecarlo import MonteCarloResult
 
 __all__ = ["ChipRange", "ShardInfo", "settings_hash", "array_hash", "check_shards", "merge_results",
            "run_parallel", "MAX_CHIPS"]
-
-MAX_CHIPS = 100000
-"""Most chips one run (or one chip range) may hold, as `tf_nvm.simulator.monte_carlo` allows."""
-
-_RANGE = re.compile(r"^\s*(\d+)\s*(?::\s*(\d+)\s*)?$")
-
-
-@dataclasses.dataclass(frozen=True, order=True)
-class ChipRange:
-    """Chips ``start .. stop - 1`` (like Python's ``range``).
-
-    Attributes:
-        start: first chip index (int >= 0).
-        stop: one past the last chip (int > start; at most ``start + MAX_CHIPS``).
-    """
-
-    start: int
-    stop: int
-
-    def __post_init__(self):
-        for name in ("start", "stop"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise SimulatorError(f"ChipRange.{name} must be an integer >= 0, got {value!r}. Fix: e.g. "
-                                     "ChipRange(0, 25) or --chips 0:25.")
-        if not 1 <= self.stop - self.start <= MAX_CHIPS:
-            raise SimulatorError(f"chip range {self.start}:{self.stop} holds {self.stop - self.start} chips; allowed "
-                                 f"1..{MAX_CHIPS} (stop > start). Fix: pass --chips A:B with A < B, e.g. 0:25.")
-
-    @property
-    def count(self):
-        """Number of chips (int)."""
-        return self.stop - self.start
-
-    def __str__(self):
-        return f"{self.start}:{self.stop}"
-
-    @classmethod
-    def parse(cls, text, where="--chips"):
-        """``"N"`` -> chips 0..N-1; ``"A:B"`` -> chips A..B-1; an int N as ``"N"``.
-
-        Raises:
-            SimulatorError: anything else (the message quotes it).
-        """
-        if isinstance(text, (int, np.integer)) and not isinstance(text, bool):
-            text = str(int(text))
-        match = _RANGE.match(text) if isinstance(text, str) else None
-        if match is None:
-            raise SimulatorError(f"{where}: {text!r} is not a chip count N or a chip range A:B. Fix: e.g. {where} 25 "
-                                 f"(chips 0..24) or {where} 25:50 (chips 25..49 of a larger run).")
-        start, stop = (0, int(match.group(1))) if match.group(2) is None else (int(match.group(1)),
-                                                                               int(match.group(2)))
-        try:
-            return cls(start, stop)
-        except SimulatorError as err:
-            raise SimulatorError(f"{where} {text}: {err}") from None
-
-    def split(self, parts):
-        """``parts`` contiguous ranges covering this one, as even as possible (fewer when there are fewer chips).
-
-        Raises:
-            SimulatorError: ``parts`` is not an integer >= 1.
-        """
-        if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
-            raise SimulatorError(f"ChipRange.split: parts must be an integer >= 1, got {parts!r}. Fix: e.g. "
-                                 "--workers 2.")
-        parts = min(parts, self.count)
-        bounds = [self.start + (self.count * i) // parts for i in range(parts + 1)]
-        return [ChipRange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-
 
 def _canonical(value):
     return json.dumps(value, sort_keys=True, allow_nan=False, separators=(",", ":"), default=_jsonable)
@@ -116,22 +54,21 @@ def _jsonable(value):
                          "numbers, strings, lists and dicts (a SimulationConfig as its to_dict()).")
 
 
-def settings_hash(settings):
+def settings_hash(settings: dict[str, Any]) -> str:
     """SHA-256 (hex) of the canonical JSON of ``settings`` (a dict of JSON data; key order does not matter)."""
     return hashlib.sha256(_canonical(settings).encode("utf-8")).hexdigest()
 
 
-def array_hash(*arrays):
-    """SHA-256 (hex) of arrays' dtypes, shapes and bytes (None entries count as absent)."""
-    digest = hashlib.sha256()
-    for i, array in enumerate(arrays):
-        if array is None:
-            digest.update(f"{i}:none\n".encode("utf-8"))
-            continue
-        array = np.ascontiguousarray(array)
-        digest.update(f"{i}:{array.dtype.str}:{list(array.shape)}\n".encode("utf-8"))
-        digest.update(array.tobytes())
-    return digest.hexdigest()
+def array_hash(*arrays: np.ndarray | None) -> str:
+    """SHA-256 (hex) of arrays' dtypes, shapes and bytes, by position (None entries count as absent).
+
+    `tf_nvm.core.hashing.arrays_sha256` of ``("0", arrays[0]), ("1", arrays[1]), ...``: the layout of
+    `tf_nvm.experiments.data.Split.content_hash`. Since tf_nvm 0.4; 0.3 wrote ``"{i}:{dtype}:{shape list}\n"``
+    headers, so shards written by 0.3 record other settings hashes: they still merge with each other (a merge
+    compares the recorded hashes, it recomputes none), and a merge of a 0.3 shard with a 0.4 one is refused as
+    "other settings".
+    """
+    return arrays_sha256((str(i), array) for i, array in enumerate(arrays))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,13 +86,13 @@ class ShardInfo:
     settings_hash: str
     mapping_hash: str
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """``{"chips": [A, B], "settings_hash": ..., "mapping_hash": ...}`` (JSON-ready)."""
         return {"chips": [self.chips.start, self.chips.stop], "settings_hash": self.settings_hash,
                 "mapping_hash": self.mapping_hash}
 
     @classmethod
-    def from_dict(cls, value, where):
+    def from_dict(cls, value: Any, where: str) -> "ShardInfo":
         """Reads `to_dict`'s form.
 
         Raises:
@@ -173,12 +110,12 @@ class ShardInfo:
             raise ShardMergeError(f"{where}: malformed shard record {value!r}; expected chips [A, B] and two SHA-256 "
                                   f"hex digests. {fix}")
         try:
-            return cls(ChipRange(*chips), *hashes)
+            return cls(ChipRange(*chips), str(hashes[0]), str(hashes[1]))  # both checked str above
         except SimulatorError as err:
             raise ShardMergeError(f"{where}: {err}") from None
 
 
-def check_shards(infos, names):
+def check_shards(infos: Sequence[ShardInfo], names: Sequence[str]) -> tuple[ChipRange, list[int]]:
     """Checks that shards form one run and returns their chip range and their order.
 
     Args:
@@ -217,7 +154,7 @@ def check_shards(infos, names):
     return ChipRange(infos[order[0]].chips.start, infos[order[-1]].chips.stop), order
 
 
-def merge_results(results):
+def merge_results(results: Sequence[MonteCarloResult]) -> MonteCarloResult:
     """Concatenates the `MonteCarloResult` of contiguous shards (in chip order) into one run's.
 
     Every per-chip value is copied, never recomputed, so the merge equals one run of the whole range bit for
@@ -226,8 +163,6 @@ def merge_results(results):
     Raises:
         ShardMergeError: results of other tasks, metrics, examples or ideal scores, or chips not contiguous.
     """
-    from tf_nvm.simulator.montecarlo import MonteCarloResult  # noqa: PLC0415
-
     if not results:
         raise ShardMergeError("merge_results: no results given. Fix: pass one MonteCarloResult per shard.")
     first = results[0]
@@ -251,7 +186,7 @@ def merge_results(results):
                             first.metric, metrics, dict(first.ideal_metrics), first.first_chip)
 
 
-def run_parallel(function, jobs, workers):
+def run_parallel(function: Callable[[Any], Any], jobs: Iterable[Any], workers: int) -> list[Any]:
     """``[function(job) for job in jobs]`` in ``workers`` spawned processes (each imports its own TensorFlow).
 
     ``spawn``, not ``fork``: a forked TensorFlow runtime (its thread pools) is not safe to use in the child.
@@ -260,9 +195,6 @@ def run_parallel(function, jobs, workers):
     Raises:
         SimulatorError: ``workers`` is not an integer >= 1; a worker's own error is re-raised as is.
     """
-    import concurrent.futures  # noqa: PLC0415
-    import multiprocessing  # noqa: PLC0415
-
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise SimulatorError(f"run_parallel: workers must be an integer >= 1, got {workers!r}. Fix: e.g. --workers 2.")
     jobs = list(jobs)
