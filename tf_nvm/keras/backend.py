@@ -32,6 +32,7 @@ __all__ = [
     "wrapper_weight_variables",
     "wrapper_output_quantizers",
     "is_functional",
+    "keras_api_symbol",
     "smart_cond",
     "QUIET_ENV",
 ]
@@ -109,6 +110,7 @@ from tensorflow_model_optimization.python.core.quantization.keras.quantize_wrapp
 from tensorflow_model_optimization.python.core.quantization.keras.quantizers import Quantizer  # noqa: E402
 from tensorflow_model_optimization.python.core.quantization.keras.graph_transformations import (  # noqa: E402
     model_transformer, transforms)
+from tensorflow.python.util import tf_export as _tf_export  # noqa: E402  (the registry tf_keras resolves names in)
 
 quantize_scope = tfmot.quantization.keras.quantize_scope
 smart_cond = tf.__internal__.smart_cond.smart_cond
@@ -132,3 +134,8 @@ def wrapper_output_quantizers(wrapper: QuantizeWrapper) -> list[Quantizer]:
 def is_functional(model: Any) -> bool:
     """True for a tf_keras Functional (graph-network) model, Sequential included."""
     return isinstance(model, keras.Sequential) or bool(getattr(model, "_is_graph_network", False))
+
+
+def keras_api_symbol(name: str) -> Any:
+    """The object Keras's public API exports as ``name`` (e.g. ``"keras.layers.Dense"``), or None; imports nothing."""
+    return _tf_export.get_symbol_from_name(name)

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from tf_nvm.core.errors import ModelFileError, PrecisionError
 from tf_nvm.core.safe_io import loads_json, open_zip, read_zip_member
-from tf_nvm.keras.backend import keras, quantize_scope, tf
+from tf_nvm.keras.backend import keras, keras_api_symbol, quantize_scope, tf
 from tf_nvm.keras.precision import require_float32
 from tf_nvm.keras.serialization import custom_objects
 
@@ -101,13 +101,11 @@ def _allowed_classes() -> dict[str, Any]:
 
 def _keras_symbol(module: Any, name: Any) -> Any:
     """The object Keras's public API exports as ``module.name`` (``module`` "keras.X..."), or None; imports nothing."""
-    from tensorflow.python.util import tf_export  # noqa: PLC0415  (the registry tf_keras itself resolves names in)
-
     if not isinstance(module, str) or not isinstance(name, str):
         return None
     if module.startswith("tf_keras."):
         module = module[3:]
-    return tf_export.get_symbol_from_name(f"{module}.{name}")
+    return keras_api_symbol(f"{module}.{name}")
 
 
 def _keras_bases() -> tuple[type, ...]:
