@@ -31,7 +31,7 @@ READERS = {
     "tf_nvm/nas/report.py": "trial records (nvm_trial.json)",
     "tf_nvm/nas/search.py": "search.json on --resume",
     "tf_nvm/nas/tuners.py": "trial records (trained spec)",
-    "tf_nvm/keras/nvm_model.py": "config.json of .keras files",
+    "tf_nvm/keras/model_file.py": "config.json of .keras files",
     "tf_nvm/core/outputs.py": "output-folder markers",
     "tf_nvm/pipeline/inputs.py": "--standardisation files",
     "tf_nvm/pipeline/sources.py": "a run's experiment.json",

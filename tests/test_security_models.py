@@ -6,7 +6,7 @@ import zipfile
 import pytest
 
 import tf_nvm
-from tf_nvm.keras import nvm_model
+from tf_nvm.keras import model_file
 from tf_nvm.keras.backend import keras
 from tf_nvm.core.errors import ModelFileError
 
@@ -95,7 +95,7 @@ def test_zip_bomb_config_is_refused_before_decompression(tmp_path):
     """A config.json declaring more than MAX_CONFIG_BYTES (64 MiB of zeros, ~65 KB compressed) is refused unread."""
     path = tmp_path / "bomb.keras"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("config.json", b"0" * (nvm_model.MAX_CONFIG_BYTES + 1))
+        archive.writestr("config.json", b"0" * (model_file.MAX_CONFIG_BYTES + 1))
     assert path.stat().st_size < 200_000
     with pytest.raises(ModelFileError, match=r"config\.json declares 67108865 bytes, more than the 67108864-byte "
                                              r"limit\. " + FIX):

@@ -10,6 +10,7 @@ Every other module imports ``keras``, ``tf`` and ``tfmot`` from here.
 import contextlib
 import os
 import sys
+from typing import Any, Iterator
 
 from tf_nvm.core import quiet
 from tf_nvm.core.errors import KerasModeError
@@ -21,6 +22,9 @@ __all__ = [
     "quantize_scope",
     "QuantizeLayer",
     "QuantizeWrapper",
+    "QuantizeWrapperV2",
+    "Quantizer",
+    "QuantizeConfig",
     "model_transformer",
     "transforms",
     "serialize_layer",
@@ -28,21 +32,26 @@ __all__ = [
     "wrapper_weight_variables",
     "wrapper_output_quantizers",
     "is_functional",
+    "keras_api_symbol",
     "smart_cond",
     "QUIET_ENV",
 ]
 
 import tf_nvm  # noqa: E402  (sets TF_USE_LEGACY_KERAS; records whether TensorFlow came first)
 
-_TF_ALREADY_IMPORTED = tf_nvm._TF_IMPORTED_BEFORE or "tensorflow" in sys.modules  # pylint: disable=protected-access
+# getattr: the facade imports this module back when TensorFlow came first, and mypy cannot type that attribute.
+_TF_IMPORTED_BEFORE: bool = getattr(tf_nvm, "_TF_IMPORTED_BEFORE")
+"""Whether TensorFlow was imported before tf_nvm (recorded by the ``tf_nvm`` facade, for `KerasModeError`)."""
+_TF_ALREADY_IMPORTED = _TF_IMPORTED_BEFORE or "tensorflow" in sys.modules
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 QUIET_ENV = quiet.QUIET_ENV
-"""``1`` (the ``tf-nvm`` command's default) silences TensorFlow's start-up output, ``0`` shows it; see `tf_nvm.core.quiet`."""
+"""``1`` (the ``tf-nvm`` command's default) silences TensorFlow's start-up output, ``0`` shows it;
+see `tf_nvm.core.quiet`."""
 
 
 @contextlib.contextmanager
-def _start_up_output_silenced(active):
+def _start_up_output_silenced(active: bool) -> Iterator[None]:
     """Sends file descriptor 2 to /dev/null while TensorFlow starts (its C++ and absl lines bypass Python)."""
     if not active:
         yield
@@ -69,7 +78,7 @@ with _start_up_output_silenced(_QUIET):
         tf.get_logger().setLevel("ERROR")
 
 
-def _check_legacy_mode():
+def _check_legacy_mode() -> None:
     version = getattr(tf.keras, "__version__", None) or getattr(tf.keras, "version", lambda: "")()
     if str(version).startswith("3."):
         raise KerasModeError(
@@ -91,32 +100,42 @@ import tensorflow_model_optimization as tfmot  # noqa: E402
 
 # Every touch of a tfmot or Keras internal lives below this line (nowhere else in tf_nvm).
 from tensorflow_model_optimization.python.core.keras.compat import unique_object_name  # noqa: E402
-from tensorflow_model_optimization.python.core.quantization.keras import quantize_layer as _quantize_layer  # noqa: E402
 from tensorflow_model_optimization.python.core.quantization.keras import utils as _tfmot_utils  # noqa: E402
+# The tfmot base classes tf_nvm subclasses, imported by name (not assigned from attributes) so that type
+# checkers take them as classes.
+from tensorflow_model_optimization.python.core.quantization.keras.quantize_config import QuantizeConfig  # noqa: E402
+from tensorflow_model_optimization.python.core.quantization.keras.quantize_layer import QuantizeLayer  # noqa: E402
+from tensorflow_model_optimization.python.core.quantization.keras.quantize_wrapper import (  # noqa: E402
+    QuantizeWrapper, QuantizeWrapperV2)
+from tensorflow_model_optimization.python.core.quantization.keras.quantizers import Quantizer  # noqa: E402
 from tensorflow_model_optimization.python.core.quantization.keras.graph_transformations import (  # noqa: E402
     model_transformer, transforms)
+from tensorflow.python.util import tf_export as _tf_export  # noqa: E402  (the registry tf_keras resolves names in)
 
 quantize_scope = tfmot.quantization.keras.quantize_scope
-QuantizeLayer = _quantize_layer.QuantizeLayer
-QuantizeWrapper = tfmot.quantization.keras.QuantizeWrapper
 smart_cond = tf.__internal__.smart_cond.smart_cond
 
 
-def serialize_layer(layer):
+def serialize_layer(layer: keras.layers.Layer) -> dict[str, Any]:
     """tfmot's legacy-format layer config (what its graph transforms expect)."""
     return _tfmot_utils.serialize_layer(layer, use_legacy_format=True)
 
 
-def wrapper_weight_variables(wrapper):
+def wrapper_weight_variables(wrapper: QuantizeWrapper) -> list[tf.Variable]:
     """The float variables a tfmot QuantizeWrapper quantizes, in config order (kernel, then bias)."""
     return [weight for weight, _, _ in wrapper._weight_vars]  # pylint: disable=protected-access
 
 
-def wrapper_output_quantizers(wrapper):
+def wrapper_output_quantizers(wrapper: QuantizeWrapper) -> list[Quantizer]:
     """The output quantizers of a built tfmot QuantizeWrapper (empty list when none)."""
     return list(getattr(wrapper, "_output_quantizers", None) or [])
 
 
-def is_functional(model):
+def is_functional(model: Any) -> bool:
     """True for a tf_keras Functional (graph-network) model, Sequential included."""
     return isinstance(model, keras.Sequential) or bool(getattr(model, "_is_graph_network", False))
+
+
+def keras_api_symbol(name: str) -> Any:
+    """The object Keras's public API exports as ``name`` (e.g. ``"keras.layers.Dense"``), or None; imports nothing."""
+    return _tf_export.get_symbol_from_name(name)

@@ -20,6 +20,6 @@ class NVMKernelConstraint(SpecConfigured, keras.constraints.Constraint):
         spec: a resolved `NVMSpec` (or its dict).
     """
 
-    def __call__(self, w):
+    def __call__(self, w: tf.Tensor) -> tf.Tensor:
         s = self.spec.weight_scale
         return tf.clip_by_value(w, (self.spec.code_min - 0.5) * s, (self.spec.code_max + 0.5) * s)

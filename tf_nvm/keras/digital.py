@@ -74,6 +74,8 @@ rounded to ``u_c * step``. Training (batch statistics) is the plain Keras
 BatchNormalization.
 """
 
+from typing import Any
+
 import numpy as np
 
 from tf_nvm.keras.backend import keras, smart_cond, tf
@@ -85,7 +87,7 @@ from tf_nvm.keras.fixed_point import (
 )
 from tf_nvm.core.modes import in_converter_graph, runtime_for
 from tf_nvm.keras.serialization import register
-from tf_nvm.core.spec import resolve_spec
+from tf_nvm.core.spec import NVMSpec, resolve_spec
 
 __all__ = ["NVMBatchNormalization", "NVMGlobalAveragePooling1D", "NVMGlobalAveragePooling2D", "NVMAveragePooling1D",
            "NVMAveragePooling2D", "average_pool_codes", "MULTIPLIER_MAX",
@@ -103,7 +105,7 @@ SCALE_BITS = 17
 _DROP = 24 - SCALE_BITS  # low mantissa bits of a float32 cleared in u_c
 
 
-def _snap_scale(magnitude):
+def _snap_scale(magnitude: tf.Tensor) -> tf.Tensor:
     """The smallest float32 >= magnitude with a 17-bit mantissa whose lowest bit is set (exact bit operations)."""
     bits = tf.bitcast(tf.cast(magnitude, tf.float32), tf.int32)
     step = 1 << _DROP
@@ -129,7 +131,7 @@ class NVMBatchNormalization(keras.layers.BatchNormalization):
             last axis).
     """
 
-    def __init__(self, *args, spec=None, **kwargs):
+    def __init__(self, *args: Any, spec: NVMSpec | dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if spec is None:
             raise UnsupportedLayerError(
@@ -137,7 +139,7 @@ class NVMBatchNormalization(keras.layers.BatchNormalization):
                 "offset grid). Fix: let tf_nvm.quantize_model create it, or pass spec=.")
         self.spec = resolve_spec(spec, owner=f"NVMBatchNormalization {self.name!r}")
 
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> None:
         super().build(input_shape)
         rank = len(input_shape)
         if list(self.axis) != [rank - 1]:
@@ -171,7 +173,7 @@ class NVMBatchNormalization(keras.layers.BatchNormalization):
         k = tf.clip_by_value(tf.round(off / (unit * step)), -OFFSET_MAX, OFFSET_MAX)
         return m, unit, k, inv, off
 
-    def digital_affine(self):
+    def digital_affine(self) -> dict[str, np.ndarray]:
         """The inference affine as integers and one float32 scale per channel, evaluated now.
 
         Returns:
@@ -222,7 +224,7 @@ class NVMBatchNormalization(keras.layers.BatchNormalization):
         y = tf.nn.bias_add(tf.nn.depthwise_conv2d(x, weights, (1, 1, 1, 1), "VALID"), bias)
         return tf.reshape(y, [-1] + inner + [channels])
 
-    def call(self, inputs, training=None, mask=None):
+    def call(self, inputs: tf.Tensor, training: Any = None, mask: Any = None) -> tf.Tensor:
         training = self._get_training_value(training)
         train = super().call  # bound here: zero-argument super() does not work inside the lambdas
 
@@ -283,7 +285,8 @@ class NVMGlobalAveragePooling2D(_ExactMean, keras.layers.GlobalAveragePooling2D)
     """`keras.layers.GlobalAveragePooling2D` computed as ``sum * float32(1/n)`` (bit-exact in TFLite)."""
 
 
-def average_pool_codes(codes, pool_size, strides, padding):
+def average_pool_codes(codes: tf.Tensor, pool_size: tuple[int, ...], strides: tuple[int, ...],
+                       padding: str) -> tf.Tensor:
     """TFLite's int8 AVERAGE_POOL_2D on integer codes: window sum, then divide rounding half away from zero.
 
     LiteRT's builtin kernel and TFLite Micro's reference kernel (input and output

@@ -61,7 +61,7 @@ __all__ = ["quantize_multiplier", "mean_multiplier", "multiply_by_quantized_mult
 INT32_MAX = 2 ** 31 - 1
 
 
-def quantize_multiplier(real_multiplier):
+def quantize_multiplier(real_multiplier: float) -> tuple[int, int]:
     """TFLite's ``QuantizeMultiplier``: a float64 factor as (31-bit multiplier, shift).
 
     Args:
@@ -88,7 +88,7 @@ def quantize_multiplier(real_multiplier):
     return int(fixed), int(shift)
 
 
-def mean_multiplier(count, scale_ratio=1.0):
+def mean_multiplier(count: int, scale_ratio: float = 1.0) -> tuple[int, int]:
     """(M0, shift) with which the int8 MEAN kernel rescales a sum of ``count`` codes.
 
     Args:
@@ -103,7 +103,7 @@ def mean_multiplier(count, scale_ratio=1.0):
     return (fixed << extra) // int(count), shift - extra
 
 
-def float32_multiplier_parts(scale):
+def float32_multiplier_parts(scale: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """`quantize_multiplier` of positive normal float32 values, as int64 tensors (exact, per element).
 
     For a float32 ``u = (1 + m / 2^23) * 2^(E - 127)`` the fraction ``frac = (2^23 + m) / 2^24``
@@ -127,7 +127,7 @@ def float32_multiplier_parts(scale):
     return fixed, shift
 
 
-def multiply_by_quantized_multiplier(acc, multiplier, shift):
+def multiply_by_quantized_multiplier(acc: tf.Tensor, multiplier: int | tf.Tensor, shift: int | tf.Tensor) -> tf.Tensor:
     """TFLite's ``MultiplyByQuantizedMultiplier`` (two roundings) as int64 TensorFlow ops.
 
     Args:
@@ -156,7 +156,7 @@ def multiply_by_quantized_multiplier(acc, multiplier, shift):
     return tf.bitwise.right_shift(high, right) + tf.cast(remainder > threshold, tf.int64)
 
 
-def multiply_by_quantized_multiplier_single_rounding(acc, multiplier, shift):
+def multiply_by_quantized_multiplier_single_rounding(acc: tf.Tensor, multiplier: int, shift: int) -> tf.Tensor:
     """``(acc * M0 + 2^(30 - shift)) >> (31 - shift)``: one rounding, ties up (LiteRT's reference FULLY_CONNECTED).
 
     Args:
@@ -172,7 +172,7 @@ def multiply_by_quantized_multiplier_single_rounding(acc, multiplier, shift):
     return tf.bitwise.right_shift(product + tf.constant(1 << (total - 1), tf.int64), tf.constant(total, tf.int64))
 
 
-def _numpy_reference(acc, multiplier, shift):
+def _numpy_reference(acc: np.ndarray, multiplier: int, shift: int) -> np.ndarray:
     """Plain-Python version of `multiply_by_quantized_multiplier` (tests)."""
     out = []
     for x in np.asarray(acc, np.int64).ravel().tolist():

@@ -7,6 +7,7 @@ unipolar crossbars that cannot inhibit (`non_inhibiting_layers`).
 """
 
 import dataclasses
+from typing import Any, Callable
 
 import numpy as np
 
@@ -30,17 +31,17 @@ class LayerNode:
         calls: how many times the layer is called in the model (> 1: a shared layer).
     """
 
-    layer: object
-    inputs: tuple
+    layer: Any
+    inputs: tuple[str, ...]
     calls: int = 1
 
     @property
-    def name(self):
+    def name(self) -> str:
         """The layer's name."""
         return self.layer.name
 
 
-def layer_graph(model, include_inputs=False):
+def layer_graph(model: keras.Model, include_inputs: bool = False) -> list[LayerNode]:
     """The model's layers in execution (topological) order with their inbound layer names.
 
     Args:
@@ -72,7 +73,7 @@ def layer_graph(model, include_inputs=False):
     return out
 
 
-def activation_name(layer):
+def activation_name(layer: Any) -> str | None:
     """The name of ``layer``'s ``activation`` (``"linear"`` for activation=None), or None if it has none.
 
     Args:
@@ -87,7 +88,7 @@ def activation_name(layer):
     return getattr(act, "__name__", str(act))
 
 
-def _output_nonnegative(layer, inputs_nonneg, is_crossbar):
+def _output_nonnegative(layer: Any, inputs_nonneg: bool, is_crossbar: Callable[[Any], bool]) -> bool:
     """Sign propagation: is ``layer``'s output surely >= 0 (True) or possibly signed (False)?"""
     L = keras.layers
     if is_crossbar(layer) or isinstance(layer, L.Activation):
@@ -97,13 +98,14 @@ def _output_nonnegative(layer, inputs_nonneg, is_crossbar):
     if isinstance(layer, L.Softmax):
         return True
     if isinstance(layer, L.Rescaling):
-        return inputs_nonneg and np.all(np.asarray(layer.scale) >= 0) and np.all(np.asarray(layer.offset) >= 0)
+        return inputs_nonneg and bool(np.all(np.asarray(layer.scale) >= 0) and np.all(np.asarray(layer.offset) >= 0))
     if isinstance(layer, (L.BatchNormalization, L.Subtract, L.LeakyReLU)):
         return False
     return inputs_nonneg  # pooling, reshaping, concatenation, addition, averaging
 
 
-def nonnegative_outputs(nodes, is_crossbar, unwrap=None):
+def nonnegative_outputs(nodes: list[LayerNode], is_crossbar: Callable[[Any], bool],
+                        unwrap: Callable[[Any], Any] | None = None) -> dict[str, bool]:
     """Sign analysis: which layers' outputs are surely >= 0.
 
     Args:
@@ -115,7 +117,7 @@ def nonnegative_outputs(nodes, is_crossbar, unwrap=None):
     Returns:
         dict layer name -> True when its output is surely >= 0 (a model input counts as signed).
     """
-    nonneg = {}
+    nonneg: dict[str, bool] = {}
     for node in nodes:
         inputs_nonneg = bool(node.inputs) and all(nonneg.get(name, False) for name in node.inputs)
         layer = unwrap(node.layer) if unwrap else node.layer
@@ -123,7 +125,7 @@ def nonnegative_outputs(nodes, is_crossbar, unwrap=None):
     return nonneg
 
 
-def non_inhibiting_layers(nodes, is_crossbar):
+def non_inhibiting_layers(nodes: list[LayerNode], is_crossbar: Callable[[Any], bool]) -> list[Any]:
     """The crossbar layers whose inputs are all surely non-negative.
 
     With non-negative (unipolar) weights such a layer's output can only grow

@@ -16,49 +16,49 @@ Example:
 """
 
 import inspect
+from typing import Any
 
-from tf_nvm.keras.backend import QuantizeLayer, keras, tfmot, unique_object_name
+from tf_nvm.keras.backend import QuantizeLayer, QuantizeWrapperV2, keras, unique_object_name
 from tf_nvm.keras.constraints import NVMKernelConstraint
 from tf_nvm.keras.quantize_configs import LAYER_RULES, NVMCrossbarConfig
 from tf_nvm.keras.quantizers import NVMActivationQuantizer
 from tf_nvm.keras.serialization import register
-from tf_nvm.core.spec import resolve_spec
+from tf_nvm.core.spec import NVMSpec, resolve_spec
 
 __all__ = ["NVMDense", "NVMConv1D", "NVMConv2D", "NVMDepthwiseConv2D", "NVMQuantize"]
 
-_Wrapper = tfmot.quantization.keras.QuantizeWrapperV2
-_QuantizeLayer = QuantizeLayer
 _WRAPPER_KEYS = ("name", "trainable", "dtype")
 
 
-class _NVMCrossbarLayer(_Wrapper):
+class _NVMCrossbarLayer(QuantizeWrapperV2):
     """Base of the NVM weight layers: wraps ``keras_class`` with an `NVMCrossbarConfig`."""
 
-    keras_class = None
+    keras_class: Any = None
+    """The wrapped Keras layer class (set by `_make` on each NVM layer class)."""
 
-    def __init__(self, *args, spec=None, **kwargs):
-        spec = resolve_spec(spec, owner=type(self).__name__, need_scale=True)
+    def __init__(self, *args: Any, spec: NVMSpec | str | dict[str, Any] | None = None, **kwargs: Any) -> None:
+        resolved: NVMSpec = resolve_spec(spec, owner=type(self).__name__, need_scale=True)
         wrapper_kwargs = {k: kwargs.pop(k) for k in _WRAPPER_KEYS if k in kwargs}
         rule = LAYER_RULES.get(self.keras_class.__name__)
-        kwargs.setdefault(rule.constraint_arg, NVMKernelConstraint(spec))
+        kwargs.setdefault(rule.constraint_arg, NVMKernelConstraint(resolved))
         name = wrapper_kwargs.get("name") or unique_object_name(
             "nvm_" + self.keras_class.__name__.lower(), zero_based=True)
         wrapper_kwargs["name"] = name
         layer = self.keras_class(*args, name=f"{name}_float", **kwargs)
-        super().__init__(layer, NVMCrossbarConfig(spec, rule.kernel_attr), **wrapper_kwargs)
-        self.spec = spec
+        super().__init__(layer, NVMCrossbarConfig(resolved, rule.kernel_attr), **wrapper_kwargs)
+        self.spec = resolved
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = self.layer.get_config()
         config.update(name=self.name, trainable=self.trainable, dtype=self.dtype, spec=self.spec.to_dict())
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> "_NVMCrossbarLayer":
         return cls(**config)
 
 
-def _signature(keras_class):
+def _signature(keras_class: type[keras.layers.Layer]) -> inspect.Signature:
     params = [p for p in inspect.signature(keras_class.__init__).parameters.values()
               if p.kind is not inspect.Parameter.VAR_KEYWORD]
     spec = inspect.Parameter("spec", inspect.Parameter.KEYWORD_ONLY, default=None)
@@ -66,7 +66,7 @@ def _signature(keras_class):
     return inspect.Signature(params + [spec, kwargs])
 
 
-def _make(keras_class):
+def _make(keras_class: type[keras.layers.Layer]) -> type[_NVMCrossbarLayer]:
     cls = type(f"NVM{keras_class.__name__}", (_NVMCrossbarLayer,), {
         "keras_class": keras_class,
         "__doc__": (f"`keras.layers.{keras_class.__name__}` on an NVM crossbar: same arguments plus ``spec``.\n\n"
@@ -74,7 +74,7 @@ def _make(keras_class):
                     "digital, and the output is fake-quantized on the shared activation range."),
         "__module__": __name__,
     })
-    cls.__signature__ = _signature(keras_class)
+    setattr(cls, "__signature__", _signature(keras_class))  # inspect.signature(NVMDense) lists Dense's arguments
     return register(cls)
 
 
@@ -85,7 +85,7 @@ NVMDepthwiseConv2D = _make(keras.layers.DepthwiseConv2D)
 
 
 @register
-class NVMQuantize(_QuantizeLayer):
+class NVMQuantize(QuantizeLayer):
     """Fake-quantizes its input on the spec's shared activation range (a DAC).
 
     Args:
@@ -93,17 +93,17 @@ class NVMQuantize(_QuantizeLayer):
         **kwargs: Keras layer arguments (name, ...).
     """
 
-    def __init__(self, spec, **kwargs):
+    def __init__(self, spec: NVMSpec | str | dict[str, Any], **kwargs: Any) -> None:
         kwargs.pop("quantizer", None)
         self.spec = resolve_spec(spec, owner=type(self).__name__)
         super().__init__(NVMActivationQuantizer(self.spec), **kwargs)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.pop("quantizer", None)
         config["spec"] = self.spec.to_dict()
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> "NVMQuantize":
         return cls(**config)

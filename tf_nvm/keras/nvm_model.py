@@ -1,43 +1,28 @@
-"""Reading a trained NVM model: its crossbar layers, spec, device codes; loading it from disk.
+"""Reading a trained NVM model: its crossbar layers, spec, device codes.
 
 `weight_codes` is the contract between the Keras model and every artefact
 made from it (TFLite export, crossbar mapping, simulator): integer device codes
 on the one shared scale, and the digital bias as int32 on the grid TFLite
 stores it on. Both are read with the codes' one rounding rule, `tf_nvm.core.grid.to_codes`,
-the rule the NVM quantizers train with.
+the rule the NVM quantizers train with. Loading a saved model from disk (`load_model`) is
+`tf_nvm.keras.model_file`, re-exported here.
 """
 
-import contextlib
 import dataclasses
-import importlib
-import os
-import shutil
-import stat
-import sys
-import zipfile
 
 import numpy as np
 
-from tf_nvm.keras.backend import QuantizeWrapper, keras, quantize_scope, wrapper_weight_variables
-from tf_nvm.core.errors import ExportError, InvalidWeightsError, ModelFileError, NotAnNVMModelError, PrecisionError
+from tf_nvm.core.errors import ExportError, InvalidWeightsError, NotAnNVMModelError
 from tf_nvm.core.grid import to_codes
-from tf_nvm.keras.precision import require_float32
+from tf_nvm.core.spec import NVMSpec
+from tf_nvm.keras.backend import QuantizeWrapper, keras, tf, wrapper_weight_variables
+from tf_nvm.keras.model_file import (MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, MAX_MODEL_BYTES, check_keras_config,
+                                     check_keras_file, load_model)
 from tf_nvm.keras.quantize_configs import NVMCrossbarConfig
-from tf_nvm.core.safe_io import loads_json, open_zip, read_zip_member
-from tf_nvm.keras.serialization import custom_objects
 
 __all__ = ["LayerCodes", "weight_codes", "model_spec", "nvm_layers", "crossbar_variables", "load_model",
            "check_keras_file", "nonfinite_weights", "check_finite_weights", "check_fixed_input_shape",
            "check_keras_config", "MAX_CONFIG_BYTES", "MAX_MODEL_BYTES", "MAX_CONFIG_DEPTH"]
-
-MAX_CONFIG_BYTES = 64 * 1024 * 1024
-"""Largest uncompressed ``config.json`` (and ``metadata.json``) accepted in a ``.keras`` zip, bytes."""
-
-MAX_MODEL_BYTES = 4 * 1024 ** 3
-"""Largest total uncompressed size of a ``.keras`` zip's members accepted, bytes (4 GiB)."""
-
-MAX_CONFIG_DEPTH = 200
-"""Deepest nesting of lists/dicts accepted in a ``.keras`` ``config.json`` (a tf_nvm model nests about 15 deep)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,16 +47,16 @@ class LayerCodes:
     scale: float
     code_min: int
     code_max: int
-    bias: np.ndarray = None
-    bias_int32: np.ndarray = None
+    bias: np.ndarray | None = None
+    bias_int32: np.ndarray | None = None
 
     @property
-    def kernel(self):
+    def kernel(self) -> np.ndarray:
         """Effective kernel, ``codes * scale`` (float32)."""
         return (self.codes * np.float32(self.scale)).astype(np.float32)
 
 
-def crossbar_variables(layer):
+def crossbar_variables(layer: keras.layers.Layer) -> tuple[tf.Variable, tf.Variable | None]:
     """(kernel variable, bias variable or None) of a built NVM crossbar wrapper.
 
     The wrapper replaces ``layer.layer.kernel`` by its quantized tensor while it
@@ -81,13 +66,13 @@ def crossbar_variables(layer):
     return variables[0], (variables[1] if len(variables) > 1 else None)
 
 
-def nvm_layers(model):
+def nvm_layers(model: keras.Model) -> list[keras.layers.Layer]:
     """The crossbar layers of an NVM model, in model order (tfmot wrappers)."""
     return [layer for layer in model.layers
             if isinstance(layer, QuantizeWrapper) and isinstance(layer.quantize_config, NVMCrossbarConfig)]
 
 
-def model_spec(model):
+def model_spec(model: keras.Model) -> NVMSpec:
     """The resolved `NVMSpec` of an NVM model (identical in every crossbar layer).
 
     Raises:
@@ -106,7 +91,7 @@ def model_spec(model):
     return layers[0].quantize_config.spec
 
 
-def nonfinite_weights(model):
+def nonfinite_weights(model: keras.Model) -> list[tuple[str, str, int, int]]:
     """The weights of ``model`` that hold NaN or infinite values, in layer order.
 
     Returns:
@@ -122,7 +107,7 @@ def nonfinite_weights(model):
     return found
 
 
-def check_finite_weights(model):
+def check_finite_weights(model: keras.Model) -> None:
     """Raises `InvalidWeightsError` naming the first weight that holds NaN or infinite values.
 
     An export of such a model would store NaN scales and biases that every
@@ -134,7 +119,8 @@ def check_finite_weights(model):
             "exported. Fix: retrain with a lower learning rate (the training diverged), or check the inputs for NaN.")
 
 
-def check_fixed_input_shape(model, error=ExportError, owner="export", action="exported"):
+def check_fixed_input_shape(model: keras.Model, error: type[Exception] = ExportError, owner: str = "export",
+                            action: str = "exported") -> None:
     """Raises ``error`` when an input of ``model`` has an unknown (None) size besides the batch axis.
 
     Args:
@@ -152,7 +138,7 @@ def check_fixed_input_shape(model, error=ExportError, owner="export", action="ex
                 "(a trained model: rebuild it so and copy the weights).")
 
 
-def weight_codes(model):
+def weight_codes(model: keras.Model) -> dict[str, LayerCodes]:
     """Integer device codes, the shared scale and the int32 bias of every crossbar layer.
 
     Args:
@@ -166,6 +152,7 @@ def weight_codes(model):
         NotAnNVMModelError: the model has no NVM crossbar layer.
     """
     spec = model_spec(model)
+    assert spec.weight_scale is not None  # an NVM model's spec holds its scale (resolved with need_scale)
     out = {}
     for layer in nvm_layers(model):
         kernel_var, bias_var = crossbar_variables(layer)
@@ -181,282 +168,3 @@ def weight_codes(model):
     return out
 
 
-def check_keras_file(path):
-    """Checks that ``path`` is a regular ``.keras`` zip of sane size, without loading it.
-
-    A file named ``*.keras`` that is really HDF5 would take tf_keras's legacy
-    loader, where ``safe_mode`` does not apply and a ``Lambda`` layer's code runs
-    while the model loads; FIFOs and devices would hang or never end.
-
-    Args:
-        path: the file.
-
-    Raises:
-        ModelFileError: not a regular file, not named ``.keras``, not a zip, no
-            ``config.json``, or members larger than `MAX_CONFIG_BYTES` /
-            `MAX_MODEL_BYTES` uncompressed.
-    """
-    path = os.fspath(path)
-    fix = ("Fix: pass a model saved with model.save('NAME.keras') by tf_nvm/tf_keras, or call "
-           "tf_nvm.load_model(path, trusted=True) for a file you trust (SavedModel folders, .h5).")
-    try:
-        mode = os.stat(path).st_mode
-    except (OSError, ValueError) as err:
-        raise ModelFileError(f"model file {path!r} cannot be read: {err}. {fix}") from None
-    if not stat.S_ISREG(mode):
-        raise ModelFileError(f"model file {path!r} is not a regular file (a folder, FIFO or device). {fix}")
-    if not path.endswith(".keras"):
-        raise ModelFileError(f"model file {path!r} does not end in '.keras'; tf_nvm loads only .keras zips "
-                             f"(with Keras safe_mode). {fix}")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = {info.filename: info for info in archive.infolist()}
-    except (zipfile.BadZipFile, OSError, ValueError) as err:
-        raise ModelFileError(f"model file {path!r} is not a .keras zip ({err}); an HDF5 or other file renamed to "
-                             f".keras is refused, since its legacy loader can run code. {fix}") from None
-    if "config.json" not in members:
-        raise ModelFileError(f"model file {path!r} is a zip without config.json, not a .keras model. {fix}")
-    for name in ("config.json", "metadata.json"):
-        if name in members and members[name].file_size > MAX_CONFIG_BYTES:
-            raise ModelFileError(f"model file {path!r}: {name} declares {members[name].file_size} bytes, more than "
-                                 f"the {MAX_CONFIG_BYTES}-byte limit. {fix}")
-    total = sum(info.file_size for info in members.values())
-    if total > MAX_MODEL_BYTES:
-        raise ModelFileError(f"model file {path!r} declares {total} uncompressed bytes, more than the "
-                             f"{MAX_MODEL_BYTES}-byte limit of a tf_nvm model. {fix}")
-
-
-_KERAS_FUNCTION_MODULES = ("activations", "constraints", "initializers", "losses", "metrics", "optimizers",
-                           "regularizers")
-"""Keras API modules whose functions a config may name (tf_keras's own list of built-in function modules)."""
-_KERAS_CLASS_MODULES = _KERAS_FUNCTION_MODULES + ("layers", "mixed_precision", "models")
-"""Keras API modules whose classes a config may name."""
-_DATA_OBJECTS = ("__tensor__", "__numpy__", "__bytes__")
-"""Serialised values (not code) of the Keras v3 format."""
-_CODE_NAMES = ("Lambda", "TFOpLambda", "SlicingOpLambda", "__lambda__")
-"""Objects that carry Python code or call a function by name: refused unless trusted."""
-
-
-def _allowed_classes():
-    """{registered or class name: class} of the tf_nvm registry and tfmot's quantize scope."""
-    allowed = dict(custom_objects())
-    scope = quantize_scope()
-    for objects in getattr(scope, "custom_objects", ()):  # a tuple of the dicts passed to the scope
-        allowed.update(objects)
-    return allowed
-
-
-def _keras_symbol(module, name):
-    """The object Keras's public API exports as ``module.name`` (``module`` "keras.X..."), or None; imports nothing."""
-    from tensorflow.python.util import tf_export  # noqa: PLC0415  (the registry tf_keras itself resolves names in)
-
-    if not isinstance(module, str) or not isinstance(name, str):
-        return None
-    if module.startswith("tf_keras."):
-        module = module[3:]
-    return tf_export.get_symbol_from_name(f"{module}.{name}")
-
-
-def _keras_bases():
-    return (keras.layers.Layer, keras.initializers.Initializer, keras.constraints.Constraint,
-            keras.regularizers.Regularizer, keras.optimizers.Optimizer, keras.optimizers.legacy.Optimizer,
-            keras.optimizers.schedules.LearningRateSchedule, keras.losses.Loss, keras.metrics.Metric,
-            keras.mixed_precision.Policy)
-
-
-def _refusal(obj, allowed):
-    """What is wrong with one serialised object (a dict with ``class_name``), or None when it is allowed."""
-    class_name, module = obj.get("class_name"), obj.get("module")
-    registered = obj.get("registered_name")
-    inner = obj.get("config")
-    if class_name in _DATA_OBJECTS:
-        return None
-    if class_name in _CODE_NAMES or (isinstance(class_name, str) and class_name.endswith("Lambda")):
-        found = ""
-        if isinstance(inner, dict) and inner.get("function_type") == "lambda":
-            found = " with serialised Python bytecode (function_type 'lambda')"
-        elif isinstance(inner, dict) and "function" in inner:
-            function = inner["function"]
-            if isinstance(function, dict):
-                function = f"{function.get('module')}.{function.get('config')}"
-            found = f" with function {str(function)[:80]!r} (function_type {inner.get('function_type')!r})"
-        return f"a {class_name} layer{found}, which holds Python code or calls a function by name"
-    if class_name == "__typespec__":
-        spec_name = obj.get("spec_name")
-        cls = getattr(sys.modules.get(module) if isinstance(module, str) else None, str(spec_name), None)
-        from tf_nvm.keras.backend import tf  # noqa: PLC0415
-        if isinstance(module, str) and module.startswith("tensorflow.") and isinstance(cls, type) \
-                and issubclass(cls, tf.TypeSpec) and registered is None:
-            return None
-        return f"a type spec {module!r}.{spec_name!r} outside TensorFlow"
-    if class_name == "function":
-        name = inner
-        if not isinstance(name, str):
-            return f"a function reference whose name is {type(name).__name__} {str(name)[:80]!r}"
-        if module == "builtins":
-            found = any(_keras_symbol(f"keras.{mod}", name) is not None for mod in _KERAS_FUNCTION_MODULES)
-        else:
-            found = isinstance(module, str) and module.startswith(("keras.", "tf_keras.")) \
-                and module.split(".")[-1] in _KERAS_FUNCTION_MODULES and callable(_keras_symbol(module, name))
-        if found or (isinstance(registered, str) and registered in allowed and not isinstance(allowed[registered],
-                                                                                                type)):
-            return None
-        return f"the function {module}.{name} (registered_name {registered!r})"
-    if isinstance(class_name, str) and (class_name in allowed or (registered is not None and registered in allowed)):
-        return None
-    if not isinstance(class_name, str) or (module is not None and not isinstance(module, str)):
-        return f"an object reference with class_name {str(class_name)[:80]!r} and module {str(module)[:80]!r}"
-    cls = None
-    parts = (module or "").split(".")
-    if parts[0] in ("keras", "tf_keras") and (len(parts) == 1 or parts[1] in _KERAS_CLASS_MODULES):
-        cls = _keras_symbol(module, class_name)
-    elif module is not None and module.startswith("tf_keras.src.") and module in sys.modules:
-        cls = vars(sys.modules[module]).get(class_name)
-    if isinstance(cls, type) and issubclass(cls, _keras_bases()) and (registered is None or registered == class_name):
-        return None
-    return f"the class {module}.{class_name} (registered_name {registered!r})"
-
-
-def check_keras_config(path, compile=True):
-    """Refuses a ``.keras`` file whose ``config.json`` names code outside the Keras and tf_nvm registries.
-
-    Keras ``safe_mode`` refuses only serialised lambdas: a ``Lambda`` layer with
-    ``function_type: "function"`` naming ``builtins.exit``, an activation or
-    initializer given as ``{"class_name": "function", "module": "os", "config":
-    "system"}``, or a class in any importable module are looked up (the module
-    imported) and called by tf_keras while it loads. This walks the config
-    itself, before Keras reads anything, and allows only: tf_keras's
-    serialised values (tensors, arrays, bytes); classes of the tf_nvm registry
-    (`tf_nvm.keras.serialization.custom_objects`) and of tfmot's quantize scope;
-    classes of Keras's public ``layers``/``initializers``/``constraints``/
-    ``regularizers``/``optimizers``/``losses``/``metrics``/``mixed_precision``/
-    ``models`` API (or its engine's ``Functional``/``Sequential``) derived from a
-    Keras base class; functions of Keras's ``activations``, ``initializers``,
-    ``constraints``, ``regularizers``, ``losses``, ``metrics``, ``optimizers``.
-    Every ``Lambda`` (and ``TFOpLambda``, which calls TensorFlow functions by name)
-    is refused.
-
-    Args:
-        path: the ``.keras`` file (already checked by `check_keras_file`).
-        compile: also check ``compile_config`` (the optimizer, loss and metrics
-            that ``compile=True`` deserialises).
-
-    Raises:
-        ModelFileError: the first refused reference: the file, the layer, the
-            place in config.json, what was found, what is allowed and the fix.
-    """
-    path = os.fspath(path)
-    fix = ("Fix: rebuild the model without Lambda layers and with Keras or tf_nvm layers, activations and "
-           "initializers only (register a custom class with tf_nvm.keras.serialization.add_custom_object), or call "
-           "tf_nvm.load_model(path, trusted=True) only for a file you trust.")
-    with open_zip(path, where=f"model file {path!r}", error=ModelFileError, fix=fix) as archive:
-        text = read_zip_member(archive, "config.json", max_bytes=MAX_CONFIG_BYTES, where=f"model file {path!r}",
-                               error=ModelFileError, fix=fix)
-    config = loads_json(text, where=f"model file {path!r}: config.json", max_depth=MAX_CONFIG_DEPTH,
-                        error=ModelFileError, fix="Fix: re-save the model with model.save('NAME.keras'), or re-run "
-                                                  "`tf-nvm train`.")
-    allowed = _allowed_classes()
-    stack = [(config, "config.json", None, 0)]
-    while stack:
-        node, where, layer, depth = stack.pop()
-        if depth > MAX_CONFIG_DEPTH:
-            raise ModelFileError(f"model file {path!r}: config.json nests deeper than {MAX_CONFIG_DEPTH} levels at "
-                                 f"{where[:200]}; a tf_nvm model nests about 15. {fix}")
-        if isinstance(node, list):
-            stack.extend((value, f"{where}[{i}]", layer, depth + 1) for i, value in enumerate(node))
-            continue
-        if not isinstance(node, dict):
-            continue
-        if "class_name" in node:
-            inner = node.get("config")
-            if isinstance(inner, dict) and isinstance(inner.get("name"), str):
-                layer = inner["name"]
-            problem = _refusal(node, allowed)
-            if problem is None and isinstance(inner, dict) and "function_type" in inner:
-                problem = f"a {node.get('class_name')} with function_type {inner['function_type']!r}"
-            if problem is not None:
-                raise ModelFileError(
-                    f"model file {path!r}: layer {layer!r} ({where[:200]}) holds {problem[:400]}; tf_nvm loads "
-                    "only layers, functions and objects of the Keras and tf_nvm registries (and tfmot's quantize "
-                    f"wrappers) and refuses it before Keras reads the file. {fix}")
-        for key, value in node.items():
-            if key == "compile_config" and not compile:
-                continue
-            stack.append((value, f"{where}.{key}", layer, depth + 1))
-
-
-@contextlib.contextmanager
-def _removing_extraction_folders():
-    """Removes the folders tf_keras extracts a ``.keras`` zip into, whatever the outcome of the load.
-
-    tf_keras (``saving_lib.DiskIOStore``) extracts an archive of more than three
-    members into a ``tempfile.mkdtemp()`` folder and removes it only when the load
-    succeeds: each failed load left a folder as large as the archive's members in
-    ``$TMPDIR``. The folders it creates (``saving_lib.get_temp_dir``) are recorded
-    here and removed afterwards; nothing else in ``$TMPDIR`` is touched.
-    """
-    saving_lib = importlib.import_module("tf_keras.src.saving.saving_lib")
-    original = getattr(saving_lib, "get_temp_dir", None)
-    made = []
-
-    def tracked():
-        folder = original()
-        made.append(folder)
-        return folder
-
-    if original is not None:
-        saving_lib.get_temp_dir = tracked
-    try:
-        yield made
-    finally:
-        if original is not None:
-            saving_lib.get_temp_dir = original
-        for folder in made:
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def load_model(path, compile=True, *, trusted=False):
-    """Loads a saved NVM model with no extra arguments, safely.
-
-    By default only a ``.keras`` zip is accepted (`check_keras_file`), its
-    ``config.json`` is checked before Keras reads it (`check_keras_config`: every
-    ``Lambda`` and every class or function outside the Keras and tf_nvm
-    registries is refused) and it is loaded with Keras ``safe_mode=True``. The
-    folder tf_keras extracts the archive into is removed whatever the outcome.
-
-    Args:
-        path: ``.keras`` file written by ``model.save``.
-        compile: restore the optimizer/loss as saved.
-        trusted: opt-in for files you trust: also accept SavedModel folders and
-            ``.h5`` files and load with ``safe_mode=False`` (code inside the file
-            may run). Default False.
-
-    Returns:
-        the tf_keras model.
-
-    Raises:
-        ModelFileError: not a ``.keras`` zip, damaged, too large, or holding
-            code that ``safe_mode`` refuses (the message says which and the fix).
-        PrecisionError: a mixed-precision global policy (`tf_nvm.keras.precision.require_float32`).
-    """
-    path = os.fspath(path)
-    if not trusted:
-        check_keras_file(path)
-        check_keras_config(path, compile=compile)
-    require_float32("load_model")  # no mixed-precision policy; TF32 off
-    try:
-        with quantize_scope(custom_objects()), _removing_extraction_folders():
-            return keras.models.load_model(path, custom_objects=custom_objects(), compile=compile,
-                                           safe_mode=not trusted)
-    except (ModelFileError, PrecisionError):
-        raise
-    except Exception as err:  # Keras raises ValueError/TypeError/KeyError/OSError for damaged or unsafe files
-        text = str(err)
-        if "safe_mode" in text or "Lambda" in text:
-            raise ModelFileError(
-                f"model file {path!r} holds serialised Python code (e.g. a Lambda layer), which tf_nvm refuses to "
-                f"run while loading (Keras safe_mode): {text[:300]}. Fix: rebuild the model without Lambda layers, "
-                "or call tf_nvm.load_model(path, trusted=True) only for a file you trust.") from None
-        raise ModelFileError(f"model file {path!r} could not be loaded: {type(err).__name__}: {text[:300]}. "
-                             "Fix: re-save the model with model.save('NAME.keras'), or re-run `tf-nvm train`.") \
-            from None

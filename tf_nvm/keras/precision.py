@@ -23,6 +23,7 @@ built, so an NVM layer made under another policy is refused too.
 """
 
 import warnings
+from typing import Any
 
 from tf_nvm.keras.backend import keras, tf
 from tf_nvm.core.errors import PrecisionError, TensorFloat32Warning
@@ -32,23 +33,24 @@ __all__ = ["require_float32", "check_layer_float32", "TF32_SETTING"]
 TF32_SETTING = "tf.config.experimental.enable_tensor_float_32_execution"
 """TensorFlow's TF32 switch, named in every message."""
 
-def _policy_name(policy):
+def _policy_name(policy: Any) -> str:
     return getattr(policy, "name", str(policy))
 
 
-def _is_float32(policy):
+def _is_float32(policy: Any) -> bool:
     return getattr(policy, "compute_dtype", "float32") == "float32" and \
         getattr(policy, "variable_dtype", "float32") == "float32"
 
 
-def check_layer_float32(layer, owner):
+def check_layer_float32(layer: keras.layers.Layer, owner: str) -> None:
     """Raises `PrecisionError` when ``layer`` (or the layer a quantize wrapper holds) does not compute in float32.
 
     Args:
         layer: a tf_keras layer.
         owner: the function named in the message.
     """
-    for inner in (layer, getattr(layer, "layer", None)):
+    wrapped: Any = getattr(layer, "layer", None)  # the layer a quantize wrapper holds, or None
+    for inner in (layer, wrapped):
         policy = getattr(inner, "dtype_policy", None)
         if policy is not None and not _is_float32(policy):
             raise PrecisionError(
@@ -59,7 +61,7 @@ def check_layer_float32(layer, owner):
                 "keras.mixed_precision.set_global_policy('float32').")
 
 
-def require_float32(owner, model=None):
+def require_float32(owner: str, model: keras.Model | None = None) -> None:
     """Makes sure NVM arithmetic is exact float32: no mixed-precision policy, TF32 off.
 
     Args:

@@ -9,6 +9,7 @@ tfmot's ``quantize_apply`` and tf_nvm's own `NVMQuantizeScheme`.
 
 import math
 import warnings
+from typing import Any, Callable
 
 import numpy as np
 
@@ -16,14 +17,14 @@ from tf_nvm.keras.backend import QuantizeLayer, QuantizeWrapper, is_functional, 
 from tf_nvm.keras.constraints import NVMKernelConstraint
 from tf_nvm.core.errors import (InputRangeWarning, InvalidWeightsError, NonInhibitingCrossbarWarning, SpecError,
                            UnsupportedLayerError, ZeroCodesWarning)
-from tf_nvm.keras.graph import activation_name, layer_graph
+from tf_nvm.keras.graph import LayerNode, activation_name, layer_graph
 from tf_nvm.keras.nvm_model import check_fixed_input_shape, crossbar_variables, nonfinite_weights, nvm_layers
 from tf_nvm.keras.precision import require_float32
 from tf_nvm.keras.quantize_configs import config_for, grid_input_layers, is_crossbar, rule_for
 from tf_nvm.keras.scheme import NVMQuantizeScheme
 from tf_nvm.keras.serialization import custom_objects
 from tf_nvm.keras.sign_split import blind_crossbars, can_feed_both_signs, feed_both_signs
-from tf_nvm.core.spec import INITS, SIGN_SPLITS, resolve_spec
+from tf_nvm.core.spec import INITS, SIGN_SPLITS, NVMSpec, resolve_spec
 
 __all__ = ["quantize_model", "calibrate_scale", "check_input_range", "INITS", "SIGN_SPLITS", "CLIPPED_WARN_FRACTION"]
 
@@ -33,7 +34,7 @@ CLIPPED_WARN_FRACTION = 1e-3
 
 
 # --------------------------------------------------------------------- helpers
-def _warn_non_inhibiting(layers):
+def _warn_non_inhibiting(layers: list[keras.layers.Layer]) -> None:
     """One warning listing the unipolar crossbars whose inputs are all non-negative (``layers``), if any."""
     if not layers:
         return
@@ -49,7 +50,8 @@ def _warn_non_inhibiting(layers):
         NonInhibitingCrossbarWarning, stacklevel=3)
 
 
-def check_input_range(x, spec, owner="quantize_model"):
+def check_input_range(x: np.ndarray | list[np.ndarray] | tuple[np.ndarray, ...], spec: NVMSpec,
+                      owner: str = "quantize_model") -> float:
     """Warns when model inputs lie outside the one shared activation range (they are clipped to it).
 
     The model input is quantized on the shared range ``[-A, A*127/128]`` like every activation: a value
@@ -83,7 +85,7 @@ def check_input_range(x, spec, owner="quantize_model"):
     return fraction
 
 
-def _check_weights_finite(model):
+def _check_weights_finite(model: keras.Model) -> None:
     for layer, weight, bad, size in nonfinite_weights(model)[:1]:
         raise InvalidWeightsError(
             f"layer {layer!r} weight {weight!r} holds {bad} NaN/infinite value(s) of {size}; quantize_model needs "
@@ -91,7 +93,7 @@ def _check_weights_finite(model):
             "for NaN) before quantizing.")
 
 
-def calibrate_scale(model, spec):
+def calibrate_scale(model: keras.Model, spec: NVMSpec) -> float:
     """The one shared weight scale calibrated from a float model's kernels.
 
     For each crossbar layer l, ``s_l = max|W_l| / max(|code_min|, code_max)`` maps
@@ -119,7 +121,7 @@ def calibrate_scale(model, spec):
     return float(math.exp(sum(logs) / len(logs)))
 
 
-def _to_functional(model):
+def _to_functional(model: keras.Model) -> keras.Model:
     if isinstance(model, keras.Sequential):
         inputs = keras.Input(batch_shape=model.input_shape, dtype=model.inputs[0].dtype)
         x = inputs
@@ -130,7 +132,8 @@ def _to_functional(model):
 
 
 # ---------------------------------------------------------------- public API
-def quantize_model(model, spec, *, init="keep", sign_split=None, calibration_data=None):
+def quantize_model(model: keras.Model, spec: NVMSpec | str | dict[str, Any], *, init: str = "keep",
+                   sign_split: str | None = None, calibration_data: Any = None) -> keras.Model:
     """Returns an NVM copy of a float tf_keras model, ready for ``compile``/``fit``.
 
     Every crossbar layer (Dense, Conv1D, Conv2D, DepthwiseConv2D) gets its kernel
@@ -192,7 +195,30 @@ def quantize_model(model, spec, *, init="keep", sign_split=None, calibration_dat
             non-float32 dtype (`tf_nvm.keras.precision.require_float32`; TF32 is turned off, with a warning
             when it was on).
     """
-    spec = resolve_spec(spec, owner="quantize_model")
+    resolved: NVMSpec = resolve_spec(spec, owner="quantize_model")
+    _check_options(init, sign_split)
+    _check_model(model)
+    model = _to_functional(model)
+    nodes = layer_graph(model)
+    _check_layers(nodes)
+    _check_weights_finite(model)
+    if calibration_data is not None:
+        check_input_range(calibration_data, resolved)
+    split, blind = _sign_split_plan(model, resolved, sign_split)
+    _warn_non_inhibiting(blind)
+    model = feed_both_signs(model, split=[layer.name for layer in split], separate_softmax=_softmax_crossbars(nodes),
+                            kernels="initializer" if init == "device" else "split")
+    if resolved.weight_scale is None:  # on the kernels the crossbars will hold (after a sign split)
+        resolved = resolved.with_weight_scale(calibrate_scale(model, resolved))
+    nvm = _apply_tfmot(model, resolved)
+    _init_kernels(nvm, resolved, init)
+    _warn_zero_layers(nvm, resolved)
+    return nvm
+
+
+# ------------------------------------------------------- the steps of quantize_model
+def _check_options(init: str, sign_split: str | None) -> None:
+    """Refuses an ``init`` outside `INITS` or a ``sign_split`` outside `SIGN_SPLITS` (`SpecError`)."""
     if init not in INITS:
         raise SpecError(f"quantize_model: init must be one of {list(INITS)}, got {init!r}. Fix: pass "
                         "init='keep' (snap trained float weights) or init='device' (spread codes, for training).")
@@ -200,6 +226,10 @@ def quantize_model(model, spec, *, init="keep", sign_split=None, calibration_dat
         raise SpecError(f"quantize_model: sign_split must be one of {list(SIGN_SPLITS)}, got {sign_split!r}. Fix: "
                         "pass sign_split='auto' (feed unipolar crossbars that read only non-negative inputs "
                         "[x, -x]) or None (off).")
+
+
+def _check_model(model: Any) -> None:
+    """Refuses anything but a built float32 tf_keras Sequential/Functional model with a fixed input shape."""
     if not isinstance(model, keras.Model) or not is_functional(model):
         raise UnsupportedLayerError(
             f"quantize_model expects a tf_keras Sequential or Functional model, got {type(model).__name__}. "
@@ -211,8 +241,10 @@ def quantize_model(model, spec, *, init="keep", sign_split=None, calibration_dat
             "model.build(input_shape).")
     check_fixed_input_shape(model, UnsupportedLayerError, "quantize_model", "quantized")
     require_float32("quantize_model", model)  # no mixed precision; TF32 off
-    model = _to_functional(model)
-    nodes = layer_graph(model)
+
+
+def _check_layers(nodes: list[LayerNode]) -> None:
+    """Refuses a layer that is quantized already or that `rule_for` does not support (`UnsupportedLayerError`)."""
     for node in nodes:
         layer = node.layer
         if isinstance(layer, (QuantizeWrapper, QuantizeLayer)):
@@ -220,21 +252,45 @@ def quantize_model(model, spec, *, init="keep", sign_split=None, calibration_dat
                 f"layer {layer.name!r} of class {type(layer).__name__} is already quantized. Fix: pass the "
                 "float model to quantize_model, not an NVM model.")
         rule_for(layer)  # raises UnsupportedLayerError with the supported list
-    _check_weights_finite(model)
-    if calibration_data is not None:
-        check_input_range(calibration_data, spec)
+
+
+def _sign_split_plan(model: keras.Model, spec: NVMSpec, sign_split: str | None) -> tuple[list, list]:
+    """(crossbars `feed_both_signs` gives ``[x, -x]``, blind crossbars left as they are) of a unipolar spec."""
     blind = blind_crossbars(model) if spec.unipolar else []
     split = [layer for layer in blind if sign_split == "auto" and can_feed_both_signs(layer)]
-    _warn_non_inhibiting([layer for layer in blind if layer not in split])
-    model = feed_both_signs(model, split=[layer.name for layer in split],
-                            separate_softmax=[node.name for node in nodes
-                                              if is_crossbar(node.layer) and activation_name(node.layer) == "softmax"],
-                            kernels="initializer" if init == "device" else "split")
-    if spec.weight_scale is None:  # on the kernels the crossbars will hold (after a sign split)
-        spec = spec.with_weight_scale(calibrate_scale(model, spec))
+    return split, [layer for layer in blind if layer not in split]
 
+
+def _softmax_crossbars(nodes: list[LayerNode]) -> list[str]:
+    """Names of the crossbar layers with ``activation="softmax"`` (their softmax becomes a separate layer)."""
+    return [node.name for node in nodes if is_crossbar(node.layer) and activation_name(node.layer) == "softmax"]
+
+
+def _apply_tfmot(model: keras.Model, spec: NVMSpec) -> keras.Model:
+    """Annotates every layer of the float ``model``, applies tfmot with `NVMQuantizeScheme`, rebuilds from config.
+
+    Args:
+        model: the float Functional model (after any sign split).
+        spec: resolved `NVMSpec` with its weight scale set.
+
+    Returns:
+        the NVM model, holding the float weights of ``model`` (not yet snapped by `_init_kernels`).
+    """
+    annotate = _annotator(spec, grid_input_layers(layer_graph(model, include_inputs=True)))
+    with quantize_scope(custom_objects()):
+        annotated = keras.models.clone_model(model, clone_function=annotate)
+        annotated.set_weights(model.get_weights())
+        applied = tfmot.quantization.keras.quantize_apply(annotated, scheme=NVMQuantizeScheme(spec))
+        # quantize_apply's model tracks wrapped kernels twice and does not load back from .keras;
+        # a model rebuilt from its config does (stack notes).
+        nvm = keras.Model.from_config(applied.get_config(), custom_objects=custom_objects())
+    nvm.set_weights(applied.get_weights())
+    return nvm
+
+
+def _annotator(spec: NVMSpec, grid_input: set[str]) -> Callable[[keras.layers.Layer], keras.layers.Layer]:
+    """The ``clone_function`` of `_apply_tfmot`: a layer -> its tfmot-annotated clone (kernel constraint set)."""
     constraint = NVMKernelConstraint(spec)
-    grid_input = grid_input_layers(layer_graph(model, include_inputs=True))
 
     def annotate(layer):
         rule = rule_for(layer)
@@ -248,21 +304,12 @@ def quantize_model(model, spec, *, init="keep", sign_split=None, calibration_dat
         return tfmot.quantization.keras.quantize_annotate_layer(
             clone, config_for(layer, spec, grid_input=layer.name in grid_input))
 
-    with quantize_scope(custom_objects()):
-        annotated = keras.models.clone_model(model, clone_function=annotate)
-        annotated.set_weights(model.get_weights())
-        applied = tfmot.quantization.keras.quantize_apply(annotated, scheme=NVMQuantizeScheme(spec))
-        # quantize_apply's model tracks wrapped kernels twice and does not load back from .keras;
-        # a model rebuilt from its config does (stack notes).
-        nvm = keras.Model.from_config(applied.get_config(), custom_objects=custom_objects())
-    nvm.set_weights(applied.get_weights())
-    _init_kernels(nvm, spec, init)
-    _warn_zero_layers(nvm, spec)
-    return nvm
+    return annotate
 
 
-def _warn_zero_layers(nvm, spec):
+def _warn_zero_layers(nvm: keras.Model, spec: NVMSpec) -> None:
     """Warns about each crossbar layer whose device codes are all zero under the one shared scale."""
+    assert spec.weight_scale is not None  # quantize_model calibrated it before the tfmot step
     for layer in nvm_layers(nvm):
         kernel, _ = crossbar_variables(layer)
         peak = float(np.max(np.abs(kernel.numpy()))) if kernel.shape.num_elements() else 0.0
@@ -275,7 +322,9 @@ def _warn_zero_layers(nvm, spec):
                 "weight ranges, or pass a spec with a fixed weight_scale.", ZeroCodesWarning, stacklevel=3)
 
 
-def _init_kernels(nvm, spec, init):
+def _init_kernels(nvm: keras.Model, spec: NVMSpec, init: str) -> None:
+    """Snaps every crossbar kernel of ``nvm`` onto the grid (``init="device"``: rescaled to the top code first)."""
+    assert spec.weight_scale is not None  # quantize_model calibrated it before the tfmot step
     for layer in nvm_layers(nvm):
         kernel, _ = crossbar_variables(layer)
         value = kernel.numpy()

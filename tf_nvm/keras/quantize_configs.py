@@ -24,22 +24,22 @@ name); `config_for(layer, spec)` builds a config.
 """
 
 import dataclasses
-from typing import Callable, Optional
+from typing import Any, Callable
 
 import numpy as np
 
-from tf_nvm.keras.backend import keras, tfmot
-from tf_nvm.keras.digital import (NVMAveragePooling1D, NVMAveragePooling2D, NVMBatchNormalization, NVMGlobalAveragePooling1D,
-                            NVMGlobalAveragePooling2D)
+from tf_nvm.keras.backend import QuantizeConfig, Quantizer, keras
+from tf_nvm.keras.digital import (NVMAveragePooling1D, NVMAveragePooling2D, NVMBatchNormalization,
+                                  NVMGlobalAveragePooling1D, NVMGlobalAveragePooling2D)
 from tf_nvm.core.errors import UnsupportedLayerError
-from tf_nvm.keras.graph import activation_name
+from tf_nvm.keras.graph import LayerNode, activation_name
 from tf_nvm.mapping.ops import DIGITAL_OPS
 from tf_nvm.mapping.types import ACTIVATIONS, CROSSBAR_OPS
 from tf_nvm.keras.quantizers import (NVMActivationQuantizer, NVMBiasQuantizer, NVMCrossbarOutputQuantizer,
                                NVMOnGridQuantizer, NVMWeightQuantizer, ProbabilityQuantizer)
 from tf_nvm.core.registry import Registry
 from tf_nvm.keras.serialization import add_custom_object, register
-from tf_nvm.core.spec import SpecConfigured
+from tf_nvm.core.spec import NVMSpec, SpecConfigured
 
 __all__ = [
     "NVMCrossbarConfig",
@@ -59,26 +59,25 @@ __all__ = [
     "supported_layer_names",
 ]
 
-_QuantizeConfig = tfmot.quantization.keras.QuantizeConfig
 ROLES = ("crossbar", "digital", "probability", "passthrough")
 
 
-class _SpecConfig(SpecConfigured, _QuantizeConfig):
+class _SpecConfig(SpecConfigured, QuantizeConfig):
     """Base: a QuantizeConfig holding one resolved spec."""
 
-    def get_weights_and_quantizers(self, layer):
+    def get_weights_and_quantizers(self, layer: keras.layers.Layer) -> list[tuple[Any, Quantizer]]:
         return []
 
-    def get_activations_and_quantizers(self, layer):
+    def get_activations_and_quantizers(self, layer: keras.layers.Layer) -> list[tuple[Any, Quantizer]]:
         return []
 
-    def set_quantize_weights(self, layer, quantize_weights):
+    def set_quantize_weights(self, layer: keras.layers.Layer, quantize_weights: list[Any]) -> None:
         pass
 
-    def set_quantize_activations(self, layer, quantize_activations):
+    def set_quantize_activations(self, layer: keras.layers.Layer, quantize_activations: list[Any]) -> None:
         pass
 
-    def get_output_quantizers(self, layer):
+    def get_output_quantizers(self, layer: keras.layers.Layer) -> list[Quantizer]:
         return []
 
 
@@ -92,25 +91,25 @@ class NVMCrossbarConfig(_SpecConfig):
             (``"kernel"``, or ``"depthwise_kernel"`` for DepthwiseConv2D).
     """
 
-    def __init__(self, spec, kernel_attr="kernel"):
+    def __init__(self, spec: NVMSpec | dict[str, Any], kernel_attr: str = "kernel") -> None:
         super().__init__(spec)
         self.kernel_attr = kernel_attr
 
-    def _attrs(self, layer):
+    def _attrs(self, layer: keras.layers.Layer) -> list[str]:
         attrs = [self.kernel_attr]
         if getattr(layer, "use_bias", False):
             attrs.append("bias")
         return attrs
 
-    def get_weights_and_quantizers(self, layer):
+    def get_weights_and_quantizers(self, layer: keras.layers.Layer) -> list[tuple[Any, Quantizer]]:
         quantizers = {self.kernel_attr: NVMWeightQuantizer(self.spec), "bias": NVMBiasQuantizer(self.spec)}
         return [(getattr(layer, a), quantizers[a]) for a in self._attrs(layer)]
 
-    def set_quantize_weights(self, layer, quantize_weights):
+    def set_quantize_weights(self, layer: keras.layers.Layer, quantize_weights: list[Any]) -> None:
         for attr, value in zip(self._attrs(layer), quantize_weights):
             setattr(layer, attr, value)
 
-    def get_output_quantizers(self, layer):
+    def get_output_quantizers(self, layer: keras.layers.Layer) -> list[Quantizer]:
         # Linear/ReLU outputs are requantized from the exact integer accumulator, as the runtime does
         # (bit-exact in LiteRT); other activations keep the plain grid rounding.
         if activation_name(layer) in (None, "linear", "relu"):
@@ -118,7 +117,7 @@ class NVMCrossbarConfig(_SpecConfig):
             return [NVMCrossbarOutputQuantizer(self.spec, fully_connected=isinstance(layer, keras.layers.Dense))]
         return [NVMActivationQuantizer(self.spec)]
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"spec": self.spec.to_dict(), "kernel_attr": self.kernel_attr}
 
 
@@ -126,7 +125,7 @@ class NVMCrossbarConfig(_SpecConfig):
 class NVMDigitalConfig(_SpecConfig):
     """A digital step: output on the shared activation range."""
 
-    def get_output_quantizers(self, layer):
+    def get_output_quantizers(self, layer: keras.layers.Layer) -> list[Quantizer]:
         return [NVMActivationQuantizer(self.spec)]
 
 
@@ -134,7 +133,7 @@ class NVMDigitalConfig(_SpecConfig):
 class NVMOnGridConfig(NVMDigitalConfig):
     """A digital step that maps on-grid inputs to on-grid outputs (ReLU): `NVMOnGridQuantizer` output."""
 
-    def get_output_quantizers(self, layer):
+    def get_output_quantizers(self, layer: keras.layers.Layer) -> list[Quantizer]:
         return [NVMOnGridQuantizer(self.spec)]
 
 
@@ -142,7 +141,7 @@ class NVMOnGridConfig(NVMDigitalConfig):
 class NVMProbabilityConfig(_SpecConfig):
     """A softmax: output on [0, 255/256] (TFLite's int8 softmax range)."""
 
-    def get_output_quantizers(self, layer):
+    def get_output_quantizers(self, layer: keras.layers.Layer) -> list[Quantizer]:
         return [ProbabilityQuantizer(self.spec)]
 
 
@@ -182,10 +181,10 @@ class LayerRule:
     role: str
     kernel_attr: str = "kernel"
     constraint_arg: str = "kernel_constraint"
-    ops: tuple = ()
-    replace_with: Optional[type] = None
-    check: Optional[Callable] = None
-    adapter: Optional[Callable] = None
+    ops: tuple[str, ...] = ()
+    replace_with: type | None = None
+    check: Callable[[Any], str | None] | None = None
+    adapter: Callable[..., tuple[str, dict[str, Any], dict[str, Any]]] | None = None
 
 
 LAYER_RULES = Registry("layer rule", error=UnsupportedLayerError,
@@ -201,8 +200,10 @@ _CONFIG_BY_ROLE = {
 }
 
 
-def register_layer(layer_class, role, kernel_attr="kernel", constraint_arg="kernel_constraint", *, ops=(),
-                   replace_with=None, check=None, adapter=None):
+def register_layer(layer_class: type, role: str, kernel_attr: str = "kernel",
+                   constraint_arg: str = "kernel_constraint", *, ops: tuple[str, ...] = (),
+                   replace_with: type | None = None, check: Callable[[Any], str | None] | None = None,
+                   adapter: Callable[..., tuple[str, dict[str, Any], dict[str, Any]]] | None = None) -> LayerRule:
     """Adds a Keras layer class to `LAYER_RULES` (the contract: docs/layers.md).
 
     Args:
@@ -248,13 +249,13 @@ def register_layer(layer_class, role, kernel_attr="kernel", constraint_arg="kern
 
 
 # ------------------------------------------------ option checks (what the exporter maps)
-def _channels_last(layer):
+def _channels_last(layer: Any) -> str | None:
     if getattr(layer, "data_format", "channels_last") != "channels_last":
         return f"data_format={layer.data_format!r} (only 'channels_last' is mapped)"
     return None
 
 
-def _conv_options(layer):
+def _conv_options(layer: Any) -> str | None:
     if activation_name(layer) not in (None, "softmax") + ACTIVATIONS:  # softmax: quantize_model splits it off
         return (f"activation={activation_name(layer)!r} on a crossbar layer (only {list(ACTIVATIONS)} are mapped, "
                 "and softmax as a separate layer; put other activations in a separate layer)")
@@ -265,26 +266,26 @@ def _conv_options(layer):
     return _channels_last(layer)
 
 
-def _relu_options(layer):
+def _relu_options(layer: Any) -> str | None:
     if layer.max_value is not None or float(layer.negative_slope) != 0 or float(layer.threshold) != 0:
         return "max_value, negative_slope or threshold (only a plain ReLU is mapped)"
     return None
 
 
-def _activation_options(layer):
+def _activation_options(layer: Any) -> str | None:
     if activation_name(layer) not in ("relu", "linear", "softmax"):
         return f"activation {activation_name(layer)!r} (relu, linear and softmax are mapped)"
     return None
 
 
-def _axis_options(layer):
+def _axis_options(layer: Any) -> str | None:
     axes = np.atleast_1d(layer.axis)
     if axes.size != 1 or int(axes[0]) == 0:
         return f"axis={layer.axis!r} (one axis, not the batch axis, is mapped)"
     return None
 
 
-def _rescaling_options(layer):
+def _rescaling_options(layer: Any) -> str | None:
     if np.size(layer.scale) != 1 or np.size(layer.offset) != 1:
         return "a non-scalar scale or offset (scalars are mapped)"
     scale, offset = float(np.ravel(layer.scale)[0]), float(np.ravel(layer.offset)[0])
@@ -296,7 +297,7 @@ def _rescaling_options(layer):
     return None
 
 
-def _global_pool_options(layer):
+def _global_pool_options(layer: Any) -> str | None:
     if getattr(layer, "keepdims", False):
         return "keepdims=True (only keepdims=False is mapped)"
     return _channels_last(layer)
@@ -349,12 +350,12 @@ for _cls, _needs in (
     REFUSED_LAYERS.register(_cls.__name__, _needs)
 
 
-def supported_layer_names():
+def supported_layer_names() -> list[str]:
     """Sorted names of the supported Keras layer classes."""
     return LAYER_RULES.names()
 
 
-def rule_for(layer):
+def rule_for(layer: keras.layers.Layer) -> LayerRule:
     """Returns the `LayerRule` of ``layer``.
 
     A crossbar layer with ``activation="softmax"`` is a crossbar: `tf_nvm.quantize_model` makes it a
@@ -384,7 +385,7 @@ def rule_for(layer):
     return rule
 
 
-def is_crossbar(layer):
+def is_crossbar(layer: keras.layers.Layer) -> bool:
     """True when ``layer`` is a supported crossbar layer (`rule_for` gives it the ``crossbar`` role)."""
     try:
         return rule_for(layer).role == "crossbar"
@@ -392,7 +393,7 @@ def is_crossbar(layer):
         return False
 
 
-def config_for(layer, spec, grid_input=False):
+def config_for(layer: keras.layers.Layer, spec: NVMSpec, grid_input: bool = False) -> QuantizeConfig:
     """Builds the QuantizeConfig for ``layer`` on the resolved ``spec``.
 
     Args:
@@ -409,7 +410,7 @@ def config_for(layer, spec, grid_input=False):
     return _CONFIG_BY_ROLE[rule.role](spec)
 
 
-def _maps_grid_to_grid(layer):
+def _maps_grid_to_grid(layer: keras.layers.Layer) -> bool:
     """A plain ReLU (no slope, threshold or cap) or ``Activation("relu")``: grid values in, grid values out."""
     if type(layer) is keras.layers.ReLU:
         return not layer.negative_slope and not layer.threshold and layer.max_value is None
@@ -420,7 +421,7 @@ _SCALING_PASSTHROUGH = (keras.layers.Dropout, keras.layers.SpatialDropout1D, ker
 """Passthrough layers that move values off the grid while training (dropout scales by 1 / (1 - rate))."""
 
 
-def grid_input_layers(nodes):
+def grid_input_layers(nodes: list[LayerNode]) -> set[str]:
     """Names of the layers every input of which surely lies on the shared activation grid, in training too.
 
     On the grid: the model inputs (the scheme quantizes them), every output of a crossbar or digital
@@ -433,7 +434,8 @@ def grid_input_layers(nodes):
     Returns:
         set of layer names.
     """
-    on_grid, found = {}, set()
+    on_grid: dict[str, bool] = {}
+    found: set[str] = set()
     for node in nodes:
         layer = node.layer
         inputs = bool(node.inputs) and all(on_grid.get(name, False) for name in node.inputs)

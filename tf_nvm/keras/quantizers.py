@@ -53,10 +53,11 @@ traced): models already traced by ``model.predict`` keep the mode of that trace.
 """
 
 import math
+from typing import Any, Callable
 
 import numpy as np
 
-from tf_nvm.keras.backend import smart_cond, tf, tfmot
+from tf_nvm.keras.backend import Quantizer, smart_cond, tf
 from tf_nvm.keras.fixed_point import (
     multiply_by_quantized_multiplier,
     multiply_by_quantized_multiplier_single_rounding,
@@ -66,7 +67,7 @@ from tf_nvm.core.grid import code_multiplier
 from tf_nvm.core.modes import converter_weight_limit, in_converter_graph, runtime_for, training_perturbation
 from tf_nvm.keras.precision import check_layer_float32
 from tf_nvm.keras.serialization import register
-from tf_nvm.core.spec import SpecConfigured
+from tf_nvm.core.spec import NVMSpec, SpecConfigured
 
 __all__ = [
     "NVMWeightQuantizer",
@@ -79,10 +80,7 @@ __all__ = [
     "round_to_activation_grid",
 ]
 
-_Quantizer = tfmot.quantization.keras.quantizers.Quantizer
-
-
-def round_to_activation_grid(inputs, spec):
+def round_to_activation_grid(inputs: tf.Tensor, spec: NVMSpec) -> tf.Tensor:
     """Clips to ``[-A, A*127/128]`` and rounds to the grid step A/128, ties to even (STE).
 
     Args:
@@ -103,12 +101,12 @@ def round_to_activation_grid(inputs, spec):
     return clipped + tf.stop_gradient(tf.round(clipped / step) * step - clipped)
 
 
-def _power_of_two(value):
+def _power_of_two(value: float) -> bool:
     mantissa, _ = math.frexp(float(value))
     return value > 0 and mantissa == 0.5 and float(np.float32(value)) == float(value)
 
 
-def _exact_fake_quant_range(low, high):
+def _exact_fake_quant_range(low: float, high: float) -> bool:
     """True when ``fake_quant`` (8 bits) nudges ``[low, high]`` to itself: ``-128 u, 127 u``, ``u`` a power of two."""
     unit = (high - low) / 255.0
     return _power_of_two(unit) and low == -128.0 * unit and high == 127.0 * unit
@@ -118,7 +116,7 @@ _MAGIC = 1.5 * 2.0 ** 23
 """Adding it to a float32 x with |x| <= 2^22 rounds x to an integer (ties to even): ulp(x + 1.5 * 2^23) = 1."""
 
 
-def _grid_codes(values, unit):
+def _grid_codes(values: tf.Tensor, unit: float) -> tf.Tensor:
     """int32 ``round_half_even(values / unit)`` for float32 ``|values| <= 2^22 unit``, ``unit`` a power of two.
 
     One float add and one integer subtraction instead of divide, round, multiply: ``values + 1.5 * 2^23 * unit``
@@ -139,7 +137,8 @@ def _grid_codes(values, unit):
     return tf.bitcast(values + magic, tf.int32) - int(magic.view(np.int32))
 
 
-def _with_clip_gradient(inputs, low, high, forward):
+def _with_clip_gradient(inputs: tf.Tensor, low: float, high: float,
+                        forward: Callable[[tf.Tensor], tf.Tensor]) -> tf.Tensor:
     """``forward(inputs)`` whose gradient is that of ``tf.clip_by_value(inputs, low, high)``.
 
     The straight-through estimator without computing the clipped tensor and the ``x + stop_gradient(q - x)``
@@ -165,7 +164,7 @@ def _with_clip_gradient(inputs, low, high, forward):
     return straight_through(inputs)
 
 
-def snap_to_codes(weights, spec):
+def snap_to_codes(weights: tf.Tensor | np.ndarray, spec: NVMSpec) -> tf.Tensor:
     """Integer device codes of float ``weights`` on the spec's shared scale.
 
     Args:
@@ -180,10 +179,10 @@ def snap_to_codes(weights, spec):
     return tf.clip_by_value(tf.round(weights * code_multiplier(spec.weight_scale)), spec.code_min, spec.code_max)
 
 
-class _SpecQuantizer(SpecConfigured, _Quantizer):
+class _SpecQuantizer(SpecConfigured, Quantizer):
     """Base: a quantizer configured by one resolved `NVMSpec` and nothing else (no variables)."""
 
-    def build(self, tensor_shape, name, layer):
+    def build(self, tensor_shape: tf.TensorShape, name: str, layer: Any) -> dict[str, tf.Variable]:
         check_layer_float32(layer, f"{type(self).__name__} of layer {layer.name!r}")  # exact float32 only
         return {}
 
@@ -192,7 +191,7 @@ class _SpecQuantizer(SpecConfigured, _Quantizer):
 class NVMWeightQuantizer(_SpecQuantizer):
     """Snaps a kernel to ``code * s`` with device codes in the spec's code range."""
 
-    def __call__(self, inputs, training, weights, **kwargs):
+    def __call__(self, inputs: tf.Tensor, training: Any, weights: dict[str, tf.Variable], **kwargs: Any) -> tf.Tensor:
         codes = snap_to_codes(inputs, self.spec)
         perturbation = training_perturbation()
         if perturbation is not None and getattr(perturbation, "inference", False):
@@ -205,7 +204,7 @@ class NVMWeightQuantizer(_SpecQuantizer):
                               lambda: self._snapped(inputs, codes))
         return self._snapped(inputs, codes)
 
-    def _snapped(self, inputs, codes):
+    def _snapped(self, inputs: tf.Tensor, codes: tf.Tensor) -> tf.Tensor:
         s = self.spec.weight_scale
         ste = inputs + tf.stop_gradient(codes * s - inputs)
         limit = converter_weight_limit()
@@ -213,7 +212,7 @@ class NVMWeightQuantizer(_SpecQuantizer):
             ste, min=tf.constant(-limit * s), max=tf.constant(limit * s), num_bits=8 if limit == 127 else 4,
             narrow_range=True)
 
-    def _perturbed(self, inputs, codes, perturbation):
+    def _perturbed(self, inputs: tf.Tensor, codes: tf.Tensor, perturbation: Any) -> tf.Tensor:
         noisy = tf.stop_gradient(perturbation.perturb(codes, self.spec)) * self.spec.weight_scale
         return inputs + tf.stop_gradient(noisy - inputs)
 
@@ -226,7 +225,7 @@ class NVMBiasQuantizer(_SpecQuantizer):
     `tf_nvm.weight_codes` reads them.
     """
 
-    def __call__(self, inputs, training, weights, **kwargs):
+    def __call__(self, inputs: tf.Tensor, training: Any, weights: dict[str, tf.Variable], **kwargs: Any) -> tf.Tensor:
         step = self.spec.activation_step * self.spec.weight_scale
         units = tf.round(inputs * code_multiplier(step))
         return inputs + tf.stop_gradient(units * step - inputs)
@@ -239,7 +238,7 @@ class NVMActivationQuantizer(_SpecQuantizer):
     Emits ``fake_quant_with_min_max_vars`` inside `converter_graph()`.
     """
 
-    def __call__(self, inputs, training, weights, **kwargs):
+    def __call__(self, inputs: tf.Tensor, training: Any, weights: dict[str, tf.Variable], **kwargs: Any) -> tf.Tensor:
         if in_converter_graph():
             return tf.quantization.fake_quant_with_min_max_vars(
                 inputs, min=tf.constant(self.spec.activation_min), max=tf.constant(self.spec.activation_max),
@@ -258,7 +257,7 @@ class NVMOnGridQuantizer(_SpecQuantizer):
     ``fake_quant_with_min_max_vars`` as `NVMActivationQuantizer`, so the TFLite export is unchanged.
     """
 
-    def __call__(self, inputs, training, weights, **kwargs):
+    def __call__(self, inputs: tf.Tensor, training: Any, weights: dict[str, tf.Variable], **kwargs: Any) -> tf.Tensor:
         if in_converter_graph():
             return NVMActivationQuantizer(self.spec)(inputs, training, weights, **kwargs)
         return inputs
@@ -290,14 +289,14 @@ class NVMCrossbarOutputQuantizer(_SpecQuantizer):
             Dense layer; `NVMCrossbarConfig` passes it).
     """
 
-    def __init__(self, spec, fully_connected=False):
+    def __init__(self, spec: NVMSpec | dict[str, Any], fully_connected: bool = False) -> None:
         super().__init__(spec)
         self.fully_connected = bool(fully_connected)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "fully_connected": self.fully_connected}
 
-    def __call__(self, inputs, training, weights, **kwargs):
+    def __call__(self, inputs: tf.Tensor, training: Any, weights: dict[str, tf.Variable], **kwargs: Any) -> tf.Tensor:
         spec = self.spec
         if in_converter_graph():
             return tf.quantization.fake_quant_with_min_max_vars(
@@ -324,7 +323,7 @@ class NVMCrossbarOutputQuantizer(_SpecQuantizer):
             codes = tf.clip_by_value(tf.round(acc * scale), -128.0, 127.0)
         return codes * step + (clipped - tf.stop_gradient(clipped))
 
-    def _litert_codes(self, inputs):
+    def _litert_codes(self, inputs: tf.Tensor) -> tf.Tensor:
         """The forward value of the default (LiteRT) mode in fewer ops: the same float32 numbers.
 
         ``acc`` as above; bounding it to +-2^23 is skipped when ``2^23 s >= 128`` (every bounded value
@@ -351,6 +350,6 @@ class ProbabilityQuantizer(_SpecQuantizer):
     A digital output step, the one tensor that is not on the shared range.
     """
 
-    def __call__(self, inputs, training, weights, **kwargs):
+    def __call__(self, inputs: tf.Tensor, training: Any, weights: dict[str, tf.Variable], **kwargs: Any) -> tf.Tensor:
         return tf.quantization.fake_quant_with_min_max_vars(
             inputs, min=tf.constant(0.0), max=tf.constant(255.0 / 256.0), num_bits=8, narrow_range=False)

@@ -8,14 +8,17 @@ explicitly) and its layout transform only adds one input quantizer on the
 shared activation range after each model input.
 """
 
-from tf_nvm.keras.backend import QuantizeLayer, model_transformer, serialize_layer, tfmot, transforms
+from typing import Any
+
+from tf_nvm.core.spec import NVMSpec
+from tf_nvm.keras.backend import (QuantizeConfig, QuantizeLayer, keras, model_transformer, serialize_layer, tfmot,
+                                  transforms)
 from tf_nvm.core.errors import UnsupportedLayerError
 from tf_nvm.keras.quantize_configs import config_for
 from tf_nvm.keras.quantizers import NVMActivationQuantizer
 from tf_nvm.keras.serialization import custom_objects
 
 __all__ = ["NVMQuantizeScheme"]
-
 
 
 class _InputQuantize(transforms.Transform):
@@ -50,14 +53,14 @@ class _NVMRegistry(tfmot.quantization.keras.QuantizeRegistry):
     def __init__(self, spec):
         self.spec = spec
 
-    def supports(self, layer):
+    def supports(self, layer: keras.layers.Layer) -> bool:
         try:
             config_for(layer, self.spec)
         except UnsupportedLayerError:
             return False
         return True
 
-    def get_quantize_config(self, layer):
+    def get_quantize_config(self, layer: keras.layers.Layer) -> QuantizeConfig:
         return config_for(layer, self.spec)
 
 
@@ -68,11 +71,13 @@ class NVMQuantizeScheme(tfmot.quantization.keras.QuantizeScheme):
         spec: resolved `NVMSpec`.
     """
 
-    def __init__(self, spec):
+    def __init__(self, spec: NVMSpec) -> None:
         self.spec = spec
 
-    def get_layout_transformer(self):
+    def get_layout_transformer(self) -> Any:
+        """The layout transform adding the shared-range input quantizer after each model input."""
         return _NVMLayoutTransform(self.spec)
 
-    def get_quantize_registry(self):
+    def get_quantize_registry(self) -> Any:
+        """The registry giving each supported layer its `tf_nvm.keras.quantize_configs.config_for` config."""
         return _NVMRegistry(self.spec)

@@ -44,12 +44,13 @@ sum (one rounding more than a single column).
 
 import collections
 import dataclasses
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from tf_nvm.keras.backend import QuantizeWrapper, keras
+from tf_nvm.keras.backend import QuantizeWrapper, keras, tf
 from tf_nvm.core.errors import SpecError, UnsupportedLayerError
-from tf_nvm.keras.graph import activation_name, layer_graph, non_inhibiting_layers, nonnegative_outputs
+from tf_nvm.keras.graph import LayerNode, activation_name, layer_graph, non_inhibiting_layers, nonnegative_outputs
 from tf_nvm.core.modes import converter_weight_limit, folding_sign_split, in_converter_graph
 from tf_nvm.keras.quantize_configs import is_crossbar
 
@@ -97,7 +98,7 @@ def _is_channel_concat(layer, rank):
     return isinstance(layer, keras.layers.Concatenate) and layer.axis in (-1, rank - 1)
 
 
-def sign_split_layers(model, dense=False):
+def sign_split_layers(model: keras.Model, dense: bool = False) -> dict[str, SignSplit]:
     """The convolutions of ``model`` that read ``[t, -t]`` of a non-negative ``t`` (see the module doc).
 
     Args:
@@ -132,7 +133,7 @@ def sign_split_layers(model, dense=False):
     return found
 
 
-def both_signs_depthwise(nodes, unwrap=None):
+def both_signs_depthwise(nodes: list[LayerNode], unwrap: Callable[[Any], Any] | None = None) -> set[str]:
     """The DepthwiseConv2D layers that read ``x`` and are summed with a twin reading ``-x`` (`feed_both_signs`).
 
     Such a layer reads only non-negative inputs by itself, but the ``Add`` of ``dw(x, W+)`` and
@@ -165,7 +166,7 @@ def both_signs_depthwise(nodes, unwrap=None):
     return found
 
 
-def blind_crossbars(model):
+def blind_crossbars(model: keras.Model) -> list[keras.layers.Layer]:
     """The crossbars of ``model`` whose inputs are all non-negative and that no twin gives both signs.
 
     `tf_nvm.keras.graph.non_inhibiting_layers` without the depthwise pairs of `both_signs_depthwise`: under a
@@ -209,8 +210,6 @@ def _fused_convolution(conv, channels):
 def _folded_kernel(conv, kernel, channels):
     """``W+ - W-`` of a converter-graph kernel ``[W+; W-]`` (codes times the shared scale ``s``), in a fake-quant
     over ``[-L s, L s]`` so that the converter stores the code differences on scale ``s``, zero point 0."""
-    from tf_nvm.keras.backend import tf  # noqa: PLC0415
-
     folded = kernel[..., :channels, :] - kernel[..., channels:, :]
     spec = getattr(conv, _SPEC, None)
     if spec is None:  # a float model: no codes to keep
@@ -221,7 +220,7 @@ def _folded_kernel(conv, kernel, channels):
                                                         num_bits=8 if limit == 127 else 4, narrow_range=True)
 
 
-def fuse_sign_split(model):
+def fuse_sign_split(model: keras.Model) -> dict[str, SignSplit]:
     """Makes the ``[t, -t]`` convolutions of ``model`` compute ``conv(t, W+ - W-)`` from ``t`` (module doc).
 
     Each such convolution's Concatenate passes ``t`` on (the ``-t`` half is never built) and the
@@ -275,7 +274,7 @@ def _folding_dense_call(dense, channels):
     return call
 
 
-def fold_dense_sign_split(model):
+def fold_dense_sign_split(model: keras.Model) -> dict[str, SignSplit]:
     """Makes the Dense layers of ``model`` that read ``[t, -t]`` of a non-negative ``t`` fold in the converter graph.
 
     Inside `tf_nvm.core.modes.converter_graph()` and `tf_nvm.core.modes.fold_sign_split()` such a layer computes
@@ -305,7 +304,7 @@ def fold_dense_sign_split(model):
 
 
 # ------------------------------------------------------------------ building [x, -x]
-def can_feed_both_signs(layer):
+def can_feed_both_signs(layer: keras.layers.Layer) -> bool:
     """True when `feed_both_signs` can give ``layer`` both signs of its input.
 
     Dense, Conv1D and Conv2D (one group, channels last) read a ``[x, -x]`` concatenation with twice the kernel
@@ -319,7 +318,7 @@ def can_feed_both_signs(layer):
     return _is_conv(layer)
 
 
-def _unique(taken):
+def _unique(taken: set[str]) -> Callable[[str], str]:
     def fresh(name):
         candidate, i = name, 1
         while candidate in taken:
@@ -336,12 +335,13 @@ def _input_tensor(layer):
                        sparse=config.get("sparse", False), ragged=config.get("ragged", False))
 
 
-def feed_both_signs(model, split=(), separate_softmax=(), kernels="split"):
+def feed_both_signs(model: keras.Model, split: Iterable[str] = (), separate_softmax: Iterable[str] = (),
+                    kernels: str = "split") -> keras.Model:
     """A float copy of ``model`` in which the crossbars ``split`` read both signs of their input.
 
     With ``kernels="split"`` the copy computes the same function in float (up to float rounding): a Dense or
-    convolution in ``split`` reads ``Concatenate(name=f"{name}_pm")([x, Rescaling(-1.0, name=f"{name}_neg")(x)])`` with the
-    kernel ``[max(W, 0); max(-W, 0)]`` (twice the rows); a DepthwiseConv2D ``name`` keeps ``max(W, 0)`` and
+    convolution in ``split`` reads ``Concatenate(name=f"{name}_pm")([x, Rescaling(-1.0, name=f"{name}_neg")(x)])``
+    with the kernel ``[max(W, 0); max(-W, 0)]`` (twice the rows); a DepthwiseConv2D ``name`` keeps ``max(W, 0)`` and
     its bias, and gains ``{name}_neg`` (kernel ``max(-W, 0)``, no bias) on ``Rescaling(-1.0,
     name=f"{name}_neg_input")(x)`` and ``Add(name=f"{name}_sum")``, followed by its activation, if any, as an
     ``Activation`` layer ``{name}_activation`` (module doc). The names are those of the sign-split builders
@@ -373,10 +373,44 @@ def feed_both_signs(model, split=(), separate_softmax=(), kernels="split"):
         raise SpecError(f"feed_both_signs: kernels must be one of {list(SPLIT_KERNELS)}, got {kernels!r}. "
                          "Fix: pass 'split' (same float function) or 'initializer' (fresh kernels, training from "
                          "scratch).")
-    split, separate_softmax = set(split), set(separate_softmax)
-    if not split and not separate_softmax:
+    split_names, softmax_names = set(split), set(separate_softmax)
+    if not split_names and not softmax_names:
         return model
     nodes = layer_graph(model, include_inputs=True)
+    _refuse_shared_layers(model, nodes)
+    copy = _Copy(_unique({node.name for node in nodes}), split_names, softmax_names, kernels)
+    for node in nodes:
+        copy.tensors[node.name] = _copied_node(copy, node)
+    outputs = [copy.tensors[tensor._keras_history.layer.name] for tensor in model.outputs]
+    rebuilt = keras.Model([copy.tensors[name] for name in model.input_names], outputs, name=model.name)
+    for clone, values in copy.weights:
+        clone.set_weights(values)
+    return rebuilt
+
+
+@dataclasses.dataclass
+class _Copy:
+    """The state of one `feed_both_signs` copy.
+
+    Attributes:
+        fresh: name -> an unused layer name (`_unique`).
+        split: names of the crossbars fed ``[x, -x]``.
+        separate_softmax: names of the crossbars whose softmax becomes a layer.
+        kernels: one of `SPLIT_KERNELS`.
+        tensors: layer name of ``model`` -> its output tensor in the copy.
+        weights: (layer of the copy, weights to set), set once the copy is built.
+    """
+
+    fresh: Callable[[str], str]
+    split: set[str]
+    separate_softmax: set[str]
+    kernels: str
+    tensors: dict[str, Any] = dataclasses.field(default_factory=dict)
+    weights: list[tuple[Any, list[np.ndarray]]] = dataclasses.field(default_factory=list)
+
+
+def _refuse_shared_layers(model: keras.Model, nodes: list[LayerNode]) -> None:
+    """Raises `UnsupportedLayerError` naming the layers of ``model`` called more than once."""
     shared = [node.name for node in nodes if node.calls > 1]
     if shared:
         raise UnsupportedLayerError(
@@ -384,48 +418,48 @@ def feed_both_signs(model, split=(), separate_softmax=(), kernels="split"):
             "both signs to crossbars, or move a softmax out of a crossbar, only in models whose layers are each "
             "called once. Fix: give each call its own layer, or build the [x, -x] inputs yourself "
             "(Concatenate()([x, Rescaling(-1.0)(x)])) and quantize without sign_split.")
-    fresh = _unique({node.name for node in nodes})
-    L = keras.layers
-    tensors, weights = {}, []
-    for node in nodes:
-        layer = node.layer
-        if isinstance(layer, L.InputLayer):
-            tensors[node.name] = _input_tensor(layer)
-            continue
-        inputs = [tensors[name] for name in node.inputs]
-        x = inputs[0] if len(inputs) == 1 else inputs
-        config = layer.get_config()
-        softmax = node.name in separate_softmax
-        if softmax:
-            config["activation"] = "linear"
-        if node.name not in split:
-            clone = type(layer).from_config(config)
-            out = clone(x)
-            weights.append((clone, layer.get_weights()))
-        elif not can_feed_both_signs(layer):
-            raise UnsupportedLayerError(
-                f"layer {layer.name!r} of class {type(layer).__name__} cannot be fed both signs [x, -x] by tf_nvm "
-                "(it does Dense, Conv1D/Conv2D with one group and DepthwiseConv2D, channels last). Fix: build "
-                "its [x, -x] input yourself, or use a bipolar spec.")
-        elif type(layer) is L.DepthwiseConv2D:
-            out = _both_signs_depthwise(layer, config, x, fresh, weights, kernels)
-        else:
-            negated = L.Rescaling(-1.0, name=fresh(f"{node.name}_neg"))(x)
-            both = L.Concatenate(name=fresh(f"{node.name}_pm"))([x, negated])
-            clone = type(layer).from_config(config)
-            out = clone(both)
-            kernel, *rest = layer.get_weights()
-            both_kernel = (np.concatenate([np.maximum(kernel, 0), np.maximum(-kernel, 0)], axis=-2)
-                           if kernels == "split" else clone.get_weights()[0])
-            weights.append((clone, [both_kernel, *rest]))
-        if softmax:
-            out = L.Softmax(name=fresh(f"{node.name}_softmax"))(out)
-        tensors[node.name] = out
-    outputs = [tensors[tensor._keras_history.layer.name] for tensor in model.outputs]
-    rebuilt = keras.Model([tensors[name] for name in model.input_names], outputs, name=model.name)
-    for clone, values in weights:
-        clone.set_weights(values)
-    return rebuilt
+
+
+def _copied_node(copy: _Copy, node: LayerNode) -> Any:
+    """The output tensor of ``node``'s layer in the copy (an input, a plain copy, or a crossbar fed both signs)."""
+    layer = node.layer
+    if isinstance(layer, keras.layers.InputLayer):
+        return _input_tensor(layer)
+    inputs = [copy.tensors[name] for name in node.inputs]
+    x = inputs[0] if len(inputs) == 1 else inputs
+    config = layer.get_config()
+    softmax = node.name in copy.separate_softmax
+    if softmax:
+        config["activation"] = "linear"
+    if node.name not in copy.split:
+        clone = type(layer).from_config(config)
+        out = clone(x)
+        copy.weights.append((clone, layer.get_weights()))
+    elif not can_feed_both_signs(layer):
+        raise UnsupportedLayerError(
+            f"layer {layer.name!r} of class {type(layer).__name__} cannot be fed both signs [x, -x] by tf_nvm "
+            "(it does Dense, Conv1D/Conv2D with one group and DepthwiseConv2D, channels last). Fix: build "
+            "its [x, -x] input yourself, or use a bipolar spec.")
+    elif type(layer) is keras.layers.DepthwiseConv2D:
+        out = _both_signs_depthwise(layer, config, x, copy.fresh, copy.weights, copy.kernels)
+    else:
+        out = _both_signs_rows(copy, node.name, layer, config, x)
+    if softmax:
+        out = keras.layers.Softmax(name=copy.fresh(f"{node.name}_softmax"))(out)
+    return out
+
+
+def _both_signs_rows(copy: _Copy, name: str, layer: keras.layers.Layer, config: dict[str, Any], x: Any) -> Any:
+    """A Dense/Conv reading ``Concatenate([x, -x])`` with the kernel ``[max(W, 0); max(-W, 0)]`` (or fresh)."""
+    negated = keras.layers.Rescaling(-1.0, name=copy.fresh(f"{name}_neg"))(x)
+    both = keras.layers.Concatenate(name=copy.fresh(f"{name}_pm"))([x, negated])
+    clone = type(layer).from_config(config)
+    out = clone(both)
+    kernel, *rest = layer.get_weights()
+    both_kernel = (np.concatenate([np.maximum(kernel, 0), np.maximum(-kernel, 0)], axis=-2)
+                   if copy.kernels == "split" else clone.get_weights()[0])
+    copy.weights.append((clone, [both_kernel, *rest]))
+    return out
 
 
 def _both_signs_depthwise(layer, config, x, fresh, weights, kernels):
