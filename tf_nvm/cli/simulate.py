@@ -7,6 +7,7 @@ import re
 import sys
 
 from tf_nvm.core.errors import SimulatorError
+from tf_nvm.core.validate import parse_override
 
 __all__ = ["add_parser", "run", "DATA_HELP", "DATASET_HELP", "SOURCE_HELP", "VARIANT_HELP"]
 
@@ -136,11 +137,8 @@ def argparse_suppress():
 def _setting(text):
     from tf_nvm.simulator import sweep_values  # noqa: PLC0415
 
-    if "=" not in text:
-        raise SimulatorError(f"tf-nvm simulate: setting {text!r} is not KEY=VALUE. Fix: e.g. --set adc.bits=6.")
-    key, value = text.split("=", 1)
-    values = sweep_values(value)
-    return key.strip(), values
+    return parse_override(text, error=SimulatorError, example="adc.bits=6", owner="tf-nvm simulate: ",
+                          convert=lambda raw, _text: sweep_values(raw))
 
 
 def run(args):

@@ -19,10 +19,12 @@ Numpy-free, TensorFlow-free (cost-model layer).
 
 import dataclasses
 import os
+from typing import Any
 
 from tf_nvm.core.errors import CostModelError
-from tf_nvm.core.safe_io import loads_json, read_json
 from tf_nvm.core.registry import Registry
+from tf_nvm.core.safe_io import read_json
+from tf_nvm.core.validate import Field, check_keys, find_problem, is_kind, parse_override, short
 
 __all__ = ["Technology", "TECHNOLOGIES", "get_technology", "load_technology", "apply_settings", "parse_setting",
            "SCHEMA_VERSION", "ARRAY_SIZINGS"]
@@ -224,7 +226,7 @@ class Technology:
                                  f"Fix: write {{\"key\": value, ...}}; {_FIX}.")
         data = dict(data)
         version = data.pop("schema_version", SCHEMA_VERSION)
-        if not isinstance(version, int) or isinstance(version, bool) or version > SCHEMA_VERSION:
+        if not is_kind(version, "int") or version > SCHEMA_VERSION:
             raise CostModelError(f"{where}.schema_version: value {version!r} is not allowed; allowed: an integer <= "
                                  f"{SCHEMA_VERSION}. Fix: write the file with this version of tf_nvm.")
         _check_keys(data, where)
@@ -235,70 +237,57 @@ class Technology:
 ARRAY_SIZINGS = ("fixed", "fit")
 """Values of `Technology.array_sizing`."""
 
-_INTEGERS = {"input_bits_per_cycle": 8, "adc_share_columns": 1 << 20, "digital_lanes": 1 << 20}
-_TABLES = ("adc_bits_table", "adc_energy_pj_table", "adc_area_um2_table")
-_FRACTIONS = ("input_activity",)
-
-
-def _known():
-    return [field.name for field in dataclasses.fields(Technology)]
-
-
-def _check_keys(data, where):
-    unknown = sorted(key for key in data if key not in _known())
-    if unknown:
-        raise CostModelError(f"{where}: unknown key(s) {unknown}; known keys: {_known()}. Fix: use one of the known "
-                             f"keys; {_FIX}.")
-
-
-def _bad(key, value, allowed):
-    raise CostModelError(f"technology.{key}: value {_show(value)} is not allowed; allowed: {allowed}. Fix: pass a value in "
-                         f"that range; {_FIX}.")
-
-
-def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 MAGNITUDE = (1e-12, 1e12)
 """Smallest and largest value of a physical technology constant, in its own unit (pJ, um^2, ns, GHz, V, nm ...):
 every real constant lies far inside; beyond it a product or ratio overflows or underflows (``clock_ghz=5e-324``
 made latencies infinite, an ADC table of 1e300 extrapolated to 0 energy)."""
 
-
-def _plausible(value):
-    """A finite number > 0 within `MAGNITUDE` (an integer of 400 digits included: no OverflowError)."""
-    try:
-        return _is_number(value) and MAGNITUDE[0] <= float(value) <= MAGNITUDE[1]
-    except OverflowError:
-        return False
+_INTEGERS = {"input_bits_per_cycle": 8, "adc_share_columns": 1 << 20, "digital_lanes": 1 << 20}
+_TABLES = ("adc_bits_table", "adc_energy_pj_table", "adc_area_um2_table")
+_PLAUSIBLE = Field("value", "number", minimum=MAGNITUDE[0], maximum=MAGNITUDE[1],
+                   allowed=f"a finite number > 0 within {MAGNITUDE[0]:g}..{MAGNITUDE[1]:g}")
 
 
-def _show(value):
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _field(name: str) -> Field:
+    """The `Field` of technology key ``name`` (every key not named here is a `_PLAUSIBLE` constant)."""
+    if name == "array_sizing":
+        return Field(name, "str", choices=ARRAY_SIZINGS, allowed=str(list(ARRAY_SIZINGS)))
+    if name == "name":
+        return Field(name, "str", min_length=1, allowed="a non-empty string")
+    if name in _INTEGERS:
+        return Field(name, "int", minimum=1, maximum=_INTEGERS[name], allowed=f"an integer in 1..{_INTEGERS[name]}")
+    if name in _TABLES:
+        return Field(name, "list", min_length=1, items=_PLAUSIBLE, allowed="a non-empty list of finite numbers > 0 "
+                     f"within {MAGNITUDE[0]:g}..{MAGNITUDE[1]:g}")
+    if name == "input_activity":
+        return Field(name, "number", minimum=MAGNITUDE[0], maximum=1,
+                     allowed=f"a finite number in (0, 1], at least {MAGNITUDE[0]:g}")
+    return dataclasses.replace(_PLAUSIBLE, name=name)
+
+
+_FIELDS = tuple(_field(field.name) for field in dataclasses.fields(Technology))
+"""The `Field` of every technology key, in declaration order."""
+
+
+def _check_keys(data, where):
+    check_keys(data, [field.name for field in _FIELDS], where=where, error=CostModelError, fix="", message=lambda p: (
+        f"{where}: unknown key(s) {p.value}; known keys: {[field.name for field in _FIELDS]}. Fix: use one of the "
+        f"known keys; {_FIX}."))
+
+
+def _bad(key, value, allowed):
+    raise CostModelError(f"technology.{key}: value {short(value)} is not allowed; allowed: {allowed}. Fix: pass a value "
+                         f"in that range; {_FIX}.")
 
 
 def _validate(tech):
-    for field in dataclasses.fields(tech):
-        key, value = field.name, getattr(tech, field.name)
-        if key == "array_sizing":
-            if value not in ARRAY_SIZINGS:
-                _bad(key, value, list(ARRAY_SIZINGS))
-        elif key == "name":
-            if not isinstance(value, str) or not value:
-                _bad(key, value, "a non-empty string")
-        elif key in _INTEGERS:
-            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= _INTEGERS[key]:
-                _bad(key, value, f"an integer in 1..{_INTEGERS[key]}")
-        elif key in _TABLES:
-            if not isinstance(value, tuple) or not value or not all(_plausible(v) for v in value):
-                _bad(key, value, f"a non-empty list of finite numbers > 0 within {MAGNITUDE[0]:g}..{MAGNITUDE[1]:g}")
-        elif key in _FRACTIONS:
-            if not _plausible(value) or not 0 < value <= 1:
-                _bad(key, value, f"a finite number in (0, 1], at least {MAGNITUDE[0]:g}")
-        elif not _plausible(value):
-            _bad(key, value, f"a finite number > 0 within {MAGNITUDE[0]:g}..{MAGNITUDE[1]:g}")
+    for field in _FIELDS:
+        value = getattr(tech, field.name)
+        if field.kind == "list":  # tables are stored as tuples (from_dict converts JSON lists)
+            if not isinstance(value, tuple) or find_problem(list(value), field, field.name) is not None:
+                _bad(field.name, value, field.describe())
+        elif find_problem(value, field, field.name) is not None:
+            _bad(field.name, value, field.describe())
     bits = tech.adc_bits_table
     if (len(tech.adc_energy_pj_table) != len(bits) or len(tech.adc_area_um2_table) != len(bits)
             or any(int(b) != b for b in bits) or list(bits) != sorted(set(bits))):
@@ -368,17 +357,14 @@ def load_technology(path):
     return Technology.from_dict(data, base=Technology(name="custom"), where=f"technology file {path!r}")
 
 
-def parse_setting(text):
-    """``"key=value"`` -> (key, value); the value is read as JSON (numbers, lists), else kept as a string.
+def parse_setting(text: str) -> tuple[str, Any]:
+    """``"key=value"`` -> (key, value); the value is read as JSON (numbers, lists), else kept as a string
+    (`tf_nvm.core.validate.parse_override`).
 
     Raises:
         CostModelError: no ``=``.
     """
-    if not isinstance(text, str) or "=" not in text:
-        raise CostModelError(f"setting {text!r} is not KEY=VALUE. Fix: e.g. --set adc_share_columns=4.")
-    key, raw = (part.strip() for part in text.split("=", 1))
-    return key, loads_json(raw, where=f"setting {text[:80]!r}", error=CostModelError, text_fallback=True,
-                           fix="Fix: give a JSON number, list or string, e.g. --set adc_share_columns=4.")
+    return parse_override(text, error=CostModelError, example="adc_share_columns=4")
 
 
 def apply_settings(tech, settings):
