@@ -88,7 +88,10 @@ class Field:
         min_length: fewest characters of a ``"str"`` or items of a ``"list"``.
         items: the spec of every item of a ``"list"`` (its ``name`` is unused).
         fields: the specs of the keys of an ``"object"``.
-        extra: an ``"object"`` may hold keys not in ``fields`` (ignored).
+        extra: an ``"object"`` may hold keys not in ``fields`` (ignored unless ``values``).
+        values: the spec of the values of an ``"object"`` used as a dict of names (every key allowed).
+        one_of: alternative specs of an ``"object"`` (e.g. by its ``kind``): the value must satisfy one;
+            ``fields`` are then the keys common to all.
         allowed: what is allowed, in words, for messages (default: derived from the rules).
         doc: what the field means, with units (the JSON Schema's description).
     """
@@ -106,6 +109,8 @@ class Field:
     items: Field | None = None
     fields: tuple[Field, ...] | None = None
     extra: bool = False
+    values: Field | None = None
+    one_of: tuple[Field, ...] | None = None
     allowed: str | None = None
     doc: str = ""
 
@@ -156,8 +161,6 @@ def problem_of(value: Any, field: Field, path: str) -> Problem | None:
     if not is_kind(value, field.kind):
         kind = field.kind + (" or null" if field.nullable else "")
         return Problem(path, value, field, "type", f"expected {kind}, got {short(value)}")
-    if field.choices is not None and value not in field.choices:
-        return Problem(path, value, field, "choice", f"value {short(value)} is not allowed; allowed: {field.describe()}")
     if field.min_length is not None and len(value) < field.min_length:
         return Problem(path, value, field, "range", f"value {short(value)} is shorter than {field.min_length}")
     if field.minimum is not None and (value <= field.minimum if field.exclusive_minimum else value < field.minimum):
@@ -165,6 +168,8 @@ def problem_of(value: Any, field: Field, path: str) -> Problem | None:
         return Problem(path, value, field, "range", f"value {short(value)} {below} the minimum {field.minimum}")
     if field.maximum is not None and value > field.maximum:
         return Problem(path, value, field, "range", f"value {short(value)} is above the maximum {field.maximum}")
+    if field.choices is not None and value not in field.choices:
+        return Problem(path, value, field, "choice", f"value {short(value)} is not allowed; allowed: {field.describe()}")
     return None
 
 
@@ -178,6 +183,13 @@ def find_problem(value: Any, field: Field, path: str) -> Problem | None:
             found = find_problem(item, field.items, f"{path}[{i}]")
             if found is not None:
                 return found
+    if field.kind == "object" and field.values is not None:
+        for key, item in value.items():
+            found = find_problem(item, field.values, f"{path}.{key}")
+            if found is not None:
+                return found
+    if field.kind == "object" and field.one_of is not None:
+        return _one_of_problem(value, field, path)
     if field.kind == "object" and field.fields is not None:
         names = [f.name for f in field.fields]
         unknown = [] if field.extra else sorted((key for key in value if key not in names), key=str)
@@ -193,6 +205,22 @@ def find_problem(value: Any, field: Field, path: str) -> Problem | None:
             if found is not None:
                 return found
     return None
+
+
+def _one_of_problem(value: dict, field: Field, path: str) -> Problem | None:
+    """None if ``value`` satisfies one of ``field.one_of``; else the problem of the first alternative whose
+    single-choice keys (its discriminator, e.g. ``kind``) match, or of the common ``fields``."""
+    problems = []
+    for option in field.one_of or ():
+        found = find_problem(value, option, path)
+        if found is None:
+            return None
+        keyed = [f for f in option.fields or () if f.choices is not None and len(f.choices) == 1]
+        if all(value.get(f.name) == f.choices[0] for f in keyed):  # type: ignore[index]
+            problems.append(found)
+    if problems:
+        return problems[0]
+    return find_problem(value, dataclasses.replace(field, one_of=None), path)
 
 
 MessageFn = Callable[[Problem], str]
@@ -230,6 +258,11 @@ def check(value: Any, field: Field, *, where: str, error: type[Exception], fix: 
         _raise(found, where, error, fix, message)
     if value is None:
         return None
+    if field.kind == "object" and (field.one_of is not None or field.values is not None):
+        found = find_problem(value, field, path)
+        if found is not None:
+            _raise(found, where, error, fix, message)
+        return value
     if field.kind == "list" and field.items is not None:
         return [check(item, field.items, where=where, error=error, fix=fix, path=f"{path}[{i}]", message=message)
                 for i, item in enumerate(value)]
@@ -299,10 +332,14 @@ def json_schema(field: Field) -> dict:
         schema["minLength" if field.kind == "str" else "minItems"] = field.min_length
     if field.kind == "list" and field.items is not None:
         schema["items"] = json_schema(field.items)
-    if field.kind == "object" and field.fields is not None:
+    if field.kind == "object" and field.one_of is not None:
+        schema["oneOf"] = [json_schema(option) for option in field.one_of]
+    elif field.kind == "object" and field.fields is not None:
         schema["properties"] = {f.name: json_schema(f) for f in field.fields}
         schema["required"] = [f.name for f in field.fields if f.required]
         schema["additionalProperties"] = field.extra
+    if field.kind == "object" and field.values is not None:
+        schema["additionalProperties"] = json_schema(field.values)
     return schema
 
 
