@@ -25,7 +25,7 @@ import numpy as np
 
 from tf_nvm.core.errors import MappingError
 from tf_nvm.core.grid import rint_clip
-from tf_nvm.mapping.io import load
+from tf_nvm.mapping.reader import load
 from tf_nvm.mapping.ops import DIGITAL_OPS
 from tf_nvm.mapping.tiling import channel_major_rows
 from tf_nvm.mapping.types import Mapping

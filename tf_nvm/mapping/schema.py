@@ -19,7 +19,7 @@ from tf_nvm.core.validate import Field
 from tf_nvm.core.validate import json_schema as _field_schema
 from tf_nvm.mapping.types import ACTIVATIONS, CROSSBAR_OPS, FORMAT, MAX_DIM, SCHEMA_VERSION, Tile
 
-__all__ = ["DIM", "DIMS", "ARRAY_REF", "ARRAYS_FILE", "INPUT", "STANDARDIZATION", "GEOMETRY", "TILE", "TILING",
+__all__ = ["DIM", "DIMS", "ARRAY_REF", "ARRAYS_FILE", "INPUT", "STANDARDIZATION", "GEOMETRY", "GEOMETRY_PAD", "TILE", "TILING",
            "CROSSBAR_LAYER", "DIGITAL_LAYER", "LAYER", "DOCUMENT", "SCHEMA_ID", "json_schema"]
 
 SCHEMA_ID = "https://tf-nvm.invalid/schemas/mapping.schema.json"
@@ -64,13 +64,15 @@ INPUT = Field("input", "object", extra=True, doc="the input tensor and its int8 
     STANDARDIZATION,
 ))
 
+GEOMETRY_PAD = Field("pad", "list", items=Field("p", "int"), doc="[before, after] padding of one axis")
+"""One axis' padding (the reader also requires exactly two items)."""
+
 GEOMETRY = Field("geometry", "object", extra=True, doc="im2col geometry of the layer", fields=(
     _dims("kernel_size", "kernel size per spatial axis (dense: empty)"),
     _dims("strides", "strides per spatial axis"),
     _dims("dilation", "dilation per spatial axis"),
     Field("padding", "str", doc="'valid' or 'same'"),
-    Field("pads", "list", doc="[before, after] padding per spatial axis",
-          items=Field("pad", "list", items=Field("p", "int"))),
+    Field("pads", "list", doc="[before, after] padding per spatial axis", items=GEOMETRY_PAD),
     Field("in_channels", "int", doc="input channels"),
     Field("filters", "int", doc="output channels"),
     Field("rows", "int", minimum=1, doc="weight rows (im2col inputs)"),
@@ -104,8 +106,16 @@ _COMMON = (
     _dims("output_shape", "output shape without the batch dimension"),
 )
 
-CROSSBAR_LAYER = Field("crossbar_layer", "object", extra=True, doc="a layer computed on crossbars", fields=_COMMON + (
-    Field("kind", "str", choices=("crossbar",), doc="'crossbar'"),
+
+
+def _variant(kind: str, op: Field, fields: tuple[Field, ...]) -> tuple[Field, ...]:
+    """The common fields with ``kind`` fixed to one value and ``op`` replaced, then ``fields``."""
+    replaced = {"kind": Field("kind", "str", choices=(kind,), doc=f"{kind!r}"), "op": op}
+    return tuple(replaced.get(f.name, f) for f in _COMMON) + fields
+
+
+CROSSBAR_LAYER = Field("crossbar_layer", "object", extra=True, doc="a layer computed on crossbars", fields=_variant(
+    "crossbar", Field("op", "str", choices=CROSSBAR_OPS, doc="the crossbar op"), (
     _dims("input_shape", "input shape without the batch dimension"),
     GEOMETRY,
     dataclasses.replace(ARRAY_REF, name="codes", doc="int8 device codes, [rows, cols]"),
@@ -117,16 +127,15 @@ CROSSBAR_LAYER = Field("crossbar_layer", "object", extra=True, doc="a layer comp
     Field("adc_full_scale", "int", doc="per tile: largest partial sum magnitude, MAC units"),
     TILING,
     Field("digital_steps", "list", required=False, items=Field("step", "str"), doc=_INFO),
-))
+)))
 """A crossbar layer (ops: ``CROSSBAR_OPS``)."""
-assert set(CROSSBAR_OPS)  # the ops are named in the docs; the reader checks them with the mapping
 
-DIGITAL_LAYER = Field("digital_layer", "object", extra=True, doc="a step of the digital periphery", fields=_COMMON + (
-    Field("kind", "str", choices=("digital",), doc="'digital'"),
+DIGITAL_LAYER = Field("digital_layer", "object", extra=True, doc="a step of the digital periphery", fields=_variant(
+    "digital", Field("op", "str", doc="the digital op, one of tf_nvm.mapping.ops.DIGITAL_OPS"), (
     Field("params", "object", extra=True, doc="the op's parameters (see DIGITAL_OPS)"),
     Field("requantize", "bool", doc="the result is rounded back to the int8 grid"),
     Field("arrays", "object", extra=True, values=ARRAY_REF, doc="the op's arrays by name"),
-))
+)))
 """A digital layer (ops: `tf_nvm.mapping.ops.DIGITAL_OPS`)."""
 
 LAYER = Field("layer", "object", extra=True, one_of=(CROSSBAR_LAYER, DIGITAL_LAYER), fields=_COMMON,
@@ -136,7 +145,8 @@ DOCUMENT = Field("mapping", "object", extra=True, doc="a crossbar mapping (tf_nv
     Field("format", "str", choices=(FORMAT,), doc="the format name"),
     Field("schema_version", "int", minimum=1, maximum=SCHEMA_VERSION, doc="version of the format"),
     ARRAYS_FILE,
-    Field("spec", "object", fields=SPEC_FIELDS, doc="the NVMSpec (weight_scale resolved, not null)"),
+    Field("spec", "object", fields=tuple(dataclasses.replace(f, nullable=False) if f.name == "weight_scale" else f
+                                         for f in SPEC_FIELDS), doc="the NVMSpec (weight_scale resolved, not null)"),
     INPUT,
     Field("layers", "list", items=LAYER, doc="the layers in execution order"),
     Field("outputs", "list", items=Field("tensor", "str"), doc="names of the output tensors"),
