@@ -22,7 +22,8 @@ from tf_nvm.core import safe_io
 from tf_nvm.core.atomic import write_files_atomic
 from tf_nvm.core.errors import MappingError
 from tf_nvm.mapping.device import conductance_table, g_min_removal
-from tf_nvm.mapping.types import FORMAT, ROUNDING, SCHEMA_VERSION, CrossbarLayer, Mapping
+from tf_nvm.mapping.network import Mapping
+from tf_nvm.mapping.types import FORMAT, ROUNDING, SCHEMA_VERSION, CrossbarLayer
 
 __all__ = ["paths", "json_path_of", "save", "content_hash", "MAX_JSON_BYTES", "MAX_NPZ_BYTES", "MAX_ARRAY_BYTES"]
 

@@ -18,11 +18,12 @@ from tf_nvm.core import safe_io
 from tf_nvm.core.errors import MappingError, SpecError
 from tf_nvm.core.spec import NVMSpec
 from tf_nvm.core.validate import Field, find_problem, is_kind, problem_of
-from tf_nvm.mapping import schema as S
+from tf_nvm.mapping.schema import (ARRAY_REF, ARRAYS_FILE, CROSSBAR_LAYER, DIGITAL_LAYER, DOCUMENT, GEOMETRY,
+                                   GEOMETRY_PAD, INPUT, LAYER, STANDARDIZATION, TILE, TILING)
 from tf_nvm.mapping.io import MAX_ARRAY_BYTES, MAX_JSON_BYTES, MAX_NPZ_BYTES, _referenced_npz, json_path_of
 from tf_nvm.mapping.ops import DIGITAL_OPS
-from tf_nvm.mapping.types import FORMAT, MAX_DIM, SCHEMA_VERSION, CrossbarLayer, DigitalLayer, InputEncoding, Mapping
-from tf_nvm.mapping.types import Tile
+from tf_nvm.mapping.network import Mapping
+from tf_nvm.mapping.types import FORMAT, MAX_DIM, SCHEMA_VERSION, CrossbarLayer, DigitalLayer, InputEncoding, Tile
 from tf_nvm.mapping.validate import REEXPORT, short
 
 __all__ = ["load"]
@@ -119,13 +120,13 @@ class _Reader:
                 "the mapping was written by a newer tf_nvm release. Fix: upgrade tf_nvm to read it, or re-export "
                 "the mapping with this release.")
         self.version = version
-        spec = self.spec(self.get(doc, S.DOCUMENT, "spec", "spec", type_only=True))
-        self.load_arrays(self.get(doc, S.DOCUMENT, "arrays_file", "arrays_file"))
-        inp = self.input(self.get(doc, S.DOCUMENT, "input", "input"))
-        layers_doc = self.get(doc, S.DOCUMENT, "layers", "layers")
+        spec = self.spec(self.get(doc, DOCUMENT, "spec", "spec", type_only=True))
+        self.load_arrays(self.get(doc, DOCUMENT, "arrays_file", "arrays_file"))
+        inp = self.input(self.get(doc, DOCUMENT, "input", "input"))
+        layers_doc = self.get(doc, DOCUMENT, "layers", "layers")
         layers = tuple(self.layer(entry, i, spec) for i, entry in enumerate(layers_doc))
-        outputs = tuple(self.get(doc, S.DOCUMENT, "outputs", "outputs"))
-        metadata = self.get(doc, S.DOCUMENT, "metadata", "metadata")
+        outputs = tuple(self.get(doc, DOCUMENT, "outputs", "outputs"))
+        metadata = self.get(doc, DOCUMENT, "metadata", "metadata")
         try:
             return Mapping(spec, inp, layers, outputs, metadata)
         except MappingError as err:
@@ -142,8 +143,8 @@ class _Reader:
         return spec
 
     def load_arrays(self, ref):
-        name = self.get(ref, S.ARRAYS_FILE, "name", "arrays_file.name")
-        digest = self.get(ref, S.ARRAYS_FILE, "sha256", "arrays_file.sha256")
+        name = self.get(ref, ARRAYS_FILE, "name", "arrays_file.name")
+        digest = self.get(ref, ARRAYS_FILE, "sha256", "arrays_file.sha256")
         if "\x00" in name or os.path.basename(name) != name or not name.endswith(".npz"):
             self.fail("arrays_file.name", f"value {name!r} must be a file name ending in .npz, beside the JSON")
         npz_path = os.path.join(os.path.dirname(self.json_path), name)
@@ -166,8 +167,8 @@ class _Reader:
             self.fail("arrays_file.name", f"{npz_path} is not a readable npz ({err})")
 
     def array(self, ref, field, dtype, shape=None):
-        self.check(ref, S.ARRAY_REF, field)
-        key = self.get(ref, S.ARRAY_REF, "array", f"{field}.array")
+        self.check(ref, ARRAY_REF, field)
+        key = self.get(ref, ARRAY_REF, "array", f"{field}.array")
         if key not in self.arrays:
             self.fail(f"{field}.array", f"array {key!r} is not in the npz file")
         # Only referenced members are decompressed, each checked against the remaining budget first.
@@ -183,18 +184,18 @@ class _Reader:
         return value
 
     def input(self, doc):
-        name = self.get(doc, S.INPUT, "name", "input.name")
-        shape = tuple(self.get(doc, S.INPUT, "shape", "input.shape"))
-        encoding = self.get(doc, S.INPUT, "encoding", "input.encoding")
-        scale = self.get(doc, S.INPUT, "scale", "input.scale")
-        zero_point = self.get(doc, S.INPUT, "zero_point", "input.zero_point")
-        std_doc = self.get(doc, S.INPUT, "standardisation", "input.standardisation")
+        name = self.get(doc, INPUT, "name", "input.name")
+        shape = tuple(self.get(doc, INPUT, "shape", "input.shape"))
+        encoding = self.get(doc, INPUT, "encoding", "input.encoding")
+        scale = self.get(doc, INPUT, "scale", "input.scale")
+        zero_point = self.get(doc, INPUT, "zero_point", "input.zero_point")
+        std_doc = self.get(doc, INPUT, "standardisation", "input.standardisation")
         mean, std = (None, None) if std_doc is None else self.standardization(std_doc)
         return InputEncoding(name, shape, encoding, float(scale), zero_point, mean, std)
 
     def standardization(self, std_doc):
         """(mean, std) of ``input.standardisation``: numbers applied in float32 (beyond it inputs become 0/inf/nan)."""
-        mean, std = (tuple(self.get(std_doc, S.STANDARDIZATION, key, f"input.standardisation.{key}"))
+        mean, std = (tuple(self.get(std_doc, STANDARDIZATION, key, f"input.standardisation.{key}"))
                      for key in ("mean", "std"))
         for key, values, low in (("mean", mean, 0.0), ("std", std, _FLOAT32_TINY)):
             for i, v in enumerate(values):
@@ -206,11 +207,11 @@ class _Reader:
 
     def layer(self, entry, i, spec):
         field = f"layers[{i}]"
-        self.check(entry, S.LAYER, field)
-        name = self.get(entry, S.LAYER, "name", f"{field}.name")
+        self.check(entry, LAYER, field)
+        name = self.get(entry, LAYER, "name", f"{field}.name")
         field = f"layers[{i}] ({name!r})"
-        kind = self.get(entry, S.LAYER, "kind", f"{field}.kind", type_only=True)
-        common = {key: self.get(entry, S.LAYER, key, f"{field}.{key}") for key in ("op", "inputs", "output",
+        kind = self.get(entry, LAYER, "kind", f"{field}.kind", type_only=True)
+        common = {key: self.get(entry, LAYER, key, f"{field}.{key}") for key in ("op", "inputs", "output",
                                                                                    "output_shape")}
         common.update(name=name, inputs=tuple(common["inputs"]), output_shape=tuple(common["output_shape"]))
         if kind == "crossbar":
@@ -224,9 +225,9 @@ class _Reader:
         if op not in DIGITAL_OPS:
             self.fail(f"{field}.op", f"value {short(op)} is not a digital op; allowed: {DIGITAL_OPS.names()}")
         schema = DIGITAL_OPS.get(op).arrays
-        params = self.get(entry, S.DIGITAL_LAYER, "params", f"{field}.params")
-        requantize = self.get(entry, S.DIGITAL_LAYER, "requantize", f"{field}.requantize")
-        arrays_doc = self.get(entry, S.DIGITAL_LAYER, "arrays", f"{field}.arrays")
+        params = self.get(entry, DIGITAL_LAYER, "params", f"{field}.params")
+        requantize = self.get(entry, DIGITAL_LAYER, "requantize", f"{field}.requantize")
+        arrays_doc = self.get(entry, DIGITAL_LAYER, "arrays", f"{field}.arrays")
         arrays = {}
         for key, ref in arrays_doc.items():
             if key not in schema:
@@ -237,8 +238,8 @@ class _Reader:
 
     def pads(self, geometry, g):
         pads = []
-        for j, pair in enumerate(self.get(geometry, S.GEOMETRY, "pads", f"{g}.pads")):
-            pad = S.GEOMETRY_PAD
+        for j, pair in enumerate(self.get(geometry, GEOMETRY, "pads", f"{g}.pads")):
+            pad = GEOMETRY_PAD
             self.check(pair, dataclasses.replace(pad, items=None), f"{g}.pads[{j}]")
             if len(pair) != 2:
                 self.fail(f"{g}.pads[{j}]", f"expected [before, after], got {short(pair)}")
@@ -247,48 +248,48 @@ class _Reader:
 
     def tiles(self, tiling, field):
         tiles = []
-        for j, tile_doc in enumerate(self.get(tiling, S.TILING, "tiles", f"{field}.tiling.tiles")):
+        for j, tile_doc in enumerate(self.get(tiling, TILING, "tiles", f"{field}.tiling.tiles")):
             t = f"{field}.tiling.tiles[{j}]"
-            self.check(tile_doc, S.TILE, t)
-            tiles.append(Tile(**{f.name: self.get(tile_doc, S.TILE, f.name, f"{t}.{f.name}")
+            self.check(tile_doc, TILE, t)
+            tiles.append(Tile(**{f.name: self.get(tile_doc, TILE, f.name, f"{t}.{f.name}")
                                  for f in dataclasses.fields(Tile)}))
         return tuple(tiles)
 
     def crossbar(self, entry, field, spec, common):
         g = f"{field}.geometry"
-        geometry = self.get(entry, S.CROSSBAR_LAYER, "geometry", g)
-        rows = self.get(geometry, S.GEOMETRY, "rows", f"{g}.rows", type_only=True)
-        cols = self.get(geometry, S.GEOMETRY, "cols", f"{g}.cols", type_only=True)
+        geometry = self.get(entry, CROSSBAR_LAYER, "geometry", g)
+        rows = self.get(geometry, GEOMETRY, "rows", f"{g}.rows", type_only=True)
+        cols = self.get(geometry, GEOMETRY, "cols", f"{g}.cols", type_only=True)
         if rows < 1 or cols < 1 or rows * cols > 1 << 31:
             self.fail(f"{g}.rows/cols", f"values {rows} x {cols} are not a valid weight matrix size")
         pads = self.pads(geometry, g)
-        tiling = self.get(entry, S.CROSSBAR_LAYER, "tiling", f"{field}.tiling")
+        tiling = self.get(entry, CROSSBAR_LAYER, "tiling", f"{field}.tiling")
         channels_per_tile = self.layout(geometry, tiling, field)
         tiles = self.tiles(tiling, field)
-        bias_ref = self.get(entry, S.CROSSBAR_LAYER, "bias", f"{field}.bias")
-        bias_int_ref = self.get(entry, S.CROSSBAR_LAYER, "bias_int32", f"{field}.bias_int32")
+        bias_ref = self.get(entry, CROSSBAR_LAYER, "bias", f"{field}.bias")
+        bias_int_ref = self.get(entry, CROSSBAR_LAYER, "bias_int32", f"{field}.bias_int32")
         return CrossbarLayer(
             **common,
-            input_shape=tuple(self.get(entry, S.CROSSBAR_LAYER, "input_shape", f"{field}.input_shape")),
-            **{key: tuple(self.get(geometry, S.GEOMETRY, key, f"{g}.{key}"))
+            input_shape=tuple(self.get(entry, CROSSBAR_LAYER, "input_shape", f"{field}.input_shape")),
+            **{key: tuple(self.get(geometry, GEOMETRY, key, f"{g}.{key}"))
                for key in ("kernel_size", "strides", "dilation")},
-            padding=self.get(geometry, S.GEOMETRY, "padding", f"{g}.padding"),
+            padding=self.get(geometry, GEOMETRY, "padding", f"{g}.padding"),
             pads=pads,
-            in_channels=self.get(geometry, S.GEOMETRY, "in_channels", f"{g}.in_channels"),
-            filters=self.get(geometry, S.GEOMETRY, "filters", f"{g}.filters"),
+            in_channels=self.get(geometry, GEOMETRY, "in_channels", f"{g}.in_channels"),
+            filters=self.get(geometry, GEOMETRY, "filters", f"{g}.filters"),
             rows=rows, cols=cols,
-            codes=self.array(self.get(entry, S.CROSSBAR_LAYER, "codes", f"{field}.codes"), f"{field}.codes",
+            codes=self.array(self.get(entry, CROSSBAR_LAYER, "codes", f"{field}.codes"), f"{field}.codes",
                              np.int8, (rows, cols)),
-            levels=self.array(self.get(entry, S.CROSSBAR_LAYER, "levels", f"{field}.levels"), f"{field}.levels",
+            levels=self.array(self.get(entry, CROSSBAR_LAYER, "levels", f"{field}.levels"), f"{field}.levels",
                               np.uint8, (rows, cols, spec.devices_per_weight)),
-            reference_level=self.get(entry, S.CROSSBAR_LAYER, "reference_level", f"{field}.reference_level"),
+            reference_level=self.get(entry, CROSSBAR_LAYER, "reference_level", f"{field}.reference_level"),
             bias=None if bias_ref is None else self.array(bias_ref, f"{field}.bias", np.float32, (cols,)),
             bias_int32=(None if bias_int_ref is None else
                         self.array(bias_int_ref, f"{field}.bias_int32", np.int32, (cols,))),
-            activation=self.get(entry, S.CROSSBAR_LAYER, "activation", f"{field}.activation"),
+            activation=self.get(entry, CROSSBAR_LAYER, "activation", f"{field}.activation"),
             tiles=tiles,
-            input_rails=self.get(geometry, S.GEOMETRY, "input_rails", f"{g}.input_rails"),
-            adc_full_scale=self.get(entry, S.CROSSBAR_LAYER, "adc_full_scale", f"{field}.adc_full_scale"),
+            input_rails=self.get(geometry, GEOMETRY, "input_rails", f"{g}.input_rails"),
+            adc_full_scale=self.get(entry, CROSSBAR_LAYER, "adc_full_scale", f"{field}.adc_full_scale"),
             channels_per_tile=channels_per_tile,
         )
 
@@ -296,11 +297,11 @@ class _Reader:
         """``channels_per_tile`` of a crossbar entry: None in a version-1 file (grid layout, position-major rows)."""
         if self.version < 2:
             return None  # version 1: geometry.row_order was informational text; every layer is a grid
-        g = self.get(tiling, S.TILING, "channels_per_tile", f"{field}.tiling.channels_per_tile", type_only=True)
+        g = self.get(tiling, TILING, "channels_per_tile", f"{field}.tiling.channels_per_tile", type_only=True)
         if g is not None and not 1 <= g <= MAX_DIM:
             self.fail(f"{field}.tiling.channels_per_tile", f"value {g} is not an integer >= 1 or null")
-        layout = self.get(tiling, S.TILING, "layout", f"{field}.tiling.layout", type_only=True)
-        row_order = self.get(geometry, S.GEOMETRY, "row_order", f"{field}.geometry.row_order")
+        layout = self.get(tiling, TILING, "layout", f"{field}.tiling.layout", type_only=True)
+        row_order = self.get(geometry, GEOMETRY, "row_order", f"{field}.geometry.row_order")
         want = ("grid", "position_major") if g is None else ("block_diagonal", "channel_major")
         if (layout, row_order) != want:
             self.fail(f"{field}.tiling.layout", f"layout {short(layout)} with row_order {short(row_order)} does not "

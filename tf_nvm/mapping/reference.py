@@ -28,7 +28,7 @@ from tf_nvm.core.grid import rint_clip
 from tf_nvm.mapping.reader import load
 from tf_nvm.mapping.ops import DIGITAL_OPS
 from tf_nvm.mapping.tiling import channel_major_rows
-from tf_nvm.mapping.types import Mapping
+from tf_nvm.mapping.network import Mapping
 
 __all__ = ["MappingOutputs", "evaluate", "grid_steps", "crossbar_forward", "im2col", "examples_per_batch",
            "PATCH_BUDGET_BYTES"]

@@ -19,8 +19,8 @@ from tf_nvm.core.validate import Field
 from tf_nvm.core.validate import json_schema as _field_schema
 from tf_nvm.mapping.types import ACTIVATIONS, CROSSBAR_OPS, FORMAT, MAX_DIM, SCHEMA_VERSION, Tile
 
-__all__ = ["DIM", "DIMS", "ARRAY_REF", "ARRAYS_FILE", "INPUT", "STANDARDIZATION", "GEOMETRY", "GEOMETRY_PAD", "TILE", "TILING",
-           "CROSSBAR_LAYER", "DIGITAL_LAYER", "LAYER", "DOCUMENT", "SCHEMA_ID", "json_schema"]
+__all__ = ["DIM", "DIMS", "ARRAY_REF", "ARRAYS_FILE", "INPUT", "STANDARDIZATION", "GEOMETRY", "GEOMETRY_PAD",
+           "TILE", "TILING", "CROSSBAR_LAYER", "DIGITAL_LAYER", "LAYER", "DOCUMENT", "SCHEMA_ID", "json_schema"]
 
 SCHEMA_ID = "https://tf-nvm.invalid/schemas/mapping.schema.json"
 """The ``$id`` of the schema (a name, not a download address)."""
