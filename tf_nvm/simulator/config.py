@@ -13,10 +13,10 @@ Example:
 """
 
 import dataclasses
-import math
 from typing import Optional, Union
 
 from tf_nvm.core.errors import SimulatorError
+from tf_nvm.core.validate import Field, is_kind, problem_of
 from tf_nvm.core.noise_presets import READ_NOISE_MODES  # (read without TensorFlow)
 
 __all__ = ["DACConfig", "ADCConfig", "DeviceConfig", "SimulationConfig", "ADC_MODES", "READ_NOISE_MODES",
@@ -30,22 +30,14 @@ on its own: the full-custom periphery the paper avoids)."""
 
 
 def _number(owner, name, value, low=None, high=None, integer=False, allow_none=False, strict_low=False):
-    if value is None and allow_none:
-        return
-    kind = "an integer" if integer else "a finite number"
-    ok = (isinstance(value, int) if integer else isinstance(value, (int, float))) and not isinstance(value, bool)
-    ok = ok and math.isfinite(value) if ok else ok
-    if ok and low is not None:
-        ok = value > low if strict_low else value >= low
-    if ok and high is not None:
-        ok = value <= high
-    if not ok:
-        bounds = []
-        if low is not None:
-            bounds.append(f"{'>' if strict_low else '>='} {low}")
-        if high is not None:
-            bounds.append(f"<= {high}")
-        allowed = f"{kind}{' ' + ' and '.join(bounds) if bounds else ''}{' or None' if allow_none else ''}"
+    """Checks one numeric field with `tf_nvm.core.validate` (ints are not bools, numbers are finite)."""
+    bounds = ([f"{'>' if strict_low else '>='} {low}"] if low is not None else []) + (
+        [f"<= {high}"] if high is not None else [])
+    allowed = (f"{'an integer' if integer else 'a finite number'}{' ' + ' and '.join(bounds) if bounds else ''}"
+               f"{' or None' if allow_none else ''}")
+    field = Field(name, "int" if integer else "number", nullable=allow_none, minimum=low, maximum=high,
+                  exclusive_minimum=strict_low, allowed=allowed)
+    if problem_of(value, field, name) is not None:
         raise SimulatorError(f"{owner}.{name} must be {allowed}, got {value!r}. Fix: pass {name}=<{allowed}>.")
 
 
@@ -148,7 +140,7 @@ class DeviceConfig:
         _number("DeviceConfig", "t_inference", self.t_inference, 0, 1e12)
         _number("DeviceConfig", "ir_drop", self.ir_drop, 0, 1e6)
         _number("DeviceConfig", "ir_drop_g_ratio", self.ir_drop_g_ratio, 0, 1e15, strict_low=True, allow_none=True)
-        if not isinstance(self.drift_compensation, bool):
+        if not is_kind(self.drift_compensation, "bool"):
             raise SimulatorError(f"DeviceConfig.drift_compensation must be True or False, got "
                                  f"{self.drift_compensation!r}.")
         if self.read_noise not in READ_NOISE_MODES:
@@ -193,7 +185,7 @@ class SimulationConfig:
                                      f"{type(getattr(self, name)).__name__}. Fix: pass {name}={cls.__name__}(...).")
         _number("SimulationConfig", "seed", self.seed, 0, 2 ** 31 - 1, integer=True)
         _number("SimulationConfig", "batch_size", self.batch_size, 1, 1 << 20, integer=True)
-        if not isinstance(self.jit_compile, bool):
+        if not is_kind(self.jit_compile, "bool"):
             raise SimulatorError(f"SimulationConfig.jit_compile must be True or False, got {self.jit_compile!r}.")
 
     def replace_path(self, path, value):
