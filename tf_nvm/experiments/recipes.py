@@ -12,6 +12,7 @@ its arguments are checked when the recipe is built (`Recipe.check_architecture`)
 
 import dataclasses
 import inspect
+import math
 import os
 import re
 from typing import Optional, Union
@@ -24,6 +25,7 @@ from tf_nvm.datasets.har import HAR_TRAIN_SUBJECTS
 from tf_nvm.core.errors import RecipeError, SpecError, UnknownNameError
 from tf_nvm.core.safe_io import read_json
 from tf_nvm.core.spec import INITS, SIGN_SPLITS, resolve_spec
+from tf_nvm.core.validate import Field, problem_of
 
 __all__ = ["Recipe", "NOISE_AWARE_DEFAULTS", "check_noise_aware", "load", "from_dict", "names", "recipes_dir",
            "read_json_config", "check_seeds", "MAX_CONFIG_BYTES", "TRAINING_TASKS", "NAME_PATTERN"]
@@ -37,6 +39,20 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 """What a recipe or experiment name may be: it names a folder (no path separator, no leading dot)."""
 
 _FIX = "Fix: correct the recipe file, or start from a bundled one (`tf-nvm recipes`)."
+
+
+_BELOW_10 = math.nextafter(10.0, 0.0)  # [0, 10): the largest float below 10
+_SCHEDULE_FIELDS = (
+    Field("epochs", "int", minimum=1),
+    Field("batch_size", "int", minimum=1),
+    Field("validation_subjects", "int", minimum=1),
+    Field("learning_rate", "number", minimum=0, exclusive_minimum=True, maximum=10, allowed="a number in (0, 10]"),
+    Field("augment_scale", "number", minimum=0, maximum=_BELOW_10, allowed="a number in [0, 10)"),
+    Field("augment_noise", "number", minimum=0, maximum=_BELOW_10, allowed="a number in [0, 10)"),
+    Field("augment_crop", "int", minimum=0, maximum=16, allowed="an integer in 0..16 (pixels)"),
+    Field("augment_flip", "bool"),
+)
+"""The training schedule's numeric and boolean fields of a `Recipe`, in the order they are checked."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,30 +134,7 @@ class Recipe:
         if self.dataset not in DATASETS:
             raise RecipeError(f"recipe {self.name!r}: dataset must be one of {DATASETS.names()}, got "
                               f"{self.dataset!r}. {_FIX}")
-        for field, lo in (("epochs", 1), ("batch_size", 1), ("validation_subjects", 1)):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-                raise RecipeError(f"recipe {self.name!r}: {field} must be an integer >= {lo}, got {value!r}. {_FIX}")
-        if self.dataset == "har" and self.validation_subjects >= len(HAR_TRAIN_SUBJECTS):
-            raise RecipeError(f"recipe {self.name!r}: validation_subjects must be an integer in "
-                              f"1..{len(HAR_TRAIN_SUBJECTS) - 1} for data set 'har' (its training split has "
-                              f"{len(HAR_TRAIN_SUBJECTS)} volunteers, and at least one must stay for training), got "
-                              f"{self.validation_subjects!r}. {_FIX}")
-        if isinstance(self.learning_rate, bool) or not isinstance(self.learning_rate, (int, float)) \
-                or not 0 < self.learning_rate <= 10:
-            raise RecipeError(f"recipe {self.name!r}: learning_rate must be a number in (0, 10], got "
-                              f"{self.learning_rate!r} (larger steps diverge to NaN weights). {_FIX}")
-        for field in ("augment_scale", "augment_noise"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 10:
-                raise RecipeError(f"recipe {self.name!r}: {field} must be a number in [0, 10), got {value!r}. {_FIX}")
-        if isinstance(self.augment_crop, bool) or not isinstance(self.augment_crop, int) \
-                or not 0 <= self.augment_crop <= 16:
-            raise RecipeError(f"recipe {self.name!r}: augment_crop must be an integer in 0..16 (pixels), got "
-                              f"{self.augment_crop!r}. {_FIX}")
-        if not isinstance(self.augment_flip, bool):
-            raise RecipeError(f"recipe {self.name!r}: augment_flip must be true or false, got "
-                              f"{self.augment_flip!r}. {_FIX}")
+        self._check_schedule()
         if (self.augment_crop or self.augment_flip) and self.dataset != "cifar10":
             raise RecipeError(f"recipe {self.name!r}: augment_crop and augment_flip apply to images (dataset "
                               f"'cifar10'), not to dataset {self.dataset!r}. Fix: remove them, or use "
@@ -153,6 +146,20 @@ class Recipe:
         except (SpecError, UnknownNameError) as err:
             raise RecipeError(f"recipe {self.name!r}: invalid spec: {err}") from err
         self.check_architecture()
+
+    def _check_schedule(self):
+        """The numeric and boolean training fields, each against its `_SCHEDULE_FIELDS` entry."""
+        for field in _SCHEDULE_FIELDS:
+            value = getattr(self, field.name)
+            if problem_of(value, field, field.name) is not None:
+                why = " (larger steps diverge to NaN weights)" if field.name == "learning_rate" else ""
+                raise RecipeError(f"recipe {self.name!r}: {field.name} must be {field.describe()}, got {value!r}"
+                                  f"{why}. {_FIX}")
+        if self.dataset == "har" and self.validation_subjects >= len(HAR_TRAIN_SUBJECTS):
+            raise RecipeError(f"recipe {self.name!r}: validation_subjects must be an integer in "
+                              f"1..{len(HAR_TRAIN_SUBJECTS) - 1} for data set 'har' (its training split has "
+                              f"{len(HAR_TRAIN_SUBJECTS)} volunteers, and at least one must stay for training), got "
+                              f"{self.validation_subjects!r}. {_FIX}")
 
     def check_architecture(self):
         """Checks ``architecture`` and ``architecture_args`` against `tf_nvm.models.ARCHITECTURES` (no TensorFlow).
@@ -205,7 +212,11 @@ class Recipe:
         return self.task or "classification"
 
 
-def check_seeds(seeds, where, fix):
+_SEED = Field("seed", "int", minimum=0, maximum=2 ** 32 - 1)
+"""One training seed (numpy's seed range)."""
+
+
+def check_seeds(seeds: list | tuple, where: str, fix: str) -> None:
     """Checks a list of training seeds: non-empty, integers in 0..2^32-1 (numpy's seed range).
 
     Args:
@@ -216,8 +227,7 @@ def check_seeds(seeds, where, fix):
     Raises:
         RecipeError: anything else.
     """
-    if not isinstance(seeds, (list, tuple)) or not seeds or not all(
-            isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2 ** 32 for s in seeds):
+    if not isinstance(seeds, (list, tuple)) or not seeds or any(problem_of(s, _SEED, "seed") for s in seeds):
         raise RecipeError(f"{where} must be a non-empty list of integers in 0..2^32-1, got {seeds!r}. {fix}")
 
 
@@ -236,20 +246,16 @@ or ``"relative"``), the device noise's scale, the relative noise's standard devi
 code), the clean warm-up epochs, and the number of simulated validation chips that select the epoch (0: noise-free
 validation accuracy selects)."""
 
-_NOISE_AWARE_CHECKS = {
-    "noise": (lambda v: isinstance(v, str) and v != "", "a noise preset name (`tf-nvm simulate --help`)"),
-    "t_inference": (lambda v: _is_number(v) and v >= 0, "a number of seconds >= 0"),
-    "kind": (lambda v: v in ("device", "relative"), "\"device\" or \"relative\""),
-    "scale": (lambda v: _is_number(v) and 0 <= v <= 100, "a number in [0, 100]"),
-    "relative_std": (lambda v: _is_number(v) and 0 <= v <= 10, "a number in [0, 10]"),
-    "warmup_epochs": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0"),
-    "select_chips": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 100,
-                     "an integer in 0..100"),
-}
-
-
-def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and abs(value) < 1e300
+_NOISE_AWARE_FIELDS = (
+    Field("noise", "str", min_length=1, allowed="a noise preset name (`tf-nvm simulate --help`)"),
+    Field("t_inference", "number", minimum=0, allowed="a number of seconds >= 0"),
+    Field("kind", "str", choices=("device", "relative"), allowed="\"device\" or \"relative\""),
+    Field("scale", "number", minimum=0, maximum=100, allowed="a number in [0, 100]"),
+    Field("relative_std", "number", minimum=0, maximum=10, allowed="a number in [0, 10]"),
+    Field("warmup_epochs", "int", minimum=0),
+    Field("select_chips", "int", minimum=0, maximum=100),
+)
+"""The `Field` of every key of `NOISE_AWARE_DEFAULTS`."""
 
 
 def check_noise_aware(settings, owner):
@@ -265,9 +271,10 @@ def check_noise_aware(settings, owner):
         raise RecipeError(f"{owner}: noise_aware has unknown key(s) {unknown}; allowed: "
                           f"{list(NOISE_AWARE_DEFAULTS)}. {_FIX}")
     out = {**NOISE_AWARE_DEFAULTS, **settings}
-    for key, (ok, allowed) in _NOISE_AWARE_CHECKS.items():
-        if not ok(out[key]):
-            raise RecipeError(f"{owner}: noise_aware.{key} must be {allowed}, got {out[key]!r}. {_FIX}")
+    for field in _NOISE_AWARE_FIELDS:
+        if problem_of(out[field.name], field, field.name) is not None:
+            raise RecipeError(f"{owner}: noise_aware.{field.name} must be {field.describe()}, got "
+                              f"{out[field.name]!r}. {_FIX}")
     return out
 
 
