@@ -15,25 +15,27 @@ import inspect
 import math
 import os
 import re
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 from tf_nvm.core import bundled
 from tf_nvm.experiments import models
 from tf_nvm.core.bundled import recipes_dir  # noqa: F401  (tf_nvm.experiments.recipes.recipes_dir, as before)
 from tf_nvm.datasets import DATASETS
 from tf_nvm.datasets.har import HAR_TRAIN_SUBJECTS
-from tf_nvm.core.errors import RecipeError, SpecError, UnknownNameError
+from tf_nvm.core.errors import RecipeError, SearchError, SpecError, UnknownNameError
 from tf_nvm.core.safe_io import read_json
 from tf_nvm.core.spec import INITS, SIGN_SPLITS, resolve_spec
-from tf_nvm.core.validate import Field, problem_of
+from tf_nvm.core.validate import Field, Problem, check_keys, find_problem, problem_of
 
 __all__ = ["Recipe", "NOISE_AWARE_DEFAULTS", "check_noise_aware", "load", "from_dict", "names", "recipes_dir",
-           "read_json_config", "check_seeds", "MAX_CONFIG_BYTES", "TRAINING_TASKS", "NAME_PATTERN"]
+           "read_json_config", "check_seeds", "MAX_CONFIG_BYTES", "TRAINING_TASKS", "NAME_PATTERN", "TUNER_LIMITS",
+           "SEARCH_FIELDS", "SEARCH_FIX", "check_search_fields", "check_search_config", "check_search_keys"]
 
 TRAINING_TASKS = ("classification", "regression", "reconstruction")
 MAX_CONFIG_BYTES = 1024 * 1024
 """Largest recipe, experiment or search config file read, bytes (1 MiB; the bundled ones are under 4 KiB)."""
-"""The tasks a recipe trains (the `tf_nvm.core.metrics.TASKS` names; the loss of each is in `tf_nvm.experiments.train`)."""
+"""The tasks a recipe trains (the `tf_nvm.core.metrics.TASKS` names; the loss of each is in
+`tf_nvm.experiments.train`)."""
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 """What a recipe or experiment name may be: it names a folder (no path separator, no leading dot)."""
@@ -350,3 +352,126 @@ def from_dict(data, where="recipe"):
         data["seeds"] = tuple(data["seeds"])
     return Recipe(**data)
 
+
+# ------------------------------------------------------------------ search configs (checked without TensorFlow)
+SEARCH_FIX = "Fix: correct the search config, or start from a bundled one (`tf-nvm recipes` lists them)."
+"""The fix sentence of a defective search config (`tf_nvm.nas.config`)."""
+
+TUNER_LIMITS = {
+    "max_trials": (1, 100_000, "trials in all"),
+    "seed": (0, 2 ** 31 - 1, "seed of the oracle"),
+    "max_consecutive_failed_trials": (1, 100_000, "failed trials in a row that stop the search"),
+    "max_retries_per_trial": (0, 100, "retries of a trial that raised"),
+    "num_initial_points": (1, 100_000, "random trials before the Gaussian process"),
+    "alpha": (1e-12, 1.0, "the Gaussian process's noise term"),
+    "beta": (0.0, 1000.0, "the exploration weight"),
+    "max_epochs": (1, 10_000, "epochs of the longest Hyperband trial"),
+    "factor": (2, 100, "Hyperband's reduction factor"),
+    "hyperband_iterations": (1, 1000, "Hyperband brackets"),
+}
+"""Range of every keras-tuner argument a search config's ``tuner`` may set: (low, high, what it is); an integer
+``low`` means an integer argument. Checked when the config loads (``max_trials`` -5 failed inside keras-tuner
+with ``KeyError: 'status'``)."""
+
+
+def _tuner_field(key: str) -> Field:
+    low, high, what = TUNER_LIMITS[key]
+    integer = isinstance(low, int)
+    return Field(key, "int" if integer else "number", required=False, minimum=low, maximum=high, doc=what,
+                 allowed=f"{'an integer' if integer else 'a number'} in {low}..{high}")
+
+
+_RETRAIN_FIELDS = (
+    Field("max_tiles", "int", required=False, nullable=True, minimum=1, allowed="an integer >= 1 (only trials on at "
+          "most that many tiles are retrained) or absent"),
+    Field("finalists", "int", required=False, minimum=1, allowed="an integer >= 1 (trials retrained to choose the "
+          "best)"),
+    Field("epochs", "int", required=False, minimum=1, doc="epochs of each retraining"),
+    Field("seeds", "list", required=False, min_length=1, items=_SEED, allowed="a non-empty list of integers in "
+          "0..2^32-1", doc="seeds of the retrainings"),
+)
+
+SEARCH_FIELDS = (
+    Field("name", "str"),
+    Field("hypermodel", "str", doc="a name in tf_nvm.nas.HYPERMODELS"),
+    Field("dataset", "str", required=False),
+    Field("spec", "any", required=False, doc="a preset name or a spec object"),
+    Field("space", "any", required=False, doc="{hyperparameter: [values]} (checked by the hypermodel)"),
+    Field("init", "str", required=False),
+    Field("validation_subjects", "int", required=False, minimum=1),
+    Field("training", "any", required=False, doc="checked by tf_nvm.nas.tuners.Training"),
+    Field("tuner", "object", required=False, extra=True, fields=tuple(_tuner_field(key) for key in TUNER_LIMITS)),
+    Field("objective", "any", required=False),
+    Field("budget", "any", required=False),
+    Field("max_minutes", "number", required=False, nullable=True, minimum=0, exclusive_minimum=True,
+          allowed="a number > 0 or null"),
+    Field("retrain", "any", required=False, doc="{epochs, seeds, finalists, max_tiles}"),
+    Field("description", "str", required=False, nullable=True, allowed="a string or null"),
+)
+"""The search config's fields as far as they can be checked without TensorFlow (the hypermodel, its space, the
+tuner kind and its arguments' names, the objective and the budget need `tf_nvm.nas`); `tf_nvm.nas.config`
+checks the same fields with these definitions."""
+_SEARCH_FIELD = {field.name: field for field in SEARCH_FIELDS}
+
+
+def _search_message(name: Any, problem: Problem) -> str:
+    what = f" ({problem.field.doc})" if problem.path.startswith("tuner.") else ""
+    return (f"search {name!r}: {problem.path}{what} must be {problem.field.describe()}, got "
+            f"{repr(problem.value)[:80]}. {SEARCH_FIX}")
+
+
+def check_search_fields(data: dict, names: Any = None) -> None:
+    """Checks the fields of a search config dict (`SEARCH_FIELDS`; ``names``: the fields to check, default all).
+
+    Raises:
+        SearchError: a field that is not allowed (the message names the config and the field).
+    """
+    for key in names or _SEARCH_FIELD:
+        field = _SEARCH_FIELD[key]
+        if key in data:
+            found = find_problem(data[key], field, key)
+            if found is not None:
+                raise SearchError(_search_message(data.get("name"), found))
+    retrain = data.get("retrain")
+    if isinstance(retrain, dict) and (names is None or "retrain" in names):
+        for field in _RETRAIN_FIELDS:
+            if field.name in retrain:
+                value = retrain[field.name]
+                value = list(value) if isinstance(value, tuple) else value  # the Python API may pass tuples
+                found = find_problem(value, field, f"retrain.{field.name}")
+                if found is not None:
+                    raise SearchError(_search_message(data.get("name"), found))
+
+
+def check_search_config(name_or_path: Any) -> dict:
+    """Reads a search config by name or path and checks every field that needs no TensorFlow (`tf-nvm search`
+    calls it before anything heavy loads; `tf_nvm.nas.config.load` checks the rest).
+
+    Returns:
+        the parsed config (a dict with ``name``).
+
+    Raises:
+        SearchError: not found, not JSON, unknown, missing or invalid fields.
+    """
+    data, path = read_json_config(
+        name_or_path, bundled.searches_dir(), label="search config", error=SearchError, fix=SEARCH_FIX,
+        not_found=lambda path: bundled.not_found_message("search", name_or_path, path))
+    where = f"search config {path}"
+    if not isinstance(data, dict):
+        raise SearchError(f"{where} must be a JSON object, got {type(data).__name__}. {SEARCH_FIX}")
+    check_search_keys(data, where)
+    check_search_fields(data)
+    return data
+
+
+def check_search_keys(data: dict, where: str) -> None:
+    """Unknown and missing top-level fields of a search config.
+
+    Raises:
+        SearchError: an unknown field, or no ``name`` / ``hypermodel``.
+    """
+    check_keys(data, _SEARCH_FIELD, where=where, error=SearchError, fix="", message=lambda problem: (
+        f"{where} has unknown field(s) {problem.value}; allowed: {sorted(_SEARCH_FIELD)}. {SEARCH_FIX}"))
+    if "hypermodel" not in data or "name" not in data:
+        raise SearchError(f"{where} lacks required field(s) {sorted({'name', 'hypermodel'} - set(data))}. "
+                          f"{SEARCH_FIX}")
