@@ -27,7 +27,8 @@ from typing import Any
 from tf_nvm.core.registry import did_you_mean
 from tf_nvm.core.safe_io import loads_json
 
-__all__ = ["Field", "Problem", "KINDS", "MISSING", "is_kind", "short", "problem_of", "find_problem", "check", "validate",
+__all__ = ["Field", "Problem", "KINDS", "MISSING", "is_kind", "short", "problem_of", "find_problem", "check",
+           "validate",
            "check_keys", "json_schema", "parse_override"]
 
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
@@ -169,7 +170,8 @@ def problem_of(value: Any, field: Field, path: str) -> Problem | None:
     if field.maximum is not None and value > field.maximum:
         return Problem(path, value, field, "range", f"value {short(value)} is above the maximum {field.maximum}")
     if field.choices is not None and value not in field.choices:
-        return Problem(path, value, field, "choice", f"value {short(value)} is not allowed; allowed: {field.describe()}")
+        return Problem(path, value, field, "choice",
+                       f"value {short(value)} is not allowed; allowed: {field.describe()}")
     return None
 
 

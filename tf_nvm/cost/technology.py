@@ -276,8 +276,8 @@ def _check_keys(data, where):
 
 
 def _bad(key, value, allowed):
-    raise CostModelError(f"technology.{key}: value {short(value)} is not allowed; allowed: {allowed}. Fix: pass a value "
-                         f"in that range; {_FIX}.")
+    raise CostModelError(f"technology.{key}: value {short(value)} is not allowed; allowed: {allowed}. Fix: pass a "
+                         f"value in that range; {_FIX}.")
 
 
 def _validate(tech):

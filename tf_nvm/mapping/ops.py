@@ -30,6 +30,7 @@ from tf_nvm.core.grid import rint_clip
 from tf_nvm.mapping.tiling import same_pads, window_output_size
 from tf_nvm.mapping.types import MAX_DIM
 from tf_nvm.core.registry import Registry
+from tf_nvm.core.validate import is_kind
 
 __all__ = [
     "DigitalOp",
@@ -139,17 +140,13 @@ def register_op(op):
 
 
 def _is_int(value, low, high):
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+    return is_kind(value, "int") and low <= value <= high
 
 
 def param_ok(kind, value):
     """Whether ``value`` is a valid op parameter of ``kind`` (one of `PARAM_KINDS`)."""
-    if kind == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if kind == "str":
-        return isinstance(value, str)
+    if kind in ("int", "number", "str"):
+        return is_kind(value, kind)  # ints are not bools; numbers are finite
     if kind == "int_list":
         return isinstance(value, list) and bool(value) and all(_is_int(v, 1, MAX_DIM) for v in value)
     if kind == "axis_list":

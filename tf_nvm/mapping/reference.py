@@ -25,6 +25,7 @@ import numpy as np
 
 from tf_nvm.core.errors import MappingError
 from tf_nvm.core.grid import rint_clip
+from tf_nvm.core.validate import is_kind
 from tf_nvm.mapping.reader import load
 from tf_nvm.mapping.ops import DIGITAL_OPS
 from tf_nvm.mapping.tiling import channel_major_rows
@@ -197,7 +198,7 @@ def evaluate(path_or_mapping, x, batch_size=None):
                            f"{', '.join(map(str, expected))}]. Fix: pass a batch of standardised examples.")
     if batch_size is None:
         batch_size = examples_per_batch(mapping)
-    elif isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    elif not (is_kind(batch_size, "int") or isinstance(batch_size, np.integer)) or batch_size < 1:
         raise MappingError(f"evaluate: batch_size must be an integer >= 1 or None, got {batch_size!r}. Fix: pass "
                            "e.g. 64, or None to bound the memory automatically.")
     steps = grid_steps(mapping)

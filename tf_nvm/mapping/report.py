@@ -46,7 +46,8 @@ def layer_table(mapping):
         else:
             rows.append({"name": layer.name, "kind": "digital", "op": layer.op,
                          "shape": "x".join(str(d) for d in layer.output_shape), "tiles": 0, "devices": 0,
-                         "weights": 0, "device_util": None, "row_util": None, "col_util": None, "dacs": 0, "adcs": 0, "reads": 0})
+                         "weights": 0, "device_util": None, "row_util": None, "col_util": None, "dacs": 0, "adcs": 0,
+                         "reads": 0})
     return rows
 
 

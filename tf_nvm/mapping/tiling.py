@@ -19,8 +19,8 @@ from tf_nvm.mapping.device import reference_columns
 from tf_nvm.mapping.types import Tile
 
 __all__ = ["outputs_per_tile", "plan_tiles", "tile_count", "MAX_TILES", "same_pads", "window_output_size",
-           "depthwise_channels_per_tile", "depthwise_layout", "plan_diagonal_tiles", "diagonal_tile_count", "layer_tiles",
-           "channel_major_rows"]
+           "depthwise_channels_per_tile", "depthwise_layout", "plan_diagonal_tiles", "diagonal_tile_count",
+           "layer_tiles", "channel_major_rows"]
 
 
 def outputs_per_tile(spec):
