@@ -188,7 +188,7 @@ class NVMSpec:
     digital_partial_sums: bool = True
     runtime: str = "litert"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self._validate()
 
     # ----------------------------------------------------------------- checks
@@ -209,7 +209,7 @@ class NVMSpec:
 
     # ------------------------------------------------------------ code ranges
     @property
-    def code_min(self):
+    def code_min(self) -> int:
         """Lowest integer device code (int)."""
         kind = self.mapping_kind
         if kind == "unipolar":
@@ -219,79 +219,79 @@ class NVMSpec:
         return -(2 ** (self.weight_bits - 1))
 
     @property
-    def code_max(self):
+    def code_max(self) -> int:
         """Highest integer device code (int)."""
         if self.mapping_kind == "offset":
             return 2 ** (self.weight_bits - 1) - 1
         return self.top_level
 
     @property
-    def mapping_kind(self):
+    def mapping_kind(self) -> str:
         """How a weight is realised: ``"unipolar"``, ``"differential"`` or ``"offset"`` (str)."""
         return "unipolar" if self.unipolar else self.bipolar_mapping
 
     @property
-    def devices_per_weight(self):
+    def devices_per_weight(self) -> int:
         """Devices that store one weight (1 unipolar/offset, 2 differential)."""
         return 2 if self.mapping_kind == "differential" else 1
 
     @property
-    def level_count(self):
+    def level_count(self) -> int:
         """Conductance levels of one device, 2^weight_bits (int)."""
         return 2 ** self.weight_bits
 
     @property
-    def top_level(self):
+    def top_level(self) -> int:
         """Index of the highest conductance level (G_max), 2^weight_bits - 1 (int)."""
         return self.level_count - 1
 
     @property
-    def level_step_us(self):
+    def level_step_us(self) -> float:
         """Conductance between two adjacent device levels, ``(g_max - g_min) / top level`` (µS)."""
         return (self.g_max_us - self.g_min_us) / max(1, self.top_level)
 
     @property
-    def reference_level(self):
+    def reference_level(self) -> int | None:
         """Level of the reference column (offset mapping: ``-code_min``, i.e. mid-range), else None."""
         return -self.code_min if self.mapping_kind == "offset" else None
 
     @property
-    def activation_step(self):
+    def activation_step(self) -> float:
         """Step of the shared activation grid, A/128 (model units)."""
         return self.activation_range / 128.0
 
     @property
-    def activation_min(self):
+    def activation_min(self) -> float:
         """Lowest value of the shared activation grid, -A."""
         return -self.activation_range
 
     @property
-    def activation_max(self):
+    def activation_max(self) -> float:
         """Highest value of the shared activation grid, A*127/128 (zero point exactly 0)."""
         return self.activation_range * 127.0 / 128.0
 
     @property
-    def is_resolved(self):
+    def is_resolved(self) -> bool:
         """True once the shared weight scale has a value."""
         return self.weight_scale is not None
 
-    def with_weight_scale(self, scale):
+    def with_weight_scale(self, scale: float) -> "NVMSpec":
         """Returns a copy whose shared weight scale is ``scale`` (float > 0)."""
         return dataclasses.replace(self, weight_scale=float(scale))
 
-    def replace(self, **changes):
+    def replace(self, **changes: Any) -> "NVMSpec":
         """Returns a validated copy with ``changes`` applied (dataclasses.replace)."""
         return dataclasses.replace(self, **changes)
 
     # ---------------------------------------------------------- serialisation
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-ready dict with ``schema_version`` and every field."""
         out = {"schema_version": SCHEMA_VERSION}
         out.update(dataclasses.asdict(self))
         return out
 
     @classmethod
-    def from_dict(cls, data):
+    def from_dict(cls, data: dict[str, Any]) -> "NVMSpec":
         """Builds a spec from :meth:`to_dict` output, checking the schema version.
 
         Raises:
@@ -338,7 +338,8 @@ for _bits_ in (2, 4):
 del _bits_
 
 
-def resolve_spec(spec, *, owner="spec", need_scale=False):
+def resolve_spec(spec: "NVMSpec | str | dict[str, Any]", *, owner: str = "spec",
+                 need_scale: bool = False) -> NVMSpec:
     """The one spec resolver: an `NVMSpec`, a preset name or a spec dict -> `NVMSpec`.
 
     Args:
@@ -358,7 +359,7 @@ def resolve_spec(spec, *, owner="spec", need_scale=False):
         spec = PRESETS.resolve(spec, NVMSpec)
     elif isinstance(spec, dict):
         spec = NVMSpec.from_dict(spec)
-    elif not isinstance(spec, NVMSpec):
+    if not isinstance(spec, NVMSpec):
         raise SpecError(
             f"{owner}: spec must be an NVMSpec, a preset name or a spec dict, got {type(spec).__name__}. "
             "Fix: pass e.g. spec='paper-2bit-unipolar' or tf_nvm.core.presets.get(...).")
@@ -378,14 +379,14 @@ class SpecConfigured:
     is ``cls(**config)``, and two objects are equal when type and config are.
     """
 
-    def __init__(self, spec):
+    def __init__(self, spec: NVMSpec | str | dict[str, Any]) -> None:
         self.spec = resolve_spec(spec, owner=type(self).__name__)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"spec": self.spec.to_dict()}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Any:
         return cls(**config)
 
     def __eq__(self, other):

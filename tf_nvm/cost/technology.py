@@ -137,31 +137,31 @@ class Technology:
     buffer_energy_pj_per_byte: float = 20.45 / 32
     buffer_area_um2_per_byte: float = 0.083e6 / 65536
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _validate(self)
 
     # --------------------------------------------------------------- scaling
-    def scale_energy(self, value, source_node_nm):
+    def scale_energy(self, value: float, source_node_nm: float) -> float:
         """``value`` (energy at ``source_node_nm``) at `node_nm`: ``value * node_nm / source_node_nm``."""
         return value * self.node_nm / source_node_nm
 
-    def scale_area(self, value, source_node_nm):
+    def scale_area(self, value: float, source_node_nm: float) -> float:
         """``value`` (area at ``source_node_nm``) at `node_nm`: ``value * (node_nm / source_node_nm)^2``."""
         return value * (self.node_nm / source_node_nm) ** 2
 
-    def analog_energy(self, key):
+    def analog_energy(self, key: str) -> float:
         """Field ``key`` (an ISAAC energy, pJ) scaled to `node_nm`."""
         return self.scale_energy(getattr(self, key), self.analog_source_node_nm)
 
-    def analog_area(self, key):
+    def analog_area(self, key: str) -> float:
         """Field ``key`` (an ISAAC area, um^2) scaled to `node_nm`."""
         return self.scale_area(getattr(self, key), self.analog_source_node_nm)
 
-    def digital_energy(self, key):
+    def digital_energy(self, key: str) -> float:
         """Field ``key`` (an Aladdin energy, pJ) scaled to `node_nm`."""
         return self.scale_energy(getattr(self, key), self.digital_source_node_nm)
 
-    def digital_area(self, key):
+    def digital_area(self, key: str) -> float:
         """Field ``key`` (an Aladdin area, um^2) scaled to `node_nm`."""
         return self.scale_area(getattr(self, key), self.digital_source_node_nm)
 
@@ -174,7 +174,7 @@ class Technology:
             return known[lo]  # ASSUMPTION: no cheaper than the smallest tabulated converter
         return known[hi] * 2.0 ** (bits - hi)  # ASSUMPTION: doubling per extra bit (Walden figure of merit)
 
-    def adc_energy_pj(self, bits):
+    def adc_energy_pj(self, bits: int) -> float:
         """Energy of one conversion at ``bits`` resolution, pJ, at `node_nm`.
 
         Tabulated resolutions are read from `adc_energy_pj_table`; below the
@@ -184,27 +184,27 @@ class Technology:
         """
         return self.scale_energy(self._adc_table(self.adc_energy_pj_table, int(bits)), self.analog_source_node_nm)
 
-    def adc_area_um2(self, bits):
+    def adc_area_um2(self, bits: int) -> float:
         """Area of one ADC at ``bits`` resolution, um^2, at `node_nm` (same rules as `adc_energy_pj`)."""
         return self.scale_area(self._adc_table(self.adc_area_um2_table, int(bits)), self.analog_source_node_nm)
 
     @property
-    def cell_area_um2(self):
+    def cell_area_um2(self) -> float:
         """Area of one cell, um^2: ``cell_area_f2 * feature_size_nm^2`` (NeuroSim's rule)."""
         return self.cell_area_f2 * (self.feature_size_nm * 1e-3) ** 2
 
     @property
-    def cycle_ns(self):
+    def cycle_ns(self) -> float:
         """One digital clock period, ns."""
         return 1.0 / self.clock_ghz
 
     # --------------------------------------------------------- serialisation
-    def replace(self, **changes):
+    def replace(self, **changes: Any) -> "Technology":
         """A validated copy with ``changes`` (unknown keys raise `CostModelError`)."""
         _check_keys(changes, "Technology.replace")
         return dataclasses.replace(self, **changes)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of every field plus ``schema_version``."""
         data = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
         for key, value in data.items():
@@ -214,7 +214,8 @@ class Technology:
         return data
 
     @classmethod
-    def from_dict(cls, data, base=None, where="technology"):
+    def from_dict(cls, data: dict[str, Any], base: "Technology | None" = None,
+                  where: str = "technology") -> "Technology":
         """A `Technology` from a dict: ``base`` (default: the defaults) with the dict's keys replaced.
 
         Raises:
@@ -230,7 +231,8 @@ class Technology:
             raise CostModelError(f"{where}.schema_version: value {version!r} is not allowed; allowed: an integer <= "
                                  f"{SCHEMA_VERSION}. Fix: write the file with this version of tf_nvm.")
         _check_keys(data, where)
-        changes = {key: (tuple(value) if isinstance(value, list) else value) for key, value in data.items()}
+        changes: dict[str, Any] = {key: (tuple(value) if isinstance(value, list) else value)
+                                   for key, value in data.items()}
         return dataclasses.replace(base or cls(), **changes)
 
 
@@ -322,7 +324,7 @@ TECHNOLOGIES.register("murmann-best-adc", _ISAAC.replace(
     description="isaac-32nm with the best ADC of Murmann's survey (0.3 pJ, 0.002 mm^2 at 8 bits)")
 
 
-def get_technology(value=None):
+def get_technology(value: "Technology | str | os.PathLike | None" = None) -> Technology:
     """A `Technology` from None (the default ``isaac-32nm``), a `Technology`, a preset name or a JSON file path.
 
     Raises:
@@ -342,7 +344,7 @@ def get_technology(value=None):
 _MAX_JSON_BYTES = 1 << 20
 
 
-def load_technology(path):
+def load_technology(path: "str | os.PathLike") -> Technology:
     """Reads a technology JSON file (keys of `Technology`, any subset; the rest keep the defaults).
 
     Raises:
@@ -367,7 +369,7 @@ def parse_setting(text: str) -> tuple[str, Any]:
     return parse_override(text, error=CostModelError, example="adc_share_columns=4")
 
 
-def apply_settings(tech, settings):
+def apply_settings(tech: Technology, settings: "list[str] | tuple[str, ...]") -> Technology:
     """``tech`` with every ``"key=value"`` of ``settings`` applied, in order.
 
     Raises:

@@ -15,7 +15,7 @@ import inspect
 import math
 import os
 import re
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from tf_nvm.core import bundled
 from tf_nvm.experiments import models
@@ -24,7 +24,7 @@ from tf_nvm.datasets import DATASETS
 from tf_nvm.datasets.har import HAR_TRAIN_SUBJECTS
 from tf_nvm.core.errors import RecipeError, SearchError, SpecError, UnknownNameError
 from tf_nvm.core.safe_io import read_json
-from tf_nvm.core.spec import INITS, SIGN_SPLITS, resolve_spec
+from tf_nvm.core.spec import INITS, SIGN_SPLITS, NVMSpec, resolve_spec
 from tf_nvm.core.validate import Field, Problem, check_keys, find_problem, problem_of
 
 __all__ = ["Recipe", "NOISE_AWARE_DEFAULTS", "check_noise_aware", "load", "from_dict", "names", "recipes_dir",
@@ -114,7 +114,7 @@ class Recipe:
     noise_aware: Optional[dict] = None
     description: Optional[str] = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for field, kind, what in (("name", str, "a string"), ("architecture", str, "a string"),
                                   ("architecture_args", dict, "a JSON object"), ("init", str, "a string")):
             value = getattr(self, field)
@@ -163,7 +163,7 @@ class Recipe:
                               f"{len(HAR_TRAIN_SUBJECTS)} volunteers, and at least one must stay for training), got "
                               f"{self.validation_subjects!r}. {_FIX}")
 
-    def check_architecture(self):
+    def check_architecture(self) -> None:
         """Checks ``architecture`` and ``architecture_args`` against `tf_nvm.models.ARCHITECTURES` (no TensorFlow).
 
         Raises:
@@ -185,20 +185,20 @@ class Recipe:
                               f"{self.architecture} ({err}); it takes {accepted}. {_FIX}") from None
 
     @property
-    def nvm_spec(self):
+    def nvm_spec(self) -> NVMSpec:
         """The recipe's `NVMSpec`."""
         return resolve_spec(self.spec, owner=f"recipe {self.name!r}")
 
     @property
-    def spec_name(self):
+    def spec_name(self) -> str:
         """Preset name, or ``"custom"``."""
         return self.spec if isinstance(self.spec, str) else "custom"
 
-    def replace(self, **changes):
+    def replace(self, **changes: Any) -> "Recipe":
         """A copy with ``changes``."""
         return dataclasses.replace(self, **changes)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         out = dataclasses.asdict(self)
         out["seeds"] = list(self.seeds)
@@ -209,7 +209,7 @@ class Recipe:
         return out
 
     @property
-    def training_task(self):
+    def training_task(self) -> str:
         """The task the recipe trains (``"classification"`` when ``task`` is None)."""
         return self.task or "classification"
 
@@ -260,7 +260,7 @@ _NOISE_AWARE_FIELDS = (
 """The `Field` of every key of `NOISE_AWARE_DEFAULTS`."""
 
 
-def check_noise_aware(settings, owner):
+def check_noise_aware(settings: Any, owner: str) -> dict[str, Any]:
     """A recipe's ``noise_aware`` object, checked and completed with `NOISE_AWARE_DEFAULTS` (a new dict).
 
     Raises:
@@ -280,12 +280,12 @@ def check_noise_aware(settings, owner):
     return out
 
 
-def names():
+def names() -> list[str]:
     """Names of the bundled recipes (sorted; `tf_nvm.core.bundled`, no TensorFlow)."""
     return bundled.names("recipe")
 
 
-def load(name_or_path):
+def load(name_or_path: "str | os.PathLike") -> Recipe:
     """Loads a bundled recipe by name, or a recipe from a ``.json`` file path.
 
     Raises:
@@ -299,7 +299,8 @@ def load(name_or_path):
     return from_dict(data, where=f"recipe file {path}")
 
 
-def read_json_config(name_or_path, folder, *, label, error, fix, not_found, max_bytes=None):
+def read_json_config(name_or_path: "str | os.PathLike", folder: Any, *, label: str, error: type[Exception], fix: str,
+                     not_found: Callable[[str], str], max_bytes: int | None = None) -> tuple[Any, str]:
     """A bundled JSON config (``folder/NAME.json``) or a ``.json`` path, parsed; ``name`` defaults to the file stem.
 
     One loader for training recipes, experiment recipes (`tf_nvm.pipeline.experiment`) and search
@@ -332,7 +333,7 @@ def read_json_config(name_or_path, folder, *, label, error, fix, not_found, max_
     return data, path
 
 
-def from_dict(data, where="recipe"):
+def from_dict(data: dict[str, Any], where: str = "recipe") -> Recipe:
     """A `Recipe` from its dict (`Recipe.to_dict`, or a recipe file's contents with ``name``).
 
     Raises:

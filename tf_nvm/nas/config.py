@@ -15,7 +15,8 @@ folder, shipped in a wheel as ``tf_nvm/_searches/``) or by the path of a
 
 import dataclasses
 import inspect
-from typing import Optional, Union
+import os
+from typing import Any, Optional, Union
 
 from tf_nvm.core import bundled
 from tf_nvm.core.bundled import searches_dir
@@ -93,7 +94,7 @@ class SearchConfig:
     retrain: dict = dataclasses.field(default_factory=lambda: {"epochs": 30, "seeds": [0, 1, 2]})
     description: Optional[str] = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.hypermodel not in HYPERMODELS:
             raise SearchError(f"search {self.name!r}: hypermodel must be one of {HYPERMODELS.names()}, got "
                               f"{self.hypermodel!r}. {_FIX}")
@@ -127,7 +128,7 @@ class SearchConfig:
         except RecipeError as err:
             raise SearchError(f"search {self.name!r}: {err}") from err
 
-    def base_recipe(self, architecture_args=None, name=None):
+    def base_recipe(self, architecture_args: dict | None = None, name: str | None = None) -> Recipe:
         """The `Recipe` of a candidate: the hypermodel's architecture with ``architecture_args``,
         the config's data, spec and retraining schedule.
 
@@ -147,7 +148,7 @@ class SearchConfig:
         except (SpecError, UnknownNameError) as err:
             raise RecipeError(str(err)) from err
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (`from_dict` reads it back)."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["training"] = dataclasses.asdict(self.training)
@@ -155,12 +156,12 @@ class SearchConfig:
         out["budget"] = self.budget.to_dict()
         return json_plain(out)
 
-    def replace(self, **changes):
+    def replace(self, **changes: Any) -> "SearchConfig":
         """A copy with ``changes``."""
         return dataclasses.replace(self, **changes)
 
 
-def from_dict(data, where="search config"):
+def from_dict(data: dict[str, Any], where: str = "search config") -> SearchConfig:
     """A `SearchConfig` from its dict.
 
     Raises:
@@ -180,12 +181,12 @@ def from_dict(data, where="search config"):
     return SearchConfig(**data)
 
 
-def names():
+def names() -> list[str]:
     """Names of the bundled search configs (sorted; `tf_nvm.core.bundled`, no TensorFlow)."""
     return bundled.names("search")
 
 
-def load(name_or_path):
+def load(name_or_path: "str | os.PathLike") -> SearchConfig:
     """A bundled search config by name, or one from a ``.json`` file path.
 
     Raises:

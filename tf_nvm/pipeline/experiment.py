@@ -57,7 +57,7 @@ import dataclasses
 import functools
 import os
 import re
-from typing import Optional
+from typing import Any, Optional
 
 from tf_nvm.core import bundled, noise_presets
 from tf_nvm.core.errors import PipelineError, RecipeError
@@ -77,7 +77,7 @@ REPORT_FIELDS = ("description", "paper", "targets", "notes")
 _LABEL = re.compile(r"float|[1-8]-bit (unipolar|bipolar)( vs float)?")
 
 
-def variant_kind(spec):
+def variant_kind(spec: dict[str, Any]) -> str:
     """The label of an NVM spec dict (``metrics.json``'s ``spec``) in ``targets`` / ``notes``: ``"2-bit unipolar"``."""
     return f"{spec['weight_bits']}-bit {'unipolar' if spec['unipolar'] else 'bipolar'}"
 
@@ -157,7 +157,7 @@ class Cost:
     technology: str = "isaac-32nm"
     array_sizing: str = "fit"
 
-    def resolve(self):
+    def resolve(self) -> Any:
         """The `tf_nvm.cost.Technology` these settings describe."""
         from tf_nvm.cost import get_technology  # noqa: PLC0415  (tf_nvm.cost imports pandas)
 
@@ -193,7 +193,7 @@ class Experiment:
     targets: dict = dataclasses.field(default_factory=dict)
     notes: dict = dataclasses.field(default_factory=dict)
 
-    def quick_version(self):
+    def quick_version(self) -> "Experiment":
         """The experiment with its ``quick`` overrides applied (``tf-nvm run --quick``)."""
         q = self.quick
         simulation = dataclasses.replace(self.simulation, chips=q.get("chips", self.simulation.chips),
@@ -203,22 +203,22 @@ class Experiment:
                                    export_examples=q.get("export_examples", self.export_examples))
 
     @functools.cached_property
-    def variant_recipes(self):
+    def variant_recipes(self) -> dict[str, recipes.Recipe]:
         """{variant name: `tf_nvm.experiments.recipes.Recipe` as written} in the order of ``variants``."""
         return dict(_variant_recipe(entry, self.dataset, "experiment recipe") for entry in self.variants)
 
     @property
-    def variant_names(self):
+    def variant_names(self) -> tuple[str, ...]:
         """The variants' names (their training recipes' names; each names its folder ``variants/<name>``)."""
         return tuple(self.variant_recipes)
 
     @property
-    def training_task(self):
+    def training_task(self) -> str:
         """The task every variant trains (`tf_nvm.experiments.recipes.Recipe.training_task`)."""
         return next(iter(self.variant_recipes.values())).training_task
 
     @property
-    def resolved_task(self):
+    def resolved_task(self) -> str:
         """The task chips are scored on: ``task``, else the variants' training task."""
         return self.task or self.training_task
 
@@ -227,15 +227,15 @@ class Experiment:
         """The primary metric's name: ``metric``, else the task's first (accuracy, or mse)."""
         return self.metric or TASKS.get(self.resolved_task).metrics[0]
 
-    def training_recipe(self, name):
+    def training_recipe(self, name: str) -> recipes.Recipe:
         """The `tf_nvm.experiments.recipes.Recipe` of variant ``name`` with this experiment's seeds and epochs."""
         recipe = self.variant_recipes[name]
-        changes = {"seeds": tuple(self.seeds)}
+        changes: dict[str, Any] = {"seeds": tuple(self.seeds)}
         if self.epochs is not None:
             changes["epochs"] = self.epochs
         return dataclasses.replace(recipe, **changes)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (what ``experiment.json`` in the output folder holds)."""
         out = dataclasses.asdict(self)
         out["variants"], out["seeds"] = [_copy(v) for v in self.variants], list(self.seeds)
@@ -277,18 +277,18 @@ def _variant_recipe(entry, dataset, where):
     return recipe.name, recipe
 
 
-def experiments_dir():
+def experiments_dir() -> Any:
     """Folder of the bundled experiment recipes (``experiments/`` beside the training recipes;
     `tf_nvm.core.bundled`)."""
     return bundled.experiments_dir()
 
 
-def names():
+def names() -> list[str]:
     """Names of the bundled experiment recipes (sorted; `tf_nvm.core.bundled`, no TensorFlow)."""
     return bundled.names("experiment")
 
 
-def load(name_or_path):
+def load(name_or_path: "str | os.PathLike") -> "Experiment":
     """An `Experiment` from a bundled name or a ``.json`` path.
 
     Raises:

@@ -13,7 +13,7 @@ Example:
 """
 
 import dataclasses
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 from tf_nvm.core.errors import SimulatorError
 from tf_nvm.core.validate import Field, is_kind, problem_of
@@ -53,7 +53,7 @@ class DACConfig:
 
     bits: Optional[int] = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _number("DACConfig", "bits", self.bits, 1, 8, integer=True, allow_none=True)
 
 
@@ -81,7 +81,7 @@ class ADCConfig:
     shared_output_ranges: Optional[float] = None
     calibration_percentile: float = 100.0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.mode not in ADC_MODES:
             raise SimulatorError(f"ADCConfig.mode must be one of {list(ADC_MODES)}, got {self.mode!r}. "
                                  "Fix: pass mode='exact', 'shared' or 'per-layer'.")
@@ -128,7 +128,7 @@ class DeviceConfig:
     ir_drop: float = 0.0
     ir_drop_g_ratio: Optional[float] = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         from tf_nvm import noise as noise_models  # noqa: PLC0415  (noise imports TensorFlow)
 
         noise_models.get(self.noise)  # unknown preset -> SimulatorError listing the known ones
@@ -148,7 +148,7 @@ class DeviceConfig:
                                  f"{self.read_noise!r}. Fix: pass read_noise='per-read', 'per-chip' or 'off'.")
 
     @property
-    def noise_model(self):
+    def noise_model(self) -> Any:
         """The resolved `tf_nvm.noise.NoiseModel`."""
         from tf_nvm import noise as noise_models  # noqa: PLC0415
 
@@ -178,7 +178,7 @@ class SimulationConfig:
     batch_size: int = 256
     jit_compile: bool = False
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name, cls in (("dac", DACConfig), ("adc", ADCConfig), ("device", DeviceConfig)):
             if not isinstance(getattr(self, name), cls):
                 raise SimulatorError(f"SimulationConfig.{name} must be a {cls.__name__}, got "
@@ -188,7 +188,7 @@ class SimulationConfig:
         if not is_kind(self.jit_compile, "bool"):
             raise SimulatorError(f"SimulationConfig.jit_compile must be True or False, got {self.jit_compile!r}.")
 
-    def replace_path(self, path, value):
+    def replace_path(self, path: str, value: Any) -> "SimulationConfig":
         """A copy with one field set by its dotted path (``"adc.bits"``, ``"device.t_inference"``, ``"seed"``).
 
         Raises:
@@ -205,17 +205,18 @@ class SimulationConfig:
         return dataclasses.replace(self, **{parts[0]: dataclasses.replace(section, **{parts[1]: value})})
 
     @classmethod
-    def paths(cls):
+    def paths(cls) -> list[str]:
         """Every settable dotted path (sorted)."""
         out = []
         for field in dataclasses.fields(cls):
             if field.name in ("dac", "adc", "device"):
-                out += [f"{field.name}.{f.name}" for f in dataclasses.fields(field.default)]
+                section: Any = field.default
+                out += [f"{field.name}.{f.name}" for f in dataclasses.fields(section)]
             else:
                 out.append(field.name)
         return sorted(out)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with ``schema_version`` (the noise model as its dict)."""
         out = {"schema_version": SCHEMA_VERSION}
         for field in dataclasses.fields(self):
