@@ -15,6 +15,7 @@ import json
 import os
 import contextlib
 import secrets
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ MAX_ARRAY_BYTES = 2 * 1024 ** 3
 """Most bytes all arrays of one mapping may declare together (2 GiB, uncompressed); checked before decompressing."""
 
 
-def json_path_of(path):
+def json_path_of(path: Any) -> str:
     """The ``PREFIX.json`` of a mapping given its prefix or its ``.json`` file name.
 
     Raises:
@@ -53,7 +54,7 @@ def json_path_of(path):
     return path if path.endswith(".json") else path + ".json"
 
 
-def paths(path):
+def paths(path: Any) -> tuple[str, str | None]:
     """(json path, npz path) of a saved mapping: the npz is the one its JSON names (None when unreadable)."""
     json_path = json_path_of(path)
     return json_path, _referenced_npz(json_path)
@@ -175,7 +176,7 @@ def _to_json(mapping, npz_name, digest):
     return doc, arrays
 
 
-def content_hash(mapping):
+def content_hash(mapping: Mapping) -> str:
     """SHA-256 (hex) of what a mapping computes: its JSON document without the file names and without
     ``metadata`` (provenance: export time, git commit, labels), and every array's name, dtype, shape and bytes.
     Equal for a mapping and its saved-and-loaded copy, and for two exports of one model (which differ in
@@ -197,7 +198,7 @@ def content_hash(mapping):
     return digest.hexdigest()
 
 
-def save(mapping, path):
+def save(mapping: Mapping, path: Any) -> tuple[str, str]:
     """Writes ``mapping`` to ``PREFIX.json`` and ``PREFIX.<hash>.npz`` with one commit point.
 
     The arrays go to a new file named by their SHA-256 and a random token

@@ -21,7 +21,7 @@ Numpy only (mapping-format layer); shape rules use Python ints (no overflow).
 
 import dataclasses
 import math
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -64,7 +64,7 @@ class OpShapeError(MappingError):
         message: what is wrong (no field prefix, no fix).
     """
 
-    def __init__(self, field, message):
+    def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
@@ -126,7 +126,7 @@ DIGITAL_OPS = Registry("digital op", error=MappingError,
 """op name -> `DigitalOp`: the one table of digital ops."""
 
 
-def register_op(op):
+def register_op(op: "DigitalOp") -> Any:
     """Adds a `DigitalOp` to `DIGITAL_OPS` and returns it.
 
     Raises:
@@ -143,7 +143,7 @@ def _is_int(value, low, high):
     return is_kind(value, "int") and low <= value <= high
 
 
-def param_ok(kind, value):
+def param_ok(kind: str, value: Any) -> bool:
     """Whether ``value`` is a valid op parameter of ``kind`` (one of `PARAM_KINDS`)."""
     if kind in ("int", "number", "str"):
         return is_kind(value, kind)  # ints are not bools; numbers are finite
@@ -301,7 +301,7 @@ def _global_max_pool(inputs, layer, spec):
     return inputs[0].max(axis=tuple(1 + a for a in layer.params["axes"]))
 
 
-def max_pool_windows(q, params, output_shape, pad=np.pad, maximum=np.maximum):
+def max_pool_windows(q: Any, params: dict, output_shape: Any, pad: Any = np.pad, maximum: Any = np.maximum) -> Any:
     """Max over each pooling window (Keras semantics), for any array library with ``pad`` and ``maximum``.
 
     Args:
@@ -328,7 +328,7 @@ def _max_pool(inputs, layer, spec):
     return max_pool_windows(inputs[0], layer.params, layer.output_shape)
 
 
-def window_sums(q, params, output_shape):
+def window_sums(q: np.ndarray, params: dict, output_shape: Any) -> tuple[Any, Any]:
     """Sum of the codes in each pooling window and the number of valid codes in it (padding counts in neither).
 
     Args:
@@ -346,7 +346,8 @@ def window_sums(q, params, output_shape):
         q = np.pad(q, [(0, 0)] + pads + [(0, 0)])
         valid = np.pad(valid, pads + [(0, 0)])
     out_spatial = output_shape[:-1]
-    sums, counts = 0, 0
+    sums: Any = 0
+    counts: Any = 0
     for offsets in np.ndindex(*pool):
         window = tuple(slice(o, o + s * (n - 1) + 1, s) for o, s, n in zip(offsets, strides, out_spatial))
         sums = sums + q[(slice(None),) + window]

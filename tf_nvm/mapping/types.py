@@ -7,7 +7,7 @@ Numpy only (mapping-format layer).
 """
 
 import dataclasses
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -79,12 +79,12 @@ class Tile:
     col_utilisation: float
 
     @property
-    def rows_used(self):
+    def rows_used(self) -> int:
         """Physical rows used (int)."""
         return self.row_stop - self.row_start
 
     @property
-    def devices(self):
+    def devices(self) -> int:
         """Devices programmed in this tile, reference column included (int)."""
         return self.rows_used * self.device_cols
 
@@ -113,7 +113,7 @@ class InputEncoding:
     mean: Optional[tuple] = None
     std: Optional[tuple] = None
 
-    def quantize(self, x):
+    def quantize(self, x: Any) -> np.ndarray:
         """Model input(s) ``x`` (standardised, model units) -> int8 codes, ties to even (`tf_nvm.core.grid.to_int8`).
 
         Args:
@@ -124,7 +124,7 @@ class InputEncoding:
         """
         return to_int8(x, self.scale)
 
-    def standardise(self, raw):
+    def standardize(self, raw: Any) -> np.ndarray:
         """Raw data -> model input, ``(raw - mean) / std`` in float32 (identity when unknown).
 
         Args:
@@ -136,6 +136,10 @@ class InputEncoding:
         if self.mean is None:
             return np.asarray(raw, np.float32)
         return Standardisation(np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)).apply(raw)
+
+    def standardise(self, raw: Any) -> np.ndarray:
+        """Deprecated alias of `standardize` (kept for one release)."""
+        return self.standardize(raw)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,23 +217,23 @@ class CrossbarLayer:
     kind = "crossbar"
 
     @property
-    def row_order(self):
+    def row_order(self) -> str:
         """``"channel_major"`` in the block-diagonal layout, else ``"position_major"`` (`ROW_ORDERS`)."""
         return "position_major" if self.channels_per_tile is None else "channel_major"
 
     @property
-    def partial_sum_tiles(self):
+    def partial_sum_tiles(self) -> int:
         """Tiles whose column sums one output adds digitally (int): the grid's row tiles, 1 block-diagonal."""
         first = self.tiles[0].col_tile if self.tiles else None
         return len({tile.row_tile for tile in self.tiles if tile.col_tile == first})
 
     @property
-    def devices(self):
+    def devices(self) -> int:
         """Devices programmed for this layer over all tiles (int)."""
         return sum(tile.devices for tile in self.tiles)
 
     @property
-    def weights(self):
+    def weights(self) -> int:
         """Weights the layer computes with (int): the size of its Keras kernel.
 
         ``rows * cols`` for dense and convolution layers; for ``depthwise_conv2d``
@@ -243,7 +247,7 @@ class CrossbarLayer:
         return self.rows * self.cols
 
     @property
-    def device_utilisation(self):
+    def device_utilization(self) -> float:
         """``weights / devices`` (0..1]: the share of programmed devices that hold a weight.
 
         At most ``1 / devices_per_weight`` (a differential pair or a reference column spend
@@ -251,6 +255,11 @@ class CrossbarLayer:
         of that in the grid layout and about ``1 / channels_per_tile`` in the block-diagonal one.
         """
         return self.weights / self.devices
+
+    @property
+    def device_utilisation(self) -> float:
+        """Deprecated alias of `device_utilization` (kept for one release)."""
+        return self.device_utilization
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,6 +12,7 @@ Numpy only (mapping-format layer).
 
 import dataclasses
 import math
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -31,13 +32,13 @@ REEXPORT = "re-export the mapping with tflite_export.export_crossbar"
 """The default fix of a defective mapping."""
 
 
-def short(value):
+def short(value: Any) -> str:
     """``repr(value)``, cut to 60 characters (for messages)."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def fail(where, message, fix=REEXPORT):
+def fail(where: str, message: str, fix: str = REEXPORT) -> NoReturn:
     """Raises ``MappingError("{where}: {message}. Fix: {fix}.")``."""
     raise MappingError(f"{where}: {message}. Fix: {fix}.")
 
@@ -46,7 +47,7 @@ def _dims_ok(shape):
     return bool(shape) and all(is_kind(d, "int") and 1 <= d <= MAX_DIM for d in shape)
 
 
-def validate_mapping(mapping):
+def validate_mapping(mapping: Any) -> None:
     """Checks a whole mapping (what `Mapping.__post_init__` runs).
 
     Raises:
