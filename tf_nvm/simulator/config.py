@@ -150,7 +150,7 @@ class DeviceConfig:
     @property
     def noise_model(self) -> Any:
         """The resolved `tf_nvm.noise.NoiseModel`."""
-        from tf_nvm import noise as noise_models  # noqa: PLC0415
+        from tf_nvm import noise as noise_models  # noqa: PLC0415  (noise imports TensorFlow)
 
         return noise_models.get(self.noise)
 
