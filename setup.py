@@ -13,5 +13,6 @@ setup(
     packages=find_packages(include=["tf_nvm", "tf_nvm.*", "tflite_export", "tflite_export.*"])
     + ["tf_nvm._recipes", "tf_nvm._searches"],
     package_dir={"tf_nvm._recipes": "recipes", "tf_nvm._searches": "searches"},
-    package_data={"tf_nvm._recipes": ["*.json", "experiments/*.json"], "tf_nvm._searches": ["*.json"]},
+    package_data={"tf_nvm._recipes": ["*.json", "experiments/*.json"], "tf_nvm._searches": ["*.json"],
+                  "tf_nvm.mapping": ["mapping.schema.json"]},
 )

@@ -26,8 +26,10 @@ MAX_SECONDS = 2.0
 
 READERS = {
     # module: why it reads JSON
-    "tf_nvm/cost/technology.py": "technology files and --set values",
-    "tf_nvm/mapping/io.py": "mapping files",
+    "tf_nvm/cost/technology.py": "technology files",
+    "tf_nvm/core/validate.py": "--set KEY=VALUE values (parse_override, the one override parser)",
+    "tf_nvm/mapping/io.py": "the npz a mapping file names (before an export replaces it)",
+    "tf_nvm/mapping/reader.py": "mapping files",
     "tf_nvm/nas/report.py": "trial records (nvm_trial.json)",
     "tf_nvm/nas/search.py": "search.json on --resume",
     "tf_nvm/nas/tuners.py": "trial records (trained spec)",

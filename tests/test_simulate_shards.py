@@ -113,7 +113,7 @@ def test_one_array_hash_layout_for_data_splits_and_shards():
     arrays = dict(x_train=rng.normal(size=(4, 3)).astype(np.float32), y_train=np.arange(4, dtype=np.int64),
                   x_val=np.ones((2, 3), ">f4"), y_val=np.zeros(2, np.uint8), x_test=np.zeros((1, 3), np.float32),
                   y_test=np.array([True, False]))
-    split = Split(**arrays, standardisation=None, source="test")
+    split = Split(**arrays, standardization=None, source="test")
     assert split.content_hash() == arrays_sha256(arrays.items()) == (
         "36d03b544a1b2041209fc5a75faf5dec3d0226053a92f3dd484f4df36671abab")
     x, y = arrays["x_train"], arrays["y_train"]

@@ -5,8 +5,8 @@ import os
 from typing import Any
 
 from tf_nvm.cli._checks import at_least, data_path
-from tf_nvm.core import bundled
 from tf_nvm.core.errors import SearchError
+from tf_nvm.experiments.recipes import check_search_config
 
 __all__ = ["add_parser", "run"]
 
@@ -38,7 +38,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def check(args: argparse.Namespace) -> None:
     """Checks the config name (or .json path), --max-trials, --max-minutes and --data before TensorFlow loads."""
-    bundled.find("search", args.config)  # its fields are checked when it loads (the hypermodels need TensorFlow)
+    check_search_config(args.config)  # every field that needs no TensorFlow (the hypermodels need it: at load)
     at_least(args.max_trials, "--max-trials", 1, SearchError, "Fix: e.g. --max-trials 20.")
     at_least(args.max_minutes, "--max-minutes", 1e-3, SearchError, "Fix: e.g. --max-minutes 30.")
     data_path(args.data)

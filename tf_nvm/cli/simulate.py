@@ -16,6 +16,7 @@ from tf_nvm.core.outputs import claim_output_folder
 from tf_nvm.core.registry import did_you_mean
 from tf_nvm.pipeline import shards as pipeline_shards
 from tf_nvm.pipeline.evaluate import DEFAULT_DATASET, read_source, simulate
+from tf_nvm.core.validate import parse_override
 
 __all__ = ["add_parser", "run", "DATA_HELP", "DATASET_HELP", "SOURCE_HELP", "VARIANT_HELP"]
 
@@ -123,11 +124,8 @@ def argparse_suppress() -> str:
 def _setting(text):
     from tf_nvm.simulator import sweep_values  # noqa: PLC0415
 
-    if "=" not in text:
-        raise SimulatorError(f"tf-nvm simulate: setting {text!r} is not KEY=VALUE. Fix: e.g. --set adc.bits=6.")
-    key, value = text.split("=", 1)
-    values = sweep_values(value)
-    return key.strip(), values
+    return parse_override(text, error=SimulatorError, example="adc.bits=6", owner="tf-nvm simulate: ",
+                          convert=lambda raw, _text: sweep_values(raw))
 
 
 def run(args: argparse.Namespace) -> int:

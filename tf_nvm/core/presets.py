@@ -1,6 +1,8 @@
 """Named `NVMSpec` presets: the paper's four device settings and friends.
 
-`PRESETS` is a `tf_nvm.core.registry.Registry`; `get`, `names` and `describe` read it.
+`PRESETS` is a `tf_nvm.core.registry.Registry` (defined with the paper's four presets in
+`tf_nvm.core.spec`, so that `resolve_spec` reads it without importing this module); `get`, `names` and
+`describe` read it.
 
 Example:
     >>> from tf_nvm import presets
@@ -8,16 +10,11 @@ Example:
     3
 """
 
-from tf_nvm.core.registry import Registry
-from tf_nvm.core.spec import NVMSpec
+from tf_nvm.core.spec import PRESETS, NVMSpec
 
 __all__ = ["PRESETS", "get", "names", "describe", "register_preset"]
 
-PRESETS = Registry("NVM preset", fix="run `tf-nvm presets` for the list, or pass an NVMSpec")
-"""Preset name -> `NVMSpec`."""
-
-
-def register_preset(name, spec, description):
+def register_preset(name: str, spec: NVMSpec, description: str) -> None:
     """Adds a named preset.
 
     Args:
@@ -31,7 +28,7 @@ def register_preset(name, spec, description):
     PRESETS.register(name, spec, description=description)
 
 
-def get(name):
+def get(name: str | NVMSpec) -> NVMSpec:
     """Returns the `NVMSpec` of preset ``name`` (an `NVMSpec` is returned unchanged).
 
     Raises:
@@ -40,29 +37,11 @@ def get(name):
     return PRESETS.resolve(name, NVMSpec)
 
 
-def names():
+def names() -> list[str]:
     """Returns the sorted list of preset names."""
     return PRESETS.names()
 
 
-def describe():
+def describe() -> dict[str, str]:
     """Returns {name: description}."""
     return PRESETS.describe()
-
-
-# The paper's settings: 2-bit and 4-bit devices, one shared weight scale, one
-# shared activation range A = 8 (step 1/16), 8-bit activations. Measured on HAR
-# with har_signed_cnn (3 seeds, measured 2026-11-26 with tf_nvm 0.2.0): A = 8 beat A = 16 for 2-bit
-# unipolar (93.9 % vs 92.5 % mean), since every crossbar there sees centred
-# inputs and logits without a unipolar common mode; a finer step matters more.
-for _bits in (2, 4):
-    register_preset(
-        f"paper-{_bits}bit-unipolar",
-        NVMSpec(weight_bits=_bits, unipolar=True, activation_range=8.0),
-        f"{_bits}-bit devices, non-negative weights only (one device per weight), shared scale/range",
-    )
-    register_preset(
-        f"paper-{_bits}bit-bipolar",
-        NVMSpec(weight_bits=_bits, unipolar=False, bipolar_mapping="differential", activation_range=8.0),
-        f"{_bits}-bit devices in differential pairs (W = G+ - G-), shared scale/range",
-    )

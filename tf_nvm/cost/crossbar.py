@@ -41,7 +41,8 @@ from tf_nvm.cost.plan import LayerPlan, check_mapping, plan_as, plan_mapping
 from tf_nvm.cost.technology import Technology, get_technology
 from tf_nvm.core.errors import CostModelError
 from tf_nvm.core.spec import NVMSpec
-from tf_nvm.mapping.types import CrossbarLayer, Mapping
+from tf_nvm.mapping.network import Mapping
+from tf_nvm.mapping.types import CrossbarLayer
 from tf_nvm.core.registry import Registry
 
 __all__ = ["COMPONENTS", "CROSSBAR_PERIPHERY", "ORDER", "Component", "CostResult", "network_cost", "layer_components",

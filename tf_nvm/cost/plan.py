@@ -23,7 +23,7 @@ from tf_nvm.core.errors import CostModelError, MappingError
 from tf_nvm.core.spec import NVMSpec
 from tf_nvm.mapping.device import conductance_table, levels_from_codes
 from tf_nvm.mapping.tiling import depthwise_layout, layer_tiles, plan_diagonal_tiles, plan_tiles
-from tf_nvm.mapping.types import Mapping
+from tf_nvm.mapping.network import Mapping
 
 __all__ = ["LayerPlan", "plan_mapping", "plan_as", "spec_for_kind", "MAPPING_KINDS", "check_mapping"]
 

@@ -23,7 +23,7 @@ import pandas as pd
 
 from tf_nvm.cost.crossbar import CostResult, network_cost
 from tf_nvm.cost.technology import Technology, get_technology
-from tf_nvm.mapping.types import Mapping
+from tf_nvm.mapping.network import Mapping
 
 __all__ = ["standard_scenarios", "compare_mappings", "shared_vs_per_layer", "PAPER_REDUCTION"]
 

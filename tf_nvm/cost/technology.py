@@ -19,10 +19,12 @@ Numpy-free, TensorFlow-free (cost-model layer).
 
 import dataclasses
 import os
+from typing import Any
 
 from tf_nvm.core.errors import CostModelError
-from tf_nvm.core.safe_io import loads_json, read_json
 from tf_nvm.core.registry import Registry
+from tf_nvm.core.safe_io import read_json
+from tf_nvm.core.validate import Field, check_keys, find_problem, is_kind, parse_override, short
 
 __all__ = ["Technology", "TECHNOLOGIES", "get_technology", "load_technology", "apply_settings", "parse_setting",
            "SCHEMA_VERSION", "ARRAY_SIZINGS"]
@@ -135,31 +137,31 @@ class Technology:
     buffer_energy_pj_per_byte: float = 20.45 / 32
     buffer_area_um2_per_byte: float = 0.083e6 / 65536
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _validate(self)
 
     # --------------------------------------------------------------- scaling
-    def scale_energy(self, value, source_node_nm):
+    def scale_energy(self, value: float, source_node_nm: float) -> float:
         """``value`` (energy at ``source_node_nm``) at `node_nm`: ``value * node_nm / source_node_nm``."""
         return value * self.node_nm / source_node_nm
 
-    def scale_area(self, value, source_node_nm):
+    def scale_area(self, value: float, source_node_nm: float) -> float:
         """``value`` (area at ``source_node_nm``) at `node_nm`: ``value * (node_nm / source_node_nm)^2``."""
         return value * (self.node_nm / source_node_nm) ** 2
 
-    def analog_energy(self, key):
+    def analog_energy(self, key: str) -> float:
         """Field ``key`` (an ISAAC energy, pJ) scaled to `node_nm`."""
         return self.scale_energy(getattr(self, key), self.analog_source_node_nm)
 
-    def analog_area(self, key):
+    def analog_area(self, key: str) -> float:
         """Field ``key`` (an ISAAC area, um^2) scaled to `node_nm`."""
         return self.scale_area(getattr(self, key), self.analog_source_node_nm)
 
-    def digital_energy(self, key):
+    def digital_energy(self, key: str) -> float:
         """Field ``key`` (an Aladdin energy, pJ) scaled to `node_nm`."""
         return self.scale_energy(getattr(self, key), self.digital_source_node_nm)
 
-    def digital_area(self, key):
+    def digital_area(self, key: str) -> float:
         """Field ``key`` (an Aladdin area, um^2) scaled to `node_nm`."""
         return self.scale_area(getattr(self, key), self.digital_source_node_nm)
 
@@ -172,7 +174,7 @@ class Technology:
             return known[lo]  # ASSUMPTION: no cheaper than the smallest tabulated converter
         return known[hi] * 2.0 ** (bits - hi)  # ASSUMPTION: doubling per extra bit (Walden figure of merit)
 
-    def adc_energy_pj(self, bits):
+    def adc_energy_pj(self, bits: int) -> float:
         """Energy of one conversion at ``bits`` resolution, pJ, at `node_nm`.
 
         Tabulated resolutions are read from `adc_energy_pj_table`; below the
@@ -182,27 +184,27 @@ class Technology:
         """
         return self.scale_energy(self._adc_table(self.adc_energy_pj_table, int(bits)), self.analog_source_node_nm)
 
-    def adc_area_um2(self, bits):
+    def adc_area_um2(self, bits: int) -> float:
         """Area of one ADC at ``bits`` resolution, um^2, at `node_nm` (same rules as `adc_energy_pj`)."""
         return self.scale_area(self._adc_table(self.adc_area_um2_table, int(bits)), self.analog_source_node_nm)
 
     @property
-    def cell_area_um2(self):
+    def cell_area_um2(self) -> float:
         """Area of one cell, um^2: ``cell_area_f2 * feature_size_nm^2`` (NeuroSim's rule)."""
         return self.cell_area_f2 * (self.feature_size_nm * 1e-3) ** 2
 
     @property
-    def cycle_ns(self):
+    def cycle_ns(self) -> float:
         """One digital clock period, ns."""
         return 1.0 / self.clock_ghz
 
     # --------------------------------------------------------- serialisation
-    def replace(self, **changes):
+    def replace(self, **changes: Any) -> "Technology":
         """A validated copy with ``changes`` (unknown keys raise `CostModelError`)."""
         _check_keys(changes, "Technology.replace")
         return dataclasses.replace(self, **changes)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of every field plus ``schema_version``."""
         data = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
         for key, value in data.items():
@@ -212,7 +214,8 @@ class Technology:
         return data
 
     @classmethod
-    def from_dict(cls, data, base=None, where="technology"):
+    def from_dict(cls, data: dict[str, Any], base: "Technology | None" = None,
+                  where: str = "technology") -> "Technology":
         """A `Technology` from a dict: ``base`` (default: the defaults) with the dict's keys replaced.
 
         Raises:
@@ -224,81 +227,69 @@ class Technology:
                                  f"Fix: write {{\"key\": value, ...}}; {_FIX}.")
         data = dict(data)
         version = data.pop("schema_version", SCHEMA_VERSION)
-        if not isinstance(version, int) or isinstance(version, bool) or version > SCHEMA_VERSION:
+        if not is_kind(version, "int") or version > SCHEMA_VERSION:
             raise CostModelError(f"{where}.schema_version: value {version!r} is not allowed; allowed: an integer <= "
                                  f"{SCHEMA_VERSION}. Fix: write the file with this version of tf_nvm.")
         _check_keys(data, where)
-        changes = {key: (tuple(value) if isinstance(value, list) else value) for key, value in data.items()}
+        changes: dict[str, Any] = {key: (tuple(value) if isinstance(value, list) else value)
+                                   for key, value in data.items()}
         return dataclasses.replace(base or cls(), **changes)
 
 
 ARRAY_SIZINGS = ("fixed", "fit")
 """Values of `Technology.array_sizing`."""
 
-_INTEGERS = {"input_bits_per_cycle": 8, "adc_share_columns": 1 << 20, "digital_lanes": 1 << 20}
-_TABLES = ("adc_bits_table", "adc_energy_pj_table", "adc_area_um2_table")
-_FRACTIONS = ("input_activity",)
-
-
-def _known():
-    return [field.name for field in dataclasses.fields(Technology)]
-
-
-def _check_keys(data, where):
-    unknown = sorted(key for key in data if key not in _known())
-    if unknown:
-        raise CostModelError(f"{where}: unknown key(s) {unknown}; known keys: {_known()}. Fix: use one of the known "
-                             f"keys; {_FIX}.")
-
-
-def _bad(key, value, allowed):
-    raise CostModelError(f"technology.{key}: value {_show(value)} is not allowed; allowed: {allowed}. Fix: pass a value in "
-                         f"that range; {_FIX}.")
-
-
-def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 MAGNITUDE = (1e-12, 1e12)
 """Smallest and largest value of a physical technology constant, in its own unit (pJ, um^2, ns, GHz, V, nm ...):
 every real constant lies far inside; beyond it a product or ratio overflows or underflows (``clock_ghz=5e-324``
 made latencies infinite, an ADC table of 1e300 extrapolated to 0 energy)."""
 
-
-def _plausible(value):
-    """A finite number > 0 within `MAGNITUDE` (an integer of 400 digits included: no OverflowError)."""
-    try:
-        return _is_number(value) and MAGNITUDE[0] <= float(value) <= MAGNITUDE[1]
-    except OverflowError:
-        return False
+_INTEGERS = {"input_bits_per_cycle": 8, "adc_share_columns": 1 << 20, "digital_lanes": 1 << 20}
+_TABLES = ("adc_bits_table", "adc_energy_pj_table", "adc_area_um2_table")
+_PLAUSIBLE = Field("value", "number", minimum=MAGNITUDE[0], maximum=MAGNITUDE[1],
+                   allowed=f"a finite number > 0 within {MAGNITUDE[0]:g}..{MAGNITUDE[1]:g}")
 
 
-def _show(value):
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _field(name: str) -> Field:
+    """The `Field` of technology key ``name`` (every key not named here is a `_PLAUSIBLE` constant)."""
+    if name == "array_sizing":
+        return Field(name, "str", choices=ARRAY_SIZINGS, allowed=str(list(ARRAY_SIZINGS)))
+    if name == "name":
+        return Field(name, "str", min_length=1, allowed="a non-empty string")
+    if name in _INTEGERS:
+        return Field(name, "int", minimum=1, maximum=_INTEGERS[name], allowed=f"an integer in 1..{_INTEGERS[name]}")
+    if name in _TABLES:
+        return Field(name, "list", min_length=1, items=_PLAUSIBLE, allowed="a non-empty list of finite numbers > 0 "
+                     f"within {MAGNITUDE[0]:g}..{MAGNITUDE[1]:g}")
+    if name == "input_activity":
+        return Field(name, "number", minimum=MAGNITUDE[0], maximum=1,
+                     allowed=f"a finite number in (0, 1], at least {MAGNITUDE[0]:g}")
+    return dataclasses.replace(_PLAUSIBLE, name=name)
+
+
+_FIELDS = tuple(_field(field.name) for field in dataclasses.fields(Technology))
+"""The `Field` of every technology key, in declaration order."""
+
+
+def _check_keys(data, where):
+    check_keys(data, [field.name for field in _FIELDS], where=where, error=CostModelError, fix="", message=lambda p: (
+        f"{where}: unknown key(s) {p.value}; known keys: {[field.name for field in _FIELDS]}. Fix: use one of the "
+        f"known keys; {_FIX}."))
+
+
+def _bad(key, value, allowed):
+    raise CostModelError(f"technology.{key}: value {short(value)} is not allowed; allowed: {allowed}. Fix: pass a "
+                         f"value in that range; {_FIX}.")
 
 
 def _validate(tech):
-    for field in dataclasses.fields(tech):
-        key, value = field.name, getattr(tech, field.name)
-        if key == "array_sizing":
-            if value not in ARRAY_SIZINGS:
-                _bad(key, value, list(ARRAY_SIZINGS))
-        elif key == "name":
-            if not isinstance(value, str) or not value:
-                _bad(key, value, "a non-empty string")
-        elif key in _INTEGERS:
-            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= _INTEGERS[key]:
-                _bad(key, value, f"an integer in 1..{_INTEGERS[key]}")
-        elif key in _TABLES:
-            if not isinstance(value, tuple) or not value or not all(_plausible(v) for v in value):
-                _bad(key, value, f"a non-empty list of finite numbers > 0 within {MAGNITUDE[0]:g}..{MAGNITUDE[1]:g}")
-        elif key in _FRACTIONS:
-            if not _plausible(value) or not 0 < value <= 1:
-                _bad(key, value, f"a finite number in (0, 1], at least {MAGNITUDE[0]:g}")
-        elif not _plausible(value):
-            _bad(key, value, f"a finite number > 0 within {MAGNITUDE[0]:g}..{MAGNITUDE[1]:g}")
+    for field in _FIELDS:
+        value = getattr(tech, field.name)
+        if field.kind == "list":  # tables are stored as tuples (from_dict converts JSON lists)
+            if not isinstance(value, tuple) or find_problem(list(value), field, field.name) is not None:
+                _bad(field.name, value, field.describe())
+        elif find_problem(value, field, field.name) is not None:
+            _bad(field.name, value, field.describe())
     bits = tech.adc_bits_table
     if (len(tech.adc_energy_pj_table) != len(bits) or len(tech.adc_area_um2_table) != len(bits)
             or any(int(b) != b for b in bits) or list(bits) != sorted(set(bits))):
@@ -333,7 +324,7 @@ TECHNOLOGIES.register("murmann-best-adc", _ISAAC.replace(
     description="isaac-32nm with the best ADC of Murmann's survey (0.3 pJ, 0.002 mm^2 at 8 bits)")
 
 
-def get_technology(value=None):
+def get_technology(value: "Technology | str | os.PathLike | None" = None) -> Technology:
     """A `Technology` from None (the default ``isaac-32nm``), a `Technology`, a preset name or a JSON file path.
 
     Raises:
@@ -353,7 +344,7 @@ def get_technology(value=None):
 _MAX_JSON_BYTES = 1 << 20
 
 
-def load_technology(path):
+def load_technology(path: "str | os.PathLike") -> Technology:
     """Reads a technology JSON file (keys of `Technology`, any subset; the rest keep the defaults).
 
     Raises:
@@ -368,20 +359,17 @@ def load_technology(path):
     return Technology.from_dict(data, base=Technology(name="custom"), where=f"technology file {path!r}")
 
 
-def parse_setting(text):
-    """``"key=value"`` -> (key, value); the value is read as JSON (numbers, lists), else kept as a string.
+def parse_setting(text: str) -> tuple[str, Any]:
+    """``"key=value"`` -> (key, value); the value is read as JSON (numbers, lists), else kept as a string
+    (`tf_nvm.core.validate.parse_override`).
 
     Raises:
         CostModelError: no ``=``.
     """
-    if not isinstance(text, str) or "=" not in text:
-        raise CostModelError(f"setting {text!r} is not KEY=VALUE. Fix: e.g. --set adc_share_columns=4.")
-    key, raw = (part.strip() for part in text.split("=", 1))
-    return key, loads_json(raw, where=f"setting {text[:80]!r}", error=CostModelError, text_fallback=True,
-                           fix="Fix: give a JSON number, list or string, e.g. --set adc_share_columns=4.")
+    return parse_override(text, error=CostModelError, example="adc_share_columns=4")
 
 
-def apply_settings(tech, settings):
+def apply_settings(tech: Technology, settings: "list[str] | tuple[str, ...]") -> Technology:
     """``tech`` with every ``"key=value"`` of ``settings`` applied, in order.
 
     Raises:

@@ -12,31 +12,49 @@ its arguments are checked when the recipe is built (`Recipe.check_architecture`)
 
 import dataclasses
 import inspect
+import math
 import os
 import re
-from typing import Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from tf_nvm.core import bundled
 from tf_nvm.experiments import models
 from tf_nvm.core.bundled import recipes_dir  # noqa: F401  (tf_nvm.experiments.recipes.recipes_dir, as before)
 from tf_nvm.datasets import DATASETS
 from tf_nvm.datasets.har import HAR_TRAIN_SUBJECTS
-from tf_nvm.core.errors import RecipeError, SpecError, UnknownNameError
+from tf_nvm.core.errors import RecipeError, SearchError, SpecError, UnknownNameError
 from tf_nvm.core.safe_io import read_json
-from tf_nvm.core.spec import INITS, SIGN_SPLITS, resolve_spec
+from tf_nvm.core.spec import INITS, SIGN_SPLITS, NVMSpec, resolve_spec
+from tf_nvm.core.validate import Field, Problem, check_keys, find_problem, problem_of
 
 __all__ = ["Recipe", "NOISE_AWARE_DEFAULTS", "check_noise_aware", "load", "from_dict", "names", "recipes_dir",
-           "read_json_config", "check_seeds", "MAX_CONFIG_BYTES", "TRAINING_TASKS", "NAME_PATTERN"]
+           "read_json_config", "check_seeds", "MAX_CONFIG_BYTES", "TRAINING_TASKS", "NAME_PATTERN", "TUNER_LIMITS",
+           "SEARCH_FIELDS", "SEARCH_FIX", "check_search_fields", "check_search_config", "check_search_keys"]
 
 TRAINING_TASKS = ("classification", "regression", "reconstruction")
 MAX_CONFIG_BYTES = 1024 * 1024
 """Largest recipe, experiment or search config file read, bytes (1 MiB; the bundled ones are under 4 KiB)."""
-"""The tasks a recipe trains (the `tf_nvm.core.metrics.TASKS` names; the loss of each is in `tf_nvm.experiments.train`)."""
+"""The tasks a recipe trains (the `tf_nvm.core.metrics.TASKS` names; the loss of each is in
+`tf_nvm.experiments.train`)."""
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 """What a recipe or experiment name may be: it names a folder (no path separator, no leading dot)."""
 
 _FIX = "Fix: correct the recipe file, or start from a bundled one (`tf-nvm recipes`)."
+
+
+_BELOW_10 = math.nextafter(10.0, 0.0)  # [0, 10): the largest float below 10
+_SCHEDULE_FIELDS = (
+    Field("epochs", "int", minimum=1),
+    Field("batch_size", "int", minimum=1),
+    Field("validation_subjects", "int", minimum=1),
+    Field("learning_rate", "number", minimum=0, exclusive_minimum=True, maximum=10, allowed="a number in (0, 10]"),
+    Field("augment_scale", "number", minimum=0, maximum=_BELOW_10, allowed="a number in [0, 10)"),
+    Field("augment_noise", "number", minimum=0, maximum=_BELOW_10, allowed="a number in [0, 10)"),
+    Field("augment_crop", "int", minimum=0, maximum=16, allowed="an integer in 0..16 (pixels)"),
+    Field("augment_flip", "bool"),
+)
+"""The training schedule's numeric and boolean fields of a `Recipe`, in the order they are checked."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +114,7 @@ class Recipe:
     noise_aware: Optional[dict] = None
     description: Optional[str] = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for field, kind, what in (("name", str, "a string"), ("architecture", str, "a string"),
                                   ("architecture_args", dict, "a JSON object"), ("init", str, "a string")):
             value = getattr(self, field)
@@ -118,30 +136,7 @@ class Recipe:
         if self.dataset not in DATASETS:
             raise RecipeError(f"recipe {self.name!r}: dataset must be one of {DATASETS.names()}, got "
                               f"{self.dataset!r}. {_FIX}")
-        for field, lo in (("epochs", 1), ("batch_size", 1), ("validation_subjects", 1)):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-                raise RecipeError(f"recipe {self.name!r}: {field} must be an integer >= {lo}, got {value!r}. {_FIX}")
-        if self.dataset == "har" and self.validation_subjects >= len(HAR_TRAIN_SUBJECTS):
-            raise RecipeError(f"recipe {self.name!r}: validation_subjects must be an integer in "
-                              f"1..{len(HAR_TRAIN_SUBJECTS) - 1} for data set 'har' (its training split has "
-                              f"{len(HAR_TRAIN_SUBJECTS)} volunteers, and at least one must stay for training), got "
-                              f"{self.validation_subjects!r}. {_FIX}")
-        if isinstance(self.learning_rate, bool) or not isinstance(self.learning_rate, (int, float)) \
-                or not 0 < self.learning_rate <= 10:
-            raise RecipeError(f"recipe {self.name!r}: learning_rate must be a number in (0, 10], got "
-                              f"{self.learning_rate!r} (larger steps diverge to NaN weights). {_FIX}")
-        for field in ("augment_scale", "augment_noise"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 10:
-                raise RecipeError(f"recipe {self.name!r}: {field} must be a number in [0, 10), got {value!r}. {_FIX}")
-        if isinstance(self.augment_crop, bool) or not isinstance(self.augment_crop, int) \
-                or not 0 <= self.augment_crop <= 16:
-            raise RecipeError(f"recipe {self.name!r}: augment_crop must be an integer in 0..16 (pixels), got "
-                              f"{self.augment_crop!r}. {_FIX}")
-        if not isinstance(self.augment_flip, bool):
-            raise RecipeError(f"recipe {self.name!r}: augment_flip must be true or false, got "
-                              f"{self.augment_flip!r}. {_FIX}")
+        self._check_schedule()
         if (self.augment_crop or self.augment_flip) and self.dataset != "cifar10":
             raise RecipeError(f"recipe {self.name!r}: augment_crop and augment_flip apply to images (dataset "
                               f"'cifar10'), not to dataset {self.dataset!r}. Fix: remove them, or use "
@@ -154,7 +149,21 @@ class Recipe:
             raise RecipeError(f"recipe {self.name!r}: invalid spec: {err}") from err
         self.check_architecture()
 
-    def check_architecture(self):
+    def _check_schedule(self):
+        """The numeric and boolean training fields, each against its `_SCHEDULE_FIELDS` entry."""
+        for field in _SCHEDULE_FIELDS:
+            value = getattr(self, field.name)
+            if problem_of(value, field, field.name) is not None:
+                why = " (larger steps diverge to NaN weights)" if field.name == "learning_rate" else ""
+                raise RecipeError(f"recipe {self.name!r}: {field.name} must be {field.describe()}, got {value!r}"
+                                  f"{why}. {_FIX}")
+        if self.dataset == "har" and self.validation_subjects >= len(HAR_TRAIN_SUBJECTS):
+            raise RecipeError(f"recipe {self.name!r}: validation_subjects must be an integer in "
+                              f"1..{len(HAR_TRAIN_SUBJECTS) - 1} for data set 'har' (its training split has "
+                              f"{len(HAR_TRAIN_SUBJECTS)} volunteers, and at least one must stay for training), got "
+                              f"{self.validation_subjects!r}. {_FIX}")
+
+    def check_architecture(self) -> None:
         """Checks ``architecture`` and ``architecture_args`` against `tf_nvm.models.ARCHITECTURES` (no TensorFlow).
 
         Raises:
@@ -176,20 +185,20 @@ class Recipe:
                               f"{self.architecture} ({err}); it takes {accepted}. {_FIX}") from None
 
     @property
-    def nvm_spec(self):
+    def nvm_spec(self) -> NVMSpec:
         """The recipe's `NVMSpec`."""
         return resolve_spec(self.spec, owner=f"recipe {self.name!r}")
 
     @property
-    def spec_name(self):
+    def spec_name(self) -> str:
         """Preset name, or ``"custom"``."""
         return self.spec if isinstance(self.spec, str) else "custom"
 
-    def replace(self, **changes):
+    def replace(self, **changes: Any) -> "Recipe":
         """A copy with ``changes``."""
         return dataclasses.replace(self, **changes)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         out = dataclasses.asdict(self)
         out["seeds"] = list(self.seeds)
@@ -200,12 +209,16 @@ class Recipe:
         return out
 
     @property
-    def training_task(self):
+    def training_task(self) -> str:
         """The task the recipe trains (``"classification"`` when ``task`` is None)."""
         return self.task or "classification"
 
 
-def check_seeds(seeds, where, fix):
+_SEED = Field("seed", "int", minimum=0, maximum=2 ** 32 - 1)
+"""One training seed (numpy's seed range)."""
+
+
+def check_seeds(seeds: list | tuple, where: str, fix: str) -> None:
     """Checks a list of training seeds: non-empty, integers in 0..2^32-1 (numpy's seed range).
 
     Args:
@@ -216,8 +229,7 @@ def check_seeds(seeds, where, fix):
     Raises:
         RecipeError: anything else.
     """
-    if not isinstance(seeds, (list, tuple)) or not seeds or not all(
-            isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2 ** 32 for s in seeds):
+    if not isinstance(seeds, (list, tuple)) or not seeds or any(problem_of(s, _SEED, "seed") for s in seeds):
         raise RecipeError(f"{where} must be a non-empty list of integers in 0..2^32-1, got {seeds!r}. {fix}")
 
 
@@ -236,23 +248,19 @@ or ``"relative"``), the device noise's scale, the relative noise's standard devi
 code), the clean warm-up epochs, and the number of simulated validation chips that select the epoch (0: noise-free
 validation accuracy selects)."""
 
-_NOISE_AWARE_CHECKS = {
-    "noise": (lambda v: isinstance(v, str) and v != "", "a noise preset name (`tf-nvm simulate --help`)"),
-    "t_inference": (lambda v: _is_number(v) and v >= 0, "a number of seconds >= 0"),
-    "kind": (lambda v: v in ("device", "relative"), "\"device\" or \"relative\""),
-    "scale": (lambda v: _is_number(v) and 0 <= v <= 100, "a number in [0, 100]"),
-    "relative_std": (lambda v: _is_number(v) and 0 <= v <= 10, "a number in [0, 10]"),
-    "warmup_epochs": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0"),
-    "select_chips": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 100,
-                     "an integer in 0..100"),
-}
+_NOISE_AWARE_FIELDS = (
+    Field("noise", "str", min_length=1, allowed="a noise preset name (`tf-nvm simulate --help`)"),
+    Field("t_inference", "number", minimum=0, allowed="a number of seconds >= 0"),
+    Field("kind", "str", choices=("device", "relative"), allowed="\"device\" or \"relative\""),
+    Field("scale", "number", minimum=0, maximum=100, allowed="a number in [0, 100]"),
+    Field("relative_std", "number", minimum=0, maximum=10, allowed="a number in [0, 10]"),
+    Field("warmup_epochs", "int", minimum=0),
+    Field("select_chips", "int", minimum=0, maximum=100),
+)
+"""The `Field` of every key of `NOISE_AWARE_DEFAULTS`."""
 
 
-def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and abs(value) < 1e300
-
-
-def check_noise_aware(settings, owner):
+def check_noise_aware(settings: Any, owner: str) -> dict[str, Any]:
     """A recipe's ``noise_aware`` object, checked and completed with `NOISE_AWARE_DEFAULTS` (a new dict).
 
     Raises:
@@ -265,18 +273,19 @@ def check_noise_aware(settings, owner):
         raise RecipeError(f"{owner}: noise_aware has unknown key(s) {unknown}; allowed: "
                           f"{list(NOISE_AWARE_DEFAULTS)}. {_FIX}")
     out = {**NOISE_AWARE_DEFAULTS, **settings}
-    for key, (ok, allowed) in _NOISE_AWARE_CHECKS.items():
-        if not ok(out[key]):
-            raise RecipeError(f"{owner}: noise_aware.{key} must be {allowed}, got {out[key]!r}. {_FIX}")
+    for field in _NOISE_AWARE_FIELDS:
+        if problem_of(out[field.name], field, field.name) is not None:
+            raise RecipeError(f"{owner}: noise_aware.{field.name} must be {field.describe()}, got "
+                              f"{out[field.name]!r}. {_FIX}")
     return out
 
 
-def names():
+def names() -> list[str]:
     """Names of the bundled recipes (sorted; `tf_nvm.core.bundled`, no TensorFlow)."""
     return bundled.names("recipe")
 
 
-def load(name_or_path):
+def load(name_or_path: "str | os.PathLike") -> Recipe:
     """Loads a bundled recipe by name, or a recipe from a ``.json`` file path.
 
     Raises:
@@ -290,7 +299,8 @@ def load(name_or_path):
     return from_dict(data, where=f"recipe file {path}")
 
 
-def read_json_config(name_or_path, folder, *, label, error, fix, not_found, max_bytes=None):
+def read_json_config(name_or_path: "str | os.PathLike", folder: Any, *, label: str, error: type[Exception], fix: str,
+                     not_found: Callable[[str], str], max_bytes: int | None = None) -> tuple[Any, str]:
     """A bundled JSON config (``folder/NAME.json``) or a ``.json`` path, parsed; ``name`` defaults to the file stem.
 
     One loader for training recipes, experiment recipes (`tf_nvm.pipeline.experiment`) and search
@@ -323,7 +333,7 @@ def read_json_config(name_or_path, folder, *, label, error, fix, not_found, max_
     return data, path
 
 
-def from_dict(data, where="recipe"):
+def from_dict(data: dict[str, Any], where: str = "recipe") -> Recipe:
     """A `Recipe` from its dict (`Recipe.to_dict`, or a recipe file's contents with ``name``).
 
     Raises:
@@ -343,3 +353,126 @@ def from_dict(data, where="recipe"):
         data["seeds"] = tuple(data["seeds"])
     return Recipe(**data)
 
+
+# ------------------------------------------------------------------ search configs (checked without TensorFlow)
+SEARCH_FIX = "Fix: correct the search config, or start from a bundled one (`tf-nvm recipes` lists them)."
+"""The fix sentence of a defective search config (`tf_nvm.nas.config`)."""
+
+TUNER_LIMITS = {
+    "max_trials": (1, 100_000, "trials in all"),
+    "seed": (0, 2 ** 31 - 1, "seed of the oracle"),
+    "max_consecutive_failed_trials": (1, 100_000, "failed trials in a row that stop the search"),
+    "max_retries_per_trial": (0, 100, "retries of a trial that raised"),
+    "num_initial_points": (1, 100_000, "random trials before the Gaussian process"),
+    "alpha": (1e-12, 1.0, "the Gaussian process's noise term"),
+    "beta": (0.0, 1000.0, "the exploration weight"),
+    "max_epochs": (1, 10_000, "epochs of the longest Hyperband trial"),
+    "factor": (2, 100, "Hyperband's reduction factor"),
+    "hyperband_iterations": (1, 1000, "Hyperband brackets"),
+}
+"""Range of every keras-tuner argument a search config's ``tuner`` may set: (low, high, what it is); an integer
+``low`` means an integer argument. Checked when the config loads (``max_trials`` -5 failed inside keras-tuner
+with ``KeyError: 'status'``)."""
+
+
+def _tuner_field(key: str) -> Field:
+    low, high, what = TUNER_LIMITS[key]
+    integer = isinstance(low, int)
+    return Field(key, "int" if integer else "number", required=False, minimum=low, maximum=high, doc=what,
+                 allowed=f"{'an integer' if integer else 'a number'} in {low}..{high}")
+
+
+_RETRAIN_FIELDS = (
+    Field("max_tiles", "int", required=False, nullable=True, minimum=1, allowed="an integer >= 1 (only trials on at "
+          "most that many tiles are retrained) or absent"),
+    Field("finalists", "int", required=False, minimum=1, allowed="an integer >= 1 (trials retrained to choose the "
+          "best)"),
+    Field("epochs", "int", required=False, minimum=1, doc="epochs of each retraining"),
+    Field("seeds", "list", required=False, min_length=1, items=_SEED, allowed="a non-empty list of integers in "
+          "0..2^32-1", doc="seeds of the retrainings"),
+)
+
+SEARCH_FIELDS = (
+    Field("name", "str"),
+    Field("hypermodel", "str", doc="a name in tf_nvm.nas.HYPERMODELS"),
+    Field("dataset", "str", required=False),
+    Field("spec", "any", required=False, doc="a preset name or a spec object"),
+    Field("space", "any", required=False, doc="{hyperparameter: [values]} (checked by the hypermodel)"),
+    Field("init", "str", required=False),
+    Field("validation_subjects", "int", required=False, minimum=1),
+    Field("training", "any", required=False, doc="checked by tf_nvm.nas.tuners.Training"),
+    Field("tuner", "object", required=False, extra=True, fields=tuple(_tuner_field(key) for key in TUNER_LIMITS)),
+    Field("objective", "any", required=False),
+    Field("budget", "any", required=False),
+    Field("max_minutes", "number", required=False, nullable=True, minimum=0, exclusive_minimum=True,
+          allowed="a number > 0 or null"),
+    Field("retrain", "any", required=False, doc="{epochs, seeds, finalists, max_tiles}"),
+    Field("description", "str", required=False, nullable=True, allowed="a string or null"),
+)
+"""The search config's fields as far as they can be checked without TensorFlow (the hypermodel, its space, the
+tuner kind and its arguments' names, the objective and the budget need `tf_nvm.nas`); `tf_nvm.nas.config`
+checks the same fields with these definitions."""
+_SEARCH_FIELD = {field.name: field for field in SEARCH_FIELDS}
+
+
+def _search_message(name: Any, problem: Problem) -> str:
+    what = f" ({problem.field.doc})" if problem.path.startswith("tuner.") else ""
+    return (f"search {name!r}: {problem.path}{what} must be {problem.field.describe()}, got "
+            f"{repr(problem.value)[:80]}. {SEARCH_FIX}")
+
+
+def check_search_fields(data: dict, names: Any = None) -> None:
+    """Checks the fields of a search config dict (`SEARCH_FIELDS`; ``names``: the fields to check, default all).
+
+    Raises:
+        SearchError: a field that is not allowed (the message names the config and the field).
+    """
+    for key in names or _SEARCH_FIELD:
+        field = _SEARCH_FIELD[key]
+        if key in data:
+            found = find_problem(data[key], field, key)
+            if found is not None:
+                raise SearchError(_search_message(data.get("name"), found))
+    retrain = data.get("retrain")
+    if isinstance(retrain, dict) and (names is None or "retrain" in names):
+        for field in _RETRAIN_FIELDS:
+            if field.name in retrain:
+                value = retrain[field.name]
+                value = list(value) if isinstance(value, tuple) else value  # the Python API may pass tuples
+                found = find_problem(value, field, f"retrain.{field.name}")
+                if found is not None:
+                    raise SearchError(_search_message(data.get("name"), found))
+
+
+def check_search_config(name_or_path: Any) -> dict:
+    """Reads a search config by name or path and checks every field that needs no TensorFlow (`tf-nvm search`
+    calls it before anything heavy loads; `tf_nvm.nas.config.load` checks the rest).
+
+    Returns:
+        the parsed config (a dict with ``name``).
+
+    Raises:
+        SearchError: not found, not JSON, unknown, missing or invalid fields.
+    """
+    data, path = read_json_config(
+        name_or_path, bundled.searches_dir(), label="search config", error=SearchError, fix=SEARCH_FIX,
+        not_found=lambda path: bundled.not_found_message("search", name_or_path, path))
+    where = f"search config {path}"
+    if not isinstance(data, dict):
+        raise SearchError(f"{where} must be a JSON object, got {type(data).__name__}. {SEARCH_FIX}")
+    check_search_keys(data, where)
+    check_search_fields(data)
+    return data
+
+
+def check_search_keys(data: dict, where: str) -> None:
+    """Unknown and missing top-level fields of a search config.
+
+    Raises:
+        SearchError: an unknown field, or no ``name`` / ``hypermodel``.
+    """
+    check_keys(data, _SEARCH_FIELD, where=where, error=SearchError, fix="", message=lambda problem: (
+        f"{where} has unknown field(s) {problem.value}; allowed: {sorted(_SEARCH_FIELD)}. {SEARCH_FIX}"))
+    if "hypermodel" not in data or "name" not in data:
+        raise SearchError(f"{where} lacks required field(s) {sorted({'name', 'hypermodel'} - set(data))}. "
+                          f"{SEARCH_FIX}")

@@ -28,20 +28,24 @@ Integer conventions (all exact):
 * the digital BatchNorm is ``round(float32(q * m_c + k_c) * u_c)`` per channel
   (one float32 product, then rounding half to even).
 
-Modules: `types` (dataclasses), `device` (levels, conductances, G_min
+Modules: `types` (layer dataclasses), `network` (`Mapping`), `device` (levels, conductances, G_min
 removal, ADC full scale), `tiling`, `ops` (the digital-op table), `validate`,
-`io` (files), `report` (tables), `reference` (the exact numpy evaluator,
+`io` (paths, writing), `schema` (the file's fields and its JSON Schema, `json_schema`), `reader`
+(reading), `report` (tables), `reference` (the exact numpy evaluator,
 ``tf_nvm.mapping.reference.evaluate``). Numpy only: importing this package
 never imports TensorFlow.
 """
 
 from tf_nvm.mapping.device import codes_from_levels, conductance_table, levels_from_codes
-from tf_nvm.mapping.io import content_hash, load, paths, save
+from tf_nvm.mapping.io import content_hash, paths, save
+from tf_nvm.mapping.reader import load
 from tf_nvm.mapping.ops import DIGITAL_OPS, DigitalOp
 from tf_nvm.mapping.report import format_table, layer_table
+from tf_nvm.mapping.schema import json_schema
 from tf_nvm.mapping.tiling import layer_tiles, outputs_per_tile, plan_diagonal_tiles, plan_tiles
+from tf_nvm.mapping.network import Mapping
 from tf_nvm.mapping.types import (ACTIVATIONS, CROSSBAR_OPS, FORMAT, SCHEMA_VERSION, CrossbarLayer, DigitalLayer,
-                                  InputEncoding, Mapping, Tile)
+                                  InputEncoding, Tile)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -68,4 +72,5 @@ __all__ = [
     "paths",
     "layer_table",
     "format_table",
+    "json_schema",
 ]

@@ -7,7 +7,11 @@ level and devices per weight are the `NVMSpec` properties (``mapping_kind``,
 Numpy only (mapping-format layer).
 """
 
+from typing import Any
+
 import numpy as np
+
+from tf_nvm.core.spec import NVMSpec
 
 __all__ = [
     "conductance_table",
@@ -27,7 +31,7 @@ G_MIN_REMOVAL = {
 """How the G_min offset of every device is removed, per mapping kind (text written to the file)."""
 
 
-def conductance_table(spec):
+def conductance_table(spec: NVMSpec) -> np.ndarray:
     """Conductance of every level of the spec's devices.
 
     Args:
@@ -40,7 +44,7 @@ def conductance_table(spec):
     return np.linspace(spec.g_min_us, spec.g_max_us, spec.level_count)
 
 
-def levels_from_codes(codes, spec):
+def levels_from_codes(codes: Any, spec: NVMSpec) -> np.ndarray:
     """Device conductance levels of integer weight codes.
 
     Args:
@@ -64,7 +68,7 @@ def levels_from_codes(codes, spec):
     return levels.astype(np.uint8)
 
 
-def codes_from_levels(levels, spec):
+def codes_from_levels(levels: Any, spec: NVMSpec) -> np.ndarray:
     """Inverse of `levels_from_codes`: the code each device group realises (int32)."""
     levels = np.asarray(levels, np.int32)
     kind = spec.mapping_kind
@@ -75,12 +79,12 @@ def codes_from_levels(levels, spec):
     return levels[..., 0] + spec.code_min
 
 
-def reference_columns(spec):
+def reference_columns(spec: NVMSpec) -> int:
     """Reference columns per tile: 1 for the offset mapping (at ``spec.reference_level``), else 0."""
     return 0 if spec.reference_level is None else 1
 
 
-def adc_full_scale(rows, spec):
+def adc_full_scale(rows: int, spec: NVMSpec) -> int:
     """Largest |partial sum| one tile column produces, in MAC units.
 
     Args:
@@ -93,6 +97,6 @@ def adc_full_scale(rows, spec):
     return 128 * max(1, spec.top_level) * min(rows, spec.rows)
 
 
-def g_min_removal(spec):
+def g_min_removal(spec: NVMSpec) -> Any:
     """How the spec's mapping removes the G_min offset (one line of text, see `G_MIN_REMOVAL`)."""
     return G_MIN_REMOVAL[spec.mapping_kind]

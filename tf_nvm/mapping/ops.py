@@ -21,7 +21,7 @@ Numpy only (mapping-format layer); shape rules use Python ints (no overflow).
 
 import dataclasses
 import math
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from tf_nvm.core.grid import rint_clip
 from tf_nvm.mapping.tiling import same_pads, window_output_size
 from tf_nvm.mapping.types import MAX_DIM
 from tf_nvm.core.registry import Registry
+from tf_nvm.core.validate import is_kind
 
 __all__ = [
     "DigitalOp",
@@ -63,7 +64,7 @@ class OpShapeError(MappingError):
         message: what is wrong (no field prefix, no fix).
     """
 
-    def __init__(self, field, message):
+    def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
@@ -125,7 +126,7 @@ DIGITAL_OPS = Registry("digital op", error=MappingError,
 """op name -> `DigitalOp`: the one table of digital ops."""
 
 
-def register_op(op):
+def register_op(op: "DigitalOp") -> Any:
     """Adds a `DigitalOp` to `DIGITAL_OPS` and returns it.
 
     Raises:
@@ -139,17 +140,13 @@ def register_op(op):
 
 
 def _is_int(value, low, high):
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+    return is_kind(value, "int") and low <= value <= high
 
 
-def param_ok(kind, value):
+def param_ok(kind: str, value: Any) -> bool:
     """Whether ``value`` is a valid op parameter of ``kind`` (one of `PARAM_KINDS`)."""
-    if kind == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if kind == "str":
-        return isinstance(value, str)
+    if kind in ("int", "number", "str"):
+        return is_kind(value, kind)  # ints are not bools; numbers are finite
     if kind == "int_list":
         return isinstance(value, list) and bool(value) and all(_is_int(v, 1, MAX_DIM) for v in value)
     if kind == "axis_list":
@@ -304,7 +301,7 @@ def _global_max_pool(inputs, layer, spec):
     return inputs[0].max(axis=tuple(1 + a for a in layer.params["axes"]))
 
 
-def max_pool_windows(q, params, output_shape, pad=np.pad, maximum=np.maximum):
+def max_pool_windows(q: Any, params: dict, output_shape: Any, pad: Any = np.pad, maximum: Any = np.maximum) -> Any:
     """Max over each pooling window (Keras semantics), for any array library with ``pad`` and ``maximum``.
 
     Args:
@@ -331,7 +328,7 @@ def _max_pool(inputs, layer, spec):
     return max_pool_windows(inputs[0], layer.params, layer.output_shape)
 
 
-def window_sums(q, params, output_shape):
+def window_sums(q: np.ndarray, params: dict, output_shape: Any) -> tuple[Any, Any]:
     """Sum of the codes in each pooling window and the number of valid codes in it (padding counts in neither).
 
     Args:
@@ -349,7 +346,8 @@ def window_sums(q, params, output_shape):
         q = np.pad(q, [(0, 0)] + pads + [(0, 0)])
         valid = np.pad(valid, pads + [(0, 0)])
     out_spatial = output_shape[:-1]
-    sums, counts = 0, 0
+    sums: Any = 0
+    counts: Any = 0
     for offsets in np.ndindex(*pool):
         window = tuple(slice(o, o + s * (n - 1) + 1, s) for o, s, n in zip(offsets, strides, out_spatial))
         sums = sums + q[(slice(None),) + window]

@@ -20,15 +20,19 @@ not grow with the number of examples.
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 
 from tf_nvm.core.errors import MappingError
 from tf_nvm.core.grid import rint_clip
-from tf_nvm.mapping.io import load
+from tf_nvm.core.spec import NVMSpec
+from tf_nvm.core.validate import is_kind
+from tf_nvm.mapping.reader import load
 from tf_nvm.mapping.ops import DIGITAL_OPS
 from tf_nvm.mapping.tiling import channel_major_rows
-from tf_nvm.mapping.types import Mapping
+from tf_nvm.mapping.network import Mapping
+from tf_nvm.mapping.types import CrossbarLayer
 
 __all__ = ["MappingOutputs", "evaluate", "grid_steps", "crossbar_forward", "im2col", "examples_per_batch",
            "PATCH_BUDGET_BYTES"]
@@ -56,11 +60,11 @@ class MappingOutputs:
     steps: dict
 
     @property
-    def names(self):
+    def names(self) -> tuple[str, ...]:
         """Output tensor names, in the mapping's order (tuple of str)."""
         return tuple(self.codes)
 
-    def values(self, name=None):
+    def values(self, name: str | None = None) -> np.ndarray:
         """Float values ``codes * step`` (float64, model units) of output ``name`` (default: the first).
 
         Raises:
@@ -77,7 +81,8 @@ def _take_last(x, index):
     return x[..., index]
 
 
-def im2col(q, layer, pad=np.pad, concat=np.concatenate, take=_take_last):
+def im2col(q: Any, layer: CrossbarLayer, pad: Any = np.pad, concat: Any = np.concatenate,
+           take: Any = _take_last) -> Any:
     """Input codes ``[N, *spatial, C]`` -> patches ``[N, *out_spatial, rows]`` of a convolution layer.
 
     Rows are in the layer's `row_order`: kernel position major (C order), channel
@@ -98,7 +103,7 @@ def im2col(q, layer, pad=np.pad, concat=np.concatenate, take=_take_last):
     return patches
 
 
-def crossbar_forward(q, layer, spec):
+def crossbar_forward(q: np.ndarray, layer: CrossbarLayer, spec: NVMSpec) -> np.ndarray:
     """Exact output codes of a crossbar layer.
 
     Args:
@@ -150,7 +155,7 @@ def _input_step(layer, moves_codes, steps, shared):
     return found.pop()
 
 
-def grid_steps(mapping):
+def grid_steps(mapping: Mapping) -> dict[str, float]:
     """The grid step of every tensor of a mapping (model units per code), checking that each layer can read its inputs.
 
     Returns:
@@ -173,7 +178,7 @@ def grid_steps(mapping):
     return steps
 
 
-def evaluate(path_or_mapping, x, batch_size=None):
+def evaluate(path_or_mapping: Any, x: Any, batch_size: int | None = None) -> "MappingOutputs":
     """Runs the mapping on standardised model inputs ``x``, ``batch_size`` examples at a time.
 
     Args:
@@ -197,7 +202,7 @@ def evaluate(path_or_mapping, x, batch_size=None):
                            f"{', '.join(map(str, expected))}]. Fix: pass a batch of standardised examples.")
     if batch_size is None:
         batch_size = examples_per_batch(mapping)
-    elif isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    elif not (is_kind(batch_size, "int") or isinstance(batch_size, np.integer)) or batch_size < 1:
         raise MappingError(f"evaluate: batch_size must be an integer >= 1 or None, got {batch_size!r}. Fix: pass "
                            "e.g. 64, or None to bound the memory automatically.")
     steps = grid_steps(mapping)
@@ -219,7 +224,7 @@ def _evaluate_batch(mapping, x):
     return {name: tensors[name] for name in mapping.outputs}
 
 
-def examples_per_batch(mapping, budget=None):
+def examples_per_batch(mapping: Mapping, budget: int | None = None) -> int:
     """The most examples whose int64 patches fit ``budget`` bytes in every crossbar layer (at least 1).
 
     Args:

@@ -4,15 +4,17 @@ Numpy only (mapping-format layer).
 """
 
 import math
+from typing import Any
 
 import numpy as np
 
+from tf_nvm.mapping.network import Mapping
 from tf_nvm.mapping.types import CrossbarLayer
 
 __all__ = ["layer_table", "format_table"]
 
 
-def layer_table(mapping):
+def layer_table(mapping: Mapping) -> list[dict[str, Any]]:
     """One row per layer, for ``tf-nvm inspect`` and reports.
 
     Args:
@@ -37,7 +39,7 @@ def layer_table(mapping):
             rows.append({"name": layer.name, "kind": "crossbar", "op": layer.op,
                          "shape": f"{layer.rows} x {layer.cols}", "tiles": len(layer.tiles),
                          "devices": layer.devices, "weights": layer.weights,
-                         "device_util": layer.device_utilisation,
+                         "device_util": layer.device_utilization,
                          "row_util": float(np.mean([t.row_utilisation for t in layer.tiles])),
                          "col_util": float(np.mean([t.col_utilisation for t in layer.tiles])),
                          "dacs": sum(t.rows_used for t in layer.tiles),
@@ -46,7 +48,8 @@ def layer_table(mapping):
         else:
             rows.append({"name": layer.name, "kind": "digital", "op": layer.op,
                          "shape": "x".join(str(d) for d in layer.output_shape), "tiles": 0, "devices": 0,
-                         "weights": 0, "device_util": None, "row_util": None, "col_util": None, "dacs": 0, "adcs": 0, "reads": 0})
+                         "weights": 0, "device_util": None, "row_util": None, "col_util": None, "dacs": 0, "adcs": 0,
+                         "reads": 0})
     return rows
 
 
@@ -59,7 +62,7 @@ def _held(layers):
     return f"{held} weights on {spent} devices ({100 * held / spent:.1f}%)"
 
 
-def format_table(mapping):
+def format_table(mapping: Mapping) -> str:
     """A plain-text table of `layer_table` with a header (spec) and totals."""
     spec = mapping.spec
     lines = [f"mapping: {spec.weight_bits}-bit {spec.mapping_kind} devices ({spec.devices_per_weight} per weight), "

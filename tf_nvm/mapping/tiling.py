@@ -11,19 +11,21 @@ Integer arithmetic on Python ints (mapping-format layer; numpy only for the row 
 """
 
 import math
+from typing import Any
 
 import numpy as np
 
 from tf_nvm.core.errors import MappingError
+from tf_nvm.core.spec import NVMSpec
 from tf_nvm.mapping.device import reference_columns
 from tf_nvm.mapping.types import Tile
 
 __all__ = ["outputs_per_tile", "plan_tiles", "tile_count", "MAX_TILES", "same_pads", "window_output_size",
-           "depthwise_channels_per_tile", "depthwise_layout", "plan_diagonal_tiles", "diagonal_tile_count", "layer_tiles",
-           "channel_major_rows"]
+           "depthwise_channels_per_tile", "depthwise_layout", "plan_diagonal_tiles", "diagonal_tile_count",
+           "layer_tiles", "channel_major_rows"]
 
 
-def outputs_per_tile(spec):
+def outputs_per_tile(spec: NVMSpec) -> int:
     """Weight columns (outputs) one crossbar holds: ``cols`` / devices per weight, less a reference column.
 
     Raises:
@@ -43,12 +45,12 @@ MAX_TILES = 1 << 16
 """Most crossbars one layer may use (65,536): bounds what a small mapping file can make a reader build."""
 
 
-def tile_count(rows, cols, spec):
+def tile_count(rows: int, cols: int, spec: NVMSpec) -> int:
     """Crossbars a ``rows x cols`` weight matrix needs: ``ceil(rows / spec.rows) * ceil(cols / outputs per tile)``."""
     return -(-rows // spec.rows) * -(-cols // outputs_per_tile(spec))
 
 
-def plan_tiles(rows, cols, spec):
+def plan_tiles(rows: int, cols: int, spec: NVMSpec) -> tuple[Tile, ...]:
     """Splits a ``rows x cols`` weight matrix onto ``spec.rows x spec.cols`` crossbars.
 
     Args:
@@ -68,7 +70,7 @@ def plan_tiles(rows, cols, spec):
                            f"more than the {MAX_TILES} a layer may use. Fix: use larger crossbars (spec.rows/cols).")
     per_tile = outputs_per_tile(spec)
     reference = reference_columns(spec)
-    tiles = []
+    tiles: list[Tile] = []
     for r in range(math.ceil(rows / spec.rows)):
         for c in range(math.ceil(cols / per_tile)):
             r0, r1 = r * spec.rows, min(rows, (r + 1) * spec.rows)
@@ -79,7 +81,7 @@ def plan_tiles(rows, cols, spec):
     return tuple(tiles)
 
 
-def depthwise_channels_per_tile(kernel_positions, multiplier, spec):
+def depthwise_channels_per_tile(kernel_positions: int, multiplier: int, spec: NVMSpec) -> int:
     """Channels of a depthwise layer one crossbar holds in the block-diagonal layout (0: not even one fits).
 
     A channel needs ``kernel_positions`` rows (its taps) and ``multiplier`` outputs, so a
@@ -100,7 +102,7 @@ def depthwise_channels_per_tile(kernel_positions, multiplier, spec):
     return min(spec.rows // kernel_positions, outputs_per_tile(spec) // multiplier)
 
 
-def depthwise_layout(kernel_positions, channels, multiplier, spec):
+def depthwise_layout(kernel_positions: int, channels: int, multiplier: int, spec: NVMSpec) -> Any:
     """Channels per crossbar of a depthwise layer as the exporter maps it, or None for the grid layout.
 
     `depthwise_channels_per_tile` capped at the layer's ``channels``; None when not even one channel fits a
@@ -118,12 +120,13 @@ def depthwise_layout(kernel_positions, channels, multiplier, spec):
     return min(fit, channels) if fit else None
 
 
-def diagonal_tile_count(channels, channels_per_tile):
+def diagonal_tile_count(channels: int, channels_per_tile: int) -> int:
     """Crossbars of the block-diagonal layout: ``ceil(channels / channels_per_tile)``."""
     return -(-channels // channels_per_tile)
 
 
-def plan_diagonal_tiles(channels, kernel_positions, multiplier, channels_per_tile, spec):
+def plan_diagonal_tiles(channels: int, kernel_positions: int, multiplier: int, channels_per_tile: int,
+                        spec: NVMSpec) -> tuple[Tile, ...]:
     """The diagonal tiles of a depthwise layer whose rows are channel-major (`channel_major_rows`).
 
     Tile ``t`` holds channels ``[t*g, min(C, (t+1)*g))``: their ``g * kernel_positions`` rows
@@ -163,7 +166,7 @@ def plan_diagonal_tiles(channels, kernel_positions, multiplier, channels_per_til
     return tuple(tiles)
 
 
-def layer_tiles(layer, spec):
+def layer_tiles(layer: Any, spec: NVMSpec) -> tuple[Tile, ...]:
     """The tiles a `CrossbarLayer` must have on ``spec``'s crossbars: its layout's plan.
 
     ``layer.channels_per_tile`` None: the grid (`plan_tiles`); an int g: the block-diagonal tiles
@@ -176,7 +179,7 @@ def layer_tiles(layer, spec):
                                g, spec)
 
 
-def channel_major_rows(kernel_positions, channels):
+def channel_major_rows(kernel_positions: int, channels: int) -> np.ndarray:
     """The row permutation from kernel-position-major to channel-major order.
 
     ``matrix[perm]`` (and ``patches[..., perm]``) turns rows ``p * C + c`` (kernel position
@@ -190,7 +193,7 @@ def channel_major_rows(kernel_positions, channels):
     return perm.T.reshape(-1)
 
 
-def same_pads(size, kernel, stride, dilation=1):
+def same_pads(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
     """``(before, after)`` zero padding of Keras ``padding="same"`` on one spatial axis.
 
     Args:
@@ -208,7 +211,7 @@ def same_pads(size, kernel, stride, dilation=1):
     return (total // 2, total - total // 2)
 
 
-def window_output_size(size, kernel, stride, dilation=1):
+def window_output_size(size: int, kernel: int, stride: int, dilation: int = 1) -> int:
     """Positions of a sliding window on an (already padded) axis of ``size``: 0 when the window does not fit."""
     span = (kernel - 1) * dilation + 1
     return (size - span) // stride + 1 if size >= span else 0

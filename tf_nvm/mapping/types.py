@@ -1,21 +1,18 @@
 """The mapping's data types: tiles, the input encoding, crossbar and digital layers, the whole mapping.
 
-Every type is a frozen dataclass; a `Mapping` validates itself on construction
-(`tf_nvm.mapping.validate`), so an in-memory mapping is as trustworthy as one
-read with `tf_nvm.mapping.load`.
+Every type is a frozen dataclass. The whole network, `Mapping`, is in `tf_nvm.mapping.network`
+(it validates itself on construction with `tf_nvm.mapping.validate`, which reads these types).
 
 Numpy only (mapping-format layer).
 """
 
 import dataclasses
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
-from tf_nvm.core.errors import MappingError
 from tf_nvm.core.grid import to_int8
 from tf_nvm.core.preprocessing import Standardisation
-from tf_nvm.core.spec import NVMSpec
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -29,7 +26,6 @@ __all__ = [
     "InputEncoding",
     "CrossbarLayer",
     "DigitalLayer",
-    "Mapping",
 ]
 
 SCHEMA_VERSION = 2
@@ -83,12 +79,12 @@ class Tile:
     col_utilisation: float
 
     @property
-    def rows_used(self):
+    def rows_used(self) -> int:
         """Physical rows used (int)."""
         return self.row_stop - self.row_start
 
     @property
-    def devices(self):
+    def devices(self) -> int:
         """Devices programmed in this tile, reference column included (int)."""
         return self.rows_used * self.device_cols
 
@@ -117,7 +113,7 @@ class InputEncoding:
     mean: Optional[tuple] = None
     std: Optional[tuple] = None
 
-    def quantize(self, x):
+    def quantize(self, x: Any) -> np.ndarray:
         """Model input(s) ``x`` (standardised, model units) -> int8 codes, ties to even (`tf_nvm.core.grid.to_int8`).
 
         Args:
@@ -128,7 +124,7 @@ class InputEncoding:
         """
         return to_int8(x, self.scale)
 
-    def standardise(self, raw):
+    def standardize(self, raw: Any) -> np.ndarray:
         """Raw data -> model input, ``(raw - mean) / std`` in float32 (identity when unknown).
 
         Args:
@@ -140,6 +136,10 @@ class InputEncoding:
         if self.mean is None:
             return np.asarray(raw, np.float32)
         return Standardisation(np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)).apply(raw)
+
+    def standardise(self, raw: Any) -> np.ndarray:
+        """Deprecated alias of `standardize` (kept for one release)."""
+        return self.standardize(raw)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,23 +217,23 @@ class CrossbarLayer:
     kind = "crossbar"
 
     @property
-    def row_order(self):
+    def row_order(self) -> str:
         """``"channel_major"`` in the block-diagonal layout, else ``"position_major"`` (`ROW_ORDERS`)."""
         return "position_major" if self.channels_per_tile is None else "channel_major"
 
     @property
-    def partial_sum_tiles(self):
+    def partial_sum_tiles(self) -> int:
         """Tiles whose column sums one output adds digitally (int): the grid's row tiles, 1 block-diagonal."""
         first = self.tiles[0].col_tile if self.tiles else None
         return len({tile.row_tile for tile in self.tiles if tile.col_tile == first})
 
     @property
-    def devices(self):
+    def devices(self) -> int:
         """Devices programmed for this layer over all tiles (int)."""
         return sum(tile.devices for tile in self.tiles)
 
     @property
-    def weights(self):
+    def weights(self) -> int:
         """Weights the layer computes with (int): the size of its Keras kernel.
 
         ``rows * cols`` for dense and convolution layers; for ``depthwise_conv2d``
@@ -247,7 +247,7 @@ class CrossbarLayer:
         return self.rows * self.cols
 
     @property
-    def device_utilisation(self):
+    def device_utilization(self) -> float:
         """``weights / devices`` (0..1]: the share of programmed devices that hold a weight.
 
         At most ``1 / devices_per_weight`` (a differential pair or a reference column spend
@@ -255,6 +255,11 @@ class CrossbarLayer:
         of that in the grid layout and about ``1 / channels_per_tile`` in the block-diagonal one.
         """
         return self.weights / self.devices
+
+    @property
+    def device_utilisation(self) -> float:
+        """Deprecated alias of `device_utilization` (kept for one release)."""
+        return self.device_utilization
 
 
 @dataclasses.dataclass(frozen=True)
@@ -286,64 +291,3 @@ class DigitalLayer:
     requantize: bool = False
 
     kind = "digital"
-
-
-@dataclasses.dataclass(frozen=True)
-class Mapping:
-    """A whole network on crossbars.
-
-    Attributes:
-        spec: the resolved `NVMSpec` (shared weight scale set).
-        input: the `InputEncoding`.
-        layers: `CrossbarLayer` / `DigitalLayer` objects in execution order.
-        outputs: output tensor names of the network.
-        metadata: free JSON-ready information (model name, exporter version).
-
-    Raises:
-        MappingError: on construction, any inconsistency (see
-            `tf_nvm.mapping.validate.validate_mapping`).
-    """
-
-    spec: NVMSpec
-    input: InputEncoding
-    layers: tuple
-    outputs: tuple
-    metadata: dict = dataclasses.field(default_factory=dict)
-
-    def __post_init__(self):
-        from tf_nvm.mapping.validate import validate_mapping  # noqa: PLC0415  (validate imports these types)
-
-        validate_mapping(self)
-
-    @property
-    def crossbar_layers(self):
-        """The `CrossbarLayer` objects, in execution order."""
-        return [layer for layer in self.layers if isinstance(layer, CrossbarLayer)]
-
-    def layer(self, name):
-        """The layer called ``name``.
-
-        Raises:
-            MappingError: no such layer (the message lists the layers).
-        """
-        for layer in self.layers:
-            if layer.name == name:
-                return layer
-        raise MappingError(f"mapping has no layer {name!r}; layers: {[layer.name for layer in self.layers]}. "
-                           "Fix: pass one of those names.")
-
-    def summary(self):
-        """Totals: crossbar layers, tiles, devices, ADC columns, weights (ints), device utilisation (float).
-
-        ``weights`` counts the weights of the Keras kernels (`CrossbarLayer.weights`);
-        ``device_utilisation`` is ``weights / devices`` (the share of programmed devices
-        that hold a weight).
-        """
-        tiles = [tile for layer in self.crossbar_layers for tile in layer.tiles]
-        devices = int(sum(tile.devices for tile in tiles))
-        weights = int(sum(layer.weights for layer in self.crossbar_layers))
-        return {"crossbar_layers": len(self.crossbar_layers), "tiles": len(tiles),
-                "devices": devices, "weights": weights,
-                "device_utilisation": weights / devices if devices else 0.0,
-                "adc_columns": int(sum(tile.device_cols for tile in tiles)),
-                "digital_steps": len(self.layers) - len(self.crossbar_layers)}

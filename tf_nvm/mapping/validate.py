@@ -12,6 +12,7 @@ Numpy only (mapping-format layer).
 
 import dataclasses
 import math
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from tf_nvm.mapping.tiling import (MAX_TILES, depthwise_channels_per_tile, diago
 from tf_nvm.mapping.types import (ACTIVATIONS, CROSSBAR_OPS, MAX_DIM, CrossbarLayer, DigitalLayer, InputEncoding,
                                   Tile)
 from tf_nvm.core.spec import NVMSpec
+from tf_nvm.core.validate import is_kind
 
 __all__ = ["validate_mapping", "short", "fail", "REEXPORT"]
 
@@ -30,22 +32,22 @@ REEXPORT = "re-export the mapping with tflite_export.export_crossbar"
 """The default fix of a defective mapping."""
 
 
-def short(value):
+def short(value: Any) -> str:
     """``repr(value)``, cut to 60 characters (for messages)."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def fail(where, message, fix=REEXPORT):
+def fail(where: str, message: str, fix: str = REEXPORT) -> NoReturn:
     """Raises ``MappingError("{where}: {message}. Fix: {fix}.")``."""
     raise MappingError(f"{where}: {message}. Fix: {fix}.")
 
 
 def _dims_ok(shape):
-    return bool(shape) and all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= MAX_DIM for d in shape)
+    return bool(shape) and all(is_kind(d, "int") and 1 <= d <= MAX_DIM for d in shape)
 
 
-def validate_mapping(mapping):
+def validate_mapping(mapping: Any) -> None:
     """Checks a whole mapping (what `Mapping.__post_init__` runs).
 
     Raises:
@@ -210,7 +212,7 @@ def _validate_block_diagonal(layer, spec, where):
     if layer.op != "depthwise_conv2d":
         fail(field, f"value {short(g)} is set for op {layer.op!r}; only a depthwise_conv2d layer has the "
                     "block-diagonal layout (null: the grid layout)")
-    if isinstance(g, bool) or not isinstance(g, int) or not 1 <= g <= layer.in_channels:
+    if not is_kind(g, "int") or not 1 <= g <= layer.in_channels:
         fail(field, f"value {short(g)} is not an integer in 1..in_channels = {layer.in_channels}")
     if layer.cols % layer.in_channels:
         fail(f"{where}.geometry.cols", f"a depthwise layer has in_channels x depth multiplier columns; {layer.cols} "
@@ -235,7 +237,7 @@ def _validate_digital(layer, where, shapes):
     op = DIGITAL_OPS.get(layer.op)
     if not isinstance(layer.params, dict):
         fail(f"{where}.params", f"expected an object, got {short(layer.params)}")
-    if not isinstance(layer.requantize, bool):
+    if not is_kind(layer.requantize, "bool"):
         fail(f"{where}.requantize", f"expected true or false, got {short(layer.requantize)}")
     if op.requantize != "either" and layer.requantize != (op.requantize == "always"):
         fail(f"{where}.requantize", f"value {str(layer.requantize).lower()} is not allowed for op {op.name!r}, "

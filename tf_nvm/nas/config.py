@@ -15,7 +15,8 @@ folder, shipped in a wheel as ``tf_nvm/_searches/``) or by the path of a
 
 import dataclasses
 import inspect
-from typing import Optional, Union
+import os
+from typing import Any, Optional, Union
 
 from tf_nvm.core import bundled
 from tf_nvm.core.bundled import searches_dir
@@ -24,33 +25,17 @@ from tf_nvm.nas.hardware import Budget
 from tf_nvm.nas.hypermodels import HYPERMODELS
 from tf_nvm.nas.objectives import SearchObjective
 from tf_nvm.nas.tuners import TUNERS, Training
-from tf_nvm.experiments.recipes import Recipe, read_json_config
+from tf_nvm.experiments.recipes import (SEARCH_FIX, TUNER_LIMITS, Recipe, check_search_fields, check_search_keys,
+                                        read_json_config)
 from tf_nvm.core.safe_io import json_plain
 
 __all__ = ["SearchConfig", "load", "from_dict", "names", "searches_dir", "RESUMABLE_CHANGES", "TUNER_LIMITS"]
 
-_FIX = "Fix: correct the search config, or start from a bundled one (`tf-nvm recipes` lists them)."
+_FIX = SEARCH_FIX
 RESUMABLE_CHANGES = ("max_minutes", "tuner.max_trials", "tuner.max_consecutive_failed_trials", "retrain",
                      "description")
 """Config fields a ``--resume`` may change (to extend a search, retrain its best differently or reword it); any
 other change needs ``--overwrite``."""
-
-
-TUNER_LIMITS = {
-    "max_trials": (1, 100_000, "trials in all"),
-    "seed": (0, 2 ** 31 - 1, "seed of the oracle"),
-    "max_consecutive_failed_trials": (1, 100_000, "failed trials in a row that stop the search"),
-    "max_retries_per_trial": (0, 100, "retries of a trial that raised"),
-    "num_initial_points": (1, 100_000, "random trials before the Gaussian process"),
-    "alpha": (1e-12, 1.0, "the Gaussian process's noise term"),
-    "beta": (0.0, 1000.0, "the exploration weight"),
-    "max_epochs": (1, 10_000, "epochs of the longest Hyperband trial"),
-    "factor": (2, 100, "Hyperband's reduction factor"),
-    "hyperband_iterations": (1, 1000, "Hyperband brackets"),
-}
-"""Range of every keras-tuner argument a search config's ``tuner`` may set: (low, high, what it is); an integer
-``low`` means an integer argument. Checked when the config loads (``max_trials`` -5 failed inside keras-tuner
-with ``KeyError: 'status'``)."""
 
 
 def _tuner_arguments(kind):
@@ -109,7 +94,7 @@ class SearchConfig:
     retrain: dict = dataclasses.field(default_factory=lambda: {"epochs": 30, "seeds": [0, 1, 2]})
     description: Optional[str] = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.hypermodel not in HYPERMODELS:
             raise SearchError(f"search {self.name!r}: hypermodel must be one of {HYPERMODELS.names()}, got "
                               f"{self.hypermodel!r}. {_FIX}")
@@ -123,22 +108,9 @@ class SearchConfig:
         if unknown:
             raise SearchError(f"search {self.name!r}: tuner {self.tuner['kind']!r} takes no argument(s) {unknown}; "
                               f"allowed: {allowed}. {_FIX}")
-        for key, value in self.tuner.items():
-            if key in TUNER_LIMITS:
-                low, high, what = TUNER_LIMITS[key]
-                integer = isinstance(low, int)
-                if (isinstance(value, bool) or not isinstance(value, (int,) if integer else (int, float))
-                        or not low <= value <= high):
-                    raise SearchError(f"search {self.name!r}: tuner.{key} ({what}) must be "
-                                      f"{'an integer' if integer else 'a number'} in {low}..{high}, got "
-                                      f"{repr(value)[:80]}. {_FIX}")
-        if self.description is not None and not isinstance(self.description, str):
-            raise SearchError(f"search {self.name!r}: description must be a string or null, got "
-                              f"{repr(self.description)[:80]}. {_FIX}")
-        if self.max_minutes is not None and (isinstance(self.max_minutes, bool) or not isinstance(
-                self.max_minutes, (int, float)) or not self.max_minutes > 0):
-            raise SearchError(f"search {self.name!r}: max_minutes must be a number > 0 or null, got "
-                              f"{self.max_minutes!r}. {_FIX}")
+        check_search_fields({"name": self.name, "tuner": self.tuner, "description": self.description,
+                             "max_minutes": self.max_minutes, "validation_subjects": self.validation_subjects},
+                            names=("tuner", "description", "max_minutes", "validation_subjects"))
         if self.training.folds > 1 and self.tuner.get("kind") == "hyperband":
             raise SearchError(f"search {self.name!r}: training.folds > 1 (cross-validated trials) does not combine "
                               f"with the hyperband tuner, whose trials continue earlier ones; got folds "
@@ -150,20 +122,13 @@ class SearchConfig:
         if not isinstance(retrain, dict) or set(retrain) - {"epochs", "seeds", "finalists", "max_tiles"}:
             raise SearchError(f"search {self.name!r}: retrain must be {{\"epochs\": int, \"seeds\": [int, ...], "
                               f"\"finalists\": int, \"max_tiles\": int}}, got {retrain!r}. {_FIX}")
-        max_tiles = retrain.get("max_tiles")
-        if max_tiles is not None and (isinstance(max_tiles, bool) or not isinstance(max_tiles, int) or max_tiles < 1):
-            raise SearchError(f"search {self.name!r}: retrain.max_tiles must be an integer >= 1 (only trials on at "
-                              f"most that many tiles are retrained) or absent, got {max_tiles!r}. {_FIX}")
-        finalists = retrain.get("finalists", 1)
-        if isinstance(finalists, bool) or not isinstance(finalists, int) or finalists < 1:
-            raise SearchError(f"search {self.name!r}: retrain.finalists must be an integer >= 1 (trials retrained "
-                              f"to choose the best), got {finalists!r}. {_FIX}")
+        check_search_fields({"name": self.name, "retrain": retrain}, names=("retrain",))
         try:
             self.base_recipe()
         except RecipeError as err:
             raise SearchError(f"search {self.name!r}: {err}") from err
 
-    def base_recipe(self, architecture_args=None, name=None):
+    def base_recipe(self, architecture_args: dict | None = None, name: str | None = None) -> Recipe:
         """The `Recipe` of a candidate: the hypermodel's architecture with ``architecture_args``,
         the config's data, spec and retraining schedule.
 
@@ -183,7 +148,7 @@ class SearchConfig:
         except (SpecError, UnknownNameError) as err:
             raise RecipeError(str(err)) from err
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (`from_dict` reads it back)."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["training"] = dataclasses.asdict(self.training)
@@ -191,12 +156,12 @@ class SearchConfig:
         out["budget"] = self.budget.to_dict()
         return json_plain(out)
 
-    def replace(self, **changes):
+    def replace(self, **changes: Any) -> "SearchConfig":
         """A copy with ``changes``."""
         return dataclasses.replace(self, **changes)
 
 
-def from_dict(data, where="search config"):
+def from_dict(data: dict[str, Any], where: str = "search config") -> SearchConfig:
     """A `SearchConfig` from its dict.
 
     Raises:
@@ -204,12 +169,7 @@ def from_dict(data, where="search config"):
     """
     if not isinstance(data, dict):
         raise SearchError(f"{where} must be a JSON object, got {type(data).__name__}. {_FIX}")
-    fields = {f.name for f in dataclasses.fields(SearchConfig)}
-    unknown = sorted(set(data) - fields)
-    if unknown:
-        raise SearchError(f"{where} has unknown field(s) {unknown}; allowed: {sorted(fields)}. {_FIX}")
-    if "hypermodel" not in data or "name" not in data:
-        raise SearchError(f"{where} lacks required field(s) {sorted({'name', 'hypermodel'} - set(data))}. {_FIX}")
+    check_search_keys(data, where)
     data = dict(data)
     training = data.get("training", {})
     if not isinstance(training, dict) or set(training) - {f.name for f in dataclasses.fields(Training)}:
@@ -221,12 +181,12 @@ def from_dict(data, where="search config"):
     return SearchConfig(**data)
 
 
-def names():
+def names() -> list[str]:
     """Names of the bundled search configs (sorted; `tf_nvm.core.bundled`, no TensorFlow)."""
     return bundled.names("search")
 
 
-def load(name_or_path):
+def load(name_or_path: "str | os.PathLike") -> SearchConfig:
     """A bundled search config by name, or one from a ``.json`` file path.
 
     Raises:

@@ -55,14 +55,18 @@ naming the field, the value and what is allowed.
 
 import dataclasses
 import functools
-import math
 import os
 import re
-from typing import Optional
+from typing import Any, Optional
 
-from tf_nvm.core import bundled
-from tf_nvm.core.errors import PipelineError
+from tf_nvm.core import bundled, noise_presets
+from tf_nvm.core.errors import PipelineError, RecipeError
+from tf_nvm.core.metrics import METRICS, TASKS
+from tf_nvm.core.noise_presets import READ_NOISE_MODES
 from tf_nvm.core.safe_io import json_plain
+from tf_nvm.core.validate import Field, is_kind, problem_of
+from tf_nvm.datasets import DATASETS
+from tf_nvm.experiments import recipes
 
 __all__ = ["Experiment", "Simulation", "Cost", "load", "names", "experiments_dir", "from_dict", "REPORT_FIELDS",
            "variant_kind"]
@@ -73,7 +77,7 @@ REPORT_FIELDS = ("description", "paper", "targets", "notes")
 _LABEL = re.compile(r"float|[1-8]-bit (unipolar|bipolar)( vs float)?")
 
 
-def variant_kind(spec):
+def variant_kind(spec: dict[str, Any]) -> str:
     """The label of an NVM spec dict (``metrics.json``'s ``spec``) in ``targets`` / ``notes``: ``"2-bit unipolar"``."""
     return f"{spec['weight_bits']}-bit {'unipolar' if spec['unipolar'] else 'bipolar'}"
 
@@ -85,15 +89,14 @@ def _fail(where, field, value, allowed):
 
 
 def _int(where, field, value, low, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        _fail(where, field, value, f"an integer >= {low}" + (" or null" if allow_none else ""))
+    allowed = f"an integer >= {low}" + (" or null" if allow_none else "")
+    if problem_of(value, Field(field, "int", nullable=allow_none, minimum=low), field) is not None:
+        _fail(where, field, value, allowed)
     return value
 
 
 def _number(where, field, value, low):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < low:
+    if problem_of(value, Field(field, "number", minimum=low), field) is not None:
         _fail(where, field, value, f"a finite number >= {low}")
     return float(value)
 
@@ -127,10 +130,8 @@ class Simulation:
     examples: Optional[int] = None
     sweep_t_inference: tuple = (1.0, 3600.0, 86400.0, 2592000.0)
 
-    def check(self, where):
-        from tf_nvm.core import noise_presets  # noqa: PLC0415  (the names, without TensorFlow)
-        from tf_nvm.core.noise_presets import READ_NOISE_MODES  # noqa: PLC0415
-
+    def check(self, where: str) -> None:
+        """Raises `PipelineError` naming the first field that is not allowed."""
         if self.preset not in noise_presets.names():
             _fail(where, "simulation.preset", self.preset, f"one of {noise_presets.names()}")
         _number(where, "simulation.t_inference", self.t_inference, 0)
@@ -156,14 +157,15 @@ class Cost:
     technology: str = "isaac-32nm"
     array_sizing: str = "fit"
 
-    def resolve(self):
+    def resolve(self) -> Any:
         """The `tf_nvm.cost.Technology` these settings describe."""
-        from tf_nvm.cost import get_technology  # noqa: PLC0415
+        from tf_nvm.cost import get_technology  # noqa: PLC0415  (tf_nvm.cost imports pandas)
 
         return dataclasses.replace(get_technology(self.technology), array_sizing=self.array_sizing)
 
-    def check(self, where):
-        from tf_nvm.cost import TECHNOLOGIES  # noqa: PLC0415
+    def check(self, where: str) -> None:
+        """Raises `PipelineError` naming the first field that is not allowed."""
+        from tf_nvm.cost import TECHNOLOGIES  # noqa: PLC0415  (tf_nvm.cost imports pandas)
 
         if self.technology not in TECHNOLOGIES.names():
             _fail(where, "cost.technology", self.technology, f"one of {TECHNOLOGIES.names()}")
@@ -191,7 +193,7 @@ class Experiment:
     targets: dict = dataclasses.field(default_factory=dict)
     notes: dict = dataclasses.field(default_factory=dict)
 
-    def quick_version(self):
+    def quick_version(self) -> "Experiment":
         """The experiment with its ``quick`` overrides applied (``tf-nvm run --quick``)."""
         q = self.quick
         simulation = dataclasses.replace(self.simulation, chips=q.get("chips", self.simulation.chips),
@@ -201,41 +203,39 @@ class Experiment:
                                    export_examples=q.get("export_examples", self.export_examples))
 
     @functools.cached_property
-    def variant_recipes(self):
+    def variant_recipes(self) -> dict[str, recipes.Recipe]:
         """{variant name: `tf_nvm.experiments.recipes.Recipe` as written} in the order of ``variants``."""
         return dict(_variant_recipe(entry, self.dataset, "experiment recipe") for entry in self.variants)
 
     @property
-    def variant_names(self):
+    def variant_names(self) -> tuple[str, ...]:
         """The variants' names (their training recipes' names; each names its folder ``variants/<name>``)."""
         return tuple(self.variant_recipes)
 
     @property
-    def training_task(self):
+    def training_task(self) -> str:
         """The task every variant trains (`tf_nvm.experiments.recipes.Recipe.training_task`)."""
         return next(iter(self.variant_recipes.values())).training_task
 
     @property
-    def resolved_task(self):
+    def resolved_task(self) -> str:
         """The task chips are scored on: ``task``, else the variants' training task."""
         return self.task or self.training_task
 
     @property
-    def metric_name(self):
+    def metric_name(self) -> str:
         """The primary metric's name: ``metric``, else the task's first (accuracy, or mse)."""
-        from tf_nvm.core.metrics import TASKS  # noqa: PLC0415
-
         return self.metric or TASKS.get(self.resolved_task).metrics[0]
 
-    def training_recipe(self, name):
+    def training_recipe(self, name: str) -> recipes.Recipe:
         """The `tf_nvm.experiments.recipes.Recipe` of variant ``name`` with this experiment's seeds and epochs."""
         recipe = self.variant_recipes[name]
-        changes = {"seeds": tuple(self.seeds)}
+        changes: dict[str, Any] = {"seeds": tuple(self.seeds)}
         if self.epochs is not None:
             changes["epochs"] = self.epochs
         return dataclasses.replace(recipe, **changes)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (what ``experiment.json`` in the output folder holds)."""
         out = dataclasses.asdict(self)
         out["variants"], out["seeds"] = [_copy(v) for v in self.variants], list(self.seeds)
@@ -253,9 +253,6 @@ def _variant_recipe(entry, dataset, where):
     Raises:
         PipelineError: not found, invalid, or of another data set.
     """
-    from tf_nvm.experiments import recipes  # noqa: PLC0415
-    from tf_nvm.core.errors import RecipeError  # noqa: PLC0415
-
     try:
         if isinstance(entry, dict):
             if not isinstance(entry.get("name"), str):
@@ -280,31 +277,30 @@ def _variant_recipe(entry, dataset, where):
     return recipe.name, recipe
 
 
-def experiments_dir():
-    """Folder of the bundled experiment recipes (``experiments/`` beside the training recipes; `tf_nvm.core.bundled`)."""
+def experiments_dir() -> Any:
+    """Folder of the bundled experiment recipes (``experiments/`` beside the training recipes;
+    `tf_nvm.core.bundled`)."""
     return bundled.experiments_dir()
 
 
-def names():
+def names() -> list[str]:
     """Names of the bundled experiment recipes (sorted; `tf_nvm.core.bundled`, no TensorFlow)."""
     return bundled.names("experiment")
 
 
-def load(name_or_path):
+def load(name_or_path: "str | os.PathLike") -> "Experiment":
     """An `Experiment` from a bundled name or a ``.json`` path.
 
     Raises:
         PipelineError: not found, larger than 1 MiB, not JSON, unknown or invalid fields.
     """
-    from tf_nvm.experiments.recipes import read_json_config  # noqa: PLC0415
-
-    data, path = read_json_config(
+    data, path = recipes.read_json_config(
         name_or_path, experiments_dir(), label="experiment recipe", error=PipelineError, fix=_FIX, max_bytes=1 << 20,
         not_found=lambda path: bundled.not_found_message("experiment", name_or_path, path))
     return from_dict(data, where=f"experiment recipe {path}", base=os.path.dirname(os.path.abspath(path)))
 
 
-def from_dict(data, where="experiment recipe", base=None):
+def from_dict(data: dict, where: str = "experiment recipe", base: str | None = None) -> "Experiment":
     """An `Experiment` from its dict, every field checked.
 
     Args:
@@ -316,25 +312,44 @@ def from_dict(data, where="experiment recipe", base=None):
     Raises:
         PipelineError: unknown or invalid fields.
     """
-    from tf_nvm.experiments import recipes  # noqa: PLC0415
-    from tf_nvm.datasets import DATASETS  # noqa: PLC0415
-
     _known(where, data, Experiment)
     missing = sorted(f.name for f in dataclasses.fields(Experiment) if f.default is dataclasses.MISSING
                      and f.default_factory is dataclasses.MISSING and f.name not in data)
     if missing:
         raise PipelineError(f"{where} lacks required field(s) {missing}. {_FIX}")
     data = dict(data)
+    _check_names(data, where)
+    variants, tasks = _check_variants(data, where, base)
+    seeds = data.get("seeds", [0, 1, 2])
+    _check_seeds(where, "seeds", seeds)
+    _int(where, "epochs", data.get("epochs"), 1, allow_none=True)
+    for field, cls in (("simulation", Simulation), ("cost", Cost)):
+        section = data.get(field, {})
+        _known(f"{where} {field}", section, cls)
+        data[field] = cls(**section)
+        data[field].check(where)
+    task = _check_task(data, where, tasks)
+    _int(where, "export_examples", data.get("export_examples"), 1, allow_none=True)
+    _check_quick(data.get("quick", {}), where)
+    _check_report(data, where, task)
+    data["variants"], data["seeds"] = tuple(variants), tuple(seeds)
+    return Experiment(**data)
+
+
+def _check_names(data, where):
+    """``name`` (it names the output folder), ``description`` and ``dataset``."""
     for field in ("name", "description", "dataset"):
         if not isinstance(data[field], str) or not data[field]:
             _fail(where, field, data[field], "a non-empty string")
-    from tf_nvm.experiments.recipes import NAME_PATTERN  # noqa: PLC0415
-
-    if not NAME_PATTERN.fullmatch(data["name"]):  # it names the output folder runs/<name>: no path in it
+    if not recipes.NAME_PATTERN.fullmatch(data["name"]):  # it names the output folder runs/<name>: no path in it
         _fail(where, "name", data["name"], "1-64 letters, digits, '.', '_' or '-' starting with a letter or digit "
                                            "(it names the output folder runs/<name>)")
     if data["dataset"] not in DATASETS:
         _fail(where, "dataset", data["dataset"], f"one of {DATASETS.names()}")
+
+
+def _check_variants(data, where, base):
+    """(the variants with absolute ``.json`` paths, the sorted training tasks of their recipes)."""
     variants = data["variants"]
     if not isinstance(variants, list) or not variants or not all(isinstance(v, (str, dict)) for v in variants):
         _fail(where, "variants", variants, "a non-empty list of training recipes (bundled names, .json paths or "
@@ -357,19 +372,18 @@ def from_dict(data, where="experiment recipe", base=None):
     if len(tasks) > 1:
         _fail(where, "variants", {name: recipe.training_task for name, recipe in found},
               "training recipes of one task (one task per experiment)")
-    seeds = data.get("seeds", [0, 1, 2])
-    if not isinstance(seeds, list) or not seeds:
-        _fail(where, "seeds", seeds, "a non-empty list of integers >= 0")
-    for seed in seeds:
-        _int(where, "seeds[]", seed, 0)
-    _int(where, "epochs", data.get("epochs"), 1, allow_none=True)
-    for field, cls in (("simulation", Simulation), ("cost", Cost)):
-        section = data.get(field, {})
-        _known(f"{where} {field}", section, cls)
-        data[field] = cls(**section)
-        data[field].check(where)
-    from tf_nvm.core.metrics import METRICS, TASKS  # noqa: PLC0415
+    return variants, tasks
 
+
+def _check_seeds(where, field, seeds):
+    if not isinstance(seeds, list) or not seeds:
+        _fail(where, field, seeds, "a non-empty list of integers >= 0")
+    for seed in seeds:
+        _int(where, f"{field}[]", seed, 0)
+
+
+def _check_task(data, where, tasks):
+    """``task`` and ``metric`` against the variants' task; returns the `tf_nvm.core.metrics` task scored."""
     for field, registry in (("task", TASKS), ("metric", METRICS)):
         if data.get(field) is not None and (not isinstance(data[field], str) or data[field] not in registry):
             _fail(where, field, data[field], f"null or one of {registry.names()}")
@@ -380,22 +394,23 @@ def from_dict(data, where="experiment recipe", base=None):
     if data.get("metric") is not None and (data["metric"] in ("accuracy", "mse", "mae")
                                            and task.integer_targets != (data["metric"] == "accuracy")):
         _fail(where, "metric", data["metric"], f"null or one of {list(task.metrics)} (task {task.name!r})")
-    quick = data.get("quick", {})
-    _int(where, "export_examples", data.get("export_examples"), 1, allow_none=True)
+    return task
+
+
+def _check_quick(quick, where):
     if not isinstance(quick, dict) or set(quick) - {"seeds", "epochs", "chips", "examples", "export_examples"}:
         _fail(where, "quick", quick, "an object with any of 'seeds', 'epochs', 'chips', 'examples', "
                                      "'export_examples'")
-    quick_seeds = quick.get("seeds", [0])
-    if not isinstance(quick_seeds, list) or not quick_seeds:
-        _fail(where, "quick.seeds", quick_seeds, "a non-empty list of integers >= 0")
-    for seed in quick_seeds:
-        _int(where, "quick.seeds[]", seed, 0)
+    _check_seeds(where, "quick.seeds", quick.get("seeds", [0]))
     for field in ("epochs", "chips", "examples", "export_examples"):
         if field in quick:
             _int(where, f"quick.{field}", quick[field], 1)
+
+
+def _check_report(data, where, task):
+    """``paper``, ``targets`` and ``notes`` (they only shape the report)."""
     paper = data.get("paper", {})
-    if not isinstance(paper, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                              for v in paper.values()):
+    if not isinstance(paper, dict) or not all(is_kind(v, "int") or isinstance(v, float) for v in paper.values()):
         _fail(where, "paper", paper, "an object of {label: number}")
     targets = data.get("targets", {})
     if targets and not task.integer_targets:
@@ -407,12 +422,10 @@ def from_dict(data, where="experiment recipe", base=None):
             _fail(where, "targets", label, "labelled 'float', '<b>-bit unipolar|bipolar' or '<b>-bit "
                                            "unipolar|bipolar vs float'")
         relative = label.endswith(" vs float")
-        low, high = (-1, 0) if relative else (0, 1)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        target = Field(label, "number", minimum=-1 if relative else 0, maximum=0 if relative else 1)
+        if problem_of(value, target, label) is not None:
             _fail(where, f"targets[{label!r}]", value, "a difference to the float baseline in -1..0" if relative
                   else "an accuracy in 0..1")
     notes = data.get("notes", {})
     if not isinstance(notes, dict) or not all(_LABEL.fullmatch(k) and isinstance(v, str) for k, v in notes.items()):
         _fail(where, "notes", notes, "an object of {'float' or '<b>-bit unipolar|bipolar': text}")
-    data["variants"], data["seeds"] = tuple(variants), tuple(seeds)
-    return Experiment(**data)

@@ -13,10 +13,10 @@ Example:
 """
 
 import dataclasses
-import math
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 from tf_nvm.core.errors import SimulatorError
+from tf_nvm.core.validate import Field, is_kind, problem_of
 from tf_nvm.core.noise_presets import READ_NOISE_MODES  # (read without TensorFlow)
 
 __all__ = ["DACConfig", "ADCConfig", "DeviceConfig", "SimulationConfig", "ADC_MODES", "READ_NOISE_MODES",
@@ -30,22 +30,14 @@ on its own: the full-custom periphery the paper avoids)."""
 
 
 def _number(owner, name, value, low=None, high=None, integer=False, allow_none=False, strict_low=False):
-    if value is None and allow_none:
-        return
-    kind = "an integer" if integer else "a finite number"
-    ok = (isinstance(value, int) if integer else isinstance(value, (int, float))) and not isinstance(value, bool)
-    ok = ok and math.isfinite(value) if ok else ok
-    if ok and low is not None:
-        ok = value > low if strict_low else value >= low
-    if ok and high is not None:
-        ok = value <= high
-    if not ok:
-        bounds = []
-        if low is not None:
-            bounds.append(f"{'>' if strict_low else '>='} {low}")
-        if high is not None:
-            bounds.append(f"<= {high}")
-        allowed = f"{kind}{' ' + ' and '.join(bounds) if bounds else ''}{' or None' if allow_none else ''}"
+    """Checks one numeric field with `tf_nvm.core.validate` (ints are not bools, numbers are finite)."""
+    bounds = ([f"{'>' if strict_low else '>='} {low}"] if low is not None else []) + (
+        [f"<= {high}"] if high is not None else [])
+    allowed = (f"{'an integer' if integer else 'a finite number'}{' ' + ' and '.join(bounds) if bounds else ''}"
+               f"{' or None' if allow_none else ''}")
+    field = Field(name, "int" if integer else "number", nullable=allow_none, minimum=low, maximum=high,
+                  exclusive_minimum=strict_low, allowed=allowed)
+    if problem_of(value, field, name) is not None:
         raise SimulatorError(f"{owner}.{name} must be {allowed}, got {value!r}. Fix: pass {name}=<{allowed}>.")
 
 
@@ -61,7 +53,7 @@ class DACConfig:
 
     bits: Optional[int] = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _number("DACConfig", "bits", self.bits, 1, 8, integer=True, allow_none=True)
 
 
@@ -89,7 +81,7 @@ class ADCConfig:
     shared_output_ranges: Optional[float] = None
     calibration_percentile: float = 100.0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.mode not in ADC_MODES:
             raise SimulatorError(f"ADCConfig.mode must be one of {list(ADC_MODES)}, got {self.mode!r}. "
                                  "Fix: pass mode='exact', 'shared' or 'per-layer'.")
@@ -136,7 +128,7 @@ class DeviceConfig:
     ir_drop: float = 0.0
     ir_drop_g_ratio: Optional[float] = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         from tf_nvm import noise as noise_models  # noqa: PLC0415  (noise imports TensorFlow)
 
         noise_models.get(self.noise)  # unknown preset -> SimulatorError listing the known ones
@@ -148,7 +140,7 @@ class DeviceConfig:
         _number("DeviceConfig", "t_inference", self.t_inference, 0, 1e12)
         _number("DeviceConfig", "ir_drop", self.ir_drop, 0, 1e6)
         _number("DeviceConfig", "ir_drop_g_ratio", self.ir_drop_g_ratio, 0, 1e15, strict_low=True, allow_none=True)
-        if not isinstance(self.drift_compensation, bool):
+        if not is_kind(self.drift_compensation, "bool"):
             raise SimulatorError(f"DeviceConfig.drift_compensation must be True or False, got "
                                  f"{self.drift_compensation!r}.")
         if self.read_noise not in READ_NOISE_MODES:
@@ -156,9 +148,9 @@ class DeviceConfig:
                                  f"{self.read_noise!r}. Fix: pass read_noise='per-read', 'per-chip' or 'off'.")
 
     @property
-    def noise_model(self):
+    def noise_model(self) -> Any:
         """The resolved `tf_nvm.noise.NoiseModel`."""
-        from tf_nvm import noise as noise_models  # noqa: PLC0415
+        from tf_nvm import noise as noise_models  # noqa: PLC0415  (noise imports TensorFlow)
 
         return noise_models.get(self.noise)
 
@@ -186,17 +178,17 @@ class SimulationConfig:
     batch_size: int = 256
     jit_compile: bool = False
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name, cls in (("dac", DACConfig), ("adc", ADCConfig), ("device", DeviceConfig)):
             if not isinstance(getattr(self, name), cls):
                 raise SimulatorError(f"SimulationConfig.{name} must be a {cls.__name__}, got "
                                      f"{type(getattr(self, name)).__name__}. Fix: pass {name}={cls.__name__}(...).")
         _number("SimulationConfig", "seed", self.seed, 0, 2 ** 31 - 1, integer=True)
         _number("SimulationConfig", "batch_size", self.batch_size, 1, 1 << 20, integer=True)
-        if not isinstance(self.jit_compile, bool):
+        if not is_kind(self.jit_compile, "bool"):
             raise SimulatorError(f"SimulationConfig.jit_compile must be True or False, got {self.jit_compile!r}.")
 
-    def replace_path(self, path, value):
+    def replace_path(self, path: str, value: Any) -> "SimulationConfig":
         """A copy with one field set by its dotted path (``"adc.bits"``, ``"device.t_inference"``, ``"seed"``).
 
         Raises:
@@ -213,17 +205,18 @@ class SimulationConfig:
         return dataclasses.replace(self, **{parts[0]: dataclasses.replace(section, **{parts[1]: value})})
 
     @classmethod
-    def paths(cls):
+    def paths(cls) -> list[str]:
         """Every settable dotted path (sorted)."""
         out = []
         for field in dataclasses.fields(cls):
             if field.name in ("dac", "adc", "device"):
-                out += [f"{field.name}.{f.name}" for f in dataclasses.fields(field.default)]
+                section: Any = field.default
+                out += [f"{field.name}.{f.name}" for f in dataclasses.fields(section)]
             else:
                 out.append(field.name)
         return sorted(out)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with ``schema_version`` (the noise model as its dict)."""
         out = {"schema_version": SCHEMA_VERSION}
         for field in dataclasses.fields(self):
