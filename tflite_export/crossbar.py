@@ -13,23 +13,25 @@ reproduces the Keras model's int8 outputs.
 import dataclasses
 import datetime
 import math
+import os
+from typing import Any
 
 import numpy as np
 
-import tf_nvm
-from tf_nvm import mapping as nvm_mapping
+import tf_nvm.mapping as nvm_mapping
 from tf_nvm.core import provenance
+from tf_nvm.core.atomic import check_writable
+from tf_nvm.core.errors import ExportError, MappingError
+from tf_nvm.core.preprocessing import Standardisation
+from tf_nvm.core.spec import NVMSpec, resolve_spec
 from tf_nvm.keras.backend import QuantizeLayer, QuantizeWrapper, keras, wrapper_output_quantizers
 from tf_nvm.keras.digital import NVMAveragePooling1D, NVMAveragePooling2D, NVMBatchNormalization
-from tf_nvm.core.atomic import check_writable
-from tf_nvm.core.errors import ExportError
-from tf_nvm.keras.nvm_model import check_finite_weights, check_fixed_input_shape
 from tf_nvm.keras.graph import activation_name, layer_graph
+from tf_nvm.keras.nvm_model import check_finite_weights, check_fixed_input_shape, model_spec, weight_codes
+from tf_nvm.keras.quantize_configs import LAYER_RULES
 from tf_nvm.mapping.device import adc_full_scale
 from tf_nvm.mapping.ops import DIGITAL_OPS
 from tf_nvm.mapping.tiling import channel_major_rows, depthwise_layout, plan_diagonal_tiles, same_pads
-from tf_nvm.core.preprocessing import Standardisation
-from tf_nvm.keras.quantize_configs import LAYER_RULES
 
 __all__ = ["export_crossbar", "build_mapping", "HARDWARE_FIELDS"]
 
@@ -41,19 +43,19 @@ trained codes and must equal the model's.
 """
 
 
-def _resolve_spec(model_spec, spec):
+def _resolve_spec(trained: NVMSpec, spec: Any) -> NVMSpec:
     if spec is None:
-        return model_spec
-    spec = tf_nvm.resolve_spec(spec, owner="export_crossbar")
+        return trained
+    spec = resolve_spec(spec, owner="export_crossbar")
     if spec.weight_scale is None:
-        spec = spec.with_weight_scale(model_spec.weight_scale)
-    fixed = [f.name for f in dataclasses.fields(model_spec)
+        spec = spec.with_weight_scale(trained.weight_scale)
+    fixed = [f.name for f in dataclasses.fields(trained)
              if f.name not in HARDWARE_FIELDS and f.name != "weight_scale_mode"
-             and getattr(spec, f.name) != getattr(model_spec, f.name)]
+             and getattr(spec, f.name) != getattr(trained, f.name)]
     if fixed:
         raise ExportError(
             "export_crossbar: spec differs from the model's trained spec in "
-            + ", ".join(f"{n} (given {getattr(spec, n)!r}, model {getattr(model_spec, n)!r})" for n in fixed)
+            + ", ".join(f"{n} (given {getattr(spec, n)!r}, model {getattr(trained, n)!r})" for n in fixed)
             + f". Only the hardware fields {list(HARDWARE_FIELDS)} may differ. Fix: pass spec=None, or change "
             "only those fields with tf_nvm.model_spec(model).replace(...).")
     return spec
@@ -274,7 +276,8 @@ registered with ``tf_nvm.keras.quantize_configs.register_layer(..., adapter=...)
 
 
 def _requantize(op, wrapper):
-    """The layer's ``requantize`` flag: fixed by the op's table entry, else whether the layer has an output quantizer."""
+    """The layer's ``requantize`` flag: fixed by the op's table entry, else whether the layer has an output
+    quantizer."""
     rule = DIGITAL_OPS.get(op).requantize
     if rule == "either":
         return bool(wrapper_output_quantizers(wrapper))
@@ -292,7 +295,8 @@ def _digital(layer, in_shapes, out_shape):
     return op, params, arrays, _requantize(op, layer)
 
 
-def build_mapping(model, spec=None, preprocessing=None, metadata=None):
+def build_mapping(model: Any, spec: Any = None, preprocessing: Any = None,
+                  metadata: dict[str, Any] | None = None) -> nvm_mapping.Mapping:
     """The in-memory crossbar mapping of a trained NVM model.
 
     Args:
@@ -316,63 +320,120 @@ def build_mapping(model, spec=None, preprocessing=None, metadata=None):
             option (the message names the layer and the fix), or a spec that
             changes trained fields.
     """
-    model_spec = tf_nvm.model_spec(model)
-    spec = _resolve_spec(model_spec, spec)
+    spec = _resolve_spec(model_spec(model), spec)
+    _check_model(model)
+    codes = weight_codes(model)
+    walk = _Walk(spec, codes)
+    for node in _single_call_nodes(model):
+        walk.visit(node)
+    inp = _input_encoding(walk, spec, preprocessing)
+    outputs = tuple(walk.alias.get(n, n) for n in model.output_names)
+    info = _metadata(model, spec, walk.signed)
+    info.update(metadata or {})
+    try:
+        return nvm_mapping.Mapping(spec, inp, tuple(walk.layers), outputs, info)
+    except MappingError as err:
+        raise ExportError(f"export_crossbar produced an inconsistent mapping for model {model.name!r}: {err}") \
+            from err
+
+
+def _check_model(model: Any) -> None:
+    """Refuses a model with several inputs, non-finite weights or a variable input shape."""
     if len(model.inputs) != 1:
         raise ExportError(f"model {model.name!r} has {len(model.inputs)} inputs; the mapping supports one. Fix: "
                           "concatenate the inputs inside the model.")
     check_finite_weights(model)
     check_fixed_input_shape(model, owner="export_crossbar")
-    codes = tf_nvm.weight_codes(model)
+
+
+def _single_call_nodes(model: Any) -> list[Any]:
+    """The model's layer graph in execution order (inputs included), refusing a layer called more than once."""
     nodes = layer_graph(model, include_inputs=True)
     for node in nodes:
         if node.calls > 1:
             raise ExportError(f"layer {node.name!r} is called {node.calls} times (shared layer); a crossbar "
                               "mapping needs each layer once. Fix: use separate layers.")
+    return nodes
 
-    alias = {}
-    shapes = {}
-    from_input = {}
-    input_name = None
-    layers = []
-    signed = {"digital_bias": [], "batch_norm": [], "negating_rescale": []}
-    for node in nodes:
+
+@dataclasses.dataclass
+class _Walk:
+    """The mapping's layers, built by visiting the model's layers in execution order.
+
+    Attributes:
+        spec: the spec the mapping is built for.
+        codes: `weight_codes` of the model: the crossbar layers.
+        alias: {input quantizer: the input} (the input quantizer is part of the input encoding).
+        shapes: {layer: output shape of one example}.
+        from_input: {layer: True when its values come from the input through digital steps only}.
+        input_name: the input layer's name.
+        layers: the mapping's layers, in execution order.
+        signed: the signed elements of the mapping's metadata, {kind: layer names}.
+    """
+
+    spec: NVMSpec
+    codes: dict[str, Any]
+    alias: dict[str, str] = dataclasses.field(default_factory=dict)
+    shapes: dict[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
+    from_input: dict[str, bool] = dataclasses.field(default_factory=dict)
+    input_name: Any = None  # str once the input layer is visited
+    layers: list[Any] = dataclasses.field(default_factory=list)
+    signed: dict[str, list[str]] = dataclasses.field(
+        default_factory=lambda: {"digital_bias": [], "batch_norm": [], "negating_rescale": []})
+
+    def visit(self, node: Any) -> None:
+        """Adds ``node``'s layer: the input, an alias of it, a crossbar layer or a digital step."""
         layer = node.layer
-        names = [alias.get(n, n) for n in node.inputs]
+        names = [self.alias.get(n, n) for n in node.inputs]
         if isinstance(layer, keras.layers.InputLayer):
-            input_name = layer.name
-            shapes[layer.name] = tuple(int(d) for d in layer.output_shape[0][1:]) if isinstance(
+            self.input_name = layer.name
+            self.shapes[layer.name] = tuple(int(d) for d in layer.output_shape[0][1:]) if isinstance(
                 layer.output_shape, list) else tuple(int(d) for d in layer.output_shape[1:])
-            from_input[layer.name] = True
-            continue
+            self.from_input[layer.name] = True
+            return
         out_shape = tuple(int(d) for d in layer.output_shape[1:])
-        in_shapes = [shapes[n] for n in names]
+        in_shapes = [self.shapes[n] for n in names]
+        digital: tuple[str, dict[str, Any], dict[str, Any], bool]
         if isinstance(layer, QuantizeLayer):
-            if names == [input_name]:
-                alias[layer.name] = input_name  # the input quantizer: part of the input encoding
-                continue
-            op, params, arrays, requant = "identity", {}, {}, True  # an inner quantizer: requantizes
+            if names == [self.input_name]:
+                self.alias[layer.name] = self.input_name  # the input quantizer: part of the input encoding
+                return
+            digital = ("identity", {}, {}, True)  # an inner quantizer: requantizes
         elif not isinstance(layer, QuantizeWrapper):
             raise ExportError(f"layer {layer.name!r} ({type(layer).__name__}) is not an NVM layer (no tfmot "
                               "wrapper). Fix: export the model returned by tf_nvm.quantize_model.")
-        elif layer.name not in codes:
-            op, params, arrays, requant = _digital(layer, in_shapes, out_shape)
-        if layer.name in codes:
-            rails = 2 if spec.input_encoding == "dual-rail" and all(from_input.get(n) for n in names) else 1
-            entry = _crossbar(layer, names, in_shapes[0], out_shape, codes[layer.name], spec, rails)
-            if entry.bias is not None and np.any(entry.bias < 0):
-                signed["digital_bias"].append(layer.name)
-            from_input[layer.name] = False
+        elif layer.name not in self.codes:
+            digital = _digital(layer, in_shapes, out_shape)
+        if layer.name in self.codes:
+            entry = self._crossbar(layer, names, in_shapes[0], out_shape)
         else:
-            entry = nvm_mapping.DigitalLayer(layer.name, op, tuple(names), layer.name, out_shape, params, arrays,
-                                             requant)
-            if op == "batch_norm":
-                signed["batch_norm"].append(layer.name)
-            if op == "rescale" and params["scale"] < 0:
-                signed["negating_rescale"].append(layer.name)
-            from_input[layer.name] = all(from_input.get(n) for n in names)
-        layers.append(entry)
-        shapes[layer.name] = out_shape
+            entry = self._digital(layer, names, out_shape, *digital)
+        self.layers.append(entry)
+        self.shapes[layer.name] = out_shape
+
+    def _crossbar(self, layer: Any, names: list[str], in_shape: tuple[int, ...],
+                  out_shape: tuple[int, ...]) -> Any:
+        rails = 2 if self.spec.input_encoding == "dual-rail" and all(self.from_input.get(n) for n in names) else 1
+        entry = _crossbar(layer, names, in_shape, out_shape, self.codes[layer.name], self.spec, rails)
+        if entry.bias is not None and np.any(entry.bias < 0):
+            self.signed["digital_bias"].append(layer.name)
+        self.from_input[layer.name] = False
+        return entry
+
+    def _digital(self, layer: Any, names: list[str], out_shape: tuple[int, ...], op: str, params: dict[str, Any],
+                 arrays: dict[str, Any], requant: bool) -> Any:
+        entry = nvm_mapping.DigitalLayer(layer.name, op, tuple(names), layer.name, out_shape, params, arrays,
+                                         requant)
+        if op == "batch_norm":
+            self.signed["batch_norm"].append(layer.name)
+        if op == "rescale" and params["scale"] < 0:
+            self.signed["negating_rescale"].append(layer.name)
+        self.from_input[layer.name] = all(self.from_input.get(n) for n in names)
+        return entry
+
+
+def _input_encoding(walk: _Walk, spec: NVMSpec, preprocessing: Any) -> Any:
+    """The mapping's `tf_nvm.mapping.InputEncoding`, with the standardization of the raw inputs when given."""
     mean = std = None
     if preprocessing is not None:
         if not isinstance(preprocessing, Standardisation):
@@ -380,10 +441,13 @@ def build_mapping(model, spec=None, preprocessing=None, metadata=None):
                                                       error=ExportError)
         mean = tuple(float(v) for v in preprocessing.mean)
         std = tuple(float(v) for v in preprocessing.std)
-    inp = nvm_mapping.InputEncoding(input_name, shapes[input_name], spec.input_encoding,
-                                    float(spec.activation_step), 0, mean, std)
-    outputs = tuple(alias.get(n, n) for n in model.output_names)
-    info = {
+    return nvm_mapping.InputEncoding(walk.input_name, walk.shapes[walk.input_name], spec.input_encoding,
+                                     float(spec.activation_step), 0, mean, std)
+
+
+def _metadata(model: Any, spec: NVMSpec, signed: dict[str, list[str]]) -> dict[str, Any]:
+    """The mapping's metadata: model, exporter, provenance, time and its signed elements."""
+    return {
         "model": model.name,
         "exporter": "tflite_export.export_crossbar",
         **provenance.current(),
@@ -399,15 +463,10 @@ def build_mapping(model, spec=None, preprocessing=None, metadata=None):
             **signed,
         },
     }
-    info.update(metadata or {})
-    try:
-        return nvm_mapping.Mapping(spec, inp, tuple(layers), outputs, info)
-    except tf_nvm.MappingError as err:
-        raise ExportError(f"export_crossbar produced an inconsistent mapping for model {model.name!r}: {err}") \
-            from err
 
 
-def export_crossbar(model, path, spec=None, preprocessing=None, metadata=None):
+def export_crossbar(model: Any, path: str | os.PathLike, spec: Any = None, preprocessing: Any = None,
+                    metadata: dict[str, Any] | None = None) -> nvm_mapping.Mapping:
     """Writes the crossbar mapping of a trained NVM model to ``PREFIX.json`` + ``PREFIX.npz``.
 
     Args:
