@@ -44,7 +44,7 @@ from tf_nvm.keras.backend import keras, tf
 from tf_nvm.keras.digital import NVMBatchNormalization
 from tf_nvm.keras.nvm_model import check_finite_weights, check_fixed_input_shape, model_spec
 from tf_nvm.keras.sign_split import fold_dense_sign_split, fuse_sign_split
-from tflite_export.compare import RuntimeReport, io_quantization, runtime_report
+from tflite_export.comparison import RuntimeReport, io_quantization, runtime_report
 from tflite_export.flatbuffer import TFLiteGraph, read_tflite
 from tflite_export.litert import require_litert
 from tflite_export.tflm import measure_arena as measure_tflm_arena

@@ -4,7 +4,7 @@ The names of this module live in one module per concept; they are re-exported
 here, where earlier releases defined them (``from tflite_export.verify import
 compare`` keeps working):
 
-* `tflite_export.compare`: `compare`, `runtime_report`, `RuntimeComparison`,
+* `tflite_export.comparison`: `compare`, `runtime_report`, `RuntimeComparison`,
   `RuntimeReport`, the int8 grid of the inputs and outputs (`quantize_input`,
   `io_quantization`, `keras_int8_outputs`) and which Keras arithmetic each
   runtime is compared with (`KERAS_EMULATION`).
@@ -14,7 +14,7 @@ compare`` keeps working):
 * `tflite_export.weights`: `check_nvm_weights`, `WeightCheck`.
 """
 
-from tflite_export.compare import (KERAS_EMULATION, RUNTIME_NAMES, RuntimeComparison, RuntimeReport, compare,
+from tflite_export.comparison import (KERAS_EMULATION, RUNTIME_NAMES, RuntimeComparison, RuntimeReport, compare,
                                    io_quantization, keras_int8_outputs, quantize_input, runtime_report)
 from tflite_export.litert import LITERT_RESOLVERS, require_litert, run_litert
 from tflite_export.tflm import ARENA_STEP, check_arena, measure_arena, require_tflm, run_tflm

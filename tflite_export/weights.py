@@ -37,6 +37,7 @@ class WeightCheck:
     allowed: bool
     matches_keras: bool
 
+
 def _tflite_layout(codes: np.ndarray, op: str) -> np.ndarray:
     """Keras kernel codes -> the layout TFLite stores for ``op``."""
     if op == "FULLY_CONNECTED":
