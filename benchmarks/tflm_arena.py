@@ -25,7 +25,7 @@ import numpy as np
 import tf_nvm  # first: puts TensorFlow in legacy-Keras (tf_keras) mode
 import tf_keras as keras
 from tflite_export import export_tflite
-from tflite_export.verify import _CHILD, _TOTAL, ARENA_STEP, measure_arena
+from tflite_export.tflm import _CHILD, _TOTAL, ARENA_STEP, measure_arena
 
 L = keras.layers
 

@@ -267,7 +267,7 @@ def test_a_code_off_the_channel_blocks_is_refused(wide):
     bad = dataclasses.replace(layer, codes=codes, levels=levels_from_codes(codes, mapping.spec))
     with pytest.raises(MappingError, match=r"codes: 1 code\(s\) off the channel blocks are not 0; in the "
                                            r"block-diagonal layout"):
-        dataclasses.replace(mapping, layers=tuple(bad if l is layer else l for l in mapping.layers))
+        dataclasses.replace(mapping, layers=tuple(bad if other is layer else other for other in mapping.layers))
 
 
 def test_adc_calibration_reads_only_the_programmed_columns_of_each_tile(wide):

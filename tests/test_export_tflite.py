@@ -365,8 +365,8 @@ def test_bad_runtime_arguments_are_export_errors():
     with pytest.raises(ExportError, match=r"run_litert: resolver must be one of \['default', 'builtin', 'reference'\], "
                                           r"got 'fast'\. Fix: pass one of those names\."):
         run_litert(b"", x, resolver="fast")
-    with pytest.raises(ExportError, match=r"compare: emulate must be 'auto', 'model' or one of .*, got 'gpu'\. Fix: pass one "
-                                          r"of those modes\."):
+    with pytest.raises(ExportError, match=r"compare: emulate must be 'auto', 'model' or one of .*, got 'gpu'\. "
+                                          r"Fix: pass one of those modes\."):
         compare(None, b"", x, emulate="gpu")
     with pytest.raises(ExportError, match=r"compare: unknown runtime 'onnx'; allowed: \['litert', 'litert-builtin', "
                                           r"'litert-reference', 'tflm'\]\. Fix: pass runtimes from that list\."):
@@ -417,7 +417,8 @@ def test_unknown_time_axis_is_an_export_error(tmp_path):
 
     spec = tf_nvm.core.presets.get("paper-4bit-bipolar").replace(weight_scale_mode="fixed", weight_scale=0.05)
     model = keras.Sequential([keras.Input((None, 4)), NVMQuantize(spec), NVMDense(3, spec=spec)])
-    message = r"input .* has shape \(None, None, 4\): an unknown \(None\) axis besides the batch axis cannot be exported"
+    message = (r"input .* has shape \(None, None, 4\): an unknown \(None\) axis besides the batch axis cannot be "
+               r"exported")
     with pytest.raises(ExportError, match=r"^export_tflite: model .*" + message):
         export_tflite(model, tmp_path / "m.tflite", measure_arena=False)
     from tflite_export import export_crossbar  # noqa: PLC0415

@@ -44,7 +44,7 @@ READERS = {
     "tf_nvm/experiments/recipes.py": "training recipes, experiment recipes and search configs",
     "tf_nvm/experiments/runs.py": "run folder files and step markers",
     "tf_nvm/core/tables.py": "tables as records",
-    "tflite_export/verify.py": "the arena probe's answers",
+    "tflite_export/tflm.py": "the arena probe's answers",
 }
 
 

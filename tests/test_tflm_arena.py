@@ -18,8 +18,8 @@ import tf_nvm
 from tf_nvm import ArenaTooSmallError, ExportError
 from tf_nvm.keras.backend import keras
 from tflite_export import export_tflite
-from tflite_export import verify
-from tflite_export.verify import _CHILD, _TOTAL, ARENA_STEP, check_arena, measure_arena
+from tflite_export import tflm
+from tflite_export.tflm import _CHILD, _TOTAL, ARENA_STEP, check_arena, measure_arena
 
 L = keras.layers
 
@@ -64,16 +64,16 @@ def test_too_small_arena_raises_a_named_error_instead_of_crashing(tiny):
     would kill only that child, and the test would see it)."""
     path, _, arena = tiny
     total = _reported_total(path)
-    # verify.py loaded on its own (it needs only numpy and tf_nvm's foundation): the child skips TensorFlow's import
+    # tflm.py loaded on its own (it needs only numpy and tf_nvm's foundation): the child skips TensorFlow's import
     code = textwrap.dedent(f"""
         import importlib.util
         import numpy as np
         import tf_nvm
-        spec = importlib.util.spec_from_file_location("verify", {verify.__file__!r})
-        verify = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(verify)
+        spec = importlib.util.spec_from_file_location("tflm", {tflm.__file__!r})
+        tflm = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(tflm)
         try:
-            verify.run_tflm({str(path)!r}, np.zeros((2, 16), np.int8), arena_size={total})
+            tflm.run_tflm({str(path)!r}, np.zeros((2, 16), np.int8), arena_size={total})
         except tf_nvm.ArenaTooSmallError as err:
             print("RAISED", err)
         else:

@@ -12,6 +12,12 @@ Two artefacts from one trained NVM model:
   (``PREFIX.json`` + ``PREFIX.npz``, format in ``docs/mapping_schema.md``,
   read back with `tf_nvm.mapping.load`).
 
+Modules: `tflite` (`export_tflite`), `flatbuffer` (`read_tflite`), `comparison`
+(`compare`, `runtime_report`), `litert` (`run_litert`), `tflm` (`run_tflm` and the
+arena: `measure_arena`, `check_arena`), `weights` (`check_nvm_weights`),
+`crossbar` (`export_crossbar`, `build_mapping`), `adapters` (Keras class ->
+mapping op); `verify` re-exports the names it held before it was split.
+
 Importing this package imports tf_nvm (and TensorFlow, in legacy-Keras mode).
 """
 
@@ -19,8 +25,11 @@ import tf_nvm  # noqa: F401  (legacy-Keras mode before TensorFlow loads)
 from tflite_export.crossbar import HARDWARE_FIELDS, build_mapping, export_crossbar
 from tflite_export.flatbuffer import TFLiteGraph, read_tflite
 from tflite_export.tflite import CONTAINERS, TFLiteExport, export_tflite
-from tflite_export.verify import (RuntimeComparison, RuntimeReport, WeightCheck, check_arena, check_nvm_weights,
-                                  compare, measure_arena, quantize_input, run_litert, run_tflm, runtime_report)
+from tflite_export.comparison import RuntimeComparison, RuntimeReport, compare, quantize_input, runtime_report
+from tflite_export.litert import run_litert
+from tflite_export.tflm import check_arena, measure_arena, run_tflm
+from tflite_export.weights import WeightCheck, check_nvm_weights
+from tflite_export import verify  # noqa: F401  (the module before the split: tflite_export.verify.X)
 
 __all__ = [
     "export_tflite",

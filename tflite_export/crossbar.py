@@ -13,23 +13,25 @@ reproduces the Keras model's int8 outputs.
 import dataclasses
 import datetime
 import math
+import os
+from typing import Any
 
 import numpy as np
 
-import tf_nvm
-from tf_nvm import mapping as nvm_mapping
+import tf_nvm.mapping as nvm_mapping
 from tf_nvm.core import provenance
-from tf_nvm.keras.backend import QuantizeLayer, QuantizeWrapper, keras, wrapper_output_quantizers
-from tf_nvm.keras.digital import NVMAveragePooling1D, NVMAveragePooling2D, NVMBatchNormalization
 from tf_nvm.core.atomic import check_writable
-from tf_nvm.core.errors import ExportError
-from tf_nvm.keras.nvm_model import check_finite_weights, check_fixed_input_shape
+from tf_nvm.core.errors import ExportError, MappingError
+from tf_nvm.core.preprocessing import Standardisation
+from tf_nvm.core.spec import NVMSpec, resolve_spec
+from tf_nvm.keras.backend import QuantizeLayer, QuantizeWrapper, keras, wrapper_output_quantizers
 from tf_nvm.keras.graph import activation_name, layer_graph
+from tf_nvm.keras.nvm_model import check_finite_weights, check_fixed_input_shape, model_spec, weight_codes
+from tf_nvm.keras.quantize_configs import LAYER_RULES
 from tf_nvm.mapping.device import adc_full_scale
 from tf_nvm.mapping.ops import DIGITAL_OPS
-from tf_nvm.mapping.tiling import channel_major_rows, depthwise_layout, plan_diagonal_tiles, same_pads
-from tf_nvm.core.preprocessing import Standardisation
-from tf_nvm.keras.quantize_configs import LAYER_RULES
+from tf_nvm.mapping.tiling import channel_major_rows, depthwise_layout, plan_diagonal_tiles
+from tflite_export.adapters import CROSSBAR_ADAPTERS, DIGITAL_ADAPTERS, fail_unsupported, find_adapter
 
 __all__ = ["export_crossbar", "build_mapping", "HARDWARE_FIELDS"]
 
@@ -41,80 +43,22 @@ trained codes and must equal the model's.
 """
 
 
-def _resolve_spec(model_spec, spec):
+def _resolve_spec(trained: NVMSpec, spec: Any) -> NVMSpec:
     if spec is None:
-        return model_spec
-    spec = tf_nvm.resolve_spec(spec, owner="export_crossbar")
+        return trained
+    spec = resolve_spec(spec, owner="export_crossbar")
     if spec.weight_scale is None:
-        spec = spec.with_weight_scale(model_spec.weight_scale)
-    fixed = [f.name for f in dataclasses.fields(model_spec)
+        spec = spec.with_weight_scale(trained.weight_scale)
+    fixed = [f.name for f in dataclasses.fields(trained)
              if f.name not in HARDWARE_FIELDS and f.name != "weight_scale_mode"
-             and getattr(spec, f.name) != getattr(model_spec, f.name)]
+             and getattr(spec, f.name) != getattr(trained, f.name)]
     if fixed:
         raise ExportError(
             "export_crossbar: spec differs from the model's trained spec in "
-            + ", ".join(f"{n} (given {getattr(spec, n)!r}, model {getattr(model_spec, n)!r})" for n in fixed)
+            + ", ".join(f"{n} (given {getattr(spec, n)!r}, model {getattr(trained, n)!r})" for n in fixed)
             + f". Only the hardware fields {list(HARDWARE_FIELDS)} may differ. Fix: pass spec=None, or change "
             "only those fields with tf_nvm.model_spec(model).replace(...).")
     return spec
-
-
-def _fail(name, inner, why):
-    raise ExportError(f"layer {name!r} ({type(inner).__name__}): {why}. The crossbar mapping supports the digital "
-                      f"ops {DIGITAL_OPS.names()} and the crossbar ops {list(nvm_mapping.CROSSBAR_OPS)}. Fix: "
-                      "replace the layer by a supported one.")
-
-
-# ---------------------------------------------------------------- crossbar adapters
-# Keras class -> function(inner, kernel codes, input shape) -> (op, kernel size, strides, dilation, padding,
-# pads, [rows, cols] code matrix).
-def _dense(inner, kernel, in_shape):
-    return "dense", (), (), (), "valid", (), kernel
-
-
-def _conv_geometry(inner, in_shape):
-    name = inner.name
-    if getattr(inner, "data_format", "channels_last") != "channels_last":
-        raise ExportError(f"layer {name!r} uses data_format={inner.data_format!r}; the mapping needs "
-                          "channels_last. Fix: build the model channels_last.")
-    if getattr(inner, "groups", 1) != 1:
-        raise ExportError(f"layer {name!r} has groups={inner.groups}; grouped convolutions are not mapped. "
-                          "Fix: use groups=1.")
-    if inner.padding not in ("valid", "same"):
-        raise ExportError(f"layer {name!r} has padding={inner.padding!r}; the mapping supports 'valid' and "
-                          "'same'. Fix: pad explicitly with ZeroPadding1D.")
-    ksize = tuple(int(k) for k in inner.kernel_size)
-    strides = tuple(int(s) for s in inner.strides)
-    dilation = tuple(int(d) for d in inner.dilation_rate)
-    pads = tuple(same_pads(in_shape[a], ksize[a], strides[a], dilation[a]) if inner.padding == "same" else (0, 0)
-                 for a in range(len(ksize)))
-    return ksize, strides, dilation, inner.padding, pads
-
-
-def _conv(inner, kernel, in_shape):
-    op = "conv1d" if isinstance(inner, keras.layers.Conv1D) else "conv2d"
-    return (op, *_conv_geometry(inner, in_shape), kernel.reshape(-1, kernel.shape[-1]))
-
-
-def _depthwise_conv(inner, kernel, in_shape):
-    kh, kw, cin, mult = kernel.shape
-    matrix = np.zeros((kh * kw * cin, cin * mult), np.int32)  # block-diagonal: one block per input channel
-    for c in range(cin):
-        matrix[np.arange(kh * kw) * cin + c, c * mult:(c + 1) * mult] = kernel[:, :, c, :].reshape(kh * kw, mult)
-    return ("depthwise_conv2d", *_conv_geometry(inner, in_shape), matrix)
-
-
-CROSSBAR_ADAPTERS = {
-    keras.layers.Dense: _dense,
-    keras.layers.Conv1D: _conv,
-    keras.layers.Conv2D: _conv,
-    keras.layers.DepthwiseConv2D: _depthwise_conv,
-}
-"""Keras crossbar layer class -> adapter (found through the class's MRO, most specific first)."""
-
-
-def _adapter(table, inner):
-    return next((table[cls] for cls in type(inner).__mro__ if cls in table), None)
 
 
 def _crossbar(wrapper, inputs, in_shape, out_shape, codes, spec, rails):
@@ -124,9 +68,9 @@ def _crossbar(wrapper, inputs, in_shape, out_shape, codes, spec, rails):
     if activation not in nvm_mapping.ACTIVATIONS:
         raise ExportError(f"crossbar layer {name!r} has activation {activation!r}; the mapping supports "
                           f"{list(nvm_mapping.ACTIVATIONS)}. Fix: use activation=None and a separate ReLU layer.")
-    adapter = _adapter(CROSSBAR_ADAPTERS, inner)
+    adapter = find_adapter(CROSSBAR_ADAPTERS, inner)
     if adapter is None:
-        _fail(name, inner, "this crossbar layer class is not mapped")
+        fail_unsupported(name, inner, "this crossbar layer class is not mapped")
     op, ksize, strides, dilation, padding, pads, matrix = adapter(inner, codes.codes, in_shape)
     rows, cols = matrix.shape
     channels_per_tile = None
@@ -148,133 +92,9 @@ def _crossbar(wrapper, inputs, in_shape, out_shape, codes, spec, rails):
             channels, taps, cols // channels, channels_per_tile, spec)))
 
 
-# ----------------------------------------------------------------- digital adapters
-# Keras class -> function(inner, input shapes, output shape, fail) -> (op name, params, arrays); `fail(why)`
-# raises the ExportError of an unsupported option. Op names are entries of tf_nvm.mapping.ops.DIGITAL_OPS.
-def _batch_norm(inner, in_shapes, out_shape, fail):
-    if not isinstance(inner, NVMBatchNormalization):
-        fail("a plain BatchNormalization is not exact on the integer grid; quantize_model turns it into "
-             "NVMBatchNormalization (re-quantize the float model with this tf_nvm)")
-    affine = inner.digital_affine()
-    return "batch_norm", {"channels": int(in_shapes[0][-1])}, {key: affine[key] for key in
-                                                              ("multiplier", "offset", "scale")}
-
-
-def _relu(inner, in_shapes, out_shape, fail):
-    if inner.max_value is not None or float(inner.negative_slope) != 0 or float(inner.threshold) != 0:
-        fail("only a plain ReLU (no max_value, negative_slope or threshold) is mapped")
-    return "relu", {}, {}
-
-
-def _activation(inner, in_shapes, out_shape, fail):
-    ops = {"relu": ("relu", {}), "linear": ("identity", {}), "softmax": ("softmax", {"axis": -1})}
-    act = activation_name(inner)
-    if act not in ops:
-        fail(f"activation {act!r} is not mapped (relu, linear, softmax are)")
-    return (*ops[act], {})
-
-
-def _example_axis(axis, rank, fail):
-    """A Keras axis (batch axis counted) -> an axis of one example of ``rank`` axes (negative axes unchanged)."""
-    if axis >= 0:
-        if axis == 0:
-            fail("an operation along the batch axis is not mapped")
-        return axis - 1
-    return axis if axis >= -rank else fail(f"axis {axis} is out of range")
-
-
-def _softmax(inner, in_shapes, out_shape, fail):
-    axis = _example_axis(int(inner.axis), len(out_shape), fail) if np.ndim(inner.axis) == 0 else -1
-    return "softmax", {"axis": axis}, {}
-
-
-def _rescale(inner, in_shapes, out_shape, fail):
-    scale, offset = np.asarray(inner.scale, np.float64), np.asarray(inner.offset, np.float64)
-    if scale.size != 1 or offset.size != 1:
-        fail("only scalar scale/offset are mapped")
-    return "rescale", {"scale": float(scale), "offset": float(offset)}, {}
-
-
-def _global_pool(inner, in_shapes, out_shape, fail):
-    if getattr(inner, "keepdims", False) or inner.data_format != "channels_last":
-        fail("only channels_last without keepdims is mapped")
-    axes = list(range(len(in_shapes[0]) - 1))
-    if isinstance(inner, (keras.layers.GlobalMaxPooling1D, keras.layers.GlobalMaxPooling2D)):
-        return "global_max_pool", {"axes": axes}, {}
-    return "global_average_pool", {"axes": axes, "count": math.prod(in_shapes[0][a] for a in axes)}, {}
-
-
-def _pool(inner, in_shapes, out_shape, fail):
-    if inner.data_format != "channels_last":
-        fail("only channels_last is mapped")
-    op = "max_pool" if isinstance(inner, (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D)) else "average_pool"
-    if op == "average_pool" and not isinstance(inner, (NVMAveragePooling1D, NVMAveragePooling2D)):
-        fail("a plain AveragePooling is not exact on the integer grid; quantize_model turns it into "
-             "NVMAveragePooling1D/2D (re-quantize the float model with this tf_nvm)")
-    pool = [int(p) for p in np.atleast_1d(inner.pool_size)]
-    strides = [int(s) for s in np.atleast_1d(inner.strides)]
-    return op, {"pool_size": pool, "strides": strides, "padding": inner.padding}, {}
-
-
-def _concatenate(inner, in_shapes, out_shape, fail):
-    return "concatenate", {"axis": _example_axis(int(inner.axis) % (len(out_shape) + 1), len(out_shape), fail)}, {}
-
-
-def _zero_pad(inner, in_shapes, out_shape, fail):
-    padding = inner.padding
-    pads = [list(padding)] if isinstance(inner, keras.layers.ZeroPadding1D) else [list(p) for p in padding]
-    return "zero_pad", {"pads": [[int(a), int(b)] for a, b in pads]}, {}
-
-
-def _crop(inner, in_shapes, out_shape, fail):
-    cropping = inner.cropping
-    crops = [list(cropping)] if isinstance(inner, keras.layers.Cropping1D) else [list(c) for c in cropping]
-    return "crop", {"crops": [[int(a), int(b)] for a, b in crops]}, {}
-
-
-def _transpose(inner, in_shapes, out_shape, fail):
-    return "transpose", {"perm": [int(d) - 1 for d in inner.dims]}, {}
-
-
-def _fixed(op):
-    return lambda inner, in_shapes, out_shape, fail: (op, {}, {})
-
-
-_L = keras.layers
-DIGITAL_ADAPTERS = {
-    _L.BatchNormalization: _batch_norm,
-    _L.ReLU: _relu,
-    _L.Activation: _activation,
-    _L.Softmax: _softmax,
-    _L.Rescaling: _rescale,
-    _L.GlobalAveragePooling1D: _global_pool,
-    _L.GlobalAveragePooling2D: _global_pool,
-    _L.GlobalMaxPooling1D: _global_pool,
-    _L.GlobalMaxPooling2D: _global_pool,
-    _L.MaxPooling1D: _pool,
-    _L.MaxPooling2D: _pool,
-    _L.AveragePooling1D: _pool,
-    _L.AveragePooling2D: _pool,
-    _L.Flatten: _fixed("flatten"),
-    _L.Reshape: _fixed("reshape"),
-    _L.Dropout: _fixed("identity"),
-    _L.SpatialDropout1D: _fixed("identity"),
-    _L.SpatialDropout2D: _fixed("identity"),
-    _L.Concatenate: _concatenate,
-    _L.Add: _fixed("add"),
-    _L.Subtract: _fixed("subtract"),
-    _L.Permute: _transpose,
-    _L.Cropping1D: _crop,
-    _L.Cropping2D: _crop,
-    _L.ZeroPadding1D: _zero_pad,
-    _L.ZeroPadding2D: _zero_pad,
-}
-"""Keras layer class -> digital adapter (found through the class's MRO, most specific first). A user's own class
-registered with ``tf_nvm.keras.quantize_configs.register_layer(..., adapter=...)`` uses its table entry's adapter."""
-
-
 def _requantize(op, wrapper):
-    """The layer's ``requantize`` flag: fixed by the op's table entry, else whether the layer has an output quantizer."""
+    """The layer's ``requantize`` flag: fixed by the op's table entry, else whether the layer has an output
+    quantizer."""
     rule = DIGITAL_OPS.get(op).requantize
     if rule == "either":
         return bool(wrapper_output_quantizers(wrapper))
@@ -285,14 +105,15 @@ def _digital(layer, in_shapes, out_shape):
     """(op, params, arrays, requantize) of a non-crossbar layer (a tfmot wrapper)."""
     inner = layer.layer
     rule = LAYER_RULES.get(type(inner).__name__) if type(inner).__name__ in LAYER_RULES else None
-    adapter = rule.adapter if rule is not None and rule.adapter is not None else _adapter(DIGITAL_ADAPTERS, inner)
+    adapter = rule.adapter if rule is not None and rule.adapter is not None else find_adapter(DIGITAL_ADAPTERS, inner)
     if adapter is None:
-        _fail(layer.name, inner, "this layer class is not mapped")
-    op, params, arrays = adapter(inner, in_shapes, out_shape, lambda why: _fail(layer.name, inner, why))
+        fail_unsupported(layer.name, inner, "this layer class is not mapped")
+    op, params, arrays = adapter(inner, in_shapes, out_shape, lambda why: fail_unsupported(layer.name, inner, why))
     return op, params, arrays, _requantize(op, layer)
 
 
-def build_mapping(model, spec=None, preprocessing=None, metadata=None):
+def build_mapping(model: Any, spec: Any = None, preprocessing: Any = None,
+                  metadata: dict[str, Any] | None = None) -> nvm_mapping.Mapping:
     """The in-memory crossbar mapping of a trained NVM model.
 
     Args:
@@ -316,63 +137,120 @@ def build_mapping(model, spec=None, preprocessing=None, metadata=None):
             option (the message names the layer and the fix), or a spec that
             changes trained fields.
     """
-    model_spec = tf_nvm.model_spec(model)
-    spec = _resolve_spec(model_spec, spec)
+    spec = _resolve_spec(model_spec(model), spec)
+    _check_model(model)
+    codes = weight_codes(model)
+    walk = _Walk(spec, codes)
+    for node in _single_call_nodes(model):
+        walk.visit(node)
+    inp = _input_encoding(walk, spec, preprocessing)
+    outputs = tuple(walk.alias.get(n, n) for n in model.output_names)
+    info = _metadata(model, spec, walk.signed)
+    info.update(metadata or {})
+    try:
+        return nvm_mapping.Mapping(spec, inp, tuple(walk.layers), outputs, info)
+    except MappingError as err:
+        raise ExportError(f"export_crossbar produced an inconsistent mapping for model {model.name!r}: {err}") \
+            from err
+
+
+def _check_model(model: Any) -> None:
+    """Refuses a model with several inputs, non-finite weights or a variable input shape."""
     if len(model.inputs) != 1:
         raise ExportError(f"model {model.name!r} has {len(model.inputs)} inputs; the mapping supports one. Fix: "
                           "concatenate the inputs inside the model.")
     check_finite_weights(model)
     check_fixed_input_shape(model, owner="export_crossbar")
-    codes = tf_nvm.weight_codes(model)
+
+
+def _single_call_nodes(model: Any) -> list[Any]:
+    """The model's layer graph in execution order (inputs included), refusing a layer called more than once."""
     nodes = layer_graph(model, include_inputs=True)
     for node in nodes:
         if node.calls > 1:
             raise ExportError(f"layer {node.name!r} is called {node.calls} times (shared layer); a crossbar "
                               "mapping needs each layer once. Fix: use separate layers.")
+    return nodes
 
-    alias = {}
-    shapes = {}
-    from_input = {}
-    input_name = None
-    layers = []
-    signed = {"digital_bias": [], "batch_norm": [], "negating_rescale": []}
-    for node in nodes:
+
+@dataclasses.dataclass
+class _Walk:
+    """The mapping's layers, built by visiting the model's layers in execution order.
+
+    Attributes:
+        spec: the spec the mapping is built for.
+        codes: `weight_codes` of the model: the crossbar layers.
+        alias: {input quantizer: the input} (the input quantizer is part of the input encoding).
+        shapes: {layer: output shape of one example}.
+        from_input: {layer: True when its values come from the input through digital steps only}.
+        input_name: the input layer's name.
+        layers: the mapping's layers, in execution order.
+        signed: the signed elements of the mapping's metadata, {kind: layer names}.
+    """
+
+    spec: NVMSpec
+    codes: dict[str, Any]
+    alias: dict[str, str] = dataclasses.field(default_factory=dict)
+    shapes: dict[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
+    from_input: dict[str, bool] = dataclasses.field(default_factory=dict)
+    input_name: Any = None  # str once the input layer is visited
+    layers: list[Any] = dataclasses.field(default_factory=list)
+    signed: dict[str, list[str]] = dataclasses.field(
+        default_factory=lambda: {"digital_bias": [], "batch_norm": [], "negating_rescale": []})
+
+    def visit(self, node: Any) -> None:
+        """Adds ``node``'s layer: the input, an alias of it, a crossbar layer or a digital step."""
         layer = node.layer
-        names = [alias.get(n, n) for n in node.inputs]
+        names = [self.alias.get(n, n) for n in node.inputs]
         if isinstance(layer, keras.layers.InputLayer):
-            input_name = layer.name
-            shapes[layer.name] = tuple(int(d) for d in layer.output_shape[0][1:]) if isinstance(
+            self.input_name = layer.name
+            self.shapes[layer.name] = tuple(int(d) for d in layer.output_shape[0][1:]) if isinstance(
                 layer.output_shape, list) else tuple(int(d) for d in layer.output_shape[1:])
-            from_input[layer.name] = True
-            continue
+            self.from_input[layer.name] = True
+            return
         out_shape = tuple(int(d) for d in layer.output_shape[1:])
-        in_shapes = [shapes[n] for n in names]
+        in_shapes = [self.shapes[n] for n in names]
+        digital: tuple[str, dict[str, Any], dict[str, Any], bool]
         if isinstance(layer, QuantizeLayer):
-            if names == [input_name]:
-                alias[layer.name] = input_name  # the input quantizer: part of the input encoding
-                continue
-            op, params, arrays, requant = "identity", {}, {}, True  # an inner quantizer: requantizes
+            if names == [self.input_name]:
+                self.alias[layer.name] = self.input_name  # the input quantizer: part of the input encoding
+                return
+            digital = ("identity", {}, {}, True)  # an inner quantizer: requantizes
         elif not isinstance(layer, QuantizeWrapper):
             raise ExportError(f"layer {layer.name!r} ({type(layer).__name__}) is not an NVM layer (no tfmot "
                               "wrapper). Fix: export the model returned by tf_nvm.quantize_model.")
-        elif layer.name not in codes:
-            op, params, arrays, requant = _digital(layer, in_shapes, out_shape)
-        if layer.name in codes:
-            rails = 2 if spec.input_encoding == "dual-rail" and all(from_input.get(n) for n in names) else 1
-            entry = _crossbar(layer, names, in_shapes[0], out_shape, codes[layer.name], spec, rails)
-            if entry.bias is not None and np.any(entry.bias < 0):
-                signed["digital_bias"].append(layer.name)
-            from_input[layer.name] = False
+        elif layer.name not in self.codes:
+            digital = _digital(layer, in_shapes, out_shape)
+        if layer.name in self.codes:
+            entry = self._crossbar(layer, names, in_shapes[0], out_shape)
         else:
-            entry = nvm_mapping.DigitalLayer(layer.name, op, tuple(names), layer.name, out_shape, params, arrays,
-                                             requant)
-            if op == "batch_norm":
-                signed["batch_norm"].append(layer.name)
-            if op == "rescale" and params["scale"] < 0:
-                signed["negating_rescale"].append(layer.name)
-            from_input[layer.name] = all(from_input.get(n) for n in names)
-        layers.append(entry)
-        shapes[layer.name] = out_shape
+            entry = self._digital(layer, names, out_shape, *digital)
+        self.layers.append(entry)
+        self.shapes[layer.name] = out_shape
+
+    def _crossbar(self, layer: Any, names: list[str], in_shape: tuple[int, ...],
+                  out_shape: tuple[int, ...]) -> Any:
+        rails = 2 if self.spec.input_encoding == "dual-rail" and all(self.from_input.get(n) for n in names) else 1
+        entry = _crossbar(layer, names, in_shape, out_shape, self.codes[layer.name], self.spec, rails)
+        if entry.bias is not None and np.any(entry.bias < 0):
+            self.signed["digital_bias"].append(layer.name)
+        self.from_input[layer.name] = False
+        return entry
+
+    def _digital(self, layer: Any, names: list[str], out_shape: tuple[int, ...], op: str, params: dict[str, Any],
+                 arrays: dict[str, Any], requant: bool) -> Any:
+        entry = nvm_mapping.DigitalLayer(layer.name, op, tuple(names), layer.name, out_shape, params, arrays,
+                                         requant)
+        if op == "batch_norm":
+            self.signed["batch_norm"].append(layer.name)
+        if op == "rescale" and params["scale"] < 0:
+            self.signed["negating_rescale"].append(layer.name)
+        self.from_input[layer.name] = all(self.from_input.get(n) for n in names)
+        return entry
+
+
+def _input_encoding(walk: _Walk, spec: NVMSpec, preprocessing: Any) -> Any:
+    """The mapping's `tf_nvm.mapping.InputEncoding`, with the standardization of the raw inputs when given."""
     mean = std = None
     if preprocessing is not None:
         if not isinstance(preprocessing, Standardisation):
@@ -380,10 +258,13 @@ def build_mapping(model, spec=None, preprocessing=None, metadata=None):
                                                       error=ExportError)
         mean = tuple(float(v) for v in preprocessing.mean)
         std = tuple(float(v) for v in preprocessing.std)
-    inp = nvm_mapping.InputEncoding(input_name, shapes[input_name], spec.input_encoding,
-                                    float(spec.activation_step), 0, mean, std)
-    outputs = tuple(alias.get(n, n) for n in model.output_names)
-    info = {
+    return nvm_mapping.InputEncoding(walk.input_name, walk.shapes[walk.input_name], spec.input_encoding,
+                                     float(spec.activation_step), 0, mean, std)
+
+
+def _metadata(model: Any, spec: NVMSpec, signed: dict[str, list[str]]) -> dict[str, Any]:
+    """The mapping's metadata: model, exporter, provenance, time and its signed elements."""
+    return {
         "model": model.name,
         "exporter": "tflite_export.export_crossbar",
         **provenance.current(),
@@ -399,15 +280,10 @@ def build_mapping(model, spec=None, preprocessing=None, metadata=None):
             **signed,
         },
     }
-    info.update(metadata or {})
-    try:
-        return nvm_mapping.Mapping(spec, inp, tuple(layers), outputs, info)
-    except tf_nvm.MappingError as err:
-        raise ExportError(f"export_crossbar produced an inconsistent mapping for model {model.name!r}: {err}") \
-            from err
 
 
-def export_crossbar(model, path, spec=None, preprocessing=None, metadata=None):
+def export_crossbar(model: Any, path: str | os.PathLike, spec: Any = None, preprocessing: Any = None,
+                    metadata: dict[str, Any] | None = None) -> nvm_mapping.Mapping:
     """Writes the crossbar mapping of a trained NVM model to ``PREFIX.json`` + ``PREFIX.npz``.
 
     Args:

@@ -25,12 +25,15 @@ tensors, 3 M values).
 import dataclasses
 import importlib
 import math
+import os
+from typing import Any
 
 import numpy as np
 
 from tf_nvm.core.errors import ExportError
 
-__all__ = ["TensorInfo", "OperatorInfo", "TFLiteGraph", "read_tflite", "check_runnable", "WEIGHT_OPS",
+__all__ = ["TensorInfo", "OperatorInfo", "TFLiteGraph", "read_tflite", "read_model_bytes", "ModelSource",
+           "check_runnable", "WEIGHT_OPS",
            "CONTROL_FLOW_OPS", "MAX_TENSOR_DIMS", "MAX_TENSOR_ELEMENTS", "MAX_TOTAL_ELEMENTS", "MAX_TENSORS",
            "MAX_OPERATORS", "MAX_OPERATOR_TENSORS", "MAX_NAME_BYTES", "MAX_CONSTANT_FACTOR"]
 
@@ -48,8 +51,19 @@ MAX_NAME_BYTES = 4096
 MAX_CONSTANT_FACTOR = 2
 _FIX = "Fix: pass the .tflite file written by tflite_export.export_tflite (tf-nvm export --tflite)."
 
+ModelSource = bytes | bytearray | str | os.PathLike
+"""A ``.tflite`` model as accepted by the readers and runners: its bytes or the path of its file."""
 
-def _schema():
+
+def read_model_bytes(content: ModelSource) -> bytes:
+    """The bytes of a ``.tflite`` model given as bytes or as the path of its file."""
+    if isinstance(content, (bytes, bytearray)):
+        return bytes(content)
+    with open(content, "rb") as handle:
+        return handle.read()
+
+
+def _schema() -> Any:
     for name in ("ai_edge_litert.schema_py_generated", "tensorflow.lite.python.schema_py_generated"):
         try:
             return importlib.import_module(name)
@@ -59,7 +73,7 @@ def _schema():
                       "tensorflow.lite.python.schema_py_generated). Fix: pip install ai-edge-litert.")
 
 
-def _names(enum_class):
+def _names(enum_class: Any) -> dict[int, str]:
     return {value: key for key, value in vars(enum_class).items() if not key.startswith("_") and isinstance(value, int)}
 
 
@@ -83,11 +97,11 @@ class TensorInfo:
     index: int
     name: str
     dtype: str
-    shape: tuple
-    scales: tuple
-    zero_points: tuple
+    shape: tuple[int, ...]
+    scales: tuple[float, ...]
+    zero_points: tuple[int, ...]
     quantized_dimension: int
-    values: object
+    values: np.ndarray | None
     buffer_bytes: int
 
 
@@ -97,8 +111,8 @@ class OperatorInfo:
 
     index: int
     op: str
-    inputs: tuple
-    outputs: tuple
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,36 +128,36 @@ class TFLiteGraph:
         subgraphs: number of subgraphs in the file (a tf_nvm export has 1).
     """
 
-    tensors: tuple
-    operators: tuple
-    inputs: tuple
-    outputs: tuple
+    tensors: tuple[TensorInfo, ...]
+    operators: tuple[OperatorInfo, ...]
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
     size_bytes: int
     subgraphs: int = 1
 
-    def op_names(self):
+    def op_names(self) -> list[str]:
         """Builtin op names in execution order."""
         return [op.op for op in self.operators]
 
-    def op_counts(self):
+    def op_counts(self) -> dict[str, int]:
         """{op name: count}, in first-use order."""
-        counts = {}
+        counts: dict[str, int] = {}
         for op in self.operators:
             counts[op.op] = counts.get(op.op, 0) + 1
         return counts
 
-    def weight_tensors(self):
+    def weight_tensors(self) -> list[tuple[OperatorInfo, TensorInfo]]:
         """[(operator, weight TensorInfo)] for every conv / depthwise / fully-connected op."""
         return [(op, self.tensors[op.inputs[1]]) for op in self.operators
                 if op.op in WEIGHT_OPS and len(op.inputs) > 1 and op.inputs[1] >= 0]
 
-    def layer_weights(self, layer_name):
+    def layer_weights(self, layer_name: str) -> list[tuple[OperatorInfo, TensorInfo]]:
         """Weight tensors whose name holds ``/layer_name/`` (the Keras layer that made them)."""
         key = f"/{layer_name}/"
         return [(op, t) for op, t in self.weight_tensors() if key in t.name]
 
 
-def _unpack_int4(raw, count):
+def _unpack_int4(raw: np.ndarray, count: int) -> np.ndarray:
     low = (raw & 0x0F).astype(np.int8)
     high = ((raw >> 4) & 0x0F).astype(np.int8)
     values = np.stack([low, high], axis=-1).reshape(-1)[:count]
@@ -154,7 +168,7 @@ _DTYPES = {"INT8": np.int8, "UINT8": np.uint8, "INT16": np.int16, "INT32": np.in
            "FLOAT32": np.float32, "FLOAT16": np.float16, "BOOL": np.bool_}
 
 
-def _string(table, slot):
+def _string(table: Any, slot: int) -> str:
     """A string field of a flatbuffer table, at most `MAX_NAME_BYTES` bytes copied, decoded."""
     tab = table._tab  # noqa: SLF001  (the generated accessor copies the whole string)
     offset = tab.Offset(slot)
@@ -165,13 +179,13 @@ def _string(table, slot):
     return bytes(tab.Bytes[start:start + length]).decode("utf-8", "replace")
 
 
-def _count(length, limit, what):
+def _count(length: int, limit: int, what: str) -> int:
     if length > limit:
         raise ExportError(f"TFLite model: {what} declares {length} entries; at most {limit} are allowed. {_FIX}")
     return length
 
 
-def _indices(values, low, high, what):
+def _indices(values: Any, low: int, high: int, what: str) -> tuple[int, ...]:
     values = tuple(int(v) for v in values)
     bad = [v for v in values if not low <= v < high]
     if bad:
@@ -180,12 +194,12 @@ def _indices(values, low, high, what):
     return values
 
 
-def _vector(table, length_name, numpy_name, limit, what):
+def _vector(table: Any, length_name: str, numpy_name: str, limit: int, what: str) -> Any:
     length = _count(getattr(table, length_name)(), limit, what)
     return getattr(table, numpy_name)() if length else ()
 
 
-def read_tflite(content):
+def read_tflite(content: ModelSource) -> TFLiteGraph:
     """Parses a ``.tflite`` model, checking everything it declares against the module's limits.
 
     Args:
@@ -199,10 +213,7 @@ def read_tflite(content):
             limits allow (negative or too many dimensions, too many values,
             tensor indices out of range, constants that do not fill their shape).
     """
-    if not isinstance(content, (bytes, bytearray)):
-        with open(content, "rb") as handle:
-            content = handle.read()
-    content = bytes(content)
+    content = read_model_bytes(content)
     schema = _schema()
     if len(content) < 8 or content[4:8] != b"TFL3":
         raise ExportError(f"not a TFLite flatbuffer (identifier {bytes(content[4:8])!r}, expected b'TFL3'). "
@@ -217,14 +228,25 @@ def read_tflite(content):
                           f"{_FIX}") from None
 
 
-def _read(schema, content):
+def _read(schema: Any, content: bytes) -> TFLiteGraph:
     model = schema.Model.GetRootAs(content, 0)
-    type_names = _names(schema.TensorType)
-    op_names = _names(schema.BuiltinOperator)
     subgraphs = model.SubgraphsLength()
     if subgraphs < 1:
         raise ExportError(f"TFLite model: the file has no subgraph. {_FIX}")
     graph = model.Subgraphs(0)
+    tensors = _read_tensors(schema, model, graph, content)
+    n_tensors = len(tensors)
+    operators = _read_operators(schema, model, graph, n_tensors)
+    graph_inputs = _indices(_vector(graph, "InputsLength", "InputsAsNumpy", MAX_OPERATOR_TENSORS, "the graph inputs"),
+                            0, n_tensors, "the graph inputs")
+    graph_outputs = _indices(_vector(graph, "OutputsLength", "OutputsAsNumpy", MAX_OPERATOR_TENSORS,
+                                     "the graph outputs"), 0, n_tensors, "the graph outputs")
+    return TFLiteGraph(tuple(tensors), tuple(operators), graph_inputs, graph_outputs, len(content), int(subgraphs))
+
+
+def _read_tensors(schema: Any, model: Any, graph: Any, content: bytes) -> list[TensorInfo]:
+    """Every tensor of ``graph``, its shape, constant data and quantization checked against the limits."""
+    type_names = _names(schema.TensorType)
     n_tensors = _count(graph.TensorsLength(), MAX_TENSORS, "the tensor list")
     n_buffers = model.BuffersLength()
     constant_budget = MAX_CONSTANT_FACTOR * len(content)
@@ -234,32 +256,13 @@ def _read(schema, content):
         t = graph.Tensors(i)
         name = _string(t, 10)
         where = f"tensor {i} ({name[:80]!r})"
-        dims = _vector(t, "ShapeLength", "ShapeAsNumpy", MAX_TENSOR_DIMS, f"{where}: the shape")
-        shape = tuple(int(d) for d in dims)
-        if any(d < 0 for d in shape):
-            raise ExportError(f"TFLite model: {where} has shape {shape}; allowed: sizes >= 0 (a tf_nvm export has "
-                              f"fixed sizes). {_FIX}")
-        count = math.prod(shape)
-        if count > MAX_TENSOR_ELEMENTS:
-            raise ExportError(f"TFLite model: {where} has shape {shape}, {count} values; at most "
-                              f"{MAX_TENSOR_ELEMENTS} values per tensor are allowed. {_FIX}")
+        shape, count = _shape(t, where)
         total += count
         if total > MAX_TOTAL_ELEMENTS:
             raise ExportError(f"TFLite model: the tensors up to {where} declare {total} values in total; at most "
                               f"{MAX_TOTAL_ELEMENTS} are allowed. {_FIX}")
         dtype = type_names.get(t.Type(), str(t.Type()))
-        raw = None
-        index = t.Buffer()
-        if 0 < index < n_buffers:
-            buffer = model.Buffers(index)
-            if buffer.Offset() > 1:  # data stored after the flatbuffer (files over 2 GB)
-                start, size = int(buffer.Offset()), int(buffer.Size())
-                if start + size > len(content):
-                    raise ExportError(f"TFLite model: {where}'s buffer lies at bytes {start}..{start + size}, past "
-                                      f"the end of the {len(content)}-byte file. {_FIX}")
-                raw = np.frombuffer(content, np.uint8, size, start)
-            elif buffer.DataLength():
-                raw = buffer.DataAsNumpy()
+        raw = _buffer(model, t.Buffer(), n_buffers, content, where)
         values = None
         if raw is not None and raw.size:
             constant_bytes += int(raw.size)
@@ -267,33 +270,80 @@ def _read(schema, content):
                 raise ExportError(f"TFLite model: the constant tensors up to {where} declare {constant_bytes} "
                                   f"bytes, more than {MAX_CONSTANT_FACTOR} x the file's {len(content)} bytes "
                                   f"(buffers shared by many tensors). {_FIX}")
-            if dtype == "INT4":
-                need = (count + 1) // 2
-            elif dtype in _DTYPES:
-                need = count * np.dtype(_DTYPES[dtype]).itemsize
-            else:
-                need = None
-            if need is not None and need != raw.size:
-                raise ExportError(f"TFLite model: {where} ({dtype}, shape {shape}) needs {need} bytes of constant "
-                                  f"data but its buffer holds {raw.size}. {_FIX}")
-            if dtype == "INT4":
-                values = _unpack_int4(raw, count).reshape(shape)
-            elif dtype in _DTYPES:
-                values = raw.view(_DTYPES[dtype]).reshape(shape)
-        q = t.Quantization()
-        scales = zps = ()
-        dimension = 0
-        if q is not None:
-            scales = tuple(float(v) for v in _vector(q, "ScaleLength", "ScaleAsNumpy", MAX_TENSOR_ELEMENTS,
-                                                     f"{where}: the quantization scales"))
-            zps = tuple(int(v) for v in _vector(q, "ZeroPointLength", "ZeroPointAsNumpy", MAX_TENSOR_ELEMENTS,
-                                                f"{where}: the zero points"))
-            if len(scales) > max(count, 1) or len(zps) > max(count, 1):
-                raise ExportError(f"TFLite model: {where} has {len(scales)} scales and {len(zps)} zero points for "
-                                  f"{count} values; at most one per value is allowed. {_FIX}")
-            dimension = int(q.QuantizedDimension())
+            values = _constant_values(raw, dtype, shape, count, where)
+        scales, zps, dimension = _quantization(t, count, where)
         tensors.append(TensorInfo(i, name, dtype, shape, scales, zps, dimension, values,
                                   0 if raw is None else int(raw.size)))
+    return tensors
+
+
+def _shape(tensor: Any, where: str) -> tuple[tuple[int, ...], int]:
+    """(shape, number of values) of a tensor: at most `MAX_TENSOR_DIMS` sizes >= 0, `MAX_TENSOR_ELEMENTS` values."""
+    dims = _vector(tensor, "ShapeLength", "ShapeAsNumpy", MAX_TENSOR_DIMS, f"{where}: the shape")
+    shape = tuple(int(d) for d in dims)
+    if any(d < 0 for d in shape):
+        raise ExportError(f"TFLite model: {where} has shape {shape}; allowed: sizes >= 0 (a tf_nvm export has "
+                          f"fixed sizes). {_FIX}")
+    count = math.prod(shape)
+    if count > MAX_TENSOR_ELEMENTS:
+        raise ExportError(f"TFLite model: {where} has shape {shape}, {count} values; at most "
+                          f"{MAX_TENSOR_ELEMENTS} values per tensor are allowed. {_FIX}")
+    return shape, count
+
+
+def _buffer(model: Any, index: int, n_buffers: int, content: bytes, where: str) -> np.ndarray | None:
+    """The raw bytes (uint8) of buffer ``index``, or None (no buffer: an activation)."""
+    if not 0 < index < n_buffers:
+        return None
+    buffer = model.Buffers(index)
+    if buffer.Offset() > 1:  # data stored after the flatbuffer (files over 2 GB)
+        start, size = int(buffer.Offset()), int(buffer.Size())
+        if start + size > len(content):
+            raise ExportError(f"TFLite model: {where}'s buffer lies at bytes {start}..{start + size}, past "
+                              f"the end of the {len(content)}-byte file. {_FIX}")
+        return np.frombuffer(content, np.uint8, size, start)
+    if buffer.DataLength():
+        return buffer.DataAsNumpy()
+    return None
+
+
+def _constant_values(raw: np.ndarray, dtype: str, shape: tuple[int, ...], count: int,
+                     where: str) -> np.ndarray | None:
+    """A constant's values (INT4 unpacked to int8), once its buffer holds exactly the bytes its shape needs."""
+    if dtype == "INT4":
+        need = (count + 1) // 2
+    elif dtype in _DTYPES:
+        need = count * np.dtype(_DTYPES[dtype]).itemsize
+    else:
+        need = None
+    if need is not None and need != raw.size:
+        raise ExportError(f"TFLite model: {where} ({dtype}, shape {shape}) needs {need} bytes of constant "
+                          f"data but its buffer holds {raw.size}. {_FIX}")
+    if dtype == "INT4":
+        return _unpack_int4(raw, count).reshape(shape)
+    if dtype in _DTYPES:
+        return raw.view(_DTYPES[dtype]).reshape(shape)
+    return None
+
+
+def _quantization(tensor: Any, count: int, where: str) -> tuple[tuple[float, ...], tuple[int, ...], int]:
+    """(scales, zero points, quantized dimension) of a tensor: at most one scale and zero point per value."""
+    q = tensor.Quantization()
+    if q is None:
+        return (), (), 0
+    scales = tuple(float(v) for v in _vector(q, "ScaleLength", "ScaleAsNumpy", MAX_TENSOR_ELEMENTS,
+                                             f"{where}: the quantization scales"))
+    zps = tuple(int(v) for v in _vector(q, "ZeroPointLength", "ZeroPointAsNumpy", MAX_TENSOR_ELEMENTS,
+                                        f"{where}: the zero points"))
+    if len(scales) > max(count, 1) or len(zps) > max(count, 1):
+        raise ExportError(f"TFLite model: {where} has {len(scales)} scales and {len(zps)} zero points for "
+                          f"{count} values; at most one per value is allowed. {_FIX}")
+    return scales, zps, int(q.QuantizedDimension())
+
+
+def _read_operators(schema: Any, model: Any, graph: Any, n_tensors: int) -> list[OperatorInfo]:
+    """Every operator of ``graph``: its builtin name and tensor indices, checked against the tensor list."""
+    op_names = _names(schema.BuiltinOperator)
     n_codes = model.OperatorCodesLength()
     operators = []
     for i in range(_count(graph.OperatorsLength(), MAX_OPERATORS, "the operator list")):
@@ -312,14 +362,10 @@ def _read(schema, content):
                                    f"operator {i} ({name}): the outputs"), 0, n_tensors,
                            f"operator {i} ({name}): the outputs")
         operators.append(OperatorInfo(i, name, inputs, outputs))
-    graph_inputs = _indices(_vector(graph, "InputsLength", "InputsAsNumpy", MAX_OPERATOR_TENSORS, "the graph inputs"),
-                            0, n_tensors, "the graph inputs")
-    graph_outputs = _indices(_vector(graph, "OutputsLength", "OutputsAsNumpy", MAX_OPERATOR_TENSORS,
-                                     "the graph outputs"), 0, n_tensors, "the graph outputs")
-    return TFLiteGraph(tuple(tensors), tuple(operators), graph_inputs, graph_outputs, len(content), int(subgraphs))
+    return operators
 
 
-def check_runnable(graph, what="TFLite model"):
+def check_runnable(graph: TFLiteGraph, what: str = "TFLite model") -> None:
     """Raises `ExportError` when ``graph`` holds control flow a tf_nvm export never has.
 
     A ``WHILE`` (or ``IF``, ``CALL``...) op runs other subgraphs and may never end:

@@ -29,13 +29,27 @@ Weight containers:
 """
 
 import dataclasses
+import os
 import warnings
+from typing import Any, Callable, Iterator, cast
 
 import numpy as np
 
+from tf_nvm.core import modes
 from tf_nvm.core.atomic import check_writable, write_bytes_atomic
 from tf_nvm.core.errors import ExportError
-from tf_nvm.keras.nvm_model import check_finite_weights, check_fixed_input_shape
+from tf_nvm.core.quiet import native_output_silenced
+from tf_nvm.core.spec import NVMSpec
+from tf_nvm.keras.backend import keras, tf
+from tf_nvm.keras.digital import NVMBatchNormalization
+from tf_nvm.keras.nvm_model import check_finite_weights, check_fixed_input_shape, model_spec
+from tf_nvm.keras.sign_split import fold_dense_sign_split, fuse_sign_split
+from tflite_export.comparison import RuntimeReport, io_quantization, runtime_report
+from tflite_export.flatbuffer import TFLiteGraph, read_tflite
+from tflite_export.litert import require_litert
+from tflite_export.tflm import measure_arena as measure_tflm_arena
+from tflite_export.tflm import require_tflm
+from tflite_export.weights import WeightCheck, check_nvm_weights
 
 __all__ = ["TFLiteExport", "export_tflite", "CONTAINERS"]
 
@@ -68,21 +82,21 @@ class TFLiteExport:
     container: str
     model_bytes: int
     weight_bytes: int
-    ops: tuple
-    op_counts: dict
-    arena_bytes: object
+    ops: tuple[str, ...]
+    op_counts: dict[str, int]
+    arena_bytes: int | None
     input_scale: float
     output_scale: float
     weight_scale: float
     nvm_weight_tensors: int
-    runtimes: object = None
-    folded_layers: tuple = ()
+    runtimes: RuntimeReport | None = None
+    folded_layers: tuple[str, ...] = ()
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of every field."""
         return dataclasses.asdict(self)
 
-    def __str__(self):
+    def __str__(self) -> str:
         arena = "not measured" if self.arena_bytes is None else f"{self.arena_bytes} bytes"
         ops = ", ".join(f"{name} x{count}" for name, count in self.op_counts.items())
         text = (f"TFLite model {self.path}: {self.model_bytes} bytes flash ({self.container} weights, "
@@ -91,10 +105,7 @@ class TFLiteExport:
         return text if self.runtimes is None else f"{text}\n{self.runtimes}"
 
 
-def _warn_plain_batchnorm(model):
-    from tf_nvm.keras.backend import keras  # noqa: PLC0415
-    from tf_nvm.keras.digital import NVMBatchNormalization  # noqa: PLC0415
-
+def _warn_plain_batchnorm(model: Any) -> None:
     plain = [layer.name for layer in model.layers
              if isinstance(getattr(layer, "layer", None), keras.layers.BatchNormalization)
              and not isinstance(layer.layer, NVMBatchNormalization)]
@@ -106,7 +117,7 @@ def _warn_plain_batchnorm(model):
             "retrain or copy the weights.", UserWarning, stacklevel=3)
 
 
-def _numeric(data):
+def _numeric(data: Any) -> np.ndarray:
     """``representative_data`` as finite float32 numbers (strings, objects, ragged lists and NaN are refused)."""
     try:
         array = np.asarray(data)
@@ -125,14 +136,17 @@ def _numeric(data):
     return array
 
 
-def _representative(model, data, count=64):
+def _grid_inputs(model: Any, count: int) -> np.ndarray:
+    """``count`` random inputs on the model's int8 input grid (seed 0), float32."""
+    shape = tuple(model.inputs[0].shape[1:])
+    step = model_spec(model).activation_step
+    return (np.random.default_rng(0).integers(-128, 128, (count,) + shape) * step).astype(np.float32)
+
+
+def _representative(model: Any, data: Any, count: int = 64) -> Callable[[], Iterator[list[np.ndarray]]]:
     shape = tuple(model.inputs[0].shape[1:])
     if data is None:
-        import tf_nvm  # noqa: PLC0415
-
-        step = tf_nvm.model_spec(model).activation_step
-        rng = np.random.default_rng(0)
-        data = (rng.integers(-128, 128, (count,) + shape) * step).astype(np.float32)
+        data = _grid_inputs(model, count)
     if callable(data):
         return data
     data = _numeric(data)
@@ -140,32 +154,24 @@ def _representative(model, data, count=64):
         raise ExportError(f"representative_data has shape {list(data.shape)}; the model expects examples of shape "
                           f"{list(shape)} (examples first). Fix: pass standardised model inputs, e.g. x_train[:256].")
 
-    def generator():
+    def generator() -> Iterator[list[np.ndarray]]:
         for i in range(min(len(data), 256)):
             yield [data[i:i + 1]]
 
     return generator
 
 
-def _check_inputs(model, data, count=64, limit=256):
+def _check_inputs(model: Any, data: Any, count: int = 64, limit: int = 256) -> tuple[np.ndarray, str]:
     """(inputs, their description) for `export_tflite`'s runtime check."""
     if data is not None and not callable(data):
         data = _numeric(data)[:limit]
         return data, f"{len(data)} representative examples"
-    import tf_nvm  # noqa: PLC0415
-
-    shape = tuple(model.inputs[0].shape[1:])
-    step = tf_nvm.model_spec(model).activation_step
-    x = (np.random.default_rng(0).integers(-128, 128, (count,) + shape) * step).astype(np.float32)
-    return x, f"{count} random inputs on the int8 input grid"
+    return _grid_inputs(model, count), f"{count} random inputs on the int8 input grid"
 
 
-def _convert(model, representative, container, fold=False):
-    from tf_nvm.keras.backend import tf  # noqa: PLC0415
-    from tf_nvm.core.modes import converter_graph, fold_sign_split  # noqa: PLC0415
-    from tf_nvm.core.quiet import native_output_silenced  # noqa: PLC0415
-
-    with converter_graph(weight_container=container), fold_sign_split(fold):
+def _convert(model: Any, representative: Callable[[], Iterator[list[np.ndarray]]], container: str,
+             fold: bool = False) -> bytes:
+    with modes.converter_graph(weight_container=container), modes.fold_sign_split(fold):
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
@@ -181,8 +187,9 @@ def _convert(model, representative, container, fold=False):
                               "tf_nvm.keras.quantize_configs.supported_layer_names()).") from err
 
 
-def export_tflite(model, path, representative_data=None, *, container="int8", fold_sign_split=True,
-                  measure_arena=True, check_runtimes=False, verbose=False):
+def export_tflite(model: Any, path: str | os.PathLike, representative_data: Any = None, *, container: str = "int8",
+                  fold_sign_split: bool = True, measure_arena: bool = True, check_runtimes: bool = False,
+                  verbose: bool = False) -> TFLiteExport:
     """Writes a full-integer TFLite model of a trained NVM model and checks its weights.
 
     int8 activations everywhere, int8 input and output (scale A/128, zero
@@ -228,58 +235,80 @@ def export_tflite(model, path, representative_data=None, *, container="int8", fo
             converter failed; the flatbuffer's NVM weights are not the
             device codes on the shared scale (a converter change).
     """
-    import tf_nvm  # noqa: PLC0415
-    from tflite_export import verify  # noqa: PLC0415
-    from tflite_export.flatbuffer import read_tflite  # noqa: PLC0415
-
-    if container not in CONTAINERS:
-        raise ExportError(f"container must be one of {list(CONTAINERS)}, got {container!r}. Fix: use 'int8' "
-                          "(default, bit-exact in LiteRT) or 'int4' (smaller, 1-LSB differences).")
-    spec = tf_nvm.model_spec(model)
-    check_fixed_input_shape(model, owner="export_tflite")
-    check_writable(path, ExportError, "TFLite output file")
-    if measure_arena or check_runtimes:
-        verify.require_tflm()
-    if check_runtimes:
-        verify.require_litert()
-    check_finite_weights(model)
+    spec = _check_request(model, path, container, measure_arena or check_runtimes, check_runtimes)
     _warn_plain_batchnorm(model)
-    if container == "int4" and (spec.code_min < -7 or spec.code_max > 7):
-        raise ExportError(
-            f"container='int4' stores codes in -7..7 (symmetric narrow 4-bit range with zero point 0), but this "
-            f"model's codes span {spec.code_min}..{spec.code_max} ({spec.weight_bits}-bit, "
-            f"{'unipolar' if spec.unipolar else spec.bipolar_mapping}). Fix: use container='int8'.")
-    folded = {}
-    if fold_sign_split:
-        from tf_nvm.keras.sign_split import fold_dense_sign_split, fuse_sign_split  # noqa: PLC0415
-
-        folded = {name: split.channels for name, split in fuse_sign_split(model).items()}
-        folded.update({name: split.channels for name, split in fold_dense_sign_split(model).items()})
-        folded = {layer.name: folded[layer.name] for layer in model.layers if layer.name in folded}  # model order
+    _check_container_range(spec, container)
+    folded = _folded_layers(model) if fold_sign_split else {}
     content = _convert(model, _representative(model, representative_data), container, fold=bool(folded))
     graph = read_tflite(content)
-    checks = verify.check_nvm_weights(model, content, folded=folded)
-    bad = [c for c in checks if not (c.allowed and c.matches_keras and len(c.scales) == 1 and c.zero_points == (0,)
-                                     and np.isclose(c.scales[0], spec.weight_scale, rtol=1e-6))]
-    if bad:
-        raise ExportError(f"the converter did not store the device codes on the shared scale for layer(s) "
-                          f"{[c.layer for c in bad]}: {bad[0]}. Fix: report this with the TensorFlow version; "
-                          "the model was not written.")
-    arena = verify.measure_arena(content) if measure_arena else None  # before writing: a failure leaves no file
+    checks = _checked_weights(model, content, folded, spec)
+    arena = measure_tflm_arena(content) if measure_arena else None  # before writing: a failure leaves no file
     write_bytes_atomic(path, content)
-    weight_bytes = sum(t.buffer_bytes for name in (c.layer for c in checks) for _, t in graph.layer_weights(name))
-    (in_scale, _), (out_scale, _) = verify.io_quantization(content)
-    summary = TFLiteExport(
-        path=str(path), container=container, model_bytes=len(content), weight_bytes=int(weight_bytes),
-        ops=tuple(graph.op_names()), op_counts=graph.op_counts(),
-        arena_bytes=arena, input_scale=float(in_scale),
-        output_scale=float(out_scale), weight_scale=float(checks[0].scales[0]), nvm_weight_tensors=len(checks),
-        folded_layers=tuple(folded))
+    summary = _summary(path, container, content, graph, checks, arena, folded)
     if check_runtimes:
         x, inputs = _check_inputs(model, representative_data)
-        report = verify.runtime_report(model, content, x, inputs=inputs)  # arena: measured (kept per model)
+        report = runtime_report(model, content, x, inputs=inputs)  # arena: measured (kept per model)
         summary = dataclasses.replace(summary, runtimes=report)
     if verbose:
         print(summary)
     return summary
 
+
+def _check_request(model: Any, path: str | os.PathLike, container: str, need_tflm: bool,
+                   need_litert: bool) -> NVMSpec:
+    """The model's spec, once the container, the model, the output file and the runtimes needed are checked."""
+    if container not in CONTAINERS:
+        raise ExportError(f"container must be one of {list(CONTAINERS)}, got {container!r}. Fix: use 'int8' "
+                          "(default, bit-exact in LiteRT) or 'int4' (smaller, 1-LSB differences).")
+    spec = model_spec(model)
+    check_fixed_input_shape(model, owner="export_tflite")
+    check_writable(path, ExportError, "TFLite output file")
+    if need_tflm:
+        require_tflm()
+    if need_litert:
+        require_litert()
+    check_finite_weights(model)
+    return spec
+
+
+def _check_container_range(spec: NVMSpec, container: str) -> None:
+    """Refuses the INT4 container for codes outside -7..7."""
+    if container == "int4" and (spec.code_min < -7 or spec.code_max > 7):
+        raise ExportError(
+            f"container='int4' stores codes in -7..7 (symmetric narrow 4-bit range with zero point 0), but this "
+            f"model's codes span {spec.code_min}..{spec.code_max} ({spec.weight_bits}-bit, "
+            f"{'unipolar' if spec.unipolar else spec.bipolar_mapping}). Fix: use container='int8'.")
+
+
+def _folded_layers(model: Any) -> dict[str, int]:
+    """{layer name: C} of the ``[t, -t]`` convolutions and Dense layers exported folded, in model order."""
+    folded = {name: split.channels for name, split in fuse_sign_split(model).items()}
+    folded.update({name: split.channels for name, split in fold_dense_sign_split(model).items()})
+    return {layer.name: folded[layer.name] for layer in model.layers if layer.name in folded}  # model order
+
+
+def _checked_weights(model: Any, content: bytes, folded: dict[str, int], spec: NVMSpec) -> list[WeightCheck]:
+    """`check_nvm_weights` of the converted model; refuses it unless every NVM tensor holds the device codes on the
+    shared scale with zero point 0."""
+    checks = check_nvm_weights(model, content, folded=folded)
+    scale = cast(float, spec.weight_scale)  # a trained model's spec is resolved: its scale is set
+    bad = [c for c in checks if not (c.allowed and c.matches_keras and len(c.scales) == 1 and c.zero_points == (0,)
+                                     and np.isclose(c.scales[0], scale, rtol=1e-6))]
+    if bad:
+        raise ExportError(f"the converter did not store the device codes on the shared scale for layer(s) "
+                          f"{[c.layer for c in bad]}: {bad[0]}. Fix: report this with the TensorFlow version; "
+                          "the model was not written.")
+    return checks
+
+
+def _summary(path: str | os.PathLike, container: str, content: bytes, graph: TFLiteGraph, checks: list[WeightCheck],
+             arena: int | None, folded: dict[str, int]) -> TFLiteExport:
+    """The `TFLiteExport` of the written model."""
+    weight_bytes = sum(t.buffer_bytes for name in (c.layer for c in checks) for _, t in graph.layer_weights(name))
+    (in_scale, _), (out_scale, _) = io_quantization(content)
+    return TFLiteExport(
+        path=str(path), container=container, model_bytes=len(content), weight_bytes=int(weight_bytes),
+        ops=tuple(graph.op_names()), op_counts=graph.op_counts(),
+        arena_bytes=arena, input_scale=float(in_scale),
+        output_scale=float(out_scale), weight_scale=float(checks[0].scales[0]), nvm_weight_tensors=len(checks),
+        folded_layers=tuple(folded))
