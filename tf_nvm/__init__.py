@@ -40,7 +40,7 @@ from tf_nvm.core.spec import NVMSpec, resolve_spec  # noqa: E402
 if _TF_IMPORTED_BEFORE:
     from tf_nvm.keras import backend as _keras  # noqa: E402,F401  (TensorFlow is loaded already: check its Keras mode now)
 
-from tf_nvm.core.version import __version__  # noqa: E402
+from tf_nvm.core.version import __version__  # noqa: E402,F401  (tf_nvm.__version__)
 
 _LAZY = {
     # name: (module, attribute or None for the module itself)

@@ -275,6 +275,18 @@ class NVMSpec:
         """True once the shared weight scale has a value."""
         return self.weight_scale is not None
 
+    @property
+    def scale(self) -> float:
+        """The shared weight scale S [weight units per device code] of a resolved spec.
+
+        Raises:
+            SpecError: the spec has no scale yet (calibrate it: `tf_nvm.calibrate_scale`, or ``quantize_model``).
+        """
+        if self.weight_scale is None:
+            raise SpecError("spec: weight_scale is None (the spec is not resolved). Fix: build the model with "
+                            "tf_nvm.quantize_model, which calibrates it, or pass weight_scale=S.")
+        return self.weight_scale
+
     def with_weight_scale(self, scale: float) -> "NVMSpec":
         """Returns a copy whose shared weight scale is ``scale`` (float > 0)."""
         return dataclasses.replace(self, weight_scale=float(scale))
@@ -338,7 +350,7 @@ for _bits_ in (2, 4):
 del _bits_
 
 
-def resolve_spec(spec: "NVMSpec | str | dict[str, Any]", *, owner: str = "spec",
+def resolve_spec(spec: "NVMSpec | str | dict[str, Any] | None", *, owner: str = "spec",
                  need_scale: bool = False) -> NVMSpec:
     """The one spec resolver: an `NVMSpec`, a preset name or a spec dict -> `NVMSpec`.
 

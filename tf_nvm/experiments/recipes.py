@@ -15,7 +15,7 @@ import inspect
 import math
 import os
 import re
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 from tf_nvm.core import bundled
 from tf_nvm.experiments import models
@@ -218,7 +218,7 @@ _SEED = Field("seed", "int", minimum=0, maximum=2 ** 32 - 1)
 """One training seed (numpy's seed range)."""
 
 
-def check_seeds(seeds: list | tuple, where: str, fix: str) -> None:
+def check_seeds(seeds: Sequence[int], where: str, fix: str) -> None:
     """Checks a list of training seeds: non-empty, integers in 0..2^32-1 (numpy's seed range).
 
     Args:

@@ -21,5 +21,5 @@ class NVMKernelConstraint(SpecConfigured, keras.constraints.Constraint):
     """
 
     def __call__(self, w: tf.Tensor) -> tf.Tensor:
-        s = self.spec.weight_scale
+        s = self.spec.scale
         return tf.clip_by_value(w, (self.spec.code_min - 0.5) * s, (self.spec.code_max + 0.5) * s)

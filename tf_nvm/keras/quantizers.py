@@ -176,7 +176,7 @@ def snap_to_codes(weights: tf.Tensor | np.ndarray, spec: NVMSpec) -> tf.Tensor:
         `tf_nvm.core.grid.to_codes` (one float32 product by ``code_multiplier(s)``, ties to even), in
         every mode (eager, graph, XLA).
     """
-    return tf.clip_by_value(tf.round(weights * code_multiplier(spec.weight_scale)), spec.code_min, spec.code_max)
+    return tf.clip_by_value(tf.round(weights * code_multiplier(spec.scale)), spec.code_min, spec.code_max)
 
 
 class _SpecQuantizer(SpecConfigured, Quantizer):
@@ -205,7 +205,7 @@ class NVMWeightQuantizer(_SpecQuantizer):
         return self._snapped(inputs, codes)
 
     def _snapped(self, inputs: tf.Tensor, codes: tf.Tensor) -> tf.Tensor:
-        s = self.spec.weight_scale
+        s = self.spec.scale
         ste = inputs + tf.stop_gradient(codes * s - inputs)
         limit = converter_weight_limit()
         return tf.quantization.fake_quant_with_min_max_vars(
@@ -226,7 +226,7 @@ class NVMBiasQuantizer(_SpecQuantizer):
     """
 
     def __call__(self, inputs: tf.Tensor, training: Any, weights: dict[str, tf.Variable], **kwargs: Any) -> tf.Tensor:
-        step = self.spec.activation_step * self.spec.weight_scale
+        step = self.spec.activation_step * self.spec.scale
         units = tf.round(inputs * code_multiplier(step))
         return inputs + tf.stop_gradient(units * step - inputs)
 

@@ -33,8 +33,8 @@ def check_marker(folder: str, step: str) -> dict | None:
     missing = [] if info is None else [key for key in MARKER_KEYS[step] if key not in info]
     if missing:
         raise PipelineError(f"{os.path.join(folder, runs.STEPS, step + '.json')}: the {step} step's marker lacks "
-                            f"{missing} (found {sorted(info)[:12]}); it was edited or written by another tool. Fix: "
-                            f"pass --force {step} to redo {step} and every later step.")
+                            f"{missing} (found {sorted(info or {})[:12]}); it was edited or written by another "
+                            f"tool. Fix: pass --force {step} to redo {step} and every later step.")
     return info
 
 

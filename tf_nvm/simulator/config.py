@@ -13,11 +13,14 @@ Example:
 """
 
 import dataclasses
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional
 
 from tf_nvm.core.errors import SimulatorError
 from tf_nvm.core.validate import Field, is_kind, problem_of
 from tf_nvm.core.noise_presets import READ_NOISE_MODES  # (read without TensorFlow)
+
+if TYPE_CHECKING:  # for the annotations only (tf_nvm.noise imports TensorFlow)
+    from tf_nvm.noise.base import NoiseModel
 
 __all__ = ["DACConfig", "ADCConfig", "DeviceConfig", "SimulationConfig", "ADC_MODES", "READ_NOISE_MODES",
            "SCHEMA_VERSION"]
@@ -119,7 +122,7 @@ class DeviceConfig:
             aihwkit's 0.35 ohm wire segment with this mapping's g_max.
     """
 
-    noise: Union[str, object] = "ideal"
+    noise: "str | NoiseModel" = "ideal"
     stuck_at_gmin_rate: float = 0.0
     stuck_at_gmax_rate: float = 0.0
     t_inference: float = 0.0
