@@ -1,4 +1,7 @@
-"""The built wheel carries the bundled recipes: `tf-nvm recipes` works from a fresh install."""
+"""The built wheel carries the bundled recipes and the PEP 561 markers: `tf-nvm recipes` works from a fresh install.
+
+Also: the extras of setup.cfg (the light core without TensorFlow, the README's two commands' extras).
+"""
 
 import json
 import os
@@ -38,26 +41,40 @@ def _see_our_packages(python, env, cwd):
         handle.write("\n".join(ours) + "\n")
 
 
-@pytest.mark.slow
-def test_wheel_installs_with_its_recipes(tmp_path):
+def build_wheel(tmp_path):
+    """Builds this checkout's wheel into ``tmp_path/dist`` and returns its path (no dependencies fetched)."""
     # Build from a copy, so no build/ or .egg-info of an earlier build leaks into the wheel or the checkout.
     source = shutil.copytree(ROOT, tmp_path / "src", ignore=shutil.ignore_patterns(
         ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".benchmarks", "runs"))
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
           str(tmp_path / "dist"), str(source)], cwd=tmp_path)
     (wheel,) = (tmp_path / "dist").glob("tf_nvm-*.whl")
+    return wheel
+
+
+def fresh_venv(tmp_path):
+    """A new virtualenv ``tmp_path/venv`` (no system site packages): its python and an environment running it."""
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    return venv / "bin" / "python", env
+
+
+@pytest.mark.slow
+def test_wheel_installs_with_its_recipes(tmp_path):
+    wheel = build_wheel(tmp_path)
     with zipfile.ZipFile(wheel) as archive:
         packaged = sorted(name for name in archive.namelist() if name.startswith("tf_nvm/_recipes/"))
         searches = sorted(name for name in archive.namelist() if name.startswith("tf_nvm/_searches/"))
+        typed = sorted(name for name in archive.namelist() if name.endswith("py.typed"))
     assert packaged == sorted([f"tf_nvm/_recipes/{name}.json" for name in RECIPES]
                               + [f"tf_nvm/_recipes/experiments/{name}.json" for name in EXPERIMENTS])
     assert searches == sorted(f"tf_nvm/_searches/{name}.json" for name in SEARCHES)
+    assert typed == ["tf_nvm/py.typed", "tflite_export/py.typed"]  # PEP 561: the type hints reach users
 
-    venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
-    python, tf_nvm_command = venv / "bin" / "python", venv / "bin" / "tf-nvm"
-    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    python, env = fresh_venv(tmp_path)
+    venv, tf_nvm_command = python.parent.parent, python.parent / "tf-nvm"
     _see_our_packages(python, env, tmp_path)
     _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", "--no-index", str(wheel)],
          cwd=tmp_path, env=env)
