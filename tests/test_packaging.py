@@ -3,8 +3,10 @@
 Also: the extras of setup.cfg (the light core without TensorFlow, the README's two commands' extras).
 """
 
+import configparser
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -98,3 +100,37 @@ def test_wheel_installs_with_its_recipes(tmp_path):
     assert found["dir"].startswith(str(venv)) and found["dir"].endswith(os.path.join("tf_nvm", "_recipes"))
     assert found["spec"] == "paper-2bit-unipolar" and found["tf"] is False
     assert found["experiments"] == EXPERIMENTS and found["searches"] == SEARCHES
+
+
+def _extras():
+    """setup.cfg's install_requires and extras: {"": [requirement, ...], extra: [...]}, comments dropped."""
+    parser = configparser.ConfigParser()
+    parser.read(os.path.join(ROOT, "setup.cfg"), encoding="utf-8")
+    lines = {"": parser["options"]["install_requires"], **parser["options.extras_require"]}
+    return {name: [line.strip() for line in text.splitlines() if line.strip()] for name, text in lines.items()}
+
+
+def _with_included(extras, chosen):
+    """The extras ``chosen`` names plus every extra they pull in through ``tf-nvm[...]`` requirements."""
+    found, todo = set(), list(chosen)
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            todo += [part for line in extras[name] if line.startswith("tf-nvm[")
+                     for part in line[len("tf-nvm["):line.index("]")].split(",")]
+    return found
+
+
+def test_tensorflow_is_an_extra_and_the_readme_commands_install_it():
+    extras, stack = _extras(), {"tensorflow", "tf_keras", "tensorflow-model-optimization", "keras-tuner"}
+    names = {name: {re.split(r"[\[<>=!~; ]", line)[0] for line in lines} for name, lines in extras.items()}
+    assert not names[""] & stack and not names["mapping"] & stack  # the light install: core, mapping, cost
+    assert names["tensorflow"] == stack
+    assert all(">=" in line and "<" in line for line in extras["tensorflow"]), extras["tensorflow"]  # ranges
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as handle:
+        commands = re.findall(r'^python3 -m pip install -e "\.\[([\w,-]+)\]" && .+$', handle.read(), re.MULTILINE)
+    assert len(commands) == 2, commands  # the main command and the tests' command
+    for chosen in commands:
+        assert "tensorflow" in _with_included(extras, chosen.split(",")), chosen
+    assert {"tensorflow", "export", "har-raw", "docs", "lint"} <= _with_included(extras, ["test"])
