@@ -1,7 +1,12 @@
-"""The built wheel carries the bundled recipes: `tf-nvm recipes` works from a fresh install."""
+"""The built wheel carries the bundled recipes and the PEP 561 markers: `tf-nvm recipes` works from a fresh install.
 
+Also: the extras of setup.cfg (the light core without TensorFlow, the README's two commands' extras).
+"""
+
+import configparser
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,26 +43,40 @@ def _see_our_packages(python, env, cwd):
         handle.write("\n".join(ours) + "\n")
 
 
-@pytest.mark.slow
-def test_wheel_installs_with_its_recipes(tmp_path):
+def build_wheel(tmp_path):
+    """Builds this checkout's wheel into ``tmp_path/dist`` and returns its path (no dependencies fetched)."""
     # Build from a copy, so no build/ or .egg-info of an earlier build leaks into the wheel or the checkout.
     source = shutil.copytree(ROOT, tmp_path / "src", ignore=shutil.ignore_patterns(
         ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".benchmarks", "runs"))
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
           str(tmp_path / "dist"), str(source)], cwd=tmp_path)
     (wheel,) = (tmp_path / "dist").glob("tf_nvm-*.whl")
+    return wheel
+
+
+def fresh_venv(tmp_path):
+    """A new virtualenv ``tmp_path/venv`` (no system site packages): its python and an environment running it."""
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    return venv / "bin" / "python", env
+
+
+@pytest.mark.slow
+def test_wheel_installs_with_its_recipes(tmp_path):
+    wheel = build_wheel(tmp_path)
     with zipfile.ZipFile(wheel) as archive:
         packaged = sorted(name for name in archive.namelist() if name.startswith("tf_nvm/_recipes/"))
         searches = sorted(name for name in archive.namelist() if name.startswith("tf_nvm/_searches/"))
+        typed = sorted(name for name in archive.namelist() if name.endswith("py.typed"))
     assert packaged == sorted([f"tf_nvm/_recipes/{name}.json" for name in RECIPES]
                               + [f"tf_nvm/_recipes/experiments/{name}.json" for name in EXPERIMENTS])
     assert searches == sorted(f"tf_nvm/_searches/{name}.json" for name in SEARCHES)
+    assert typed == ["tf_nvm/py.typed", "tflite_export/py.typed"]  # PEP 561: the type hints reach users
 
-    venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
-    python, tf_nvm_command = venv / "bin" / "python", venv / "bin" / "tf-nvm"
-    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    python, env = fresh_venv(tmp_path)
+    venv, tf_nvm_command = python.parent.parent, python.parent / "tf-nvm"
     _see_our_packages(python, env, tmp_path)
     _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", "--no-index", str(wheel)],
          cwd=tmp_path, env=env)
@@ -81,3 +100,37 @@ def test_wheel_installs_with_its_recipes(tmp_path):
     assert found["dir"].startswith(str(venv)) and found["dir"].endswith(os.path.join("tf_nvm", "_recipes"))
     assert found["spec"] == "paper-2bit-unipolar" and found["tf"] is False
     assert found["experiments"] == EXPERIMENTS and found["searches"] == SEARCHES
+
+
+def _extras():
+    """setup.cfg's install_requires and extras: {"": [requirement, ...], extra: [...]}, comments dropped."""
+    parser = configparser.ConfigParser()
+    parser.read(os.path.join(ROOT, "setup.cfg"), encoding="utf-8")
+    lines = {"": parser["options"]["install_requires"], **parser["options.extras_require"]}
+    return {name: [line.strip() for line in text.splitlines() if line.strip()] for name, text in lines.items()}
+
+
+def _with_included(extras, chosen):
+    """The extras ``chosen`` names plus every extra they pull in through ``tf-nvm[...]`` requirements."""
+    found, todo = set(), list(chosen)
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            todo += [part for line in extras[name] if line.startswith("tf-nvm[")
+                     for part in line[len("tf-nvm["):line.index("]")].split(",")]
+    return found
+
+
+def test_tensorflow_is_an_extra_and_the_readme_commands_install_it():
+    extras, stack = _extras(), {"tensorflow", "tf_keras", "tensorflow-model-optimization", "keras-tuner"}
+    names = {name: {re.split(r"[\[<>=!~; ]", line)[0] for line in lines} for name, lines in extras.items()}
+    assert not names[""] & stack and not names["mapping"] & stack  # the light install: core, mapping, cost
+    assert names["tensorflow"] == stack
+    assert all(">=" in line and "<" in line for line in extras["tensorflow"]), extras["tensorflow"]  # ranges
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as handle:
+        commands = re.findall(r'^python3 -m pip install -e "\.\[([\w,-]+)\]" && .+$', handle.read(), re.MULTILINE)
+    assert len(commands) == 2, commands  # the main command and the tests' command
+    for chosen in commands:
+        assert "tensorflow" in _with_included(extras, chosen.split(",")), chosen
+    assert {"tensorflow", "export", "har-raw", "docs", "lint"} <= _with_included(extras, ["test"])

@@ -72,7 +72,13 @@ _QUIET = quiet.wanted()  # silenced unless TF_NVM_VERBOSE=1, tf-nvm --verbose or
 if not _QUIET:
     quiet.restore_tensorflow_log_level()  # `import tf_nvm` set level 3 before the command asked for --verbose
 with _start_up_output_silenced(_QUIET):
-    import tensorflow as tf  # noqa: E402
+    try:
+        import tensorflow as tf  # noqa: E402
+    except ModuleNotFoundError as error:  # the light install (tf-nvm[mapping]): core, mapping and cost only
+        raise KerasModeError(
+            f"tf_nvm's Keras side (tf_nvm.keras, training, export, simulation) needs TensorFlow, but it is not "
+            f"installed in {sys.prefix} ({error}). Allowed without it: tf_nvm.core, tf_nvm.mapping, tf_nvm.cost. "
+            'Fix: pip install "tf-nvm[tensorflow]" (from a checkout: pip install -e ".[tensorflow]").') from error
     if _QUIET:
         tf.config.list_physical_devices()  # discover devices now, while silenced (CUDA messages on CPU machines)
         tf.get_logger().setLevel("ERROR")
