@@ -33,7 +33,7 @@ import tflite_export
 from tf_nvm.keras.backend import keras
 from tf_nvm.core.atomic import write_json_atomic
 from tf_nvm.mapping.reference import evaluate
-from tf_nvm.core.preprocessing import Standardisation
+from tf_nvm.core.preprocessing import Standardization
 from tf_nvm.experiments.runs import read_run
 
 PRESETS = ["paper-2bit-unipolar", "paper-2bit-bipolar", "paper-4bit-unipolar", "paper-4bit-bipolar"]
@@ -130,7 +130,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     (raw_train, y_train), (raw_test, y_test) = tf_nvm.datasets.load_har(verbose=True)
-    standardisation = Standardisation.fit(raw_train)
+    standardisation = Standardization.fit(raw_train)
     x_train, x_test = standardisation.apply(raw_train), standardisation.apply(raw_test)
     report = {}
     if args.runs:

@@ -33,7 +33,7 @@ import tf_nvm  # first: legacy-Keras mode
 from tf_nvm.keras.backend import keras
 from tf_nvm.experiments.data import Split
 from tf_nvm.datasets.cifar10 import load_cifar10
-from tf_nvm.core.preprocessing import Standardisation
+from tf_nvm.core.preprocessing import Standardization
 from tf_nvm.experiments.recipes import Recipe
 from tf_nvm.experiments.train import train_model
 
@@ -85,7 +85,7 @@ def main():
     (x_tr, y_tr), (x_te, y_te) = load_cifar10(path=args.data)
     x_tr, x_val = x_tr[:args.train].astype(np.float32), x_tr[args.train:args.train + 1000].astype(np.float32)
     y_tr, y_val = y_tr[:args.train], y_tr[args.train:args.train + 1000]
-    std = Standardisation.fit(x_tr)
+    std = Standardization.fit(x_tr)
     split = Split(std.apply(x_tr), y_tr, std.apply(x_val), y_val, std.apply(x_te.astype(np.float32)), y_te, std,
                   args.data)
     print(json.dumps({"same_network": same_network(split.x_test[:100])}), flush=True)

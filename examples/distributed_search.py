@@ -25,13 +25,13 @@ import tf_nvm
 from tf_nvm.experiments.data import Split
 from tf_nvm.nas import config as search_config, tuners
 from tf_nvm.nas.search import run_search
-from tf_nvm.core.preprocessing import Standardisation
+from tf_nvm.core.preprocessing import Standardization
 
 rng = np.random.default_rng(0)
 y = rng.integers(0, 3, 400)
 x = rng.normal(size=(400, 32, 3)).astype(np.float32)
 x[:, :, 0] += (y[:, None] - 1.0)
-standardisation = Standardisation.fit(x[:280])
+standardisation = Standardization.fit(x[:280])
 x, y = standardisation.apply(x), y.astype(np.int32)
 split = Split(x[:280], y[:280], x[280:340], y[280:340], x[340:], y[340:], standardisation, "synthetic")
 

@@ -18,7 +18,7 @@ prefix = sys.argv[1] if len(sys.argv) > 1 else "exports/har-2bit-unipolar/mappin
 chips = int(sys.argv[2]) if len(sys.argv) > 2 else 5
 mapping = load(prefix)
 _, (x_test, y_test) = tf_nvm.datasets.load_har(verbose=False)
-x, y = mapping.input.standardise(x_test), np.asarray(y_test)  # the mapping records the input standardisation
+x, y = mapping.input.standardize(x_test), np.asarray(y_test)  # the mapping records the input standardisation
 
 for label, config in [
     ("ideal chip", SimulationConfig()),

@@ -7,7 +7,7 @@ import pytest
 
 import tf_nvm  # noqa: F401  (before anything imports tensorflow)
 from tf_nvm.keras.backend import keras
-from tf_nvm.core.preprocessing import Standardisation
+from tf_nvm.core.preprocessing import Standardization
 
 SHARED_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
 
@@ -44,10 +44,10 @@ def har_standardised():
     """Real HAR windows standardised with the training part's statistics (loaded once per session).
 
     Returns:
-        (x_train, y_train, x_test, y_test, Standardisation); x float32, y int labels.
+        (x_train, y_train, x_test, y_test, Standardization); x float32, y int labels.
     """
     (x_train, y_train), (x_test, y_test) = tf_nvm.datasets.load_har(verbose=False)
-    standardisation = Standardisation.fit(x_train)
+    standardisation = Standardization.fit(x_train)
     return (standardisation.apply(x_train), y_train, standardisation.apply(x_test), y_test, standardisation)
 
 

@@ -228,17 +228,17 @@ def test_export_and_simulate_refuse_bad_user_inputs(tmp_path, autoencoder, capsy
 def test_legacy_cifar_run_standardisation_is_read_in_pixel_units(capsys):
     import types  # noqa: PLC0415
 
-    from tf_nvm.pipeline.evaluate import run_standardisation  # noqa: PLC0415
+    from tf_nvm.pipeline.evaluate import run_standardization  # noqa: PLC0415
 
     legacy = Standardization(np.array([0.49, 0.48, 0.45], np.float32), np.array([0.25, 0.24, 0.26], np.float32))
-    found = run_standardisation(types.SimpleNamespace(dataset="cifar10", preprocessing=legacy), "runs/old")
+    found = run_standardization(types.SimpleNamespace(dataset="cifar10", preprocessing=legacy), "runs/old")
     np.testing.assert_array_equal(found.mean, legacy.mean * 255)
     np.testing.assert_array_equal(found.std, legacy.std * 255)
     assert "preprocessing.json was fitted on pixels scaled to 0..1" in capsys.readouterr().err
     pixels = Standardization(legacy.mean * 255, legacy.std * 255)
-    assert run_standardisation(types.SimpleNamespace(dataset="cifar10", preprocessing=pixels), "r") is pixels
+    assert run_standardization(types.SimpleNamespace(dataset="cifar10", preprocessing=pixels), "r") is pixels
     har = Standardization(np.zeros(9, np.float32), np.full(9, 0.5, np.float32))
-    assert run_standardisation(types.SimpleNamespace(dataset="har", preprocessing=har), "r") is har
+    assert run_standardization(types.SimpleNamespace(dataset="har", preprocessing=har), "r") is har
 
 
 def test_tasks_metrics_and_experiment_fields_are_checked():

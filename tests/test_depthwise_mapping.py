@@ -56,7 +56,7 @@ def test_weights_and_device_utilisation_per_layer_and_in_total(mapped):
     codes = tf_nvm.weight_codes(model)
     for layer in mapping.crossbar_layers:
         assert layer.weights == codes[layer.name].codes.size  # the Keras kernel's size
-        assert layer.device_utilisation == layer.weights / layer.devices
+        assert layer.device_utilization == layer.weights / layer.devices
     depthwise = next(layer for layer in mapping.crossbar_layers if layer.op == "depthwise_conv2d")
     assert depthwise.weights == 3 * 3 * 8
     summary = mapping.summary()
@@ -65,7 +65,7 @@ def test_weights_and_device_utilisation_per_layer_and_in_total(mapped):
     spec = mapping.spec
     assert summary["device_utilisation"] <= 1 / spec.devices_per_weight
     rows = {row["name"]: row for row in layer_table(mapping)}
-    assert rows[depthwise.name]["device_util"] == depthwise.device_utilisation
+    assert rows[depthwise.name]["device_util"] == depthwise.device_utilization
     assert rows[depthwise.name]["weights"] == 72
 
 
@@ -127,7 +127,7 @@ def test_a_64_channel_3x3_depthwise_layer_takes_its_diagonal_tiles_only(wide):
     assert [(t.rows_used, t.device_cols) for t in layer.tiles] == [(126, 28)] * 4 + [(72, 16)]
     assert layer.devices == 4 * 126 * 28 + 72 * 16 == 15_264
     assert sum(t.devices for t in plan_tiles(576, 64, spec)) == 576 * 128 == 73_728  # the grid layout (schema 1)
-    assert layer.weights == 576 and layer.device_utilisation == pytest.approx(576 / 15_264)
+    assert layer.weights == 576 and layer.device_utilization == pytest.approx(576 / 15_264)
     assert layer.partial_sum_tiles == 1
     # the simulator programs exactly these devices; the cost model counts them
     assert int(LayerDevices.from_layer(layer, spec, 1).used.sum()) == 15_264

@@ -8,7 +8,6 @@
 """
 
 import ast
-import os
 
 import pytest
 

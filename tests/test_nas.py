@@ -21,7 +21,7 @@ from tf_nvm.experiments.data import Split
 from tf_nvm.core.errors import SearchError
 from tf_nvm.nas import config as search_config
 from tf_nvm.nas.search import run_search
-from tf_nvm.core.preprocessing import Standardisation
+from tf_nvm.core.preprocessing import Standardization
 from tf_nvm.experiments.runs import read_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,7 +35,7 @@ def synthetic_split(n=240, t=16, c=3, k=3, seed=0):
     y = rng.integers(0, k, n)
     x = rng.normal(size=(n, t, c)).astype(np.float32)
     x[:, :, 0] += (y[:, None] - 1) * 1.5
-    st = Standardisation.fit(x[:160])
+    st = Standardization.fit(x[:160])
     x = st.apply(x)
     y = y.astype(np.int32)
     return Split(x[:160], y[:160], x[160:200], y[160:200], x[200:], y[200:], st, "synthetic")
@@ -284,7 +284,7 @@ import json, sys
 import numpy as np
 import tf_nvm
 from tf_nvm.experiments.data import Split
-from tf_nvm.core.preprocessing import Standardisation
+from tf_nvm.core.preprocessing import Standardization
 from tf_nvm.experiments.runs import read_run
 from tf_nvm.nas import config as search_config, tuners
 from tf_nvm.nas.search import run_search

@@ -107,11 +107,11 @@ class _Scripted(NoiseAwareTraining):
 
 def test_train_model_keeps_the_epoch_of_the_best_chip_accuracy():
     from tf_nvm.experiments.data import Split  # noqa: PLC0415
-    from tf_nvm.core.preprocessing import Standardisation  # noqa: PLC0415
+    from tf_nvm.core.preprocessing import Standardization  # noqa: PLC0415
     from tf_nvm.experiments.train import train_model  # noqa: PLC0415
 
     x, y = _data(96)
-    split = Split(x, y, x[:32], y[:32], x[:32], y[:32], Standardisation.fit(x), "synthetic")
+    split = Split(x, y, x[:32], y[:32], x[:32], y[:32], Standardization.fit(x), "synthetic")
     recipe = recipes.load("har-4bit-bipolar").replace(epochs=4, batch_size=32, augment_scale=0, augment_noise=0)
     model = _tiny()
     weights = {}

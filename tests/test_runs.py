@@ -11,10 +11,10 @@ import tf_nvm
 from tf_nvm import RunFolderError
 from tf_nvm.experiments import runs
 from tf_nvm.keras.backend import keras
-from tf_nvm.core.preprocessing import Standardisation
+from tf_nvm.core.preprocessing import Standardization
 from tf_nvm.experiments.recipes import Recipe
 
-STANDARDISATION = Standardisation(np.asarray([0.5, -1.0, 2.0], np.float32), np.asarray([1.0, 2.0, 0.25], np.float32))
+STANDARDISATION = Standardization(np.asarray([0.5, -1.0, 2.0], np.float32), np.asarray([1.0, 2.0, 0.25], np.float32))
 RECIPE = Recipe(name="tiny", dataset="har", architecture="har_cnn", spec="paper-2bit-bipolar", seeds=(0,))
 
 

@@ -436,7 +436,7 @@ def test_cli_simulate_writes_results_atomically(tmp_path, capsys):
         model = tf_nvm.quantize_model(tf_nvm.models.build("har_signed_cnn", filters=(4,), kernel_sizes=(5,)),
                                       "paper-2bit-unipolar", init="device")
     (x_train, _), _ = tf_nvm.datasets.load_har(verbose=False)
-    export_crossbar(model, tmp_path / "m", preprocessing=tf_nvm.core.preprocessing.Standardisation.fit(x_train))
+    export_crossbar(model, tmp_path / "m", preprocessing=tf_nvm.core.preprocessing.Standardization.fit(x_train))
     out = tmp_path / "sim"
     assert main(["simulate", str(tmp_path / "m"), "--chips", "2", "--preset", "pcm-like", "--examples", "200",
                  "--set", "adc.mode=shared", "--set", "adc.bits=12", "--out", str(out)]) == 0

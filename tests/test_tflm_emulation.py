@@ -122,7 +122,7 @@ def _op_model(layer, rng):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("layer", ["conv", "dense", "batch_norm", "gap", "sign_split"])
-def test_each_op_is_exact_in_tflite_micro_and_litert(layer, tmp_path, rng):
+def test_each_op_is_exact_in_tflite_micro_and_litert(layer, tmp_path, rng, seeded):
     model, x = _op_model(layer, rng)
     export_tflite(model, tmp_path / "m.tflite", measure_arena=False)
     results = compare(model, tmp_path / "m.tflite", x, runtimes=("litert", "litert-reference", "tflm"),

@@ -139,7 +139,7 @@ def test_every_registered_data_set_has_a_split():
 
 
 def test_har_split_is_standardised_exactly_as_before(har_split):
-    """Standardisation.fit on the training part, bit-identical to the former (x - mean) / (std + 1e-8) in float32."""
+    """Standardization.fit on the training part, bit-identical to the former (x - mean) / (std + 1e-8) in float32."""
     data = DATASETS.get("har")(verbose=False)
     subjects = np.unique(data.subject_train)
     val = np.isin(data.subject_train, subjects[np.linspace(0, len(subjects) - 1, 4).round().astype(int)])

@@ -143,10 +143,10 @@ def test_inputs_beyond_the_activation_range_warn_with_the_fraction_and_the_fix()
     with pytest.warns(InputRangeWarning, match=re.escape(
             "quantize_model: 60.2 % of the input values (289 of 480) lie outside the shared activation range "
             "[-8, 7.9375] and are clipped to it (the inputs span [-20, 20]). Fix: standardise the inputs "
-            "(tf_nvm.core.preprocessing.Standardisation.fit(x_train).apply(x), mean 0 and std 1 per channel), or use "
+            "(tf_nvm.core.preprocessing.Standardization.fit(x_train).apply(x), mean 0 and std 1 per channel), or use "
             "a spec with a larger activation_range.")):
         _ = tf_nvm.quantize_model(model, "paper-4bit-bipolar", calibration_data=raw)
-    standardised = tf_nvm.core.preprocessing.Standardisation.fit(raw).apply(raw)
+    standardised = tf_nvm.core.preprocessing.Standardization.fit(raw).apply(raw)
     with warnings.catch_warnings():
         warnings.simplefilter("error", InputRangeWarning)
         tf_nvm.quantize_model(model, "paper-4bit-bipolar", calibration_data=standardised)

@@ -22,7 +22,7 @@ import tf_nvm.mapping as nvm_mapping
 from tf_nvm.core import provenance
 from tf_nvm.core.atomic import check_writable
 from tf_nvm.core.errors import ExportError, MappingError
-from tf_nvm.core.preprocessing import Standardisation
+from tf_nvm.core.preprocessing import Standardization
 from tf_nvm.core.spec import NVMSpec, resolve_spec
 from tf_nvm.keras.backend import QuantizeLayer, QuantizeWrapper, keras, wrapper_output_quantizers
 from tf_nvm.keras.graph import activation_name, layer_graph
@@ -122,7 +122,7 @@ def build_mapping(model: Any, spec: Any = None, preprocessing: Any = None,
         spec: None (the model's spec) or a spec differing only in
             `HARDWARE_FIELDS` (crossbar size, converters, conductances, input
             encoding).
-        preprocessing: optional `tf_nvm.core.preprocessing.Standardisation`, or its dict
+        preprocessing: optional `tf_nvm.core.preprocessing.Standardization`, or its dict
             ``{"input_mean": [...], "input_std": [...]}``
             (raw units, per input channel), e.g. a run folder's
             ``preprocessing.json``.
@@ -253,8 +253,8 @@ def _input_encoding(walk: _Walk, spec: NVMSpec, preprocessing: Any) -> Any:
     """The mapping's `tf_nvm.mapping.InputEncoding`, with the standardization of the raw inputs when given."""
     mean = std = None
     if preprocessing is not None:
-        if not isinstance(preprocessing, Standardisation):
-            preprocessing = Standardisation.from_dict(preprocessing, where="export_crossbar: preprocessing",
+        if not isinstance(preprocessing, Standardization):
+            preprocessing = Standardization.from_dict(preprocessing, where="export_crossbar: preprocessing",
                                                       error=ExportError)
         mean = tuple(float(v) for v in preprocessing.mean)
         std = tuple(float(v) for v in preprocessing.std)
@@ -290,7 +290,7 @@ def export_crossbar(model: Any, path: str | os.PathLike, spec: Any = None, prepr
         model: trained Keras NVM model.
         path: output prefix (``.json``/``.npz`` suffixes are stripped).
         spec: None (the model's spec) or a spec changing only `HARDWARE_FIELDS`.
-        preprocessing: optional `Standardisation` (or ``{"input_mean", "input_std"}``) of the raw inputs.
+        preprocessing: optional `Standardization` (or ``{"input_mean", "input_std"}``) of the raw inputs.
         metadata: optional extra JSON-ready metadata.
 
     Returns:

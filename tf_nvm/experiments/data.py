@@ -30,7 +30,7 @@ from tf_nvm.core.preprocessing import Standardization
 from tf_nvm.core.registry import Registry
 
 __all__ = ["Split", "prepare_data", "subject_folds", "SPLITS", "RawData", "load_npz_data", "load_raw_data",
-           "EvaluationData", "evaluation_data", "standardization_from_data", "standardisation_from_data",
+           "EvaluationData", "evaluation_data", "standardization_from_data", "standardization_from_data",
            "USER_NPZ_MAX_BYTES",
            "CALIBRATION_EXAMPLES", "INPUT_STD_RANGE", "NPZ_VALIDATION_FRACTION"]
 
@@ -362,7 +362,7 @@ def evaluation_data(mapping: Any, raw: RawData, examples: int | None = None, whe
                              "exported from it, or export with `tf-nvm export MODEL --mapping P --data DATA.npz` "
                              "(fits the standardisation on its x_train) or --standardisation FILE.json.")
     standardized = mapping.input.mean is not None
-    x = mapping.input.standardise(x)
+    x = mapping.input.standardize(x)
     if standardized:
         spread = float(np.std(x))
         low, high = INPUT_STD_RANGE
@@ -375,5 +375,5 @@ def evaluation_data(mapping: Any, raw: RawData, examples: int | None = None, whe
                 "mapping with the standardisation of those data (tf-nvm export --data DATA.npz).")
     calibration = None
     if raw.x_train is not None:
-        calibration = mapping.input.standardise(raw.x_train[:CALIBRATION_EXAMPLES])
+        calibration = mapping.input.standardize(raw.x_train[:CALIBRATION_EXAMPLES])
     return EvaluationData(x, y, calibration, raw.dataset, raw.source, standardized)

@@ -6,7 +6,7 @@ Layout of a run folder (``schema_version`` 2)::
                         ..., "git_dirty": ...} (`tf_nvm.core.provenance.current`)
     recipe.json         the recipe (`Recipe.to_dict`)
     tf_nvm_output.json  names the command that wrote the folder (`tf_nvm.core.outputs`, the rule of every --out)
-    preprocessing.json  input standardisation (`Standardisation.to_dict`), ``data_source`` and ``data_sha256``
+    preprocessing.json  input standardisation (`Standardization.to_dict`), ``data_source`` and ``data_sha256``
     model.keras         the NVM model of the seed with the best validation accuracy
     float_model.keras   its float baseline
     seed<N>/            model.keras, float_model.keras and result.json (its numbers, written last) of seed N;
@@ -33,7 +33,7 @@ from tf_nvm.core import provenance
 from tf_nvm.core.atomic import atomic_path, write_json_atomic
 from tf_nvm.core.errors import RunFolderError, SpecError
 from tf_nvm.core.outputs import claim_output_folder, mark_output_folder
-from tf_nvm.core.preprocessing import Standardisation
+from tf_nvm.core.preprocessing import Standardization
 from tf_nvm.core.safe_io import json_plain, read_json
 from tf_nvm.core.spec import NVMSpec
 
@@ -77,7 +77,7 @@ class RunFolder:
         float_model_path: the float baseline's file (None: not in the folder).
         spec: the model's `NVMSpec` (None: a bare ``.keras`` file read without loading it,
             or a folder without ``spec.json`` read without loading the model).
-        preprocessing: input `Standardisation` (None: no ``preprocessing.json``).
+        preprocessing: input `Standardization` (None: no ``preprocessing.json``).
         data_source: where the training data came from (None: unknown).
         dataset: the recipe's data-set name (None: no ``recipe.json`` or no such field).
         recipe: contents of ``recipe.json`` (None: absent).
@@ -91,7 +91,7 @@ class RunFolder:
     model: Any = None
     float_model_path: str | None = None
     spec: NVMSpec | None = None
-    preprocessing: Standardisation | None = None
+    preprocessing: Standardization | None = None
     data_source: str | None = None
     dataset: str | None = None
     recipe: dict | None = None
@@ -124,7 +124,7 @@ def prepare_folder(folder: PathLike, overwrite: bool = False, remove: bool = Tru
         shutil.rmtree(folder)
 
 
-def create_run(folder: PathLike, recipe: Any, standardisation: Standardisation, data_source: str | None,
+def create_run(folder: PathLike, recipe: Any, standardisation: Standardization, data_source: str | None,
                data_sha256: str | None = None) -> None:
     """Starts a run folder: manifest, ``recipe.json``, ``preprocessing.json``; clears old step markers.
 
@@ -135,7 +135,7 @@ def create_run(folder: PathLike, recipe: Any, standardisation: Standardisation, 
     Args:
         folder: run folder (created).
         recipe: `Recipe`.
-        standardisation: `Standardisation` of the model inputs.
+        standardisation: `Standardization` of the model inputs.
         data_source: where the data came from (str).
         data_sha256: `tf_nvm.experiments.data.Split.content_hash` of the data (None: unknown).
     """
@@ -225,7 +225,7 @@ def read_shared_float(folder: PathLike) -> tuple[dict, Any] | StaleFloat | None:
     return result, _load_model(os.path.join(folder, FLOAT_MODEL))
 
 
-def check_resumable(folder: PathLike, recipe: Any, standardisation: Standardisation, data_source: str | None,
+def check_resumable(folder: PathLike, recipe: Any, standardisation: Standardization, data_source: str | None,
                     data_sha256: str | None = None) -> bool:
     """Whether ``folder`` holds an interrupted (or finished) run of exactly this recipe on this data.
 
@@ -332,11 +332,11 @@ def _run_model_path(path):
 
 
 def _read_preprocessing(path):
-    """(`Standardisation`, data source) of ``preprocessing.json``; (None, None) without it."""
+    """(`Standardization`, data source) of ``preprocessing.json``; (None, None) without it."""
     prep = _read_json(path, PREPROCESSING)
     if prep is None:
         return None, None
-    preprocessing = Standardisation.from_dict(prep, where=os.path.join(path, PREPROCESSING), error=RunFolderError)
+    preprocessing = Standardization.from_dict(prep, where=os.path.join(path, PREPROCESSING), error=RunFolderError)
     return preprocessing, prep.get("data_source")
 
 

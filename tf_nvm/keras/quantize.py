@@ -79,7 +79,7 @@ def check_input_range(x: np.ndarray | list[np.ndarray] | tuple[np.ndarray, ...],
         warnings.warn(
             f"{owner}: {100 * fraction:.1f} % of the input values ({clipped} of {total}) lie outside the shared "
             f"activation range [{low:g}, {high:g}] and are clipped to it (the inputs span [{smallest:.4g}, "
-            f"{largest:.4g}]). Fix: standardise the inputs (tf_nvm.core.preprocessing.Standardisation.fit(x_train)"
+            f"{largest:.4g}]). Fix: standardise the inputs (tf_nvm.core.preprocessing.Standardization.fit(x_train)"
             ".apply(x), mean 0 and std 1 per channel), or use a spec with a larger activation_range.",
             InputRangeWarning, stacklevel=3)
     return fraction

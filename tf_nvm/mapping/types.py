@@ -12,7 +12,7 @@ from typing import Any, Optional
 import numpy as np
 
 from tf_nvm.core.grid import to_int8
-from tf_nvm.core.preprocessing import Standardisation
+from tf_nvm.core.preprocessing import Standardization
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -135,7 +135,7 @@ class InputEncoding:
         """
         if self.mean is None:
             return np.asarray(raw, np.float32)
-        return Standardisation(np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)).apply(raw)
+        return Standardization(np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)).apply(raw)
 
     def standardise(self, raw: Any) -> np.ndarray:
         """Deprecated alias of `standardize` (kept for one release)."""

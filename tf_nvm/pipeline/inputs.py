@@ -17,10 +17,10 @@ import sys
 from typing import Any
 
 from tf_nvm.core.errors import ExportError
-from tf_nvm.core.preprocessing import Standardisation
+from tf_nvm.core.preprocessing import Standardization
 from tf_nvm.core.safe_io import read_json
 from tf_nvm.datasets import DATASETS
-from tf_nvm.experiments.data import evaluation_data, load_raw_data, standardisation_from_data
+from tf_nvm.experiments.data import evaluation_data, load_raw_data, standardization_from_data
 from tf_nvm.pipeline.sources import MAX_JSON_BYTES, Source, recipe_task, run_standardization
 
 __all__ = ["test_data", "input_standardization", "input_standardisation", "export_inputs", "ExportInputs",
@@ -74,11 +74,11 @@ def test_data(source: Source, dataset: str | None = None, data: str | None = Non
 
 
 def input_standardization(data: str | None = None, standardisation: str | None = None, dataset: str | None = None,
-                          where: str = "tf-nvm export") -> Standardisation | None:
+                          where: str = "tf-nvm export") -> Standardization | None:
     """The input standardization an export attaches to a model that has none.
 
     Args:
-        data: a user's ``.npz`` (its ``x_train`` is fitted, `tf_nvm.experiments.data.standardisation_from_data`),
+        data: a user's ``.npz`` (its ``x_train`` is fitted, `tf_nvm.experiments.data.standardization_from_data`),
             or the explicit source of ``dataset``.
         standardisation: a JSON file ``{"input_mean": [...], "input_std": [...]}`` (raw units, one value per
             input channel; a run folder's ``preprocessing.json``).
@@ -86,7 +86,7 @@ def input_standardization(data: str | None = None, standardisation: str | None =
         where: named in messages.
 
     Returns:
-        `tf_nvm.core.preprocessing.Standardisation`, or None when nothing is given.
+        `tf_nvm.core.preprocessing.Standardization`, or None when nothing is given.
 
     Raises:
         ExportError: both a file and data given, or an unreadable file.
@@ -100,11 +100,11 @@ def input_standardization(data: str | None = None, standardisation: str | None =
         parsed = read_json(standardisation, max_bytes=MAX_JSON_BYTES, what=f"{where} --standardisation",
                            error=ExportError,
                            fix="Fix: pass a JSON file {\"input_mean\": [...], \"input_std\": [...]}.")
-        return Standardisation.from_dict(parsed, where=f"{where} --standardisation {standardisation}",
+        return Standardization.from_dict(parsed, where=f"{where} --standardisation {standardisation}",
                                          error=ExportError)
     if data is None and dataset is None:
         return None
-    return standardisation_from_data(load_raw_data(dataset, data), where=f"{where} --data")
+    return standardization_from_data(load_raw_data(dataset, data), where=f"{where} --data")
 
 
 input_standardisation = input_standardization
@@ -116,7 +116,7 @@ class ExportInputs:
     """What an export attaches and calibrates with (`export_inputs`).
 
     Attributes:
-        standardisation: the input `Standardisation` the mapping carries, or None.
+        standardisation: the input `Standardization` the mapping carries, or None.
         representative: standardised training inputs for the TFLite converter, or None.
         dataset: the registered data set the model was trained on (mapping metadata), or None.
         task: the recipe's task for a run folder of ``tf-nvm train`` (`recipe_task`), else None.
@@ -151,7 +151,7 @@ def _export_standardization(run_folder, standardisation, raw, where, notes):
         origin = f"x_train of {raw.source}"
         notes.append(f"input standardisation fitted on {len(raw.x_train)} training examples ({origin}); the "
                      "mapping carries it")
-        return standardisation_from_data(raw, where=f"{where} --data"), origin
+        return standardization_from_data(raw, where=f"{where} --data"), origin
     notes.append(_NO_STANDARDIZATION)
     return None, None
 

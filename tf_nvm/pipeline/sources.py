@@ -29,7 +29,7 @@ from tf_nvm.pipeline.experiment import Experiment, from_dict
 from tf_nvm.pipeline.markers import variant_folder
 
 __all__ = ["Source", "read_source", "SOURCES", "model_task", "export_metadata", "run_standardization",
-           "run_standardisation", "RECIPE_TASK", "recipe_task", "MAX_JSON_BYTES"]
+           "run_standardization", "RECIPE_TASK", "recipe_task", "MAX_JSON_BYTES"]
 
 MAX_JSON_BYTES = 1 << 20
 """Largest JSON file (an experiment record, a ``--standardisation`` file) read here, bytes."""
@@ -112,7 +112,7 @@ def run_standardization(folder: Any, where: str) -> Any:
         where: named in the note.
 
     Returns:
-        `tf_nvm.core.preprocessing.Standardisation`, or None.
+        `tf_nvm.core.preprocessing.Standardization`, or None.
     """
     found = folder.preprocessing
     if folder.dataset == "cifar10" and found is not None and float(found.std.max()) <= 1.0:
