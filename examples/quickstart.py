@@ -9,7 +9,7 @@ import tf_nvm  # first: puts TensorFlow in legacy-Keras (tf_keras) mode
 import tf_keras as keras          # Keras 2, the Keras tfmot works with
 
 (x_train, y_train), (x_test, y_test) = tf_nvm.datasets.load_har()
-standardisation = tf_nvm.core.preprocessing.Standardization.fit(x_train)   # per channel, training part only
+standardisation = tf_nvm.preprocessing.Standardization.fit(x_train)   # per channel, training part only
 x_train, x_test = standardisation.apply(x_train), standardisation.apply(x_test)
 
 # A float model whose crossbars see signed inputs (both signs [x, -x]) so that
