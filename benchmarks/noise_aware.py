@@ -13,7 +13,9 @@ variant: the seeds, the ideal-chip test accuracy (mean and spread over seeds), t
 time's chip mean, the spread over seeds of those means, the mean spread over chips, the loss at
 1 day (ideal minus 1 day, of the same models) and, against the plain rows of the same recipe, the
 *recovery* ``(variant 1 day - plain 1 day) / (plain ideal - plain 1 day)`` and the *ideal cost*
-``plain ideal - variant ideal`` (acceptance: recovery >= 0.5 and cost <= 0.003).
+``plain ideal - variant ideal`` (acceptance: recovery >= 0.5 and cost <= 0.003), both of the means over seeds;
+and, paired by seed (each seed's model against the plain model of the same seed), the recovery per seed with
+its mean and spread, and the ideal cost per seed in points.
 
 Run (one cell at a time; ``nice``)::
 
@@ -101,6 +103,7 @@ def _cell(recipe, variant, seed, split, args, cell):
 def _table(cells, times):
     rows = []
     plain = {}
+    plain_cells = {}
     for (name, variant) in sorted({(c["recipe"], c["variant"]) for c in cells},
                                   key=lambda k: (k[0], list(VARIANTS).index(k[1]))):
         group = sorted((c for c in cells if (c["recipe"], c["variant"]) == (name, variant)), key=lambda c: c["seed"])
@@ -119,11 +122,23 @@ def _table(cells, times):
             row["1 day loss"] = row["ideal"] - row["1 day"]
         if variant == "plain":
             plain[name] = row
+            plain_cells[name] = {c["seed"]: c for c in group}
         base = plain.get(name)
         if base is not None and "1 day" in row and "1 day" in base and variant != "plain":
             lost = base["ideal"] - base["1 day"]
             row["recovery at 1 day"] = (row["1 day"] - base["1 day"]) / lost if lost > 0 else float("nan")
             row["ideal cost"] = base["ideal"] - row["ideal"]
+            # paired by seed: each seed's model against the plain model of the same seed
+            paired = [(c, plain_cells[name][c["seed"]]) for c in group
+                      if c["seed"] in plain_cells[name] and "1 day" in c["times"]
+                      and "1 day" in plain_cells[name][c["seed"]]["times"]]
+            recoveries = [(c["times"]["1 day"]["mean"] - p["times"]["1 day"]["mean"])
+                          / (p["ideal"] - p["times"]["1 day"]["mean"]) for c, p in paired]
+            costs = [p["ideal"] - c["ideal"] for c, p in paired]
+            row["recovery per seed"] = " ".join(f"{r:.2f}" for r in recoveries)
+            row["recovery per-seed mean"] = statistics.fmean(recoveries) if recoveries else float("nan")
+            row["recovery per-seed spread"] = statistics.pstdev(recoveries) if recoveries else float("nan")
+            row["ideal cost per seed"] = " ".join(f"{100 * cost:.2f}" for cost in costs)
         rows.append(row)
     return rows
 
