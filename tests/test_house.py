@@ -145,3 +145,17 @@ def test_function_level_imports_are_lazy_heavy_imports(module):
 def test_the_heavy_rule_sees_heavy_modules():
     assert _reaches_heavy("tf_nvm.keras.quantize") and _reaches_heavy("tensorflow")
     assert not _reaches_heavy("tf_nvm.core.errors") and not _reaches_heavy("tf_nvm.mapping.io")
+
+
+def test_every_all_names_each_public_name_once():
+    """No name twice in a module's ``__all__`` (a renamed name next to its kept alias is the usual slip)."""
+    twice = {}
+    for module in MODULES:
+        for node in _tree(module).body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets) \
+                    and isinstance(node.value, (ast.List, ast.Tuple)):
+                names = [getattr(e, "value", None) for e in node.value.elts]
+                repeated = sorted({name for name in names if names.count(name) > 1})
+                if repeated:
+                    twice[module] = repeated
+    assert not twice, f"names listed twice in __all__: {twice}"

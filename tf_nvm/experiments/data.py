@@ -30,7 +30,7 @@ from tf_nvm.core.preprocessing import Standardization
 from tf_nvm.core.registry import Registry
 
 __all__ = ["Split", "prepare_data", "subject_folds", "SPLITS", "RawData", "load_npz_data", "load_raw_data",
-           "EvaluationData", "evaluation_data", "standardization_from_data", "standardization_from_data",
+           "EvaluationData", "evaluation_data", "standardization_from_data", "standardisation_from_data",
            "USER_NPZ_MAX_BYTES",
            "CALIBRATION_EXAMPLES", "INPUT_STD_RANGE", "NPZ_VALIDATION_FRACTION"]
 

@@ -29,7 +29,7 @@ from tf_nvm.pipeline.experiment import Experiment, from_dict
 from tf_nvm.pipeline.markers import variant_folder
 
 __all__ = ["Source", "read_source", "SOURCES", "model_task", "export_metadata", "run_standardization",
-           "run_standardization", "RECIPE_TASK", "recipe_task", "MAX_JSON_BYTES"]
+           "run_standardisation", "RECIPE_TASK", "recipe_task", "MAX_JSON_BYTES"]
 
 MAX_JSON_BYTES = 1 << 20
 """Largest JSON file (an experiment record, a ``--standardisation`` file) read here, bytes."""
